@@ -1,0 +1,2 @@
+//! The tokio SIP shell over presence-core (filled by the SIP issue).
+#![forbid(unsafe_code)]

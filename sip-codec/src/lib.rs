@@ -1,0 +1,2 @@
+//! SIP and SIMPLE codec (filled by the SIP issue).
+#![forbid(unsafe_code)]
