@@ -1,0 +1,106 @@
+//! The engine's settings: hosted domains, policy switches and limits (DESIGN §3-§4), each with the documented
+//! default.
+
+use std::time::Duration;
+
+/// A limit that can be switched off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// At most this many.
+    AtMost(usize),
+    /// No limit.
+    Unlimited,
+}
+
+impl Cap {
+    /// Whether `count` more items than zero may still be added when `count` exist already.
+    pub fn allows(self, count: usize) -> bool {
+        match self {
+            Cap::AtMost(n) => count < n,
+            Cap::Unlimited => true,
+        }
+    }
+
+    /// How many can still be added when `count` exist already.
+    pub fn room(self, count: usize) -> usize {
+        match self {
+            Cap::AtMost(n) => n.saturating_sub(count),
+            Cap::Unlimited => usize::MAX,
+        }
+    }
+}
+
+/// Numeric limits of DESIGN §3-§4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Concurrent sessions one user may hold.
+    pub max_sessions_per_user: usize,
+    /// Roster items a user may add (DESIGN §3: 200).
+    pub max_contacts: Cap,
+    /// Contacts that may watch one user (DESIGN §3: 200).
+    pub max_watchers: Cap,
+    /// Offline messages held per user (DESIGN §4: 100).
+    pub offline_per_user: usize,
+    /// Offline messages held on this node (DESIGN §4: 30,000).
+    pub offline_per_node: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_sessions_per_user: 10,
+            max_contacts: Cap::AtMost(200),
+            max_watchers: Cap::AtMost(200),
+            offline_per_user: 100,
+            offline_per_node: 30_000,
+        }
+    }
+}
+
+/// Everything the engine is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The domains whose users live on this engine; anything else is routed out.
+    pub domains: Vec<String>,
+    /// Approve local subscription requests without asking (DESIGN §3; on by default).
+    pub auto_authorize: bool,
+    /// Keep messages for users with no session that can take them (off = "suppress offline IM").
+    pub offline_storage: bool,
+    /// Instant messaging on at all (off: no message flows).
+    pub im_enabled: bool,
+    /// How long a conversation stays stuck to the session that replied (DESIGN §4: 600 s).
+    pub conversation_idle: Duration,
+    /// The text sent with the error when a message could not be delivered (DESIGN §4).
+    pub undeliverable_text: String,
+    /// Numeric limits.
+    pub limits: Limits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            domains: vec!["localhost".to_owned()],
+            auto_authorize: true,
+            offline_storage: true,
+            im_enabled: true,
+            conversation_idle: Duration::from_secs(600),
+            undeliverable_text: "Your IM could not be delivered.".to_owned(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// A default configuration serving `domain`.
+    pub fn for_domain(domain: &str) -> Self {
+        EngineConfig {
+            domains: vec![domain.to_ascii_lowercase()],
+            ..Self::default()
+        }
+    }
+
+    /// Whether `domain` is hosted here.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d == domain)
+    }
+}

@@ -1,0 +1,131 @@
+//! What the shell hands the engine.
+
+use crate::compose::{CalendarState, EndpointPresence, LineState, ManualStatus};
+use crate::jid::{BareJid, Jid};
+use crate::message::Message;
+use crate::policy::UserPolicy;
+use crate::roster::{ItemDetails, SubscriptionAction};
+use crate::session::SessionId;
+use crate::stanza::{RequestId, Stanza};
+use crate::store::UserRecord;
+
+/// An event for the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// An authenticated client asks to bind a session (`resource: None` lets the engine pick one).
+    OpenSession {
+        /// The shell's handle for the new session.
+        session: SessionId,
+        /// The authenticated user.
+        user: BareJid,
+        /// The resource the client asked for.
+        resource: Option<String>,
+    },
+    /// The connection of a session is gone.
+    CloseSession {
+        /// Which session.
+        session: SessionId,
+    },
+    /// A session's presence broadcast (`to: None`) or directed presence (`to: Some`). `None` presence means
+    /// unavailable.
+    Presence {
+        /// The sending session.
+        session: SessionId,
+        /// Directed presence target.
+        to: Option<Jid>,
+        /// Available presence, or `None` for unavailable.
+        presence: Option<EndpointPresence>,
+    },
+    /// A subscription stanza from a session.
+    Subscription {
+        /// The sending session.
+        session: SessionId,
+        /// The contact.
+        to: BareJid,
+        /// Which one.
+        action: SubscriptionAction,
+    },
+    /// A message from a session.
+    Message {
+        /// The sending session.
+        session: SessionId,
+        /// The recipient as addressed.
+        to: Jid,
+        /// The message.
+        message: Message,
+    },
+    /// A roster get (RFC 6121 §2.1.3).
+    RosterGet {
+        /// The requesting session.
+        session: SessionId,
+        /// The request id.
+        request: RequestId,
+    },
+    /// A roster set adding or editing an item (RFC 6121 §2.1.5).
+    RosterSet {
+        /// The requesting session.
+        session: SessionId,
+        /// The request id.
+        request: RequestId,
+        /// The contact.
+        jid: BareJid,
+        /// Name and groups.
+        details: ItemDetails,
+    },
+    /// A roster set removing an item (RFC 6121 §2.5).
+    RosterRemove {
+        /// The requesting session.
+        session: SessionId,
+        /// The request id.
+        request: RequestId,
+        /// The contact.
+        jid: BareJid,
+    },
+    /// A stanza from another domain or node for a local address (presence, probe, subscription or message).
+    FromRemote(Stanza),
+    /// The answer to `Output::Load`: the user's record, or `None` when there is no such account.
+    Loaded {
+        /// Which user.
+        user: BareJid,
+        /// The record.
+        record: Option<UserRecord>,
+    },
+    /// An administrator or the user sets the privacy policy.
+    SetPolicy {
+        /// Whose.
+        user: BareJid,
+        /// The new policy.
+        policy: UserPolicy,
+    },
+    /// Sets or clears the user's one manual status.
+    SetManualStatus {
+        /// Whose.
+        user: BareJid,
+        /// The status, or `None` to clear it.
+        status: Option<ManualStatus>,
+    },
+    /// A phone line the user appears on changed state.
+    PhoneLine {
+        /// Whose.
+        user: BareJid,
+        /// The line identifier.
+        line: String,
+        /// The new state.
+        state: LineState,
+    },
+    /// The user's calendar state changed.
+    Calendar {
+        /// Whose.
+        user: BareJid,
+        /// The new state.
+        state: CalendarState,
+    },
+    /// Bulk add of contacts (an administrator's import): each added and subscribed to in order until the
+    /// contact limit; the rest are refused (partial add, DESIGN §3).
+    AddContacts {
+        /// Whose roster.
+        user: BareJid,
+        /// The contacts in order.
+        contacts: Vec<(BareJid, ItemDetails)>,
+    },
+}

@@ -1,0 +1,243 @@
+//! Messages (DESIGN §4, RFC 6121 §8.5): forking to every session that can take a bare-address message,
+//! stickiness to the session that replied, offline storage with per-user and per-node caps, ordered late delivery
+//! with the original stamp (XEP-0160/0203), and errors to the sender for anything refused.
+
+use super::user::Sticky;
+use super::{Engine, Output, Timer};
+use crate::jid::{BareJid, Jid};
+use crate::message::{Message, MessageKind};
+use crate::session::SessionId;
+use crate::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
+use crate::store::{StoreWrite, StoredMessage};
+
+impl Engine {
+    pub(super) fn message_from_session(&mut self, id: SessionId, to: Jid, message: Message) {
+        let Some(user) = self.sessions.get(&id).cloned() else {
+            return;
+        };
+        let Some(from) = self
+            .users
+            .get(&user)
+            .and_then(|u| u.session(id))
+            .map(|s| Jid::Full(s.jid.clone()))
+        else {
+            return;
+        };
+        if !self.config.im_enabled {
+            return self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
+        }
+        // Writing in a conversation sticks it to this session: the peer's next bare-address messages come here.
+        if to.bare().local().is_some()
+            && matches!(message.kind, MessageKind::Chat | MessageKind::Normal)
+        {
+            let now = self.now();
+            let idle = self.config.conversation_idle;
+            let u = self
+                .users
+                .get_mut(&user)
+                .expect("a bound session's user is loaded");
+            let fresh = u
+                .sticky
+                .insert(
+                    to.bare().clone(),
+                    Sticky {
+                        session: id,
+                        last: now,
+                    },
+                )
+                .is_none();
+            if fresh {
+                self.arm(
+                    now + idle,
+                    Timer::Sticky {
+                        user: user.clone(),
+                        peer: to.bare().clone(),
+                    },
+                );
+            }
+        }
+        let target = to.bare().clone();
+        self.route(
+            Stanza::Message {
+                from,
+                to,
+                message,
+                delayed: None,
+            },
+            &target,
+        );
+    }
+
+    pub(super) fn expire_sticky(
+        &mut self,
+        user: &BareJid,
+        peer: &BareJid,
+        now: std::time::Instant,
+    ) {
+        let idle = self.config.conversation_idle;
+        let Some(u) = self.users.get_mut(user) else {
+            return;
+        };
+        let Some(s) = u.sticky.get(peer) else { return };
+        let due = s.last + idle;
+        if due <= now {
+            u.sticky.remove(peer);
+        } else {
+            self.arm(
+                due,
+                Timer::Sticky {
+                    user: user.clone(),
+                    peer: peer.clone(),
+                },
+            );
+        }
+    }
+
+    /// A message for a local user, from a session or another domain.
+    pub(super) fn inbound_message(&mut self, from: Jid, to: Jid, message: Message) {
+        if !self.config.im_enabled {
+            return self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
+        }
+        let Some(u) = self.users.get(to.bare()) else {
+            return self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
+        };
+        let is_contact = u.roster.item(from.bare()).is_some();
+        if !u.policy.accepts_message_from(from.bare(), is_contact) {
+            // Indistinguishable from an address nobody can take messages at (XEP-0016 §2.13).
+            return self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
+        }
+        // A full address with a live session gets exactly that session (RFC 6121 §8.5.3.1).
+        if let Jid::Full(f) = &to
+            && let Some(s) = u.session_by_resource(f.resource())
+        {
+            let id = s.id;
+            return self.deliver(
+                id,
+                Stanza::Message {
+                    from,
+                    to,
+                    message,
+                    delayed: None,
+                },
+            );
+        }
+        if message.kind == MessageKind::Groupchat {
+            return self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
+        }
+        let candidates: Vec<SessionId> = u
+            .sessions
+            .iter()
+            .filter(|s| s.takes_bare_messages())
+            .map(|s| s.id)
+            .collect();
+        let sticky = u
+            .sticky
+            .get(from.bare())
+            .map(|s| s.session)
+            .filter(|id| candidates.contains(id));
+        let targets = match sticky {
+            Some(id) => vec![id],
+            None => candidates,
+        };
+        if !targets.is_empty() {
+            for id in targets {
+                self.deliver(
+                    id,
+                    Stanza::Message {
+                        from: from.clone(),
+                        to: to.clone(),
+                        message: message.clone(),
+                        delayed: None,
+                    },
+                );
+            }
+            return;
+        }
+        self.hold_or_refuse(from, to, message);
+    }
+
+    /// Nobody can take the message now: keep it for the next sign-in, or tell the sender why not.
+    fn hold_or_refuse(&mut self, from: Jid, to: Jid, message: Message) {
+        let limits = &self.config.limits;
+        let (per_user, per_node) = (limits.offline_per_user, limits.offline_per_node);
+        if !message.kind.storable() {
+            // Headlines are dropped and errors never answered (RFC 6121 §8.5.2.2.1).
+            if message.kind != MessageKind::Error && message.kind != MessageKind::Headline {
+                self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
+            }
+            return;
+        }
+        let user = to.bare().clone();
+        let Some(u) = self.users.get_mut(&user) else {
+            return;
+        };
+        if !self.config.offline_storage {
+            return self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
+        }
+        if u.offline.len() >= per_user || self.offline_total >= per_node {
+            return self.refuse(&from, &to, &message, ErrorCondition::ResourceConstraint);
+        }
+        let stored = StoredMessage {
+            seq: u.next_seq,
+            from,
+            to,
+            message,
+        };
+        u.next_seq += 1;
+        u.offline.push_back(stored.clone());
+        self.offline_total += 1;
+        self.out(Output::Store(StoreWrite::OfflinePush {
+            user,
+            message: stored,
+        }));
+    }
+
+    /// Hands every held message to a session that just became able to take them, oldest first, with its stamp.
+    pub(super) fn flush_offline(&mut self, user: &BareJid, id: SessionId) {
+        let Some(u) = self.users.get_mut(user) else {
+            return;
+        };
+        if u.offline.is_empty() {
+            return;
+        }
+        let held: Vec<StoredMessage> = u.offline.drain(..).collect();
+        let up_to = held.last().map(|m| m.seq).unwrap_or(0);
+        self.offline_total = self.offline_total.saturating_sub(held.len());
+        for m in held {
+            let delayed = Some(m.message.stamp);
+            self.deliver(
+                id,
+                Stanza::Message {
+                    from: m.from,
+                    to: m.to,
+                    message: m.message,
+                    delayed,
+                },
+            );
+        }
+        self.out(Output::Store(StoreWrite::OfflineClear {
+            user: user.clone(),
+            up_to,
+        }));
+    }
+
+    /// Sends the sender an error for a message (never for an error message).
+    fn refuse(&mut self, from: &Jid, to: &Jid, message: &Message, condition: ErrorCondition) {
+        if message.kind == MessageKind::Error {
+            return;
+        }
+        let text = self.config.undeliverable_text.clone();
+        self.reply_error(
+            from,
+            StanzaError {
+                to: from.clone(),
+                about: ErrorAbout::Message {
+                    id: message.id.clone(),
+                    to: to.clone(),
+                },
+                condition,
+                text: Some(text),
+            },
+        );
+    }
+}

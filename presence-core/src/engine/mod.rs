@@ -1,0 +1,362 @@
+//! The engine: one state object fed with [`Input`]s and drained of [`Output`]s (see the crate docs for the loop).
+//!
+//! Work that needs a user the engine has not loaded waits in a FIFO queue behind an `Output::Load`; everything
+//! else runs at once. Work for one user never overtakes earlier work for the same user, so the order clients see
+//! is the order the shell handed things in.
+
+mod input;
+mod messaging;
+mod output;
+mod presence;
+mod roster_ops;
+mod sessions;
+mod subscriptions;
+mod user;
+
+pub use input::Input;
+pub use output::{AddRefusal, BindError, CloseReason, Output};
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::Instant;
+
+use hashbrown::{HashMap, HashSet};
+
+use crate::compose::Overlays;
+use crate::config::EngineConfig;
+use crate::jid::{BareJid, Jid};
+use crate::roster::SubscriptionAction;
+use crate::session::SessionId;
+use crate::stanza::Stanza;
+use user::User;
+
+/// A unit of work, from the shell or generated inside the engine for a local recipient.
+#[derive(Debug, Clone)]
+enum Work {
+    /// An input from the shell.
+    Input(Input),
+    /// A stanza for a local user (from a remote peer or from another local user).
+    Inbound(Stanza),
+    /// The second half of a reciprocal add (DESIGN §3): `from` subscribes to `to`, approved without asking `to`.
+    Reciprocal { from: BareJid, to: BareJid },
+}
+
+/// A timer the engine armed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// A conversation of `user` with `peer` may have gone idle.
+    Sticky { user: BareJid, peer: BareJid },
+}
+
+/// The sans-IO presence and messaging engine.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    users: HashMap<BareJid, User>,
+    sessions: HashMap<SessionId, BareJid>,
+    overlays: HashMap<BareJid, Overlays>,
+    loading: HashSet<BareJid>,
+    waiting: HashMap<BareJid, usize>,
+    deferred: VecDeque<Work>,
+    outputs: VecDeque<Output>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    offline_total: usize,
+    now: Option<Instant>,
+}
+
+impl Engine {
+    /// A new engine with no users loaded and no messages held.
+    pub fn new(config: EngineConfig) -> Self {
+        Engine {
+            config,
+            users: HashMap::new(),
+            sessions: HashMap::new(),
+            overlays: HashMap::new(),
+            loading: HashSet::new(),
+            waiting: HashMap::new(),
+            deferred: VecDeque::new(),
+            outputs: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            offline_total: 0,
+            now: None,
+        }
+    }
+
+    /// Tells the engine how many offline messages the store already holds, so the per-node cap counts them.
+    pub fn with_offline_total(mut self, held: u64) -> Self {
+        self.offline_total = usize::try_from(held).unwrap_or(usize::MAX);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Handles one event at time `now`. Drain [`Engine::poll_output`] afterwards.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        self.now = Some(now);
+        match input {
+            Input::Loaded { user, record } => self.loaded(user, record),
+            other => self.submit(Work::Input(other)),
+        }
+    }
+
+    /// The next effect to carry out, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When the engine next needs [`Engine::handle_timeout`], if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, timer))) = self.timers.pop() else {
+                break;
+            };
+            match timer {
+                Timer::Sticky { user, peer } => self.expire_sticky(&user, &peer, now),
+            }
+        }
+    }
+
+    /// How many messages are held offline on this node.
+    pub fn offline_total(&self) -> usize {
+        self.offline_total
+    }
+
+    /// The full addresses of a user's bound sessions (empty when the user is offline).
+    pub fn sessions_of(&self, user: &BareJid) -> Vec<(SessionId, crate::jid::FullJid)> {
+        self.users
+            .get(user)
+            .map(|u| u.sessions.iter().map(|s| (s.id, s.jid.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The composed presence of a user (unavailable when offline).
+    pub fn composed(&self, user: &BareJid) -> crate::compose::Composed {
+        self.users
+            .get(user)
+            .map_or(crate::compose::Composed::UNAVAILABLE, |u| {
+                u.composed.clone()
+            })
+    }
+
+    fn now(&self) -> Instant {
+        self.now
+            .expect("handle() sets the time before any work runs")
+    }
+
+    fn out(&mut self, o: Output) {
+        self.outputs.push_back(o);
+    }
+
+    fn is_local(&self, jid: &BareJid) -> bool {
+        self.config.is_local_domain(jid.domain())
+    }
+
+    /// The user a unit of work needs loaded before it can run, if any.
+    fn needs(&self, work: &Work) -> Option<BareJid> {
+        match work {
+            Work::Input(Input::OpenSession { user, .. })
+            | Work::Input(Input::SetPolicy { user, .. })
+            | Work::Input(Input::AddContacts { user, .. }) => Some(user.clone()),
+            Work::Input(Input::FromRemote(s)) | Work::Inbound(s) => match s {
+                // Presence for a user who is not loaded is for an offline user: nothing to deliver, no load.
+                Stanza::Subscription { to, .. } => Some(to.clone()),
+                Stanza::Message { to, .. } => Some(to.bare().clone()),
+                _ => None,
+            },
+            Work::Reciprocal { to, .. } => Some(to.clone()),
+            Work::Input(_) => None,
+        }
+        .filter(|u| self.is_local(u))
+    }
+
+    fn submit(&mut self, work: Work) {
+        if let Some(user) = self.needs(&work)
+            && (!self.users.contains_key(&user) || self.waiting.contains_key(&user))
+        {
+            if !self.users.contains_key(&user) && self.loading.insert(user.clone()) {
+                self.out(Output::Load(user.clone()));
+            }
+            *self.waiting.entry(user).or_default() += 1;
+            self.deferred.push_back(work);
+            return;
+        }
+        self.process(work);
+    }
+
+    fn loaded(&mut self, user: BareJid, record: Option<crate::store::UserRecord>) {
+        if !self.loading.remove(&user) {
+            return;
+        }
+        if let Some(rec) = record
+            && !self.users.contains_key(&user)
+        {
+            self.users.insert(user.clone(), User::from_record(rec));
+        }
+        // Run this user's queued work in order; work for users still loading stays queued.
+        self.waiting.remove(&user);
+        let queue = std::mem::take(&mut self.deferred);
+        let (mine, rest): (VecDeque<Work>, VecDeque<Work>) = queue
+            .into_iter()
+            .partition(|w| self.needs(w).as_ref() == Some(&user));
+        self.deferred = rest;
+        for w in mine {
+            self.process(w);
+        }
+        self.evict_if_idle(&user);
+    }
+
+    /// Drops a user with no session from memory; everything about them is in the store.
+    fn evict_if_idle(&mut self, user: &BareJid) {
+        if self.users.get(user).is_some_and(|u| u.sessions.is_empty())
+            && !self.waiting.contains_key(user)
+        {
+            self.users.remove(user);
+        }
+    }
+
+    fn process(&mut self, work: Work) {
+        match work {
+            Work::Input(input) => self.process_input(input),
+            Work::Inbound(stanza) => self.inbound(stanza),
+            Work::Reciprocal { from, to } => {
+                self.inbound_subscription(&to, &from, SubscriptionAction::Subscribe, true)
+            }
+        }
+    }
+
+    fn process_input(&mut self, input: Input) {
+        match input {
+            Input::OpenSession {
+                session,
+                user,
+                resource,
+            } => self.open_session(session, user, resource),
+            Input::CloseSession { session } => self.close_session(session),
+            Input::Presence {
+                session,
+                to,
+                presence,
+            } => self.session_presence(session, to, presence),
+            Input::Subscription {
+                session,
+                to,
+                action,
+            } => {
+                if let Some(user) = self.sessions.get(&session).cloned() {
+                    self.outbound_subscription(&user, Some(session), &to, action);
+                }
+            }
+            Input::Message {
+                session,
+                to,
+                message,
+            } => self.message_from_session(session, to, message),
+            Input::RosterGet { session, request } => self.roster_get(session, request),
+            Input::RosterSet {
+                session,
+                request,
+                jid,
+                details,
+            } => self.roster_set(session, request, jid, details),
+            Input::RosterRemove {
+                session,
+                request,
+                jid,
+            } => self.roster_remove(session, request, jid),
+            Input::FromRemote(stanza) => self.inbound(stanza),
+            Input::Loaded { .. } => unreachable!("handled before submission"),
+            Input::SetPolicy { user, policy } => self.set_policy(&user, policy),
+            Input::SetManualStatus { user, status } => {
+                // A manual status only lives while the user is signed in somewhere (DESIGN §2).
+                if self
+                    .users
+                    .get(&user)
+                    .is_some_and(|u| !u.sessions.is_empty())
+                {
+                    self.overlays.entry(user.clone()).or_default().manual = status;
+                    self.refresh_presence(&user);
+                }
+            }
+            Input::PhoneLine { user, line, state } => {
+                self.overlays
+                    .entry(user.clone())
+                    .or_default()
+                    .set_line(&line, state);
+                self.tidy_overlays(&user);
+                self.refresh_presence(&user);
+            }
+            Input::Calendar { user, state } => {
+                self.overlays.entry(user.clone()).or_default().calendar = state;
+                self.tidy_overlays(&user);
+                self.refresh_presence(&user);
+            }
+            Input::AddContacts { user, contacts } => self.add_contacts(&user, contacts),
+        }
+    }
+
+    fn tidy_overlays(&mut self, user: &BareJid) {
+        if self.overlays.get(user).is_some_and(Overlays::is_empty) {
+            self.overlays.remove(user);
+        }
+    }
+
+    /// Dispatches a stanza for a local user.
+    fn inbound(&mut self, stanza: Stanza) {
+        match stanza {
+            Stanza::Subscription { from, to, action } => {
+                self.inbound_subscription(&to, &from, action, false)
+            }
+            Stanza::Message {
+                from, to, message, ..
+            } => self.inbound_message(from, to, message),
+            Stanza::Presence { from, to, kind } => self.inbound_presence(from, to, kind),
+            // Roster results, pushes and request answers only ever go from the engine to a session.
+            _ => {}
+        }
+    }
+
+    /// Sends a stanza towards `to`: a local user's work queue, or the router.
+    fn route(&mut self, stanza: Stanza, to: &BareJid) {
+        if self.is_local(to) {
+            self.submit(Work::Inbound(stanza));
+        } else {
+            self.out(Output::Route(stanza));
+        }
+    }
+
+    /// Delivers a stanza to one local session.
+    fn deliver(&mut self, session: SessionId, stanza: Stanza) {
+        self.out(Output::Deliver { session, stanza });
+    }
+
+    /// Sends an error to whoever sent something: a local session by full address, or the router.
+    fn reply_error(&mut self, to: &Jid, error: crate::stanza::StanzaError) {
+        if !self.is_local(to.bare()) {
+            self.out(Output::Route(Stanza::Error(error)));
+            return;
+        }
+        let target = match (to, self.users.get(to.bare())) {
+            (Jid::Full(f), Some(u)) => u.session_by_resource(f.resource()).map(|s| s.id),
+            _ => None,
+        };
+        if let Some(session) = target {
+            self.deliver(session, Stanza::Error(error));
+        }
+    }
+
+    fn arm(&mut self, at: Instant, timer: Timer) {
+        self.timers.push(Reverse((at, timer)));
+    }
+}

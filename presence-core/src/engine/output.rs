@@ -1,0 +1,94 @@
+//! What the engine asks the shell to do.
+
+use crate::jid::{BareJid, FullJid};
+use crate::session::SessionId;
+use crate::stanza::Stanza;
+use crate::store::StoreWrite;
+
+/// Why a session could not be bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindError {
+    /// There is no account for the user.
+    #[error("no account exists for {0}")]
+    NoSuchUser(BareJid),
+    /// The user holds the maximum number of sessions (RFC 6120 §7.6.2.1 `resource-constraint`).
+    #[error("{user} already has {limit} sessions, the maximum")]
+    TooManySessions {
+        /// The user.
+        user: BareJid,
+        /// The limit.
+        limit: usize,
+    },
+    /// The requested resource is not a valid resourcepart (RFC 6120 §7.7.2.1 `bad-request`).
+    #[error("{0}")]
+    BadResource(crate::jid::JidError),
+    /// The session id is already bound.
+    #[error("session {0:?} is already bound")]
+    DuplicateSession(SessionId),
+}
+
+/// Why the engine ends a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// A new session bound the same resource (RFC 6120 §7.7.2.2: the old one gets a `conflict` stream error).
+    Conflict,
+}
+
+/// A contact a bulk add refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddRefusal {
+    /// The roster is at its contact limit.
+    #[error("{0} not added: the contact limit is reached")]
+    OverLimit(BareJid),
+    /// A user cannot add themself.
+    #[error("{0} not added: a user cannot add themself")]
+    SelfAdd(BareJid),
+}
+
+/// An effect for the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send a stanza to a local session.
+    Deliver {
+        /// The session.
+        session: SessionId,
+        /// The stanza.
+        stanza: Stanza,
+    },
+    /// Hand a stanza to the router: its recipient is not hosted here.
+    Route(Stanza),
+    /// A session was bound to this address.
+    Bound {
+        /// The session.
+        session: SessionId,
+        /// Its full address.
+        jid: FullJid,
+    },
+    /// A session could not be bound.
+    BindRefused {
+        /// The session.
+        session: SessionId,
+        /// Why.
+        reason: BindError,
+    },
+    /// End a session (the engine has already forgotten it).
+    Close {
+        /// The session.
+        session: SessionId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// Load a user's record and answer with `Input::Loaded`.
+    Load(BareJid),
+    /// Make a change durable, in order with the other writes and before answering later loads.
+    Store(StoreWrite),
+    /// The outcome of an `Input::AddContacts`.
+    ContactsAdded {
+        /// Whose roster.
+        user: BareJid,
+        /// Added in order.
+        added: Vec<BareJid>,
+        /// Refused, with the reason.
+        refused: Vec<AddRefusal>,
+    },
+}

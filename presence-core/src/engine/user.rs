@@ -1,0 +1,71 @@
+//! What the engine keeps in memory about one loaded user.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use hashbrown::HashMap;
+
+use crate::compose::{ComposeSettings, Composed};
+use crate::jid::BareJid;
+use crate::policy::UserPolicy;
+use crate::roster::Roster;
+use crate::session::{Session, SessionId};
+use crate::store::{StoredMessage, UserRecord};
+
+/// A conversation stuck to the session that last wrote in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Sticky {
+    pub session: SessionId,
+    pub last: Instant,
+}
+
+/// A loaded user.
+#[derive(Debug)]
+pub(super) struct User {
+    pub roster: Roster,
+    pub policy: UserPolicy,
+    pub sessions: Vec<Session>,
+    pub offline: VecDeque<StoredMessage>,
+    pub next_seq: u64,
+    pub composed: Composed,
+    /// Conversations keyed by the peer's bare address.
+    pub sticky: HashMap<BareJid, Sticky>,
+}
+
+impl User {
+    pub fn from_record(rec: UserRecord) -> Self {
+        let next_seq = rec.offline.iter().map(|m| m.seq).max().unwrap_or(0) + 1;
+        User {
+            roster: Roster::from_entries(rec.roster),
+            policy: rec.policy,
+            sessions: Vec::new(),
+            offline: rec.offline.into(),
+            next_seq,
+            composed: Composed::UNAVAILABLE,
+            sticky: HashMap::new(),
+        }
+    }
+
+    pub fn session(&self, id: SessionId) -> Option<&Session> {
+        self.sessions.iter().find(|s| s.id == id)
+    }
+
+    pub fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        self.sessions.iter_mut().find(|s| s.id == id)
+    }
+
+    pub fn session_by_resource(&self, resource: &str) -> Option<&Session> {
+        self.sessions.iter().find(|s| s.jid.resource() == resource)
+    }
+
+    pub fn available_sessions(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.iter().filter(|s| s.is_available())
+    }
+
+    pub fn compose_settings(&self) -> ComposeSettings {
+        ComposeSettings {
+            dnd_on_phone: self.policy.dnd_on_phone,
+            dnd_in_meeting: self.policy.dnd_in_meeting,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Sessions: one connected XMPP resource or registered SIP endpoint of a user.
+
+use hashbrown::HashSet;
+
+use crate::compose::EndpointPresence;
+use crate::jid::{FullJid, Jid};
+use crate::stanza::PresenceView;
+
+/// The shell's handle for one session, unique for the engine's lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+/// One bound session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The shell's handle.
+    pub id: SessionId,
+    /// The full address the session is bound to.
+    pub jid: FullJid,
+    /// The presence the session announced; `None` until its initial presence and after it went unavailable.
+    pub presence: Option<EndpointPresence>,
+    /// Whether the session asked for the roster and so receives roster pushes (RFC 6121 §2.1.6).
+    pub interested: bool,
+    /// Addresses that got directed presence from this session and must hear when it goes away (RFC 6121 §4.6).
+    pub directed: HashSet<Jid>,
+    /// What watchers were last told about this session, to broadcast only real changes.
+    pub last_broadcast: Option<PresenceView>,
+}
+
+impl Session {
+    /// A freshly bound session with no presence yet.
+    pub fn new(id: SessionId, jid: FullJid) -> Self {
+        Session {
+            id,
+            jid,
+            presence: None,
+            interested: false,
+            directed: HashSet::new(),
+            last_broadcast: None,
+        }
+    }
+
+    /// Whether the session sent available presence.
+    pub fn is_available(&self) -> bool {
+        self.presence.is_some()
+    }
+
+    /// Whether messages to the bare address may be forked here (available, priority not negative).
+    pub fn takes_bare_messages(&self) -> bool {
+        self.presence.as_ref().is_some_and(|p| p.priority >= 0)
+    }
+}

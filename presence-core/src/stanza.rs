@@ -1,0 +1,145 @@
+//! Protocol-neutral stanzas: what the engine delivers to sessions and routes to other domains. The shells render
+//! them as XMPP stanzas or SIP requests.
+
+use crate::compose::{PresenceState, Show};
+use crate::jid::{BareJid, Jid};
+use crate::message::Message;
+use crate::roster::{RosterChange, RosterItem, SubscriptionAction};
+use crate::time::Timestamp;
+
+/// The shell's identifier for a request (an IQ id), echoed in the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(pub String);
+
+/// What a watcher is told about one available session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PresenceView {
+    /// The `<show/>` to render.
+    pub show: Show,
+    /// The status text.
+    pub status: Option<String>,
+    /// The session's priority.
+    pub priority: i8,
+    /// The user's composed state (for PIDF and basic-presence peers).
+    pub composed: PresenceState,
+}
+
+/// The kinds of presence stanza that carry availability.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PresenceKind {
+    /// Available, with what to show.
+    Available(PresenceView),
+    /// Gone (or blocked: polite blocking looks the same).
+    Unavailable,
+    /// A request for the current presence (RFC 6121 §4.3).
+    Probe,
+}
+
+/// Why a stanza could not be handled (the RFC 6120 §8.3.3 conditions the engine uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCondition {
+    /// The request is malformed.
+    BadRequest,
+    /// Something with that name exists already.
+    Conflict,
+    /// The addressed item does not exist.
+    ItemNotFound,
+    /// The action is not allowed (for example a roster at its size limit, RFC 6121 §2.3.3).
+    NotAllowed,
+    /// The request does not meet the server's criteria.
+    NotAcceptable,
+    /// The sender went over a policy limit.
+    PolicyViolation,
+    /// The recipient cannot take it right now.
+    RecipientUnavailable,
+    /// A resource limit was reached.
+    ResourceConstraint,
+    /// Nobody can take it (also what a blocked sender is told).
+    ServiceUnavailable,
+}
+
+/// What an error answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ErrorAbout {
+    /// A request of the session.
+    Request(RequestId),
+    /// A message the sender sent to `to`.
+    Message {
+        /// The message's id.
+        id: Option<String>,
+        /// Where the message was sent (the error comes from there).
+        to: Jid,
+    },
+    /// A presence stanza the session sent to `to`.
+    Presence {
+        /// Where it was sent.
+        to: Jid,
+    },
+}
+
+/// An error answer to something a session or peer sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StanzaError {
+    /// Who receives the error (the sender of what failed).
+    pub to: Jid,
+    /// What it answers.
+    pub about: ErrorAbout,
+    /// The condition.
+    pub condition: ErrorCondition,
+    /// Human-readable text.
+    pub text: Option<String>,
+}
+
+/// Something the engine delivers to a session or hands to the router.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Stanza {
+    /// Presence of `from` for `to`.
+    Presence {
+        /// Whose presence (a full JID for one session, bare for the user).
+        from: Jid,
+        /// The recipient.
+        to: Jid,
+        /// What it says.
+        kind: PresenceKind,
+    },
+    /// A subscription request or answer.
+    Subscription {
+        /// The sender.
+        from: BareJid,
+        /// The recipient.
+        to: BareJid,
+        /// Which one.
+        action: SubscriptionAction,
+    },
+    /// An instant message.
+    Message {
+        /// The sender.
+        from: Jid,
+        /// The recipient as addressed.
+        to: Jid,
+        /// The message.
+        message: Message,
+        /// Set when the message was held offline: the time it first arrived (XEP-0203).
+        delayed: Option<Timestamp>,
+    },
+    /// The answer to a roster request.
+    RosterResult {
+        /// The request.
+        request: RequestId,
+        /// Every listed item.
+        items: Vec<RosterItem>,
+        /// The roster version.
+        version: u64,
+    },
+    /// A change of the roster, pushed to interested sessions.
+    RosterPush {
+        /// What changed.
+        change: RosterChange,
+        /// The roster version after it.
+        version: u64,
+    },
+    /// A successful answer to a request with nothing to return.
+    Done(RequestId),
+    /// An error answer.
+    Error(StanzaError),
+}

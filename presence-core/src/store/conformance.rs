@@ -1,0 +1,392 @@
+//! The store conformance suite: every [`Store`] implementation runs it from its own tests.
+//!
+//! ```
+//! presence_core::store::conformance::run(presence_core::store::MemoryStore::new);
+//! ```
+//!
+//! Durable stores also run [`run_durable`], which writes through one handle, drops it, and reads through a new one
+//! opened on the same data.
+
+use super::{Account, ScramCredentials, ScramHash, Store, StoreWrite, StoredMessage, UserRecord};
+use crate::jid::{BareJid, Jid};
+use crate::message::{Message, MessageKind};
+use crate::policy::{DefaultRule, PolicyEntry, UserPolicy};
+use crate::roster::{ItemDetails, Link, RosterEntry, Subscription};
+use crate::time::Timestamp;
+
+fn j(s: &str) -> BareJid {
+    BareJid::new(s).expect("valid test address")
+}
+
+fn account(user: &str) -> Account {
+    Account {
+        jid: j(user),
+        credentials: vec![
+            ScramCredentials {
+                hash: ScramHash::Sha1,
+                salt: vec![1, 2, 3],
+                iterations: 4096,
+                stored_key: vec![9; 20],
+                server_key: vec![8; 20],
+            },
+            ScramCredentials {
+                hash: ScramHash::Sha256,
+                salt: vec![0, 255, 7],
+                iterations: 8192,
+                stored_key: vec![7; 32],
+                server_key: vec![6; 32],
+            },
+        ],
+    }
+}
+
+fn listed(name: Option<&str>, groups: &[&str], outbound: Link, inbound: Link) -> RosterEntry {
+    RosterEntry::Listed {
+        details: ItemDetails {
+            name: name.map(str::to_owned),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        },
+        subscription: Subscription { outbound, inbound },
+    }
+}
+
+fn stored(seq: u64, body: &str) -> StoredMessage {
+    StoredMessage {
+        seq,
+        from: Jid::new("bob@example.com/phone").expect("valid"),
+        to: Jid::new("alice@example.com").expect("valid"),
+        message: Message {
+            id: Some(format!("m{seq}")),
+            kind: MessageKind::Chat,
+            body: Some(body.to_owned()),
+            subject: Some("s".into()),
+            thread: Some("t".into()),
+            stamp: Timestamp(1_700_000_000_000 + seq),
+            extensions: vec!["<x xmlns='urn:example'>&amp;</x>".into()],
+        },
+    }
+}
+
+fn policy() -> UserPolicy {
+    UserPolicy {
+        allow: vec![PolicyEntry::Domain("partner.com".into())],
+        block: vec![PolicyEntry::Jid(j("eve@evil.com"))],
+        default: DefaultRule::BlockAll,
+        ask_federated: true,
+        share_availability: false,
+        dnd_on_phone: true,
+        dnd_in_meeting: false,
+    }
+}
+
+/// Runs every check, each on a fresh store from `make`. Panics with a message naming the failed check.
+pub fn run<S: Store>(make: impl Fn() -> S) {
+    accounts(&make());
+    remove_account_cascades(&make());
+    roster_entries(&make());
+    policies(&make());
+    offline_queue(&make());
+    apply_and_load(&make());
+}
+
+/// Runs the durability check: data written through one handle is read back through a fresh one.
+/// `open` must open the same underlying data every time it is called.
+pub fn run_durable<S: Store>(open: impl Fn() -> S) {
+    {
+        let s = open();
+        s.put_account(&account("alice@example.com"))
+            .expect("put account");
+        s.apply(&[
+            StoreWrite::RosterPut {
+                user: j("alice@example.com"),
+                contact: j("bob@example.com"),
+                entry: listed(Some("Bob"), &["Friends"], Link::On, Link::On),
+            },
+            StoreWrite::OfflinePush {
+                user: j("alice@example.com"),
+                message: stored(1, "kept across restart"),
+            },
+            StoreWrite::PolicyPut {
+                user: j("alice@example.com"),
+                policy: policy(),
+            },
+        ])
+        .expect("apply");
+    }
+    let s = open();
+    let rec = s
+        .load_user(&j("alice@example.com"))
+        .expect("load")
+        .expect("account survives reopen");
+    assert_eq!(rec.roster.len(), 1, "durable: roster entry survives reopen");
+    assert_eq!(
+        rec.offline,
+        vec![stored(1, "kept across restart")],
+        "durable: offline message survives reopen"
+    );
+    assert_eq!(rec.policy, policy(), "durable: policy survives reopen");
+    assert_eq!(
+        s.offline_total().expect("total"),
+        1,
+        "durable: offline total after reopen"
+    );
+}
+
+fn accounts(s: &impl Store) {
+    assert_eq!(
+        s.list_accounts().expect("list"),
+        Vec::<BareJid>::new(),
+        "accounts: new store is empty"
+    );
+    s.put_account(&account("bob@example.com")).expect("put");
+    s.put_account(&account("alice@example.com")).expect("put");
+    assert_eq!(
+        s.account(&j("alice@example.com")).expect("get"),
+        Some(account("alice@example.com")),
+        "accounts: round trip"
+    );
+    assert_eq!(
+        s.account(&j("carol@example.com")).expect("get"),
+        None,
+        "accounts: unknown user"
+    );
+    assert_eq!(
+        s.list_accounts().expect("list"),
+        vec![j("alice@example.com"), j("bob@example.com")],
+        "accounts: sorted list"
+    );
+    let mut replaced = account("alice@example.com");
+    replaced.credentials.truncate(1);
+    s.put_account(&replaced).expect("replace");
+    assert_eq!(
+        s.account(&j("alice@example.com")).expect("get"),
+        Some(replaced),
+        "accounts: replace"
+    );
+    assert!(
+        s.remove_account(&j("bob@example.com")).expect("remove"),
+        "accounts: remove existing"
+    );
+    assert!(
+        !s.remove_account(&j("bob@example.com")).expect("remove"),
+        "accounts: remove twice"
+    );
+    assert_eq!(
+        s.list_accounts().expect("list"),
+        vec![j("alice@example.com")],
+        "accounts: after remove"
+    );
+}
+
+fn remove_account_cascades(s: &impl Store) {
+    let alice = j("alice@example.com");
+    s.put_account(&account("alice@example.com")).expect("put");
+    s.put_roster_entry(&alice, &j("bob@example.com"), &RosterEntry::Requested)
+        .expect("roster");
+    s.put_policy(&alice, &policy()).expect("policy");
+    s.push_offline(&alice, &stored(1, "x")).expect("offline");
+    s.remove_account(&alice).expect("remove");
+    assert!(
+        s.roster(&alice).expect("roster").is_empty(),
+        "cascade: roster removed with account"
+    );
+    assert_eq!(
+        s.policy(&alice).expect("policy"),
+        None,
+        "cascade: policy removed with account"
+    );
+    assert!(
+        s.offline(&alice).expect("offline").is_empty(),
+        "cascade: offline removed with account"
+    );
+    assert_eq!(
+        s.offline_total().expect("total"),
+        0,
+        "cascade: total after remove"
+    );
+}
+
+fn roster_entries(s: &impl Store) {
+    let alice = j("alice@example.com");
+    let bob = j("bob@example.com");
+    let carol = j("carol@example.org");
+    let bob_entry = listed(
+        Some("Bób ☃ <&>"),
+        &["Friends", "Work"],
+        Link::Pending,
+        Link::On,
+    );
+    s.put_roster_entry(&alice, &bob, &bob_entry).expect("put");
+    s.put_roster_entry(&alice, &carol, &RosterEntry::Requested)
+        .expect("put");
+    s.put_roster_entry(&bob, &alice, &listed(None, &[], Link::On, Link::Off))
+        .expect("put");
+    let mut r = s.roster(&alice).expect("get");
+    r.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        r,
+        vec![
+            (bob.clone(), bob_entry),
+            (carol.clone(), RosterEntry::Requested)
+        ],
+        "roster: round trip"
+    );
+    let updated = listed(None, &[], Link::Off, Link::Off);
+    s.put_roster_entry(&alice, &bob, &updated).expect("replace");
+    s.remove_roster_entry(&alice, &carol).expect("remove");
+    s.remove_roster_entry(&alice, &j("nobody@x"))
+        .expect("remove absent");
+    assert_eq!(
+        s.roster(&alice).expect("get"),
+        vec![(bob.clone(), updated)],
+        "roster: replace and remove"
+    );
+    assert_eq!(
+        s.roster(&bob).expect("get").len(),
+        1,
+        "roster: rosters are per user"
+    );
+    assert!(
+        s.roster(&carol).expect("get").is_empty(),
+        "roster: unknown user has none"
+    );
+}
+
+fn policies(s: &impl Store) {
+    let alice = j("alice@example.com");
+    assert_eq!(s.policy(&alice).expect("get"), None, "policy: none stored");
+    s.put_policy(&alice, &policy()).expect("put");
+    assert_eq!(
+        s.policy(&alice).expect("get"),
+        Some(policy()),
+        "policy: round trip"
+    );
+    s.put_policy(&alice, &UserPolicy::default())
+        .expect("replace");
+    assert_eq!(
+        s.policy(&alice).expect("get"),
+        Some(UserPolicy::default()),
+        "policy: replace"
+    );
+}
+
+fn offline_queue(s: &impl Store) {
+    let alice = j("alice@example.com");
+    let bob = j("bob@example.com");
+    for seq in [1, 2, 3, 10] {
+        s.push_offline(&alice, &stored(seq, &format!("body {seq}")))
+            .expect("push");
+    }
+    s.push_offline(&bob, &stored(1, "for bob")).expect("push");
+    let q = s.offline(&alice).expect("get");
+    assert_eq!(
+        q.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 10],
+        "offline: queue order"
+    );
+    assert_eq!(
+        q[3],
+        stored(10, "body 10"),
+        "offline: every field round trips"
+    );
+    assert_eq!(
+        s.offline_total().expect("total"),
+        5,
+        "offline: total over users"
+    );
+    assert_eq!(
+        s.clear_offline(&alice, 2).expect("clear"),
+        2,
+        "offline: clear counts"
+    );
+    assert_eq!(
+        s.offline(&alice)
+            .expect("get")
+            .iter()
+            .map(|m| m.seq)
+            .collect::<Vec<_>>(),
+        vec![3, 10],
+        "offline: clear up to"
+    );
+    assert_eq!(
+        s.clear_offline(&j("nobody@x"), 5).expect("clear"),
+        0,
+        "offline: clear unknown"
+    );
+    assert_eq!(
+        s.offline(&bob).expect("get").len(),
+        1,
+        "offline: queues are per user"
+    );
+    assert_eq!(
+        s.offline_total().expect("total"),
+        3,
+        "offline: total after clear"
+    );
+}
+
+fn apply_and_load(s: &impl Store) {
+    let alice = j("alice@example.com");
+    let bob = j("bob@example.com");
+    assert_eq!(
+        s.load_user(&alice).expect("load"),
+        None,
+        "load: no account means no user"
+    );
+    s.put_account(&account("alice@example.com")).expect("put");
+    assert_eq!(
+        s.load_user(&alice).expect("load"),
+        Some(UserRecord::default()),
+        "load: fresh account"
+    );
+    s.apply(&[
+        StoreWrite::RosterPut {
+            user: alice.clone(),
+            contact: bob.clone(),
+            entry: RosterEntry::Requested,
+        },
+        StoreWrite::RosterPut {
+            user: alice.clone(),
+            contact: bob.clone(),
+            entry: listed(Some("B"), &[], Link::On, Link::On),
+        },
+        StoreWrite::OfflinePush {
+            user: alice.clone(),
+            message: stored(1, "one"),
+        },
+        StoreWrite::OfflinePush {
+            user: alice.clone(),
+            message: stored(2, "two"),
+        },
+        StoreWrite::OfflineClear {
+            user: alice.clone(),
+            up_to: 1,
+        },
+        StoreWrite::PolicyPut {
+            user: alice.clone(),
+            policy: policy(),
+        },
+        StoreWrite::RosterPut {
+            user: alice.clone(),
+            contact: j("carol@example.com"),
+            entry: RosterEntry::Requested,
+        },
+        StoreWrite::RosterRemove {
+            user: alice.clone(),
+            contact: j("carol@example.com"),
+        },
+    ])
+    .expect("apply");
+    let rec = s.load_user(&alice).expect("load").expect("exists");
+    assert_eq!(
+        rec.roster,
+        vec![(bob, listed(Some("B"), &[], Link::On, Link::On))],
+        "apply: writes in order"
+    );
+    assert_eq!(
+        rec.offline,
+        vec![stored(2, "two")],
+        "apply: offline push and clear in order"
+    );
+    assert_eq!(rec.policy, policy(), "apply: policy");
+}

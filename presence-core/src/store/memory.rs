@@ -1,0 +1,152 @@
+//! An in-memory store for tests and for embedders that keep state elsewhere.
+
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
+
+use super::{Account, AccountStore, OfflineStore, RosterStore, Store, StoreError, StoredMessage};
+use crate::jid::BareJid;
+use crate::policy::UserPolicy;
+use crate::roster::RosterEntry;
+
+/// A [`Store`] held in memory; everything is lost when it is dropped.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    accounts: BTreeMap<BareJid, Account>,
+    rosters: BTreeMap<BareJid, BTreeMap<BareJid, RosterEntry>>,
+    policies: BTreeMap<BareJid, UserPolicy>,
+    offline: BTreeMap<BareJid, BTreeMap<u64, StoredMessage>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl AccountStore for MemoryStore {
+    fn put_account(&self, account: &Account) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .accounts
+            .insert(account.jid.clone(), account.clone());
+        Ok(())
+    }
+
+    fn account(&self, user: &BareJid) -> Result<Option<Account>, StoreError> {
+        Ok(self.inner.lock().accounts.get(user).cloned())
+    }
+
+    fn remove_account(&self, user: &BareJid) -> Result<bool, StoreError> {
+        let mut g = self.inner.lock();
+        g.rosters.remove(user);
+        g.policies.remove(user);
+        g.offline.remove(user);
+        Ok(g.accounts.remove(user).is_some())
+    }
+
+    fn list_accounts(&self) -> Result<Vec<BareJid>, StoreError> {
+        Ok(self.inner.lock().accounts.keys().cloned().collect())
+    }
+}
+
+impl RosterStore for MemoryStore {
+    fn roster(&self, user: &BareJid) -> Result<Vec<(BareJid, RosterEntry)>, StoreError> {
+        let g = self.inner.lock();
+        Ok(g.rosters
+            .get(user)
+            .map(|r| r.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    fn put_roster_entry(
+        &self,
+        user: &BareJid,
+        contact: &BareJid,
+        entry: &RosterEntry,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .rosters
+            .entry(user.clone())
+            .or_default()
+            .insert(contact.clone(), entry.clone());
+        Ok(())
+    }
+
+    fn remove_roster_entry(&self, user: &BareJid, contact: &BareJid) -> Result<(), StoreError> {
+        if let Some(r) = self.inner.lock().rosters.get_mut(user) {
+            r.remove(contact);
+        }
+        Ok(())
+    }
+
+    fn policy(&self, user: &BareJid) -> Result<Option<UserPolicy>, StoreError> {
+        Ok(self.inner.lock().policies.get(user).cloned())
+    }
+
+    fn put_policy(&self, user: &BareJid, policy: &UserPolicy) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .policies
+            .insert(user.clone(), policy.clone());
+        Ok(())
+    }
+}
+
+impl OfflineStore for MemoryStore {
+    fn push_offline(&self, user: &BareJid, message: &StoredMessage) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .offline
+            .entry(user.clone())
+            .or_default()
+            .insert(message.seq, message.clone());
+        Ok(())
+    }
+
+    fn offline(&self, user: &BareJid) -> Result<Vec<StoredMessage>, StoreError> {
+        let g = self.inner.lock();
+        Ok(g.offline
+            .get(user)
+            .map(|q| q.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    fn clear_offline(&self, user: &BareJid, up_to: u64) -> Result<u64, StoreError> {
+        let mut g = self.inner.lock();
+        let Some(q) = g.offline.get_mut(user) else {
+            return Ok(0);
+        };
+        let keep = q.split_off(&up_to.saturating_add(1));
+        let dropped = q.len() as u64;
+        *q = keep;
+        Ok(dropped)
+    }
+
+    fn offline_total(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .offline
+            .values()
+            .map(|q| q.len() as u64)
+            .sum())
+    }
+}
+
+impl Store for MemoryStore {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passes_the_conformance_suite() {
+        super::super::conformance::run(super::MemoryStore::new);
+    }
+}

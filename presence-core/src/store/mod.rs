@@ -1,0 +1,211 @@
+//! Storage behind traits (DESIGN §1). The engine never calls a store: it emits [`StoreWrite`]s and
+//! `Output::Load` requests, and the shell answers loads with a [`UserRecord`]. The traits here are what the shell
+//! talks to; [`Store::apply`] and [`Store::load_user`] turn the engine's outputs into trait calls, so a shell is a
+//! loop of "apply writes, answer loads". Implementations: [`MemoryStore`] here (tests and embedders), an embedded
+//! crash-safe database with the bundled server; every implementation runs [`conformance`].
+
+pub mod conformance;
+mod memory;
+
+pub use memory::MemoryStore;
+
+use crate::jid::{BareJid, Jid};
+use crate::message::Message;
+use crate::policy::UserPolicy;
+use crate::roster::RosterEntry;
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend reported an error (I/O, transaction, connection).
+    #[error("store backend failed: {0}")]
+    Backend(String),
+    /// Stored data could not be decoded.
+    #[error("stored {what} is corrupt: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// What was wrong with it.
+        detail: String,
+    },
+}
+
+/// The hash function of a SCRAM mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScramHash {
+    /// SCRAM-SHA-1 (RFC 5802).
+    Sha1,
+    /// SCRAM-SHA-256 (RFC 7677).
+    Sha256,
+}
+
+/// A SCRAM verifier: what the server keeps instead of a password (RFC 5802 §3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScramCredentials {
+    /// The mechanism's hash.
+    pub hash: ScramHash,
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// The PBKDF2 iteration count.
+    pub iterations: u32,
+    /// `H(ClientKey)`.
+    pub stored_key: Vec<u8>,
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: Vec<u8>,
+}
+
+/// An account and its credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Account {
+    /// The user's address.
+    pub jid: BareJid,
+    /// One verifier per supported mechanism.
+    pub credentials: Vec<ScramCredentials>,
+}
+
+/// A message held for a user who could not take it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StoredMessage {
+    /// Position in the user's queue; strictly increasing per user.
+    pub seq: u64,
+    /// The sender.
+    pub from: Jid,
+    /// The address it was sent to.
+    pub to: Jid,
+    /// The message, with its original timestamp.
+    pub message: Message,
+}
+
+/// What the engine needs about a user it loads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserRecord {
+    /// Every roster entry.
+    pub roster: Vec<(BareJid, RosterEntry)>,
+    /// The privacy policy (the default when none was stored).
+    pub policy: UserPolicy,
+    /// Held messages in queue order.
+    pub offline: Vec<StoredMessage>,
+}
+
+/// A change the engine asks the shell to make durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreWrite {
+    /// Create or replace a roster entry.
+    RosterPut {
+        /// Whose roster.
+        user: BareJid,
+        /// Which contact.
+        contact: BareJid,
+        /// The entry.
+        entry: RosterEntry,
+    },
+    /// Delete a roster entry.
+    RosterRemove {
+        /// Whose roster.
+        user: BareJid,
+        /// Which contact.
+        contact: BareJid,
+    },
+    /// Replace a user's policy.
+    PolicyPut {
+        /// Whose policy.
+        user: BareJid,
+        /// The policy.
+        policy: UserPolicy,
+    },
+    /// Hold a message for a user.
+    OfflinePush {
+        /// The recipient.
+        user: BareJid,
+        /// The message.
+        message: StoredMessage,
+    },
+    /// Drop a user's held messages up to and including `up_to` (they were delivered).
+    OfflineClear {
+        /// The recipient.
+        user: BareJid,
+        /// The last delivered sequence number.
+        up_to: u64,
+    },
+}
+
+/// Accounts and credentials.
+pub trait AccountStore {
+    /// Creates or replaces an account.
+    fn put_account(&self, account: &Account) -> Result<(), StoreError>;
+    /// Looks an account up.
+    fn account(&self, user: &BareJid) -> Result<Option<Account>, StoreError>;
+    /// Deletes an account with its roster, policy and held messages; `false` if there was none.
+    fn remove_account(&self, user: &BareJid) -> Result<bool, StoreError>;
+    /// Every account, sorted.
+    fn list_accounts(&self) -> Result<Vec<BareJid>, StoreError>;
+}
+
+/// Rosters and privacy policies.
+pub trait RosterStore {
+    /// Every roster entry of `user`.
+    fn roster(&self, user: &BareJid) -> Result<Vec<(BareJid, RosterEntry)>, StoreError>;
+    /// Creates or replaces one entry.
+    fn put_roster_entry(
+        &self,
+        user: &BareJid,
+        contact: &BareJid,
+        entry: &RosterEntry,
+    ) -> Result<(), StoreError>;
+    /// Deletes one entry (no error if absent).
+    fn remove_roster_entry(&self, user: &BareJid, contact: &BareJid) -> Result<(), StoreError>;
+    /// The stored policy, if any.
+    fn policy(&self, user: &BareJid) -> Result<Option<UserPolicy>, StoreError>;
+    /// Replaces the policy.
+    fn put_policy(&self, user: &BareJid, policy: &UserPolicy) -> Result<(), StoreError>;
+}
+
+/// Held (offline) messages.
+pub trait OfflineStore {
+    /// Appends a message to a user's queue.
+    fn push_offline(&self, user: &BareJid, message: &StoredMessage) -> Result<(), StoreError>;
+    /// A user's queue in sequence order.
+    fn offline(&self, user: &BareJid) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Drops the messages with `seq <= up_to`; returns how many were dropped.
+    fn clear_offline(&self, user: &BareJid, up_to: u64) -> Result<u64, StoreError>;
+    /// How many messages are held for all users together (the node cap is checked against it at start).
+    fn offline_total(&self) -> Result<u64, StoreError>;
+}
+
+/// A complete store, as the shells use it.
+pub trait Store: AccountStore + RosterStore + OfflineStore {
+    /// Makes a group of writes durable, in order. Implementations should commit the group at once (one
+    /// transaction) so durability does not cost a sync per write; the default applies them one by one.
+    fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+        for w in writes {
+            match w {
+                StoreWrite::RosterPut {
+                    user,
+                    contact,
+                    entry,
+                } => self.put_roster_entry(user, contact, entry)?,
+                StoreWrite::RosterRemove { user, contact } => {
+                    self.remove_roster_entry(user, contact)?
+                }
+                StoreWrite::PolicyPut { user, policy } => self.put_policy(user, policy)?,
+                StoreWrite::OfflinePush { user, message } => self.push_offline(user, message)?,
+                StoreWrite::OfflineClear { user, up_to } => {
+                    self.clear_offline(user, *up_to)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers the engine's load request: `None` when there is no such account.
+    fn load_user(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
+        if self.account(user)?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(UserRecord {
+            roster: self.roster(user)?,
+            policy: self.policy(user)?.unwrap_or_default(),
+            offline: self.offline(user)?,
+        }))
+    }
+}
