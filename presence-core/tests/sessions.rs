@@ -32,11 +32,21 @@ fn same_resource_replaces_the_old_session() {
     let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x", "bob@x"]);
     h.login("alice@x", "r");
     h.login("bob@x", "r");
-    h.input(Input::Subscription { session: SessionId(2), to: j("alice@x"), action: presence_core::roster::SubscriptionAction::Subscribe });
+    h.input(Input::Subscription {
+        session: SessionId(2),
+        to: j("alice@x"),
+        action: presence_core::roster::SubscriptionAction::Subscribe,
+    });
     h.clear();
     let second = h.login("alice@x", "r");
-    assert!(h.other.contains(&Output::Close { session: SessionId(1), reason: CloseReason::Conflict }));
-    assert_eq!(h.engine.sessions_of(&j("alice@x")), vec![(second, j("alice@x").with_resource("r").unwrap())]);
+    assert!(h.other.contains(&Output::Close {
+        session: SessionId(1),
+        reason: CloseReason::Conflict
+    }));
+    assert_eq!(
+        h.engine.sessions_of(&j("alice@x")),
+        vec![(second, j("alice@x").with_resource("r").unwrap())]
+    );
     // Bob saw the old session leave and the new one arrive.
     let bob = h.take(SessionId(2));
     assert!(saw_unavailable(&bob, "alice@x/r"));
@@ -59,7 +69,10 @@ fn session_limit_refuses_with_resource_constraint() {
 fn unknown_user_is_refused() {
     let mut h = Harness::new(EngineConfig::for_domain("x"));
     let id = h.bind("ghost@x", "r");
-    assert!(h.other.contains(&Output::BindRefused { session: id, reason: BindError::NoSuchUser(j("ghost@x")) }));
+    assert!(h.other.contains(&Output::BindRefused {
+        session: id,
+        reason: BindError::NoSuchUser(j("ghost@x"))
+    }));
 }
 
 #[test]
@@ -69,12 +82,20 @@ fn bind_waits_for_the_store_without_blocking_others() {
     h.hold_loads = true;
     let alice = h.bind("alice@x", "r");
     assert_eq!(h.pending_loads, vec![j("alice@x")]);
-    assert!(!h.other.iter().any(|o| matches!(o, Output::Bound { session, .. } if *session == alice)));
+    assert!(
+        !h.other
+            .iter()
+            .any(|o| matches!(o, Output::Bound { session, .. } if *session == alice))
+    );
     // Bob keeps working while Alice's record loads.
     h.chat(bob, "bob@x/r", "to myself");
     assert_eq!(bodies(&h.take(bob)), ["to myself"]);
     h.release_loads();
-    assert!(h.other.iter().any(|o| matches!(o, Output::Bound { session, .. } if *session == alice)));
+    assert!(
+        h.other
+            .iter()
+            .any(|o| matches!(o, Output::Bound { session, .. } if *session == alice))
+    );
 }
 
 #[test]

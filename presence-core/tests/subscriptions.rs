@@ -5,22 +5,48 @@ use common::*;
 use presence_core::compose::Show;
 use presence_core::engine::{AddRefusal, Output};
 use presence_core::policy::{DefaultRule, PolicyEntry, UserPolicy};
-use presence_core::roster::{ItemDetails, Link, RosterChange, RosterEntry, Subscription, SubscriptionAction::*, SubscriptionAttr};
+use presence_core::roster::{
+    ItemDetails, Link, RosterChange, RosterEntry, Subscription, SubscriptionAction::*,
+    SubscriptionAttr,
+};
 use presence_core::stanza::{ErrorCondition, PresenceKind, RequestId, Stanza};
 use presence_core::store::RosterStore;
 use presence_core::{Cap, EngineConfig, Input, SessionId};
 
-fn sub(h: &mut Harness, session: SessionId, to: &str, action: presence_core::roster::SubscriptionAction) {
-    h.input(Input::Subscription { session, to: j(to), action });
+fn sub(
+    h: &mut Harness,
+    session: SessionId,
+    to: &str,
+    action: presence_core::roster::SubscriptionAction,
+) {
+    h.input(Input::Subscription {
+        session,
+        to: j(to),
+        action,
+    });
 }
 
 fn stored_sub(h: &Harness, user: &str, contact: &str) -> Subscription {
-    h.store.roster(&j(user)).unwrap().into_iter().find(|(c, _)| *c == j(contact)).map_or(Subscription::NONE, |(_, e)| e.subscription())
+    h.store
+        .roster(&j(user))
+        .unwrap()
+        .into_iter()
+        .find(|(c, _)| *c == j(contact))
+        .map_or(Subscription::NONE, |(_, e)| e.subscription())
 }
 
-const BOTH: Subscription = Subscription { outbound: Link::On, inbound: Link::On };
-const TO: Subscription = Subscription { outbound: Link::On, inbound: Link::Off };
-const FROM: Subscription = Subscription { outbound: Link::Off, inbound: Link::On };
+const BOTH: Subscription = Subscription {
+    outbound: Link::On,
+    inbound: Link::On,
+};
+const TO: Subscription = Subscription {
+    outbound: Link::On,
+    inbound: Link::Off,
+};
+const FROM: Subscription = Subscription {
+    outbound: Link::Off,
+    inbound: Link::On,
+};
 
 #[test]
 fn automatic_authorization_approves_local_requests_and_presence_flows() {
@@ -33,17 +59,45 @@ fn automatic_authorization_approves_local_requests_and_presence_flows() {
     assert_eq!(stored_sub(&h, "bob@x", "alice@x"), FROM);
     let alice = h.take(a);
     // Alice's roster went none+ask, then to; she got Bob's approval and his presence.
-    let pushes: Vec<_> = alice.iter().filter_map(|s| match s { Stanza::RosterPush { change: RosterChange::Updated(i), .. } => Some((i.subscription.attr(), i.subscription.ask())), _ => None }).collect();
-    assert_eq!(pushes, [(SubscriptionAttr::None, true), (SubscriptionAttr::To, false)]);
-    assert!(alice.iter().any(|s| matches!(s, Stanza::Subscription { action: Subscribed, .. })));
+    let pushes: Vec<_> = alice
+        .iter()
+        .filter_map(|s| match s {
+            Stanza::RosterPush {
+                change: RosterChange::Updated(i),
+                ..
+            } => Some((i.subscription.attr(), i.subscription.ask())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        pushes,
+        [
+            (SubscriptionAttr::None, true),
+            (SubscriptionAttr::To, false)
+        ]
+    );
+    assert!(alice.iter().any(|s| matches!(
+        s,
+        Stanza::Subscription {
+            action: Subscribed,
+            ..
+        }
+    )));
     assert!(saw_available(&alice, "bob@x/phone"));
     // Bob got a roster push for the new "from" item and no request to answer.
     let bob = h.take(b);
     assert!(bob.iter().any(|s| matches!(s, Stanza::RosterPush { change: RosterChange::Updated(i), .. } if i.subscription.attr() == SubscriptionAttr::From)));
-    assert!(!bob.iter().any(|s| matches!(s, Stanza::Subscription { action: Subscribe, .. })));
+    assert!(!bob.iter().any(|s| matches!(
+        s,
+        Stanza::Subscription {
+            action: Subscribe,
+            ..
+        }
+    )));
     // Bob's presence changes reach Alice; Alice's do not reach Bob (he only has "from").
     h.presence(b, Show::Away, 0);
-    assert!(presences(&h.take(a)).iter().any(|(f, k)| f == "bob@x/phone" && matches!(k, PresenceKind::Available(v) if v.show == Show::Away)));
+    assert!(presences(&h.take(a)).iter().any(|(f, k)| f == "bob@x/phone"
+        && matches!(k, PresenceKind::Available(v) if v.show == Show::Away)));
     h.presence(a, Show::Dnd, 0);
     assert!(!saw_available(&h.take(b), "alice@x/pc"));
     // Logging out broadcasts unavailable to Alice.
@@ -53,7 +107,10 @@ fn automatic_authorization_approves_local_requests_and_presence_flows() {
 
 #[test]
 fn probes_on_login_return_contacts_presence() {
-    let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x", "bob@x", "carol@x"]);
+    let mut h = Harness::with_users(
+        EngineConfig::for_domain("x"),
+        &["alice@x", "bob@x", "carol@x"],
+    );
     let a = h.login("alice@x", "pc");
     sub(&mut h, a, "bob@x", Subscribe);
     sub(&mut h, a, "carol@x", Subscribe);
@@ -76,8 +133,17 @@ fn without_automatic_authorization_the_user_decides_and_approval_is_reciprocal()
     h.clear();
     sub(&mut h, a, "bob@x", Subscribe);
     assert!(h.take(b).iter().any(|s| matches!(s, Stanza::Subscription { action: Subscribe, from, .. } if *from == j("alice@x"))));
-    assert_eq!(stored_sub(&h, "alice@x", "bob@x"), Subscription { outbound: Link::Pending, inbound: Link::Off });
-    assert_eq!(h.store.roster(&j("bob@x")).unwrap(), vec![(j("alice@x"), RosterEntry::Requested)]);
+    assert_eq!(
+        stored_sub(&h, "alice@x", "bob@x"),
+        Subscription {
+            outbound: Link::Pending,
+            inbound: Link::Off
+        }
+    );
+    assert_eq!(
+        h.store.roster(&j("bob@x")).unwrap(),
+        vec![(j("alice@x"), RosterEntry::Requested)]
+    );
     sub(&mut h, b, "alice@x", Subscribed);
     // Reciprocal add: both directions are on, without Alice being asked.
     assert_eq!(stored_sub(&h, "alice@x", "bob@x"), BOTH);
@@ -98,18 +164,39 @@ fn pending_requests_are_delivered_at_next_sign_in() {
     sub(&mut h, b, "alice@x", Unsubscribed);
     assert_eq!(stored_sub(&h, "alice@x", "bob@x"), Subscription::NONE);
     assert!(h.store.roster(&j("bob@x")).unwrap().is_empty());
-    assert!(h.take(a).iter().any(|s| matches!(s, Stanza::Subscription { action: Unsubscribed, .. })));
+    assert!(h.take(a).iter().any(|s| matches!(
+        s,
+        Stanza::Subscription {
+            action: Unsubscribed,
+            ..
+        }
+    )));
 }
 
 #[test]
 fn blocked_local_requester_is_asked_about_and_politely_blocked() {
     let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x", "bob@x"]);
     let b = h.login("bob@x", "phone");
-    h.input(Input::SetPolicy { user: j("bob@x"), policy: UserPolicy { block: vec![PolicyEntry::Jid(j("alice@x"))], ..UserPolicy::default() } });
+    h.input(Input::SetPolicy {
+        user: j("bob@x"),
+        policy: UserPolicy {
+            block: vec![PolicyEntry::Jid(j("alice@x"))],
+            ..UserPolicy::default()
+        },
+    });
     let a = h.login("alice@x", "pc");
     h.clear();
     sub(&mut h, a, "bob@x", Subscribe);
-    assert!(h.take(b).iter().any(|s| matches!(s, Stanza::Subscription { action: Subscribe, .. })), "blocked requester: the user is asked");
+    assert!(
+        h.take(b).iter().any(|s| matches!(
+            s,
+            Stanza::Subscription {
+                action: Subscribe,
+                ..
+            }
+        )),
+        "blocked requester: the user is asked"
+    );
     sub(&mut h, b, "alice@x", Subscribed);
     assert_eq!(stored_sub(&h, "alice@x", "bob@x"), TO);
     // Approved but still on the block list: Alice sees Bob as unavailable, never an error.
@@ -119,9 +206,18 @@ fn blocked_local_requester_is_asked_about_and_politely_blocked() {
     h.presence(b, Show::Chat, 1);
     assert!(!saw_available(&h.take(a), "bob@x/phone"));
     // Unblocking shows the real presence; blocking again sends unavailable.
-    h.input(Input::SetPolicy { user: j("bob@x"), policy: UserPolicy::default() });
+    h.input(Input::SetPolicy {
+        user: j("bob@x"),
+        policy: UserPolicy::default(),
+    });
     assert!(saw_available(&h.take(a), "bob@x/phone"));
-    h.input(Input::SetPolicy { user: j("bob@x"), policy: UserPolicy { block: vec![PolicyEntry::Domain("x".into())], ..UserPolicy::default() } });
+    h.input(Input::SetPolicy {
+        user: j("bob@x"),
+        policy: UserPolicy {
+            block: vec![PolicyEntry::Domain("x".into())],
+            ..UserPolicy::default()
+        },
+    });
     assert!(saw_unavailable(&h.take(a), "bob@x/phone"));
 }
 
@@ -132,11 +228,20 @@ fn availability_sharing_off_hides_presence_from_everyone_but_the_user() {
     let b = h.login("bob@x", "phone");
     let b2 = h.login("bob@x", "desk");
     sub(&mut h, a, "bob@x", Subscribe);
-    h.input(Input::SetPolicy { user: j("bob@x"), policy: UserPolicy { share_availability: false, ..UserPolicy::default() } });
+    h.input(Input::SetPolicy {
+        user: j("bob@x"),
+        policy: UserPolicy {
+            share_availability: false,
+            ..UserPolicy::default()
+        },
+    });
     h.clear();
     h.presence(b, Show::Away, 0);
     assert!(h.take(a).is_empty());
-    assert!(saw_available(&h.take(b2), "bob@x/phone"), "the user still sees their own presence");
+    assert!(
+        saw_available(&h.take(b2), "bob@x/phone"),
+        "the user still sees their own presence"
+    );
 }
 
 #[test]
@@ -145,15 +250,32 @@ fn federated_requests_follow_lists_default_and_ask_me() {
     let b = h.login("bob@x", "phone");
     h.input(Input::SetPolicy {
         user: j("bob@x"),
-        policy: UserPolicy { allow: vec![PolicyEntry::Domain("partner.com".into())], block: vec![PolicyEntry::Domain("evil.com".into())], default: DefaultRule::BlockAll, ask_federated: true, ..UserPolicy::default() },
+        policy: UserPolicy {
+            allow: vec![PolicyEntry::Domain("partner.com".into())],
+            block: vec![PolicyEntry::Domain("evil.com".into())],
+            default: DefaultRule::BlockAll,
+            ask_federated: true,
+            ..UserPolicy::default()
+        },
     });
     h.clear();
-    let remote = |from: &str| Input::FromRemote(Stanza::Subscription { from: j(from), to: j("bob@x"), action: Subscribe });
+    let remote = |from: &str| {
+        Input::FromRemote(Stanza::Subscription {
+            from: j(from),
+            to: j("bob@x"),
+            action: Subscribe,
+        })
+    };
     h.input(remote("p@partner.com"));
     assert!(h.routed.iter().any(|s| matches!(s, Stanza::Subscription { to, action: Subscribed, .. } if *to == j("p@partner.com"))));
     assert!(saw_available(&h.routed, "bob@x/phone"));
     h.input(remote("e@evil.com"));
-    assert!(!h.routed.iter().any(|s| matches!(s, Stanza::Subscription { to, .. } if *to == j("e@evil.com"))), "polite: no answer");
+    assert!(
+        !h.routed
+            .iter()
+            .any(|s| matches!(s, Stanza::Subscription { to, .. } if *to == j("e@evil.com"))),
+        "polite: no answer"
+    );
     h.input(remote("u@unknown.com"));
     assert!(h.take(b).iter().any(|s| matches!(s, Stanza::Subscription { from, action: Subscribe, .. } if *from == j("u@unknown.com"))), "ask me");
     assert_eq!(stored_sub(&h, "bob@x", "p@partner.com"), FROM);
@@ -164,20 +286,56 @@ fn federated_requests_follow_lists_default_and_ask_me() {
 fn remote_probe_and_presence() {
     let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["bob@x"]);
     let b = h.login("bob@x", "phone");
-    h.input(Input::FromRemote(Stanza::Subscription { from: j("p@far.com"), to: j("bob@x"), action: Subscribe }));
+    h.input(Input::FromRemote(Stanza::Subscription {
+        from: j("p@far.com"),
+        to: j("bob@x"),
+        action: Subscribe,
+    }));
     sub(&mut h, b, "p@far.com", Subscribe);
-    assert!(h.routed.iter().any(|s| matches!(s, Stanza::Subscription { action: Subscribe, .. })));
-    h.input(Input::FromRemote(Stanza::Subscription { from: j("p@far.com"), to: j("bob@x"), action: Subscribed }));
+    assert!(h.routed.iter().any(|s| matches!(
+        s,
+        Stanza::Subscription {
+            action: Subscribe,
+            ..
+        }
+    )));
+    h.input(Input::FromRemote(Stanza::Subscription {
+        from: j("p@far.com"),
+        to: j("bob@x"),
+        action: Subscribed,
+    }));
     assert_eq!(stored_sub(&h, "bob@x", "p@far.com"), BOTH);
     h.clear();
-    h.input(Input::FromRemote(Stanza::Presence { from: jid("p@far.com"), to: jid("bob@x"), kind: PresenceKind::Probe }));
+    h.input(Input::FromRemote(Stanza::Presence {
+        from: jid("p@far.com"),
+        to: jid("bob@x"),
+        kind: PresenceKind::Probe,
+    }));
     assert!(saw_available(&h.routed, "bob@x/phone"));
-    h.input(Input::FromRemote(Stanza::Presence { from: jid("stranger@far.com"), to: jid("bob@x"), kind: PresenceKind::Probe }));
-    assert!(saw_unavailable(&h.routed, "bob@x"), "unauthorized probe: unavailable, not an error");
-    h.input(Input::FromRemote(Stanza::Presence { from: jid("p@far.com/x"), to: jid("bob@x"), kind: PresenceKind::Unavailable }));
+    h.input(Input::FromRemote(Stanza::Presence {
+        from: jid("stranger@far.com"),
+        to: jid("bob@x"),
+        kind: PresenceKind::Probe,
+    }));
+    assert!(
+        saw_unavailable(&h.routed, "bob@x"),
+        "unauthorized probe: unavailable, not an error"
+    );
+    h.input(Input::FromRemote(Stanza::Presence {
+        from: jid("p@far.com/x"),
+        to: jid("bob@x"),
+        kind: PresenceKind::Unavailable,
+    }));
     assert!(saw_unavailable(&h.take(b), "p@far.com/x"));
-    h.input(Input::FromRemote(Stanza::Presence { from: jid("stranger@far.com/x"), to: jid("bob@x"), kind: PresenceKind::Unavailable }));
-    assert!(h.take(b).is_empty(), "broadcast presence from a non-contact is not delivered");
+    h.input(Input::FromRemote(Stanza::Presence {
+        from: jid("stranger@far.com/x"),
+        to: jid("bob@x"),
+        kind: PresenceKind::Unavailable,
+    }));
+    assert!(
+        h.take(b).is_empty(),
+        "broadcast presence from a non-contact is not delivered"
+    );
     // Signing in probes the remote contact.
     h.clear();
     h.login("bob@x", "desk");
@@ -191,24 +349,68 @@ fn roster_set_and_remove_with_pushes_and_cancellation() {
     let a2 = h.login("alice@x", "phone");
     let b = h.login("bob@x", "phone");
     h.clear();
-    h.input(Input::RosterSet { session: a, request: RequestId("1".into()), jid: j("bob@x"), details: ItemDetails { name: Some("Bob".into()), groups: vec!["Work".into()] } });
+    h.input(Input::RosterSet {
+        session: a,
+        request: RequestId("1".into()),
+        jid: j("bob@x"),
+        details: ItemDetails {
+            name: Some("Bob".into()),
+            groups: vec!["Work".into()],
+        },
+    });
     assert!(h.take(a).contains(&Stanza::Done(RequestId("1".into()))));
     assert!(h.take(a2).iter().any(|s| matches!(s, Stanza::RosterPush { change: RosterChange::Updated(i), .. } if i.details.name.as_deref() == Some("Bob"))));
     sub(&mut h, a, "bob@x", Subscribe);
     sub(&mut h, b, "alice@x", Subscribe);
     assert_eq!(stored_sub(&h, "alice@x", "bob@x"), BOTH);
     h.clear();
-    h.input(Input::RosterRemove { session: a, request: RequestId("2".into()), jid: j("bob@x") });
+    h.input(Input::RosterRemove {
+        session: a,
+        request: RequestId("2".into()),
+        jid: j("bob@x"),
+    });
     assert!(h.take(a2).iter().any(|s| matches!(s, Stanza::RosterPush { change: RosterChange::Removed(r), .. } if *r == j("bob@x"))));
     assert_eq!(stored_sub(&h, "bob@x", "alice@x"), Subscription::NONE);
     let bob = h.take(b);
     assert!(saw_unavailable(&bob, "alice@x/pc"));
-    assert!(bob.iter().any(|s| matches!(s, Stanza::Subscription { action: Unsubscribe, .. })));
-    assert!(bob.iter().any(|s| matches!(s, Stanza::Subscription { action: Unsubscribed, .. })));
-    h.input(Input::RosterRemove { session: a, request: RequestId("3".into()), jid: j("bob@x") });
-    assert!(h.take(a).iter().any(|s| matches!(s, Stanza::Error(e) if e.condition == ErrorCondition::ItemNotFound)));
-    h.input(Input::RosterSet { session: a, request: RequestId("4".into()), jid: j("bob@x"), details: ItemDetails { name: None, groups: vec!["A".into(), "A".into()] } });
-    assert!(h.take(a).iter().any(|s| matches!(s, Stanza::Error(e) if e.condition == ErrorCondition::BadRequest)));
+    assert!(bob.iter().any(|s| matches!(
+        s,
+        Stanza::Subscription {
+            action: Unsubscribe,
+            ..
+        }
+    )));
+    assert!(bob.iter().any(|s| matches!(
+        s,
+        Stanza::Subscription {
+            action: Unsubscribed,
+            ..
+        }
+    )));
+    h.input(Input::RosterRemove {
+        session: a,
+        request: RequestId("3".into()),
+        jid: j("bob@x"),
+    });
+    assert!(
+        h.take(a)
+            .iter()
+            .any(|s| matches!(s, Stanza::Error(e) if e.condition == ErrorCondition::ItemNotFound))
+    );
+    h.input(Input::RosterSet {
+        session: a,
+        request: RequestId("4".into()),
+        jid: j("bob@x"),
+        details: ItemDetails {
+            name: None,
+            groups: vec!["A".into(), "A".into()],
+        },
+    });
+    assert!(
+        h.take(a)
+            .iter()
+            .any(|s| matches!(s, Stanza::Error(e) if e.condition == ErrorCondition::BadRequest))
+    );
 }
 
 #[test]
@@ -217,19 +419,60 @@ fn contact_limit_refuses_roster_adds_and_bulk_adds_are_partial() {
     config.limits.max_contacts = Cap::AtMost(200);
     let mut h = Harness::with_users(config, &["alice@x"]);
     let a = h.login("alice@x", "pc");
-    let first: Vec<_> = (0..195).map(|i| (j(&format!("c{i}@y")), ItemDetails::default())).collect();
-    h.input(Input::AddContacts { user: j("alice@x"), contacts: first });
+    let first: Vec<_> = (0..195)
+        .map(|i| (j(&format!("c{i}@y")), ItemDetails::default()))
+        .collect();
+    h.input(Input::AddContacts {
+        user: j("alice@x"),
+        contacts: first,
+    });
     h.clear();
-    let six: Vec<_> = (195..201).map(|i| (j(&format!("c{i}@y")), ItemDetails::default())).collect();
-    h.input(Input::AddContacts { user: j("alice@x"), contacts: six });
-    let Some(Output::ContactsAdded { added, refused, .. }) = h.other.last().cloned() else { panic!("no result") };
+    let six: Vec<_> = (195..201)
+        .map(|i| (j(&format!("c{i}@y")), ItemDetails::default()))
+        .collect();
+    h.input(Input::AddContacts {
+        user: j("alice@x"),
+        contacts: six,
+    });
+    let Some(Output::ContactsAdded { added, refused, .. }) = h.other.last().cloned() else {
+        panic!("no result")
+    };
     assert_eq!(added.len(), 5, "a user at 195 adding 6 gets 5");
     assert_eq!(refused, vec![AddRefusal::OverLimit(j("c200@y"))]);
-    assert_eq!(h.routed.iter().filter(|s| matches!(s, Stanza::Subscription { action: Subscribe, .. })).count(), 5);
-    h.input(Input::RosterSet { session: a, request: RequestId("x".into()), jid: j("one-more@y"), details: ItemDetails::default() });
-    assert!(h.take(a).iter().any(|s| matches!(s, Stanza::Error(e) if e.condition == ErrorCondition::NotAllowed)));
+    assert_eq!(
+        h.routed
+            .iter()
+            .filter(|s| matches!(
+                s,
+                Stanza::Subscription {
+                    action: Subscribe,
+                    ..
+                }
+            ))
+            .count(),
+        5
+    );
+    h.input(Input::RosterSet {
+        session: a,
+        request: RequestId("x".into()),
+        jid: j("one-more@y"),
+        details: ItemDetails::default(),
+    });
+    assert!(
+        h.take(a)
+            .iter()
+            .any(|s| matches!(s, Stanza::Error(e) if e.condition == ErrorCondition::NotAllowed))
+    );
     // Editing an existing item is still fine at the limit.
-    h.input(Input::RosterSet { session: a, request: RequestId("y".into()), jid: j("c0@y"), details: ItemDetails { name: Some("zero".into()), groups: vec![] } });
+    h.input(Input::RosterSet {
+        session: a,
+        request: RequestId("y".into()),
+        jid: j("c0@y"),
+        details: ItemDetails {
+            name: Some("zero".into()),
+            groups: vec![],
+        },
+    });
     assert!(h.take(a).contains(&Stanza::Done(RequestId("y".into()))));
 }
 
@@ -244,7 +487,11 @@ fn watcher_limit_denies_further_watchers() {
     }
     assert_eq!(stored_sub(&h, "f1@x", "star@x"), TO);
     assert_eq!(stored_sub(&h, "f2@x", "star@x"), TO);
-    assert_eq!(stored_sub(&h, "f3@x", "star@x"), Subscription::NONE, "denied at the watcher cap");
+    assert_eq!(
+        stored_sub(&h, "f3@x", "star@x"),
+        Subscription::NONE,
+        "denied at the watcher cap"
+    );
     assert_eq!(h.store.roster(&j("star@x")).unwrap().len(), 2);
 }
 
@@ -253,7 +500,13 @@ fn subscription_to_unknown_local_user_is_denied() {
     let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x"]);
     let a = h.login("alice@x", "pc");
     sub(&mut h, a, "ghost@x", Subscribe);
-    assert_eq!(stored_sub(&h, "alice@x", "ghost@x"), Subscription { outbound: Link::Off, inbound: Link::Off });
+    assert_eq!(
+        stored_sub(&h, "alice@x", "ghost@x"),
+        Subscription {
+            outbound: Link::Off,
+            inbound: Link::Off
+        }
+    );
 }
 
 #[test]
@@ -262,16 +515,27 @@ fn unlimited_caps() {
     config.limits.max_contacts = Cap::Unlimited;
     let mut h = Harness::with_users(config, &["alice@x"]);
     h.login("alice@x", "pc");
-    let many: Vec<_> = (0..300).map(|i| (j(&format!("c{i}@y")), ItemDetails::default())).collect();
-    h.input(Input::AddContacts { user: j("alice@x"), contacts: many });
-    assert!(matches!(h.other.last(), Some(Output::ContactsAdded { added, refused, .. }) if added.len() == 300 && refused.is_empty()));
+    let many: Vec<_> = (0..300)
+        .map(|i| (j(&format!("c{i}@y")), ItemDetails::default()))
+        .collect();
+    h.input(Input::AddContacts {
+        user: j("alice@x"),
+        contacts: many,
+    });
+    assert!(
+        matches!(h.other.last(), Some(Output::ContactsAdded { added, refused, .. }) if added.len() == 300 && refused.is_empty())
+    );
 }
 
 #[test]
 fn directed_presence_is_retracted_on_logout() {
     let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x"]);
     let a = h.login("alice@x", "pc");
-    h.input(Input::Presence { session: a, to: Some(jid("room@conference.far.com/alice")), presence: Some(Default::default()) });
+    h.input(Input::Presence {
+        session: a,
+        to: Some(jid("room@conference.far.com/alice")),
+        presence: Some(Default::default()),
+    });
     assert!(saw_available(&h.routed, "alice@x/pc"));
     h.clear();
     h.logout(a);

@@ -153,7 +153,9 @@ impl Harness {
 
     /// Takes everything delivered to `id` so far.
     pub fn take(&mut self, id: SessionId) -> Vec<Stanza> {
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delivered).into_iter().partition(|(s, _)| *s == id);
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delivered)
+            .into_iter()
+            .partition(|(s, _)| *s == id);
         self.delivered = rest;
         mine.into_iter().map(|(_, s)| s).collect()
     }
@@ -198,9 +200,13 @@ pub fn presences(stanzas: &[Stanza]) -> Vec<(String, PresenceKind)> {
 
 /// Whether a presence from `from` that is available is among `stanzas`.
 pub fn saw_available(stanzas: &[Stanza], from: &str) -> bool {
-    presences(stanzas).iter().any(|(f, k)| f == from && matches!(k, PresenceKind::Available(_)))
+    presences(stanzas)
+        .iter()
+        .any(|(f, k)| f == from && matches!(k, PresenceKind::Available(_)))
 }
 
 pub fn saw_unavailable(stanzas: &[Stanza], from: &str) -> bool {
-    presences(stanzas).iter().any(|(f, k)| f == from && *k == PresenceKind::Unavailable)
+    presences(stanzas)
+        .iter()
+        .any(|(f, k)| f == from && *k == PresenceKind::Unavailable)
 }
