@@ -1,0 +1,181 @@
+//! The engine alone, no network: the floor the servers build on.
+//!
+//! - `login_200_contacts`: a user with 200 contacts (all online, all mutual) signs in — load from the in-memory
+//!   store, bind, initial presence with 200 probes answered from memory and 200 broadcasts — and signs out again
+//!   (200 unavailable broadcasts). One iteration is the whole cycle.
+//! - `presence_fanout_200`: a presence change of a user with 200 online watchers.
+//! - `message_fork_3`: a chat message to a bare address forked to 3 sessions.
+//!
+//! Besides criterion's times, the bench prints allocations per operation, counted by a wrapping global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use presence_core::compose::{EndpointPresence, Show};
+use presence_core::message::{Message, MessageKind};
+use presence_core::roster::{ItemDetails, Link, RosterEntry, Subscription};
+use presence_core::store::{Account, AccountStore, MemoryStore, RosterStore, Store};
+use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, Output, SessionId};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// An engine with its store, driven the way a shell drives it.
+struct Rig {
+    engine: Engine,
+    store: MemoryStore,
+    now: Instant,
+    next: u64,
+}
+
+impl Rig {
+    fn new() -> Self {
+        Rig {
+            engine: Engine::new(EngineConfig::for_domain("bench")),
+            store: MemoryStore::new(),
+            now: Instant::now(),
+            next: 1,
+        }
+    }
+
+    fn user(&self, name: &str) -> BareJid {
+        let jid = BareJid::new(&format!("{name}@bench")).unwrap();
+        self.store.put_account(&Account { jid: jid.clone(), credentials: vec![] }).unwrap();
+        jid
+    }
+
+    fn mutual(&self, a: &BareJid, b: &BareJid) {
+        let both = RosterEntry::Listed {
+            details: ItemDetails::default(),
+            subscription: Subscription { outbound: Link::On, inbound: Link::On },
+        };
+        self.store.put_roster_entry(a, b, &both).unwrap();
+        self.store.put_roster_entry(b, a, &both).unwrap();
+    }
+
+    /// Feeds one input and carries out every output; returns how many outputs there were.
+    fn run(&mut self, input: Input) -> usize {
+        self.engine.handle(self.now, input);
+        let mut n = 0;
+        while let Some(out) = self.engine.poll_output() {
+            n += 1;
+            match out {
+                Output::Load(user) => {
+                    let record = self.store.load_user(&user).unwrap();
+                    self.engine.handle(self.now, Input::Loaded { user, record });
+                }
+                Output::Store(w) => self.store.apply(&[w]).unwrap(),
+                other => {
+                    black_box(other);
+                }
+            }
+        }
+        n
+    }
+
+    fn login(&mut self, user: &BareJid, priority: i8) -> SessionId {
+        let id = SessionId(self.next);
+        self.next += 1;
+        self.run(Input::OpenSession { session: id, user: user.clone(), resource: Some(format!("r{}", id.0)) });
+        self.run(Input::Presence { session: id, to: None, presence: Some(EndpointPresence { priority, ..Default::default() }) });
+        id
+    }
+}
+
+fn star_with_contacts(n: usize) -> (Rig, BareJid) {
+    let mut rig = Rig::new();
+    let star = rig.user("star");
+    let contacts: Vec<BareJid> = (0..n).map(|i| rig.user(&format!("c{i}"))).collect();
+    for c in &contacts {
+        rig.mutual(&star, c);
+    }
+    for c in &contacts {
+        rig.login(c, 0);
+    }
+    (rig, star)
+}
+
+fn login_cycle(rig: &mut Rig, star: &BareJid) {
+    let id = rig.login(star, 0);
+    rig.run(Input::CloseSession { session: id });
+}
+
+fn allocations_per_op(name: &str, iterations: u64, mut op: impl FnMut()) {
+    op();
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..iterations {
+        op();
+    }
+    let per = (ALLOCS.load(Ordering::Relaxed) - before) as f64 / iterations as f64;
+    println!("allocations/op {name}: {per:.1}");
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(1));
+
+    let (mut rig, star) = star_with_contacts(200);
+    allocations_per_op("login_200_contacts", 200, || login_cycle(&mut rig, &star));
+    g.bench_function("login_200_contacts", |b| b.iter(|| login_cycle(&mut rig, &star)));
+
+    let (mut rig, star) = star_with_contacts(200);
+    let id = rig.login(&star, 0);
+    let mut flip = false;
+    let mut change = |rig: &mut Rig| {
+        flip = !flip;
+        let show = if flip { Show::Away } else { Show::Available };
+        rig.run(Input::Presence { session: id, to: None, presence: Some(EndpointPresence { show, ..Default::default() }) })
+    };
+    allocations_per_op("presence_fanout_200", 1000, || {
+        change(&mut rig);
+    });
+    g.bench_function("presence_fanout_200", |b| b.iter(|| change(&mut rig)));
+
+    let mut rig = Rig::new();
+    let alice = rig.user("alice");
+    let bob = rig.user("bob");
+    let from = rig.login(&alice, 0);
+    for _ in 0..3 {
+        rig.login(&bob, 1);
+    }
+    let to = Jid::Bare(bob.clone());
+    let message = Message { kind: MessageKind::Chat, body: Some("x".repeat(200)), ..Message::default() };
+    let mut send = |rig: &mut Rig| rig.run(Input::Message { session: from, to: to.clone(), message: message.clone() });
+    allocations_per_op("message_fork_3", 10_000, || {
+        send(&mut rig);
+    });
+    g.bench_function("message_fork_3", |b| b.iter(|| send(&mut rig)));
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);
