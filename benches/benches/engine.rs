@@ -65,14 +65,22 @@ impl Rig {
 
     fn user(&self, name: &str) -> BareJid {
         let jid = BareJid::new(&format!("{name}@bench")).unwrap();
-        self.store.put_account(&Account { jid: jid.clone(), credentials: vec![] }).unwrap();
+        self.store
+            .put_account(&Account {
+                jid: jid.clone(),
+                credentials: vec![],
+            })
+            .unwrap();
         jid
     }
 
     fn mutual(&self, a: &BareJid, b: &BareJid) {
         let both = RosterEntry::Listed {
             details: ItemDetails::default(),
-            subscription: Subscription { outbound: Link::On, inbound: Link::On },
+            subscription: Subscription {
+                outbound: Link::On,
+                inbound: Link::On,
+            },
         };
         self.store.put_roster_entry(a, b, &both).unwrap();
         self.store.put_roster_entry(b, a, &both).unwrap();
@@ -101,8 +109,19 @@ impl Rig {
     fn login(&mut self, user: &BareJid, priority: i8) -> SessionId {
         let id = SessionId(self.next);
         self.next += 1;
-        self.run(Input::OpenSession { session: id, user: user.clone(), resource: Some(format!("r{}", id.0)) });
-        self.run(Input::Presence { session: id, to: None, presence: Some(EndpointPresence { priority, ..Default::default() }) });
+        self.run(Input::OpenSession {
+            session: id,
+            user: user.clone(),
+            resource: Some(format!("r{}", id.0)),
+        });
+        self.run(Input::Presence {
+            session: id,
+            to: None,
+            presence: Some(EndpointPresence {
+                priority,
+                ..Default::default()
+            }),
+        });
         id
     }
 }
@@ -141,7 +160,9 @@ fn bench(c: &mut Criterion) {
 
     let (mut rig, star) = star_with_contacts(200);
     allocations_per_op("login_200_contacts", 200, || login_cycle(&mut rig, &star));
-    g.bench_function("login_200_contacts", |b| b.iter(|| login_cycle(&mut rig, &star)));
+    g.bench_function("login_200_contacts", |b| {
+        b.iter(|| login_cycle(&mut rig, &star))
+    });
 
     let (mut rig, star) = star_with_contacts(200);
     let id = rig.login(&star, 0);
@@ -149,7 +170,14 @@ fn bench(c: &mut Criterion) {
     let mut change = |rig: &mut Rig| {
         flip = !flip;
         let show = if flip { Show::Away } else { Show::Available };
-        rig.run(Input::Presence { session: id, to: None, presence: Some(EndpointPresence { show, ..Default::default() }) })
+        rig.run(Input::Presence {
+            session: id,
+            to: None,
+            presence: Some(EndpointPresence {
+                show,
+                ..Default::default()
+            }),
+        })
     };
     allocations_per_op("presence_fanout_200", 1000, || {
         change(&mut rig);
@@ -164,8 +192,18 @@ fn bench(c: &mut Criterion) {
         rig.login(&bob, 1);
     }
     let to = Jid::Bare(bob.clone());
-    let message = Message { kind: MessageKind::Chat, body: Some("x".repeat(200)), ..Message::default() };
-    let mut send = |rig: &mut Rig| rig.run(Input::Message { session: from, to: to.clone(), message: message.clone() });
+    let message = Message {
+        kind: MessageKind::Chat,
+        body: Some("x".repeat(200)),
+        ..Message::default()
+    };
+    let mut send = |rig: &mut Rig| {
+        rig.run(Input::Message {
+            session: from,
+            to: to.clone(),
+            message: message.clone(),
+        })
+    };
     allocations_per_op("message_fork_3", 10_000, || {
         send(&mut rig);
     });
