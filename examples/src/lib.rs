@@ -1,1 +1,3 @@
 //! Shared helpers of the bundled binaries and examples.
+
+pub mod store;
