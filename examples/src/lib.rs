@@ -1,3 +1,4 @@
 //! Shared helpers of the bundled binaries and examples.
 
+pub mod credentials;
 pub mod store;
