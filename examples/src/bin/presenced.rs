@@ -112,6 +112,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     let config = load_config(cli.config.as_ref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            // Built now so the listeners' issue only has to hand it to the engine.
             let _engine = config.engine_config();
             open_store(&config)?;
             eprintln!("presenced: the XMPP and SIP listeners are not implemented yet");
