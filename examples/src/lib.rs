@@ -1,1 +1,6 @@
 //! Shared helpers of the bundled binaries and examples.
+
+pub mod config;
+pub mod credentials;
+pub mod store;
+pub mod users;

@@ -1,9 +1,158 @@
 //! `presenced`: the bundled presence and IM server.
 //!
-//! The XMPP and SIP shells land with their issues; until then the command exists with its final name so the
-//! README's run command does not change.
+//! `presenced [serve]` will run the XMPP and SIP listeners once their issues land; today it checks the config and
+//! the database so a deployment can be validated. `presenced user add|del|list` manages accounts in the database.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("presenced: not yet implemented (the server-xmpp issue adds the XMPP shell)");
-    std::process::ExitCode::from(2)
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use examples::config::{Config, ConfigError};
+use examples::store::RedbStore;
+use examples::users::{UserError, add_user, parse_user, remove_user};
+use presence_core::store::{AccountStore, StoreError};
+
+/// The bundled presence and IM server.
+#[derive(Debug, Parser)]
+#[command(name = "presenced", version)]
+struct Cli {
+    /// The TOML configuration file (built-in defaults when absent).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account.
+    Add {
+        /// The address, `local@domain` on the configured domain.
+        jid: String,
+        /// The password (visible to other local users in the process list; prefer --password-stdin).
+        #[arg(
+            long,
+            required_unless_present = "password_stdin",
+            conflicts_with = "password_stdin"
+        )]
+        password: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete an account with its roster, policy and held messages.
+    Del {
+        /// The address.
+        jid: String,
+    },
+    /// List every account.
+    List,
+}
+
+/// Everything that can stop a command, each shown as one line.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot create data directory {dir}: {source}")]
+    DataDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error("cannot read the password from standard input: {0}")]
+    Stdin(std::io::Error),
+    #[error("no password on standard input")]
+    NoPassword,
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn open_store(config: &Config) -> Result<RedbStore, Error> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
+        dir: config.data_dir.clone(),
+        source,
+    })?;
+    Ok(RedbStore::open(config.store_path())?)
+}
+
+/// The first line of standard input without its line ending.
+fn password_from_stdin() -> Result<String, Error> {
+    let mut line = String::new();
+    let n = std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(Error::Stdin)?;
+    if n == 0 {
+        return Err(Error::NoPassword);
+    }
+    let trimmed = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned())
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let config = load_config(cli.config.as_ref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            // Built now so the listeners' issue only has to hand it to the engine.
+            let _engine = config.engine_config();
+            open_store(&config)?;
+            eprintln!("presenced: the XMPP and SIP listeners are not implemented yet");
+            Ok(ExitCode::from(2))
+        }
+        Command::User(UserCommand::Add {
+            jid,
+            password,
+            password_stdin,
+        }) => {
+            let jid = parse_user(&jid, &config.domain)?;
+            let password = match password {
+                Some(p) if !password_stdin => p,
+                _ => password_from_stdin()?,
+            };
+            add_user(&open_store(&config)?, jid.clone(), &password)?;
+            println!("added {jid}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(UserCommand::Del { jid }) => {
+            let jid = parse_user(&jid, &config.domain)?;
+            remove_user(&open_store(&config)?, jid.clone())?;
+            println!("deleted {jid}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(UserCommand::List) => {
+            for jid in open_store(&config)?.list_accounts()? {
+                println!("{jid}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("presenced: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

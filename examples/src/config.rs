@@ -1,0 +1,377 @@
+//! `presenced`'s TOML configuration file, with every default of DESIGN §3-§4, and its mapping to the engine's
+//! [`EngineConfig`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use presence_core::{BareJid, Cap, EngineConfig, Limits};
+use serde::Deserialize;
+
+/// The database file name inside `data_dir`.
+pub const STORE_FILE: &str = "presenced.redb";
+
+/// Why a configuration could not be loaded; every message is one line naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema (unknown key, wrong type).
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the problem.
+        line: usize,
+        /// What was wrong, on one line.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("{path}: {key} = {value:?} {problem}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The offending key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it was refused.
+        problem: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The domain users live on (`alice@<domain>`).
+    pub domain: String,
+    /// Where the database lives; relative paths are taken from the working directory.
+    pub data_dir: PathBuf,
+    /// The XMPP listener.
+    pub xmpp: XmppConfig,
+    /// The SIP listener.
+    pub sip: SipConfig,
+    /// Policy switches.
+    pub policy: PolicyConfig,
+    /// Numeric limits.
+    pub limits: LimitsConfig,
+}
+
+/// `[xmpp]`: the client-to-server listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XmppConfig {
+    /// Address the c2s listener binds.
+    pub c2s_bind: SocketAddr,
+    /// PEM certificate chain for STARTTLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for STARTTLS.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `[sip]`: the SIP listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Address the SIP listener binds.
+    pub bind: SocketAddr,
+}
+
+/// `[policy]`: the engine's switches (DESIGN §3-§4).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Approve local subscription requests without asking.
+    pub auto_authorize: bool,
+    /// Hold messages for users who cannot take them.
+    pub offline_storage: bool,
+    /// Instant messaging on at all.
+    pub im_enabled: bool,
+    /// The text sent back with an undeliverable message.
+    pub undeliverable_text: String,
+}
+
+/// `[limits]`: numeric caps; for `max_contacts` and `max_watchers` 0 means unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Concurrent sessions per user.
+    pub max_sessions_per_user: usize,
+    /// Roster items per user (0 = unlimited).
+    pub max_contacts: usize,
+    /// Watchers per user (0 = unlimited).
+    pub max_watchers: usize,
+    /// Offline messages held per user.
+    pub offline_per_user: usize,
+    /// Offline messages held on this node.
+    pub offline_per_node: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            domain: "localhost".into(),
+            data_dir: PathBuf::from("./data"),
+            xmpp: XmppConfig::default(),
+            sip: SipConfig::default(),
+            policy: PolicyConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for XmppConfig {
+    fn default() -> Self {
+        XmppConfig {
+            c2s_bind: SocketAddr::from(([0, 0, 0, 0], 5222)),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 5060)),
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        // The engine's own defaults, so the file and the library cannot drift apart.
+        let e = EngineConfig::default();
+        PolicyConfig {
+            auto_authorize: e.auto_authorize,
+            offline_storage: e.offline_storage,
+            im_enabled: e.im_enabled,
+            undeliverable_text: e.undeliverable_text,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        let n = |c: Cap| match c {
+            Cap::AtMost(n) => n,
+            Cap::Unlimited => 0,
+        };
+        LimitsConfig {
+            max_sessions_per_user: l.max_sessions_per_user,
+            max_contacts: n(l.max_contacts),
+            max_watchers: n(l.max_watchers),
+            offline_per_user: l.offline_per_user,
+            offline_per_node: l.offline_per_node,
+        }
+    }
+}
+
+/// The 1-based line holding byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates `text`, naming `path` in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            // toml's own message may span lines; the file and line already say where.
+            message: e.message().split_whitespace().collect::<Vec<_>>().join(" "),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key, value: &str, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            value: value.to_owned(),
+            problem,
+        };
+        // A domain is exactly a bare JID with no localpart; parsing it that way also lower-cases it.
+        match BareJid::new(&self.domain) {
+            Ok(j) if j.local().is_none() => self.domain = j.domain().to_owned(),
+            Ok(_) => {
+                return Err(invalid(
+                    "domain",
+                    &self.domain,
+                    "is an address, not a domain".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(invalid(
+                    "domain",
+                    &self.domain,
+                    format!("is not valid: {e}"),
+                ));
+            }
+        }
+        if self.xmpp.tls_cert.is_some() != self.xmpp.tls_key.is_some() {
+            let given = self
+                .xmpp
+                .tls_cert
+                .as_ref()
+                .or(self.xmpp.tls_key.as_ref())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let key = if self.xmpp.tls_cert.is_some() {
+                "xmpp.tls_cert"
+            } else {
+                "xmpp.tls_key"
+            };
+            return Err(invalid(
+                key,
+                &given,
+                "is given without its partner (tls_cert and tls_key go together)".into(),
+            ));
+        }
+        if self.limits.max_sessions_per_user == 0 {
+            return Err(invalid(
+                "limits.max_sessions_per_user",
+                "0",
+                "would refuse every sign-in".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where the database file lives.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join(STORE_FILE)
+    }
+
+    /// The engine settings this file describes.
+    pub fn engine_config(&self) -> EngineConfig {
+        let cap = |n: usize| {
+            if n == 0 {
+                Cap::Unlimited
+            } else {
+                Cap::AtMost(n)
+            }
+        };
+        EngineConfig {
+            domains: vec![self.domain.clone()],
+            auto_authorize: self.policy.auto_authorize,
+            offline_storage: self.policy.offline_storage,
+            im_enabled: self.policy.im_enabled,
+            undeliverable_text: self.policy.undeliverable_text.clone(),
+            limits: Limits {
+                max_sessions_per_user: self.limits.max_sessions_per_user,
+                max_contacts: cap(self.limits.max_contacts),
+                max_watchers: cap(self.limits.max_watchers),
+                offline_per_user: self.limits.offline_per_user,
+                offline_per_node: self.limits.offline_per_node,
+            },
+            ..EngineConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("p.toml"), text)
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_documented_defaults() {
+        let c = parse("").expect("empty is fine");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.xmpp.c2s_bind.to_string(), "0.0.0.0:5222");
+        assert_eq!(c.sip.bind.to_string(), "0.0.0.0:5060");
+        assert_eq!(c.store_path(), Path::new("./data/presenced.redb"));
+        assert_eq!(c.engine_config(), EngineConfig::default());
+    }
+
+    #[test]
+    fn every_key_maps_to_the_engine() {
+        let c = parse(
+            r#"
+            domain = "Example.COM"
+            data_dir = "/var/lib/presenced"
+            [xmpp]
+            c2s_bind = "127.0.0.1:15222"
+            tls_cert = "c.pem"
+            tls_key = "k.pem"
+            [sip]
+            bind = "[::1]:5070"
+            [policy]
+            auto_authorize = false
+            offline_storage = false
+            im_enabled = false
+            undeliverable_text = "nope"
+            [limits]
+            max_sessions_per_user = 3
+            max_contacts = 0
+            max_watchers = 5
+            offline_per_user = 7
+            offline_per_node = 9
+            "#,
+        )
+        .expect("valid");
+        let e = c.engine_config();
+        assert_eq!(e.domains, ["example.com"]);
+        assert!(!e.auto_authorize && !e.offline_storage && !e.im_enabled);
+        assert_eq!(e.undeliverable_text, "nope");
+        assert_eq!(
+            e.limits,
+            Limits {
+                max_sessions_per_user: 3,
+                max_contacts: Cap::Unlimited,
+                max_watchers: Cap::AtMost(5),
+                offline_per_user: 7,
+                offline_per_node: 9,
+            }
+        );
+        assert_eq!(c.sip.bind.to_string(), "[::1]:5070");
+    }
+
+    #[test]
+    fn errors_are_one_line_naming_file_line_and_problem() {
+        let cases = [
+            ("domain = \"x\"\nbogus = 1\n", "p.toml:2:", "bogus"),
+            ("[xmpp]\nc2s_bind = \"nowhere\"\n", "p.toml:2:", "address"),
+            ("domain = \"bad domain!\"", "p.toml: domain", "not valid"),
+            ("domain = \"a@b.c\"", "p.toml: domain", "not a domain"),
+            ("[xmpp]\ntls_key = \"k.pem\"", "xmpp.tls_key", "partner"),
+            (
+                "[limits]\nmax_sessions_per_user = 0",
+                "max_sessions",
+                "refuse",
+            ),
+        ];
+        for (text, starts, mentions) in cases {
+            let msg = parse(text).expect_err(text).to_string();
+            assert!(!msg.contains('\n'), "one line: {msg}");
+            assert!(msg.starts_with("p.toml"), "{msg}");
+            assert!(msg.contains(starts), "{msg} should contain {starts}");
+            assert!(msg.contains(mentions), "{msg} should mention {mentions}");
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The on-disk encoding of store records: a version byte, then fields in a fixed order. Integers are big-endian,
+//! strings and byte strings carry a `u32` length, optional fields a presence byte, lists a `u32` count.
+//!
+//! Hand-written rather than a serialization crate so the format is spelled out in one place and cannot change
+//! under us with a dependency upgrade. Decoding never panics: every shortfall becomes [`StoreError::Corrupt`].
+
+use presence_core::message::{Message, MessageKind};
+use presence_core::policy::{DefaultRule, PolicyEntry, UserPolicy};
+use presence_core::roster::{ItemDetails, Link, RosterEntry, Subscription};
+use presence_core::store::{Account, ScramCredentials, ScramHash, StoreError, StoredMessage};
+use presence_core::time::Timestamp;
+use presence_core::{BareJid, Jid};
+
+/// The format version written today; readers reject any other.
+const VERSION: u8 = 1;
+
+/// Builds one encoded record.
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn new() -> Self {
+        Writer(vec![VERSION])
+    }
+
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn bool(&mut self, v: bool) {
+        self.u8(u8::from(v));
+    }
+
+    fn len(&mut self, n: usize) {
+        // Every field comes from a bounded engine value (a JID part, a stanza), far below 4 GiB.
+        self.u32(u32::try_from(n).expect("field shorter than 4 GiB"));
+    }
+
+    fn bytes(&mut self, v: &[u8]) {
+        self.len(v.len());
+        self.0.extend_from_slice(v);
+    }
+
+    fn str(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+
+    fn opt_str(&mut self, v: Option<&str>) {
+        match v {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+        }
+    }
+
+    fn strs(&mut self, v: &[String]) {
+        self.len(v.len());
+        for s in v {
+            self.str(s);
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+/// Reads one encoded record, naming it in every error.
+struct Reader<'a> {
+    what: &'a str,
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(what: &'a str, data: &'a [u8]) -> Result<Self, StoreError> {
+        let mut r = Reader { what, rest: data };
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(r.corrupt(format!(
+                "format version {version}, this build reads {VERSION}"
+            )));
+        }
+        Ok(r)
+    }
+
+    fn corrupt(&self, detail: String) -> StoreError {
+        StoreError::Corrupt {
+            what: self.what.to_owned(),
+            detail,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.rest.len() < n {
+            return Err(self.corrupt(format!(
+                "needs {n} more bytes, only {} left",
+                self.rest.len()
+            )));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> Result<u8, StoreError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn bool(&mut self) -> Result<bool, StoreError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(self.corrupt(format!("flag byte {b} is neither 0 nor 1"))),
+        }
+    }
+
+    fn len(&mut self) -> Result<usize, StoreError> {
+        let n = self.u32()? as usize;
+        // A count can never exceed the bytes left (each item takes at least one), so a bad one fails here instead
+        // of reserving a huge vector.
+        if n > self.rest.len() {
+            return Err(self.corrupt(format!(
+                "length {n} exceeds the {} bytes left",
+                self.rest.len()
+            )));
+        }
+        Ok(n)
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>, StoreError> {
+        let n = self.len()?;
+        Ok(self.take(n)?.to_vec())
+    }
+
+    fn str(&mut self) -> Result<String, StoreError> {
+        let n = self.len()?;
+        let raw = self.take(n)?;
+        std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|e| self.corrupt(format!("text is not UTF-8: {e}")))
+    }
+
+    fn opt_str(&mut self) -> Result<Option<String>, StoreError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.str().map(Some),
+            b => Err(self.corrupt(format!("option tag {b} is neither 0 nor 1"))),
+        }
+    }
+
+    fn strs(&mut self) -> Result<Vec<String>, StoreError> {
+        let n = self.len()?;
+        (0..n).map(|_| self.str()).collect()
+    }
+
+    fn bare_jid(&mut self) -> Result<BareJid, StoreError> {
+        let s = self.str()?;
+        BareJid::new(&s).map_err(|e| self.corrupt(format!("bad address: {e}")))
+    }
+
+    fn jid(&mut self) -> Result<Jid, StoreError> {
+        let s = self.str()?;
+        Jid::new(&s).map_err(|e| self.corrupt(format!("bad address: {e}")))
+    }
+
+    fn end(self) -> Result<(), StoreError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(self.corrupt(format!("{} bytes left over", self.rest.len())))
+        }
+    }
+}
+
+/// Encodes an account with its verifiers.
+pub fn encode_account(a: &Account) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.str(a.jid.as_str());
+    w.len(a.credentials.len());
+    for c in &a.credentials {
+        w.u8(match c.hash {
+            ScramHash::Sha1 => 1,
+            ScramHash::Sha256 => 2,
+        });
+        w.bytes(&c.salt);
+        w.u32(c.iterations);
+        w.bytes(&c.stored_key);
+        w.bytes(&c.server_key);
+    }
+    w.finish()
+}
+
+/// Decodes what [`encode_account`] wrote.
+pub fn decode_account(what: &str, data: &[u8]) -> Result<Account, StoreError> {
+    let mut r = Reader::new(what, data)?;
+    let jid = r.bare_jid()?;
+    let n = r.len()?;
+    let mut credentials = Vec::with_capacity(n);
+    for _ in 0..n {
+        let hash = match r.u8()? {
+            1 => ScramHash::Sha1,
+            2 => ScramHash::Sha256,
+            b => return Err(r.corrupt(format!("unknown SCRAM hash tag {b}"))),
+        };
+        credentials.push(ScramCredentials {
+            hash,
+            salt: r.bytes()?,
+            iterations: r.u32()?,
+            stored_key: r.bytes()?,
+            server_key: r.bytes()?,
+        });
+    }
+    r.end()?;
+    Ok(Account { jid, credentials })
+}
+
+fn link_tag(l: Link) -> u8 {
+    match l {
+        Link::Off => 0,
+        Link::Pending => 1,
+        Link::On => 2,
+    }
+}
+
+fn read_link(r: &mut Reader<'_>) -> Result<Link, StoreError> {
+    match r.u8()? {
+        0 => Ok(Link::Off),
+        1 => Ok(Link::Pending),
+        2 => Ok(Link::On),
+        b => Err(r.corrupt(format!("unknown subscription link tag {b}"))),
+    }
+}
+
+/// Encodes one roster entry (the contact is in the key).
+pub fn encode_roster_entry(e: &RosterEntry) -> Vec<u8> {
+    let mut w = Writer::new();
+    match e {
+        RosterEntry::Requested => w.u8(0),
+        RosterEntry::Listed {
+            details,
+            subscription,
+        } => {
+            w.u8(1);
+            w.opt_str(details.name.as_deref());
+            w.strs(&details.groups);
+            w.u8(link_tag(subscription.outbound));
+            w.u8(link_tag(subscription.inbound));
+        }
+    }
+    w.finish()
+}
+
+/// Decodes what [`encode_roster_entry`] wrote.
+pub fn decode_roster_entry(what: &str, data: &[u8]) -> Result<RosterEntry, StoreError> {
+    let mut r = Reader::new(what, data)?;
+    let entry = match r.u8()? {
+        0 => RosterEntry::Requested,
+        1 => RosterEntry::Listed {
+            details: ItemDetails {
+                name: r.opt_str()?,
+                groups: r.strs()?,
+            },
+            subscription: Subscription {
+                outbound: read_link(&mut r)?,
+                inbound: read_link(&mut r)?,
+            },
+        },
+        b => return Err(r.corrupt(format!("unknown roster entry tag {b}"))),
+    };
+    r.end()?;
+    Ok(entry)
+}
+
+fn write_policy_entries(w: &mut Writer, entries: &[PolicyEntry]) {
+    w.len(entries.len());
+    for e in entries {
+        match e {
+            PolicyEntry::Jid(j) => {
+                w.u8(0);
+                w.str(j.as_str());
+            }
+            PolicyEntry::Domain(d) => {
+                w.u8(1);
+                w.str(d);
+            }
+        }
+    }
+}
+
+fn read_policy_entries(r: &mut Reader<'_>) -> Result<Vec<PolicyEntry>, StoreError> {
+    let n = r.len()?;
+    (0..n)
+        .map(|_| match r.u8()? {
+            0 => r.bare_jid().map(PolicyEntry::Jid),
+            1 => r.str().map(PolicyEntry::Domain),
+            b => Err(r.corrupt(format!("unknown policy entry tag {b}"))),
+        })
+        .collect()
+}
+
+/// Encodes a user's privacy policy.
+pub fn encode_policy(p: &UserPolicy) -> Vec<u8> {
+    let mut w = Writer::new();
+    write_policy_entries(&mut w, &p.allow);
+    write_policy_entries(&mut w, &p.block);
+    w.u8(match p.default {
+        DefaultRule::AllowAll => 0,
+        DefaultRule::BlockAll => 1,
+    });
+    w.bool(p.ask_federated);
+    w.bool(p.share_availability);
+    w.bool(p.dnd_on_phone);
+    w.bool(p.dnd_in_meeting);
+    w.finish()
+}
+
+/// Decodes what [`encode_policy`] wrote.
+pub fn decode_policy(what: &str, data: &[u8]) -> Result<UserPolicy, StoreError> {
+    let mut r = Reader::new(what, data)?;
+    let allow = read_policy_entries(&mut r)?;
+    let block = read_policy_entries(&mut r)?;
+    let default = match r.u8()? {
+        0 => DefaultRule::AllowAll,
+        1 => DefaultRule::BlockAll,
+        b => return Err(r.corrupt(format!("unknown default rule tag {b}"))),
+    };
+    let policy = UserPolicy {
+        allow,
+        block,
+        default,
+        ask_federated: r.bool()?,
+        share_availability: r.bool()?,
+        dnd_on_phone: r.bool()?,
+        dnd_in_meeting: r.bool()?,
+    };
+    r.end()?;
+    Ok(policy)
+}
+
+fn kind_tag(k: MessageKind) -> u8 {
+    match k {
+        MessageKind::Chat => 0,
+        MessageKind::Normal => 1,
+        MessageKind::Headline => 2,
+        MessageKind::Groupchat => 3,
+        MessageKind::Error => 4,
+    }
+}
+
+/// Encodes a held message.
+pub fn encode_message(m: &StoredMessage) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u64(m.seq);
+    w.str(&m.from.to_string());
+    w.str(&m.to.to_string());
+    let msg = &m.message;
+    w.opt_str(msg.id.as_deref());
+    w.u8(kind_tag(msg.kind));
+    w.opt_str(msg.body.as_deref());
+    w.opt_str(msg.subject.as_deref());
+    w.opt_str(msg.thread.as_deref());
+    w.u64(msg.stamp.as_millis());
+    w.strs(&msg.extensions);
+    w.finish()
+}
+
+/// Decodes what [`encode_message`] wrote.
+pub fn decode_message(what: &str, data: &[u8]) -> Result<StoredMessage, StoreError> {
+    let mut r = Reader::new(what, data)?;
+    let seq = r.u64()?;
+    let from = r.jid()?;
+    let to = r.jid()?;
+    let id = r.opt_str()?;
+    let kind = match r.u8()? {
+        0 => MessageKind::Chat,
+        1 => MessageKind::Normal,
+        2 => MessageKind::Headline,
+        3 => MessageKind::Groupchat,
+        4 => MessageKind::Error,
+        b => return Err(r.corrupt(format!("unknown message kind tag {b}"))),
+    };
+    let message = Message {
+        id,
+        kind,
+        body: r.opt_str()?,
+        subject: r.opt_str()?,
+        thread: r.opt_str()?,
+        stamp: Timestamp::from_millis(r.u64()?),
+        extensions: r.strs()?,
+    };
+    r.end()?;
+    Ok(StoredMessage {
+        seq,
+        from,
+        to,
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> Account {
+        Account {
+            jid: BareJid::new("alice@example.com").expect("valid"),
+            credentials: vec![ScramCredentials {
+                hash: ScramHash::Sha256,
+                salt: vec![1, 2, 3],
+                iterations: 4096,
+                stored_key: vec![7; 32],
+                server_key: vec![6; 32],
+            }],
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_corrupt_not_a_panic() {
+        let data = encode_account(&account());
+        for cut in 0..data.len() {
+            let err = decode_account("account", &data[..cut]).expect_err("truncated");
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        }
+        assert_eq!(decode_account("account", &data), Ok(account()));
+    }
+
+    #[test]
+    fn unknown_version_and_trailing_bytes_are_corrupt() {
+        let mut data = encode_account(&account());
+        data.push(0);
+        assert!(
+            decode_account("account", &data)
+                .expect_err("trailing")
+                .to_string()
+                .contains("left over")
+        );
+        data[0] = 9;
+        assert!(
+            decode_account("account", &data)
+                .expect_err("version")
+                .to_string()
+                .contains("version 9")
+        );
+    }
+
+    #[test]
+    fn bad_tags_are_corrupt() {
+        let mut data = encode_roster_entry(&RosterEntry::Requested);
+        data[1] = 7;
+        assert!(matches!(
+            decode_roster_entry("roster entry", &data),
+            Err(StoreError::Corrupt { .. })
+        ));
+        let mut data = encode_policy(&UserPolicy::default());
+        let last = data.len() - 1;
+        data[last] = 2;
+        assert!(matches!(
+            decode_policy("policy", &data),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,352 @@
+//! The bundled server's durable store: every presence-core store trait on one redb file.
+//!
+//! redb commits with copy-on-write pages and an fsync, so a write acknowledged by a commit survives a crash and a
+//! crash mid-commit leaves the previous state. [`Store::apply`] puts a whole group of engine writes in one
+//! transaction, so a burst of roster and offline changes costs one sync.
+
+mod codec;
+mod keys;
+
+use std::path::Path;
+
+use presence_core::BareJid;
+use presence_core::policy::UserPolicy;
+use presence_core::roster::RosterEntry;
+use presence_core::store::{
+    Account, AccountStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
+};
+use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+
+/// Accounts by bare JID.
+const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
+/// Roster entries by user prefix + contact.
+const ROSTER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("roster");
+/// Privacy policies by bare JID.
+const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policies");
+/// Held messages by user prefix + big-endian sequence number.
+const OFFLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("offline");
+/// Running totals kept in the same transactions as the rows they count.
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+/// The counter of held messages over all users.
+const OFFLINE_TOTAL: &str = "offline_total";
+
+/// Wraps any redb error as a backend failure.
+fn backend(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Backend(format!("redb: {}", e.into()))
+}
+
+/// A [`Store`] in a redb database file.
+pub struct RedbStore {
+    db: Database,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore").finish_non_exhaustive()
+    }
+}
+
+impl RedbStore {
+    /// Opens the database at `path`, creating the file and its tables if they do not exist.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let db = Database::create(path).map_err(|e| {
+            StoreError::Backend(format!("cannot open database {}: {e}", path.display()))
+        })?;
+        let store = RedbStore { db };
+        // Creating every table up front lets read transactions open them without a "does not exist" case.
+        store.write(|tx| {
+            tx.open_table(ACCOUNTS).map_err(backend)?;
+            tx.open_table(ROSTER).map_err(backend)?;
+            tx.open_table(POLICIES).map_err(backend)?;
+            tx.open_table(OFFLINE).map_err(backend)?;
+            tx.open_table(COUNTERS).map_err(backend)?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `f` in one write transaction and commits it if `f` succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        // Dropping an uncommitted transaction aborts it, so an error leaves nothing half-written.
+        let out = f(&tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+
+    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.db.begin_read().map_err(backend)
+    }
+}
+
+fn add_offline_total(tx: &WriteTransaction, delta: i64) -> Result<(), StoreError> {
+    if delta == 0 {
+        return Ok(());
+    }
+    let mut t = tx.open_table(COUNTERS).map_err(backend)?;
+    let now = t
+        .get(OFFLINE_TOTAL)
+        .map_err(backend)?
+        .map_or(0, |v| v.value());
+    let next = now.saturating_add_signed(delta);
+    t.insert(OFFLINE_TOTAL, next).map_err(backend)?;
+    Ok(())
+}
+
+fn put_roster_tx(
+    tx: &WriteTransaction,
+    user: &BareJid,
+    contact: &BareJid,
+    entry: &RosterEntry,
+) -> Result<(), StoreError> {
+    let mut t = tx.open_table(ROSTER).map_err(backend)?;
+    t.insert(
+        keys::roster(user, contact).as_slice(),
+        codec::encode_roster_entry(entry).as_slice(),
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn remove_roster_tx(
+    tx: &WriteTransaction,
+    user: &BareJid,
+    contact: &BareJid,
+) -> Result<(), StoreError> {
+    let mut t = tx.open_table(ROSTER).map_err(backend)?;
+    t.remove(keys::roster(user, contact).as_slice())
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn put_policy_tx(
+    tx: &WriteTransaction,
+    user: &BareJid,
+    policy: &UserPolicy,
+) -> Result<(), StoreError> {
+    let mut t = tx.open_table(POLICIES).map_err(backend)?;
+    t.insert(user.as_str(), codec::encode_policy(policy).as_slice())
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn push_offline_tx(
+    tx: &WriteTransaction,
+    user: &BareJid,
+    message: &StoredMessage,
+) -> Result<(), StoreError> {
+    let replaced = {
+        let mut t = tx.open_table(OFFLINE).map_err(backend)?;
+        t.insert(
+            keys::offline(user, message.seq).as_slice(),
+            codec::encode_message(message).as_slice(),
+        )
+        .map_err(backend)?
+        .is_some()
+    };
+    // Re-pushing a sequence number replaces the message; only a new one grows the total.
+    if !replaced {
+        add_offline_total(tx, 1)?;
+    }
+    Ok(())
+}
+
+/// Removes every key in `[from, to)` of `table`; returns how many there were.
+fn remove_range(
+    tx: &WriteTransaction,
+    table: TableDefinition<&[u8], &[u8]>,
+    from: &[u8],
+    to: &[u8],
+) -> Result<u64, StoreError> {
+    let mut t = tx.open_table(table).map_err(backend)?;
+    let doomed = t
+        .range(from..to)
+        .map_err(backend)?
+        .map(|r| r.map(|(k, _)| k.value().to_vec()).map_err(backend))
+        .collect::<Result<Vec<_>, _>>()?;
+    for k in &doomed {
+        t.remove(k.as_slice()).map_err(backend)?;
+    }
+    Ok(doomed.len() as u64)
+}
+
+fn clear_offline_tx(tx: &WriteTransaction, user: &BareJid, up_to: u64) -> Result<u64, StoreError> {
+    let from = keys::offline(user, 0);
+    // `up_to` is inclusive; past u64::MAX the whole queue goes.
+    let to = match up_to.checked_add(1) {
+        Some(next) => keys::offline(user, next),
+        None => keys::prefix_end(&keys::user_prefix(user)),
+    };
+    let dropped = remove_range(tx, OFFLINE, &from, &to)?;
+    add_offline_total(tx, -i64::try_from(dropped).unwrap_or(i64::MAX))?;
+    Ok(dropped)
+}
+
+impl AccountStore for RedbStore {
+    fn put_account(&self, account: &Account) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut t = tx.open_table(ACCOUNTS).map_err(backend)?;
+            t.insert(
+                account.jid.as_str(),
+                codec::encode_account(account).as_slice(),
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn account(&self, user: &BareJid) -> Result<Option<Account>, StoreError> {
+        let t = self.read()?.open_table(ACCOUNTS).map_err(backend)?;
+        let Some(v) = t.get(user.as_str()).map_err(backend)? else {
+            return Ok(None);
+        };
+        codec::decode_account(&format!("account {user}"), v.value()).map(Some)
+    }
+
+    fn remove_account(&self, user: &BareJid) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let existed = tx
+                .open_table(ACCOUNTS)
+                .map_err(backend)?
+                .remove(user.as_str())
+                .map_err(backend)?
+                .is_some();
+            tx.open_table(POLICIES)
+                .map_err(backend)?
+                .remove(user.as_str())
+                .map_err(backend)?;
+            let prefix = keys::user_prefix(user);
+            let end = keys::prefix_end(&prefix);
+            remove_range(tx, ROSTER, &prefix, &end)?;
+            let dropped = remove_range(tx, OFFLINE, &prefix, &end)?;
+            add_offline_total(tx, -i64::try_from(dropped).unwrap_or(i64::MAX))?;
+            Ok(existed)
+        })
+    }
+
+    fn list_accounts(&self) -> Result<Vec<BareJid>, StoreError> {
+        let t = self.read()?.open_table(ACCOUNTS).map_err(backend)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(backend)? {
+            let (k, _) = row.map_err(backend)?;
+            let jid = BareJid::new(k.value()).map_err(|e| StoreError::Corrupt {
+                what: "account key".into(),
+                detail: e.to_string(),
+            })?;
+            out.push(jid);
+        }
+        // The table is in byte order; the trait promises the address order.
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl RosterStore for RedbStore {
+    fn roster(&self, user: &BareJid) -> Result<Vec<(BareJid, RosterEntry)>, StoreError> {
+        let t = self.read()?.open_table(ROSTER).map_err(backend)?;
+        let prefix = keys::user_prefix(user);
+        let end = keys::prefix_end(&prefix);
+        let mut out = Vec::new();
+        for row in t
+            .range(prefix.as_slice()..end.as_slice())
+            .map_err(backend)?
+        {
+            let (k, v) = row.map_err(backend)?;
+            let contact = keys::roster_contact(k.value(), prefix.len())?;
+            let what = format!("roster entry {user} -> {contact}");
+            out.push((contact, codec::decode_roster_entry(&what, v.value())?));
+        }
+        Ok(out)
+    }
+
+    fn put_roster_entry(
+        &self,
+        user: &BareJid,
+        contact: &BareJid,
+        entry: &RosterEntry,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| put_roster_tx(tx, user, contact, entry))
+    }
+
+    fn remove_roster_entry(&self, user: &BareJid, contact: &BareJid) -> Result<(), StoreError> {
+        self.write(|tx| remove_roster_tx(tx, user, contact))
+    }
+
+    fn policy(&self, user: &BareJid) -> Result<Option<UserPolicy>, StoreError> {
+        let t = self.read()?.open_table(POLICIES).map_err(backend)?;
+        let Some(v) = t.get(user.as_str()).map_err(backend)? else {
+            return Ok(None);
+        };
+        codec::decode_policy(&format!("policy of {user}"), v.value()).map(Some)
+    }
+
+    fn put_policy(&self, user: &BareJid, policy: &UserPolicy) -> Result<(), StoreError> {
+        self.write(|tx| put_policy_tx(tx, user, policy))
+    }
+}
+
+impl OfflineStore for RedbStore {
+    fn push_offline(&self, user: &BareJid, message: &StoredMessage) -> Result<(), StoreError> {
+        self.write(|tx| push_offline_tx(tx, user, message))
+    }
+
+    fn offline(&self, user: &BareJid) -> Result<Vec<StoredMessage>, StoreError> {
+        let t = self.read()?.open_table(OFFLINE).map_err(backend)?;
+        let prefix = keys::user_prefix(user);
+        let end = keys::prefix_end(&prefix);
+        let mut out = Vec::new();
+        for row in t
+            .range(prefix.as_slice()..end.as_slice())
+            .map_err(backend)?
+        {
+            let (_, v) = row.map_err(backend)?;
+            out.push(codec::decode_message(
+                &format!("offline message for {user}"),
+                v.value(),
+            )?);
+        }
+        Ok(out)
+    }
+
+    fn clear_offline(&self, user: &BareJid, up_to: u64) -> Result<u64, StoreError> {
+        self.write(|tx| clear_offline_tx(tx, user, up_to))
+    }
+
+    fn offline_total(&self) -> Result<u64, StoreError> {
+        let t = self.read()?.open_table(COUNTERS).map_err(backend)?;
+        Ok(t.get(OFFLINE_TOTAL)
+            .map_err(backend)?
+            .map_or(0, |v| v.value()))
+    }
+}
+
+impl Store for RedbStore {
+    fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            for w in writes {
+                match w {
+                    StoreWrite::RosterPut {
+                        user,
+                        contact,
+                        entry,
+                    } => put_roster_tx(tx, user, contact, entry)?,
+                    StoreWrite::RosterRemove { user, contact } => {
+                        remove_roster_tx(tx, user, contact)?
+                    }
+                    StoreWrite::PolicyPut { user, policy } => put_policy_tx(tx, user, policy)?,
+                    StoreWrite::OfflinePush { user, message } => {
+                        push_offline_tx(tx, user, message)?
+                    }
+                    StoreWrite::OfflineClear { user, up_to } => {
+                        clear_offline_tx(tx, user, *up_to)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! `presenced` as an operator runs it: a config file in a directory, user commands, and their errors.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// A password unlikely to occur in the database by chance.
+const PASSWORD: &str = "correct-horse-battery-staple-7731";
+
+/// Runs `presenced` in `dir` with `args`, feeding `stdin`.
+fn presenced(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_presenced"))
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn presenced");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("presenced finishes")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts a failure with exactly one line on stderr mentioning `needle`.
+fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "should fail; stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+}
+
+fn setup(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("presenced.toml"), config).expect("write config");
+    dir
+}
+
+#[test]
+fn user_add_list_del_round_trip() {
+    let dir = setup("domain = \"example.com\"\ndata_dir = \"db\"\n");
+    let d = dir.path();
+    let cfg = ["--config", "presenced.toml"];
+
+    let o = presenced(
+        d,
+        &[
+            &cfg[..],
+            &["user", "add", "alice@example.com", "--password-stdin"],
+        ]
+        .concat(),
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o), "added alice@example.com\n");
+
+    let o = presenced(d, &[&cfg[..], &["user", "list"]].concat(), "");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o), "alice@example.com\n");
+
+    let o = presenced(
+        d,
+        &[
+            &cfg[..],
+            &["user", "add", "alice@example.com", "--password", "x"],
+        ]
+        .concat(),
+        "",
+    );
+    assert_one_line_error(&o, "already exists");
+
+    let db = std::fs::read(d.join("db/presenced.redb")).expect("database file");
+    assert!(
+        !db.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()),
+        "the password must not be stored"
+    );
+
+    let o = presenced(
+        d,
+        &[&cfg[..], &["user", "del", "alice@example.com"]].concat(),
+        "",
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o), "deleted alice@example.com\n");
+
+    let o = presenced(d, &[&cfg[..], &["user", "list"]].concat(), "");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o), "");
+
+    let o = presenced(
+        d,
+        &[&cfg[..], &["user", "del", "alice@example.com"]].concat(),
+        "",
+    );
+    assert_one_line_error(&o, "no such user");
+}
+
+#[test]
+fn addresses_off_the_domain_are_refused() {
+    let dir = setup("domain = \"example.com\"\ndata_dir = \"db\"\n");
+    for jid in [
+        "alice@other.org",
+        "example.com",
+        "not an address@example.com",
+    ] {
+        let o = presenced(
+            dir.path(),
+            &[
+                "--config",
+                "presenced.toml",
+                "user",
+                "add",
+                jid,
+                "--password",
+                "x",
+            ],
+            "",
+        );
+        assert_one_line_error(&o, jid);
+    }
+}
+
+#[test]
+fn bad_configs_give_one_line_naming_the_file() {
+    for (config, needle) in [
+        ("domain = \"example.com\"\ncolour = \"blue\"\n", "colour"),
+        ("domain = \"no such domain!\"\n", "domain"),
+        ("[limits]\nmax_contacts = -1\n", "presenced.toml:2"),
+    ] {
+        let dir = setup(config);
+        for args in [&["user", "list"][..], &["serve"][..]] {
+            let o = presenced(
+                dir.path(),
+                &[&["--config", "presenced.toml"][..], args].concat(),
+                "",
+            );
+            assert_one_line_error(&o, needle);
+            assert_one_line_error(&o, "presenced.toml");
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = presenced(dir.path(), &["--config", "absent.toml", "user", "list"], "");
+    assert_one_line_error(&o, "absent.toml");
+}
+
+#[test]
+fn serve_checks_config_and_store_then_says_it_is_not_there_yet() {
+    let dir = setup("data_dir = \"db\"\n");
+    let o = presenced(dir.path(), &["--config", "presenced.toml"], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not implemented yet"),
+        "{o:?}"
+    );
+    assert!(
+        dir.path().join("db/presenced.redb").exists(),
+        "serve opened the store"
+    );
+
+    // A data_dir that is a file cannot hold the database.
+    let dir = setup("data_dir = \"presenced.toml\"\n");
+    let o = presenced(dir.path(), &["--config", "presenced.toml", "serve"], "");
+    assert_one_line_error(&o, "data directory");
+}
