@@ -406,18 +406,18 @@ impl Scanner {
                 self_closing,
             }));
         }
-        if self_closing {
-            if self.depth == 0 {
-                return Ok(Some(Item::Element(self.item_start..self.pos)));
-            }
-            return Ok(None);
+        if self.depth == 0 && self_closing {
+            return Ok(Some(Item::Element(self.item_start..self.pos)));
         }
-        self.depth += 1;
-        if self.depth > limits.max_depth {
+        // An empty element is as deep as a non-empty one would be.
+        if self.depth + 1 > limits.max_depth {
             return Err(StreamError::TooDeep {
                 offset: base + self.pos as u64,
                 limit: limits.max_depth,
             });
+        }
+        if !self_closing {
+            self.depth += 1;
         }
         Ok(None)
     }
