@@ -89,7 +89,8 @@ pub(crate) fn parse_header(
         prefixes: ctx
             .prefixes
             .iter()
-            .filter(|(_, n)| n != ns::STREAMS)
+            // The writer always binds `stream` to the streams namespace and `xml` is implicit.
+            .filter(|(p, n)| n != ns::STREAMS && p != "stream" && p != "xml")
             .cloned()
             .collect(),
     };

@@ -209,12 +209,24 @@ impl StreamParser {
         }
     }
 
-    /// The buffer slice as UTF-8, or where it stops being UTF-8.
+    /// The buffer slice as UTF-8 holding only XML characters, or where it stops being that.
     fn text(&self, range: std::ops::Range<usize>) -> Result<&str, StreamError> {
         let start = range.start;
-        std::str::from_utf8(&self.buf[range]).map_err(|e| StreamError::InvalidUtf8 {
+        let bytes = &self.buf[range];
+        let text = std::str::from_utf8(bytes).map_err(|e| StreamError::InvalidUtf8 {
             offset: self.base + (start + e.valid_up_to()) as u64,
-        })
+        })?;
+        // The scanner rejects ASCII controls; the noncharacters U+FFFE/U+FFFF (EF BF BE/BF)
+        // need the decoded text. Checking for 0xEF first keeps the common case one fast pass.
+        if bytes.contains(&0xEF)
+            && let Some(at) = text.find(['\u{FFFE}', '\u{FFFF}'])
+        {
+            return Err(StreamError::IllegalChar {
+                code: text[at..].chars().next().map_or(0, u32::from),
+                offset: self.base + (start + at) as u64,
+            });
+        }
+        Ok(text)
     }
 
     /// Drops bytes already handed out.

@@ -146,6 +146,9 @@ impl StreamWriter {
     }
 
     fn prefix_for(&self, ns: &str) -> Option<&str> {
+        if ns == ns::XML {
+            return Some("xml");
+        }
         self.prefixes
             .iter()
             .find(|(_, n)| n == ns)
@@ -176,7 +179,6 @@ impl StreamWriter {
         for a in &el.attrs {
             let prefix: Option<String> = match a.ns.as_deref() {
                 None | Some("") => None,
-                Some(ns::XML) => Some("xml".into()),
                 Some(n) => match self.prefix_for(n) {
                     Some(p) => Some(p.to_owned()),
                     None => match local.iter().find(|(_, ln)| *ln == n) {
