@@ -60,7 +60,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, below: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % below
     }
 }
@@ -75,14 +78,19 @@ fn presence(i: usize) -> String {
 }
 
 fn message(i: usize, rng: &mut Lcg) -> String {
-    let words = ["hello", "there", "meeting", "café", "tomorrow", "&", "<ok>", "🙂", "deploy", "the"];
+    let words = [
+        "hello", "there", "meeting", "café", "tomorrow", "&", "<ok>", "🙂", "deploy", "the",
+    ];
     let target = 50 + rng.next(1951);
     let mut body = String::new();
     while body.len() < target {
         body.push_str(words[rng.next(words.len())]);
         body.push(' ');
     }
-    let body = body.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let body = body
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     format!(
         "<message from='friend{i}@example.net/phone' to='me@example.com/laptop' type='chat' id='m{i}'>\
          <body>{body}</body><active xmlns='http://jabber.org/protocol/chatstates'/>\
@@ -170,7 +178,10 @@ fn measure_memory(name: &str, stanzas: usize, run: impl Fn() -> usize) {
     let parsed = black_box(run());
     let peak = PEAK.load(Relaxed) - before_live;
     let allocs = ALLOCS.load(Relaxed) - before_allocs;
-    assert_eq!(parsed, stanzas, "{name} parsed a different number of stanzas");
+    assert_eq!(
+        parsed, stanzas,
+        "{name} parsed a different number of stanzas"
+    );
     println!(
         "memory {name:>13}: peak {:>7.1} KiB above baseline, {:>6.1} allocations/stanza",
         peak as f64 / 1024.0,
@@ -190,13 +201,17 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("xmpp_parse_bytes");
     group.throughput(Throughput::Bytes(input.len() as u64));
     group.bench_function("xmpp-codec", |b| b.iter(|| parse_ours(black_box(&input))));
-    group.bench_function("rxml+minidom", |b| b.iter(|| parse_minidom(black_box(&input))));
+    group.bench_function("rxml+minidom", |b| {
+        b.iter(|| parse_minidom(black_box(&input)))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("xmpp_parse_stanzas");
     group.throughput(Throughput::Elements(stanzas as u64));
     group.bench_function("xmpp-codec", |b| b.iter(|| parse_ours(black_box(&input))));
-    group.bench_function("rxml+minidom", |b| b.iter(|| parse_minidom(black_box(&input))));
+    group.bench_function("rxml+minidom", |b| {
+        b.iter(|| parse_minidom(black_box(&input)))
+    });
     group.finish();
 }
 

@@ -20,7 +20,9 @@ fn fuzz_limits() -> Limits {
 }
 
 /// Feeds `chunks` in order, draining after each, and stops at the first error.
-fn parse_chunks<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> (Vec<StreamEvent>, Option<StreamError>) {
+fn parse_chunks<'a>(
+    chunks: impl Iterator<Item = &'a [u8]>,
+) -> (Vec<StreamEvent>, Option<StreamError>) {
     let mut parser = StreamParser::with_limits(fuzz_limits());
     let mut events = Vec::new();
     for chunk in chunks {
@@ -67,7 +69,11 @@ fn check_round_trip(header: &StreamHeader, elements: &[&Element]) {
             Err(e) => panic!("re-parse failed: {e}\n{text}"),
         }
     }
-    assert_eq!(again.first(), Some(&StreamEvent::Open(header.clone())), "{text}");
+    assert_eq!(
+        again.first(),
+        Some(&StreamEvent::Open(header.clone())),
+        "{text}"
+    );
     let reparsed: Vec<&Element> = again.iter().filter_map(element_of).collect();
     assert_eq!(reparsed, elements, "{text}");
 }
@@ -81,7 +87,10 @@ pub fn check_xmpp_stream(data: &[u8]) {
     let whole = parse_chunks(std::iter::once(input));
     let chunk = usize::from(selector % 16) + 1;
     let chunked = parse_chunks(input.chunks(chunk));
-    assert_eq!(whole, chunked, "feeding {chunk}-byte chunks changed the result");
+    assert_eq!(
+        whole, chunked,
+        "feeding {chunk}-byte chunks changed the result"
+    );
 
     let (events, _) = whole;
     if let Some(StreamEvent::Open(header)) = events.first() {
@@ -107,7 +116,9 @@ mod tests {
     fn smoke() {
         check_xmpp_stream(b"");
         check_xmpp_stream(b"\x05<stream:stream");
-        check_xmpp_stream(&with_header(b"<message><body>hi &amp; bye</body></message></stream:stream>"));
+        check_xmpp_stream(&with_header(
+            b"<message><body>hi &amp; bye</body></message></stream:stream>",
+        ));
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub(crate) fn parse_header(
     };
     let empty = NsContext::default();
     let mut builder = TreeBuilder::new(&empty, offset);
-    let el = builder.open(&start)?;
+    let el = builder.open(tag, &start)?;
     let ctx = builder.into_context();
     if el.name != "stream" {
         return Err(StreamError::NotAStreamHeader { found: el.name });

@@ -129,6 +129,38 @@ impl Scanner {
                     limit: limits.max_stanza_size,
                 });
             }
+            // Runs of bytes that cannot change the state are skipped in a tight loop.
+            let boring: Option<fn(u8, u8) -> bool> = match self.state {
+                State::StartTag { quote, .. } if quote != 0 => {
+                    Some(|b, q| b != q && b != b'<' && !is_illegal_ascii(b))
+                }
+                State::StartTag { slash: false, .. } => Some(|b, _| {
+                    !matches!(b, b'"' | b'\'' | b'=' | b'/' | b'>' | b'<') && !is_illegal_ascii(b)
+                }),
+                State::EndTag => Some(|b, _| {
+                    !matches!(b, b'"' | b'\'' | b'=' | b'>' | b'<') && !is_illegal_ascii(b)
+                }),
+                _ => None,
+            };
+            if let Some(boring) = boring {
+                let quote = match self.state {
+                    State::StartTag { quote, .. } => quote,
+                    _ => 0,
+                };
+                let bound = if self.phase == Phase::Prolog {
+                    limits.max_header_size
+                } else {
+                    self.item_start + limits.max_stanza_size
+                };
+                let end = buf.len().min(bound);
+                let start = self.pos;
+                while self.pos < end && boring(buf[self.pos], quote) {
+                    self.pos += 1;
+                }
+                if self.pos != start {
+                    continue;
+                }
+            }
             let b = buf[self.pos];
             match self.state {
                 State::Content if self.depth > 0 => {

@@ -39,20 +39,65 @@ pub(crate) fn is_xml_char(c: char) -> bool {
 
 /// Rough `Name` check: quick-xml splits names on whitespace but accepts most other garbage.
 fn check_name(name: &str, offset: u64) -> Result<(), StreamError> {
-    let bad_start = name
-        .chars()
-        .next()
-        .is_none_or(|c| c.is_ascii_digit() || matches!(c, '-' | '.' | ':'));
-    let bad_char = name.bytes().any(|b| {
-        b.is_ascii() && !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
-    });
-    if bad_start || bad_char || name.ends_with(':') || name.matches(':').count() > 1 {
+    let bytes = name.as_bytes();
+    let mut colons = 0;
+    let mut ok = !matches!(bytes.first(), None | Some(b'0'..=b'9' | b'-' | b'.' | b':'))
+        && bytes.last() != Some(&b':');
+    for &b in bytes {
+        if b == b':' {
+            colons += 1;
+        } else if b.is_ascii() && !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
+            ok = false;
+        }
+    }
+    if !ok || colons > 1 {
         return Err(StreamError::Syntax {
             offset,
             reason: format!("`{name}` is not a valid XML name"),
         });
     }
     Ok(())
+}
+
+/// `bytes` as a `&str`: a free re-slice of `src` when quick-xml borrowed it from there.
+///
+/// The element text was validated as UTF-8 once; re-slicing (which only checks that the ends are
+/// char boundaries) avoids validating every name, value and text run a second time.
+fn as_str<'s>(src: &'s str, bytes: &[u8], offset: u64) -> Result<&'s str, StreamError> {
+    if bytes.is_empty() {
+        return Ok("");
+    }
+    let start = (bytes.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize);
+    if let Some(s) = start
+        .checked_add(bytes.len())
+        .and_then(|end| src.get(start..end))
+        .filter(|s| s.as_ptr() == bytes.as_ptr())
+    {
+        return Ok(s);
+    }
+    Err(StreamError::Syntax {
+        offset,
+        reason: "token outside the element text".into(),
+    })
+}
+
+/// Resolves references in an attribute value or text run; only the predefined entities exist.
+fn unescape(raw: &str, offset: u64) -> Result<Cow<'_, str>, StreamError> {
+    if !raw.contains('&') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let value = quick_xml::escape::unescape(raw).map_err(|e| xml_error(e.into(), offset))?;
+    check_chars(&value, offset)?;
+    Ok(value)
+}
+
+/// XML end-of-line handling: CRLF and lone CR become LF.
+fn normalize_eol(text: &str) -> Cow<'_, str> {
+    if text.contains('\r') {
+        Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 fn split_qname(qname: &str) -> (Option<&str>, &str) {
@@ -133,7 +178,11 @@ impl<'c> TreeBuilder<'c> {
 
     /// Opens a start tag: records its declarations (kept until [`TreeBuilder::close`]) and
     /// returns the element with its name and attributes resolved.
-    pub(crate) fn open(&mut self, start: &BytesStart<'_>) -> Result<Element, StreamError> {
+    pub(crate) fn open(
+        &mut self,
+        src: &str,
+        start: &BytesStart<'_>,
+    ) -> Result<Element, StreamError> {
         let offset = self.offset;
         let syntax = |reason: String| StreamError::Syntax { offset, reason };
         self.frames.push((self.bindings.len(), self.defaults.len()));
@@ -147,11 +196,8 @@ impl<'c> TreeBuilder<'c> {
                 plain += 1;
                 continue;
             };
-            let prefix = std::str::from_utf8(prefix).map_err(|e| syntax(e.to_string()))?;
-            let value = attr.unescape_value().map_err(|e| xml_error(e, offset))?;
-            if let Cow::Owned(v) = &value {
-                check_chars(v, offset)?;
-            }
+            let prefix = as_str(src, prefix, offset)?;
+            let value = unescape(as_str(src, &attr.value, offset)?, offset)?;
             let bad_decl = || StreamError::BadNamespaceDeclaration {
                 attr: String::from_utf8_lossy(key).into_owned(),
                 offset,
@@ -170,8 +216,7 @@ impl<'c> TreeBuilder<'c> {
                 self.bindings.push((prefix.to_owned(), value.into_owned()));
             }
         }
-        let qname =
-            std::str::from_utf8(start.name().into_inner()).map_err(|e| syntax(e.to_string()))?;
+        let qname = as_str(src, start.name().into_inner(), offset)?;
         check_name(qname, offset)?;
         let (prefix, local) = split_qname(qname);
         let ns = match prefix {
@@ -183,16 +228,12 @@ impl<'c> TreeBuilder<'c> {
         if plain > 0 {
             for attr in start.attributes() {
                 let attr = attr.map_err(|e| syntax(e.to_string()))?;
-                let key = std::str::from_utf8(attr.key.into_inner())
-                    .map_err(|e| syntax(e.to_string()))?;
+                let key = as_str(src, attr.key.into_inner(), offset)?;
                 if key == "xmlns" || key.starts_with("xmlns:") {
                     continue;
                 }
                 check_name(key, offset)?;
-                let value = attr.unescape_value().map_err(|e| xml_error(e, offset))?;
-                if let Cow::Owned(v) = &value {
-                    check_chars(v, offset)?;
-                }
+                let value = unescape(as_str(src, &attr.value, offset)?, offset)?;
                 let (prefix, local) = split_qname(key);
                 let ans = match prefix {
                     Some(p) => Some(self.resolve_prefix(p)?.to_owned()),
@@ -242,12 +283,12 @@ impl<'c> TreeBuilder<'c> {
             let event = reader.read_event().map_err(|e| xml_error(e, offset))?;
             let done = match event {
                 Event::Start(start) => {
-                    let el = self.open(&start)?;
+                    let el = self.open(src, &start)?;
                     stack.push(el);
                     None
                 }
                 Event::Empty(start) => {
-                    let el = self.open(&start)?;
+                    let el = self.open(src, &start)?;
                     self.close();
                     attach(&mut stack, el)
                 }
@@ -264,16 +305,12 @@ impl<'c> TreeBuilder<'c> {
                     }
                 }
                 Event::Text(text) => {
-                    let text = text
-                        .xml10_content()
-                        .map_err(|e| xml_error(e.into(), offset))?;
+                    let text = normalize_eol(as_str(src, &text, offset)?);
                     push_text(&mut stack, &text, offset)?;
                     None
                 }
                 Event::CData(cdata) => {
-                    let text = cdata
-                        .xml10_content()
-                        .map_err(|e| xml_error(e.into(), offset))?;
+                    let text = normalize_eol(as_str(src, &cdata, offset)?);
                     push_text(&mut stack, &text, offset)?;
                     None
                 }

@@ -45,16 +45,19 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn attrs() -> impl Strategy<Value = Vec<Attribute>> {
-    prop::collection::vec((attr_ns(), name(), prop_oneof![text(), Just(String::new())]), 0..4)
-        .prop_map(|raw| {
-            let mut out: Vec<Attribute> = Vec::new();
-            for (ns, name, value) in raw {
-                if !out.iter().any(|a| a.ns == ns && a.name == name) {
-                    out.push(Attribute { ns, name, value });
-                }
+    prop::collection::vec(
+        (attr_ns(), name(), prop_oneof![text(), Just(String::new())]),
+        0..4,
+    )
+    .prop_map(|raw| {
+        let mut out: Vec<Attribute> = Vec::new();
+        for (ns, name, value) in raw {
+            if !out.iter().any(|a| a.ns == ns && a.name == name) {
+                out.push(Attribute { ns, name, value });
             }
-            out
-        })
+        }
+        out
+    })
 }
 
 fn element() -> impl Strategy<Value = Element> {
@@ -104,19 +107,21 @@ fn header() -> impl Strategy<Value = StreamHeader> {
         ],
         any::<bool>(),
     )
-        .prop_map(|((to, from, id, version, lang), content, db)| StreamHeader {
-            to,
-            from,
-            id,
-            version,
-            lang,
-            content_ns: content.to_owned(),
-            prefixes: if db {
-                vec![("db".to_owned(), "jabber:server:dialback".to_owned())]
-            } else {
-                Vec::new()
+        .prop_map(
+            |((to, from, id, version, lang), content, db)| StreamHeader {
+                to,
+                from,
+                id,
+                version,
+                lang,
+                content_ns: content.to_owned(),
+                prefixes: if db {
+                    vec![("db".to_owned(), "jabber:server:dialback".to_owned())]
+                } else {
+                    Vec::new()
+                },
             },
-        })
+        )
 }
 
 fn element_of(ev: &StreamEvent) -> Option<&Element> {
