@@ -44,6 +44,31 @@ enum Phase {
 
 const CDATA_OPEN: &[u8] = b"[CDATA[";
 
+/// A byte table marking `stops` and the control characters XML forbids.
+const fn stop_table(stops: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = !matches!(i, 0x09 | 0x0A | 0x0D);
+        i += 1;
+    }
+    let mut j = 0;
+    while j < stops.len() {
+        t[stops[j] as usize] = true;
+        j += 1;
+    }
+    t
+}
+
+/// Bytes that end a run inside a start tag, outside quotes.
+static STOP_TAG: [bool; 256] = stop_table(b"\"'=/><");
+/// Bytes that end a run inside an end tag.
+static STOP_END_TAG: [bool; 256] = stop_table(b"\"'=><");
+/// Bytes that end a run inside a `"`-quoted attribute value.
+static STOP_DQUOTED: [bool; 256] = stop_table(b"\"<");
+/// Bytes that end a run inside a `'`-quoted attribute value.
+static STOP_SQUOTED: [bool; 256] = stop_table(b"'<");
+
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -130,23 +155,17 @@ impl Scanner {
                 });
             }
             // Runs of bytes that cannot change the state are skipped in a tight loop.
-            let boring: Option<fn(u8, u8) -> bool> = match self.state {
-                State::StartTag { quote, .. } if quote != 0 => {
-                    Some(|b, q| b != q && b != b'<' && !is_illegal_ascii(b))
-                }
-                State::StartTag { slash: false, .. } => Some(|b, _| {
-                    !matches!(b, b'"' | b'\'' | b'=' | b'/' | b'>' | b'<') && !is_illegal_ascii(b)
-                }),
-                State::EndTag => Some(|b, _| {
-                    !matches!(b, b'"' | b'\'' | b'=' | b'>' | b'<') && !is_illegal_ascii(b)
-                }),
+            let stops = match self.state {
+                State::StartTag { quote: b'"', .. } => Some(&STOP_DQUOTED),
+                State::StartTag { quote: b'\'', .. } => Some(&STOP_SQUOTED),
+                State::StartTag {
+                    quote: 0,
+                    slash: false,
+                } => Some(&STOP_TAG),
+                State::EndTag => Some(&STOP_END_TAG),
                 _ => None,
             };
-            if let Some(boring) = boring {
-                let quote = match self.state {
-                    State::StartTag { quote, .. } => quote,
-                    _ => 0,
-                };
+            if let Some(stops) = stops {
                 let bound = if self.phase == Phase::Prolog {
                     limits.max_header_size
                 } else {
@@ -154,10 +173,12 @@ impl Scanner {
                 };
                 let end = buf.len().min(bound);
                 let start = self.pos;
-                while self.pos < end && boring(buf[self.pos], quote) {
-                    self.pos += 1;
+                let mut p = start;
+                while p < end && !stops[usize::from(buf[p])] {
+                    p += 1;
                 }
-                if self.pos != start {
+                self.pos = p;
+                if p != start {
                     continue;
                 }
             }
@@ -167,6 +188,21 @@ impl Scanner {
                     // Fast path through character data; bounded so an endless text node stops at the limit.
                     let end = buf.len().min(self.item_start + limits.max_stanza_size);
                     let mut p = self.pos;
+                    // Eight bytes at a time while none is `<` or below 0x20 (SWAR).
+                    while p + 8 <= end {
+                        let mut word = [0u8; 8];
+                        word.copy_from_slice(&buf[p..p + 8]);
+                        let w = u64::from_le_bytes(word);
+                        const ONES: u64 = 0x0101_0101_0101_0101;
+                        const HIGHS: u64 = 0x8080_8080_8080_8080;
+                        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+                        let lt = w ^ (ONES * u64::from(b'<'));
+                        let is_lt = lt.wrapping_sub(ONES) & !lt & HIGHS;
+                        if below_space | is_lt != 0 {
+                            break;
+                        }
+                        p += 8;
+                    }
                     while p < end {
                         let c = buf[p];
                         if c == b'<' {
