@@ -116,6 +116,9 @@ impl Element {
         if let Some(Node::Text(last)) = self.children.last_mut() {
             last.push_str(text);
         } else {
+            if self.children.capacity() == 0 {
+                self.children.reserve_exact(1);
+            }
             self.children.push(Node::Text(text.to_owned()));
         }
     }

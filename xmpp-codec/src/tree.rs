@@ -343,6 +343,11 @@ impl<'c> TreeBuilder<'c> {
 fn attach(stack: &mut [Element], el: Element) -> Option<Element> {
     match stack.last_mut() {
         Some(parent) => {
+            // Most payload elements have a single child; the default first growth to four
+            // nodes would triple a large roster's footprint.
+            if parent.children.capacity() == 0 {
+                parent.children.reserve_exact(1);
+            }
             parent.children.push(Node::Element(el));
             None
         }
