@@ -214,3 +214,39 @@ impl StreamError {
         self.condition().as_str()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_use_rfc_6120_names() {
+        let cases = [
+            (StreamError::HeaderTooLarge { limit: 1 }, "policy-violation"),
+            (StreamError::Comment { offset: 0 }, "restricted-xml"),
+            (StreamError::InvalidUtf8 { offset: 0 }, "not-well-formed"),
+            (
+                StreamError::UnboundPrefix {
+                    prefix: "p".into(),
+                    offset: 0,
+                },
+                "bad-namespace-prefix",
+            ),
+            (
+                StreamError::WrongStreamNamespace { found: "x".into() },
+                "invalid-namespace",
+            ),
+            (StreamError::TextAtStreamLevel { offset: 0 }, "bad-format"),
+            (
+                StreamError::UnsupportedEncoding {
+                    encoding: "x".into(),
+                },
+                "unsupported-encoding",
+            ),
+        ];
+        for (err, name) in cases {
+            assert_eq!(err.condition_name(), name, "{err}");
+            assert_eq!(err.condition().to_string(), name);
+        }
+    }
+}

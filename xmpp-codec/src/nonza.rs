@@ -139,3 +139,56 @@ impl<'a> Nonza<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_sasl_and_stream_errors() {
+        let failure = Element::new(ns::SASL, "failure")
+            .with_child(Element::new(ns::SASL, "not-authorized"))
+            .with_child(Element::new(ns::SASL, "text").with_text("nope"));
+        assert_eq!(
+            Nonza::classify(&failure),
+            Some(Nonza::SaslFailure {
+                condition: Some("not-authorized"),
+                text: Some("nope".into())
+            })
+        );
+        let err = Element::new(ns::STREAMS, "error")
+            .with_child(Element::new(ns::STREAM_ERRORS, "conflict"));
+        assert_eq!(
+            Nonza::classify(&err),
+            Some(Nonza::StreamError {
+                condition: Some("conflict"),
+                text: None
+            })
+        );
+        let success = Element::new(ns::SASL, "success").with_text(" dj1= \n");
+        assert_eq!(
+            Nonza::classify(&success),
+            Some(Nonza::SaslSuccess("dj1=".into()))
+        );
+    }
+
+    #[test]
+    fn missing_required_attributes_are_not_recognised() {
+        assert_eq!(Nonza::classify(&Element::new(ns::SASL, "auth")), None);
+        assert_eq!(
+            Nonza::classify(&Element::new(ns::SM, "a").with_attr("h", "x")),
+            None
+        );
+        assert_eq!(Nonza::classify(&Element::new(ns::CLIENT, "message")), None);
+        let resume = Element::new(ns::SM, "resume")
+            .with_attr("previd", "id1")
+            .with_attr("h", "4");
+        assert_eq!(
+            Nonza::classify(&resume),
+            Some(Nonza::SmResume {
+                previd: "id1",
+                h: 4
+            })
+        );
+    }
+}

@@ -490,3 +490,79 @@ impl Scanner {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &[u8] =
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
+    fn items(input: &[u8]) -> Vec<Item> {
+        let mut s = Scanner::new();
+        let mut out = Vec::new();
+        while let Some(item) = s.scan(input, &Limits::default(), 0).unwrap() {
+            out.push(item);
+        }
+        out
+    }
+
+    #[test]
+    fn finds_header_elements_and_close() {
+        let mut input = b"<?xml version='1.0'?>".to_vec();
+        input.extend_from_slice(HEADER);
+        let h = input.len();
+        input.extend_from_slice(b" <a x='>' y=\"/>\"/> <b><![CDATA[</b>]]]></b></stream:stream>");
+        let got = items(&input);
+        assert_eq!(
+            got[0],
+            Item::Header {
+                decl: Some(0..21),
+                tag: 21..h,
+                self_closing: false
+            }
+        );
+        let a = b"<a x='>' y=\"/>\"/>";
+        assert_eq!(got[1], Item::Element(h + 1..h + 1 + a.len()));
+        let b_start = h + 2 + a.len();
+        let b = b"<b><![CDATA[</b>]]]></b>";
+        assert_eq!(&input[b_start..b_start + b.len()], b.as_slice());
+        assert_eq!(got[2], Item::Element(b_start..b_start + b.len()));
+        assert!(matches!(got[3], Item::Close(_)));
+        assert_eq!(got.len(), 4);
+    }
+
+    #[test]
+    fn resumes_mid_token_without_rescanning() {
+        let mut input = HEADER.to_vec();
+        input.extend_from_slice(b"<message a='1'><body>x</body></message>");
+        let mut s = Scanner::new();
+        let mut found = Vec::new();
+        for end in 1..=input.len() {
+            while let Some(item) = s.scan(&input[..end], &Limits::default(), 0).unwrap() {
+                found.push(item);
+            }
+        }
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[1], Item::Element(HEADER.len()..input.len()));
+    }
+
+    #[test]
+    fn idle_only_between_top_level_elements() {
+        let mut s = Scanner::new();
+        let mut input = HEADER.to_vec();
+        s.scan(&input, &Limits::default(), 0).unwrap();
+        assert_eq!(s.idle_pos(), Some(HEADER.len()));
+        input.extend_from_slice(b"<a>");
+        assert_eq!(s.scan(&input, &Limits::default(), 0).unwrap(), None);
+        assert_eq!(s.idle_pos(), None);
+    }
+
+    #[test]
+    fn stop_tables_mark_controls_but_not_whitespace() {
+        assert!(STOP_TAG[0] && STOP_TAG[0x1F] && STOP_TAG[usize::from(b'>')]);
+        assert!(!STOP_TAG[usize::from(b'\t')] && !STOP_TAG[usize::from(b'\n')]);
+        assert!(!STOP_DQUOTED[usize::from(b'\'')] && STOP_DQUOTED[usize::from(b'"')]);
+        assert!(!STOP_SQUOTED[usize::from(b'>')]);
+    }
+}

@@ -225,3 +225,62 @@ impl StreamWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> String {
+        let mut out = Vec::new();
+        escape_text(s, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn attr(s: &str) -> String {
+        let mut out = Vec::new();
+        escape_attr(s, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn text_escaping() {
+        assert_eq!(text("plain é 😀"), "plain é 😀");
+        assert_eq!(text("a<b>&c\r\n\t'\""), "a&lt;b&gt;&amp;c&#xD;\n\t'\"");
+        assert_eq!(text("]]>"), "]]&gt;");
+    }
+
+    #[test]
+    fn attribute_escaping() {
+        assert_eq!(
+            attr("it's \"q\"\t\n\r<&>"),
+            "it&apos;s &quot;q&quot;&#x9;&#xA;&#xD;&lt;&amp;&gt;"
+        );
+    }
+
+    #[test]
+    fn unrepresentable_characters() {
+        assert_eq!(text("\u{0}\u{8}\u{1F}"), "\u{FFFD}\u{FFFD}\u{FFFD}");
+        assert_eq!(
+            text("a\u{FFFE}b\u{FFFF}c\u{FFFD}\u{F8FF}"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}\u{F8FF}"
+        );
+    }
+
+    #[test]
+    fn prefixed_and_unqualified_elements() {
+        let mut header = StreamHeader::new(ns::SERVER);
+        header
+            .prefixes
+            .push(("db".into(), "jabber:server:dialback".into()));
+        let w = StreamWriter::new(&header);
+        let el = Element::new("jabber:server:dialback", "result")
+            .with_child(Element::new("", "plain"))
+            .with_child(Element::new(ns::SERVER, "x"));
+        let mut out = Vec::new();
+        w.write_element(&el, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<db:result><plain xmlns=''/><x/></db:result>"
+        );
+    }
+}
