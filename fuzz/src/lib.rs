@@ -1,1 +1,141 @@
 //! Fuzz targets live in `fuzz_targets/`; see the README for how to run them.
+//!
+//! The properties they check live here so that crashes found by the fuzzer become ordinary
+//! regression tests that run on stable.
+#![forbid(unsafe_code)]
+
+use xmpp_codec::{
+    Element, Limits, StreamError, StreamEvent, StreamHeader, StreamParser, StreamWriter,
+    write_stream_close,
+};
+
+/// Small limits so the fuzzer reaches every limit quickly.
+fn fuzz_limits() -> Limits {
+    Limits {
+        max_stanza_size: 4096,
+        max_depth: 8,
+        max_attributes: 8,
+        max_header_size: 1024,
+    }
+}
+
+/// Feeds `chunks` in order, draining after each, and stops at the first error.
+fn parse_chunks<'a>(
+    chunks: impl Iterator<Item = &'a [u8]>,
+) -> (Vec<StreamEvent>, Option<StreamError>) {
+    let mut parser = StreamParser::with_limits(fuzz_limits());
+    let mut events = Vec::new();
+    for chunk in chunks {
+        parser.feed(chunk);
+        loop {
+            match parser.next_event() {
+                Ok(Some(ev)) => events.push(ev),
+                Ok(None) => break,
+                Err(e) => return (events, Some(e)),
+            }
+        }
+        // Whatever a caller that drains does, the buffer stays bounded.
+        assert!(parser.buffered() <= fuzz_limits().max_stanza_size + chunk.len());
+    }
+    (events, None)
+}
+
+/// The element a top-level event carries, if any.
+fn element_of(ev: &StreamEvent) -> Option<&Element> {
+    match ev {
+        StreamEvent::Stanza(s) => Some(s.element()),
+        StreamEvent::Element(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// Serializes the events of one stream (up to its close) and checks they parse back unchanged.
+fn check_round_trip(header: &StreamHeader, elements: &[&Element]) {
+    let mut out = Vec::new();
+    header.write(&mut out);
+    let writer = StreamWriter::new(header);
+    for el in elements {
+        writer.write_element(el, &mut out);
+    }
+    write_stream_close(&mut out);
+    let mut parser = StreamParser::new();
+    parser.feed(&out);
+    let text = String::from_utf8_lossy(&out);
+    let mut again = Vec::new();
+    loop {
+        match parser.next_event() {
+            Ok(Some(ev)) => again.push(ev),
+            Ok(None) => break,
+            Err(e) => panic!("re-parse failed: {e}\n{text}"),
+        }
+    }
+    assert_eq!(
+        again.first(),
+        Some(&StreamEvent::Open(header.clone())),
+        "{text}"
+    );
+    let reparsed: Vec<&Element> = again.iter().filter_map(element_of).collect();
+    assert_eq!(reparsed, elements, "{text}");
+}
+
+/// The fuzzed properties: no panic; chunking never changes the result; the buffer stays bounded;
+/// and everything parsed serializes back to XML that parses to the same values.
+pub fn check_xmpp_stream(data: &[u8]) {
+    let Some((&selector, input)) = data.split_first() else {
+        return;
+    };
+    let whole = parse_chunks(std::iter::once(input));
+    let chunk = usize::from(selector % 16) + 1;
+    let chunked = parse_chunks(input.chunks(chunk));
+    assert_eq!(
+        whole, chunked,
+        "feeding {chunk}-byte chunks changed the result"
+    );
+
+    let (events, _) = whole;
+    if let Some(StreamEvent::Open(header)) = events.first() {
+        let elements: Vec<&Element> = events.iter().filter_map(element_of).collect();
+        check_round_trip(header, &elements);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_xmpp_stream;
+
+    const HEADER: &[u8] = b"\x00<stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+
+    fn with_header(body: &[u8]) -> Vec<u8> {
+        let mut v = HEADER.to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn smoke() {
+        check_xmpp_stream(b"");
+        check_xmpp_stream(b"\x05<stream:stream");
+        check_xmpp_stream(&with_header(
+            b"<message><body>hi &amp; bye</body></message></stream:stream>",
+        ));
+    }
+
+    #[test]
+    fn element_in_the_xml_namespace_round_trips() {
+        check_xmpp_stream(&with_header(b"<xml:a/>"));
+    }
+
+    #[test]
+    fn header_rebinding_stream_or_xml_prefix_round_trips() {
+        check_xmpp_stream(
+            b"\x00<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' \
+              xmlns:stream='urn:x' xmlns:xml='http://www.w3.org/XML/1998/namespace'><stream:a/>",
+        );
+    }
+
+    #[test]
+    fn noncharacters_are_rejected_not_mangled() {
+        check_xmpp_stream(&with_header("<a>\u{FFFF}</a><b>\u{FFFE}</b>".as_bytes()));
+    }
+}

@@ -1,0 +1,245 @@
+//! The incremental stream parser: feed bytes, pull whole top-level items.
+
+use crate::element::Element;
+use crate::error::StreamError;
+use crate::header::{OpenStream, StreamHeader, check_declaration, parse_header};
+use crate::limits::Limits;
+use crate::scanner::{Item, Scanner};
+use crate::stanza::Stanza;
+use crate::tree::TreeBuilder;
+
+/// One complete item of the incoming stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// The peer opened the stream.
+    Open(StreamHeader),
+    /// A `message`, `presence` or `iq` in the stream's content namespace.
+    Stanza(Stanza),
+    /// Any other top-level element (features, STARTTLS, SASL, stream management, stream errors...).
+    Element(Element),
+    /// The peer closed the stream with `</stream:stream>`.
+    Close,
+}
+
+/// Above this capacity an idle buffer is shrunk, so one large stanza does not pin memory.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
+/// Incremental, bounded XMPP stream parser (no I/O).
+///
+/// Call [`StreamParser::feed`] with whatever bytes arrived, then [`StreamParser::next_event`]
+/// until it returns `Ok(None)`. Nothing is returned until a whole top-level element is buffered.
+/// Errors are fatal: every later call returns the same error.
+#[derive(Debug, Clone)]
+pub struct StreamParser {
+    limits: Limits,
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` that have been handed out and can be dropped.
+    consumed: usize,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    scanner: Scanner,
+    stream: Option<OpenStream>,
+    error: Option<StreamError>,
+    /// The header was self-closing, so a `Close` is owed right after `Open`.
+    pending_close: bool,
+}
+
+impl Default for StreamParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamParser {
+    /// A parser with [`Limits::default`].
+    pub fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    /// A parser with the given limits.
+    pub fn with_limits(limits: Limits) -> Self {
+        StreamParser {
+            limits,
+            buf: Vec::new(),
+            consumed: 0,
+            base: 0,
+            scanner: Scanner::new(),
+            stream: None,
+            error: None,
+            pending_close: false,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The header of the currently open stream, once [`StreamEvent::Open`] was returned.
+    pub fn content_ns(&self) -> Option<&str> {
+        self.stream.as_ref().map(|s| s.ctx.default_ns.as_str())
+    }
+
+    /// Bytes buffered but not yet returned as events.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.consumed
+    }
+
+    /// Appends received bytes. Call [`StreamParser::next_event`] until `Ok(None)` before feeding
+    /// again; otherwise the buffer limit trips with a `policy-violation`.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        self.compact();
+        if self.scanner.is_closed() {
+            // Nothing after the close tag is ever parsed, so it is not kept either.
+            return;
+        }
+        let pending = self.buf.len();
+        if pending > self.limits.max_pending() {
+            self.error = Some(StreamError::BufferFull {
+                buffered: pending,
+                limit: self.limits.max_pending(),
+            });
+            return;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Forgets everything, including buffered bytes, and expects a new stream header. Use after
+    /// STARTTLS, where bytes that arrived before the handshake must not be trusted.
+    pub fn reset(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        *self = StreamParser {
+            buf,
+            ..StreamParser::with_limits(self.limits)
+        };
+    }
+
+    /// Expects a new stream header but keeps unread bytes; use after SASL success, where a
+    /// pipelining peer may already have sent the new header.
+    pub fn reset_keep_buffered(&mut self) {
+        if self.error.is_some() {
+            return self.reset();
+        }
+        self.compact();
+        let buf = std::mem::take(&mut self.buf);
+        *self = StreamParser {
+            buf,
+            ..StreamParser::with_limits(self.limits)
+        };
+    }
+
+    /// Returns the next complete item, `Ok(None)` if more bytes are needed.
+    pub fn next_event(&mut self) -> Result<Option<StreamEvent>, StreamError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.pending_close {
+            self.pending_close = false;
+            return Ok(Some(StreamEvent::Close));
+        }
+        let result = self.step();
+        if let Err(e) = &result {
+            self.error = Some(e.clone());
+        }
+        result
+    }
+
+    fn step(&mut self) -> Result<Option<StreamEvent>, StreamError> {
+        let item = self.scanner.scan(&self.buf, &self.limits, self.base)?;
+        let Some(item) = item else {
+            if let Some(p) = self.scanner.idle_pos() {
+                self.consumed = p;
+            }
+            return Ok(None);
+        };
+        match item {
+            Item::Header {
+                decl,
+                tag,
+                self_closing,
+            } => {
+                if let Some(decl) = decl {
+                    let text = self.text(decl.clone())?;
+                    check_declaration(text, self.base + decl.start as u64)?;
+                }
+                let (header, open) =
+                    parse_header(self.text(tag.clone())?, self.base + tag.start as u64)?;
+                self.stream = Some(open);
+                self.consumed = tag.end;
+                self.pending_close = self_closing;
+                Ok(Some(StreamEvent::Open(header)))
+            }
+            Item::Element(range) => {
+                let offset = self.base + range.start as u64;
+                let text = self.text(range.clone())?;
+                let Some(stream) = &self.stream else {
+                    // The scanner yields elements only after the header; stay panic-free regardless.
+                    return Err(StreamError::Syntax {
+                        offset,
+                        reason: "element before the stream header".into(),
+                    });
+                };
+                let el = TreeBuilder::new(&stream.ctx, offset).build(text)?;
+                self.consumed = range.end;
+                Ok(Some(
+                    match Stanza::from_element(el, &stream.ctx.default_ns) {
+                        Ok(stanza) => StreamEvent::Stanza(stanza),
+                        Err(el) => StreamEvent::Element(el),
+                    },
+                ))
+            }
+            Item::Close(range) => {
+                let offset = self.base + range.start as u64;
+                let text = self.text(range.clone())?;
+                let name = text[2..text.len() - 1].trim_end_matches([' ', '\t', '\r', '\n']);
+                let expected = self.stream.as_ref().map_or("", |s| s.qname.as_str());
+                if name != expected {
+                    return Err(StreamError::Syntax {
+                        offset,
+                        reason: format!("end tag `{name}` does not close `{expected}`"),
+                    });
+                }
+                self.consumed = range.end;
+                Ok(Some(StreamEvent::Close))
+            }
+        }
+    }
+
+    /// The buffer slice as UTF-8 holding only XML characters, or where it stops being that.
+    fn text(&self, range: std::ops::Range<usize>) -> Result<&str, StreamError> {
+        let start = range.start;
+        let bytes = &self.buf[range];
+        let text = std::str::from_utf8(bytes).map_err(|e| StreamError::InvalidUtf8 {
+            offset: self.base + (start + e.valid_up_to()) as u64,
+        })?;
+        // The scanner rejects ASCII controls; the noncharacters U+FFFE/U+FFFF (EF BF BE/BF)
+        // need the decoded text. Checking for 0xEF first keeps the common case one fast pass.
+        if bytes.contains(&0xEF)
+            && let Some(at) = text.find(['\u{FFFE}', '\u{FFFF}'])
+        {
+            return Err(StreamError::IllegalChar {
+                code: text[at..].chars().next().map_or(0, u32::from),
+                offset: self.base + (start + at) as u64,
+            });
+        }
+        Ok(text)
+    }
+
+    /// Drops bytes already handed out.
+    fn compact(&mut self) {
+        if self.consumed == 0 {
+            return;
+        }
+        self.buf.drain(..self.consumed);
+        self.scanner.shift(self.consumed);
+        self.base += self.consumed as u64;
+        self.consumed = 0;
+        if self.buf.capacity() > SHRINK_ABOVE && self.buf.len() < self.buf.capacity() / 4 {
+            self.buf.shrink_to(SHRINK_ABOVE.max(self.buf.len()));
+        }
+    }
+}

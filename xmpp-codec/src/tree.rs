@@ -1,0 +1,402 @@
+//! Builds an [`Element`] from the text of one complete element, resolving namespaces.
+//!
+//! quick-xml tokenizes; this module owns namespace scoping because stanzas inherit bindings from a
+//! stream header that is no longer in the buffer.
+
+use std::borrow::Cow;
+
+use quick_xml::Reader;
+use quick_xml::escape::EscapeError;
+use quick_xml::events::{BytesRef, BytesStart, Event};
+
+use crate::element::{Attribute, Element, Node};
+use crate::error::StreamError;
+use crate::ns;
+
+/// Namespace bindings in force at stream level, taken from the stream header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NsContext {
+    /// The default namespace.
+    pub(crate) default_ns: String,
+    /// Prefix → namespace bindings, in declaration order.
+    pub(crate) prefixes: Vec<(String, String)>,
+}
+
+impl NsContext {
+    fn lookup(&self, prefix: &str) -> Option<&str> {
+        self.prefixes
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, n)| n.as_str())
+    }
+}
+
+/// Whether `c` is a legal XML 1.0 `Char`.
+pub(crate) fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Rough `Name` check: quick-xml splits names on whitespace but accepts most other garbage.
+fn check_name(name: &str, offset: u64) -> Result<(), StreamError> {
+    let bytes = name.as_bytes();
+    let mut colons = 0;
+    let mut ok = !matches!(bytes.first(), None | Some(b'0'..=b'9' | b'-' | b'.' | b':'))
+        && bytes.last() != Some(&b':');
+    for &b in bytes {
+        if b == b':' {
+            colons += 1;
+        } else if b.is_ascii() && !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
+            ok = false;
+        }
+    }
+    if !ok || colons > 1 {
+        return Err(StreamError::Syntax {
+            offset,
+            reason: format!("`{name}` is not a valid XML name"),
+        });
+    }
+    Ok(())
+}
+
+/// `bytes` as a `&str`: a free re-slice of `src` when quick-xml borrowed it from there.
+///
+/// The element text was validated as UTF-8 once; re-slicing (which only checks that the ends are
+/// char boundaries) avoids validating every name, value and text run a second time.
+fn as_str<'s>(src: &'s str, bytes: &[u8], offset: u64) -> Result<&'s str, StreamError> {
+    if bytes.is_empty() {
+        return Ok("");
+    }
+    let start = (bytes.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize);
+    if let Some(s) = start
+        .checked_add(bytes.len())
+        .and_then(|end| src.get(start..end))
+        .filter(|s| s.as_ptr() == bytes.as_ptr())
+    {
+        return Ok(s);
+    }
+    Err(StreamError::Syntax {
+        offset,
+        reason: "token outside the element text".into(),
+    })
+}
+
+/// Resolves references in an attribute value or text run; only the predefined entities exist.
+fn unescape(raw: &str, offset: u64) -> Result<Cow<'_, str>, StreamError> {
+    if !raw.contains('&') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let value = quick_xml::escape::unescape(raw).map_err(|e| xml_error(e.into(), offset))?;
+    check_chars(&value, offset)?;
+    Ok(value)
+}
+
+/// XML end-of-line handling: CRLF and lone CR become LF.
+fn normalize_eol(text: &str) -> Cow<'_, str> {
+    if text.contains('\r') {
+        Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+fn split_qname(qname: &str) -> (Option<&str>, &str) {
+    match qname.split_once(':') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, qname),
+    }
+}
+
+/// The first XML-illegal character in `s`, reported against the element's offset.
+fn check_chars(s: &str, offset: u64) -> Result<(), StreamError> {
+    match s.chars().find(|&c| !is_xml_char(c)) {
+        Some(c) => Err(StreamError::IllegalChar {
+            code: c.into(),
+            offset,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn xml_error(err: quick_xml::Error, offset: u64) -> StreamError {
+    match err {
+        quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, name)) => {
+            StreamError::UndefinedEntity { name, offset }
+        }
+        other => StreamError::Syntax {
+            offset,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Builds trees; one per element parsed, borrowing the element's text.
+pub(crate) struct TreeBuilder<'c> {
+    ctx: &'c NsContext,
+    offset: u64,
+    /// Prefix bindings declared inside the element being built.
+    bindings: Vec<(String, String)>,
+    /// Default namespaces declared by open elements, innermost last.
+    defaults: Vec<String>,
+    /// Per open element: how many bindings and declared defaults existed before it.
+    frames: Vec<(usize, usize)>,
+}
+
+impl<'c> TreeBuilder<'c> {
+    /// A builder resolving against `ctx`; `offset` is where the element starts in the stream.
+    pub(crate) fn new(ctx: &'c NsContext, offset: u64) -> Self {
+        TreeBuilder {
+            ctx,
+            offset,
+            bindings: Vec::new(),
+            defaults: Vec::new(),
+            frames: Vec::new(),
+        }
+    }
+
+    fn current_default(&self) -> &str {
+        match self.defaults.last() {
+            Some(d) => d,
+            None => &self.ctx.default_ns,
+        }
+    }
+
+    fn resolve_prefix(&self, prefix: &str) -> Result<&str, StreamError> {
+        if prefix == "xml" {
+            return Ok(ns::XML);
+        }
+        if let Some((_, n)) = self.bindings.iter().rev().find(|(p, _)| p == prefix) {
+            return Ok(n);
+        }
+        self.ctx
+            .lookup(prefix)
+            .ok_or_else(|| StreamError::UnboundPrefix {
+                prefix: prefix.to_owned(),
+                offset: self.offset,
+            })
+    }
+
+    /// Opens a start tag: records its declarations (kept until [`TreeBuilder::close`]) and
+    /// returns the element with its name and attributes resolved.
+    pub(crate) fn open(
+        &mut self,
+        src: &str,
+        start: &BytesStart<'_>,
+    ) -> Result<Element, StreamError> {
+        let offset = self.offset;
+        let syntax = |reason: String| StreamError::Syntax { offset, reason };
+        self.frames.push((self.bindings.len(), self.defaults.len()));
+        // Pass 1: declarations, which apply to the element's own name and attributes.
+        let mut plain = 0;
+        for attr in start.attributes() {
+            let attr = attr.map_err(|e| syntax(e.to_string()))?;
+            let key = attr.key.into_inner();
+            let is_default = key == b"xmlns";
+            let Some(prefix) = key.strip_prefix(b"xmlns:").or(is_default.then_some(b"")) else {
+                plain += 1;
+                continue;
+            };
+            let prefix = as_str(src, prefix, offset)?;
+            let value = unescape(as_str(src, &attr.value, offset)?, offset)?;
+            let bad_decl = || StreamError::BadNamespaceDeclaration {
+                attr: String::from_utf8_lossy(key).into_owned(),
+                offset,
+            };
+            if is_default {
+                if value == ns::XML {
+                    return Err(bad_decl());
+                }
+                self.defaults.push(value.into_owned());
+            } else {
+                check_name(prefix, offset)?;
+                let xml_mismatch = (prefix == "xml") != (value == ns::XML);
+                if prefix == "xmlns" || value.is_empty() || xml_mismatch {
+                    return Err(bad_decl());
+                }
+                self.bindings.push((prefix.to_owned(), value.into_owned()));
+            }
+        }
+        let qname = as_str(src, start.name().into_inner(), offset)?;
+        check_name(qname, offset)?;
+        let (prefix, local) = split_qname(qname);
+        let ns = match prefix {
+            Some(p) => self.resolve_prefix(p)?.to_owned(),
+            None => self.current_default().to_owned(),
+        };
+        // Pass 2: ordinary attributes, resolved against the now complete scope.
+        let mut attrs: Vec<Attribute> = Vec::with_capacity(plain);
+        if plain > 0 {
+            for attr in start.attributes() {
+                let attr = attr.map_err(|e| syntax(e.to_string()))?;
+                let key = as_str(src, attr.key.into_inner(), offset)?;
+                if key == "xmlns" || key.starts_with("xmlns:") {
+                    continue;
+                }
+                check_name(key, offset)?;
+                let value = unescape(as_str(src, &attr.value, offset)?, offset)?;
+                let (prefix, local) = split_qname(key);
+                let ans = match prefix {
+                    Some(p) => Some(self.resolve_prefix(p)?.to_owned()),
+                    None => None,
+                };
+                if attrs.iter().any(|a| a.name == local && a.ns == ans) {
+                    return Err(syntax(format!("attribute `{key}` appears twice")));
+                }
+                attrs.push(Attribute {
+                    ns: ans,
+                    name: local.to_owned(),
+                    value: value.into_owned(),
+                });
+            }
+        }
+        Ok(Element {
+            name: local.to_owned(),
+            ns,
+            attrs,
+            children: Vec::new(),
+        })
+    }
+
+    /// Leaves the innermost open element, dropping its declarations.
+    pub(crate) fn close(&mut self) {
+        if let Some((bindings, defaults)) = self.frames.pop() {
+            self.bindings.truncate(bindings);
+            self.defaults.truncate(defaults);
+        }
+    }
+
+    /// The declarations made on the outermost open tag (used for the stream header).
+    pub(crate) fn into_context(self) -> NsContext {
+        NsContext {
+            default_ns: self.current_default().to_owned(),
+            prefixes: self.bindings.into_iter().collect(),
+        }
+    }
+
+    /// Parses `src`, which must hold exactly one complete element.
+    pub(crate) fn build(mut self, src: &str) -> Result<Element, StreamError> {
+        let offset = self.offset;
+        let mut reader = Reader::from_str(src);
+        reader.config_mut().check_end_names = true;
+        let mut stack: Vec<Element> = Vec::new();
+        loop {
+            let event = reader.read_event().map_err(|e| xml_error(e, offset))?;
+            let done = match event {
+                Event::Start(start) => {
+                    let el = self.open(src, &start)?;
+                    stack.push(el);
+                    None
+                }
+                Event::Empty(start) => {
+                    let el = self.open(src, &start)?;
+                    self.close();
+                    attach(&mut stack, el)
+                }
+                Event::End(_) => {
+                    self.close();
+                    match stack.pop() {
+                        Some(el) => attach(&mut stack, el),
+                        None => {
+                            return Err(StreamError::Syntax {
+                                offset,
+                                reason: "unmatched end tag".into(),
+                            });
+                        }
+                    }
+                }
+                Event::Text(text) => {
+                    let text = normalize_eol(as_str(src, &text, offset)?);
+                    push_text(&mut stack, &text, offset)?;
+                    None
+                }
+                Event::CData(cdata) => {
+                    let text = normalize_eol(as_str(src, &cdata, offset)?);
+                    push_text(&mut stack, &text, offset)?;
+                    None
+                }
+                Event::GeneralRef(reference) => {
+                    let mut tmp = [0u8; 4];
+                    let text = resolve_reference(&reference, &mut tmp, offset)?;
+                    push_text(&mut stack, text, offset)?;
+                    None
+                }
+                Event::Comment(_) => return Err(StreamError::Comment { offset }),
+                Event::PI(_) | Event::Decl(_) => {
+                    return Err(StreamError::ProcessingInstruction { offset });
+                }
+                Event::DocType(_) => return Err(StreamError::Dtd { offset }),
+                Event::Eof => {
+                    return Err(StreamError::Syntax {
+                        offset,
+                        reason: "element ended early".into(),
+                    });
+                }
+            };
+            if let Some(root) = done {
+                return Ok(root);
+            }
+        }
+    }
+}
+
+/// Puts a finished element under its parent, or returns it when it is the root.
+fn attach(stack: &mut [Element], el: Element) -> Option<Element> {
+    match stack.last_mut() {
+        Some(parent) => {
+            // Most payload elements have a single child; the default first growth to four
+            // nodes would triple a large roster's footprint.
+            if parent.children.capacity() == 0 {
+                parent.children.reserve_exact(1);
+            }
+            parent.children.push(Node::Element(el));
+            None
+        }
+        None => Some(el),
+    }
+}
+
+fn push_text(stack: &mut [Element], text: &str, offset: u64) -> Result<(), StreamError> {
+    match stack.last_mut() {
+        Some(parent) => {
+            parent.push_text(text);
+            Ok(())
+        }
+        None if text
+            .bytes()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) =>
+        {
+            Ok(())
+        }
+        None => Err(StreamError::TextAtStreamLevel { offset }),
+    }
+}
+
+/// Resolves `&name;` or `&#N;`, allowing only the five predefined entities.
+fn resolve_reference<'r>(
+    reference: &'r BytesRef<'_>,
+    tmp: &'r mut [u8; 4],
+    offset: u64,
+) -> Result<&'r str, StreamError> {
+    let syntax = |reason: String| StreamError::Syntax { offset, reason };
+    if reference.is_char_ref() {
+        let c = reference
+            .resolve_char_ref()
+            .map_err(|e| syntax(e.to_string()))?
+            .ok_or_else(|| syntax("bad character reference".into()))?;
+        if !is_xml_char(c) {
+            return Err(StreamError::IllegalChar {
+                code: c.into(),
+                offset,
+            });
+        }
+        return Ok(c.encode_utf8(tmp));
+    }
+    let name = reference.decode().map_err(|e| syntax(e.to_string()))?;
+    match quick_xml::escape::resolve_predefined_entity(&name) {
+        Some(s) => Ok(s),
+        None => Err(StreamError::UndefinedEntity {
+            name: name.into_owned(),
+            offset,
+        }),
+    }
+}
