@@ -197,7 +197,7 @@ fn bench(c: &mut Criterion) {
         body: Some("x".repeat(200)),
         ..Message::default()
     };
-    let mut send = |rig: &mut Rig| {
+    let send = |rig: &mut Rig| {
         rig.run(Input::Message {
             session: from,
             to: to.clone(),

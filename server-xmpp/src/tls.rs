@@ -1,0 +1,106 @@
+//! TLS for client connections (rustls, TLS 1.2 and 1.3): a configured certificate, or a self-signed one generated
+//! into the data directory on first start.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file could not be read or parsed.
+    #[error("cannot read {what} from {path}: {detail}")]
+    Read {
+        /// Certificate or key.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The self-signed certificate could not be generated or written.
+    #[error("cannot create a self-signed certificate in {path}: {detail}")]
+    Generate {
+        /// The directory.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// rustls refused the certificate and key.
+    #[error("the certificate and key do not form a usable TLS identity: {0}")]
+    Identity(String),
+}
+
+/// Where the certificate comes from.
+#[derive(Debug, Clone)]
+pub enum CertSource {
+    /// PEM files given by the operator.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// `dir/cert.pem` and `dir/key.pem`, generated for `domain` when missing.
+    SelfSigned {
+        /// The directory.
+        dir: PathBuf,
+        /// The certificate's subject alternative name.
+        domain: String,
+    },
+}
+
+/// Builds the rustls server configuration.
+pub fn server_config(source: &CertSource) -> Result<Arc<ServerConfig>, TlsError> {
+    let (cert, key) = match source {
+        CertSource::Files { cert, key } => (cert.clone(), key.clone()),
+        CertSource::SelfSigned { dir, domain } => ensure_self_signed(dir, domain)?,
+    };
+    let certs = CertificateDer::pem_file_iter(&cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Read {
+            what: "the certificate",
+            path: cert.clone(),
+            detail: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Read {
+            what: "the certificate",
+            path: cert,
+            detail: "no certificate in the file".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| TlsError::Read {
+        what: "the private key",
+        path: key.clone(),
+        detail: e.to_string(),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Identity(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Identity(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+fn ensure_self_signed(dir: &Path, domain: &str) -> Result<(PathBuf, PathBuf), TlsError> {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    let fail = |detail: String| TlsError::Generate {
+        path: dir.to_owned(),
+        detail,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let generated = rcgen::generate_simple_self_signed(vec![domain.to_owned()]).map_err(|e| fail(e.to_string()))?;
+    std::fs::write(&key, generated.signing_key.serialize_pem()).map_err(|e| fail(e.to_string()))?;
+    std::fs::write(&cert, generated.cert.pem()).map_err(|e| fail(e.to_string()))?;
+    Ok((cert, key))
+}

@@ -1,0 +1,216 @@
+//! Between the codec's XML elements and the engine's protocol-neutral values.
+
+pub mod inbound;
+mod stamp;
+
+use presence_core::compose::Show;
+use presence_core::message::MessageKind;
+use presence_core::roster::{RosterChange, RosterItem};
+use presence_core::stanza::{ErrorAbout, ErrorCondition, PresenceKind, Stanza as CoreStanza, StanzaError};
+use presence_core::{FullJid, Jid};
+use xmpp_codec::{Element, ns};
+
+pub use inbound::{FromClient, Me, from_client};
+pub use stamp::format_stamp;
+
+/// An element to write to a client, with raw XML payloads (opaque message extensions) to place inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The element.
+    pub element: Element,
+    /// Serialized children appended after the element's own children.
+    pub raw_children: Vec<String>,
+}
+
+impl From<Element> for Outgoing {
+    fn from(element: Element) -> Self {
+        Outgoing {
+            element,
+            raw_children: Vec::new(),
+        }
+    }
+}
+
+fn condition_name(c: ErrorCondition) -> &'static str {
+    match c {
+        ErrorCondition::BadRequest => "bad-request",
+        ErrorCondition::Conflict => "conflict",
+        ErrorCondition::ItemNotFound => "item-not-found",
+        ErrorCondition::NotAllowed => "not-allowed",
+        ErrorCondition::NotAcceptable => "not-acceptable",
+        ErrorCondition::PolicyViolation => "policy-violation",
+        ErrorCondition::RecipientUnavailable => "recipient-unavailable",
+        ErrorCondition::ResourceConstraint => "resource-constraint",
+        ErrorCondition::ServiceUnavailable => "service-unavailable",
+    }
+}
+
+/// The error type RFC 6120 §8.3.3 pairs with each condition.
+fn error_type(c: ErrorCondition) -> &'static str {
+    match c {
+        ErrorCondition::BadRequest | ErrorCondition::NotAcceptable | ErrorCondition::PolicyViolation => "modify",
+        ErrorCondition::RecipientUnavailable | ErrorCondition::ResourceConstraint => "wait",
+        _ => "cancel",
+    }
+}
+
+fn error_child(condition: ErrorCondition, text: Option<&str>) -> Element {
+    let mut e = Element::new(ns::CLIENT, "error")
+        .with_attr("type", error_type(condition))
+        .with_child(Element::new(ns::STANZA_ERRORS, condition_name(condition)));
+    if let Some(t) = text {
+        e = e.with_child(Element::new(ns::STANZA_ERRORS, "text").with_text(t));
+    }
+    e
+}
+
+/// An `<iq type='error'/>` answering request `id`.
+pub fn iq_error(id: Option<&str>, to: &str, from: Option<&str>, condition: ErrorCondition, text: Option<&str>) -> Element {
+    stanza_error("iq", id, to, from, condition, text)
+}
+
+/// An error stanza of `kind` (`iq`, `message`, `presence`) answering one the client sent.
+pub fn stanza_error(kind: &str, id: Option<&str>, to: &str, from: Option<&str>, condition: ErrorCondition, text: Option<&str>) -> Element {
+    let mut el = Element::new(ns::CLIENT, kind).with_attr("type", "error").with_attr("to", to);
+    if let Some(id) = id {
+        el = el.with_attr("id", id);
+    }
+    if let Some(f) = from {
+        el = el.with_attr("from", f);
+    }
+    el.with_child(error_child(condition, text))
+}
+
+fn roster_item(item: &RosterItem) -> Element {
+    let mut el = Element::new(inbound::NS_ROSTER, "item")
+        .with_attr("jid", item.jid.as_str())
+        .with_attr("subscription", item.subscription.attr().as_str());
+    if let Some(n) = &item.details.name {
+        el = el.with_attr("name", n);
+    }
+    if item.subscription.ask() {
+        el = el.with_attr("ask", "subscribe");
+    }
+    for g in &item.details.groups {
+        el = el.with_child(Element::new(inbound::NS_ROSTER, "group").with_text(g));
+    }
+    el
+}
+
+/// Renders what the engine delivers to a session as the XML the client reads. `push_id` names roster pushes.
+pub fn to_client(stanza: CoreStanza, me: &FullJid, domain: &str, push_id: impl FnOnce() -> String) -> Option<Outgoing> {
+    let me_s = me.to_string();
+    Some(match stanza {
+        CoreStanza::Presence { from, kind, .. } => {
+            let el = Element::new(ns::CLIENT, "presence").with_attr("from", from.to_string()).with_attr("to", &me_s);
+            match kind {
+                PresenceKind::Available(v) => {
+                    let mut el = el;
+                    let show = match v.show {
+                        Show::Available => None,
+                        Show::Chat => Some("chat"),
+                        Show::Away => Some("away"),
+                        Show::Xa => Some("xa"),
+                        Show::Dnd => Some("dnd"),
+                    };
+                    if let Some(s) = show {
+                        el = el.with_child(Element::new(ns::CLIENT, "show").with_text(s));
+                    }
+                    if let Some(s) = &v.status {
+                        el = el.with_child(Element::new(ns::CLIENT, "status").with_text(s));
+                    }
+                    if v.priority != 0 {
+                        el = el.with_child(Element::new(ns::CLIENT, "priority").with_text(v.priority.to_string()));
+                    }
+                    el.into()
+                }
+                PresenceKind::Unavailable => el.with_attr("type", "unavailable").into(),
+                PresenceKind::Probe => return None,
+            }
+        }
+        CoreStanza::Subscription { from, action, .. } => {
+            let t = match action {
+                presence_core::roster::SubscriptionAction::Subscribe => "subscribe",
+                presence_core::roster::SubscriptionAction::Subscribed => "subscribed",
+                presence_core::roster::SubscriptionAction::Unsubscribe => "unsubscribe",
+                presence_core::roster::SubscriptionAction::Unsubscribed => "unsubscribed",
+            };
+            Element::new(ns::CLIENT, "presence").with_attr("from", from.as_str()).with_attr("to", &me_s).with_attr("type", t).into()
+        }
+        CoreStanza::Message {
+            from,
+            to,
+            message,
+            delayed,
+        } => {
+            let t = match message.kind {
+                MessageKind::Chat => "chat",
+                MessageKind::Normal => "normal",
+                MessageKind::Headline => "headline",
+                MessageKind::Groupchat => "groupchat",
+                MessageKind::Error => "error",
+            };
+            let mut el = Element::new(ns::CLIENT, "message")
+                .with_attr("from", from.to_string())
+                .with_attr("to", to.to_string())
+                .with_attr("type", t);
+            if let Some(id) = &message.id {
+                el = el.with_attr("id", id);
+            }
+            for (name, value) in [("subject", &message.subject), ("body", &message.body), ("thread", &message.thread)] {
+                if let Some(v) = value {
+                    el = el.with_child(Element::new(ns::CLIENT, name).with_text(v));
+                }
+            }
+            if let Some(stamp) = delayed {
+                el = el.with_child(
+                    Element::new(inbound::NS_DELAY, "delay")
+                        .with_attr("from", domain)
+                        .with_attr("stamp", format_stamp(stamp))
+                        .with_text("Offline storage"),
+                );
+            }
+            Outgoing {
+                element: el,
+                raw_children: message.extensions,
+            }
+        }
+        CoreStanza::RosterResult { request, items, .. } => {
+            let mut q = Element::new(inbound::NS_ROSTER, "query");
+            for i in &items {
+                q = q.with_child(roster_item(i));
+            }
+            Element::new(ns::CLIENT, "iq")
+                .with_attr("type", "result")
+                .with_attr("id", request.0)
+                .with_attr("to", &me_s)
+                .with_child(q)
+                .into()
+        }
+        CoreStanza::RosterPush { change, .. } => {
+            let item = match change {
+                RosterChange::Updated(i) => roster_item(&i),
+                RosterChange::Removed(j) => Element::new(inbound::NS_ROSTER, "item").with_attr("jid", j.as_str()).with_attr("subscription", "remove"),
+            };
+            Element::new(ns::CLIENT, "iq")
+                .with_attr("type", "set")
+                .with_attr("id", push_id())
+                .with_attr("to", &me_s)
+                .with_child(Element::new(inbound::NS_ROSTER, "query").with_child(item))
+                .into()
+        }
+        CoreStanza::Done(request) => Element::new(ns::CLIENT, "iq").with_attr("type", "result").with_attr("id", request.0).with_attr("to", &me_s).into(),
+        CoreStanza::Error(StanzaError { about, condition, text, .. }) => {
+            let text = text.as_deref();
+            match about {
+                ErrorAbout::Request(r) => iq_error(Some(&r.0), &me_s, None, condition, text).into(),
+                ErrorAbout::Message { id, to } => stanza_error("message", id.as_deref(), &me_s, Some(&jid_str(&to)), condition, text).into(),
+                ErrorAbout::Presence { to } => stanza_error("presence", None, &me_s, Some(&jid_str(&to)), condition, text).into(),
+            }
+        }
+    })
+}
+
+fn jid_str(j: &Jid) -> String {
+    j.to_string()
+}
