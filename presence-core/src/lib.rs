@@ -1,1 +1,4 @@
 //! placeholder
+pub mod assignment;
+pub mod cluster;
+pub mod failover;

@@ -1,0 +1,101 @@
+//! The redundancy-pair failover manager: detection, state machine and user moves (sans-IO).
+//!
+//! Each node of a two-node presence redundancy group with high availability enabled runs one
+//! [`FailoverNode`]. The shell feeds it what happened ([`Input`]: peer messages, service
+//! up/down, move outcomes, store notifications), administrator commands ([`AdminCommand`]) and
+//! the time, and carries out what it asks ([`Output`]: messages for the peer, user-move batches,
+//! service stop/start, ended sessions with reconnect delays, state changes to persist).
+//!
+//! # How ownership stays single
+//!
+//! A user is served by the node the shared store places it on. Only the receiving node moves
+//! users, in batches the shell applies to the store atomically; the store then tells the losing
+//! node, which ends those sessions. A node whose services stop (manual failover, a critical
+//! service or the database down) drops all its users at once. So a user is never hosted by both
+//! nodes; it may be hosted by neither only between a drop and the batch that picks it up.
+//! Across a partition both nodes may see the other as down; the lower-numbered node acts first
+//! and the other, told by the store that its users were claimed, stands down.
+//!
+//! # State diagram
+//!
+//! Generated from [`TRANSITIONS`]; a test fails if this block and the table disagree.
+//!
+//! ```mermaid
+//! PLACEHOLDER
+//! ```
+//!
+//! # Where the source tables were ambiguous, and what we decided
+//!
+//! 1. *Groups and nodes.* "Up to 6 nodes in presence redundancy groups of 1-2 nodes" and "up to
+//!    3 groups" disagree once single-node groups exist: we enforce both (at most 3 groups of at
+//!    most 2 nodes).
+//! 2. *Reason of the healthy pair.* The table writes "Normal" in the reason column, but the list
+//!    of reasons has no such entry; we added [`Reason::Normal`].
+//! 3. *"Backup Activated" / "Failover Affected Services".* These are not in the list of states.
+//!    We model auto-recovery as a failover in the other direction: the backup that lost its
+//!    database or a service goes Failing Over, then Failed Over with Critical Services Not
+//!    Running; the Failed Over peer goes Taking Over, then Running in Backup Mode; both carry
+//!    Auto Recover Database Failure or Auto Recover Critical Service Down.
+//! 4. *Peer down vs peer reboot.* Heartbeats alone cannot tell them apart. A node that shuts
+//!    down says goodbye ([`PeerMessage::Goodbye`]); a peer that comes back with a new boot
+//!    epoch also counts as rebooted. Only silence is Peer Down.
+//! 5. *Link cut with both nodes alive.* The docs show only the survivor. To keep one owner per
+//!    user, the higher-numbered node waits one extra heartbeat interval before taking over; the
+//!    lower one claims first, and a node whose users are claimed goes Failed Over / Peer Down
+//!    and does not act on the silence again until it hears its peer. Without a witness it cannot
+//!    tell a dead peer from a cut link, so if the peer then really dies during the same
+//!    partition, the users wait for the link or an operator.
+//! 6. *Who moves users.* The docs say the backup moves them on failover; we let the receiving
+//!    node move them in both directions (Taking Over and Taking Back), so fallback failures are
+//!    Take Back Users Failed. The node giving users back (Falling Back) keeps serving each user
+//!    until the store reports it claimed, rather than disconnecting all at once.
+//! 7. *Critical-service delay for the database.* Applied to the database too; it reports
+//!    Database Failure instead of Critical Service Down.
+//! 8. *Peer mirrors failure.* "Running in Failed Mode / … / same" is read as: whenever a node
+//!    enters Running in Failed Mode, its peer follows with the same reason, unless the peer is
+//!    Normal (it then keeps serving its own users) or already failed.
+//! 9. *Running in Failed Mode / Unknown.* Entered by a node that restarts and finds its peer
+//!    failed; the failed peer then switches its own reason to Unknown as the table shows.
+//! 10. *Recovery.* Allowed when this node is Running in Failed Mode or Unknown and the peer's
+//!     last known state is one of those; both managers restart and decide from which users
+//!     each node holds: a node holding the peer's users becomes the backup.
+//! 11. *Missed heartbeat for automatic fallback.* A gap of more than 1.5 intervals between two
+//!     heartbeats counts as missed and restarts the 30-minute stable period, as does any state
+//!     change on either node. The three eligible cases are the backup's reasons Critical Service
+//!     Down, Peer Reboot and Peer Down, with the peer Failed Over (services up).
+//! 12. *Stopped services.* Manual failover stops services; the resulting outage is not fed as
+//!     service-down input, so it never counts as a critical-service failure.
+//! 13. *Reconnect window.* The upper limit is computed (lower + users ÷ login rate), not a
+//!     separate setting; hints are spread evenly over it, without randomness.
+//! 14. *Fallback preconditions.* Besides this node being Idle or Failed Over, we require the peer
+//!     to be reachable and in backup mode, and for manual failover the peer reachable and Normal;
+//!     the docs only say the buttons appear "in the correct states".
+//! 15. *Connect timeout.* The core opens no sockets; the setting is validated (shorter than the
+//!     heartbeat timeout) and left to the shell.
+
+mod config;
+mod error;
+mod io;
+mod machine;
+mod message;
+mod moves;
+mod reason;
+mod reconnect;
+mod service;
+mod state;
+mod transition;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{AutomaticFallback, Config, ConfigError};
+pub use error::{AdminCommand, Refusal};
+pub use io::{Input, Output, StateChange};
+pub use machine::{Boot, FailoverNode};
+pub use message::{PeerMessage, Status};
+pub use moves::{BatchId, MoveBatch};
+pub use reason::Reason;
+pub use reconnect::{ReconnectHint, reconnect_hints, reconnect_window};
+pub use service::CriticalService;
+pub use state::NodeState;
+pub use transition::{TRANSITIONS, is_allowed, render_mermaid};
