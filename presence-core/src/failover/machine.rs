@@ -35,13 +35,23 @@ pub struct Boot {
     pub last: Option<(NodeState, Reason)>,
 }
 
+/// What this node knows about reaching its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contact {
+    /// Heartbeats arrive; silence past the timeout means the peer is lost.
+    Hearing,
+    /// The peer went silent or said goodbye; its loss has been acted on.
+    Lost,
+    /// The peer claimed our users while we could not hear it: it is alive behind a partition,
+    /// so its silence must not trigger a takeover until it is heard again.
+    StoodDown,
+}
+
 #[derive(Debug, Clone)]
 struct PeerView {
     status: Option<Status>,
     last_heard: Instant,
-    /// Loss detection runs only when armed; it is disarmed after firing, and after yielding to a
-    /// peer that claimed our users across a partition (we then know it is alive).
-    armed: bool,
+    contact: Contact,
 }
 
 /// One node's failover manager: feed it inputs and time, drain its outputs.
@@ -61,6 +71,9 @@ pub struct FailoverNode {
     peer: PeerView,
     services: ServiceMonitor,
     plan: Option<MovePlan>,
+    /// Batches of an abandoned move still with the shell; if they commit, the store says we
+    /// host those users, so we must too.
+    unsettled: Vec<(BatchId, Vec<UserId>)>,
     awaiting_services: bool,
     next_heartbeat: Instant,
     init_deadline: Instant,
@@ -89,10 +102,11 @@ impl FailoverNode {
             peer: PeerView {
                 status: None,
                 last_heard: now,
-                armed: false,
+                contact: Contact::Lost,
             },
             services: ServiceMonitor::default(),
             plan: None,
+            unsettled: Vec::new(),
             awaiting_services: false,
             stable_since: now,
             next_batch: 0,
@@ -147,7 +161,7 @@ impl FailoverNode {
         );
         if self.state == Initializing {
             take(Some(self.init_deadline));
-        } else if self.peer.armed {
+        } else if self.peer.contact == Contact::Hearing {
             take(Some(self.peer_deadline()));
         }
         if let Some(plan) = &self.plan {
@@ -175,8 +189,8 @@ impl FailoverNode {
             if now >= self.init_deadline {
                 self.resolve_alone(now);
             }
-        } else if self.peer.armed && now >= self.peer_deadline() {
-            self.peer.armed = false;
+        } else if self.peer.contact == Contact::Hearing && now >= self.peer_deadline() {
+            self.peer.contact = Contact::Lost;
             self.stable_since = now;
             self.on_peer_lost(now, Reason::PeerDown);
         }
@@ -192,7 +206,7 @@ impl FailoverNode {
             Input::FromPeer(PeerMessage::Status(s)) => self.on_status(now, s),
             Input::FromPeer(PeerMessage::Goodbye { from }) if from == self.peer_id => {
                 self.peer.status = None;
-                self.peer.armed = false;
+                self.peer.contact = Contact::Lost;
                 self.stable_since = now;
                 self.on_peer_lost(now, Reason::PeerReboot);
             }
@@ -207,6 +221,10 @@ impl FailoverNode {
                 self.services.up(s);
                 if self.state == FailedOverCriticalServicesNotRunning && self.services.healthy() {
                     self.enter(now, FailedOver, self.reason);
+                    if self.peer.contact == Contact::Lost {
+                        // The backup vanished while we could not serve; now we can.
+                        self.take_over(now, Reason::PeerDown);
+                    }
                 }
             }
             Input::CriticalServicesStarted => {
@@ -276,8 +294,7 @@ impl FailoverNode {
     }
 
     fn reachable_peer_state(&self) -> Option<NodeState> {
-        self.peer
-            .armed
+        (self.peer.contact == Contact::Hearing)
             .then(|| self.peer_state())
             .flatten()
     }
@@ -350,15 +367,19 @@ impl FailoverNode {
             return;
         }
         let previous = self.peer.status.take();
-        let missed = self.peer.armed
+        let missed = self.peer.contact == Contact::Hearing
             && now.duration_since(self.peer.last_heard) > self.config.heartbeat_interval * 3 / 2;
         if missed || previous.as_ref().map(|p| (p.state, p.reason)) != Some((s.state, s.reason)) {
             self.stable_since = now;
         }
         let restarted = previous.as_ref().is_some_and(|p| p.epoch != s.epoch);
         self.peer.last_heard = now;
-        self.peer.armed = true;
+        self.peer.contact = Contact::Hearing;
         self.peer.status = Some(s.clone());
+        if restarted || previous.is_none() {
+            // Answer at once so a (re)starting peer need not wait a whole interval.
+            self.announce();
+        }
         if restarted {
             self.on_peer_restart(now);
         }
@@ -394,8 +415,7 @@ impl FailoverNode {
                 | FailedOverCriticalServicesNotRunning | FallingBack | TakingBack,
                 RunningInFailedMode,
             ) => {
-                self.plan = None;
-                self.awaiting_services = false;
+                self.drop_plan();
                 self.enter(now, RunningInFailedMode, s.reason);
             }
             _ => {}
@@ -428,6 +448,8 @@ impl FailoverNode {
             self.take_back(now, Reason::Initialization);
         } else {
             self.enter(now, Normal, Reason::Normal);
+            // An outage confirmed before a recovery restart would otherwise go unnoticed.
+            self.on_fault(now);
         }
     }
 
@@ -466,8 +488,7 @@ impl FailoverNode {
                 self.fail_over(now, reason);
             }
             Normal | RunningInBackupMode | TakingOver | TakingBack | FallingBack => {
-                self.plan = None;
-                self.awaiting_services = false;
+                self.drop_plan();
                 self.enter(now, RunningInFailedMode, fault);
             }
             FailedOver => self.enter(now, FailedOverCriticalServicesNotRunning, fault),
@@ -495,13 +516,14 @@ impl FailoverNode {
         let yields = match self.state {
             Normal => true,
             RunningInBackupMode => self.peer_state() != Some(TakingBack),
-            TakingOver => self.me > self.peer_id,
+            // Two movers pulling the same users: the higher-numbered one gives way.
+            TakingOver | TakingBack => self.me > self.peer_id,
             _ => false,
         };
         if yields {
             // The peer is alive and rehomed our users: stand down until we hear from it.
-            self.plan = None;
-            self.peer.armed = false;
+            self.drop_plan();
+            self.peer.contact = Contact::StoodDown;
             self.enter_failed_over(now, Reason::PeerDown);
         }
     }
@@ -512,8 +534,15 @@ impl FailoverNode {
         self.end_sessions(users);
     }
 
-    fn take_over(&mut self, now: Instant, reason: Reason) {
+    fn drop_plan(&mut self) {
         self.awaiting_services = false;
+        if let Some(in_flight) = self.plan.take().and_then(|p| p.in_flight) {
+            self.unsettled.push(in_flight);
+        }
+    }
+
+    fn take_over(&mut self, now: Instant, reason: Reason) {
+        self.drop_plan();
         self.enter(now, TakingOver, reason);
         self.plan_moves(now, MoveKind::TakeOver);
     }
@@ -552,6 +581,13 @@ impl FailoverNode {
     }
 
     fn on_move_done(&mut self, now: Instant, id: BatchId, ok: bool) {
+        if let Some(i) = self.unsettled.iter().position(|(b, _)| *b == id) {
+            let (_, users) = self.unsettled.swap_remove(i);
+            if ok {
+                self.hosted.extend(users);
+            }
+            return;
+        }
         let Some(plan) = &mut self.plan else { return };
         let Some((in_flight, users)) = plan.in_flight.take_if(|(b, _)| *b == id) else {
             return;
@@ -613,10 +649,9 @@ impl FailoverNode {
         let last = (self.state, self.reason);
         self.last_before_boot = Some(last);
         self.epoch += 1;
-        self.plan = None;
-        self.awaiting_services = false;
+        self.drop_plan();
         self.peer.status = None;
-        self.peer.armed = false;
+        self.peer.contact = Contact::Lost;
         self.init_deadline = now + self.config.initialization_timeout;
         self.enter(now, Initializing, Reason::Initialization);
     }

@@ -21,7 +21,54 @@
 //! Generated from [`TRANSITIONS`]; a test fails if this block and the table disagree.
 //!
 //! ```mermaid
-//! PLACEHOLDER
+//! stateDiagram-v2
+//!     [*] --> Initializing
+//!     Initializing --> Normal: peer seen, both healthy
+//!     Initializing --> Idle: restarted after a manual failover
+//!     Initializing --> TakingOver: peer silent, or was backup
+//!     Initializing --> TakingBack: restarted while taking back
+//!     Initializing --> FallingBack: restarted while falling back
+//!     Initializing --> FailedOver: peer hosts our users
+//!     Initializing --> FailedOverCSNR: peer hosts our users, service down
+//!     Initializing --> FailedMode: peer failed, or unhealthy alone
+//!     Initializing --> Unknown: pair misconfigured
+//!     Normal --> FailingOver: admin failover, service or database down
+//!     Normal --> TakingOver: peer down, rebooted or failing over
+//!     Normal --> FailedOver: users claimed across a partition
+//!     Normal --> FailedOverCSNR: users claimed while a service is down
+//!     Normal --> FailedMode: service down, peer cannot take over
+//!     TakingOver --> BackupMode: all users moved
+//!     TakingOver --> FailedOver: lost a takeover race
+//!     TakingOver --> FailedOverCSNR: lost a takeover race, service down
+//!     TakingOver --> FailedMode: move or service failed
+//!     FailingOver --> Idle: admin failover done
+//!     FailingOver --> FailedOver: automatic failover done, services up
+//!     FailingOver --> FailedOverCSNR: automatic failover done
+//!     FailingOver --> FailedMode: peer failed or vanished
+//!     BackupMode --> FallingBack: fallback
+//!     BackupMode --> FailingOver: auto recover: backup lost a service
+//!     BackupMode --> FailedOver: users claimed across a partition
+//!     BackupMode --> FailedOverCSNR: users claimed, service down
+//!     BackupMode --> FailedMode: service down, peer cannot take over
+//!     Idle --> TakingBack: admin fallback
+//!     Idle --> FailedMode: peer failed
+//!     FailedOver --> TakingBack: fallback
+//!     FailedOver --> TakingOver: backup down, or auto recover
+//!     FailedOver --> FailedOverCSNR: service down
+//!     FailedOver --> FailedMode: peer failed
+//!     FailedOverCSNR --> FailedOver: services up
+//!     FailedOverCSNR --> FailedMode: peer failed
+//!     TakingBack --> Normal: all users back
+//!     TakingBack --> TakingOver: peer down
+//!     TakingBack --> FailedMode: start or move failed
+//!     TakingBack --> FailedOver: lost a takeback race
+//!     TakingBack --> FailedOverCSNR: lost a takeback race, service down
+//!     FallingBack --> Normal: peer took its users back
+//!     FallingBack --> TakingOver: peer down
+//!     FallingBack --> FailedMode: peer failed or service down
+//!     FailedMode --> FailedMode: peer restarted
+//!     FailedMode --> Initializing: admin recovery
+//!     Unknown --> Initializing: admin recovery
 //! ```
 //!
 //! # Where the source tables were ambiguous, and what we decided

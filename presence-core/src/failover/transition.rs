@@ -42,6 +42,8 @@ pub const TRANSITIONS: &[(NodeState, NodeState, &str)] = &[
     (TakingBack, Normal, "all users back"),
     (TakingBack, TakingOver, "peer down"),
     (TakingBack, RunningInFailedMode, "start or move failed"),
+    (TakingBack, FailedOver, "lost a takeback race"),
+    (TakingBack, FailedOverCriticalServicesNotRunning, "lost a takeback race, service down"),
     (FallingBack, Normal, "peer took its users back"),
     (FallingBack, TakingOver, "peer down"),
     (FallingBack, RunningInFailedMode, "peer failed or service down"),
