@@ -42,8 +42,8 @@ enum Contact {
     Hearing,
     /// The peer went silent or said goodbye; its loss has been acted on.
     Lost,
-    /// The peer claimed our users while we could not hear it: it is alive behind a partition,
-    /// so its silence must not trigger a takeover until it is heard again.
+    /// The peer claimed our users, so it is alive even if we cannot hear it; only the store's
+    /// signs of life (claims, [`Input::PeerAliveInStore`]) postpone acting on its silence.
     StoodDown,
 }
 
@@ -161,7 +161,7 @@ impl FailoverNode {
         );
         if self.state == Initializing {
             take(Some(self.init_deadline));
-        } else if self.peer.contact == Contact::Hearing {
+        } else if self.peer.contact != Contact::Lost {
             take(Some(self.peer_deadline()));
         }
         if let Some(plan) = &self.plan {
@@ -189,7 +189,7 @@ impl FailoverNode {
             if now >= self.init_deadline {
                 self.resolve_alone(now);
             }
-        } else if self.peer.contact == Contact::Hearing && now >= self.peer_deadline() {
+        } else if self.peer.contact != Contact::Lost && now >= self.peer_deadline() {
             self.peer.contact = Contact::Lost;
             self.stable_since = now;
             self.on_peer_lost(now, Reason::PeerDown);
@@ -240,6 +240,11 @@ impl FailoverNode {
             Input::MoveSucceeded(id) => self.on_move_done(now, id, true),
             Input::MoveFailed(id) => self.on_move_done(now, id, false),
             Input::UsersClaimedByPeer(users) => self.on_claimed(now, users),
+            Input::PeerAliveInStore => {
+                if self.peer.contact == Contact::StoodDown {
+                    self.peer.last_heard = now;
+                }
+            }
             Input::SignedIn(u) => {
                 self.signed_in.insert(u);
             }
@@ -407,6 +412,8 @@ impl FailoverNode {
                 };
                 self.enter(now, to, self.reason);
             }
+            // Both gave their users away at once: nobody can take them, both have failed.
+            (FailingOver, FailingOver) => self.enter(now, RunningInFailedMode, self.reason),
             (RunningInBackupMode, TakingBack) => self.enter(now, FallingBack, s.reason),
             (FailedOver, FallingBack) => self.take_back(now, s.reason),
             (FallingBack, Normal) => self.enter(now, Normal, Reason::Normal),
@@ -505,6 +512,10 @@ impl FailoverNode {
     }
 
     fn on_claimed(&mut self, now: Instant, users: Vec<UserId>) {
+        if self.peer.contact == Contact::StoodDown {
+            // A claim is a sign of life written through the store.
+            self.peer.last_heard = now;
+        }
         let released: Vec<UserId> = users
             .into_iter()
             .filter(|u| self.hosted.remove(u))
@@ -524,6 +535,7 @@ impl FailoverNode {
             // The peer is alive and rehomed our users: stand down until we hear from it.
             self.drop_plan();
             self.peer.contact = Contact::StoodDown;
+            self.peer.last_heard = now;
             self.enter_failed_over(now, Reason::PeerDown);
         }
     }

@@ -208,6 +208,12 @@ impl Sim {
                 node.handle_timeout(now);
             }
         }
+        // The shared store's lease rows: each running node sees the other alive through it.
+        for i in 0..2 {
+            if self.alive(1 - i) {
+                self.feed(i, Input::PeerAliveInStore);
+            }
+        }
         self.pump();
     }
 
