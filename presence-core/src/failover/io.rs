@@ -27,9 +27,10 @@ pub enum Input {
     MoveFailed(BatchId),
     /// The shared store reports that the peer rehomed these users onto itself.
     UsersClaimedByPeer(Vec<UserId>),
-    /// The shared store shows the peer alive (e.g. its lease row was renewed), whatever the link
-    /// says; optional, it keeps a node that stood down from retaking users across a partition.
-    PeerAliveInStore,
+    /// The state the peer last wrote to the shared store, read there periodically whatever the
+    /// link says. Optional: it keeps a node that stood down from retaking users across a
+    /// partition while the peer still serves them.
+    PeerStateInStore(NodeState),
     /// The user has at least one session; such users move first on failover.
     SignedIn(UserId),
     /// The user has no session left; such users move first on fallback.

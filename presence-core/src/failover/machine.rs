@@ -43,7 +43,8 @@ enum Contact {
     /// The peer went silent or said goodbye; its loss has been acted on.
     Lost,
     /// The peer claimed our users, so it is alive even if we cannot hear it; only the store's
-    /// signs of life (claims, [`Input::PeerAliveInStore`]) postpone acting on its silence.
+    /// signs that it still serves (claims, [`Input::PeerStateInStore`]) postpone acting on its
+    /// silence.
     StoodDown,
 }
 
@@ -240,8 +241,8 @@ impl FailoverNode {
             Input::MoveSucceeded(id) => self.on_move_done(now, id, true),
             Input::MoveFailed(id) => self.on_move_done(now, id, false),
             Input::UsersClaimedByPeer(users) => self.on_claimed(now, users),
-            Input::PeerAliveInStore => {
-                if self.peer.contact == Contact::StoodDown {
+            Input::PeerStateInStore(state) => {
+                if self.peer.contact == Contact::StoodDown && state.serves_users() {
                     self.peer.last_heard = now;
                 }
             }
@@ -334,6 +335,7 @@ impl FailoverNode {
             state: self.state,
             reason: self.reason,
             holds_peer_users: self.holds_peer_users(),
+            hosts_all_own_users: self.own.is_subset(&self.hosted),
         }
     }
 
@@ -404,6 +406,11 @@ impl FailoverNode {
         match (self.state, s.state) {
             (Initializing, _) => self.resolve_with_peer(now, s),
             (Normal | FailedOver, FailingOver) => self.take_over(now, s.reason),
+            // A failed peer that lost some of its users (it failed while moving them) leaves
+            // them with nobody unless we take them.
+            (Normal, RunningInFailedMode | Unknown) if !s.hosts_all_own_users => {
+                self.take_over(now, Reason::PeerDown);
+            }
             (FailingOver, RunningInBackupMode) => {
                 let to = match self.reason {
                     Reason::OnAdminRequest => Idle,
@@ -414,6 +421,11 @@ impl FailoverNode {
             }
             // Both gave their users away at once: nobody can take them, both have failed.
             (FailingOver, FailingOver) => self.enter(now, RunningInFailedMode, self.reason),
+            // Our announcement crossed the peer's own failure: it cannot take our users.
+            (FailingOver, FailedOverCriticalServicesNotRunning | Idle) => {
+                let reason = self.services.fault().unwrap_or(self.reason);
+                self.enter(now, RunningInFailedMode, reason);
+            }
             (RunningInBackupMode, TakingBack) => self.enter(now, FallingBack, s.reason),
             (FailedOver, FallingBack) => self.take_back(now, s.reason),
             (FallingBack, Normal) => self.enter(now, Normal, Reason::Normal),
@@ -440,6 +452,9 @@ impl FailoverNode {
             _ => {}
         }
         let mine_held = self.holds_peer_users();
+        if s.state == FailingOver {
+            return self.take_over(now, s.reason);
+        }
         let peer_wins = match s.state {
             RunningInBackupMode | TakingOver => true,
             Initializing => s.holds_peer_users && (!mine_held || self.peer_id < self.me),
@@ -506,14 +521,20 @@ impl FailoverNode {
     fn on_peer_lost(&mut self, now: Instant, reason: Reason) {
         match self.state {
             Normal | FailedOver | TakingBack | FallingBack => self.take_over(now, reason),
+            // Users the peer took back died with it.
+            RunningInBackupMode if !self.missing(MoveKind::TakeOver).is_empty() => {
+                self.take_over(now, reason);
+            }
             FailingOver => self.enter(now, RunningInFailedMode, reason),
             _ => {}
         }
     }
 
     fn on_claimed(&mut self, now: Instant, users: Vec<UserId>) {
-        if self.peer.contact == Contact::StoodDown {
-            // A claim is a sign of life written through the store.
+        if self.peer.contact != Contact::Hearing {
+            // A claim is a sign of life written through the store: watch for the peer's
+            // silence again, so users it claimed are not stranded if it then dies.
+            self.peer.contact = Contact::StoodDown;
             self.peer.last_heard = now;
         }
         let released: Vec<UserId> = users
@@ -523,10 +544,12 @@ impl FailoverNode {
         if released.is_empty() {
             return;
         }
+        // Losing our own users means the peer is taking over, whatever we last heard from it.
+        let lost_own = released.iter().any(|u| self.own.contains(u));
         self.end_sessions(released);
         let yields = match self.state {
             Normal => true,
-            RunningInBackupMode => self.peer_state() != Some(TakingBack),
+            RunningInBackupMode => lost_own || self.peer_state() != Some(TakingBack),
             // Two movers pulling the same users: the higher-numbered one gives way.
             TakingOver | TakingBack => self.me > self.peer_id,
             _ => false,

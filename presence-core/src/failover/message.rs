@@ -19,6 +19,8 @@ pub struct Status {
     pub reason: Reason,
     /// Whether the sender currently hosts any user whose home is the receiver.
     pub holds_peer_users: bool,
+    /// Whether the sender hosts every user whose home is the sender itself.
+    pub hosts_all_own_users: bool,
 }
 
 /// A message for the peer's failover manager.

@@ -60,6 +60,18 @@ impl NodeState {
         )
     }
 
+    /// Whether a node in this state keeps serving the users it hosts.
+    pub fn serves_users(self) -> bool {
+        matches!(
+            self,
+            Self::Normal
+                | Self::RunningInBackupMode
+                | Self::TakingOver
+                | Self::TakingBack
+                | Self::FallingBack
+        )
+    }
+
     /// Whether the node counts as failed for a manual recovery.
     pub fn is_failed(self) -> bool {
         matches!(self, Self::RunningInFailedMode | Self::Unknown)

@@ -208,10 +208,10 @@ impl Sim {
                 node.handle_timeout(now);
             }
         }
-        // The shared store's lease rows: each running node sees the other alive through it.
+        // The shared store's state rows: each running node reads the other's there.
         for i in 0..2 {
-            if self.alive(1 - i) {
-                self.feed(i, Input::PeerAliveInStore);
+            if let Some(state) = self.nodes[1 - i].as_ref().map(FailoverNode::state) {
+                self.feed(i, Input::PeerStateInStore(state));
             }
         }
         self.pump();
