@@ -25,7 +25,7 @@
 //!     [*] --> Initializing
 //!     Initializing --> Normal: peer seen, both healthy
 //!     Initializing --> Idle: restarted after a manual failover
-//!     Initializing --> TakingOver: peer silent, or was backup
+//!     Initializing --> TakingOver: peer silent or failing over, or was backup
 //!     Initializing --> TakingBack: restarted while taking back
 //!     Initializing --> FallingBack: restarted while falling back
 //!     Initializing --> FailedOver: peer hosts our users
@@ -33,7 +33,7 @@
 //!     Initializing --> FailedMode: peer failed, or unhealthy alone
 //!     Initializing --> Unknown: pair misconfigured
 //!     Normal --> FailingOver: admin failover, service or database down
-//!     Normal --> TakingOver: peer down, rebooted or failing over
+//!     Normal --> TakingOver: peer down, rebooted, failing over or failed without users
 //!     Normal --> FailedOver: users claimed across a partition
 //!     Normal --> FailedOverCSNR: users claimed while a service is down
 //!     Normal --> FailedMode: service down, peer cannot take over
@@ -46,6 +46,7 @@
 //!     FailingOver --> FailedOverCSNR: automatic failover done
 //!     FailingOver --> FailedMode: peer failed or vanished
 //!     BackupMode --> FallingBack: fallback
+//!     BackupMode --> TakingOver: peer down while missing users
 //!     BackupMode --> FailingOver: auto recover: backup lost a service
 //!     BackupMode --> FailedOver: users claimed across a partition
 //!     BackupMode --> FailedOverCSNR: users claimed, service down

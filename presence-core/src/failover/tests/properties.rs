@@ -159,7 +159,11 @@ fn replay(ops: &[Op], auto_fallback: bool) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 20000,
+        // Deeper runs: PROPTEST_CASES=20000 cargo test --release -p presence-core properties
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
