@@ -78,11 +78,7 @@ impl Assignments {
         }
         // Least-loaded with ties broken by slot order: from an even start this is exactly the
         // documented round-robin, and it stays even after users leave.
-        let Some(node) = candidates
-            .iter()
-            .copied()
-            .min_by_key(|n| self.load_of(*n))
-        else {
+        let Some(node) = candidates.iter().copied().min_by_key(|n| self.load_of(*n)) else {
             return Err(AssignmentError::NoCandidateNode(user));
         };
         Ok(self.set_home(user, Some(node)))
@@ -221,10 +217,7 @@ mod tests {
     fn balanced_is_round_robin_over_a_nodes_then_b_nodes() {
         let t = topology(&[(11, Some(12)), (21, Some(22)), (31, Some(32))]);
         let mut a = Assignments::new(AssignmentMode::Balanced);
-        assert_eq!(
-            placements(&mut a, &t, 8),
-            [11, 21, 31, 12, 22, 32, 11, 21]
-        );
+        assert_eq!(placements(&mut a, &t, 8), [11, 21, 31, 12, 22, 32, 11, 21]);
     }
 
     #[test]

@@ -169,7 +169,8 @@ mod tests {
         let mut t = Topology::new();
         for g in 1..=3u8 {
             t.add_group(GroupId(g), NodeId(u16::from(g) * 10)).unwrap();
-            t.add_node(GroupId(g), NodeId(u16::from(g) * 10 + 1)).unwrap();
+            t.add_node(GroupId(g), NodeId(u16::from(g) * 10 + 1))
+                .unwrap();
         }
         t
     }

@@ -235,7 +235,11 @@ impl FailoverNode {
             }
             Input::CriticalServicesFailedToStart => {
                 if std::mem::take(&mut self.awaiting_services) {
-                    self.enter(now, RunningInFailedMode, Reason::StartOfCriticalServicesFailed);
+                    self.enter(
+                        now,
+                        RunningInFailedMode,
+                        Reason::StartOfCriticalServicesFailed,
+                    );
                 }
             }
             Input::MoveSucceeded(id) => self.on_move_done(now, id, true),
@@ -252,9 +256,9 @@ impl FailoverNode {
             Input::SignedOut(u) => {
                 self.signed_in.remove(&u);
             }
-            Input::Shutdown => self.out.push_back(Output::ToPeer(PeerMessage::Goodbye {
-                from: self.me,
-            })),
+            Input::Shutdown => self
+                .out
+                .push_back(Output::ToPeer(PeerMessage::Goodbye { from: self.me })),
         }
         self.drive(now);
     }
@@ -430,8 +434,14 @@ impl FailoverNode {
             (FailedOver, FallingBack) => self.take_back(now, s.reason),
             (FallingBack, Normal) => self.enter(now, Normal, Reason::Normal),
             (
-                Idle | RunningInBackupMode | TakingOver | FailingOver | FailedOver
-                | FailedOverCriticalServicesNotRunning | FallingBack | TakingBack,
+                Idle
+                | RunningInBackupMode
+                | TakingOver
+                | FailingOver
+                | FailedOver
+                | FailedOverCriticalServicesNotRunning
+                | FallingBack
+                | TakingBack,
                 RunningInFailedMode,
             ) => {
                 self.drop_plan();

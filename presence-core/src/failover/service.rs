@@ -89,7 +89,10 @@ mod tests {
         assert_eq!(m.deadline(delay), Some(t0 + delay));
         m.up(CriticalService::Router);
         m.down(CriticalService::Router, t0 + Duration::from_secs(60));
-        assert!(!m.confirm_due(t0 + delay, delay), "the flap restarted the clock");
+        assert!(
+            !m.confirm_due(t0 + delay, delay),
+            "the flap restarted the clock"
+        );
         assert!(m.confirm_due(t0 + Duration::from_secs(150), delay));
         assert_eq!(m.fault(), Some(Reason::CriticalServiceDown));
         m.down(CriticalService::Database, t0 + Duration::from_secs(150));

@@ -75,10 +75,6 @@ impl Sim {
         }
     }
 
-    pub(crate) fn node(&self, i: usize) -> &FailoverNode {
-        self.nodes[i].as_ref().expect("node is running")
-    }
-
     pub(crate) fn alive(&self, i: usize) -> bool {
         self.nodes[i].is_some()
     }

@@ -96,7 +96,11 @@ fn apply(sim: &mut Sim, op: &Op) {
 fn assert_never_hosted_twice(sim: &Sim, history: &[Op]) {
     for u in sim.all_users() {
         let hosts = (0..2)
-            .filter(|&i| sim.nodes[i].as_ref().is_some_and(|n| n.hosted().contains(u)))
+            .filter(|&i| {
+                sim.nodes[i]
+                    .as_ref()
+                    .is_some_and(|n| n.hosted().contains(u))
+            })
             .count();
         assert!(hosts <= 1, "{u} hosted by both nodes after {history:?}");
     }
@@ -108,7 +112,11 @@ fn assert_nobody_orphaned(sim: &Sim, history: &[Op]) {
         return;
     }
     for u in sim.all_users() {
-        let hosted = (0..2).any(|i| sim.nodes[i].as_ref().is_some_and(|n| n.hosted().contains(u)));
+        let hosted = (0..2).any(|i| {
+            sim.nodes[i]
+                .as_ref()
+                .is_some_and(|n| n.hosted().contains(u))
+        });
         assert!(
             hosted,
             "{u} hosted by neither node, states {:?}, after {history:?}\n{:#?}",
@@ -170,7 +178,7 @@ proptest! {
 
     #[test]
     fn one_owner_per_user_under_random_faults(
-        ops in proptest::collection::vec(op(), 1..40),
+        ops in proptest::collection::vec(op(), 1..90),
         auto_fallback in any::<bool>(),
     ) {
         replay(&ops, auto_fallback);
@@ -185,22 +193,62 @@ mod regressions {
 
     #[test]
     fn both_services_fail_at_once() {
-        replay(&[Service(0, true), Service(1, true), Advance(310), Service(0, false), Service(1, false), Settle], false);
+        replay(
+            &[
+                Service(0, true),
+                Service(1, true),
+                Advance(310),
+                Service(0, false),
+                Service(1, false),
+                Settle,
+            ],
+            false,
+        );
     }
 
     #[test]
     fn peer_fails_over_to_a_rebooting_node_across_a_cut() {
-        replay(&[Cut, Service(1, true), Crash(0), Advance(120), Boot(0), Heal, Settle], false);
+        replay(
+            &[
+                Cut,
+                Service(1, true),
+                Crash(0),
+                Advance(120),
+                Boot(0),
+                Heal,
+                Settle,
+            ],
+            false,
+        );
     }
 
     #[test]
     fn auto_recovery_crosses_the_peers_database_failure() {
-        replay(&[Jump(120), Database(1, true), Service(0, true), Settle, Service(0, false), Settle], false);
+        replay(
+            &[
+                Jump(120),
+                Database(1, true),
+                Service(0, true),
+                Settle,
+                Service(0, false),
+                Settle,
+            ],
+            false,
+        );
     }
 
     #[test]
     fn take_back_fails_after_recovery() {
-        replay(&[MovesFail(1, true), Admin(0, Failover), Admin(0, Recover), Database(0, true), Settle], false);
+        replay(
+            &[
+                MovesFail(1, true),
+                Admin(0, Failover),
+                Admin(0, Recover),
+                Database(0, true),
+                Settle,
+            ],
+            false,
+        );
     }
 
     #[test]
@@ -210,6 +258,19 @@ mod regressions {
 
     #[test]
     fn fallback_cut_then_crash() {
-        replay(&[Crash(1), Advance(124), Boot(1), Admin(1, Fallback), Cut, Advance(123), Jump(180), Crash(1), Settle], false);
+        replay(
+            &[
+                Crash(1),
+                Advance(124),
+                Boot(1),
+                Admin(1, Fallback),
+                Cut,
+                Advance(123),
+                Jump(180),
+                Crash(1),
+                Settle,
+            ],
+            false,
+        );
     }
 }

@@ -274,7 +274,11 @@ fn partition_lets_the_lower_node_take_over_and_the_other_stand_down() {
     );
     assert_eq!((sim.hosted_count(0), sim.hosted_count(1)), (2 * USERS, 0));
     sim.advance(secs(3600));
-    assert_eq!(sim.hosted_count(0), 2 * USERS, "no ping-pong across the cut");
+    assert_eq!(
+        sim.hosted_count(0),
+        2 * USERS,
+        "no ping-pong across the cut"
+    );
     sim.link_up = true;
     sim.advance(secs(120));
     assert_eq!(
