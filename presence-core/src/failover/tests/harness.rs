@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use crate::assignment::UserId;
 use crate::cluster::NodeId;
 use crate::failover::{
-    AdminCommand, Boot, Config, CriticalService, FailoverNode, Input, NodeState, Output, Reason,
-    Refusal, StateChange, is_allowed,
+    AdminCommand, Boot, Config, CriticalService, FailoverNode, Input, NodeState, Output,
+    PeerMessage, Reason, ReconnectHint, Refusal, StateChange, is_allowed,
 };
 
 /// The two nodes of the pair, addressed by slot 0 ("node 1") and slot 1 ("node 2").
@@ -27,7 +27,12 @@ pub(crate) struct Sim {
     pub db_down: [bool; 2],
     pub moves_fail: [bool; 2],
     pub transitions: Vec<(usize, StateChange)>,
-    pub ended_sessions: [usize; 2],
+    /// Every batch a node asked for: (node, when, users).
+    pub batches: Vec<(usize, Instant, Vec<UserId>)>,
+    /// Every set of ended sessions: (node, hints).
+    pub ended: Vec<(usize, Vec<ReconnectHint>)>,
+    /// Statuses each node sent.
+    pub statuses_sent: [usize; 2],
 }
 
 pub(crate) fn user(node: usize, i: usize) -> UserId {
@@ -71,7 +76,9 @@ impl Sim {
             db_down: [false; 2],
             moves_fail: [false; 2],
             transitions: Vec::new(),
-            ended_sessions: [0; 2],
+            batches: Vec::new(),
+            ended: Vec::new(),
+            statuses_sent: [0; 2],
         }
     }
 
@@ -240,6 +247,9 @@ impl Sim {
         let other = 1 - i;
         match out {
             Output::ToPeer(message) => {
+                if matches!(message, PeerMessage::Status(_)) {
+                    self.statuses_sent[i] += 1;
+                }
                 if self.link_up {
                     self.feed(other, Input::FromPeer(message));
                 }
@@ -264,6 +274,7 @@ impl Sim {
             Output::MoveUsers(batch) => {
                 assert_eq!(batch.to, self.ids[i]);
                 assert!(batch.users.len() <= self.config.users_per_batch);
+                self.batches.push((i, self.now, batch.users.clone()));
                 if self.db_down[i] || self.moves_fail[i] {
                     self.feed(i, Input::MoveFailed(batch.id));
                 } else {
@@ -274,7 +285,7 @@ impl Sim {
                     self.feed(other, Input::UsersClaimedByPeer(batch.users));
                 }
             }
-            Output::EndSessions(hints) => self.ended_sessions[i] += hints.len(),
+            Output::EndSessions(hints) => self.ended.push((i, hints)),
         }
     }
 
