@@ -603,12 +603,12 @@ impl FailoverNode {
         }
     }
 
+    /// Users this node should host once a move of `kind` is complete but does not yet.
     fn missing(&self, kind: MoveKind) -> Vec<UserId> {
-        let wanted: Box<dyn Iterator<Item = &UserId>> = match kind {
-            MoveKind::TakeOver => Box::new(self.own.iter().chain(self.theirs.iter())),
-            MoveKind::TakeBack => Box::new(self.own.iter()),
-        };
-        wanted
+        let theirs = (kind == MoveKind::TakeOver).then_some(&self.theirs);
+        self.own
+            .iter()
+            .chain(theirs.into_iter().flatten())
             .filter(|u| !self.hosted.contains(*u))
             .cloned()
             .collect()
