@@ -2,17 +2,6 @@
 
 use super::state::NodeState;
 
-/// An administrator's request to the failover manager.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminCommand {
-    /// Move this node's users to the peer and stop its critical services.
-    Failover,
-    /// Bring this node's users back home.
-    Fallback,
-    /// Restart the failover managers of both (failed) nodes.
-    Recover,
-}
-
 /// A refused administrator command, with the state that made it ineligible.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {

@@ -3,11 +3,14 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
 
+use super::boot::Boot;
+use super::command::AdminCommand;
 use super::config::{AutomaticFallback, Config, ConfigError};
-use super::error::{AdminCommand, Refusal};
-use super::io::{Input, Output, StateChange};
+use super::error::Refusal;
+use super::input::Input;
 use super::message::{PeerMessage, Status};
 use super::moves::{BatchId, MoveBatch, MoveKind, MovePlan};
+use super::output::{Output, StateChange};
 use super::reason::Reason;
 use super::reconnect::reconnect_hints;
 use super::service::ServiceMonitor;
@@ -15,25 +18,6 @@ use super::state::NodeState::{self, *};
 use super::transition::is_allowed;
 use crate::assignment::UserId;
 use crate::cluster::NodeId;
-
-/// Everything a node needs to (re)start its failover manager, read by the shell from its store.
-#[derive(Debug, Clone)]
-pub struct Boot {
-    /// This node.
-    pub node: NodeId,
-    /// The other node of the pair.
-    pub peer: NodeId,
-    /// Incremented by the shell on every start, so the peer notices quick reboots.
-    pub epoch: u64,
-    /// Users whose assigned home is this node.
-    pub own_users: Vec<UserId>,
-    /// Users whose assigned home is the peer.
-    pub peer_users: Vec<UserId>,
-    /// Users the shared store currently places on this node.
-    pub hosted: Vec<UserId>,
-    /// The last state change persisted before the restart, if any.
-    pub last: Option<(NodeState, Reason)>,
-}
 
 /// What this node knows about reaching its peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -150,12 +150,15 @@
 //!     Mode take part) neither give nor receive users. Turning HA off does not touch homes:
 //!     failed-over users stay on the backup, as the docs say.
 
+mod boot;
+mod command;
 mod config;
 mod error;
-mod io;
+mod input;
 mod machine;
 mod message;
 mod moves;
+mod output;
 mod reason;
 mod reconnect;
 mod service;
@@ -165,12 +168,15 @@ mod transition;
 #[cfg(test)]
 mod tests;
 
+pub use boot::{Boot, BootError};
+pub use command::AdminCommand;
 pub use config::{AutomaticFallback, Config, ConfigError};
-pub use error::{AdminCommand, Refusal};
-pub use io::{Input, Output, StateChange};
-pub use machine::{Boot, FailoverNode};
+pub use error::Refusal;
+pub use input::Input;
+pub use machine::FailoverNode;
 pub use message::{PeerMessage, Status};
 pub use moves::{BatchId, MoveBatch};
+pub use output::{Output, StateChange};
 pub use reason::Reason;
 pub use reconnect::{ReconnectHint, reconnect_hints, reconnect_window};
 pub use service::CriticalService;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::harness::{Sim, user};
-use crate::failover::{AdminCommand, AutomaticFallback, Config, Input};
+use crate::failover::{AdminCommand, AutomaticFallback, Config, Input, NodeState};
 
 const USERS: usize = 15;
 
@@ -72,8 +72,20 @@ fn apply(sim: &mut Sim, op: &Op) {
         Op::Database(i, down) => sim.set_db(i, down),
         Op::MovesFail(i, fail) => sim.moves_fail[i] = fail,
         Op::Admin(i, command) => {
-            // Refusals are fine; what matters is that accepted commands keep the invariants.
-            let _ = sim.admin(i, command);
+            let before = sim.pair()[i].map(|(state, _)| state);
+            // Refusals are fine; an accepted command must have been eligible.
+            if sim.admin(i, command).is_ok() {
+                if let Some(state) = before {
+                    let eligible = match command {
+                        AdminCommand::Failover => state == NodeState::Normal,
+                        AdminCommand::Fallback => {
+                            matches!(state, NodeState::Idle | NodeState::FailedOver)
+                        }
+                        AdminCommand::Recover => state.is_failed(),
+                    };
+                    assert!(eligible, "{command:?} accepted in {state}");
+                }
+            }
         }
         Op::SignIn(i, u, signed_in) => {
             let u = user(i, u);

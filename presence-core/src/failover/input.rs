@@ -1,9 +1,7 @@
-//! What the shell feeds the failover manager and what it gets back.
+//! What the shell feeds the failover manager.
 
 use super::message::PeerMessage;
-use super::moves::{BatchId, MoveBatch};
-use super::reason::Reason;
-use super::reconnect::ReconnectHint;
+use super::moves::BatchId;
 use super::service::CriticalService;
 use super::state::NodeState;
 use crate::assignment::UserId;
@@ -37,32 +35,4 @@ pub enum Input {
     SignedOut(UserId),
     /// The node is about to shut down or reboot; tell the peer.
     Shutdown,
-}
-
-/// One state change, recorded for the operator and persisted by the shell for restarts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StateChange {
-    /// The state left.
-    pub from: NodeState,
-    /// The state entered.
-    pub to: NodeState,
-    /// Why.
-    pub reason: Reason,
-}
-
-/// An effect the shell must carry out, drained with [`super::FailoverNode::poll_output`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Send this to the peer's failover manager (dropping it is fine: heartbeats repeat).
-    ToPeer(PeerMessage),
-    /// The node's state changed.
-    StateChanged(StateChange),
-    /// Stop this node's critical services (manual failover).
-    StopCriticalServices,
-    /// Start this node's critical services and report the outcome (fallback from Idle).
-    StartCriticalServices,
-    /// Rehome these users onto this node in the shared store and report the outcome.
-    MoveUsers(MoveBatch),
-    /// End these users' sessions here; each client should sign in again after its delay.
-    EndSessions(Vec<ReconnectHint>),
 }
