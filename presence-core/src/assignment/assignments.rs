@@ -105,7 +105,7 @@ impl Assignments {
     /// Spreads users evenly again over the mode's nodes for which `eligible` holds.
     ///
     /// Users on an ineligible node of the topology stay where they are (nodes in a failover
-    /// state neither give nor take users). Only surplus users move, so sessions are ended no
+    /// state neither give nor take users; see [`crate::failover::NodeState::allows_rebalance`]). Only surplus users move, so sessions are ended no
     /// more often than needed.
     pub fn rebalance(
         &mut self,

@@ -72,6 +72,12 @@ impl NodeState {
         )
     }
 
+    /// Whether users may be rebalanced onto or off a node in this state (the docs allow only
+    /// Normal and Running in Backup Mode).
+    pub fn allows_rebalance(self) -> bool {
+        matches!(self, Self::Normal | Self::RunningInBackupMode)
+    }
+
     /// Whether the node counts as failed for a manual recovery.
     pub fn is_failed(self) -> bool {
         matches!(self, Self::RunningInFailedMode | Self::Unknown)

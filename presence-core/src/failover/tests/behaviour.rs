@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use super::harness::{NORMAL, Sim, user};
 use crate::cluster::NodeId;
 use crate::failover::NodeState::*;
-use crate::failover::Reason::{CriticalServiceDown, DatabaseFailure, TakeOverUsersFailed};
+use crate::failover::Reason::{
+    CriticalServiceDown, DatabaseFailure, Initialization, PeerDown, PeerReboot, TakeOverUsersFailed,
+};
 use crate::failover::{
     AdminCommand, AutomaticFallback, Boot, Config, ConfigError, FailoverNode, Input, NodeState,
     Output, PeerMessage, Reason, Refusal, Status,
@@ -164,7 +166,8 @@ fn automatic_fallback_waits_thirty_stable_minutes() {
     let mut sim = failed_over_by_service(auto_fallback(), false);
     sim.advance(secs(29 * 60));
     assert_eq!(sim.pair()[1].unwrap().0, RunningInBackupMode);
-    sim.advance(secs(2 * 60));
+    // The restored link is noticed at the next heartbeat, up to one interval after the heal.
+    sim.advance(secs(3 * 60));
     assert_eq!(sim.pair(), [Some(NORMAL), Some(NORMAL)]);
     assert_eq!((sim.hosted_count(0), sim.hosted_count(1)), (USERS, USERS));
 }
@@ -358,4 +361,32 @@ fn a_node_announces_itself_at_start_and_asks_to_be_woken_each_interval() {
         Some(Output::ToPeer(PeerMessage::Status(_)))
     ));
     assert_eq!(node.poll_timeout(), Some(t0 + secs(120)));
+}
+
+#[test]
+fn automatic_fallback_after_a_reboot() {
+    let mut sim = Sim::new(auto_fallback(), USERS);
+    sim.shutdown(0);
+    sim.advance(secs(300));
+    sim.boot(0);
+    assert_eq!(sim.pair()[0], Some((FailedOver, Initialization)));
+    sim.advance(secs(29 * 60));
+    assert_eq!(sim.pair()[1], Some((RunningInBackupMode, PeerReboot)));
+    sim.advance(secs(2 * 60));
+    assert_eq!(sim.pair(), [Some(NORMAL), Some(NORMAL)]);
+}
+
+#[test]
+fn automatic_fallback_after_the_link_is_restored() {
+    let mut sim = Sim::new(auto_fallback(), USERS);
+    sim.link_up = false;
+    sim.advance(secs(600));
+    assert_eq!(sim.pair()[1], Some((FailedOver, PeerDown)));
+    sim.link_up = true;
+    sim.advance(secs(29 * 60));
+    assert_eq!(sim.pair()[0], Some((RunningInBackupMode, PeerDown)));
+    // The restored link is noticed at the next heartbeat, up to one interval after the heal.
+    sim.advance(secs(3 * 60));
+    assert_eq!(sim.pair(), [Some(NORMAL), Some(NORMAL)]);
+    assert_eq!((sim.hosted_count(0), sim.hosted_count(1)), (USERS, USERS));
 }
