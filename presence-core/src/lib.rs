@@ -83,9 +83,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod assignment;
+pub mod cluster;
 pub mod compose;
 pub mod config;
 pub mod engine;
+pub mod failover;
 pub mod jid;
 pub mod message;
 pub mod policy;
