@@ -52,6 +52,8 @@ pub enum ErrorCondition {
     PolicyViolation,
     /// The recipient cannot take it right now.
     RecipientUnavailable,
+    /// The recipient's domain cannot be reached.
+    RemoteServerNotFound,
     /// A resource limit was reached.
     ResourceConstraint,
     /// Nobody can take it (also what a blocked sender is told).

@@ -40,6 +40,7 @@ fn condition_name(c: ErrorCondition) -> &'static str {
         ErrorCondition::NotAcceptable => "not-acceptable",
         ErrorCondition::PolicyViolation => "policy-violation",
         ErrorCondition::RecipientUnavailable => "recipient-unavailable",
+        ErrorCondition::RemoteServerNotFound => "remote-server-not-found",
         ErrorCondition::ResourceConstraint => "resource-constraint",
         ErrorCondition::ServiceUnavailable => "service-unavailable",
     }
