@@ -224,9 +224,18 @@ async fn authenticate<S: Store, T: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wi
                 wire.send(&Element::new(ns::SASL, "challenge").with_text(B64.encode(data))).await.ok()?;
             }
             Step::Success {
-                username, additional_data, ..
+                username,
+                authzid,
+                additional_data,
             } => {
                 let user = BareJid::from_parts(Some(&username), domain).ok()?;
+                // Acting for another user is not offered: an authzid may only name the user (RFC 6120 §6.3.8).
+                if authzid.is_some_and(|a| BareJid::new(&a).ok().as_ref() != Some(&user)) {
+                    failures += 1;
+                    let failure = Element::new(ns::SASL, "failure").with_child(Element::new(ns::SASL, sasl::Failure::InvalidAuthzid.condition()));
+                    wire.send(&failure).await.ok()?;
+                    continue;
+                }
                 let mut success = Element::new(ns::SASL, "success");
                 if !additional_data.is_empty() {
                     success = success.with_text(B64.encode(additional_data));

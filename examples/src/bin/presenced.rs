@@ -1,7 +1,7 @@
 //! `presenced`: the bundled presence and IM server.
 //!
-//! `presenced [serve]` will run the XMPP and SIP listeners once their issues land; today it checks the config and
-//! the database so a deployment can be validated. `presenced user add|del|list` manages accounts in the database.
+//! `presenced [serve]` runs the XMPP service (the SIP listener lands with its issue) on the embedded store in the
+//! data directory. `presenced user add|del|list` manages accounts in the same database.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -77,6 +77,36 @@ enum Error {
     Stdin(std::io::Error),
     #[error("no password on standard input")]
     NoPassword,
+    #[error(transparent)]
+    Serve(#[from] server_xmpp::ServeError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Runs the XMPP service until the process is stopped.
+fn serve(config: &Config) -> Result<ExitCode, Error> {
+    let store = std::sync::Arc::new(open_store(config)?);
+    let cert = match (&config.xmpp.tls_cert, &config.xmpp.tls_key) {
+        (Some(cert), Some(key)) => server_xmpp::CertSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => server_xmpp::CertSource::SelfSigned {
+            dir: config.data_dir.join("tls"),
+            domain: config.domain.clone(),
+        },
+    };
+    let mut settings = server_xmpp::XmppSettings::new(&config.domain, config.xmpp.c2s_bind, config.data_dir.join("tls"));
+    settings.cert = cert;
+    settings.engine = config.engine_config();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        let server = server_xmpp::XmppServer::bind(settings, store).await?;
+        let addr = server.local_addr().map_err(Error::Runtime)?;
+        eprintln!("presenced: serving {} (XMPP on {addr})", config.domain);
+        server.run().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
@@ -111,13 +141,7 @@ fn password_from_stdin() -> Result<String, Error> {
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let config = load_config(cli.config.as_ref())?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            // Built now so the listeners' issue only has to hand it to the engine.
-            let _engine = config.engine_config();
-            open_store(&config)?;
-            eprintln!("presenced: the XMPP and SIP listeners are not implemented yet");
-            Ok(ExitCode::from(2))
-        }
+        Command::Serve => serve(&config),
         Command::User(UserCommand::Add {
             jid,
             password,
