@@ -42,11 +42,21 @@ def presenced_bin() -> Path:
     return path.resolve()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(udp_too: bool = False) -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (and for UDP too if ``udp_too``)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not udp_too:
+            return port
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port found on 127.0.0.1")
 
 
 def port_accepts(port: int) -> bool:
@@ -57,14 +67,20 @@ def port_accepts(port: int) -> bool:
         return False
 
 
-def write_config(path: Path, data_dir: Path, port: int, **policy: bool) -> None:
-    """The TOML config the tests use; only keys presenced knows (unknown keys are errors)."""
+def write_config(path: Path, data_dir: Path, port: int, sip_port: int, **policy: bool) -> None:
+    """The TOML config the tests use; only keys presenced knows (unknown keys are errors).
+
+    The SIP listener gets its own free loopback port too, so it never needs the default 0.0.0.0:5060.
+    """
     lines = [
         f'domain = "{DOMAIN}"',
         f'data_dir = "{data_dir}"',
         "",
         "[xmpp]",
         f'c2s_bind = "127.0.0.1:{port}"',
+        "",
+        "[sip]",
+        f'bind = "127.0.0.1:{sip_port}"',
     ]
     if policy:
         lines += ["", "[policy]"]
@@ -161,7 +177,7 @@ class Server:
                 self.proc = None
                 pytest.fail(
                     f"presenced serve exited with status {code} before listening on "
-                    f"127.0.0.1:{self.port}; its stderr:\n{self._stderr()}"
+                    f"127.0.0.1:{self.port}; its output (stderr and stdout):\n{self._stderr()}"
                 )
             if port_accepts(self.port):
                 break
@@ -169,7 +185,7 @@ class Server:
                 self.kill()
                 pytest.fail(
                     f"presenced serve did not accept TCP connections on 127.0.0.1:{self.port} "
-                    f"within {START_TIMEOUT:.0f} s; its stderr:\n{self._stderr()}"
+                    f"within {START_TIMEOUT:.0f} s; its output (stderr and stdout):\n{self._stderr()}"
                 )
             time.sleep(0.1)
         # The certificate must exist by the time the listener is up (generated before binding).
@@ -225,7 +241,7 @@ def server_files(binary: Path, tmp_path: Path) -> Server:
     Accounts are created before `serve` starts, since the CLI and the server share one database.
     """
     srv = Server(binary=binary, root=tmp_path, port=free_port())
-    write_config(srv.config, srv.data_dir, srv.port)
+    write_config(srv.config, srv.data_dir, srv.port, free_port(udp_too=True))
     for local, password in USERS.items():
         srv.add_user(local, password)
     return srv
