@@ -36,6 +36,9 @@ STREAM_ERROR_CONDITIONS = frozenset(
     unsupported-encoding unsupported-feature unsupported-stanza-type unsupported-version""".split()
 )
 
+#: slixmpp's Presence['type'] for available presence: 'available' or the <show/> value.
+AVAILABLE_TYPES = frozenset({"available", "away", "chat", "dnd", "xa"})
+
 T = TypeVar("T")
 
 log = logging.getLogger("e2e")
@@ -92,7 +95,7 @@ class Client:
         self.all_auth_failed = asyncio.Event()
         self.disconnected = asyncio.Event()
         xmpp.add_event_handler("message", self.messages.put_nowait)
-        xmpp.add_event_handler("presence_available", self.presences.put_nowait)
+        xmpp.add_event_handler("presence", self.presences.put_nowait)
         xmpp.add_event_handler("presence_subscribe", self.subscribes.put_nowait)
         xmpp.add_event_handler("session_start", lambda _: self.session_started.set())
         xmpp.add_event_handler("failed_auth", lambda _: self.auth_failed.set())
@@ -114,22 +117,44 @@ class Client:
         self.xmpp.send_message(mto=to, mbody=body, mtype=mtype)
 
     async def next_message(self, what: str = "a message", with_body: bool = True) -> Message:
-        """The next received message (skipping body-less ones, e.g. chat states, by default)."""
+        """The next received message (skipping body-less ones, e.g. chat states, by default).
+
+        A bounced ``type='error'`` message fails the test at once, with the stanza: it may echo the
+        original body, and it is never what a test waits for.
+        """
         while True:
             msg = await wait(self.messages.get(), f"{what} at {self.jid}")
+            assert msg["type"] != "error", f"{self.jid} got an error message: {msg}"
             if not with_body or msg["body"]:
                 return msg
 
-    async def presence_from(self, bare: str) -> Presence:
-        """Waits for an available presence from ``bare`` (any resource)."""
-        while True:
-            pres = await wait(self.presences.get(), f"available presence from {bare} at {self.jid}")
-            if pres["from"].bare == bare:
-                return pres
+    async def presence_from(self, bare: str, show: str | None = None) -> Presence:
+        """Waits for an available presence from ``bare`` (any resource), with ``<show/>`` equal
+        to ``show`` if given; other presence stanzas are skipped."""
+        what = f"available presence{f' ({show})' if show else ''} from {bare} at {self.jid}"
+
+        async def get() -> Presence:
+            while True:
+                pres = await self.presences.get()
+                # slixmpp reports an available presence's <show/> as its 'type'.
+                if pres["type"] not in AVAILABLE_TYPES or pres["from"].bare != bare:
+                    continue
+                if show is None or pres["show"] == show:
+                    return pres
+
+        return await wait(get(), what)
 
     async def roster_items(self) -> dict[str, dict]:
-        """Fetches the roster from the server (not slixmpp's cache): bare JID -> item values."""
-        iq = await wait(self.xmpp.get_roster(timeout=WAIT), f"roster result for {self.jid}")
+        """Fetches the whole roster from the server (not slixmpp's cache): bare JID -> item values.
+
+        The get carries no ``ver`` attribute, so a server doing roster versioning (RFC 6121 §2.6)
+        must still return every item rather than an empty result.
+        """
+        get = self.xmpp.Iq()
+        get["type"] = "get"
+        get.enable("roster")
+        iq = await wait(get.send(timeout=WAIT), f"roster result for {self.jid}")
+        assert iq["type"] == "result", iq
         items = iq["roster"]["items"]
         return {str(j): dict(v) for j, v in items.items()}
 
