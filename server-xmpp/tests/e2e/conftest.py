@@ -1,0 +1,257 @@
+"""Fixtures for the presenced end-to-end tests: binary, config, users, server process.
+
+Everything that talks XMPP lives in ``xmpp.py``; this file only manages the server process.
+Every wait here is bounded (see the ``*_TIMEOUT`` constants) so no test can hang.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from xmpp import DOMAIN  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[3]
+START_TIMEOUT = 20.0  # seconds for the server to accept TCP connections
+STOP_TIMEOUT = 10.0  # seconds for a terminated server to exit
+CLI_TIMEOUT = 30.0  # seconds for one `presenced user ...` command
+
+#: The accounts every test server starts with: local part -> password.
+USERS = {
+    "alice": "alice-secret-1",
+    "bob": "bob-secret-2",
+    "carol": "carol-secret-3",
+    "dave": "dave-secret-4",
+}
+
+
+def presenced_bin() -> Path:
+    """The binary under test: $PRESENCED_BIN, else <repo>/target/release/presenced."""
+    env = os.environ.get("PRESENCED_BIN")
+    path = Path(env) if env else REPO / "target" / "release" / "presenced"
+    return path.resolve()
+
+
+def free_port(udp_too: bool = False) -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (and for UDP too if ``udp_too``)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not udp_too:
+            return port
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port found on 127.0.0.1")
+
+
+def port_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def write_config(path: Path, data_dir: Path, port: int, sip_port: int, **policy: bool) -> None:
+    """The TOML config the tests use; only keys presenced knows (unknown keys are errors).
+
+    The SIP listener gets its own free loopback port too, so it never needs the default 0.0.0.0:5060.
+    """
+    lines = [
+        f'domain = "{DOMAIN}"',
+        f'data_dir = "{data_dir}"',
+        "",
+        "[xmpp]",
+        f'c2s_bind = "127.0.0.1:{port}"',
+        "",
+        "[sip]",
+        f'bind = "127.0.0.1:{sip_port}"',
+    ]
+    if policy:
+        lines += ["", "[policy]"]
+        lines += [f"{k} = {'true' if v else 'false'}" for k, v in policy.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@dataclass
+class Server:
+    """One presenced instance: its files, port and (while running) its process."""
+
+    binary: Path
+    root: Path
+    port: int
+    users: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    starts: int = 0
+
+    @property
+    def config(self) -> Path:
+        return self.root / "presenced.toml"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def cert(self) -> Path:
+        """The self-signed certificate presenced generates on first start (no tls_cert configured)."""
+        return self.data_dir / "tls" / "cert.pem"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.root / f"server-{self.starts}.stderr"
+
+    def jid(self, local: str) -> str:
+        return f"{local}@{DOMAIN}"
+
+    # -- the CLI ---------------------------------------------------------------------------------
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        """Runs `presenced --config <cfg> ARGS...`; fails the test with its output when it fails."""
+        cmd = [str(self.binary), "--config", str(self.config), *args]
+        done = subprocess.run(
+            cmd, input=stdin, capture_output=True, text=True, timeout=CLI_TIMEOUT
+        )
+        if done.returncode != 0:
+            pytest.fail(
+                f"{' '.join(cmd)} exited {done.returncode}\n"
+                f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+            )
+        return done
+
+    def add_user(self, local: str, password: str) -> None:
+        """Creates an account; the password goes through stdin, never the command line."""
+        out = self.cli("user", "add", self.jid(local), "--password-stdin", stdin=password + "\n")
+        assert self.jid(local) in out.stdout, out.stdout
+        self.users[local] = password
+
+    def list_users(self) -> list[str]:
+        return self.cli("user", "list").stdout.split()
+
+    # -- the process -----------------------------------------------------------------------------
+
+    def _stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError as e:
+            return f"<cannot read {self.stderr_path}: {e}>"
+
+    def start(self) -> None:
+        """Starts `presenced --config cfg serve` and waits until the port accepts TCP connections.
+
+        Fails (not errors out) with the server's exit status and stderr when it exits early or does
+        not listen within START_TIMEOUT seconds.
+        """
+        assert self.proc is None, "server already running"
+        self.starts += 1
+        stderr = open(self.stderr_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                [str(self.binary), "--config", str(self.config), "serve"],
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                env={**os.environ, "RUST_BACKTRACE": "1"},
+            )
+        finally:
+            stderr.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                self.proc = None
+                pytest.fail(
+                    f"presenced serve exited with status {code} before listening on "
+                    f"127.0.0.1:{self.port}; its output (stderr and stdout):\n{self._stderr()}"
+                )
+            if port_accepts(self.port):
+                break
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(
+                    f"presenced serve did not accept TCP connections on 127.0.0.1:{self.port} "
+                    f"within {START_TIMEOUT:.0f} s; its output (stderr and stdout):\n{self._stderr()}"
+                )
+            time.sleep(0.1)
+        # The certificate must exist by the time the listener is up (generated before binding).
+        if not self.cert.is_file():
+            pytest.fail(
+                f"presenced listens but generated no certificate at {self.cert}; "
+                f"its stderr:\n{self._stderr()}"
+            )
+
+    def stop(self) -> None:
+        """Graceful stop: SIGTERM, then SIGKILL after STOP_TIMEOUT seconds."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=STOP_TIMEOUT)
+
+    def kill(self) -> None:
+        """Crash stop: SIGKILL (kill -9), no chance to flush anything."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT)
+
+    def restart_after_kill(self) -> None:
+        """kill -9, then start again on the same data dir and port."""
+        self.kill()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    path = presenced_bin()
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"presenced binary not found at {path}: run `cargo build --release --bin presenced` "
+            "or set PRESENCED_BIN"
+        )
+    return path
+
+
+@pytest.fixture
+def server_files(binary: Path, tmp_path: Path) -> Server:
+    """A configured, not yet started server with the USERS accounts created.
+
+    Accounts are created before `serve` starts, since the CLI and the server share one database.
+    """
+    srv = Server(binary=binary, root=tmp_path, port=free_port())
+    write_config(srv.config, srv.data_dir, srv.port, free_port(udp_too=True))
+    for local, password in USERS.items():
+        srv.add_user(local, password)
+    return srv
+
+
+@pytest.fixture
+def server(server_files: Server):
+    """A running server (function scope: each test gets a fresh data dir and port)."""
+    server_files.start()
+    try:
+        yield server_files
+    finally:
+        server_files.stop()
