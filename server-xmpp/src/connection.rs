@@ -54,11 +54,19 @@ pub async fn serve<S: Store + Send + Sync + 'static>(tcp: TcpStream, shared: Arc
     let _ = tcp.set_nodelay(true);
     let mut wire = Wire::new(tcp, shared.limits);
     let Ok(permit) = shared.unauthenticated.clone().try_acquire_owned() else {
-        wire.fail(&shared.domain, "resource-constraint", Some("too many connections are authenticating")).await;
+        wire.fail(
+            &shared.domain,
+            "resource-constraint",
+            Some("too many connections are authenticating"),
+        )
+        .await;
         return;
     };
-    let handshake = tokio::time::timeout(shared.handshake_timeout, negotiate(wire, &shared, permit)).await;
-    let Ok(Some((wire, user))) = handshake else { return };
+    let handshake =
+        tokio::time::timeout(shared.handshake_timeout, negotiate(wire, &shared, permit)).await;
+    let Ok(Some((wire, user))) = handshake else {
+        return;
+    };
     // Binding is part of the handshake too; the permit was released at SASL success.
     established(wire, &shared, user).await;
 }
@@ -76,8 +84,9 @@ async fn negotiate<S: Store>(
                 if !open_stream(&mut wire, domain, &h).await {
                     return None;
                 }
-                let features = Element::new(ns::STREAMS, "features")
-                    .with_child(Element::new(ns::TLS, "starttls").with_child(Element::new(ns::TLS, "required")));
+                let features = Element::new(ns::STREAMS, "features").with_child(
+                    Element::new(ns::TLS, "starttls").with_child(Element::new(ns::TLS, "required")),
+                );
                 wire.send(&features).await.ok()?;
             }
             Ok(StreamEvent::Element(el)) => match Nonza::classify(&el) {
@@ -87,16 +96,23 @@ async fn negotiate<S: Store>(
                 }
                 Some(Nonza::SaslAuth { .. }) => {
                     // RFC 6120 §6.4.5: no mechanism is available before TLS.
-                    let failure = Element::new(ns::SASL, "failure").with_child(Element::new(ns::SASL, "encryption-required"));
+                    let failure = Element::new(ns::SASL, "failure")
+                        .with_child(Element::new(ns::SASL, "encryption-required"));
                     wire.send(&failure).await.ok()?;
                 }
                 _ => {
-                    wire.fail(domain, "policy-violation", Some("STARTTLS is required")).await;
+                    wire.fail(domain, "policy-violation", Some("STARTTLS is required"))
+                        .await;
                     return None;
                 }
             },
             Ok(StreamEvent::Stanza(_)) => {
-                wire.fail(domain, "not-authorized", Some("STARTTLS and authentication come first")).await;
+                wire.fail(
+                    domain,
+                    "not-authorized",
+                    Some("STARTTLS and authentication come first"),
+                )
+                .await;
                 return None;
             }
             Ok(StreamEvent::Close) => {
@@ -115,24 +131,47 @@ async fn negotiate<S: Store>(
 }
 
 /// Answers a stream header: checks it is for us, then opens our side.
-async fn open_stream<T: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wire<T>, domain: &str, h: &StreamHeader) -> bool {
+async fn open_stream<T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    domain: &str,
+    h: &StreamHeader,
+) -> bool {
     if h.content_ns != ns::CLIENT {
-        wire.fail(domain, "invalid-namespace", Some("this is a client-to-server port")).await;
+        wire.fail(
+            domain,
+            "invalid-namespace",
+            Some("this is a client-to-server port"),
+        )
+        .await;
         return false;
     }
     if h.to.as_deref().map(str::to_ascii_lowercase).as_deref() != Some(domain) {
-        wire.fail(domain, "host-unknown", Some("this server does not serve that domain")).await;
+        wire.fail(
+            domain,
+            "host-unknown",
+            Some("this server does not serve that domain"),
+        )
+        .await;
         return false;
     }
-    if wire.open(domain, &crate::random_id(), h.lang.as_deref()).await.is_err() {
+    if wire
+        .open(domain, &crate::random_id(), h.lang.as_deref())
+        .await
+        .is_err()
+    {
         return false;
     }
     true
 }
 
-async fn end_with<T: AsyncRead + AsyncWrite + Unpin, R>(wire: &mut Wire<T>, domain: &str, e: Ended) -> Option<R> {
+async fn end_with<T: AsyncRead + AsyncWrite + Unpin, R>(
+    wire: &mut Wire<T>,
+    domain: &str,
+    e: Ended,
+) -> Option<R> {
     if let Ended::Codec(err) = &e {
-        wire.fail(domain, err.condition().as_str(), Some(&err.to_string())).await;
+        wire.fail(domain, err.condition().as_str(), Some(&err.to_string()))
+            .await;
     }
     None
 }
@@ -144,13 +183,18 @@ struct Accounts<'a, S> {
 
 impl<S: Store> CredentialLookup for Accounts<'_, S> {
     fn credentials(&self, username: &str) -> Result<Option<Vec<ScramCredentials>>, StoreError> {
-        let Ok(jid) = BareJid::from_parts(Some(username), self.domain) else { return Ok(None) };
+        let Ok(jid) = BareJid::from_parts(Some(username), self.domain) else {
+            return Ok(None);
+        };
         Ok(self.store.account(&jid)?.map(|a| a.credentials))
     }
 }
 
 /// SASL over TLS (RFC 6120 §6). Returns the authenticated user, with the stream restarted.
-async fn authenticate<S: Store, T: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wire<T>, shared: &Shared<S>) -> Option<BareJid> {
+async fn authenticate<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    shared: &Shared<S>,
+) -> Option<BareJid> {
     let domain = shared.domain.as_str();
     let lookup = Accounts {
         store: shared.store.as_ref(),
@@ -170,13 +214,19 @@ async fn authenticate<S: Store, T: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wi
                 }
                 let mut mechs = Element::new(ns::SASL, "mechanisms");
                 for m in sasl::offered(true) {
-                    mechs = mechs.with_child(Element::new(ns::SASL, "mechanism").with_text(m.name()));
+                    mechs =
+                        mechs.with_child(Element::new(ns::SASL, "mechanism").with_text(m.name()));
                 }
-                wire.send(&Element::new(ns::STREAMS, "features").with_child(mechs)).await.ok()?;
+                wire.send(&Element::new(ns::STREAMS, "features").with_child(mechs))
+                    .await
+                    .ok()?;
                 continue;
             }
             StreamEvent::Element(el) => match Nonza::classify(&el) {
-                Some(Nonza::SaslAuth { mechanism, initial_response }) => match decode(&initial_response) {
+                Some(Nonza::SaslAuth {
+                    mechanism,
+                    initial_response,
+                }) => match decode(&initial_response) {
                     Ok(initial) => {
                         let nonce = sasl::server_nonce(&crate::random_bytes::<18>());
                         let params = sasl::Params {
@@ -195,18 +245,22 @@ async fn authenticate<S: Store, T: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wi
                     Err(()) => Err(()),
                 },
                 Some(Nonza::SaslResponse(data)) => match (exchange.as_mut(), decode(&data)) {
-                    (Some(server), Ok(bytes)) => Ok(server.step(&bytes.unwrap_or_default(), &lookup)),
+                    (Some(server), Ok(bytes)) => {
+                        Ok(server.step(&bytes.unwrap_or_default(), &lookup))
+                    }
                     (None, _) => Ok(Step::Failure(sasl::Failure::MalformedRequest)),
                     (_, Err(())) => Err(()),
                 },
                 Some(Nonza::SaslAbort) => Ok(Step::Failure(sasl::Failure::Aborted)),
                 _ => {
-                    wire.fail(domain, "not-authorized", Some("authenticate first")).await;
+                    wire.fail(domain, "not-authorized", Some("authenticate first"))
+                        .await;
                     return None;
                 }
             },
             StreamEvent::Stanza(_) => {
-                wire.fail(domain, "not-authorized", Some("authenticate first")).await;
+                wire.fail(domain, "not-authorized", Some("authenticate first"))
+                    .await;
                 return None;
             }
             StreamEvent::Close => {
@@ -221,7 +275,9 @@ async fn authenticate<S: Store, T: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wi
         });
         match step {
             Step::Challenge(data) => {
-                wire.send(&Element::new(ns::SASL, "challenge").with_text(B64.encode(data))).await.ok()?;
+                wire.send(&Element::new(ns::SASL, "challenge").with_text(B64.encode(data)))
+                    .await
+                    .ok()?;
             }
             Step::Success {
                 username,
@@ -232,7 +288,10 @@ async fn authenticate<S: Store, T: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wi
                 // Acting for another user is not offered: an authzid may only name the user (RFC 6120 §6.3.8).
                 if authzid.is_some_and(|a| BareJid::new(&a).ok().as_ref() != Some(&user)) {
                     failures += 1;
-                    let failure = Element::new(ns::SASL, "failure").with_child(Element::new(ns::SASL, sasl::Failure::InvalidAuthzid.condition()));
+                    let failure = Element::new(ns::SASL, "failure").with_child(Element::new(
+                        ns::SASL,
+                        sasl::Failure::InvalidAuthzid.condition(),
+                    ));
                     wire.send(&failure).await.ok()?;
                     continue;
                 }
@@ -247,10 +306,16 @@ async fn authenticate<S: Store, T: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wi
             Step::Failure(f) => {
                 exchange = None;
                 failures += 1;
-                let failure = Element::new(ns::SASL, "failure").with_child(Element::new(ns::SASL, f.condition()));
+                let failure = Element::new(ns::SASL, "failure")
+                    .with_child(Element::new(ns::SASL, f.condition()));
                 wire.send(&failure).await.ok()?;
                 if failures >= MAX_AUTH_ATTEMPTS {
-                    wire.fail(domain, "policy-violation", Some("too many failed authentication attempts")).await;
+                    wire.fail(
+                        domain,
+                        "policy-violation",
+                        Some("too many failed authentication attempts"),
+                    )
+                    .await;
                     return None;
                 }
             }
@@ -276,11 +341,13 @@ where
     let domain = shared.domain.as_str();
     let session = SessionId(shared.next_session.fetch_add(1, Ordering::Relaxed));
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let Some(jid) = tokio::time::timeout(shared.handshake_timeout, bind(&mut wire, shared, &user, session, tx, &mut rx))
-        .await
-        .ok()
-        .flatten()
-    else {
+    let Some(jid) = tokio::time::timeout(
+        shared.handshake_timeout,
+        bind(&mut wire, shared, &user, session, tx, &mut rx),
+    )
+    .await
+    .ok()
+    .flatten() else {
         return;
     };
     let me = Me {
@@ -358,7 +425,9 @@ where
         }
     };
     if reason.is_some() {
-        let _ = shared.hub.send(HubMsg::Input(Input::CloseSession { session }));
+        let _ = shared
+            .hub
+            .send(HubMsg::Input(Input::CloseSession { session }));
     }
 }
 
@@ -385,10 +454,16 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                 }
                 let features = Element::new(ns::STREAMS, "features")
                     .with_child(Element::new(ns::BIND, "bind"))
-                    .with_child(Element::new(translate::inbound::NS_SESSION, "session").with_child(Element::new(translate::inbound::NS_SESSION, "optional")));
+                    .with_child(
+                        Element::new(translate::inbound::NS_SESSION, "session")
+                            .with_child(Element::new(translate::inbound::NS_SESSION, "optional")),
+                    );
                 wire.send(&features).await.ok()?;
             }
-            StreamEvent::Stanza(stanza) if stanza.iq_type() == Some(xmpp_codec::IqType::Set) && stanza.payloads().any(|p| p.is(ns::BIND, "bind")) => {
+            StreamEvent::Stanza(stanza)
+                if stanza.iq_type() == Some(xmpp_codec::IqType::Set)
+                    && stanza.payloads().any(|p| p.is(ns::BIND, "bind")) =>
+            {
                 let id = stanza.id().unwrap_or_default().to_owned();
                 let resource = stanza
                     .payloads()
@@ -396,25 +471,51 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                     .and_then(|b| b.child(ns::BIND, "resource"))
                     .map(|r| r.text())
                     .filter(|r| !r.is_empty());
-                let Some(tx) = tx.take() else { return None };
+                let tx = tx.take()?;
                 shared.hub.send(HubMsg::Attach { session, tx }).ok()?;
-                shared.hub.send(HubMsg::Input(Input::OpenSession { session, user: user.clone(), resource })).ok()?;
+                shared
+                    .hub
+                    .send(HubMsg::Input(Input::OpenSession {
+                        session,
+                        user: user.clone(),
+                        resource,
+                    }))
+                    .ok()?;
                 return match rx.recv().await {
                     Some(ToConn::Bound(jid)) => {
                         let result = Element::new(ns::CLIENT, "iq")
                             .with_attr("type", "result")
                             .with_attr("id", id)
-                            .with_child(Element::new(ns::BIND, "bind").with_child(Element::new(ns::BIND, "jid").with_text(jid.to_string())));
+                            .with_child(Element::new(ns::BIND, "bind").with_child(
+                                Element::new(ns::BIND, "jid").with_text(jid.to_string()),
+                            ));
                         wire.send(&result).await.ok()?;
                         Some(jid)
                     }
                     Some(ToConn::BindRefused(reason)) => {
                         let (condition, text) = match &reason {
-                            BindError::TooManySessions { .. } => (presence_core::stanza::ErrorCondition::ResourceConstraint, reason.to_string()),
-                            BindError::BadResource(_) => (presence_core::stanza::ErrorCondition::BadRequest, reason.to_string()),
-                            _ => (presence_core::stanza::ErrorCondition::NotAllowed, reason.to_string()),
+                            BindError::TooManySessions { .. } => (
+                                presence_core::stanza::ErrorCondition::ResourceConstraint,
+                                reason.to_string(),
+                            ),
+                            BindError::BadResource(_) => (
+                                presence_core::stanza::ErrorCondition::BadRequest,
+                                reason.to_string(),
+                            ),
+                            _ => (
+                                presence_core::stanza::ErrorCondition::NotAllowed,
+                                reason.to_string(),
+                            ),
                         };
-                        let _ = wire.send(&translate::iq_error(Some(&id), user.as_str(), None, condition, Some(&text))).await;
+                        let _ = wire
+                            .send(&translate::iq_error(
+                                Some(&id),
+                                user.as_str(),
+                                None,
+                                condition,
+                                Some(&text),
+                            ))
+                            .await;
                         wire.fail(domain, "policy-violation", Some(&text)).await;
                         None
                     }
@@ -425,7 +526,8 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                 };
             }
             StreamEvent::Stanza(_) | StreamEvent::Element(_) => {
-                wire.fail(domain, "not-authorized", Some("bind a resource first")).await;
+                wire.fail(domain, "not-authorized", Some("bind a resource first"))
+                    .await;
                 return None;
             }
             StreamEvent::Close => {
@@ -437,6 +539,8 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
 }
 
 fn now() -> Timestamp {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     Timestamp::from_millis(ms)
 }

@@ -17,6 +17,8 @@ use presence_core::{Engine, FullJid, Input, Jid, Output, SessionId};
 use tokio::sync::mpsc;
 
 /// Messages to the hub.
+// Nearly every message is an input; boxing it would add an allocation per stanza to spare a rare attach.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum HubMsg {
     /// A connection is about to bind `session`; deliveries for it go to `tx`.
@@ -47,7 +49,11 @@ pub enum ToConn {
 const BATCH: usize = 512;
 
 /// Runs the hub until every sender is gone.
-pub async fn run<S: Store + Send + Sync + 'static>(mut engine: Engine, store: Arc<S>, mut rx: mpsc::UnboundedReceiver<HubMsg>) {
+pub async fn run<S: Store + Send + Sync + 'static>(
+    mut engine: Engine,
+    store: Arc<S>,
+    mut rx: mpsc::UnboundedReceiver<HubMsg>,
+) {
     let mut conns: HashMap<SessionId, mpsc::UnboundedSender<ToConn>> = HashMap::new();
     let mut by_jid: HashMap<FullJid, SessionId> = HashMap::new();
     loop {
@@ -77,7 +83,12 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-fn take(engine: &mut Engine, conns: &mut HashMap<SessionId, mpsc::UnboundedSender<ToConn>>, msg: HubMsg, now: Instant) {
+fn take(
+    engine: &mut Engine,
+    conns: &mut HashMap<SessionId, mpsc::UnboundedSender<ToConn>>,
+    msg: HubMsg,
+    now: Instant,
+) {
     match msg {
         HubMsg::Attach { session, tx } => {
             conns.insert(session, tx);
@@ -110,12 +121,16 @@ fn drain<S: Store>(
                 engine.handle(Instant::now(), Input::Loaded { user, record });
             }
             Output::Store(w) => writes.push(w),
-            Output::Deliver { session, stanza } => deliveries.push((session, ToConn::Stanza(stanza))),
+            Output::Deliver { session, stanza } => {
+                deliveries.push((session, ToConn::Stanza(stanza)))
+            }
             Output::Bound { session, jid } => {
                 by_jid.insert(jid.clone(), session);
                 deliveries.push((session, ToConn::Bound(jid)));
             }
-            Output::BindRefused { session, reason } => deliveries.push((session, ToConn::BindRefused(reason))),
+            Output::BindRefused { session, reason } => {
+                deliveries.push((session, ToConn::BindRefused(reason)))
+            }
             Output::Close { session, reason } => deliveries.push((session, ToConn::Close(reason))),
             Output::Route(stanza) => {
                 if let Some((session, error)) = unroutable(&stanza, by_jid) {
@@ -157,8 +172,19 @@ fn commit<S: Store>(store: &S, writes: &mut Vec<StoreWrite>) {
 /// Federation is not served yet: a message for another domain bounces to its local sender, so it is never lost
 /// silently (RFC 6120 §8.3.3.17 `remote-server-not-found`). Presence and subscriptions for other domains are
 /// dropped, as a server whose peer is unreachable would.
-fn unroutable(stanza: &Stanza, by_jid: &HashMap<FullJid, SessionId>) -> Option<(SessionId, StanzaError)> {
-    let Stanza::Message { from: Jid::Full(from), to, message, .. } = stanza else { return None };
+fn unroutable(
+    stanza: &Stanza,
+    by_jid: &HashMap<FullJid, SessionId>,
+) -> Option<(SessionId, StanzaError)> {
+    let Stanza::Message {
+        from: Jid::Full(from),
+        to,
+        message,
+        ..
+    } = stanza
+    else {
+        return None;
+    };
     if message.kind == MessageKind::Error {
         return None;
     }

@@ -97,10 +97,13 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
     /// Opens the listener, prepares TLS and starts the engine thread.
     pub async fn bind(settings: XmppSettings, store: Arc<S>) -> Result<Self, ServeError> {
         let tls = tls::server_config(&settings.cert)?;
-        let listener = TcpListener::bind(settings.bind).await.map_err(|source| ServeError::Bind {
-            addr: settings.bind,
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(settings.bind)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: settings.bind,
+                    source,
+                })?;
         let held = store.offline_total()?;
         let engine = Engine::new(settings.engine.clone()).with_offline_total(held);
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
@@ -108,7 +111,10 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
         std::thread::Builder::new()
             .name("presence-engine".into())
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a current-thread runtime builds");
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .expect("a current-thread runtime builds");
                 rt.block_on(hub::run(engine, hub_store, hub_rx));
             })
             .map_err(ServeError::Thread)?;
@@ -158,5 +164,8 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// A random identifier for stream ids.
 pub fn random_id() -> String {
-    random_bytes::<12>().iter().map(|b| format!("{b:02x}")).collect()
+    random_bytes::<12>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -99,7 +99,8 @@ fn ensure_self_signed(dir: &Path, domain: &str) -> Result<(PathBuf, PathBuf), Tl
         detail,
     };
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    let generated = rcgen::generate_simple_self_signed(vec![domain.to_owned()]).map_err(|e| fail(e.to_string()))?;
+    let generated = rcgen::generate_simple_self_signed(vec![domain.to_owned()])
+        .map_err(|e| fail(e.to_string()))?;
     std::fs::write(&key, generated.signing_key.serialize_pem()).map_err(|e| fail(e.to_string()))?;
     std::fs::write(&cert, generated.cert.pem()).map_err(|e| fail(e.to_string()))?;
     Ok((cert, key))

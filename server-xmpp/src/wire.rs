@@ -105,7 +105,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
     }
 
     /// Writes our stream header answering the peer's.
-    pub async fn open(&mut self, domain: &str, id: &str, lang: Option<&str>) -> std::io::Result<()> {
+    pub async fn open(
+        &mut self,
+        domain: &str,
+        id: &str,
+        lang: Option<&str>,
+    ) -> std::io::Result<()> {
         let mut header = StreamHeader::new(ns::CLIENT);
         header.from = Some(domain.to_owned());
         header.id = Some(id.to_owned());
@@ -128,7 +133,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
 
     /// Adds an element to the output without flushing.
     pub fn queue(&mut self, o: &Outgoing) {
-        let writer = self.writer.get_or_insert_with(|| StreamWriter::new(&StreamHeader::new(ns::CLIENT)));
+        let writer = self
+            .writer
+            .get_or_insert_with(|| StreamWriter::new(&StreamHeader::new(ns::CLIENT)));
         let start = self.out.len();
         writer.write_element(&o.element, &mut self.out);
         if o.raw_children.is_empty() {
@@ -146,7 +153,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         for raw in &o.raw_children {
             self.out.extend_from_slice(raw.as_bytes());
         }
-        self.out.extend_from_slice(format!("</{}>", o.element.name).as_bytes());
+        self.out
+            .extend_from_slice(format!("</{}>", o.element.name).as_bytes());
     }
 
     /// Writes whatever was queued.
@@ -163,7 +171,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         if !self.opened() {
             let _ = self.open(domain, &crate::random_id(), None).await;
         }
-        let mut err = Element::new(ns::STREAMS, "error").with_child(Element::new(ns::STREAM_ERRORS, condition));
+        let mut err = Element::new(ns::STREAMS, "error")
+            .with_child(Element::new(ns::STREAM_ERRORS, condition));
         if let Some(t) = text {
             err = err.with_child(Element::new(ns::STREAM_ERRORS, "text").with_text(t));
         }

@@ -96,10 +96,17 @@ fn serve(config: &Config) -> Result<ExitCode, Error> {
             domain: config.domain.clone(),
         },
     };
-    let mut settings = server_xmpp::XmppSettings::new(&config.domain, config.xmpp.c2s_bind, config.data_dir.join("tls"));
+    let mut settings = server_xmpp::XmppSettings::new(
+        &config.domain,
+        config.xmpp.c2s_bind,
+        config.data_dir.join("tls"),
+    );
     settings.cert = cert;
     settings.engine = config.engine_config();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Runtime)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
     runtime.block_on(async {
         let server = server_xmpp::XmppServer::bind(settings, store).await?;
         let addr = server.local_addr().map_err(Error::Runtime)?;

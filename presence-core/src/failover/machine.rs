@@ -149,10 +149,10 @@ impl FailoverNode {
         } else if self.peer.contact != Contact::Lost {
             take(Some(self.peer_deadline()));
         }
-        if let Some(plan) = &self.plan {
-            if plan.in_flight.is_none() {
-                take(plan.next_at);
-            }
+        if let Some(plan) = &self.plan
+            && plan.in_flight.is_none()
+        {
+            take(plan.next_at);
         }
         take(self.auto_fallback_deadline());
         t

@@ -26,7 +26,15 @@ pub const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 pub const NS_DELAY: &str = "urn:xmpp:delay";
 
 /// Features the server advertises in disco#info.
-const SERVER_FEATURES: &[&str] = &[NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_VERSION, NS_ROSTER, "msgoffline", NS_DELAY];
+const SERVER_FEATURES: &[&str] = &[
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    NS_PING,
+    NS_VERSION,
+    NS_ROSTER,
+    "msgoffline",
+    NS_DELAY,
+];
 
 /// What a client's stanza turns into.
 #[derive(Debug)]
@@ -53,7 +61,14 @@ pub struct Me<'a> {
 pub fn from_client(stanza: Stanza, me: &Me<'_>, now: Timestamp) -> FromClient {
     let to = match stanza.to().map(Jid::new).transpose() {
         Ok(to) => to,
-        Err(_) => return reply_error(&stanza, me, ErrorCondition::BadRequest, Some("the 'to' address is not a valid JID")),
+        Err(_) => {
+            return reply_error(
+                &stanza,
+                me,
+                ErrorCondition::BadRequest,
+                Some("the 'to' address is not a valid JID"),
+            );
+        }
     };
     match stanza.kind() {
         StanzaKind::Presence => presence(&stanza, me, to),
@@ -62,10 +77,28 @@ pub fn from_client(stanza: Stanza, me: &Me<'_>, now: Timestamp) -> FromClient {
     }
 }
 
-fn reply_error(stanza: &Stanza, me: &Me<'_>, condition: ErrorCondition, text: Option<&str>) -> FromClient {
+fn reply_error(
+    stanza: &Stanza,
+    me: &Me<'_>,
+    condition: ErrorCondition,
+    text: Option<&str>,
+) -> FromClient {
     match stanza.kind() {
-        StanzaKind::Iq => FromClient::Reply(iq_error(stanza.id(), &me.jid.to_string(), stanza.to(), condition, text)),
-        kind => FromClient::Reply(stanza_error(kind.as_str(), stanza.id(), &me.jid.to_string(), stanza.to(), condition, text)),
+        StanzaKind::Iq => FromClient::Reply(iq_error(
+            stanza.id(),
+            &me.jid.to_string(),
+            stanza.to(),
+            condition,
+            text,
+        )),
+        kind => FromClient::Reply(stanza_error(
+            kind.as_str(),
+            stanza.id(),
+            &me.jid.to_string(),
+            stanza.to(),
+            condition,
+            text,
+        )),
     }
 }
 
@@ -85,11 +118,23 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
         Some("unsubscribe") => Some(SubscriptionAction::Unsubscribe),
         Some("unsubscribed") => Some(SubscriptionAction::Unsubscribed),
         Some("probe" | "error") => return FromClient::Nothing,
-        Some(_) => return reply_error(stanza, me, ErrorCondition::BadRequest, Some("unknown presence type")),
+        Some(_) => {
+            return reply_error(
+                stanza,
+                me,
+                ErrorCondition::BadRequest,
+                Some("unknown presence type"),
+            );
+        }
     };
     if let Some(action) = action {
         let Some(to) = to else {
-            return reply_error(stanza, me, ErrorCondition::BadRequest, Some("a subscription stanza needs a 'to'"));
+            return reply_error(
+                stanza,
+                me,
+                ErrorCondition::BadRequest,
+                Some("a subscription stanza needs a 'to'"),
+            );
         };
         // Subscriptions are between bare addresses (RFC 6121 §3.1.1): a resource is dropped.
         return FromClient::Engine(Input::Subscription {
@@ -106,7 +151,14 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
             "away" => Show::Away,
             "xa" => Show::Xa,
             "dnd" => Show::Dnd,
-            _ => return reply_error(stanza, me, ErrorCondition::BadRequest, Some("unknown <show/> value")),
+            _ => {
+                return reply_error(
+                    stanza,
+                    me,
+                    ErrorCondition::BadRequest,
+                    Some("unknown <show/> value"),
+                );
+            }
         },
     };
     let status = el.child(content, "status").map(|s| s.text());
@@ -156,7 +208,9 @@ fn message(stanza: Stanza, me: &Me<'_>, to: Option<Jid>, now: Timestamp) -> From
             _ => {
                 let mut out = Vec::new();
                 writer.write_element(child, &mut out);
-                message.extensions.push(String::from_utf8(out).expect("the writer emits UTF-8"));
+                message
+                    .extensions
+                    .push(String::from_utf8(out).expect("the writer emits UTF-8"));
             }
         }
     }
@@ -171,24 +225,45 @@ fn iq(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
     let iq_type = match stanza.iq_type() {
         Some(t @ (IqType::Get | IqType::Set)) => t,
         Some(IqType::Result | IqType::Error) => return FromClient::Nothing,
-        None => return reply_error(stanza, me, ErrorCondition::BadRequest, Some("unknown iq type")),
+        None => {
+            return reply_error(
+                stanza,
+                me,
+                ErrorCondition::BadRequest,
+                Some("unknown iq type"),
+            );
+        }
     };
     let Some(id) = stanza.id() else {
-        return reply_error(stanza, me, ErrorCondition::BadRequest, Some("an iq needs an 'id'"));
+        return reply_error(
+            stanza,
+            me,
+            ErrorCondition::BadRequest,
+            Some("an iq needs an 'id'"),
+        );
     };
     let mut payloads = stanza.payloads();
     let (Some(payload), None) = (payloads.next(), payloads.next()) else {
-        return reply_error(stanza, me, ErrorCondition::BadRequest, Some("an iq get or set carries exactly one child"));
+        return reply_error(
+            stanza,
+            me,
+            ErrorCondition::BadRequest,
+            Some("an iq get or set carries exactly one child"),
+        );
     };
     let for_server = match &to {
         None => true,
         Some(Jid::Bare(b)) => b.as_str() == me.domain || b == me.jid.bare(),
         Some(Jid::Full(f)) => f == me.jid,
     };
-    let for_account = matches!(&to, Some(Jid::Bare(b)) if b.local().is_some() && b.domain() == me.domain);
+    let for_account =
+        matches!(&to, Some(Jid::Bare(b)) if b.local().is_some() && b.domain() == me.domain);
     let request = RequestId(id.to_owned());
     let result = |children: Vec<Element>| {
-        let mut el = Element::new(ns::CLIENT, "iq").with_attr("type", "result").with_attr("id", id).with_attr("to", me.jid.to_string());
+        let mut el = Element::new(ns::CLIENT, "iq")
+            .with_attr("type", "result")
+            .with_attr("id", id)
+            .with_attr("to", me.jid.to_string());
         if let Some(t) = stanza.to() {
             el = el.with_attr("from", t);
         }
@@ -198,16 +273,26 @@ fn iq(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
         FromClient::Reply(el)
     };
     match (payload.ns.as_str(), payload.name.as_str(), iq_type) {
-        (NS_ROSTER, "query", t) if for_server && to.as_ref().is_none_or(|t| t.bare() == me.jid.bare()) => match t {
-            IqType::Get => FromClient::Engine(Input::RosterGet {
-                session: me.session,
-                request,
-            }),
-            _ => roster_set(stanza, payload, me, request),
-        },
-        (NS_DISCO_INFO, "query", IqType::Get) if for_server && to.as_ref().is_none_or(|t| t.bare().as_str() == me.domain) => {
-            let mut q = Element::new(NS_DISCO_INFO, "query")
-                .with_child(Element::new(NS_DISCO_INFO, "identity").with_attr("category", "server").with_attr("type", "im").with_attr("name", "presenced"));
+        (NS_ROSTER, "query", t)
+            if for_server && to.as_ref().is_none_or(|t| t.bare() == me.jid.bare()) =>
+        {
+            match t {
+                IqType::Get => FromClient::Engine(Input::RosterGet {
+                    session: me.session,
+                    request,
+                }),
+                _ => roster_set(stanza, payload, me, request),
+            }
+        }
+        (NS_DISCO_INFO, "query", IqType::Get)
+            if for_server && to.as_ref().is_none_or(|t| t.bare().as_str() == me.domain) =>
+        {
+            let mut q = Element::new(NS_DISCO_INFO, "query").with_child(
+                Element::new(NS_DISCO_INFO, "identity")
+                    .with_attr("category", "server")
+                    .with_attr("type", "im")
+                    .with_attr("name", "presenced"),
+            );
             for f in SERVER_FEATURES {
                 q = q.with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", *f));
             }
@@ -216,16 +301,24 @@ fn iq(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
         (NS_DISCO_INFO, "query", IqType::Get) if for_account || for_server => {
             // XEP-0030 §3.1 answered by the server on behalf of an account.
             let q = Element::new(NS_DISCO_INFO, "query")
-                .with_child(Element::new(NS_DISCO_INFO, "identity").with_attr("category", "account").with_attr("type", "registered"))
+                .with_child(
+                    Element::new(NS_DISCO_INFO, "identity")
+                        .with_attr("category", "account")
+                        .with_attr("type", "registered"),
+                )
                 .with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", NS_DISCO_INFO));
             result(vec![q])
         }
-        (NS_DISCO_ITEMS, "query", IqType::Get) if for_server || for_account => result(vec![Element::new(NS_DISCO_ITEMS, "query")]),
+        (NS_DISCO_ITEMS, "query", IqType::Get) if for_server || for_account => {
+            result(vec![Element::new(NS_DISCO_ITEMS, "query")])
+        }
         (NS_PING, "ping", IqType::Get) if for_server => result(vec![]),
         (NS_VERSION, "query", IqType::Get) if for_server => result(vec![
             Element::new(NS_VERSION, "query")
                 .with_child(Element::new(NS_VERSION, "name").with_text("presenced"))
-                .with_child(Element::new(NS_VERSION, "version").with_text(env!("CARGO_PKG_VERSION"))),
+                .with_child(
+                    Element::new(NS_VERSION, "version").with_text(env!("CARGO_PKG_VERSION")),
+                ),
         ]),
         (NS_SESSION, "session", IqType::Set) if for_server => result(vec![]),
         // Anything else, to the server or routed to another entity, is not offered yet (RFC 6120 §8.4).
@@ -236,10 +329,20 @@ fn iq(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
 fn roster_set(stanza: &Stanza, query: &Element, me: &Me<'_>, request: RequestId) -> FromClient {
     let mut items = query.elements().filter(|e| e.is(NS_ROSTER, "item"));
     let (Some(item), None) = (items.next(), items.next()) else {
-        return reply_error(stanza, me, ErrorCondition::BadRequest, Some("a roster set carries exactly one item"));
+        return reply_error(
+            stanza,
+            me,
+            ErrorCondition::BadRequest,
+            Some("a roster set carries exactly one item"),
+        );
     };
     let Some(Ok(jid)) = item.attr("jid").map(BareJid::new) else {
-        return reply_error(stanza, me, ErrorCondition::BadRequest, Some("the item's 'jid' is missing or not a bare JID"));
+        return reply_error(
+            stanza,
+            me,
+            ErrorCondition::BadRequest,
+            Some("the item's 'jid' is missing or not a bare JID"),
+        );
     };
     if item.attr("subscription") == Some("remove") {
         return FromClient::Engine(Input::RosterRemove {
@@ -249,8 +352,15 @@ fn roster_set(stanza: &Stanza, query: &Element, me: &Me<'_>, request: RequestId)
         });
     }
     let details = ItemDetails {
-        name: item.attr("name").filter(|n| !n.is_empty()).map(str::to_owned),
-        groups: item.elements().filter(|g| g.is(NS_ROSTER, "group")).map(|g| g.text()).collect(),
+        name: item
+            .attr("name")
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned),
+        groups: item
+            .elements()
+            .filter(|g| g.is(NS_ROSTER, "group"))
+            .map(|g| g.text())
+            .collect(),
     };
     FromClient::Engine(Input::RosterSet {
         session: me.session,

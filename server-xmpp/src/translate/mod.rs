@@ -6,7 +6,9 @@ mod stamp;
 use presence_core::compose::Show;
 use presence_core::message::MessageKind;
 use presence_core::roster::{RosterChange, RosterItem};
-use presence_core::stanza::{ErrorAbout, ErrorCondition, PresenceKind, Stanza as CoreStanza, StanzaError};
+use presence_core::stanza::{
+    ErrorAbout, ErrorCondition, PresenceKind, Stanza as CoreStanza, StanzaError,
+};
 use presence_core::{FullJid, Jid};
 use xmpp_codec::{Element, ns};
 
@@ -49,7 +51,9 @@ fn condition_name(c: ErrorCondition) -> &'static str {
 /// The error type RFC 6120 §8.3.3 pairs with each condition.
 fn error_type(c: ErrorCondition) -> &'static str {
     match c {
-        ErrorCondition::BadRequest | ErrorCondition::NotAcceptable | ErrorCondition::PolicyViolation => "modify",
+        ErrorCondition::BadRequest
+        | ErrorCondition::NotAcceptable
+        | ErrorCondition::PolicyViolation => "modify",
         ErrorCondition::RecipientUnavailable | ErrorCondition::ResourceConstraint => "wait",
         _ => "cancel",
     }
@@ -66,13 +70,28 @@ fn error_child(condition: ErrorCondition, text: Option<&str>) -> Element {
 }
 
 /// An `<iq type='error'/>` answering request `id`.
-pub fn iq_error(id: Option<&str>, to: &str, from: Option<&str>, condition: ErrorCondition, text: Option<&str>) -> Element {
+pub fn iq_error(
+    id: Option<&str>,
+    to: &str,
+    from: Option<&str>,
+    condition: ErrorCondition,
+    text: Option<&str>,
+) -> Element {
     stanza_error("iq", id, to, from, condition, text)
 }
 
 /// An error stanza of `kind` (`iq`, `message`, `presence`) answering one the client sent.
-pub fn stanza_error(kind: &str, id: Option<&str>, to: &str, from: Option<&str>, condition: ErrorCondition, text: Option<&str>) -> Element {
-    let mut el = Element::new(ns::CLIENT, kind).with_attr("type", "error").with_attr("to", to);
+pub fn stanza_error(
+    kind: &str,
+    id: Option<&str>,
+    to: &str,
+    from: Option<&str>,
+    condition: ErrorCondition,
+    text: Option<&str>,
+) -> Element {
+    let mut el = Element::new(ns::CLIENT, kind)
+        .with_attr("type", "error")
+        .with_attr("to", to);
     if let Some(id) = id {
         el = el.with_attr("id", id);
     }
@@ -99,11 +118,18 @@ fn roster_item(item: &RosterItem) -> Element {
 }
 
 /// Renders what the engine delivers to a session as the XML the client reads. `push_id` names roster pushes.
-pub fn to_client(stanza: CoreStanza, me: &FullJid, domain: &str, push_id: impl FnOnce() -> String) -> Option<Outgoing> {
+pub fn to_client(
+    stanza: CoreStanza,
+    me: &FullJid,
+    domain: &str,
+    push_id: impl FnOnce() -> String,
+) -> Option<Outgoing> {
     let me_s = me.to_string();
     Some(match stanza {
         CoreStanza::Presence { from, kind, .. } => {
-            let el = Element::new(ns::CLIENT, "presence").with_attr("from", from.to_string()).with_attr("to", &me_s);
+            let el = Element::new(ns::CLIENT, "presence")
+                .with_attr("from", from.to_string())
+                .with_attr("to", &me_s);
             match kind {
                 PresenceKind::Available(v) => {
                     let mut el = el;
@@ -121,7 +147,9 @@ pub fn to_client(stanza: CoreStanza, me: &FullJid, domain: &str, push_id: impl F
                         el = el.with_child(Element::new(ns::CLIENT, "status").with_text(s));
                     }
                     if v.priority != 0 {
-                        el = el.with_child(Element::new(ns::CLIENT, "priority").with_text(v.priority.to_string()));
+                        el = el.with_child(
+                            Element::new(ns::CLIENT, "priority").with_text(v.priority.to_string()),
+                        );
                     }
                     el.into()
                 }
@@ -136,7 +164,11 @@ pub fn to_client(stanza: CoreStanza, me: &FullJid, domain: &str, push_id: impl F
                 presence_core::roster::SubscriptionAction::Unsubscribe => "unsubscribe",
                 presence_core::roster::SubscriptionAction::Unsubscribed => "unsubscribed",
             };
-            Element::new(ns::CLIENT, "presence").with_attr("from", from.as_str()).with_attr("to", &me_s).with_attr("type", t).into()
+            Element::new(ns::CLIENT, "presence")
+                .with_attr("from", from.as_str())
+                .with_attr("to", &me_s)
+                .with_attr("type", t)
+                .into()
         }
         CoreStanza::Message {
             from,
@@ -158,7 +190,11 @@ pub fn to_client(stanza: CoreStanza, me: &FullJid, domain: &str, push_id: impl F
             if let Some(id) = &message.id {
                 el = el.with_attr("id", id);
             }
-            for (name, value) in [("subject", &message.subject), ("body", &message.body), ("thread", &message.thread)] {
+            for (name, value) in [
+                ("subject", &message.subject),
+                ("body", &message.body),
+                ("thread", &message.thread),
+            ] {
                 if let Some(v) = value {
                     el = el.with_child(Element::new(ns::CLIENT, name).with_text(v));
                 }
@@ -191,7 +227,9 @@ pub fn to_client(stanza: CoreStanza, me: &FullJid, domain: &str, push_id: impl F
         CoreStanza::RosterPush { change, .. } => {
             let item = match change {
                 RosterChange::Updated(i) => roster_item(&i),
-                RosterChange::Removed(j) => Element::new(inbound::NS_ROSTER, "item").with_attr("jid", j.as_str()).with_attr("subscription", "remove"),
+                RosterChange::Removed(j) => Element::new(inbound::NS_ROSTER, "item")
+                    .with_attr("jid", j.as_str())
+                    .with_attr("subscription", "remove"),
             };
             Element::new(ns::CLIENT, "iq")
                 .with_attr("type", "set")
@@ -200,13 +238,38 @@ pub fn to_client(stanza: CoreStanza, me: &FullJid, domain: &str, push_id: impl F
                 .with_child(Element::new(inbound::NS_ROSTER, "query").with_child(item))
                 .into()
         }
-        CoreStanza::Done(request) => Element::new(ns::CLIENT, "iq").with_attr("type", "result").with_attr("id", request.0).with_attr("to", &me_s).into(),
-        CoreStanza::Error(StanzaError { about, condition, text, .. }) => {
+        CoreStanza::Done(request) => Element::new(ns::CLIENT, "iq")
+            .with_attr("type", "result")
+            .with_attr("id", request.0)
+            .with_attr("to", &me_s)
+            .into(),
+        CoreStanza::Error(StanzaError {
+            about,
+            condition,
+            text,
+            ..
+        }) => {
             let text = text.as_deref();
             match about {
                 ErrorAbout::Request(r) => iq_error(Some(&r.0), &me_s, None, condition, text).into(),
-                ErrorAbout::Message { id, to } => stanza_error("message", id.as_deref(), &me_s, Some(&jid_str(&to)), condition, text).into(),
-                ErrorAbout::Presence { to } => stanza_error("presence", None, &me_s, Some(&jid_str(&to)), condition, text).into(),
+                ErrorAbout::Message { id, to } => stanza_error(
+                    "message",
+                    id.as_deref(),
+                    &me_s,
+                    Some(&jid_str(&to)),
+                    condition,
+                    text,
+                )
+                .into(),
+                ErrorAbout::Presence { to } => stanza_error(
+                    "presence",
+                    None,
+                    &me_s,
+                    Some(&jid_str(&to)),
+                    condition,
+                    text,
+                )
+                .into(),
             }
         }
     })

@@ -39,7 +39,13 @@ mod tests {
     #[test]
     fn known_dates() {
         assert_eq!(format_stamp(Timestamp(0)), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_stamp(Timestamp(951_782_400_000)), "2000-02-29T00:00:00.000Z");
-        assert_eq!(format_stamp(Timestamp(1_795_435_200_123)), "2026-11-23T12:00:00.123Z");
+        assert_eq!(
+            format_stamp(Timestamp(951_782_400_000)),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_stamp(Timestamp(1_795_435_200_123)),
+            "2026-11-23T12:00:00.123Z"
+        );
     }
 }

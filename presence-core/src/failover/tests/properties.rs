@@ -74,17 +74,17 @@ fn apply(sim: &mut Sim, op: &Op) {
         Op::Admin(i, command) => {
             let before = sim.pair()[i].map(|(state, _)| state);
             // Refusals are fine; an accepted command must have been eligible.
-            if sim.admin(i, command).is_ok() {
-                if let Some(state) = before {
-                    let eligible = match command {
-                        AdminCommand::Failover => state == NodeState::Normal,
-                        AdminCommand::Fallback => {
-                            matches!(state, NodeState::Idle | NodeState::FailedOver)
-                        }
-                        AdminCommand::Recover => state.is_failed(),
-                    };
-                    assert!(eligible, "{command:?} accepted in {state}");
-                }
+            if sim.admin(i, command).is_ok()
+                && let Some(state) = before
+            {
+                let eligible = match command {
+                    AdminCommand::Failover => state == NodeState::Normal,
+                    AdminCommand::Fallback => {
+                        matches!(state, NodeState::Idle | NodeState::FailedOver)
+                    }
+                    AdminCommand::Recover => state.is_failed(),
+                };
+                assert!(eligible, "{command:?} accepted in {state}");
             }
         }
         Op::SignIn(i, u, signed_in) => {
