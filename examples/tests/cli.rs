@@ -152,21 +152,28 @@ fn bad_configs_give_one_line_naming_the_file() {
 }
 
 #[test]
-fn serve_checks_config_and_store_then_says_it_is_not_there_yet() {
-    let dir = setup("data_dir = \"db\"\n");
-    let o = presenced(dir.path(), &["--config", "presenced.toml"], "");
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not implemented yet"),
-        "{o:?}"
-    );
-    assert!(
-        dir.path().join("db/presenced.redb").exists(),
-        "serve opened the store"
-    );
-
-    // A data_dir that is a file cannot hold the database.
+fn serve_refuses_a_data_dir_that_is_a_file() {
     let dir = setup("data_dir = \"presenced.toml\"\n");
     let o = presenced(dir.path(), &["--config", "presenced.toml", "serve"], "");
     assert_one_line_error(&o, "data directory");
+}
+
+#[test]
+fn serve_refuses_a_busy_port_with_one_line() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = busy.local_addr().expect("address").port();
+    let dir = setup(&format!(
+        "domain = \"example.com\"\ndata_dir = \"db\"\n[xmpp]\nc2s_bind = \"127.0.0.1:{port}\"\n[sip]\nbind = \"127.0.0.1:0\"\n"
+    ));
+    let o = presenced(dir.path(), &["--config", "presenced.toml", "serve"], "");
+    assert_one_line_error(&o, &format!("cannot listen on 127.0.0.1:{port}"));
+}
+
+#[test]
+fn serve_refuses_an_unreadable_certificate_with_one_line() {
+    let dir = setup(
+        "domain = \"example.com\"\ndata_dir = \"db\"\n[xmpp]\nc2s_bind = \"127.0.0.1:0\"\ntls_cert = \"missing.pem\"\ntls_key = \"missing-key.pem\"\n[sip]\nbind = \"127.0.0.1:0\"\n",
+    );
+    let o = presenced(dir.path(), &["--config", "presenced.toml", "serve"], "");
+    assert_one_line_error(&o, "cannot read the certificate from missing.pem");
 }
