@@ -218,7 +218,7 @@ impl StreamParser {
         })?;
         // The scanner rejects ASCII controls; the noncharacters U+FFFE/U+FFFF (EF BF BE/BF)
         // need the decoded text. Checking for 0xEF first keeps the common case one fast pass.
-        if bytes.contains(&0xEF)
+        if memchr::memchr(0xEF, bytes).is_some()
             && let Some(at) = text.find(['\u{FFFE}', '\u{FFFF}'])
         {
             return Err(StreamError::IllegalChar {

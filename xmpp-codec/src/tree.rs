@@ -83,7 +83,7 @@ fn as_str<'s>(src: &'s str, bytes: &[u8], offset: u64) -> Result<&'s str, Stream
 
 /// Resolves references in an attribute value or text run; only the predefined entities exist.
 fn unescape(raw: &str, offset: u64) -> Result<Cow<'_, str>, StreamError> {
-    if !raw.contains('&') {
+    if memchr::memchr(b'&', raw.as_bytes()).is_none() {
         return Ok(Cow::Borrowed(raw));
     }
     let value = quick_xml::escape::unescape(raw).map_err(|e| xml_error(e.into(), offset))?;
@@ -93,7 +93,7 @@ fn unescape(raw: &str, offset: u64) -> Result<Cow<'_, str>, StreamError> {
 
 /// XML end-of-line handling: CRLF and lone CR become LF.
 fn normalize_eol(text: &str) -> Cow<'_, str> {
-    if text.contains('\r') {
+    if memchr::memchr(b'\r', text.as_bytes()).is_some() {
         Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
     } else {
         Cow::Borrowed(text)
