@@ -351,3 +351,17 @@ fn error_messages_name_the_input() {
         "{msg}"
     );
 }
+
+#[test]
+fn unlimited_limits_do_not_overflow() {
+    let limits = Limits {
+        max_stanza_size: usize::MAX,
+        max_depth: usize::MAX,
+        max_attributes: usize::MAX,
+        max_header_size: usize::MAX,
+    };
+    let input = format!("{HEADER}<message a='1'><body>hi</body></message>");
+    let (events, err) = parse_chunks(limits, input.as_bytes().chunks(3));
+    assert_eq!(err, None);
+    assert_eq!(events.len(), 2);
+}
