@@ -75,7 +75,7 @@ impl StreamParser {
         &self.limits
     }
 
-    /// The header of the currently open stream, once [`StreamEvent::Open`] was returned.
+    /// The content (default) namespace of the open stream, once [`StreamEvent::Open`] was returned.
     pub fn content_ns(&self) -> Option<&str> {
         self.stream.as_ref().map(|s| s.ctx.default_ns.as_str())
     }

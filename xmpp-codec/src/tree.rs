@@ -118,6 +118,7 @@ fn check_chars(s: &str, offset: u64) -> Result<(), StreamError> {
     }
 }
 
+/// Maps a quick-xml failure to the stream error it stands for.
 fn xml_error(err: quick_xml::Error, offset: u64) -> StreamError {
     match err {
         quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, name)) => {
