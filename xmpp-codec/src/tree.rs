@@ -37,20 +37,21 @@ pub(crate) fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
-/// Rough `Name` check: quick-xml splits names on whitespace but accepts most other garbage.
+/// Rough QName check: quick-xml splits names on whitespace but accepts most other garbage.
+/// Prefix and local part are checked separately, since either may end up written alone.
 fn check_name(name: &str, offset: u64) -> Result<(), StreamError> {
-    let bytes = name.as_bytes();
-    let mut colons = 0;
-    let mut ok = !matches!(bytes.first(), None | Some(b'0'..=b'9' | b'-' | b'.' | b':'))
-        && bytes.last() != Some(&b':');
-    for &b in bytes {
-        if b == b':' {
-            colons += 1;
-        } else if b.is_ascii() && !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
-            ok = false;
-        }
-    }
-    if !ok || colons > 1 {
+    let part_ok = |part: &str| {
+        let bytes = part.as_bytes();
+        !matches!(bytes.first(), None | Some(b'0'..=b'9' | b'-' | b'.'))
+            && bytes.iter().all(|&b| {
+                !b.is_ascii() || b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
+            })
+    };
+    let ok = match name.split_once(':') {
+        Some((prefix, local)) => part_ok(prefix) && part_ok(local),
+        None => part_ok(name),
+    };
+    if !ok {
         return Err(StreamError::Syntax {
             offset,
             reason: format!("`{name}` is not a valid XML name"),
