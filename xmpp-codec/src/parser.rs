@@ -75,7 +75,7 @@ impl StreamParser {
         &self.limits
     }
 
-    /// The header of the currently open stream, once [`StreamEvent::Open`] was returned.
+    /// The content (default) namespace of the open stream, once [`StreamEvent::Open`] was returned.
     pub fn content_ns(&self) -> Option<&str> {
         self.stream.as_ref().map(|s| s.ctx.default_ns.as_str())
     }
@@ -218,7 +218,7 @@ impl StreamParser {
         })?;
         // The scanner rejects ASCII controls; the noncharacters U+FFFE/U+FFFF (EF BF BE/BF)
         // need the decoded text. Checking for 0xEF first keeps the common case one fast pass.
-        if bytes.contains(&0xEF)
+        if memchr::memchr(0xEF, bytes).is_some()
             && let Some(at) = text.find(['\u{FFFE}', '\u{FFFF}'])
         {
             return Err(StreamError::IllegalChar {

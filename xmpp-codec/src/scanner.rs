@@ -169,7 +169,7 @@ impl Scanner {
                 let bound = if self.phase == Phase::Prolog {
                     limits.max_header_size
                 } else {
-                    self.item_start + limits.max_stanza_size
+                    self.item_start.saturating_add(limits.max_stanza_size)
                 };
                 let end = buf.len().min(bound);
                 let start = self.pos;
@@ -186,7 +186,9 @@ impl Scanner {
             match self.state {
                 State::Content if self.depth > 0 => {
                     // Fast path through character data; bounded so an endless text node stops at the limit.
-                    let end = buf.len().min(self.item_start + limits.max_stanza_size);
+                    let end = buf
+                        .len()
+                        .min(self.item_start.saturating_add(limits.max_stanza_size));
                     let mut p = self.pos;
                     // Eight bytes at a time while none is `<` or below 0x20 (SWAR).
                     while p + 8 <= end {

@@ -27,7 +27,7 @@ impl NsContext {
         self.prefixes
             .iter()
             .rev()
-            .find(|(p, _)| p == prefix)
+            .find(|(p, _)| *p == prefix)
             .map(|(_, n)| n.as_str())
     }
 }
@@ -37,20 +37,21 @@ pub(crate) fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
-/// Rough `Name` check: quick-xml splits names on whitespace but accepts most other garbage.
+/// Rough QName check: quick-xml splits names on whitespace but accepts most other garbage.
+/// Prefix and local part are checked separately, since either may end up written alone.
 fn check_name(name: &str, offset: u64) -> Result<(), StreamError> {
-    let bytes = name.as_bytes();
-    let mut colons = 0;
-    let mut ok = !matches!(bytes.first(), None | Some(b'0'..=b'9' | b'-' | b'.' | b':'))
-        && bytes.last() != Some(&b':');
-    for &b in bytes {
-        if b == b':' {
-            colons += 1;
-        } else if b.is_ascii() && !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
-            ok = false;
-        }
-    }
-    if !ok || colons > 1 {
+    let part_ok = |part: &str| {
+        let bytes = part.as_bytes();
+        !matches!(bytes.first(), None | Some(b'0'..=b'9' | b'-' | b'.'))
+            && bytes.iter().all(|&b| {
+                !b.is_ascii() || b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
+            })
+    };
+    let ok = match name.split_once(':') {
+        Some((prefix, local)) => part_ok(prefix) && part_ok(local),
+        None => part_ok(name),
+    };
+    if !ok {
         return Err(StreamError::Syntax {
             offset,
             reason: format!("`{name}` is not a valid XML name"),
@@ -83,7 +84,7 @@ fn as_str<'s>(src: &'s str, bytes: &[u8], offset: u64) -> Result<&'s str, Stream
 
 /// Resolves references in an attribute value or text run; only the predefined entities exist.
 fn unescape(raw: &str, offset: u64) -> Result<Cow<'_, str>, StreamError> {
-    if !raw.contains('&') {
+    if memchr::memchr(b'&', raw.as_bytes()).is_none() {
         return Ok(Cow::Borrowed(raw));
     }
     let value = quick_xml::escape::unescape(raw).map_err(|e| xml_error(e.into(), offset))?;
@@ -93,7 +94,7 @@ fn unescape(raw: &str, offset: u64) -> Result<Cow<'_, str>, StreamError> {
 
 /// XML end-of-line handling: CRLF and lone CR become LF.
 fn normalize_eol(text: &str) -> Cow<'_, str> {
-    if text.contains('\r') {
+    if memchr::memchr(b'\r', text.as_bytes()).is_some() {
         Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
     } else {
         Cow::Borrowed(text)
@@ -118,6 +119,7 @@ fn check_chars(s: &str, offset: u64) -> Result<(), StreamError> {
     }
 }
 
+/// Maps a quick-xml failure to the stream error it stands for.
 fn xml_error(err: quick_xml::Error, offset: u64) -> StreamError {
     match err {
         quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, name)) => {
@@ -131,18 +133,18 @@ fn xml_error(err: quick_xml::Error, offset: u64) -> StreamError {
 }
 
 /// Builds trees; one per element parsed, borrowing the element's text.
-pub(crate) struct TreeBuilder<'c> {
+pub(crate) struct TreeBuilder<'s, 'c> {
     ctx: &'c NsContext,
     offset: u64,
     /// Prefix bindings declared inside the element being built.
-    bindings: Vec<(String, String)>,
+    bindings: Vec<(&'s str, Cow<'s, str>)>,
     /// Default namespaces declared by open elements, innermost last.
-    defaults: Vec<String>,
+    defaults: Vec<Cow<'s, str>>,
     /// Per open element: how many bindings and declared defaults existed before it.
     frames: Vec<(usize, usize)>,
 }
 
-impl<'c> TreeBuilder<'c> {
+impl<'s, 'c> TreeBuilder<'s, 'c> {
     /// A builder resolving against `ctx`; `offset` is where the element starts in the stream.
     pub(crate) fn new(ctx: &'c NsContext, offset: u64) -> Self {
         TreeBuilder {
@@ -165,7 +167,7 @@ impl<'c> TreeBuilder<'c> {
         if prefix == "xml" {
             return Ok(ns::XML);
         }
-        if let Some((_, n)) = self.bindings.iter().rev().find(|(p, _)| p == prefix) {
+        if let Some((_, n)) = self.bindings.iter().rev().find(|(p, _)| *p == prefix) {
             return Ok(n);
         }
         self.ctx
@@ -180,40 +182,45 @@ impl<'c> TreeBuilder<'c> {
     /// returns the element with its name and attributes resolved.
     pub(crate) fn open(
         &mut self,
-        src: &str,
+        src: &'s str,
         start: &BytesStart<'_>,
     ) -> Result<Element, StreamError> {
         let offset = self.offset;
         let syntax = |reason: String| StreamError::Syntax { offset, reason };
         self.frames.push((self.bindings.len(), self.defaults.len()));
-        // Pass 1: declarations, which apply to the element's own name and attributes.
+        // Declarations apply to the element's own name and attributes, so ordinary attributes
+        // wait (on the stack, for the usual few) until every declaration is in scope.
+        const INLINE: usize = 8;
+        let mut held: [(&str, &str); INLINE] = [("", ""); INLINE];
         let mut plain = 0;
         for attr in start.attributes() {
             let attr = attr.map_err(|e| syntax(e.to_string()))?;
-            let key = attr.key.into_inner();
-            let is_default = key == b"xmlns";
-            let Some(prefix) = key.strip_prefix(b"xmlns:").or(is_default.then_some(b"")) else {
+            let key = as_str(src, attr.key.into_inner(), offset)?;
+            let is_default = key == "xmlns";
+            let Some(prefix) = key.strip_prefix("xmlns:").or(is_default.then_some("")) else {
+                if plain < INLINE {
+                    held[plain] = (key, as_str(src, &attr.value, offset)?);
+                }
                 plain += 1;
                 continue;
             };
-            let prefix = as_str(src, prefix, offset)?;
             let value = unescape(as_str(src, &attr.value, offset)?, offset)?;
             let bad_decl = || StreamError::BadNamespaceDeclaration {
-                attr: String::from_utf8_lossy(key).into_owned(),
+                attr: key.to_owned(),
                 offset,
             };
             if is_default {
                 if value == ns::XML {
                     return Err(bad_decl());
                 }
-                self.defaults.push(value.into_owned());
+                self.defaults.push(value);
             } else {
                 check_name(prefix, offset)?;
                 let xml_mismatch = (prefix == "xml") != (value == ns::XML);
                 if prefix == "xmlns" || value.is_empty() || xml_mismatch {
                     return Err(bad_decl());
                 }
-                self.bindings.push((prefix.to_owned(), value.into_owned()));
+                self.bindings.push((prefix, value));
             }
         }
         let qname = as_str(src, start.name().into_inner(), offset)?;
@@ -223,30 +230,18 @@ impl<'c> TreeBuilder<'c> {
             Some(p) => self.resolve_prefix(p)?.to_owned(),
             None => self.current_default().to_owned(),
         };
-        // Pass 2: ordinary attributes, resolved against the now complete scope.
         let mut attrs: Vec<Attribute> = Vec::with_capacity(plain);
-        if plain > 0 {
+        if plain <= INLINE {
+            for &(key, raw) in &held[..plain] {
+                self.push_attr(&mut attrs, key, raw)?;
+            }
+        } else {
             for attr in start.attributes() {
                 let attr = attr.map_err(|e| syntax(e.to_string()))?;
                 let key = as_str(src, attr.key.into_inner(), offset)?;
-                if key == "xmlns" || key.starts_with("xmlns:") {
-                    continue;
+                if key != "xmlns" && !key.starts_with("xmlns:") {
+                    self.push_attr(&mut attrs, key, as_str(src, &attr.value, offset)?)?;
                 }
-                check_name(key, offset)?;
-                let value = unescape(as_str(src, &attr.value, offset)?, offset)?;
-                let (prefix, local) = split_qname(key);
-                let ans = match prefix {
-                    Some(p) => Some(self.resolve_prefix(p)?.to_owned()),
-                    None => None,
-                };
-                if attrs.iter().any(|a| a.name == local && a.ns == ans) {
-                    return Err(syntax(format!("attribute `{key}` appears twice")));
-                }
-                attrs.push(Attribute {
-                    ns: ans,
-                    name: local.to_owned(),
-                    value: value.into_owned(),
-                });
             }
         }
         Ok(Element {
@@ -255,6 +250,35 @@ impl<'c> TreeBuilder<'c> {
             attrs,
             children: Vec::new(),
         })
+    }
+
+    /// Resolves one ordinary attribute and appends it, rejecting expanded-name duplicates.
+    fn push_attr(
+        &self,
+        attrs: &mut Vec<Attribute>,
+        key: &str,
+        raw: &str,
+    ) -> Result<(), StreamError> {
+        let offset = self.offset;
+        check_name(key, offset)?;
+        let value = unescape(raw, offset)?;
+        let (prefix, local) = split_qname(key);
+        let ans = match prefix {
+            Some(p) => Some(self.resolve_prefix(p)?.to_owned()),
+            None => None,
+        };
+        if attrs.iter().any(|a| a.name == local && a.ns == ans) {
+            return Err(StreamError::Syntax {
+                offset,
+                reason: format!("attribute `{key}` appears twice"),
+            });
+        }
+        attrs.push(Attribute {
+            ns: ans,
+            name: local.to_owned(),
+            value: value.into_owned(),
+        });
+        Ok(())
     }
 
     /// Leaves the innermost open element, dropping its declarations.
@@ -269,12 +293,16 @@ impl<'c> TreeBuilder<'c> {
     pub(crate) fn into_context(self) -> NsContext {
         NsContext {
             default_ns: self.current_default().to_owned(),
-            prefixes: self.bindings.into_iter().collect(),
+            prefixes: self
+                .bindings
+                .into_iter()
+                .map(|(p, n)| (p.to_owned(), n.into_owned()))
+                .collect(),
         }
     }
 
     /// Parses `src`, which must hold exactly one complete element.
-    pub(crate) fn build(mut self, src: &str) -> Result<Element, StreamError> {
+    pub(crate) fn build(mut self, src: &'s str) -> Result<Element, StreamError> {
         let offset = self.offset;
         let mut reader = Reader::from_str(src);
         reader.config_mut().check_end_names = true;

@@ -113,6 +113,9 @@ fn syntax_errors_are_not_well_formed() {
         "<message a/>",
         "< message/>",
         "<1abc/>",
+        "<stream:0features/>",
+        "<message p:-a='1' xmlns:p='urn:p'/>",
+        "<a:b:c xmlns:a='urn:a'/>",
         "<message><body>\u{1}</body></message>",
         "<message><![CDATX[x]]></message>",
         "</stream:stream2>",
@@ -350,4 +353,18 @@ fn error_messages_name_the_input() {
         msg.contains("&xxe;") && msg.contains(&HEADER.len().to_string()),
         "{msg}"
     );
+}
+
+#[test]
+fn unlimited_limits_do_not_overflow() {
+    let limits = Limits {
+        max_stanza_size: usize::MAX,
+        max_depth: usize::MAX,
+        max_attributes: usize::MAX,
+        max_header_size: usize::MAX,
+    };
+    let input = format!("{HEADER}<message a='1'><body>hi</body></message>");
+    let (events, err) = parse_chunks(limits, input.as_bytes().chunks(3));
+    assert_eq!(err, None);
+    assert_eq!(events.len(), 2);
 }
