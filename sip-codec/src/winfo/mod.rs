@@ -1,0 +1,1 @@
+//! Watcher-info documents (RFC 3858).
