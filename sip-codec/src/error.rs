@@ -27,7 +27,10 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(layer: ErrorLayer, reason: impl Into<Cow<'static, str>>) -> Self {
-        Self { layer, reason: reason.into() }
+        Self {
+            layer,
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn limit(reason: impl Into<Cow<'static, str>>) -> Self {

@@ -6,7 +6,9 @@ use crate::header::{HeaderName, Headers};
 use crate::limits::Limits;
 use crate::message::{Message, StartLine, parse_head};
 
-/// What [`Framer::next`] found in the buffered bytes.
+/// What [`Framer::next_frame`] found in the buffered bytes.
+// Returned by value once per message; boxing would cost an allocation for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// A complete message, removed from the buffer.
@@ -18,7 +20,7 @@ pub enum Frame {
 }
 
 /// Splits a byte stream (TCP, TLS) into messages. Push bytes as they arrive, then call
-/// [`Framer::next`] until it answers `Partial`. After an error the stream cannot be resynchronised.
+/// [`Framer::next_frame`] until it answers `Partial`. After an error the stream cannot be resynchronised.
 #[derive(Debug, Clone)]
 pub struct Framer {
     buf: Vec<u8>,
@@ -31,7 +33,12 @@ pub struct Framer {
 impl Framer {
     /// A framer with the given limits.
     pub fn new(limits: Limits) -> Self {
-        Framer { buf: Vec::new(), pos: 0, limits, head: None }
+        Framer {
+            buf: Vec::new(),
+            pos: 0,
+            limits,
+            head: None,
+        }
     }
 
     /// Appends received bytes.
@@ -50,7 +57,7 @@ impl Framer {
     }
 
     /// Returns the next complete message, a keep-alive, or `Partial`.
-    pub fn next(&mut self) -> Result<Frame, ParseError> {
+    pub fn next_frame(&mut self) -> Result<Frame, ParseError> {
         if self.head.is_none() {
             loop {
                 let data = &self.buf[self.pos..];
@@ -59,7 +66,9 @@ impl Framer {
                     return Ok(Frame::KeepAlive);
                 }
                 match data {
-                    [] | [b'\r'] | [b'\r', b'\n'] | [b'\r', b'\n', b'\r'] => return Ok(Frame::Partial),
+                    [] | [b'\r'] | [b'\r', b'\n'] | [b'\r', b'\n', b'\r'] => {
+                        return Ok(Frame::Partial);
+                    }
                     [b'\r', b'\n', ..] => self.pos += 2,
                     [b'\n', ..] => self.pos += 1,
                     _ => break,
@@ -80,12 +89,16 @@ impl Framer {
             }
             self.head = Some((start, headers, body_start, len));
         }
-        let Some((_, _, body_start, len)) = &self.head else { return Ok(Frame::Partial) };
+        let Some((_, _, body_start, len)) = &self.head else {
+            return Ok(Frame::Partial);
+        };
         let (body_start, len) = (*body_start, *len);
         if self.buf.len() - self.pos < body_start + len {
             return Ok(Frame::Partial);
         }
-        let Some((start, headers, _, _)) = self.head.take() else { return Ok(Frame::Partial) };
+        let Some((start, headers, _, _)) = self.head.take() else {
+            return Ok(Frame::Partial);
+        };
         let body = self.buf[self.pos + body_start..self.pos + body_start + len].to_vec();
         self.pos += body_start + len;
         Ok(Frame::Complete(Message::from_parts(start, headers, body)))
@@ -117,7 +130,9 @@ fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
     if headers.count(&HeaderName::ContentLength) > 1 {
         return Err(ParseError::framing("Multiple Content-Length headers"));
     }
-    headers.content_length().map_err(|_| ParseError::framing("Invalid Content-Length"))
+    headers
+        .content_length()
+        .map_err(|_| ParseError::framing("Invalid Content-Length"))
 }
 
 /// Parses exactly one message from a datagram (see [`Message::parse_datagram`]).
@@ -125,7 +140,10 @@ pub(crate) fn parse_datagram(bytes: &[u8], limits: &Limits) -> Result<Message, P
     if bytes.len() > limits.max_message_size {
         return Err(ParseError::limit("Message too large"));
     }
-    let skip = bytes.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bytes.len());
+    let skip = bytes
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(bytes.len());
     let data = &bytes[skip..];
     if data.is_empty() {
         return Err(ParseError::framing("Empty message"));
@@ -140,7 +158,9 @@ pub(crate) fn parse_datagram(bytes: &[u8], limits: &Limits) -> Result<Message, P
     let (start, headers) = parse_head(&data[..head_end], limits)?;
     let rest = &data[body_start..];
     let body = match content_length(&headers)? {
-        Some(n) if n > rest.len() => return Err(ParseError::framing("Content-Length larger than message")),
+        Some(n) if n > rest.len() => {
+            return Err(ParseError::framing("Content-Length larger than message"));
+        }
         Some(n) => rest[..n].to_vec(),
         None => rest.to_vec(),
     };
@@ -163,7 +183,7 @@ mod tests {
         for b in &stream {
             f.push(std::slice::from_ref(b));
             loop {
-                match f.next().unwrap() {
+                match f.next_frame().unwrap() {
                     Frame::Partial => break,
                     other => got.push(other),
                 }
@@ -171,30 +191,49 @@ mod tests {
         }
         assert_eq!(got.len(), 3);
         assert_eq!(got[0], Frame::KeepAlive);
-        let Frame::Complete(m) = &got[2] else { panic!() };
+        let Frame::Complete(m) = &got[2] else {
+            panic!()
+        };
         assert_eq!(m.body(), b"hello");
         assert_eq!(f.buffered(), 0);
     }
 
     #[test]
     fn limits() {
-        let mut f = Framer::new(Limits { max_message_size: 120, ..Limits::default() });
+        let mut f = Framer::new(Limits {
+            max_message_size: 120,
+            ..Limits::default()
+        });
         f.push(MSG);
         f.push(&[b'x'; 200]);
-        assert!(f.next().is_ok());
-        let mut f = Framer::new(Limits { max_message_size: 50, ..Limits::default() });
+        assert!(f.next_frame().is_ok());
+        let mut f = Framer::new(Limits {
+            max_message_size: 50,
+            ..Limits::default()
+        });
         f.push(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 1000\r\n\r\n");
-        assert_eq!(f.next().unwrap_err().status_code(), 513);
-        let mut f = Framer::new(Limits { max_message_size: 50, ..Limits::default() });
+        assert_eq!(f.next_frame().unwrap_err().status_code(), 513);
+        let mut f = Framer::new(Limits {
+            max_message_size: 50,
+            ..Limits::default()
+        });
         f.push(&[b'A'; 60]);
-        assert_eq!(f.next().unwrap_err().status_code(), 513);
+        assert_eq!(f.next_frame().unwrap_err().status_code(), 513);
     }
 
     #[test]
     fn datagram_rules() {
-        let m = parse_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\nrest of datagram", &Limits::default()).unwrap();
+        let m = parse_datagram(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\nrest of datagram",
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(m.body(), b"rest of datagram");
-        let e = parse_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 99\r\n\r\nshort", &Limits::default()).unwrap_err();
+        let e = parse_datagram(
+            b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 99\r\n\r\nshort",
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.layer, crate::ErrorLayer::Framing);
     }
 }

@@ -9,12 +9,20 @@ use nom::{
 
 /// `token` characters: alphanum and `-.!%*_+`'~`.
 pub(crate) fn is_token(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '!' | '%' | '*' | '_' | '+' | '`' | '\'' | '~')
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '-' | '.' | '!' | '%' | '*' | '_' | '+' | '`' | '\'' | '~'
+        )
 }
 
 /// `word` characters (Call-ID): token plus `()<>:\"/[]?{}`.
 pub(crate) fn is_word(c: char) -> bool {
-    is_token(c) || matches!(c, '(' | ')' | '<' | '>' | ':' | '\\' | '"' | '/' | '[' | ']' | '?' | '{' | '}')
+    is_token(c)
+        || matches!(
+            c,
+            '(' | ')' | '<' | '>' | ':' | '\\' | '"' | '/' | '[' | ']' | '?' | '{' | '}'
+        )
 }
 
 /// Linear white space inside an already unfolded header value.
@@ -68,7 +76,10 @@ pub(crate) fn quoted_string(i: &str) -> IResult<&str, &str> {
 
 /// Removes the quotes and backslash escapes of a `quoted-string`.
 pub fn unquote(s: &str) -> String {
-    let inner = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s);
+    let inner = s
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s);
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
@@ -145,7 +156,10 @@ mod tests {
 
     #[test]
     fn quoted_string_handles_escapes() {
-        assert_eq!(quoted_string(r#""a \"b\"" rest"#).unwrap(), (" rest", r#""a \"b\"""#));
+        assert_eq!(
+            quoted_string(r#""a \"b\"" rest"#).unwrap(),
+            (" rest", r#""a \"b\"""#)
+        );
         assert!(quoted_string(r#""open"#).is_err());
         assert_eq!(unquote(r#""J Rosenberg \\\"""#), r#"J Rosenberg \""#);
         assert_eq!(quote("a\"b"), r#""a\"b""#);
@@ -153,6 +167,9 @@ mod tests {
 
     #[test]
     fn split_list_respects_quotes_and_brackets() {
-        assert_eq!(split_list(r#""a,b" <sip:x;y=1,2>, c"#), vec![r#""a,b" <sip:x;y=1,2>"#, "c"]);
+        assert_eq!(
+            split_list(r#""a,b" <sip:x;y=1,2>, c"#),
+            vec![r#""a,b" <sip:x;y=1,2>"#, "c"]
+        );
     }
 }

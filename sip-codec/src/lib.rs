@@ -14,6 +14,7 @@ pub mod pidf;
 pub mod uri;
 pub mod validate;
 pub mod winfo;
+mod xml;
 
 pub use error::{ErrorLayer, ParseError};
 pub use framing::{Frame, Framer};
@@ -23,3 +24,4 @@ pub use message::{Message, Request, Response, Version};
 pub use method::Method;
 pub use uri::{Host, SipUri, Uri};
 pub use validate::{ValidationError, ValidationKind};
+pub use xml::DocumentError;

@@ -13,6 +13,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_message_size: 64 * 1024, max_headers: 128, max_header_line: 8 * 1024 }
+        Self {
+            max_message_size: 64 * 1024,
+            max_headers: 128,
+            max_header_line: 8 * 1024,
+        }
     }
 }

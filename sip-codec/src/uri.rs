@@ -65,7 +65,10 @@ impl Uri {
         if rest.is_empty() {
             return Err(UriError("empty URI after scheme"));
         }
-        if !rest.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"')) {
+        if !rest
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"'))
+        {
             return Err(UriError("invalid character in URI"));
         }
         Ok(Uri::Other(s.to_owned()))
@@ -155,19 +158,33 @@ impl SipUri {
                 if name.is_empty() {
                     return Err(UriError("empty URI header name"));
                 }
-                headers.push((decode(name, is_header_char)?, decode(&pair[eq + 1..], is_header_char)?));
+                headers.push((
+                    decode(name, is_header_char)?,
+                    decode(&pair[eq + 1..], is_header_char)?,
+                ));
             }
             rest = "";
         }
         if !rest.is_empty() {
             return Err(UriError("trailing characters"));
         }
-        Ok(SipUri { secure, user, password, host, port, params, headers })
+        Ok(SipUri {
+            secure,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        })
     }
 
     /// The value of a URI parameter (names compare case-insensitively); `Some(None)` for a flag.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref())
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_deref())
     }
 }
 
@@ -175,7 +192,9 @@ impl SipUri {
 pub(crate) fn parse_hostport(s: &str) -> Result<(Host, Option<u16>), UriError> {
     let (host, rest) = if let Some(r) = s.strip_prefix('[') {
         let close = r.find(']').ok_or(UriError("unterminated IPv6 reference"))?;
-        let addr: Ipv6Addr = r[..close].parse().map_err(|_| UriError("invalid IPv6 address"))?;
+        let addr: Ipv6Addr = r[..close]
+            .parse()
+            .map_err(|_| UriError("invalid IPv6 address"))?;
         (Host::V6(addr), &r[close + 1..])
     } else {
         let end = s.find(':').unwrap_or(s.len());
@@ -202,12 +221,17 @@ pub(crate) fn parse_host_name(h: &str) -> Result<Host, UriError> {
         return Err(UriError("empty host"));
     }
     if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return h.parse().map(Host::V4).map_err(|_| UriError("invalid IPv4 address"));
+        return h
+            .parse()
+            .map(Host::V4)
+            .map_err(|_| UriError("invalid IPv4 address"));
     }
-    let labels_ok = h
-        .trim_end_matches('.')
-        .split('.')
-        .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    let labels_ok = h.trim_end_matches('.').split('.').all(|l| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
     if !labels_ok {
         return Err(UriError("invalid host name"));
     }
@@ -215,7 +239,11 @@ pub(crate) fn parse_host_name(h: &str) -> Result<Host, UriError> {
 }
 
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 fn is_user_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
@@ -343,7 +371,9 @@ mod tests {
 
     #[test]
     fn parses_all_parts() {
-        let u = sip("sips:alice:secret@example.com:5061;transport=tcp;lr?Subject=hi%20there&Priority=urgent");
+        let u = sip(
+            "sips:alice:secret@example.com:5061;transport=tcp;lr?Subject=hi%20there&Priority=urgent",
+        );
         assert!(u.secure);
         assert_eq!(u.user.as_deref(), Some("alice"));
         assert_eq!(u.password.as_deref(), Some("secret"));
@@ -360,7 +390,10 @@ mod tests {
         assert_eq!(sip("sip:[2001:db8::10:5070]").port, None);
         assert!(Uri::parse("sip:2001:db8::10").is_err());
         assert!(Uri::parse("sip:user@[2001:db8:::192.0.2.1]").is_err());
-        assert_eq!(sip("sip:192.0.2.1").host, Host::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(
+            sip("sip:192.0.2.1").host,
+            Host::V4(Ipv4Addr::new(192, 0, 2, 1))
+        );
     }
 
     #[test]
@@ -368,7 +401,10 @@ mod tests {
         let u = sip("sip:sips%3Auser%40example.com@example.net");
         assert_eq!(u.user.as_deref(), Some("sips:user@example.com"));
         assert_eq!(u.to_string(), "sip:sips%3Auser%40example.com@example.net");
-        assert_eq!(sip("sip:%75se%72@example.com").to_string(), "sip:user@example.com");
+        assert_eq!(
+            sip("sip:%75se%72@example.com").to_string(),
+            "sip:user@example.com"
+        );
         assert!(Uri::parse("sip:a%2@example.com").is_err());
     }
 

@@ -31,26 +31,50 @@ pub struct ValidationError {
 
 impl ValidationError {
     fn semantic(status: u16, reason: impl Into<Cow<'static, str>>) -> Self {
-        ValidationError { status, reason: reason.into(), kind: ValidationKind::Semantic }
+        ValidationError {
+            status,
+            reason: reason.into(),
+            kind: ValidationKind::Semantic,
+        }
     }
 }
 
 impl From<HeaderError> for ValidationError {
     fn from(e: HeaderError) -> Self {
-        ValidationError { status: 400, reason: format!("Malformed {} header", e.header).into(), kind: ValidationKind::HeaderValue }
+        ValidationError {
+            status: 400,
+            reason: format!("Malformed {} header", e.header).into(),
+            kind: ValidationKind::HeaderValue,
+        }
     }
 }
 
-const MANDATORY: [HeaderName; 5] = [HeaderName::To, HeaderName::From, HeaderName::CallId, HeaderName::CSeq, HeaderName::Via];
+const MANDATORY: [HeaderName; 5] = [
+    HeaderName::To,
+    HeaderName::From,
+    HeaderName::CallId,
+    HeaderName::CSeq,
+    HeaderName::Via,
+];
 
 fn check_headers(h: &Headers) -> Result<(), ValidationError> {
     for name in &MANDATORY {
         if h.get(name).is_none() {
-            return Err(ValidationError::semantic(400, format!("Missing {name} header")));
+            return Err(ValidationError::semantic(
+                400,
+                format!("Missing {name} header"),
+            ));
         }
     }
-    if let Some(dup) = h.0.iter().map(|x| &x.name).find(|n| n.is_single_valued() && h.count(n) > 1) {
-        return Err(ValidationError::semantic(400, format!("Multiple {dup} headers")));
+    if let Some(dup) =
+        h.0.iter()
+            .map(|x| &x.name)
+            .find(|n| n.is_single_valued() && h.count(n) > 1)
+    {
+        return Err(ValidationError::semantic(
+            400,
+            format!("Multiple {dup} headers"),
+        ));
     }
     h.via()?;
     h.from()?;
@@ -59,7 +83,11 @@ fn check_headers(h: &Headers) -> Result<(), ValidationError> {
     if let Some(c) = h.cseq()?
         && c.seq >= 1 << 31
     {
-        return Err(HeaderError { header: "CSeq".into(), what: "sequence number not below 2^31" }.into());
+        return Err(HeaderError {
+            header: "CSeq".into(),
+            what: "sequence number not below 2^31",
+        }
+        .into());
     }
     h.max_forwards()?;
     h.contact()?;
@@ -77,7 +105,11 @@ fn check_headers(h: &Headers) -> Result<(), ValidationError> {
         && !d.ends_with(" GMT")
     {
         // RFC 3261 §20.17: the only time zone allowed is GMT.
-        return Err(HeaderError { header: "Date".into(), what: "time zone is not GMT" }.into());
+        return Err(HeaderError {
+            header: "Date".into(),
+            what: "time zone is not GMT",
+        }
+        .into());
     }
     Ok(())
 }
@@ -95,12 +127,18 @@ fn check_request(r: &Request) -> Result<(), ValidationError> {
     if let Some(c) = r.headers.cseq()?
         && c.method != r.method
     {
-        return Err(ValidationError::semantic(400, "CSeq method does not match the request method"));
+        return Err(ValidationError::semantic(
+            400,
+            "CSeq method does not match the request method",
+        ));
     }
     match &r.uri {
         Uri::Other(_) => return Err(ValidationError::semantic(416, "Unsupported URI Scheme")),
         Uri::Sip(u) if !u.headers.is_empty() => {
-            return Err(ValidationError::semantic(400, "Request-URI must not contain headers"));
+            return Err(ValidationError::semantic(
+                400,
+                "Request-URI must not contain headers",
+            ));
         }
         Uri::Sip(_) => {}
     }

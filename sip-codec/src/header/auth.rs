@@ -30,17 +30,27 @@ pub struct AuthParam {
 impl AuthHeader {
     /// A header with no parameters.
     pub fn new(scheme: &str) -> Self {
-        AuthHeader { scheme: scheme.to_owned(), params: Vec::new() }
+        AuthHeader {
+            scheme: scheme.to_owned(),
+            params: Vec::new(),
+        }
     }
 
     /// The value of a parameter (case-insensitive name).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|p| p.name.eq_ignore_ascii_case(name)).map(|p| p.value.as_str())
+        self.params
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.value.as_str())
     }
 
     /// Appends a parameter.
     pub fn push(&mut self, name: &str, value: &str, quoted: bool) -> &mut Self {
-        self.params.push(AuthParam { name: name.to_owned(), value: value.to_owned(), quoted });
+        self.params.push(AuthParam {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            quoted,
+        });
         self
     }
 
@@ -55,11 +65,25 @@ fn auth_param(i: &str) -> IResult<&str, AuthParam> {
     let (i, _) = sep('=')(i)?;
     if i.starts_with('"') {
         let (i, q) = quoted_string(i)?;
-        Ok((i, AuthParam { name: name.to_owned(), value: unquote(q), quoted: true }))
+        Ok((
+            i,
+            AuthParam {
+                name: name.to_owned(),
+                value: unquote(q),
+                quoted: true,
+            },
+        ))
     } else {
         // token68 values (base64 with '/' and '=') occur in non-digest schemes.
         let (i, v) = take_while1(|c: char| is_token(c) || c == '/' || c == '=').parse(i)?;
-        Ok((i, AuthParam { name: name.to_owned(), value: v.to_owned(), quoted: false }))
+        Ok((
+            i,
+            AuthParam {
+                name: name.to_owned(),
+                value: v.to_owned(),
+                quoted: false,
+            },
+        ))
     }
 }
 
@@ -67,7 +91,9 @@ fn auth_param(i: &str) -> IResult<&str, AuthParam> {
 pub fn parse_auth(s: &str) -> Result<AuthHeader, &'static str> {
     let (i, _) = sws(s).map_err(|_| "malformed")?;
     let (i, scheme) = token(i).map_err(|_| "missing scheme")?;
-    let (mut i, _) = take_while1::<_, _, nom::error::Error<&str>>(is_ws).parse(i).map_err(|_| "missing parameters")?;
+    let (mut i, _) = take_while1::<_, _, nom::error::Error<&str>>(is_ws)
+        .parse(i)
+        .map_err(|_| "missing parameters")?;
     let mut params = Vec::new();
     loop {
         let (r, p) = auth_param(i).map_err(|_| "malformed parameter")?;
@@ -83,7 +109,10 @@ pub fn parse_auth(s: &str) -> Result<AuthHeader, &'static str> {
             }
         }
     }
-    Ok(AuthHeader { scheme: scheme.to_owned(), params })
+    Ok(AuthHeader {
+        scheme: scheme.to_owned(),
+        params,
+    })
 }
 
 impl fmt::Display for AuthHeader {

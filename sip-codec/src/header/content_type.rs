@@ -19,7 +19,11 @@ pub struct MediaType {
 impl MediaType {
     /// A media type without parameters.
     pub fn new(kind: &str, subtype: &str) -> Self {
-        MediaType { kind: kind.to_ascii_lowercase(), subtype: subtype.to_ascii_lowercase(), params: Params::default() }
+        MediaType {
+            kind: kind.to_ascii_lowercase(),
+            subtype: subtype.to_ascii_lowercase(),
+            params: Params::default(),
+        }
     }
 
     /// True if this is `kind/subtype` (case-insensitive).
@@ -36,7 +40,11 @@ pub fn parse_media_type(s: &str) -> Result<MediaType, &'static str> {
     let (i, subtype) = token(i).map_err(|_| "missing subtype")?;
     let (i, params) = params(i).map_err(|_| "malformed parameter")?;
     end(i).map_err(|_| "unexpected characters")?;
-    Ok(MediaType { kind: kind.to_ascii_lowercase(), subtype: subtype.to_ascii_lowercase(), params })
+    Ok(MediaType {
+        kind: kind.to_ascii_lowercase(),
+        subtype: subtype.to_ascii_lowercase(),
+        params,
+    })
 }
 
 impl fmt::Display for MediaType {

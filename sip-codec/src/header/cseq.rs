@@ -23,7 +23,10 @@ pub fn parse_cseq(s: &str) -> Result<CSeq, &'static str> {
     if method.is_empty() || !method.chars().all(is_token) {
         return Err("invalid method");
     }
-    Ok(CSeq { seq, method: Method::from_token(method) })
+    Ok(CSeq {
+        seq,
+        method: Method::from_token(method),
+    })
 }
 
 impl fmt::Display for CSeq {

@@ -17,7 +17,10 @@ pub struct Event {
 impl Event {
     /// An event without parameters.
     pub fn new(package: &str) -> Self {
-        Event { package: package.to_owned(), params: Params::default() }
+        Event {
+            package: package.to_owned(),
+            params: Params::default(),
+        }
     }
 
     /// The `id` parameter.
@@ -51,7 +54,10 @@ pub struct SubscriptionState {
 impl SubscriptionState {
     /// The `expires` parameter in seconds.
     pub fn expires(&self) -> Option<u32> {
-        self.params.get("expires").flatten().and_then(parse_delta_seconds)
+        self.params
+            .get("expires")
+            .flatten()
+            .and_then(parse_delta_seconds)
     }
 
     /// The `reason` parameter (`deactivated`, `timeout`, `rejected` …).
@@ -61,7 +67,10 @@ impl SubscriptionState {
 
     /// The `retry-after` parameter in seconds.
     pub fn retry_after(&self) -> Option<u32> {
-        self.params.get("retry-after").flatten().and_then(parse_delta_seconds)
+        self.params
+            .get("retry-after")
+            .flatten()
+            .and_then(parse_delta_seconds)
     }
 }
 
@@ -76,7 +85,10 @@ fn token_with_params(s: &str) -> Result<(&str, Params), &'static str> {
 /// Parses an Event value.
 pub fn parse_event(s: &str) -> Result<Event, &'static str> {
     let (package, params) = token_with_params(s)?;
-    Ok(Event { package: package.to_owned(), params })
+    Ok(Event {
+        package: package.to_owned(),
+        params,
+    })
 }
 
 /// Parses a Subscription-State value.
@@ -120,7 +132,12 @@ mod tests {
         let s = parse_subscription_state("terminated;reason=timeout;retry-after=30").unwrap();
         assert_eq!(s.state, SubState::Terminated);
         assert_eq!((s.reason(), s.retry_after()), (Some("timeout"), Some(30)));
-        assert_eq!(parse_subscription_state("active;expires=600").unwrap().expires(), Some(600));
+        assert_eq!(
+            parse_subscription_state("active;expires=600")
+                .unwrap()
+                .expires(),
+            Some(600)
+        );
         assert!(parse_event("").is_err());
     }
 }

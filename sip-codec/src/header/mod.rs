@@ -41,7 +41,10 @@ pub struct HeaderError {
 
 impl HeaderError {
     fn new(name: &HeaderName, what: &'static str) -> Self {
-        HeaderError { header: name.as_str().to_owned(), what }
+        HeaderError {
+            header: name.as_str().to_owned(),
+            what,
+        }
     }
 }
 
@@ -57,7 +60,10 @@ impl Headers {
 
     /// Appends a header.
     pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.push(Header { name, value: value.into() });
+        self.0.push(Header {
+            name,
+            value: value.into(),
+        });
     }
 
     /// Replaces every header of this name with one value (appended at the end if absent).
@@ -83,13 +89,19 @@ impl Headers {
 
     /// The first value of a header.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.0.iter().find(|h| &h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .find(|h| &h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     /// All values of a header, in order (each may itself be a comma-separated list).
     pub fn get_all<'a>(&'a self, name: &HeaderName) -> impl Iterator<Item = &'a str> + 'a {
         let name = name.clone();
-        self.0.iter().filter(move |h| h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     /// How many header lines carry this name.
@@ -99,7 +111,10 @@ impl Headers {
 
     /// Every element of a comma-separated list header, across repeated lines.
     pub fn list(&self, name: &HeaderName) -> Vec<&str> {
-        self.get_all(name).flat_map(split_list).filter(|s| !s.is_empty()).collect()
+        self.get_all(name)
+            .flat_map(split_list)
+            .filter(|s| !s.is_empty())
+            .collect()
     }
 
     fn typed<T>(
@@ -107,7 +122,9 @@ impl Headers {
         name: HeaderName,
         parse: impl Fn(&str) -> Result<T, &'static str>,
     ) -> Result<Option<T>, HeaderError> {
-        self.get(&name).map(|v| parse(v).map_err(|w| HeaderError::new(&name, w))).transpose()
+        self.get(&name)
+            .map(|v| parse(v).map_err(|w| HeaderError::new(&name, w)))
+            .transpose()
     }
 
     /// All Via entries, top first.
@@ -139,7 +156,11 @@ impl Headers {
             None => Ok(None),
             Some(v) => {
                 let (a, b) = v.split_once('@').unwrap_or((v, "x"));
-                if a.is_empty() || b.is_empty() || !a.chars().all(is_word) || !b.chars().all(is_word) {
+                if a.is_empty()
+                    || b.is_empty()
+                    || !a.chars().all(is_word)
+                    || !b.chars().all(is_word)
+                {
                     return Err(HeaderError::new(&name, "not a word[@word]"));
                 }
                 Ok(Some(v))
@@ -159,7 +180,9 @@ impl Headers {
         if values.is_empty() {
             return Ok(None);
         }
-        parse_contacts(&values).map(Some).map_err(|w| HeaderError::new(&name, w))
+        parse_contacts(&values)
+            .map(Some)
+            .map_err(|w| HeaderError::new(&name, w))
     }
 
     /// Route entries, top first.
@@ -173,17 +196,24 @@ impl Headers {
     }
 
     fn addr_list(&self, name: HeaderName) -> Result<Vec<NameAddr>, HeaderError> {
-        self.list(&name).into_iter().map(|v| parse_name_addr(v).map_err(|w| HeaderError::new(&name, w))).collect()
+        self.list(&name)
+            .into_iter()
+            .map(|v| parse_name_addr(v).map_err(|w| HeaderError::new(&name, w)))
+            .collect()
     }
 
     /// Expires in seconds (saturating at u32::MAX for huge values).
     pub fn expires(&self) -> Result<Option<u32>, HeaderError> {
-        self.typed(HeaderName::Expires, |v| parse_delta_seconds(v).ok_or("not a number of seconds"))
+        self.typed(HeaderName::Expires, |v| {
+            parse_delta_seconds(v).ok_or("not a number of seconds")
+        })
     }
 
     /// Min-Expires in seconds.
     pub fn min_expires(&self) -> Result<Option<u32>, HeaderError> {
-        self.typed(HeaderName::MinExpires, |v| parse_delta_seconds(v).ok_or("not a number of seconds"))
+        self.typed(HeaderName::MinExpires, |v| {
+            parse_delta_seconds(v).ok_or("not a number of seconds")
+        })
     }
 
     /// Max-Forwards (0-255).
@@ -196,7 +226,9 @@ impl Headers {
 
     /// Content-Length in bytes.
     pub fn content_length(&self) -> Result<Option<usize>, HeaderError> {
-        self.typed(HeaderName::ContentLength, |v| parse_u32(v).map(|n| n as usize).ok_or("not a number"))
+        self.typed(HeaderName::ContentLength, |v| {
+            parse_u32(v).map(|n| n as usize).ok_or("not a number")
+        })
     }
 
     /// Content-Type.
@@ -226,7 +258,9 @@ impl Headers {
 
     fn token_header(&self, name: HeaderName) -> Result<Option<&str>, HeaderError> {
         match self.get(&name) {
-            Some(v) if v.is_empty() || !v.chars().all(is_token) => Err(HeaderError::new(&name, "not a token")),
+            Some(v) if v.is_empty() || !v.chars().all(is_token) => {
+                Err(HeaderError::new(&name, "not a token"))
+            }
             other => Ok(other),
         }
     }
@@ -267,7 +301,9 @@ impl Headers {
         for v in self.get_all(&name) {
             let mut current = String::new();
             for item in split_list(v) {
-                let starts_challenge = item.split_once(|c: char| c == ' ' || c == '\t').is_some_and(|(head, _)| !head.contains('='));
+                let starts_challenge = item
+                    .split_once([' ', '\t'])
+                    .is_some_and(|(head, _)| !head.contains('='));
                 if starts_challenge && !current.is_empty() {
                     out.push(parse_auth(&current).map_err(|w| HeaderError::new(&name, w))?);
                     current.clear();
@@ -310,13 +346,22 @@ mod tests {
     #[test]
     fn typed_access_and_lists() {
         let mut h = Headers::new();
-        h.push(HeaderName::Via, "SIP/2.0/UDP a.example.com;branch=z9hG4bK1, SIP/2.0/TCP b.example.com");
+        h.push(
+            HeaderName::Via,
+            "SIP/2.0/UDP a.example.com;branch=z9hG4bK1, SIP/2.0/TCP b.example.com",
+        );
         h.push(HeaderName::Via, "SIP/2.0/TLS c.example.com;branch=z9hG4bK3");
         h.push(HeaderName::Allow, "INVITE, ACK,SUBSCRIBE");
         h.push(HeaderName::Allow, "NOTIFY");
-        h.push(HeaderName::WwwAuthenticate, r#"Digest realm="a", nonce="1", Digest realm="b", nonce="2", algorithm=SHA-256"#);
+        h.push(
+            HeaderName::WwwAuthenticate,
+            r#"Digest realm="a", nonce="1", Digest realm="b", nonce="2", algorithm=SHA-256"#,
+        );
         assert_eq!(h.via().unwrap().len(), 3);
-        assert_eq!(h.allow().unwrap(), vec!["INVITE", "ACK", "SUBSCRIBE", "NOTIFY"]);
+        assert_eq!(
+            h.allow().unwrap(),
+            vec!["INVITE", "ACK", "SUBSCRIBE", "NOTIFY"]
+        );
         let ch = h.www_authenticate().unwrap();
         assert_eq!(ch.len(), 2);
         assert_eq!(ch[1].get("algorithm"), Some("SHA-256"));

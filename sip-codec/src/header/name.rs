@@ -143,7 +143,10 @@ mod tests {
         assert_eq!(HeaderName::parse("MaX-fOrWaRdS"), HeaderName::MaxForwards);
         assert_eq!(HeaderName::parse("L"), HeaderName::ContentLength);
         assert_eq!(HeaderName::parse("x").as_str(), "Session-Expires");
-        assert_eq!(HeaderName::parse("C%6Fntact"), HeaderName::Other("C%6Fntact".into()));
+        assert_eq!(
+            HeaderName::parse("C%6Fntact"),
+            HeaderName::Other("C%6Fntact".into())
+        );
         assert_eq!(HeaderName::parse("sip-etag").as_str(), "SIP-ETag");
     }
 }

@@ -31,7 +31,11 @@ pub enum Contacts {
 impl NameAddr {
     /// An address without display name or parameters.
     pub fn new(uri: Uri) -> Self {
-        NameAddr { display_name: None, uri, params: Params::default() }
+        NameAddr {
+            display_name: None,
+            uri,
+            params: Params::default(),
+        }
     }
 
     /// The `tag` parameter (From/To).
@@ -41,7 +45,10 @@ impl NameAddr {
 
     /// The `expires` parameter (Contact), saturating on overflow.
     pub fn expires(&self) -> Option<u32> {
-        self.params.get("expires").flatten().and_then(crate::grammar::parse_delta_seconds)
+        self.params
+            .get("expires")
+            .flatten()
+            .and_then(crate::grammar::parse_delta_seconds)
     }
 
     /// The `q` parameter (Contact) in thousandths (`q=0.5` → 500).
@@ -92,7 +99,9 @@ fn name_addr(i: &str) -> IResult<&str, NameAddr> {
         (rest, Some(name), uri)
     } else {
         // addr-spec: a URI containing ';', ',' or '?' must be in angle brackets, so it ends here.
-        let end = i.find(|c: char| c == ';' || c == ',' || is_ws(c)).unwrap_or(i.len());
+        let end = i
+            .find(|c: char| c == ';' || c == ',' || is_ws(c))
+            .unwrap_or(i.len());
         let uri = Uri::parse(&i[..end]).map_err(|_| fail(i))?;
         if uri.as_sip().is_some_and(|u| !u.headers.is_empty()) {
             return Err(fail(i));
@@ -100,7 +109,14 @@ fn name_addr(i: &str) -> IResult<&str, NameAddr> {
         (&i[end..], None, uri)
     };
     let (i, params) = params(i)?;
-    Ok((i, NameAddr { display_name, uri, params }))
+    Ok((
+        i,
+        NameAddr {
+            display_name,
+            uri,
+            params,
+        },
+    ))
 }
 
 /// `*(token LWS)` followed by `<`: returns the rest starting at `<` and the display name.
@@ -178,14 +194,21 @@ mod tests {
 
     #[test]
     fn forms() {
-        let a = parse_name_addr(r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#).unwrap();
+        let a = parse_name_addr(
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#,
+        )
+        .unwrap();
         assert_eq!(a.display_name.as_deref(), Some(r#"J Rosenberg \""#));
         assert_eq!(a.tag(), Some("98asjd8"));
-        let a = parse_name_addr("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        let a =
+            parse_name_addr("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
         assert_eq!(a.tag(), Some("1918181833n"));
         let a = parse_name_addr("caller<sip:caller@example.com>;tag=323").unwrap();
         assert_eq!(a.display_name.as_deref(), Some("caller"));
-        assert_eq!(a.to_string(), r#""caller" <sip:caller@example.com>;tag=323"#);
+        assert_eq!(
+            a.to_string(),
+            r#""caller" <sip:caller@example.com>;tag=323"#
+        );
     }
 
     #[test]

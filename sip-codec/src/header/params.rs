@@ -13,7 +13,10 @@ pub struct Params(pub Vec<(String, Option<String>)>);
 impl Params {
     /// The raw value of a parameter (case-insensitive name); `Some(None)` for a flag.
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref())
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_deref())
     }
 
     /// The value of a parameter with surrounding quotes and escapes removed.
@@ -24,7 +27,11 @@ impl Params {
     /// Sets (or replaces) a parameter.
     pub fn set(&mut self, name: &str, value: Option<&str>) {
         let value = value.map(str::to_owned);
-        match self.0.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value,
             None => self.0.push((name.to_owned(), value)),
         }
@@ -69,7 +76,10 @@ pub(crate) fn end(i: &str) -> IResult<&str, ()> {
     if i.is_empty() {
         Ok((i, ()))
     } else {
-        Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Eof)))
+        Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Eof,
+        )))
     }
 }
 

@@ -49,18 +49,24 @@ impl Via {
     /// The received parameter as an address; brackets around IPv6 are accepted (RFC 5118 §4.5).
     pub fn received(&self) -> Option<IpAddr> {
         let v = self.params.get("received").flatten()?;
-        let v = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(v);
+        let v = v
+            .strip_prefix('[')
+            .and_then(|v| v.strip_suffix(']'))
+            .unwrap_or(v);
         v.parse().ok()
     }
 
     /// The rport parameter: `Some(None)` when present without a value (a request to fill it in).
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get("rport").map(|v| v.and_then(|p| p.parse().ok()))
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse().ok()))
     }
 
     /// True if the branch carries the RFC 3261 magic cookie.
     pub fn has_rfc3261_branch(&self) -> bool {
-        self.branch().is_some_and(|b| b.starts_with("z9hG4bK") && b.len() > 7)
+        self.branch()
+            .is_some_and(|b| b.starts_with("z9hG4bK") && b.len() > 7)
     }
 }
 
@@ -122,7 +128,11 @@ pub fn parse_via(s: &str) -> Result<Via, &'static str> {
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{} {}", self.protocol, self.version, self.transport, self.host)?;
+        write!(
+            f,
+            "{}/{}/{} {}",
+            self.protocol, self.version, self.transport, self.host
+        )?;
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
         }
@@ -140,19 +150,28 @@ mod tests {
         assert_eq!(v.transport, "UDP");
         assert_eq!(v.branch(), Some("390skdjuw"));
         assert!(!v.has_rfc3261_branch());
-        let v = parse_via("SIP  / 2.0  / TCP     spindle.example.com   ;  branch  =   z9hG4bK9ikj8").unwrap();
+        let v =
+            parse_via("SIP  / 2.0  / TCP     spindle.example.com   ;  branch  =   z9hG4bK9ikj8")
+                .unwrap();
         assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
     }
 
     #[test]
     fn received_and_rport() {
-        let v = parse_via("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3;rport").unwrap();
+        let v = parse_via(
+            "SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3;rport",
+        )
+        .unwrap();
         assert_eq!(v.received(), Some("2001:db8::9:255".parse().unwrap()));
         assert_eq!(v.rport(), Some(None));
-        let v = parse_via("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;rport=5060").unwrap();
+        let v =
+            parse_via("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;rport=5060").unwrap();
         assert_eq!(v.received(), Some("2001:db8::9:255".parse().unwrap()));
         assert_eq!(v.rport(), Some(Some(5060)));
-        assert_eq!(v.to_string(), "SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;rport=5060");
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;rport=5060"
+        );
     }
 
     #[test]

@@ -67,8 +67,16 @@ pub enum Message {
 /// The parsed start line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum StartLine {
-    Request { method: Method, uri: Uri, version: Version },
-    Response { version: Version, status: u16, reason: String },
+    Request {
+        method: Method,
+        uri: Uri,
+        version: Version,
+    },
+    Response {
+        version: Version,
+        status: u16,
+        reason: String,
+    },
 }
 
 impl Message {
@@ -85,12 +93,28 @@ impl Message {
 
     pub(crate) fn from_parts(start: StartLine, headers: Headers, body: Vec<u8>) -> Message {
         match start {
-            StartLine::Request { method, uri, version } => {
-                Message::Request(Request { method, uri, version, headers, body })
-            }
-            StartLine::Response { version, status, reason } => {
-                Message::Response(Response { version, status, reason, headers, body })
-            }
+            StartLine::Request {
+                method,
+                uri,
+                version,
+            } => Message::Request(Request {
+                method,
+                uri,
+                version,
+                headers,
+                body,
+            }),
+            StartLine::Response {
+                version,
+                status,
+                reason,
+            } => Message::Response(Response {
+                version,
+                status,
+                reason,
+                headers,
+                body,
+            }),
         }
     }
 
@@ -138,7 +162,13 @@ impl Message {
 impl Request {
     /// A request with the given method and URI, SIP/2.0, no headers and no body.
     pub fn new(method: Method, uri: Uri) -> Self {
-        Request { method, uri, version: Version::SIP_2_0, headers: Headers::new(), body: Vec::new() }
+        Request {
+            method,
+            uri,
+            version: Version::SIP_2_0,
+            headers: Headers::new(),
+            body: Vec::new(),
+        }
     }
 
     /// A response to this request carrying Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
@@ -148,18 +178,34 @@ impl Request {
         for h in &self.headers.0 {
             if matches!(
                 h.name,
-                HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq
+                HeaderName::Via
+                    | HeaderName::From
+                    | HeaderName::To
+                    | HeaderName::CallId
+                    | HeaderName::CSeq
             ) {
                 headers.0.push(h.clone());
             }
         }
-        Response { version: Version::SIP_2_0, status, reason: reason.to_owned(), headers, body: Vec::new() }
+        Response {
+            version: Version::SIP_2_0,
+            status,
+            reason: reason.to_owned(),
+            headers,
+            body: Vec::new(),
+        }
     }
 }
 
 impl Response {
     /// A response with the given status and reason, SIP/2.0, no headers and no body.
     pub fn new(status: u16, reason: &str) -> Self {
-        Response { version: Version::SIP_2_0, status, reason: reason.to_owned(), headers: Headers::new(), body: Vec::new() }
+        Response {
+            version: Version::SIP_2_0,
+            status,
+            reason: reason.to_owned(),
+            headers: Headers::new(),
+            body: Vec::new(),
+        }
     }
 }

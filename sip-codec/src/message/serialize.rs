@@ -26,7 +26,11 @@ impl Request {
     /// Appends the wire form to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let mut line = String::with_capacity(64);
-        let _ = write!(line, "{} {} SIP/{}.{}\r\n", self.method, self.uri, self.version.major, self.version.minor);
+        let _ = write!(
+            line,
+            "{} {} SIP/{}.{}\r\n",
+            self.method, self.uri, self.version.major, self.version.minor
+        );
         out.extend_from_slice(line.as_bytes());
         write_headers(out, &self.headers, &self.body);
     }
@@ -36,7 +40,11 @@ impl Response {
     /// Appends the wire form to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let mut line = String::with_capacity(32);
-        let _ = write!(line, "SIP/{}.{} {} {}\r\n", self.version.major, self.version.minor, self.status, self.reason);
+        let _ = write!(
+            line,
+            "SIP/{}.{} {} {}\r\n",
+            self.version.major, self.version.minor, self.status, self.reason
+        );
         out.extend_from_slice(line.as_bytes());
         write_headers(out, &self.headers, &self.body);
     }
