@@ -124,7 +124,8 @@ fn bench(c: &mut Criterion) {
         let ours = sip_codec::Message::parse(m).expect("sip-codec parses the mix");
         ours.validate().expect("mix is valid");
         rsip::SipMessage::try_from(m.as_slice()).expect("rsip parses the mix");
-        sipx_sip::parse_datagram(Bytes::from(m.clone()), &sipx_limits).expect("sipx-sip parses the mix");
+        sipx_sip::parse_datagram(Bytes::from(m.clone()), &sipx_limits)
+            .expect("sipx-sip parses the mix");
     }
 
     let mut g = c.benchmark_group("sip_parse");
@@ -169,9 +170,18 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    let ours: Vec<sip_codec::Message> = msgs.iter().map(|m| sip_codec::Message::parse(m).unwrap()).collect();
-    let theirs: Vec<rsip::SipMessage> = msgs.iter().map(|m| rsip::SipMessage::try_from(m.as_slice()).unwrap()).collect();
-    let sipx: Vec<sipx_sip::Message> = shared.iter().map(|m| sipx_sip::parse_datagram(m.clone(), &sipx_limits).unwrap()).collect();
+    let ours: Vec<sip_codec::Message> = msgs
+        .iter()
+        .map(|m| sip_codec::Message::parse(m).unwrap())
+        .collect();
+    let theirs: Vec<rsip::SipMessage> = msgs
+        .iter()
+        .map(|m| rsip::SipMessage::try_from(m.as_slice()).unwrap())
+        .collect();
+    let sipx: Vec<sipx_sip::Message> = shared
+        .iter()
+        .map(|m| sipx_sip::parse_datagram(m.clone(), &sipx_limits).unwrap())
+        .collect();
     let mut g = c.benchmark_group("sip_serialize");
     g.throughput(Throughput::Bytes(total));
     g.bench_function("sip-codec", |b| {
@@ -205,7 +215,10 @@ fn bench(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(30)
+    Criterion::default()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(30)
 }
 
 criterion_group! { name = benches; config = config(); targets = bench }

@@ -9,10 +9,34 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = Message::parse(data) {
         let _ = msg.validate();
         let h = msg.headers();
-        let _ = (h.via(), h.from(), h.to(), h.call_id(), h.cseq(), h.contact(), h.expires());
-        let _ = (h.max_forwards(), h.content_type(), h.event(), h.subscription_state());
-        let _ = (h.sip_etag(), h.sip_if_match(), h.allow(), h.supported(), h.require());
-        let _ = (h.www_authenticate(), h.authorization(), h.route(), h.record_route());
+        let _ = (
+            h.via(),
+            h.from(),
+            h.to(),
+            h.call_id(),
+            h.cseq(),
+            h.contact(),
+            h.expires(),
+        );
+        let _ = (
+            h.max_forwards(),
+            h.content_type(),
+            h.event(),
+            h.subscription_state(),
+        );
+        let _ = (
+            h.sip_etag(),
+            h.sip_if_match(),
+            h.allow(),
+            h.supported(),
+            h.require(),
+        );
+        let _ = (
+            h.www_authenticate(),
+            h.authorization(),
+            h.route(),
+            h.record_route(),
+        );
         // Canonical form must parse back to the same canonical form.
         let wire = msg.to_bytes();
         let again = Message::parse(&wire).expect("canonical form parses");
@@ -20,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
     }
     // Stream framing with chunk sizes taken from the first byte must never panic.
     let chunk = usize::from(data.first().copied().unwrap_or(1)).max(1);
-    let mut framer = Framer::new(Limits { max_message_size: 4096, ..Limits::default() });
+    let mut framer = Framer::new(Limits {
+        max_message_size: 4096,
+        ..Limits::default()
+    });
     'outer: for piece in data.chunks(chunk) {
         framer.push(piece);
         loop {

@@ -308,7 +308,8 @@ impl fmt::Display for SipUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.secure { "sips:" } else { "sip:" })?;
         if let Some(user) = &self.user {
-            encode(f, user, is_user_char_unambiguous)?;
+            // ':' and '@' are not user characters, so a decoded one is escaped and cannot split the URI.
+            encode(f, user, is_user_char)?;
             if let Some(p) = &self.password {
                 f.write_str(":")?;
                 encode(f, p, is_password_char)?;
@@ -335,11 +336,6 @@ impl fmt::Display for SipUri {
         }
         Ok(())
     }
-}
-
-// A ':' or '@' in a decoded user must be escaped on output or it would change the URI's structure.
-fn is_user_char_unambiguous(b: u8) -> bool {
-    is_user_char(b)
 }
 
 impl fmt::Display for Uri {

@@ -267,8 +267,7 @@ impl Headers {
 
     fn token_list(&self, name: HeaderName) -> Result<Vec<&str>, HeaderError> {
         let items = self.list(&name);
-        if let Some(bad) = items.iter().find(|t| !t.chars().all(is_token)) {
-            let _ = bad;
+        if items.iter().any(|t| !t.chars().all(is_token)) {
             return Err(HeaderError::new(&name, "not a list of tokens"));
         }
         Ok(items)
