@@ -113,13 +113,11 @@ impl Default for Framer {
 
 /// Finds the empty line ending the head: returns (end of the last header line, start of body).
 fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
-    let mut from = 0;
-    while let Some(off) = data[from..].iter().position(|&b| b == b'\n') {
-        let p = from + off;
+    for p in memchr::memchr_iter(b'\n', data) {
         match data.get(p + 1..) {
             Some([b'\n', ..]) => return Some((p + 1, p + 2)),
             Some([b'\r', b'\n', ..]) => return Some((p + 1, p + 3)),
-            _ => from = p + 1,
+            _ => {}
         }
     }
     None

@@ -282,16 +282,18 @@ fn decode(s: &str, allowed: fn(u8) -> bool) -> Result<String, UriError> {
     String::from_utf8(out).map_err(|_| UriError("%-escapes do not decode to UTF-8"))
 }
 
-/// Writes `s`, %-escaping every byte outside `allowed`.
+/// Writes `s`, %-escaping every byte outside `allowed`; runs of allowed bytes go out as one slice.
 fn encode(f: &mut fmt::Formatter<'_>, s: &str, allowed: fn(u8) -> bool) -> fmt::Result {
-    for &b in s.as_bytes() {
-        if allowed(b) {
-            write!(f, "{}", b as char)?;
-        } else {
+    let mut run = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if !allowed(b) {
+            // Escaped bytes are never in `allowed`, which holds only ASCII, so `i` is a char boundary.
+            f.write_str(&s[run..i])?;
             write!(f, "%{b:02X}")?;
+            run = i + 1;
         }
     }
-    Ok(())
+    f.write_str(&s[run..])
 }
 
 impl fmt::Display for Host {

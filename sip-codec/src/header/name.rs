@@ -3,7 +3,7 @@
 use std::fmt;
 
 macro_rules! header_names {
-    ($( $variant:ident => $canon:literal $(, $compact:literal)? ; )*) => {
+    ($( $variant:ident => $canon:literal, $lower:literal $(, $compact:literal)? ; )*) => {
         /// A header field name; well-known names are variants, others keep their spelling.
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         pub enum HeaderName {
@@ -18,11 +18,18 @@ macro_rules! header_names {
         impl HeaderName {
             /// Parses a name case-insensitively, expanding compact forms (`i` → Call-ID, `v` → Via …).
             pub fn parse(s: &str) -> HeaderName {
-                $(
-                    if s.eq_ignore_ascii_case($canon) $(|| s.eq_ignore_ascii_case($compact))? {
-                        return HeaderName::$variant;
+                // Lower-case into a stack buffer once, then one `match` (length + memcmp)
+                // instead of a case-insensitive comparison against every known name.
+                let mut buf = [0u8; 24];
+                if s.len() <= buf.len() {
+                    for (d, b) in buf.iter_mut().zip(s.bytes()) {
+                        *d = b.to_ascii_lowercase();
                     }
-                )*
+                    match &buf[..s.len()] {
+                        $( $lower $(| $compact)? => return HeaderName::$variant, )*
+                        _ => {}
+                    }
+                }
                 match compact_only(s) {
                     Some(full) => HeaderName::Other(full.to_owned()),
                     None => HeaderName::Other(s.to_owned()),
@@ -41,46 +48,46 @@ macro_rules! header_names {
 }
 
 header_names! {
-    Accept => "Accept";
-    AcceptEncoding => "Accept-Encoding";
-    AcceptLanguage => "Accept-Language";
-    Allow => "Allow";
-    AllowEvents => "Allow-Events", "u";
-    Authorization => "Authorization";
-    CallId => "Call-ID", "i";
-    Contact => "Contact", "m";
-    ContentDisposition => "Content-Disposition";
-    ContentEncoding => "Content-Encoding", "e";
-    ContentLength => "Content-Length", "l";
-    ContentType => "Content-Type", "c";
-    CSeq => "CSeq";
-    Date => "Date";
-    Event => "Event", "o";
-    Expires => "Expires";
-    From => "From", "f";
-    MaxForwards => "Max-Forwards";
-    MinExpires => "Min-Expires";
-    ProxyAuthenticate => "Proxy-Authenticate";
-    ProxyAuthorization => "Proxy-Authorization";
-    ProxyRequire => "Proxy-Require";
-    RecordRoute => "Record-Route";
-    ReferTo => "Refer-To", "r";
-    Require => "Require";
-    RetryAfter => "Retry-After";
-    Route => "Route";
-    Server => "Server";
-    SipETag => "SIP-ETag";
-    SipIfMatch => "SIP-If-Match";
-    Subject => "Subject", "s";
-    SubscriptionState => "Subscription-State";
-    Supported => "Supported", "k";
-    Timestamp => "Timestamp";
-    To => "To", "t";
-    Unsupported => "Unsupported";
-    UserAgent => "User-Agent";
-    Via => "Via", "v";
-    Warning => "Warning";
-    WwwAuthenticate => "WWW-Authenticate";
+    Accept => "Accept", b"accept";
+    AcceptEncoding => "Accept-Encoding", b"accept-encoding";
+    AcceptLanguage => "Accept-Language", b"accept-language";
+    Allow => "Allow", b"allow";
+    AllowEvents => "Allow-Events", b"allow-events", b"u";
+    Authorization => "Authorization", b"authorization";
+    CallId => "Call-ID", b"call-id", b"i";
+    Contact => "Contact", b"contact", b"m";
+    ContentDisposition => "Content-Disposition", b"content-disposition";
+    ContentEncoding => "Content-Encoding", b"content-encoding", b"e";
+    ContentLength => "Content-Length", b"content-length", b"l";
+    ContentType => "Content-Type", b"content-type", b"c";
+    CSeq => "CSeq", b"cseq";
+    Date => "Date", b"date";
+    Event => "Event", b"event", b"o";
+    Expires => "Expires", b"expires";
+    From => "From", b"from", b"f";
+    MaxForwards => "Max-Forwards", b"max-forwards";
+    MinExpires => "Min-Expires", b"min-expires";
+    ProxyAuthenticate => "Proxy-Authenticate", b"proxy-authenticate";
+    ProxyAuthorization => "Proxy-Authorization", b"proxy-authorization";
+    ProxyRequire => "Proxy-Require", b"proxy-require";
+    RecordRoute => "Record-Route", b"record-route";
+    ReferTo => "Refer-To", b"refer-to", b"r";
+    Require => "Require", b"require";
+    RetryAfter => "Retry-After", b"retry-after";
+    Route => "Route", b"route";
+    Server => "Server", b"server";
+    SipETag => "SIP-ETag", b"sip-etag";
+    SipIfMatch => "SIP-If-Match", b"sip-if-match";
+    Subject => "Subject", b"subject", b"s";
+    SubscriptionState => "Subscription-State", b"subscription-state";
+    Supported => "Supported", b"supported", b"k";
+    Timestamp => "Timestamp", b"timestamp";
+    To => "To", b"to", b"t";
+    Unsupported => "Unsupported", b"unsupported";
+    UserAgent => "User-Agent", b"user-agent";
+    Via => "Via", b"via", b"v";
+    Warning => "Warning", b"warning";
+    WwwAuthenticate => "WWW-Authenticate", b"www-authenticate";
 }
 
 /// Compact forms of headers we do not model as variants (RFC 3261 §7.3.3 and the IANA registry).

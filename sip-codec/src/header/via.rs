@@ -7,7 +7,7 @@ use nom::{IResult, Parser, bytes::complete::take_while1};
 
 use super::params::{Params, end, params};
 use crate::grammar::{is_ws, sep, sws, token};
-use crate::uri::{Host, parse_hostport};
+use crate::uri::{Host, parse_host_name};
 
 /// One Via entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,15 +85,19 @@ fn sent_by(i: &str) -> IResult<&str, (Host, Option<u16>)> {
         }
         Err(_) => (rest, None),
     };
-    let joined;
-    let text = match port {
-        Some(p) => {
-            joined = format!("{host}:{p}");
-            joined.as_str()
-        }
-        None => host,
+    let h = if let Some(inner) = host.strip_prefix('[') {
+        let addr = inner
+            .strip_suffix(']')
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(fail)?;
+        Host::V6(addr)
+    } else {
+        parse_host_name(host).map_err(|_| fail())?
     };
-    let (h, p) = parse_hostport(text).map_err(|_| fail())?;
+    let p = match port {
+        Some(p) => Some(p.parse::<u16>().map_err(|_| fail())?),
+        None => None,
+    };
     Ok((rest, (h, p)))
 }
 
