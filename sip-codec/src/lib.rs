@@ -11,6 +11,7 @@ pub mod limits;
 pub mod message;
 pub mod method;
 pub mod pidf;
+pub mod transaction;
 pub mod uri;
 pub mod validate;
 pub mod winfo;
