@@ -1,6 +1,7 @@
 //! SIP and SIMPLE codec: messages, URIs, typed headers, framing, validation, PIDF/RPID,
 //! watcher-info and digest helpers. Pure functions over bytes; no I/O, no clocks.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod error;

@@ -183,3 +183,84 @@ fn framer_handles_pipelined_messages_and_pings() {
         assert_eq!((msgs, pings), (3, 3), "chunk {chunk}");
     }
 }
+
+#[test]
+fn framer_reports_malformed_streams() {
+    let mut f = Framer::default();
+    f.push(b"HELLO WORLD\r\n\r\n");
+    assert_eq!(f.next_frame().unwrap_err().layer, ErrorLayer::StartLine);
+    let mut f = Framer::new(Limits {
+        max_headers: 2,
+        ..Limits::default()
+    });
+    f.push(SUBSCRIBE);
+    assert_eq!(f.next_frame().unwrap_err().status_code(), 513);
+    let mut f = Framer::default();
+    f.push(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n");
+    assert_eq!(f.next_frame().unwrap_err().layer, ErrorLayer::Framing);
+}
+
+#[test]
+fn register_star_and_compact_list_headers() {
+    let raw = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK9\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: r1\r\nCSeq: 5 REGISTER\r\nContact: *\r\nExpires: 0\r\nk: path, gruu\r\nu: presence, message-summary\r\nRequire: outbound\r\nContent-Length: 0\r\n\r\n";
+    let msg = Message::parse(raw).unwrap();
+    msg.validate().unwrap();
+    let h = msg.headers();
+    assert_eq!(h.contact().unwrap(), Some(Contacts::Star));
+    assert_eq!(h.expires().unwrap(), Some(0));
+    assert_eq!(h.supported().unwrap(), vec!["path", "gruu"]);
+    assert_eq!(h.require().unwrap(), vec!["outbound"]);
+    assert_eq!(
+        h.list(&HeaderName::AllowEvents),
+        vec!["presence", "message-summary"]
+    );
+    assert!(
+        String::from_utf8(msg.to_bytes())
+            .unwrap()
+            .contains("\r\nAllow-Events: presence, message-summary\r\n")
+    );
+}
+
+#[test]
+fn validation_statuses() {
+    let base = "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: v1\r\n";
+    let check = |start: &str, extra: &str| {
+        let raw = format!("{start}\r\n{base}{extra}Content-Length: 0\r\n\r\n");
+        Message::parse(raw.as_bytes())
+            .unwrap()
+            .validate()
+            .map_err(|e| (e.status, e.reason.into_owned()))
+    };
+    assert_eq!(
+        check("OPTIONS tel:+15551234 SIP/2.0", "CSeq: 1 OPTIONS\r\n")
+            .unwrap_err()
+            .0,
+        416
+    );
+    assert_eq!(
+        check("OPTIONS sip:a@b SIP/3.0", "CSeq: 1 OPTIONS\r\n")
+            .unwrap_err()
+            .0,
+        505
+    );
+    assert_eq!(
+        check("OPTIONS sip:a@b SIP/2.0", "CSeq: 1 INVITE\r\n")
+            .unwrap_err()
+            .0,
+        400
+    );
+    assert_eq!(
+        check("OPTIONS sip:a@b SIP/2.0", "").unwrap_err(),
+        (400, "Missing CSeq header".to_owned())
+    );
+    assert_eq!(
+        check(
+            "OPTIONS sip:a@b SIP/2.0",
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 300\r\n"
+        )
+        .unwrap_err()
+        .1,
+        "Malformed Max-Forwards header"
+    );
+    assert!(check("OPTIONS sip:a@b SIP/2.0", "CSeq: 1 OPTIONS\r\n").is_ok());
+}
