@@ -1,0 +1,22 @@
+//! Resource limits applied while framing and parsing.
+
+/// Caller-chosen bounds; anything larger is rejected with a [`crate::ParseError`] of layer `Limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest whole message (head and body) in bytes.
+    pub max_message_size: usize,
+    /// Most header fields (after unfolding) in one message.
+    pub max_headers: usize,
+    /// Longest logical header line (after unfolding) in bytes.
+    pub max_header_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_size: 64 * 1024,
+            max_headers: 128,
+            max_header_line: 8 * 1024,
+        }
+    }
+}
