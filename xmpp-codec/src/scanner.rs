@@ -89,6 +89,9 @@ pub(crate) struct Scanner {
     tag_start: usize,
     attrs: usize,
     decl: Option<Range<usize>>,
+    /// Names of the elements open inside the current item, so a mismatched end tag is refused the moment it
+    /// arrives instead of leaving the item waiting for bytes that will never make it whole.
+    open: Vec<Range<usize>>,
 }
 
 impl Scanner {
@@ -103,6 +106,7 @@ impl Scanner {
             tag_start: 0,
             attrs: 0,
             decl: None,
+            open: Vec::new(),
         }
     }
 
@@ -113,11 +117,14 @@ impl Scanner {
         idle.then_some(self.pos)
     }
 
-    /// Accounts for `n` bytes removed from the front of the buffer (only ever at an idle point).
+    /// Accounts for `n` bytes removed from the front of the buffer (bytes before the item in progress).
     pub(crate) fn shift(&mut self, n: usize) {
         self.pos -= n;
         self.item_start = self.item_start.saturating_sub(n);
         self.tag_start = self.tag_start.saturating_sub(n);
+        for r in &mut self.open {
+            *r = r.start.saturating_sub(n)..r.end.saturating_sub(n);
+        }
     }
 
     /// Whether the stream close tag has been seen.
@@ -330,7 +337,7 @@ impl Scanner {
                             b'>' => {
                                 self.pos += 1;
                                 self.state = State::Content;
-                                if let Some(item) = self.end_start_tag(slash, limits, base)? {
+                                if let Some(item) = self.end_start_tag(buf, slash, limits, base)? {
                                     return Ok(Some(item));
                                 }
                                 continue;
@@ -355,6 +362,19 @@ impl Scanner {
                             return Ok(Some(Item::Close(self.tag_start..self.pos)));
                         }
                         self.depth -= 1;
+                        if let Some(open) = self.open.pop() {
+                            let closing = tag_name(&buf[self.tag_start..self.pos]);
+                            if closing != &buf[open.clone()] {
+                                return Err(StreamError::Syntax {
+                                    offset: at(self.tag_start),
+                                    reason: format!(
+                                        "end tag `{}` does not match start tag `{}`",
+                                        String::from_utf8_lossy(closing),
+                                        String::from_utf8_lossy(&buf[open])
+                                    ),
+                                });
+                            }
+                        }
                         if self.depth == 0 {
                             return Ok(Some(Item::Element(self.item_start..self.pos)));
                         }
@@ -460,6 +480,7 @@ impl Scanner {
     /// Handles the `>` of a start tag; `self.pos` is already past it.
     fn end_start_tag(
         &mut self,
+        buf: &[u8],
         self_closing: bool,
         limits: &Limits,
         base: u64,
@@ -488,9 +509,25 @@ impl Scanner {
         }
         if !self_closing {
             self.depth += 1;
+            let name = tag_name(&buf[self.tag_start..self.pos]);
+            self.open
+                .push(self.tag_start + 1..self.tag_start + 1 + name.len());
         }
         Ok(None)
     }
+}
+
+/// The qualified name at the start of a tag's text (`<name ...>` or `</name >`).
+fn tag_name(tag: &[u8]) -> &[u8] {
+    let body = tag
+        .strip_prefix(b"</")
+        .or_else(|| tag.strip_prefix(b"<"))
+        .unwrap_or(tag);
+    let end = body
+        .iter()
+        .position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))
+        .unwrap_or(body.len());
+    &body[..end]
 }
 
 #[cfg(test)]

@@ -368,3 +368,40 @@ fn unlimited_limits_do_not_overflow() {
     assert_eq!(err, None);
     assert_eq!(events.len(), 2);
 }
+
+/// A mismatched end tag is refused when it arrives, not when (never) the stanza would be complete: a client that
+/// sends `<message><x></message>` and waits must get its stream error at once.
+#[test]
+fn mismatched_end_tag_is_refused_as_soon_as_it_arrives() {
+    for tail in [
+        "<message><unclosed></message>",
+        "<message><body>x</bod></message>",
+        "<a:b xmlns:a='u'><c></a:b>",
+    ] {
+        let mut p = StreamParser::new();
+        p.feed(HEADER.as_bytes());
+        assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Open(_)))));
+        for b in tail.as_bytes() {
+            p.feed(std::slice::from_ref(b));
+            match p.next_event() {
+                Ok(None) => continue,
+                Err(e) => {
+                    assert_eq!(e.condition(), Condition::NotWellFormed, "{tail}: {e}");
+                    break;
+                }
+                Ok(Some(ev)) => panic!("{tail}: unexpected {ev:?}"),
+            }
+        }
+        assert!(
+            p.next_event().is_err(),
+            "{tail}: error reported before the input ended"
+        );
+    }
+    // Matching end tags with whitespace before `>` still close normally.
+    let (events, error) = parse(format!("{HEADER}<message><body>x</body ></message\n>").as_bytes());
+    assert_eq!(error, None);
+    assert!(
+        events.iter().any(|e| matches!(e, StreamEvent::Stanza(_))),
+        "{events:?}"
+    );
+}
