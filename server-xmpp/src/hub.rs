@@ -45,6 +45,41 @@ pub enum ToConn {
     Close(CloseReason),
 }
 
+/// The connections the hub delivers to, by session and by bound address.
+#[derive(Default)]
+struct Directory {
+    conns: HashMap<SessionId, mpsc::UnboundedSender<ToConn>>,
+    jids: HashMap<SessionId, FullJid>,
+    by_jid: HashMap<FullJid, SessionId>,
+}
+
+impl Directory {
+    fn bound(&mut self, session: SessionId, jid: FullJid) {
+        self.by_jid.insert(jid.clone(), session);
+        self.jids.insert(session, jid);
+    }
+
+    fn forget(&mut self, session: SessionId) {
+        self.conns.remove(&session);
+        if let Some(jid) = self.jids.remove(&session)
+            && self.by_jid.get(&jid) == Some(&session)
+        {
+            self.by_jid.remove(&jid);
+        }
+    }
+
+    fn send(&mut self, session: SessionId, msg: ToConn) {
+        let ends = matches!(msg, ToConn::Close(_) | ToConn::BindRefused(_));
+        let gone = self
+            .conns
+            .get(&session)
+            .is_some_and(|tx| tx.send(msg).is_err());
+        if ends || gone {
+            self.forget(session);
+        }
+    }
+}
+
 /// How many queued messages the hub takes before committing and delivering.
 const BATCH: usize = 512;
 
@@ -54,18 +89,17 @@ pub async fn run<S: Store + Send + Sync + 'static>(
     store: Arc<S>,
     mut rx: mpsc::UnboundedReceiver<HubMsg>,
 ) {
-    let mut conns: HashMap<SessionId, mpsc::UnboundedSender<ToConn>> = HashMap::new();
-    let mut by_jid: HashMap<FullJid, SessionId> = HashMap::new();
+    let mut dir = Directory::default();
     loop {
         let wake = engine.poll_timeout();
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
                 let now = Instant::now();
-                take(&mut engine, &mut conns, msg, now);
+                take(&mut engine, &mut dir, msg, now);
                 for _ in 1..BATCH {
                     match rx.try_recv() {
-                        Ok(msg) => take(&mut engine, &mut conns, msg, now),
+                        Ok(msg) => take(&mut engine, &mut dir, msg, now),
                         Err(_) => break,
                     }
                     // Outputs are drained between inputs only when a load needs answering; see `drain`.
@@ -73,7 +107,7 @@ pub async fn run<S: Store + Send + Sync + 'static>(
             }
             _ = sleep_until(wake), if wake.is_some() => engine.handle_timeout(Instant::now()),
         }
-        drain(&mut engine, store.as_ref(), &mut conns, &mut by_jid);
+        drain(&mut engine, store.as_ref(), &mut dir);
     }
 }
 
@@ -83,27 +117,23 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-fn take(
-    engine: &mut Engine,
-    conns: &mut HashMap<SessionId, mpsc::UnboundedSender<ToConn>>,
-    msg: HubMsg,
-    now: Instant,
-) {
+fn take(engine: &mut Engine, dir: &mut Directory, msg: HubMsg, now: Instant) {
     match msg {
         HubMsg::Attach { session, tx } => {
-            conns.insert(session, tx);
+            dir.conns.insert(session, tx);
         }
-        HubMsg::Input(input) => engine.handle(now, input),
+        HubMsg::Input(input) => {
+            // The connection is gone: nothing more is delivered to it, whatever the engine says on its way out.
+            if let Input::CloseSession { session } = &input {
+                dir.forget(*session);
+            }
+            engine.handle(now, input)
+        }
     }
 }
 
 /// Carries out everything the engine asked for: loads at once, writes in one group, then deliveries.
-fn drain<S: Store>(
-    engine: &mut Engine,
-    store: &S,
-    conns: &mut HashMap<SessionId, mpsc::UnboundedSender<ToConn>>,
-    by_jid: &mut HashMap<FullJid, SessionId>,
-) {
+fn drain<S: Store>(engine: &mut Engine, store: &S, dir: &mut Directory) {
     let mut writes: Vec<StoreWrite> = Vec::new();
     let mut deliveries: Vec<(SessionId, ToConn)> = Vec::new();
     while let Some(out) = engine.poll_output() {
@@ -125,7 +155,7 @@ fn drain<S: Store>(
                 deliveries.push((session, ToConn::Stanza(stanza)))
             }
             Output::Bound { session, jid } => {
-                by_jid.insert(jid.clone(), session);
+                dir.bound(session, jid.clone());
                 deliveries.push((session, ToConn::Bound(jid)));
             }
             Output::BindRefused { session, reason } => {
@@ -133,7 +163,7 @@ fn drain<S: Store>(
             }
             Output::Close { session, reason } => deliveries.push((session, ToConn::Close(reason))),
             Output::Route(stanza) => {
-                if let Some((session, error)) = unroutable(&stanza, by_jid) {
+                if let Some((session, error)) = unroutable(&stanza, &dir.by_jid) {
                     deliveries.push((session, ToConn::Stanza(Stanza::Error(error))));
                 }
             }
@@ -142,20 +172,8 @@ fn drain<S: Store>(
     }
     commit(store, &mut writes);
     for (session, msg) in deliveries {
-        let closing = matches!(msg, ToConn::Close(_) | ToConn::BindRefused(_));
-        if let Some(tx) = conns.get(&session)
-            && tx.send(msg).is_err()
-        {
-            conns.remove(&session);
-        }
-        if closing {
-            conns.remove(&session);
-            by_jid.retain(|_, s| *s != session);
-        }
+        dir.send(session, msg);
     }
-    // Sessions the engine no longer knows (closed by their connection) stop receiving.
-    conns.retain(|id, tx| !tx.is_closed() || by_jid.values().any(|s| s == id));
-    by_jid.retain(|_, s| conns.contains_key(s));
 }
 
 fn commit<S: Store>(store: &S, writes: &mut Vec<StoreWrite>) {

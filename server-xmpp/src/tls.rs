@@ -101,7 +101,18 @@ fn ensure_self_signed(dir: &Path, domain: &str) -> Result<(PathBuf, PathBuf), Tl
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     let generated = rcgen::generate_simple_self_signed(vec![domain.to_owned()])
         .map_err(|e| fail(e.to_string()))?;
-    std::fs::write(&key, generated.signing_key.serialize_pem()).map_err(|e| fail(e.to_string()))?;
+    write_private(&key, generated.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
     std::fs::write(&cert, generated.cert.pem()).map_err(|e| fail(e.to_string()))?;
     Ok((cert, key))
+}
+
+/// Writes a file only its owner can read: the private key must not be readable by other local users.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
 }
