@@ -260,26 +260,25 @@ impl Engine {
         let Some(u) = self.users.get(to.bare()) else {
             return;
         };
-        let targets: Vec<(SessionId, FullJid)> = match &to {
-            Jid::Full(f) => u
-                .session_by_resource(f.resource())
-                .map(|s| (s.id, s.jid.clone()))
-                .into_iter()
-                .collect(),
-            Jid::Bare(_) => u
-                .available_sessions()
-                .map(|s| (s.id, s.jid.clone()))
-                .collect(),
-        };
-        for (sid, jid) in targets {
-            self.deliver(
-                sid,
-                Stanza::Presence {
+        // Written straight into the output queue (a field disjoint from `users`): this runs once per watcher of
+        // every presence change, so it allocates nothing of its own.
+        let outputs = &mut self.outputs;
+        let mut push = |s: &crate::session::Session| {
+            outputs.push_back(Output::Deliver {
+                session: s.id,
+                stanza: Stanza::Presence {
                     from: from.clone(),
-                    to: Jid::Full(jid),
+                    to: Jid::Full(s.jid.clone()),
                     kind: kind.clone(),
                 },
-            );
+            });
+        };
+        match &to {
+            Jid::Full(f) => u
+                .session_by_resource(f.resource())
+                .into_iter()
+                .for_each(&mut push),
+            Jid::Bare(_) => u.available_sessions().for_each(&mut push),
         }
     }
 
