@@ -362,7 +362,7 @@ async fn run(a: RunArgs) -> Result<(), Error> {
 
     let mut msgs_per_s = f64::NAN;
     let (mut p50, mut p99) = (f64::NAN, f64::NAN);
-    let mut rss_per_client = f64::NAN;
+    let mut rss_per_client = "-".to_string();
     match a.workload {
         Workload::Login => {}
         Workload::Idle => {
@@ -370,9 +370,10 @@ async fn run(a: RunArgs) -> Result<(), Error> {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let online = clients.iter().flatten().count().max(1) as f64;
             if let (Some(r0), Some(r1)) = (rss0, a.server_pid.and_then(rss_kib)) {
-                rss_per_client = r1 as f64 / online;
-                eprintln!(
-                    "server RSS before {r0} KiB, after {r1} KiB: {:.1} KiB/client total, {:.1} KiB/client marginal",
+                eprintln!("server RSS before {r0} KiB, after {r1} KiB");
+                // Total RSS per client, and the growth since before the logins per client.
+                rss_per_client = format!(
+                    "{:.1} / {:.1}",
                     r1 as f64 / online,
                     (r1 as f64 - r0 as f64) / online
                 );
@@ -390,6 +391,8 @@ async fn run(a: RunArgs) -> Result<(), Error> {
             let sent = Arc::new(AtomicU64::new(0));
             let chat_start = Instant::now();
             let send_until = chat_start + a.duration;
+            // Sending window + 2 s grace + 3 s for the streams to close.
+            let read_until = tokio::time::Instant::from_std(send_until + Duration::from_secs(5));
             let online = Arc::new(online);
             let mut readers = Vec::new();
             let mut writers = Vec::new();
@@ -404,7 +407,16 @@ async fn run(a: RunArgs) -> Result<(), Error> {
                 readers.push(tokio::spawn(async move {
                     let mut lat = Vec::new();
                     let mut buf = vec![0u8; 16 * 1024];
-                    while let Ok(ev) = next_event(&mut rd, &mut parser, &mut buf).await {
+                    // Stops at the stream's close, an error, or the deadline, keeping its samples either way.
+                    while let Ok(Ok(ev)) = tokio::time::timeout_at(
+                        read_until,
+                        next_event(&mut rd, &mut parser, &mut buf),
+                    )
+                    .await
+                    {
+                        if ev == StreamEvent::Close {
+                            break;
+                        }
                         if let StreamEvent::Stanza(Stanza::Message(el)) = ev
                             && let Some(body) = el.child("jabber:client", "body")
                             && let Ok(t) = body.text().parse::<u64>()
@@ -458,10 +470,7 @@ async fn run(a: RunArgs) -> Result<(), Error> {
             }
             let mut lat = Vec::new();
             for r in readers {
-                match tokio::time::timeout(Duration::from_secs(5), r).await {
-                    Ok(Ok(l)) => lat.extend(l),
-                    _ => eprintln!("a reader did not finish in time"),
-                }
+                lat.extend(r.await?);
             }
             drop(wrs);
             let sent_total = sent.load(Ordering::Relaxed);
@@ -496,7 +505,7 @@ async fn run(a: RunArgs) -> Result<(), Error> {
         "-".into()
     };
     println!(
-        "| workload | clients | target msg/s | logins/s | login errors | msgs/s delivered | p50 ms | p99 ms | server RSS/client KiB | server CPU s | tool CPU s | wall s |"
+        "| workload | clients | target msg/s | logins/s | login errors | msgs/s delivered | p50 ms | p99 ms | server RSS/client KiB (total / growth) | server CPU s | tool CPU s | wall s |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
@@ -506,7 +515,7 @@ async fn run(a: RunArgs) -> Result<(), Error> {
         fmt_opt(msgs_per_s, 0),
         fmt_opt(p50, 2),
         fmt_opt(p99, 2),
-        fmt_opt(rss_per_client, 1),
+        rss_per_client,
     );
     Ok(())
 }
