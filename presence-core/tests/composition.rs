@@ -110,14 +110,7 @@ fn meeting_and_out_of_office_from_the_calendar() {
 
 #[test]
 fn phone_state_set_while_offline_applies_at_sign_in() {
-    let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x", "bob@x"]);
-    let b = h.login("bob@x", "phone");
-    let a = h.login("alice@x", "pc");
-    h.input(Input::Subscription {
-        session: b,
-        to: j("alice@x"),
-        action: SubscriptionAction::Subscribe,
-    });
+    let (mut h, a, b) = setup();
     h.logout(a);
     h.input(Input::PhoneLine {
         user: j("alice@x"),

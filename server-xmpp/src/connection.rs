@@ -396,28 +396,32 @@ where
             },
             msg = rx.recv() => match msg {
                 Some(ToConn::Stanza(stanza)) => {
-                    let out = translate::to_client(stanza, &jid, domain, || {
-                        pushes += 1;
-                        format!("push{pushes}")
-                    });
-                    if let Some(o) = out {
-                        wire.queue(&o);
-                    }
-                    // Write everything already waiting in one go.
-                    while let Ok(ToConn::Stanza(stanza)) = rx.try_recv() {
-                        if let Some(o) = translate::to_client(stanza, &jid, domain, || { pushes += 1; format!("push{pushes}") }) {
+                    // Write everything already waiting in one go; a non-stanza message ends the batch and is
+                    // handled after the flush, never dropped.
+                    let mut next = Some(stanza);
+                    let mut after = None;
+                    while let Some(stanza) = next.take() {
+                        if let Some(o) = translate::to_client(stanza, &jid, domain, || {
+                            pushes += 1;
+                            format!("push{pushes}")
+                        }) {
                             wire.queue(&o);
+                        }
+                        match rx.try_recv() {
+                            Ok(ToConn::Stanza(s)) => next = Some(s),
+                            Ok(other) => after = Some(other),
+                            Err(_) => {}
                         }
                     }
                     if wire.flush_out().await.is_err() {
                         break Some(());
                     }
+                    if let Some(msg) = after {
+                        break ended_by_hub(&mut wire, domain, msg).await;
+                    }
                 }
-                Some(ToConn::Close(CloseReason::Conflict)) => {
-                    wire.fail(domain, "conflict", Some("replaced by a new session with the same resource")).await;
-                    break None;
-                }
-                Some(_) | None => {
+                Some(msg) => break ended_by_hub(&mut wire, domain, msg).await,
+                None => {
                     wire.fail(domain, "system-shutdown", None).await;
                     break Some(());
                 }
@@ -428,6 +432,30 @@ where
         let _ = shared
             .hub
             .send(HubMsg::Input(Input::CloseSession { session }));
+    }
+}
+
+/// Ends the stream for a hub message that is not a stanza. Returns `Some` when the engine must still be told the
+/// session is gone (it already knows after a conflict).
+async fn ended_by_hub<T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    domain: &str,
+    msg: ToConn,
+) -> Option<()> {
+    match msg {
+        ToConn::Close(CloseReason::Conflict) => {
+            wire.fail(
+                domain,
+                "conflict",
+                Some("replaced by a new session with the same resource"),
+            )
+            .await;
+            None
+        }
+        _ => {
+            wire.fail(domain, "system-shutdown", None).await;
+            Some(())
+        }
     }
 }
 
