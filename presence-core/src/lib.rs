@@ -31,7 +31,7 @@
 //! let store = MemoryStore::new();
 //! for user in ["alice@example.com", "bob@example.com"] {
 //!     let jid = BareJid::new(user).unwrap();
-//!     store.put_account(&Account { jid, credentials: vec![] }).unwrap();
+//!     store.put_account(&Account { jid, credentials: vec![], digest: vec![] }).unwrap();
 //! }
 //! let mut engine = Engine::new(EngineConfig::for_domain("example.com"));
 //! let now = Instant::now();
