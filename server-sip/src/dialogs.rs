@@ -106,7 +106,8 @@ impl Dialog {
         };
         h.push(HeaderName::Event, event);
         let left = self.expires.saturating_duration_since(now).as_secs();
-        let (sub_state, body) = match (end, &self.state) {
+        let state = self.state.clone();
+        let (sub_state, body) = match (end, &state) {
             (Some(reason), state) => (
                 format!("terminated;reason={}", reason.as_str()),
                 // A final document goes with a lapse so a fetch gets its answer; a refusal carries nothing.

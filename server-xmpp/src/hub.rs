@@ -240,8 +240,6 @@ fn drain<S: Store>(engine: &mut Engine, store: &S, dir: &mut Directory) {
                 watch_updates.push((watch, state));
             }
             Output::ContactsAdded { .. } => {}
-            // Watches are the SIP shell's; this hub never opens one.
-            Output::Watch { .. } => {}
         }
     }
     commit(store, &mut writes);

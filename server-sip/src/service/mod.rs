@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 use presence_core::store::Store;
-use presence_core::{BareJid, SessionId, WatchId, WatchState};
+use presence_core::{BareJid, SessionId, WatchId};
 use server_xmpp::hub::{HubHandle, HubMsg, ToConn};
-use sip_codec::transaction::{ClientNonInvite, ServerNonInvite, Timers, TransactionKey};
+use sip_codec::transaction::{ServerNonInvite, Timers, TransactionKey};
 use sip_codec::{Message, Request, Response};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;

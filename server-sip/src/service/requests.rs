@@ -9,7 +9,7 @@ use presence_core::{BareJid, Input, Jid, WatchId, WatchKind};
 use server_xmpp::hub::HubMsg;
 use sip_codec::header::{Contacts, HeaderName};
 use sip_codec::transaction::TransactionKey;
-use sip_codec::{Method, Request, Response, Uri};
+use sip_codec::{Method, Request, Uri};
 
 use super::{ExpiryBounds, Service, Timer};
 use crate::dialogs::Dialog;
@@ -265,7 +265,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             (Some(tag), _, true) => {
                 self.publications.remove(&tag);
                 resp.headers.push(HeaderName::Expires, "0");
-                resp.headers.push(HeaderName::SipEtag, tag);
+                resp.headers.push(HeaderName::SipETag, tag);
             }
             (None, _, true) => {
                 let resp = req.make_response(400, "Expires: 0 needs SIP-If-Match");
@@ -277,7 +277,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
             (Some(tag), None, false) => {
                 self.publications.refresh(&tag, new_tag.clone(), now + lifetime);
-                resp.headers.push(HeaderName::SipEtag, new_tag);
+                resp.headers.push(HeaderName::SipETag, new_tag);
                 resp.headers
                     .push(HeaderName::Expires, lifetime.as_secs().to_string());
                 self.arm(now + lifetime, Timer::Expiry);
@@ -286,7 +286,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 let presence = endpoint_from_pidf(&doc, 0);
                 self.publications
                     .put(old.as_deref(), new_tag.clone(), &user, presence, now + lifetime);
-                resp.headers.push(HeaderName::SipEtag, new_tag);
+                resp.headers.push(HeaderName::SipETag, new_tag);
                 resp.headers
                     .push(HeaderName::Expires, lifetime.as_secs().to_string());
                 self.arm(now + lifetime, Timer::Expiry);
