@@ -95,7 +95,10 @@ impl Dialog {
             Some(_) => entity.clone(),
             None => format!("sip:{domain}"),
         };
-        h.push(HeaderName::From, format!("<{from_uri}>;tag={}", self.local_tag));
+        h.push(
+            HeaderName::From,
+            format!("<{from_uri}>;tag={}", self.local_tag),
+        );
         h.push(HeaderName::To, self.remote.clone());
         h.push(HeaderName::CallId, self.call_id.clone());
         h.push(HeaderName::CSeq, format!("{} NOTIFY", self.cseq));
@@ -140,7 +143,9 @@ impl Dialog {
                 pidf_from_composed(entity, composed).to_xml(),
             ),
             WatchView::Watchers(list) => {
-                use sip_codec::winfo::{State, Status, Watcher, WatcherEvent, WatcherInfo, WatcherList};
+                use sip_codec::winfo::{
+                    State, Status, Watcher, WatcherEvent, WatcherInfo, WatcherList,
+                };
                 let doc = WatcherInfo {
                     version: self.winfo_version,
                     state: State::Full,

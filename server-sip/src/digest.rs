@@ -52,7 +52,8 @@ impl Authenticator {
     }
 
     fn mac(&self, issued: u64) -> [u8; 16] {
-        let mut m = hmac::Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        let mut m =
+            hmac::Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
         m.update(&issued.to_be_bytes());
         m.update(self.realm.as_bytes());
         let full = m.finalize().into_bytes();
@@ -69,10 +70,12 @@ impl Authenticator {
         hex(&raw)
     }
 
-    /// The `WWW-Authenticate` values to send: SHA-256 first, then MD5 (RFC 8760 §2.4 asks for preference order).
+    /// The `WWW-Authenticate` values to send: MD5, then SHA-256. RFC 8760 §2.4 would list the preferred SHA-256
+    /// first, but much of the installed base (sipp 3.6 among them) answers the first challenge whatever its
+    /// algorithm and gives up on SHA-256, while clients that know SHA-256 also know MD5; interop wins.
     pub fn challenges(&self, now: Instant, stale: bool) -> Vec<String> {
         let nonce = self.nonce(now);
-        [Algorithm::Sha256, Algorithm::Md5]
+        [Algorithm::Md5, Algorithm::Sha256]
             .into_iter()
             .map(|algorithm| {
                 DigestChallenge {
@@ -100,7 +103,12 @@ impl Authenticator {
         let issued = u64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
         let expected = self.mac(issued);
         // Constant-time comparison: the MAC is what keeps nonces unforgeable.
-        if expected.iter().zip(&raw[8..]).fold(0u8, |a, (x, y)| a | (x ^ y)) != 0 {
+        if expected
+            .iter()
+            .zip(&raw[8..])
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            != 0
+        {
             return NonceState::Foreign;
         }
         let age = now
@@ -167,13 +175,12 @@ enum NonceState {
     Fresh,
 }
 
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
         return None;
     }
     (0..s.len())
@@ -249,7 +256,10 @@ mod tests {
             Verdict::Challenge { stale: false }
         );
         let offered = a.challenges(now, false);
-        assert!(offered[0].contains("SHA-256") && offered[1].contains("MD5"), "{offered:?}");
+        assert!(
+            offered[0].contains("MD5") && offered[1].contains("SHA-256"),
+            "{offered:?}"
+        );
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct SipSettings {
     pub publication: ExpiryBounds,
     /// Subscription expiry bounds.
     pub subscription: ExpiryBounds,
+    /// Call-control peers whose unauthenticated PUBLISHes carry users' phone line and calendar state.
+    pub trusted_peers: Vec<std::net::IpAddr>,
 }
 
 impl SipSettings {
@@ -60,6 +62,7 @@ impl SipSettings {
             registration: ExpiryBounds::default(),
             publication: ExpiryBounds::default(),
             subscription: ExpiryBounds::default(),
+            trusted_peers: Vec::new(),
         }
     }
 }
@@ -91,25 +94,36 @@ pub struct SipServer<S> {
 impl<S: Store + Send + Sync + 'static> SipServer<S> {
     /// Opens the UDP socket and the TCP listener on the same address; `hub` is the engine shared with the XMPP
     /// shell.
-    pub async fn bind(settings: SipSettings, store: Arc<S>, hub: HubHandle) -> Result<Self, SipServeError> {
+    pub async fn bind(
+        settings: SipSettings,
+        store: Arc<S>,
+        hub: HubHandle,
+    ) -> Result<Self, SipServeError> {
         let addr = settings.bind;
-        let udp = UdpSocket::bind(addr).await.map_err(|source| SipServeError::Bind {
-            transport: "UDP",
-            addr,
-            source,
-        })?;
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| SipServeError::Bind {
+                transport: "UDP",
+                addr,
+                source,
+            })?;
         // With port 0 the OS picked the UDP port; TCP takes the same one.
         let addr = udp.local_addr().map_err(|source| SipServeError::Bind {
             transport: "UDP",
             addr,
             source,
         })?;
-        let tcp = TcpListener::bind(addr).await.map_err(|source| SipServeError::Bind {
-            transport: "TCP",
-            addr,
-            source,
-        })?;
-        let settings = SipSettings { bind: addr, ..settings };
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SipServeError::Bind {
+                transport: "TCP",
+                addr,
+                source,
+            })?;
+        let settings = SipSettings {
+            bind: addr,
+            ..settings
+        };
         Ok(SipServer {
             settings,
             store,

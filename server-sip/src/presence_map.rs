@@ -6,7 +6,9 @@
 //! the activity that explains it and the status text as `<note>`. Do-not-disturb is `closed` + `busy`: the user
 //! is reachable in principle but not willing to communicate, which is what `closed` means in RFC 3863 §4.1.4.
 
-use presence_core::compose::{Activities, Activity, Composed, EndpointPresence, PresenceState, Show};
+use presence_core::compose::{
+    Activities, Activity, Composed, EndpointPresence, PresenceState, Show,
+};
 use sip_codec::pidf::{self, Basic, Person, Presence, Tuple};
 
 /// The endpoint presence a published document describes, or `None` when it says the endpoint is closed.
@@ -20,9 +22,9 @@ pub fn endpoint_from_pidf(doc: &Presence, priority: i8) -> Option<EndpointPresen
         .flat_map(|p| p.activities.iter())
         .filter_map(|a| match a {
             pidf::Activity::OnThePhone => Some(Activity::OnThePhone),
-            pidf::Activity::Meeting | pidf::Activity::Appointment | pidf::Activity::Presentation => {
-                Some(Activity::Meeting)
-            }
+            pidf::Activity::Meeting
+            | pidf::Activity::Appointment
+            | pidf::Activity::Presentation => Some(Activity::Meeting),
             pidf::Activity::Busy => Some(Activity::Busy),
             pidf::Activity::Away => Some(Activity::Away),
             pidf::Activity::Vacation | pidf::Activity::Holiday => Some(Activity::Vacation),
@@ -51,6 +53,23 @@ pub fn endpoint_from_pidf(doc: &Presence, priority: i8) -> Option<EndpointPresen
         priority,
         activities,
     })
+}
+
+/// What a trusted call-control peer's document says about the user's line and calendar (DESIGN §7): an
+/// `on-the-phone` activity puts the line in a call; `meeting` books the calendar busy, `vacation` out of office.
+pub fn system_from_pidf(doc: &Presence) -> crate::publications::SystemState {
+    use presence_core::compose::CalendarState;
+    let has = |a: pidf::Activity| doc.person.iter().any(|p| p.activities.contains(&a));
+    crate::publications::SystemState {
+        on_the_phone: has(pidf::Activity::OnThePhone),
+        calendar: if has(pidf::Activity::Vacation) {
+            CalendarState::OutOfOffice
+        } else if has(pidf::Activity::Meeting) {
+            CalendarState::Busy
+        } else {
+            CalendarState::Free
+        },
+    }
 }
 
 /// The document a watcher of `entity` gets for its composed presence.
@@ -138,7 +157,11 @@ mod tests {
                 .iter()
                 .flat_map(|p| p.activities.iter().map(|a| a.element()))
                 .collect();
-            assert_eq!(acts, activity.into_iter().collect::<Vec<_>>(), "{state:?}: {xml}");
+            assert_eq!(
+                acts,
+                activity.into_iter().collect::<Vec<_>>(),
+                "{state:?}: {xml}"
+            );
             assert!(xml.contains("text"), "{xml}");
         }
     }

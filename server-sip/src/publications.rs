@@ -18,6 +18,17 @@ pub struct Publication {
     pub expires: Instant,
     /// Order of last modification, so the newest one speaks for the user's SIP endpoint.
     pub modified: u64,
+    /// Published by a trusted call-control peer: the user's line and calendar state, not an endpoint of theirs.
+    pub system: Option<SystemState>,
+}
+
+/// What a trusted call-control peer says about a user (DESIGN §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SystemState {
+    /// A line of the user is in a call.
+    pub on_the_phone: bool,
+    /// The calendar.
+    pub calendar: presence_core::compose::CalendarState,
 }
 
 /// Every live publication by entity tag.
@@ -41,6 +52,7 @@ impl Publications {
         new_tag: String,
         user: &BareJid,
         presence: Option<EndpointPresence>,
+        system: Option<SystemState>,
         expires: Instant,
     ) {
         if let Some(t) = old_tag {
@@ -54,6 +66,7 @@ impl Publications {
                 presence,
                 expires,
                 modified: self.clock,
+                system,
             },
         );
     }
@@ -71,12 +84,27 @@ impl Publications {
         self.by_tag.remove(tag)
     }
 
-    /// The newest publication of a user.
+    /// The newest endpoint publication of a user.
     pub fn current(&self, user: &BareJid) -> Option<&Publication> {
         self.by_tag
             .values()
-            .filter(|p| &p.user == user)
+            .filter(|p| &p.user == user && p.system.is_none())
             .max_by_key(|p| p.modified)
+    }
+
+    /// What the trusted peers say about a user, merged: on the phone if any line is; the newest calendar.
+    pub fn system(&self, user: &BareJid) -> SystemState {
+        let mut mine: Vec<(u64, SystemState)> = self
+            .by_tag
+            .values()
+            .filter(|p| &p.user == user)
+            .filter_map(|p| p.system.map(|s| (p.modified, s)))
+            .collect();
+        mine.sort_by_key(|(m, _)| *m);
+        SystemState {
+            on_the_phone: mine.iter().any(|(_, s)| s.on_the_phone),
+            calendar: mine.last().map(|(_, s)| s.calendar).unwrap_or_default(),
+        }
     }
 
     /// Drops publications that lapsed; returns their users.
@@ -109,8 +137,22 @@ mod tests {
         let alice = BareJid::new("alice@example.com").expect("valid");
         let bob = BareJid::new("bob@example.com").expect("valid");
         let mut p = Publications::default();
-        p.put(None, "t1".into(), &alice, None, now + Duration::from_secs(60));
-        p.put(None, "t2".into(), &alice, Some(EndpointPresence::default()), now + Duration::from_secs(30));
+        p.put(
+            None,
+            "t1".into(),
+            &alice,
+            None,
+            None,
+            now + Duration::from_secs(60),
+        );
+        p.put(
+            None,
+            "t2".into(),
+            &alice,
+            Some(EndpointPresence::default()),
+            None,
+            now + Duration::from_secs(30),
+        );
         assert!(p.current(&alice).expect("one").presence.is_some());
         assert!(p.get("t1", &bob).is_none(), "another user's tag is unknown");
         p.refresh("t1", "t3".into(), now + Duration::from_secs(90));

@@ -98,10 +98,18 @@ mod tests {
         let mut r = Registrar::default();
         let udp = Flow::Udp("127.0.0.1:5070".parse().expect("addr"));
         r.bind(&alice, "sip:a@1".into(), udp, now + Duration::from_secs(10));
-        r.bind(&alice, "sip:a@2".into(), Flow::Tcp(1), now + Duration::from_secs(20));
+        r.bind(
+            &alice,
+            "sip:a@2".into(),
+            Flow::Tcp(1),
+            now + Duration::from_secs(20),
+        );
         r.bind(&alice, "sip:a@1".into(), udp, now + Duration::from_secs(30));
         assert_eq!(r.bindings(&alice).len(), 2);
-        assert_eq!(r.expire(now + Duration::from_secs(25), None), vec![alice.clone()]);
+        assert_eq!(
+            r.expire(now + Duration::from_secs(25), None),
+            vec![alice.clone()]
+        );
         assert_eq!(r.bindings(&alice)[0].contact, "sip:a@1");
         assert_eq!(r.expire(now, Some(udp)), vec![alice.clone()]);
         assert!(!r.is_registered(&alice));

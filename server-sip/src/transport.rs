@@ -38,6 +38,8 @@ impl Flow {
 }
 
 /// What the sockets tell the service.
+// Nearly every event is a message; boxing it would add an allocation per datagram to spare rare open/close events.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Inbound {
     /// A message arrived, or bytes that are not one; `raw` is kept to answer a malformed request.
@@ -53,6 +55,8 @@ pub enum Inbound {
     Opened {
         /// Its number.
         conn: u64,
+        /// The peer's address (trusted peers are recognised by it).
+        peer: SocketAddr,
         /// Its writer.
         tx: mpsc::UnboundedSender<Vec<u8>>,
     },
@@ -95,10 +99,10 @@ pub async fn tcp_loop(listener: TcpListener, limits: Limits, tx: mpsc::Unbounded
     let mut next: u64 = 1;
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 let conn = next;
                 next += 1;
-                tokio::spawn(tcp_conn(stream, conn, limits, tx.clone()));
+                tokio::spawn(tcp_conn(stream, conn, peer, limits, tx.clone()));
             }
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }
@@ -108,11 +112,24 @@ pub async fn tcp_loop(listener: TcpListener, limits: Limits, tx: mpsc::Unbounded
 /// The most of a broken message kept to answer it (the headers a response needs come first).
 const RAW_KEEP: usize = 8 * 1024;
 
-async fn tcp_conn(stream: TcpStream, conn: u64, limits: Limits, tx: mpsc::UnboundedSender<Inbound>) {
+async fn tcp_conn(
+    stream: TcpStream,
+    conn: u64,
+    peer: SocketAddr,
+    limits: Limits,
+    tx: mpsc::UnboundedSender<Inbound>,
+) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    if tx.send(Inbound::Opened { conn, tx: out_tx }).is_err() {
+    if tx
+        .send(Inbound::Opened {
+            conn,
+            peer,
+            tx: out_tx,
+        })
+        .is_err()
+    {
         return;
     }
     let writer = tokio::spawn(async move {

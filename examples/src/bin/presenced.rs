@@ -110,12 +110,14 @@ fn serve(config: &Config) -> Result<ExitCode, Error> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    let sip_settings = server_sip::SipSettings::new(&config.domain, config.sip.bind);
+    let mut sip_settings = server_sip::SipSettings::new(&config.domain, config.sip.bind);
+    sip_settings.trusted_peers = config.sip.trusted_peers.clone();
     runtime.block_on(async {
         // One engine for both protocols (DESIGN §1): both shells feed the same hub.
         let engine = presence_core::Engine::new(settings.engine.clone()).with_offline_total(held);
         let hub = server_xmpp::hub::spawn(engine, store.clone()).map_err(Error::Runtime)?;
-        let xmpp = server_xmpp::XmppServer::bind_with_hub(settings, store.clone(), hub.clone()).await?;
+        let xmpp =
+            server_xmpp::XmppServer::bind_with_hub(settings, store.clone(), hub.clone()).await?;
         let sip = server_sip::SipServer::bind(sip_settings, store, hub).await?;
         let addr = xmpp.local_addr().map_err(Error::Runtime)?;
         eprintln!(

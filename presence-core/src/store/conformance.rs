@@ -8,8 +8,8 @@
 //! opened on the same data.
 
 use super::{
-    Account, DigestHash, DigestSecret, ScramCredentials, ScramHash, Store, StoreWrite, StoredMessage,
-    UserRecord,
+    Account, DigestHash, DigestSecret, ScramCredentials, ScramHash, Store, StoreWrite,
+    StoredMessage, UserRecord,
 };
 use crate::jid::{BareJid, Jid};
 use crate::message::{Message, MessageKind};

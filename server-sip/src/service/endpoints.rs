@@ -34,7 +34,7 @@ pub(super) struct Endpoint {
 /// Something held until the endpoint's session is bound.
 #[derive(Debug)]
 enum Queued {
-    Input(Input),
+    Input(Box<Input>),
     /// A flush for the MESSAGE with this token.
     Flush(u64),
 }
@@ -114,7 +114,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         if e.bound {
             let _ = self.hub.send(HubMsg::Input(input));
         } else {
-            e.queued.push(Queued::Input(input));
+            e.queued.push(Queued::Input(Box::new(input)));
         }
     }
 
@@ -154,7 +154,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             let _ = self.hub.send(HubMsg::Input(input));
             let _ = self.hub.send(HubMsg::Flush { session, token });
         } else {
-            e.queued.push(Queued::Input(input));
+            e.queued.push(Queued::Input(Box::new(input)));
             e.queued.push(Queued::Flush(token));
         }
         let _ = now;
@@ -174,7 +174,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 for queued in std::mem::take(&mut e.queued) {
                     let msg = match queued {
                         Queued::Flush(token) => HubMsg::Flush { session, token },
-                        Queued::Input(input) => HubMsg::Input(input),
+                        Queued::Input(input) => HubMsg::Input(*input),
                     };
                     let _ = self.hub.send(msg);
                 }
@@ -186,7 +186,11 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                     self.by_session.remove(&e.session);
                     for queued in e.queued {
                         if let Queued::Flush(token) = queued {
-                            self.finish_message(now, token, Some("The sender's session could not be opened"));
+                            self.finish_message(
+                                now,
+                                token,
+                                Some("The sender's session could not be opened"),
+                            );
                         }
                     }
                 }
@@ -231,7 +235,11 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                         .values_mut()
                         .find(|p| p.id.as_deref() == Some(id.as_str()))
                 {
-                    p.error = Some(e.text.clone().unwrap_or_else(|| "Temporarily Unavailable".into()));
+                    p.error = Some(
+                        e.text
+                            .clone()
+                            .unwrap_or_else(|| "Temporarily Unavailable".into()),
+                    );
                 }
             }
             // SIP watchers get presence through their subscriptions; subscription requests to a SIP user are
@@ -260,7 +268,10 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         let h = &mut req.headers;
         h.push(HeaderName::From, format!("<sip:{from}>;tag={tag}"));
         h.push(HeaderName::To, format!("<sip:{to}>"));
-        h.push(HeaderName::CallId, format!("{tag}@{}", self.settings.domain));
+        h.push(
+            HeaderName::CallId,
+            format!("{tag}@{}", self.settings.domain),
+        );
         h.push(HeaderName::CSeq, "1 MESSAGE");
         h.push(HeaderName::ContentType, "text/plain;charset=UTF-8");
         req.body = body.as_bytes().to_vec();
@@ -286,7 +297,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         match (ended, fetch) {
             (Some(reason), _) => {
                 self.send_notify(now, watch, Some(reason));
-                self.dialogs.remove(&watch).map(|d| self.dialog_keys.remove(&(d.call_id, d.local_tag)));
+                self.dialogs
+                    .remove(&watch)
+                    .map(|d| self.dialog_keys.remove(&(d.call_id, d.local_tag)));
             }
             (None, true) => {
                 self.send_notify(now, watch, Some(crate::dialogs::EndReason::Timeout));
@@ -294,6 +307,25 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
             (None, false) => self.send_notify(now, watch, None),
         }
+    }
+
+    /// Tells the engine the user's phone line and calendar as the trusted peers publish them.
+    pub(super) fn apply_system(&mut self, user: &BareJid) {
+        let system = self.publications.system(user);
+        let state = if system.on_the_phone {
+            presence_core::compose::LineState::OnThePhone
+        } else {
+            presence_core::compose::LineState::Idle
+        };
+        let _ = self.hub.send(HubMsg::Input(Input::PhoneLine {
+            user: user.clone(),
+            line: "trunk".into(),
+            state,
+        }));
+        let _ = self.hub.send(HubMsg::Input(Input::Calendar {
+            user: user.clone(),
+            state: system.calendar,
+        }));
     }
 
     /// Answers a MESSAGE whose outcome is known.

@@ -48,6 +48,7 @@ pub struct Service<S> {
     auth: Authenticator,
     udp: Arc<UdpSocket>,
     tcp: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>,
+    tcp_peers: HashMap<u64, std::net::SocketAddr>,
     timers: Timers,
     server_txs: HashMap<TransactionKey, (ServerNonInvite, Flow)>,
     client_txs: HashMap<String, ClientTx>,
@@ -93,6 +94,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             auth,
             udp,
             tcp: HashMap::new(),
+            tcp_peers: HashMap::new(),
             timers: Timers::default(),
             server_txs: HashMap::new(),
             client_txs: HashMap::new(),
@@ -132,11 +134,13 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
 
     fn inbound(&mut self, now: Instant, ev: Inbound) {
         match ev {
-            Inbound::Opened { conn, tx } => {
+            Inbound::Opened { conn, peer, tx } => {
                 self.tcp.insert(conn, tx);
+                self.tcp_peers.insert(conn, peer);
             }
             Inbound::Closed { conn } => {
                 self.tcp.remove(&conn);
+                self.tcp_peers.remove(&conn);
                 self.flow_closed(now, Flow::Tcp(conn));
             }
             Inbound::Message {
@@ -154,7 +158,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 raw,
             } => {
                 // RFC 3261 §16.3/§18: a request we cannot parse still gets an answer when its headers allow one.
-                if let Some(bytes) = requests::fallback_response(&raw, e.status_code(), e.reason_phrase()) {
+                if let Some(bytes) =
+                    requests::fallback_response(&raw, e.status_code(), e.reason_phrase())
+                {
                     self.transmit(flow, bytes);
                 }
                 if let Flow::Tcp(conn) = flow {
@@ -168,14 +174,13 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     /// Sends bytes over a flow; a gone TCP connection is reported as a closed flow.
     fn transmit(&mut self, flow: Flow, bytes: Vec<u8>) -> bool {
         match flow {
-            Flow::Udp(addr) => self.udp.try_send_to(&bytes, addr).is_ok() || {
-                // A full socket buffer is rare on loopback; a blocking send would stall every other peer.
-                false
-            },
-            Flow::Tcp(conn) => self
-                .tcp
-                .get(&conn)
-                .is_some_and(|tx| tx.send(bytes).is_ok()),
+            Flow::Udp(addr) => {
+                self.udp.try_send_to(&bytes, addr).is_ok() || {
+                    // A full socket buffer is rare on loopback; a blocking send would stall every other peer.
+                    false
+                }
+            }
+            Flow::Tcp(conn) => self.tcp.get(&conn).is_some_and(|tx| tx.send(bytes).is_ok()),
         }
     }
 
@@ -261,6 +266,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         changed.extend(self.publications.expire(now));
         for user in changed {
             self.update_endpoint(now, &user);
+            self.apply_system(&user);
         }
     }
 

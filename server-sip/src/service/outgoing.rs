@@ -44,8 +44,16 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
 
     /// A Via for a new request of ours over `flow`.
     pub(super) fn via(&mut self, flow: Flow) -> String {
-        let branch = format!("z9hG4bK{:x}{:08x}", self.id(), u32::from_be_bytes(server_xmpp::random_bytes::<4>()));
-        format!("SIP/2.0/{} {};branch={branch};rport", flow.transport(), self.advertised())
+        let branch = format!(
+            "z9hG4bK{:x}{:08x}",
+            self.id(),
+            u32::from_be_bytes(server_xmpp::random_bytes::<4>())
+        );
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            flow.transport(),
+            self.advertised()
+        )
     }
 
     /// Our Contact URI.
@@ -54,7 +62,13 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     /// Starts a client transaction for `req` over `flow`.
-    pub(super) fn start_client(&mut self, now: Instant, req: Request, flow: Flow, notify_for: Option<WatchId>) {
+    pub(super) fn start_client(
+        &mut self,
+        now: Instant,
+        req: Request,
+        flow: Flow,
+        notify_for: Option<WatchId>,
+    ) {
         let Some(key) = TransactionKey::for_outgoing(&req) else {
             return;
         };
@@ -82,7 +96,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         while let Some(out) = c.tx.poll_output() {
             match out {
                 Output::Transmit(b) => sends.push(b),
-                Output::Event(Event::Response(r)) if r.status >= 200 => outcome = Some(Ok(r.status)),
+                Output::Event(Event::Response(r)) if r.status >= 200 => {
+                    outcome = Some(Ok(r.status))
+                }
                 Output::Event(Event::Response(_)) => {}
                 Output::Event(Event::Timeout | Event::TransportError) => outcome = Some(Err(())),
                 Output::Event(Event::Terminated) => done = true,

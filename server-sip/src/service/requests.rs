@@ -14,8 +14,16 @@ use sip_codec::{Method, Request, Uri};
 use super::{ExpiryBounds, Service, Timer};
 use crate::dialogs::Dialog;
 use crate::digest::Verdict;
-use crate::presence_map::endpoint_from_pidf;
+use crate::presence_map::{endpoint_from_pidf, system_from_pidf};
 use crate::transport::Flow;
+
+/// Who is publishing.
+enum Publisher {
+    /// An authenticated user, for themself.
+    User(BareJid),
+    /// A trusted call-control peer, for the user in the Request-URI.
+    Trusted,
+}
 
 /// What we implement, for Allow headers.
 pub(super) const ALLOW: &str = "REGISTER, PUBLISH, SUBSCRIBE, NOTIFY, MESSAGE, OPTIONS";
@@ -50,13 +58,19 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 );
                 self.respond(now, &req, flow, resp)
             }
+            // A call-control peer on the trust list publishes for any user without credentials (DESIGN §7).
+            Method::Publish
+                if req.headers.get(&HeaderName::Authorization).is_none() && self.trusted(flow) =>
+            {
+                self.publish(now, req, flow, Publisher::Trusted)
+            }
             Method::Register | Method::Publish | Method::Subscribe | Method::Message => {
                 let Some(user) = self.authenticate(now, &req, flow) else {
                     return;
                 };
                 match req.method {
                     Method::Register => self.register(now, req, flow, user),
-                    Method::Publish => self.publish(now, req, flow, user),
+                    Method::Publish => self.publish(now, req, flow, Publisher::User(user)),
                     Method::Subscribe => self.subscribe(now, req, flow, user),
                     _ => self.message(now, req, flow, user),
                 }
@@ -130,7 +144,11 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
 
     /// The request's To with a tag of ours added when it has none (a final response must carry one).
     fn tagged_to(&mut self, req: &Request) -> String {
-        let to = req.headers.get(&HeaderName::To).unwrap_or_default().to_owned();
+        let to = req
+            .headers
+            .get(&HeaderName::To)
+            .unwrap_or_default()
+            .to_owned();
         match req.headers.to() {
             Ok(Some(t)) if t.tag().is_none() => format!("{to};tag={}", self.tag()),
             _ => to,
@@ -138,7 +156,11 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     pub(super) fn tag(&mut self) -> String {
-        format!("{:x}{:08x}", self.id(), u32::from_be_bytes(server_xmpp::random_bytes::<4>()))
+        format!(
+            "{:x}{:08x}",
+            self.id(),
+            u32::from_be_bytes(server_xmpp::random_bytes::<4>())
+        )
     }
 
     /// The expiry a request asks for within `bounds`; `Err` carries the 423 response to send.
@@ -159,7 +181,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     fn register(&mut self, now: Instant, req: Request, flow: Flow, user: BareJid) {
-        let to = req.headers.to().ok().flatten().and_then(|t| self.aor(&t.uri));
+        let to = req
+            .headers
+            .to()
+            .ok()
+            .flatten()
+            .and_then(|t| self.aor(&t.uri));
         if to.as_ref() != Some(&user) {
             let resp = req.make_response(403, "Cannot register another user's address");
             return self.respond(now, &req, flow, resp);
@@ -199,14 +226,16 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         resp.headers.set(HeaderName::To, self.tagged_to(&req));
         for b in self.registrar.bindings(&user) {
             let left = b.expires.saturating_duration_since(now).as_secs();
-            resp.headers
-                .push(HeaderName::Contact, format!("<{}>;expires={left}", b.contact));
+            resp.headers.push(
+                HeaderName::Contact,
+                format!("<{}>;expires={left}", b.contact),
+            );
         }
         self.respond(now, &req, flow, resp);
         self.update_endpoint(now, &user);
     }
 
-    fn publish(&mut self, now: Instant, req: Request, flow: Flow, user: BareJid) {
+    fn publish(&mut self, now: Instant, req: Request, flow: Flow, publisher: Publisher) {
         match req.headers.event() {
             Ok(Some(e)) if e.package.eq_ignore_ascii_case("presence") => {}
             Ok(_) => {
@@ -219,10 +248,22 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 return self.respond(now, &req, flow, resp);
             }
         }
-        if self.aor(&req.uri).as_ref() != Some(&user) {
-            let resp = req.make_response(403, "Cannot publish another user's presence");
+        let Some(user) = self.aor(&req.uri) else {
+            let resp = req.make_response(404, "Not Found");
             return self.respond(now, &req, flow, resp);
+        };
+        match &publisher {
+            Publisher::User(me) if *me != user => {
+                let resp = req.make_response(403, "Cannot publish another user's presence");
+                return self.respond(now, &req, flow, resp);
+            }
+            Publisher::Trusted if !matches!(self.store.account(&user), Ok(Some(_))) => {
+                let resp = req.make_response(404, "Not Found");
+                return self.respond(now, &req, flow, resp);
+            }
+            _ => {}
         }
+        let trusted = matches!(publisher, Publisher::Trusted);
         let bounds = self.settings.publication;
         let Ok(lifetime) = self.expiry(req.headers.expires().ok().flatten(), bounds) else {
             return self.too_brief(now, &req, flow, bounds);
@@ -247,7 +288,8 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 Ok(Some(t)) if t.is("application", "pidf+xml") => {}
                 _ => {
                     let mut resp = req.make_response(415, "Unsupported Media Type");
-                    resp.headers.push(HeaderName::Accept, "application/pidf+xml");
+                    resp.headers
+                        .push(HeaderName::Accept, "application/pidf+xml");
                     return self.respond(now, &req, flow, resp);
                 }
             }
@@ -259,7 +301,10 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 }
             }
         };
-        let new_tag = format!("{:016x}", u64::from_be_bytes(server_xmpp::random_bytes::<8>()));
+        let new_tag = format!(
+            "{:016x}",
+            u64::from_be_bytes(server_xmpp::random_bytes::<8>())
+        );
         let mut resp = req.make_response(200, "OK");
         match (if_match, document, lifetime.is_zero()) {
             (Some(tag), _, true) => {
@@ -276,16 +321,27 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 return self.respond(now, &req, flow, resp);
             }
             (Some(tag), None, false) => {
-                self.publications.refresh(&tag, new_tag.clone(), now + lifetime);
+                self.publications
+                    .refresh(&tag, new_tag.clone(), now + lifetime);
                 resp.headers.push(HeaderName::SipETag, new_tag);
                 resp.headers
                     .push(HeaderName::Expires, lifetime.as_secs().to_string());
                 self.arm(now + lifetime, Timer::Expiry);
             }
             (old, Some(doc), false) => {
-                let presence = endpoint_from_pidf(&doc, 0);
-                self.publications
-                    .put(old.as_deref(), new_tag.clone(), &user, presence, now + lifetime);
+                let (presence, system) = if trusted {
+                    (None, Some(system_from_pidf(&doc)))
+                } else {
+                    (endpoint_from_pidf(&doc, 0), None)
+                };
+                self.publications.put(
+                    old.as_deref(),
+                    new_tag.clone(),
+                    &user,
+                    presence,
+                    system,
+                    now + lifetime,
+                );
                 resp.headers.push(HeaderName::SipETag, new_tag);
                 resp.headers
                     .push(HeaderName::Expires, lifetime.as_secs().to_string());
@@ -294,6 +350,16 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         }
         self.respond(now, &req, flow, resp);
         self.update_endpoint(now, &user);
+        self.apply_system(&user);
+    }
+
+    /// Whether a flow comes from a trusted call-control peer.
+    fn trusted(&self, flow: Flow) -> bool {
+        let peer = match flow {
+            Flow::Udp(a) => Some(a),
+            Flow::Tcp(c) => self.tcp_peers.get(&c).copied(),
+        };
+        peer.is_some_and(|a| self.settings.trusted_peers.contains(&a.ip()))
     }
 
     fn subscribe(&mut self, now: Instant, req: Request, flow: Flow, user: BareJid) {
@@ -314,7 +380,13 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         let Ok(lifetime) = self.expiry(req.headers.expires().ok().flatten(), bounds) else {
             return self.too_brief(now, &req, flow, bounds);
         };
-        let call_id = req.headers.call_id().ok().flatten().unwrap_or_default().to_owned();
+        let call_id = req
+            .headers
+            .call_id()
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .to_owned();
         let to_tag = req
             .headers
             .to()
@@ -341,7 +413,11 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         };
         let watch = WatchId(self.id());
         let local_tag = self.tag();
-        let remote = req.headers.get(&HeaderName::From).unwrap_or_default().to_owned();
+        let remote = req
+            .headers
+            .get(&HeaderName::From)
+            .unwrap_or_default()
+            .to_owned();
         let event_id = req
             .headers
             .event()
@@ -371,8 +447,13 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             self.arm(now + lifetime, Timer::Dialog(watch));
         }
         let mut resp = req.make_response(200, "OK");
-        let to = req.headers.get(&HeaderName::To).unwrap_or_default().to_owned();
-        resp.headers.set(HeaderName::To, format!("{to};tag={local_tag}"));
+        let to = req
+            .headers
+            .get(&HeaderName::To)
+            .unwrap_or_default()
+            .to_owned();
+        resp.headers
+            .set(HeaderName::To, format!("{to};tag={local_tag}"));
         resp.headers
             .push(HeaderName::Expires, lifetime.as_secs().to_string());
         resp.headers
@@ -494,7 +575,11 @@ pub(super) fn fallback_response(raw: &[u8], status: u16, reason: &str) -> Option
         let name = HeaderName::parse(name.trim());
         if matches!(
             name,
-            HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq
+            HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
         ) {
             has_via |= name == HeaderName::Via;
             kept.push(format!("{}: {}\r\n", name.as_str(), value.trim()));
@@ -523,7 +608,10 @@ mod tests {
         let out = String::from_utf8(fallback_response(raw, 400, "Bad CSeq").expect("answered"))
             .expect("utf8");
         assert!(out.starts_with("SIP/2.0 400 Bad CSeq\r\n"), "{out}");
-        assert!(out.contains("Via: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\n"), "{out}");
+        assert!(
+            out.contains("Via: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\n"),
+            "{out}"
+        );
         assert!(out.contains("Call-ID: a\r\n"), "{out}");
     }
 
