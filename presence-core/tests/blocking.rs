@@ -90,7 +90,7 @@ fn block_hides_presence_refuses_messages_and_unblock_restores_presence() {
     assert!(errors(&seen).is_empty(), "polite blocking: never an error");
     assert_eq!(
         h.store.policy(&j("alice@x")).unwrap().unwrap().block,
-        [bob.clone()]
+        vec![bob.clone()]
     );
 
     // Alice's presence changes no longer reach Bob; his messages bounce with service-unavailable.
@@ -100,7 +100,7 @@ fn block_hides_presence_refuses_messages_and_unblock_restores_presence() {
     assert_eq!(errors(&h.take(b)), [ErrorCondition::ServiceUnavailable]);
     assert!(bodies(&h.take(a)).is_empty());
 
-    assert_eq!(block_list(&mut h, a), [bob.clone()]);
+    assert_eq!(block_list(&mut h, a), vec![bob.clone()]);
 
     unblock(&mut h, a, "2", vec![bob]);
     assert!(h.take(a).contains(&Stanza::Done(req("2"))));
