@@ -21,6 +21,8 @@ pub struct Session {
     pub presence: Option<EndpointPresence>,
     /// Whether the session asked for the roster and so receives roster pushes (RFC 6121 §2.1.6).
     pub interested: bool,
+    /// Whether the session asked for the block list and so receives block list pushes (XEP-0191 §3.3).
+    pub blocklist_interested: bool,
     /// Addresses that got directed presence from this session and must hear when it goes away (RFC 6121 §4.6).
     pub directed: HashSet<Jid>,
     /// What watchers were last told about this session, to broadcast only real changes.
@@ -35,6 +37,7 @@ impl Session {
             jid,
             presence: None,
             interested: false,
+            blocklist_interested: false,
             directed: HashSet::new(),
             last_broadcast: None,
         }

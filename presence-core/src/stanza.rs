@@ -4,6 +4,7 @@
 use crate::compose::{PresenceState, Show};
 use crate::jid::{BareJid, Jid};
 use crate::message::Message;
+use crate::policy::PolicyEntry;
 use crate::roster::{RosterChange, RosterItem, SubscriptionAction};
 use crate::time::Timestamp;
 
@@ -92,6 +93,17 @@ pub struct StanzaError {
     pub text: Option<String>,
 }
 
+/// A change of the block list, pushed to the user's sessions that asked for it (XEP-0191 §3.3, §3.4).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BlockChange {
+    /// These entries were blocked.
+    Blocked(Vec<PolicyEntry>),
+    /// These entries were unblocked.
+    Unblocked(Vec<PolicyEntry>),
+    /// The whole block list was emptied.
+    UnblockedAll,
+}
+
 /// Something the engine delivers to a session or hands to the router.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Stanza {
@@ -140,6 +152,15 @@ pub enum Stanza {
         /// The roster version after it.
         version: u64,
     },
+    /// The answer to a block list request: the user's block list entries (XEP-0191 §3.2).
+    BlockList {
+        /// The request.
+        request: RequestId,
+        /// Every blocked address or domain, in list order.
+        items: Vec<PolicyEntry>,
+    },
+    /// A change of the block list, pushed to sessions that asked for the block list.
+    BlockPush(BlockChange),
     /// A successful answer to a request with nothing to return.
     Done(RequestId),
     /// An error answer.

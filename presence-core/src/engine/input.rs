@@ -3,7 +3,7 @@
 use crate::compose::{CalendarState, EndpointPresence, LineState, ManualStatus};
 use crate::jid::{BareJid, Jid};
 use crate::message::Message;
-use crate::policy::UserPolicy;
+use crate::policy::{PolicyEntry, UserPolicy};
 use crate::roster::{ItemDetails, SubscriptionAction};
 use crate::session::SessionId;
 use crate::stanza::{RequestId, Stanza};
@@ -97,6 +97,32 @@ pub enum Input {
         user: BareJid,
         /// The new policy.
         policy: UserPolicy,
+    },
+    /// A session asks for its user's block list (XEP-0191 §3.2); answered with `Stanza::BlockList`.
+    BlockListGet {
+        /// The requesting session.
+        session: SessionId,
+        /// The request id.
+        request: RequestId,
+    },
+    /// A session adds entries to its user's block list (XEP-0191 §3.3). Only the block list changes: the allow
+    /// list, which can still override a less specific block entry, and every other setting stay as they are.
+    Block {
+        /// The requesting session.
+        session: SessionId,
+        /// The request id.
+        request: RequestId,
+        /// What to block; empty is a `bad-request`.
+        items: Vec<PolicyEntry>,
+    },
+    /// A session removes entries from its user's block list (XEP-0191 §3.4).
+    Unblock {
+        /// The requesting session.
+        session: SessionId,
+        /// The request id.
+        request: RequestId,
+        /// What to unblock; empty unblocks everything.
+        items: Vec<PolicyEntry>,
     },
     /// Sets or clears the user's one manual status.
     SetManualStatus {

@@ -4,6 +4,7 @@
 //! else runs at once. Work for one user never overtakes earlier work for the same user, so the order clients see
 //! is the order the shell handed things in.
 
+mod blocking;
 mod input;
 mod messaging;
 mod output;
@@ -322,6 +323,17 @@ impl Engine {
             }
             Input::Unwatch { watch } => self.forget_watch(watch),
             Input::SetPolicy { user, policy } => self.set_policy(&user, policy),
+            Input::BlockListGet { session, request } => self.block_list_get(session, request),
+            Input::Block {
+                session,
+                request,
+                items,
+            } => self.block(session, request, items),
+            Input::Unblock {
+                session,
+                request,
+                items,
+            } => self.unblock(session, request, items),
             Input::SetManualStatus { user, status } => {
                 // A manual status only lives while the user is signed in somewhere (DESIGN §2).
                 if self

@@ -149,7 +149,7 @@ impl Engine {
         self.evict_if_idle(user);
     }
 
-    fn request_error(
+    pub(super) fn request_error(
         &mut self,
         id: SessionId,
         user: &BareJid,

@@ -2,6 +2,7 @@
 
 use presence_core::compose::{EndpointPresence, Show};
 use presence_core::message::{Message, MessageKind};
+use presence_core::policy::PolicyEntry;
 use presence_core::roster::{ItemDetails, SubscriptionAction};
 use presence_core::stanza::{ErrorCondition, RequestId};
 use presence_core::time::Timestamp;
@@ -24,6 +25,8 @@ pub const NS_VERSION: &str = "jabber:iq:version";
 pub const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 /// XEP-0203.
 pub const NS_DELAY: &str = "urn:xmpp:delay";
+/// XEP-0191.
+pub const NS_BLOCKING: &str = "urn:xmpp:blocking";
 
 /// Features the server advertises in disco#info.
 const SERVER_FEATURES: &[&str] = &[
@@ -34,6 +37,7 @@ const SERVER_FEATURES: &[&str] = &[
     NS_ROSTER,
     "msgoffline",
     NS_DELAY,
+    NS_BLOCKING,
 ];
 
 /// What a client's stanza turns into.
@@ -284,6 +288,18 @@ fn iq(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
                 _ => roster_set(stanza, payload, me, request),
             }
         }
+        (NS_BLOCKING, name, t)
+            if for_server && to.as_ref().is_none_or(|t| t.bare() == me.jid.bare()) =>
+        {
+            match (name, t) {
+                ("blocklist", IqType::Get) => FromClient::Engine(Input::BlockListGet {
+                    session: me.session,
+                    request,
+                }),
+                ("block" | "unblock", IqType::Set) => block_set(stanza, payload, me, request),
+                _ => reply_error(stanza, me, ErrorCondition::BadRequest, None),
+            }
+        }
         (NS_DISCO_INFO, "query", IqType::Get)
             if for_server && to.as_ref().is_none_or(|t| t.bare().as_str() == me.domain) =>
         {
@@ -367,5 +383,58 @@ fn roster_set(stanza: &Stanza, query: &Element, me: &Me<'_>, request: RequestId)
         request,
         jid,
         details,
+    })
+}
+
+/// A `<block/>` or `<unblock/>` set (XEP-0191 §3.3, §3.4).
+fn block_set(stanza: &Stanza, command: &Element, me: &Me<'_>, request: RequestId) -> FromClient {
+    let mut items = Vec::new();
+    for item in command.elements().filter(|e| e.is(NS_BLOCKING, "item")) {
+        let entry = match item.attr("jid").map(Jid::new) {
+            Some(Ok(Jid::Bare(b))) if b.local().is_none() => {
+                PolicyEntry::Domain(b.domain().to_owned())
+            }
+            Some(Ok(Jid::Bare(b))) => PolicyEntry::Jid(b),
+            // The policy lists hold addresses and domains only (DESIGN §3); widening a resource to the whole
+            // account would block more than the user asked for.
+            Some(Ok(Jid::Full(_))) => {
+                return reply_error(
+                    stanza,
+                    me,
+                    ErrorCondition::BadRequest,
+                    Some("only bare JIDs and domains can be blocked"),
+                );
+            }
+            _ => {
+                return reply_error(
+                    stanza,
+                    me,
+                    ErrorCondition::BadRequest,
+                    Some("an item's 'jid' is missing or not a valid JID"),
+                );
+            }
+        };
+        items.push(entry);
+    }
+    if command.name == "unblock" {
+        // An unblock with no items unblocks everything (XEP-0191 §3.4).
+        return FromClient::Engine(Input::Unblock {
+            session: me.session,
+            request,
+            items,
+        });
+    }
+    if items.is_empty() {
+        return reply_error(
+            stanza,
+            me,
+            ErrorCondition::BadRequest,
+            Some("a block carries at least one item"),
+        );
+    }
+    FromClient::Engine(Input::Block {
+        session: me.session,
+        request,
+        items,
     })
 }

@@ -5,9 +5,10 @@ mod stamp;
 
 use presence_core::compose::Show;
 use presence_core::message::MessageKind;
+use presence_core::policy::PolicyEntry;
 use presence_core::roster::{RosterChange, RosterItem};
 use presence_core::stanza::{
-    ErrorAbout, ErrorCondition, PresenceKind, Stanza as CoreStanza, StanzaError,
+    BlockChange, ErrorAbout, ErrorCondition, PresenceKind, Stanza as CoreStanza, StanzaError,
 };
 use presence_core::{FullJid, Jid};
 use xmpp_codec::{Element, ns};
@@ -113,6 +114,19 @@ fn roster_item(item: &RosterItem) -> Element {
     }
     for g in &item.details.groups {
         el = el.with_child(Element::new(inbound::NS_ROSTER, "group").with_text(g));
+    }
+    el
+}
+
+/// A XEP-0191 element (`blocklist`, `block`, `unblock`) listing `entries`.
+fn block_items(name: &str, entries: &[PolicyEntry]) -> Element {
+    let mut el = Element::new(inbound::NS_BLOCKING, name);
+    for e in entries {
+        let jid = match e {
+            PolicyEntry::Jid(j) => j.as_str(),
+            PolicyEntry::Domain(d) => d.as_str(),
+        };
+        el = el.with_child(Element::new(inbound::NS_BLOCKING, "item").with_attr("jid", jid));
     }
     el
 }
@@ -236,6 +250,25 @@ pub fn to_client(
                 .with_attr("id", push_id())
                 .with_attr("to", &me_s)
                 .with_child(Element::new(inbound::NS_ROSTER, "query").with_child(item))
+                .into()
+        }
+        CoreStanza::BlockList { request, items } => Element::new(ns::CLIENT, "iq")
+            .with_attr("type", "result")
+            .with_attr("id", request.0)
+            .with_attr("to", &me_s)
+            .with_child(block_items("blocklist", &items))
+            .into(),
+        CoreStanza::BlockPush(change) => {
+            let command = match &change {
+                BlockChange::Blocked(items) => block_items("block", items),
+                BlockChange::Unblocked(items) => block_items("unblock", items),
+                BlockChange::UnblockedAll => block_items("unblock", &[]),
+            };
+            Element::new(ns::CLIENT, "iq")
+                .with_attr("type", "set")
+                .with_attr("id", push_id())
+                .with_attr("to", &me_s)
+                .with_child(command)
                 .into()
         }
         CoreStanza::Done(request) => Element::new(ns::CLIENT, "iq")
