@@ -35,6 +35,8 @@ pub struct SystemState {
 #[derive(Debug, Default)]
 pub struct Publications {
     by_tag: HashMap<String, Publication>,
+    /// Each user's tags, so per-user questions do not scan every publication.
+    by_user: HashMap<BareJid, Vec<String>>,
     clock: u64,
 }
 
@@ -56,9 +58,13 @@ impl Publications {
         expires: Instant,
     ) {
         if let Some(t) = old_tag {
-            self.by_tag.remove(t);
+            self.remove(t);
         }
         self.clock += 1;
+        self.by_user
+            .entry(user.clone())
+            .or_default()
+            .push(new_tag.clone());
         self.by_tag.insert(
             new_tag,
             Publication {
@@ -75,29 +81,45 @@ impl Publications {
     pub fn refresh(&mut self, old_tag: &str, new_tag: String, expires: Instant) {
         if let Some(mut p) = self.by_tag.remove(old_tag) {
             p.expires = expires;
+            if let Some(tags) = self.by_user.get_mut(&p.user) {
+                tags.retain(|t| t != old_tag);
+                tags.push(new_tag.clone());
+            }
             self.by_tag.insert(new_tag, p);
         }
     }
 
     /// Removes a publication.
     pub fn remove(&mut self, tag: &str) -> Option<Publication> {
-        self.by_tag.remove(tag)
+        let p = self.by_tag.remove(tag)?;
+        if let Some(tags) = self.by_user.get_mut(&p.user) {
+            tags.retain(|t| t != tag);
+            if tags.is_empty() {
+                self.by_user.remove(&p.user);
+            }
+        }
+        Some(p)
+    }
+
+    fn of<'a>(&'a self, user: &BareJid) -> impl Iterator<Item = &'a Publication> + 'a {
+        self.by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| self.by_tag.get(t))
     }
 
     /// The newest endpoint publication of a user.
     pub fn current(&self, user: &BareJid) -> Option<&Publication> {
-        self.by_tag
-            .values()
-            .filter(|p| &p.user == user && p.system.is_none())
+        self.of(user)
+            .filter(|p| p.system.is_none())
             .max_by_key(|p| p.modified)
     }
 
     /// What the trusted peers say about a user, merged: on the phone if any line is; the newest calendar.
     pub fn system(&self, user: &BareJid) -> SystemState {
         let mut mine: Vec<(u64, SystemState)> = self
-            .by_tag
-            .values()
-            .filter(|p| &p.user == user)
+            .of(user)
             .filter_map(|p| p.system.map(|s| (p.modified, s)))
             .collect();
         mine.sort_by_key(|(m, _)| *m);
@@ -109,15 +131,17 @@ impl Publications {
 
     /// Drops publications that lapsed; returns their users.
     pub fn expire(&mut self, now: Instant) -> Vec<BareJid> {
-        let mut changed = Vec::new();
-        self.by_tag.retain(|_, p| {
-            let keep = p.expires > now;
-            if !keep {
-                changed.push(p.user.clone());
-            }
-            keep
-        });
-        changed
+        let lapsed: Vec<String> = self
+            .by_tag
+            .iter()
+            .filter(|(_, p)| p.expires <= now)
+            .map(|(t, _)| t.clone())
+            .collect();
+        lapsed
+            .iter()
+            .filter_map(|t| self.remove(t))
+            .map(|p| p.user)
+            .collect()
     }
 
     /// The earliest expiry of all publications.
