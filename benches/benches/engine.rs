@@ -69,6 +69,7 @@ impl Rig {
             .put_account(&Account {
                 jid: jid.clone(),
                 credentials: vec![],
+                digest: vec![],
             })
             .unwrap();
         jid

@@ -88,6 +88,7 @@ fn main() {
             .put_account(&Account {
                 jid: jid.clone(),
                 credentials: vec![],
+                digest: vec![],
             })
             .expect("memory store does not fail");
     }

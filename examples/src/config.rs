@@ -81,6 +81,9 @@ pub struct XmppConfig {
 pub struct SipConfig {
     /// Address the SIP listener binds.
     pub bind: SocketAddr,
+    /// Call-control peers (by IP address) whose PUBLISHes are accepted without digest authentication and carry
+    /// a user's phone line and calendar state (DESIGN §7, a "PUBLISH trunk").
+    pub trusted_peers: Vec<std::net::IpAddr>,
 }
 
 /// `[policy]`: the engine's switches (DESIGN §3-§4).
@@ -140,6 +143,7 @@ impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            trusted_peers: Vec::new(),
         }
     }
 }

@@ -92,6 +92,7 @@ fn crash_child_commits_then_waits() {
         .put_account(&Account {
             jid: alice.clone(),
             credentials: vec![],
+            digest: vec![],
         })
         .expect("account");
     store

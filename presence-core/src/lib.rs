@@ -31,7 +31,7 @@
 //! let store = MemoryStore::new();
 //! for user in ["alice@example.com", "bob@example.com"] {
 //!     let jid = BareJid::new(user).unwrap();
-//!     store.put_account(&Account { jid, credentials: vec![] }).unwrap();
+//!     store.put_account(&Account { jid, credentials: vec![], digest: vec![] }).unwrap();
 //! }
 //! let mut engine = Engine::new(EngineConfig::for_domain("example.com"));
 //! let now = Instant::now();
@@ -78,6 +78,7 @@
 //! - [`compose`]: composing one presence from every source (DESIGN §2), with the tables as code.
 //! - [`message`], [`stanza`]: the protocol-neutral values the engine takes and emits.
 //! - [`engine`]: the state machine; forking and offline delivery live in its `messaging` part.
+//! - [`watch`]: watches of a user's composed presence or watcher list that are not XMPP sessions (SIP).
 //! - [`store`]: storage traits, an in-memory store and the conformance suite.
 //! - [`cluster`], [`assignment`], [`failover`]: nodes, user assignment and the redundancy-group failover machine.
 #![forbid(unsafe_code)]
@@ -97,8 +98,10 @@ pub mod session;
 pub mod stanza;
 pub mod store;
 pub mod time;
+pub mod watch;
 
 pub use config::{Cap, EngineConfig, Limits};
 pub use engine::{Engine, Input, Output};
 pub use jid::{BareJid, FullJid, Jid, JidError};
 pub use session::SessionId;
+pub use watch::{WatchEnd, WatchId, WatchKind, WatchState, WatchView, WatcherInfo, WatcherStatus};

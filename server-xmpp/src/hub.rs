@@ -13,8 +13,31 @@ use presence_core::engine::{BindError, CloseReason};
 use presence_core::message::MessageKind;
 use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
 use presence_core::store::{Store, StoreWrite};
-use presence_core::{Engine, FullJid, Input, Jid, Output, SessionId};
+use presence_core::{Engine, FullJid, Input, Jid, Output, SessionId, WatchId, WatchState};
 use tokio::sync::mpsc;
+
+/// How the shells reach the hub: every shell (XMPP, SIP) of one process holds a clone, so all of them feed one
+/// engine (DESIGN §1: one model, two protocols).
+pub type HubHandle = mpsc::UnboundedSender<HubMsg>;
+
+/// Starts the hub on its own thread and returns the handle shells send to. The thread ends when every handle is
+/// dropped.
+pub fn spawn<S: Store + Send + Sync + 'static>(
+    engine: Engine,
+    store: Arc<S>,
+) -> std::io::Result<HubHandle> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("presence-engine".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a current-thread runtime builds");
+            rt.block_on(run(engine, store, rx));
+        })?;
+    Ok(tx)
+}
 
 /// Messages to the hub.
 // Nearly every message is an input; boxing it would add an allocation per stanza to spare a rare attach.
@@ -27,6 +50,24 @@ pub enum HubMsg {
         session: SessionId,
         /// Where its deliveries go.
         tx: mpsc::UnboundedSender<ToConn>,
+    },
+    /// Like `Attach`, for a shell that multiplexes many sessions over one channel (the SIP service): deliveries
+    /// arrive tagged with their session.
+    AttachShared {
+        /// The session.
+        session: SessionId,
+        /// Where its deliveries go.
+        tx: mpsc::UnboundedSender<(SessionId, ToConn)>,
+    },
+    /// Where the engine's watch updates go (one sink per process: the SIP service owns every watch).
+    Watches(mpsc::UnboundedSender<(WatchId, WatchState)>),
+    /// Answer `ToConn::Flushed(token)` to `session` once everything queued before this has been processed,
+    /// committed and delivered, so a shell learns the outcome of what it sent (a SIP MESSAGE's final response).
+    Flush {
+        /// Who to tell.
+        session: SessionId,
+        /// Echoed back.
+        token: u64,
     },
     /// An input for the engine.
     Input(Input),
@@ -43,12 +84,34 @@ pub enum ToConn {
     Stanza(Stanza),
     /// The engine ended the session.
     Close(CloseReason),
+    /// Everything sent before the matching `HubMsg::Flush` has been handled.
+    Flushed(u64),
+}
+
+/// Where one session's deliveries go.
+enum Sink {
+    /// A connection's own channel.
+    Conn(mpsc::UnboundedSender<ToConn>),
+    /// A channel shared by many sessions.
+    Shared(mpsc::UnboundedSender<(SessionId, ToConn)>),
+}
+
+impl Sink {
+    /// Hands over a message; `false` when the receiver is gone.
+    fn send(&self, session: SessionId, msg: ToConn) -> bool {
+        match self {
+            Sink::Conn(tx) => tx.send(msg).is_ok(),
+            Sink::Shared(tx) => tx.send((session, msg)).is_ok(),
+        }
+    }
 }
 
 /// The connections the hub delivers to, by session and by bound address.
 #[derive(Default)]
 struct Directory {
-    conns: HashMap<SessionId, mpsc::UnboundedSender<ToConn>>,
+    conns: HashMap<SessionId, Sink>,
+    watches: Option<mpsc::UnboundedSender<(WatchId, WatchState)>>,
+    flushes: Vec<(SessionId, u64)>,
     jids: HashMap<SessionId, FullJid>,
     by_jid: HashMap<FullJid, SessionId>,
 }
@@ -73,7 +136,7 @@ impl Directory {
         let gone = self
             .conns
             .get(&session)
-            .is_some_and(|tx| tx.send(msg).is_err());
+            .is_some_and(|sink| !sink.send(session, msg));
         if ends || gone {
             self.forget(session);
         }
@@ -120,8 +183,13 @@ async fn sleep_until(at: Option<Instant>) {
 fn take(engine: &mut Engine, dir: &mut Directory, msg: HubMsg, now: Instant) {
     match msg {
         HubMsg::Attach { session, tx } => {
-            dir.conns.insert(session, tx);
+            dir.conns.insert(session, Sink::Conn(tx));
         }
+        HubMsg::AttachShared { session, tx } => {
+            dir.conns.insert(session, Sink::Shared(tx));
+        }
+        HubMsg::Watches(tx) => dir.watches = Some(tx),
+        HubMsg::Flush { session, token } => dir.flushes.push((session, token)),
         HubMsg::Input(input) => {
             // The connection is gone: nothing more is delivered to it, whatever the engine says on its way out.
             if let Input::CloseSession { session } = &input {
@@ -136,6 +204,7 @@ fn take(engine: &mut Engine, dir: &mut Directory, msg: HubMsg, now: Instant) {
 fn drain<S: Store>(engine: &mut Engine, store: &S, dir: &mut Directory) {
     let mut writes: Vec<StoreWrite> = Vec::new();
     let mut deliveries: Vec<(SessionId, ToConn)> = Vec::new();
+    let mut watch_updates: Vec<(WatchId, WatchState)> = Vec::new();
     while let Some(out) = engine.poll_output() {
         match out {
             Output::Load(user) => {
@@ -167,12 +236,24 @@ fn drain<S: Store>(engine: &mut Engine, store: &S, dir: &mut Directory) {
                     deliveries.push((session, ToConn::Stanza(Stanza::Error(error))));
                 }
             }
+            Output::Watch { watch, state } => {
+                watch_updates.push((watch, state));
+            }
             Output::ContactsAdded { .. } => {}
         }
     }
     commit(store, &mut writes);
     for (session, msg) in deliveries {
         dir.send(session, msg);
+    }
+    if let Some(tx) = &dir.watches {
+        for update in watch_updates {
+            // The SIP service is gone only at shutdown; nothing is left to tell then.
+            let _ = tx.send(update);
+        }
+    }
+    for (session, token) in std::mem::take(&mut dir.flushes) {
+        dir.send(session, ToConn::Flushed(token));
     }
 }
 

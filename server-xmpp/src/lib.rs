@@ -21,7 +21,7 @@ use std::time::Duration;
 use presence_core::store::{Store, StoreError};
 use presence_core::{Engine, EngineConfig};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
 pub use tls::{CertSource, TlsError};
 
@@ -96,6 +96,18 @@ pub struct XmppServer<S> {
 impl<S: Store + Send + Sync + 'static> XmppServer<S> {
     /// Opens the listener, prepares TLS and starts the engine thread.
     pub async fn bind(settings: XmppSettings, store: Arc<S>) -> Result<Self, ServeError> {
+        let held = store.offline_total()?;
+        let engine = Engine::new(settings.engine.clone()).with_offline_total(held);
+        let hub = hub::spawn(engine, store.clone()).map_err(ServeError::Thread)?;
+        Self::bind_with_hub(settings, store, hub).await
+    }
+
+    /// Like [`XmppServer::bind`], feeding an engine hub that already runs (shared with the SIP service).
+    pub async fn bind_with_hub(
+        settings: XmppSettings,
+        store: Arc<S>,
+        hub: hub::HubHandle,
+    ) -> Result<Self, ServeError> {
         let tls = tls::server_config(&settings.cert)?;
         let listener =
             TcpListener::bind(settings.bind)
@@ -104,24 +116,10 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
                     addr: settings.bind,
                     source,
                 })?;
-        let held = store.offline_total()?;
-        let engine = Engine::new(settings.engine.clone()).with_offline_total(held);
-        let (hub_tx, hub_rx) = mpsc::unbounded_channel();
-        let hub_store = store.clone();
-        std::thread::Builder::new()
-            .name("presence-engine".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_time()
-                    .build()
-                    .expect("a current-thread runtime builds");
-                rt.block_on(hub::run(engine, hub_store, hub_rx));
-            })
-            .map_err(ServeError::Thread)?;
         let shared = Arc::new(connection::Shared {
             domain: settings.domain,
             tls: tokio_rustls::TlsAcceptor::from(tls),
-            hub: hub_tx,
+            hub,
             store,
             unauthenticated: Arc::new(Semaphore::new(settings.max_unauthenticated)),
             limits: settings.limits,

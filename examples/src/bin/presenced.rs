@@ -1,6 +1,6 @@
 //! `presenced`: the bundled presence and IM server.
 //!
-//! `presenced [serve]` runs the XMPP service (the SIP listener lands with its issue) on the embedded store in the
+//! `presenced [serve]` runs the XMPP and SIP services over one engine on the embedded store in the
 //! data directory. `presenced user add|del|list` manages accounts in the same database.
 
 use std::io::BufRead;
@@ -79,13 +79,16 @@ enum Error {
     NoPassword,
     #[error(transparent)]
     Serve(#[from] server_xmpp::ServeError),
+    #[error(transparent)]
+    SipServe(#[from] server_sip::SipServeError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
 
-/// Runs the XMPP service until the process is stopped.
+/// Runs the XMPP and SIP services over one engine until the process is stopped.
 fn serve(config: &Config) -> Result<ExitCode, Error> {
     let store = std::sync::Arc::new(open_store(config)?);
+    let held = presence_core::store::OfflineStore::offline_total(store.as_ref())?;
     let cert = match (&config.xmpp.tls_cert, &config.xmpp.tls_key) {
         (Some(cert), Some(key)) => server_xmpp::CertSource::Files {
             cert: cert.clone(),
@@ -107,11 +110,22 @@ fn serve(config: &Config) -> Result<ExitCode, Error> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
+    let mut sip_settings = server_sip::SipSettings::new(&config.domain, config.sip.bind);
+    sip_settings.trusted_peers = config.sip.trusted_peers.clone();
     runtime.block_on(async {
-        let server = server_xmpp::XmppServer::bind(settings, store).await?;
-        let addr = server.local_addr().map_err(Error::Runtime)?;
-        eprintln!("presenced: serving {} (XMPP on {addr})", config.domain);
-        server.run().await;
+        // One engine for both protocols (DESIGN §1): both shells feed the same hub.
+        let engine = presence_core::Engine::new(settings.engine.clone()).with_offline_total(held);
+        let hub = server_xmpp::hub::spawn(engine, store.clone()).map_err(Error::Runtime)?;
+        let xmpp =
+            server_xmpp::XmppServer::bind_with_hub(settings, store.clone(), hub.clone()).await?;
+        let sip = server_sip::SipServer::bind(sip_settings, store, hub).await?;
+        let addr = xmpp.local_addr().map_err(Error::Runtime)?;
+        eprintln!(
+            "presenced: serving {} (XMPP on {addr}, SIP on UDP and TCP {})",
+            config.domain,
+            sip.local_addr()
+        );
+        tokio::join!(xmpp.run(), sip.run());
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -7,12 +7,17 @@
 use presence_core::message::{Message, MessageKind};
 use presence_core::policy::{DefaultRule, PolicyEntry, UserPolicy};
 use presence_core::roster::{ItemDetails, Link, RosterEntry, Subscription};
-use presence_core::store::{Account, ScramCredentials, ScramHash, StoreError, StoredMessage};
+use presence_core::store::{
+    Account, DigestHash, DigestSecret, ScramCredentials, ScramHash, StoreError, StoredMessage,
+};
 use presence_core::time::Timestamp;
 use presence_core::{BareJid, Jid};
 
 /// The format version written today; readers reject any other.
 const VERSION: u8 = 1;
+
+/// Account records gained SIP digest secrets in version 2; version 1 accounts (SCRAM only) still read.
+const ACCOUNT_VERSION: u8 = 2;
 
 /// Builds one encoded record.
 struct Writer(Vec<u8>);
@@ -20,6 +25,10 @@ struct Writer(Vec<u8>);
 impl Writer {
     fn new() -> Self {
         Writer(vec![VERSION])
+    }
+
+    fn with_version(version: u8) -> Self {
+        Writer(vec![version])
     }
 
     fn u8(&mut self, v: u8) {
@@ -82,14 +91,23 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(what: &'a str, data: &'a [u8]) -> Result<Self, StoreError> {
+        Self::versioned(what, data, 1..=VERSION).map(|(r, _)| r)
+    }
+
+    /// A reader for a record kind that has had several formats; returns the one found.
+    fn versioned(
+        what: &'a str,
+        data: &'a [u8],
+        readable: std::ops::RangeInclusive<u8>,
+    ) -> Result<(Self, u8), StoreError> {
         let mut r = Reader { what, rest: data };
         let version = r.u8()?;
-        if version != VERSION {
+        if !readable.contains(&version) {
             return Err(r.corrupt(format!(
-                "format version {version}, this build reads {VERSION}"
+                "format version {version}, this build reads {readable:?}"
             )));
         }
-        Ok(r)
+        Ok((r, version))
     }
 
     fn corrupt(&self, detail: String) -> StoreError {
@@ -197,7 +215,7 @@ impl<'a> Reader<'a> {
 
 /// Encodes an account with its verifiers.
 pub fn encode_account(a: &Account) -> Vec<u8> {
-    let mut w = Writer::new();
+    let mut w = Writer::with_version(ACCOUNT_VERSION);
     w.str(a.jid.as_str());
     w.len(a.credentials.len());
     for c in &a.credentials {
@@ -210,12 +228,21 @@ pub fn encode_account(a: &Account) -> Vec<u8> {
         w.bytes(&c.stored_key);
         w.bytes(&c.server_key);
     }
+    w.len(a.digest.len());
+    for d in &a.digest {
+        w.u8(match d.hash {
+            DigestHash::Md5 => 1,
+            DigestHash::Sha256 => 2,
+        });
+        w.str(&d.realm);
+        w.str(&d.ha1);
+    }
     w.finish()
 }
 
 /// Decodes what [`encode_account`] wrote.
 pub fn decode_account(what: &str, data: &[u8]) -> Result<Account, StoreError> {
-    let mut r = Reader::new(what, data)?;
+    let (mut r, version) = Reader::versioned(what, data, 1..=ACCOUNT_VERSION)?;
     let jid = r.bare_jid()?;
     let n = r.len()?;
     let mut credentials = Vec::with_capacity(n);
@@ -233,8 +260,27 @@ pub fn decode_account(what: &str, data: &[u8]) -> Result<Account, StoreError> {
             server_key: r.bytes()?,
         });
     }
+    let mut digest = Vec::new();
+    if version >= 2 {
+        for _ in 0..r.len()? {
+            let hash = match r.u8()? {
+                1 => DigestHash::Md5,
+                2 => DigestHash::Sha256,
+                b => return Err(r.corrupt(format!("unknown digest hash tag {b}"))),
+            };
+            digest.push(DigestSecret {
+                hash,
+                realm: r.str()?,
+                ha1: r.str()?,
+            });
+        }
+    }
     r.end()?;
-    Ok(Account { jid, credentials })
+    Ok(Account {
+        jid,
+        credentials,
+        digest,
+    })
 }
 
 fn link_tag(l: Link) -> u8 {
@@ -434,7 +480,24 @@ mod tests {
                 stored_key: vec![7; 32],
                 server_key: vec![6; 32],
             }],
+            digest: vec![DigestSecret {
+                hash: DigestHash::Md5,
+                realm: "example.com".into(),
+                ha1: "0123456789abcdef0123456789abcdef".into(),
+            }],
         }
+    }
+
+    #[test]
+    fn version_1_accounts_still_read_without_digest_secrets() {
+        let mut a = account();
+        let mut data = encode_account(&a);
+        // A version 1 record is the version 2 one up to the digest section.
+        data[0] = 1;
+        let digest_section = 4 + 1 + (4 + 11) + (4 + 32);
+        data.truncate(data.len() - digest_section);
+        a.digest.clear();
+        assert_eq!(decode_account("account", &data).expect("v1 decodes"), a);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::roster::{ItemDetails, SubscriptionAction};
 use crate::session::SessionId;
 use crate::stanza::{RequestId, Stanza};
 use crate::store::UserRecord;
+use crate::watch::{WatchId, WatchKind};
 
 /// An event for the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,5 +128,22 @@ pub enum Input {
         user: BareJid,
         /// The contacts in order.
         contacts: Vec<(BareJid, ItemDetails)>,
+    },
+    /// Opens a watch (a SIP SUBSCRIBE dialog): `watcher` wants `target`'s composed presence or watcher list.
+    /// Answered with `Output::Watch`; an id already in use replaces that watch.
+    Watch {
+        /// The shell's handle for the watch.
+        watch: WatchId,
+        /// Who watches.
+        watcher: BareJid,
+        /// Whose presence or watcher list.
+        target: BareJid,
+        /// Which of the two.
+        kind: WatchKind,
+    },
+    /// Ends a watch (the dialog is gone). Nothing is emitted for it.
+    Unwatch {
+        /// Which watch.
+        watch: WatchId,
     },
 }

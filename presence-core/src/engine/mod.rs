@@ -12,6 +12,7 @@ mod roster_ops;
 mod sessions;
 mod subscriptions;
 mod user;
+mod watches;
 
 pub use input::Input;
 pub use output::{AddRefusal, BindError, CloseReason, Output};
@@ -28,7 +29,9 @@ use crate::jid::{BareJid, Jid};
 use crate::roster::SubscriptionAction;
 use crate::session::SessionId;
 use crate::stanza::Stanza;
+use crate::watch::WatchId;
 use user::User;
+use watches::{Scope, Watch};
 
 /// A unit of work, from the shell or generated inside the engine for a local recipient.
 #[derive(Debug, Clone)]
@@ -39,6 +42,18 @@ enum Work {
     Inbound(Stanza),
     /// The second half of a reciprocal add (DESIGN §3): `from` subscribes to `to`, approved without asking `to`.
     Reciprocal { from: BareJid, to: BareJid },
+    /// The first look at a watch, once `target` is loaded; `serial` names the registration it was queued for.
+    Watch {
+        watch: WatchId,
+        serial: u64,
+        target: BareJid,
+    },
+    /// The subscription request a watch sends for its `watcher`, once the watcher is loaded.
+    WatchSubscribe {
+        watch: WatchId,
+        serial: u64,
+        watcher: BareJid,
+    },
 }
 
 /// A timer the engine armed.
@@ -62,6 +77,12 @@ pub struct Engine {
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     offline_total: usize,
     now: Option<Instant>,
+    watches: HashMap<WatchId, Watch>,
+    /// The live watches on each target, to find them from a change of the target.
+    watches_on: HashMap<BareJid, Vec<WatchId>>,
+    watch_serial: u64,
+    /// Targets whose last watch ended during the current input, to evict once it is done.
+    released: Vec<BareJid>,
 }
 
 impl Engine {
@@ -79,6 +100,10 @@ impl Engine {
             timers: BinaryHeap::new(),
             offline_total: 0,
             now: None,
+            watches: HashMap::new(),
+            watches_on: HashMap::new(),
+            watch_serial: 0,
+            released: Vec::new(),
         }
     }
 
@@ -98,7 +123,17 @@ impl Engine {
         self.now = Some(now);
         match input {
             Input::Loaded { user, record } => self.loaded(user, record),
+            Input::Watch {
+                watch,
+                watcher,
+                target,
+                kind,
+            } => self.open_watch(watch, watcher, target, kind),
             other => self.submit(Work::Input(other)),
+        }
+        // Watches can end deep inside other work on their target; the target may only go once that work is done.
+        while let Some(user) = self.released.pop() {
+            self.evict_if_idle(&user);
         }
     }
 
@@ -176,6 +211,8 @@ impl Engine {
                 _ => None,
             },
             Work::Reciprocal { to, .. } => Some(to.clone()),
+            Work::Watch { target, .. } => Some(target.clone()),
+            Work::WatchSubscribe { watcher, .. } => Some(watcher.clone()),
             Work::Input(_) => None,
         }
         .filter(|u| self.is_local(u))
@@ -217,10 +254,12 @@ impl Engine {
         self.evict_if_idle(&user);
     }
 
-    /// Drops a user with no session from memory; everything about them is in the store.
+    /// Drops a user with no session from memory; everything about them is in the store. A watched user stays:
+    /// its watches follow changes of its in-memory state.
     fn evict_if_idle(&mut self, user: &BareJid) {
         if self.users.get(user).is_some_and(|u| u.sessions.is_empty())
             && !self.waiting.contains_key(user)
+            && !self.watches_on.contains_key(user)
         {
             self.users.remove(user);
         }
@@ -233,6 +272,8 @@ impl Engine {
             Work::Reciprocal { from, to } => {
                 self.inbound_subscription(&to, &from, SubscriptionAction::Subscribe, true)
             }
+            Work::Watch { watch, serial, .. } => self.start_watch(watch, serial),
+            Work::WatchSubscribe { watch, serial, .. } => self.watch_subscribe(watch, serial),
         }
     }
 
@@ -276,7 +317,10 @@ impl Engine {
                 jid,
             } => self.roster_remove(session, request, jid),
             Input::FromRemote(stanza) => self.inbound(stanza),
-            Input::Loaded { .. } => unreachable!("handled before submission"),
+            Input::Loaded { .. } | Input::Watch { .. } => {
+                unreachable!("handled before submission")
+            }
+            Input::Unwatch { watch } => self.forget_watch(watch),
             Input::SetPolicy { user, policy } => self.set_policy(&user, policy),
             Input::SetManualStatus { user, status } => {
                 // A manual status only lives while the user is signed in somewhere (DESIGN §2).

@@ -4,6 +4,7 @@ use crate::jid::{BareJid, FullJid};
 use crate::session::SessionId;
 use crate::stanza::Stanza;
 use crate::store::StoreWrite;
+use crate::watch::{WatchId, WatchState};
 
 /// Why a session could not be bound.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,5 +91,13 @@ pub enum Output {
         added: Vec<BareJid>,
         /// Refused, with the reason.
         refused: Vec<AddRefusal>,
+    },
+    /// A watch's state, once when the watch has been looked at and again whenever the state or its view changes.
+    /// The engine forgets a watch once it reports it terminated.
+    Watch {
+        /// Which watch.
+        watch: WatchId,
+        /// Its state now.
+        state: WatchState,
     },
 }

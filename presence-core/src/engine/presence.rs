@@ -40,6 +40,7 @@ impl Engine {
         for id in changed {
             self.broadcast(user, id);
         }
+        self.update_watches(user, super::Scope::Presence);
     }
 
     /// Sends one session's current view to every watcher allowed to see it and to the user's available sessions.
@@ -368,6 +369,7 @@ impl Engine {
                 }
             }
         }
+        // Also re-evaluates the user's watches against the new policy.
         self.refresh_presence(user);
         self.evict_if_idle(user);
     }

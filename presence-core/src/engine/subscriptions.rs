@@ -253,6 +253,8 @@ impl Engine {
                 contact: contact.clone(),
             },
         }));
+        // Every roster change passes here, whichever side caused it: the one place a watch's authorisation moves.
+        self.update_watches(user, super::Scope::Roster(contact));
         let Some(change) = update.push else { return };
         let Some(u) = self.users.get(user) else {
             return;

@@ -7,7 +7,10 @@
 //! Durable stores also run [`run_durable`], which writes through one handle, drops it, and reads through a new one
 //! opened on the same data.
 
-use super::{Account, ScramCredentials, ScramHash, Store, StoreWrite, StoredMessage, UserRecord};
+use super::{
+    Account, DigestHash, DigestSecret, ScramCredentials, ScramHash, Store, StoreWrite,
+    StoredMessage, UserRecord,
+};
 use crate::jid::{BareJid, Jid};
 use crate::message::{Message, MessageKind};
 use crate::policy::{DefaultRule, PolicyEntry, UserPolicy};
@@ -35,6 +38,18 @@ fn account(user: &str) -> Account {
                 iterations: 8192,
                 stored_key: vec![7; 32],
                 server_key: vec![6; 32],
+            },
+        ],
+        digest: vec![
+            DigestSecret {
+                hash: DigestHash::Md5,
+                realm: "example.com".into(),
+                ha1: "00112233445566778899aabbccddeeff".into(),
+            },
+            DigestSecret {
+                hash: DigestHash::Sha256,
+                realm: "example.com".into(),
+                ha1: "ab".repeat(32),
             },
         ],
     }

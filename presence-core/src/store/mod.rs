@@ -54,6 +54,28 @@ pub struct ScramCredentials {
     pub server_key: Vec<u8>,
 }
 
+/// The hash function of a SIP digest secret (RFC 3261 §22.4 MD5, RFC 8760 SHA-256).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DigestHash {
+    /// MD5, what every SIP phone speaks.
+    Md5,
+    /// SHA-256 (RFC 8760).
+    Sha256,
+}
+
+/// `H(username:realm:password)` in lowercase hex: what a SIP registrar keeps so it can check digest responses
+/// without the password. It is password-equivalent for digest in that realm only, unlike a SCRAM verifier, which
+/// is why it is a separate, realm-bound secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DigestSecret {
+    /// The hash function.
+    pub hash: DigestHash,
+    /// The realm the secret is bound to.
+    pub realm: String,
+    /// The HA1 value in lowercase hex.
+    pub ha1: String,
+}
+
 /// An account and its credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Account {
@@ -61,6 +83,8 @@ pub struct Account {
     pub jid: BareJid,
     /// One verifier per supported mechanism.
     pub credentials: Vec<ScramCredentials>,
+    /// SIP digest secrets, one per hash and realm (empty: the account cannot use SIP).
+    pub digest: Vec<DigestSecret>,
 }
 
 /// A message held for a user who could not take it.

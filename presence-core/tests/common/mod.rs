@@ -58,6 +58,7 @@ impl Harness {
             .put_account(&Account {
                 jid: j(user),
                 credentials: vec![],
+                digest: vec![],
             })
             .unwrap();
     }

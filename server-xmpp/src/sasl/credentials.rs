@@ -99,7 +99,11 @@ pub fn account_with_salts(
         scram_credentials(&password, ScramHash::Sha1, ITERATIONS, sha1_salt),
         scram_credentials(&password, ScramHash::Sha256, ITERATIONS, sha256_salt),
     ];
-    Ok(Account { jid, credentials })
+    Ok(Account {
+        jid,
+        credentials,
+        digest: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,180 @@
+//! Subscription dialogs (RFC 6665): what the notifier keeps per SUBSCRIBE dialog, and the NOTIFY it sends.
+
+use std::time::Instant;
+
+use presence_core::{BareJid, WatchId, WatchKind, WatchState, WatchView, WatcherStatus};
+use sip_codec::header::HeaderName;
+use sip_codec::{Method, Request, Uri};
+
+use crate::presence_map::pidf_from_composed;
+use crate::transport::Flow;
+
+/// One subscription, seen from the notifier.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    /// The engine's watch behind it.
+    pub watch: WatchId,
+    /// Presence or watcher information.
+    pub kind: WatchKind,
+    /// Whose state is watched.
+    pub target: BareJid,
+    /// The dialog's Call-ID.
+    pub call_id: String,
+    /// Our tag (the To tag of the SUBSCRIBE's response, the From tag of our NOTIFYs).
+    pub local_tag: String,
+    /// The subscriber's From, with its tag, as it sent it: the To of our NOTIFYs.
+    pub remote: String,
+    /// The subscriber's Contact: the Request-URI of our NOTIFYs.
+    pub remote_target: Uri,
+    /// The Event header's `id` parameter, echoed in NOTIFYs.
+    pub event_id: Option<String>,
+    /// The flow NOTIFYs go over.
+    pub flow: Flow,
+    /// Our CSeq counter for requests in this dialog.
+    pub cseq: u32,
+    /// When the subscription lapses.
+    pub expires: Instant,
+    /// The last state the engine reported (`None` until its first report).
+    pub state: Option<WatchState>,
+    /// A fetch (`Expires: 0` on the initial SUBSCRIBE): one NOTIFY, then the dialog ends.
+    pub fetch: bool,
+    /// The watcher-info document version (RFC 3858 §4.4: increases with every document in the dialog).
+    pub winfo_version: u32,
+}
+
+/// Why a NOTIFY ends the subscription (RFC 6665 §4.1.3 reason codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The subscriber let it lapse or unsubscribed.
+    Timeout,
+    /// The presentity refused.
+    Rejected,
+    /// No such resource.
+    NoResource,
+    /// The notifier is going away, or the subscriber's flow did.
+    Deactivated,
+}
+
+impl EndReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Timeout => "timeout",
+            EndReason::Rejected => "rejected",
+            EndReason::NoResource => "noresource",
+            EndReason::Deactivated => "deactivated",
+        }
+    }
+}
+
+impl Dialog {
+    /// The Event package name.
+    pub fn package(&self) -> &'static str {
+        match self.kind {
+            WatchKind::Presence => "presence",
+            WatchKind::Watchers => "presence.winfo",
+        }
+    }
+
+    /// The next NOTIFY in this dialog for its current state, or a terminating one with `end`. `via` and `contact`
+    /// are ours. `domain` names the presentity's address.
+    pub fn notify(
+        &mut self,
+        now: Instant,
+        end: Option<EndReason>,
+        via: String,
+        contact: &str,
+        domain: &str,
+    ) -> Request {
+        self.cseq += 1;
+        let mut req = Request::new(Method::Notify, self.remote_target.clone());
+        let h = &mut req.headers;
+        h.push(HeaderName::Via, via);
+        h.push(HeaderName::MaxForwards, "70");
+        let entity = format!("sip:{}", self.target);
+        let from_uri = match self.target.local() {
+            Some(_) => entity.clone(),
+            None => format!("sip:{domain}"),
+        };
+        h.push(
+            HeaderName::From,
+            format!("<{from_uri}>;tag={}", self.local_tag),
+        );
+        h.push(HeaderName::To, self.remote.clone());
+        h.push(HeaderName::CallId, self.call_id.clone());
+        h.push(HeaderName::CSeq, format!("{} NOTIFY", self.cseq));
+        h.push(HeaderName::Contact, format!("<{contact}>"));
+        let event = match &self.event_id {
+            Some(id) => format!("{};id={id}", self.package()),
+            None => self.package().to_owned(),
+        };
+        h.push(HeaderName::Event, event);
+        let left = self.expires.saturating_duration_since(now).as_secs();
+        let state = self.state.clone();
+        let (sub_state, body) = match (end, &state) {
+            (Some(reason), state) => (
+                format!("terminated;reason={}", reason.as_str()),
+                // A final document goes with a lapse so a fetch gets its answer; a refusal carries nothing.
+                match (reason, state) {
+                    (EndReason::Timeout, Some(WatchState::Active(view))) => {
+                        Some(self.document(view, &entity))
+                    }
+                    _ => None,
+                },
+            ),
+            (None, Some(WatchState::Active(view))) => (
+                format!("active;expires={left}"),
+                Some(self.document(view, &entity)),
+            ),
+            (None, Some(WatchState::Terminated(_))) => ("terminated;reason=rejected".into(), None),
+            (None, Some(WatchState::Pending) | None) => (format!("pending;expires={left}"), None),
+        };
+        h.push(HeaderName::SubscriptionState, sub_state);
+        if let Some((content_type, body)) = body {
+            h.push(HeaderName::ContentType, content_type);
+            req.body = body.into_bytes();
+        }
+        req
+    }
+
+    fn document(&mut self, view: &WatchView, entity: &str) -> (&'static str, String) {
+        match view {
+            WatchView::Presence(composed) => (
+                sip_codec::pidf::CONTENT_TYPE,
+                pidf_from_composed(entity, composed).to_xml(),
+            ),
+            WatchView::Watchers(list) => {
+                use sip_codec::winfo::{
+                    State, Status, Watcher, WatcherEvent, WatcherInfo, WatcherList,
+                };
+                let doc = WatcherInfo {
+                    version: self.winfo_version,
+                    state: State::Full,
+                    lists: vec![WatcherList {
+                        resource: entity.to_owned(),
+                        package: "presence".into(),
+                        watchers: list
+                            .iter()
+                            .enumerate()
+                            .map(|(i, w)| Watcher {
+                                id: format!("w{i}"),
+                                status: match w.status {
+                                    WatcherStatus::Pending => Status::Pending,
+                                    WatcherStatus::Active => Status::Active,
+                                },
+                                event: match w.status {
+                                    WatcherStatus::Pending => WatcherEvent::Subscribe,
+                                    WatcherStatus::Active => WatcherEvent::Approved,
+                                },
+                                uri: format!("sip:{}", w.watcher),
+                                display_name: None,
+                                duration_subscribed: None,
+                            })
+                            .collect(),
+                    }],
+                };
+                self.winfo_version += 1;
+                (sip_codec::winfo::CONTENT_TYPE, doc.to_xml())
+            }
+        }
+    }
+}

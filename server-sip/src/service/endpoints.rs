@@ -1,0 +1,345 @@
+//! SIP users as the engine sees them: one engine session per user with anything live on SIP (a registration, a
+//! publication, a MESSAGE on its way), resource `sip`. Its presence is the newest publication, or plain
+//! "available" for a registered phone that publishes nothing; its priority is 0 while a contact is registered
+//! (it can take messages, forked to every binding) and -1 otherwise (RFC 6121 §4.7.2.3: never a bare-JID target),
+//! so a publish-only endpoint never swallows a message it could not deliver.
+
+use std::time::Instant;
+
+use presence_core::compose::EndpointPresence;
+use presence_core::stanza::{ErrorAbout, Stanza};
+use presence_core::store::Store;
+use presence_core::{BareJid, Input, SessionId, WatchId, WatchState};
+use server_xmpp::hub::{HubMsg, ToConn};
+use sip_codec::header::HeaderName;
+use sip_codec::{Method, Request};
+
+use super::outgoing::PendingMessage;
+use super::{SESSION_BASE, Service};
+use crate::transport::Flow;
+
+/// The engine session of one SIP user.
+#[derive(Debug)]
+pub(super) struct Endpoint {
+    session: SessionId,
+    bound: bool,
+    /// What waits for the bind (the engine drops input for a session it has not bound yet).
+    queued: Vec<Queued>,
+    /// The presence last told to the engine (`None` = unavailable).
+    sent: Option<EndpointPresence>,
+    /// MESSAGEs still waiting for their outcome.
+    in_flight: usize,
+}
+
+/// Something held until the endpoint's session is bound.
+#[derive(Debug)]
+enum Queued {
+    Input(Box<Input>),
+    /// A flush for the MESSAGE with this token.
+    Flush(u64),
+}
+
+/// The resource SIP endpoints bind.
+const RESOURCE: &str = "sip";
+
+impl<S: Store + Send + Sync + 'static> Service<S> {
+    /// What the user's SIP side should tell the engine now.
+    fn wanted_presence(&self, user: &BareJid) -> Option<EndpointPresence> {
+        let registered = self.registrar.is_registered(user);
+        let priority = if registered { 0 } else { -1 };
+        match self.publications.current(user) {
+            Some(p) => p.presence.clone().map(|mut e| {
+                e.priority = priority;
+                e
+            }),
+            None if registered => Some(EndpointPresence::default()),
+            None => None,
+        }
+    }
+
+    fn ensure_endpoint(&mut self, user: &BareJid) -> SessionId {
+        if let Some(e) = self.endpoints.get(user) {
+            return e.session;
+        }
+        let session = SessionId(SESSION_BASE | self.id());
+        let _ = self.hub.send(HubMsg::AttachShared {
+            session,
+            tx: self.deliveries_tx.clone(),
+        });
+        let _ = self.hub.send(HubMsg::Input(Input::OpenSession {
+            session,
+            user: user.clone(),
+            resource: Some(RESOURCE.into()),
+        }));
+        self.endpoints.insert(
+            user.clone(),
+            Endpoint {
+                session,
+                bound: false,
+                queued: Vec::new(),
+                sent: None,
+                in_flight: 0,
+            },
+        );
+        self.by_session.insert(session, user.clone());
+        session
+    }
+
+    /// Brings the engine's view of the user's SIP side up to date: opens, updates or closes the session.
+    pub(super) fn update_endpoint(&mut self, _now: Instant, user: &BareJid) {
+        let wanted = self.wanted_presence(user);
+        let live = self.registrar.is_registered(user) || self.publications.current(user).is_some();
+        if !live && self.endpoints.get(user).is_none_or(|e| e.in_flight == 0) {
+            if let Some(e) = self.endpoints.remove(user) {
+                self.by_session.remove(&e.session);
+                let _ = self
+                    .hub
+                    .send(HubMsg::Input(Input::CloseSession { session: e.session }));
+            }
+            return;
+        }
+        let session = self.ensure_endpoint(user);
+        let Some(e) = self.endpoints.get_mut(user) else {
+            return;
+        };
+        if e.sent == wanted {
+            return;
+        }
+        e.sent = wanted.clone();
+        let input = Input::Presence {
+            session,
+            to: None,
+            presence: wanted,
+        };
+        if e.bound {
+            let _ = self.hub.send(HubMsg::Input(input));
+        } else {
+            e.queued.push(Queued::Input(Box::new(input)));
+        }
+    }
+
+    /// Sends `input` as coming from the user's SIP session (opening it if needed) and asks the hub to report
+    /// when it has been handled, so the MESSAGE transaction can be answered with its outcome.
+    pub(super) fn send_as(
+        &mut self,
+        now: Instant,
+        user: &BareJid,
+        mut input: Input,
+        token: u64,
+        req: Request,
+        flow: Flow,
+    ) {
+        let session = self.ensure_endpoint(user);
+        if let Input::Message { session: s, .. } = &mut input {
+            *s = session;
+        }
+        let id = match &input {
+            Input::Message { message, .. } => message.id.clone(),
+            _ => None,
+        };
+        self.pending_messages.insert(
+            token,
+            PendingMessage {
+                req,
+                flow,
+                id,
+                error: None,
+            },
+        );
+        let Some(e) = self.endpoints.get_mut(user) else {
+            return;
+        };
+        e.in_flight += 1;
+        if e.bound {
+            let _ = self.hub.send(HubMsg::Input(input));
+            let _ = self.hub.send(HubMsg::Flush { session, token });
+        } else {
+            e.queued.push(Queued::Input(Box::new(input)));
+            e.queued.push(Queued::Flush(token));
+        }
+        let _ = now;
+    }
+
+    /// Something the engine sent one of our SIP sessions.
+    pub(super) fn delivery(&mut self, now: Instant, session: SessionId, msg: ToConn) {
+        let Some(user) = self.by_session.get(&session).cloned() else {
+            return;
+        };
+        match msg {
+            ToConn::Bound(_) => {
+                let Some(e) = self.endpoints.get_mut(&user) else {
+                    return;
+                };
+                e.bound = true;
+                for queued in std::mem::take(&mut e.queued) {
+                    let msg = match queued {
+                        Queued::Flush(token) => HubMsg::Flush { session, token },
+                        Queued::Input(input) => HubMsg::Input(*input),
+                    };
+                    let _ = self.hub.send(msg);
+                }
+            }
+            ToConn::BindRefused(_) | ToConn::Close(_) => {
+                // The session is gone (refused, or replaced by an XMPP client binding the same resource):
+                // answer what waited on it and forget it; the next SIP activity opens a new one.
+                if let Some(e) = self.endpoints.remove(&user) {
+                    self.by_session.remove(&e.session);
+                    for queued in e.queued {
+                        if let Queued::Flush(token) = queued {
+                            self.finish_message(
+                                now,
+                                token,
+                                Some("The sender's session could not be opened"),
+                            );
+                        }
+                    }
+                }
+            }
+            ToConn::Flushed(token) => {
+                if let Some(e) = self.endpoints.get_mut(&user) {
+                    e.in_flight = e.in_flight.saturating_sub(1);
+                }
+                let error = self
+                    .pending_messages
+                    .get_mut(&token)
+                    .and_then(|p| p.error.take());
+                self.finish_message(now, token, error.as_deref());
+                self.update_endpoint(now, &user);
+            }
+            ToConn::Stanza(stanza) => self.stanza_for(now, &user, stanza),
+        }
+    }
+
+    fn stanza_for(&mut self, now: Instant, user: &BareJid, stanza: Stanza) {
+        match stanza {
+            Stanza::Message { from, message, .. } => {
+                let Some(body) = message.body.clone() else {
+                    // Chat states and receipts have no SIP form.
+                    return;
+                };
+                let from = from.bare().clone();
+                let contacts: Vec<(String, Flow)> = self
+                    .registrar
+                    .bindings(user)
+                    .iter()
+                    .map(|b| (b.contact.clone(), b.flow))
+                    .collect();
+                for (contact, flow) in contacts {
+                    self.send_message(now, &from, user, &contact, flow, &body);
+                }
+            }
+            Stanza::Error(e) => {
+                if let ErrorAbout::Message { id: Some(id), .. } = &e.about
+                    && let Some(p) = self
+                        .pending_messages
+                        .values_mut()
+                        .find(|p| p.id.as_deref() == Some(id.as_str()))
+                {
+                    p.error = Some(
+                        e.text
+                            .clone()
+                            .unwrap_or_else(|| "Temporarily Unavailable".into()),
+                    );
+                }
+            }
+            // SIP watchers get presence through their subscriptions; subscription requests to a SIP user are
+            // approved by automatic authorization (DESIGN §3: SIP watchers only work in that mode).
+            _ => {}
+        }
+    }
+
+    fn send_message(
+        &mut self,
+        now: Instant,
+        from: &BareJid,
+        to: &BareJid,
+        contact: &str,
+        flow: Flow,
+        body: &str,
+    ) {
+        let Ok(uri) = sip_codec::Uri::parse(contact) else {
+            return;
+        };
+        let mut req = Request::new(Method::Message, uri);
+        let h = &mut req.headers;
+        h.push(HeaderName::Via, self.via(flow));
+        h.push(HeaderName::MaxForwards, "70");
+        let tag = self.tag();
+        let h = &mut req.headers;
+        h.push(HeaderName::From, format!("<sip:{from}>;tag={tag}"));
+        h.push(HeaderName::To, format!("<sip:{to}>"));
+        h.push(
+            HeaderName::CallId,
+            format!("{tag}@{}", self.settings.domain),
+        );
+        h.push(HeaderName::CSeq, "1 MESSAGE");
+        h.push(HeaderName::ContentType, "text/plain;charset=UTF-8");
+        req.body = body.as_bytes().to_vec();
+        self.start_client(now, req, flow, None);
+    }
+
+    /// The engine's report on a watch.
+    pub(super) fn watch_update(&mut self, now: Instant, watch: WatchId, state: WatchState) {
+        let Some(d) = self.dialogs.get_mut(&watch) else {
+            return;
+        };
+        let ended = match &state {
+            WatchState::Terminated(presence_core::WatchEnd::Rejected) => {
+                Some(crate::dialogs::EndReason::Rejected)
+            }
+            WatchState::Terminated(presence_core::WatchEnd::NoResource) => {
+                Some(crate::dialogs::EndReason::NoResource)
+            }
+            _ => None,
+        };
+        d.state = Some(state);
+        let fetch = d.fetch;
+        match (ended, fetch) {
+            (Some(reason), _) => {
+                self.send_notify(now, watch, Some(reason));
+                self.dialogs
+                    .remove(&watch)
+                    .map(|d| self.dialog_keys.remove(&(d.call_id, d.local_tag)));
+            }
+            (None, true) => {
+                self.send_notify(now, watch, Some(crate::dialogs::EndReason::Timeout));
+                self.drop_dialog(watch);
+            }
+            (None, false) => self.send_notify(now, watch, None),
+        }
+    }
+
+    /// Tells the engine the user's phone line and calendar as the trusted peers publish them.
+    pub(super) fn apply_system(&mut self, user: &BareJid) {
+        let system = self.publications.system(user);
+        let state = if system.on_the_phone {
+            presence_core::compose::LineState::OnThePhone
+        } else {
+            presence_core::compose::LineState::Idle
+        };
+        let _ = self.hub.send(HubMsg::Input(Input::PhoneLine {
+            user: user.clone(),
+            line: "trunk".into(),
+            state,
+        }));
+        let _ = self.hub.send(HubMsg::Input(Input::Calendar {
+            user: user.clone(),
+            state: system.calendar,
+        }));
+    }
+
+    /// Answers a MESSAGE whose outcome is known.
+    pub(super) fn finish_message(&mut self, now: Instant, token: u64, error: Option<&str>) {
+        let Some(PendingMessage { req, flow, .. }) = self.pending_messages.remove(&token) else {
+            return;
+        };
+        let resp = match error {
+            None => req.make_response(200, "OK"),
+            Some(text) => {
+                let reason: String = text.chars().filter(|c| !c.is_control()).collect();
+                req.make_response(480, &reason)
+            }
+        };
+        self.respond(now, &req, flow, resp);
+    }
+}

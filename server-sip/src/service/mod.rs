@@ -1,0 +1,316 @@
+//! The SIP service: one task that owns every piece of SIP state (transactions, registrations, publications,
+//! subscription dialogs, the engine sessions of SIP users) and is driven by three queues — the sockets, the
+//! engine's deliveries and the engine's watch updates — plus its own timers. One task means no locks; the
+//! engine behind it is the same one the XMPP shell feeds.
+
+mod endpoints;
+mod outgoing;
+mod requests;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+use presence_core::store::Store;
+use presence_core::{BareJid, SessionId, WatchId};
+use server_xmpp::hub::{HubHandle, HubMsg, ToConn};
+use sip_codec::transaction::{ServerNonInvite, Timers, TransactionKey};
+use sip_codec::{Message, Request, Response};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::SipSettings;
+use crate::dialogs::Dialog;
+use crate::digest::Authenticator;
+use crate::publications::Publications;
+use crate::registrar::Registrar;
+use crate::transport::{Flow, Inbound};
+use endpoints::Endpoint;
+use outgoing::{ClientTx, PendingMessage};
+
+/// Something that must happen at a time; checked against the real state when it fires (stale entries are
+/// skipped), so nothing has to be removed from the heap.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Server(String, String),
+    Client(String),
+    Expiry,
+    Dialog(WatchId),
+}
+
+/// The state of the SIP side of the server.
+pub struct Service<S> {
+    settings: SipSettings,
+    store: Arc<S>,
+    hub: HubHandle,
+    auth: Authenticator,
+    udp: Arc<UdpSocket>,
+    tcp: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>,
+    tcp_peers: HashMap<u64, std::net::SocketAddr>,
+    timers: Timers,
+    server_txs: HashMap<TransactionKey, (ServerNonInvite, Flow)>,
+    client_txs: HashMap<String, ClientTx>,
+    registrar: Registrar,
+    publications: Publications,
+    endpoints: HashMap<BareJid, Endpoint>,
+    by_session: HashMap<SessionId, BareJid>,
+    dialogs: HashMap<WatchId, Dialog>,
+    dialog_keys: HashMap<(String, String), WatchId>,
+    pending_messages: HashMap<u64, PendingMessage>,
+    deliveries_tx: mpsc::UnboundedSender<(SessionId, ToConn)>,
+    wake: BinaryHeap<Reverse<(Instant, Timer)>>,
+    next_id: u64,
+}
+
+/// The high bit marks session ids the SIP service allocates, so they never meet the XMPP shell's.
+const SESSION_BASE: u64 = 1 << 63;
+
+impl<S: Store + Send + Sync + 'static> Service<S> {
+    /// Runs the service until the sockets' queue closes.
+    pub async fn run(
+        settings: SipSettings,
+        store: Arc<S>,
+        hub: HubHandle,
+        udp: Arc<UdpSocket>,
+        mut inbound: mpsc::UnboundedReceiver<Inbound>,
+    ) {
+        let (deliveries_tx, mut deliveries) = mpsc::unbounded_channel();
+        let (watch_tx, mut watches) = mpsc::unbounded_channel();
+        if hub.send(HubMsg::Watches(watch_tx)).is_err() {
+            return;
+        }
+        let auth = Authenticator::new(
+            &settings.domain,
+            server_xmpp::random_bytes::<32>(),
+            Instant::now(),
+            settings.nonce_lifetime,
+        );
+        let mut svc = Service {
+            settings,
+            store,
+            hub,
+            auth,
+            udp,
+            tcp: HashMap::new(),
+            tcp_peers: HashMap::new(),
+            timers: Timers::default(),
+            server_txs: HashMap::new(),
+            client_txs: HashMap::new(),
+            registrar: Registrar::default(),
+            publications: Publications::default(),
+            endpoints: HashMap::new(),
+            by_session: HashMap::new(),
+            dialogs: HashMap::new(),
+            dialog_keys: HashMap::new(),
+            pending_messages: HashMap::new(),
+            deliveries_tx,
+            wake: BinaryHeap::new(),
+            next_id: 1,
+        };
+        loop {
+            let next = svc.wake.peek().map(|Reverse((at, _))| *at);
+            tokio::select! {
+                ev = inbound.recv() => {
+                    let Some(ev) = ev else { break };
+                    svc.inbound(Instant::now(), ev);
+                }
+                Some((session, msg)) = deliveries.recv() => svc.delivery(Instant::now(), session, msg),
+                Some((watch, state)) = watches.recv() => svc.watch_update(Instant::now(), watch, state),
+                _ = sleep_until(next), if next.is_some() => svc.fire(Instant::now()),
+            }
+        }
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn arm(&mut self, at: Instant, timer: Timer) {
+        self.wake.push(Reverse((at, timer)));
+    }
+
+    fn inbound(&mut self, now: Instant, ev: Inbound) {
+        match ev {
+            Inbound::Opened { conn, peer, tx } => {
+                self.tcp.insert(conn, tx);
+                self.tcp_peers.insert(conn, peer);
+            }
+            Inbound::Closed { conn } => {
+                self.tcp.remove(&conn);
+                self.tcp_peers.remove(&conn);
+                self.flow_closed(now, Flow::Tcp(conn));
+            }
+            Inbound::Message {
+                flow,
+                parsed: Ok(Message::Request(req)),
+                ..
+            } => self.request(now, req, flow),
+            Inbound::Message {
+                parsed: Ok(Message::Response(resp)),
+                ..
+            } => self.response(now, resp),
+            Inbound::Message {
+                flow,
+                parsed: Err(e),
+                raw,
+            } => {
+                // RFC 3261 §16.3/§18: a request we cannot parse still gets an answer when its headers allow one.
+                if let Some(bytes) =
+                    requests::fallback_response(&raw, e.status_code(), e.reason_phrase())
+                {
+                    self.transmit(flow, bytes);
+                }
+                if let Flow::Tcp(conn) = flow {
+                    // A stream cannot be resynchronised: the connection ends after the answer.
+                    self.tcp.remove(&conn);
+                }
+            }
+        }
+    }
+
+    /// Sends bytes over a flow; a gone TCP connection is reported as a closed flow.
+    fn transmit(&mut self, flow: Flow, bytes: Vec<u8>) -> bool {
+        match flow {
+            Flow::Udp(addr) => {
+                self.udp.try_send_to(&bytes, addr).is_ok() || {
+                    // A full socket buffer is rare on loopback; a blocking send would stall every other peer.
+                    false
+                }
+            }
+            Flow::Tcp(conn) => self.tcp.get(&conn).is_some_and(|tx| tx.send(bytes).is_ok()),
+        }
+    }
+
+    /// Answers a request through its server transaction (which replays it to retransmissions).
+    fn respond(&mut self, now: Instant, req: &Request, flow: Flow, resp: Response) {
+        let Some(key) = TransactionKey::for_server(req) else {
+            // RFC 2543 peers without a magic-cookie branch: answer without a transaction.
+            let bytes = Message::Response(resp).to_bytes();
+            self.transmit(flow, bytes);
+            return;
+        };
+        let (tx, _) = self
+            .server_txs
+            .entry(key.clone())
+            .or_insert_with(|| (ServerNonInvite::new(flow.reliable(), self.timers), flow));
+        tx.handle(now, sip_codec::transaction::Input::Send(resp));
+        self.drive_server(now, &key);
+    }
+
+    fn drive_server(&mut self, now: Instant, key: &TransactionKey) {
+        let Some((tx, flow)) = self.server_txs.get_mut(key) else {
+            return;
+        };
+        let flow = *flow;
+        let mut sends = Vec::new();
+        let mut done = false;
+        while let Some(out) = tx.poll_output() {
+            match out {
+                sip_codec::transaction::Output::Transmit(b) => sends.push(b),
+                sip_codec::transaction::Output::Event(
+                    sip_codec::transaction::Event::Terminated
+                    | sip_codec::transaction::Event::TransportError,
+                ) => done = true,
+                sip_codec::transaction::Output::Event(_) => {}
+            }
+        }
+        let wake = tx.poll_timeout();
+        if done {
+            self.server_txs.remove(key);
+        }
+        for b in sends {
+            self.transmit(flow, b);
+        }
+        if let Some(at) = wake.filter(|_| !done) {
+            self.arm(at, Timer::Server(key.branch.clone(), key.sent_by.clone()));
+        }
+        let _ = now;
+    }
+
+    fn fire(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.wake.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, timer))) = self.wake.pop() else {
+                break;
+            };
+            match timer {
+                Timer::Server(branch, sent_by) => {
+                    let keys: Vec<TransactionKey> = self
+                        .server_txs
+                        .keys()
+                        .filter(|k| k.branch == branch && k.sent_by == sent_by)
+                        .cloned()
+                        .collect();
+                    for key in keys {
+                        if let Some((tx, _)) = self.server_txs.get_mut(&key) {
+                            tx.handle(now, sip_codec::transaction::Input::Timer);
+                        }
+                        self.drive_server(now, &key);
+                    }
+                }
+                Timer::Client(branch) => self.client_timer(now, &branch),
+                Timer::Expiry => self.expire(now),
+                Timer::Dialog(watch) => self.dialog_timer(now, watch),
+            }
+        }
+    }
+
+    /// Registrations and publications that lapsed.
+    fn expire(&mut self, now: Instant) {
+        let mut changed = self.registrar.expire(now, None);
+        changed.extend(self.publications.expire(now));
+        for user in changed {
+            self.update_endpoint(now, &user);
+            self.apply_system(&user);
+        }
+    }
+
+    /// A TCP connection went away: its bindings and subscriptions go with it.
+    fn flow_closed(&mut self, now: Instant, flow: Flow) {
+        for user in self.registrar.expire(now, Some(flow)) {
+            self.update_endpoint(now, &user);
+        }
+        let gone: Vec<WatchId> = self
+            .dialogs
+            .values()
+            .filter(|d| d.flow == flow)
+            .map(|d| d.watch)
+            .collect();
+        for watch in gone {
+            self.drop_dialog(watch);
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The default and bounds of requested expiry times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryBounds {
+    /// Used when the request names none.
+    pub default: Duration,
+    /// Shorter requests get 423 with this as Min-Expires.
+    pub min: Duration,
+    /// Longer requests are cut to this.
+    pub max: Duration,
+}
+
+impl Default for ExpiryBounds {
+    fn default() -> Self {
+        ExpiryBounds {
+            default: Duration::from_secs(3600),
+            min: Duration::from_secs(60),
+            max: Duration::from_secs(7200),
+        }
+    }
+}

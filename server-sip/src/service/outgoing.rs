@@ -1,0 +1,169 @@
+//! Requests we send (NOTIFY, MESSAGE) through client transactions: retransmitted over UDP until answered (RFC
+//! 3261 §17.1.2), and what a failure means for the subscription behind a NOTIFY.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use presence_core::WatchId;
+use presence_core::store::Store;
+use sip_codec::transaction::{ClientNonInvite, Event, Input, Output, TransactionKey};
+use sip_codec::{Request, Response};
+
+use super::{Service, Timer};
+use crate::dialogs::EndReason;
+use crate::transport::Flow;
+
+/// One request of ours waiting for its answer.
+pub(super) struct ClientTx {
+    tx: ClientNonInvite,
+    flow: Flow,
+    /// The subscription a NOTIFY belongs to (its failure ends the subscription, RFC 6665 §4.2.2).
+    notify_for: Option<WatchId>,
+}
+
+/// A MESSAGE from a SIP user waiting for the engine's verdict.
+pub(super) struct PendingMessage {
+    pub(super) req: Request,
+    pub(super) flow: Flow,
+    /// The id the engine knows the message by (its errors name it).
+    pub(super) id: Option<String>,
+    /// The engine's refusal, if one came.
+    pub(super) error: Option<String>,
+}
+
+impl<S: Store + Send + Sync + 'static> Service<S> {
+    /// Our address as peers should see it in Via and Contact.
+    fn advertised(&self) -> String {
+        let addr: SocketAddr = self.settings.bind;
+        if addr.ip().is_unspecified() {
+            format!("{}:{}", self.settings.domain, addr.port())
+        } else {
+            addr.to_string()
+        }
+    }
+
+    /// A Via for a new request of ours over `flow`.
+    pub(super) fn via(&mut self, flow: Flow) -> String {
+        let branch = format!(
+            "z9hG4bK{:x}{:08x}",
+            self.id(),
+            u32::from_be_bytes(server_xmpp::random_bytes::<4>())
+        );
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            flow.transport(),
+            self.advertised()
+        )
+    }
+
+    /// Our Contact URI.
+    pub(super) fn contact_uri(&self) -> String {
+        format!("sip:{}", self.advertised())
+    }
+
+    /// Starts a client transaction for `req` over `flow`.
+    pub(super) fn start_client(
+        &mut self,
+        now: Instant,
+        req: Request,
+        flow: Flow,
+        notify_for: Option<WatchId>,
+    ) {
+        let Some(key) = TransactionKey::for_outgoing(&req) else {
+            return;
+        };
+        let tx = ClientNonInvite::new(now, &req, flow.reliable(), self.timers);
+        self.client_txs.insert(
+            key.branch.clone(),
+            ClientTx {
+                tx,
+                flow,
+                notify_for,
+            },
+        );
+        self.drive_client(now, &key.branch);
+    }
+
+    fn drive_client(&mut self, now: Instant, branch: &str) {
+        let Some(c) = self.client_txs.get_mut(branch) else {
+            return;
+        };
+        let flow = c.flow;
+        let notify_for = c.notify_for;
+        let mut sends = Vec::new();
+        let mut outcome: Option<Result<u16, ()>> = None;
+        let mut done = false;
+        while let Some(out) = c.tx.poll_output() {
+            match out {
+                Output::Transmit(b) => sends.push(b),
+                Output::Event(Event::Response(r)) if r.status >= 200 => {
+                    outcome = Some(Ok(r.status))
+                }
+                Output::Event(Event::Response(_)) => {}
+                Output::Event(Event::Timeout | Event::TransportError) => outcome = Some(Err(())),
+                Output::Event(Event::Terminated) => done = true,
+            }
+        }
+        let wake = c.tx.poll_timeout();
+        if done {
+            self.client_txs.remove(branch);
+        } else if let Some(at) = wake {
+            self.arm(at, Timer::Client(branch.to_owned()));
+        }
+        for b in sends {
+            if !self.transmit(flow, b)
+                && let Some(c) = self.client_txs.get_mut(branch)
+            {
+                c.tx.handle(now, Input::TransportError);
+                outcome = Some(Err(()));
+            }
+        }
+        // A NOTIFY that failed (no answer, 481, any error) ends the subscription (RFC 6665 §4.2.2).
+        let failed = match outcome {
+            Some(Ok(status)) => status >= 300,
+            Some(Err(())) => true,
+            None => false,
+        };
+        if failed && let Some(watch) = notify_for {
+            self.drop_dialog(watch);
+        }
+    }
+
+    pub(super) fn client_timer(&mut self, now: Instant, branch: &str) {
+        if let Some(c) = self.client_txs.get_mut(branch) {
+            if c.tx.poll_timeout().is_some_and(|at| at > now) {
+                return;
+            }
+            c.tx.handle(now, Input::Timer);
+        }
+        self.drive_client(now, branch);
+    }
+
+    /// A response from a peer: to one of our client transactions, or stray (dropped, RFC 3261 §18.1.2).
+    pub(super) fn response(&mut self, now: Instant, resp: Response) {
+        let Some(key) = TransactionKey::for_client(&resp) else {
+            return;
+        };
+        if let Some(c) = self.client_txs.get_mut(&key.branch) {
+            c.tx.handle(now, Input::Response(resp));
+            self.drive_client(now, &key.branch);
+        }
+    }
+
+    /// Sends the NOTIFY for a dialog's current state, or its last one with `end`.
+    pub(super) fn send_notify(&mut self, now: Instant, watch: WatchId, end: Option<EndReason>) {
+        let Some(flow) = self.dialogs.get(&watch).map(|d| d.flow) else {
+            return;
+        };
+        let via = self.via(flow);
+        let contact = self.contact_uri();
+        let domain = self.settings.domain.clone();
+        let Some(d) = self.dialogs.get_mut(&watch) else {
+            return;
+        };
+        let req = d.notify(now, end, via, &contact, &domain);
+        // The final NOTIFY's fate no longer matters to a subscription that is already gone.
+        let notify_for = end.is_none().then_some(watch);
+        self.start_client(now, req, flow, notify_for);
+    }
+}

@@ -1,0 +1,623 @@
+//! Requests from SIP peers: validation, authentication, and the method handlers (REGISTER, PUBLISH, SUBSCRIBE,
+//! MESSAGE, OPTIONS) with the errors RFC 3261/3903/6665 name.
+
+use std::time::{Duration, Instant};
+
+use presence_core::message::{Message as ImMessage, MessageKind};
+use presence_core::store::Store;
+use presence_core::{BareJid, Input, Jid, WatchId, WatchKind};
+use server_xmpp::hub::HubMsg;
+use sip_codec::header::{Contacts, HeaderName};
+use sip_codec::transaction::TransactionKey;
+use sip_codec::{Method, Request, Uri};
+
+use super::{ExpiryBounds, Service, Timer};
+use crate::dialogs::Dialog;
+use crate::digest::Verdict;
+use crate::presence_map::{endpoint_from_pidf, system_from_pidf};
+use crate::transport::Flow;
+
+/// Who is publishing.
+enum Publisher {
+    /// An authenticated user, for themself.
+    User(BareJid),
+    /// A trusted call-control peer, for the user in the Request-URI.
+    Trusted,
+}
+
+/// What we implement, for Allow headers.
+pub(super) const ALLOW: &str = "REGISTER, PUBLISH, SUBSCRIBE, NOTIFY, MESSAGE, OPTIONS";
+/// Event packages we serve.
+const ALLOW_EVENTS: &str = "presence, presence.winfo";
+
+impl<S: Store + Send + Sync + 'static> Service<S> {
+    pub(super) fn request(&mut self, now: Instant, req: Request, flow: Flow) {
+        if req.method == Method::Ack {
+            return;
+        }
+        if let Some(key) = TransactionKey::for_server(&req)
+            && let Some((tx, _)) = self.server_txs.get_mut(&key)
+        {
+            // A retransmission: the transaction replays its answer (or stays quiet while we work on it).
+            tx.handle(now, sip_codec::transaction::Input::Request(req));
+            self.drive_server(now, &key);
+            return;
+        }
+        if let Err(e) = sip_codec::Message::Request(req.clone()).validate() {
+            let resp = req.make_response(e.status, &e.reason);
+            return self.respond(now, &req, flow, resp);
+        }
+        match req.method {
+            Method::Options => {
+                let mut resp = req.make_response(200, "OK");
+                resp.headers.push(HeaderName::Allow, ALLOW);
+                resp.headers.push(HeaderName::AllowEvents, ALLOW_EVENTS);
+                resp.headers.push(
+                    HeaderName::Accept,
+                    "application/pidf+xml, application/watcherinfo+xml, text/plain",
+                );
+                self.respond(now, &req, flow, resp)
+            }
+            // A call-control peer on the trust list publishes for any user without credentials (DESIGN §7).
+            Method::Publish
+                if req.headers.get(&HeaderName::Authorization).is_none() && self.trusted(flow) =>
+            {
+                self.publish(now, req, flow, Publisher::Trusted)
+            }
+            Method::Register | Method::Publish | Method::Subscribe | Method::Message => {
+                let Some(user) = self.authenticate(now, &req, flow) else {
+                    return;
+                };
+                match req.method {
+                    Method::Register => self.register(now, req, flow, user),
+                    Method::Publish => self.publish(now, req, flow, Publisher::User(user)),
+                    Method::Subscribe => self.subscribe(now, req, flow, user),
+                    _ => self.message(now, req, flow, user),
+                }
+            }
+            // We keep no dialogs a peer could NOTIFY us in (trusted call-control peers come with DESIGN §7).
+            Method::Notify => {
+                let resp = req.make_response(481, "Subscription Does Not Exist");
+                self.respond(now, &req, flow, resp)
+            }
+            Method::Cancel => {
+                let resp = req.make_response(481, "Call/Transaction Does Not Exist");
+                self.respond(now, &req, flow, resp)
+            }
+            Method::Extension(_) => {
+                let resp = req.make_response(501, "Not Implemented");
+                self.respond(now, &req, flow, resp)
+            }
+            _ => {
+                let mut resp = req.make_response(405, "Method Not Allowed");
+                resp.headers.push(HeaderName::Allow, ALLOW);
+                self.respond(now, &req, flow, resp)
+            }
+        }
+    }
+
+    /// The user a request is from, once its digest credentials check out and match its From; otherwise the
+    /// request has been answered (401, 403 or 400) and `None` is returned.
+    fn authenticate(&mut self, now: Instant, req: &Request, flow: Flow) -> Option<BareJid> {
+        let store = self.store.clone();
+        let verdict = self
+            .auth
+            .check(req, now, |user| store.account(user).ok().flatten());
+        let (status, reason) = match verdict {
+            Verdict::Authenticated(user) => {
+                // The authenticated user may only speak as themself (RFC 3261 §22.3 leaves this to policy).
+                let from = req
+                    .headers
+                    .from()
+                    .ok()
+                    .flatten()
+                    .and_then(|f| self.aor(&f.uri));
+                if from.as_ref() == Some(&user) {
+                    return Some(user);
+                }
+                (403, "From does not match the authenticated user")
+            }
+            Verdict::Challenge { stale } => {
+                let mut resp = req.make_response(401, "Unauthorized");
+                resp.headers.set(HeaderName::To, self.tagged_to(req));
+                for c in self.auth.challenges(now, stale) {
+                    resp.headers.push(HeaderName::WwwAuthenticate, c);
+                }
+                self.respond(now, req, flow, resp);
+                return None;
+            }
+            Verdict::Forbidden(reason) => (403, reason),
+            Verdict::Malformed(reason) => (400, reason),
+        };
+        let resp = req.make_response(status, reason);
+        self.respond(now, req, flow, resp);
+        None
+    }
+
+    /// The local user a SIP URI names (`sip:alice@anything` is `alice@<domain>`: one domain is served, and
+    /// phones often put the server's address in the host part).
+    pub(super) fn aor(&self, uri: &Uri) -> Option<BareJid> {
+        let sip = uri.as_sip()?;
+        let user = sip.user.as_deref()?;
+        BareJid::new(&format!("{user}@{}", self.settings.domain)).ok()
+    }
+
+    /// The request's To with a tag of ours added when it has none (a final response must carry one).
+    fn tagged_to(&mut self, req: &Request) -> String {
+        let to = req
+            .headers
+            .get(&HeaderName::To)
+            .unwrap_or_default()
+            .to_owned();
+        match req.headers.to() {
+            Ok(Some(t)) if t.tag().is_none() => format!("{to};tag={}", self.tag()),
+            _ => to,
+        }
+    }
+
+    pub(super) fn tag(&mut self) -> String {
+        format!(
+            "{:x}{:08x}",
+            self.id(),
+            u32::from_be_bytes(server_xmpp::random_bytes::<4>())
+        )
+    }
+
+    /// The expiry a request asks for within `bounds`; `Err` carries the 423 response to send.
+    fn expiry(&self, asked: Option<u32>, bounds: ExpiryBounds) -> Result<Duration, ()> {
+        match asked {
+            None => Ok(bounds.default),
+            Some(0) => Ok(Duration::ZERO),
+            Some(s) if Duration::from_secs(s.into()) < bounds.min => Err(()),
+            Some(s) => Ok(Duration::from_secs(s.into()).min(bounds.max)),
+        }
+    }
+
+    fn too_brief(&mut self, now: Instant, req: &Request, flow: Flow, bounds: ExpiryBounds) {
+        let mut resp = req.make_response(423, "Interval Too Brief");
+        resp.headers
+            .push(HeaderName::MinExpires, bounds.min.as_secs().to_string());
+        self.respond(now, req, flow, resp);
+    }
+
+    fn register(&mut self, now: Instant, req: Request, flow: Flow, user: BareJid) {
+        let to = req
+            .headers
+            .to()
+            .ok()
+            .flatten()
+            .and_then(|t| self.aor(&t.uri));
+        if to.as_ref() != Some(&user) {
+            let resp = req.make_response(403, "Cannot register another user's address");
+            return self.respond(now, &req, flow, resp);
+        }
+        let header_expiry = req.headers.expires().ok().flatten();
+        let bounds = self.settings.registration;
+        match req.headers.contact() {
+            Ok(Some(Contacts::Star)) => {
+                if header_expiry != Some(0) {
+                    let resp = req.make_response(400, "Contact * needs Expires: 0");
+                    return self.respond(now, &req, flow, resp);
+                }
+                self.registrar.unbind_all(&user);
+            }
+            Ok(Some(Contacts::List(list))) => {
+                for c in &list {
+                    let asked = c.expires().or(header_expiry);
+                    let Ok(d) = self.expiry(asked, bounds) else {
+                        return self.too_brief(now, &req, flow, bounds);
+                    };
+                    let contact = c.uri.to_string();
+                    if d.is_zero() {
+                        self.registrar.unbind(&user, &contact);
+                    } else {
+                        self.registrar.bind(&user, contact, flow, now + d);
+                        self.arm(now + d, Timer::Expiry);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(_) => {
+                let resp = req.make_response(400, "Malformed Contact header");
+                return self.respond(now, &req, flow, resp);
+            }
+        }
+        let mut resp = req.make_response(200, "OK");
+        resp.headers.set(HeaderName::To, self.tagged_to(&req));
+        for b in self.registrar.bindings(&user) {
+            let left = b.expires.saturating_duration_since(now).as_secs();
+            resp.headers.push(
+                HeaderName::Contact,
+                format!("<{}>;expires={left}", b.contact),
+            );
+        }
+        self.respond(now, &req, flow, resp);
+        self.update_endpoint(now, &user);
+    }
+
+    fn publish(&mut self, now: Instant, req: Request, flow: Flow, publisher: Publisher) {
+        match req.headers.event() {
+            Ok(Some(e)) if e.package.eq_ignore_ascii_case("presence") => {}
+            Ok(_) => {
+                let mut resp = req.make_response(489, "Bad Event");
+                resp.headers.push(HeaderName::AllowEvents, "presence");
+                return self.respond(now, &req, flow, resp);
+            }
+            Err(_) => {
+                let resp = req.make_response(400, "Malformed Event header");
+                return self.respond(now, &req, flow, resp);
+            }
+        }
+        let Some(user) = self.aor(&req.uri) else {
+            let resp = req.make_response(404, "Not Found");
+            return self.respond(now, &req, flow, resp);
+        };
+        match &publisher {
+            Publisher::User(me) if *me != user => {
+                let resp = req.make_response(403, "Cannot publish another user's presence");
+                return self.respond(now, &req, flow, resp);
+            }
+            Publisher::Trusted if !matches!(self.store.account(&user), Ok(Some(_))) => {
+                let resp = req.make_response(404, "Not Found");
+                return self.respond(now, &req, flow, resp);
+            }
+            _ => {}
+        }
+        let trusted = matches!(publisher, Publisher::Trusted);
+        let bounds = self.settings.publication;
+        let Ok(lifetime) = self.expiry(req.headers.expires().ok().flatten(), bounds) else {
+            return self.too_brief(now, &req, flow, bounds);
+        };
+        let if_match = match req.headers.sip_if_match() {
+            Ok(t) => t.map(str::to_owned),
+            Err(_) => {
+                let resp = req.make_response(400, "Malformed SIP-If-Match header");
+                return self.respond(now, &req, flow, resp);
+            }
+        };
+        if let Some(tag) = &if_match
+            && self.publications.get(tag, &user).is_none()
+        {
+            let resp = req.make_response(412, "Conditional Request Failed");
+            return self.respond(now, &req, flow, resp);
+        }
+        let document = if req.body.is_empty() {
+            None
+        } else {
+            match req.headers.content_type() {
+                Ok(Some(t)) if t.is("application", "pidf+xml") => {}
+                _ => {
+                    let mut resp = req.make_response(415, "Unsupported Media Type");
+                    resp.headers
+                        .push(HeaderName::Accept, "application/pidf+xml");
+                    return self.respond(now, &req, flow, resp);
+                }
+            }
+            match sip_codec::pidf::Presence::parse(&req.body) {
+                Ok(doc) => Some(doc),
+                Err(_) => {
+                    let resp = req.make_response(400, "Malformed PIDF document");
+                    return self.respond(now, &req, flow, resp);
+                }
+            }
+        };
+        let new_tag = format!(
+            "{:016x}",
+            u64::from_be_bytes(server_xmpp::random_bytes::<8>())
+        );
+        let mut resp = req.make_response(200, "OK");
+        match (if_match, document, lifetime.is_zero()) {
+            (Some(tag), _, true) => {
+                self.publications.remove(&tag);
+                resp.headers.push(HeaderName::Expires, "0");
+                resp.headers.push(HeaderName::SipETag, tag);
+            }
+            (None, _, true) => {
+                let resp = req.make_response(400, "Expires: 0 needs SIP-If-Match");
+                return self.respond(now, &req, flow, resp);
+            }
+            (None, None, false) => {
+                let resp = req.make_response(400, "Initial PUBLISH needs a body");
+                return self.respond(now, &req, flow, resp);
+            }
+            (Some(tag), None, false) => {
+                self.publications
+                    .refresh(&tag, new_tag.clone(), now + lifetime);
+                resp.headers.push(HeaderName::SipETag, new_tag);
+                resp.headers
+                    .push(HeaderName::Expires, lifetime.as_secs().to_string());
+                self.arm(now + lifetime, Timer::Expiry);
+            }
+            (old, Some(doc), false) => {
+                let (presence, system) = if trusted {
+                    (None, Some(system_from_pidf(&doc)))
+                } else {
+                    (endpoint_from_pidf(&doc, 0), None)
+                };
+                self.publications.put(
+                    old.as_deref(),
+                    new_tag.clone(),
+                    &user,
+                    presence,
+                    system,
+                    now + lifetime,
+                );
+                resp.headers.push(HeaderName::SipETag, new_tag);
+                resp.headers
+                    .push(HeaderName::Expires, lifetime.as_secs().to_string());
+                self.arm(now + lifetime, Timer::Expiry);
+            }
+        }
+        self.respond(now, &req, flow, resp);
+        self.update_endpoint(now, &user);
+        self.apply_system(&user);
+    }
+
+    /// Whether a flow comes from a trusted call-control peer.
+    fn trusted(&self, flow: Flow) -> bool {
+        let peer = match flow {
+            Flow::Udp(a) => Some(a),
+            Flow::Tcp(c) => self.tcp_peers.get(&c).copied(),
+        };
+        peer.is_some_and(|a| self.settings.trusted_peers.contains(&a.ip()))
+    }
+
+    fn subscribe(&mut self, now: Instant, req: Request, flow: Flow, user: BareJid) {
+        let kind = match req.headers.event() {
+            Ok(Some(e)) if e.package.eq_ignore_ascii_case("presence") => WatchKind::Presence,
+            Ok(Some(e)) if e.package.eq_ignore_ascii_case("presence.winfo") => WatchKind::Watchers,
+            Ok(_) => {
+                let mut resp = req.make_response(489, "Bad Event");
+                resp.headers.push(HeaderName::AllowEvents, ALLOW_EVENTS);
+                return self.respond(now, &req, flow, resp);
+            }
+            Err(_) => {
+                let resp = req.make_response(400, "Malformed Event header");
+                return self.respond(now, &req, flow, resp);
+            }
+        };
+        let bounds = self.settings.subscription;
+        let Ok(lifetime) = self.expiry(req.headers.expires().ok().flatten(), bounds) else {
+            return self.too_brief(now, &req, flow, bounds);
+        };
+        let call_id = req
+            .headers
+            .call_id()
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .to_owned();
+        let to_tag = req
+            .headers
+            .to()
+            .ok()
+            .flatten()
+            .and_then(|t| t.tag().map(str::to_owned));
+        if let Some(tag) = to_tag {
+            return self.resubscribe(now, req, flow, (call_id, tag), lifetime);
+        }
+        let Some(target) = self.aor(&req.uri) else {
+            let resp = req.make_response(404, "Not Found");
+            return self.respond(now, &req, flow, resp);
+        };
+        if !matches!(self.store.account(&target), Ok(Some(_))) {
+            let resp = req.make_response(404, "Not Found");
+            return self.respond(now, &req, flow, resp);
+        }
+        let remote_target = match req.headers.contact() {
+            Ok(Some(Contacts::List(list))) if list.len() == 1 => list[0].uri.clone(),
+            _ => {
+                let resp = req.make_response(400, "SUBSCRIBE needs one Contact");
+                return self.respond(now, &req, flow, resp);
+            }
+        };
+        let watch = WatchId(self.id());
+        let local_tag = self.tag();
+        let remote = req
+            .headers
+            .get(&HeaderName::From)
+            .unwrap_or_default()
+            .to_owned();
+        let event_id = req
+            .headers
+            .event()
+            .ok()
+            .flatten()
+            .and_then(|e| e.id().map(str::to_owned));
+        let fetch = lifetime.is_zero();
+        let dialog = Dialog {
+            watch,
+            kind,
+            target: target.clone(),
+            call_id: call_id.clone(),
+            local_tag: local_tag.clone(),
+            remote,
+            remote_target,
+            event_id,
+            flow,
+            cseq: 0,
+            expires: now + lifetime,
+            state: None,
+            fetch,
+            winfo_version: 0,
+        };
+        self.dialog_keys.insert((call_id, local_tag.clone()), watch);
+        self.dialogs.insert(watch, dialog);
+        if !fetch {
+            self.arm(now + lifetime, Timer::Dialog(watch));
+        }
+        let mut resp = req.make_response(200, "OK");
+        let to = req
+            .headers
+            .get(&HeaderName::To)
+            .unwrap_or_default()
+            .to_owned();
+        resp.headers
+            .set(HeaderName::To, format!("{to};tag={local_tag}"));
+        resp.headers
+            .push(HeaderName::Expires, lifetime.as_secs().to_string());
+        resp.headers
+            .push(HeaderName::Contact, format!("<{}>", self.contact_uri()));
+        self.respond(now, &req, flow, resp);
+        // The first NOTIFY goes out when the engine reports the watch's state.
+        let _ = self.hub.send(HubMsg::Input(Input::Watch {
+            watch,
+            watcher: user,
+            target,
+            kind,
+        }));
+    }
+
+    fn resubscribe(
+        &mut self,
+        now: Instant,
+        req: Request,
+        flow: Flow,
+        key: (String, String),
+        lifetime: Duration,
+    ) {
+        let Some(watch) = self.dialog_keys.get(&key).copied() else {
+            let resp = req.make_response(481, "Subscription Does Not Exist");
+            return self.respond(now, &req, flow, resp);
+        };
+        let mut resp = req.make_response(200, "OK");
+        resp.headers
+            .push(HeaderName::Expires, lifetime.as_secs().to_string());
+        resp.headers
+            .push(HeaderName::Contact, format!("<{}>", self.contact_uri()));
+        self.respond(now, &req, flow, resp);
+        if let Some(d) = self.dialogs.get_mut(&watch) {
+            d.flow = flow;
+            d.expires = now + lifetime;
+        }
+        if lifetime.is_zero() {
+            // RFC 6665 §4.2.1.4: an unsubscribe gets a final NOTIFY.
+            self.send_notify(now, watch, Some(crate::dialogs::EndReason::Timeout));
+            self.drop_dialog(watch);
+        } else {
+            self.arm(now + lifetime, Timer::Dialog(watch));
+            // RFC 6665 §4.2.1.2: a refresh gets a NOTIFY with the current state.
+            if self.dialogs.get(&watch).is_some_and(|d| d.state.is_some()) {
+                self.send_notify(now, watch, None);
+            }
+        }
+    }
+
+    /// The subscription lapsed (or the timer is stale: a refresh moved it).
+    pub(super) fn dialog_timer(&mut self, now: Instant, watch: WatchId) {
+        if self.dialogs.get(&watch).is_some_and(|d| d.expires <= now) {
+            self.send_notify(now, watch, Some(crate::dialogs::EndReason::Timeout));
+            self.drop_dialog(watch);
+        }
+    }
+
+    /// Forgets a dialog and its watch.
+    pub(super) fn drop_dialog(&mut self, watch: WatchId) {
+        if let Some(d) = self.dialogs.remove(&watch) {
+            self.dialog_keys.remove(&(d.call_id, d.local_tag));
+            let _ = self.hub.send(HubMsg::Input(Input::Unwatch { watch }));
+        }
+    }
+
+    fn message(&mut self, now: Instant, req: Request, flow: Flow, user: BareJid) {
+        let Some(target) = self.aor(&req.uri) else {
+            let resp = req.make_response(404, "Not Found");
+            return self.respond(now, &req, flow, resp);
+        };
+        match req.headers.content_type() {
+            Ok(Some(t)) if t.kind.eq_ignore_ascii_case("text") => {}
+            _ => {
+                let mut resp = req.make_response(415, "Unsupported Media Type");
+                resp.headers.push(HeaderName::Accept, "text/plain");
+                return self.respond(now, &req, flow, resp);
+            }
+        }
+        let Ok(body) = String::from_utf8(req.body.clone()) else {
+            let resp = req.make_response(400, "Message body is not UTF-8");
+            return self.respond(now, &req, flow, resp);
+        };
+        if !matches!(self.store.account(&target), Ok(Some(_))) {
+            let resp = req.make_response(404, "Not Found");
+            return self.respond(now, &req, flow, resp);
+        }
+        let token = self.id();
+        let message = ImMessage {
+            id: Some(format!("sip-{token}")),
+            kind: MessageKind::Chat,
+            body: Some(body),
+            stamp: crate::timestamp(),
+            ..ImMessage::default()
+        };
+        let input = Input::Message {
+            session: presence_core::SessionId(0),
+            to: Jid::Bare(target),
+            message,
+        };
+        self.send_as(now, &user, input, token, req, flow);
+    }
+}
+
+/// A response to bytes that did not parse, built from whatever Via/From/To/Call-ID/CSeq lines can be found, or
+/// `None` when there is nothing to answer (a response, or no Via to send it to).
+pub(super) fn fallback_response(raw: &[u8], status: u16, reason: &str) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(raw);
+    let mut lines = text.split("\r\n").flat_map(|l| l.split('\n'));
+    let first = lines.next()?;
+    if first.starts_with("SIP/") {
+        return None;
+    }
+    let mut kept = Vec::new();
+    let mut has_via = false;
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = HeaderName::parse(name.trim());
+        if matches!(
+            name,
+            HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
+        ) {
+            has_via |= name == HeaderName::Via;
+            kept.push(format!("{}: {}\r\n", name.as_str(), value.trim()));
+        }
+    }
+    if !has_via {
+        return None;
+    }
+    // The reason phrase must stay on its line whatever the parser said.
+    let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
+    let mut out = format!("SIP/2.0 {status} {reason}\r\n");
+    for k in kept {
+        out.push_str(&k);
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    Some(out.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_request_gets_an_answer_with_its_own_headers() {
+        let raw = b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\nCSeq: bogus\r\nCall-ID: a\r\n\r\n";
+        let out = String::from_utf8(fallback_response(raw, 400, "Bad CSeq").expect("answered"))
+            .expect("utf8");
+        assert!(out.starts_with("SIP/2.0 400 Bad CSeq\r\n"), "{out}");
+        assert!(
+            out.contains("Via: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("Call-ID: a\r\n"), "{out}");
+    }
+
+    #[test]
+    fn responses_and_viagless_garbage_get_nothing() {
+        assert!(fallback_response(b"SIP/2.0 200 OK\r\n\r\n", 400, "x").is_none());
+        assert!(fallback_response(b"\x00\x01garbage", 400, "x").is_none());
+    }
+}

@@ -1,0 +1,186 @@
+//! Sockets: one UDP socket and a TCP listener on the same port, turned into [`Inbound`] events for the service
+//! task, and the [`Flow`]s the service answers and sends requests over.
+//!
+//! Requests towards an endpoint go back over the flow it last used (its UDP source address, or its TCP
+//! connection) rather than to the host in its Contact: that reaches phones behind NAT and needs no DNS, the idea
+//! of RFC 5626 flows without the Outbound extension.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sip_codec::{Frame, Framer, Limits, Message, ParseError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+/// The way back to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flow {
+    /// A UDP source address.
+    Udp(SocketAddr),
+    /// A TCP connection, by its number.
+    Tcp(u64),
+}
+
+impl Flow {
+    /// Whether the transport is reliable (no retransmissions, RFC 3261 §17).
+    pub fn reliable(self) -> bool {
+        matches!(self, Flow::Tcp(_))
+    }
+
+    /// The Via transport token.
+    pub fn transport(self) -> &'static str {
+        match self {
+            Flow::Udp(_) => "UDP",
+            Flow::Tcp(_) => "TCP",
+        }
+    }
+}
+
+/// What the sockets tell the service.
+// Nearly every event is a message; boxing it would add an allocation per datagram to spare rare open/close events.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Inbound {
+    /// A message arrived, or bytes that are not one; `raw` is kept to answer a malformed request.
+    Message {
+        /// Where from.
+        flow: Flow,
+        /// The parsed message or why it is not one.
+        parsed: Result<Message, ParseError>,
+        /// The bytes (a bounded prefix for TCP errors).
+        raw: Vec<u8>,
+    },
+    /// A TCP connection opened; bytes for it go to `tx`.
+    Opened {
+        /// Its number.
+        conn: u64,
+        /// The peer's address (trusted peers are recognised by it).
+        peer: SocketAddr,
+        /// Its writer.
+        tx: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    /// A TCP connection closed.
+    Closed {
+        /// Its number.
+        conn: u64,
+    },
+}
+
+/// Receives datagrams forever.
+pub async fn udp_loop(socket: Arc<UdpSocket>, limits: Limits, tx: mpsc::UnboundedSender<Inbound>) {
+    // One byte more than the limit, so an over-size datagram is seen as one rather than silently truncated.
+    let mut buf = vec![0u8; limits.max_message_size.max(65_535) + 1];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // ICMP port unreachable from an earlier send surfaces here on some systems; keep serving.
+            Err(_) => continue,
+        };
+        let bytes = &buf[..n];
+        // Keep-alives (RFC 5626 §3.5.1 CRLF) and stray empty datagrams are not messages.
+        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | 0)) {
+            continue;
+        }
+        let parsed = Message::parse_datagram(bytes, &limits);
+        let ev = Inbound::Message {
+            flow: Flow::Udp(from),
+            parsed,
+            raw: bytes.to_vec(),
+        };
+        if tx.send(ev).is_err() {
+            return;
+        }
+    }
+}
+
+/// Accepts TCP connections forever.
+pub async fn tcp_loop(listener: TcpListener, limits: Limits, tx: mpsc::UnboundedSender<Inbound>) {
+    let mut next: u64 = 1;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let conn = next;
+                next += 1;
+                tokio::spawn(tcp_conn(stream, conn, peer, limits, tx.clone()));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The most of a broken message kept to answer it (the headers a response needs come first).
+const RAW_KEEP: usize = 8 * 1024;
+
+async fn tcp_conn(
+    stream: TcpStream,
+    conn: u64,
+    peer: SocketAddr,
+    limits: Limits,
+    tx: mpsc::UnboundedSender<Inbound>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    if tx
+        .send(Inbound::Opened {
+            conn,
+            peer,
+            tx: out_tx,
+        })
+        .is_err()
+    {
+        return;
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = out_rx.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let mut framer = Framer::new(limits);
+    let mut since_frame: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(&buf[..n]);
+        if since_frame.len() < RAW_KEEP {
+            let take = n.min(RAW_KEEP - since_frame.len());
+            since_frame.extend_from_slice(&buf[..take]);
+        }
+        loop {
+            match framer.next_frame() {
+                Ok(Frame::Partial) => break,
+                Ok(Frame::KeepAlive) => {}
+                Ok(Frame::Complete(msg)) => {
+                    since_frame.clear();
+                    let ev = Inbound::Message {
+                        flow: Flow::Tcp(conn),
+                        parsed: Ok(msg),
+                        raw: Vec::new(),
+                    };
+                    if tx.send(ev).is_err() {
+                        break 'read;
+                    }
+                }
+                Err(e) => {
+                    // A stream cannot be resynchronised after a framing error: answer it, then close (the
+                    // service closes the writer once the answer is queued).
+                    let _ = tx.send(Inbound::Message {
+                        flow: Flow::Tcp(conn),
+                        parsed: Err(e),
+                        raw: std::mem::take(&mut since_frame),
+                    });
+                    break 'read;
+                }
+            }
+        }
+    }
+    let _ = tx.send(Inbound::Closed { conn });
+    let _ = writer.await;
+}
