@@ -32,7 +32,9 @@ NS_DM = "urn:ietf:params:xml:ns:pidf:data-model"
 NS_RPID = "urn:ietf:params:xml:ns:pidf:rpid"
 NS_WINFO = "urn:ietf:params:xml:ns:watcherinfo"
 
-PHONE_NOTE = "On the phone via sipp"  # the <note> of scenarios/publish_on_the_phone.xml
+# The <note> a watcher sees while alice is on the phone: presence composition (presence-core
+# compose, rule 5) shows this system text then, not the publication's own note.
+PHONE_NOTE = "On the phone"
 RAW_TIMEOUT = 5.0  # seconds a raw-socket test waits for an answer
 
 transports = pytest.mark.parametrize("transport", TRANSPORTS)
@@ -73,6 +75,11 @@ def notifies(run: SippResult) -> list:
 def tag_of(header: str | None) -> str | None:
     m = re.search(r";\s*tag=([^;>\s]+)", header or "")
     return m.group(1) if m else None
+
+
+def run_port(run: SippResult) -> int:
+    """The local port a sipp run used (its -p)."""
+    return int(run.cmd[run.cmd.index("-p") + 1])
 
 
 def contact_uris(msg) -> list[str]:
@@ -239,9 +246,6 @@ def test_register_with_md5_digest(sipp, transport):
         f"binding {mine} still listed after Expires: 0:\n{removed}"
     )
 
-
-def run_port(run: SippResult) -> int:
-    return int(run.cmd[run.cmd.index("-p") + 1])
 
 
 @transports
@@ -434,23 +438,18 @@ def test_message_nobody_registered_offline_storage_200(server_offline, sipp_fact
 
 # -- malformed and over-size requests (raw socket) ----------------------------------------------
 
+#: Malformed requests (what is wrong -> the request); the 400's reason phrase must name it.
 MALFORMED = {
-    "cseq": dict(lines=["CSeq: one OPTIONS"]),
-    "call-id": dict(drop=("Call-ID",)),
-    "content-length": dict(lines=["Content-Length: -5"]),
+    "cseq": lambda t: raw_message("OPTIONS", t, lines=["CSeq: one OPTIONS"]),
+    "call-id": lambda t: raw_message("OPTIONS", t, drop=("Call-ID",)),
+    "content-length": lambda t: raw_message("OPTIONS", t, content_length=-5),
 }
 
 
 @transports
 @pytest.mark.parametrize("what", sorted(MALFORMED))
 def test_malformed_request_400(server, transport, what):
-    kw = dict(MALFORMED[what])
-    data = raw_message("OPTIONS", transport, **{k: v for k, v in kw.items() if k != "lines"})
-    if "lines" in kw:
-        # Replace the header in place so the rest of the message stays as it was.
-        name = kw["lines"][0].split(":", 1)[0]
-        data = re.sub(rf"(?m)^{re.escape(name)}:[^\r\n]*".encode(), kw["lines"][0].encode(), data)
-    answer = raw_request(server.sip_port, transport, data)
+    answer = raw_request(server.sip_port, transport, MALFORMED[what](transport))
     code, reason = status_line(answer)
     assert code == 400, answer
     assert what in reason.lower(), f"400 reason phrase should say what is wrong ({what}): {reason!r}"
@@ -463,3 +462,43 @@ def test_oversize_request_513(server, transport):
     answer = raw_request(server.sip_port, transport, data, head_first=len(data) - len(body))
     code, reason = status_line(answer)
     assert code == 513, answer
+
+
+# -- RFC 3261 / RFC 3581 response details -------------------------------------------------------
+
+
+@transports
+def test_every_response_carries_a_to_tag(sipp, transport):
+    """RFC 3261 §8.2.6.2: to a request without a To tag the UAS adds one to every response but a
+    100 (Trying), whatever the status: OPTIONS 200, 501, 405, 403, PUBLISH 200/412, 489..."""
+    runs = [
+        sipp("options", transport=transport).run(),
+        sipp("unknown_method", transport=transport).run(),
+        sipp("invite", transport=transport).run(),
+        sipp("register_forbidden", "alice", password="not-alices-password", transport=transport).run(),
+        sipp("publish", "alice", transport=transport).run(),
+        sipp("publish_bad_event", "alice", transport=transport).run(),
+    ]
+    expect_ok(*runs)
+    missing = [
+        f"{m.start}  (to {m.method}; To: {m.header('to')})"
+        for r in runs for m in r.responses() if m.status != 100 and not tag_of(m.header("to"))
+    ]
+    assert not missing, "responses without a To tag (RFC 3261 §8.2.6.2):\n" + "\n".join(missing)
+
+
+def test_udp_response_via_gets_rport_and_received(server):
+    """RFC 3581 §4: a request whose top Via has an empty rport gets a response whose Via has
+    rport=<source port> and received=<source address>, sent back to that address and port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(RAW_TIMEOUT)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        # sent-by says port 9, as behind a NAT; the response must come to the real source port.
+        s.sendto(raw_message("OPTIONS", "udp"), ("127.0.0.1", server.sip_port))
+        answer = s.recv(65535).decode(errors="replace")
+    code, _ = status_line(answer)
+    assert code == 200, answer
+    via = re.search(r"(?im)^(?:via|v)[ \t]*:[ \t]*([^\r\n]*)", answer).group(1)
+    assert re.search(rf";\s*rport={port}\b", via), f"Via without rport={port}: {via}"
+    assert re.search(r";\s*received=127\.0\.0\.1\b", via), f"Via without received=127.0.0.1: {via}"
