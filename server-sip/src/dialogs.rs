@@ -45,8 +45,10 @@ pub struct Dialog {
 /// Why a NOTIFY ends the subscription (RFC 6665 §4.1.3 reason codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
-    /// The subscriber let it lapse or unsubscribed.
+    /// The subscriber let it lapse (or it was a fetch).
     Timeout,
+    /// The subscriber unsubscribed (`Expires: 0`): no reason code fits, so none is given (RFC 6665 §4.1.3).
+    Unsubscribed,
     /// The presentity refused.
     Rejected,
     /// No such resource.
@@ -56,13 +58,14 @@ pub enum EndReason {
 }
 
 impl EndReason {
-    fn as_str(self) -> &'static str {
-        match self {
+    fn as_str(self) -> Option<&'static str> {
+        Some(match self {
+            EndReason::Unsubscribed => return None,
             EndReason::Timeout => "timeout",
             EndReason::Rejected => "rejected",
             EndReason::NoResource => "noresource",
             EndReason::Deactivated => "deactivated",
-        }
+        })
     }
 }
 
@@ -112,12 +115,17 @@ impl Dialog {
         let state = self.state.clone();
         let (sub_state, body) = match (end, &state) {
             (Some(reason), state) => (
-                format!("terminated;reason={}", reason.as_str()),
-                // A final document goes with a lapse so a fetch gets its answer; a refusal carries nothing.
+                match reason.as_str() {
+                    Some(r) => format!("terminated;reason={r}"),
+                    None => "terminated".to_owned(),
+                },
+                // A final document goes with a lapse or an unsubscribe (a fetch gets its answer that way); a
+                // refusal carries nothing.
                 match (reason, state) {
-                    (EndReason::Timeout, Some(WatchState::Active(view))) => {
-                        Some(self.document(view, &entity))
-                    }
+                    (
+                        EndReason::Timeout | EndReason::Unsubscribed,
+                        Some(WatchState::Active(view)),
+                    ) => Some(self.document(view, &entity)),
                     _ => None,
                 },
             ),

@@ -16,6 +16,7 @@ use hashbrown::HashMap;
 use presence_core::store::Store;
 use presence_core::{BareJid, SessionId, WatchId};
 use server_xmpp::hub::{HubHandle, HubMsg, ToConn};
+use sip_codec::header::HeaderName;
 use sip_codec::transaction::{ServerNonInvite, Timers, TransactionKey};
 use sip_codec::{Message, Request, Response};
 use tokio::net::UdpSocket;
@@ -185,7 +186,8 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     /// Answers a request through its server transaction (which replays it to retransmissions).
-    fn respond(&mut self, now: Instant, req: &Request, flow: Flow, resp: Response) {
+    fn respond(&mut self, now: Instant, req: &Request, flow: Flow, mut resp: Response) {
+        self.finish_response(&mut resp, flow);
         let Some(key) = TransactionKey::for_server(req) else {
             // RFC 2543 peers without a magic-cookie branch: answer without a transaction.
             let bytes = Message::Response(resp).to_bytes();
@@ -198,6 +200,52 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             .or_insert_with(|| (ServerNonInvite::new(flow.reliable(), self.timers), flow));
         tx.handle(now, sip_codec::transaction::Input::Send(resp));
         self.drive_server(now, &key);
+    }
+
+    /// What every response needs whatever answered it: a To tag on a final response (RFC 3261 §8.2.6.2), and
+    /// over UDP the top Via stamped with where the request really came from (RFC 3261 §18.2.1 `received`,
+    /// RFC 3581 `rport`), so the peer can tell and NATs keep working.
+    fn finish_response(&mut self, resp: &mut Response, flow: Flow) {
+        if resp.status >= 200
+            && let Ok(Some(to)) = resp.headers.to()
+            && to.tag().is_none()
+        {
+            let value = resp
+                .headers
+                .get(&HeaderName::To)
+                .unwrap_or_default()
+                .to_owned();
+            let tag = self.tag();
+            resp.headers
+                .set(HeaderName::To, format!("{value};tag={tag}"));
+        }
+        let Flow::Udp(src) = flow else { return };
+        let Some(top) = resp
+            .headers
+            .0
+            .iter_mut()
+            .find(|h| h.name == HeaderName::Via)
+        else {
+            return;
+        };
+        // Only the first value of the first Via line is ours to stamp.
+        let (first, rest) = match top.value.split_once(',') {
+            Some((f, r)) => (f.to_owned(), Some(r.to_owned())),
+            None => (top.value.clone(), None),
+        };
+        let Ok(mut via) = sip_codec::header::parse_via(&first) else {
+            return;
+        };
+        if via.params.get("rport").is_some() {
+            via.params.set("rport", Some(&src.port().to_string()));
+            via.params.set("received", Some(&src.ip().to_string()));
+        } else if via.host.to_string() != src.ip().to_string() {
+            via.params.set("received", Some(&src.ip().to_string()));
+        }
+        top.value = match rest {
+            Some(r) => format!("{via},{r}"),
+            None => via.to_string(),
+        };
     }
 
     fn drive_server(&mut self, now: Instant, key: &TransactionKey) {

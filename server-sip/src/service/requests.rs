@@ -65,6 +65,18 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 self.publish(now, req, flow, Publisher::Trusted)
             }
             Method::Register | Method::Publish | Method::Subscribe | Method::Message => {
+                // RFC 3903 §6 and RFC 6665 §4.2.1.1: an unknown event package is refused before anything else,
+                // so a client is not made to authenticate for a request that cannot succeed.
+                if let Some(allowed) = event_packages(&req.method)
+                    && let Ok(event) = req.headers.event()
+                    && !event
+                        .is_some_and(|e| allowed.iter().any(|a| e.package.eq_ignore_ascii_case(a)))
+                {
+                    let mut resp = req.make_response(489, "Bad Event");
+                    resp.headers
+                        .push(HeaderName::AllowEvents, allowed.join(", "));
+                    return self.respond(now, &req, flow, resp);
+                }
                 let Some(user) = self.authenticate(now, &req, flow) else {
                     return;
                 };
@@ -492,7 +504,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         }
         if lifetime.is_zero() {
             // RFC 6665 §4.2.1.4: an unsubscribe gets a final NOTIFY.
-            self.send_notify(now, watch, Some(crate::dialogs::EndReason::Timeout));
+            self.send_notify(now, watch, Some(crate::dialogs::EndReason::Unsubscribed));
             self.drop_dialog(watch);
         } else {
             self.arm(now + lifetime, Timer::Dialog(watch));
@@ -554,6 +566,15 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             message,
         };
         self.send_as(now, &user, input, token, req, flow);
+    }
+}
+
+/// The event packages a method accepts, for the methods that carry one.
+fn event_packages(method: &Method) -> Option<&'static [&'static str]> {
+    match method {
+        Method::Publish => Some(&["presence"]),
+        Method::Subscribe => Some(&["presence", "presence.winfo"]),
+        _ => None,
     }
 }
 
