@@ -1,0 +1,303 @@
+"""SIP <-> XMPP interworking through one presenced: both real peers in every scenario.
+
+sipp plays the phone or softphone (scenarios/interop_*.xml, runner sipp.py) and slixmpp the
+XMPP client (helpers from server-xmpp/tests/e2e/xmpp.py), against one server whose SIP and XMPP
+shells share one engine: ``alice@localhost`` and ``sip:alice@localhost`` are one principal, with
+one roster, one policy and one composed presence (issue 6, DESIGN §2, §4, §7).
+
+What each side sees is checked on that side: slixmpp's presence and message stanzas, and the
+SIP messages in sipp's trace (PIDF documents of NOTIFYs, MESSAGE bodies). sipp runs block, so
+the async test bodies run them in a thread (``asyncio.to_thread``) and slixmpp keeps reading
+meanwhile. Every wait is bounded: sipp's own ``-timeout`` and per-``recv`` timeouts, the Python
+side's kill deadline (sipp.py), ``WAIT`` for each XMPP wait and ``SCENARIO_TIMEOUT`` for a test
+body (xmpp.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from slixmpp.stanza import Presence
+
+from conftest import USERS, SipServer, SippFactory, free_port, write_config
+from sipp import Sipp, SippResult, expect_ok
+from xmpp import WAIT, Client, clients, connect, run, wait, wait_until
+
+ALICE, BOB = "alice@localhost", "bob@localhost"
+NS_PIDF = "urn:ietf:params:xml:ns:pidf"
+NS_DM = "urn:ietf:params:xml:ns:pidf:data-model"
+NS_RPID = "urn:ietf:params:xml:ns:pidf:rpid"
+NS_DELAY = "urn:xmpp:delay"
+ON_THE_PHONE = "<rpid:on-the-phone/>"
+MEETING = "<rpid:meeting/>"
+#: seconds a background sipp (watcher, receiver) may run in all
+LONG_RUN = 60.0
+#: seconds to wait for something that must NOT happen (a presence that must not arrive)
+QUIET = 1.5
+
+
+# -- servers -------------------------------------------------------------------------------------
+
+
+def make_server(binary: Path, root: Path, *, trusted: bool = False, **policy: bool) -> SipServer:
+    """A configured server (users created, not started); ``trusted`` adds ``[sip] trusted_peers =
+    ["127.0.0.1"]`` to the conftest's config (whose writer takes no extra [sip] keys)."""
+    srv = SipServer(binary=binary, root=root, port=free_port(), sip_port=free_port(udp_too=True))
+    root.mkdir(parents=True, exist_ok=True)
+    write_config(srv.config, srv.data_dir, srv.port, srv.sip_port, **policy)
+    if trusted:
+        lines = srv.config.read_text().splitlines()
+        at = lines.index(f'bind = "127.0.0.1:{srv.sip_port}"')
+        lines.insert(at + 1, 'trusted_peers = ["127.0.0.1"]')
+        srv.config.write_text("\n".join(lines) + "\n")
+    for local, password in USERS.items():
+        srv.add_user(local, password)
+    return srv
+
+
+@pytest.fixture
+def trusted_server(binary: Path, tmp_path: Path):
+    """A running server whose SIP service trusts call-control PUBLISHes from 127.0.0.1."""
+    srv = make_server(binary, tmp_path / "server", trusted=True)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def sipp_trusted(sipp_factory: SippFactory, trusted_server: SipServer) -> SippFactory:
+    sipp_factory.port = trusted_server.sip_port
+    return sipp_factory
+
+
+# -- sipp helpers ----------------------------------------------------------------------------------
+
+
+async def in_thread(fn, *args):
+    """Runs a blocking sipp call without stopping slixmpp's event loop."""
+    return await asyncio.to_thread(fn, *args)
+
+
+async def sipp_ok(run: Sipp) -> SippResult:
+    """Runs one sipp scenario to its end (in a thread) and asserts it succeeded."""
+    result = await in_thread(run.run)
+    expect_ok(result)
+    return result
+
+
+def etag_of(result: SippResult) -> str:
+    """The SIP-ETag of the last 200 to a PUBLISH."""
+    ok = [r for r in result.responses("PUBLISH") if r.status == 200]
+    assert ok and ok[-1].header("sip-etag"), f"no 200 with a SIP-ETag:\n{result}"
+    return ok[-1].header("sip-etag")
+
+
+def local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def pidf(body: str) -> dict:
+    """basic values, RPID activities (in a dm:person) and notes of a PIDF document."""
+    try:
+        root = ET.fromstring(body.strip().encode())
+    except ET.ParseError as e:
+        raise AssertionError(f"NOTIFY body is not well-formed XML ({e}):\n{body}") from None
+    assert root.tag == f"{{{NS_PIDF}}}presence", f"not a PIDF <presence> document:\n{body}"
+    return {
+        "entity": root.get("entity"),
+        "basic": sorted({b.text.strip() for b in root.iter(f"{{{NS_PIDF}}}basic") if b.text}),
+        "activities": sorted(
+            local(a.tag)
+            for person in root.iter(f"{{{NS_DM}}}person")
+            for acts in person.iter(f"{{{NS_RPID}}}activities")
+            for a in acts
+        ),
+        "notes": [(n.text or "").strip() for n in root.iter() if local(n.tag) == "note"],
+    }
+
+
+class Watcher:
+    """A background interop_watch.xml run: [user]'s softphone subscribed to [target]'s presence.
+
+    ``docs()`` reads the PIDF documents of the NOTIFYs received so far from sipp's message trace
+    (sipp writes it as it goes); ``expect(...)`` waits for the next document in a given state.
+    """
+
+    def __init__(self, factory: SippFactory, user: str, target: str) -> None:
+        self.run = factory("interop_watch", user, keys={"target": target}, flag="subscribed",
+                           timeout=LONG_RUN)
+        self.seen = 0  # documents already matched by expect()
+
+    async def start(self) -> "Watcher":
+        self.run.start()
+        await in_thread(self.run.wait_flag, "subscribed")
+        return self
+
+    def _snapshot(self) -> SippResult:
+        return SippResult(self.run.name, self.run.cmd, None, self.run.workdir)
+
+    def notifies(self) -> list:
+        return [m for m in self._snapshot().received("NOTIFY") if m.body.strip()]
+
+    def docs(self) -> list[dict]:
+        return [pidf(n.body) for n in self.notifies()]
+
+    def answered(self) -> int:
+        """NOTIFYs the scenario has answered (one marker file each)."""
+        return len(glob.glob(glob.escape(self.run.flag("subscribed")) + ".n*"))
+
+    async def expect(self, what: str, *, basic: str, activities: tuple[str, ...] = (),
+                     note: str | None = None, timeout: float = WAIT) -> dict:
+        """Waits for a NOTIFY (after the ones matched before) whose document says ``basic`` with
+        exactly ``activities`` (and ``note`` among its notes if given); returns the document."""
+        deadline = time.monotonic() + timeout
+        while True:
+            docs = self.docs()
+            for i in range(self.seen, len(docs)):
+                d = docs[i]
+                if (d["basic"] == [basic] and d["activities"] == sorted(activities)
+                        and (note is None or note in d["notes"])):
+                    self.seen = i + 1
+                    return d
+            if time.monotonic() > deadline or self.run.proc.poll() is not None:
+                result = self.run.stop() if self.run.proc.poll() is None else self.run.wait(1)
+                raise AssertionError(
+                    f"{what}: no NOTIFY with basic {basic!r}, activities {list(activities)}"
+                    f"{f', note {note!r}' if note else ''} (documents so far: {docs[self.seen:]})\n"
+                    f"{result.describe()}"
+                )
+            await asyncio.sleep(0.1)
+
+    async def finish(self) -> SippResult:
+        """Lets the scenario unsubscribe after its quiet period; asserts it succeeded."""
+        result = await in_thread(self.run.wait)
+        expect_ok(result)
+        return result
+
+
+# -- XMPP helpers ----------------------------------------------------------------------------------
+
+
+async def subscription(client: Client, contact: str) -> str:
+    return (await client.roster_items()).get(contact, {}).get("subscription", "<absent>")
+
+
+async def make_mutual(alice: Client, bob: Client) -> None:
+    """alice and bob subscribe to each other (auto-authorized) and bob sees alice online."""
+    alice.xmpp.send_presence(pto=BOB, ptype="subscribe")
+    bob.xmpp.send_presence(pto=ALICE, ptype="subscribe")
+
+    async def both_ways() -> bool:
+        return (await subscription(alice, BOB), await subscription(bob, ALICE)) == ("both", "both")
+
+    await wait_until(both_ways, "both rosters to reach subscription='both'")
+    await bob.presence_from(ALICE)
+
+
+def describe(p: Presence) -> str:
+    return (f"{p['from']} type={p['type']!r} show={p['show']!r} status={p['status']!r} "
+            f"priority={p['priority']!r}")
+
+
+async def presence(client: Client, full: str, what: str, *, show: str | None = None,
+                   status=None, unavailable: bool = False, timeout: float = WAIT) -> Presence:
+    """Waits for a presence from the full JID ``full``: unavailable, or available with ``show``
+    ('' = no <show/>) and ``status`` (a string, '' = none, or a predicate); other presences are
+    skipped (and listed if the wait fails)."""
+    skipped: list[str] = []
+
+    def matches(p: Presence) -> bool:
+        if str(p["from"]) != full:
+            return False
+        if unavailable:
+            return p["type"] == "unavailable"
+        if p["type"] in ("unavailable", "error", "subscribe", "subscribed", "unsubscribe",
+                         "unsubscribed", "probe"):
+            return False
+        if show is not None and p["show"] != show:
+            return False
+        if status is None:
+            return True
+        if callable(status):
+            return bool(status(p["status"]))
+        return p["status"] == status
+
+    async def get() -> Presence:
+        while True:
+            p = await client.presences.get()
+            if matches(p):
+                return p
+            skipped.append(describe(p))
+
+    try:
+        return await asyncio.wait_for(get(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(
+            f"timed out after {timeout:.0f} s at {client.jid} waiting for {what}; presences "
+            f"received meanwhile:\n  " + "\n  ".join(skipped or ["<none>"])
+        ) from None
+
+
+async def no_available_presence(client: Client, bare: str, what: str) -> None:
+    """Asserts no available presence from ``bare`` arrives at ``client`` within QUIET seconds."""
+    await client.ping_server()
+    deadline = time.monotonic() + QUIET
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            p = await asyncio.wait_for(client.presences.get(), left)
+        except asyncio.TimeoutError:
+            return
+        assert not (p["from"].bare == bare and p["type"] not in ("unavailable", "error")
+                    and p["type"] in ("available", "away", "chat", "dnd", "xa")), (
+            f"{what}: unexpected {describe(p)}"
+        )
+
+
+def mentions_phone(status: str) -> bool:
+    return "phone" in (status or "").lower()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix} {uuid.uuid4().hex[:8]}"
+
+
+# -- presence: SIP watchers of XMPP users ----------------------------------------------------------
+
+
+def test_sip_watcher_of_xmpp_only_user_follows_every_change(server, sipp):
+    """bob's softphone watches alice, who is only on XMPP: a NOTIFY for each change of her
+    client's presence -- available (open), away (open + away), unavailable (closed)."""
+
+    async def scenario() -> None:
+        async with clients(connect(server, "alice")) as (alice,):
+            await alice.ping_server()  # her initial presence is in
+            bob = await Watcher(sipp, "bob", "alice").start()
+            first = (await in_thread(lambda: bob.docs()))[0]
+            assert first["entity"] == "sip:alice@localhost", first
+            assert first["basic"] == ["open"] and first["activities"] == [], (
+                f"alice is online on XMPP: the initial NOTIFY must say open:\n{first}"
+            )
+            bob.seen = 1
+
+            alice.xmpp.send_presence(pshow="away", pstatus="Getting coffee")
+            await bob.expect("alice away", basic="open", activities=("away",), note="Getting coffee")
+            alice.xmpp.send_presence(pshow="away", pstatus="Back soon")
+            await bob.expect("alice away, new status", basic="open", activities=("away",),
+                             note="Back soon")
+            alice.xmpp.send_presence()
+            await bob.expect("alice available again", basic="open")
+            await alice.disconnect()
+            await bob.expect("alice signed off", basic="closed")
+            result = await bob.finish()
+        states = [(d["basic"], d["activities"]) for d in (pidf(n.body) for n in result.received("NOTIFY") if n.body.strip())]
+        assert states[0] == (["open"], []) and states[-1] == (["closed"], []), states
+
+    run(scenario)
