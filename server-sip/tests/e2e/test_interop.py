@@ -207,20 +207,16 @@ def describe(p: Presence) -> str:
             f"priority={p['priority']!r}")
 
 
-async def presence(client: Client, full: str, what: str, *, show: str | None = None,
-                   status=None, unavailable: bool = False, timeout: float = WAIT) -> Presence:
-    """Waits for a presence from the full JID ``full``: unavailable, or available with ``show``
-    ('' = no <show/>) and ``status`` (a string, '' = none, or a predicate); other presences are
-    skipped (and listed if the wait fails)."""
-    skipped: list[str] = []
+def matcher(full: str, *, show: str | None = None, status=None, unavailable: bool = False):
+    """A predicate on presence stanzas from the full JID ``full``: unavailable, or available with
+    ``show`` ('' = no <show/>) and ``status`` (a string, '' = none, or a predicate on it)."""
 
     def matches(p: Presence) -> bool:
         if str(p["from"]) != full:
             return False
         if unavailable:
             return p["type"] == "unavailable"
-        if p["type"] in ("unavailable", "error", "subscribe", "subscribed", "unsubscribe",
-                         "unsubscribed", "probe"):
+        if p["type"] not in ("available", "away", "chat", "dnd", "xa"):
             return False
         if show is not None and p["show"] != show:
             return False
@@ -230,20 +226,38 @@ async def presence(client: Client, full: str, what: str, *, show: str | None = N
             return bool(status(p["status"]))
         return p["status"] == status
 
-    async def get() -> Presence:
-        while True:
+    return matches
+
+
+async def presences(client: Client, what: str, *wanted, timeout: float = WAIT) -> list[Presence]:
+    """Waits until each predicate in ``wanted`` (see :func:`matcher`) matched a presence received
+    by ``client``, in any order; other presences are skipped (listed if the wait fails)."""
+    skipped: list[str] = []
+    found: list[Presence | None] = [None] * len(wanted)
+
+    async def get() -> None:
+        while any(f is None for f in found):
             p = await client.presences.get()
-            if matches(p):
-                return p
-            skipped.append(describe(p))
+            for i, m in enumerate(wanted):
+                if found[i] is None and m(p):
+                    found[i] = p
+                    break
+            else:
+                skipped.append(describe(p))
 
     try:
-        return await asyncio.wait_for(get(), timeout)
+        await asyncio.wait_for(get(), timeout)
     except asyncio.TimeoutError:
         raise AssertionError(
             f"timed out after {timeout:.0f} s at {client.jid} waiting for {what}; presences "
             f"received meanwhile:\n  " + "\n  ".join(skipped or ["<none>"])
         ) from None
+    return found  # type: ignore[return-value]
+
+
+async def presence(client: Client, full: str, what: str, **kw) -> Presence:
+    """Waits for one presence from ``full`` (see :func:`matcher`), skipping others."""
+    return (await presences(client, what, matcher(full, **kw)))[0]
 
 
 async def no_available_presence(client: Client, bare: str, what: str) -> None:
@@ -301,3 +315,133 @@ def test_sip_watcher_of_xmpp_only_user_follows_every_change(server, sipp):
         assert states[0] == (["open"], []) and states[-1] == (["closed"], []), states
 
     run(scenario)
+
+
+def test_dnd_from_xmpp_reaches_sip_watcher_as_closed_busy(server, sipp):
+    """bob's softphone watches alice; alice's XMPP client sets <show>dnd</show>: bob's NOTIFY says
+    closed + busy (DESIGN §2); back to available: open again."""
+
+    async def scenario() -> None:
+        async with clients(connect(server, "alice")) as (alice,):
+            await alice.ping_server()
+            bob = await Watcher(sipp, "bob", "alice").start()
+            await bob.expect("the initial NOTIFY, alice online", basic="open")
+            alice.xmpp.send_presence(pshow="dnd", pstatus="Focus time")
+            doc = await bob.expect("alice on do-not-disturb", basic="closed", activities=("busy",))
+            assert "Focus time" in doc["notes"], doc
+            alice.xmpp.send_presence()
+            await bob.expect("alice available again", basic="open", activities=())
+            await bob.finish()
+
+    run(scenario)
+
+
+# -- presence: the phone colours the XMPP presence -----------------------------------------------
+
+
+def test_phone_publish_on_the_phone_and_back(server, sipp):
+    """alice's XMPP client is online and bob (XMPP) is her mutual contact. Her phone PUBLISHes
+    on-the-phone (authenticated, as alice): bob sees her XMPP resource away, with a status about
+    the phone. The phone removes its publication (SIP-If-Match, Expires: 0): bob sees her client's
+    own presence again (available, its status), and the phone's endpoint gone."""
+
+    async def scenario() -> None:
+        async with clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
+            await make_mutual(alice, bob)
+            alice.xmpp.send_presence(pstatus="At my desk")
+            desk = f"{ALICE}/e2e"
+            await presence(bob, desk, "alice's client available", show="", status="At my desk")
+
+            published = await sipp_ok(sipp("interop_publish", "alice", keys={
+                "basic": "open", "activities": ON_THE_PHONE, "note": "Call with a customer"}))
+            p = await presence(bob, desk, "alice's client shown away while her phone is in a call",
+                               show="away", status=mentions_phone)
+            assert p["status"] in ("On the phone", "Call with a customer"), describe(p)
+
+            await sipp_ok(sipp("interop_publish_remove", "alice", keys={"etag": etag_of(published)}))
+            await presences(
+                bob, "alice's client back to its own presence after the call, and her phone's "
+                "endpoint gone with its publication",
+                matcher(desk, show="", status="At my desk"),
+                matcher(f"{ALICE}/sip", unavailable=True),
+            )
+
+    run(scenario)
+
+
+def test_trusted_call_control_line_state_and_meeting(trusted_server, sipp_trusted):
+    """A trusted call-control peer (no credentials, [sip] trusted_peers) publishes alice's line
+    state. A line alone does not make alice available; once her XMPP client is online, bob sees it
+    away "On the phone"; a `meeting` activity shows "In a meeting"; no activity: her client's own
+    presence again."""
+    server, sipp = trusted_server, sipp_trusted
+
+    async def scenario() -> None:
+        async with clients(connect(server, "bob")) as (bob,):
+            async with clients(connect(server, "alice")) as (alice,):
+                await make_mutual(alice, bob)
+            await presence(bob, f"{ALICE}/e2e", "alice signing off", unavailable=True)
+
+            line = await sipp_ok(sipp("interop_trusted_publish", keys={
+                "target": "alice", "activities": ON_THE_PHONE}))
+            assert [r.status for r in line.responses("PUBLISH")] == [200], (
+                f"a trusted peer's PUBLISH needs no credentials:\n{line}"
+            )
+            await no_available_presence(bob, ALICE, "alice's line alone must not make her available")
+
+            async with clients(connect(server, "alice")) as (alice,):
+                desk = f"{ALICE}/e2e"
+                await presence(bob, desk, "alice signed in during a call: away, on the phone",
+                               show="away", status="On the phone")
+
+                meeting = await sipp_ok(sipp("interop_trusted_modify", keys={
+                    "target": "alice", "etag": etag_of(line), "activities": MEETING}))
+                await presence(bob, desk, "alice in a meeting", show="away", status="In a meeting")
+
+                await sipp_ok(sipp("interop_trusted_modify", keys={
+                    "target": "alice", "etag": etag_of(meeting), "activities": ""}))
+                await presence(bob, desk, "alice free again: her client's own presence", show="",
+                               status=lambda s: not s)
+
+    run(scenario)
+
+
+# -- presence: XMPP contacts of SIP users -------------------------------------------------------
+
+
+def test_xmpp_contact_sees_sip_only_user(server, sipp):
+    """alice has no XMPP session, only a registered phone that PUBLISHes (open, a note). bob
+    (XMPP) subscribes to her and sees alice@localhost/sip available with the note as status; a
+    new publication (away) changes it; removing the publication leaves the registered phone
+    plainly available."""
+
+    async def scenario() -> None:
+        await sipp_ok(sipp("interop_register", "alice"))
+        note = unique("Desk phone, ext.")
+        published = await sipp_ok(sipp("interop_publish", "alice", keys={
+            "basic": "open", "activities": "", "note": note}))
+        async with clients(connect(server, "bob")) as (bob,):
+            bob.xmpp.send_presence(pto=ALICE, ptype="subscribe")
+            await wait_until(lambda: _is(subscription(bob, ALICE), ("to", "both")),
+                             "bob's roster item for alice to reach subscription='to'")
+            phone = f"{ALICE}/sip"
+            await presence(bob, phone, "alice's phone with its note as status", show="", status=note)
+
+            away = unique("Stepped out")
+            await sipp_ok(sipp("interop_publish", "alice", keys={
+                "basic": "open", "activities": "<rpid:away/>", "note": away}))
+            await presence(bob, phone, "alice's phone away", show="away", status=away)
+
+            await sipp_ok(sipp("interop_publish_remove", "alice", keys={"etag": etag_of(published)}))
+            # The newer (away) publication still speaks for the phone: nothing changes for bob yet.
+            await bob.ping_server()
+            closed = await sipp_ok(sipp("interop_publish", "alice", keys={
+                "basic": "closed", "activities": "", "note": "off"}))
+            assert etag_of(closed)
+            await presence(bob, phone, "alice's phone publishing closed", unavailable=True)
+
+    run(scenario)
+
+
+async def _is(aw, wanted: tuple) -> bool:
+    return (await aw) in wanted
