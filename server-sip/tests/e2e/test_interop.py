@@ -445,3 +445,98 @@ def test_xmpp_contact_sees_sip_only_user(server, sipp):
 
 async def _is(aw, wanted: tuple) -> bool:
     return (await aw) in wanted
+
+
+# -- instant messages --------------------------------------------------------------------------------
+
+
+def delay_stamp(msg) -> str | None:
+    """The XEP-0203 <delay stamp=.../> of a message, if any."""
+    el = msg.xml.find(f"{{{NS_DELAY}}}delay")
+    return None if el is None else el.get("stamp")
+
+
+def test_message_sip_to_xmpp(server, sipp):
+    """bob's softphone sends alice a MESSAGE; alice's XMPP client gets a chat message with the
+    body from bob@localhost; the MESSAGE is answered 200."""
+
+    async def scenario() -> None:
+        async with clients(connect(server, "alice")) as (alice,):
+            await alice.ping_server()
+            text = unique("Hi alice, bob's softphone here:")
+            result = await sipp_ok(sipp("interop_message_send", "bob",
+                                        keys={"target": "alice", "text": text}))
+            assert [r.status for r in result.responses("MESSAGE")] == [401, 200], result
+            msg = await alice.next_message("bob's SIP MESSAGE")
+            assert msg["body"].strip() == text, msg
+            assert msg["from"].bare == BOB, msg
+            assert msg["type"] in ("chat", "normal"), msg
+            assert delay_stamp(msg) is None, f"a live message has no delay stamp: {msg}"
+
+    run(scenario)
+
+
+def test_message_xmpp_to_sip(server, sipp):
+    """alice's XMPP client sends a chat message to bob, who is only registered from a softphone:
+    the phone gets a SIP MESSAGE, text/plain, From sip:alice@localhost, with the body."""
+
+    async def scenario() -> None:
+        receiver = sipp("interop_message_receive", "bob", flag="registered",
+                        ooc="interop_message_receive_ooc", timeout=30)
+        receiver.start()
+        await in_thread(receiver.wait_flag, "registered")
+        async with clients(connect(server, "alice")) as (alice,):
+            errors: asyncio.Queue = asyncio.Queue()
+            alice.xmpp.add_event_handler("message_error", errors.put_nowait)
+            text = unique("Hello bob's phone, alice on XMPP:")
+            alice.send_message(BOB, text)
+            result = await in_thread(receiver.wait)
+            expect_ok(result)
+            got = result.received("MESSAGE")
+            assert len(got) == 1, f"expected exactly one MESSAGE:\n{result}"
+            m = got[0]
+            assert m.body.strip() == text, m
+            assert "sip:alice@localhost" in (m.header("from") or ""), m
+            assert "sip:bob@localhost" in (m.header("to") or ""), m
+            assert (m.header("content-type") or "").lower().startswith("text/plain"), m
+            await alice.ping_server()
+            assert errors.empty(), f"alice got an error for her message: {errors.get_nowait()}"
+
+    run(scenario)
+
+
+def test_message_sip_to_offline_xmpp_user_is_held(server, sipp):
+    """bob's softphone sends a MESSAGE to alice, who is offline: 200 (held); when alice's XMPP
+    client signs in it gets the message with a XEP-0203 delay stamp."""
+
+    async def scenario() -> None:
+        text = unique("While you were out:")
+        result = await sipp_ok(sipp("interop_message_send", "bob",
+                                    keys={"target": "alice", "text": text}))
+        assert [r.status for r in result.responses("MESSAGE")] == [401, 200], result
+        async with clients(connect(server, "alice")) as (alice,):
+            msg = await alice.next_message("bob's MESSAGE held while alice was offline")
+            assert msg["body"].strip() == text, msg
+            assert msg["from"].bare == BOB, msg
+            stamp = delay_stamp(msg)
+            assert stamp and stamp.endswith("Z"), f"no XEP-0203 delay stamp (UTC) on {msg}"
+
+    run(scenario)
+
+
+def test_message_sip_to_unreachable_user_without_offline_storage_480(server_no_offline, sipp_factory):
+    """The same with offline storage off: the MESSAGE gets 480 with the configured text."""
+    sipp_factory.port = server_no_offline.sip_port
+
+    async def scenario() -> None:
+        run_ = sipp_factory("interop_message_undeliverable", "bob",
+                            keys={"target": "alice", "text": unique("Anyone there?")})
+        result = await in_thread(run_.run)
+        expect_ok(result)
+        final = [r for r in result.responses("MESSAGE") if r.status and r.status >= 200][-1]
+        assert final.status == 480, result
+        assert "could not be delivered" in final.start.lower(), (
+            f"the 480 should carry the configured undeliverable text:\n{final}"
+        )
+
+    run(scenario)
