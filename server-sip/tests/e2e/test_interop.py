@@ -540,3 +540,62 @@ def test_message_sip_to_unreachable_user_without_offline_storage_480(server_no_o
         )
 
     run(scenario)
+
+
+# -- policy across protocols: blocking ------------------------------------------------------------
+
+
+async def block(client: Client, jid: str) -> None:
+    client.xmpp.register_plugin("xep_0191")
+    result = await wait(client.xmpp.plugin["xep_0191"].block(jid, timeout=WAIT), f"block {jid}")
+    assert result["type"] == "result", result
+
+
+async def unblock(client: Client, jid: str) -> None:
+    result = await wait(client.xmpp.plugin["xep_0191"].unblock(jid, timeout=WAIT), f"unblock {jid}")
+    assert result["type"] == "result", result
+
+
+def test_blocked_sip_watcher_gets_closed(server, sipp):
+    """alice (XMPP, online) has blocked bob with XEP-0191 before he subscribes: bob's softphone
+    subscription is accepted (polite blocking: no hint) but says closed; carol's, not blocked,
+    says open at the same time."""
+
+    async def scenario() -> None:
+        async with clients(connect(server, "alice")) as (alice,):
+            await block(alice, BOB)
+            await alice.ping_server()
+            bob = await Watcher(sipp, "bob", "alice").start()
+            carol = await Watcher(sipp, "carol", "alice").start()
+            await carol.expect("carol (not blocked) sees alice online", basic="open")
+            await bob.expect("bob (blocked) sees alice closed", basic="closed", activities=())
+            state = bob.notifies()[0].header("subscription-state") or ""
+            assert state.startswith("active"), (
+                f"polite blocking: the subscription must look normal (active), not {state!r}"
+            )
+            alice.xmpp.send_presence(pshow="away", pstatus="Only for friends")
+            await carol.expect("carol sees alice away", basic="open", activities=("away",))
+            bob_run, carol_run = await asyncio.gather(bob.finish(), carol.finish())
+        leaked = [d for d in (pidf(n.body) for n in bob_run.received("NOTIFY") if n.body.strip())
+                  if d["basic"] != ["closed"] or "Only for friends" in d["notes"]]
+        assert not leaked, f"bob is blocked but saw alice's presence: {leaked}\n{bob_run}"
+
+    run(scenario)
+
+
+def test_block_during_sip_subscription_flips_to_closed(server, sipp):
+    """bob's softphone watches alice (XMPP, online: open); alice blocks bob: a NOTIFY says closed
+    though she stays online; she unblocks him: open again."""
+
+    async def scenario() -> None:
+        async with clients(connect(server, "alice")) as (alice,):
+            await alice.ping_server()
+            bob = await Watcher(sipp, "bob", "alice").start()
+            await bob.expect("bob sees alice online", basic="open")
+            await block(alice, BOB)
+            await bob.expect("alice blocked bob", basic="closed", activities=())
+            await unblock(alice, BOB)
+            await bob.expect("alice unblocked bob", basic="open")
+            await bob.finish()
+
+    run(scenario)
