@@ -599,3 +599,71 @@ def test_block_during_sip_subscription_flips_to_closed(server, sipp):
             await bob.finish()
 
     run(scenario)
+
+
+# -- one principal: roster and forking across protocols ------------------------------------------
+
+
+def test_sip_subscription_is_a_roster_subscription(server, sipp):
+    """bob's softphone subscribes to alice (automatic authorization): it is the same principal's
+    roster -- bob's XMPP client finds alice in his roster with a subscription to her presence,
+    and alice's finds bob subscribed from."""
+
+    async def scenario() -> None:
+        async with clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
+            assert await subscription(bob, ALICE) == "<absent>"
+            await alice.ping_server()
+            watcher = await Watcher(sipp, "bob", "alice").start()
+            await watcher.expect("bob's softphone sees alice online", basic="open")
+            await wait_until(lambda: _is(subscription(bob, ALICE), ("to", "both")),
+                             "alice in bob's roster with subscription 'to'")
+            await wait_until(lambda: _is(subscription(alice, BOB), ("from", "both")),
+                             "bob in alice's roster with subscription 'from'")
+            # bob's XMPP client is the same bob: it gets alice's presence changes too.
+            alice.xmpp.send_presence(pshow="xa", pstatus="Gone fishing")
+            await presence(bob, f"{ALICE}/e2e", "alice's presence at bob's XMPP client", show="xa",
+                           status="Gone fishing")
+            await watcher.expect("alice extended away at bob's softphone", basic="open",
+                                 activities=("away",), note="Gone fishing")
+            await watcher.finish()
+
+    run(scenario)
+
+
+def test_message_sip_to_xmpp_forks_to_every_session_and_phone(server, sipp):
+    """alice is online from two XMPP clients and a registered softphone; bob's softphone sends
+    her a MESSAGE: both XMPP sessions and her phone get it, once each."""
+
+    async def scenario() -> None:
+        phone = sipp("interop_message_receive", "alice", flag="registered",
+                     ooc="interop_message_receive_ooc", timeout=30)
+        phone.start()
+        await in_thread(phone.wait_flag, "registered")
+        async with clients(connect(server, "alice", "laptop"), connect(server, "alice", "mobile")) as (
+            laptop, mobile,
+        ):
+            await laptop.ping_server()
+            await mobile.ping_server()
+            text = unique("Fork to every alice:")
+            await sipp_ok(sipp("interop_message_send", "bob", keys={"target": "alice", "text": text}))
+            for client in (laptop, mobile):
+                msg = await client.next_message(f"bob's MESSAGE at {client.jid}")
+                assert msg["body"].strip() == text and msg["from"].bare == BOB, msg
+            result = await in_thread(phone.wait)
+            expect_ok(result)
+            got = result.received("MESSAGE")
+            assert [m.body.strip() for m in got] == [text], f"alice's phone:\n{result}"
+            assert "sip:bob@localhost" in (got[0].header("from") or ""), got[0]
+            for client in (laptop, mobile):
+                await client.ping_server()
+                extra = [m["body"] for m in _drain(client.messages) if m["body"]]
+                assert not extra, f"{client.jid} got the message more than once: {extra}"
+
+    run(scenario)
+
+
+def _drain(queue: asyncio.Queue) -> list:
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
