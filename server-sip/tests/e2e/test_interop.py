@@ -412,8 +412,8 @@ def test_trusted_call_control_line_state_and_meeting(trusted_server, sipp_truste
 def test_xmpp_contact_sees_sip_only_user(server, sipp):
     """alice has no XMPP session, only a registered phone that PUBLISHes (open, a note). bob
     (XMPP) subscribes to her and sees alice@localhost/sip available with the note as status; a
-    new publication (away) changes it; removing the publication leaves the registered phone
-    plainly available."""
+    newer publication (away) speaks for the phone; with both removed the registered phone is
+    plainly available; a closed publication makes it unavailable."""
 
     async def scenario() -> None:
         await sipp_ok(sipp("interop_register", "alice"))
@@ -428,16 +428,19 @@ def test_xmpp_contact_sees_sip_only_user(server, sipp):
             await presence(bob, phone, "alice's phone with its note as status", show="", status=note)
 
             away = unique("Stepped out")
-            await sipp_ok(sipp("interop_publish", "alice", keys={
+            stepped_out = await sipp_ok(sipp("interop_publish", "alice", keys={
                 "basic": "open", "activities": "<rpid:away/>", "note": away}))
-            await presence(bob, phone, "alice's phone away", show="away", status=away)
+            await presence(bob, phone, "alice's phone away (the newest publication)", show="away",
+                           status=away)
 
-            await sipp_ok(sipp("interop_publish_remove", "alice", keys={"etag": etag_of(published)}))
-            # The newer (away) publication still speaks for the phone: nothing changes for bob yet.
-            await bob.ping_server()
-            closed = await sipp_ok(sipp("interop_publish", "alice", keys={
-                "basic": "closed", "activities": "", "note": "off"}))
-            assert etag_of(closed)
+            # Both publications removed: the registered phone is plainly available.
+            for done in (published, stepped_out):
+                await sipp_ok(sipp("interop_publish_remove", "alice", keys={"etag": etag_of(done)}))
+            await presence(bob, phone, "alice's registered phone without a publication", show="",
+                           status=lambda s: not s)
+
+            await sipp_ok(sipp("interop_publish", "alice", keys={
+                "basic": "closed", "activities": "", "note": "Off"}))
             await presence(bob, phone, "alice's phone publishing closed", unavailable=True)
 
     run(scenario)
