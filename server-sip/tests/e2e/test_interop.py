@@ -45,9 +45,11 @@ QUIET = 1.5
 # -- servers -------------------------------------------------------------------------------------
 
 
-def make_server(binary: Path, root: Path, *, trusted: bool = False, **policy: bool) -> SipServer:
+def make_server(binary: Path, root: Path, *, trusted: bool = False, extra: str = "",
+                **policy: bool) -> SipServer:
     """A configured server (users created, not started); ``trusted`` adds ``[sip] trusted_peers =
-    ["127.0.0.1"]`` to the conftest's config (whose writer takes no extra [sip] keys)."""
+    ["127.0.0.1"]`` to the conftest's config (whose writer takes no extra [sip] keys), ``extra``
+    is appended to it (further tables)."""
     srv = SipServer(binary=binary, root=root, port=free_port(), sip_port=free_port(udp_too=True))
     root.mkdir(parents=True, exist_ok=True)
     write_config(srv.config, srv.data_dir, srv.port, srv.sip_port, **policy)
@@ -56,6 +58,8 @@ def make_server(binary: Path, root: Path, *, trusted: bool = False, **policy: bo
         at = lines.index(f'bind = "127.0.0.1:{srv.sip_port}"')
         lines.insert(at + 1, 'trusted_peers = ["127.0.0.1"]')
         srv.config.write_text("\n".join(lines) + "\n")
+    if extra:
+        srv.config.write_text(srv.config.read_text() + "\n" + extra.strip() + "\n")
     for local, password in USERS.items():
         srv.add_user(local, password)
     return srv
@@ -65,6 +69,17 @@ def make_server(binary: Path, root: Path, *, trusted: bool = False, **policy: bo
 def trusted_server(binary: Path, tmp_path: Path):
     """A running server whose SIP service trusts call-control PUBLISHes from 127.0.0.1."""
     srv = make_server(binary, tmp_path / "server", trusted=True)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def one_watcher_server(binary: Path, tmp_path: Path):
+    """A running server where a user may have one watcher ([limits] max_watchers = 1)."""
+    srv = make_server(binary, tmp_path / "server", extra="[limits]\nmax_watchers = 1")
     srv.start()
     try:
         yield srv
@@ -670,3 +685,25 @@ def _drain(queue: asyncio.Queue) -> list:
     while not queue.empty():
         out.append(queue.get_nowait())
     return out
+
+
+def test_watcher_limit_applies_to_sip_and_xmpp_watchers_alike(one_watcher_server, sipp_factory):
+    """alice may have one watcher: carol's XMPP subscription takes the place, so bob's SIP
+    SUBSCRIBE is refused (NOTIFY terminated;reason=rejected) -- one policy for both protocols."""
+    server = one_watcher_server
+    sipp_factory.port = server.sip_port
+
+    async def scenario() -> None:
+        async with clients(connect(server, "alice"), connect(server, "carol")) as (alice, carol):
+            carol.xmpp.send_presence(pto=ALICE, ptype="subscribe")
+            await wait_until(lambda: _is(subscription(alice, "carol@localhost"), ("from", "both")),
+                             "carol subscribed to alice")
+            refused = await sipp_ok(sipp_factory("interop_watch_rejected", "bob",
+                                                 keys={"target": "alice"}))
+            (notify,) = refused.received("NOTIFY")
+            assert not notify.body.strip(), f"a refusal carries no presence document:\n{notify}"
+            assert await subscription(alice, BOB) in ("<absent>", "none"), (
+                "bob must not have become alice's watcher"
+            )
+
+    run(scenario)
