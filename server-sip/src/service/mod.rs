@@ -33,9 +33,9 @@ use outgoing::{ClientTx, PendingMessage};
 
 /// Something that must happen at a time; checked against the real state when it fires (stale entries are
 /// skipped), so nothing has to be removed from the heap.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Timer {
-    Server(String, String),
+    Server(TransactionKey),
     Client(String),
     Expiry,
     Dialog(WatchId),
@@ -61,7 +61,9 @@ pub struct Service<S> {
     dialog_keys: HashMap<(String, String), WatchId>,
     pending_messages: HashMap<u64, PendingMessage>,
     deliveries_tx: mpsc::UnboundedSender<(SessionId, ToConn)>,
-    wake: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// Deadlines in order, each naming its timer in `wake_what` (timers need no ordering of their own).
+    wake: BinaryHeap<Reverse<(Instant, u64)>>,
+    wake_what: HashMap<u64, Timer>,
     next_id: u64,
 }
 
@@ -108,6 +110,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             pending_messages: HashMap::new(),
             deliveries_tx,
             wake: BinaryHeap::new(),
+            wake_what: HashMap::new(),
             next_id: 1,
         };
         loop {
@@ -130,7 +133,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     fn arm(&mut self, at: Instant, timer: Timer) {
-        self.wake.push(Reverse((at, timer)));
+        let id = self.id();
+        self.wake_what.insert(id, timer);
+        self.wake.push(Reverse((at, id)));
     }
 
     fn inbound(&mut self, now: Instant, ev: Inbound) {
@@ -273,7 +278,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             self.transmit(flow, b);
         }
         if let Some(at) = wake.filter(|_| !done) {
-            self.arm(at, Timer::Server(key.branch.clone(), key.sent_by.clone()));
+            self.arm(at, Timer::Server(key.clone()));
         }
         let _ = now;
     }
@@ -283,23 +288,18 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             if *at > now {
                 break;
             }
-            let Some(Reverse((_, timer))) = self.wake.pop() else {
+            let Some(Reverse((_, id))) = self.wake.pop() else {
                 break;
             };
+            let Some(timer) = self.wake_what.remove(&id) else {
+                continue;
+            };
             match timer {
-                Timer::Server(branch, sent_by) => {
-                    let keys: Vec<TransactionKey> = self
-                        .server_txs
-                        .keys()
-                        .filter(|k| k.branch == branch && k.sent_by == sent_by)
-                        .cloned()
-                        .collect();
-                    for key in keys {
-                        if let Some((tx, _)) = self.server_txs.get_mut(&key) {
-                            tx.handle(now, sip_codec::transaction::Input::Timer);
-                        }
-                        self.drive_server(now, &key);
+                Timer::Server(key) => {
+                    if let Some((tx, _)) = self.server_txs.get_mut(&key) {
+                        tx.handle(now, sip_codec::transaction::Input::Timer);
                     }
+                    self.drive_server(now, &key);
                 }
                 Timer::Client(branch) => self.client_timer(now, &branch),
                 Timer::Expiry => self.expire(now),
