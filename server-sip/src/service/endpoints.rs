@@ -86,7 +86,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     /// Brings the engine's view of the user's SIP side up to date: opens, updates or closes the session.
-    pub(super) fn update_endpoint(&mut self, _now: Instant, user: &BareJid) {
+    pub(super) fn update_endpoint(&mut self, user: &BareJid) {
         let wanted = self.wanted_presence(user);
         let live = self.registrar.is_registered(user) || self.publications.current(user).is_some();
         if !live && self.endpoints.get(user).is_none_or(|e| e.in_flight == 0) {
@@ -122,7 +122,6 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     /// when it has been handled, so the MESSAGE transaction can be answered with its outcome.
     pub(super) fn send_as(
         &mut self,
-        now: Instant,
         user: &BareJid,
         mut input: Input,
         token: u64,
@@ -157,7 +156,6 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             e.queued.push(Queued::Input(Box::new(input)));
             e.queued.push(Queued::Flush(token));
         }
-        let _ = now;
     }
 
     /// Something the engine sent one of our SIP sessions.
@@ -204,7 +202,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                     .get_mut(&token)
                     .and_then(|p| p.error.take());
                 self.finish_message(now, token, error.as_deref());
-                self.update_endpoint(now, &user);
+                self.update_endpoint(&user);
             }
             ToConn::Stanza(stanza) => self.stanza_for(now, &user, stanza),
         }

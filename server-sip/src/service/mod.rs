@@ -204,7 +204,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             .entry(key.clone())
             .or_insert_with(|| (ServerNonInvite::new(flow.reliable(), self.timers), flow));
         tx.handle(now, sip_codec::transaction::Input::Send(resp));
-        self.drive_server(now, &key);
+        self.drive_server(&key);
     }
 
     /// What every response needs whatever answered it: a To tag on a final response (RFC 3261 §8.2.6.2), and
@@ -253,7 +253,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         };
     }
 
-    fn drive_server(&mut self, now: Instant, key: &TransactionKey) {
+    fn drive_server(&mut self, key: &TransactionKey) {
         let Some((tx, flow)) = self.server_txs.get_mut(key) else {
             return;
         };
@@ -280,7 +280,6 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         if let Some(at) = wake.filter(|_| !done) {
             self.arm(at, Timer::Server(key.clone()));
         }
-        let _ = now;
     }
 
     fn fire(&mut self, now: Instant) {
@@ -299,7 +298,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                     if let Some((tx, _)) = self.server_txs.get_mut(&key) {
                         tx.handle(now, sip_codec::transaction::Input::Timer);
                     }
-                    self.drive_server(now, &key);
+                    self.drive_server(&key);
                 }
                 Timer::Client(branch) => self.client_timer(now, &branch),
                 Timer::Expiry => self.expire(now),
@@ -313,7 +312,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         let mut changed = self.registrar.expire(now, None);
         changed.extend(self.publications.expire(now));
         for user in changed {
-            self.update_endpoint(now, &user);
+            self.update_endpoint(&user);
             self.apply_system(&user);
         }
     }
@@ -321,7 +320,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     /// A TCP connection went away: its bindings and subscriptions go with it.
     fn flow_closed(&mut self, now: Instant, flow: Flow) {
         for user in self.registrar.expire(now, Some(flow)) {
-            self.update_endpoint(now, &user);
+            self.update_endpoint(&user);
         }
         let gone: Vec<WatchId> = self
             .dialogs

@@ -40,7 +40,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         {
             // A retransmission: the transaction replays its answer (or stays quiet while we work on it).
             tx.handle(now, sip_codec::transaction::Input::Request(req));
-            self.drive_server(now, &key);
+            self.drive_server(&key);
             return;
         }
         if let Err(e) = sip_codec::Message::Request(req.clone()).validate() {
@@ -244,7 +244,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             );
         }
         self.respond(now, &req, flow, resp);
-        self.update_endpoint(now, &user);
+        self.update_endpoint(&user);
     }
 
     fn publish(&mut self, now: Instant, req: Request, flow: Flow, publisher: Publisher) {
@@ -361,7 +361,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
         }
         self.respond(now, &req, flow, resp);
-        self.update_endpoint(now, &user);
+        self.update_endpoint(&user);
         self.apply_system(&user);
     }
 
@@ -565,7 +565,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             to: Jid::Bare(target),
             message,
         };
-        self.send_as(now, &user, input, token, req, flow);
+        self.send_as(&user, input, token, req, flow);
     }
 }
 
