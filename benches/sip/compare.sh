@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# SIP presence load, presenced vs Kamailio, in one command: installs what is missing (Debian's
+# kamailio, kamailio-presence-modules, kamailio-sqlite-modules, sip-tester, sqlite3), builds
+# presenced --release, provisions the same users on both servers, runs the same sipp workload against
+# each in turn on 127.0.0.1 and writes benches/sip/RESULTS.md. See benches/sip/README.md.
+#
+# Workload: WATCHER_USERS users keep PRESENTITIES*FANOUT subscription dialogs (each presentity has
+# FANOUT watchers, each watcher user watches PRESENTITIES*FANOUT/WATCHER_USERS presentities); then,
+# for each offered rate in RATES, PRESENTITIES publishers modify their presence (authenticated
+# PUBLISH with SIP-If-Match, a new note every time) for STEP_SECONDS in all, and the watchers answer
+# and log every NOTIFY.
+#
+# Every process this script starts is stopped by this script, by its pid.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+
+PRESENTITIES="${PRESENTITIES:-100}"
+WATCHER_USERS="${WATCHER_USERS:-100}"
+FANOUT="${FANOUT:-10}"
+RATES="${RATES:-250 500 1000 2000 3000}"
+STEP_SECONDS="${STEP_SECONDS:-15}"
+DRAIN_MAX="${DRAIN_MAX:-15}"
+KAMAILIO_CHILDREN="${KAMAILIO_CHILDREN:-4}"
+KAMAILIO_SHM_MB="${KAMAILIO_SHM_MB:-512}"
+BASE_PORT="${BASE_PORT:-25000}"
+SERVERS="${SERVERS:-presenced kamailio}"
+OUT="${OUT:-$HERE/RESULTS.md}"
+RUN_DIR="${RUN_DIR:-$(mktemp -d /tmp/sipbench.XXXXXX)}"
+PASSWORD="bench-secret"
+DOMAIN="localhost"
+
+PRESENCED_SIP=$((BASE_PORT + 60))
+PRESENCED_XMPP=$((BASE_PORT + 222))
+KAMAILIO_SIP=$((BASE_PORT + 70))
+WATCH_PORT=$((BASE_PORT + 101))
+PUB_PORT=$((BASE_PORT + 102))
+WATCH_CP=$((BASE_PORT + 201))
+PUB_CP=$((BASE_PORT + 202))
+
+SUBS=$((PRESENTITIES * FANOUT))
+if (( SUBS % WATCHER_USERS != 0 )); then
+    echo "PRESENTITIES*FANOUT ($SUBS) must be a multiple of WATCHER_USERS ($WATCHER_USERS)" >&2
+    exit 2
+fi
+PER_WATCHER=$((SUBS / WATCHER_USERS))
+TICK=$(getconf CLK_TCK)
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# -- processes we started: stopped on every exit ---------------------------------------------
+PIDS=()
+stop_pid() { # pid [grace seconds]
+    local pid="$1" grace="${2:-10}" i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do stop_pid "$pid" 5; done
+    PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# -- install and build -----------------------------------------------------------------------
+need=()
+for pkg in kamailio kamailio-presence-modules kamailio-sqlite-modules sip-tester sqlite3; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if ((${#need[@]})); then
+    log "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The Debian package may have started its own service on 0.0.0.0:5060; ours uses other ports, so it
+# is left as it is (it is not ours to stop).
+
+if [[ -z "${PRESENCED_BIN:-}" ]]; then
+    log "building presenced (release)"
+    (cd "$REPO" && cargo build --release --quiet --bin presenced)
+    PRESENCED_BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/presenced"
+fi
+[[ -x "$PRESENCED_BIN" ]] || { echo "no presenced binary at $PRESENCED_BIN" >&2; exit 1; }
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+mkdir -p "$RUN_DIR/steps"
+log "run directory $RUN_DIR"
+
+# -- users and sipp injection files ----------------------------------------------------------
+{
+    echo SEQUENTIAL
+    for ((p = 0; p < PRESENTITIES; p++)); do
+        echo "pres$p;[authentication username=pres$p password=$PASSWORD]"
+    done
+} > "$RUN_DIR/publishers.csv"
+{
+    echo SEQUENTIAL
+    for ((w = 0; w < WATCHER_USERS; w++)); do
+        for ((k = 0; k < PER_WATCHER; k++)); do
+            p=$(((w * PER_WATCHER + k) % PRESENTITIES))
+            echo "watch$w;[authentication username=watch$w password=$PASSWORD];pres$p"
+        done
+    done
+} > "$RUN_DIR/watchers.csv"
+users() {
+    for ((p = 0; p < PRESENTITIES; p++)); do echo "pres$p"; done
+    for ((w = 0; w < WATCHER_USERS; w++)); do echo "watch$w"; done
+}
+
+# -- measurements from /proc -----------------------------------------------------------------
+SERVER_PID=""
+server_pids() { # the server's main pid and its children (Kamailio forks its workers)
+    echo "$SERVER_PID"
+    pgrep -P "$SERVER_PID" 2>/dev/null || true
+}
+cpu_ticks() { # utime+stime of the given pids (all threads), in clock ticks
+    local total=0 pid f
+    for pid in "$@"; do
+        f=$(cut -d' ' -f14,15 "/proc/$pid/stat" 2>/dev/null) || continue
+        total=$((total + ${f% *} + ${f#* }))
+    done
+    echo "$total"
+}
+pss_kib() { # proportional set size summed over the given pids
+    local total=0 pid v
+    for pid in "$@"; do
+        v=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null) || continue
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+now() { date +%s.%N; }
+drain() { # waits until the watcher log has had no new NOTIFY for 1 s (at most DRAIN_MAX s)
+    local logf="$1" last=-1 cur i
+    for ((i = 0; i < DRAIN_MAX * 4; i++)); do
+        cur=$(python3 "$HERE/sipbench.py" count-notify "$logf")
+        if ((cur == last)); then
+            sleep 0.75 # with the 0.25 s below: quiet for 1 s
+            cur=$(python3 "$HERE/sipbench.py" count-notify "$logf")
+            ((cur == last)) && return 0
+        fi
+        last=$cur
+        sleep 0.25
+    done
+}
+
+# -- the servers -----------------------------------------------------------------------------
+start_presenced() {
+    local dir="$RUN_DIR/presenced"
+    mkdir -p "$dir/data"
+    cat > "$dir/presenced.toml" <<EOF
+domain = "$DOMAIN"
+data_dir = "$dir/data"
+
+[xmpp]
+c2s_bind = "127.0.0.1:$PRESENCED_XMPP"
+
+[sip]
+bind = "127.0.0.1:$PRESENCED_SIP"
+EOF
+    log "presenced: adding $((PRESENTITIES + WATCHER_USERS)) users"
+    local u
+    for u in $(users); do
+        printf '%s\n' "$PASSWORD" | "$PRESENCED_BIN" --config "$dir/presenced.toml" user add \
+            "$u@$DOMAIN" --password-stdin > /dev/null
+    done
+    "$PRESENCED_BIN" --config "$dir/presenced.toml" serve > "$dir/server.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    SERVER_PORT=$PRESENCED_SIP
+}
+
+start_kamailio() {
+    local dir="$RUN_DIR/kamailio" f
+    mkdir -p "$dir"
+    for f in standard auth_db presence; do
+        sqlite3 "$dir/kamailio.sqlite" < "/usr/share/kamailio/db_sqlite/$f-create.sql"
+    done
+    log "kamailio: adding $((PRESENTITIES + WATCHER_USERS)) users"
+    {
+        echo "BEGIN;"
+        for u in $(users); do
+            echo "INSERT INTO subscriber (username, domain, password) VALUES ('$u', '$DOMAIN', '$PASSWORD');"
+        done
+        echo "COMMIT;"
+    } | sqlite3 "$dir/kamailio.sqlite"
+    sed -e "s|@PORT@|$KAMAILIO_SIP|g" -e "s|@DB@|$dir/kamailio.sqlite|g" \
+        -e "s|@CHILDREN@|$KAMAILIO_CHILDREN|g" -e "s|@RUNDIR@|$dir|g" \
+        "$HERE/kamailio.cfg.in" > "$dir/kamailio.cfg"
+    kamailio -c -f "$dir/kamailio.cfg" > "$dir/check.log" 2>&1 || { cat "$dir/check.log" >&2; exit 1; }
+    # -DD: no daemon, so $! is the main process; its workers are its children.
+    kamailio -DD -E -f "$dir/kamailio.cfg" -m "$KAMAILIO_SHM_MB" -M 32 -Y "$dir" -w "$dir" \
+        > "$dir/server.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    SERVER_PORT=$KAMAILIO_SIP
+}
+
+# -- one server: subscribe, then the load steps -----------------------------------------------
+run_server() {
+    local srv="$1" dir="$RUN_DIR/$1"
+    log "== $srv"
+    "start_$srv"
+    python3 "$HERE/sipbench.py" options "$SERVER_PORT" 30
+    local version_ok=1
+    mkdir -p "$dir/watch"
+    # The watchers: one sipp, one call per subscription dialog, kept until we stop it.
+    (cd "$dir/watch" && exec sipp "127.0.0.1:$SERVER_PORT" -sf "$HERE/scenarios/watcher.xml" \
+        -inf "$RUN_DIR/watchers.csv" -m "$SUBS" -l "$SUBS" -r 500 -rp 1000 -i 127.0.0.1 \
+        -p "$WATCH_PORT" -cp "$WATCH_CP" -key domain "$DOMAIN" -nd -nostdin -trace_logs -trace_err \
+        -fd 1 -trace_stat > stdout.txt 2>&1) &
+    local watch_pid=$!
+    PIDS+=("$watch_pid")
+    sleep 0.5
+    local wlog i n=0
+    wlog=$(ls "$dir"/watch/watcher_*_logs.log 2>/dev/null | head -1 || true)
+    for ((i = 0; i < 600; i++)); do
+        [[ -n "$wlog" ]] || wlog=$(ls "$dir"/watch/watcher_*_logs.log 2>/dev/null | head -1 || true)
+        n=$(python3 "$HERE/sipbench.py" count-notify "${wlog:-/nonexistent}")
+        ((n >= SUBS)) && break
+        sleep 0.1
+    done
+    log "$srv: $n of $SUBS subscriptions have their first NOTIFY"
+    ((n >= SUBS)) || { log "$srv: not every subscription got its NOTIFY; going on"; }
+
+    local rate label pause loops pub_dir t0 t1 c0 c1 w0 w1 meta failed tm
+    local steps="warmup:100 $(for r in $RATES; do printf 'step:%s ' "$r"; done)"
+    for label in $steps; do
+        rate=${label#*:}
+        local secs=$STEP_SECONDS
+        [[ $label == warmup:* ]] && secs=3
+        pause=$((PRESENTITIES * 1000 / rate))
+        loops=$((rate * secs / PRESENTITIES))
+        ((loops >= 1)) || loops=1
+        pub_dir="$dir/pub-${label/:/-}"
+        mkdir -p "$pub_dir"
+        # shellcheck disable=SC2046
+        c0=$(cpu_ticks $(server_pids)); w0=$(cpu_ticks "$watch_pid" $(pgrep -P "$watch_pid" || true)); t0=$(now)
+        (cd "$pub_dir" && /usr/bin/time -f "%U %S" -o time.txt sipp "127.0.0.1:$SERVER_PORT" \
+            -sf "$HERE/scenarios/publisher.xml" -inf "$RUN_DIR/publishers.csv" \
+            -m "$PRESENTITIES" -l "$PRESENTITIES" -r "$PRESENTITIES" -rp 1000 -d "$pause" \
+            -set loops "$loops" -i 127.0.0.1 -p "$PUB_PORT" -cp "$PUB_CP" -key domain "$DOMAIN" \
+            -nd -nostdin -trace_logs -trace_err -timeout $((secs * 4 + 30)) > stdout.txt 2>&1) || true
+        drain "$wlog"
+        # shellcheck disable=SC2046
+        c1=$(cpu_ticks $(server_pids)); w1=$(cpu_ticks "$watch_pid" $(pgrep -P "$watch_pid" || true)); t1=$(now)
+        [[ $label == warmup:* ]] && { log "$srv: warm-up done"; continue; }
+        tm=$(cat "$pub_dir/time.txt" | tail -1)
+        failed=$(awk -F'|' '/Failed call/ {gsub(/ /, "", $3); print $3}' "$pub_dir/stdout.txt" | tail -1)
+        # shellcheck disable=SC2046
+        meta=$(python3 - "$srv" "$rate" "$t0" "$t1" "$c0" "$c1" "$w0" "$w1" "$TICK" "$tm" "${failed:-0}" \
+            "$(pss_kib $(server_pids))" <<'PY'
+import json, sys
+srv, rate, t0, t1, c0, c1, w0, w1, tick, tm, failed, pss = sys.argv[1:]
+wall = float(t1) - float(t0)
+u, s = (float(x) for x in tm.split())
+print(json.dumps({
+    "server": srv, "offered": int(rate), "wall_s": round(wall, 2),
+    "server_cpu_pct": 100.0 * (int(c1) - int(c0)) / int(tick) / wall,
+    "sipp_cpu_pct": 100.0 * ((int(w1) - int(w0)) / int(tick) + u + s) / wall,
+    "failed_calls": int(failed or 0), "server_pss_mib": int(pss) / 1024.0,
+}))
+PY
+)
+        python3 "$HERE/sipbench.py" step "$RUN_DIR/steps/$srv-$(printf '%06d' "$rate").json" \
+            "$(ls "$pub_dir"/publisher_*_logs.log)" "$wlog" "$FANOUT" "$meta"
+        python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  {server} offered {offered}: {publish_per_s:.0f} PUBLISH/s, {notify_per_s:.0f} NOTIFY/s, delivered {delivered_pct:.1f} %, failed {failed_calls}, cpu {server_cpu_pct:.0f} %, sipp {sipp_cpu_pct:.0f} %".format(**s))' \
+            "$RUN_DIR/steps/$srv-$(printf '%06d' "$rate").json" >&2
+    done
+    stop_pid "$watch_pid" 10
+    stop_pid "$SERVER_PID" 10
+    PIDS=()
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+for srv in $SERVERS; do
+    run_server "$srv"
+done
+
+# -- the report --------------------------------------------------------------------------------
+python3 - "$RUN_DIR/info.json" <<PY
+import json, subprocess, sys
+def sh(c):
+    try:
+        return subprocess.run(c, shell=True, capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception as e:
+        return f"? ({e})"
+mem = sh("awk '/MemTotal/ {printf \"%.1f GiB\", \$2/1048576}' /proc/meminfo")
+info = {
+    "date": sh("date -u '+%Y-%m-%d %H:%M UTC'"),
+    "machine": f"{sh('nproc')} cores, {mem}",
+    "cpu": sh("awk -F': ' '/model name/ {print \$2; exit}' /proc/cpuinfo"),
+    "kernel": sh("uname -sr"),
+    "load_before": "$LOAD_BEFORE (1/5/15-minute load average when the run started; the machine may be shared)",
+    "presenced": sh("cd '$REPO' && echo \"git \$(git rev-parse --short HEAD)\$(git diff --quiet HEAD -- . ':!benches' || echo ' (modified)')\"") + ", release build",
+    "kamailio": sh("kamailio -v | head -1") + " (Debian " + sh("dpkg-query -W -f='\${Version}' kamailio") + f"), $KAMAILIO_CHILDREN UDP workers, -m $KAMAILIO_SHM_MB MB shared memory",
+    "sipp": sh("sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1") + " (Debian " + sh("dpkg-query -W -f='\${Version}' sip-tester") + ")",
+    "servers": "$SERVERS".split(),
+    "workload": (
+        "All on 127.0.0.1 over UDP. $PRESENTITIES presentities (pres0…) and $WATCHER_USERS watcher users "
+        "(watch0…), the same accounts and password on both servers. Each watcher user keeps $PER_WATCHER "
+        "subscription dialogs (Event: presence, Expires: 3600) to distinct presentities: $SUBS dialogs, "
+        "a fan-out of $FANOUT watchers per presentity. Every SUBSCRIBE and PUBLISH is authenticated with "
+        "HTTP digest (MD5, qop=auth, 401 challenge then credentials; the nonce is then reused). "
+        "Each step: $PRESENTITIES publisher calls, one per presentity, publish an initial document, then "
+        "modify it (SIP-If-Match, new PIDF body) once every PRESENTITIES/rate seconds for $STEP_SECONDS s, "
+        "then remove it (Expires: 0). Each modification is basic=open with a <note> holding its send "
+        "time, so every PUBLISH changes the presentity's presence and should yield one NOTIFY per "
+        "watcher; the watcher sipp answers every NOTIFY 200 and logs it with its arrival time "
+        "(PUBLISH→NOTIFY latency = arrival − send time in the note). The publishers are closed-loop "
+        "(the next PUBLISH of a presentity waits for the previous 200 plus the pause), so a server that "
+        "cannot keep up shows as fewer PUBLISH/s than offered. A 3 s warm-up at 100 PUBLISH/s precedes "
+        "the steps."
+    ),
+    "notes": (
+        "Equivalent settings: both servers authenticate every PUBLISH and SUBSCRIBE with digest against "
+        "the same users (presenced: its own account store; Kamailio: auth_db on an SQLite subscriber "
+        "table, www_authenticate + a check that the authenticated user is the From user, as presenced "
+        "does). Presence state lives in memory on both (Kamailio presence subs_db_mode 0, publ_cache 2; "
+        "the presence tables exist but are not used). Every watcher is authorized on both (presenced's "
+        "default automatic authorization; Kamailio presence_xml force_active 1). presenced is "
+        "authenticated endpoint PUBLISH, not the trusted-peer line-state path. Logging: presenced "
+        "default, Kamailio debug=1. Kamailio's memory is the sum of PSS over its processes (its shared "
+        "memory segment is counted once); presenced is one process. CPU figures are % of one core "
+        "(200 % = both cores); the load tool (two sipp processes) runs on the same two cores as the "
+        "server, so at high rates they compete."
+    ),
+}
+json.dump(info, open(sys.argv[1], "w"), indent=1)
+PY
+python3 "$HERE/sipbench.py" report "$RUN_DIR" "$OUT"
+log "wrote $OUT (raw data in $RUN_DIR)"
