@@ -22,7 +22,8 @@ FANOUT="${FANOUT:-10}"
 RATES="${RATES:-250 500 1000 2000 3000}"
 STEP_SECONDS="${STEP_SECONDS:-15}"
 DRAIN_MAX="${DRAIN_MAX:-15}"
-KAMAILIO_CHILDREN="${KAMAILIO_CHILDREN:-4}"
+SIPP_BUFFER="${SIPP_BUFFER:-4194304}" # sipp's socket buffers (its default, 64 KiB, drops NOTIFY bursts)
+KAMAILIO_CHILDREN="${KAMAILIO_CHILDREN:-2}" # the best of 2, 4 and 8 in a trial on 2 cores
 KAMAILIO_SHM_MB="${KAMAILIO_SHM_MB:-512}"
 BASE_PORT="${BASE_PORT:-25000}"
 SERVERS="${SERVERS:-presenced kamailio}"
@@ -116,10 +117,16 @@ users() {
 }
 
 # -- measurements from /proc -----------------------------------------------------------------
-SERVER_PID=""
-server_pids() { # the server's main pid and its children (Kamailio forks its workers)
-    echo "$SERVER_PID"
-    pgrep -P "$SERVER_PID" 2>/dev/null || true
+declare -A SPID SPORT WPID WPORT WCP WLOG
+SPORT[presenced]=$PRESENCED_SIP
+SPORT[kamailio]=$KAMAILIO_SIP
+WPORT[presenced]=$WATCH_PORT
+WPORT[kamailio]=$((WATCH_PORT + 2))
+WCP[presenced]=$WATCH_CP
+WCP[kamailio]=$((WATCH_CP + 2))
+server_pids() { # a server's main pid and its children (Kamailio forks its workers)
+    echo "${SPID[$1]}"
+    pgrep -P "${SPID[$1]}" 2>/dev/null || true
 }
 cpu_ticks() { # utime+stime of the given pids (all threads), in clock ticks
     local total=0 pid f
@@ -138,6 +145,16 @@ pss_kib() { # proportional set size summed over the given pids
     echo "$total"
 }
 now() { date +%s.%N; }
+machine_ticks() { # busy ticks of the whole machine (every process, ours or not)
+    awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
+}
+udp_drops() { # datagrams dropped so far at a server's, its watchers' and the publishers' sockets
+    local port
+    for port in "${SPORT[$1]}" "${WPORT[$1]}" "$PUB_PORT"; do
+        awk -v p="$(printf ':%04X' "$port")" '$2 ~ p"$" && $2 ~ /^0100007F/ {d += $NF} END {print d + 0}' \
+            /proc/net/udp
+    done | paste -sd' '
+}
 drain() { # waits until the watcher log has had no new NOTIFY for 1 s (at most DRAIN_MAX s)
     local logf="$1" last=-1 cur i
     for ((i = 0; i < DRAIN_MAX * 4; i++)); do
@@ -173,9 +190,8 @@ EOF
             "$u@$DOMAIN" --password-stdin > /dev/null
     done
     "$PRESENCED_BIN" --config "$dir/presenced.toml" serve > "$dir/server.log" 2>&1 &
-    SERVER_PID=$!
-    PIDS+=("$SERVER_PID")
-    SERVER_PORT=$PRESENCED_SIP
+    SPID[presenced]=$!
+    PIDS+=("$!")
 }
 
 start_kamailio() {
@@ -199,91 +215,113 @@ start_kamailio() {
     # -DD: no daemon, so $! is the main process; its workers are its children.
     kamailio -DD -E -f "$dir/kamailio.cfg" -m "$KAMAILIO_SHM_MB" -M 32 -Y "$dir" -w "$dir" \
         > "$dir/server.log" 2>&1 &
-    SERVER_PID=$!
-    PIDS+=("$SERVER_PID")
-    SERVER_PORT=$KAMAILIO_SIP
+    SPID[kamailio]=$!
+    PIDS+=("$!")
 }
 
-# -- one server: subscribe, then the load steps -----------------------------------------------
-run_server() {
-    local srv="$1" dir="$RUN_DIR/$1"
+# -- a server and its watchers ------------------------------------------------------------------
+setup_server() {
+    local srv="$1" dir="$RUN_DIR/$1" i n=0 wlog=""
     log "== $srv"
     "start_$srv"
-    python3 "$HERE/sipbench.py" options "$SERVER_PORT" 30
-    local version_ok=1
+    python3 "$HERE/sipbench.py" options "${SPORT[$srv]}" 30
     mkdir -p "$dir/watch"
     # The watchers: one sipp, one call per subscription dialog, kept until we stop it.
-    (cd "$dir/watch" && exec sipp "127.0.0.1:$SERVER_PORT" -sf "$HERE/scenarios/watcher.xml" \
+    (cd "$dir/watch" && exec sipp "127.0.0.1:${SPORT[$srv]}" -sf "$HERE/scenarios/watcher.xml" \
         -inf "$RUN_DIR/watchers.csv" -m "$SUBS" -l "$SUBS" -r 500 -rp 1000 -i 127.0.0.1 \
-        -p "$WATCH_PORT" -cp "$WATCH_CP" -key domain "$DOMAIN" -nd -nostdin -trace_logs -trace_err \
-        -fd 1 -trace_stat > stdout.txt 2>&1) &
-    local watch_pid=$!
-    PIDS+=("$watch_pid")
-    sleep 0.5
-    local wlog i n=0
-    wlog=$(ls "$dir"/watch/watcher_*_logs.log 2>/dev/null | head -1 || true)
+        -p "${WPORT[$srv]}" -cp "${WCP[$srv]}" -key domain "$DOMAIN" -buff_size "$SIPP_BUFFER" \
+        -nd -nostdin -trace_logs -trace_err > stdout.txt 2>&1) &
+    WPID[$srv]=$!
+    PIDS+=("$!")
     for ((i = 0; i < 600; i++)); do
         [[ -n "$wlog" ]] || wlog=$(ls "$dir"/watch/watcher_*_logs.log 2>/dev/null | head -1 || true)
         n=$(python3 "$HERE/sipbench.py" count-notify "${wlog:-/nonexistent}")
         ((n >= SUBS)) && break
         sleep 0.1
     done
+    WLOG[$srv]=$wlog
     log "$srv: $n of $SUBS subscriptions have their first NOTIFY"
-    ((n >= SUBS)) || { log "$srv: not every subscription got its NOTIFY; going on"; }
+    ((n >= SUBS)) || log "$srv: not every subscription got its NOTIFY; going on"
+}
 
-    local rate label pause loops pub_dir t0 t1 c0 c1 w0 w1 meta failed tm
-    local steps="warmup:100 $(for r in $RATES; do printf 'step:%s ' "$r"; done)"
-    for label in $steps; do
-        rate=${label#*:}
-        local secs=$STEP_SECONDS
-        [[ $label == warmup:* ]] && secs=3
-        pause=$((PRESENTITIES * 1000 / rate))
-        loops=$((rate * secs / PRESENTITIES))
-        ((loops >= 1)) || loops=1
-        pub_dir="$dir/pub-${label/:/-}"
-        mkdir -p "$pub_dir"
+# -- one load step against one server -----------------------------------------------------------
+run_step() { # server label(warmup:RATE | step:RATE | step:RATE:PASS)
+    local srv="$1" label="$2" rate secs pause pub_dir pub_pid t0 t1 c0 c1 w0 w1 m0 m1 meta failed d0 d1
+    local dir="$RUN_DIR/$srv" wlog="${WLOG[$srv]}"
+    rate=${label#*:}; rate=${rate%%:*}
+    secs=$STEP_SECONDS
+    [[ $label == warmup:* ]] && secs=3
+    pause=$((PRESENTITIES * 1000 / rate))
+    pub_dir="$dir/pub-${label//:/-}"
+    mkdir -p "$pub_dir"
+    d0=$(udp_drops "$srv")
+    (cd "$pub_dir" && exec sipp "127.0.0.1:${SPORT[$srv]}" \
+        -sf "$HERE/scenarios/publisher.xml" -inf "$RUN_DIR/publishers.csv" \
+        -m "$PRESENTITIES" -l "$PRESENTITIES" -r "$PRESENTITIES" -rp 100 -d "$pause" \
+        -set deadline "$(($(date +%s) + secs))" -i 127.0.0.1 -p "$PUB_PORT" -cp "$PUB_CP" \
+        -key domain "$DOMAIN" -buff_size "$SIPP_BUFFER" -nd -nostdin -trace_logs -trace_err \
+        -timeout $((secs + 60)) > stdout.txt 2>&1) &
+    pub_pid=$!
+    PIDS+=("$pub_pid")
+    if [[ $label != warmup:* ]]; then
+        # CPU is sampled over the steady middle of the step: from 1 s in to 1 s before its end.
+        sleep 1
         # shellcheck disable=SC2046
-        c0=$(cpu_ticks $(server_pids)); w0=$(cpu_ticks "$watch_pid" $(pgrep -P "$watch_pid" || true)); t0=$(now)
-        (cd "$pub_dir" && /usr/bin/time -f "%U %S" -o time.txt sipp "127.0.0.1:$SERVER_PORT" \
-            -sf "$HERE/scenarios/publisher.xml" -inf "$RUN_DIR/publishers.csv" \
-            -m "$PRESENTITIES" -l "$PRESENTITIES" -r "$PRESENTITIES" -rp 1000 -d "$pause" \
-            -set loops "$loops" -i 127.0.0.1 -p "$PUB_PORT" -cp "$PUB_CP" -key domain "$DOMAIN" \
-            -nd -nostdin -trace_logs -trace_err -timeout $((secs * 4 + 30)) > stdout.txt 2>&1) || true
-        drain "$wlog"
+        c0=$(cpu_ticks $(server_pids "$srv")); w0=$(cpu_ticks "${WPID[$srv]}" "$pub_pid"); m0=$(machine_ticks); t0=$(now)
+        sleep $((secs - 2))
         # shellcheck disable=SC2046
-        c1=$(cpu_ticks $(server_pids)); w1=$(cpu_ticks "$watch_pid" $(pgrep -P "$watch_pid" || true)); t1=$(now)
-        [[ $label == warmup:* ]] && { log "$srv: warm-up done"; continue; }
-        tm=$(cat "$pub_dir/time.txt" | tail -1)
-        failed=$(awk -F'|' '/Failed call/ {gsub(/ /, "", $3); print $3}' "$pub_dir/stdout.txt" | tail -1)
-        # shellcheck disable=SC2046
-        meta=$(python3 - "$srv" "$rate" "$t0" "$t1" "$c0" "$c1" "$w0" "$w1" "$TICK" "$tm" "${failed:-0}" \
-            "$(pss_kib $(server_pids))" <<'PY'
+        c1=$(cpu_ticks $(server_pids "$srv")); w1=$(cpu_ticks "${WPID[$srv]}" "$pub_pid"); m1=$(machine_ticks); t1=$(now)
+    fi
+    wait "$pub_pid" || true
+    unset 'PIDS[-1]'
+    drain "$wlog"
+    d1=$(udp_drops "$srv")
+    [[ $label == warmup:* ]] && { log "$srv: warm-up done"; return 0; }
+    failed=$(awk -F'|' '/Failed call/ {gsub(/ /, "", $3); print $3}' "$pub_dir/stdout.txt" | tail -1)
+    # shellcheck disable=SC2046
+    meta=$(python3 - "$srv" "$rate" "$t0" "$t1" "$c0" "$c1" "$w0" "$w1" "$m0" "$m1" "$TICK" \
+        "${failed:-0}" "$(pss_kib $(server_pids "$srv"))" "$d0" "$d1" "$label" <<'PY'
 import json, sys
-srv, rate, t0, t1, c0, c1, w0, w1, tick, tm, failed, pss = sys.argv[1:]
+srv, rate, t0, t1, c0, c1, w0, w1, m0, m1, tick, failed, pss, d0, d1, label = sys.argv[1:]
 wall = float(t1) - float(t0)
-u, s = (float(x) for x in tm.split())
+tick = int(tick)
+server = (int(c1) - int(c0)) / tick
+sipp = (int(w1) - int(w0)) / tick
+busy = (int(m1) - int(m0)) / tick
+d0 = [int(x) for x in d0.split()]
+d1 = [int(x) for x in d1.split()]
 print(json.dumps({
-    "server": srv, "offered": int(rate), "wall_s": round(wall, 2),
-    "server_cpu_pct": 100.0 * (int(c1) - int(c0)) / int(tick) / wall,
-    "sipp_cpu_pct": 100.0 * ((int(w1) - int(w0)) / int(tick) + u + s) / wall,
+    "server": srv, "offered": int(rate), "label": label, "cpu_window_s": round(wall, 2),
+    "server_cpu_pct": 100.0 * server / wall,
+    "sipp_cpu_pct": 100.0 * sipp / wall,
+    "others_cpu_pct": max(0.0, 100.0 * (busy - server - sipp) / wall),
     "failed_calls": int(failed or 0), "server_pss_mib": int(pss) / 1024.0,
+    "udp_drops_server": d1[0] - d0[0], "udp_drops_sipp": (d1[1] - d0[1]) + (d1[2] - d0[2]),
 }))
 PY
 )
-        python3 "$HERE/sipbench.py" step "$RUN_DIR/steps/$srv-$(printf '%06d' "$rate").json" \
-            "$(ls "$pub_dir"/publisher_*_logs.log)" "$wlog" "$FANOUT" "$meta"
-        python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  {server} offered {offered}: {publish_per_s:.0f} PUBLISH/s, {notify_per_s:.0f} NOTIFY/s, delivered {delivered_pct:.1f} %, failed {failed_calls}, cpu {server_cpu_pct:.0f} %, sipp {sipp_cpu_pct:.0f} %".format(**s))' \
-            "$RUN_DIR/steps/$srv-$(printf '%06d' "$rate").json" >&2
-    done
-    stop_pid "$watch_pid" 10
-    stop_pid "$SERVER_PID" 10
-    PIDS=()
+    local out="$RUN_DIR/steps/$(printf '%06d' "$rate")-${label//:/-}-$srv.json"
+    python3 "$HERE/sipbench.py" step "$out" "$(ls "$pub_dir"/publisher_*_logs.log)" "$wlog" "$FANOUT" "$meta"
+    python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  {server} offered {offered}: {publish_per_s:.0f} PUBLISH/s, {notify_per_s:.0f} NOTIFY/s, delivered {delivered_pct:.1f} %, failed {failed_calls}, cpu {server_cpu_pct:.0f} %, sipp {sipp_cpu_pct:.0f} %, others {others_cpu_pct:.0f} %".format(**s))' \
+        "$out" >&2
 }
 
+# Both servers run side by side (idle while the other is loaded), and the steps alternate between
+# them, so that whatever else the machine is doing falls on both alike.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-for srv in $SERVERS; do
-    run_server "$srv"
+read -r -a SRV <<< "$SERVERS"
+for srv in "${SRV[@]}"; do setup_server "$srv"; done
+for srv in "${SRV[@]}"; do run_step "$srv" "warmup:100"; done
+for rate in $RATES; do
+    order=("${SRV[@]}")
+    # ABBA: the second server goes first at every other rate.
+    if (( ${#SRV[@]} == 2 )) && [[ $(( $(wc -w <<< "${RATES%%"$rate"*}") % 2 )) == 1 ]]; then
+        order=("${SRV[1]}" "${SRV[0]}")
+    fi
+    for srv in "${order[@]}"; do run_step "$srv" "step:$rate"; done
 done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+cleanup
 
 # -- the report --------------------------------------------------------------------------------
 python3 - "$RUN_DIR/info.json" <<PY
@@ -299,7 +337,7 @@ info = {
     "machine": f"{sh('nproc')} cores, {mem}",
     "cpu": sh("awk -F': ' '/model name/ {print \$2; exit}' /proc/cpuinfo"),
     "kernel": sh("uname -sr"),
-    "load_before": "$LOAD_BEFORE (1/5/15-minute load average when the run started; the machine may be shared)",
+    "load_before": "$LOAD_BEFORE at the start, $LOAD_AFTER at the end (1/5/15-minute load averages; the machine is shared with other work, see the others' CPU column)",
     "presenced": sh("cd '$REPO' && echo \"git \$(git rev-parse --short HEAD)\$(git diff --quiet HEAD -- . ':!benches' || echo ' (modified)')\"") + ", release build",
     "kamailio": sh("kamailio -v | head -1") + " (Debian " + sh("dpkg-query -W -f='\${Version}' kamailio") + f"), $KAMAILIO_CHILDREN UDP workers, -m $KAMAILIO_SHM_MB MB shared memory",
     "sipp": sh("sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1") + " (Debian " + sh("dpkg-query -W -f='\${Version}' sip-tester") + ")",
@@ -317,8 +355,11 @@ info = {
         "watcher; the watcher sipp answers every NOTIFY 200 and logs it with its arrival time "
         "(PUBLISH→NOTIFY latency = arrival − send time in the note). The publishers are closed-loop "
         "(the next PUBLISH of a presentity waits for the previous 200 plus the pause), so a server that "
-        "cannot keep up shows as fewer PUBLISH/s than offered. A 3 s warm-up at 100 PUBLISH/s precedes "
-        "the steps."
+        "cannot keep up shows as fewer PUBLISH/s than offered. Both servers run side by side, each with "
+        "its own subscribed watchers (idle while the other is loaded); after a 3 s warm-up at 100 "
+        "PUBLISH/s each, the steps alternate between the servers (ABBA order over the rates) so that "
+        "other work on the machine falls on both alike. sipp's socket buffers are raised to "
+        "$SIPP_BUFFER bytes (its 64 KiB default drops NOTIFY bursts)."
     ),
     "notes": (
         "Equivalent settings: both servers authenticate every PUBLISH and SUBSCRIBE with digest against "

@@ -164,9 +164,12 @@ def report(run_dir: str, out: str) -> None:
              "step; PUBLISH→NOTIFY latency p50/p99; failed publisher calls (a PUBLISH without its "
              "200: error response or timeout); server CPU (% of one core, all processes/threads); "
              "server memory at the end of the step (PSS summed over the server's processes); CPU of "
-             "the load tool (both sipp processes, % of one core).\n")
-    L.append("| server | offered PUBLISH/s | PUBLISH/s 200 | PUBLISH p50 / p99 ms | NOTIFY/s delivered | delivered | PUBLISH→NOTIFY p50 / p99 ms | failed calls | server CPU | server PSS MiB | sipp CPU |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+             "the load tool (both sipp processes, % of one core); CPU used by everything else on the "
+             "machine meanwhile (other users' work: the machine is shared); UDP datagrams dropped at "
+             "the server's socket / at sipp's sockets (receive buffer full). CPU is measured over the "
+             "middle of the step (from 1 s after its start to 1 s before its end).\n")
+    L.append("| server | offered PUBLISH/s | PUBLISH/s 200 | PUBLISH p50 / p99 ms | NOTIFY/s delivered | delivered | PUBLISH→NOTIFY p50 / p99 ms | failed calls | server CPU | server PSS MiB | sipp CPU | others' CPU | UDP drops server / sipp |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rates:
         for srv in servers:
             s = by.get((srv, r))
@@ -178,7 +181,8 @@ def report(run_dir: str, out: str) -> None:
                 f"{fmt(s.get('notify_per_s'))} | {fmt(s.get('delivered_pct'), 1)} % | "
                 f"{fmt(s.get('notify_p50_ms'), 2)} / {fmt(s.get('notify_p99_ms'), 2)} | "
                 f"{s.get('failed_calls', '–')} | {fmt(s.get('server_cpu_pct'))} % | "
-                f"{fmt(s.get('server_pss_mib'), 1)} | {fmt(s.get('sipp_cpu_pct'))} % |")
+                f"{fmt(s.get('server_pss_mib'), 1)} | {fmt(s.get('sipp_cpu_pct'))} % | "
+                f"{fmt(s.get('others_cpu_pct'))} % | {fmt(s.get('udp_drops_server'))} / {fmt(s.get('udp_drops_sipp'))} |")
     L.append("")
     # Summary: the best step per server that kept up (no failed calls, >= 99 % delivered).
     L.append("## Summary\n")
