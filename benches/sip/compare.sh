@@ -22,9 +22,11 @@ FANOUT="${FANOUT:-10}"
 RATES="${RATES:-250 500 1000 2000 3000}"
 STEP_SECONDS="${STEP_SECONDS:-15}"
 DRAIN_MAX="${DRAIN_MAX:-15}"
+PERF_RATE="${PERF_RATE:-}"   # profile both servers with perf during the step at this rate
 SIPP_BUFFER="${SIPP_BUFFER:-4194304}" # sipp's socket buffers (its default, 64 KiB, drops NOTIFY bursts)
 KAMAILIO_CHILDREN="${KAMAILIO_CHILDREN:-2}" # the best of 2, 4 and 8 in a trial on 2 cores
 KAMAILIO_SHM_MB="${KAMAILIO_SHM_MB:-512}"
+KAMAILIO_MEMORY="${KAMAILIO_MEMORY:-tlsf}" # memory manager (-x/-X): tlsf; Debian's default qm spent 36 % in qm_malloc
 BASE_PORT="${BASE_PORT:-25000}"
 SERVERS="${SERVERS:-presenced kamailio}"
 OUT="${OUT:-$HERE/RESULTS.md}"
@@ -213,7 +215,7 @@ start_kamailio() {
         "$HERE/kamailio.cfg.in" > "$dir/kamailio.cfg"
     kamailio -c -f "$dir/kamailio.cfg" > "$dir/check.log" 2>&1 || { cat "$dir/check.log" >&2; exit 1; }
     # -DD: no daemon, so $! is the main process; its workers are its children.
-    kamailio -DD -E -f "$dir/kamailio.cfg" -m "$KAMAILIO_SHM_MB" -M 32 -Y "$dir" -w "$dir" \
+    kamailio -DD -E -f "$dir/kamailio.cfg" -m "$KAMAILIO_SHM_MB" -M 32 -x "$KAMAILIO_MEMORY" -X "$KAMAILIO_MEMORY" -Y "$dir" -w "$dir" \
         > "$dir/server.log" 2>&1 &
     SPID[kamailio]=$!
     PIDS+=("$!")
@@ -268,6 +270,13 @@ run_step() { # server label(warmup:RATE | step:RATE | step:RATE:PASS)
         sleep 1
         # shellcheck disable=SC2046
         c0=$(cpu_ticks $(server_pids "$srv")); w0=$(cpu_ticks "${WPID[$srv]}" "$pub_pid"); m0=$(machine_ticks); t0=$(now)
+        if [[ -n "$PERF_RATE" && "$rate" == "$PERF_RATE" ]] && command -v perf > /dev/null; then
+            # A flat CPU profile of the server over the same window (PERF_RATE=N to ask for it).
+            # shellcheck disable=SC2046
+            perf record -q -e cpu-clock -F 499 -o "$RUN_DIR/$srv-$rate.perf.data" \
+                -p "$(server_pids "$srv" | paste -sd,)" -- sleep $((secs - 2)) > /dev/null 2>&1 &
+            PIDS+=("$!")
+        fi
         sleep $((secs - 2))
         # shellcheck disable=SC2046
         c1=$(cpu_ticks $(server_pids "$srv")); w1=$(cpu_ticks "${WPID[$srv]}" "$pub_pid"); m1=$(machine_ticks); t1=$(now)
@@ -339,7 +348,7 @@ info = {
     "kernel": sh("uname -sr"),
     "load_before": "$LOAD_BEFORE at the start, $LOAD_AFTER at the end (1/5/15-minute load averages; the machine is shared with other work, see the others' CPU column)",
     "presenced": sh("cd '$REPO' && echo \"git \$(git rev-parse --short HEAD)\$(git diff --quiet HEAD -- . ':!benches' || echo ' (modified)')\"") + ", release build",
-    "kamailio": sh("kamailio -v | head -1") + " (Debian " + sh("dpkg-query -W -f='\${Version}' kamailio") + f"), $KAMAILIO_CHILDREN UDP workers, -m $KAMAILIO_SHM_MB MB shared memory",
+    "kamailio": sh("kamailio -v | head -1") + " (Debian " + sh("dpkg-query -W -f='\${Version}' kamailio") + f"), $KAMAILIO_CHILDREN UDP workers, -m $KAMAILIO_SHM_MB MB shared memory, memory manager $KAMAILIO_MEMORY",
     "sipp": sh("sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1") + " (Debian " + sh("dpkg-query -W -f='\${Version}' sip-tester") + ")",
     "servers": "$SERVERS".split(),
     "workload": (
