@@ -381,7 +381,10 @@ info = {
         "default, Kamailio debug=1. Kamailio's memory is the sum of PSS over its processes (its shared "
         "memory segment is counted once); presenced is one process. CPU figures are % of one core "
         "(200 % = both cores); the load tool (two sipp processes) runs on the same two cores as the "
-        "server, so at high rates they compete."
+        "server, so at high rates they compete. The machine is shared: the others' CPU column shows how "
+        "much of it other work took during each step, and it varies from step to step, so a single "
+        "step's PUBLISH/s is noisy; CPU ms per PUBLISH is the steadier figure for comparing the two "
+        "servers' efficiency."
     ),
 }
 json.dump(info, open(sys.argv[1], "w"), indent=1)
