@@ -43,7 +43,13 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             self.drive_server(&key);
             return;
         }
-        if let Err(e) = sip_codec::Message::Request(req.clone()).validate() {
+        // Validation is defined on messages; wrap and unwrap rather than copy the request.
+        let msg = sip_codec::Message::Request(req);
+        let checked = msg.validate();
+        let sip_codec::Message::Request(req) = msg else {
+            return;
+        };
+        if let Err(e) = checked {
             let resp = req.make_response(e.status, &e.reason);
             return self.respond(now, &req, flow, resp);
         }
