@@ -80,6 +80,18 @@ pub struct UserPolicy {
     pub dnd_in_meeting: bool,
 }
 
+/// The part of a policy the user sets from a client as their own presence settings: how calls and meetings show,
+/// and whether anyone sees their presence at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PresenceSettings {
+    /// Show "do not disturb" rather than "on the phone" during a call.
+    pub dnd_on_phone: bool,
+    /// Show "do not disturb" rather than "in a meeting" during a meeting.
+    pub dnd_in_meeting: bool,
+    /// Whether anybody else may see this user's presence.
+    pub share_availability: bool,
+}
+
 impl Default for UserPolicy {
     fn default() -> Self {
         UserPolicy {
@@ -95,6 +107,15 @@ impl Default for UserPolicy {
 }
 
 impl UserPolicy {
+    /// The user's presence settings (the switches of this policy a client may read and change).
+    pub fn presence_settings(&self) -> PresenceSettings {
+        PresenceSettings {
+            dnd_on_phone: self.dnd_on_phone,
+            dnd_in_meeting: self.dnd_in_meeting,
+            share_availability: self.share_availability,
+        }
+    }
+
     /// Classifies `peer` by the lists: the most specific matching entry wins, and block wins a tie.
     pub fn listing(&self, peer: &BareJid) -> Listing {
         let best = |list: &[PolicyEntry]| list.iter().filter_map(|e| e.matches(peer)).max();

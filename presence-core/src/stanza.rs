@@ -4,7 +4,7 @@
 use crate::compose::{PresenceState, Show};
 use crate::jid::{BareJid, Jid};
 use crate::message::Message;
-use crate::policy::PolicyEntry;
+use crate::policy::{PolicyEntry, PresenceSettings};
 use crate::roster::{RosterChange, RosterItem, SubscriptionAction};
 use crate::time::Timestamp;
 
@@ -161,6 +161,13 @@ pub enum Stanza {
     },
     /// A change of the block list, pushed to sessions that asked for the block list.
     BlockPush(BlockChange),
+    /// The answer to a presence settings request: the user's current settings.
+    PresenceSettings {
+        /// The request.
+        request: RequestId,
+        /// The settings.
+        settings: PresenceSettings,
+    },
     /// A successful answer to a request with nothing to return.
     Done(RequestId),
     /// An error answer.

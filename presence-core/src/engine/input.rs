@@ -124,6 +124,28 @@ pub enum Input {
         /// What to unblock; empty unblocks everything.
         items: Vec<PolicyEntry>,
     },
+    /// A session asks for its user's presence settings; answered with `Stanza::PresenceSettings`.
+    PresenceSettingsGet {
+        /// The requesting session.
+        session: SessionId,
+        /// The request id.
+        request: RequestId,
+    },
+    /// A session changes some of its user's presence settings; answered with `Stanza::Done`. Only the switches
+    /// given change (the allow and block lists and the rest of the policy stay as they are); the change is stored,
+    /// the presence recomposed, and watchers whose view flips are told, as for `SetPolicy`.
+    PresenceSettingsSet {
+        /// The requesting session.
+        session: SessionId,
+        /// The request id.
+        request: RequestId,
+        /// Show "do not disturb" instead of "on the phone" during a call, if given.
+        dnd_on_phone: Option<bool>,
+        /// Show "do not disturb" instead of "in a meeting" during a meeting, if given.
+        dnd_in_meeting: Option<bool>,
+        /// Let watchers see the user's presence at all, if given (off: everyone sees "unavailable").
+        share_availability: Option<bool>,
+    },
     /// Sets or clears the user's one manual status.
     SetManualStatus {
         /// Whose.

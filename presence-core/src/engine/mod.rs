@@ -11,6 +11,7 @@ mod output;
 mod presence;
 mod roster_ops;
 mod sessions;
+mod settings;
 mod subscriptions;
 mod user;
 mod watches;
@@ -334,6 +335,24 @@ impl Engine {
                 request,
                 items,
             } => self.unblock(session, request, items),
+            Input::PresenceSettingsGet { session, request } => {
+                self.presence_settings_get(session, request)
+            }
+            Input::PresenceSettingsSet {
+                session,
+                request,
+                dnd_on_phone,
+                dnd_in_meeting,
+                share_availability,
+            } => self.presence_settings_set(
+                session,
+                request,
+                settings::SettingsChange {
+                    dnd_on_phone,
+                    dnd_in_meeting,
+                    share_availability,
+                },
+            ),
             Input::SetManualStatus { user, status } => {
                 // A manual status only lives while the user is signed in somewhere (DESIGN §2).
                 if self

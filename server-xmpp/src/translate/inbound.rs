@@ -9,6 +9,7 @@ use presence_core::time::Timestamp;
 use presence_core::{BareJid, FullJid, Input, Jid, SessionId};
 use xmpp_codec::{Element, IqType, Stanza, StanzaKind, StreamHeader, StreamWriter, ns};
 
+use super::settings::{self, NS_PRESENCE_SETTINGS};
 use super::{iq_error, stanza_error};
 
 /// Namespaces the shell answers itself.
@@ -38,6 +39,8 @@ const SERVER_FEATURES: &[&str] = &[
     "msgoffline",
     NS_DELAY,
     NS_BLOCKING,
+    // Not a XEP: this server's own presence settings (see `translate::settings`).
+    NS_PRESENCE_SETTINGS,
 ];
 
 /// What a client's stanza turns into.
@@ -298,6 +301,14 @@ fn iq(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
                 }),
                 ("block" | "unblock", IqType::Set) => block_set(stanza, payload, me, request),
                 _ => reply_error(stanza, me, ErrorCondition::BadRequest, None),
+            }
+        }
+        (NS_PRESENCE_SETTINGS, "settings", t)
+            if for_server && to.as_ref().is_none_or(|t| t.bare() == me.jid.bare()) =>
+        {
+            match settings::request(t, payload, me.session, request) {
+                Ok(input) => FromClient::Engine(input),
+                Err((condition, text)) => reply_error(stanza, me, condition, Some(&text)),
             }
         }
         (NS_DISCO_INFO, "query", IqType::Get)

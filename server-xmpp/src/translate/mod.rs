@@ -1,6 +1,7 @@
 //! Between the codec's XML elements and the engine's protocol-neutral values.
 
 pub mod inbound;
+pub mod settings;
 mod stamp;
 
 use presence_core::compose::Show;
@@ -271,6 +272,12 @@ pub fn to_client(
                 .with_child(command)
                 .into()
         }
+        CoreStanza::PresenceSettings { request, settings } => Element::new(ns::CLIENT, "iq")
+            .with_attr("type", "result")
+            .with_attr("id", request.0)
+            .with_attr("to", &me_s)
+            .with_child(settings::element(&settings))
+            .into(),
         CoreStanza::Done(request) => Element::new(ns::CLIENT, "iq")
             .with_attr("type", "result")
             .with_attr("id", request.0)

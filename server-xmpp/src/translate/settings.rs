@@ -1,0 +1,148 @@
+//! The user's own presence settings over XMPP, in a namespace of this server: no XEP covers "show me as do not
+//! disturb while I am on the phone" or "in a meeting", nor an on/off switch for sharing presence at all, so
+//! `presenced` defines one and advertises it in disco#info.
+//!
+//! ```xml
+//! <iq type='get' id='s1'><settings xmlns='urn:presenced:presence-settings:0'/></iq>
+//! <iq type='result' id='s1'>
+//!   <settings xmlns='urn:presenced:presence-settings:0'
+//!             dnd-on-phone='false' dnd-in-meeting='false' share-availability='true'/>
+//! </iq>
+//!
+//! <iq type='set' id='s2'><settings xmlns='urn:presenced:presence-settings:0' dnd-on-phone='true'/></iq>
+//! <iq type='result' id='s2'/>
+//! ```
+//!
+//! A set changes only the attributes it carries. Values are XML Schema booleans (`true`, `false`, `1`, `0`);
+//! anything else is a `bad-request` and nothing changes. Attributes this version does not know are ignored, so a
+//! newer client can send them to an older server. The `:0` marks the namespace as this server's own and
+//! unstable; a change that old clients would misread gets a new number.
+
+use presence_core::policy::PresenceSettings;
+use presence_core::stanza::{ErrorCondition, RequestId};
+use presence_core::{Input, SessionId};
+use xmpp_codec::{Element, IqType};
+
+/// The namespace of the presence settings (server-specific; no XEP defines it).
+pub const NS_PRESENCE_SETTINGS: &str = "urn:presenced:presence-settings:0";
+
+const DND_ON_PHONE: &str = "dnd-on-phone";
+const DND_IN_MEETING: &str = "dnd-in-meeting";
+const SHARE_AVAILABILITY: &str = "share-availability";
+
+/// Reads a `<settings/>` get or set into an engine input, or says why it is a `bad-request`.
+pub fn request(
+    iq_type: IqType,
+    settings: &Element,
+    session: SessionId,
+    request: RequestId,
+) -> Result<Input, (ErrorCondition, String)> {
+    match iq_type {
+        IqType::Get => Ok(Input::PresenceSettingsGet { session, request }),
+        _ => {
+            let flag = |name: &str| -> Result<Option<bool>, (ErrorCondition, String)> {
+                settings.attr(name).map(|v| boolean(name, v)).transpose()
+            };
+            Ok(Input::PresenceSettingsSet {
+                session,
+                request,
+                dnd_on_phone: flag(DND_ON_PHONE)?,
+                dnd_in_meeting: flag(DND_IN_MEETING)?,
+                share_availability: flag(SHARE_AVAILABILITY)?,
+            })
+        }
+    }
+}
+
+/// An XML Schema boolean (XSD §3.3.2: `true`, `false`, `1`, `0`; surrounding whitespace is collapsed).
+fn boolean(name: &str, value: &str) -> Result<bool, (ErrorCondition, String)> {
+    match value.trim() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err((
+            ErrorCondition::BadRequest,
+            format!("'{name}' must be 'true', 'false', '1' or '0'"),
+        )),
+    }
+}
+
+/// The `<settings/>` element of a result: every setting, spelled `true` or `false`.
+pub fn element(settings: &PresenceSettings) -> Element {
+    let b = |v: bool| if v { "true" } else { "false" };
+    Element::new(NS_PRESENCE_SETTINGS, "settings")
+        .with_attr(DND_ON_PHONE, b(settings.dnd_on_phone))
+        .with_attr(DND_IN_MEETING, b(settings.dnd_in_meeting))
+        .with_attr(SHARE_AVAILABILITY, b(settings.share_availability))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(attrs: &[(&str, &str)]) -> Result<Input, (ErrorCondition, String)> {
+        let mut el = Element::new(NS_PRESENCE_SETTINGS, "settings");
+        for (k, v) in attrs {
+            el = el.with_attr(*k, *v);
+        }
+        request(IqType::Set, &el, SessionId(1), RequestId("s".into()))
+    }
+
+    fn flags(input: Input) -> (Option<bool>, Option<bool>, Option<bool>) {
+        match input {
+            Input::PresenceSettingsSet {
+                dnd_on_phone,
+                dnd_in_meeting,
+                share_availability,
+                ..
+            } => (dnd_on_phone, dnd_in_meeting, share_availability),
+            other => panic!("not a settings set: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_set_carries_only_the_attributes_given_in_every_boolean_spelling() {
+        assert_eq!(flags(set(&[]).unwrap()), (None, None, None));
+        assert_eq!(
+            flags(set(&[("dnd-on-phone", "true")]).unwrap()),
+            (Some(true), None, None)
+        );
+        assert_eq!(
+            flags(
+                set(&[
+                    ("dnd-on-phone", "0"),
+                    ("dnd-in-meeting", "1"),
+                    ("share-availability", "false"),
+                    ("future-setting", "whatever"),
+                ])
+                .unwrap()
+            ),
+            (Some(false), Some(true), Some(false))
+        );
+    }
+
+    #[test]
+    fn anything_but_an_xsd_boolean_is_a_bad_request() {
+        for bad in ["yes", "TRUE", "", "2", "on"] {
+            let (condition, text) = set(&[("share-availability", bad)]).unwrap_err();
+            assert_eq!(condition, ErrorCondition::BadRequest, "{bad:?}");
+            assert!(text.contains("share-availability"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_get_ignores_attributes_and_a_result_spells_every_setting() {
+        let el = Element::new(NS_PRESENCE_SETTINGS, "settings").with_attr("dnd-on-phone", "x");
+        assert!(matches!(
+            request(IqType::Get, &el, SessionId(1), RequestId("g".into())),
+            Ok(Input::PresenceSettingsGet { .. })
+        ));
+        let out = element(&PresenceSettings {
+            dnd_on_phone: true,
+            dnd_in_meeting: false,
+            share_availability: true,
+        });
+        assert_eq!(out.attr("dnd-on-phone"), Some("true"));
+        assert_eq!(out.attr("dnd-in-meeting"), Some("false"));
+        assert_eq!(out.attr("share-availability"), Some("true"));
+    }
+}
