@@ -142,6 +142,7 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
     pub async fn run(self) {
         let (tx, rx) = mpsc::unbounded_channel();
         let limits = self.settings.limits;
+        tokio::spawn(transport::udp_loop(self.udp.clone(), limits, tx.clone()));
         tokio::spawn(transport::tcp_loop(self.tcp, limits, tx));
         service::Service::run(self.settings, self.store, self.hub, self.udp, rx).await;
     }

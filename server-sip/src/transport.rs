@@ -6,10 +6,11 @@
 //! of RFC 5626 flows without the Outbound extension.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use sip_codec::{Frame, Framer, Limits, Message, ParseError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 /// The way back to a peer.
@@ -66,29 +67,31 @@ pub enum Inbound {
     },
 }
 
-/// The event for one received datagram, or `None` for a keep-alive (RFC 5626 §3.5.1 CRLF) or stray empty one.
-pub fn datagram(bytes: &[u8], from: SocketAddr, limits: &Limits) -> Option<Inbound> {
-    if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | 0)) {
-        return None;
+/// Receives datagrams forever.
+pub async fn udp_loop(socket: Arc<UdpSocket>, limits: Limits, tx: mpsc::UnboundedSender<Inbound>) {
+    // One byte more than the limit, so an over-size datagram is seen as one rather than silently truncated.
+    let mut buf = vec![0u8; limits.max_message_size.max(65_535) + 1];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // ICMP port unreachable from an earlier send surfaces here on some systems; keep serving.
+            Err(_) => continue,
+        };
+        let bytes = &buf[..n];
+        // Keep-alives (RFC 5626 §3.5.1 CRLF) and stray empty datagrams are not messages.
+        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | 0)) {
+            continue;
+        }
+        let parsed = Message::parse_datagram(bytes, &limits);
+        let ev = Inbound::Message {
+            flow: Flow::Udp(from),
+            parsed,
+            raw: bytes.to_vec(),
+        };
+        if tx.send(ev).is_err() {
+            return;
+        }
     }
-    let parsed = Message::parse_datagram(bytes, limits);
-    // The raw bytes are only needed to answer a request that did not parse.
-    let raw = if parsed.is_err() {
-        bytes.to_vec()
-    } else {
-        Vec::new()
-    };
-    Some(Inbound::Message {
-        flow: Flow::Udp(from),
-        parsed,
-        raw,
-    })
-}
-
-/// A receive buffer for one datagram: one byte more than the limit, so an over-size datagram is seen as one
-/// rather than silently truncated.
-pub fn datagram_buffer(limits: &Limits) -> Vec<u8> {
-    vec![0u8; limits.max_message_size.max(65_535) + 1]
 }
 
 /// Accepts TCP connections forever.

@@ -8,11 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// mimalloc instead of the system allocator: per-message allocations dominate a server like this one, and glibc's
-/// malloc and free took 29 % of presenced's time under SIP load (perf, benches/sip/RESULTS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use examples::config::{Config, ConfigError};
 use examples::store::RedbStore;
 use examples::users::{UserError, add_user, parse_user, remove_user};

@@ -67,9 +67,6 @@ pub struct Service<S> {
     next_id: u64,
 }
 
-/// Datagrams handled per wake-up before the other sources get a turn.
-const UDP_BATCH: usize = 64;
-
 /// The high bit marks session ids the SIP service allocates, so they never meet the XMPP shell's.
 const SESSION_BASE: u64 = 1 << 63;
 
@@ -116,27 +113,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             wake_what: HashMap::new(),
             next_id: 1,
         };
-        // Datagrams are read here rather than on a task of their own: a hand-off per datagram between threads
-        // cost more than the parsing (perf: scheduler wake-ups were an eighth of the time under PUBLISH load).
-        let sock = svc.udp.clone();
-        let limits = svc.settings.limits;
-        let mut buf = crate::transport::datagram_buffer(&limits);
         loop {
             let next = svc.wake.peek().map(|Reverse((at, _))| *at);
             tokio::select! {
-                got = sock.recv_from(&mut buf) => {
-                    let now = Instant::now();
-                    let mut got = got;
-                    // Take what else is already queued before looking at the other sources.
-                    for _ in 0..UDP_BATCH {
-                        // An error here is an ICMP report of an earlier send on some systems; keep serving.
-                        let Ok((n, from)) = got else { break };
-                        if let Some(ev) = crate::transport::datagram(&buf[..n], from, &limits) {
-                            svc.inbound(now, ev);
-                        }
-                        got = sock.try_recv_from(&mut buf);
-                    }
-                }
                 ev = inbound.recv() => {
                     let Some(ev) = ev else { break };
                     svc.inbound(Instant::now(), ev);
