@@ -23,6 +23,8 @@ pub enum StreamEvent {
 
 /// Above this capacity an idle buffer is shrunk, so one large stanza does not pin memory.
 const SHRINK_ABOVE: usize = 64 * 1024;
+/// The buffer an idle stream keeps.
+const IDLE_KEEP: usize = 2 * 1024;
 
 /// Incremental, bounded XMPP stream parser (no I/O).
 ///
@@ -240,6 +242,11 @@ impl StreamParser {
         self.consumed = 0;
         if self.buf.capacity() > SHRINK_ABOVE && self.buf.len() < self.buf.capacity() / 4 {
             self.buf.shrink_to(SHRINK_ABOVE.max(self.buf.len()));
+        }
+        // Most connections sit idle with everything consumed: keep only a small buffer for them, since memory
+        // per idle session is what bounds how many users a node holds.
+        if self.buf.is_empty() && self.buf.capacity() > IDLE_KEEP {
+            self.buf.shrink_to(IDLE_KEEP);
         }
     }
 }
