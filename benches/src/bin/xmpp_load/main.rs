@@ -82,6 +82,23 @@ enum Cmd {
         #[arg(long)]
         roster_users: Option<usize>,
     },
+    /// Prosody only: writes users (SCRAM-SHA-1 verifiers, iteration count 4096) and mutual rosters straight into
+    /// its `internal` file storage under DATA_PATH/localhost/ (before the server starts), and their client keys
+    /// into the SCRAM key cache.
+    ProsodyProvision {
+        /// Prosody's data_path.
+        #[arg(long)]
+        data_path: PathBuf,
+        #[arg(long)]
+        users: usize,
+        #[arg(long, default_value_t = 0)]
+        roster: usize,
+        #[arg(long)]
+        roster_users: Option<usize>,
+        /// The key cache to fill (as `--scram-cache` of the runs).
+        #[arg(long)]
+        scram_cache: PathBuf,
+    },
     /// Any server: in-band registration (XEP-0077) of u0..u{N-1}; "conflict" (already there) counts as done.
     Register {
         #[command(flatten)]
@@ -153,6 +170,19 @@ fn main() -> Result<(), Error> {
             roster,
             roster_users,
         } => provision(&data_dir, users, roster, roster_users.unwrap_or(users)),
+        Cmd::ProsodyProvision {
+            data_path,
+            users,
+            roster,
+            roster_users,
+            scram_cache,
+        } => prosody_provision(
+            &data_path,
+            users,
+            roster,
+            roster_users.unwrap_or(users),
+            &scram_cache,
+        ),
         Cmd::Register { conn, users } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
@@ -232,23 +262,7 @@ fn provision(
     let store = RedbStore::open(data_dir.join(examples::config::STORE_FILE))?;
     let start = Instant::now();
     // Verifiers cost two PBKDF2 runs each: derive them on every core, write them from this thread.
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let accounts: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                s.spawn(move || {
-                    (t..users)
-                        .step_by(threads)
-                        .map(|i| examples::credentials::new_account(jid(i), PASSWORD))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("no panic"))
-            .collect()
-    });
+    let accounts = parallel_map(users, |i| examples::credentials::new_account(jid(i), PASSWORD));
     for account in accounts {
         store.put_account(&account?)?;
     }
@@ -272,6 +286,87 @@ fn provision(
         contacts(0, n, roster).len(),
         n.saturating_sub(1),
         (start.elapsed() - accounts).as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Runs `f(i)` for i in 0..n on every core, results in order.
+fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let f = &f;
+    let mut parts: Vec<Vec<(usize, T)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| s.spawn(move || (t..n).step_by(threads).map(|i| (i, f(i))).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic"))
+            .collect()
+    });
+    let mut all: Vec<(usize, T)> = parts.iter_mut().flat_map(std::mem::take).collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, t)| t).collect()
+}
+
+/// Prosody's `internal` storage: one Lua file per user and store, `DATA/localhost/{accounts,roster}/USER.dat`.
+fn prosody_provision(
+    data_path: &Path,
+    users: usize,
+    roster: usize,
+    roster_users: usize,
+    cache: &Path,
+) -> Result<(), Error> {
+    use sha1::Digest as _;
+    const ITERATIONS: u32 = 4096;
+    let start = Instant::now();
+    let host = data_path.join(DOMAIN);
+    std::fs::create_dir_all(host.join("accounts"))?;
+    std::fs::create_dir_all(host.join("roster"))?;
+    let keys = parallel_map(users, |i| {
+        let salt = format!("bench-salt-u{i}");
+        (salt.clone(), scram::Keys::derive(PASSWORD, salt.as_bytes(), ITERATIONS))
+    });
+    let mut cache_lines = String::new();
+    for (i, (salt, k)) in keys.iter().enumerate() {
+        let stored_key = sha1::Sha1::digest(k.client_key);
+        std::fs::write(
+            host.join("accounts").join(format!("u{i}.dat")),
+            format!(
+                "return {{\n\t[\"iteration_count\"] = {ITERATIONS};\n\t[\"salt\"] = \"{salt}\";\n\
+\t[\"server_key\"] = \"{}\";\n\t[\"stored_key\"] = \"{}\";\n}};\n",
+                hex(&k.server_key),
+                hex(&stored_key)
+            ),
+        )?;
+        cache_lines.push_str(&format!(
+            "u{i} {} {ITERATIONS} {} {}\n",
+            B64.encode(salt),
+            hex(&k.client_key),
+            hex(&k.server_key)
+        ));
+    }
+    let n = roster_users.min(users);
+    for i in 0..n {
+        let mut f = String::from(
+            "return {\n\t[false] = {\n\t\t[\"version\"] = 1;\n\t\t[\"pending\"] = {};\n\t};\n",
+        );
+        for j in contacts(i, n, roster) {
+            f.push_str(&format!(
+                "\t[\"u{j}@{DOMAIN}\"] = {{\n\t\t[\"groups\"] = {{}};\n\t\t[\"subscription\"] = \"both\";\n\t}};\n"
+            ));
+        }
+        f.push_str("};\n");
+        std::fs::write(host.join("roster").join(format!("u{i}.dat")), f)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(cache)?
+        .write_all(cache_lines.as_bytes())?;
+    eprintln!(
+        "prosody: wrote {users} accounts and {n} rosters of {} contacts in {:.1} s",
+        contacts(0, n, roster).len(),
+        start.elapsed().as_secs_f64()
     );
     Ok(())
 }
