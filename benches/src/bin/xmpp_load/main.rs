@@ -262,7 +262,9 @@ fn provision(
     let store = RedbStore::open(data_dir.join(examples::config::STORE_FILE))?;
     let start = Instant::now();
     // Verifiers cost two PBKDF2 runs each: derive them on every core, write them from this thread.
-    let accounts = parallel_map(users, |i| examples::credentials::new_account(jid(i), PASSWORD));
+    let accounts = parallel_map(users, |i| {
+        examples::credentials::new_account(jid(i), PASSWORD)
+    });
     for account in accounts {
         store.put_account(&account?)?;
     }
@@ -324,7 +326,10 @@ fn prosody_provision(
     std::fs::create_dir_all(host.join("roster"))?;
     let keys = parallel_map(users, |i| {
         let salt = format!("bench-salt-u{i}");
-        (salt.clone(), scram::Keys::derive(PASSWORD, salt.as_bytes(), ITERATIONS))
+        (
+            salt.clone(),
+            scram::Keys::derive(PASSWORD, salt.as_bytes(), ITERATIONS),
+        )
     });
     let mut cache_lines = String::new();
     for (i, (salt, k)) in keys.iter().enumerate() {
@@ -798,6 +803,7 @@ async fn roster_all(
     );
     let want = contacts(0, users, roster).len();
     let complete = Arc::new(AtomicUsize::new(0));
+    let debug = std::env::var_os("XMPP_LOAD_DEBUG").is_some();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let mut tasks = Vec::new();
     for (i, c) in clients.into_iter().enumerate() {
@@ -821,6 +827,9 @@ async fn roster_all(
             while let Ok(Ok(ev)) =
                 tokio::time::timeout_at(deadline, next_event(&mut rd, &mut parser, &mut buf)).await
             {
+                if debug {
+                    eprintln!("u{i} <- {ev:?}");
+                }
                 match ev {
                     StreamEvent::Stanza(Stanza::Presence(el))
                         if el.attr("type") == Some("subscribe") =>
