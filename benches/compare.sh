@@ -10,7 +10,7 @@
 # benches/RESULTS.md (and the raw JSON lines next to it in benches/results.jsonl).
 #
 # Sizes can be changed through the environment (defaults are the issue's):
-#   LOGIN_USERS=5000 CHAT_USERS=2000 CHAT_RATE=20000 CHAT_SECS=20 FAN_USERS=500 FAN_ROSTER=200
+#   LOGIN_USERS=5000 CHAT_USERS=2000 CHAT_RATE=20000 CHAT_RATE2=2000 CHAT_SECS=20 FAN_USERS=500 FAN_ROSTER=200
 #   IDLE_USERS=10000 SERVERS="presenced prosody ejabberd" OUT=benches/RESULTS.md
 # Every process this script starts is stopped by it, by pid, on exit (also on error or Ctrl-C).
 set -euo pipefail
@@ -19,6 +19,9 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 LOGIN_USERS=${LOGIN_USERS:-5000}
 CHAT_USERS=${CHAT_USERS:-2000}
 CHAT_RATE=${CHAT_RATE:-20000}
+# A second, lower offered rate, nearer what the slower servers sustain ("or the max sustainable").
+CHAT_RATE2=${CHAT_RATE2:-2000}
+CHAT_RATES="$CHAT_RATE $CHAT_RATE2"
 CHAT_SECS=${CHAT_SECS:-20}
 FAN_USERS=${FAN_USERS:-500}
 FAN_ROSTER=${FAN_ROSTER:-200}
@@ -347,6 +350,12 @@ stop_server() {
     SPID="" TOP=""
 }
 
+restart() {
+    stop_server
+    sleep 1
+    "${S}_start"
+}
+
 load() { # workload users [extra args...]
     local w=$1 n=$2
     shift 2
@@ -366,18 +375,21 @@ for S in $SERVERS; do
         load login "$MAX_USERS" >/dev/null
         sleep 2
     fi
+    # Every measured workload on a freshly started server, so that a backlog one leaves behind (an overloaded
+    # server still working through queued messages) cannot slow the next one down.
+    restart
     log "$S: login storm, $LOGIN_USERS clients"
     load login "$LOGIN_USERS" >>"$JSONL.tmp"
-    sleep 2
-    log "$S: chat, $CHAT_USERS clients, $CHAT_RATE msg/s offered for $CHAT_SECS s"
-    load chat "$CHAT_USERS" --rate "$CHAT_RATE" --duration "$CHAT_SECS" >>"$JSONL.tmp"
-    sleep 2
+    for rate in $CHAT_RATES; do
+        restart
+        log "$S: chat, $CHAT_USERS clients, $rate msg/s offered for $CHAT_SECS s"
+        load chat "$CHAT_USERS" --rate "$rate" --duration "$CHAT_SECS" >>"$JSONL.tmp"
+    done
+    restart
     log "$S: presence fan-out, $FAN_USERS users x $FAN_ROSTER contacts"
     load fanout "$FAN_USERS" --roster "$FAN_ROSTER" --rate 0 >>"$JSONL.tmp"
-    # Idle memory on a freshly started server, so that the RSS is not inflated by the runs before.
-    stop_server
-    sleep 1
-    "${S}_start"
+    # Idle memory: on a fresh server too, so the RSS is not inflated by the runs before.
+    restart
     log "$S: idle, $IDLE_USERS clients"
     load idle "$IDLE_USERS" --duration "$IDLE_SECS" >>"$JSONL.tmp"
     stop_server
@@ -391,7 +403,7 @@ mv "$JSONL.tmp" "$JSONL"
 ELAPSED=$(($(date +%s) - START_TS))
 log "all runs done in $ELAPSED s; writing $OUT"
 
-export LOGIN_USERS CHAT_USERS CHAT_RATE CHAT_SECS FAN_USERS FAN_ROSTER IDLE_USERS ELAPSED
+export LOGIN_USERS CHAT_USERS CHAT_RATE CHAT_RATE2 CHAT_SECS FAN_USERS FAN_ROSTER IDLE_USERS ELAPSED
 PRESENCED_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown) \
     PROSODY_VERSION=$(dpkg-query -W -f '${Version}' prosody 2>/dev/null || echo unknown) \
     EJABBERD_VERSION=$(dpkg-query -W -f '${Version}' ejabberd 2>/dev/null || echo unknown) \

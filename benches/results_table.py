@@ -63,7 +63,10 @@ def main() -> None:
             line = line.strip()
             if line.startswith("{"):
                 r = json.loads(line)
-                runs[(r["server"], r["workload"])] = r
+                w = r["workload"]
+                if w == "chat":
+                    w = f"chat@{r['offered_per_s']:.0f}"
+                runs[(r["server"], w)] = r
 
     def get(server: str, workload: str, key: str):
         return runs.get((server, workload), {}).get(key)
@@ -88,16 +91,22 @@ def main() -> None:
          lambda s: pct(s, "login", "login_server_cpu_s", "login_s"), 0, "–"),
         ("(1) load tool CPU during the storm, % of one core", "login",
          lambda s: pct(s, "login", "login_tool_cpu_s", "login_s"), 0, "–"),
-        (f"(2) chat: messages/s delivered ({env('CHAT_USERS')} clients, {env('CHAT_RATE')}/s offered, "
-         f"{env('CHAT_SECS')} s)", "chat", lambda s: get(s, "chat", "delivered_per_s"), 0, "higher"),
-        ("(2) chat: messages/s actually sent", "chat", lambda s: get(s, "chat", "sent_per_s"), 0, "–"),
-        ("(2) chat: delivered, % of sent", "chat", lambda s: completeness(s, "chat"), 1, "higher"),
-        ("(2) chat: latency p50, ms", "chat", lambda s: get(s, "chat", "p50_ms"), 2, "lower"),
-        ("(2) chat: latency p99, ms", "chat", lambda s: get(s, "chat", "p99_ms"), 2, "lower"),
-        ("(2) server CPU while chatting, % of one core", "chat",
-         lambda s: pct(s, "chat", "phase_server_cpu_s", "phase_s"), 0, "–"),
-        ("(2) load tool CPU while chatting, % of one core", "chat",
-         lambda s: pct(s, "chat", "phase_tool_cpu_s", "phase_s"), 0, "–"),
+    ]
+    for n, rate in (("2", env("CHAT_RATE")), ("2b", env("CHAT_RATE2"))):
+        c = f"chat@{rate}"
+        rows += [
+            (f"({n}) chat: messages/s delivered ({env('CHAT_USERS')} clients, {rate}/s offered, "
+             f"{env('CHAT_SECS')} s)", c, lambda s, c=c: get(s, c, "delivered_per_s"), 0, "higher"),
+            (f"({n}) chat: messages/s actually sent", c, lambda s, c=c: get(s, c, "sent_per_s"), 0, "–"),
+            (f"({n}) chat: delivered, % of sent", c, lambda s, c=c: completeness(s, c), 1, "higher"),
+            (f"({n}) chat: latency p50, ms", c, lambda s, c=c: get(s, c, "p50_ms"), 2, "lower"),
+            (f"({n}) chat: latency p99, ms", c, lambda s, c=c: get(s, c, "p99_ms"), 2, "lower"),
+            (f"({n}) server CPU while chatting, % of one core", c,
+             lambda s, c=c: pct(s, c, "phase_server_cpu_s", "phase_s"), 0, "–"),
+            (f"({n}) load tool CPU while chatting, % of one core", c,
+             lambda s, c=c: pct(s, c, "phase_tool_cpu_s", "phase_s"), 0, "–"),
+        ]
+    rows += [
         (f"(3) fan-out: presence deliveries/s ({env('FAN_USERS')} users x {env('FAN_ROSTER')} contacts, "
          "all change at once)", "fanout", lambda s: get(s, "fanout", "delivered_per_s"), 0, "higher"),
         ("(3) fan-out: delivered, % of expected", "fanout", lambda s: completeness(s, "fanout"), 1, "higher"),
@@ -139,7 +148,13 @@ def main() -> None:
         return f"- {name}: {'**met**' if ok else '**not met**'}"
 
     w("## Against the goals of issue 8\n")
-    p_chat, pr_chat, ej_chat = (get(s, "chat", "delivered_per_s") for s in SERVERS)
+    # "20,000 messages/s offered or the max sustainable": the better of the two offered rates, per server.
+    def best_chat(s):
+        v = [get(s, f"chat@{r}", "delivered_per_s") for r in (env("CHAT_RATE"), env("CHAT_RATE2"))]
+        v = [x for x in v if x is not None]
+        return max(v) if v else None
+
+    p_chat, pr_chat, ej_chat = (best_chat(s) for s in SERVERS)
     p_login, pr_login, ej_login = (get(s, "login", "logins_per_s") for s in SERVERS)
     p_idle, pr_idle, ej_idle = (get(s, "idle", "rss_per_client_kib") for s in SERVERS)
     if None not in (p_chat, pr_chat, ej_chat):

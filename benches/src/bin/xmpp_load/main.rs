@@ -1203,8 +1203,8 @@ async fn chat(
     let per_client_rate = a.rate / online.len().max(1) as f64;
     let interval = Duration::from_secs_f64(1.0 / per_client_rate.max(1e-6));
     let sent = Arc::new(AtomicU64::new(0));
-    // Let the login phase's presence traffic settle first.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the login phase's presence traffic settle first (500 users with 200 contacts each log in, too).
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let mark = CpuMark::now(a.server_pid);
     let chat_start = Instant::now();
     let send_until = chat_start + a.duration;
