@@ -24,6 +24,9 @@ pub enum Ended {
 /// already buffered the whole record: a bigger read only saves a few memcpy-sized loop turns.
 const READ_CHUNK: usize = 2 * 1024;
 
+/// The write buffer a connection keeps between flushes.
+const OUT_KEEP: usize = 4 * 1024;
+
 /// What a [`Wire`] keeps while its transport is being replaced.
 pub struct Spare {
     parser: StreamParser,
@@ -163,6 +166,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         if !self.out.is_empty() {
             self.io.write_all(&self.out).await?;
             self.out.clear();
+            // One big roster result must not pin its size for the rest of an idle session.
+            if self.out.capacity() > OUT_KEEP {
+                self.out.shrink_to(OUT_KEEP);
+            }
         }
         self.io.flush().await
     }
