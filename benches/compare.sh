@@ -7,7 +7,8 @@
 # system services), builds presenced and xmpp_load --release, then for each server in turn: starts it on
 # 127.0.0.1 with TLS (one self-signed ECDSA P-256 certificate for all three), SCRAM-SHA-1, no archiving and
 # logging at warning level; provisions the same users and rosters; runs the workloads; stops it. Writes
-# benches/RESULTS.md (and the raw JSON lines next to it in benches/results.jsonl).
+# benches/RESULTS.md (and the raw JSON lines next to it in benches/results.jsonl). Then runs the SIP half,
+# benches/sip/compare.sh (presenced vs Kamailio, benches/sip/RESULTS.md; SIP=0 skips it).
 #
 # Sizes can be changed through the environment (defaults are the issue's):
 #   LOGIN_USERS=5000 CHAT_USERS=2000 CHAT_RATE=20000 CHAT_RATE2=2000 CHAT_SECS=20 FAN_USERS=500 FAN_ROSTER=200
@@ -411,3 +412,10 @@ PRESENCED_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknow
     LUA_VERSION=$(dpkg-query -W -f '${Version}' lua5.4 2>/dev/null || echo unknown) \
     python3 "$REPO/benches/results_table.py" "$JSONL" >"$OUT"
 log "wrote $OUT"
+
+# The SIP half of the comparison (presenced vs Kamailio) writes benches/sip/RESULTS.md; SIP=0 skips it.
+if [ "${SIP:-1}" != 0 ]; then
+    log "SIP comparison: benches/sip/compare.sh"
+    bash "$REPO/benches/sip/compare.sh"
+    printf '\n## SIP\n\nThe SIP presence comparison with Kamailio (PUBLISH/s handled, NOTIFYs/s delivered, p99 latency, memory) of this run is in [sip/RESULTS.md](sip/RESULTS.md).\n' >>"$OUT"
+fi
