@@ -5,13 +5,9 @@ mod common;
 use common::*;
 use presence_core::policy::{DefaultRule, PolicyEntry, UserPolicy};
 use presence_core::roster::SubscriptionAction::Subscribe;
-use presence_core::stanza::{BlockChange, ErrorCondition, RequestId, Stanza};
+use presence_core::stanza::{BlockChange, ErrorCondition, Stanza};
 use presence_core::store::RosterStore;
 use presence_core::{EngineConfig, Input, SessionId};
-
-fn req(id: &str) -> RequestId {
-    RequestId(id.into())
-}
 
 fn block(h: &mut Harness, session: SessionId, id: &str, items: Vec<PolicyEntry>) {
     h.input(Input::Block {

@@ -2,26 +2,12 @@
 mod common;
 
 use common::*;
+use presence_core::Input;
 use presence_core::compose::{
     CalendarState, LineState, ManualState, ManualStatus, PresenceState, Show,
 };
 use presence_core::policy::UserPolicy;
-use presence_core::roster::SubscriptionAction;
 use presence_core::stanza::{PresenceKind, PresenceView, Stanza};
-use presence_core::{EngineConfig, Input, SessionId};
-
-fn setup() -> (Harness, SessionId, SessionId) {
-    let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x", "bob@x"]);
-    let a = h.login("alice@x", "pc");
-    let b = h.login("bob@x", "phone");
-    h.input(Input::Subscription {
-        session: b,
-        to: j("alice@x"),
-        action: SubscriptionAction::Subscribe,
-    });
-    h.clear();
-    (h, a, b)
-}
 
 fn last_view(stanzas: &[Stanza], from: &str) -> Option<PresenceView> {
     presences(stanzas)
@@ -35,7 +21,7 @@ fn last_view(stanzas: &[Stanza], from: &str) -> Option<PresenceView> {
 
 #[test]
 fn phone_call_shows_on_the_phone_and_back() {
-    let (mut h, _a, b) = setup();
+    let (mut h, _a, b) = Harness::alice_watched_by_bob();
     h.input(Input::PhoneLine {
         user: j("alice@x"),
         line: "1001".into(),
@@ -64,7 +50,7 @@ fn phone_call_shows_on_the_phone_and_back() {
 
 #[test]
 fn dnd_while_on_the_phone_when_the_user_asked() {
-    let (mut h, _a, b) = setup();
+    let (mut h, _a, b) = Harness::alice_watched_by_bob();
     h.input(Input::SetPolicy {
         user: j("alice@x"),
         policy: UserPolicy {
@@ -83,7 +69,7 @@ fn dnd_while_on_the_phone_when_the_user_asked() {
 
 #[test]
 fn meeting_and_out_of_office_from_the_calendar() {
-    let (mut h, _a, b) = setup();
+    let (mut h, _a, b) = Harness::alice_watched_by_bob();
     h.input(Input::Calendar {
         user: j("alice@x"),
         state: CalendarState::Busy,
@@ -110,7 +96,7 @@ fn meeting_and_out_of_office_from_the_calendar() {
 
 #[test]
 fn phone_state_set_while_offline_applies_at_sign_in() {
-    let (mut h, a, b) = setup();
+    let (mut h, a, b) = Harness::alice_watched_by_bob();
     h.logout(a);
     h.input(Input::PhoneLine {
         user: j("alice@x"),
@@ -132,7 +118,7 @@ fn phone_state_set_while_offline_applies_at_sign_in() {
 
 #[test]
 fn manual_status_overrides_and_is_cleared_by_the_last_sign_out() {
-    let (mut h, a, b) = setup();
+    let (mut h, a, b) = Harness::alice_watched_by_bob();
     let a2 = h.login("alice@x", "tablet");
     h.input(Input::SetManualStatus {
         user: j("alice@x"),
@@ -182,7 +168,7 @@ fn manual_status_overrides_and_is_cleared_by_the_last_sign_out() {
 
 #[test]
 fn idle_on_all_clients_is_away_and_one_active_client_is_available() {
-    let (mut h, a, _b) = setup();
+    let (mut h, a, _b) = Harness::alice_watched_by_bob();
     let a2 = h.login("alice@x", "tablet");
     h.presence(a, Show::Away, 0);
     assert_eq!(

@@ -5,30 +5,9 @@ mod common;
 use common::*;
 use presence_core::compose::{CalendarState, LineState, PresenceState, Show};
 use presence_core::policy::{DefaultRule, PolicyEntry, PresenceSettings, UserPolicy};
-use presence_core::roster::SubscriptionAction;
-use presence_core::stanza::{PresenceKind, PresenceView, RequestId, Stanza};
+use presence_core::stanza::{PresenceKind, PresenceView, Stanza};
 use presence_core::store::RosterStore;
-use presence_core::{
-    EngineConfig, Input, Output, SessionId, WatchId, WatchKind, WatchState, WatchView,
-};
-
-fn req(id: &str) -> RequestId {
-    RequestId(id.into())
-}
-
-/// alice online, bob online and subscribed to alice's presence.
-fn setup() -> (Harness, SessionId, SessionId) {
-    let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x", "bob@x"]);
-    let a = h.login("alice@x", "pc");
-    let b = h.login("bob@x", "phone");
-    h.input(Input::Subscription {
-        session: b,
-        to: j("alice@x"),
-        action: SubscriptionAction::Subscribe,
-    });
-    h.clear();
-    (h, a, b)
-}
+use presence_core::{Input, Output, SessionId, WatchId, WatchKind, WatchState, WatchView};
 
 fn set(
     h: &mut Harness,
@@ -91,7 +70,7 @@ fn stored(h: &Harness) -> UserPolicy {
 
 #[test]
 fn dnd_on_phone_set_by_the_user_makes_a_call_dnd_with_the_phone_status() {
-    let (mut h, a, b) = setup();
+    let (mut h, a, b) = Harness::alice_watched_by_bob();
     set(&mut h, a, "1", Some(true), None, None);
     assert!(
         h.take(b).is_empty(),
@@ -119,7 +98,7 @@ fn dnd_on_phone_set_by_the_user_makes_a_call_dnd_with_the_phone_status() {
 
 #[test]
 fn changing_the_setting_during_a_call_recomposes_at_once() {
-    let (mut h, a, b) = setup();
+    let (mut h, a, b) = Harness::alice_watched_by_bob();
     phone(&mut h, LineState::OnThePhone);
     let v = last_view(&h.take(b), "alice@x/pc").unwrap();
     assert_eq!(
@@ -144,7 +123,7 @@ fn changing_the_setting_during_a_call_recomposes_at_once() {
 
 #[test]
 fn dnd_in_meeting_makes_a_busy_calendar_dnd() {
-    let (mut h, a, b) = setup();
+    let (mut h, a, b) = Harness::alice_watched_by_bob();
     set(&mut h, a, "1", None, Some(true), None);
     h.input(Input::Calendar {
         user: j("alice@x"),
@@ -159,7 +138,7 @@ fn dnd_in_meeting_makes_a_busy_calendar_dnd() {
 
 #[test]
 fn get_returns_the_defaults_then_what_was_set_also_after_signing_in_again() {
-    let (mut h, a, _) = setup();
+    let (mut h, a, _) = Harness::alice_watched_by_bob();
     assert_eq!(
         get(&mut h, a),
         PresenceSettings {
@@ -184,7 +163,7 @@ fn get_returns_the_defaults_then_what_was_set_also_after_signing_in_again() {
 
 #[test]
 fn only_the_given_settings_change_and_the_lists_stay() {
-    let (mut h, a, b) = setup();
+    let (mut h, a, b) = Harness::alice_watched_by_bob();
     let before = UserPolicy {
         allow: vec![PolicyEntry::Domain("partner.com".into())],
         block: vec![PolicyEntry::Jid(j("eve@x"))],
@@ -246,7 +225,7 @@ fn only_the_given_settings_change_and_the_lists_stay() {
 
 #[test]
 fn sharing_off_hides_presence_politely_and_on_shows_it_again() {
-    let (mut h, a, b) = setup();
+    let (mut h, a, b) = Harness::alice_watched_by_bob();
     let w = WatchId(1);
     h.input(Input::Watch {
         watch: w,

@@ -11,29 +11,7 @@ use presence_core::roster::{
 };
 use presence_core::stanza::{ErrorCondition, PresenceKind, RequestId, Stanza};
 use presence_core::store::RosterStore;
-use presence_core::{Cap, EngineConfig, Input, SessionId};
-
-fn sub(
-    h: &mut Harness,
-    session: SessionId,
-    to: &str,
-    action: presence_core::roster::SubscriptionAction,
-) {
-    h.input(Input::Subscription {
-        session,
-        to: j(to),
-        action,
-    });
-}
-
-fn stored_sub(h: &Harness, user: &str, contact: &str) -> Subscription {
-    h.store
-        .roster(&j(user))
-        .unwrap()
-        .into_iter()
-        .find(|(c, _)| *c == j(contact))
-        .map_or(Subscription::NONE, |(_, e)| e.subscription())
-}
+use presence_core::{Cap, EngineConfig, Input};
 
 const BOTH: Subscription = Subscription {
     outbound: Link::On,
@@ -54,9 +32,9 @@ fn automatic_authorization_approves_local_requests_and_presence_flows() {
     let a = h.login("alice@x", "pc");
     let b = h.login("bob@x", "phone");
     h.clear();
-    sub(&mut h, a, "bob@x", Subscribe);
-    assert_eq!(stored_sub(&h, "alice@x", "bob@x"), TO);
-    assert_eq!(stored_sub(&h, "bob@x", "alice@x"), FROM);
+    h.subscribe(a, "bob@x", Subscribe);
+    assert_eq!(h.stored_subscription("alice@x", "bob@x"), TO);
+    assert_eq!(h.stored_subscription("bob@x", "alice@x"), FROM);
     let alice = h.take(a);
     // Alice's roster went none+ask, then to; she got Bob's approval and his presence.
     let pushes: Vec<_> = alice
@@ -112,8 +90,8 @@ fn probes_on_login_return_contacts_presence() {
         &["alice@x", "bob@x", "carol@x"],
     );
     let a = h.login("alice@x", "pc");
-    sub(&mut h, a, "bob@x", Subscribe);
-    sub(&mut h, a, "carol@x", Subscribe);
+    h.subscribe(a, "bob@x", Subscribe);
+    h.subscribe(a, "carol@x", Subscribe);
     h.logout(a);
     h.login("bob@x", "phone");
     h.clear();
@@ -131,10 +109,10 @@ fn without_automatic_authorization_the_user_decides_and_approval_is_reciprocal()
     let a = h.login("alice@x", "pc");
     let b = h.login("bob@x", "phone");
     h.clear();
-    sub(&mut h, a, "bob@x", Subscribe);
+    h.subscribe(a, "bob@x", Subscribe);
     assert!(h.take(b).iter().any(|s| matches!(s, Stanza::Subscription { action: Subscribe, from, .. } if *from == j("alice@x"))));
     assert_eq!(
-        stored_sub(&h, "alice@x", "bob@x"),
+        h.stored_subscription("alice@x", "bob@x"),
         Subscription {
             outbound: Link::Pending,
             inbound: Link::Off
@@ -144,10 +122,10 @@ fn without_automatic_authorization_the_user_decides_and_approval_is_reciprocal()
         h.store.roster(&j("bob@x")).unwrap(),
         vec![(j("alice@x"), RosterEntry::Requested)]
     );
-    sub(&mut h, b, "alice@x", Subscribed);
+    h.subscribe(b, "alice@x", Subscribed);
     // Reciprocal add: both directions are on, without Alice being asked.
-    assert_eq!(stored_sub(&h, "alice@x", "bob@x"), BOTH);
-    assert_eq!(stored_sub(&h, "bob@x", "alice@x"), BOTH);
+    assert_eq!(h.stored_subscription("alice@x", "bob@x"), BOTH);
+    assert_eq!(h.stored_subscription("bob@x", "alice@x"), BOTH);
     assert!(saw_available(&h.take(b), "alice@x/pc"));
     assert!(saw_available(&h.take(a), "bob@x/phone"));
 }
@@ -158,11 +136,14 @@ fn pending_requests_are_delivered_at_next_sign_in() {
     config.auto_authorize = false;
     let mut h = Harness::with_users(config, &["alice@x", "bob@x"]);
     let a = h.login("alice@x", "pc");
-    sub(&mut h, a, "bob@x", Subscribe);
+    h.subscribe(a, "bob@x", Subscribe);
     let b = h.login("bob@x", "phone");
     assert!(h.take(b).iter().any(|s| matches!(s, Stanza::Subscription { action: Subscribe, from, .. } if *from == j("alice@x"))));
-    sub(&mut h, b, "alice@x", Unsubscribed);
-    assert_eq!(stored_sub(&h, "alice@x", "bob@x"), Subscription::NONE);
+    h.subscribe(b, "alice@x", Unsubscribed);
+    assert_eq!(
+        h.stored_subscription("alice@x", "bob@x"),
+        Subscription::NONE
+    );
     assert!(h.store.roster(&j("bob@x")).unwrap().is_empty());
     assert!(h.take(a).iter().any(|s| matches!(
         s,
@@ -186,7 +167,7 @@ fn blocked_local_requester_is_asked_about_and_politely_blocked() {
     });
     let a = h.login("alice@x", "pc");
     h.clear();
-    sub(&mut h, a, "bob@x", Subscribe);
+    h.subscribe(a, "bob@x", Subscribe);
     assert!(
         h.take(b).iter().any(|s| matches!(
             s,
@@ -197,8 +178,8 @@ fn blocked_local_requester_is_asked_about_and_politely_blocked() {
         )),
         "blocked requester: the user is asked"
     );
-    sub(&mut h, b, "alice@x", Subscribed);
-    assert_eq!(stored_sub(&h, "alice@x", "bob@x"), TO);
+    h.subscribe(b, "alice@x", Subscribed);
+    assert_eq!(h.stored_subscription("alice@x", "bob@x"), TO);
     // Approved but still on the block list: Alice sees Bob as unavailable, never an error.
     let alice = h.take(a);
     assert!(!saw_available(&alice, "bob@x/phone"));
@@ -227,7 +208,7 @@ fn availability_sharing_off_hides_presence_from_everyone_but_the_user() {
     let a = h.login("alice@x", "pc");
     let b = h.login("bob@x", "phone");
     let b2 = h.login("bob@x", "desk");
-    sub(&mut h, a, "bob@x", Subscribe);
+    h.subscribe(a, "bob@x", Subscribe);
     h.input(Input::SetPolicy {
         user: j("bob@x"),
         policy: UserPolicy {
@@ -278,8 +259,11 @@ fn federated_requests_follow_lists_default_and_ask_me() {
     );
     h.input(remote("u@unknown.com"));
     assert!(h.take(b).iter().any(|s| matches!(s, Stanza::Subscription { from, action: Subscribe, .. } if *from == j("u@unknown.com"))), "ask me");
-    assert_eq!(stored_sub(&h, "bob@x", "p@partner.com"), FROM);
-    assert_eq!(stored_sub(&h, "bob@x", "e@evil.com"), Subscription::NONE);
+    assert_eq!(h.stored_subscription("bob@x", "p@partner.com"), FROM);
+    assert_eq!(
+        h.stored_subscription("bob@x", "e@evil.com"),
+        Subscription::NONE
+    );
 }
 
 #[test]
@@ -291,7 +275,7 @@ fn remote_probe_and_presence() {
         to: j("bob@x"),
         action: Subscribe,
     }));
-    sub(&mut h, b, "p@far.com", Subscribe);
+    h.subscribe(b, "p@far.com", Subscribe);
     assert!(h.routed.iter().any(|s| matches!(
         s,
         Stanza::Subscription {
@@ -304,7 +288,7 @@ fn remote_probe_and_presence() {
         to: j("bob@x"),
         action: Subscribed,
     }));
-    assert_eq!(stored_sub(&h, "bob@x", "p@far.com"), BOTH);
+    assert_eq!(h.stored_subscription("bob@x", "p@far.com"), BOTH);
     h.clear();
     h.input(Input::FromRemote(Stanza::Presence {
         from: jid("p@far.com"),
@@ -360,9 +344,9 @@ fn roster_set_and_remove_with_pushes_and_cancellation() {
     });
     assert!(h.take(a).contains(&Stanza::Done(RequestId("1".into()))));
     assert!(h.take(a2).iter().any(|s| matches!(s, Stanza::RosterPush { change: RosterChange::Updated(i), .. } if i.details.name.as_deref() == Some("Bob"))));
-    sub(&mut h, a, "bob@x", Subscribe);
-    sub(&mut h, b, "alice@x", Subscribe);
-    assert_eq!(stored_sub(&h, "alice@x", "bob@x"), BOTH);
+    h.subscribe(a, "bob@x", Subscribe);
+    h.subscribe(b, "alice@x", Subscribe);
+    assert_eq!(h.stored_subscription("alice@x", "bob@x"), BOTH);
     h.clear();
     h.input(Input::RosterRemove {
         session: a,
@@ -370,7 +354,10 @@ fn roster_set_and_remove_with_pushes_and_cancellation() {
         jid: j("bob@x"),
     });
     assert!(h.take(a2).iter().any(|s| matches!(s, Stanza::RosterPush { change: RosterChange::Removed(r), .. } if *r == j("bob@x"))));
-    assert_eq!(stored_sub(&h, "bob@x", "alice@x"), Subscription::NONE);
+    assert_eq!(
+        h.stored_subscription("bob@x", "alice@x"),
+        Subscription::NONE
+    );
     let bob = h.take(b);
     assert!(saw_unavailable(&bob, "alice@x/pc"));
     assert!(bob.iter().any(|s| matches!(
@@ -483,12 +470,12 @@ fn watcher_limit_denies_further_watchers() {
     let mut h = Harness::with_users(config, &["star@x", "f1@x", "f2@x", "f3@x"]);
     for f in ["f1@x", "f2@x", "f3@x"] {
         let s = h.login(f, "r");
-        sub(&mut h, s, "star@x", Subscribe);
+        h.subscribe(s, "star@x", Subscribe);
     }
-    assert_eq!(stored_sub(&h, "f1@x", "star@x"), TO);
-    assert_eq!(stored_sub(&h, "f2@x", "star@x"), TO);
+    assert_eq!(h.stored_subscription("f1@x", "star@x"), TO);
+    assert_eq!(h.stored_subscription("f2@x", "star@x"), TO);
     assert_eq!(
-        stored_sub(&h, "f3@x", "star@x"),
+        h.stored_subscription("f3@x", "star@x"),
         Subscription::NONE,
         "denied at the watcher cap"
     );
@@ -499,9 +486,9 @@ fn watcher_limit_denies_further_watchers() {
 fn subscription_to_unknown_local_user_is_denied() {
     let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x"]);
     let a = h.login("alice@x", "pc");
-    sub(&mut h, a, "ghost@x", Subscribe);
+    h.subscribe(a, "ghost@x", Subscribe);
     assert_eq!(
-        stored_sub(&h, "alice@x", "ghost@x"),
+        h.stored_subscription("alice@x", "ghost@x"),
         Subscription {
             outbound: Link::Off,
             inbound: Link::Off

@@ -9,7 +9,6 @@ use presence_core::compose::{
 use presence_core::policy::{PolicyEntry, UserPolicy};
 use presence_core::roster::{Link, Subscription, SubscriptionAction};
 use presence_core::stanza::{RequestId, Stanza};
-use presence_core::store::RosterStore;
 use presence_core::{
     EngineConfig, Input, Output, SessionId, WatchEnd, WatchId, WatchKind, WatchState, WatchView,
     WatcherInfo, WatcherStatus,
@@ -59,23 +58,6 @@ fn composed_state(s: &WatchState) -> PresenceState {
     }
 }
 
-fn sub(h: &mut Harness, session: SessionId, to: &str, action: SubscriptionAction) {
-    h.input(Input::Subscription {
-        session,
-        to: j(to),
-        action,
-    });
-}
-
-fn stored_sub(h: &Harness, user: &str, contact: &str) -> Subscription {
-    h.store
-        .roster(&j(user))
-        .unwrap()
-        .into_iter()
-        .find(|(c, _)| *c == j(contact))
-        .map_or(Subscription::NONE, |(_, e)| e.subscription())
-}
-
 fn manual_off() -> EngineConfig {
     EngineConfig {
         auto_authorize: false,
@@ -88,8 +70,8 @@ fn mutual() -> (Harness, SessionId) {
     let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x", "bob@x"]);
     let a = h.login("alice@x", "pc");
     let b = h.login("bob@x", "phone");
-    sub(&mut h, b, "alice@x", SubscriptionAction::Subscribe);
-    sub(&mut h, a, "bob@x", SubscriptionAction::Subscribe);
+    h.subscribe(b, "alice@x", SubscriptionAction::Subscribe);
+    h.subscribe(a, "bob@x", SubscriptionAction::Subscribe);
     h.logout(b);
     h.clear();
     (h, a)
@@ -127,8 +109,8 @@ fn a_stranger_is_subscribed_for_and_active_at_once_under_automatic_authorization
     assert_eq!(r.len(), 1, "one report, not Pending then Active: {r:?}");
     assert_eq!(composed_state(&r[0].1), PresenceState::Available);
     // Exactly as if Bob's client had subscribed: both rosters agree.
-    assert_eq!(stored_sub(&h, "bob@x", "alice@x").outbound, Link::On);
-    assert_eq!(stored_sub(&h, "alice@x", "bob@x").inbound, Link::On);
+    assert_eq!(h.stored_subscription("bob@x", "alice@x").outbound, Link::On);
+    assert_eq!(h.stored_subscription("alice@x", "bob@x").inbound, Link::On);
     // Alice's client learns of her new watcher through her roster.
     assert!(
         h.take(a)
@@ -149,7 +131,7 @@ fn pending_until_the_target_approves_then_active() {
         s,
         Stanza::Subscription { from, action: SubscriptionAction::Subscribe, .. } if *from == j("bob@x")
     )));
-    sub(&mut h, a, "bob@x", SubscriptionAction::Subscribed);
+    h.subscribe(a, "bob@x", SubscriptionAction::Subscribed);
     let r = reports(&mut h);
     assert_eq!(r, [(W, active(h.engine.composed(&j("alice@x"))))]);
     assert_eq!(composed_state(&r[0].1), PresenceState::Available);
@@ -161,13 +143,13 @@ fn a_denied_request_terminates_the_watch_and_it_is_forgotten() {
     let a = h.login("alice@x", "pc");
     presence_watch(&mut h, "bob@x", "alice@x");
     assert_eq!(reports(&mut h), [(W, WatchState::Pending)]);
-    sub(&mut h, a, "bob@x", SubscriptionAction::Unsubscribed);
+    h.subscribe(a, "bob@x", SubscriptionAction::Unsubscribed);
     assert_eq!(
         reports(&mut h),
         [(W, WatchState::Terminated(WatchEnd::Rejected))]
     );
     h.presence(a, Show::Dnd, 0);
-    sub(&mut h, a, "bob@x", SubscriptionAction::Subscribed);
+    h.subscribe(a, "bob@x", SubscriptionAction::Subscribed);
     assert!(reports(&mut h).is_empty());
 }
 
@@ -189,7 +171,7 @@ fn losing_the_subscription_later_terminates_the_watch() {
     let (mut h, _a) = watching();
     let b = h.login("bob@x", "phone");
     reports(&mut h);
-    sub(&mut h, b, "alice@x", SubscriptionAction::Unsubscribe);
+    h.subscribe(b, "alice@x", SubscriptionAction::Unsubscribe);
     assert_eq!(
         reports(&mut h),
         [(W, WatchState::Terminated(WatchEnd::Rejected))]
@@ -306,7 +288,10 @@ fn a_blocked_stranger_is_politely_shown_unavailable_not_left_pending() {
     presence_watch(&mut h, "bob@x", "alice@x");
     assert_eq!(reports(&mut h), [(W, unavailable())]);
     // Alice was asked (DESIGN §3: a blocked local requester is asked, not refused).
-    assert_eq!(stored_sub(&h, "alice@x", "bob@x").inbound, Link::Pending);
+    assert_eq!(
+        h.stored_subscription("alice@x", "bob@x").inbound,
+        Link::Pending
+    );
     h.presence(a, Show::Dnd, 0);
     assert!(reports(&mut h).is_empty());
 }
@@ -333,7 +318,10 @@ fn unwatch_before_the_target_is_loaded_wins() {
     h.input(Input::Unwatch { watch: W });
     h.release_loads();
     assert!(reports(&mut h).is_empty());
-    assert_eq!(stored_sub(&h, "bob@x", "alice@x"), Subscription::NONE);
+    assert_eq!(
+        h.stored_subscription("bob@x", "alice@x"),
+        Subscription::NONE
+    );
 }
 
 #[test]
@@ -438,8 +426,8 @@ fn watcher_list_follows_new_subscribers() {
     let a = h.login("alice@x", "pc");
     let c = h.login("carol@x", "pc");
     let d = h.login("dave@x", "pc");
-    sub(&mut h, d, "alice@x", SubscriptionAction::Subscribe);
-    sub(&mut h, a, "dave@x", SubscriptionAction::Subscribed);
+    h.subscribe(d, "alice@x", SubscriptionAction::Subscribe);
+    h.subscribe(a, "dave@x", SubscriptionAction::Subscribed);
     h.clear();
     watch(&mut h, W, "alice@x", "alice@x", WatchKind::Watchers);
     assert_eq!(
@@ -449,7 +437,7 @@ fn watcher_list_follows_new_subscribers() {
     // Presence changes do not touch the list.
     h.presence(a, Show::Dnd, 0);
     assert!(reports(&mut h).is_empty());
-    sub(&mut h, c, "alice@x", SubscriptionAction::Subscribe);
+    h.subscribe(c, "alice@x", SubscriptionAction::Subscribe);
     assert_eq!(
         reports(&mut h),
         [(
@@ -460,7 +448,7 @@ fn watcher_list_follows_new_subscribers() {
             ])
         )]
     );
-    sub(&mut h, a, "carol@x", SubscriptionAction::Subscribed);
+    h.subscribe(a, "carol@x", SubscriptionAction::Subscribed);
     let r = reports(&mut h);
     assert_eq!(
         r.last(),

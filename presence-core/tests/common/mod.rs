@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use presence_core::compose::{EndpointPresence, Show};
 use presence_core::message::{Message, MessageKind};
-use presence_core::stanza::{PresenceKind, Stanza};
-use presence_core::store::{Account, AccountStore, MemoryStore, Store};
+use presence_core::roster::{Subscription, SubscriptionAction};
+use presence_core::stanza::{PresenceKind, RequestId, Stanza};
+use presence_core::store::{Account, AccountStore, MemoryStore, RosterStore, Store};
 use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, Output, SessionId};
 
 pub fn j(s: &str) -> BareJid {
@@ -15,6 +16,10 @@ pub fn j(s: &str) -> BareJid {
 
 pub fn jid(s: &str) -> Jid {
     Jid::new(s).unwrap()
+}
+
+pub fn req(id: &str) -> RequestId {
+    RequestId(id.into())
 }
 
 pub struct Harness {
@@ -138,6 +143,35 @@ impl Harness {
                 ..EndpointPresence::default()
             }),
         });
+    }
+
+    /// Alice and bob on domain `x`, both online (`pc`, `phone`), bob subscribed to alice; outputs cleared.
+    pub fn alice_watched_by_bob() -> (Harness, SessionId, SessionId) {
+        let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x", "bob@x"]);
+        let a = h.login("alice@x", "pc");
+        let b = h.login("bob@x", "phone");
+        h.subscribe(b, "alice@x", SubscriptionAction::Subscribe);
+        h.clear();
+        (h, a, b)
+    }
+
+    /// A subscription stanza from a session.
+    pub fn subscribe(&mut self, session: SessionId, to: &str, action: SubscriptionAction) {
+        self.input(Input::Subscription {
+            session,
+            to: j(to),
+            action,
+        });
+    }
+
+    /// The subscription the store holds for `user`'s roster item `contact` (none when there is no item).
+    pub fn stored_subscription(&self, user: &str, contact: &str) -> Subscription {
+        self.store
+            .roster(&j(user))
+            .unwrap()
+            .into_iter()
+            .find(|(c, _)| *c == j(contact))
+            .map_or(Subscription::NONE, |(_, e)| e.subscription())
     }
 
     pub fn logout(&mut self, id: SessionId) {
