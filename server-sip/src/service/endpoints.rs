@@ -295,9 +295,8 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         match (ended, fetch) {
             (Some(reason), _) => {
                 self.send_notify(now, watch, Some(reason));
-                self.dialogs
-                    .remove(&watch)
-                    .map(|d| self.dialog_keys.remove(&(d.call_id, d.local_tag)));
+                // The engine forgot the watch when it ended it: no Unwatch.
+                self.forget_dialog(watch);
             }
             (None, true) => {
                 self.send_notify(now, watch, Some(crate::dialogs::EndReason::Timeout));
@@ -333,10 +332,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         };
         let resp = match error {
             None => req.make_response(200, "OK"),
-            Some(text) => {
-                let reason: String = text.chars().filter(|c| !c.is_control()).collect();
-                req.make_response(480, &reason)
-            }
+            Some(text) => req.make_response(480, &super::requests::reason_phrase(text)),
         };
         self.respond(now, &req, flow, resp);
     }

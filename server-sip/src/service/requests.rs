@@ -137,7 +137,6 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
             Verdict::Challenge { stale } => {
                 let mut resp = req.make_response(401, "Unauthorized");
-                resp.headers.set(HeaderName::To, self.tagged_to(req));
                 for c in self.auth.challenges(now, stale) {
                     resp.headers.push(HeaderName::WwwAuthenticate, c);
                 }
@@ -160,17 +159,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         BareJid::new(&format!("{user}@{}", self.settings.domain)).ok()
     }
 
-    /// The request's To with a tag of ours added when it has none (a final response must carry one).
-    fn tagged_to(&mut self, req: &Request) -> String {
-        let to = req
-            .headers
-            .get(&HeaderName::To)
-            .unwrap_or_default()
-            .to_owned();
-        match req.headers.to() {
-            Ok(Some(t)) if t.tag().is_none() => format!("{to};tag={}", self.tag()),
-            _ => to,
-        }
+    /// Whether `user` has an account (a store error counts as no: the request is refused, not guessed at).
+    fn has_account(&self, user: &BareJid) -> bool {
+        matches!(self.store.account(user), Ok(Some(_)))
     }
 
     pub(super) fn tag(&mut self) -> String {
@@ -241,7 +232,6 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
         }
         let mut resp = req.make_response(200, "OK");
-        resp.headers.set(HeaderName::To, self.tagged_to(&req));
         for b in self.registrar.bindings(&user) {
             let left = b.expires.saturating_duration_since(now).as_secs();
             resp.headers.push(
@@ -275,7 +265,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 let resp = req.make_response(403, "Cannot publish another user's presence");
                 return self.respond(now, &req, flow, resp);
             }
-            Publisher::Trusted if !matches!(self.store.account(&user), Ok(Some(_))) => {
+            Publisher::Trusted if !self.has_account(&user) => {
                 let resp = req.make_response(404, "Not Found");
                 return self.respond(now, &req, flow, resp);
             }
@@ -418,7 +408,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             let resp = req.make_response(404, "Not Found");
             return self.respond(now, &req, flow, resp);
         };
-        if !matches!(self.store.account(&target), Ok(Some(_))) {
+        if !self.has_account(&target) {
             let resp = req.make_response(404, "Not Found");
             return self.respond(now, &req, flow, resp);
         }
@@ -531,10 +521,18 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
 
     /// Forgets a dialog and its watch.
     pub(super) fn drop_dialog(&mut self, watch: WatchId) {
-        if let Some(d) = self.dialogs.remove(&watch) {
-            self.dialog_keys.remove(&(d.call_id, d.local_tag));
+        if self.forget_dialog(watch) {
             let _ = self.hub.send(HubMsg::Input(Input::Unwatch { watch }));
         }
+    }
+
+    /// Forgets a dialog the engine has already ended; whether there was one.
+    pub(super) fn forget_dialog(&mut self, watch: WatchId) -> bool {
+        let Some(d) = self.dialogs.remove(&watch) else {
+            return false;
+        };
+        self.dialog_keys.remove(&(d.call_id, d.local_tag));
+        true
     }
 
     fn message(&mut self, now: Instant, req: Request, flow: Flow, user: BareJid) {
@@ -554,7 +552,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             let resp = req.make_response(400, "Message body is not UTF-8");
             return self.respond(now, &req, flow, resp);
         };
-        if !matches!(self.store.account(&target), Ok(Some(_))) {
+        if !self.has_account(&target) {
             let resp = req.make_response(404, "Not Found");
             return self.respond(now, &req, flow, resp);
         }
@@ -573,6 +571,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         };
         self.send_as(&user, input, token, req, flow);
     }
+}
+
+/// Text made fit for a status line: a reason phrase must stay on its line whatever the text holds (a parser's
+/// message, the operator's undeliverable text).
+pub(super) fn reason_phrase(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// The event packages a method accepts, for the methods that carry one.
@@ -615,9 +619,7 @@ pub(super) fn fallback_response(raw: &[u8], status: u16, reason: &str) -> Option
     if !has_via {
         return None;
     }
-    // The reason phrase must stay on its line whatever the parser said.
-    let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
-    let mut out = format!("SIP/2.0 {status} {reason}\r\n");
+    let mut out = format!("SIP/2.0 {status} {}\r\n", reason_phrase(reason));
     for k in kept {
         out.push_str(&k);
     }
