@@ -111,13 +111,26 @@ class SipServer(_xmpp.Server):
             time.sleep(0.1)
 
 
-def _make_server(binary: Path, root: Path, **policy: bool) -> SipServer:
+def make_server(binary: Path, root: Path, *, trusted: bool = False, tables: str = "",
+                **policy: bool) -> SipServer:
+    """A configured server with the test users, not started. ``trusted`` makes 127.0.0.1 a trusted
+    call-control peer (``[sip] trusted_peers``); ``tables`` are further config tables."""
     srv = SipServer(binary=binary, root=root, port=free_port(), sip_port=free_port(udp_too=True))
     root.mkdir(parents=True, exist_ok=True)
-    write_config(srv.config, srv.data_dir, srv.port, srv.sip_port, **policy)
+    sip = ('trusted_peers = ["127.0.0.1"]',) if trusted else ()
+    write_config(srv.config, srv.data_dir, srv.port, srv.sip_port, sip=sip, tables=tables, **policy)
     for local, password in USERS.items():
         srv.add_user(local, password)
     return srv
+
+
+def running(srv: SipServer):
+    """Starts ``srv`` for a fixture to yield, and stops it afterwards."""
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 @pytest.fixture(scope="session")
@@ -140,34 +153,19 @@ def _sipp_installed() -> None:
 @pytest.fixture
 def server(binary: Path, tmp_path: Path):
     """A running server with the default policy (auto authorization, offline storage)."""
-    srv = _make_server(binary, tmp_path / "server")
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from running(make_server(binary, tmp_path / "server"))
 
 
 @pytest.fixture
 def server_no_offline(binary: Path, tmp_path: Path):
     """A running server with ``[policy] offline_storage = false``."""
-    srv = _make_server(binary, tmp_path / "server", offline_storage=False)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from running(make_server(binary, tmp_path / "server", offline_storage=False))
 
 
 @pytest.fixture
 def server_offline(binary: Path, tmp_path: Path):
     """A running server with ``[policy] offline_storage = true``."""
-    srv = _make_server(binary, tmp_path / "server", offline_storage=True)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from running(make_server(binary, tmp_path / "server", offline_storage=True))
 
 
 class SippFactory:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from slixmpp.stanza import Presence
 
-from conftest import USERS, SipServer, SippFactory, free_port, write_config
+from conftest import SipServer, SippFactory, make_server, running
 from sipp import Sipp, SippResult, expect_ok
 from xmpp import WAIT, Client, clients, connect, run, wait, wait_until
 
@@ -45,46 +45,16 @@ QUIET = 1.5
 # -- servers -------------------------------------------------------------------------------------
 
 
-def make_server(binary: Path, root: Path, *, trusted: bool = False, extra: str = "",
-                **policy: bool) -> SipServer:
-    """A configured server (users created, not started); ``trusted`` adds ``[sip] trusted_peers =
-    ["127.0.0.1"]`` to the conftest's config (whose writer takes no extra [sip] keys), ``extra``
-    is appended to it (further tables)."""
-    srv = SipServer(binary=binary, root=root, port=free_port(), sip_port=free_port(udp_too=True))
-    root.mkdir(parents=True, exist_ok=True)
-    write_config(srv.config, srv.data_dir, srv.port, srv.sip_port, **policy)
-    if trusted:
-        lines = srv.config.read_text().splitlines()
-        at = lines.index(f'bind = "127.0.0.1:{srv.sip_port}"')
-        lines.insert(at + 1, 'trusted_peers = ["127.0.0.1"]')
-        srv.config.write_text("\n".join(lines) + "\n")
-    if extra:
-        srv.config.write_text(srv.config.read_text() + "\n" + extra.strip() + "\n")
-    for local, password in USERS.items():
-        srv.add_user(local, password)
-    return srv
-
-
 @pytest.fixture
 def trusted_server(binary: Path, tmp_path: Path):
     """A running server whose SIP service trusts call-control PUBLISHes from 127.0.0.1."""
-    srv = make_server(binary, tmp_path / "server", trusted=True)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from running(make_server(binary, tmp_path / "server", trusted=True))
 
 
 @pytest.fixture
 def one_watcher_server(binary: Path, tmp_path: Path):
     """A running server where a user may have one watcher ([limits] max_watchers = 1)."""
-    srv = make_server(binary, tmp_path / "server", extra="[limits]\nmax_watchers = 1")
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from running(make_server(binary, tmp_path / "server", tables="[limits]\nmax_watchers = 1"))
 
 
 @pytest.fixture

@@ -67,10 +67,14 @@ def port_accepts(port: int) -> bool:
         return False
 
 
-def write_config(path: Path, data_dir: Path, port: int, sip_port: int, **policy: bool) -> None:
+def write_config(
+    path: Path, data_dir: Path, port: int, sip_port: int, *, sip: tuple[str, ...] = (),
+    tables: str = "", **policy: bool,
+) -> None:
     """The TOML config the tests use; only keys presenced knows (unknown keys are errors).
 
     The SIP listener gets its own free loopback port too, so it never needs the default 0.0.0.0:5060.
+    ``sip`` adds lines to the ``[sip]`` table; ``tables`` is appended as further tables.
     """
     lines = [
         f'domain = "{DOMAIN}"',
@@ -81,10 +85,13 @@ def write_config(path: Path, data_dir: Path, port: int, sip_port: int, **policy:
         "",
         "[sip]",
         f'bind = "127.0.0.1:{sip_port}"',
+        *sip,
     ]
     if policy:
         lines += ["", "[policy]"]
         lines += [f"{k} = {'true' if v else 'false'}" for k, v in policy.items()]
+    if tables:
+        lines += ["", tables.strip()]
     path.write_text("\n".join(lines) + "\n")
 
 
