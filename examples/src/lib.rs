@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod credentials;
+pub mod server;
 pub mod store;
 pub mod users;

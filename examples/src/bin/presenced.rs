@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use examples::config::{Config, ConfigError};
-use examples::store::RedbStore;
 use examples::users::{UserError, add_user, parse_user, remove_user};
 use presence_core::store::{AccountStore, StoreError};
 
@@ -64,11 +63,6 @@ enum UserCommand {
 enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot create data directory {dir}: {source}")]
-    DataDir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -78,56 +72,7 @@ enum Error {
     #[error("no password on standard input")]
     NoPassword,
     #[error(transparent)]
-    Serve(#[from] server_xmpp::ServeError),
-    #[error(transparent)]
-    SipServe(#[from] server_sip::SipServeError),
-    #[error("cannot start the runtime: {0}")]
-    Runtime(std::io::Error),
-}
-
-/// Runs the XMPP and SIP services over one engine until the process is stopped.
-fn serve(config: &Config) -> Result<ExitCode, Error> {
-    let store = std::sync::Arc::new(open_store(config)?);
-    let held = presence_core::store::OfflineStore::offline_total(store.as_ref())?;
-    let cert = match (&config.xmpp.tls_cert, &config.xmpp.tls_key) {
-        (Some(cert), Some(key)) => server_xmpp::CertSource::Files {
-            cert: cert.clone(),
-            key: key.clone(),
-        },
-        _ => server_xmpp::CertSource::SelfSigned {
-            dir: config.data_dir.join("tls"),
-            domain: config.domain.clone(),
-        },
-    };
-    let mut settings = server_xmpp::XmppSettings::new(
-        &config.domain,
-        config.xmpp.c2s_bind,
-        config.data_dir.join("tls"),
-    );
-    settings.cert = cert;
-    settings.engine = config.engine_config();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    let mut sip_settings = server_sip::SipSettings::new(&config.domain, config.sip.bind);
-    sip_settings.trusted_peers = config.sip.trusted_peers.clone();
-    runtime.block_on(async {
-        // One engine for both protocols (DESIGN §1): both shells feed the same hub.
-        let engine = presence_core::Engine::new(settings.engine.clone()).with_offline_total(held);
-        let hub = server_xmpp::hub::spawn(engine, store.clone()).map_err(Error::Runtime)?;
-        let xmpp =
-            server_xmpp::XmppServer::bind_with_hub(settings, store.clone(), hub.clone()).await?;
-        let sip = server_sip::SipServer::bind(sip_settings, store, hub).await?;
-        let addr = xmpp.local_addr().map_err(Error::Runtime)?;
-        eprintln!(
-            "presenced: serving {} (XMPP on {addr}, SIP on UDP and TCP {})",
-            config.domain,
-            sip.local_addr()
-        );
-        tokio::join!(xmpp.run(), sip.run());
-        Ok(ExitCode::SUCCESS)
-    })
+    Server(#[from] examples::server::Error),
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
@@ -135,14 +80,6 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
         Some(p) => Ok(Config::load(p)?),
         None => Ok(Config::default()),
     }
-}
-
-fn open_store(config: &Config) -> Result<RedbStore, Error> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
-        dir: config.data_dir.clone(),
-        source,
-    })?;
-    Ok(RedbStore::open(config.store_path())?)
 }
 
 /// The first line of standard input without its line ending.
@@ -162,7 +99,7 @@ fn password_from_stdin() -> Result<String, Error> {
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let config = load_config(cli.config.as_ref())?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&config),
+        Command::Serve => Ok(examples::server::serve(&config)?),
         Command::User(UserCommand::Add {
             jid,
             password,
@@ -173,18 +110,22 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 Some(p) if !password_stdin => p,
                 _ => password_from_stdin()?,
             };
-            add_user(&open_store(&config)?, jid.clone(), &password)?;
+            add_user(
+                &examples::server::open_store(&config)?,
+                jid.clone(),
+                &password,
+            )?;
             println!("added {jid}");
             Ok(ExitCode::SUCCESS)
         }
         Command::User(UserCommand::Del { jid }) => {
             let jid = parse_user(&jid, &config.domain)?;
-            remove_user(&open_store(&config)?, jid.clone())?;
+            remove_user(&examples::server::open_store(&config)?, jid.clone())?;
             println!("deleted {jid}");
             Ok(ExitCode::SUCCESS)
         }
         Command::User(UserCommand::List) => {
-            for jid in open_store(&config)?.list_accounts()? {
+            for jid in examples::server::open_store(&config)?.list_accounts()? {
                 println!("{jid}");
             }
             Ok(ExitCode::SUCCESS)
