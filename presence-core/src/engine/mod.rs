@@ -1,10 +1,11 @@
 //! The engine: one state object fed with [`Input`]s and drained of [`Output`]s (see the crate docs for the loop).
 //!
-//! Work that needs a user the engine has not loaded waits in a FIFO queue behind an `Output::Load`; everything
-//! else runs at once. Work for one user never overtakes earlier work for the same user, so the order clients see
-//! is the order the shell handed things in.
+//! Work that needs a user the engine has not loaded waits in that user's FIFO queue behind an `Output::Load`;
+//! everything else runs at once. Work for one user never overtakes earlier work for the same user, so the order
+//! clients see is the order the shell handed things in.
 
 mod blocking;
+mod deferred;
 mod input;
 mod messaging;
 mod output;
@@ -23,7 +24,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 
 use crate::compose::Overlays;
 use crate::config::EngineConfig;
@@ -32,6 +33,7 @@ use crate::roster::SubscriptionAction;
 use crate::session::SessionId;
 use crate::stanza::Stanza;
 use crate::watch::WatchId;
+use deferred::Deferred;
 use user::User;
 use watches::{Scope, Watch};
 
@@ -72,9 +74,8 @@ pub struct Engine {
     users: HashMap<BareJid, User>,
     sessions: HashMap<SessionId, BareJid>,
     overlays: HashMap<BareJid, Overlays>,
-    loading: HashSet<BareJid>,
-    waiting: HashMap<BareJid, usize>,
-    deferred: VecDeque<Work>,
+    /// Work waiting for a user's load; a user with a queue is a user being loaded.
+    deferred: Deferred,
     outputs: VecDeque<Output>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     offline_total: usize,
@@ -95,9 +96,7 @@ impl Engine {
             users: HashMap::new(),
             sessions: HashMap::new(),
             overlays: HashMap::new(),
-            loading: HashSet::new(),
-            waiting: HashMap::new(),
-            deferred: VecDeque::new(),
+            deferred: Deferred::default(),
             outputs: VecDeque::new(),
             timers: BinaryHeap::new(),
             offline_total: 0,
@@ -222,35 +221,30 @@ impl Engine {
 
     fn submit(&mut self, work: Work) {
         if let Some(user) = self.needs(&work)
-            && (!self.users.contains_key(&user) || self.waiting.contains_key(&user))
+            && (!self.users.contains_key(&user) || self.deferred.is_waiting(&user))
         {
-            if !self.users.contains_key(&user) && self.loading.insert(user.clone()) {
-                self.out(Output::Load(user.clone()));
+            // Behind the user's earlier work even when that is all that waits; the first work asks for the load.
+            if self.deferred.push(user.clone(), work) {
+                self.out(Output::Load(user));
             }
-            *self.waiting.entry(user).or_default() += 1;
-            self.deferred.push_back(work);
             return;
         }
         self.process(work);
     }
 
     fn loaded(&mut self, user: BareJid, record: Option<crate::store::UserRecord>) {
-        if !self.loading.remove(&user) {
+        // No queue: this load was not asked for, or was answered already.
+        let Some(queue) = self.deferred.take(&user) else {
             return;
-        }
+        };
         if let Some(rec) = record
             && !self.users.contains_key(&user)
         {
             self.users.insert(user.clone(), User::from_record(rec));
         }
-        // Run this user's queued work in order; work for users still loading stays queued.
-        self.waiting.remove(&user);
-        let queue = std::mem::take(&mut self.deferred);
-        let (mine, rest): (VecDeque<Work>, VecDeque<Work>) = queue
-            .into_iter()
-            .partition(|w| self.needs(w).as_ref() == Some(&user));
-        self.deferred = rest;
-        for w in mine {
+        // The whole queue is taken before any of it runs: work it submits for this user is new work, handled
+        // like any other (at once, now that the user is loaded). Other users' queues are not touched.
+        for w in queue {
             self.process(w);
         }
         self.evict_if_idle(&user);
@@ -260,7 +254,7 @@ impl Engine {
     /// its watches follow changes of its in-memory state.
     fn evict_if_idle(&mut self, user: &BareJid) {
         if self.users.get(user).is_some_and(|u| u.sessions.is_empty())
-            && !self.waiting.contains_key(user)
+            && !self.deferred.is_waiting(user)
             && !self.watches_on.contains_key(user)
         {
             self.users.remove(user);
