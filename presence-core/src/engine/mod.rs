@@ -2,7 +2,8 @@
 //!
 //! Work that needs a user the engine has not loaded waits in that user's FIFO queue behind an `Output::Load`;
 //! everything else runs at once. Work for one user never overtakes earlier work for the same user, so the order
-//! clients see is the order the shell handed things in.
+//! clients see is the order the shell handed things in. When the load fails (`Input::LoadFailed`) that queue
+//! fails with it, in order and with temporary errors, and the user is left unloaded for a later retry.
 
 mod blocking;
 mod deferred;
@@ -124,6 +125,7 @@ impl Engine {
         self.now = Some(now);
         match input {
             Input::Loaded { user, record } => self.loaded(user, record),
+            Input::LoadFailed { user } => self.load_failed(user),
             Input::Watch {
                 watch,
                 watcher,
@@ -250,6 +252,58 @@ impl Engine {
         self.evict_if_idle(&user);
     }
 
+    /// The store could not load `user`: the work that waited fails in order with temporary errors (see
+    /// `Input::LoadFailed`). The user is not inserted, so nothing takes them for a user without an account, and
+    /// with the queue gone the next work for them asks for a fresh load.
+    fn load_failed(&mut self, user: BareJid) {
+        let Some(queue) = self.deferred.take(&user) else {
+            return;
+        };
+        for w in queue {
+            self.fail(w);
+        }
+    }
+
+    /// Answers work that cannot run because the user it waited for could not be loaded. Nothing here submits
+    /// work, so failing one user's queue cannot reach another's.
+    fn fail(&mut self, work: Work) {
+        match work {
+            Work::Input(Input::OpenSession { session, user, .. }) => {
+                self.out(Output::BindRefused {
+                    session,
+                    reason: BindError::StoreUnavailable(user),
+                })
+            }
+            Work::Input(Input::AddContacts { user, contacts }) => {
+                let refused = contacts
+                    .into_iter()
+                    .map(|(contact, _)| AddRefusal::StoreUnavailable(contact))
+                    .collect();
+                self.out(Output::ContactsAdded {
+                    user,
+                    added: Vec::new(),
+                    refused,
+                });
+            }
+            Work::Input(Input::FromRemote(stanza)) | Work::Inbound(stanza) => match stanza {
+                Stanza::Message {
+                    from, to, message, ..
+                } => self.fail_message(from, to, message),
+                Stanza::Subscription { from, to, .. } => self.fail_subscription(&to, &from),
+                // Only messages and subscription stanzas wait for their recipient (see `needs`).
+                _ => {}
+            },
+            Work::Watch { watch, serial, .. } | Work::WatchSubscribe { watch, serial, .. } => {
+                self.fail_watch(watch, serial)
+            }
+            // Nothing to answer: a policy change has no reply, and a reciprocal add has no requester to tell; its
+            // user's request stays pending, as one to a contact that never answers does.
+            Work::Input(Input::SetPolicy { .. }) | Work::Reciprocal { .. } => {}
+            // `needs` names no user for any other input, so none of them is ever queued.
+            Work::Input(_) => {}
+        }
+    }
+
     /// Drops a user with no session from memory; everything about them is in the store. A watched user stays:
     /// its watches follow changes of its in-memory state.
     fn evict_if_idle(&mut self, user: &BareJid) {
@@ -313,7 +367,7 @@ impl Engine {
                 jid,
             } => self.roster_remove(session, request, jid),
             Input::FromRemote(stanza) => self.inbound(stanza),
-            Input::Loaded { .. } | Input::Watch { .. } => {
+            Input::Loaded { .. } | Input::LoadFailed { .. } | Input::Watch { .. } => {
                 unreachable!("handled before submission")
             }
             Input::Unwatch { watch } => self.forget_watch(watch),
