@@ -11,7 +11,7 @@
 //! 1. [`Engine::handle`]`(now, input)` for each event: a session opened, a stanza parsed, a store answer.
 //! 2. [`Engine::poll_output`] until `None`, carrying out each [`Output`] in order: deliver a stanza to a session,
 //!    route one to another domain, make a write durable ([`Output::Store`]), load a user ([`Output::Load`], answered
-//!    later with [`Input::Loaded`]), close a session.
+//!    later with [`Input::Loaded`], or with [`Input::LoadFailed`] when the store cannot be read), close a session.
 //! 3. [`Engine::poll_timeout`] to learn when to call [`Engine::handle_timeout`] next.
 //!
 //! This shape (one `Input` enum in, one `Output` enum out, time as an argument) follows `str0m` and `quinn-proto`.
@@ -19,6 +19,9 @@
 //!
 //! Storage never blocks the engine: when it needs a user it has not loaded (a sign-in, a message for an offline
 //! user) it emits `Output::Load` and parks the work that needs that user; the rest of the traffic keeps flowing.
+//! It fails closed: a load that fails is reported as such, never as "no such account", and the parked work fails
+//! with temporary errors (a refused bind, a `wait` error to a message's sender, an ended watch) while the engine
+//! keeps running and the next work for that user asks for the load again.
 //! The [`store`] module holds the traits a shell implements storage with and helpers that turn outputs into calls.
 //!
 //! ```

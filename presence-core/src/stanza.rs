@@ -43,6 +43,8 @@ pub enum ErrorCondition {
     BadRequest,
     /// Something with that name exists already.
     Conflict,
+    /// The server could not complete the request because its store failed; a `wait`-type error: try again.
+    InternalServerError,
     /// The addressed item does not exist.
     ItemNotFound,
     /// The action is not allowed (for example a roster at its size limit, RFC 6121 §2.3.3).

@@ -68,4 +68,6 @@ pub enum WatchEnd {
     Rejected,
     /// There is no such user here (no account, or a domain this node does not host).
     NoResource,
+    /// The target's or the watcher's data could not be loaded: the watch may be opened again later.
+    StoreUnavailable,
 }

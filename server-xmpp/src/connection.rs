@@ -530,6 +530,10 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                                 presence_core::stanza::ErrorCondition::BadRequest,
                                 reason.to_string(),
                             ),
+                            BindError::StoreUnavailable(_) => (
+                                presence_core::stanza::ErrorCondition::InternalServerError,
+                                reason.to_string(),
+                            ),
                             _ => (
                                 presence_core::stanza::ErrorCondition::NotAllowed,
                                 reason.to_string(),
@@ -544,7 +548,12 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                                 Some(&text),
                             ))
                             .await;
-                        wire.fail(domain, "policy-violation", Some(&text)).await;
+                        // A store failure is the server's fault, not the client's: the client may try again.
+                        let stream_condition = match reason {
+                            BindError::StoreUnavailable(_) => "internal-server-error",
+                            _ => "policy-violation",
+                        };
+                        wire.fail(domain, stream_condition, Some(&text)).await;
                         None
                     }
                     _ => {

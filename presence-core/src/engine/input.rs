@@ -91,6 +91,19 @@ pub enum Input {
         /// The record.
         record: Option<UserRecord>,
     },
+    /// The other answer to `Output::Load`: the store could not be read, so whether the user exists is unknown.
+    ///
+    /// The engine fails closed: the work that waited for the load fails, in order, with temporary errors
+    /// (a bind with [`BindError::StoreUnavailable`](crate::engine::BindError::StoreUnavailable), a message or
+    /// subscription stanza with an `internal-server-error` to its sender, a watch with
+    /// [`WatchEnd::StoreUnavailable`](crate::watch::WatchEnd::StoreUnavailable), a bulk add with every contact
+    /// refused; a reciprocal add or a policy change is dropped). The user is never taken for a user without an
+    /// account, nothing is stored for them, and the engine keeps running: the next work for the user asks for a
+    /// fresh `Output::Load`.
+    LoadFailed {
+        /// Which user.
+        user: BareJid,
+    },
     /// An administrator or the user sets the privacy policy.
     SetPolicy {
         /// Whose.

@@ -221,12 +221,40 @@ impl Engine {
         }));
     }
 
-    /// Sends the sender an error for a message (never for an error message).
+    /// A message whose recipient could not be loaded: the sender gets a temporary error, never the
+    /// `service-unavailable` of a missing account, and nothing is held for a recipient who may not exist.
+    pub(super) fn fail_message(&mut self, from: Jid, to: Jid, message: Message) {
+        let text = format!(
+            "the data of {} could not be loaded; try again later",
+            to.bare()
+        );
+        self.refuse_with(
+            &from,
+            &to,
+            &message,
+            ErrorCondition::InternalServerError,
+            text,
+        );
+    }
+
+    /// Sends the sender an error for a message with the configured text (never for an error message).
     fn refuse(&mut self, from: &Jid, to: &Jid, message: &Message, condition: ErrorCondition) {
+        let text = self.config.undeliverable_text.clone();
+        self.refuse_with(from, to, message, condition, text);
+    }
+
+    /// Sends the sender an error for a message (never for an error message: no error loops).
+    fn refuse_with(
+        &mut self,
+        from: &Jid,
+        to: &Jid,
+        message: &Message,
+        condition: ErrorCondition,
+        text: String,
+    ) {
         if message.kind == MessageKind::Error {
             return;
         }
-        let text = self.config.undeliverable_text.clone();
         self.reply_error(
             from,
             StanzaError {

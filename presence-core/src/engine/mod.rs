@@ -1,10 +1,12 @@
 //! The engine: one state object fed with [`Input`]s and drained of [`Output`]s (see the crate docs for the loop).
 //!
-//! Work that needs a user the engine has not loaded waits in a FIFO queue behind an `Output::Load`; everything
-//! else runs at once. Work for one user never overtakes earlier work for the same user, so the order clients see
-//! is the order the shell handed things in.
+//! Work that needs a user the engine has not loaded waits in that user's FIFO queue behind an `Output::Load`;
+//! everything else runs at once. Work for one user never overtakes earlier work for the same user, so the order
+//! clients see is the order the shell handed things in. When the load fails (`Input::LoadFailed`) that queue
+//! fails with it, in order and with temporary errors, and the user is left unloaded for a later retry.
 
 mod blocking;
+mod deferred;
 mod input;
 mod messaging;
 mod output;
@@ -23,7 +25,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 
 use crate::compose::Overlays;
 use crate::config::EngineConfig;
@@ -32,6 +34,7 @@ use crate::roster::SubscriptionAction;
 use crate::session::SessionId;
 use crate::stanza::Stanza;
 use crate::watch::WatchId;
+use deferred::Deferred;
 use user::User;
 use watches::{Scope, Watch};
 
@@ -72,9 +75,8 @@ pub struct Engine {
     users: HashMap<BareJid, User>,
     sessions: HashMap<SessionId, BareJid>,
     overlays: HashMap<BareJid, Overlays>,
-    loading: HashSet<BareJid>,
-    waiting: HashMap<BareJid, usize>,
-    deferred: VecDeque<Work>,
+    /// Work waiting for a user's load; a user with a queue is a user being loaded.
+    deferred: Deferred,
     outputs: VecDeque<Output>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     offline_total: usize,
@@ -95,9 +97,7 @@ impl Engine {
             users: HashMap::new(),
             sessions: HashMap::new(),
             overlays: HashMap::new(),
-            loading: HashSet::new(),
-            waiting: HashMap::new(),
-            deferred: VecDeque::new(),
+            deferred: Deferred::default(),
             outputs: VecDeque::new(),
             timers: BinaryHeap::new(),
             offline_total: 0,
@@ -125,6 +125,7 @@ impl Engine {
         self.now = Some(now);
         match input {
             Input::Loaded { user, record } => self.loaded(user, record),
+            Input::LoadFailed { user } => self.load_failed(user),
             Input::Watch {
                 watch,
                 watcher,
@@ -222,45 +223,92 @@ impl Engine {
 
     fn submit(&mut self, work: Work) {
         if let Some(user) = self.needs(&work)
-            && (!self.users.contains_key(&user) || self.waiting.contains_key(&user))
+            && (!self.users.contains_key(&user) || self.deferred.is_waiting(&user))
         {
-            if !self.users.contains_key(&user) && self.loading.insert(user.clone()) {
-                self.out(Output::Load(user.clone()));
+            // Behind the user's earlier work even when that is all that waits; the first work asks for the load.
+            if self.deferred.push(user.clone(), work) {
+                self.out(Output::Load(user));
             }
-            *self.waiting.entry(user).or_default() += 1;
-            self.deferred.push_back(work);
             return;
         }
         self.process(work);
     }
 
     fn loaded(&mut self, user: BareJid, record: Option<crate::store::UserRecord>) {
-        if !self.loading.remove(&user) {
+        // No queue: this load was not asked for, or was answered already.
+        let Some(queue) = self.deferred.take(&user) else {
             return;
-        }
+        };
         if let Some(rec) = record
             && !self.users.contains_key(&user)
         {
             self.users.insert(user.clone(), User::from_record(rec));
         }
-        // Run this user's queued work in order; work for users still loading stays queued.
-        self.waiting.remove(&user);
-        let queue = std::mem::take(&mut self.deferred);
-        let (mine, rest): (VecDeque<Work>, VecDeque<Work>) = queue
-            .into_iter()
-            .partition(|w| self.needs(w).as_ref() == Some(&user));
-        self.deferred = rest;
-        for w in mine {
+        // The whole queue is taken before any of it runs: work it submits for this user is new work, handled
+        // like any other (at once, now that the user is loaded). Other users' queues are not touched.
+        for w in queue {
             self.process(w);
         }
         self.evict_if_idle(&user);
+    }
+
+    /// The store could not load `user`: the work that waited fails in order with temporary errors (see
+    /// `Input::LoadFailed`). The user is not inserted, so nothing takes them for a user without an account, and
+    /// with the queue gone the next work for them asks for a fresh load.
+    fn load_failed(&mut self, user: BareJid) {
+        let Some(queue) = self.deferred.take(&user) else {
+            return;
+        };
+        for w in queue {
+            self.fail(w);
+        }
+    }
+
+    /// Answers work that cannot run because the user it waited for could not be loaded. Nothing here submits
+    /// work, so failing one user's queue cannot reach another's.
+    fn fail(&mut self, work: Work) {
+        match work {
+            Work::Input(Input::OpenSession { session, user, .. }) => {
+                self.out(Output::BindRefused {
+                    session,
+                    reason: BindError::StoreUnavailable(user),
+                })
+            }
+            Work::Input(Input::AddContacts { user, contacts }) => {
+                let refused = contacts
+                    .into_iter()
+                    .map(|(contact, _)| AddRefusal::StoreUnavailable(contact))
+                    .collect();
+                self.out(Output::ContactsAdded {
+                    user,
+                    added: Vec::new(),
+                    refused,
+                });
+            }
+            Work::Input(Input::FromRemote(stanza)) | Work::Inbound(stanza) => match stanza {
+                Stanza::Message {
+                    from, to, message, ..
+                } => self.fail_message(from, to, message),
+                Stanza::Subscription { from, to, .. } => self.fail_subscription(&to, &from),
+                // Only messages and subscription stanzas wait for their recipient (see `needs`).
+                _ => {}
+            },
+            Work::Watch { watch, serial, .. } | Work::WatchSubscribe { watch, serial, .. } => {
+                self.fail_watch(watch, serial)
+            }
+            // Nothing to answer: a policy change has no reply, and a reciprocal add has no requester to tell; its
+            // user's request stays pending, as one to a contact that never answers does.
+            Work::Input(Input::SetPolicy { .. }) | Work::Reciprocal { .. } => {}
+            // `needs` names no user for any other input, so none of them is ever queued.
+            Work::Input(_) => {}
+        }
     }
 
     /// Drops a user with no session from memory; everything about them is in the store. A watched user stays:
     /// its watches follow changes of its in-memory state.
     fn evict_if_idle(&mut self, user: &BareJid) {
         if self.users.get(user).is_some_and(|u| u.sessions.is_empty())
-            && !self.waiting.contains_key(user)
+            && !self.deferred.is_waiting(user)
             && !self.watches_on.contains_key(user)
         {
             self.users.remove(user);
@@ -319,7 +367,7 @@ impl Engine {
                 jid,
             } => self.roster_remove(session, request, jid),
             Input::FromRemote(stanza) => self.inbound(stanza),
-            Input::Loaded { .. } | Input::Watch { .. } => {
+            Input::Loaded { .. } | Input::LoadFailed { .. } | Input::Watch { .. } => {
                 unreachable!("handled before submission")
             }
             Input::Unwatch { watch } => self.forget_watch(watch),

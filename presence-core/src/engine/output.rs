@@ -26,6 +26,9 @@ pub enum BindError {
     /// The session id is already bound.
     #[error("session {0:?} is already bound")]
     DuplicateSession(SessionId),
+    /// The user's data could not be loaded (`Input::LoadFailed`); the bind may succeed if tried again.
+    #[error("the data of {0} could not be loaded; try again later")]
+    StoreUnavailable(BareJid),
 }
 
 /// Why the engine ends a session.
@@ -44,6 +47,9 @@ pub enum AddRefusal {
     /// A user cannot add themself.
     #[error("{0} not added: a user cannot add themself")]
     SelfAdd(BareJid),
+    /// The roster's owner could not be loaded (`Input::LoadFailed`); nothing was added, the add may be retried.
+    #[error("{0} not added: the roster could not be loaded; try again later")]
+    StoreUnavailable(BareJid),
 }
 
 /// An effect for the shell.
@@ -79,7 +85,8 @@ pub enum Output {
         /// Why.
         reason: CloseReason,
     },
-    /// Load a user's record and answer with `Input::Loaded`.
+    /// Load a user's record and answer with `Input::Loaded`, or with `Input::LoadFailed` when the store cannot
+    /// be read (never with `Loaded { record: None }`, which says the account does not exist).
     Load(BareJid),
     /// Make a change durable, in order with the other writes and before answering later loads.
     Store(StoreWrite),

@@ -194,6 +194,34 @@ impl Engine {
         }
     }
 
+    /// A subscription stanza from `peer` for `me`, whose data could not be loaded: `peer` gets a temporary error.
+    /// Not the `unsubscribed` a missing account answers with: `me` may well exist, and `peer`'s state stays as it
+    /// is so the request can be sent again.
+    pub(super) fn fail_subscription(&mut self, me: &BareJid, peer: &BareJid) {
+        let error = StanzaError {
+            to: Jid::Bare(peer.clone()),
+            about: ErrorAbout::Presence {
+                to: Jid::Bare(me.clone()),
+            },
+            condition: ErrorCondition::InternalServerError,
+            text: Some(format!(
+                "the data of {me} could not be loaded; try again later"
+            )),
+        };
+        if !self.is_local(peer) {
+            return self.reply_error(&Jid::Bare(peer.clone()), error);
+        }
+        // A local peer's subscription stanzas come from its roster, not from one session: its sessions that take
+        // subscription stanzas learn of the failure, as they would of an answer.
+        let Some(u) = self.users.get(peer) else {
+            return;
+        };
+        let ids: Vec<SessionId> = u.available_sessions().map(|s| s.id).collect();
+        for id in ids {
+            self.deliver(id, Stanza::Error(error.clone()));
+        }
+    }
+
     /// Sends `me`'s answer back to `peer` without touching `me`'s state.
     fn reply_subscription(&mut self, me: &BareJid, peer: &BareJid, action: SubscriptionAction) {
         self.route(

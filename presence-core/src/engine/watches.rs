@@ -211,6 +211,19 @@ impl Engine {
         self.report_first(watch);
     }
 
+    /// Ends a watch whose target or watcher could not be loaded, if it is still the registration the failed work
+    /// was queued for (a replaced or closed watch is not the shell's concern any more).
+    pub(super) fn fail_watch(&mut self, watch: WatchId, serial: u64) {
+        if self.live_watch(watch, serial).is_none() {
+            return;
+        }
+        self.out(Output::Watch {
+            watch,
+            state: WatchState::Terminated(WatchEnd::StoreUnavailable),
+        });
+        self.forget_watch(watch);
+    }
+
     fn report_first(&mut self, watch: WatchId) {
         let Some(w) = self.watches.get(&watch) else {
             return;

@@ -98,6 +98,19 @@ impl Harness {
         }
     }
 
+    /// Answers one held load from the store and carries out what follows.
+    pub fn answer_load(&mut self, user: BareJid) {
+        let record = self.store.load_user(&user).unwrap();
+        self.engine.handle(self.now, Input::Loaded { user, record });
+        self.drain();
+    }
+
+    /// Answers one held load with a store failure and carries out what follows.
+    pub fn fail_load(&mut self, user: BareJid) {
+        self.engine.handle(self.now, Input::LoadFailed { user });
+        self.drain();
+    }
+
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
         if self.engine.poll_timeout().is_some_and(|t| t <= self.now) {

@@ -288,6 +288,10 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             WatchState::Terminated(presence_core::WatchEnd::NoResource) => {
                 Some(crate::dialogs::EndReason::NoResource)
             }
+            // The store failed: `deactivated` is the ending that tells the subscriber to subscribe again.
+            WatchState::Terminated(presence_core::WatchEnd::StoreUnavailable) => {
+                Some(crate::dialogs::EndReason::Deactivated)
+            }
             _ => None,
         };
         d.state = Some(state);

@@ -39,6 +39,7 @@ fn condition_name(c: ErrorCondition) -> &'static str {
     match c {
         ErrorCondition::BadRequest => "bad-request",
         ErrorCondition::Conflict => "conflict",
+        ErrorCondition::InternalServerError => "internal-server-error",
         ErrorCondition::ItemNotFound => "item-not-found",
         ErrorCondition::NotAllowed => "not-allowed",
         ErrorCondition::NotAcceptable => "not-acceptable",
@@ -56,7 +57,11 @@ fn error_type(c: ErrorCondition) -> &'static str {
         ErrorCondition::BadRequest
         | ErrorCondition::NotAcceptable
         | ErrorCondition::PolicyViolation => "modify",
-        ErrorCondition::RecipientUnavailable | ErrorCondition::ResourceConstraint => "wait",
+        // The engine only says internal-server-error when its store failed: trying again later may work, so
+        // `wait` rather than the `cancel` RFC 6120 §8.3.3.5 shows.
+        ErrorCondition::RecipientUnavailable
+        | ErrorCondition::ResourceConstraint
+        | ErrorCondition::InternalServerError => "wait",
         _ => "cancel",
     }
 }
@@ -317,4 +322,29 @@ pub fn to_client(
 
 fn jid_str(j: &Jid) -> String {
     j.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_failure_is_a_wait_type_internal_server_error() {
+        let el = stanza_error(
+            "message",
+            Some("m1"),
+            "alice@x/pc",
+            Some("bob@x"),
+            ErrorCondition::InternalServerError,
+            Some("try again later"),
+        );
+        let error = el.child(ns::CLIENT, "error").expect("an <error/> child");
+        assert_eq!(error.attr("type"), Some("wait"));
+        assert!(
+            error
+                .child(ns::STANZA_ERRORS, "internal-server-error")
+                .is_some(),
+            "{error:?}"
+        );
+    }
 }
