@@ -84,6 +84,9 @@
 //! - [`watch`]: watches of a user's composed presence or watcher list that are not XMPP sessions (SIP).
 //! - [`store`]: storage traits, an in-memory store and the conformance suite.
 //! - [`cluster`], [`assignment`], [`failover`]: nodes, user assignment and the redundancy-group failover machine.
+//! - [`rate`]: token buckets for inbound rate limits, with time as an argument.
+//! - `runtime` (feature `tokio`): the engine thread, group commit, bounded sinks and metrics that drive an engine
+//!   for tokio shells; the rest of the crate stays sans-IO without it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -96,7 +99,10 @@ pub mod failover;
 pub mod jid;
 pub mod message;
 pub mod policy;
+pub mod rate;
 pub mod roster;
+#[cfg(feature = "tokio")]
+pub mod runtime;
 pub mod session;
 pub mod stanza;
 pub mod store;

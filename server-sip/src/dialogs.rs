@@ -55,6 +55,9 @@ pub enum EndReason {
     NoResource,
     /// The notifier is going away, or the subscriber's flow did.
     Deactivated,
+    /// The notifier cannot serve the subscription now (shutting down, its store failed): subscribe again after
+    /// the retry-after interval (RFC 6665 §4.1.3 `probation`), not at once, so a failure does not become a storm.
+    Probation,
 }
 
 impl EndReason {
@@ -65,6 +68,7 @@ impl EndReason {
             EndReason::Rejected => "rejected",
             EndReason::NoResource => "noresource",
             EndReason::Deactivated => "deactivated",
+            EndReason::Probation => "probation;retry-after=30",
         })
     }
 }

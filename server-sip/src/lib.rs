@@ -2,8 +2,12 @@
 //!
 //! What it serves (RFC 3261 registrar, RFC 3903 PUBLISH, RFC 6665/3856 SUBSCRIBE/NOTIFY with RFC 3857 watcher
 //! info, RFC 3428 MESSAGE) is translated into engine inputs: a SIP user is the same principal as the XMPP user of
-//! the same address, with one roster, one policy and one composed presence. The engine runs on the hub thread
-//! shared with the XMPP shell ([`server_xmpp::hub`]); this crate never decides presence or policy itself.
+//! the same address, with one roster, one policy and one composed presence. The engine runs behind
+//! `presence_core::runtime`, shared with the other shells of the process; this crate never decides presence or
+//! policy itself.
+//!
+//! Threads: the sockets are read on the tokio I/O workers; the service (every piece of SIP state) runs on its own
+//! thread, because digest checks read the store and a store read must not hold up an I/O worker.
 #![forbid(unsafe_code)]
 
 pub mod credentials;
@@ -19,11 +23,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use presence_core::rate::Rate;
+use presence_core::runtime::Handle;
 use presence_core::store::Store;
-use presence_core::time::Timestamp;
-use server_xmpp::hub::HubHandle;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use service::ExpiryBounds;
 
@@ -46,6 +50,10 @@ pub struct SipSettings {
     pub subscription: ExpiryBounds,
     /// Call-control peers whose unauthenticated PUBLISHes carry users' phone line and calendar state.
     pub trusted_peers: Vec<std::net::IpAddr>,
+    /// Inbound bytes per second (and burst) per source address; trusted peers are exempt.
+    pub rate: Rate,
+    /// Messages from the sockets that may wait for the service (UDP drops past it, TCP stops reading).
+    pub inbound_queue: usize,
 }
 
 impl SipSettings {
@@ -63,6 +71,11 @@ impl SipSettings {
             publication: ExpiryBounds::default(),
             subscription: ExpiryBounds::default(),
             trusted_peers: Vec::new(),
+            rate: Rate {
+                per_second: 256 * 1024,
+                burst: 1024 * 1024,
+            },
+            inbound_queue: 4096,
         }
     }
 }
@@ -70,6 +83,9 @@ impl SipSettings {
 /// Why the SIP service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SipServeError {
+    /// The service thread could not be started.
+    #[error("cannot start the SIP service thread: {0}")]
+    Thread(std::io::Error),
     /// A socket could not be opened.
     #[error("cannot listen for SIP on {transport} {addr}: {source}")]
     Bind {
@@ -86,18 +102,18 @@ pub enum SipServeError {
 pub struct SipServer<S> {
     settings: SipSettings,
     store: Arc<S>,
-    hub: HubHandle,
+    hub: Handle,
     udp: Arc<UdpSocket>,
     tcp: TcpListener,
 }
 
 impl<S: Store + Send + Sync + 'static> SipServer<S> {
-    /// Opens the UDP socket and the TCP listener on the same address; `hub` is the engine shared with the XMPP
-    /// shell.
+    /// Opens the UDP socket and the TCP listener on the same address; `hub` is the engine shared with the other
+    /// shells.
     pub async fn bind(
         settings: SipSettings,
         store: Arc<S>,
-        hub: HubHandle,
+        hub: Handle,
     ) -> Result<Self, SipServeError> {
         let addr = settings.bind;
         let udp = UdpSocket::bind(addr)
@@ -138,20 +154,53 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
         self.settings.bind
     }
 
-    /// Serves forever.
-    pub async fn run(self) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let limits = self.settings.limits;
-        tokio::spawn(transport::udp_loop(self.udp.clone(), limits, tx.clone()));
-        tokio::spawn(transport::tcp_loop(self.tcp, limits, tx));
-        service::Service::run(self.settings, self.store, self.hub, self.udp, rx).await;
+    /// Serves until `stop` resolves, then ends every subscription with a final NOTIFY and stops.
+    pub async fn run(self, stop: impl Future<Output = ()>) -> Result<(), SipServeError> {
+        let (tx, rx) = mpsc::channel(self.settings.inbound_queue.max(1));
+        let intake = transport::Intake {
+            tx,
+            limits: self.settings.limits,
+            rate: self.settings.rate,
+            trusted: self.settings.trusted_peers.clone().into(),
+            hub: self.hub.clone(),
+        };
+        let udp = tokio::spawn(transport::udp_loop(self.udp.clone(), intake.clone()));
+        let tcp = tokio::spawn(transport::tcp_loop(self.tcp, intake));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let addr = self.settings.bind;
+        let (settings, store, hub, socket) = (self.settings, self.store, self.hub, self.udp);
+        std::thread::Builder::new()
+            .name("sip-service".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a current-thread runtime builds");
+                rt.block_on(service::Service::run(settings, store, hub, socket, rx, stop_rx));
+                let _ = done_tx.send(());
+            })
+            .map_err(SipServeError::Thread)?;
+        tracing::info!(%addr, "SIP listener up");
+        let mut done_rx = done_rx;
+        tokio::select! {
+            () = stop => {
+                let _ = stop_tx.send(());
+                let _ = (&mut done_rx).await;
+            }
+            _ = &mut done_rx => {}
+        }
+        udp.abort();
+        tcp.abort();
+        Ok(())
     }
 }
 
-/// Wall-clock time for message stamps (the one clock read of the shell; the engine gets it as data).
-pub(crate) fn timestamp() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Timestamp::from_millis(ms)
+/// Random bytes from the operating system.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("the operating system's random source is available");
+    b
 }
+
+pub(crate) use presence_core::runtime::timestamp;

@@ -5,13 +5,38 @@
 //! connection) rather than to the host in its Contact: that reaches phones behind NAT and needs no DNS, the idea
 //! of RFC 5626 flows without the Outbound extension.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
+use presence_core::rate::{KeyedBuckets, Rate, TokenBucket};
+use presence_core::runtime::{Handle, Permit, Protocol};
 use sip_codec::{Frame, Framer, Limits, Message, ParseError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+/// What one TCP peer may have waiting to be written before it counts as not reading.
+const TCP_OUT_QUEUE: usize = 256;
+
+/// Source addresses whose UDP rate is tracked at once; past it, quiet ones are forgotten first.
+const MAX_TRACKED_SOURCES: usize = 65_536;
+
+/// What the socket loops share.
+#[derive(Clone)]
+pub struct Intake {
+    /// Where events go; bounded (UDP drops past it, TCP stops reading).
+    pub tx: mpsc::Sender<Inbound>,
+    /// Codec limits.
+    pub limits: Limits,
+    /// The inbound rate per source address (UDP) or connection (TCP).
+    pub rate: Rate,
+    /// Peers exempt from the rate (trusted call-control peers send for every user).
+    pub trusted: Arc<[IpAddr]>,
+    /// The engine's runtime: connection caps and metrics.
+    pub hub: Handle,
+}
 
 /// The way back to a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,8 +82,8 @@ pub enum Inbound {
         conn: u64,
         /// The peer's address (trusted peers are recognised by it).
         peer: SocketAddr,
-        /// Its writer.
-        tx: mpsc::UnboundedSender<Vec<u8>>,
+        /// Its writer (bounded: a peer that does not read loses the connection).
+        tx: mpsc::Sender<Vec<u8>>,
     },
     /// A TCP connection closed.
     Closed {
@@ -67,10 +92,13 @@ pub enum Inbound {
     },
 }
 
-/// Receives datagrams forever.
-pub async fn udp_loop(socket: Arc<UdpSocket>, limits: Limits, tx: mpsc::UnboundedSender<Inbound>) {
+/// Receives datagrams forever. A source over its rate gets `503` with Retry-After; when the service's queue is
+/// full the datagram is dropped (the peer retransmits, RFC 3261 §17.1.2), which is how UDP sheds load.
+pub async fn udp_loop(socket: Arc<UdpSocket>, intake: Intake) {
     // One byte more than the limit, so an over-size datagram is seen as one rather than silently truncated.
-    let mut buf = vec![0u8; limits.max_message_size.max(65_535) + 1];
+    let mut buf = vec![0u8; intake.limits.max_message_size.max(65_535) + 1];
+    let mut rates = KeyedBuckets::new(intake.rate, MAX_TRACKED_SOURCES);
+    let metrics = intake.hub.metrics().clone();
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
             Ok(r) => r,
@@ -82,29 +110,55 @@ pub async fn udp_loop(socket: Arc<UdpSocket>, limits: Limits, tx: mpsc::Unbounde
         if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | 0)) {
             continue;
         }
-        let parsed = Message::parse_datagram(bytes, &limits);
+        if !intake.trusted.contains(&from.ip())
+            && rates.try_take(&from.ip(), Instant::now(), n).is_err()
+        {
+            metrics.rate_limited(Protocol::Sip);
+            if let Some(answer) = crate::service::refusal(bytes, 503, "Over Rate Limit") {
+                let _ = socket.try_send_to(&answer, from);
+            }
+            continue;
+        }
+        let parsed = Message::parse_datagram(bytes, &intake.limits);
         let ev = Inbound::Message {
             flow: Flow::Udp(from),
             parsed,
             raw: bytes.to_vec(),
         };
-        if tx.send(ev).is_err() {
-            return;
+        match intake.tx.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.engine_busy();
+                debug!(%from, "SIP service queue full: datagram dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
     }
 }
 
-/// Accepts TCP connections forever.
-pub async fn tcp_loop(listener: TcpListener, limits: Limits, tx: mpsc::UnboundedSender<Inbound>) {
+/// Accepts TCP connections until the task is dropped, each under the process's connection caps.
+pub async fn tcp_loop(listener: TcpListener, intake: Intake) {
     let mut next: u64 = 1;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let place = match intake.hub.admission().admit(peer.ip()) {
+                    Ok(p) => p,
+                    Err(refused) => {
+                        intake.hub.metrics().rejected(refused.rejection());
+                        debug!(%peer, %refused, "SIP connection refused");
+                        drop(stream);
+                        continue;
+                    }
+                };
                 let conn = next;
                 next += 1;
-                tokio::spawn(tcp_conn(stream, conn, peer, limits, tx.clone()));
+                tokio::spawn(tcp_conn(stream, conn, peer, intake.clone(), place));
             }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(e) => {
+                warn!(error = %e, "SIP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
         }
     }
 }
@@ -112,22 +166,18 @@ pub async fn tcp_loop(listener: TcpListener, limits: Limits, tx: mpsc::Unbounded
 /// The most of a broken message kept to answer it (the headers a response needs come first).
 const RAW_KEEP: usize = 8 * 1024;
 
-async fn tcp_conn(
-    stream: TcpStream,
-    conn: u64,
-    peer: SocketAddr,
-    limits: Limits,
-    tx: mpsc::UnboundedSender<Inbound>,
-) {
+async fn tcp_conn(stream: TcpStream, conn: u64, peer: SocketAddr, intake: Intake, _place: Permit) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(TCP_OUT_QUEUE);
+    let tx = intake.tx.clone();
     if tx
         .send(Inbound::Opened {
             conn,
             peer,
             tx: out_tx,
         })
+        .await
         .is_err()
     {
         return;
@@ -140,6 +190,9 @@ async fn tcp_conn(
         }
         let _ = wr.shutdown().await;
     });
+    let limits = intake.limits;
+    let exempt = intake.trusted.contains(&peer.ip());
+    let mut bucket = TokenBucket::new(if exempt { Rate::UNLIMITED } else { intake.rate }, Instant::now());
     let mut framer = Framer::new(limits);
     let mut since_frame: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -148,6 +201,12 @@ async fn tcp_conn(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        // Over its rate, the connection is not read for a while: TCP flow control slows the peer down.
+        let pause = bucket.charge(Instant::now(), n);
+        if !pause.is_zero() {
+            intake.hub.metrics().rate_limited(Protocol::Sip);
+            tokio::time::sleep(pause).await;
+        }
         framer.push(&buf[..n]);
         if since_frame.len() < RAW_KEEP {
             let take = n.min(RAW_KEEP - since_frame.len());
@@ -164,23 +223,26 @@ async fn tcp_conn(
                         parsed: Ok(msg),
                         raw: Vec::new(),
                     };
-                    if tx.send(ev).is_err() {
+                    // A full service queue stops this reader until there is room (back-pressure).
+                    if tx.send(ev).await.is_err() {
                         break 'read;
                     }
                 }
                 Err(e) => {
                     // A stream cannot be resynchronised after a framing error: answer it, then close (the
                     // service closes the writer once the answer is queued).
-                    let _ = tx.send(Inbound::Message {
-                        flow: Flow::Tcp(conn),
-                        parsed: Err(e),
-                        raw: std::mem::take(&mut since_frame),
-                    });
+                    let _ = tx
+                        .send(Inbound::Message {
+                            flow: Flow::Tcp(conn),
+                            parsed: Err(e),
+                            raw: std::mem::take(&mut since_frame),
+                        })
+                        .await;
                     break 'read;
                 }
             }
         }
     }
-    let _ = tx.send(Inbound::Closed { conn });
+    let _ = tx.send(Inbound::Closed { conn }).await;
     let _ = writer.await;
 }

@@ -2,22 +2,26 @@
 //! socket and the hub until either side ends the stream.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use presence_core::engine::{BindError, CloseReason};
+use presence_core::rate::{Rate, TokenBucket};
+use presence_core::runtime::{
+    self, Ended as SessionEnded, Handle, Permit, Protocol, Rejection, SessionReceiver,
+    StanzaKind, SubmitError, ToSession,
+};
+use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza as CoreStanza, StanzaError};
 use presence_core::store::{ScramCredentials, Store, StoreError};
-use presence_core::time::Timestamp;
-use presence_core::{BareJid, FullJid, Input, SessionId};
+use presence_core::{BareJid, FullJid, Input, Jid, SessionId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
+use tracing::{Instrument, debug, info_span};
 use xmpp_codec::{Element, Nonza, StreamEvent, StreamHeader, ns};
 
-use crate::hub::{HubMsg, ToConn};
 use crate::sasl::{self, CredentialLookup, SaslServer, Step};
 use crate::translate::{self, FromClient, Me};
 use crate::wire::{Ended, Wire};
@@ -28,8 +32,8 @@ pub struct Shared<S> {
     pub domain: String,
     /// TLS for STARTTLS.
     pub tls: TlsAcceptor,
-    /// The engine's hub.
-    pub hub: mpsc::UnboundedSender<HubMsg>,
+    /// The engine's runtime.
+    pub hub: Handle,
     /// Accounts, for SASL.
     pub store: Arc<S>,
     /// Permits for connections that have not authenticated yet.
@@ -40,8 +44,10 @@ pub struct Shared<S> {
     pub handshake_timeout: Duration,
     /// Time a bound session may stay silent before it is closed.
     pub idle_timeout: Duration,
-    /// Session id source.
-    pub next_session: AtomicU64,
+    /// Stanzas that may wait for a slow client before its session is ended.
+    pub outbound_queue: usize,
+    /// The inbound rate of one connection.
+    pub rate: Rate,
     /// Secret mixed into fake SCRAM salts for unknown users.
     pub secret: [u8; 16],
 }
@@ -49,11 +55,39 @@ pub struct Shared<S> {
 /// How many failed SASL attempts a connection gets before it is closed.
 const MAX_AUTH_ATTEMPTS: u32 = 3;
 
-/// Serves one accepted TCP connection to the end.
-pub async fn serve<S: Store + Send + Sync + 'static>(tcp: TcpStream, shared: Arc<Shared<S>>) {
+/// How long writing to a client may stall before it counts as not reading (a slow consumer).
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Serves one accepted TCP connection to the end; `admitted` is its place under the connection caps (`Err`:
+/// refused, told so, closed).
+pub async fn serve<S: Store + Send + Sync + 'static>(
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared<S>>,
+    admitted: Result<Permit, runtime::Refused>,
+) {
+    let span = info_span!("c2s", %peer, user = tracing::field::Empty);
+    serve_in_span(tcp, shared, admitted).instrument(span).await
+}
+
+async fn serve_in_span<S: Store + Send + Sync + 'static>(
+    tcp: TcpStream,
+    shared: Arc<Shared<S>>,
+    admitted: Result<Permit, runtime::Refused>,
+) {
     let _ = tcp.set_nodelay(true);
     let mut wire = Wire::new(tcp, shared.limits);
+    let _place = match admitted {
+        Ok(p) => p,
+        Err(refused) => {
+            debug!(%refused, "connection refused");
+            wire.fail(&shared.domain, "policy-violation", Some(&refused.to_string()))
+                .await;
+            return;
+        }
+    };
     let Ok(permit) = shared.unauthenticated.clone().try_acquire_owned() else {
+        shared.hub.metrics().rejected(Rejection::Unauthenticated);
         wire.fail(
             &shared.domain,
             "resource-constraint",
@@ -72,7 +106,7 @@ pub async fn serve<S: Store + Send + Sync + 'static>(tcp: TcpStream, shared: Arc
 }
 
 /// Plain TCP: only STARTTLS is allowed. Then TLS and SASL. Returns the authenticated stream and user.
-async fn negotiate<S: Store>(
+async fn negotiate<S: Store + Send + Sync + 'static>(
     mut wire: Wire<TcpStream>,
     shared: &Shared<S>,
     permit: OwnedSemaphorePermit,
@@ -176,30 +210,66 @@ async fn end_with<T: AsyncRead + AsyncWrite + Unpin, R>(
     None
 }
 
-struct Accounts<'a, S> {
-    store: &'a S,
-    domain: &'a str,
+/// The store as SASL sees it: owned, because every SASL step runs on the blocking pool (the verifier lookup
+/// reads the store and PLAIN runs PBKDF2; neither may hold up an I/O worker).
+struct Accounts<S> {
+    store: Arc<S>,
+    domain: String,
 }
 
-impl<S: Store> CredentialLookup for Accounts<'_, S> {
+impl<S: Store> CredentialLookup for Accounts<S> {
     fn credentials(&self, username: &str) -> Result<Option<Vec<ScramCredentials>>, StoreError> {
-        let Ok(jid) = BareJid::from_parts(Some(username), self.domain) else {
+        let Ok(jid) = BareJid::from_parts(Some(username), &self.domain) else {
             return Ok(None);
         };
         Ok(self.store.account(&jid)?.map(|a| a.credentials))
     }
 }
 
+/// Starts a SASL exchange off the I/O workers.
+async fn sasl_start<S: Store + Send + Sync + 'static>(
+    lookup: Arc<Accounts<S>>,
+    mechanism: String,
+    initial: Option<Vec<u8>>,
+    secret: [u8; 16],
+) -> Result<(SaslServer, Step), sasl::Failure> {
+    let nonce = sasl::server_nonce(&crate::random_bytes::<18>());
+    tokio::task::spawn_blocking(move || {
+        let params = sasl::Params {
+            tls: true,
+            server_nonce: &nonce,
+            secret: &secret,
+        };
+        SaslServer::start(&mechanism, initial.as_deref(), params, lookup.as_ref())
+    })
+    .await
+    .unwrap_or(Err(sasl::Failure::TemporaryAuthFailure))
+}
+
+/// Takes a SASL response off the I/O workers.
+async fn sasl_step<S: Store + Send + Sync + 'static>(
+    lookup: Arc<Accounts<S>>,
+    mut server: SaslServer,
+    response: Vec<u8>,
+) -> (Option<SaslServer>, Step) {
+    tokio::task::spawn_blocking(move || {
+        let step = server.step(&response, lookup.as_ref());
+        (Some(server), step)
+    })
+    .await
+    .unwrap_or((None, Step::Failure(sasl::Failure::TemporaryAuthFailure)))
+}
+
 /// SASL over TLS (RFC 6120 §6). Returns the authenticated user, with the stream restarted.
-async fn authenticate<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
+async fn authenticate<S: Store + Send + Sync + 'static, T: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<T>,
     shared: &Shared<S>,
 ) -> Option<BareJid> {
     let domain = shared.domain.as_str();
-    let lookup = Accounts {
-        store: shared.store.as_ref(),
-        domain,
-    };
+    let lookup = Arc::new(Accounts {
+        store: shared.store.clone(),
+        domain: domain.to_owned(),
+    });
     let mut exchange: Option<SaslServer> = None;
     let mut failures = 0;
     loop {
@@ -228,13 +298,9 @@ async fn authenticate<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                     initial_response,
                 }) => match decode(&initial_response) {
                     Ok(initial) => {
-                        let nonce = sasl::server_nonce(&crate::random_bytes::<18>());
-                        let params = sasl::Params {
-                            tls: true,
-                            server_nonce: &nonce,
-                            secret: &shared.secret,
-                        };
-                        match SaslServer::start(mechanism, initial.as_deref(), params, &lookup) {
+                        match sasl_start(lookup.clone(), mechanism.to_owned(), initial, shared.secret)
+                            .await
+                        {
                             Ok((server, step)) => {
                                 exchange = Some(server);
                                 Ok(step)
@@ -244,9 +310,12 @@ async fn authenticate<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                     }
                     Err(()) => Err(()),
                 },
-                Some(Nonza::SaslResponse(data)) => match (exchange.as_mut(), decode(&data)) {
+                Some(Nonza::SaslResponse(data)) => match (exchange.take(), decode(&data)) {
                     (Some(server), Ok(bytes)) => {
-                        Ok(server.step(&bytes.unwrap_or_default(), &lookup))
+                        let (server, step) =
+                            sasl_step(lookup.clone(), server, bytes.unwrap_or_default()).await;
+                        exchange = server;
+                        Ok(step)
                     }
                     (None, _) => Ok(Step::Failure(sasl::Failure::MalformedRequest)),
                     (_, Err(())) => Err(()),
@@ -332,70 +401,109 @@ fn decode(text: &str) -> Result<Option<Vec<u8>>, ()> {
     }
 }
 
-/// The authenticated stream: bind a resource, then exchange stanzas with the hub.
+/// The authenticated stream: bind a resource, then exchange stanzas with the engine.
 async fn established<S, T>(mut wire: Wire<T>, shared: &Shared<S>, user: BareJid)
 where
     S: Store,
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    tracing::Span::current().record("user", tracing::field::display(&user));
     let domain = shared.domain.as_str();
-    let session = SessionId(shared.next_session.fetch_add(1, Ordering::Relaxed));
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let metrics = shared.hub.metrics().clone();
+    let session = shared.hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(shared.outbound_queue);
     let Some(jid) = tokio::time::timeout(
         shared.handshake_timeout,
-        bind(&mut wire, shared, &user, session, tx, &mut rx),
+        bind(&mut wire, shared, &user, session, sink, &mut rx),
     )
     .await
     .ok()
     .flatten() else {
+        // The engine may have bound the session after all (the client left mid-bind): release it.
+        shared.hub.close(session);
         return;
     };
+    metrics.session_opened(Protocol::Xmpp);
     let me = Me {
         session,
         jid: &jid,
         domain,
     };
     let mut pushes = 0u64;
-    let reason = loop {
+    let mut bucket = TokenBucket::new(shared.rate, Instant::now());
+    // While the client is over its inbound rate, reading pauses until then (deliveries keep flowing).
+    let mut paused_until: Option<Instant> = None;
+    let tell_engine = loop {
+        let read_from = wire.bytes_read();
         tokio::select! {
-            read = tokio::time::timeout(shared.idle_timeout, wire.next()) => match read {
-                Err(_) => {
-                    wire.fail(domain, "connection-timeout", Some("idle for too long")).await;
-                    break Some(());
+            read = tokio::time::timeout(shared.idle_timeout, wire.next()), if paused_until.is_none() => {
+                let spent = wire.bytes_read() - read_from;
+                let pause = bucket.charge(Instant::now(), usize::try_from(spent).unwrap_or(usize::MAX));
+                if !pause.is_zero() {
+                    metrics.rate_limited(Protocol::Xmpp);
+                    paused_until = Some(Instant::now() + pause);
                 }
-                Ok(Ok(StreamEvent::Stanza(stanza))) => match translate::from_client(stanza, &me, now()) {
-                    FromClient::Engine(input) => {
-                        if shared.hub.send(HubMsg::Input(input)).is_err() {
-                            wire.fail(domain, "system-shutdown", None).await;
-                            break Some(());
+                match read {
+                    Err(_) => {
+                        wire.fail(domain, "connection-timeout", Some("idle for too long")).await;
+                        break true;
+                    }
+                    Ok(Ok(StreamEvent::Stanza(stanza))) => {
+                        if let Some(kind) = StanzaKind::from_name(stanza.kind().as_str()) {
+                            metrics.stanza_in(kind);
+                        }
+                        match translate::from_client(stanza, &me, runtime::timestamp()) {
+                            FromClient::Engine(input) => {
+                                let refused = busy_answer(&input, &jid);
+                                match shared.hub.submit(input) {
+                                    Ok(()) => {}
+                                    Err(SubmitError::Busy { .. }) => {
+                                        // The engine is saturated: a temporary error, the stream stays up.
+                                        if let Some(answer) = refused.and_then(|e| {
+                                            translate::to_client(CoreStanza::Error(e), &jid, domain, String::new)
+                                        }) {
+                                            wire.queue(&answer);
+                                            if send_bounded(&mut wire).await.is_err() {
+                                                break true;
+                                            }
+                                        }
+                                    }
+                                    Err(SubmitError::Stopped) => {
+                                        fail_bounded(&mut wire, domain, "system-shutdown", None).await;
+                                        break false;
+                                    }
+                                }
+                            }
+                            FromClient::Reply(el) => {
+                                wire.queue(&el.into());
+                                if send_bounded(&mut wire).await.is_err() {
+                                    break true;
+                                }
+                            }
+                            FromClient::Nothing => {}
                         }
                     }
-                    FromClient::Reply(el) => {
-                        if wire.send(&el).await.is_err() {
-                            break Some(());
-                        }
+                    Ok(Ok(StreamEvent::Element(_))) => {
+                        wire.fail(domain, "unsupported-stanza-type", Some("that element is not supported here")).await;
+                        break true;
                     }
-                    FromClient::Nothing => {}
-                },
-                Ok(Ok(StreamEvent::Element(_))) => {
-                    wire.fail(domain, "unsupported-stanza-type", Some("that element is not supported here")).await;
-                    break Some(());
+                    Ok(Ok(StreamEvent::Open(_))) => {
+                        wire.fail(domain, "not-authorized", Some("the stream cannot be restarted now")).await;
+                        break true;
+                    }
+                    Ok(Ok(StreamEvent::Close)) => {
+                        wire.close().await;
+                        break true;
+                    }
+                    Ok(Err(e)) => {
+                        let _: Option<()> = end_with(&mut wire, domain, e).await;
+                        break true;
+                    }
                 }
-                Ok(Ok(StreamEvent::Open(_))) => {
-                    wire.fail(domain, "not-authorized", Some("the stream cannot be restarted now")).await;
-                    break Some(());
-                }
-                Ok(Ok(StreamEvent::Close)) => {
-                    wire.close().await;
-                    break Some(());
-                }
-                Ok(Err(e)) => {
-                    let _: Option<()> = end_with(&mut wire, domain, e).await;
-                    break Some(());
-                }
-            },
+            }
+            _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
             msg = rx.recv() => match msg {
-                Some(ToConn::Stanza(stanza)) => {
+                Some(ToSession::Stanza(stanza)) => {
                     // Write everything already waiting in one go; a non-stanza message ends the batch and is
                     // handled after the flush, never dropped.
                     let mut next = Some(stanza);
@@ -405,58 +513,131 @@ where
                             pushes += 1;
                             format!("push{pushes}")
                         }) {
+                            if let Some(kind) = StanzaKind::from_name(&o.element.name) {
+                                metrics.stanza_out(kind);
+                            }
                             wire.queue(&o);
                         }
                         match rx.try_recv() {
-                            Ok(ToConn::Stanza(s)) => next = Some(s),
-                            Ok(other) => after = Some(other),
-                            Err(_) => {}
+                            Some(ToSession::Stanza(s)) => next = Some(s),
+                            Some(other) => after = Some(other),
+                            None => {}
                         }
                     }
-                    if wire.flush_out().await.is_err() {
-                        break Some(());
+                    match send_bounded(&mut wire).await {
+                        Ok(()) => {}
+                        Err(SendFailed::Stalled) => {
+                            fail_bounded(&mut wire, domain, "policy-violation", Some(SLOW_TEXT)).await;
+                            break true;
+                        }
+                        Err(SendFailed::Io) => break true,
                     }
                     if let Some(msg) = after {
-                        break ended_by_hub(&mut wire, domain, msg).await;
+                        break ended_by_runtime(&mut wire, domain, msg).await;
                     }
                 }
-                Some(msg) => break ended_by_hub(&mut wire, domain, msg).await,
+                Some(msg) => break ended_by_runtime(&mut wire, domain, msg).await,
                 None => {
-                    wire.fail(domain, "system-shutdown", None).await;
-                    break Some(());
+                    fail_bounded(&mut wire, domain, "system-shutdown", None).await;
+                    break false;
                 }
             },
         }
     };
-    if reason.is_some() {
-        let _ = shared
-            .hub
-            .send(HubMsg::Input(Input::CloseSession { session }));
+    metrics.session_closed(Protocol::Xmpp);
+    if tell_engine {
+        shared.hub.close(session);
     }
 }
 
-/// Ends the stream for a hub message that is not a stanza. Returns `Some` when the engine must still be told the
-/// session is gone (it already knows after a conflict).
-async fn ended_by_hub<T: AsyncRead + AsyncWrite + Unpin>(
+const SLOW_TEXT: &str = "too much is waiting to be sent: the client is not reading";
+
+/// Why a write did not complete.
+enum SendFailed {
+    /// The client did not take the bytes within [`SEND_TIMEOUT`].
+    Stalled,
+    /// The transport failed.
+    Io,
+}
+
+/// Flushes what is queued, giving up on a client that does not read.
+async fn send_bounded<T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+) -> Result<(), SendFailed> {
+    match tokio::time::timeout(SEND_TIMEOUT, wire.flush_out()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(SendFailed::Io),
+        Err(_) => Err(SendFailed::Stalled),
+    }
+}
+
+/// A stream error that cannot hang on a client that stopped reading.
+async fn fail_bounded<T: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<T>,
     domain: &str,
-    msg: ToConn,
-) -> Option<()> {
-    match msg {
-        ToConn::Close(CloseReason::Conflict) => {
-            wire.fail(
-                domain,
-                "conflict",
-                Some("replaced by a new session with the same resource"),
-            )
-            .await;
-            None
-        }
-        _ => {
-            wire.fail(domain, "system-shutdown", None).await;
-            Some(())
-        }
+    condition: &str,
+    text: Option<&str>,
+) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), wire.fail(domain, condition, text)).await;
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
+}
+
+/// The answer to give when the engine refuses `input` as busy: a `wait`-type `resource-constraint` for a
+/// request or a message; nothing for presence, which is not answered.
+fn busy_answer(input: &Input, me: &FullJid) -> Option<StanzaError> {
+    let about = match input {
+        Input::Message { to, message, .. } => ErrorAbout::Message {
+            id: message.id.clone(),
+            to: to.clone(),
+        },
+        Input::RosterGet { request, .. }
+        | Input::RosterSet { request, .. }
+        | Input::RosterRemove { request, .. }
+        | Input::BlockListGet { request, .. }
+        | Input::Block { request, .. }
+        | Input::Unblock { request, .. }
+        | Input::PresenceSettingsGet { request, .. }
+        | Input::PresenceSettingsSet { request, .. } => ErrorAbout::Request(request.clone()),
+        _ => return None,
+    };
+    Some(StanzaError {
+        to: Jid::Full(me.clone()),
+        about,
+        condition: ErrorCondition::ResourceConstraint,
+        text: Some("the server is busy; try again shortly".into()),
+    })
+}
+
+/// Ends the stream for a runtime message that is not a stanza. Returns whether the engine must still be told the
+/// session is gone (it already knows after a conflict, a slow consumer or a failed bind).
+async fn ended_by_runtime<T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    domain: &str,
+    msg: ToSession,
+) -> bool {
+    let (condition, text, tell) = match msg {
+        ToSession::Closed(SessionEnded::Engine(CloseReason::Conflict)) => (
+            "conflict",
+            Some("replaced by a new session with the same resource"),
+            false,
+        ),
+        ToSession::Closed(SessionEnded::SlowConsumer) => ("policy-violation", Some(SLOW_TEXT), false),
+        ToSession::Closed(SessionEnded::StoreFailed) => (
+            "internal-server-error",
+            Some("the server could not store this session's data; reconnect later"),
+            false,
+        ),
+        ToSession::Closed(SessionEnded::Shutdown) => ("system-shutdown", None, false),
+        _ => ("internal-server-error", None, true),
+    };
+    fail_bounded(wire, domain, condition, text).await;
+    tell
 }
 
 /// Resource binding (RFC 6120 §7) through the engine.
@@ -465,11 +646,11 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared<S>,
     user: &BareJid,
     session: SessionId,
-    tx: mpsc::UnboundedSender<ToConn>,
-    rx: &mut mpsc::UnboundedReceiver<ToConn>,
+    sink: runtime::SessionSink,
+    rx: &mut SessionReceiver,
 ) -> Option<FullJid> {
     let domain = shared.domain.as_str();
-    let mut tx = Some(tx);
+    let mut sink = Some(sink);
     loop {
         let event = match wire.next().await {
             Ok(ev) => ev,
@@ -499,18 +680,32 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                     .and_then(|b| b.child(ns::BIND, "resource"))
                     .map(|r| r.text())
                     .filter(|r| !r.is_empty());
-                let tx = tx.take()?;
-                shared.hub.send(HubMsg::Attach { session, tx }).ok()?;
-                shared
-                    .hub
-                    .send(HubMsg::Input(Input::OpenSession {
-                        session,
-                        user: user.clone(),
-                        resource,
-                    }))
-                    .ok()?;
-                return match rx.recv().await {
-                    Some(ToConn::Bound(jid)) => {
+                shared.hub.attach(session, sink.take()?).ok()?;
+                let open = shared.hub.submit(Input::OpenSession {
+                    session,
+                    user: user.clone(),
+                    resource,
+                });
+                let reply = match open {
+                    Ok(()) => rx.recv().await,
+                    Err(SubmitError::Busy { .. }) => {
+                        let _ = wire
+                            .send(&translate::iq_error(
+                                Some(&id),
+                                user.as_str(),
+                                None,
+                                ErrorCondition::ResourceConstraint,
+                                Some("the server is busy; try again shortly"),
+                            ))
+                            .await;
+                        wire.fail(domain, "resource-constraint", Some("the server is busy"))
+                            .await;
+                        return None;
+                    }
+                    Err(SubmitError::Stopped) => None,
+                };
+                return match reply {
+                    Some(ToSession::Bound(jid)) => {
                         let result = Element::new(ns::CLIENT, "iq")
                             .with_attr("type", "result")
                             .with_attr("id", id)
@@ -520,24 +715,18 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                         wire.send(&result).await.ok()?;
                         Some(jid)
                     }
-                    Some(ToConn::BindRefused(reason)) => {
+                    Some(ToSession::BindRefused(reason)) => {
                         let (condition, text) = match &reason {
-                            BindError::TooManySessions { .. } => (
-                                presence_core::stanza::ErrorCondition::ResourceConstraint,
-                                reason.to_string(),
-                            ),
-                            BindError::BadResource(_) => (
-                                presence_core::stanza::ErrorCondition::BadRequest,
-                                reason.to_string(),
-                            ),
-                            BindError::StoreUnavailable(_) => (
-                                presence_core::stanza::ErrorCondition::InternalServerError,
-                                reason.to_string(),
-                            ),
-                            _ => (
-                                presence_core::stanza::ErrorCondition::NotAllowed,
-                                reason.to_string(),
-                            ),
+                            BindError::TooManySessions { .. } => {
+                                (ErrorCondition::ResourceConstraint, reason.to_string())
+                            }
+                            BindError::BadResource(_) => {
+                                (ErrorCondition::BadRequest, reason.to_string())
+                            }
+                            BindError::StoreUnavailable(_) => {
+                                (ErrorCondition::InternalServerError, reason.to_string())
+                            }
+                            _ => (ErrorCondition::NotAllowed, reason.to_string()),
                         };
                         let _ = wire
                             .send(&translate::iq_error(
@@ -554,6 +743,15 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                             _ => "policy-violation",
                         };
                         wire.fail(domain, stream_condition, Some(&text)).await;
+                        None
+                    }
+                    Some(ToSession::Closed(SessionEnded::StoreFailed)) => {
+                        wire.fail(
+                            domain,
+                            "internal-server-error",
+                            Some("the server could not store this session's data; reconnect later"),
+                        )
+                        .await;
                         None
                     }
                     _ => {
@@ -573,11 +771,4 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
-}
-
-fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Timestamp::from_millis(ms)
 }

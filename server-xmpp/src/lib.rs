@@ -1,13 +1,12 @@
 //! The XMPP client-to-server shell: a thin tokio layer over `presence-core` and `xmpp-codec`.
 //!
 //! Each connection runs on the I/O workers: TCP, mandatory STARTTLS (rustls), SASL (SCRAM-SHA-256, SCRAM-SHA-1,
-//! PLAIN over TLS), resource binding, then stanzas translated to engine inputs. One hub thread owns the engine and
-//! the store (see [`hub`]). Nothing here decides behaviour: presence, rosters, forking and offline storage are the
-//! engine's.
+//! PLAIN over TLS), resource binding, then stanzas translated to engine inputs. The engine runs behind
+//! `presence_core::runtime`, shared with every other shell of the process. Nothing here decides behaviour:
+//! presence, rosters, forking and offline storage are the engine's.
 #![forbid(unsafe_code)]
 
 pub mod connection;
-pub mod hub;
 pub mod sasl;
 pub mod tls;
 pub mod translate;
@@ -15,13 +14,14 @@ pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use presence_core::rate::Rate;
+use presence_core::runtime::Handle;
 use presence_core::store::{Store, StoreError};
-use presence_core::{Engine, EngineConfig};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tracing::{info, warn};
 
 pub use tls::{CertSource, TlsError};
 
@@ -34,8 +34,6 @@ pub struct XmppSettings {
     pub bind: SocketAddr,
     /// The TLS certificate.
     pub cert: CertSource,
-    /// The engine's configuration.
-    pub engine: EngineConfig,
     /// Codec limits per connection.
     pub limits: xmpp_codec::Limits,
     /// Connections allowed to be authenticating at once.
@@ -44,6 +42,10 @@ pub struct XmppSettings {
     pub handshake_timeout: Duration,
     /// Silence after which a bound session is closed (clients keep alive with pings or whitespace).
     pub idle_timeout: Duration,
+    /// Stanzas that may wait for one slow client before its session is ended.
+    pub outbound_queue: usize,
+    /// Inbound bytes per second (and burst) of one connection; reading pauses above it.
+    pub rate: Rate,
 }
 
 impl XmppSettings {
@@ -56,11 +58,15 @@ impl XmppSettings {
                 dir: tls_dir,
                 domain: domain.to_owned(),
             },
-            engine: EngineConfig::for_domain(domain),
             limits: xmpp_codec::Limits::default(),
             max_unauthenticated: 1000,
             handshake_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
+            outbound_queue: 1000,
+            rate: Rate {
+                per_second: 64 * 1024,
+                burst: 256 * 1024,
+            },
         }
     }
 }
@@ -82,9 +88,6 @@ pub enum ServeError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The hub thread could not be started.
-    #[error("cannot start the engine thread: {0}")]
-    Thread(std::io::Error),
 }
 
 /// A bound, not yet running XMPP service.
@@ -94,20 +97,8 @@ pub struct XmppServer<S> {
 }
 
 impl<S: Store + Send + Sync + 'static> XmppServer<S> {
-    /// Opens the listener, prepares TLS and starts the engine thread.
-    pub async fn bind(settings: XmppSettings, store: Arc<S>) -> Result<Self, ServeError> {
-        let held = store.offline_total()?;
-        let engine = Engine::new(settings.engine.clone()).with_offline_total(held);
-        let hub = hub::spawn(engine, store.clone()).map_err(ServeError::Thread)?;
-        Self::bind_with_hub(settings, store, hub).await
-    }
-
-    /// Like [`XmppServer::bind`], feeding an engine hub that already runs (shared with the SIP service).
-    pub async fn bind_with_hub(
-        settings: XmppSettings,
-        store: Arc<S>,
-        hub: hub::HubHandle,
-    ) -> Result<Self, ServeError> {
+    /// Opens the listener and prepares TLS; stanzas go to the engine behind `hub`.
+    pub async fn bind(settings: XmppSettings, store: Arc<S>, hub: Handle) -> Result<Self, ServeError> {
         let tls = tls::server_config(&settings.cert)?;
         let listener =
             TcpListener::bind(settings.bind)
@@ -125,7 +116,8 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
             limits: settings.limits,
             handshake_timeout: settings.handshake_timeout,
             idle_timeout: settings.idle_timeout,
-            next_session: AtomicU64::new(1),
+            outbound_queue: settings.outbound_queue,
+            rate: settings.rate,
             secret: random_bytes::<16>(),
         });
         Ok(XmppServer { listener, shared })
@@ -136,20 +128,31 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
         self.listener.local_addr()
     }
 
-    /// Accepts connections forever.
-    pub async fn run(self) {
+    /// Accepts connections until `stop` resolves; connections already open end when the engine shuts down.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        let addr = self.listener.local_addr().ok();
+        info!(?addr, "XMPP listener up");
+        tokio::pin!(stop);
         loop {
-            match self.listener.accept().await {
-                Ok((tcp, _)) => {
-                    tokio::spawn(connection::serve(tcp, self.shared.clone()));
-                }
-                Err(e) => {
-                    // Out of descriptors or similar: back off instead of spinning.
-                    eprintln!("presenced: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let admitted = self.shared.hub.admission().admit(peer.ip());
+                        if let Err(refused) = &admitted {
+                            self.shared.hub.metrics().rejected(refused.rejection());
+                        }
+                        tokio::spawn(connection::serve(tcp, peer, self.shared.clone(), admitted));
+                    }
+                    Err(e) => {
+                        // Out of descriptors or similar: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                () = &mut stop => break,
             }
         }
+        info!("XMPP listener closed");
     }
 }
 

@@ -43,6 +43,7 @@ impl Spare {
             buf: self.buf,
             out: self.out,
             writer: None,
+            read_total: 0,
         }
     }
 }
@@ -55,6 +56,7 @@ pub struct Wire<T> {
     buf: Box<[u8]>,
     out: Vec<u8>,
     writer: Option<StreamWriter>,
+    read_total: u64,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
@@ -66,6 +68,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             out: Vec::with_capacity(1024),
             writer: None,
+            read_total: 0,
         }
     }
 
@@ -99,8 +102,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
             if n == 0 {
                 return Err(Ended::Eof);
             }
+            self.read_total += n as u64;
             self.parser.feed(&self.buf[..n]);
         }
+    }
+
+    /// Bytes read from the transport so far (what inbound rate limits charge).
+    pub fn bytes_read(&self) -> u64 {
+        self.read_total
     }
 
     /// Whether our stream header has been written on the current stream.

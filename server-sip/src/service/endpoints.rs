@@ -10,12 +10,12 @@ use presence_core::compose::EndpointPresence;
 use presence_core::stanza::{ErrorAbout, Stanza};
 use presence_core::store::Store;
 use presence_core::{BareJid, Input, SessionId, WatchId, WatchState};
-use server_xmpp::hub::{HubMsg, ToConn};
+use presence_core::runtime::ToSession;
 use sip_codec::header::HeaderName;
 use sip_codec::{Method, Request};
 
 use super::outgoing::PendingMessage;
-use super::{SESSION_BASE, Service};
+use super::Service;
 use crate::transport::Flow;
 
 /// The engine session of one SIP user.
@@ -35,8 +35,15 @@ pub(super) struct Endpoint {
 #[derive(Debug)]
 enum Queued {
     Input(Box<Input>),
-    /// A flush for the MESSAGE with this token.
-    Flush(u64),
+    /// A MESSAGE's input and the token of the flush that reports its outcome (queued together or not at all).
+    Message(Box<Input>, u64),
+}
+
+impl Endpoint {
+    /// Its engine session.
+    pub(super) fn session(&self) -> SessionId {
+        self.session
+    }
 }
 
 /// The resource SIP endpoints bind.
@@ -61,16 +68,13 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         if let Some(e) = self.endpoints.get(user) {
             return e.session;
         }
-        let session = SessionId(SESSION_BASE | self.id());
-        let _ = self.hub.send(HubMsg::AttachShared {
-            session,
-            tx: self.deliveries_tx.clone(),
-        });
-        let _ = self.hub.send(HubMsg::Input(Input::OpenSession {
+        let session = self.hub.new_session();
+        let _ = self.hub.attach_shared(session, self.deliveries_tx.clone());
+        self.submit(Input::OpenSession {
             session,
             user: user.clone(),
             resource: Some(RESOURCE.into()),
-        }));
+        });
         self.endpoints.insert(
             user.clone(),
             Endpoint {
@@ -92,9 +96,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         if !live && self.endpoints.get(user).is_none_or(|e| e.in_flight == 0) {
             if let Some(e) = self.endpoints.remove(user) {
                 self.by_session.remove(&e.session);
-                let _ = self
-                    .hub
-                    .send(HubMsg::Input(Input::CloseSession { session: e.session }));
+                self.hub.close(e.session);
             }
             return;
         }
@@ -112,9 +114,18 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             presence: wanted,
         };
         if e.bound {
-            let _ = self.hub.send(HubMsg::Input(input));
+            self.submit(input);
         } else {
             e.queued.push(Queued::Input(Box::new(input)));
+        }
+    }
+
+    /// Hands an input to the engine. Requests were checked for room before any of their work began
+    /// (`requests.rs`), so a refusal here is a race with other shells filling the queue at the same moment:
+    /// logged and counted, the SIP side carries on.
+    pub(super) fn submit(&mut self, input: Input) {
+        if let Err(e) = self.hub.submit(input) {
+            tracing::warn!(error = %e, "an input from the SIP side was refused");
         }
     }
 
@@ -122,6 +133,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     /// when it has been handled, so the MESSAGE transaction can be answered with its outcome.
     pub(super) fn send_as(
         &mut self,
+        now: Instant,
         user: &BareJid,
         mut input: Input,
         token: u64,
@@ -150,40 +162,43 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         };
         e.in_flight += 1;
         if e.bound {
-            let _ = self.hub.send(HubMsg::Input(input));
-            let _ = self.hub.send(HubMsg::Flush { session, token });
+            if self.hub.submit_and_flush(input, session, token).is_err() {
+                self.message_refused(now, user, token);
+            }
         } else {
-            e.queued.push(Queued::Input(Box::new(input)));
-            e.queued.push(Queued::Flush(token));
+            e.queued.push(Queued::Message(Box::new(input), token));
         }
     }
 
     /// Something the engine sent one of our SIP sessions.
-    pub(super) fn delivery(&mut self, now: Instant, session: SessionId, msg: ToConn) {
+    pub(super) fn delivery(&mut self, now: Instant, session: SessionId, msg: ToSession) {
         let Some(user) = self.by_session.get(&session).cloned() else {
             return;
         };
         match msg {
-            ToConn::Bound(_) => {
+            ToSession::Bound(_) => {
                 let Some(e) = self.endpoints.get_mut(&user) else {
                     return;
                 };
                 e.bound = true;
                 for queued in std::mem::take(&mut e.queued) {
-                    let msg = match queued {
-                        Queued::Flush(token) => HubMsg::Flush { session, token },
-                        Queued::Input(input) => HubMsg::Input(*input),
-                    };
-                    let _ = self.hub.send(msg);
+                    match queued {
+                        Queued::Message(input, token) => {
+                            if self.hub.submit_and_flush(*input, session, token).is_err() {
+                                self.message_refused(now, &user, token);
+                            }
+                        }
+                        Queued::Input(input) => self.submit(*input),
+                    }
                 }
             }
-            ToConn::BindRefused(_) | ToConn::Close(_) => {
+            ToSession::BindRefused(_) | ToSession::Closed(_) => {
                 // The session is gone (refused, or replaced by an XMPP client binding the same resource):
                 // answer what waited on it and forget it; the next SIP activity opens a new one.
                 if let Some(e) = self.endpoints.remove(&user) {
                     self.by_session.remove(&e.session);
                     for queued in e.queued {
-                        if let Queued::Flush(token) = queued {
+                        if let Queued::Message(_, token) = queued {
                             self.finish_message(
                                 now,
                                 token,
@@ -193,18 +208,23 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                     }
                 }
             }
-            ToConn::Flushed(token) => {
+            ToSession::Flushed { token, durable } => {
                 if let Some(e) = self.endpoints.get_mut(&user) {
                     e.in_flight = e.in_flight.saturating_sub(1);
                 }
-                let error = self
-                    .pending_messages
-                    .get_mut(&token)
-                    .and_then(|p| p.error.take());
-                self.finish_message(now, token, error.as_deref());
+                if durable {
+                    let error = self
+                        .pending_messages
+                        .get_mut(&token)
+                        .and_then(|p| p.error.take());
+                    self.finish_message(now, token, error.as_deref());
+                } else {
+                    // The store refused a write the MESSAGE depended on: it was not kept, so no 200.
+                    self.finish_temporary(now, token, 500, "Store Temporarily Unavailable");
+                }
                 self.update_endpoint(&user);
             }
-            ToConn::Stanza(stanza) => self.stanza_for(now, &user, stanza),
+            ToSession::Stanza(stanza) => self.stanza_for(now, &user, stanza),
         }
     }
 
@@ -288,9 +308,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             WatchState::Terminated(presence_core::WatchEnd::NoResource) => {
                 Some(crate::dialogs::EndReason::NoResource)
             }
-            // The store failed: `deactivated` is the ending that tells the subscriber to subscribe again.
+            // The store failed: the subscriber should come back, but not at once.
             WatchState::Terminated(presence_core::WatchEnd::StoreUnavailable) => {
-                Some(crate::dialogs::EndReason::Deactivated)
+                Some(crate::dialogs::EndReason::Probation)
             }
             _ => None,
         };
@@ -318,15 +338,35 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         } else {
             presence_core::compose::LineState::Idle
         };
-        let _ = self.hub.send(HubMsg::Input(Input::PhoneLine {
+        self.submit(Input::PhoneLine {
             user: user.clone(),
             line: "trunk".into(),
             state,
-        }));
-        let _ = self.hub.send(HubMsg::Input(Input::Calendar {
+        });
+        self.submit(Input::Calendar {
             user: user.clone(),
             state: system.calendar,
-        }));
+        });
+    }
+
+    /// A MESSAGE the engine had no room for: `503` with Retry-After, and it no longer counts as in flight.
+    fn message_refused(&mut self, now: Instant, user: &BareJid, token: u64) {
+        self.hub.metrics().engine_busy();
+        if let Some(e) = self.endpoints.get_mut(user) {
+            e.in_flight = e.in_flight.saturating_sub(1);
+        }
+        self.finish_temporary(now, token, 503, "Service Unavailable");
+    }
+
+    /// Answers a MESSAGE with a temporary failure and Retry-After.
+    fn finish_temporary(&mut self, now: Instant, token: u64, status: u16, reason: &str) {
+        let Some(PendingMessage { req, flow, .. }) = self.pending_messages.remove(&token) else {
+            return;
+        };
+        let mut resp = req.make_response(status, reason);
+        resp.headers
+            .push(HeaderName::RetryAfter, super::requests::RETRY_AFTER);
+        self.respond(now, &req, flow, resp);
     }
 
     /// Answers a MESSAGE whose outcome is known.

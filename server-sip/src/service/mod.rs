@@ -7,15 +7,17 @@ mod endpoints;
 mod outgoing;
 mod requests;
 
+pub(crate) use requests::refusal;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
+use presence_core::runtime::{self, Handle, SharedSink};
 use presence_core::store::Store;
 use presence_core::{BareJid, SessionId, WatchId};
-use server_xmpp::hub::{HubHandle, HubMsg, ToConn};
 use sip_codec::header::HeaderName;
 use sip_codec::transaction::{ServerNonInvite, Timers, TransactionKey};
 use sip_codec::{Message, Request, Response};
@@ -45,10 +47,10 @@ enum Timer {
 pub struct Service<S> {
     settings: SipSettings,
     store: Arc<S>,
-    hub: HubHandle,
+    hub: Handle,
     auth: Authenticator,
     udp: Arc<UdpSocket>,
-    tcp: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>,
+    tcp: HashMap<u64, mpsc::Sender<Vec<u8>>>,
     tcp_peers: HashMap<u64, std::net::SocketAddr>,
     timers: Timers,
     server_txs: HashMap<TransactionKey, (ServerNonInvite, Flow)>,
@@ -60,33 +62,38 @@ pub struct Service<S> {
     dialogs: HashMap<WatchId, Dialog>,
     dialog_keys: HashMap<(String, String), WatchId>,
     pending_messages: HashMap<u64, PendingMessage>,
-    deliveries_tx: mpsc::UnboundedSender<(SessionId, ToConn)>,
+    deliveries_tx: SharedSink,
     /// Deadlines in order, each naming its timer in `wake_what` (timers need no ordering of their own).
     wake: BinaryHeap<Reverse<(Instant, u64)>>,
     wake_what: HashMap<u64, Timer>,
     next_id: u64,
 }
 
-/// The high bit marks session ids the SIP service allocates, so they never meet the XMPP shell's.
-const SESSION_BASE: u64 = 1 << 63;
+/// Deliveries and watch updates that may wait for the service before the engine waits for it in turn.
+const ENGINE_CHANNEL: usize = 8192;
+
+/// How long a shutdown waits for the final NOTIFYs to leave.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(200);
 
 impl<S: Store + Send + Sync + 'static> Service<S> {
-    /// Runs the service until the sockets' queue closes.
+    /// Runs the service until the sockets' queue closes or `stop` resolves; on `stop` every subscription is
+    /// terminated with a NOTIFY first (RFC 6665 §4.2.2).
     pub async fn run(
         settings: SipSettings,
         store: Arc<S>,
-        hub: HubHandle,
+        hub: Handle,
         udp: Arc<UdpSocket>,
-        mut inbound: mpsc::UnboundedReceiver<Inbound>,
+        mut inbound: mpsc::Receiver<Inbound>,
+        stop: tokio::sync::oneshot::Receiver<()>,
     ) {
-        let (deliveries_tx, mut deliveries) = mpsc::unbounded_channel();
-        let (watch_tx, mut watches) = mpsc::unbounded_channel();
-        if hub.send(HubMsg::Watches(watch_tx)).is_err() {
+        let (deliveries_tx, mut deliveries) = runtime::shared_channel(ENGINE_CHANNEL);
+        let (watch_tx, mut watches) = runtime::watch_channel(ENGINE_CHANNEL);
+        if hub.watches(watch_tx).is_err() {
             return;
         }
         let auth = Authenticator::new(
             &settings.domain,
-            server_xmpp::random_bytes::<32>(),
+            crate::random_bytes::<32>(),
             Instant::now(),
             settings.nonce_lifetime,
         );
@@ -113,6 +120,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             wake_what: HashMap::new(),
             next_id: 1,
         };
+        tokio::pin!(stop);
         loop {
             let next = svc.wake.peek().map(|Reverse((at, _))| *at);
             tokio::select! {
@@ -123,7 +131,27 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 Some((session, msg)) = deliveries.recv() => svc.delivery(Instant::now(), session, msg),
                 Some((watch, state)) = watches.recv() => svc.watch_update(Instant::now(), watch, state),
                 _ = sleep_until(next), if next.is_some() => svc.fire(Instant::now()),
+                _ = &mut stop => {
+                    svc.shut_down(Instant::now());
+                    // The NOTIFYs are queued on their flows; give TCP writers a moment to send them.
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                    break;
+                }
             }
+        }
+    }
+
+    /// Ends every subscription with a final NOTIFY (`probation`: try again later, RFC 6665 §4.1.3) and every
+    /// engine session of a SIP user.
+    fn shut_down(&mut self, now: Instant) {
+        let watches: Vec<WatchId> = self.dialogs.keys().copied().collect();
+        tracing::info!(subscriptions = watches.len(), "SIP service shutting down");
+        for watch in watches {
+            self.send_notify(now, watch, Some(crate::dialogs::EndReason::Probation));
+            self.drop_dialog(watch);
+        }
+        for (_, e) in std::mem::take(&mut self.endpoints) {
+            self.hub.close(e.session());
         }
     }
 
@@ -186,7 +214,17 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                     false
                 }
             }
-            Flow::Tcp(conn) => self.tcp.get(&conn).is_some_and(|tx| tx.send(bytes).is_ok()),
+            // A TCP peer that lets its writer queue fill is not reading: it loses the connection rather than
+            // grow our memory (its writer ends when the sender is dropped).
+            Flow::Tcp(conn) => match self.tcp.get(&conn).map(|tx| tx.try_send(bytes)) {
+                Some(Ok(())) => true,
+                Some(Err(_)) => {
+                    tracing::warn!(conn, "SIP TCP peer is not reading: closing its connection");
+                    self.tcp.remove(&conn);
+                    false
+                }
+                None => false,
+            },
         }
     }
 

@@ -47,7 +47,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         let branch = format!(
             "z9hG4bK{:x}{:08x}",
             self.id(),
-            u32::from_be_bytes(server_xmpp::random_bytes::<4>())
+            u32::from_be_bytes(crate::random_bytes::<4>())
         );
         format!(
             "SIP/2.0/{} {};branch={branch};rport",

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use presence_core::message::{Message as ImMessage, MessageKind};
 use presence_core::store::Store;
 use presence_core::{BareJid, Input, Jid, WatchId, WatchKind};
-use server_xmpp::hub::HubMsg;
 use sip_codec::header::{Contacts, HeaderName};
 use sip_codec::transaction::TransactionKey;
 use sip_codec::{Method, Request, Uri};
@@ -27,6 +26,8 @@ enum Publisher {
 
 /// What we implement, for Allow headers.
 pub(super) const ALLOW: &str = "REGISTER, PUBLISH, SUBSCRIBE, NOTIFY, MESSAGE, OPTIONS";
+/// Seconds a peer is asked to wait after a temporary refusal (store failure, engine busy, over its rate).
+pub(super) const RETRY_AFTER: &str = "5";
 /// Event packages we serve.
 const ALLOW_EVENTS: &str = "presence, presence.winfo";
 
@@ -66,9 +67,18 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
             // A call-control peer on the trust list publishes for any user without credentials (DESIGN §7).
             Method::Publish
-                if req.headers.get(&HeaderName::Authorization).is_none() && self.trusted(flow) =>
+                if req.headers.get(&HeaderName::Authorization).is_none()
+                    && self.trusted(flow)
+                    && !self.hub.is_busy() =>
             {
                 self.publish(now, req, flow, Publisher::Trusted)
+            }
+            // Everything below feeds the engine: when its queue is full, refuse before touching any state.
+            Method::Register | Method::Publish | Method::Subscribe | Method::Message
+                if self.hub.is_busy() =>
+            {
+                self.hub.metrics().engine_busy();
+                self.engine_busy(now, &req, flow)
             }
             Method::Register | Method::Publish | Method::Subscribe | Method::Message => {
                 // RFC 3903 §6 and RFC 6665 §4.2.1.1: an unknown event package is refused before anything else,
@@ -118,9 +128,18 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     /// request has been answered (401, 403 or 400) and `None` is returned.
     fn authenticate(&mut self, now: Instant, req: &Request, flow: Flow) -> Option<BareJid> {
         let store = self.store.clone();
-        let verdict = self
-            .auth
-            .check(req, now, |user| store.account(user).ok().flatten());
+        let mut failed = None;
+        let verdict = self.auth.check(req, now, |user| match store.account(user) {
+            Ok(account) => account,
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        });
+        if let Some(e) = failed {
+            self.store_failed(now, req, flow, &e);
+            return None;
+        }
         let (status, reason) = match verdict {
             Verdict::Authenticated(user) => {
                 // The authenticated user may only speak as themself (RFC 3261 §22.3 leaves this to policy).
@@ -159,16 +178,50 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         BareJid::new(&format!("{user}@{}", self.settings.domain)).ok()
     }
 
-    /// Whether `user` has an account (a store error counts as no: the request is refused, not guessed at).
-    fn has_account(&self, user: &BareJid) -> bool {
-        matches!(self.store.account(user), Ok(Some(_)))
+    /// Whether `user` has an account; otherwise the request has been answered: `404`, or `500` with
+    /// Retry-After when the store could not tell (a failure is never read as "no such user").
+    fn account_exists(&mut self, now: Instant, req: &Request, flow: Flow, user: &BareJid) -> bool {
+        match self.store.account(user) {
+            Ok(Some(_)) => true,
+            Ok(None) => {
+                let resp = req.make_response(404, "Not Found");
+                self.respond(now, req, flow, resp);
+                false
+            }
+            Err(e) => {
+                self.store_failed(now, req, flow, &e);
+                false
+            }
+        }
+    }
+
+    /// Answers a request the store could not serve: `500` with Retry-After (RFC 3261 §21.5.1), so the peer
+    /// tries again instead of taking it for a final refusal.
+    pub(super) fn store_failed(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        flow: Flow,
+        error: &presence_core::store::StoreError,
+    ) {
+        tracing::warn!(%error, method = %req.method, "store lookup failed");
+        let mut resp = req.make_response(500, "Store Temporarily Unavailable");
+        resp.headers.push(HeaderName::RetryAfter, RETRY_AFTER);
+        self.respond(now, req, flow, resp);
+    }
+
+    /// Answers a request the engine has no room for: `503` with Retry-After (RFC 3261 §21.5.4).
+    pub(super) fn engine_busy(&mut self, now: Instant, req: &Request, flow: Flow) {
+        let mut resp = req.make_response(503, "Service Unavailable");
+        resp.headers.push(HeaderName::RetryAfter, RETRY_AFTER);
+        self.respond(now, req, flow, resp);
     }
 
     pub(super) fn tag(&mut self) -> String {
         format!(
             "{:x}{:08x}",
             self.id(),
-            u32::from_be_bytes(server_xmpp::random_bytes::<4>())
+            u32::from_be_bytes(crate::random_bytes::<4>())
         )
     }
 
@@ -265,10 +318,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 let resp = req.make_response(403, "Cannot publish another user's presence");
                 return self.respond(now, &req, flow, resp);
             }
-            Publisher::Trusted if !self.has_account(&user) => {
-                let resp = req.make_response(404, "Not Found");
-                return self.respond(now, &req, flow, resp);
-            }
+            Publisher::Trusted if !self.account_exists(now, &req, flow, &user) => return,
             _ => {}
         }
         let trusted = matches!(publisher, Publisher::Trusted);
@@ -311,7 +361,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         };
         let new_tag = format!(
             "{:016x}",
-            u64::from_be_bytes(server_xmpp::random_bytes::<8>())
+            u64::from_be_bytes(crate::random_bytes::<8>())
         );
         let mut resp = req.make_response(200, "OK");
         match (if_match, document, lifetime.is_zero()) {
@@ -408,9 +458,8 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             let resp = req.make_response(404, "Not Found");
             return self.respond(now, &req, flow, resp);
         };
-        if !self.has_account(&target) {
-            let resp = req.make_response(404, "Not Found");
-            return self.respond(now, &req, flow, resp);
+        if !self.account_exists(now, &req, flow, &target) {
+            return;
         }
         let remote_target = match req.headers.contact() {
             Ok(Some(Contacts::List(list))) if list.len() == 1 => list[0].uri.clone(),
@@ -468,12 +517,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             .push(HeaderName::Contact, format!("<{}>", self.contact_uri()));
         self.respond(now, &req, flow, resp);
         // The first NOTIFY goes out when the engine reports the watch's state.
-        let _ = self.hub.send(HubMsg::Input(Input::Watch {
+        self.submit(Input::Watch {
             watch,
             watcher: user,
             target,
             kind,
-        }));
+        });
     }
 
     fn resubscribe(
@@ -522,7 +571,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     /// Forgets a dialog and its watch.
     pub(super) fn drop_dialog(&mut self, watch: WatchId) {
         if self.forget_dialog(watch) {
-            let _ = self.hub.send(HubMsg::Input(Input::Unwatch { watch }));
+            self.submit(Input::Unwatch { watch });
         }
     }
 
@@ -552,9 +601,8 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             let resp = req.make_response(400, "Message body is not UTF-8");
             return self.respond(now, &req, flow, resp);
         };
-        if !self.has_account(&target) {
-            let resp = req.make_response(404, "Not Found");
-            return self.respond(now, &req, flow, resp);
+        if !self.account_exists(now, &req, flow, &target) {
+            return;
         }
         let token = self.id();
         let message = ImMessage {
@@ -569,7 +617,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             to: Jid::Bare(target),
             message,
         };
-        self.send_as(&user, input, token, req, flow);
+        self.send_as(now, &user, input, token, req, flow);
     }
 }
 
@@ -590,6 +638,16 @@ fn event_packages(method: &Method) -> Option<&'static [&'static str]> {
 
 /// A response to bytes that did not parse, built from whatever Via/From/To/Call-ID/CSeq lines can be found, or
 /// `None` when there is nothing to answer (a response, or no Via to send it to).
+/// A temporary refusal of a raw request that never reached the service (over its rate): the
+/// [`fallback_response`] with Retry-After.
+pub(crate) fn refusal(raw: &[u8], status: u16, reason: &str) -> Option<Vec<u8>> {
+    let mut bytes = fallback_response(raw, status, reason)?;
+    // Insert Retry-After before the blank line that ends the headers.
+    let end = bytes.len() - 2;
+    bytes.splice(end..end, format!("Retry-After: {RETRY_AFTER}\r\n").into_bytes());
+    Some(bytes)
+}
+
 pub(super) fn fallback_response(raw: &[u8], status: u16, reason: &str) -> Option<Vec<u8>> {
     let text = String::from_utf8_lossy(raw);
     let mut lines = text.split("\r\n").flat_map(|l| l.split('\n'));

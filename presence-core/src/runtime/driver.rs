@@ -1,0 +1,419 @@
+//! The engine thread: takes what the shells queued, feeds the engine, answers its loads, makes its writes durable
+//! in groups, and only then lets out what depended on them.
+//!
+//! Store calls block, so the engine runs on its own OS thread, not on the I/O workers. Everything taken from the
+//! queue in one go is one batch: its writes are committed in one transaction (group commit) before any delivery
+//! of the batch goes out.
+//!
+//! **Failing closed.** A delivery depends on every write the engine emitted before it. When a commit fails:
+//! - a message that would have been delivered is not; its local sender gets a `wait`-type
+//!   `<internal-server-error/>` instead, and so does the sender of a message that was to be held offline;
+//! - an answer to a request (a roster result, a `Done`) becomes that error;
+//! - a bind that would have succeeded ends the session instead; a flush answers `durable: false`;
+//! - presence and watch updates, which acknowledge nothing, still go out: they show the engine's view.
+//!
+//! The engine's memory may then be ahead of the store for users who stay online. Every write carries a whole
+//! record (a roster entry, a policy), so the next change of the same record rewrites it; a failed offline clear
+//! makes those messages arrive again at the next sign-in, a duplicate rather than a loss. A load that fails
+//! reaches the engine as `Input::LoadFailed`, never as "no such user".
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hashbrown::HashMap;
+use tracing::{debug, error, warn};
+
+use super::metrics::Metrics;
+use super::queue::{Msg, Popped, Queue};
+use super::sink::{Ended, Sent, SessionSink, SharedSink, ToSession, WatchSink};
+use crate::engine::Output;
+use crate::jid::{FullJid, Jid};
+use crate::message::MessageKind;
+use crate::session::SessionId;
+use crate::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
+use crate::store::{Store, StoreWrite};
+use crate::watch::{WatchId, WatchState};
+use crate::{Engine, Input};
+
+/// Where one session's deliveries go.
+enum Sink {
+    Own(SessionSink),
+    Shared(SharedSink),
+}
+
+/// The sessions the runtime delivers to, by id and by bound address.
+#[derive(Default)]
+struct Directory {
+    sinks: HashMap<SessionId, Sink>,
+    jids: HashMap<SessionId, FullJid>,
+    by_jid: HashMap<FullJid, SessionId>,
+    watches: Option<WatchSink>,
+}
+
+impl Directory {
+    fn bound(&mut self, session: SessionId, jid: FullJid) {
+        self.by_jid.insert(jid.clone(), session);
+        self.jids.insert(session, jid);
+    }
+
+    fn forget(&mut self, session: SessionId) -> Option<Sink> {
+        if let Some(jid) = self.jids.remove(&session)
+            && self.by_jid.get(&jid) == Some(&session)
+        {
+            self.by_jid.remove(&jid);
+        }
+        self.sinks.remove(&session)
+    }
+}
+
+/// When an output was emitted relative to the batch's commits: in which commit group, and whether writes of
+/// that group had been emitted before it.
+#[derive(Clone, Copy)]
+struct Tag {
+    group: u32,
+    after_write: bool,
+}
+
+pub(crate) struct Driver<S> {
+    engine: Engine,
+    store: Arc<S>,
+    dir: Directory,
+    metrics: Arc<Metrics>,
+    /// Sessions the runtime ended (slow consumers, failed binds) that the engine must still be told about.
+    to_close: Vec<SessionId>,
+}
+
+/// The writes and outputs of one batch, until its commit decides their fate.
+#[derive(Default)]
+struct Batch {
+    writes: Vec<StoreWrite>,
+    group: u32,
+    /// The first commit group that failed.
+    failed: Option<u32>,
+    outputs: Vec<(Tag, Output)>,
+    flushes: Vec<(SessionId, u64)>,
+    /// Errors for senders whose messages could not be stored.
+    bounces: Vec<StanzaError>,
+}
+
+impl Batch {
+    fn tag(&self) -> Tag {
+        Tag {
+            group: self.group,
+            after_write: !self.writes.is_empty(),
+        }
+    }
+
+    fn held_back(&self, tag: Tag) -> bool {
+        self.failed
+            .is_some_and(|f| f < tag.group || (f == tag.group && tag.after_write))
+    }
+}
+
+impl<S: Store> Driver<S> {
+    pub(crate) fn new(engine: Engine, store: Arc<S>, metrics: Arc<Metrics>) -> Self {
+        Driver {
+            engine,
+            store,
+            dir: Directory::default(),
+            metrics,
+            to_close: Vec::new(),
+        }
+    }
+
+    /// Runs until shutdown or until every handle is gone.
+    pub(crate) fn run(mut self, queue: &Queue, max_batch: usize) {
+        let mut msgs = Vec::with_capacity(max_batch);
+        loop {
+            let wake = self.engine.poll_timeout();
+            let (popped, depth) = queue.pop(wake, max_batch, &mut msgs);
+            self.metrics.engine_queue.set(depth as i64);
+            let now = Instant::now();
+            let mut batch = Batch::default();
+            let mut stop = popped == Popped::Closed;
+            for msg in msgs.drain(..) {
+                match msg {
+                    Msg::Attach(session, sink) => {
+                        self.dir.sinks.insert(session, Sink::Own(sink));
+                    }
+                    Msg::AttachShared(session, sink) => {
+                        self.dir.sinks.insert(session, Sink::Shared(sink));
+                    }
+                    Msg::Watches(sink) => self.dir.watches = Some(sink),
+                    Msg::Flush(session, token) => batch.flushes.push((session, token)),
+                    Msg::Input(input) => {
+                        // The connection is gone: nothing more is delivered to it, whatever the engine says on
+                        // its way out.
+                        if let Input::CloseSession { session } = &input {
+                            self.dir.forget(*session);
+                        }
+                        self.engine.handle(now, input);
+                    }
+                    Msg::Shutdown => stop = true,
+                }
+            }
+            for session in std::mem::take(&mut self.to_close) {
+                self.engine.handle(now, Input::CloseSession { session });
+            }
+            if wake.is_some_and(|at| at <= now) {
+                self.engine.handle_timeout(now);
+            }
+            self.drain(&mut batch);
+            self.release(batch);
+            if stop {
+                queue.close();
+                self.finish(queue);
+                return;
+            }
+        }
+    }
+
+    /// Carries out everything the engine asked for: loads at once (after committing what came before, which
+    /// the engine relies on), writes in groups, the rest kept for [`Driver::release`].
+    fn drain(&mut self, batch: &mut Batch) {
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Load(user) => {
+                    self.commit(batch);
+                    match self.store.load_user(&user) {
+                        Ok(record) => self
+                            .engine
+                            .handle(Instant::now(), Input::Loaded { user, record }),
+                        Err(e) => {
+                            warn!(%user, error = %e, "loading a user failed");
+                            self.metrics.store_failed("load");
+                            self.engine
+                                .handle(Instant::now(), Input::LoadFailed { user });
+                        }
+                    }
+                }
+                Output::Store(w) => batch.writes.push(w),
+                other => {
+                    let tag = batch.tag();
+                    batch.outputs.push((tag, other));
+                }
+            }
+        }
+        self.commit(batch);
+        self.metrics
+            .offline_held
+            .set(i64::try_from(self.engine.offline_total()).unwrap_or(i64::MAX));
+    }
+
+    fn commit(&mut self, batch: &mut Batch) {
+        if batch.writes.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let result = self.store.apply(&batch.writes);
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = result {
+            error!(writes = batch.writes.len(), error = %e, "committing writes failed; what depended on them is held back");
+            self.metrics.store_failed("commit");
+            batch.failed.get_or_insert(batch.group);
+            for w in &batch.writes {
+                if let StoreWrite::OfflinePush { message, .. } = w
+                    && message.message.kind != MessageKind::Error
+                {
+                    batch.bounces.push(not_stored(
+                        &message.from,
+                        ErrorAbout::Message {
+                            id: message.message.id.clone(),
+                            to: message.to.clone(),
+                        },
+                    ));
+                }
+            }
+        }
+        batch.writes.clear();
+        batch.group += 1;
+    }
+
+    /// Lets out what the batch's commits allow, in order: deliveries, then watch updates, then flushes.
+    fn release(&mut self, mut batch: Batch) {
+        let outputs = std::mem::take(&mut batch.outputs);
+        let mut watch_updates: Vec<(WatchId, WatchState)> = Vec::new();
+        for (tag, out) in outputs {
+            let held = batch.held_back(tag);
+            match out {
+                Output::Deliver { session, stanza } => {
+                    if held {
+                        self.hold_back(session, stanza);
+                    } else {
+                        self.deliver(session, ToSession::Stanza(stanza));
+                    }
+                }
+                Output::Bound { session, jid } => {
+                    if held {
+                        // The session exists in the engine but nothing it saw is durable: end it.
+                        self.end(session, Ended::StoreFailed);
+                    } else {
+                        self.dir.bound(session, jid.clone());
+                        self.deliver(session, ToSession::Bound(jid));
+                    }
+                }
+                Output::BindRefused { session, reason } => {
+                    self.deliver(session, ToSession::BindRefused(reason))
+                }
+                Output::Close { session, reason } => {
+                    self.deliver(session, ToSession::Closed(Ended::Engine(reason)))
+                }
+                Output::Route(stanza) => {
+                    if let Some(error) = unroutable(&stanza) {
+                        self.to_sender(error);
+                    }
+                }
+                Output::Watch { watch, state } => watch_updates.push((watch, state)),
+                Output::ContactsAdded { user, added, refused } => {
+                    debug!(%user, added = added.len(), refused = refused.len(), "contacts added");
+                }
+                Output::Load(_) | Output::Store(_) => {
+                    unreachable!("loads and writes are carried out while draining")
+                }
+            }
+        }
+        for error in std::mem::take(&mut batch.bounces) {
+            self.to_sender(error);
+        }
+        if let Some(sink) = &self.dir.watches {
+            for (watch, state) in watch_updates {
+                if !sink.send(watch, state) {
+                    // The watching shell is gone (shutdown): nobody is left to tell.
+                    break;
+                }
+            }
+        }
+        let durable = batch.failed.is_none();
+        for (session, token) in batch.flushes {
+            self.deliver(session, ToSession::Flushed { token, durable });
+        }
+    }
+
+    /// What goes out instead of a delivery whose commit failed.
+    fn hold_back(&mut self, session: SessionId, stanza: Stanza) {
+        match stanza {
+            Stanza::Message {
+                from, to, message, ..
+            } if message.kind != MessageKind::Error => {
+                self.to_sender(not_stored(
+                    &from,
+                    ErrorAbout::Message {
+                        id: message.id,
+                        to,
+                    },
+                ));
+            }
+            Stanza::RosterResult { request, .. }
+            | Stanza::BlockList { request, .. }
+            | Stanza::PresenceSettings { request, .. }
+            | Stanza::Done(request) => {
+                if let Some(jid) = self.dir.jids.get(&session) {
+                    let error = not_stored(&Jid::Full(jid.clone()), ErrorAbout::Request(request));
+                    self.deliver(session, ToSession::Stanza(Stanza::Error(error)));
+                }
+            }
+            // Presence and pushes acknowledge nothing; they are dropped with the rest of the failed batch.
+            _ => {}
+        }
+    }
+
+    /// Sends an error to the local session it is addressed to, if there is one.
+    fn to_sender(&mut self, error: StanzaError) {
+        let Jid::Full(to) = &error.to else { return };
+        if let Some(&session) = self.dir.by_jid.get(to) {
+            self.deliver(session, ToSession::Stanza(Stanza::Error(error)));
+        }
+    }
+
+    fn deliver(&mut self, session: SessionId, msg: ToSession) {
+        let ends = matches!(msg, ToSession::Closed(_) | ToSession::BindRefused(_));
+        let stanza = matches!(msg, ToSession::Stanza(_));
+        let sent = match self.dir.sinks.get(&session) {
+            None => return,
+            Some(Sink::Own(sink)) => sink.send(msg),
+            Some(Sink::Shared(sink)) => {
+                if sink.send(session, msg) {
+                    Sent::Ok
+                } else {
+                    Sent::Gone
+                }
+            }
+        };
+        match sent {
+            Sent::Ok if stanza => {
+                self.metrics.deliveries.inc();
+            }
+            Sent::Ok => {}
+            Sent::Gone => {}
+            Sent::Overflow => {
+                warn!(?session, "outbound queue full: ending the session as a slow consumer");
+                self.metrics.slow_consumer();
+                self.dir.forget(session);
+                self.to_close.push(session);
+                return;
+            }
+        }
+        if ends || sent == Sent::Gone {
+            self.dir.forget(session);
+        }
+    }
+
+    /// Ends a session the engine still holds.
+    fn end(&mut self, session: SessionId, why: Ended) {
+        self.deliver(session, ToSession::Closed(why));
+        self.dir.forget(session);
+        self.to_close.push(session);
+    }
+
+    /// Shutdown: commit what is pending (done by the last batch), tell every session, stop.
+    fn finish(&mut self, queue: &Queue) {
+        // Anything queued after the shutdown message is not taken; only control messages can still be there.
+        let mut rest = Vec::new();
+        let _ = queue.pop(Some(Instant::now()), usize::MAX, &mut rest);
+        let sessions: Vec<SessionId> = self.dir.sinks.keys().copied().collect();
+        for session in sessions {
+            self.deliver(session, ToSession::Closed(Ended::Shutdown));
+        }
+        self.dir.watches = None;
+        debug!("engine stopped");
+    }
+}
+
+/// The `wait`-type error for something that depended on a write the store refused.
+fn not_stored(to: &Jid, about: ErrorAbout) -> StanzaError {
+    StanzaError {
+        to: to.clone(),
+        about,
+        condition: ErrorCondition::InternalServerError,
+        text: Some("the server could not store this; try again later".into()),
+    }
+}
+
+/// Federation is not served yet: a message for another domain bounces to its local sender, so it is never lost
+/// silently (RFC 6120 §8.3.3.17 `remote-server-not-found`). Presence and subscriptions for other domains are
+/// dropped, as a server whose peer is unreachable would.
+fn unroutable(stanza: &Stanza) -> Option<StanzaError> {
+    let Stanza::Message {
+        from: from @ Jid::Full(_),
+        to,
+        message,
+        ..
+    } = stanza
+    else {
+        return None;
+    };
+    if message.kind == MessageKind::Error {
+        return None;
+    }
+    Some(StanzaError {
+        to: from.clone(),
+        about: ErrorAbout::Message {
+            id: message.id.clone(),
+            to: to.clone(),
+        },
+        condition: ErrorCondition::RemoteServerNotFound,
+        text: Some("this server does not federate with other domains yet".into()),
+    })
+}

@@ -1,0 +1,140 @@
+//! What a shell holds to reach the engine. No method blocks or awaits: work is queued or refused at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::admission::Admission;
+use super::metrics::Metrics;
+use super::queue::{Msg, Queue, SubmitError};
+use super::sink::{SessionSink, SharedSink, WatchSink};
+use crate::Input;
+use crate::session::SessionId;
+
+/// Closes the queue when the last handle is dropped, so the engine thread ends with its users.
+#[derive(Debug)]
+struct Alive(Arc<Queue>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// A shell's way into a running engine. Cloning is cheap; the engine stops when every clone is gone.
+#[derive(Clone)]
+pub struct Handle {
+    queue: Arc<Queue>,
+    _alive: Arc<Alive>,
+    next_session: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+    admission: Arc<Admission>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
+
+impl Handle {
+    pub(crate) fn new(queue: Arc<Queue>, metrics: Arc<Metrics>, admission: Arc<Admission>) -> Self {
+        Handle {
+            _alive: Arc::new(Alive(queue.clone())),
+            queue,
+            next_session: Arc::new(AtomicU64::new(1)),
+            metrics,
+            admission,
+        }
+    }
+
+    /// A session id no other session of this engine has had, whichever shell asks.
+    pub fn new_session(&self) -> SessionId {
+        SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Queues an input. Inputs that release state (closing a session, ending a watch) are never refused while
+    /// the engine runs; everything else is refused with [`SubmitError::Busy`] when the queue is at its bound.
+    pub fn submit(&self, input: Input) -> Result<(), SubmitError> {
+        let result = match input {
+            Input::CloseSession { .. } | Input::Unwatch { .. } => {
+                self.queue.push_control(Msg::Input(input))
+            }
+            _ => self.queue.push_work([Msg::Input(input)]),
+        };
+        self.count_busy(result)
+    }
+
+    /// Queues an input and, right behind it, a flush: `session` gets
+    /// [`super::ToSession::Flushed`]`{ token, .. }` once the input and everything before it have been handled,
+    /// committed and delivered. Both are queued or neither.
+    pub fn submit_and_flush(
+        &self,
+        input: Input,
+        session: SessionId,
+        token: u64,
+    ) -> Result<(), SubmitError> {
+        let result = self
+            .queue
+            .push_work([Msg::Input(input), Msg::Flush(session, token)]);
+        self.count_busy(result)
+    }
+
+    fn count_busy(&self, result: Result<(), SubmitError>) -> Result<(), SubmitError> {
+        if let Err(SubmitError::Busy { .. }) = result {
+            self.metrics.engine_busy();
+        }
+        result
+    }
+
+    /// Deliveries for `session` go to `sink` (attach before opening the session).
+    pub fn attach(&self, session: SessionId, sink: SessionSink) -> Result<(), SubmitError> {
+        self.queue.push_control(Msg::Attach(session, sink))
+    }
+
+    /// Deliveries for `session` go to a sink shared with other sessions of the same shell.
+    pub fn attach_shared(&self, session: SessionId, sink: SharedSink) -> Result<(), SubmitError> {
+        self.queue.push_control(Msg::AttachShared(session, sink))
+    }
+
+    /// Watch updates go to `sink` (one per engine: the shell that owns watches).
+    pub fn watches(&self, sink: WatchSink) -> Result<(), SubmitError> {
+        self.queue.push_control(Msg::Watches(sink))
+    }
+
+    /// Tells the engine a session's connection is gone; never refused while the engine runs.
+    pub fn close(&self, session: SessionId) {
+        let _ = self.submit(Input::CloseSession { session });
+    }
+
+    /// Asks the engine to finish what is queued, commit, end every session and stop.
+    pub fn shutdown(&self) {
+        let _ = self.queue.push_control(Msg::Shutdown);
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The process's connection caps.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
+    }
+
+    /// Whether the engine's queue holds as much work as it may (a shell can refuse a request before starting
+    /// work that would need several inputs).
+    pub fn is_busy(&self) -> bool {
+        self.queue.is_full()
+    }
+
+    /// Whether the engine has stopped taking work.
+    pub fn is_stopped(&self) -> bool {
+        self.queue.is_closed()
+    }
+}

@@ -1,0 +1,328 @@
+//! What an operator can see: the runtime's and the shells' counters, in the Prometheus text format.
+//!
+//! One [`Metrics`] per process, owned by the runtime and reached through [`super::Handle::metrics`]. Counters
+//! that hot paths touch are resolved once here (a field per label value), so counting a stanza is one atomic
+//! add; label values come from fixed sets so an attacker cannot grow the series.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = [(&'static str, &'static str); 1];
+
+/// The protocol a session, connection or limit hit belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// XMPP client-to-server.
+    Xmpp,
+    /// SIP.
+    Sip,
+}
+
+impl Protocol {
+    fn label(self) -> &'static str {
+        match self {
+            Protocol::Xmpp => "xmpp",
+            Protocol::Sip => "sip",
+        }
+    }
+}
+
+/// The kinds stanzas are counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StanzaKind {
+    /// `<message/>`.
+    Message,
+    /// `<presence/>`.
+    Presence,
+    /// `<iq/>`.
+    Iq,
+}
+
+impl StanzaKind {
+    fn label(self) -> &'static str {
+        match self {
+            StanzaKind::Message => "message",
+            StanzaKind::Presence => "presence",
+            StanzaKind::Iq => "iq",
+        }
+    }
+
+    /// The kind of an XMPP stanza by its element name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "message" => Some(StanzaKind::Message),
+            "presence" => Some(StanzaKind::Presence),
+            "iq" => Some(StanzaKind::Iq),
+            _ => None,
+        }
+    }
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The process holds its maximum of connections.
+    Total,
+    /// The peer's address holds its maximum.
+    PerAddress,
+    /// Too many connections are authenticating at once.
+    Unauthenticated,
+}
+
+impl Rejection {
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::Total => "total",
+            Rejection::PerAddress => "per_ip",
+            Rejection::Unauthenticated => "unauthenticated",
+        }
+    }
+}
+
+/// The SIP methods requests are counted by; anything else is `other`.
+const SIP_METHODS: [&str; 13] = [
+    "REGISTER",
+    "PUBLISH",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "MESSAGE",
+    "OPTIONS",
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "INFO",
+    "UPDATE",
+    "REFER",
+];
+
+fn sip_method_label(method: &str) -> &'static str {
+    SIP_METHODS
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(method))
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    sessions: Family<Labels, Gauge>,
+    stanzas_in: Family<Labels, Counter>,
+    stanzas_out: Family<Labels, Counter>,
+    sip_in: Family<Labels, Counter>,
+    sip_out: Family<Labels, Counter>,
+    rejected: Family<Labels, Counter>,
+    rate_limited: Family<Labels, Counter>,
+    store_failures: Family<Labels, Counter>,
+    pub(crate) deliveries: Counter,
+    pub(crate) offline_held: Gauge,
+    pub(crate) commit_seconds: Histogram,
+    pub(crate) engine_queue: Gauge,
+    slow_consumers: Counter,
+    engine_busy: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("presenced");
+        let m = Metrics {
+            sessions: Family::default(),
+            stanzas_in: Family::default(),
+            stanzas_out: Family::default(),
+            sip_in: Family::default(),
+            sip_out: Family::default(),
+            rejected: Family::default(),
+            rate_limited: Family::default(),
+            store_failures: Family::default(),
+            deliveries: Counter::default(),
+            offline_held: Gauge::default(),
+            // 100 µs to about 3 s: an fsync on a good disk is near the bottom, a struggling one near the top.
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            engine_queue: Gauge::default(),
+            slow_consumers: Counter::default(),
+            engine_busy: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "sessions",
+            "Bound sessions by protocol",
+            m.sessions.clone(),
+        );
+        registry.register(
+            "stanzas_in",
+            "XMPP stanzas received from clients by kind",
+            m.stanzas_in.clone(),
+        );
+        registry.register(
+            "stanzas_out",
+            "XMPP stanzas written to clients by kind",
+            m.stanzas_out.clone(),
+        );
+        registry.register(
+            "sip_requests_in",
+            "SIP requests received by method",
+            m.sip_in.clone(),
+        );
+        registry.register(
+            "sip_requests_out",
+            "SIP requests sent by method",
+            m.sip_out.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Stanzas the engine handed to sessions",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "offline_messages",
+            "Messages held for users who are offline",
+            m.offline_held.clone(),
+        );
+        registry.register(
+            "store_commit_seconds",
+            "Time to make one group of writes durable",
+            m.commit_seconds.clone(),
+        );
+        registry.register(
+            "engine_queue_depth",
+            "Work items waiting for the engine",
+            m.engine_queue.clone(),
+        );
+        registry.register(
+            "connections_rejected",
+            "Connections refused at a cap, by which cap",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Times a peer went over its inbound rate, by protocol",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "slow_consumers",
+            "Sessions ended because their outbound queue passed its bound",
+            m.slow_consumers.clone(),
+        );
+        registry.register(
+            "engine_busy",
+            "Work refused because the engine's input queue was full",
+            m.engine_busy.clone(),
+        );
+        registry.register(
+            "store_failures",
+            "Store operations that failed, by operation",
+            m.store_failures.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The metrics in the Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+
+    /// A session of `protocol` was bound.
+    pub fn session_opened(&self, protocol: Protocol) {
+        self.sessions.get_or_create(&[("protocol", protocol.label())]).inc();
+    }
+
+    /// A session of `protocol` ended.
+    pub fn session_closed(&self, protocol: Protocol) {
+        self.sessions.get_or_create(&[("protocol", protocol.label())]).dec();
+    }
+
+    /// A stanza arrived from a client.
+    pub fn stanza_in(&self, kind: StanzaKind) {
+        self.stanzas_in.get_or_create(&[("kind", kind.label())]).inc();
+    }
+
+    /// A stanza went out to a client.
+    pub fn stanza_out(&self, kind: StanzaKind) {
+        self.stanzas_out.get_or_create(&[("kind", kind.label())]).inc();
+    }
+
+    /// A SIP request arrived.
+    pub fn sip_request_in(&self, method: &str) {
+        self.sip_in
+            .get_or_create(&[("method", sip_method_label(method))])
+            .inc();
+    }
+
+    /// A SIP request was sent.
+    pub fn sip_request_out(&self, method: &str) {
+        self.sip_out
+            .get_or_create(&[("method", sip_method_label(method))])
+            .inc();
+    }
+
+    /// A connection was refused at a cap.
+    pub fn rejected(&self, why: Rejection) {
+        self.rejected.get_or_create(&[("reason", why.label())]).inc();
+    }
+
+    /// A peer went over its inbound rate.
+    pub fn rate_limited(&self, protocol: Protocol) {
+        self.rate_limited
+            .get_or_create(&[("protocol", protocol.label())])
+            .inc();
+    }
+
+    /// Work was refused because the engine was busy.
+    pub fn engine_busy(&self) {
+        self.engine_busy.inc();
+    }
+
+    pub(crate) fn slow_consumer(&self) {
+        self.slow_consumers.inc();
+    }
+
+    pub(crate) fn store_failed(&self, operation: &'static str) {
+        self.store_failures
+            .get_or_create(&[("operation", operation)])
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_show_up_with_their_labels() {
+        let m = Metrics::new();
+        m.stanza_in(StanzaKind::Message);
+        m.stanza_in(StanzaKind::Message);
+        m.sip_request_in("publish");
+        m.sip_request_in("FROB");
+        m.session_opened(Protocol::Sip);
+        let text = m.encode();
+        assert!(
+            text.contains("presenced_stanzas_in_total{kind=\"message\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("presenced_sip_requests_in_total{method=\"PUBLISH\"} 1"));
+        assert!(text.contains("presenced_sip_requests_in_total{method=\"other\"} 1"));
+        assert!(text.contains("presenced_sessions{protocol=\"sip\"} 1"));
+        assert!(text.contains("presenced_store_commit_seconds_bucket"));
+    }
+}

@@ -1,0 +1,141 @@
+//! The runtime that drives an [`Engine`] for tokio shells (feature `tokio`), as `quinn` drives `quinn-proto`.
+//!
+//! The engine is sans-IO; something has to own it, feed it, make its writes durable and carry its deliveries.
+//! That is this module, shared by every shell of a process (XMPP, SIP, an embedder's own transport):
+//!
+//! - **one engine thread** ([`spawn`]): store calls block, so the engine and its store run on their own OS
+//!   thread, never on the I/O workers; timers fire there too;
+//! - **group commit, failing closed**: everything queued when the engine wakes is one batch whose writes are
+//!   committed in one transaction before anything that depended on them goes out; when the commit fails, those
+//!   deliveries and acknowledgements become errors (see `driver.rs` for the exact rules), and a failed load
+//!   reaches the engine as `Input::LoadFailed`;
+//! - **bounded queues**: the engine's input queue refuses work past [`RuntimeConfig::engine_queue`]
+//!   ([`SubmitError::Busy`], which a shell turns into a temporary error); each session's outbound queue ends
+//!   the session when its client stops reading ([`Ended::SlowConsumer`]); see [`sink`] for every bound;
+//! - **one session-id allocator** ([`Handle::new_session`]) for every shell, flush tokens for shells that must
+//!   learn the outcome of what they sent (a SIP MESSAGE's final response), watch sinks;
+//! - **connection caps** ([`Admission`]), **metrics** ([`Metrics`]) and the wall clock ([`timestamp`]).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use presence_core::runtime::{self, RuntimeConfig, ToSession};
+//! use presence_core::store::{Account, AccountStore, MemoryStore};
+//! use presence_core::{BareJid, Engine, EngineConfig, Input};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = Arc::new(MemoryStore::new());
+//! let alice = BareJid::new("alice@example.com").unwrap();
+//! store.put_account(&Account { jid: alice.clone(), credentials: vec![], digest: vec![] }).unwrap();
+//! let rt = runtime::spawn(Engine::new(EngineConfig::for_domain("example.com")), store, RuntimeConfig::default())
+//!     .unwrap();
+//! let handle = rt.handle();
+//!
+//! // A transport of your own: one session, its deliveries on a bounded channel.
+//! let session = handle.new_session();
+//! let (sink, mut deliveries) = runtime::session_channel(64);
+//! handle.attach(session, sink).unwrap();
+//! handle.submit(Input::OpenSession { session, user: alice, resource: Some("desk".into()) }).unwrap();
+//! let Some(ToSession::Bound(jid)) = deliveries.recv().await else { panic!("bound") };
+//! assert_eq!(jid.to_string(), "alice@example.com/desk");
+//!
+//! rt.shutdown().await;
+//! # });
+//! ```
+
+mod admission;
+mod clock;
+mod driver;
+mod handle;
+mod metrics;
+mod queue;
+pub mod sink;
+
+pub use admission::{Admission, Permit, Refused};
+pub use clock::timestamp;
+pub use handle::Handle;
+pub use metrics::{Metrics, Protocol, Rejection, StanzaKind};
+pub use queue::SubmitError;
+pub use sink::{
+    Ended, SessionReceiver, SessionSink, SharedSink, ToSession, WatchSink, session_channel,
+    shared_channel, watch_channel,
+};
+
+use std::sync::Arc;
+
+use crate::Engine;
+use crate::store::{Store, StoreError};
+
+/// How the runtime is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Work items that may wait for the engine before shells are refused ([`SubmitError::Busy`]).
+    pub engine_queue: usize,
+    /// The most messages taken into one batch (one group commit).
+    pub batch: usize,
+    /// Connections the process accepts in total ([`Admission`]).
+    pub max_connections: usize,
+    /// Connections from one address (0: no cap).
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            engine_queue: 65_536,
+            batch: 512,
+            max_connections: 65_536,
+            max_connections_per_ip: 1024,
+        }
+    }
+}
+
+/// A running engine: its thread and the handle shells use.
+#[derive(Debug)]
+pub struct Runtime {
+    handle: Handle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Starts the engine thread over `store`.
+pub fn spawn<S: Store + Send + Sync + 'static>(
+    engine: Engine,
+    store: Arc<S>,
+    config: RuntimeConfig,
+) -> std::io::Result<Runtime> {
+    let queue = Arc::new(queue::Queue::new(config.engine_queue));
+    let metrics = Arc::new(Metrics::new());
+    let admission = Admission::new(config.max_connections, config.max_connections_per_ip);
+    let handle = Handle::new(queue.clone(), metrics.clone(), admission);
+    let batch = config.batch.max(1);
+    let thread = std::thread::Builder::new()
+        .name("presence-engine".into())
+        .spawn(move || driver::Driver::new(engine, store, metrics).run(&queue, batch))?;
+    Ok(Runtime { handle, thread })
+}
+
+impl Runtime {
+    /// A handle for a shell (clone it freely).
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Asks the engine to finish what is queued, commit it, end every session ([`Ended::Shutdown`]) and stop;
+    /// resolves once the engine thread has ended.
+    pub async fn shutdown(self) {
+        self.handle.shutdown();
+        let thread = self.thread;
+        // Joining blocks; the I/O workers must not.
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+/// Runs a blocking store lookup off the I/O workers (SASL verifiers, digest secrets, account checks).
+pub async fn lookup<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Backend(format!("store lookup task failed: {e}"))))
+}

@@ -1,0 +1,176 @@
+//! The engine's input queue: one FIFO for everything the shells send, with a bound on work.
+//!
+//! Order matters across kinds (a sink must be attached before the session it serves is opened; a session's last
+//! stanzas must reach the engine before its close), so control messages and work share one queue. Only work
+//! counts against the bound: control messages release resources (a close, an unwatch) or come one per
+//! connection (an attach), so refusing them would leak state, and the connection caps already bound them.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::sink::{SessionSink, SharedSink, WatchSink};
+use crate::engine::Input;
+use crate::session::SessionId;
+
+/// A message to the engine thread.
+// Nearly every message is an input; boxing it would add an allocation per stanza to spare a rare attach.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Msg {
+    /// Deliveries for `session` go to its own sink.
+    Attach(SessionId, SessionSink),
+    /// Deliveries for `session` go to a sink shared with other sessions.
+    AttachShared(SessionId, SharedSink),
+    /// Watch updates go here.
+    Watches(WatchSink),
+    /// An input for the engine.
+    Input(Input),
+    /// Answer `token` to `session` once everything before has been committed and delivered.
+    Flush(SessionId, u64),
+    /// Finish what is queued, commit, end every session, stop.
+    Shutdown,
+}
+
+/// Why work was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The queue holds as much work as it may; try again later.
+    #[error("the engine is busy: {limit} work items are already waiting")]
+    Busy {
+        /// The bound.
+        limit: usize,
+    },
+    /// The engine has stopped (shutdown).
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+struct State {
+    /// Each message with whether it counts as work.
+    items: VecDeque<(Msg, bool)>,
+    /// Work items in `items`.
+    work: usize,
+    /// No more messages will be taken.
+    closed: bool,
+    /// The engine thread is waiting for the condvar (only then is a wake-up worth a syscall).
+    sleeping: bool,
+}
+
+pub(crate) struct Queue {
+    state: Mutex<State>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+/// What [`Queue::pop`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Popped {
+    /// Messages were taken (or the deadline passed with none).
+    Open,
+    /// The queue is closed and empty.
+    Closed,
+}
+
+impl Queue {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Queue {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                work: 0,
+                closed: false,
+                sleeping: false,
+            }),
+            ready: Condvar::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Queues `msgs` as one unit of work (an input and its flush), or refuses them all.
+    pub(crate) fn push_work<const N: usize>(&self, msgs: [Msg; N]) -> Result<(), SubmitError> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(SubmitError::Stopped);
+        }
+        if st.work >= self.capacity {
+            return Err(SubmitError::Busy {
+                limit: self.capacity,
+            });
+        }
+        st.work += 1;
+        st.items
+            .extend(msgs.into_iter().enumerate().map(|(i, m)| (m, i == 0)));
+        self.wake(st);
+        Ok(())
+    }
+
+    /// Queues a control message; it is never refused while the engine runs.
+    pub(crate) fn push_control(&self, msg: Msg) -> Result<(), SubmitError> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(SubmitError::Stopped);
+        }
+        st.items.push_back((msg, false));
+        self.wake(st);
+        Ok(())
+    }
+
+    fn wake(&self, mut st: parking_lot::MutexGuard<'_, State>) {
+        if st.sleeping {
+            st.sleeping = false;
+            drop(st);
+            self.ready.notify_one();
+        }
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.state.lock().work >= self.capacity
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Stops taking messages; what is queued is still handed out.
+    pub(crate) fn close(&self) {
+        let mut st = self.state.lock();
+        st.closed = true;
+        st.sleeping = false;
+        drop(st);
+        self.ready.notify_one();
+    }
+
+    /// Takes up to `max` messages into `out`, waiting for the first until `deadline` (forever with `None`).
+    /// Returns the depth left behind with the outcome.
+    pub(crate) fn pop(
+        &self,
+        deadline: Option<Instant>,
+        max: usize,
+        out: &mut Vec<Msg>,
+    ) -> (Popped, usize) {
+        let mut st = self.state.lock();
+        while st.items.is_empty() {
+            if st.closed {
+                return (Popped::Closed, 0);
+            }
+            st.sleeping = true;
+            match deadline {
+                Some(at) => {
+                    if self.ready.wait_until(&mut st, at).timed_out() {
+                        st.sleeping = false;
+                        return (Popped::Open, st.work);
+                    }
+                }
+                None => self.ready.wait(&mut st),
+            }
+        }
+        let n = st.items.len().min(max);
+        let mut taken_work = 0;
+        for (msg, work) in st.items.drain(..n) {
+            taken_work += usize::from(work);
+            out.push(msg);
+        }
+        st.work -= taken_work;
+        (Popped::Open, st.work)
+    }
+}

@@ -1,0 +1,184 @@
+//! Where the engine's deliveries go, every one bounded, each with its decision at the bound.
+//!
+//! - A connection's own sink ([`session_channel`]): when it is full the connection is a slow consumer (its
+//!   client stopped reading). The runtime ends the session rather than block the engine or grow memory: the
+//!   receiver drains what was queued, then sees [`Ended::SlowConsumer`] and closes the stream. Senders are never
+//!   held up by one slow reader.
+//! - A sink shared by many sessions of one shell ([`shared_channel`], the SIP service) and the watch sink: these
+//!   are the shell's own task, not a remote client, so at the bound the engine thread waits for it (back-pressure
+//!   into the engine's input queue, which then refuses new work with a temporary error). The shell must never
+//!   wait on the engine in turn; [`super::Handle`]'s methods never block.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
+
+use crate::engine::{BindError, CloseReason};
+use crate::jid::FullJid;
+use crate::session::SessionId;
+use crate::stanza::Stanza;
+use crate::watch::{WatchId, WatchState};
+
+/// What the runtime tells one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToSession {
+    /// The session is bound to this address.
+    Bound(FullJid),
+    /// The bind was refused.
+    BindRefused(BindError),
+    /// A stanza to write.
+    Stanza(Stanza),
+    /// The session is over; nothing follows.
+    Closed(Ended),
+    /// Everything submitted before the flush with this token has been handled; `durable` is false when a store
+    /// commit it depended on failed (the shell must answer with an error, never with success).
+    Flushed {
+        /// The token given to the flush.
+        token: u64,
+        /// Whether everything it covered was committed.
+        durable: bool,
+    },
+}
+
+/// Why the runtime ended a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The engine ended it.
+    Engine(CloseReason),
+    /// Its outbound queue passed its bound: the client is not reading.
+    SlowConsumer,
+    /// The store failed while the session was being bound: nothing it was told is durable; try again.
+    StoreFailed,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+const ENDED_SHUTDOWN: u8 = 0;
+const ENDED_SLOW: u8 = 1;
+
+/// The engine's end of one session's channel.
+#[derive(Debug)]
+pub struct SessionSink {
+    tx: mpsc::Sender<ToSession>,
+    ended: Arc<AtomicU8>,
+}
+
+/// The connection's end of its channel.
+#[derive(Debug)]
+pub struct SessionReceiver {
+    rx: mpsc::Receiver<ToSession>,
+    ended: Arc<AtomicU8>,
+    told: bool,
+}
+
+/// A channel for one session that holds at most `capacity` undelivered messages.
+pub fn session_channel(capacity: usize) -> (SessionSink, SessionReceiver) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let ended = Arc::new(AtomicU8::new(ENDED_SHUTDOWN));
+    (
+        SessionSink {
+            tx,
+            ended: ended.clone(),
+        },
+        SessionReceiver {
+            rx,
+            ended,
+            told: false,
+        },
+    )
+}
+
+/// What happened to a message handed to a session sink.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Queued.
+    Ok,
+    /// The receiver is gone.
+    Gone,
+    /// The queue was full: the sink has been ended as a slow consumer.
+    Overflow,
+}
+
+impl SessionSink {
+    pub(crate) fn send(&self, msg: ToSession) -> Sent {
+        match self.tx.try_send(msg) {
+            Ok(()) => Sent::Ok,
+            Err(mpsc::error::TrySendError::Closed(_)) => Sent::Gone,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.ended.store(ENDED_SLOW, Ordering::Release);
+                Sent::Overflow
+            }
+        }
+    }
+}
+
+impl SessionReceiver {
+    fn end(&mut self) -> Option<ToSession> {
+        if self.told {
+            return None;
+        }
+        self.told = true;
+        Some(ToSession::Closed(
+            match self.ended.load(Ordering::Acquire) {
+                ENDED_SLOW => Ended::SlowConsumer,
+                _ => Ended::Shutdown,
+            },
+        ))
+    }
+
+    /// The next message; once the runtime drops the sink, a final [`ToSession::Closed`] says why, then `None`.
+    pub async fn recv(&mut self) -> Option<ToSession> {
+        match self.rx.recv().await {
+            Some(m) => Some(m),
+            None => self.end(),
+        }
+    }
+
+    /// Like [`SessionReceiver::recv`] without waiting: `None` when nothing is queued right now.
+    pub fn try_recv(&mut self) -> Option<ToSession> {
+        match self.rx.try_recv() {
+            Ok(m) => Some(m),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => self.end(),
+        }
+    }
+}
+
+/// The engine's end of a channel shared by many sessions (deliveries arrive tagged with their session).
+#[derive(Debug, Clone)]
+pub struct SharedSink {
+    tx: mpsc::Sender<(SessionId, ToSession)>,
+}
+
+/// A channel for many sessions of one shell, bounded at `capacity`; see the module docs for the bound.
+pub fn shared_channel(capacity: usize) -> (SharedSink, mpsc::Receiver<(SessionId, ToSession)>) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (SharedSink { tx }, rx)
+}
+
+impl SharedSink {
+    /// Waits for room (the engine thread is not a tokio worker); `false` when the receiver is gone.
+    pub(crate) fn send(&self, session: SessionId, msg: ToSession) -> bool {
+        self.tx.blocking_send((session, msg)).is_ok()
+    }
+}
+
+/// The engine's end of the watch-update channel.
+#[derive(Debug, Clone)]
+pub struct WatchSink {
+    tx: mpsc::Sender<(WatchId, WatchState)>,
+}
+
+/// The channel watch updates go to, bounded at `capacity`; see the module docs for the bound.
+pub fn watch_channel(capacity: usize) -> (WatchSink, mpsc::Receiver<(WatchId, WatchState)>) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (WatchSink { tx }, rx)
+}
+
+impl WatchSink {
+    pub(crate) fn send(&self, watch: WatchId, state: WatchState) -> bool {
+        self.tx.blocking_send((watch, state)).is_ok()
+    }
+}
