@@ -61,6 +61,39 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Numeric limits.
     pub limits: LimitsConfig,
+    /// The operational log.
+    pub log: LogConfig,
+    /// The HTTP listener (metrics; later WebSocket, BOSH and the status page).
+    pub http: HttpConfig,
+}
+
+/// `[log]`: what the server's operational log keeps and how it is written (always to standard error).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` EnvFilter directive: a level (`"info"`) or per-target levels (`"warn,server_sip=debug"`).
+    /// The `RUST_LOG` environment variable, when set, replaces it.
+    pub level: String,
+    /// How each event is written.
+    pub format: LogFormat,
+}
+
+/// `[log] format`: one event per line, for people or for log collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[http]`: the one HTTP listener of the process.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the HTTP listener binds; loopback by default because `/metrics` is for the operator, not the world.
+    pub bind: SocketAddr,
 }
 
 /// `[xmpp]`: the client-to-server listener.
@@ -100,7 +133,8 @@ pub struct PolicyConfig {
     pub undeliverable_text: String,
 }
 
-/// `[limits]`: numeric caps; for `max_contacts` and `max_watchers` 0 means unlimited.
+/// `[limits]`: numeric caps. 0 means unlimited for `max_contacts`, `max_watchers`, `max_connections_per_ip`,
+/// `c2s_rate` and `sip_rate`; every other limit must be at least 1.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -114,6 +148,22 @@ pub struct LimitsConfig {
     pub offline_per_user: usize,
     /// Offline messages held on this node.
     pub offline_per_node: usize,
+    /// Client connections of the whole process, XMPP and SIP over TCP together; one more is refused.
+    pub max_connections: usize,
+    /// Client connections from one IP address (0 = unlimited), so one host cannot take them all.
+    pub max_connections_per_ip: usize,
+    /// Stanzas queued for one connection before it is disconnected as a slow consumer.
+    pub max_outbound_queue: usize,
+    /// Work items waiting for the engine before the shells refuse new work.
+    pub engine_queue: usize,
+    /// Bytes per second read from one XMPP connection (0 = unlimited).
+    pub c2s_rate: u64,
+    /// Bytes one XMPP connection may read at once above `c2s_rate` (the token bucket's size).
+    pub c2s_burst: u64,
+    /// Bytes per second accepted from one SIP source address (0 = unlimited); `sip.trusted_peers` are exempt.
+    pub sip_rate: u64,
+    /// Bytes one SIP source address may send at once above `sip_rate` (the token bucket's size).
+    pub sip_burst: u64,
 }
 
 impl Default for Config {
@@ -125,6 +175,25 @@ impl Default for Config {
             sip: SipConfig::default(),
             policy: PolicyConfig::default(),
             limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 5280)),
         }
     }
 }
@@ -174,6 +243,14 @@ impl Default for LimitsConfig {
             max_watchers: n(l.max_watchers),
             offline_per_user: l.offline_per_user,
             offline_per_node: l.offline_per_node,
+            max_connections: 65_536,
+            max_connections_per_ip: 1024,
+            max_outbound_queue: 1000,
+            engine_queue: 65_536,
+            c2s_rate: 64 * 1024,
+            c2s_burst: 256 * 1024,
+            sip_rate: 256 * 1024,
+            sip_burst: 1024 * 1024,
         }
     }
 }
@@ -253,12 +330,55 @@ impl Config {
                 "is given without its partner (tls_cert and tls_key go together)".into(),
             ));
         }
-        if self.limits.max_sessions_per_user == 0 {
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             return Err(invalid(
-                "limits.max_sessions_per_user",
-                "0",
-                "would refuse every sign-in".into(),
+                "log.level",
+                &self.log.level,
+                format!("is not a log filter directive: {e}"),
             ));
+        }
+        let l = &self.limits;
+        // Limits where 0 has no "unlimited" reading: each would stop the server from doing its work at all.
+        let at_least_one = [
+            (
+                "limits.max_sessions_per_user",
+                l.max_sessions_per_user,
+                "would refuse every sign-in",
+            ),
+            (
+                "limits.max_connections",
+                l.max_connections,
+                "would refuse every connection",
+            ),
+            (
+                "limits.max_outbound_queue",
+                l.max_outbound_queue,
+                "would disconnect every client at its first stanza",
+            ),
+            (
+                "limits.engine_queue",
+                l.engine_queue,
+                "would refuse all work",
+            ),
+        ];
+        for (key, value, problem) in at_least_one {
+            if value == 0 {
+                return Err(invalid(key, "0", format!("{problem} (must be at least 1)")));
+            }
+        }
+        // An empty bucket under a finite rate never refills past zero, so nothing could ever be read.
+        for (key, rate, burst) in [
+            ("limits.c2s_burst", l.c2s_rate, l.c2s_burst),
+            ("limits.sip_burst", l.sip_rate, l.sip_burst),
+        ] {
+            if rate != 0 && burst == 0 {
+                return Err(invalid(
+                    key,
+                    "0",
+                    "would block all reads while the rate is limited (must be at least 1, or set the rate to 0)"
+                        .into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -311,6 +431,68 @@ mod tests {
         assert_eq!(c.sip.bind.to_string(), "0.0.0.0:5060");
         assert_eq!(c.store_path(), Path::new("./data/presenced.redb"));
         assert_eq!(c.engine_config(), EngineConfig::default());
+        assert_eq!(c.log.level, "info");
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert_eq!(c.http.bind.to_string(), "127.0.0.1:5280");
+        let l = &c.limits;
+        assert_eq!(
+            (
+                l.max_connections,
+                l.max_connections_per_ip,
+                l.max_outbound_queue,
+                l.engine_queue
+            ),
+            (65_536, 1024, 1000, 65_536)
+        );
+        assert_eq!(
+            (l.c2s_rate, l.c2s_burst, l.sip_rate, l.sip_burst),
+            (65_536, 262_144, 262_144, 1_048_576)
+        );
+    }
+
+    #[test]
+    fn log_http_and_connection_limits_are_read() {
+        let c = parse(
+            r#"
+            [log]
+            level = "warn,server_sip=debug"
+            format = "json"
+            [http]
+            bind = "[::1]:8080"
+            [limits]
+            max_connections = 10
+            max_connections_per_ip = 0
+            max_outbound_queue = 1
+            engine_queue = 2
+            c2s_rate = 0
+            c2s_burst = 0
+            sip_rate = 100
+            sip_burst = 200
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(c.log.level, "warn,server_sip=debug");
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.http.bind.to_string(), "[::1]:8080");
+        let l = &c.limits;
+        assert_eq!(
+            (
+                l.max_connections,
+                l.max_connections_per_ip,
+                l.max_outbound_queue,
+                l.engine_queue
+            ),
+            (10, 0, 1, 2)
+        );
+        assert_eq!(
+            (l.c2s_rate, l.c2s_burst, l.sip_rate, l.sip_burst),
+            (0, 0, 100, 200)
+        );
+        // Keys left out of a section keep their defaults.
+        assert_eq!(
+            l.max_sessions_per_user,
+            LimitsConfig::default().max_sessions_per_user
+        );
     }
 
     #[test]
@@ -369,6 +551,40 @@ mod tests {
                 "max_sessions",
                 "refuse",
             ),
+            (
+                "[log]\nlevel = \"info,server_sip=loud\"",
+                "p.toml: log.level = \"info,server_sip=loud\"",
+                "not a log filter directive",
+            ),
+            ("[log]\nformat = \"xml\"", "p.toml:2:", "xml"),
+            ("[log]\ncolour = true", "p.toml:2:", "colour"),
+            ("[http]\nbind = \"port 80\"", "p.toml:2:", "address"),
+            (
+                "[limits]\nmax_connections = 0",
+                "limits.max_connections = \"0\"",
+                "at least 1",
+            ),
+            (
+                "[limits]\nmax_outbound_queue = 0",
+                "limits.max_outbound_queue",
+                "at least 1",
+            ),
+            (
+                "[limits]\nengine_queue = 0",
+                "limits.engine_queue",
+                "at least 1",
+            ),
+            (
+                "[limits]\nc2s_burst = 0",
+                "limits.c2s_burst",
+                "block all reads",
+            ),
+            (
+                "[limits]\nsip_burst = 0",
+                "limits.sip_burst",
+                "block all reads",
+            ),
+            ("[limits]\nc2s_rate = -1", "p.toml:2:", "invalid value"),
         ];
         for (text, starts, mentions) in cases {
             let msg = parse(text).expect_err(text).to_string();
