@@ -1,10 +1,17 @@
 //! Running the server: the XMPP and SIP services over one engine runtime, on the configured store.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use presence_core::Engine;
+use presence_core::rate::Rate;
+use presence_core::runtime::{self, RuntimeConfig};
+use presence_core::store::StoreError;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::store::RedbStore;
-use presence_core::store::StoreError;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -34,9 +41,14 @@ pub fn open_store(config: &Config) -> Result<RedbStore, Error> {
     Ok(RedbStore::open(config.store_path())?)
 }
 
-/// Runs the XMPP and SIP services over one engine until the process is stopped.
+/// How long connections get to say goodbye after the engine has stopped.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Runs the XMPP and SIP services over one engine runtime until SIGTERM or SIGINT, then shuts down gracefully:
+/// stop accepting, terminate SIP subscriptions with a NOTIFY, commit what is pending, close XMPP streams with
+/// `<system-shutdown/>`, exit 0.
 pub fn serve(config: &Config) -> Result<ExitCode, Error> {
-    let store = std::sync::Arc::new(open_store(config)?);
+    let store = Arc::new(open_store(config)?);
     let held = presence_core::store::OfflineStore::offline_total(store.as_ref())?;
     let cert = match (&config.xmpp.tls_cert, &config.xmpp.tls_key) {
         (Some(cert), Some(key)) => server_xmpp::CertSource::Files {
@@ -48,33 +60,89 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             domain: config.domain.clone(),
         },
     };
+    let limits = &config.limits;
     let mut settings = server_xmpp::XmppSettings::new(
         &config.domain,
         config.xmpp.c2s_bind,
         config.data_dir.join("tls"),
     );
     settings.cert = cert;
-    settings.engine = config.engine_config();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    settings.outbound_queue = limits.max_outbound_queue;
+    settings.rate = Rate {
+        per_second: limits.c2s_rate,
+        burst: limits.c2s_burst,
+    };
+    let mut sip_settings = server_sip::SipSettings::new(&config.domain, config.sip.bind);
+    sip_settings.trusted_peers = config.sip.trusted_peers.clone();
+    sip_settings.rate = Rate {
+        per_second: limits.sip_rate,
+        burst: limits.sip_burst,
+    };
+    let runtime_config = RuntimeConfig {
+        engine_queue: limits.engine_queue,
+        max_connections: limits.max_connections,
+        max_connections_per_ip: limits.max_connections_per_ip,
+        ..RuntimeConfig::default()
+    };
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    let mut sip_settings = server_sip::SipSettings::new(&config.domain, config.sip.bind);
-    sip_settings.trusted_peers = config.sip.trusted_peers.clone();
-    runtime.block_on(async {
-        // One engine for both protocols (DESIGN §1): both shells feed the same hub.
-        let engine = presence_core::Engine::new(settings.engine.clone()).with_offline_total(held);
-        let hub = server_xmpp::hub::spawn(engine, store.clone()).map_err(Error::Runtime)?;
-        let xmpp =
-            server_xmpp::XmppServer::bind_with_hub(settings, store.clone(), hub.clone()).await?;
-        let sip = server_sip::SipServer::bind(sip_settings, store, hub).await?;
+    tokio_rt.block_on(async {
+        // One engine for both protocols (DESIGN §1): both shells feed the same runtime.
+        let engine = Engine::new(config.engine_config()).with_offline_total(held);
+        let engine =
+            runtime::spawn(engine, store.clone(), runtime_config).map_err(Error::Runtime)?;
+        let hub = engine.handle();
+        let xmpp = server_xmpp::XmppServer::bind(settings, store.clone(), hub.clone()).await?;
+        let sip = server_sip::SipServer::bind(sip_settings, store.clone(), hub.clone()).await?;
         let addr = xmpp.local_addr().map_err(Error::Runtime)?;
-        eprintln!(
-            "presenced: serving {} (XMPP on {addr}, SIP on UDP and TCP {})",
-            config.domain,
-            sip.local_addr()
+        info!(
+            domain = %config.domain,
+            xmpp = %addr,
+            sip = %sip.local_addr(),
+            "presenced serving"
         );
-        tokio::join!(xmpp.run(), sip.run());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let xmpp_task = tokio::spawn(xmpp.run(stopped(stop_rx.clone())));
+        let sip_task = tokio::spawn(sip.run(stopped(stop_rx.clone())));
+        let signal = shutdown_signal().await;
+        info!(signal, "shutting down");
+        let _ = stop_tx.send(true);
+        // The listeners stop accepting and the SIP service sends its final NOTIFYs before the engine goes.
+        let _ = xmpp_task.await;
+        match sip_task.await {
+            Ok(Err(e)) => warn!(error = %e, "the SIP service ended with an error"),
+            Err(e) => warn!(error = %e, "the SIP service task failed"),
+            Ok(Ok(())) => {}
+        }
+        // The engine commits what is pending and ends every session; connections write their goodbyes.
+        engine.shutdown().await;
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        while hub.admission().held() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C) and names it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process is stopped the hard way; serve until then.
+        std::future::pending::<()>().await;
+        unreachable!("pending never resolves")
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
 }

@@ -165,7 +165,10 @@ mod tests {
         // 500 bytes over at 1000/s: half a second.
         assert_eq!(b.charge(t0, 500), Duration::from_millis(500));
         // After the pause the debt is paid and the budget refills at the rate.
-        assert_eq!(b.charge(t0 + Duration::from_millis(1500), 1000), Duration::ZERO);
+        assert_eq!(
+            b.charge(t0 + Duration::from_millis(1500), 1000),
+            Duration::ZERO
+        );
     }
 
     #[test]

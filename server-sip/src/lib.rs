@@ -177,7 +177,9 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
                     .enable_all()
                     .build()
                     .expect("a current-thread runtime builds");
-                rt.block_on(service::Service::run(settings, store, hub, socket, rx, stop_rx));
+                rt.block_on(service::Service::run(
+                    settings, store, hub, socket, rx, stop_rx,
+                ));
                 let _ = done_tx.send(());
             })
             .map_err(SipServeError::Thread)?;

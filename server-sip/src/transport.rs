@@ -192,7 +192,10 @@ async fn tcp_conn(stream: TcpStream, conn: u64, peer: SocketAddr, intake: Intake
     });
     let limits = intake.limits;
     let exempt = intake.trusted.contains(&peer.ip());
-    let mut bucket = TokenBucket::new(if exempt { Rate::UNLIMITED } else { intake.rate }, Instant::now());
+    let mut bucket = TokenBucket::new(
+        if exempt { Rate::UNLIMITED } else { intake.rate },
+        Instant::now(),
+    );
     let mut framer = Framer::new(limits);
     let mut since_frame: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];

@@ -9,8 +9,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use presence_core::engine::{BindError, CloseReason};
 use presence_core::rate::{Rate, TokenBucket};
 use presence_core::runtime::{
-    self, Ended as SessionEnded, Handle, Permit, Protocol, Rejection, SessionReceiver,
-    StanzaKind, SubmitError, ToSession,
+    self, Ended as SessionEnded, Handle, Permit, Protocol, Rejection, SessionReceiver, StanzaKind,
+    SubmitError, ToSession,
 };
 use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza as CoreStanza, StanzaError};
 use presence_core::store::{ScramCredentials, Store, StoreError};
@@ -81,8 +81,12 @@ async fn serve_in_span<S: Store + Send + Sync + 'static>(
         Ok(p) => p,
         Err(refused) => {
             debug!(%refused, "connection refused");
-            wire.fail(&shared.domain, "policy-violation", Some(&refused.to_string()))
-                .await;
+            wire.fail(
+                &shared.domain,
+                "policy-violation",
+                Some(&refused.to_string()),
+            )
+            .await;
             return;
         }
     };
@@ -298,8 +302,13 @@ async fn authenticate<S: Store + Send + Sync + 'static, T: AsyncRead + AsyncWrit
                     initial_response,
                 }) => match decode(&initial_response) {
                     Ok(initial) => {
-                        match sasl_start(lookup.clone(), mechanism.to_owned(), initial, shared.secret)
-                            .await
+                        match sasl_start(
+                            lookup.clone(),
+                            mechanism.to_owned(),
+                            initial,
+                            shared.secret,
+                        )
+                        .await
                         {
                             Ok((server, step)) => {
                                 exchange = Some(server);
@@ -627,7 +636,9 @@ async fn ended_by_runtime<T: AsyncRead + AsyncWrite + Unpin>(
             Some("replaced by a new session with the same resource"),
             false,
         ),
-        ToSession::Closed(SessionEnded::SlowConsumer) => ("policy-violation", Some(SLOW_TEXT), false),
+        ToSession::Closed(SessionEnded::SlowConsumer) => {
+            ("policy-violation", Some(SLOW_TEXT), false)
+        }
         ToSession::Closed(SessionEnded::StoreFailed) => (
             "internal-server-error",
             Some("the server could not store this session's data; reconnect later"),

@@ -98,7 +98,11 @@ pub struct XmppServer<S> {
 
 impl<S: Store + Send + Sync + 'static> XmppServer<S> {
     /// Opens the listener and prepares TLS; stanzas go to the engine behind `hub`.
-    pub async fn bind(settings: XmppSettings, store: Arc<S>, hub: Handle) -> Result<Self, ServeError> {
+    pub async fn bind(
+        settings: XmppSettings,
+        store: Arc<S>,
+        hub: Handle,
+    ) -> Result<Self, ServeError> {
         let tls = tls::server_config(&settings.cert)?;
         let listener =
             TcpListener::bind(settings.bind)

@@ -262,11 +262,15 @@ impl<S: Store> Driver<S> {
                 }
                 Output::Route(stanza) => {
                     if let Some(error) = unroutable(&stanza) {
-                        self.to_sender(error);
+                        self.bounce_to_sender(error);
                     }
                 }
                 Output::Watch { watch, state } => watch_updates.push((watch, state)),
-                Output::ContactsAdded { user, added, refused } => {
+                Output::ContactsAdded {
+                    user,
+                    added,
+                    refused,
+                } => {
                     debug!(%user, added = added.len(), refused = refused.len(), "contacts added");
                 }
                 Output::Load(_) | Output::Store(_) => {
@@ -275,7 +279,7 @@ impl<S: Store> Driver<S> {
             }
         }
         for error in std::mem::take(&mut batch.bounces) {
-            self.to_sender(error);
+            self.bounce_to_sender(error);
         }
         if let Some(sink) = &self.dir.watches {
             for (watch, state) in watch_updates {
@@ -297,12 +301,9 @@ impl<S: Store> Driver<S> {
             Stanza::Message {
                 from, to, message, ..
             } if message.kind != MessageKind::Error => {
-                self.to_sender(not_stored(
+                self.bounce_to_sender(not_stored(
                     &from,
-                    ErrorAbout::Message {
-                        id: message.id,
-                        to,
-                    },
+                    ErrorAbout::Message { id: message.id, to },
                 ));
             }
             Stanza::RosterResult { request, .. }
@@ -320,7 +321,7 @@ impl<S: Store> Driver<S> {
     }
 
     /// Sends an error to the local session it is addressed to, if there is one.
-    fn to_sender(&mut self, error: StanzaError) {
+    fn bounce_to_sender(&mut self, error: StanzaError) {
         let Jid::Full(to) = &error.to else { return };
         if let Some(&session) = self.dir.by_jid.get(to) {
             self.deliver(session, ToSession::Stanza(Stanza::Error(error)));
@@ -348,7 +349,10 @@ impl<S: Store> Driver<S> {
             Sent::Ok => {}
             Sent::Gone => {}
             Sent::Overflow => {
-                warn!(?session, "outbound queue full: ending the session as a slow consumer");
+                warn!(
+                    ?session,
+                    "outbound queue full: ending the session as a slow consumer"
+                );
                 self.metrics.slow_consumer();
                 self.dir.forget(session);
                 self.to_close.push(session);

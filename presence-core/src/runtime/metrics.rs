@@ -161,11 +161,7 @@ impl Metrics {
             engine_busy: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "sessions",
-            "Bound sessions by protocol",
-            m.sessions.clone(),
-        );
+        registry.register("sessions", "Bound sessions by protocol", m.sessions.clone());
         registry.register(
             "stanzas_in",
             "XMPP stanzas received from clients by kind",
@@ -243,22 +239,30 @@ impl Metrics {
 
     /// A session of `protocol` was bound.
     pub fn session_opened(&self, protocol: Protocol) {
-        self.sessions.get_or_create(&[("protocol", protocol.label())]).inc();
+        self.sessions
+            .get_or_create(&[("protocol", protocol.label())])
+            .inc();
     }
 
     /// A session of `protocol` ended.
     pub fn session_closed(&self, protocol: Protocol) {
-        self.sessions.get_or_create(&[("protocol", protocol.label())]).dec();
+        self.sessions
+            .get_or_create(&[("protocol", protocol.label())])
+            .dec();
     }
 
     /// A stanza arrived from a client.
     pub fn stanza_in(&self, kind: StanzaKind) {
-        self.stanzas_in.get_or_create(&[("kind", kind.label())]).inc();
+        self.stanzas_in
+            .get_or_create(&[("kind", kind.label())])
+            .inc();
     }
 
     /// A stanza went out to a client.
     pub fn stanza_out(&self, kind: StanzaKind) {
-        self.stanzas_out.get_or_create(&[("kind", kind.label())]).inc();
+        self.stanzas_out
+            .get_or_create(&[("kind", kind.label())])
+            .inc();
     }
 
     /// A SIP request arrived.
@@ -277,7 +281,9 @@ impl Metrics {
 
     /// A connection was refused at a cap.
     pub fn rejected(&self, why: Rejection) {
-        self.rejected.get_or_create(&[("reason", why.label())]).inc();
+        self.rejected
+            .get_or_create(&[("reason", why.label())])
+            .inc();
     }
 
     /// A peer went over its inbound rate.

@@ -7,15 +7,15 @@
 use std::time::Instant;
 
 use presence_core::compose::EndpointPresence;
+use presence_core::runtime::ToSession;
 use presence_core::stanza::{ErrorAbout, Stanza};
 use presence_core::store::Store;
 use presence_core::{BareJid, Input, SessionId, WatchId, WatchState};
-use presence_core::runtime::ToSession;
 use sip_codec::header::HeaderName;
 use sip_codec::{Method, Request};
 
-use super::outgoing::PendingMessage;
 use super::Service;
+use super::outgoing::PendingMessage;
 use crate::transport::Flow;
 
 /// The engine session of one SIP user.

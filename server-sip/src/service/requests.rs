@@ -359,10 +359,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 }
             }
         };
-        let new_tag = format!(
-            "{:016x}",
-            u64::from_be_bytes(crate::random_bytes::<8>())
-        );
+        let new_tag = format!("{:016x}", u64::from_be_bytes(crate::random_bytes::<8>()));
         let mut resp = req.make_response(200, "OK");
         match (if_match, document, lifetime.is_zero()) {
             (Some(tag), _, true) => {
@@ -644,7 +641,10 @@ pub(crate) fn refusal(raw: &[u8], status: u16, reason: &str) -> Option<Vec<u8>> 
     let mut bytes = fallback_response(raw, status, reason)?;
     // Insert Retry-After before the blank line that ends the headers.
     let end = bytes.len() - 2;
-    bytes.splice(end..end, format!("Retry-After: {RETRY_AFTER}\r\n").into_bytes());
+    bytes.splice(
+        end..end,
+        format!("Retry-After: {RETRY_AFTER}\r\n").into_bytes(),
+    );
     Some(bytes)
 }
 
