@@ -1,1 +1,516 @@
-//! Placeholder, filled below.
+//! The runtime through its public surface: failing closed on a store that fails chosen loads and commits, the
+//! bounds on the engine queue and on a session's outbound queue, shutdown, and the metrics moving.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use presence_core::compose::EndpointPresence;
+use presence_core::engine::BindError;
+use presence_core::message::{Message, MessageKind};
+use presence_core::roster::RosterEntry;
+use presence_core::runtime::{
+    self, Ended, Handle, Runtime, RuntimeConfig, SessionReceiver, SubmitError, ToSession,
+};
+use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza};
+use presence_core::store::{
+    Account, AccountStore, MemoryStore, OfflineStore, RosterStore, Store, StoreError, StoredMessage,
+    StoreWrite, UserRecord,
+};
+use presence_core::policy::UserPolicy;
+use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, SessionId};
+
+/// A store that fails loads or commits while told to, and can hold loads until released (to keep the engine
+/// thread busy while a test fills its queue).
+#[derive(Default)]
+struct FaultyStore {
+    inner: MemoryStore,
+    fail_loads: AtomicBool,
+    fail_commits: AtomicBool,
+    commits: AtomicUsize,
+    gate: Gate,
+}
+
+/// Holds loads while closed.
+#[derive(Default)]
+struct Gate {
+    closed: Mutex<bool>,
+    changed: Condvar,
+    waiting: AtomicUsize,
+}
+
+impl Gate {
+    fn close(&self) {
+        *self.closed.lock().unwrap() = true;
+    }
+    fn open(&self) {
+        *self.closed.lock().unwrap() = false;
+        self.changed.notify_all();
+    }
+    fn pass(&self) {
+        let mut closed = self.closed.lock().unwrap();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        while *closed {
+            closed = self.changed.wait(closed).unwrap();
+        }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn injected() -> StoreError {
+    StoreError::Backend("injected fault".into())
+}
+
+impl AccountStore for FaultyStore {
+    fn put_account(&self, a: &Account) -> Result<(), StoreError> {
+        self.inner.put_account(a)
+    }
+    fn account(&self, u: &BareJid) -> Result<Option<Account>, StoreError> {
+        self.inner.account(u)
+    }
+    fn remove_account(&self, u: &BareJid) -> Result<bool, StoreError> {
+        self.inner.remove_account(u)
+    }
+    fn list_accounts(&self) -> Result<Vec<BareJid>, StoreError> {
+        self.inner.list_accounts()
+    }
+}
+
+impl RosterStore for FaultyStore {
+    fn roster(&self, u: &BareJid) -> Result<Vec<(BareJid, RosterEntry)>, StoreError> {
+        self.inner.roster(u)
+    }
+    fn put_roster_entry(&self, u: &BareJid, c: &BareJid, e: &RosterEntry) -> Result<(), StoreError> {
+        self.inner.put_roster_entry(u, c, e)
+    }
+    fn remove_roster_entry(&self, u: &BareJid, c: &BareJid) -> Result<(), StoreError> {
+        self.inner.remove_roster_entry(u, c)
+    }
+    fn policy(&self, u: &BareJid) -> Result<Option<UserPolicy>, StoreError> {
+        self.inner.policy(u)
+    }
+    fn put_policy(&self, u: &BareJid, p: &UserPolicy) -> Result<(), StoreError> {
+        self.inner.put_policy(u, p)
+    }
+}
+
+impl OfflineStore for FaultyStore {
+    fn push_offline(&self, u: &BareJid, m: &StoredMessage) -> Result<(), StoreError> {
+        self.inner.push_offline(u, m)
+    }
+    fn offline(&self, u: &BareJid) -> Result<Vec<StoredMessage>, StoreError> {
+        self.inner.offline(u)
+    }
+    fn clear_offline(&self, u: &BareJid, up_to: u64) -> Result<u64, StoreError> {
+        self.inner.clear_offline(u, up_to)
+    }
+    fn offline_total(&self) -> Result<u64, StoreError> {
+        self.inner.offline_total()
+    }
+}
+
+impl Store for FaultyStore {
+    fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+        if self.fail_commits.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        self.inner.apply(writes)
+    }
+    fn load_user(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
+        self.gate.pass();
+        if self.fail_loads.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
+        self.inner.load_user(user)
+    }
+}
+
+struct Rig {
+    store: Arc<FaultyStore>,
+    runtime: Runtime,
+    hub: Handle,
+}
+
+fn jid(s: &str) -> BareJid {
+    BareJid::new(s).expect("valid address")
+}
+
+fn rig(config: RuntimeConfig) -> Rig {
+    let store = Arc::new(FaultyStore::default());
+    for u in ["alice@example.com", "bob@example.com", "carol@example.com"] {
+        store
+            .put_account(&Account {
+                jid: jid(u),
+                credentials: vec![],
+                digest: vec![],
+            })
+            .unwrap();
+    }
+    let engine = Engine::new(EngineConfig::for_domain("example.com"));
+    let runtime = runtime::spawn(engine, store.clone(), config).expect("engine thread starts");
+    let hub = runtime.handle();
+    Rig {
+        store,
+        runtime,
+        hub,
+    }
+}
+
+async fn next(rx: &mut SessionReceiver) -> ToSession {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the runtime answers within 5 s")
+        .expect("the channel is open")
+}
+
+/// Opens an available session of `user` with room for `capacity` undelivered messages.
+async fn online(hub: &Handle, user: &str, capacity: usize) -> (SessionId, SessionReceiver) {
+    let session = hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(capacity);
+    hub.attach(session, sink).unwrap();
+    hub.submit(Input::OpenSession {
+        session,
+        user: jid(user),
+        resource: Some("r".into()),
+    })
+    .unwrap();
+    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    hub.submit(Input::Presence {
+        session,
+        to: None,
+        presence: Some(EndpointPresence::default()),
+    })
+    .unwrap();
+    (session, rx)
+}
+
+fn chat(id: &str, body: &str) -> Message {
+    Message {
+        id: Some(id.into()),
+        kind: MessageKind::Chat,
+        body: Some(body.into()),
+        ..Message::default()
+    }
+}
+
+/// Skips presence and pushes until the next message, error or flush.
+async fn next_significant(rx: &mut SessionReceiver) -> ToSession {
+    loop {
+        match next(rx).await {
+            ToSession::Stanza(Stanza::Presence { .. } | Stanza::RosterPush { .. }) => continue,
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_commit_bounces_the_offline_message_and_its_flush_is_not_durable() {
+    let rig = rig(RuntimeConfig::default());
+    let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
+    rig.store.fail_commits.store(true, Ordering::SeqCst);
+    rig.hub
+        .submit_and_flush(
+            Input::Message {
+                session: alice,
+                to: Jid::Bare(jid("bob@example.com")),
+                message: chat("m1", "are you there?"),
+            },
+            alice,
+            7,
+        )
+        .unwrap();
+    let error = next_significant(&mut rx).await;
+    let ToSession::Stanza(Stanza::Error(e)) = error else {
+        panic!("expected an error for the unstored message, got {error:?}");
+    };
+    assert_eq!(e.condition, ErrorCondition::InternalServerError);
+    assert!(matches!(e.about, ErrorAbout::Message { id: Some(ref id), .. } if id == "m1"));
+    assert_eq!(
+        next_significant(&mut rx).await,
+        ToSession::Flushed {
+            token: 7,
+            durable: false
+        }
+    );
+    assert!(rig.store.offline(&jid("bob@example.com")).unwrap().is_empty());
+
+    // The store recovers: the same message is held and the flush says so.
+    rig.store.fail_commits.store(false, Ordering::SeqCst);
+    rig.hub
+        .submit_and_flush(
+            Input::Message {
+                session: alice,
+                to: Jid::Bare(jid("bob@example.com")),
+                message: chat("m2", "are you there?"),
+            },
+            alice,
+            8,
+        )
+        .unwrap();
+    assert_eq!(
+        next_significant(&mut rx).await,
+        ToSession::Flushed {
+            token: 8,
+            durable: true
+        }
+    );
+    assert_eq!(rig.store.offline(&jid("bob@example.com")).unwrap().len(), 1);
+    let text = rig.hub.metrics().encode();
+    assert!(
+        text.contains("presenced_store_failures_total{operation=\"commit\"}"),
+        "{text}"
+    );
+    rig.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_commit_turns_a_request_answer_into_a_wait_error() {
+    let rig = rig(RuntimeConfig::default());
+    let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
+    rig.store.fail_commits.store(true, Ordering::SeqCst);
+    rig.hub
+        .submit(Input::RosterSet {
+            session: alice,
+            request: presence_core::stanza::RequestId("r1".into()),
+            jid: jid("carol@example.com"),
+            details: Default::default(),
+        })
+        .unwrap();
+    let answer = next_significant(&mut rx).await;
+    let ToSession::Stanza(Stanza::Error(e)) = answer else {
+        panic!("a roster set whose write failed must not be acknowledged, got {answer:?}");
+    };
+    assert_eq!(e.condition, ErrorCondition::InternalServerError);
+    assert!(rig.store.roster(&jid("alice@example.com")).unwrap().is_empty());
+    rig.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_load_refuses_the_bind_temporarily_and_a_retry_binds() {
+    let rig = rig(RuntimeConfig::default());
+    rig.store.fail_loads.store(true, Ordering::SeqCst);
+    let session = rig.hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(8);
+    rig.hub.attach(session, sink).unwrap();
+    rig.hub
+        .submit(Input::OpenSession {
+            session,
+            user: jid("alice@example.com"),
+            resource: None,
+        })
+        .unwrap();
+    assert_eq!(
+        next(&mut rx).await,
+        ToSession::BindRefused(BindError::StoreUnavailable(jid("alice@example.com"))),
+        "a store failure is not 'no such user'"
+    );
+    rig.store.fail_loads.store(false, Ordering::SeqCst);
+    let (_, _rx) = online(&rig.hub, "alice@example.com", 8).await;
+    rig.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_for_a_user_whose_load_fails_gets_a_wait_error() {
+    let rig = rig(RuntimeConfig::default());
+    let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
+    rig.store.fail_loads.store(true, Ordering::SeqCst);
+    rig.hub
+        .submit(Input::Message {
+            session: alice,
+            to: Jid::Bare(jid("bob@example.com")),
+            message: chat("m1", "hello"),
+        })
+        .unwrap();
+    let got = next_significant(&mut rx).await;
+    let ToSession::Stanza(Stanza::Error(e)) = got else {
+        panic!("expected an error, got {got:?}");
+    };
+    assert_eq!(e.condition, ErrorCondition::InternalServerError);
+    assert!(rig.store.offline(&jid("bob@example.com")).unwrap().is_empty());
+    rig.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_is_ended_and_the_sender_is_not_held_up() {
+    let rig = rig(RuntimeConfig::default());
+    let (alice, mut alice_rx) = online(&rig.hub, "alice@example.com", 1000).await;
+    // Bob's client never reads: room for 4 undelivered messages.
+    let (_bob, mut bob_rx) = online(&rig.hub, "bob@example.com", 4).await;
+    for n in 0..50 {
+        rig.hub
+            .submit(Input::Message {
+                session: alice,
+                to: Jid::Bare(jid("bob@example.com")),
+                message: chat(&format!("m{n}"), "flood"),
+            })
+            .unwrap();
+    }
+    // Alice is answered at once: nothing waits for Bob.
+    rig.hub
+        .submit_and_flush(
+            Input::Presence {
+                session: alice,
+                to: None,
+                presence: Some(EndpointPresence::default()),
+            },
+            alice,
+            1,
+        )
+        .unwrap();
+    loop {
+        match next(&mut alice_rx).await {
+            ToSession::Flushed { token: 1, durable } => {
+                assert!(durable);
+                break;
+            }
+            _ => continue,
+        }
+    }
+    // Bob's channel holds what fit, then says why it ended.
+    let mut got = 0;
+    let end = loop {
+        match next(&mut bob_rx).await {
+            ToSession::Stanza(_) => got += 1,
+            other => break other,
+        }
+    };
+    assert_eq!(end, ToSession::Closed(Ended::SlowConsumer));
+    assert!(got <= 4, "at most the bound was queued, got {got}");
+    assert!(
+        rig.hub
+            .metrics()
+            .encode()
+            .contains("presenced_slow_consumers_total 1")
+    );
+    rig.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_engine_queue_refuses_work_past_its_bound_but_never_a_close() {
+    let rig = rig(RuntimeConfig {
+        engine_queue: 2,
+        ..RuntimeConfig::default()
+    });
+    // Keep the engine thread inside a load so nothing is taken from the queue.
+    rig.store.gate.close();
+    let session = rig.hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(8);
+    rig.hub.attach(session, sink).unwrap();
+    rig.hub
+        .submit(Input::OpenSession {
+            session,
+            user: jid("alice@example.com"),
+            resource: None,
+        })
+        .unwrap();
+    while rig.store.gate.waiting.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let presence = |s| Input::Presence {
+        session: s,
+        to: None,
+        presence: Some(EndpointPresence::default()),
+    };
+    rig.hub.submit(presence(session)).unwrap();
+    rig.hub.submit(presence(session)).unwrap();
+    assert_eq!(
+        rig.hub.submit(presence(session)),
+        Err(SubmitError::Busy { limit: 2 })
+    );
+    assert!(rig.hub.is_busy());
+    // A close releases state: it is always taken.
+    rig.hub.close(SessionId(999));
+    rig.store.gate.open();
+    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    // Once drained, work is taken again.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while rig.hub.submit(presence(session)).is_err() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the queue drains");
+    assert!(
+        rig.hub
+            .metrics()
+            .encode()
+            .contains("presenced_engine_busy_total")
+    );
+    rig.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_commits_what_is_queued_and_ends_every_session() {
+    let rig = rig(RuntimeConfig::default());
+    let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
+    rig.hub
+        .submit(Input::Message {
+            session: alice,
+            to: Jid::Bare(jid("bob@example.com")),
+            message: chat("m1", "before the shutdown"),
+        })
+        .unwrap();
+    let hub = rig.hub.clone();
+    rig.runtime.shutdown().await;
+    assert_eq!(
+        rig.store.offline(&jid("bob@example.com")).unwrap().len(),
+        1,
+        "the queued message was committed before the engine stopped"
+    );
+    loop {
+        match next(&mut rx).await {
+            ToSession::Closed(why) => {
+                assert_eq!(why, Ended::Shutdown);
+                break;
+            }
+            _ => continue,
+        }
+    }
+    assert_eq!(
+        hub.submit(Input::CloseSession { session: alice }),
+        Err(SubmitError::Stopped)
+    );
+    assert!(rig.store.commits.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_ids_are_unique_across_shells() {
+    let rig = rig(RuntimeConfig::default());
+    let other = rig.hub.clone();
+    let mut ids: Vec<SessionId> = (0..100)
+        .flat_map(|_| [rig.hub.new_session(), other.new_session()])
+        .collect();
+    ids.sort_by_key(|s| s.0);
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+    rig.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deliveries_and_the_queue_show_in_the_metrics() {
+    let rig = rig(RuntimeConfig::default());
+    let (alice, _arx) = online(&rig.hub, "alice@example.com", 64).await;
+    let (_bob, mut brx) = online(&rig.hub, "bob@example.com", 64).await;
+    rig.hub
+        .submit(Input::Message {
+            session: alice,
+            to: Jid::Bare(jid("bob@example.com")),
+            message: chat("m1", "hi"),
+        })
+        .unwrap();
+    assert!(matches!(
+        next_significant(&mut brx).await,
+        ToSession::Stanza(Stanza::Message { .. })
+    ));
+    let text = rig.hub.metrics().encode();
+    let deliveries: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("presenced_deliveries_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the deliveries counter is exported");
+    assert!(deliveries >= 1, "{text}");
+    assert!(text.contains("presenced_engine_queue_depth"));
+    assert!(text.contains("presenced_store_commit_seconds_count"));
+    rig.runtime.shutdown().await;
+}
