@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod credentials;
+pub mod logging;
 pub mod server;
 pub mod store;
 pub mod users;

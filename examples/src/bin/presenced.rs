@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use examples::config::{Config, ConfigError};
+use examples::logging::LoggingError;
 use examples::users::{UserError, add_user, parse_user, remove_user};
 use presence_core::store::{AccountStore, StoreError};
 
@@ -73,6 +74,8 @@ enum Error {
     NoPassword,
     #[error(transparent)]
     Server(#[from] examples::server::Error),
+    #[error(transparent)]
+    Logging(#[from] LoggingError),
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
@@ -99,7 +102,11 @@ fn password_from_stdin() -> Result<String, Error> {
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let config = load_config(cli.config.as_ref())?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => Ok(examples::server::serve(&config)?),
+        Command::Serve => {
+            // Only the server logs: the user commands' output is their stdout and one error line.
+            examples::logging::init(&config.log)?;
+            Ok(examples::server::serve(&config)?)
+        }
         Command::User(UserCommand::Add {
             jid,
             password,
