@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod credentials;
+pub mod http;
 pub mod logging;
 pub mod server;
 pub mod store;
