@@ -1,5 +1,6 @@
 //! Shared helpers of the bundled binaries and examples.
 
+pub mod admin;
 pub mod config;
 pub mod credentials;
 pub mod http;
