@@ -1,7 +1,10 @@
 //! Shared helpers of the bundled binaries and examples.
 
+pub mod admin;
 pub mod config;
 pub mod credentials;
+pub mod http;
+pub mod logging;
 pub mod server;
 pub mod store;
 pub mod users;

@@ -1,48 +1,8 @@
 //! `presenced` as an operator runs it: a config file in a directory, user commands, and their errors.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-/// A password unlikely to occur in the database by chance.
-const PASSWORD: &str = "correct-horse-battery-staple-7731";
-
-/// Runs `presenced` in `dir` with `args`, feeding `stdin`.
-fn presenced(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_presenced"))
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn presenced");
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("presenced finishes")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Asserts a failure with exactly one line on stderr mentioning `needle`.
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "should fail; stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
-}
-
-fn setup(config: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("presenced.toml"), config).expect("write config");
-    dir
-}
+use common::{PASSWORD, assert_one_line_error, presenced, setup, stdout};
 
 #[test]
 fn user_add_list_del_round_trip() {

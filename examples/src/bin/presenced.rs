@@ -1,16 +1,18 @@
 //! `presenced`: the bundled presence and IM server.
 //!
 //! `presenced [serve]` runs the XMPP and SIP services over one engine on the embedded store in the
-//! data directory. `presenced user add|del|list` manages accounts in the same database.
+//! data directory. `presenced user add|del|list` manages accounts in the same database: through the running
+//! server's admin socket when it runs (it holds the database locked), else by opening the database itself.
 
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use examples::admin::{self, AdminCommand, AdminError, AdminReply};
 use examples::config::{Config, ConfigError};
-use examples::users::{UserError, add_user, parse_user, remove_user};
-use presence_core::store::{AccountStore, StoreError};
+use examples::logging::LoggingError;
+use examples::users::{UserError, parse_user};
 
 /// The bundled presence and IM server.
 #[derive(Debug, Parser)]
@@ -64,8 +66,6 @@ enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
     User(#[from] UserError),
     #[error("cannot read the password from standard input: {0}")]
     Stdin(std::io::Error),
@@ -73,6 +73,10 @@ enum Error {
     NoPassword,
     #[error(transparent)]
     Server(#[from] examples::server::Error),
+    #[error(transparent)]
+    Logging(#[from] LoggingError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
@@ -96,10 +100,26 @@ fn password_from_stdin() -> Result<String, Error> {
     Ok(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned())
 }
 
+/// Runs a user command through the running server's admin socket, or on the store directly when no server
+/// answers there (the store is then free to open).
+fn user_command(config: &Config, cmd: &AdminCommand) -> Result<AdminReply, Error> {
+    match admin::request(&admin::socket_path(&config.data_dir), cmd) {
+        Err(AdminError::NotRunning { .. }) => {
+            let store = examples::server::open_store(config)?;
+            Ok(admin::execute(&store, cmd)?)
+        }
+        other => Ok(other?),
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let config = load_config(cli.config.as_ref())?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => Ok(examples::server::serve(&config)?),
+    let cmd = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            // Only the server logs: the user commands' output is their stdout and one error line.
+            examples::logging::init(&config.log)?;
+            return Ok(examples::server::serve(&config)?);
+        }
         Command::User(UserCommand::Add {
             jid,
             password,
@@ -110,34 +130,31 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 Some(p) if !password_stdin => p,
                 _ => password_from_stdin()?,
             };
-            add_user(
-                &examples::server::open_store(&config)?,
-                jid.clone(),
-                &password,
-            )?;
-            println!("added {jid}");
-            Ok(ExitCode::SUCCESS)
+            AdminCommand::UserAdd { jid, password }
         }
-        Command::User(UserCommand::Del { jid }) => {
-            let jid = parse_user(&jid, &config.domain)?;
-            remove_user(&examples::server::open_store(&config)?, jid.clone())?;
-            println!("deleted {jid}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::User(UserCommand::List) => {
-            for jid in examples::server::open_store(&config)?.list_accounts()? {
+        Command::User(UserCommand::Del { jid }) => AdminCommand::UserDel {
+            jid: parse_user(&jid, &config.domain)?,
+        },
+        Command::User(UserCommand::List) => AdminCommand::UserList,
+    };
+    match user_command(&config, &cmd)? {
+        AdminReply::Added(jid) => println!("added {jid}"),
+        AdminReply::Deleted(jid) => println!("deleted {jid}"),
+        AdminReply::Users(jids) => {
+            for jid in jids {
                 println!("{jid}");
             }
-            Ok(ExitCode::SUCCESS)
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("presenced: {e}");
+            // One line whatever the error's own text holds, so scripts and tests can read it as one.
+            eprintln!("presenced: {}", admin::one_line(&e.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -5,9 +5,12 @@
 //! transaction, so a burst of roster and offline changes costs one sync.
 
 mod codec;
+pub mod faulty;
 mod keys;
 
 use std::path::Path;
+
+pub use faulty::FaultyStore;
 
 use presence_core::BareJid;
 use presence_core::policy::UserPolicy;
