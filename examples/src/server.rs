@@ -10,8 +10,10 @@ use presence_core::runtime::{self, RuntimeConfig};
 use presence_core::store::StoreError;
 use tracing::{info, warn};
 
+use crate::admin;
 use crate::config::Config;
-use crate::store::RedbStore;
+use crate::http::{self, HttpState};
+use crate::store::{FaultyStore, RedbStore};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +32,27 @@ pub enum Error {
     SipServe(#[from] server_sip::SipServeError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The HTTP listener could not be opened.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Http {
+        /// The configured `[http] bind`.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The admin socket could not be opened.
+    #[error("cannot open the admin socket in {dir}: {source}")]
+    Admin {
+        /// The data directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Opens the embedded store in the data directory, creating the directory.
 pub fn open_store(config: &Config) -> Result<RedbStore, Error> {
+    // (The server wraps this in `FaultyStore::from_env` for the end-to-end fault tests.)
     std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
         dir: config.data_dir.clone(),
         source,
@@ -48,7 +67,8 @@ const DRAIN: Duration = Duration::from_secs(3);
 /// stop accepting, terminate SIP subscriptions with a NOTIFY, commit what is pending, close XMPP streams with
 /// `<system-shutdown/>`, exit 0.
 pub fn serve(config: &Config) -> Result<ExitCode, Error> {
-    let store = Arc::new(open_store(config)?);
+    // The store's lock comes first: it is what guarantees one server per data directory.
+    let store = Arc::new(FaultyStore::from_env(open_store(config)?));
     let held = presence_core::store::OfflineStore::offline_total(store.as_ref())?;
     let cert = match (&config.xmpp.tls_cert, &config.xmpp.tls_key) {
         (Some(cert), Some(key)) => server_xmpp::CertSource::Files {
@@ -96,17 +116,38 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         let hub = engine.handle();
         let xmpp = server_xmpp::XmppServer::bind(settings, store.clone(), hub.clone()).await?;
         let sip = server_sip::SipServer::bind(sip_settings, store.clone(), hub.clone()).await?;
+        let http_listener = tokio::net::TcpListener::bind(config.http.bind)
+            .await
+            .map_err(|source| Error::Http {
+                addr: config.http.bind,
+                source,
+            })?;
+        let admin_listener = admin::bind(&config.data_dir).map_err(|source| Error::Admin {
+            dir: config.data_dir.clone(),
+            source,
+        })?;
         let addr = xmpp.local_addr().map_err(Error::Runtime)?;
         info!(
             domain = %config.domain,
             xmpp = %addr,
             sip = %sip.local_addr(),
+            http = %config.http.bind,
             "presenced serving"
         );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let metrics = hub.metrics().clone();
+        let router = http::router(HttpState {
+            metrics: Arc::new(move || metrics.encode()),
+        });
+        let http_task = tokio::spawn(http::serve(http_listener, router, stopped(stop_rx.clone())));
+        let admin_task = tokio::spawn(admin::serve(
+            admin_listener,
+            store.clone(),
+            config.domain.clone(),
+        ));
         let xmpp_task = tokio::spawn(xmpp.run(stopped(stop_rx.clone())));
         let sip_task = tokio::spawn(sip.run(stopped(stop_rx.clone())));
         let signal = shutdown_signal().await;
@@ -125,6 +166,9 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         while hub.admission().held() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        admin_task.abort();
+        let _ = std::fs::remove_file(admin::socket_path(&config.data_dir));
+        let _ = http_task.await;
         info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

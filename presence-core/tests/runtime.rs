@@ -8,16 +8,16 @@ use std::time::Duration;
 use presence_core::compose::EndpointPresence;
 use presence_core::engine::BindError;
 use presence_core::message::{Message, MessageKind};
+use presence_core::policy::UserPolicy;
 use presence_core::roster::RosterEntry;
 use presence_core::runtime::{
     self, Ended, Handle, Runtime, RuntimeConfig, SessionReceiver, SubmitError, ToSession,
 };
 use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza};
 use presence_core::store::{
-    Account, AccountStore, MemoryStore, OfflineStore, RosterStore, Store, StoreError, StoredMessage,
-    StoreWrite, UserRecord,
+    Account, AccountStore, MemoryStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite,
+    StoredMessage, UserRecord,
 };
-use presence_core::policy::UserPolicy;
 use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, SessionId};
 
 /// A store that fails loads or commits while told to, and can hold loads until released (to keep the engine
@@ -80,7 +80,12 @@ impl RosterStore for FaultyStore {
     fn roster(&self, u: &BareJid) -> Result<Vec<(BareJid, RosterEntry)>, StoreError> {
         self.inner.roster(u)
     }
-    fn put_roster_entry(&self, u: &BareJid, c: &BareJid, e: &RosterEntry) -> Result<(), StoreError> {
+    fn put_roster_entry(
+        &self,
+        u: &BareJid,
+        c: &BareJid,
+        e: &RosterEntry,
+    ) -> Result<(), StoreError> {
         self.inner.put_roster_entry(u, c, e)
     }
     fn remove_roster_entry(&self, u: &BareJid, c: &BareJid) -> Result<(), StoreError> {
@@ -233,7 +238,12 @@ async fn a_failed_commit_bounces_the_offline_message_and_its_flush_is_not_durabl
             durable: false
         }
     );
-    assert!(rig.store.offline(&jid("bob@example.com")).unwrap().is_empty());
+    assert!(
+        rig.store
+            .offline(&jid("bob@example.com"))
+            .unwrap()
+            .is_empty()
+    );
 
     // The store recovers: the same message is held and the flush says so.
     rig.store.fail_commits.store(false, Ordering::SeqCst);
@@ -282,7 +292,12 @@ async fn a_failed_commit_turns_a_request_answer_into_a_wait_error() {
         panic!("a roster set whose write failed must not be acknowledged, got {answer:?}");
     };
     assert_eq!(e.condition, ErrorCondition::InternalServerError);
-    assert!(rig.store.roster(&jid("alice@example.com")).unwrap().is_empty());
+    assert!(
+        rig.store
+            .roster(&jid("alice@example.com"))
+            .unwrap()
+            .is_empty()
+    );
     rig.runtime.shutdown().await;
 }
 
@@ -327,7 +342,12 @@ async fn a_message_for_a_user_whose_load_fails_gets_a_wait_error() {
         panic!("expected an error, got {got:?}");
     };
     assert_eq!(e.condition, ErrorCondition::InternalServerError);
-    assert!(rig.store.offline(&jid("bob@example.com")).unwrap().is_empty());
+    assert!(
+        rig.store
+            .offline(&jid("bob@example.com"))
+            .unwrap()
+            .is_empty()
+    );
     rig.runtime.shutdown().await;
 }
 

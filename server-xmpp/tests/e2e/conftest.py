@@ -69,7 +69,7 @@ def port_accepts(port: int) -> bool:
 
 def write_config(
     path: Path, data_dir: Path, port: int, sip_port: int, *, sip: tuple[str, ...] = (),
-    tables: str = "", **policy: bool,
+    tables: str = "", http_port: int | None = None, **policy: bool,
 ) -> None:
     """The TOML config the tests use; only keys presenced knows (unknown keys are errors).
 
@@ -82,6 +82,9 @@ def write_config(
         "",
         "[xmpp]",
         f'c2s_bind = "127.0.0.1:{port}"',
+        "",
+        "[http]",
+        f'bind = "127.0.0.1:{http_port or free_port()}"',
         "",
         "[sip]",
         f'bind = "127.0.0.1:{sip_port}"',
@@ -102,6 +105,7 @@ class Server:
     binary: Path
     root: Path
     port: int
+    http_port: int = field(default_factory=free_port)
     users: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     starts: int = 0
@@ -248,7 +252,7 @@ def server_files(binary: Path, tmp_path: Path) -> Server:
     Accounts are created before `serve` starts, since the CLI and the server share one database.
     """
     srv = Server(binary=binary, root=tmp_path, port=free_port())
-    write_config(srv.config, srv.data_dir, srv.port, free_port(udp_too=True))
+    write_config(srv.config, srv.data_dir, srv.port, free_port(udp_too=True), http_port=srv.http_port)
     for local, password in USERS.items():
         srv.add_user(local, password)
     return srv
