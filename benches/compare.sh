@@ -190,9 +190,15 @@ tls_key = "$WORK/key.pem"
 [sip]
 bind = "127.0.0.1:$(free_port)"
 
+[http]
+bind = "127.0.0.1:$(free_port)"
+
+# Every load client connects from 127.0.0.1: the per-address connection cap (meant for one host or NAT) is off,
+# as Prosody and ejabberd have none. The per-connection inbound rate stays at its default.
 [limits]
 max_contacts = 0
 max_watchers = 0
+max_connections_per_ip = 0
 EOF
     log "presenced: provisioning $MAX_USERS users, $FAN_ROSTER-contact rosters for u0..u$((FAN_USERS - 1)) (store)"
     "$LOAD" provision --data-dir "$d/data" --users "$MAX_USERS" --roster "$FAN_ROSTER" --roster-users "$FAN_USERS"

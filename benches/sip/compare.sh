@@ -184,6 +184,15 @@ c2s_bind = "127.0.0.1:$PRESENCED_XMPP"
 
 [sip]
 bind = "127.0.0.1:$PRESENCED_SIP"
+
+[http]
+bind = "127.0.0.1:$((PRESENCED_SIP + 1))"
+
+# sipp multiplexes every simulated phone over one source address, which the per-address rate limit (256 KiB/s by
+# default, meant for one phone or one NAT) would throttle; Kamailio runs without pike here too.
+[limits]
+sip_rate = 0
+max_connections_per_ip = 0
 EOF
     log "presenced: adding $((PRESENTITIES + WATCHER_USERS)) users"
     local u

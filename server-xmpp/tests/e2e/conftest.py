@@ -109,6 +109,8 @@ class Server:
     users: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     starts: int = 0
+    #: Extra environment variables for `serve` (e.g. PRESENCED_FAULT_FILE); the CLI does not get them.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def config(self) -> Path:
@@ -177,7 +179,7 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
-                env={**os.environ, "RUST_BACKTRACE": "1"},
+                env={**os.environ, "RUST_BACKTRACE": "1", **self.env},
             )
         finally:
             stderr.close()
@@ -206,10 +208,13 @@ class Server:
                 f"its stderr:\n{self._stderr()}"
             )
 
-    def stop(self) -> None:
-        """Graceful stop: SIGTERM, then SIGKILL after STOP_TIMEOUT seconds."""
+    def stop(self) -> int | None:
+        """Graceful stop: SIGTERM, then SIGKILL after STOP_TIMEOUT seconds.
+
+        Returns the exit status (negative: killed by that signal), None if it was not running.
+        """
         if self.proc is None:
-            return
+            return None
         proc, self.proc = self.proc, None
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -218,6 +223,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=STOP_TIMEOUT)
+        return proc.returncode
 
     def kill(self) -> None:
         """Crash stop: SIGKILL (kill -9), no chance to flush anything."""
