@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use presence_core::compose::EndpointPresence;
-use presence_core::runtime::ToSession;
+use presence_core::runtime::{Protocol, ToSession};
 use presence_core::stanza::{ErrorAbout, Stanza};
 use presence_core::store::Store;
 use presence_core::{BareJid, Input, SessionId, WatchId, WatchState};
@@ -37,6 +37,15 @@ enum Queued {
     Input(Box<Input>),
     /// A MESSAGE's input and the token of the flush that reports its outcome (queued together or not at all).
     Message(Box<Input>, u64),
+}
+
+impl<S: Store + Send + Sync + 'static> Service<S> {
+    /// Counts a bound endpoint session out of the metrics when it goes.
+    pub(super) fn endpoint_gone(&self, e: &Endpoint) {
+        if e.bound {
+            self.hub.metrics().session_closed(Protocol::Sip);
+        }
+    }
 }
 
 impl Endpoint {
@@ -95,6 +104,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         let live = self.registrar.is_registered(user) || self.publications.current(user).is_some();
         if !live && self.endpoints.get(user).is_none_or(|e| e.in_flight == 0) {
             if let Some(e) = self.endpoints.remove(user) {
+                self.endpoint_gone(&e);
                 self.by_session.remove(&e.session);
                 self.hub.close(e.session);
             }
@@ -181,6 +191,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                     return;
                 };
                 e.bound = true;
+                self.hub.metrics().session_opened(Protocol::Sip);
                 for queued in std::mem::take(&mut e.queued) {
                     match queued {
                         Queued::Message(input, token) => {
@@ -196,6 +207,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 // The session is gone (refused, or replaced by an XMPP client binding the same resource):
                 // answer what waited on it and forget it; the next SIP activity opens a new one.
                 if let Some(e) = self.endpoints.remove(&user) {
+                    self.endpoint_gone(&e);
                     self.by_session.remove(&e.session);
                     for queued in e.queued {
                         if let Queued::Message(_, token) = queued {

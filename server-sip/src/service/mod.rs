@@ -151,6 +151,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             self.drop_dialog(watch);
         }
         for (_, e) in std::mem::take(&mut self.endpoints) {
+            self.endpoint_gone(&e);
             self.hub.close(e.session());
         }
     }
@@ -181,7 +182,22 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 flow,
                 parsed: Ok(Message::Request(req)),
                 ..
-            } => self.request(now, req, flow),
+            } => {
+                // Every request carries its peer and method, and the user once authenticated (requests.rs).
+                let peer = match flow {
+                    Flow::Udp(addr) => Some(addr),
+                    Flow::Tcp(conn) => self.tcp_peers.get(&conn).copied(),
+                };
+                let span = tracing::info_span!(
+                    "sip",
+                    peer = ?peer,
+                    method = %req.method,
+                    user = tracing::field::Empty
+                );
+                let _entered = span.enter();
+                self.hub.metrics().sip_request_in(req.method.as_str());
+                self.request(now, req, flow)
+            }
             Inbound::Message {
                 parsed: Ok(Message::Response(resp)),
                 ..

@@ -72,6 +72,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         let Some(key) = TransactionKey::for_outgoing(&req) else {
             return;
         };
+        self.hub.metrics().sip_request_out(req.method.as_str());
         let tx = ClientNonInvite::new(now, &req, flow.reliable(), self.timers);
         self.client_txs.insert(
             key.branch.clone(),

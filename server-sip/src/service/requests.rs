@@ -142,6 +142,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         }
         let (status, reason) = match verdict {
             Verdict::Authenticated(user) => {
+                tracing::Span::current().record("user", tracing::field::display(&user));
                 // The authenticated user may only speak as themself (RFC 3261 §22.3 leaves this to policy).
                 let from = req
                     .headers
