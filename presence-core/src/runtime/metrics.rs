@@ -260,30 +260,22 @@ impl Metrics {
 
     /// A session of `protocol` was bound.
     pub fn session_opened(&self, protocol: Protocol) {
-        self.sessions
-            .get_or_create(&[("protocol", protocol.label())])
-            .inc();
+        self.sessions_by[protocol as usize].inc();
     }
 
     /// A session of `protocol` ended.
     pub fn session_closed(&self, protocol: Protocol) {
-        self.sessions
-            .get_or_create(&[("protocol", protocol.label())])
-            .dec();
+        self.sessions_by[protocol as usize].dec();
     }
 
     /// A stanza arrived from a client.
     pub fn stanza_in(&self, kind: StanzaKind) {
-        self.stanzas_in
-            .get_or_create(&[("kind", kind.label())])
-            .inc();
+        self.stanzas_in_by[kind as usize].inc();
     }
 
     /// A stanza went out to a client.
     pub fn stanza_out(&self, kind: StanzaKind) {
-        self.stanzas_out
-            .get_or_create(&[("kind", kind.label())])
-            .inc();
+        self.stanzas_out_by[kind as usize].inc();
     }
 
     /// A SIP request arrived.
