@@ -125,7 +125,12 @@ impl<S: Store> Driver<S> {
     pub(crate) fn run(mut self, queue: &Queue, max_batch: usize) {
         let mut msgs = Vec::with_capacity(max_batch);
         loop {
-            let wake = self.engine.poll_timeout();
+            // Sessions the runtime ended must reach the engine now, not whenever the next message arrives.
+            let wake = if self.to_close.is_empty() {
+                self.engine.poll_timeout()
+            } else {
+                Some(Instant::now())
+            };
             let (popped, depth) = queue.pop(wake, max_batch, &mut msgs);
             self.metrics.engine_queue.set(depth as i64);
             let now = Instant::now();
