@@ -168,7 +168,13 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         }
         admin_task.abort();
         let _ = std::fs::remove_file(admin::socket_path(&config.data_dir));
-        let _ = http_task.await;
+        // A scraper holding a keep-alive connection must not hold the exit up.
+        if tokio::time::timeout(Duration::from_secs(1), http_task)
+            .await
+            .is_err()
+        {
+            warn!("the HTTP listener did not finish in time");
+        }
         info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
