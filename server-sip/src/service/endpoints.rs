@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use presence_core::compose::EndpointPresence;
 use presence_core::runtime::{Protocol, ToSession};
-use presence_core::stanza::{ErrorAbout, Stanza};
+use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza};
 use presence_core::store::Store;
 use presence_core::{BareJid, Input, SessionId, WatchId, WatchState};
 use sip_codec::header::HeaderName;
@@ -224,12 +224,15 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 if let Some(e) = self.endpoints.get_mut(&user) {
                     e.in_flight = e.in_flight.saturating_sub(1);
                 }
-                if durable {
-                    let error = self
-                        .pending_messages
-                        .get_mut(&token)
-                        .and_then(|p| p.error.take());
-                    self.finish_message(now, token, error.as_deref());
+                let error = self
+                    .pending_messages
+                    .get_mut(&token)
+                    .and_then(|p| p.error.take());
+                if let Some((ErrorCondition::InternalServerError, _)) = error {
+                    // The recipient's data could not be loaded: temporary, the phone should try again.
+                    self.finish_temporary(now, token, 500, "Store Temporarily Unavailable");
+                } else if durable {
+                    self.finish_message(now, token, error.as_ref().map(|(_, t)| t.as_str()));
                 } else {
                     // The store refused a write the MESSAGE depended on: it was not kept, so no 200.
                     self.finish_temporary(now, token, 500, "Store Temporarily Unavailable");
@@ -265,11 +268,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                         .values_mut()
                         .find(|p| p.id.as_deref() == Some(id.as_str()))
                 {
-                    p.error = Some(
+                    p.error = Some((
+                        e.condition,
                         e.text
                             .clone()
                             .unwrap_or_else(|| "Temporarily Unavailable".into()),
-                    );
+                    ));
                 }
             }
             // SIP watchers get presence through their subscriptions; subscription requests to a SIP user are

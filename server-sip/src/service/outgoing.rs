@@ -27,8 +27,8 @@ pub(super) struct PendingMessage {
     pub(super) flow: Flow,
     /// The id the engine knows the message by (its errors name it).
     pub(super) id: Option<String>,
-    /// The engine's refusal, if one came.
-    pub(super) error: Option<String>,
+    /// The engine's refusal, if one came: its condition and text.
+    pub(super) error: Option<(presence_core::stanza::ErrorCondition, String)>,
 }
 
 impl<S: Store + Send + Sync + 'static> Service<S> {
