@@ -47,7 +47,7 @@ declare -A BIN=([before]=$REPO/target/chat-ab-base/release/presenced [after]=$TA
 LOAD=$TARGET/release/xmpp_load
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+    -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -119,6 +119,7 @@ for round in $(seq "$ROUNDS"); do
         log "round $round, $b: chat, $CHAT_USERS clients, $CHAT_RATE msg/s for $CHAT_SECS s"
         run "$b" chat "$CHAT_USERS" --rate "$CHAT_RATE" --duration "$CHAT_SECS" >>"$JSONL"
         stop
+        tail -1 "$JSONL" | grep -q '"login_errors":0.000' || { log "$b: logins failed: $(tail -1 "$JSONL" | cut -c1-300)"; exit 1; }
     done
 done
 
