@@ -244,7 +244,11 @@ def faulty_server(binary: Path, tmp_path: Path):
 def test_message_while_store_fails_gets_500_retry_after_then_200(faulty_server, sipp_factory, transport):
     """bob's MESSAGE to carol (offline, offline storage on) while every store commit and load fails gets
     500 with Retry-After, not a final refusal; after the fault clears the same MESSAGE gets 200, and carol,
-    signing in over XMPP, receives it exactly once."""
+    signing in over XMPP, receives it exactly once.
+
+    The switch file fails account lookups too, so the 500 is given at the first store access, the sender's
+    digest check (the server logs "store lookup failed ... method=MESSAGE"); a failed commit of the held
+    message itself cannot be reached from outside while the switch is on."""
     server, switch = faulty_server
     sipp_factory.port = server.sip_port
     switch.touch()
