@@ -111,8 +111,8 @@ async fn serve(stream: TcpStream, hub: Handle) -> std::io::Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut lines = BufReader::new(rd).lines();
     let mut session = None;
-    // Deliveries for this connection, at most 64 waiting: past that the runtime ends the session.
-    let (sink, mut rx) = runtime::session_channel(64);
+    // Deliveries for this connection, at most 64 or 64 KiB waiting: past that the runtime ends the session.
+    let (sink, mut rx) = runtime::session_channel(64, 64 * 1024);
     let mut sink = Some(sink);
     loop {
         tokio::select! {

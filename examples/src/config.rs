@@ -154,6 +154,9 @@ pub struct LimitsConfig {
     pub max_connections_per_ip: usize,
     /// Stanzas queued for one connection before it is disconnected as a slow consumer.
     pub max_outbound_queue: usize,
+    /// Bytes (estimated from the text stanzas carry) queued for one connection before it is disconnected as a
+    /// slow consumer; the first stanza always fits, however large.
+    pub max_outbound_bytes: usize,
     /// Work items waiting for the engine before the shells refuse new work.
     pub engine_queue: usize,
     /// Bytes per second read from one XMPP connection (0 = unlimited).
@@ -246,6 +249,7 @@ impl Default for LimitsConfig {
             max_connections: 65_536,
             max_connections_per_ip: 1024,
             max_outbound_queue: 1000,
+            max_outbound_bytes: 1024 * 1024,
             engine_queue: 65_536,
             c2s_rate: 64 * 1024,
             c2s_burst: 256 * 1024,
@@ -356,6 +360,11 @@ impl Config {
                 "would disconnect every client at its first stanza",
             ),
             (
+                "limits.max_outbound_bytes",
+                l.max_outbound_bytes,
+                "would disconnect every client at its second stanza",
+            ),
+            (
                 "limits.engine_queue",
                 l.engine_queue,
                 "would refuse all work",
@@ -435,6 +444,7 @@ mod tests {
         assert_eq!(c.log.format, LogFormat::Text);
         assert_eq!(c.http.bind.to_string(), "127.0.0.1:5280");
         let l = &c.limits;
+        assert_eq!(l.max_outbound_bytes, 1024 * 1024);
         assert_eq!(
             (
                 l.max_connections,
@@ -463,6 +473,7 @@ mod tests {
             max_connections = 10
             max_connections_per_ip = 0
             max_outbound_queue = 1
+            max_outbound_bytes = 4096
             engine_queue = 2
             c2s_rate = 0
             c2s_burst = 0
@@ -475,6 +486,7 @@ mod tests {
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.http.bind.to_string(), "[::1]:8080");
         let l = &c.limits;
+        assert_eq!(l.max_outbound_bytes, 4096);
         assert_eq!(
             (
                 l.max_connections,

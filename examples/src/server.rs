@@ -88,6 +88,7 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
     );
     settings.cert = cert;
     settings.outbound_queue = limits.max_outbound_queue;
+    settings.outbound_bytes = limits.max_outbound_bytes;
     settings.rate = Rate {
         per_second: limits.c2s_rate,
         burst: limits.c2s_burst,

@@ -172,7 +172,7 @@ async fn next(rx: &mut SessionReceiver) -> ToSession {
 /// Opens an available session of `user` with room for `capacity` undelivered messages.
 async fn online(hub: &Handle, user: &str, capacity: usize) -> (SessionId, SessionReceiver) {
     let session = hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(capacity);
+    let (sink, mut rx) = runtime::session_channel(capacity, 1 << 20);
     hub.attach(session, sink).unwrap();
     hub.submit(Input::OpenSession {
         session,
@@ -306,7 +306,7 @@ async fn a_failed_load_refuses_the_bind_temporarily_and_a_retry_binds() {
     let rig = rig(RuntimeConfig::default());
     rig.store.fail_loads.store(true, Ordering::SeqCst);
     let session = rig.hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(8);
+    let (sink, mut rx) = runtime::session_channel(8, 1 << 20);
     rig.hub.attach(session, sink).unwrap();
     rig.hub
         .submit(Input::OpenSession {
@@ -415,7 +415,7 @@ async fn the_engine_queue_refuses_work_past_its_bound_but_never_a_close() {
     // Keep the engine thread inside a load so nothing is taken from the queue.
     rig.store.gate.close();
     let session = rig.hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(8);
+    let (sink, mut rx) = runtime::session_channel(8, 1 << 20);
     rig.hub.attach(session, sink).unwrap();
     rig.hub
         .submit(Input::OpenSession {
@@ -532,5 +532,67 @@ async fn deliveries_and_the_queue_show_in_the_metrics() {
     assert!(deliveries >= 1, "{text}");
     assert!(text.contains("presenced_engine_queue_depth"));
     assert!(text.contains("presenced_store_commit_seconds_count"));
+    rig.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_outbound_queue_is_bounded_in_bytes_too() {
+    let rig = rig(RuntimeConfig::default());
+    let (alice, mut arx) = online(&rig.hub, "alice@example.com", 1000).await;
+    // Room for 1000 messages but only 16 KiB: ten 4 KiB messages cannot all wait.
+    let session = rig.hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(1000, 16 * 1024);
+    rig.hub.attach(session, sink).unwrap();
+    rig.hub
+        .submit(Input::OpenSession {
+            session,
+            user: jid("bob@example.com"),
+            resource: Some("r".into()),
+        })
+        .unwrap();
+    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    rig.hub
+        .submit(Input::Presence {
+            session,
+            to: None,
+            presence: Some(EndpointPresence::default()),
+        })
+        .unwrap();
+    let big = "x".repeat(4096);
+    for n in 0..10 {
+        rig.hub
+            .submit(Input::Message {
+                session: alice,
+                to: Jid::Bare(jid("bob@example.com")),
+                message: chat(&format!("m{n}"), &big),
+            })
+            .unwrap();
+    }
+    // Bob reads only once all ten have been handed out (Alice's flush comes after them).
+    rig.hub
+        .submit_and_flush(
+            Input::Presence {
+                session: alice,
+                to: None,
+                presence: Some(EndpointPresence::default()),
+            },
+            alice,
+            1,
+        )
+        .unwrap();
+    while !matches!(next(&mut arx).await, ToSession::Flushed { token: 1, .. }) {}
+    let mut messages = 0;
+    let end = loop {
+        match next(&mut rx).await {
+            ToSession::Stanza(Stanza::Message { .. }) => messages += 1,
+            ToSession::Stanza(_) => {}
+            other => break other,
+        }
+    };
+    assert_eq!(end, ToSession::Closed(Ended::SlowConsumer));
+    assert!(
+        (3..10).contains(&messages),
+        "got {messages} of 10 before the byte bound"
+    );
     rig.runtime.shutdown().await;
 }

@@ -46,6 +46,8 @@ pub struct Shared<S> {
     pub idle_timeout: Duration,
     /// Stanzas that may wait for a slow client before its session is ended.
     pub outbound_queue: usize,
+    /// Bytes (estimated) that may wait for a slow client before its session is ended.
+    pub outbound_bytes: usize,
     /// The inbound rate of one connection.
     pub rate: Rate,
     /// Secret mixed into fake SCRAM salts for unknown users.
@@ -420,7 +422,7 @@ where
     let domain = shared.domain.as_str();
     let metrics = shared.hub.metrics().clone();
     let session = shared.hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(shared.outbound_queue);
+    let (sink, mut rx) = runtime::session_channel(shared.outbound_queue, shared.outbound_bytes);
     let Some(jid) = tokio::time::timeout(
         shared.handshake_timeout,
         bind(&mut wire, shared, &user, session, sink, &mut rx),

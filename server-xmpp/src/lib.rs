@@ -44,6 +44,8 @@ pub struct XmppSettings {
     pub idle_timeout: Duration,
     /// Stanzas that may wait for one slow client before its session is ended.
     pub outbound_queue: usize,
+    /// Bytes that may wait for one slow client before its session is ended (a roster result can be large).
+    pub outbound_bytes: usize,
     /// Inbound bytes per second (and burst) of one connection; reading pauses above it.
     pub rate: Rate,
 }
@@ -63,6 +65,7 @@ impl XmppSettings {
             handshake_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
             outbound_queue: 1000,
+            outbound_bytes: 1024 * 1024,
             rate: Rate {
                 per_second: 64 * 1024,
                 burst: 256 * 1024,
@@ -121,6 +124,7 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
             handshake_timeout: settings.handshake_timeout,
             idle_timeout: settings.idle_timeout,
             outbound_queue: settings.outbound_queue,
+            outbound_bytes: settings.outbound_bytes,
             rate: settings.rate,
             secret: random_bytes::<16>(),
         });

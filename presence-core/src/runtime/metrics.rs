@@ -242,6 +242,20 @@ impl Metrics {
             [StanzaKind::Message, StanzaKind::Presence, StanzaKind::Iq]
                 .map(|k| f.get_or_create(&[("kind", k.label())]).clone())
         };
+        // Every series of a fixed label set exists from the start, so a dashboard sees 0 rather than nothing.
+        for why in [
+            Rejection::Total,
+            Rejection::PerAddress,
+            Rejection::Unauthenticated,
+        ] {
+            let _ = m.rejected.get_or_create(&[("reason", why.label())]);
+        }
+        for p in [Protocol::Xmpp, Protocol::Sip] {
+            let _ = m.rate_limited.get_or_create(&[("protocol", p.label())]);
+        }
+        for op in ["load", "commit"] {
+            let _ = m.store_failures.get_or_create(&[("operation", op)]);
+        }
         Metrics {
             registry,
             sessions_by: by_protocol(&m.sessions),
@@ -354,5 +368,7 @@ mod tests {
         assert!(text.contains("presenced_sip_requests_in_total{method=\"other\"} 1"));
         assert!(text.contains("presenced_sessions{protocol=\"sip\"} 1"));
         assert!(text.contains("presenced_store_commit_seconds_bucket"));
+        assert!(text.contains("presenced_connections_rejected_total{reason=\"per_ip\"} 0"));
+        assert!(text.contains("presenced_store_failures_total{operation=\"load\"} 0"));
     }
 }

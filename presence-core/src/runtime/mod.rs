@@ -32,7 +32,7 @@
 //!
 //! // A transport of your own: one session, its deliveries on a bounded channel.
 //! let session = handle.new_session();
-//! let (sink, mut deliveries) = runtime::session_channel(64);
+//! let (sink, mut deliveries) = runtime::session_channel(64, 256 * 1024);
 //! handle.attach(session, sink).unwrap();
 //! handle.submit(Input::OpenSession { session, user: alice, resource: Some("desk".into()) }).unwrap();
 //! let Some(ToSession::Bound(jid)) = deliveries.recv().await else { panic!("bound") };
@@ -57,7 +57,7 @@ pub use metrics::{Metrics, Protocol, Rejection, StanzaKind};
 pub use queue::SubmitError;
 pub use sink::{
     Ended, SessionReceiver, SessionSink, SharedSink, ToSession, WatchSink, session_channel,
-    shared_channel, watch_channel,
+    shared_channel, watch_channel, weight,
 };
 
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! Where the engine's deliveries go, every one bounded, each with its decision at the bound.
 //!
-//! - A connection's own sink ([`session_channel`]): when it is full the connection is a slow consumer (its
-//!   client stopped reading). The runtime ends the session rather than block the engine or grow memory: the
+//! - A connection's own sink ([`session_channel`]): bounded in messages and in bytes (each message weighed by
+//!   the text it carries, [`weight`]), because one roster result can be hundreds of kilobytes. When it is full
+//!   the connection is a slow consumer (its client stopped reading). The runtime ends the session rather than block the engine or grow memory: the
 //!   receiver drains what was queued, then sees [`Ended::SlowConsumer`] and closes the stream. Senders are never
 //!   held up by one slow reader.
 //! - A sink shared by many sessions of one shell ([`shared_channel`], the SIP service) and the watch sink: these
@@ -10,15 +11,16 @@
 //!   wait on the engine in turn; [`super::Handle`]'s methods never block.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::engine::{BindError, CloseReason};
 use crate::jid::FullJid;
+use crate::roster::{RosterChange, RosterItem};
 use crate::session::SessionId;
-use crate::stanza::Stanza;
+use crate::stanza::{PresenceKind, Stanza};
 use crate::watch::{WatchId, WatchState};
 
 /// What the runtime tells one session.
@@ -61,33 +63,76 @@ const ENDED_SLOW: u8 = 1;
 /// The engine's end of one session's channel.
 #[derive(Debug)]
 pub struct SessionSink {
-    tx: mpsc::Sender<ToSession>,
+    tx: mpsc::Sender<(ToSession, usize)>,
     ended: Arc<AtomicU8>,
+    /// The weight of what is queued, against `max_bytes`.
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
 }
 
 /// The connection's end of its channel.
 #[derive(Debug)]
 pub struct SessionReceiver {
-    rx: mpsc::Receiver<ToSession>,
+    rx: mpsc::Receiver<(ToSession, usize)>,
     ended: Arc<AtomicU8>,
+    queued: Arc<AtomicUsize>,
     told: bool,
 }
 
-/// A channel for one session that holds at most `capacity` undelivered messages.
-pub fn session_channel(capacity: usize) -> (SessionSink, SessionReceiver) {
+/// A channel for one session that holds at most `capacity` undelivered messages weighing at most `max_bytes`
+/// together (one message is always let through, however heavy, so a large roster never ends a session alone).
+pub fn session_channel(capacity: usize, max_bytes: usize) -> (SessionSink, SessionReceiver) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let ended = Arc::new(AtomicU8::new(ENDED_SHUTDOWN));
+    let queued = Arc::new(AtomicUsize::new(0));
     (
         SessionSink {
             tx,
             ended: ended.clone(),
+            queued: queued.clone(),
+            max_bytes,
         },
         SessionReceiver {
             rx,
             ended,
+            queued,
             told: false,
         },
     )
+}
+
+/// About how many bytes a message stands for while queued: the text it carries and a fixed overhead for the
+/// markup around it. An estimate on purpose: serializing to measure would cost what the queue exists to spare.
+pub fn weight(msg: &ToSession) -> usize {
+    const BASE: usize = 128;
+    fn text(s: &Option<String>) -> usize {
+        s.as_ref().map_or(0, String::len)
+    }
+    fn item(i: &RosterItem) -> usize {
+        64 + i.jid.as_str().len()
+            + text(&i.details.name)
+            + i.details.groups.iter().map(String::len).sum::<usize>()
+    }
+    BASE + match msg {
+        ToSession::Stanza(Stanza::Message { message, .. }) => {
+            text(&message.body)
+                + text(&message.subject)
+                + text(&message.thread)
+                + message.extensions.iter().map(String::len).sum::<usize>()
+        }
+        ToSession::Stanza(Stanza::Presence {
+            kind: PresenceKind::Available(v),
+            ..
+        }) => text(&v.status),
+        ToSession::Stanza(Stanza::RosterResult { items, .. }) => items.iter().map(item).sum(),
+        ToSession::Stanza(Stanza::RosterPush {
+            change: RosterChange::Updated(i),
+            ..
+        }) => item(i),
+        ToSession::Stanza(Stanza::BlockList { items, .. }) => items.len() * 64,
+        ToSession::Stanza(Stanza::Error(e)) => text(&e.text),
+        _ => 0,
+    }
 }
 
 /// What happened to a message handed to a session sink.
@@ -103,8 +148,17 @@ pub(crate) enum Sent {
 
 impl SessionSink {
     pub(crate) fn send(&self, msg: ToSession) -> Sent {
-        match self.tx.try_send(msg) {
-            Ok(()) => Sent::Ok,
+        let w = weight(&msg);
+        let queued = self.queued.load(Ordering::Acquire);
+        if queued > 0 && queued + w > self.max_bytes {
+            self.ended.store(ENDED_SLOW, Ordering::Release);
+            return Sent::Overflow;
+        }
+        match self.tx.try_send((msg, w)) {
+            Ok(()) => {
+                self.queued.fetch_add(w, Ordering::AcqRel);
+                Sent::Ok
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => Sent::Gone,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.ended.store(ENDED_SLOW, Ordering::Release);
@@ -128,10 +182,15 @@ impl SessionReceiver {
         ))
     }
 
+    fn took(&self, (msg, w): (ToSession, usize)) -> ToSession {
+        self.queued.fetch_sub(w, Ordering::AcqRel);
+        msg
+    }
+
     /// The next message; once the runtime drops the sink, a final [`ToSession::Closed`] says why, then `None`.
     pub async fn recv(&mut self) -> Option<ToSession> {
         match self.rx.recv().await {
-            Some(m) => Some(m),
+            Some(m) => Some(self.took(m)),
             None => self.end(),
         }
     }
@@ -139,7 +198,7 @@ impl SessionReceiver {
     /// Like [`SessionReceiver::recv`] without waiting: `None` when nothing is queued right now.
     pub fn try_recv(&mut self) -> Option<ToSession> {
         match self.rx.try_recv() {
-            Ok(m) => Some(m),
+            Ok(m) => Some(self.took(m)),
             Err(TryRecvError::Empty) => None,
             Err(TryRecvError::Disconnected) => self.end(),
         }

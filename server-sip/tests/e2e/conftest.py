@@ -118,7 +118,8 @@ def make_server(binary: Path, root: Path, *, trusted: bool = False, tables: str 
     srv = SipServer(binary=binary, root=root, port=free_port(), sip_port=free_port(udp_too=True))
     root.mkdir(parents=True, exist_ok=True)
     sip = ('trusted_peers = ["127.0.0.1"]',) if trusted else ()
-    write_config(srv.config, srv.data_dir, srv.port, srv.sip_port, sip=sip, tables=tables, **policy)
+    write_config(srv.config, srv.data_dir, srv.port, srv.sip_port, sip=sip, tables=tables,
+                 http_port=srv.http_port, **policy)
     for local, password in USERS.items():
         srv.add_user(local, password)
     return srv
