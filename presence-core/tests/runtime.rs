@@ -434,9 +434,15 @@ async fn the_engine_queue_refuses_work_past_its_bound_but_never_a_close() {
     };
     rig.hub.submit(presence(session)).unwrap();
     rig.hub.submit(presence(session)).unwrap();
+    let refused = rig
+        .hub
+        .submit(presence(session))
+        .expect_err("the queue is full");
+    assert_eq!(refused.error, SubmitError::Busy { limit: 2 });
     assert_eq!(
-        rig.hub.submit(presence(session)),
-        Err(SubmitError::Busy { limit: 2 })
+        *refused.input,
+        presence(session),
+        "the refused input is handed back to answer"
     );
     assert!(rig.hub.is_busy());
     // A close releases state: it is always taken.
@@ -488,7 +494,8 @@ async fn shutdown_commits_what_is_queued_and_ends_every_session() {
         }
     }
     assert_eq!(
-        hub.submit(Input::CloseSession { session: alice }),
+        hub.submit(Input::CloseSession { session: alice })
+            .map_err(|r| r.error),
         Err(SubmitError::Stopped)
     );
     assert!(rig.store.commits.load(Ordering::SeqCst) >= 1);

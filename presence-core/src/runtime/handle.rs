@@ -10,6 +10,16 @@ use super::sink::{SessionSink, SharedSink, WatchSink};
 use crate::Input;
 use crate::session::SessionId;
 
+/// Work the engine did not take: why, and the input itself, handed back.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Rejected {
+    /// Why.
+    pub error: SubmitError,
+    /// The input, to answer or retry.
+    pub input: Box<Input>,
+}
+
 /// Closes the queue when the last handle is dropped, so the engine thread ends with its users.
 #[derive(Debug)]
 struct Alive(Arc<Queue>);
@@ -59,15 +69,24 @@ impl Handle {
     }
 
     /// Queues an input. Inputs that release state (closing a session, ending a watch) are never refused while
-    /// the engine runs; everything else is refused with [`SubmitError::Busy`] when the queue is at its bound.
-    pub fn submit(&self, input: Input) -> Result<(), SubmitError> {
+    /// the engine runs; everything else is refused with [`SubmitError::Busy`] when the queue is at its bound,
+    /// and handed back so the shell can answer it (the answer is only built then, never on the hot path).
+    pub fn submit(&self, input: Input) -> Result<(), Rejected> {
         let result = match input {
             Input::CloseSession { .. } | Input::Unwatch { .. } => {
                 self.queue.push_control(Msg::Input(input))
             }
             _ => self.queue.push_work([Msg::Input(input)]),
         };
-        self.count_busy(result)
+        self.count_busy(result).map_err(|(error, msg)| {
+            let [Msg::Input(input)] = msg else {
+                unreachable!("what was pushed comes back")
+            };
+            Rejected {
+                error,
+                input: Box::new(input),
+            }
+        })
     }
 
     /// Queues an input and, right behind it, a flush: `session` gets
@@ -82,11 +101,11 @@ impl Handle {
         let result = self
             .queue
             .push_work([Msg::Input(input), Msg::Flush(session, token)]);
-        self.count_busy(result)
+        self.count_busy(result).map_err(|(e, _)| e)
     }
 
-    fn count_busy(&self, result: Result<(), SubmitError>) -> Result<(), SubmitError> {
-        if let Err(SubmitError::Busy { .. }) = result {
+    fn count_busy<T>(&self, result: Result<(), (SubmitError, T)>) -> Result<(), (SubmitError, T)> {
+        if let Err((SubmitError::Busy { .. }, _)) = result {
             self.metrics.engine_busy();
         }
         result
@@ -94,17 +113,23 @@ impl Handle {
 
     /// Deliveries for `session` go to `sink` (attach before opening the session).
     pub fn attach(&self, session: SessionId, sink: SessionSink) -> Result<(), SubmitError> {
-        self.queue.push_control(Msg::Attach(session, sink))
+        self.queue
+            .push_control(Msg::Attach(session, sink))
+            .map_err(|(e, _)| e)
     }
 
     /// Deliveries for `session` go to a sink shared with other sessions of the same shell.
     pub fn attach_shared(&self, session: SessionId, sink: SharedSink) -> Result<(), SubmitError> {
-        self.queue.push_control(Msg::AttachShared(session, sink))
+        self.queue
+            .push_control(Msg::AttachShared(session, sink))
+            .map_err(|(e, _)| e)
     }
 
     /// Watch updates go to `sink` (one per engine: the shell that owns watches).
     pub fn watches(&self, sink: WatchSink) -> Result<(), SubmitError> {
-        self.queue.push_control(Msg::Watches(sink))
+        self.queue
+            .push_control(Msg::Watches(sink))
+            .map_err(|(e, _)| e)
     }
 
     /// Tells the engine a session's connection is gone; never refused while the engine runs.

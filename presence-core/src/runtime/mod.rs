@@ -52,7 +52,7 @@ pub mod sink;
 
 pub use admission::{Admission, Permit, Refused};
 pub use clock::timestamp;
-pub use handle::Handle;
+pub use handle::{Handle, Rejected};
 pub use metrics::{Metrics, Protocol, Rejection, StanzaKind};
 pub use queue::SubmitError;
 pub use sink::{

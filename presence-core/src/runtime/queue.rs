@@ -87,15 +87,21 @@ impl Queue {
     }
 
     /// Queues `msgs` as one unit of work (an input and its flush), or refuses them all.
-    pub(crate) fn push_work<const N: usize>(&self, msgs: [Msg; N]) -> Result<(), SubmitError> {
+    pub(crate) fn push_work<const N: usize>(
+        &self,
+        msgs: [Msg; N],
+    ) -> Result<(), (SubmitError, [Msg; N])> {
         let mut st = self.state.lock();
         if st.closed {
-            return Err(SubmitError::Stopped);
+            return Err((SubmitError::Stopped, msgs));
         }
         if st.work >= self.capacity {
-            return Err(SubmitError::Busy {
-                limit: self.capacity,
-            });
+            return Err((
+                SubmitError::Busy {
+                    limit: self.capacity,
+                },
+                msgs,
+            ));
         }
         st.work += 1;
         st.items
@@ -105,10 +111,12 @@ impl Queue {
     }
 
     /// Queues a control message; it is never refused while the engine runs.
-    pub(crate) fn push_control(&self, msg: Msg) -> Result<(), SubmitError> {
+    // The refused message comes back by value: boxing it would allocate on a path that must stay cheap.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn push_control(&self, msg: Msg) -> Result<(), (SubmitError, [Msg; 1])> {
         let mut st = self.state.lock();
         if st.closed {
-            return Err(SubmitError::Stopped);
+            return Err((SubmitError::Stopped, [msg]));
         }
         st.items.push_back((msg, false));
         self.wake(st);
