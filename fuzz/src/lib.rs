@@ -4,6 +4,8 @@
 //! regression tests that run on stable.
 #![forbid(unsafe_code)]
 
+pub mod sip;
+
 use xmpp_codec::{
     Element, Limits, StreamError, StreamEvent, StreamHeader, StreamParser, StreamWriter,
     write_stream_close,
