@@ -4,7 +4,10 @@
 //! regression tests that run on stable.
 #![forbid(unsafe_code)]
 
+pub mod sasl;
 pub mod sip;
+pub mod sip_digest;
+pub mod xmpp_translate;
 
 use xmpp_codec::{
     Element, Limits, StreamError, StreamEvent, StreamHeader, StreamParser, StreamWriter,
