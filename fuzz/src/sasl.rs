@@ -270,7 +270,15 @@ fn honest_exchanges(
             assert!(server.is_done());
         }
     }
-    for (sent, right) in [(password.to_owned(), true), (format!("{password}x"), false)] {
+    // A PLAIN client sends the password as typed; the server prepares it. (Not the prepared form:
+    // preparing is not idempotent, e.g. U+0387 is accepted and becomes U+00B7, which preparing
+    // again refuses.)
+    let typed = if prepare_password(raw_password).is_ok() {
+        raw_password
+    } else {
+        FALLBACK_PASSWORD
+    };
+    for (sent, right) in [(typed.to_owned(), true), (format!("{typed}x"), false)] {
         let mut message = b"\0user\0".to_vec();
         message.extend_from_slice(sent.as_bytes());
         let (_, step) = SaslServer::start("PLAIN", Some(&message), params(true, "n"), lookup)
@@ -465,6 +473,40 @@ mod tests {
         ] {
             check_sasl(&input(0, &[pw.as_bytes()]));
         }
+    }
+
+    /// Found by the fuzzer (the oracle's mistake, not the server's): the honest PLAIN client sent
+    /// the prepared password, but preparing "\u{387}" (GREEK ANO TELEIA) gives "\u{b7}", which
+    /// preparing again refuses (CONTEXTO), so the server said not-authorized. Clients send the
+    /// password as typed, which the server prepares once.
+    #[test]
+    fn plain_sends_the_password_as_typed() {
+        assert_eq!(
+            prepare_password("pass\u{387}word").ok().as_deref(),
+            Some("pass\u{b7}word")
+        );
+        assert!(prepare_password("pass\u{b7}word").is_err());
+        let o = check_sasl(&input(0, &["pass\u{387}word".as_bytes()]));
+        assert_eq!(o.start_failure, Some(Failure::InvalidMechanism));
+        let o = check_sasl(&input(
+            1 | 3 << 1 | 8,
+            &[
+                "pass\u{387}word".as_bytes(),
+                b"",
+                b"",
+                "\0user\0pass\u{387}word".as_bytes(),
+            ],
+        ));
+        assert_eq!(o.successes, 1);
+        check_sasl(&[
+            0xf0, 0xcc, 0x97, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2,
+            0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0x8b, 0x8b, 0x8b, 0x66,
+            0x79, 0x6b, 0x6f, 0x2b, 0x64, 0x32, 0x6c, 0x62, 0x62, 0x46, 0x67, 0x4f, 0x4e, 0x52,
+            0x76, 0x39, 0x71, 0x6b, 0x78, 0x64, 0x61, 0x77, 0x4c, 0x33, 0x72, 0x48, 0x59, 0x4a,
+            0x59, 0x31, 0x5a, 0x56, 0x76, 0x57, 0x56, 0x73, 0x37, 0x6a, 0x93, 0x27, 0xce, 0x87,
+            0xcc, 0x93, 0x27, 0xce, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0x85, 0x85, 0xe2,
+            0xe2, 0xe2, 0xe2, 0xe2, 0xcc, 0x93, 0x27, 0xce, 0x97, 0xcc, 0x93, 0x27, 0xce,
+        ]);
     }
 
     #[test]
