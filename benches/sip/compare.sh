@@ -2,7 +2,8 @@
 # SIP presence load, presenced vs Kamailio, in one command: installs what is missing (Debian's
 # kamailio, kamailio-presence-modules, kamailio-sqlite-modules, sip-tester, sqlite3), builds
 # presenced --release, provisions the same users on both servers, runs the same sipp workload against
-# each in turn on 127.0.0.1 and writes benches/sip/RESULTS.md. See benches/sip/README.md.
+# each in turn on 127.0.0.1 and writes the measurements to benches/sip/results.jsonl and the table
+# made from them (results_table.py) to benches/sip/RESULTS.md. See benches/sip/README.md.
 #
 # Workload: WATCHER_USERS users keep PRESENTITIES*FANOUT subscription dialogs (each presentity has
 # FANOUT watchers, each watcher user watches PRESENTITIES*FANOUT/WATCHER_USERS presentities); then,
@@ -30,6 +31,7 @@ KAMAILIO_MEMORY="${KAMAILIO_MEMORY:-tlsf}" # memory manager (-x/-X): tlsf; Debia
 BASE_PORT="${BASE_PORT:-25000}"
 SERVERS="${SERVERS:-presenced kamailio}"
 OUT="${OUT:-$HERE/RESULTS.md}"
+JSONL="${JSONL:-$(dirname "$OUT")/results.jsonl}" # the raw measurements RESULTS.md is made from
 RUN_DIR="${RUN_DIR:-$(mktemp -d /tmp/sipbench.XXXXXX)}"
 PASSWORD="bench-secret"
 DOMAIN="localhost"
@@ -398,5 +400,8 @@ info = {
 }
 json.dump(info, open(sys.argv[1], "w"), indent=1)
 PY
-python3 "$HERE/sipbench.py" report "$RUN_DIR" "$OUT"
-log "wrote $OUT (raw data in $RUN_DIR)"
+# The raw measurements are kept next to the table, which is made from them alone: rerunning
+# results_table.py on the committed results.jsonl reproduces RESULTS.md.
+python3 "$HERE/sipbench.py" jsonl "$RUN_DIR" "$JSONL"
+python3 "$HERE/results_table.py" "$JSONL" > "$OUT"
+log "wrote $OUT from $JSONL (sipp logs in $RUN_DIR)"

@@ -4,7 +4,8 @@
   sipbench.py options PORT [TIMEOUT]   wait until 127.0.0.1:PORT answers a SIP OPTIONS over UDP
   sipbench.py count-notify LOG         number of NOTIFYs a watcher sipp logged so far
   sipbench.py step OUT.json ...        measure one load step from the sipp logs (see step())
-  sipbench.py report RUN_DIR OUT.md    write the Markdown results from RUN_DIR/steps/*.json
+  sipbench.py jsonl RUN_DIR OUT.jsonl  write the run's raw measurements (RUN_DIR/info.json and
+                                       RUN_DIR/steps/*.json) as JSON lines, for results_table.py
 
 Log formats (from scenarios/*.xml, -trace_logs):
   publisher: "P <s> <us> <rs> <rus>"          one line per modifying PUBLISH answered 200: send and
@@ -133,95 +134,15 @@ def step(out: str, pub_log: str, watch_log: str, fanout: int, meta_json: str) ->
     json.dump(res, open(out, "w"), indent=1)
 
 
-def cpu_per_publish(s: dict) -> float | None:
-    """Server CPU milliseconds per PUBLISH handled (with its NOTIFYs): robust to a busy machine."""
-    if not s.get("publish_per_s") or s.get("server_cpu_pct") is None:
-        return None
-    return 10.0 * s["server_cpu_pct"] / s["publish_per_s"]
-
-
-def fmt(v, nd=0) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:,.{nd}f}"
-    return f"{v:,}"
-
-
-def report(run_dir: str, out: str) -> None:
+def jsonl(run_dir: str, out: str) -> None:
+    """Writes the raw measurements of a run as JSON lines: the run's info, then one line per step
+    (what results_table.py turns into RESULTS.md)."""
     info = json.load(open(os.path.join(run_dir, "info.json")))
     steps = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(run_dir, "steps", "*.json")))]
-    servers = info["servers"]
-    by = {(s["server"], s["offered"]): s for s in steps}
-    rates = sorted({s["offered"] for s in steps})
-    L = []
-    L.append("# SIP presence load: presenced vs Kamailio\n")
-    L.append(f"Written by `benches/sip/compare.sh` on {info['date']}. "
-             "Measured, not asserted: rerun the script to reproduce.\n")
-    L.append("## Machine and versions\n")
-    for k in ("machine", "cpu", "kernel", "load_before", "presenced", "kamailio", "sipp"):
-        L.append(f"- {k.replace('_', ' ')}: {info[k]}")
-    L.append("")
-    L.append("## Workload\n")
-    L.append(info["workload"] + "\n")
-    L.append("## Results per offered rate\n")
-    L.append("Columns: offered PUBLISH/s; PUBLISH/s answered 200 (over the step window); "
-             "PUBLISH response time p50/p99; NOTIFYs/s delivered to the watchers within the window; "
-             "share of the expected NOTIFYs (answered PUBLISHes × fan-out) delivered by the end of the "
-             "step; PUBLISH→NOTIFY latency p50/p99; failed publisher calls (a PUBLISH without its "
-             "200: error response or timeout); server CPU (% of one core, all processes/threads); "
-             "server memory at the end of the step (PSS summed over the server's processes); CPU of "
-             "the load tool (both sipp processes, % of one core); CPU used by everything else on the "
-             "machine meanwhile (other users' work: the machine is shared); UDP datagrams dropped at "
-             "the server's socket / at sipp's sockets (receive buffer full). CPU is measured over the "
-             "middle of the step (from 1 s after its start to 1 s before its end).\n")
-    L.append("| server | offered PUBLISH/s | PUBLISH/s 200 | PUBLISH p50 / p99 ms | NOTIFY/s delivered | delivered | PUBLISH→NOTIFY p50 / p99 ms | failed calls | server CPU | server CPU ms per PUBLISH | server PSS MiB | sipp CPU | others' CPU | UDP drops server / sipp |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rates:
-        for srv in servers:
-            s = by.get((srv, r))
-            if not s:
-                continue
-            L.append(
-                f"| {srv} | {r:,} | {fmt(s.get('publish_per_s'))} | "
-                f"{fmt(s.get('publish_p50_ms'), 2)} / {fmt(s.get('publish_p99_ms'), 2)} | "
-                f"{fmt(s.get('notify_per_s'))} | {fmt(s.get('delivered_pct'), 1)} % | "
-                f"{fmt(s.get('notify_p50_ms'), 2)} / {fmt(s.get('notify_p99_ms'), 2)} | "
-                f"{s.get('failed_calls', '–')} | {fmt(s.get('server_cpu_pct'))} % | {fmt(cpu_per_publish(s), 2)} | "
-                f"{fmt(s.get('server_pss_mib'), 1)} | {fmt(s.get('sipp_cpu_pct'))} % | "
-                f"{fmt(s.get('others_cpu_pct'))} % | {fmt(s.get('udp_drops_server'))} / {fmt(s.get('udp_drops_sipp'))} |")
-    L.append("")
-    # Summary: the best step per server that kept up (no failed calls, >= 99 % delivered).
-    L.append("## Summary\n")
-    L.append("Best sustained step per server: the highest PUBLISH/s among the steps with no failed "
-             "publisher call and at least 99 % of the expected NOTIFYs delivered.\n")
-    L.append("| server | PUBLISH/s handled | NOTIFYs/s delivered | PUBLISH p99 ms | PUBLISH→NOTIFY p99 ms | server CPU | server PSS MiB | sipp CPU |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-    best = {}
-    for srv in servers:
-        ok = [s for s in steps if s["server"] == srv and s.get("failed_calls", 1) == 0
-              and s.get("delivered_pct", 0) >= 99.0]
-        if ok:
-            b = max(ok, key=lambda s: s["publish_per_s"])
-            best[srv] = b
-            L.append(f"| {srv} | {fmt(b['publish_per_s'])} | {fmt(b['notify_per_s'])} | "
-                     f"{fmt(b['publish_p99_ms'], 2)} | {fmt(b['notify_p99_ms'], 2)} | "
-                     f"{fmt(b.get('server_cpu_pct'))} % | {fmt(b.get('server_pss_mib'), 1)} | "
-                     f"{fmt(b.get('sipp_cpu_pct'))} % |")
-        else:
-            L.append(f"| {srv} | no step kept up | | | | | | |")
-    if len(best) == 2:
-        a, b = (best[s] for s in servers)
-        L.append("")
-        L.append(f"Ratio {servers[0]} ÷ {servers[1]}: PUBLISH/s {a['publish_per_s'] / b['publish_per_s']:.2f}, "
-                 f"NOTIFYs/s {a['notify_per_s'] / max(b['notify_per_s'], 1e-9):.2f}, "
-                 f"PUBLISH p99 {a['publish_p99_ms'] / max(b['publish_p99_ms'], 1e-9):.2f} (lower is better), "
-                 f"CPU per PUBLISH {(a['server_cpu_pct'] / a['publish_per_s']) / max(b['server_cpu_pct'] / b['publish_per_s'], 1e-9):.2f} (lower is better).")
-    L.append("")
-    if info.get("notes"):
-        L.append("## Notes\n")
-        L.append(info["notes"])
-    open(out, "w").write("\n".join(L) + "\n")
+    with open(out, "w") as f:
+        f.write(json.dumps({"kind": "info", **info}, ensure_ascii=False) + "\n")
+        for s in steps:
+            f.write(json.dumps({"kind": "step", **s}, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
@@ -232,7 +153,7 @@ if __name__ == "__main__":
         print(count_notify(sys.argv[2]))
     elif cmd == "step":
         step(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6])
-    elif cmd == "report":
-        report(sys.argv[2], sys.argv[3])
+    elif cmd == "jsonl":
+        jsonl(sys.argv[2], sys.argv[3])
     else:
         sys.exit(f"unknown command {cmd}")

@@ -1,5 +1,6 @@
 //! Fuzzes SIP parsing: datagram parse, validation, typed headers, canonical round trip, and
-//! stream framing over arbitrary chunkings. Any panic or broken invariant is a finding.
+//! stream framing over arbitrary chunkings (see `fuzz::sip::check_sip_message`). Any panic or
+//! broken invariant is a finding.
 //!
 //! Built by cargo-fuzz (`--cfg fuzzing`) this is a libFuzzer target. Built any other way
 //! (`cargo build`, `cargo test --all-targets`) it is a plain program that runs the same checks
@@ -7,71 +8,8 @@
 //! workspace builds and tests never start an endless fuzzing loop.
 #![cfg_attr(fuzzing, no_main)]
 
-use sip_codec::{Frame, Framer, Limits, Message};
-
-fn check(data: &[u8]) {
-    if let Ok(msg) = Message::parse(data) {
-        let _ = msg.validate();
-        let h = msg.headers();
-        let _ = (
-            h.via(),
-            h.from(),
-            h.to(),
-            h.call_id(),
-            h.cseq(),
-            h.contact(),
-            h.expires(),
-        );
-        let _ = (
-            h.max_forwards(),
-            h.content_type(),
-            h.event(),
-            h.subscription_state(),
-        );
-        let _ = (
-            h.sip_etag(),
-            h.sip_if_match(),
-            h.allow(),
-            h.supported(),
-            h.require(),
-        );
-        let _ = (
-            h.www_authenticate(),
-            h.authorization(),
-            h.route(),
-            h.record_route(),
-        );
-        // Canonical form must parse back to the same canonical form.
-        let wire = msg.to_bytes();
-        let again = Message::parse(&wire).expect("canonical form parses");
-        assert_eq!(again.to_bytes(), wire, "canonical form is a fixed point");
-    }
-    // Stream framing with chunk sizes taken from the first byte must never panic.
-    let chunk = usize::from(data.first().copied().unwrap_or(1)).max(1);
-    let mut framer = Framer::new(Limits {
-        max_message_size: 4096,
-        ..Limits::default()
-    });
-    'outer: for piece in data.chunks(chunk) {
-        framer.push(piece);
-        loop {
-            match framer.next_frame() {
-                Ok(Frame::Partial) => break,
-                Ok(_) => {}
-                Err(_) => break 'outer,
-            }
-        }
-    }
-    if let Ok(s) = std::str::from_utf8(data)
-        && let Ok(uri) = s.parse::<sip_codec::Uri>()
-    {
-        let text = uri.to_string();
-        assert_eq!(text.parse::<sip_codec::Uri>().expect("URI round trip"), uri);
-    }
-}
-
 #[cfg(fuzzing)]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| check(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz::sip::check_sip_message(data));
 
 #[cfg(not(fuzzing))]
 fn main() {
@@ -86,7 +24,7 @@ fn main() {
         }
     }
     for f in &files {
-        check(&std::fs::read(f).expect("readable input"));
+        fuzz::sip::check_sip_message(&std::fs::read(f).expect("readable input"));
     }
     println!("sip_message: checked {} inputs", files.len());
 }

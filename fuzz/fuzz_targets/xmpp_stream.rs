@@ -6,7 +6,9 @@
 #![cfg_attr(fuzzing, no_main)]
 
 #[cfg(fuzzing)]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz::check_xmpp_stream(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fuzz::check_xmpp_stream(data);
+});
 
 #[cfg(not(fuzzing))]
 fn main() {

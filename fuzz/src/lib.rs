@@ -4,6 +4,11 @@
 //! regression tests that run on stable.
 #![forbid(unsafe_code)]
 
+pub mod sasl;
+pub mod sip;
+pub mod sip_digest;
+pub mod xmpp_translate;
+
 use xmpp_codec::{
     Element, Limits, StreamError, StreamEvent, StreamHeader, StreamParser, StreamWriter,
     write_stream_close,
@@ -79,10 +84,11 @@ fn check_round_trip(header: &StreamHeader, elements: &[&Element]) {
 }
 
 /// The fuzzed properties: no panic; chunking never changes the result; the buffer stays bounded;
-/// and everything parsed serializes back to XML that parses to the same values.
-pub fn check_xmpp_stream(data: &[u8]) {
+/// and everything parsed serializes back to XML that parses to the same values. Returns what
+/// parsing the input whole gave, so tests can assert on it.
+pub fn check_xmpp_stream(data: &[u8]) -> (Vec<StreamEvent>, Option<StreamError>) {
     let Some((&selector, input)) = data.split_first() else {
-        return;
+        return (Vec::new(), None);
     };
     let whole = parse_chunks(std::iter::once(input));
     let chunk = usize::from(selector % 16) + 1;
@@ -92,16 +98,17 @@ pub fn check_xmpp_stream(data: &[u8]) {
         "feeding {chunk}-byte chunks changed the result"
     );
 
-    let (events, _) = whole;
-    if let Some(StreamEvent::Open(header)) = events.first() {
-        let elements: Vec<&Element> = events.iter().filter_map(element_of).collect();
+    if let Some(StreamEvent::Open(header)) = whole.0.first() {
+        let elements: Vec<&Element> = whole.0.iter().filter_map(element_of).collect();
         check_round_trip(header, &elements);
     }
+    whole
 }
 
 #[cfg(test)]
 mod tests {
     use super::check_xmpp_stream;
+    use xmpp_codec::{Element, StreamError, StreamEvent};
 
     const HEADER: &[u8] = b"\x00<stream:stream xmlns='jabber:client' \
         xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
@@ -112,39 +119,91 @@ mod tests {
         v
     }
 
+    /// The top-level elements parsed, after checking that the stream opened without error.
+    fn parsed_elements(input: &[u8]) -> Vec<Element> {
+        let (events, error) = check_xmpp_stream(input);
+        assert_eq!(error, None, "{events:?}");
+        assert!(
+            matches!(events.first(), Some(StreamEvent::Open(_))),
+            "{events:?}"
+        );
+        events
+            .iter()
+            .filter_map(super::element_of)
+            .cloned()
+            .collect()
+    }
+
+    /// The error parsing gave, after checking that no element was parsed before it.
+    fn rejection(input: &[u8]) -> StreamError {
+        let (events, error) = check_xmpp_stream(input);
+        assert!(
+            events.iter().all(|e| super::element_of(e).is_none()),
+            "{events:?}"
+        );
+        error.expect("the input is rejected")
+    }
+
     #[test]
     fn smoke() {
-        check_xmpp_stream(b"");
-        check_xmpp_stream(b"\x05<stream:stream");
-        check_xmpp_stream(&with_header(
+        assert_eq!(check_xmpp_stream(b""), (Vec::new(), None));
+        assert_eq!(check_xmpp_stream(b"\x05<stream:stream"), (Vec::new(), None));
+        let els = parsed_elements(&with_header(
             b"<message><body>hi &amp; bye</body></message></stream:stream>",
         ));
-    }
-
-    #[test]
-    fn element_in_the_xml_namespace_round_trips() {
-        check_xmpp_stream(&with_header(b"<xml:a/>"));
-    }
-
-    #[test]
-    fn header_rebinding_stream_or_xml_prefix_round_trips() {
-        check_xmpp_stream(
-            b"\x00<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' \
-              xmlns:stream='urn:x' xmlns:xml='http://www.w3.org/XML/1998/namespace'><stream:a/>",
+        assert_eq!(els.len(), 1);
+        assert_eq!(
+            els[0]
+                .child("jabber:client", "body")
+                .map(Element::text)
+                .as_deref(),
+            Some("hi & bye")
         );
     }
 
     #[test]
+    fn element_in_the_xml_namespace_round_trips() {
+        let els = parsed_elements(&with_header(b"<xml:a/>"));
+        assert_eq!(els.len(), 1);
+        assert!(els[0].is(xmpp_codec::ns::XML, "a"), "{els:?}");
+    }
+
+    #[test]
+    fn header_rebinding_stream_or_xml_prefix_round_trips() {
+        let els = parsed_elements(
+            b"\x00<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' \
+              xmlns:stream='urn:x' xmlns:xml='http://www.w3.org/XML/1998/namespace'><stream:a/>",
+        );
+        assert_eq!(els.len(), 1);
+        assert!(els[0].is("urn:x", "a"), "{els:?}");
+    }
+
+    #[test]
     fn noncharacters_are_rejected_not_mangled() {
-        check_xmpp_stream(&with_header("<a>\u{FFFF}</a><b>\u{FFFE}</b>".as_bytes()));
+        for (text, code) in [("<a>\u{FFFF}</a>", 0xFFFF), ("<b>\u{FFFE}</b>", 0xFFFE)] {
+            let e = rejection(&with_header(text.as_bytes()));
+            assert!(
+                matches!(e, StreamError::IllegalChar { code: c, .. } if c == code),
+                "{text}: {e:?}"
+            );
+        }
+    }
+
+    fn assert_invalid_name(e: &StreamError, name: &str) {
+        assert!(
+            matches!(e, StreamError::Syntax { reason, .. }
+                if *reason == format!("`{name}` is not a valid XML name")),
+            "{e:?}"
+        );
     }
 
     /// Found by the fuzzer: a prefixed name whose local part starts with a digit was accepted,
     /// then written unprefixed and rejected on re-parse.
     #[test]
     fn local_part_starting_with_a_digit_is_rejected() {
-        check_xmpp_stream(&with_header(b"<stream:0features/>"));
-        check_xmpp_stream(&[
+        let e = rejection(&with_header(b"<stream:0features/>"));
+        assert_invalid_name(&e, "stream:0features");
+        let e = rejection(&[
             7, 60, 63, 120, 109, 108, 32, 118, 101, 114, 110, 61, 39, 49, 46, 48, 39, 63, 62, 60,
             115, 116, 114, 101, 97, 109, 58, 115, 116, 114, 101, 97, 109, 32, 120, 109, 108, 110,
             115, 61, 39, 106, 97, 98, 98, 101, 114, 58, 99, 108, 105, 101, 110, 116, 39, 32, 120,
@@ -165,5 +224,6 @@ mod tests {
             47, 109, 108, 115, 101, 120, 97, 109, 112, 108, 101, 110, 58, 120, 109, 112, 99, 108,
             105, 32, 104, 61, 39, 51, 39, 47, 62,
         ]);
+        assert_invalid_name(&e, "stream:0featurestream");
     }
 }

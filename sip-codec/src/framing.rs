@@ -189,10 +189,12 @@ mod tests {
         }
         assert_eq!(got.len(), 3);
         assert_eq!(got[0], Frame::KeepAlive);
-        let Frame::Complete(m) = &got[2] else {
-            panic!()
-        };
-        assert_eq!(m.body(), b"hello");
+        for frame in &got[1..] {
+            let Frame::Complete(m) = frame else {
+                panic!("expected a complete message, got {frame:?}")
+            };
+            assert_eq!(m.body(), b"hello");
+        }
         assert_eq!(f.buffered(), 0);
     }
 
@@ -204,7 +206,12 @@ mod tests {
         });
         f.push(MSG);
         f.push(&[b'x'; 200]);
-        assert!(f.next_frame().is_ok());
+        // The message fits the limit and is complete; what follows it does not fit.
+        let Frame::Complete(m) = f.next_frame().unwrap() else {
+            panic!("a complete message under the limit was not returned")
+        };
+        assert_eq!(m.body(), b"hello");
+        assert_eq!(f.next_frame().unwrap_err().status_code(), 513);
         let mut f = Framer::new(Limits {
             max_message_size: 50,
             ..Limits::default()

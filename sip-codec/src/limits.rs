@@ -5,9 +5,11 @@
 pub struct Limits {
     /// Largest whole message (head and body) in bytes.
     pub max_message_size: usize,
-    /// Most header fields (after unfolding) in one message.
+    /// Most header fields (after unfolding) in one message, counted as the canonical form
+    /// writes them: the Content-Length it always adds counts even when none was received.
     pub max_headers: usize,
-    /// Longest logical header line (after unfolding) in bytes.
+    /// Longest start line as received, and longest header line (after unfolding) as the
+    /// canonical form writes it, `Full-Name: value`, in bytes.
     pub max_header_line: usize,
 }
 

@@ -157,6 +157,60 @@ fn errors_carry_status_and_reason() {
     );
 }
 
+/// The canonical form writes one Content-Length whether or not one was received, and full
+/// header names: the limits count the same, so an accepted message's canonical form is
+/// accepted again (found by the `sip_message` fuzz target: 128 fields, no Content-Length).
+#[test]
+fn limits_count_what_the_canonical_form_writes() {
+    let with_fields = |n: usize, last: &str| {
+        let mut s = String::from("OPTIONS sip:a@b SIP/2.0\r\n");
+        for _ in 0..n {
+            s.push_str("a:\r\n");
+        }
+        s.push_str(last);
+        s.push_str("\r\n");
+        s.into_bytes()
+    };
+    // 127 fields plus the Content-Length the canonical form adds: at the limit, and it stays there.
+    let m = Message::parse(&with_fields(127, "")).unwrap();
+    let wire = m.to_bytes();
+    assert_eq!(Message::parse(&wire).unwrap().to_bytes(), wire);
+    // 127 fields and a received Content-Length: the same 128 lines.
+    Message::parse(&with_fields(127, "l: 0\r\n")).unwrap();
+    for too_many in [with_fields(128, ""), with_fields(128, "l: 0\r\n")] {
+        let e = Message::parse(&too_many).map(drop).unwrap_err();
+        assert_eq!(
+            (e.layer, e.reason_phrase()),
+            (ErrorLayer::Limit, "Too many headers")
+        );
+    }
+
+    // A compact name is written in full: `v:` + 8190 bytes fits as received but not as `Via: `.
+    let limits = Limits::default();
+    let line = |name: &str, len: usize| {
+        let mut s = format!("OPTIONS sip:a@b SIP/2.0\r\n{name}:");
+        s.push_str(&"x".repeat(len));
+        s.push_str("\r\n\r\n");
+        s.into_bytes()
+    };
+    let fits = limits.max_header_line - "Via: ".len();
+    let m = Message::parse(&line("v", fits)).unwrap();
+    Message::parse(&m.to_bytes()).unwrap();
+    let e = Message::parse(&line("v", fits + 1)).map(drop).unwrap_err();
+    assert_eq!(
+        (e.layer, e.reason_phrase()),
+        (ErrorLayer::Limit, "Header line too long")
+    );
+    // A folded value is measured with its name too.
+    let mut folded = format!("OPTIONS sip:a@b SIP/2.0\r\nVia: {}\r\n", "x".repeat(100));
+    folded.push_str(&format!(" {}\r\n\r\n", "y".repeat(fits - 101)));
+    let m = Message::parse(folded.as_bytes()).unwrap();
+    Message::parse(&m.to_bytes()).unwrap();
+    folded.insert(folded.len() - 4, 'y');
+    let e = Message::parse(folded.as_bytes()).map(drop).unwrap_err();
+    assert_eq!(e.reason_phrase(), "Header line too long");
+}
+
 #[test]
 fn framer_handles_pipelined_messages_and_pings() {
     let mut stream = Vec::new();

@@ -430,10 +430,15 @@ def test_message_nobody_registered_no_offline_storage_480(server_no_offline, sip
 
 
 @transports
-def test_message_nobody_registered_offline_storage_200(server_offline, sipp_factory, transport):
+def test_message_nobody_registered_offline_storage_200_then_delivered(server_offline, sipp_factory,
+                                                                       transport):
+    # The 200 alone does not show the MESSAGE was kept: alice has no binding when bob sends it,
+    # so it can reach her only if it was stored, when she registers afterwards.
     sipp_factory.port = server_offline.sip_port
-    run = sipp_factory("message_send", "bob", transport=transport, keys={"target": "carol"}).run()
-    expect_ok(run)
+    bob = sipp_factory("message_send", "bob", transport=transport, keys={"target": "alice"}).run()
+    expect_ok(bob)
+    alice = start_receiver(sipp_factory, "alice", transport)
+    check_received(alice.wait(), f"Hello alice, this is bob over {transport.upper()}")
 
 
 # -- malformed and over-size requests (raw socket) ----------------------------------------------

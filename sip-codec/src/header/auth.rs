@@ -60,6 +60,11 @@ impl AuthHeader {
     }
 }
 
+/// Characters of an unquoted parameter value: `token` plus the `/` and `=` of base64.
+fn is_token68(c: char) -> bool {
+    is_token(c) || c == '/' || c == '='
+}
+
 fn auth_param(i: &str) -> IResult<&str, AuthParam> {
     let (i, name) = token(i)?;
     let (i, _) = sep('=')(i)?;
@@ -75,7 +80,7 @@ fn auth_param(i: &str) -> IResult<&str, AuthParam> {
         ))
     } else {
         // token68 values (base64 with '/' and '=') occur in non-digest schemes.
-        let (i, v) = take_while1(|c: char| is_token(c) || c == '/' || c == '=').parse(i)?;
+        let (i, v) = take_while1(is_token68).parse(i)?;
         Ok((
             i,
             AuthParam {
@@ -120,7 +125,9 @@ impl fmt::Display for AuthHeader {
         f.write_str(&self.scheme)?;
         for (k, p) in self.params.iter().enumerate() {
             f.write_str(if k == 0 { " " } else { ", " })?;
-            if p.quoted {
+            // A value the unquoted form cannot carry (empty, or with a space or comma, as a
+            // quoted `qop` or `nc` read from the wire may be) is quoted so it reads back.
+            if p.quoted || p.value.is_empty() || !p.value.chars().all(is_token68) {
                 write!(f, "{}={}", p.name, quote(&p.value))?;
             } else {
                 write!(f, "{}={}", p.name, p.value)?;
@@ -145,5 +152,18 @@ mod tests {
         assert_eq!(again, c);
         assert!(parse_auth("NoOneKnowsThisScheme opaque-data=here").is_ok());
         assert!(parse_auth("Digest").is_err());
+    }
+
+    #[test]
+    fn values_the_unquoted_form_cannot_carry_are_written_quoted() {
+        let mut h = AuthHeader::new("Digest");
+        h.push("qop", "auth, auth-int", false)
+            .push("nc", "", false)
+            .push("algorithm", "MD5", false);
+        let text = h.to_string();
+        assert_eq!(text, r#"Digest qop="auth, auth-int", nc="", algorithm=MD5"#);
+        let again = parse_auth(&text).unwrap();
+        assert_eq!(again.get("qop"), Some("auth, auth-int"));
+        assert_eq!(again.get("nc"), Some(""));
     }
 }

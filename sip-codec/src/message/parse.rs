@@ -160,6 +160,13 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Hea
     let rest =
         std::str::from_utf8(rest).map_err(|_| ParseError::header("Header section is not UTF-8"))?;
     let mut headers: Vec<Header> = Vec::with_capacity(16);
+    // Both limits count what the canonical form (`message::serialize`) will hold, so that
+    // whatever is accepted here is accepted again when written out and re-parsed: that form
+    // writes every field on its own line as `Full-Name: value`, drops every Content-Length
+    // field and adds exactly one. Without this, 128 fields and no Content-Length passed and
+    // their canonical form (129 fields) was refused, and so was a compact `v:` line just under
+    // the length limit once written as `Via: `.
+    let mut content_length_seen = false;
     for line in rest.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
@@ -177,25 +184,41 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Hea
                 }
                 last.value.push_str(cont);
             }
-            if last.value.len() > limits.max_header_line {
+            if canonical_line_len(last) > limits.max_header_line {
                 return Err(ParseError::limit("Header line too long"));
             }
             continue;
         }
-        if headers.len() >= limits.max_headers {
-            return Err(ParseError::limit("Too many headers"));
-        }
+        // The raw line can be longer than its canonical form (spaces around the colon), but
+        // checking it first keeps a huge line from being copied before it is refused.
         if line.len() > limits.max_header_line {
             return Err(ParseError::limit("Header line too long"));
         }
         let (name, value) =
             split_header_line(line).ok_or_else(|| ParseError::header("Malformed header line"))?;
-        headers.push(Header {
+        let header = Header {
             name: HeaderName::parse(name),
             value: trim_ws(value).to_owned(),
-        });
+        };
+        content_length_seen |= header.name == HeaderName::ContentLength;
+        // The fields written out: these, plus a Content-Length if none was received.
+        if headers.len() + 1 + usize::from(!content_length_seen) > limits.max_headers {
+            return Err(ParseError::limit("Too many headers"));
+        }
+        if canonical_line_len(&header) > limits.max_header_line {
+            return Err(ParseError::limit("Header line too long"));
+        }
+        headers.push(header);
+    }
+    if headers.len() + usize::from(!content_length_seen) > limits.max_headers {
+        return Err(ParseError::limit("Too many headers"));
     }
     Ok((start, Headers(headers)))
+}
+
+/// The length of `Full-Name: value`, the line the canonical form writes for `h`.
+fn canonical_line_len(h: &Header) -> usize {
+    h.name.as_str().len() + 2 + h.value.len()
 }
 
 #[cfg(test)]

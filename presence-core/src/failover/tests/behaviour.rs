@@ -169,7 +169,7 @@ fn automatic_fallback_waits_thirty_stable_minutes() {
     // The restored link is noticed at the next heartbeat, up to one interval after the heal.
     sim.advance(secs(3 * 60));
     assert_eq!(sim.pair(), [Some(NORMAL), Some(NORMAL)]);
-    assert_eq!((sim.hosted_count(0), sim.hosted_count(1)), (USERS, USERS));
+    sim.assert_users_hosted_on([0, 1]);
 }
 
 #[test]
@@ -315,7 +315,7 @@ fn manual_recovery_restores_normal_when_both_failed() {
     sim.admin(1, AdminCommand::Recover).unwrap();
     sim.advance(secs(10));
     assert_eq!(sim.pair(), [Some(NORMAL), Some(NORMAL)]);
-    assert_eq!((sim.hosted_count(0), sim.hosted_count(1)), (USERS, USERS));
+    sim.assert_users_hosted_on([0, 1]);
 }
 
 #[test]
@@ -388,5 +388,5 @@ fn automatic_fallback_after_the_link_is_restored() {
     // The restored link is noticed at the next heartbeat, up to one interval after the heal.
     sim.advance(secs(3 * 60));
     assert_eq!(sim.pair(), [Some(NORMAL), Some(NORMAL)]);
-    assert_eq!((sim.hosted_count(0), sim.hosted_count(1)), (USERS, USERS));
+    sim.assert_users_hosted_on([0, 1]);
 }

@@ -289,13 +289,45 @@ impl Sim {
         }
     }
 
-    /// Users hosted by node `i` (none when it is down).
-    pub(crate) fn hosted_count(&self, i: usize) -> usize {
-        self.nodes[i].as_ref().map_or(0, |n| n.hosted().len())
-    }
-
     pub(crate) fn all_users(&self) -> impl Iterator<Item = &UserId> {
         self.assigned.iter().flatten()
+    }
+
+    /// The slots of the running nodes that host `u`.
+    pub(crate) fn hosts_of(&self, u: &UserId) -> Vec<usize> {
+        (0..2)
+            .filter(|&i| {
+                self.nodes[i]
+                    .as_ref()
+                    .is_some_and(|n| n.hosted().contains(u))
+            })
+            .collect()
+    }
+
+    /// Panics if a user is hosted by both nodes. Per user, because totals cannot tell a
+    /// duplicate from an orphan: one user on both nodes and another on neither add up the same.
+    pub(crate) fn assert_no_user_hosted_twice(&self) {
+        for u in self.all_users() {
+            assert!(
+                self.hosts_of(u).len() <= 1,
+                "{u} hosted by both nodes; transitions: {:#?}",
+                self.transitions
+            );
+        }
+    }
+
+    /// Panics unless every user assigned to slot `k` is hosted by node `on[k]` and no other.
+    pub(crate) fn assert_users_hosted_on(&self, on: [usize; 2]) {
+        for (k, users) in self.assigned.iter().enumerate() {
+            for u in users {
+                assert_eq!(
+                    self.hosts_of(u),
+                    [on[k]],
+                    "{u} (assigned to slot {k}); transitions: {:#?}",
+                    self.transitions
+                );
+            }
+        }
     }
 
     /// Running, no injected fault, and in a state that may serve users.

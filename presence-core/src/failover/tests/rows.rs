@@ -45,8 +45,7 @@ fn manual_failover_started() -> Sim {
 fn manual_failover_done() -> Sim {
     let mut sim = manual_failover_started();
     sim.advance(secs(10));
-    assert_eq!(sim.hosted_count(0), 0);
-    assert_eq!(sim.hosted_count(1), 2 * USERS);
+    sim.assert_users_hosted_on([1, 1]);
     sim
 }
 
@@ -184,8 +183,7 @@ macro_rules! rows {
         fn $name() {
             let sim = $scenario;
             assert_eq!(sim.pair(), [$a, $b], "transitions: {:#?}", sim.transitions);
-            let both = sim.hosted_count(0) + sim.hosted_count(1);
-            assert!(both <= 2 * USERS, "a user is hosted twice");
+            sim.assert_no_user_hosted_twice();
         }
     )*};
 }
@@ -251,13 +249,13 @@ fn fallbacks_end_in_normal_with_every_user_home() {
     for mut sim in [manual_fallback_started(), automatic_fallback_started()] {
         sim.advance(secs(10));
         assert_eq!(sim.pair(), [Some(NORMAL), Some(NORMAL)]);
-        assert_eq!(sim.hosted_count(0), USERS);
-        assert_eq!(sim.hosted_count(1), USERS);
+        sim.assert_users_hosted_on([0, 1]);
     }
     let mut sim = manual_fallback_started();
     restart(&mut sim, 0);
     sim.advance(secs(10));
     assert_eq!(sim.pair(), [Some(NORMAL), Some(NORMAL)]);
+    sim.assert_users_hosted_on([0, 1]);
 }
 
 #[test]
@@ -272,13 +270,10 @@ fn partition_lets_the_lower_node_take_over_and_the_other_stand_down() {
             Some((FailedOver, PeerDown))
         ]
     );
-    assert_eq!((sim.hosted_count(0), sim.hosted_count(1)), (2 * USERS, 0));
+    sim.assert_users_hosted_on([0, 0]);
     sim.advance(secs(3600));
-    assert_eq!(
-        sim.hosted_count(0),
-        2 * USERS,
-        "no ping-pong across the cut"
-    );
+    // No ping-pong across the cut.
+    sim.assert_users_hosted_on([0, 0]);
     sim.link_up = true;
     sim.advance(secs(120));
     assert_eq!(
