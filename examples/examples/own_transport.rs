@@ -5,8 +5,8 @@
 //! instead to try it by hand (`LOGIN alice`, `SAY bob hello`, `AWAY`, `BACK`).
 //!
 //! What it shows, all from `presence_core::runtime`'s docs:
-//! - `runtime::spawn` with a `Store` you implement (here: the memory store behind a commit counter, standing in
-//!   for your database: every trait method is yours to back with anything);
+//! - `runtime::spawn` with a `Store` of your own (here: the memory store behind a commit counter, through
+//!   `store::Layer`; a database of yours implements the four store traits and passes `store::conformance`);
 //! - one `Handle` for the transport: `new_session`, a bounded `session_channel` per connection, `attach`, `submit`
 //!   (refused with `SubmitError::Busy` when the engine is saturated), `close`;
 //! - the deliveries (`ToSession`) turned back into your wire format;
@@ -17,13 +17,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use presence_core::compose::{EndpointPresence, Show};
 use presence_core::message::{Message, MessageKind};
-use presence_core::policy::UserPolicy;
-use presence_core::roster::{RosterEntry, SubscriptionAction};
+use presence_core::roster::SubscriptionAction;
 use presence_core::runtime::{self, Handle, RuntimeConfig, ToSession};
 use presence_core::stanza::{PresenceKind, Stanza};
 use presence_core::store::{
-    Account, AccountStore, MemoryStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite,
-    StoredMessage, UserRecord,
+    Account, AccountStore, Layer, MemoryStore, Store, StoreError, StoreWrite,
 };
 use presence_core::{BareJid, Engine, EngineConfig, Input, Jid};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -38,67 +36,18 @@ struct CountingStore {
     commits: AtomicUsize,
 }
 
-impl AccountStore for CountingStore {
-    fn put_account(&self, a: &Account) -> Result<(), StoreError> {
-        self.inner.put_account(a)
-    }
-    fn account(&self, u: &BareJid) -> Result<Option<Account>, StoreError> {
-        self.inner.account(u)
-    }
-    fn remove_account(&self, u: &BareJid) -> Result<bool, StoreError> {
-        self.inner.remove_account(u)
-    }
-    fn list_accounts(&self) -> Result<Vec<BareJid>, StoreError> {
-        self.inner.list_accounts()
-    }
-}
+/// The runtime calls `apply` once per batch: make it one transaction in your database. (`Layer` forwards every
+/// other store method to `inner`; implement the four store traits directly for a store of your own from scratch.)
+impl Layer for CountingStore {
+    type Inner = MemoryStore;
 
-impl RosterStore for CountingStore {
-    fn roster(&self, u: &BareJid) -> Result<Vec<(BareJid, RosterEntry)>, StoreError> {
-        self.inner.roster(u)
+    fn inner(&self) -> &MemoryStore {
+        &self.inner
     }
-    fn put_roster_entry(
-        &self,
-        u: &BareJid,
-        c: &BareJid,
-        e: &RosterEntry,
-    ) -> Result<(), StoreError> {
-        self.inner.put_roster_entry(u, c, e)
-    }
-    fn remove_roster_entry(&self, u: &BareJid, c: &BareJid) -> Result<(), StoreError> {
-        self.inner.remove_roster_entry(u, c)
-    }
-    fn policy(&self, u: &BareJid) -> Result<Option<UserPolicy>, StoreError> {
-        self.inner.policy(u)
-    }
-    fn put_policy(&self, u: &BareJid, p: &UserPolicy) -> Result<(), StoreError> {
-        self.inner.put_policy(u, p)
-    }
-}
 
-impl OfflineStore for CountingStore {
-    fn push_offline(&self, u: &BareJid, m: &StoredMessage) -> Result<(), StoreError> {
-        self.inner.push_offline(u, m)
-    }
-    fn offline(&self, u: &BareJid) -> Result<Vec<StoredMessage>, StoreError> {
-        self.inner.offline(u)
-    }
-    fn clear_offline(&self, u: &BareJid, up_to: u64) -> Result<u64, StoreError> {
-        self.inner.clear_offline(u, up_to)
-    }
-    fn offline_total(&self) -> Result<u64, StoreError> {
-        self.inner.offline_total()
-    }
-}
-
-impl Store for CountingStore {
-    /// One call per batch: make it one transaction in your database.
-    fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+    fn commit(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.inner.apply(writes)
-    }
-    fn load_user(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
-        self.inner.load_user(user)
     }
 }
 

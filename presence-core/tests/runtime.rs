@@ -8,15 +8,13 @@ use std::time::Duration;
 use presence_core::compose::EndpointPresence;
 use presence_core::engine::BindError;
 use presence_core::message::{Message, MessageKind};
-use presence_core::policy::UserPolicy;
-use presence_core::roster::RosterEntry;
 use presence_core::runtime::{
     self, Ended, Handle, Runtime, RuntimeConfig, SessionReceiver, SubmitError, ToSession,
 };
 use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza};
 use presence_core::store::{
-    Account, AccountStore, MemoryStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite,
-    StoredMessage, UserRecord,
+    Account, AccountStore, Layer, MemoryStore, OfflineStore, RosterStore, Store, StoreError,
+    StoreWrite, UserRecord,
 };
 use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, SessionId};
 
@@ -61,68 +59,22 @@ fn injected() -> StoreError {
     StoreError::Backend("injected fault".into())
 }
 
-impl AccountStore for FaultyStore {
-    fn put_account(&self, a: &Account) -> Result<(), StoreError> {
-        self.inner.put_account(a)
-    }
-    fn account(&self, u: &BareJid) -> Result<Option<Account>, StoreError> {
-        self.inner.account(u)
-    }
-    fn remove_account(&self, u: &BareJid) -> Result<bool, StoreError> {
-        self.inner.remove_account(u)
-    }
-    fn list_accounts(&self) -> Result<Vec<BareJid>, StoreError> {
-        self.inner.list_accounts()
-    }
-}
+impl Layer for FaultyStore {
+    type Inner = MemoryStore;
 
-impl RosterStore for FaultyStore {
-    fn roster(&self, u: &BareJid) -> Result<Vec<(BareJid, RosterEntry)>, StoreError> {
-        self.inner.roster(u)
+    fn inner(&self) -> &MemoryStore {
+        &self.inner
     }
-    fn put_roster_entry(
-        &self,
-        u: &BareJid,
-        c: &BareJid,
-        e: &RosterEntry,
-    ) -> Result<(), StoreError> {
-        self.inner.put_roster_entry(u, c, e)
-    }
-    fn remove_roster_entry(&self, u: &BareJid, c: &BareJid) -> Result<(), StoreError> {
-        self.inner.remove_roster_entry(u, c)
-    }
-    fn policy(&self, u: &BareJid) -> Result<Option<UserPolicy>, StoreError> {
-        self.inner.policy(u)
-    }
-    fn put_policy(&self, u: &BareJid, p: &UserPolicy) -> Result<(), StoreError> {
-        self.inner.put_policy(u, p)
-    }
-}
 
-impl OfflineStore for FaultyStore {
-    fn push_offline(&self, u: &BareJid, m: &StoredMessage) -> Result<(), StoreError> {
-        self.inner.push_offline(u, m)
-    }
-    fn offline(&self, u: &BareJid) -> Result<Vec<StoredMessage>, StoreError> {
-        self.inner.offline(u)
-    }
-    fn clear_offline(&self, u: &BareJid, up_to: u64) -> Result<u64, StoreError> {
-        self.inner.clear_offline(u, up_to)
-    }
-    fn offline_total(&self) -> Result<u64, StoreError> {
-        self.inner.offline_total()
-    }
-}
-
-impl Store for FaultyStore {
-    fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+    fn commit(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
         if self.fail_commits.load(Ordering::SeqCst) {
             return Err(injected());
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
         self.inner.apply(writes)
     }
-    fn load_user(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
+
+    fn load(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
         self.gate.pass();
         if self.fail_loads.load(Ordering::SeqCst) {
             return Err(injected());

@@ -12,12 +12,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use presence_core::BareJid;
-use presence_core::policy::UserPolicy;
-use presence_core::roster::RosterEntry;
-use presence_core::store::{
-    Account, AccountStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
-    UserRecord,
-};
+use presence_core::store::{Account, Layer, Store, StoreError, StoreWrite, UserRecord};
 
 /// The environment variable naming the switch file.
 pub const FAULT_FILE_VAR: &str = "PRESENCED_FAULT_FILE";
@@ -53,11 +48,6 @@ impl<S> FaultyStore<S> {
         Self::new(inner, switch)
     }
 
-    /// The wrapped store.
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
-
     /// The switch file, if any.
     pub fn switch(&self) -> Option<&Path> {
         self.switch.as_deref()
@@ -75,87 +65,34 @@ impl<S> FaultyStore<S> {
     }
 }
 
-impl<S: AccountStore> AccountStore for FaultyStore<S> {
-    fn put_account(&self, account: &Account) -> Result<(), StoreError> {
-        self.inner.put_account(account)
+impl<S: Store> Layer for FaultyStore<S> {
+    type Inner = S;
+
+    fn inner(&self) -> &S {
+        &self.inner
     }
 
-    fn account(&self, user: &BareJid) -> Result<Option<Account>, StoreError> {
-        // Sign-in reads the account; failing it lets a test see authentication fail closed.
-        self.check("account lookup")?;
-        self.inner.account(user)
-    }
-
-    fn remove_account(&self, user: &BareJid) -> Result<bool, StoreError> {
-        self.inner.remove_account(user)
-    }
-
-    fn list_accounts(&self) -> Result<Vec<BareJid>, StoreError> {
-        self.inner.list_accounts()
-    }
-}
-
-impl<S: RosterStore> RosterStore for FaultyStore<S> {
-    fn roster(&self, user: &BareJid) -> Result<Vec<(BareJid, RosterEntry)>, StoreError> {
-        self.inner.roster(user)
-    }
-
-    fn put_roster_entry(
-        &self,
-        user: &BareJid,
-        contact: &BareJid,
-        entry: &RosterEntry,
-    ) -> Result<(), StoreError> {
-        self.inner.put_roster_entry(user, contact, entry)
-    }
-
-    fn remove_roster_entry(&self, user: &BareJid, contact: &BareJid) -> Result<(), StoreError> {
-        self.inner.remove_roster_entry(user, contact)
-    }
-
-    fn policy(&self, user: &BareJid) -> Result<Option<UserPolicy>, StoreError> {
-        self.inner.policy(user)
-    }
-
-    fn put_policy(&self, user: &BareJid, policy: &UserPolicy) -> Result<(), StoreError> {
-        self.inner.put_policy(user, policy)
-    }
-}
-
-impl<S: OfflineStore> OfflineStore for FaultyStore<S> {
-    fn push_offline(&self, user: &BareJid, message: &StoredMessage) -> Result<(), StoreError> {
-        self.inner.push_offline(user, message)
-    }
-
-    fn offline(&self, user: &BareJid) -> Result<Vec<StoredMessage>, StoreError> {
-        self.inner.offline(user)
-    }
-
-    fn clear_offline(&self, user: &BareJid, up_to: u64) -> Result<u64, StoreError> {
-        self.inner.clear_offline(user, up_to)
-    }
-
-    fn offline_total(&self) -> Result<u64, StoreError> {
-        self.inner.offline_total()
-    }
-}
-
-impl<S: Store> Store for FaultyStore<S> {
-    fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+    fn commit(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
         self.check("commit")?;
-        // The inner store's own `apply`, so its one-transaction group commit is kept.
         self.inner.apply(writes)
     }
 
-    fn load_user(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
+    fn load(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
         self.check("load")?;
         self.inner.load_user(user)
+    }
+
+    fn lookup_account(&self, user: &BareJid) -> Result<Option<Account>, StoreError> {
+        // Sign-in reads the account; failing it lets a test see authentication fail closed.
+        self.check("account lookup")?;
+        self.inner.account(user)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use presence_core::store::MemoryStore;
+    use presence_core::roster::RosterEntry;
+    use presence_core::store::{AccountStore, MemoryStore, RosterStore};
 
     use super::*;
     use crate::credentials::new_account;

@@ -5,8 +5,10 @@
 //! crash-safe database with the bundled server; every implementation runs [`conformance`].
 
 pub mod conformance;
+mod layer;
 mod memory;
 
+pub use layer::Layer;
 pub use memory::MemoryStore;
 
 use crate::jid::{BareJid, Jid};

@@ -1,0 +1,121 @@
+//! A store in front of another one: the way to add behaviour around a store (count commits, inject faults, time
+//! calls) without writing every trait method again.
+//!
+//! Implement [`Layer`] with [`Layer::inner`] and override only what the layer changes; every method of
+//! [`AccountStore`], [`RosterStore`], [`OfflineStore`] and [`Store`] goes to the inner store otherwise.
+
+use super::{
+    Account, AccountStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
+    UserRecord,
+};
+use crate::jid::BareJid;
+use crate::policy::UserPolicy;
+use crate::roster::RosterEntry;
+
+/// A store that wraps another; the store traits come with it.
+pub trait Layer {
+    /// The wrapped store.
+    type Inner: Store;
+
+    /// The wrapped store.
+    fn inner(&self) -> &Self::Inner;
+
+    /// What [`Store::apply`] does: a group of writes, one transaction. (Named apart from the store traits'
+    /// methods so that calls on a layer are never ambiguous.)
+    fn commit(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+        self.inner().apply(writes)
+    }
+
+    /// What [`Store::load_user`] does: the engine's load.
+    fn load(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
+        self.inner().load_user(user)
+    }
+
+    /// What [`AccountStore::account`] does: what sign-in reads.
+    fn lookup_account(&self, user: &BareJid) -> Result<Option<Account>, StoreError> {
+        self.inner().account(user)
+    }
+}
+
+impl<L: Layer> AccountStore for L {
+    fn put_account(&self, account: &Account) -> Result<(), StoreError> {
+        self.inner().put_account(account)
+    }
+    fn account(&self, user: &BareJid) -> Result<Option<Account>, StoreError> {
+        self.lookup_account(user)
+    }
+    fn remove_account(&self, user: &BareJid) -> Result<bool, StoreError> {
+        self.inner().remove_account(user)
+    }
+    fn list_accounts(&self) -> Result<Vec<BareJid>, StoreError> {
+        self.inner().list_accounts()
+    }
+}
+
+impl<L: Layer> RosterStore for L {
+    fn roster(&self, user: &BareJid) -> Result<Vec<(BareJid, RosterEntry)>, StoreError> {
+        self.inner().roster(user)
+    }
+    fn put_roster_entry(
+        &self,
+        user: &BareJid,
+        contact: &BareJid,
+        entry: &RosterEntry,
+    ) -> Result<(), StoreError> {
+        self.inner().put_roster_entry(user, contact, entry)
+    }
+    fn remove_roster_entry(&self, user: &BareJid, contact: &BareJid) -> Result<(), StoreError> {
+        self.inner().remove_roster_entry(user, contact)
+    }
+    fn policy(&self, user: &BareJid) -> Result<Option<UserPolicy>, StoreError> {
+        self.inner().policy(user)
+    }
+    fn put_policy(&self, user: &BareJid, policy: &UserPolicy) -> Result<(), StoreError> {
+        self.inner().put_policy(user, policy)
+    }
+}
+
+impl<L: Layer> OfflineStore for L {
+    fn push_offline(&self, user: &BareJid, message: &StoredMessage) -> Result<(), StoreError> {
+        self.inner().push_offline(user, message)
+    }
+    fn offline(&self, user: &BareJid) -> Result<Vec<StoredMessage>, StoreError> {
+        self.inner().offline(user)
+    }
+    fn clear_offline(&self, user: &BareJid, up_to: u64) -> Result<u64, StoreError> {
+        self.inner().clear_offline(user, up_to)
+    }
+    fn offline_total(&self) -> Result<u64, StoreError> {
+        self.inner().offline_total()
+    }
+}
+
+impl<L: Layer> Store for L {
+    fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+        self.commit(writes)
+    }
+    fn load_user(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
+        self.load(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, conformance};
+
+    /// A layer that changes nothing is the store it wraps: it passes the same conformance suite.
+    struct Transparent(MemoryStore);
+
+    impl Layer for Transparent {
+        type Inner = MemoryStore;
+        fn inner(&self) -> &MemoryStore {
+            &self.0
+        }
+    }
+
+    #[test]
+    fn a_transparent_layer_passes_the_conformance_suite() {
+        conformance::run(|| Transparent(MemoryStore::new()));
+    }
+}
