@@ -121,10 +121,15 @@ async fn next(rx: &mut SessionReceiver) -> ToSession {
         .expect("the channel is open")
 }
 
-/// Opens an available session of `user` with room for `capacity` undelivered messages.
-async fn online(hub: &Handle, user: &str, capacity: usize) -> (SessionId, SessionReceiver) {
+/// Attaches a new session of `user` with room for `capacity` messages or `max_bytes`, and asks to bind it.
+fn open(
+    hub: &Handle,
+    user: &str,
+    capacity: usize,
+    max_bytes: usize,
+) -> (SessionId, SessionReceiver) {
     let session = hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(capacity, 1 << 20);
+    let (sink, rx) = runtime::session_channel(capacity, max_bytes);
     hub.attach(session, sink).unwrap();
     hub.submit(Input::OpenSession {
         session,
@@ -132,14 +137,62 @@ async fn online(hub: &Handle, user: &str, capacity: usize) -> (SessionId, Sessio
         resource: Some("r".into()),
     })
     .unwrap();
-    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
-    hub.submit(Input::Presence {
+    (session, rx)
+}
+
+/// Plain available presence from `session`.
+fn available(session: SessionId) -> Input {
+    Input::Presence {
         session,
         to: None,
         presence: Some(EndpointPresence::default()),
-    })
-    .unwrap();
+    }
+}
+
+/// Opens an available session of `user` with room for `capacity` undelivered messages.
+async fn online(hub: &Handle, user: &str, capacity: usize) -> (SessionId, SessionReceiver) {
+    online_within(hub, user, capacity, 1 << 20).await
+}
+
+/// Like [`online`], with room for `max_bytes` too.
+async fn online_within(
+    hub: &Handle,
+    user: &str,
+    capacity: usize,
+    max_bytes: usize,
+) -> (SessionId, SessionReceiver) {
+    let (session, mut rx) = open(hub, user, capacity, max_bytes);
+    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    hub.submit(available(session)).unwrap();
     (session, rx)
+}
+
+/// A chat message from `session` to the bare address `to`.
+fn say(session: SessionId, to: &str, id: &str, body: &str) -> Input {
+    Input::Message {
+        session,
+        to: Jid::Bare(jid(to)),
+        message: chat(id, body),
+    }
+}
+
+/// The next error, skipping presence and pushes; anything else fails the test.
+async fn next_error(rx: &mut SessionReceiver) -> presence_core::stanza::StanzaError {
+    match next_significant(rx).await {
+        ToSession::Stanza(Stanza::Error(e)) => e,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// Waits for the flush with `token`, skipping everything before it; whether it was durable.
+async fn flushed(rx: &mut SessionReceiver, token: u64) -> bool {
+    loop {
+        if let ToSession::Flushed { token: t, durable } = next(rx).await
+            && t == token
+        {
+            return durable;
+        }
+    }
 }
 
 fn chat(id: &str, body: &str) -> Message {
@@ -168,19 +221,12 @@ async fn a_failed_commit_bounces_the_offline_message_and_its_flush_is_not_durabl
     rig.store.fail_commits.store(true, Ordering::SeqCst);
     rig.hub
         .submit_and_flush(
-            Input::Message {
-                session: alice,
-                to: Jid::Bare(jid("bob@example.com")),
-                message: chat("m1", "are you there?"),
-            },
+            say(alice, "bob@example.com", "m1", "are you there?"),
             alice,
             7,
         )
         .unwrap();
-    let error = next_significant(&mut rx).await;
-    let ToSession::Stanza(Stanza::Error(e)) = error else {
-        panic!("expected an error for the unstored message, got {error:?}");
-    };
+    let e = next_error(&mut rx).await;
     assert_eq!(e.condition, ErrorCondition::InternalServerError);
     assert!(matches!(e.about, ErrorAbout::Message { id: Some(ref id), .. } if id == "m1"));
     assert_eq!(
@@ -201,11 +247,7 @@ async fn a_failed_commit_bounces_the_offline_message_and_its_flush_is_not_durabl
     rig.store.fail_commits.store(false, Ordering::SeqCst);
     rig.hub
         .submit_and_flush(
-            Input::Message {
-                session: alice,
-                to: Jid::Bare(jid("bob@example.com")),
-                message: chat("m2", "are you there?"),
-            },
+            say(alice, "bob@example.com", "m2", "are you there?"),
             alice,
             8,
         )
@@ -239,10 +281,8 @@ async fn a_failed_commit_turns_a_request_answer_into_a_wait_error() {
             details: Default::default(),
         })
         .unwrap();
-    let answer = next_significant(&mut rx).await;
-    let ToSession::Stanza(Stanza::Error(e)) = answer else {
-        panic!("a roster set whose write failed must not be acknowledged, got {answer:?}");
-    };
+    // A roster set whose write failed must not be acknowledged.
+    let e = next_error(&mut rx).await;
     assert_eq!(e.condition, ErrorCondition::InternalServerError);
     assert!(
         rig.store
@@ -257,16 +297,7 @@ async fn a_failed_commit_turns_a_request_answer_into_a_wait_error() {
 async fn a_failed_load_refuses_the_bind_temporarily_and_a_retry_binds() {
     let rig = rig(RuntimeConfig::default());
     rig.store.fail_loads.store(true, Ordering::SeqCst);
-    let session = rig.hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(8, 1 << 20);
-    rig.hub.attach(session, sink).unwrap();
-    rig.hub
-        .submit(Input::OpenSession {
-            session,
-            user: jid("alice@example.com"),
-            resource: None,
-        })
-        .unwrap();
+    let (_, mut rx) = open(&rig.hub, "alice@example.com", 8, 1 << 20);
     assert_eq!(
         next(&mut rx).await,
         ToSession::BindRefused(BindError::StoreUnavailable(jid("alice@example.com"))),
@@ -283,16 +314,9 @@ async fn a_message_for_a_user_whose_load_fails_gets_a_wait_error() {
     let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
     rig.store.fail_loads.store(true, Ordering::SeqCst);
     rig.hub
-        .submit(Input::Message {
-            session: alice,
-            to: Jid::Bare(jid("bob@example.com")),
-            message: chat("m1", "hello"),
-        })
+        .submit(say(alice, "bob@example.com", "m1", "hello"))
         .unwrap();
-    let got = next_significant(&mut rx).await;
-    let ToSession::Stanza(Stanza::Error(e)) = got else {
-        panic!("expected an error, got {got:?}");
-    };
+    let e = next_error(&mut rx).await;
     assert_eq!(e.condition, ErrorCondition::InternalServerError);
     assert!(
         rig.store
@@ -311,34 +335,14 @@ async fn a_client_that_stops_reading_is_ended_and_the_sender_is_not_held_up() {
     let (_bob, mut bob_rx) = online(&rig.hub, "bob@example.com", 4).await;
     for n in 0..50 {
         rig.hub
-            .submit(Input::Message {
-                session: alice,
-                to: Jid::Bare(jid("bob@example.com")),
-                message: chat(&format!("m{n}"), "flood"),
-            })
+            .submit(say(alice, "bob@example.com", &format!("m{n}"), "flood"))
             .unwrap();
     }
     // Alice is answered at once: nothing waits for Bob.
     rig.hub
-        .submit_and_flush(
-            Input::Presence {
-                session: alice,
-                to: None,
-                presence: Some(EndpointPresence::default()),
-            },
-            alice,
-            1,
-        )
+        .submit_and_flush(available(alice), alice, 1)
         .unwrap();
-    loop {
-        match next(&mut alice_rx).await {
-            ToSession::Flushed { token: 1, durable } => {
-                assert!(durable);
-                break;
-            }
-            _ => continue,
-        }
-    }
+    assert!(flushed(&mut alice_rx, 1).await);
     // Bob's channel holds what fit, then says why it ended.
     let mut got = 0;
     let end = loop {
@@ -366,24 +370,11 @@ async fn the_engine_queue_refuses_work_past_its_bound_but_never_a_close() {
     });
     // Keep the engine thread inside a load so nothing is taken from the queue.
     rig.store.gate.close();
-    let session = rig.hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(8, 1 << 20);
-    rig.hub.attach(session, sink).unwrap();
-    rig.hub
-        .submit(Input::OpenSession {
-            session,
-            user: jid("alice@example.com"),
-            resource: None,
-        })
-        .unwrap();
+    let (session, mut rx) = open(&rig.hub, "alice@example.com", 8, 1 << 20);
     while rig.store.gate.waiting.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let presence = |s| Input::Presence {
-        session: s,
-        to: None,
-        presence: Some(EndpointPresence::default()),
-    };
+    let presence = available;
     rig.hub.submit(presence(session)).unwrap();
     rig.hub.submit(presence(session)).unwrap();
     let refused = rig
@@ -423,11 +414,7 @@ async fn shutdown_commits_what_is_queued_and_ends_every_session() {
     let rig = rig(RuntimeConfig::default());
     let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
     rig.hub
-        .submit(Input::Message {
-            session: alice,
-            to: Jid::Bare(jid("bob@example.com")),
-            message: chat("m1", "before the shutdown"),
-        })
+        .submit(say(alice, "bob@example.com", "m1", "before the shutdown"))
         .unwrap();
     let hub = rig.hub.clone();
     rig.runtime.shutdown().await;
@@ -472,11 +459,7 @@ async fn deliveries_and_the_queue_show_in_the_metrics() {
     let (alice, _arx) = online(&rig.hub, "alice@example.com", 64).await;
     let (_bob, mut brx) = online(&rig.hub, "bob@example.com", 64).await;
     rig.hub
-        .submit(Input::Message {
-            session: alice,
-            to: Jid::Bare(jid("bob@example.com")),
-            message: chat("m1", "hi"),
-        })
+        .submit(say(alice, "bob@example.com", "m1", "hi"))
         .unwrap();
     assert!(matches!(
         next_significant(&mut brx).await,
@@ -499,47 +482,18 @@ async fn the_outbound_queue_is_bounded_in_bytes_too() {
     let rig = rig(RuntimeConfig::default());
     let (alice, mut arx) = online(&rig.hub, "alice@example.com", 1000).await;
     // Room for 1000 messages but only 16 KiB: ten 4 KiB messages cannot all wait.
-    let session = rig.hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(1000, 16 * 1024);
-    rig.hub.attach(session, sink).unwrap();
-    rig.hub
-        .submit(Input::OpenSession {
-            session,
-            user: jid("bob@example.com"),
-            resource: Some("r".into()),
-        })
-        .unwrap();
-    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
-    rig.hub
-        .submit(Input::Presence {
-            session,
-            to: None,
-            presence: Some(EndpointPresence::default()),
-        })
-        .unwrap();
+    let (_bob, mut rx) = online_within(&rig.hub, "bob@example.com", 1000, 16 * 1024).await;
     let big = "x".repeat(4096);
     for n in 0..10 {
         rig.hub
-            .submit(Input::Message {
-                session: alice,
-                to: Jid::Bare(jid("bob@example.com")),
-                message: chat(&format!("m{n}"), &big),
-            })
+            .submit(say(alice, "bob@example.com", &format!("m{n}"), &big))
             .unwrap();
     }
     // Bob reads only once all ten have been handed out (Alice's flush comes after them).
     rig.hub
-        .submit_and_flush(
-            Input::Presence {
-                session: alice,
-                to: None,
-                presence: Some(EndpointPresence::default()),
-            },
-            alice,
-            1,
-        )
+        .submit_and_flush(available(alice), alice, 1)
         .unwrap();
-    while !matches!(next(&mut arx).await, ToSession::Flushed { token: 1, .. }) {}
+    flushed(&mut arx, 1).await;
     let mut messages = 0;
     let end = loop {
         match next(&mut rx).await {
