@@ -35,6 +35,7 @@ from xmpp import (
     NS_STREAMS_ERR,
     WAIT,
     Client,
+    StreamSplitter,
     clients,
     connect,
     make_client,
@@ -229,9 +230,7 @@ class TlsXmpp:
         self._new_parser()
 
     def _new_parser(self) -> None:
-        self.parser = ET.XMLPullParser(("start", "end"))
-        self.depth = 0
-        self.root: ET.Element | None = None
+        self.splitter = StreamSplitter()
         self.elements: list[ET.Element] = []
 
     def send(self, data: bytes) -> None:
@@ -239,18 +238,7 @@ class TlsXmpp:
 
     def _feed(self, data: bytes) -> None:
         self.received += data
-        self.parser.feed(data)
-        for event, elem in self.parser.read_events():
-            if event == "start":
-                if self.depth == 0:
-                    self.root = elem
-                self.depth += 1
-            else:
-                self.depth -= 1
-                if self.depth == 1:
-                    self.elements.append(elem)
-                    if self.root is not None:
-                        self.root.remove(elem)
+        self.elements.extend(self.splitter.feed(data))
 
     def next_element(self, what: str) -> ET.Element:
         deadline = time.monotonic() + self.timeout

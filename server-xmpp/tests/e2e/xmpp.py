@@ -274,17 +274,45 @@ def stream_header(to: str = DOMAIN) -> bytes:
     ).encode()
 
 
+class StreamSplitter:
+    """Cuts what a server sends into the top-level elements of its stream (the children of
+    <stream:stream>) as bytes arrive; each is detached from the root so a long stream does not
+    grow the tree."""
+
+    def __init__(self) -> None:
+        self._parser = ET.XMLPullParser(("start", "end"))
+        self._depth = 0
+        self._root: ET.Element | None = None
+        self.closed = False  # saw </stream:stream>
+
+    def feed(self, data: bytes) -> list[ET.Element]:
+        """The top-level elements completed by ``data``."""
+        done: list[ET.Element] = []
+        self._parser.feed(data)
+        for event, elem in self._parser.read_events():
+            if event == "start":
+                if self._depth == 0:
+                    self._root = elem
+                self._depth += 1
+            else:
+                self._depth -= 1
+                if self._depth == 1:
+                    done.append(elem)
+                    if self._root is not None:
+                        self._root.remove(elem)
+                elif self._depth == 0:
+                    self.closed = True
+        return done
+
+
 class RawStream:
     """A plain TCP XML stream: sends raw bytes, parses what the server sends element by element."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.reader = reader
         self.writer = writer
-        self.parser = ET.XMLPullParser(("start", "end"))
-        self.depth = 0
-        self.root: ET.Element | None = None
+        self.splitter = StreamSplitter()
         self.elements: asyncio.Queue[ET.Element] = asyncio.Queue()
-        self.closed_by_server = False  # saw </stream:stream>
         self.eof = False  # the TCP connection was closed
         self.received = b""
 
@@ -305,20 +333,13 @@ class RawStream:
             self.eof = True
             return
         self.received += data
-        self.parser.feed(data)
-        for event, elem in self.parser.read_events():
-            if event == "start":
-                if self.depth == 0:
-                    self.root = elem
-                self.depth += 1
-            else:
-                self.depth -= 1
-                if self.depth == 1:
-                    self.elements.put_nowait(elem)
-                    if self.root is not None:
-                        self.root.remove(elem)
-                elif self.depth == 0:
-                    self.closed_by_server = True
+        for elem in self.splitter.feed(data):
+            self.elements.put_nowait(elem)
+
+    @property
+    def closed_by_server(self) -> bool:
+        """Whether the server sent </stream:stream>."""
+        return self.splitter.closed
 
     async def next_element(self, what: str, timeout: float = WAIT) -> ET.Element:
         """The next top-level element (child of <stream:stream>) the server sent."""
