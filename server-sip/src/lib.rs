@@ -198,11 +198,4 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
     }
 }
 
-/// Random bytes from the operating system.
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).expect("the operating system's random source is available");
-    b
-}
-
-pub(crate) use presence_core::runtime::timestamp;
+pub(crate) use presence_core::runtime::{random_bytes, timestamp};

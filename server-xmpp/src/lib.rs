@@ -164,12 +164,7 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
     }
 }
 
-/// Random bytes from the operating system.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).expect("the operating system's random source is available");
-    b
-}
+pub use presence_core::runtime::random_bytes;
 
 /// A random identifier for stream ids.
 pub fn random_id() -> String {

@@ -1,4 +1,5 @@
-//! The wall clock, read in one place for every shell (the engine gets time as data).
+//! The wall clock and the operating system's randomness, read in one place for every shell (the engine gets time
+//! as data and needs no randomness).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,4 +11,11 @@ pub fn timestamp() -> Timestamp {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     Timestamp::from_millis(ms)
+}
+
+/// Random bytes from the operating system (nonces, tags, secrets).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("the operating system's random source is available");
+    b
 }

@@ -51,7 +51,7 @@ mod queue;
 pub mod sink;
 
 pub use admission::{Admission, Permit, Refused};
-pub use clock::timestamp;
+pub use clock::{random_bytes, timestamp};
 pub use handle::{Handle, Rejected};
 pub use metrics::{Metrics, Protocol, Rejection, StanzaKind};
 pub use queue::SubmitError;
