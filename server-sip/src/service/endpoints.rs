@@ -230,12 +230,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                     .and_then(|p| p.error.take());
                 if let Some((ErrorCondition::InternalServerError, _)) = error {
                     // The recipient's data could not be loaded: temporary, the phone should try again.
-                    self.finish_temporary(now, token, 500, "Store Temporarily Unavailable");
+                    self.finish_temporary(now, token, 500, super::requests::STORE_UNAVAILABLE);
                 } else if durable {
                     self.finish_message(now, token, error.as_ref().map(|(_, t)| t.as_str()));
                 } else {
                     // The store refused a write the MESSAGE depended on: it was not kept, so no 200.
-                    self.finish_temporary(now, token, 500, "Store Temporarily Unavailable");
+                    self.finish_temporary(now, token, 500, super::requests::STORE_UNAVAILABLE);
                 }
                 self.update_endpoint(&user);
             }
@@ -379,10 +379,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         let Some(PendingMessage { req, flow, .. }) = self.pending_messages.remove(&token) else {
             return;
         };
-        let mut resp = req.make_response(status, reason);
-        resp.headers
-            .push(HeaderName::RetryAfter, super::requests::RETRY_AFTER);
-        self.respond(now, &req, flow, resp);
+        self.respond_temporary(now, &req, flow, status, reason);
     }
 
     /// Answers a MESSAGE whose outcome is known.

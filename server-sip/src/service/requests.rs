@@ -28,6 +28,8 @@ enum Publisher {
 pub(super) const ALLOW: &str = "REGISTER, PUBLISH, SUBSCRIBE, NOTIFY, MESSAGE, OPTIONS";
 /// Seconds a peer is asked to wait after a temporary refusal (store failure, engine busy, over its rate).
 pub(super) const RETRY_AFTER: &str = "5";
+/// The reason phrase of a `500` for a store failure.
+pub(super) const STORE_UNAVAILABLE: &str = "Store Temporarily Unavailable";
 /// Event packages we serve.
 const ALLOW_EVENTS: &str = "presence, presence.winfo";
 
@@ -206,14 +208,24 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         error: &presence_core::store::StoreError,
     ) {
         tracing::warn!(%error, method = %req.method, "store lookup failed");
-        let mut resp = req.make_response(500, "Store Temporarily Unavailable");
-        resp.headers.push(HeaderName::RetryAfter, RETRY_AFTER);
-        self.respond(now, req, flow, resp);
+        self.respond_temporary(now, req, flow, 500, STORE_UNAVAILABLE);
     }
 
     /// Answers a request the engine has no room for: `503` with Retry-After (RFC 3261 §21.5.4).
     pub(super) fn engine_busy(&mut self, now: Instant, req: &Request, flow: Flow) {
-        let mut resp = req.make_response(503, "Service Unavailable");
+        self.respond_temporary(now, req, flow, 503, "Service Unavailable");
+    }
+
+    /// A temporary refusal: the status with Retry-After, so the peer tries again rather than giving up.
+    pub(super) fn respond_temporary(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        flow: Flow,
+        status: u16,
+        reason: &str,
+    ) {
+        let mut resp = req.make_response(status, reason);
         resp.headers.push(HeaderName::RetryAfter, RETRY_AFTER);
         self.respond(now, req, flow, resp);
     }
