@@ -351,8 +351,7 @@ impl<S: Store> Driver<S> {
             Sent::Ok if stanza => {
                 self.metrics.deliveries.inc();
             }
-            Sent::Ok => {}
-            Sent::Gone => {}
+            Sent::Ok | Sent::Gone => {}
             Sent::Overflow => {
                 warn!(
                     ?session,
@@ -371,8 +370,8 @@ impl<S: Store> Driver<S> {
 
     /// Ends a session the engine still holds.
     fn end(&mut self, session: SessionId, why: Ended) {
+        // Delivering `Closed` forgets the session's sink.
         self.deliver(session, ToSession::Closed(why));
-        self.dir.forget(session);
         self.to_close.push(session);
     }
 
