@@ -157,9 +157,4 @@ impl Handle {
     pub fn is_busy(&self) -> bool {
         self.queue.is_full()
     }
-
-    /// Whether the engine has stopped taking work.
-    pub fn is_stopped(&self) -> bool {
-        self.queue.is_closed()
-    }
 }

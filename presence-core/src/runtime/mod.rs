@@ -57,7 +57,7 @@ pub use metrics::{Metrics, Protocol, Rejection, StanzaKind};
 pub use queue::SubmitError;
 pub use sink::{
     Ended, SessionReceiver, SessionSink, SharedSink, ToSession, WatchSink, session_channel,
-    shared_channel, watch_channel, weight,
+    shared_channel, watch_channel,
 };
 
 use std::sync::Arc;

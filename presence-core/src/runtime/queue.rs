@@ -135,10 +135,6 @@ impl Queue {
         self.state.lock().work >= self.capacity
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
-        self.state.lock().closed
-    }
-
     /// Stops taking messages; what is queued is still handed out.
     pub(crate) fn close(&self) {
         let mut st = self.state.lock();

@@ -1,7 +1,7 @@
 //! Where the engine's deliveries go, every one bounded, each with its decision at the bound.
 //!
 //! - A connection's own sink ([`session_channel`]): bounded in messages and in bytes (each message weighed by
-//!   the text it carries, [`weight`]), because one roster result can be hundreds of kilobytes. When it is full
+//!   the text it carries), because one roster result can be hundreds of kilobytes. When it is full
 //!   the connection is a slow consumer (its client stopped reading). The runtime ends the session rather than block the engine or grow memory: the
 //!   receiver drains what was queued, then sees [`Ended::SlowConsumer`] and closes the stream. Senders are never
 //!   held up by one slow reader.
@@ -103,7 +103,7 @@ pub fn session_channel(capacity: usize, max_bytes: usize) -> (SessionSink, Sessi
 
 /// About how many bytes a message stands for while queued: the text it carries and a fixed overhead for the
 /// markup around it. An estimate on purpose: serializing to measure would cost what the queue exists to spare.
-pub fn weight(msg: &ToSession) -> usize {
+fn weight(msg: &ToSession) -> usize {
     const BASE: usize = 128;
     fn text(s: &Option<String>) -> usize {
         s.as_ref().map_or(0, String::len)
