@@ -70,4 +70,6 @@ pub enum WatchEnd {
     NoResource,
     /// The target's or the watcher's data could not be loaded: the watch may be opened again later.
     StoreUnavailable,
+    /// The target is now served by another node of the cluster: subscribe again to reach it there.
+    Moved,
 }

@@ -207,4 +207,14 @@ pub enum Input {
         /// Which watch.
         watch: WatchId,
     },
+    /// The cluster placed these users here (`here: true`) or on another node (`here: false`). Takes effect at
+    /// once. A user who leaves has its sessions closed (`CloseReason::Moved`), the watches on it terminated
+    /// (`WatchEnd::Moved`) and the work that waited for its load handed to the router. Ignored by an engine
+    /// that serves every user (see `Engine::serving_only`).
+    Rehome {
+        /// The users.
+        users: Vec<BareJid>,
+        /// Whether they are now served here.
+        here: bool,
+    },
 }

@@ -7,6 +7,7 @@
 
 mod blocking;
 mod deferred;
+mod hosting;
 mod input;
 mod messaging;
 mod output;
@@ -35,6 +36,7 @@ use crate::session::SessionId;
 use crate::stanza::Stanza;
 use crate::watch::WatchId;
 use deferred::Deferred;
+use hosting::Hosting;
 use user::User;
 use watches::{Scope, Watch};
 
@@ -87,6 +89,8 @@ pub struct Engine {
     watch_serial: u64,
     /// Targets whose last watch ended during the current input, to evict once it is done.
     released: Vec<BareJid>,
+    /// Which users of the local domains this engine serves.
+    hosting: Hosting,
 }
 
 impl Engine {
@@ -106,6 +110,7 @@ impl Engine {
             watches_on: HashMap::new(),
             watch_serial: 0,
             released: Vec::new(),
+            hosting: Hosting::default(),
         }
     }
 
@@ -132,6 +137,8 @@ impl Engine {
                 target,
                 kind,
             } => self.open_watch(watch, watcher, target, kind),
+            // Placement is not work for a user: it takes effect now, ahead of anything queued behind a load.
+            Input::Rehome { users, here } => self.rehome(users, here),
             other => self.submit(Work::Input(other)),
         }
         // Watches can end deep inside other work on their target; the target may only go once that work is done.
@@ -218,7 +225,7 @@ impl Engine {
             Work::WatchSubscribe { watcher, .. } => Some(watcher.clone()),
             Work::Input(_) => None,
         }
-        .filter(|u| self.is_local(u))
+        .filter(|u| self.is_here(u))
     }
 
     fn submit(&mut self, work: Work) {
@@ -294,7 +301,7 @@ impl Engine {
                 _ => {}
             },
             Work::Watch { watch, serial, .. } | Work::WatchSubscribe { watch, serial, .. } => {
-                self.fail_watch(watch, serial)
+                self.fail_watch(watch, serial, crate::watch::WatchEnd::StoreUnavailable)
             }
             // Nothing to answer: a policy change has no reply, and a reciprocal add has no requester to tell; its
             // user's request stays pending, as one to a contact that never answers does.
@@ -367,7 +374,10 @@ impl Engine {
                 jid,
             } => self.roster_remove(session, request, jid),
             Input::FromRemote(stanza) => self.inbound(stanza),
-            Input::Loaded { .. } | Input::LoadFailed { .. } | Input::Watch { .. } => {
+            Input::Loaded { .. }
+            | Input::LoadFailed { .. }
+            | Input::Watch { .. }
+            | Input::Rehome { .. } => {
                 unreachable!("handled before submission")
             }
             Input::Unwatch { watch } => self.forget_watch(watch),
@@ -445,6 +455,11 @@ impl Engine {
                 from, to, message, ..
             } => self.inbound_message(from, to, message),
             Stanza::Presence { from, to, kind } => self.inbound_presence(from, to, kind),
+            // An error from another node or domain about something a local session sent.
+            Stanza::Error(error) => {
+                let to = error.to.clone();
+                self.reply_error(&to, error)
+            }
             // Roster results, pushes and request answers only ever go from the engine to a session.
             _ => {}
         }
@@ -452,7 +467,7 @@ impl Engine {
 
     /// Sends a stanza towards `to`: a local user's work queue, or the router.
     fn route(&mut self, stanza: Stanza, to: &BareJid) {
-        if self.is_local(to) {
+        if self.is_here(to) {
             self.submit(Work::Inbound(stanza));
         } else {
             self.out(Output::Route(stanza));
@@ -466,7 +481,7 @@ impl Engine {
 
     /// Sends an error to whoever sent something: a local session by full address, or the router.
     fn reply_error(&mut self, to: &Jid, error: crate::stanza::StanzaError) {
-        if !self.is_local(to.bare()) {
+        if !self.is_here(to.bare()) {
             self.out(Output::Route(Stanza::Error(error)));
             return;
         }

@@ -26,6 +26,9 @@ pub enum BindError {
     /// The session id is already bound.
     #[error("session {0:?} is already bound")]
     DuplicateSession(SessionId),
+    /// Another node of the cluster serves the user; the client should sign in there.
+    #[error("{0} is served by another node")]
+    ServedElsewhere(BareJid),
     /// The user's data could not be loaded (`Input::LoadFailed`); the bind may succeed if tried again.
     #[error("the data of {0} could not be loaded; try again later")]
     StoreUnavailable(BareJid),
@@ -36,6 +39,9 @@ pub enum BindError {
 pub enum CloseReason {
     /// A new session bound the same resource (RFC 6120 §7.7.2.2: the old one gets a `conflict` stream error).
     Conflict,
+    /// The user is now served by another node of the cluster (failover, fallback, rebalancing): the client
+    /// signs in again and is sent there.
+    Moved,
 }
 
 /// A contact a bulk add refused.
@@ -47,6 +53,9 @@ pub enum AddRefusal {
     /// A user cannot add themself.
     #[error("{0} not added: a user cannot add themself")]
     SelfAdd(BareJid),
+    /// The roster's owner is served by another node of the cluster; the add belongs there.
+    #[error("{0} not added: the user is served by another node")]
+    ServedElsewhere(BareJid),
     /// The roster's owner could not be loaded (`Input::LoadFailed`); nothing was added, the add may be retried.
     #[error("{0} not added: the roster could not be loaded; try again later")]
     StoreUnavailable(BareJid),

@@ -162,7 +162,7 @@ impl Engine {
         let mut deliveries: Vec<Stanza> = Vec::new();
         let mut probes: Vec<BareJid> = Vec::new();
         for contact in u.roster.watched() {
-            if !self.is_local(contact) {
+            if !self.is_here(contact) {
                 probes.push(contact.clone());
                 continue;
             }
@@ -254,7 +254,7 @@ impl Engine {
 
     /// Delivers presence to a local address (every available session for a bare one) or hands it to the router.
     pub(super) fn send_presence(&mut self, from: Jid, to: Jid, kind: PresenceKind) {
-        if !self.is_local(to.bare()) {
+        if !self.is_here(to.bare()) {
             self.out(Output::Route(Stanza::Presence { from, to, kind }));
             return;
         }

@@ -13,6 +13,13 @@ impl Engine {
             });
             return;
         }
+        if self.is_local(&user) && !self.is_here(&user) {
+            self.out(Output::BindRefused {
+                session: id,
+                reason: BindError::ServedElsewhere(user),
+            });
+            return;
+        }
         let limit = self.config.limits.max_sessions_per_user;
         let Some(u) = self.users.get(&user) else {
             self.out(Output::BindRefused {

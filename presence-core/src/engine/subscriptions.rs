@@ -109,7 +109,7 @@ impl Engine {
             return;
         };
         self.set_subscription(user, contact, next);
-        if self.is_local(contact) {
+        if self.is_here(contact) {
             self.submit(Work::Reciprocal {
                 from: user.clone(),
                 to: contact.clone(),
@@ -208,7 +208,7 @@ impl Engine {
                 "the data of {me} could not be loaded; try again later"
             )),
         };
-        if !self.is_local(peer) {
+        if !self.is_here(peer) {
             return self.reply_error(&Jid::Bare(peer.clone()), error);
         }
         // A local peer's subscription stanzas come from its roster, not from one session: its sessions that take

@@ -175,7 +175,7 @@ impl Engine {
         // decided by what the target's roster already says.
         let must_ask = w.kind == WatchKind::Presence
             && w.watcher != w.target
-            && self.is_local(&w.watcher)
+            && self.is_here(&w.watcher)
             && self
                 .users
                 .get(&w.target)
@@ -213,13 +213,13 @@ impl Engine {
 
     /// Ends a watch whose target or watcher could not be loaded, if it is still the registration the failed work
     /// was queued for (a replaced or closed watch is not the shell's concern any more).
-    pub(super) fn fail_watch(&mut self, watch: WatchId, serial: u64) {
+    pub(super) fn fail_watch(&mut self, watch: WatchId, serial: u64, end: WatchEnd) {
         if self.live_watch(watch, serial).is_none() {
             return;
         }
         self.out(Output::Watch {
             watch,
-            state: WatchState::Terminated(WatchEnd::StoreUnavailable),
+            state: WatchState::Terminated(end),
         });
         self.forget_watch(watch);
     }
@@ -228,7 +228,7 @@ impl Engine {
         let Some(w) = self.watches.get(&watch) else {
             return;
         };
-        let target = if self.is_local(&w.target) {
+        let target = if self.is_here(&w.target) {
             self.users.get(&w.target)
         } else {
             None

@@ -23,8 +23,9 @@ use std::time::Instant;
 use hashbrown::HashMap;
 use tracing::{debug, error, warn};
 
+use super::cluster::{self, Cluster};
 use super::metrics::Metrics;
-use super::queue::{Msg, Popped, Queue};
+use super::queue::{Msg, Popped, Queue, Receipt};
 use super::sink::{Ended, Sent, SessionSink, SharedSink, ToSession, WatchSink};
 use crate::engine::Output;
 use crate::jid::{FullJid, Jid};
@@ -81,6 +82,8 @@ pub(crate) struct Driver<S> {
     metrics: Arc<Metrics>,
     /// Sessions the runtime ended (slow consumers, failed binds) that the engine must still be told about.
     to_close: Vec<SessionId>,
+    /// The cluster this engine is a node of, if any.
+    cluster: Option<Arc<dyn Cluster>>,
 }
 
 /// The writes and outputs of one batch, until its commit decides their fate.
@@ -92,6 +95,7 @@ struct Batch {
     failed: Option<u32>,
     outputs: Vec<(Tag, Output)>,
     flushes: Vec<(SessionId, u64)>,
+    receipts: Vec<Receipt>,
     /// Errors for senders whose messages could not be stored.
     bounces: Vec<StanzaError>,
 }
@@ -111,8 +115,14 @@ impl Batch {
 }
 
 impl<S: Store> Driver<S> {
-    pub(crate) fn new(engine: Engine, store: Arc<S>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        engine: Engine,
+        store: Arc<S>,
+        metrics: Arc<Metrics>,
+        cluster: Option<Arc<dyn Cluster>>,
+    ) -> Self {
         Driver {
+            cluster,
             engine,
             store,
             dir: Directory::default(),
@@ -146,6 +156,7 @@ impl<S: Store> Driver<S> {
                     }
                     Msg::Watches(sink) => self.dir.watches = Some(sink),
                     Msg::Flush(session, token) => batch.flushes.push((session, token)),
+                    Msg::Receipt(receipt) => batch.receipts.push(receipt),
                     Msg::Input(input) => {
                         // The connection is gone: nothing more is delivered to it, whatever the engine says on
                         // its way out.
@@ -265,11 +276,7 @@ impl<S: Store> Driver<S> {
                 Output::Close { session, reason } => {
                     self.deliver(session, ToSession::Closed(Ended::Engine(reason)))
                 }
-                Output::Route(stanza) => {
-                    if let Some(error) = unroutable(&stanza) {
-                        self.bounce_to_sender(error);
-                    }
-                }
+                Output::Route(stanza) => self.route(stanza, held),
                 Output::Watch { watch, state } => watch_updates.push((watch, state)),
                 Output::ContactsAdded {
                     user,
@@ -297,6 +304,30 @@ impl<S: Store> Driver<S> {
         let durable = batch.failed.is_none();
         for (session, token) in batch.flushes {
             self.deliver(session, ToSession::Flushed { token, durable });
+        }
+        for receipt in batch.receipts {
+            receipt(durable);
+        }
+    }
+
+    /// Hands a stanza for another node to the cluster, or bounces what cannot go anywhere. A message whose
+    /// batch failed to commit is held back like a local delivery.
+    fn route(&mut self, stanza: Stanza, held: bool) {
+        if held {
+            if let Stanza::Message { .. } = &stanza {
+                self.hold_back(SessionId(0), stanza);
+            }
+            return;
+        }
+        let in_cluster = cluster::recipient(&stanza)
+            .is_some_and(|to| self.engine.config().is_local_domain(to.domain()));
+        match &self.cluster {
+            Some(cluster) if in_cluster => cluster.forward(stanza),
+            _ => {
+                if let Some(error) = unroutable(&stanza) {
+                    self.bounce_to_sender(error);
+                }
+            }
         }
     }
 

@@ -4,10 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::admission::Admission;
+use super::cluster::{Cluster, Location};
 use super::metrics::Metrics;
 use super::queue::{Msg, Queue, SubmitError};
 use super::sink::{SessionSink, SharedSink, WatchSink};
 use crate::Input;
+use crate::jid::BareJid;
+use crate::stanza::Stanza;
 use crate::session::SessionId;
 
 /// Work the engine did not take: why, and the input itself, handed back.
@@ -38,6 +41,7 @@ pub struct Handle {
     next_session: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
     admission: Arc<Admission>,
+    cluster: Option<Arc<dyn Cluster>>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -53,8 +57,14 @@ impl std::fmt::Debug for Queue {
 }
 
 impl Handle {
-    pub(crate) fn new(queue: Arc<Queue>, metrics: Arc<Metrics>, admission: Arc<Admission>) -> Self {
+    pub(crate) fn new(
+        queue: Arc<Queue>,
+        metrics: Arc<Metrics>,
+        admission: Arc<Admission>,
+        cluster: Option<Arc<dyn Cluster>>,
+    ) -> Self {
         Handle {
+            cluster,
             _alive: Arc::new(Alive(queue.clone())),
             queue,
             next_session: Arc::new(AtomicU64::new(1)),
@@ -109,6 +119,36 @@ impl Handle {
             self.metrics.engine_busy();
         }
         result
+    }
+
+    /// Queues a stanza another node sent here (`Input::FromRemote`) and, right behind it, `receipt`, called on
+    /// the engine thread with whether the stanza and everything before it were committed (`true`) or not. A
+    /// refused stanza's receipt is never called: the caller answers the sender itself.
+    pub fn submit_remote(
+        &self,
+        stanza: Stanza,
+        receipt: impl FnOnce(bool) + Send + 'static,
+    ) -> Result<(), SubmitError> {
+        let result = self.queue.push_work([
+            Msg::Input(Input::FromRemote(stanza)),
+            Msg::Receipt(Box::new(receipt)),
+        ]);
+        self.count_busy(result).map_err(|(e, _)| e)
+    }
+
+    /// Queues a placement change (`Input::Rehome`); never refused while the engine runs, as it releases state.
+    pub fn rehome(&self, users: Vec<BareJid>, here: bool) {
+        let _ = self
+            .queue
+            .push_control(Msg::Input(Input::Rehome { users, here }));
+    }
+
+    /// Where `user` is served: always [`Location::Here`] outside a cluster.
+    pub fn locate(&self, user: &BareJid) -> Location {
+        match &self.cluster {
+            Some(c) => c.locate(user),
+            None => Location::Here,
+        }
     }
 
     /// Deliveries for `session` go to `sink` (attach before opening the session).

@@ -44,6 +44,7 @@
 
 mod admission;
 mod clock;
+pub mod cluster;
 mod driver;
 mod handle;
 mod metrics;
@@ -52,6 +53,7 @@ pub mod sink;
 
 pub use admission::{Admission, Permit, Refused};
 pub use clock::{random_bytes, timestamp};
+pub use cluster::{Cluster, Location, NodeAddress};
 pub use handle::{Handle, Rejected};
 pub use metrics::{Metrics, Protocol, Rejection, StanzaKind};
 pub use queue::SubmitError;
@@ -102,14 +104,34 @@ pub fn spawn<S: Store + Send + Sync + 'static>(
     store: Arc<S>,
     config: RuntimeConfig,
 ) -> std::io::Result<Runtime> {
+    start(engine, store, config, None)
+}
+
+/// Starts the engine thread of one node of a cluster: stanzas for users of the local domains that the engine
+/// does not serve (see [`Engine::serving_only`]) go to `cluster`, and shells locate users through it.
+pub fn spawn_node<S: Store + Send + Sync + 'static>(
+    engine: Engine,
+    store: Arc<S>,
+    config: RuntimeConfig,
+    cluster: Arc<dyn Cluster>,
+) -> std::io::Result<Runtime> {
+    start(engine, store, config, Some(cluster))
+}
+
+fn start<S: Store + Send + Sync + 'static>(
+    engine: Engine,
+    store: Arc<S>,
+    config: RuntimeConfig,
+    cluster: Option<Arc<dyn Cluster>>,
+) -> std::io::Result<Runtime> {
     let queue = Arc::new(queue::Queue::new(config.engine_queue));
     let metrics = Arc::new(Metrics::new());
     let admission = Admission::new(config.max_connections, config.max_connections_per_ip);
-    let handle = Handle::new(queue.clone(), metrics.clone(), admission);
+    let handle = Handle::new(queue.clone(), metrics.clone(), admission, cluster.clone());
     let batch = config.batch.max(1);
     let thread = std::thread::Builder::new()
         .name("presence-engine".into())
-        .spawn(move || driver::Driver::new(engine, store, metrics).run(&queue, batch))?;
+        .spawn(move || driver::Driver::new(engine, store, metrics, cluster).run(&queue, batch))?;
     Ok(Runtime { handle, thread })
 }
 

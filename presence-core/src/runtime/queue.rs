@@ -17,6 +17,9 @@ use crate::session::SessionId;
 /// A message to the engine thread.
 // Nearly every message is an input; boxing it would add an allocation per stanza to spare a rare attach.
 #[allow(clippy::large_enum_variant)]
+/// Told whether the work queued before it was committed.
+pub(crate) type Receipt = Box<dyn FnOnce(bool) + Send>;
+
 pub(crate) enum Msg {
     /// Deliveries for `session` go to its own sink.
     Attach(SessionId, SessionSink),
@@ -28,6 +31,8 @@ pub(crate) enum Msg {
     Input(Input),
     /// Answer `token` to `session` once everything before has been committed and delivered.
     Flush(SessionId, u64),
+    /// Call this with the outcome of the commit of everything before it (`true`: durable).
+    Receipt(Receipt),
     /// Finish what is queued, commit, end every session, stop.
     Shutdown,
 }

@@ -24,7 +24,7 @@ pub fn req(id: &str) -> RequestId {
 
 pub struct Harness {
     pub engine: Engine,
-    pub store: MemoryStore,
+    pub store: std::sync::Arc<MemoryStore>,
     pub now: Instant,
     pub delivered: Vec<(SessionId, Stanza)>,
     pub routed: Vec<Stanza>,
@@ -39,7 +39,7 @@ impl Harness {
     pub fn new(config: EngineConfig) -> Self {
         Harness {
             engine: Engine::new(config),
-            store: MemoryStore::new(),
+            store: std::sync::Arc::new(MemoryStore::new()),
             now: Instant::now(),
             delivered: Vec::new(),
             routed: Vec::new(),
@@ -48,6 +48,14 @@ impl Harness {
             pending_loads: Vec::new(),
             next_session: 1,
         }
+    }
+
+    /// One node of a cluster over a store shared with the other nodes, serving only `here`.
+    pub fn node(config: EngineConfig, store: std::sync::Arc<MemoryStore>, here: &[&str]) -> Self {
+        let mut h = Self::new(config);
+        h.engine = h.engine.serving_only(here.iter().map(|u| j(u)));
+        h.store = store;
+        h
     }
 
     pub fn with_users(config: EngineConfig, users: &[&str]) -> Self {

@@ -1,0 +1,143 @@
+//! Which users of the local domains this engine serves (DESIGN §6).
+//!
+//! A user's home is one node (and later one shard). A single engine serves every user of its domains; an engine
+//! that is one node of a cluster serves only the users the cluster placed on it, and treats every other user of
+//! its domains the way it treats a user of another domain: stanzas for them go to the router (`Output::Route`),
+//! their presence is probed for, their rosters and held messages are never loaded here. What stays domain-based
+//! is policy: a user of our own domain served by another node is not a federated contact.
+//!
+//! Placement changes arrive as `Input::Rehome`. A user who leaves is dropped at once: its sessions end (their
+//! clients sign in again at the new home), watches on it end so their subscribers subscribe again there, and
+//! work that waited for its load goes to the router, where the new home takes it.
+
+use hashbrown::HashSet;
+
+use super::{AddRefusal, BindError, CloseReason, Engine, Input, Output, Work};
+use crate::jid::BareJid;
+use crate::session::SessionId;
+use crate::stanza::Stanza;
+use crate::watch::{WatchEnd, WatchState};
+
+/// The users an engine serves.
+#[derive(Debug, Default)]
+pub(super) enum Hosting {
+    /// Every user of the local domains (a single node).
+    #[default]
+    Everyone,
+    /// Only these (a node of a cluster).
+    Only(HashSet<BareJid>),
+}
+
+impl Hosting {
+    pub(super) fn serves(&self, user: &BareJid) -> bool {
+        match self {
+            Hosting::Everyone => true,
+            Hosting::Only(set) => set.contains(user),
+        }
+    }
+}
+
+impl Engine {
+    /// Serves only `users` of the local domains, not all of them: this engine is one node of a cluster, and
+    /// stanzas for any other user of its domains go to the router. `Input::Rehome` changes the set later.
+    pub fn serving_only(mut self, users: impl IntoIterator<Item = BareJid>) -> Self {
+        self.hosting = Hosting::Only(users.into_iter().collect());
+        self
+    }
+
+    /// Whether `user` is served by this engine: a user of a local domain placed here.
+    pub(super) fn is_here(&self, user: &BareJid) -> bool {
+        self.is_local(user) && self.hosting.serves(user)
+    }
+
+    /// Whether this engine serves `user` (the shells ask before binding a session).
+    pub fn serves(&self, user: &BareJid) -> bool {
+        self.is_here(user)
+    }
+
+    pub(super) fn rehome(&mut self, users: Vec<BareJid>, here: bool) {
+        let Hosting::Only(set) = &mut self.hosting else {
+            // A single node serves everyone; nobody can leave it.
+            return;
+        };
+        if here {
+            set.extend(users);
+            return;
+        }
+        for user in &users {
+            set.remove(user);
+        }
+        for user in users {
+            self.drop_user(&user);
+        }
+    }
+
+    /// Forgets a user who is now served elsewhere.
+    fn drop_user(&mut self, user: &BareJid) {
+        let sessions: Vec<SessionId> = self
+            .users
+            .get(user)
+            .map(|u| u.sessions.iter().map(|s| s.id).collect())
+            .unwrap_or_default();
+        for session in sessions {
+            self.out(Output::Close {
+                session,
+                reason: CloseReason::Moved,
+            });
+            self.close_session(session);
+        }
+        let watches = self.watches_on.get(user).cloned().unwrap_or_default();
+        for watch in watches {
+            self.out(Output::Watch {
+                watch,
+                state: WatchState::Terminated(WatchEnd::Moved),
+            });
+            self.forget_watch(watch);
+        }
+        if let Some(queue) = self.deferred.take(user) {
+            for work in queue {
+                self.redirect(work);
+            }
+        }
+        self.overlays.remove(user);
+        self.users.remove(user);
+    }
+
+    /// Hands work that waited for a user who left to where the user is now.
+    fn redirect(&mut self, work: Work) {
+        match work {
+            Work::Input(Input::FromRemote(stanza)) | Work::Inbound(stanza) => {
+                self.out(Output::Route(stanza))
+            }
+            Work::Input(Input::OpenSession { session, user, .. }) => {
+                self.out(Output::BindRefused {
+                    session,
+                    reason: BindError::ServedElsewhere(user),
+                })
+            }
+            Work::Input(Input::AddContacts { user, contacts }) => {
+                let refused = contacts
+                    .into_iter()
+                    .map(|(contact, _)| AddRefusal::ServedElsewhere(contact))
+                    .collect();
+                self.out(Output::ContactsAdded {
+                    user,
+                    added: Vec::new(),
+                    refused,
+                });
+            }
+            Work::Reciprocal { from, to } => self.out(Output::Route(Stanza::Subscription {
+                from,
+                to,
+                action: crate::roster::SubscriptionAction::Subscribe,
+            })),
+            // A watch whose target or watcher left ends like one whose data could not be read: its subscriber
+            // subscribes again and reaches the new home.
+            Work::Watch { watch, serial, .. } | Work::WatchSubscribe { watch, serial, .. } => {
+                self.fail_watch(watch, serial, WatchEnd::Moved)
+            }
+            // A policy change for a user who left is the new home's to make.
+            Work::Input(_) => {}
+        }
+    }
+}

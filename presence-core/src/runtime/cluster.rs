@@ -1,0 +1,55 @@
+//! The runtime's side of a cluster: where users are served, and a way to carry stanzas to other nodes.
+//!
+//! The engine only ever says "route this" (`Output::Route`); it never knows which transport carries it (DESIGN
+//! §1). A runtime that is one node of a cluster is given a [`Cluster`]: for a stanza whose recipient is a user of
+//! a local domain served by another node, the driver hands it to [`Cluster::forward`]; shells ask
+//! [`Handle::locate`](super::Handle::locate) before binding a session, to send a client to its user's home.
+//! The product binary implements it over NATS and PostgreSQL; an embedder can implement it over anything.
+
+use std::sync::Arc;
+
+use crate::jid::BareJid;
+use crate::stanza::Stanza;
+
+/// How clients reach a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddress {
+    /// The node's name, unique in the cluster.
+    pub name: String,
+    /// `host:port` where XMPP clients reach it (the `<see-other-host/>` target).
+    pub xmpp: Option<String>,
+    /// `host:port` where SIP endpoints reach it (the `302` Contact).
+    pub sip: Option<String>,
+}
+
+/// Where a user of a local domain is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// By this node (always, for a runtime outside a cluster).
+    Here,
+    /// By another node.
+    Node(Arc<NodeAddress>),
+    /// By no node right now: unassigned, or between a failed node and its peer's takeover.
+    Nowhere,
+}
+
+/// What a runtime needs from the cluster it is a node of. Both methods are called on hot paths (the engine
+/// thread, connection tasks): they must answer from memory and never block.
+pub trait Cluster: Send + Sync + 'static {
+    /// Where `user` is served now.
+    fn locate(&self, user: &BareJid) -> Location;
+    /// Carries a stanza for a user served by another node there. The implementation owns what happens when it
+    /// cannot: a message that is neither delivered nor held there must come back to its sender as an error
+    /// (submitted to this node as `Input::FromRemote(Stanza::Error(..))`), never vanish.
+    fn forward(&self, stanza: Stanza);
+}
+
+/// Whose stanza this is: the bare address of its recipient.
+pub fn recipient(stanza: &Stanza) -> Option<&BareJid> {
+    match stanza {
+        Stanza::Presence { to, .. } | Stanza::Message { to, .. } => Some(to.bare()),
+        Stanza::Subscription { to, .. } => Some(to),
+        Stanza::Error(e) => Some(e.to.bare()),
+        _ => None,
+    }
+}

@@ -1,0 +1,156 @@
+//! Engines as nodes of a cluster (DESIGN §6): each serves only the users placed on it, and a user of the same
+//! domain served elsewhere is reached through the router like a user of another domain, but is not federated.
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use presence_core::engine::{BindError, CloseReason};
+use presence_core::roster::SubscriptionAction;
+use presence_core::stanza::{ErrorCondition, Stanza};
+use presence_core::store::{MemoryStore, OfflineStore};
+use presence_core::{EngineConfig, Input, Output, SessionId};
+
+/// Two nodes, `a` serving alice and `b` serving bob, over one store; stanzas routed between them by hand.
+fn pair() -> (Harness, Harness) {
+    let store = Arc::new(MemoryStore::new());
+    let a = Harness::node(EngineConfig::for_domain("x"), store.clone(), &["alice@x"]);
+    a.account("alice@x");
+    a.account("bob@x");
+    let b = Harness::node(EngineConfig::for_domain("x"), store, &["bob@x"]);
+    (a, b)
+}
+
+/// Carries routed stanzas to the node serving their recipient until nothing moves.
+fn pump(a: &mut Harness, b: &mut Harness) {
+    loop {
+        let from_a = std::mem::take(&mut a.routed);
+        let from_b = std::mem::take(&mut b.routed);
+        if from_a.is_empty() && from_b.is_empty() {
+            return;
+        }
+        for s in from_a {
+            b.input(Input::FromRemote(s));
+        }
+        for s in from_b {
+            a.input(Input::FromRemote(s));
+        }
+    }
+}
+
+fn mutual(a: &mut Harness, b: &mut Harness, sa: SessionId, sb: SessionId) {
+    a.subscribe(sa, "bob@x", SubscriptionAction::Subscribe);
+    pump(a, b);
+    b.subscribe(sb, "alice@x", SubscriptionAction::Subscribed);
+    pump(a, b);
+    b.subscribe(sb, "alice@x", SubscriptionAction::Subscribe);
+    pump(a, b);
+    a.subscribe(sa, "bob@x", SubscriptionAction::Subscribed);
+    pump(a, b);
+}
+
+#[test]
+fn users_on_two_nodes_subscribe_see_presence_and_chat() {
+    let (mut a, mut b) = pair();
+    let sa = a.login("alice@x", "pc");
+    let sb = b.login("bob@x", "phone");
+    pump(&mut a, &mut b);
+    mutual(&mut a, &mut b, sa, sb);
+    assert!(a.stored_subscription("alice@x", "bob@x").outbound == presence_core::roster::Link::On);
+    assert!(b.stored_subscription("bob@x", "alice@x").outbound == presence_core::roster::Link::On);
+    a.clear();
+    b.clear();
+
+    // Presence crosses nodes, and a new session learns its contact's presence by a routed probe.
+    let sa2 = a.login("alice@x", "laptop");
+    pump(&mut a, &mut b);
+    assert!(saw_available(&b.take(sb), "alice@x/laptop"));
+    assert!(saw_available(&a.take(sa2), "bob@x/phone"));
+
+    a.chat(sa, "bob@x", "hello across nodes");
+    pump(&mut a, &mut b);
+    assert_eq!(bodies(&b.take(sb)), ["hello across nodes"]);
+    assert!(a.store.offline(&j("bob@x")).unwrap().is_empty());
+}
+
+#[test]
+fn a_message_for_an_offline_user_on_another_node_is_held_there() {
+    let (mut a, mut b) = pair();
+    let sa = a.login("alice@x", "pc");
+    a.chat(sa, "bob@x", "while you were out");
+    assert_eq!(a.routed.len(), 1, "node a routes, it never holds bob's messages");
+    pump(&mut a, &mut b);
+    assert_eq!(a.store.offline(&j("bob@x")).unwrap().len(), 1);
+    let sb = b.login("bob@x", "phone");
+    assert_eq!(bodies(&b.take(sb)), ["while you were out"]);
+}
+
+#[test]
+fn a_user_served_elsewhere_cannot_bind_here() {
+    let (mut a, _b) = pair();
+    let s = a.bind("bob@x", "pc");
+    assert!(a.other.iter().any(|o| matches!(
+        o,
+        Output::BindRefused { session, reason: BindError::ServedElsewhere(u) } if *session == s && *u == j("bob@x")
+    )));
+}
+
+#[test]
+fn an_error_from_another_node_reaches_the_sending_session() {
+    let (mut a, mut b) = pair();
+    let sa = a.login("alice@x", "pc");
+    a.chat(sa, "nobody@x", "hi");
+    // Nobody serves nobody@x: the node that answers for it (here b) says there is no such user.
+    let routed = std::mem::take(&mut a.routed);
+    for s in routed {
+        b.input(Input::FromRemote(s));
+    }
+    pump(&mut a, &mut b);
+    let got = a.take(sa);
+    assert!(
+        got.iter()
+            .any(|s| matches!(s, Stanza::Error(e) if e.condition == ErrorCondition::ServiceUnavailable)),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_user_who_moves_away_is_dropped_and_served_by_the_new_node() {
+    let (mut a, mut b) = pair();
+    let sa = a.login("alice@x", "pc");
+    let sb = b.login("bob@x", "phone");
+    pump(&mut a, &mut b);
+    mutual(&mut a, &mut b, sa, sb);
+    a.clear();
+    b.clear();
+
+    // Failover: node b takes alice over.
+    a.input(Input::Rehome {
+        users: vec![j("alice@x")],
+        here: false,
+    });
+    b.input(Input::Rehome {
+        users: vec![j("alice@x")],
+        here: true,
+    });
+    assert!(a.other.iter().any(|o| matches!(
+        o,
+        Output::Close { session, reason: CloseReason::Moved } if *session == sa
+    )));
+    assert!(a.engine.sessions_of(&j("alice@x")).is_empty());
+    pump(&mut a, &mut b);
+    assert!(
+        saw_unavailable(&b.take(sb), "alice@x/pc"),
+        "her contacts saw her go"
+    );
+
+    // Bob writes while she is between nodes: now held on b's side of the store, and delivered when she signs
+    // in through b, which loads her from the shared store.
+    b.chat(sb, "alice@x", "are you there?");
+    assert!(b.routed.is_empty(), "alice is served by b now");
+    let sa_b = b.login("alice@x", "pc");
+    pump(&mut a, &mut b);
+    let got = b.take(sa_b);
+    assert_eq!(bodies(&got), ["are you there?"]);
+    assert!(saw_available(&got, "bob@x/phone"));
+}
