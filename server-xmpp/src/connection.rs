@@ -420,6 +420,10 @@ async fn established<S, T>(
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let domain = shared.domain.as_str();
+    // In a cluster a user is served by one node: a client that reached another is sent home before it binds.
+    if send_home(&mut wire, shared, &user).await {
+        return;
+    }
     let metrics = shared.hub.metrics().clone();
     let session = shared.hub.new_session();
     let (sink, mut rx) = runtime::session_channel(shared.outbound_queue, shared.outbound_bytes);
@@ -544,10 +548,10 @@ async fn established<S, T>(
                         Err(SendFailed::Io) => break true,
                     }
                     if let Some(msg) = after {
-                        break ended_by_runtime(&mut wire, domain, msg).await;
+                        break ended_by_runtime(&mut wire, shared, me.jid.bare(), msg).await;
                     }
                 }
-                Some(msg) => break ended_by_runtime(&mut wire, domain, msg).await,
+                Some(msg) => break ended_by_runtime(&mut wire, shared, me.jid.bare(), msg).await,
                 None => {
                     fail_bounded(&mut wire, domain, "system-shutdown", None).await;
                     break false;
@@ -628,11 +632,20 @@ fn busy_answer(input: &Input, me: &FullJid) -> Option<StanzaError> {
 
 /// Ends the stream for a runtime message that is not a stanza. Returns whether the engine must still be told the
 /// session is gone (it already knows after a conflict, a slow consumer or a failed bind).
-async fn ended_by_runtime<T: AsyncRead + AsyncWrite + Unpin>(
+async fn ended_by_runtime<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<T>,
-    domain: &str,
+    shared: &Shared<S>,
+    user: &BareJid,
     msg: ToSession,
 ) -> bool {
+    let domain = shared.domain.as_str();
+    if let ToSession::Closed(SessionEnded::Engine(CloseReason::Moved)) = msg {
+        // The engine has forgotten the session already; the client goes to the user's new home.
+        if !send_home(wire, shared, user).await {
+            fail_bounded(wire, domain, "reset", Some(MOVED_TEXT)).await;
+        }
+        return false;
+    }
     let (condition, text, tell) = match msg {
         ToSession::Closed(SessionEnded::Engine(CloseReason::Conflict)) => (
             "conflict",
@@ -652,6 +665,43 @@ async fn ended_by_runtime<T: AsyncRead + AsyncWrite + Unpin>(
     };
     fail_bounded(wire, domain, condition, text).await;
     tell
+}
+
+/// Why a client whose user is between nodes is turned away.
+const NOWHERE_TEXT: &str = "no node serves this user right now; try again shortly";
+/// Why a session ends when its user moves to another node and the new home is not known yet.
+const MOVED_TEXT: &str = "this user moved to another node; sign in again";
+
+/// Ends the stream when `user` is not served here: `<see-other-host/>` to the node that serves it (RFC 6120
+/// §4.9.3.19), or a temporary error while no node does (a failed node before its peer took its users over).
+/// Returns whether the stream was ended.
+async fn send_home<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    shared: &Shared<S>,
+    user: &BareJid,
+) -> bool {
+    let domain = shared.domain.as_str();
+    match shared.hub.locate(user) {
+        runtime::Location::Here => false,
+        runtime::Location::Node(node) => {
+            match &node.xmpp {
+                Some(address) => {
+                    tracing::debug!(%user, node = %node.name, "sending the client to its user's node");
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        wire.see_other_host(domain, address),
+                    )
+                    .await;
+                }
+                None => fail_bounded(wire, domain, "internal-server-error", Some(NOWHERE_TEXT)).await,
+            }
+            true
+        }
+        runtime::Location::Nowhere => {
+            fail_bounded(wire, domain, "internal-server-error", Some(NOWHERE_TEXT)).await;
+            true
+        }
+    }
 }
 
 /// Resource binding (RFC 6120 §7) through the engine.
@@ -728,6 +778,13 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                             ));
                         wire.send(&result).await.ok()?;
                         Some(jid)
+                    }
+                    Some(ToSession::BindRefused(BindError::ServedElsewhere(_))) => {
+                        // Placement changed between the check before binding and the bind.
+                        if !send_home(wire, shared, user).await {
+                            fail_bounded(wire, domain, "reset", Some(MOVED_TEXT)).await;
+                        }
+                        None
                     }
                     Some(ToSession::BindRefused(reason)) => {
                         let (condition, text) = match &reason {

@@ -199,6 +199,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         let _ = self.io.shutdown().await;
     }
 
+    /// Ends the stream with `<see-other-host/>` naming `host:port` (RFC 6120 §4.9.3.19): the client's user is
+    /// served by another node, and the client reconnects there.
+    pub async fn see_other_host(&mut self, domain: &str, address: &str) {
+        if !self.opened() {
+            let _ = self.open(domain, &crate::random_id(), None).await;
+        }
+        let err = Element::new(ns::STREAMS, "error")
+            .with_child(Element::new(ns::STREAM_ERRORS, "see-other-host").with_text(address));
+        self.queue(&err.into());
+        self.out.extend_from_slice(b"</stream:stream>");
+        let _ = self.flush_out().await;
+        let _ = self.io.shutdown().await;
+    }
+
     /// Closes our side of the stream cleanly.
     pub async fn close(&mut self) {
         self.out.extend_from_slice(b"</stream:stream>");

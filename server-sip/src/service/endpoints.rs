@@ -328,6 +328,10 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             WatchState::Terminated(presence_core::WatchEnd::StoreUnavailable) => {
                 Some(crate::dialogs::EndReason::Probation)
             }
+            // The watched user moved to another node: subscribe again at once, and be sent there.
+            WatchState::Terminated(presence_core::WatchEnd::Moved) => {
+                Some(crate::dialogs::EndReason::Deactivated)
+            }
             _ => None,
         };
         d.state = Some(state);

@@ -98,6 +98,17 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 let Some(user) = self.authenticate(now, &req, flow) else {
                     return;
                 };
+                // In a cluster, a request is served by the node of the user it is about: the watched user for
+                // a SUBSCRIBE, the sender for everything else.
+                let about = match req.method {
+                    Method::Subscribe => self.aor(&req.uri),
+                    _ => Some(user.clone()),
+                };
+                if let Some(about) = about
+                    && self.send_home(now, &req, flow, &about)
+                {
+                    return;
+                }
                 match req.method {
                     Method::Register => self.register(now, req, flow, user),
                     Method::Publish => self.publish(now, req, flow, Publisher::User(user)),
@@ -194,6 +205,36 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             Err(e) => {
                 self.store_failed(now, req, flow, &e);
                 false
+            }
+        }
+    }
+
+    /// Answers a request about a user served by another node of the cluster: `302 Moved Temporarily` with that
+    /// node in the Contact (RFC 3261 §21.3.3), so the endpoint sends this and later requests there (DESIGN §7: an
+    /// initial PUBLISH may land on any node; the answer points to the user's home). A redirect rather than a
+    /// proxy: the home node then sees the endpoint's own flow, which it needs for its registrations and
+    /// dialogs, and a node's death does not leave requests stranded in another node's proxy state. While no
+    /// node serves the user (a failed node before its peer took over), `503` with Retry-After. Returns whether
+    /// the request was answered.
+    fn send_home(&mut self, now: Instant, req: &Request, flow: Flow, user: &BareJid) -> bool {
+        match self.hub.locate(user) {
+            presence_core::runtime::Location::Here => false,
+            presence_core::runtime::Location::Node(node) => {
+                match &node.sip {
+                    Some(address) => {
+                        let mut resp = req.make_response(302, "Moved Temporarily");
+                        let local = user.local().unwrap_or_default();
+                        resp.headers
+                            .push(HeaderName::Contact, format!("<sip:{local}@{address}>"));
+                        self.respond(now, req, flow, resp);
+                    }
+                    None => self.respond_temporary(now, req, flow, 503, "Service Unavailable"),
+                }
+                true
+            }
+            presence_core::runtime::Location::Nowhere => {
+                self.respond_temporary(now, req, flow, 503, "Service Unavailable");
+                true
             }
         }
     }
@@ -326,6 +367,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             let resp = req.make_response(404, "Not Found");
             return self.respond(now, &req, flow, resp);
         };
+        if matches!(publisher, Publisher::Trusted) && self.send_home(now, &req, flow, &user) {
+            return;
+        }
         match &publisher {
             Publisher::User(me) if *me != user => {
                 let resp = req.make_response(403, "Cannot publish another user's presence");
