@@ -1,6 +1,7 @@
 //! Shared helpers of the bundled binaries and examples.
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod credentials;
 pub mod http;

@@ -20,34 +20,38 @@ const VERSION: u8 = 1;
 const ACCOUNT_VERSION: u8 = 2;
 
 /// Builds one encoded record.
-struct Writer(Vec<u8>);
+pub(crate) struct Writer(Vec<u8>);
 
 impl Writer {
     fn new() -> Self {
         Writer(vec![VERSION])
     }
 
-    fn with_version(version: u8) -> Self {
+    pub(crate) fn with_version(version: u8) -> Self {
         Writer(vec![version])
     }
 
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
+    }
+
+    pub(crate) fn i8(&mut self, v: i8) {
+        self.0.extend_from_slice(&v.to_be_bytes());
     }
 
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
 
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
 
-    fn bool(&mut self, v: bool) {
+    pub(crate) fn bool(&mut self, v: bool) {
         self.u8(u8::from(v));
     }
 
-    fn len(&mut self, n: usize) {
+    pub(crate) fn len(&mut self, n: usize) {
         // Every field comes from a bounded engine value (a JID part, a stanza), far below 4 GiB.
         self.u32(u32::try_from(n).expect("field shorter than 4 GiB"));
     }
@@ -57,11 +61,11 @@ impl Writer {
         self.0.extend_from_slice(v);
     }
 
-    fn str(&mut self, v: &str) {
+    pub(crate) fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }
 
-    fn opt_str(&mut self, v: Option<&str>) {
+    pub(crate) fn opt_str(&mut self, v: Option<&str>) {
         match v {
             None => self.u8(0),
             Some(s) => {
@@ -71,20 +75,20 @@ impl Writer {
         }
     }
 
-    fn strs(&mut self, v: &[String]) {
+    pub(crate) fn strs(&mut self, v: &[String]) {
         self.len(v.len());
         for s in v {
             self.str(s);
         }
     }
 
-    fn finish(self) -> Vec<u8> {
+    pub(crate) fn finish(self) -> Vec<u8> {
         self.0
     }
 }
 
 /// Reads one encoded record, naming it in every error.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     what: &'a str,
     rest: &'a [u8],
 }
@@ -95,7 +99,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A reader for a record kind that has had several formats; returns the one found.
-    fn versioned(
+    pub(crate) fn versioned(
         what: &'a str,
         data: &'a [u8],
         readable: std::ops::RangeInclusive<u8>,
@@ -135,19 +139,23 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
-    fn u8(&mut self) -> Result<u8, StoreError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, StoreError> {
         Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn i8(&mut self) -> Result<i8, StoreError> {
+        Ok(i8::from_be_bytes(self.array()?))
     }
 
     fn u32(&mut self) -> Result<u32, StoreError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Result<u64, StoreError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, StoreError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
-    fn bool(&mut self) -> Result<bool, StoreError> {
+    pub(crate) fn bool(&mut self) -> Result<bool, StoreError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
@@ -155,7 +163,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn len(&mut self) -> Result<usize, StoreError> {
+    pub(crate) fn len(&mut self) -> Result<usize, StoreError> {
         let n = self.u32()? as usize;
         // A count can never exceed the bytes left (each item takes at least one), so a bad one fails here instead
         // of reserving a huge vector.
@@ -173,7 +181,7 @@ impl<'a> Reader<'a> {
         Ok(self.take(n)?.to_vec())
     }
 
-    fn str(&mut self) -> Result<String, StoreError> {
+    pub(crate) fn str(&mut self) -> Result<String, StoreError> {
         let n = self.len()?;
         let raw = self.take(n)?;
         std::str::from_utf8(raw)
@@ -181,7 +189,7 @@ impl<'a> Reader<'a> {
             .map_err(|e| self.corrupt(format!("text is not UTF-8: {e}")))
     }
 
-    fn opt_str(&mut self) -> Result<Option<String>, StoreError> {
+    pub(crate) fn opt_str(&mut self) -> Result<Option<String>, StoreError> {
         match self.u8()? {
             0 => Ok(None),
             1 => self.str().map(Some),
@@ -189,7 +197,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn strs(&mut self) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn strs(&mut self) -> Result<Vec<String>, StoreError> {
         let n = self.len()?;
         (0..n).map(|_| self.str()).collect()
     }
@@ -204,7 +212,7 @@ impl<'a> Reader<'a> {
         Jid::new(&s).map_err(|e| self.corrupt(format!("bad address: {e}")))
     }
 
-    fn end(self) -> Result<(), StoreError> {
+    pub(crate) fn end(self) -> Result<(), StoreError> {
         if self.rest.is_empty() {
             Ok(())
         } else {
@@ -422,7 +430,12 @@ pub fn encode_message(m: &StoredMessage) -> Vec<u8> {
     w.u64(m.seq);
     w.str(&m.from.to_string());
     w.str(&m.to.to_string());
-    let msg = &m.message;
+    write_message(&mut w, &m.message);
+    w.finish()
+}
+
+/// Writes the fields of a message (the part of a held message after its addresses).
+pub(crate) fn write_message(w: &mut Writer, msg: &Message) {
     w.opt_str(msg.id.as_deref());
     w.u8(kind_tag(msg.kind));
     w.opt_str(msg.body.as_deref());
@@ -430,7 +443,6 @@ pub fn encode_message(m: &StoredMessage) -> Vec<u8> {
     w.opt_str(msg.thread.as_deref());
     w.u64(msg.stamp.as_millis());
     w.strs(&msg.extensions);
-    w.finish()
 }
 
 /// Decodes what [`encode_message`] wrote.
@@ -439,6 +451,18 @@ pub fn decode_message(what: &str, data: &[u8]) -> Result<StoredMessage, StoreErr
     let seq = r.u64()?;
     let from = r.jid()?;
     let to = r.jid()?;
+    let message = read_message(&mut r)?;
+    r.end()?;
+    Ok(StoredMessage {
+        seq,
+        from,
+        to,
+        message,
+    })
+}
+
+/// Reads what [`write_message`] wrote.
+pub(crate) fn read_message(r: &mut Reader<'_>) -> Result<Message, StoreError> {
     let id = r.opt_str()?;
     let kind = match r.u8()? {
         0 => MessageKind::Chat,
@@ -448,7 +472,7 @@ pub fn decode_message(what: &str, data: &[u8]) -> Result<StoredMessage, StoreErr
         4 => MessageKind::Error,
         b => return Err(r.corrupt(format!("unknown message kind tag {b}"))),
     };
-    let message = Message {
+    Ok(Message {
         id,
         kind,
         body: r.opt_str()?,
@@ -456,13 +480,6 @@ pub fn decode_message(what: &str, data: &[u8]) -> Result<StoredMessage, StoreErr
         thread: r.opt_str()?,
         stamp: Timestamp::from_millis(r.u64()?),
         extensions: r.strs()?,
-    };
-    r.end()?;
-    Ok(StoredMessage {
-        seq,
-        from,
-        to,
-        message,
     })
 }
 

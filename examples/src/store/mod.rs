@@ -4,7 +4,7 @@
 //! crash mid-commit leaves the previous state. [`Store::apply`] puts a whole group of engine writes in one
 //! transaction, so a burst of roster and offline changes costs one sync.
 
-mod codec;
+pub(crate) mod codec;
 pub mod faulty;
 mod keys;
 

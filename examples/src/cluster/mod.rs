@@ -1,0 +1,3 @@
+//! Running presenced as a node of a cluster.
+
+pub mod wire;

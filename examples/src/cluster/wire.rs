@@ -1,0 +1,903 @@
+//! The binary encoding of a [`Stanza`] carried from one node of a cluster to another.
+//!
+//! A frame is a format version byte ([`VERSION`]), a tag naming the stanza's variant, then the variant's fields in
+//! a fixed order. The primitives are the store's (`store::codec`): big-endian integers, strings with a `u32` length,
+//! optional fields behind a presence byte, lists with a `u32` count; a message's fields are laid out exactly as in a
+//! held message. Every enum variant has an explicit tag, matched both ways, so reordering a type in
+//! `presence-core` cannot silently change the format. Addresses travel as their normalised text and are parsed
+//! again on arrival.
+//!
+//! The version byte is the wire format's own, unrelated to the store's record versions: nodes of different builds
+//! refuse each other's frames rather than misread them. Decoding never panics; every flaw is a [`WireError`].
+
+use presence_core::compose::{PresenceState, Show};
+use presence_core::policy::{PolicyEntry, PresenceSettings};
+use presence_core::roster::{
+    ItemDetails, Link, RosterChange, RosterItem, Subscription, SubscriptionAction,
+};
+use presence_core::stanza::{
+    BlockChange, ErrorAbout, ErrorCondition, PresenceKind, PresenceView, RequestId, Stanza,
+    StanzaError,
+};
+use presence_core::store::StoreError;
+use presence_core::time::Timestamp;
+use presence_core::{BareJid, Jid, JidError};
+
+use crate::store::codec::{Reader, Writer, read_message, write_message};
+
+/// The frame format written today; readers reject any other.
+pub const VERSION: u8 = 1;
+
+/// Why a frame from another node could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The frame is in a format version this build does not read.
+    #[error("frame format version {found}, this build reads version {VERSION}")]
+    Version {
+        /// The version byte found.
+        found: u8,
+    },
+    /// A tag byte names no variant of the type at that place.
+    #[error("unknown tag {tag} for {field}")]
+    UnknownTag {
+        /// What the tag selects (`stanza`, `presence kind`, `error condition`, ...).
+        field: &'static str,
+        /// The tag byte found.
+        tag: u8,
+    },
+    /// An address does not parse.
+    #[error("bad jid {jid:?}: {source}")]
+    BadJid {
+        /// The text found.
+        jid: String,
+        /// Why it is not an address.
+        source: JidError,
+    },
+    /// The frame is cut short (a length or count reaching past its end), has bytes left over, holds text that is
+    /// not UTF-8, a flag that is neither 0 nor 1, or an unknown message kind.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+}
+
+/// Encodes a stanza as one frame.
+pub fn encode(stanza: &Stanza) -> Vec<u8> {
+    let mut w = Writer::with_version(VERSION);
+    match stanza {
+        Stanza::Presence { from, to, kind } => {
+            w.u8(0);
+            jid(&mut w, from);
+            jid(&mut w, to);
+            match kind {
+                PresenceKind::Available(view) => {
+                    w.u8(0);
+                    w.u8(show_tag(view.show));
+                    w.opt_str(view.status.as_deref());
+                    w.i8(view.priority);
+                    w.u8(state_tag(view.composed));
+                }
+                PresenceKind::Unavailable => w.u8(1),
+                PresenceKind::Probe => w.u8(2),
+            }
+        }
+        Stanza::Subscription { from, to, action } => {
+            w.u8(1);
+            w.str(from.as_str());
+            w.str(to.as_str());
+            w.u8(match action {
+                SubscriptionAction::Subscribe => 0,
+                SubscriptionAction::Subscribed => 1,
+                SubscriptionAction::Unsubscribe => 2,
+                SubscriptionAction::Unsubscribed => 3,
+            });
+        }
+        Stanza::Message {
+            from,
+            to,
+            message,
+            delayed,
+        } => {
+            w.u8(2);
+            jid(&mut w, from);
+            jid(&mut w, to);
+            write_message(&mut w, message);
+            w.bool(delayed.is_some());
+            if let Some(stamp) = delayed {
+                w.u64(stamp.as_millis());
+            }
+        }
+        Stanza::RosterResult {
+            request,
+            items,
+            version,
+        } => {
+            w.u8(3);
+            w.str(&request.0);
+            w.len(items.len());
+            for item in items {
+                roster_item(&mut w, item);
+            }
+            w.u64(*version);
+        }
+        Stanza::RosterPush { change, version } => {
+            w.u8(4);
+            match change {
+                RosterChange::Updated(item) => {
+                    w.u8(0);
+                    roster_item(&mut w, item);
+                }
+                RosterChange::Removed(jid) => {
+                    w.u8(1);
+                    w.str(jid.as_str());
+                }
+            }
+            w.u64(*version);
+        }
+        Stanza::BlockList { request, items } => {
+            w.u8(5);
+            w.str(&request.0);
+            policy_entries(&mut w, items);
+        }
+        Stanza::BlockPush(change) => {
+            w.u8(6);
+            match change {
+                BlockChange::Blocked(entries) => {
+                    w.u8(0);
+                    policy_entries(&mut w, entries);
+                }
+                BlockChange::Unblocked(entries) => {
+                    w.u8(1);
+                    policy_entries(&mut w, entries);
+                }
+                BlockChange::UnblockedAll => w.u8(2),
+            }
+        }
+        Stanza::PresenceSettings { request, settings } => {
+            w.u8(7);
+            w.str(&request.0);
+            w.bool(settings.dnd_on_phone);
+            w.bool(settings.dnd_in_meeting);
+            w.bool(settings.share_availability);
+        }
+        Stanza::Done(request) => {
+            w.u8(8);
+            w.str(&request.0);
+        }
+        Stanza::Error(e) => {
+            w.u8(9);
+            jid(&mut w, &e.to);
+            match &e.about {
+                ErrorAbout::Request(request) => {
+                    w.u8(0);
+                    w.str(&request.0);
+                }
+                ErrorAbout::Message { id, to } => {
+                    w.u8(1);
+                    w.opt_str(id.as_deref());
+                    jid(&mut w, to);
+                }
+                ErrorAbout::Presence { to } => {
+                    w.u8(2);
+                    jid(&mut w, to);
+                }
+            }
+            w.u8(condition_tag(e.condition));
+            w.opt_str(e.text.as_deref());
+        }
+    }
+    w.finish()
+}
+
+/// Decodes what [`encode`] wrote.
+pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
+    // The store's reader checks a version range; the wire's version is checked here to report it as such.
+    let (reader, found) =
+        Reader::versioned("stanza frame", frame, 0..=u8::MAX).map_err(malformed)?;
+    if found != VERSION {
+        return Err(WireError::Version { found });
+    }
+    let mut r = Frame(reader);
+    let stanza = match r.u8()? {
+        0 => {
+            let from = r.jid()?;
+            let to = r.jid()?;
+            let kind = match r.u8()? {
+                0 => PresenceKind::Available(PresenceView {
+                    show: r.show()?,
+                    status: r.opt_str()?,
+                    priority: r.i8()?,
+                    composed: r.state()?,
+                }),
+                1 => PresenceKind::Unavailable,
+                2 => PresenceKind::Probe,
+                tag => return Err(unknown("presence kind", tag)),
+            };
+            Stanza::Presence { from, to, kind }
+        }
+        1 => Stanza::Subscription {
+            from: r.bare_jid()?,
+            to: r.bare_jid()?,
+            action: match r.u8()? {
+                0 => SubscriptionAction::Subscribe,
+                1 => SubscriptionAction::Subscribed,
+                2 => SubscriptionAction::Unsubscribe,
+                3 => SubscriptionAction::Unsubscribed,
+                tag => return Err(unknown("subscription action", tag)),
+            },
+        },
+        2 => Stanza::Message {
+            from: r.jid()?,
+            to: r.jid()?,
+            message: read_message(&mut r.0).map_err(malformed)?,
+            delayed: if r.bool()? {
+                Some(Timestamp::from_millis(r.u64()?))
+            } else {
+                None
+            },
+        },
+        3 => Stanza::RosterResult {
+            request: r.request()?,
+            items: r.list(Frame::roster_item)?,
+            version: r.u64()?,
+        },
+        4 => Stanza::RosterPush {
+            change: match r.u8()? {
+                0 => RosterChange::Updated(r.roster_item()?),
+                1 => RosterChange::Removed(r.bare_jid()?),
+                tag => return Err(unknown("roster change", tag)),
+            },
+            version: r.u64()?,
+        },
+        5 => Stanza::BlockList {
+            request: r.request()?,
+            items: r.list(Frame::policy_entry)?,
+        },
+        6 => Stanza::BlockPush(match r.u8()? {
+            0 => BlockChange::Blocked(r.list(Frame::policy_entry)?),
+            1 => BlockChange::Unblocked(r.list(Frame::policy_entry)?),
+            2 => BlockChange::UnblockedAll,
+            tag => return Err(unknown("block change", tag)),
+        }),
+        7 => Stanza::PresenceSettings {
+            request: r.request()?,
+            settings: PresenceSettings {
+                dnd_on_phone: r.bool()?,
+                dnd_in_meeting: r.bool()?,
+                share_availability: r.bool()?,
+            },
+        },
+        8 => Stanza::Done(r.request()?),
+        9 => {
+            let to = r.jid()?;
+            let about = match r.u8()? {
+                0 => ErrorAbout::Request(r.request()?),
+                1 => ErrorAbout::Message {
+                    id: r.opt_str()?,
+                    to: r.jid()?,
+                },
+                2 => ErrorAbout::Presence { to: r.jid()? },
+                tag => return Err(unknown("error subject", tag)),
+            };
+            Stanza::Error(StanzaError {
+                to,
+                about,
+                condition: r.condition()?,
+                text: r.opt_str()?,
+            })
+        }
+        tag => return Err(unknown("stanza", tag)),
+    };
+    r.0.end().map_err(malformed)?;
+    Ok(stanza)
+}
+
+fn jid(w: &mut Writer, j: &Jid) {
+    w.str(&j.to_string());
+}
+
+fn roster_item(w: &mut Writer, item: &RosterItem) {
+    w.str(item.jid.as_str());
+    w.opt_str(item.details.name.as_deref());
+    w.strs(&item.details.groups);
+    w.u8(link_tag(item.subscription.outbound));
+    w.u8(link_tag(item.subscription.inbound));
+}
+
+fn policy_entries(w: &mut Writer, entries: &[PolicyEntry]) {
+    w.len(entries.len());
+    for e in entries {
+        match e {
+            PolicyEntry::Jid(j) => {
+                w.u8(0);
+                w.str(j.as_str());
+            }
+            PolicyEntry::Domain(d) => {
+                w.u8(1);
+                w.str(d);
+            }
+        }
+    }
+}
+
+fn link_tag(l: Link) -> u8 {
+    match l {
+        Link::Off => 0,
+        Link::Pending => 1,
+        Link::On => 2,
+    }
+}
+
+fn show_tag(s: Show) -> u8 {
+    match s {
+        Show::Chat => 0,
+        Show::Available => 1,
+        Show::Away => 2,
+        Show::Xa => 3,
+        Show::Dnd => 4,
+    }
+}
+
+fn state_tag(s: PresenceState) -> u8 {
+    match s {
+        PresenceState::Available => 0,
+        PresenceState::Idle => 1,
+        PresenceState::Busy => 2,
+        PresenceState::OnThePhone => 3,
+        PresenceState::InAMeeting => 4,
+        PresenceState::Dnd => 5,
+        PresenceState::OutOfOffice => 6,
+        PresenceState::Unavailable => 7,
+    }
+}
+
+fn condition_tag(c: ErrorCondition) -> u8 {
+    match c {
+        ErrorCondition::BadRequest => 0,
+        ErrorCondition::Conflict => 1,
+        ErrorCondition::InternalServerError => 2,
+        ErrorCondition::ItemNotFound => 3,
+        ErrorCondition::NotAllowed => 4,
+        ErrorCondition::NotAcceptable => 5,
+        ErrorCondition::PolicyViolation => 6,
+        ErrorCondition::RecipientUnavailable => 7,
+        ErrorCondition::RemoteServerNotFound => 8,
+        ErrorCondition::ResourceConstraint => 9,
+        ErrorCondition::ServiceUnavailable => 10,
+    }
+}
+
+fn unknown(field: &'static str, tag: u8) -> WireError {
+    WireError::UnknownTag { field, tag }
+}
+
+/// The store reader's complaints (a shortfall, a bad flag or length, non-UTF-8 text, leftovers) as wire errors.
+fn malformed(e: StoreError) -> WireError {
+    match e {
+        StoreError::Corrupt { detail, .. } => WireError::Malformed(detail),
+        other => WireError::Malformed(other.to_string()),
+    }
+}
+
+/// The store's reader over one frame, with the wire's errors and the wire's composite fields.
+struct Frame<'a>(Reader<'a>);
+
+impl Frame<'_> {
+    fn u8(&mut self) -> Result<u8, WireError> {
+        self.0.u8().map_err(malformed)
+    }
+
+    fn i8(&mut self) -> Result<i8, WireError> {
+        self.0.i8().map_err(malformed)
+    }
+
+    fn u64(&mut self) -> Result<u64, WireError> {
+        self.0.u64().map_err(malformed)
+    }
+
+    fn bool(&mut self) -> Result<bool, WireError> {
+        self.0.bool().map_err(malformed)
+    }
+
+    fn str(&mut self) -> Result<String, WireError> {
+        self.0.str().map_err(malformed)
+    }
+
+    fn opt_str(&mut self) -> Result<Option<String>, WireError> {
+        self.0.opt_str().map_err(malformed)
+    }
+
+    fn request(&mut self) -> Result<RequestId, WireError> {
+        self.str().map(RequestId)
+    }
+
+    fn list<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T, WireError>,
+    ) -> Result<Vec<T>, WireError> {
+        // The reader bounds the count by the bytes left, so a bad count cannot reserve a huge vector.
+        let n = self.0.len().map_err(malformed)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(item(self)?);
+        }
+        Ok(items)
+    }
+
+    fn jid(&mut self) -> Result<Jid, WireError> {
+        let text = self.str()?;
+        Jid::new(&text).map_err(|source| WireError::BadJid { jid: text, source })
+    }
+
+    fn bare_jid(&mut self) -> Result<BareJid, WireError> {
+        let text = self.str()?;
+        BareJid::new(&text).map_err(|source| WireError::BadJid { jid: text, source })
+    }
+
+    fn link(&mut self) -> Result<Link, WireError> {
+        match self.u8()? {
+            0 => Ok(Link::Off),
+            1 => Ok(Link::Pending),
+            2 => Ok(Link::On),
+            tag => Err(unknown("subscription link", tag)),
+        }
+    }
+
+    fn show(&mut self) -> Result<Show, WireError> {
+        match self.u8()? {
+            0 => Ok(Show::Chat),
+            1 => Ok(Show::Available),
+            2 => Ok(Show::Away),
+            3 => Ok(Show::Xa),
+            4 => Ok(Show::Dnd),
+            tag => Err(unknown("show", tag)),
+        }
+    }
+
+    fn state(&mut self) -> Result<PresenceState, WireError> {
+        match self.u8()? {
+            0 => Ok(PresenceState::Available),
+            1 => Ok(PresenceState::Idle),
+            2 => Ok(PresenceState::Busy),
+            3 => Ok(PresenceState::OnThePhone),
+            4 => Ok(PresenceState::InAMeeting),
+            5 => Ok(PresenceState::Dnd),
+            6 => Ok(PresenceState::OutOfOffice),
+            7 => Ok(PresenceState::Unavailable),
+            tag => Err(unknown("presence state", tag)),
+        }
+    }
+
+    fn condition(&mut self) -> Result<ErrorCondition, WireError> {
+        match self.u8()? {
+            0 => Ok(ErrorCondition::BadRequest),
+            1 => Ok(ErrorCondition::Conflict),
+            2 => Ok(ErrorCondition::InternalServerError),
+            3 => Ok(ErrorCondition::ItemNotFound),
+            4 => Ok(ErrorCondition::NotAllowed),
+            5 => Ok(ErrorCondition::NotAcceptable),
+            6 => Ok(ErrorCondition::PolicyViolation),
+            7 => Ok(ErrorCondition::RecipientUnavailable),
+            8 => Ok(ErrorCondition::RemoteServerNotFound),
+            9 => Ok(ErrorCondition::ResourceConstraint),
+            10 => Ok(ErrorCondition::ServiceUnavailable),
+            tag => Err(unknown("error condition", tag)),
+        }
+    }
+
+    fn roster_item(&mut self) -> Result<RosterItem, WireError> {
+        Ok(RosterItem {
+            jid: self.bare_jid()?,
+            details: ItemDetails {
+                name: self.opt_str()?,
+                groups: self.0.strs().map_err(malformed)?,
+            },
+            subscription: Subscription {
+                outbound: self.link()?,
+                inbound: self.link()?,
+            },
+        })
+    }
+
+    fn policy_entry(&mut self) -> Result<PolicyEntry, WireError> {
+        match self.u8()? {
+            0 => self.bare_jid().map(PolicyEntry::Jid),
+            1 => self.str().map(PolicyEntry::Domain),
+            tag => Err(unknown("policy entry", tag)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use presence_core::message::{Message, MessageKind};
+    use proptest::prelude::*;
+
+    fn bare_jid() -> impl Strategy<Value = BareJid> {
+        (
+            proptest::option::of("[a-c]{1,3}"),
+            "[a-c]{1,3}(\\.[a-c]{1,2})?",
+        )
+            .prop_map(|(local, domain)| {
+                BareJid::from_parts(local.as_deref(), &domain).expect("valid bare jid")
+            })
+    }
+
+    fn any_jid() -> impl Strategy<Value = Jid> {
+        (bare_jid(), proptest::option::of("[a-c0-9]{1,3}")).prop_map(|(bare, resource)| {
+            match resource {
+                None => Jid::Bare(bare),
+                Some(r) => Jid::Full(bare.with_resource(&r).expect("valid resource")),
+            }
+        })
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        "\\PC{0,8}"
+    }
+
+    fn opt_text() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(text())
+    }
+
+    fn request() -> impl Strategy<Value = RequestId> {
+        text().prop_map(RequestId)
+    }
+
+    fn show() -> impl Strategy<Value = Show> {
+        prop::sample::select(vec![
+            Show::Chat,
+            Show::Available,
+            Show::Away,
+            Show::Xa,
+            Show::Dnd,
+        ])
+    }
+
+    fn state() -> impl Strategy<Value = PresenceState> {
+        prop::sample::select(vec![
+            PresenceState::Available,
+            PresenceState::Idle,
+            PresenceState::Busy,
+            PresenceState::OnThePhone,
+            PresenceState::InAMeeting,
+            PresenceState::Dnd,
+            PresenceState::OutOfOffice,
+            PresenceState::Unavailable,
+        ])
+    }
+
+    fn presence_kind() -> impl Strategy<Value = PresenceKind> {
+        prop_oneof![
+            (show(), opt_text(), any::<i8>(), state()).prop_map(
+                |(show, status, priority, composed)| {
+                    PresenceKind::Available(PresenceView {
+                        show,
+                        status,
+                        priority,
+                        composed,
+                    })
+                }
+            ),
+            Just(PresenceKind::Unavailable),
+            Just(PresenceKind::Probe),
+        ]
+    }
+
+    fn action() -> impl Strategy<Value = SubscriptionAction> {
+        prop::sample::select(vec![
+            SubscriptionAction::Subscribe,
+            SubscriptionAction::Subscribed,
+            SubscriptionAction::Unsubscribe,
+            SubscriptionAction::Unsubscribed,
+        ])
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        (
+            opt_text(),
+            prop::sample::select(vec![
+                MessageKind::Chat,
+                MessageKind::Normal,
+                MessageKind::Headline,
+                MessageKind::Groupchat,
+                MessageKind::Error,
+            ]),
+            opt_text(),
+            opt_text(),
+            opt_text(),
+            any::<u64>(),
+            prop::collection::vec(text(), 0..3),
+        )
+            .prop_map(
+                |(id, kind, body, subject, thread, stamp, extensions)| Message {
+                    id,
+                    kind,
+                    body,
+                    subject,
+                    thread,
+                    stamp: Timestamp::from_millis(stamp),
+                    extensions,
+                },
+            )
+    }
+
+    fn link() -> impl Strategy<Value = Link> {
+        prop::sample::select(vec![Link::Off, Link::Pending, Link::On])
+    }
+
+    fn roster_item() -> impl Strategy<Value = RosterItem> {
+        (
+            bare_jid(),
+            opt_text(),
+            prop::collection::vec(text(), 0..3),
+            link(),
+            link(),
+        )
+            .prop_map(|(jid, name, groups, outbound, inbound)| RosterItem {
+                jid,
+                details: ItemDetails { name, groups },
+                subscription: Subscription { outbound, inbound },
+            })
+    }
+
+    fn policy_entries() -> impl Strategy<Value = Vec<PolicyEntry>> {
+        prop::collection::vec(
+            prop_oneof![
+                bare_jid().prop_map(PolicyEntry::Jid),
+                text().prop_map(PolicyEntry::Domain),
+            ],
+            0..4,
+        )
+    }
+
+    fn condition() -> impl Strategy<Value = ErrorCondition> {
+        prop::sample::select(vec![
+            ErrorCondition::BadRequest,
+            ErrorCondition::Conflict,
+            ErrorCondition::InternalServerError,
+            ErrorCondition::ItemNotFound,
+            ErrorCondition::NotAllowed,
+            ErrorCondition::NotAcceptable,
+            ErrorCondition::PolicyViolation,
+            ErrorCondition::RecipientUnavailable,
+            ErrorCondition::RemoteServerNotFound,
+            ErrorCondition::ResourceConstraint,
+            ErrorCondition::ServiceUnavailable,
+        ])
+    }
+
+    fn error_about() -> impl Strategy<Value = ErrorAbout> {
+        prop_oneof![
+            request().prop_map(ErrorAbout::Request),
+            (opt_text(), any_jid()).prop_map(|(id, to)| ErrorAbout::Message { id, to }),
+            any_jid().prop_map(|to| ErrorAbout::Presence { to }),
+        ]
+    }
+
+    fn stanza() -> impl Strategy<Value = Stanza> {
+        prop_oneof![
+            (any_jid(), any_jid(), presence_kind()).prop_map(|(from, to, kind)| Stanza::Presence {
+                from,
+                to,
+                kind
+            }),
+            (bare_jid(), bare_jid(), action())
+                .prop_map(|(from, to, action)| Stanza::Subscription { from, to, action }),
+            (
+                any_jid(),
+                any_jid(),
+                message(),
+                proptest::option::of(any::<u64>())
+            )
+                .prop_map(|(from, to, message, delayed)| Stanza::Message {
+                    from,
+                    to,
+                    message,
+                    delayed: delayed.map(Timestamp::from_millis),
+                }),
+            (
+                request(),
+                prop::collection::vec(roster_item(), 0..3),
+                any::<u64>()
+            )
+                .prop_map(|(request, items, version)| Stanza::RosterResult {
+                    request,
+                    items,
+                    version,
+                }),
+            (
+                prop_oneof![
+                    roster_item().prop_map(RosterChange::Updated),
+                    bare_jid().prop_map(RosterChange::Removed),
+                ],
+                any::<u64>()
+            )
+                .prop_map(|(change, version)| Stanza::RosterPush { change, version }),
+            (request(), policy_entries())
+                .prop_map(|(request, items)| Stanza::BlockList { request, items }),
+            prop_oneof![
+                policy_entries().prop_map(BlockChange::Blocked),
+                policy_entries().prop_map(BlockChange::Unblocked),
+                Just(BlockChange::UnblockedAll),
+            ]
+            .prop_map(Stanza::BlockPush),
+            (request(), any::<(bool, bool, bool)>()).prop_map(
+                |(request, (dnd_on_phone, dnd_in_meeting, share_availability))| {
+                    Stanza::PresenceSettings {
+                        request,
+                        settings: PresenceSettings {
+                            dnd_on_phone,
+                            dnd_in_meeting,
+                            share_availability,
+                        },
+                    }
+                }
+            ),
+            request().prop_map(Stanza::Done),
+            (any_jid(), error_about(), condition(), opt_text()).prop_map(
+                |(to, about, condition, text)| {
+                    Stanza::Error(StanzaError {
+                        to,
+                        about,
+                        condition,
+                        text,
+                    })
+                }
+            ),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_stanza_survives_the_round_trip(s in stanza()) {
+            let frame = encode(&s);
+            prop_assert_eq!(frame[0], VERSION);
+            prop_assert_eq!(decode(&frame).expect("decodes"), s);
+        }
+    }
+
+    fn jid(s: &str) -> Jid {
+        Jid::new(s).expect("valid jid")
+    }
+
+    fn bare(s: &str) -> BareJid {
+        BareJid::new(s).expect("valid bare jid")
+    }
+
+    fn samples() -> Vec<Stanza> {
+        vec![
+            Stanza::Presence {
+                from: jid("alice@example.com/phone"),
+                to: jid("bob@example.org"),
+                kind: PresenceKind::Available(PresenceView {
+                    show: Show::Dnd,
+                    status: Some("In a meeting".into()),
+                    priority: -5,
+                    composed: PresenceState::InAMeeting,
+                }),
+            },
+            Stanza::Message {
+                from: jid("alice@example.com/phone"),
+                to: jid("bob@example.org"),
+                message: Message {
+                    id: Some("m1".into()),
+                    kind: MessageKind::Chat,
+                    body: Some("hello".into()),
+                    subject: Some("hi".into()),
+                    thread: Some("t".into()),
+                    stamp: Timestamp::from_millis(1_700_000_000_000),
+                    extensions: vec!["<x/>".into()],
+                },
+                delayed: Some(Timestamp::from_millis(1_700_000_000_001)),
+            },
+            Stanza::RosterResult {
+                request: RequestId("r1".into()),
+                items: vec![RosterItem {
+                    jid: bare("bob@example.org"),
+                    details: ItemDetails {
+                        name: Some("Bob".into()),
+                        groups: vec!["Friends".into()],
+                    },
+                    subscription: Subscription {
+                        outbound: Link::On,
+                        inbound: Link::Pending,
+                    },
+                }],
+                version: 7,
+            },
+            Stanza::BlockPush(BlockChange::Blocked(vec![
+                PolicyEntry::Jid(bare("eve@example.net")),
+                PolicyEntry::Domain("spam.example".into()),
+            ])),
+            Stanza::Error(StanzaError {
+                to: jid("alice@example.com/phone"),
+                about: ErrorAbout::Message {
+                    id: Some("m1".into()),
+                    to: jid("bob@example.org"),
+                },
+                condition: ErrorCondition::ServiceUnavailable,
+                text: Some("gone".into()),
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        for s in samples() {
+            let frame = encode(&s);
+            for cut in 0..frame.len() {
+                let err = decode(&frame[..cut]).expect_err("truncated");
+                assert!(
+                    matches!(err, WireError::Malformed(_)),
+                    "{s:?} cut at {cut}: {err}"
+                );
+            }
+            assert_eq!(decode(&frame).expect("whole frame decodes"), s);
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let mut frame = encode(&Stanza::Done(RequestId("r".into())));
+        frame.push(0);
+        let err = decode(&frame).expect_err("trailing byte");
+        assert!(err.to_string().contains("left over"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_variant_tag_is_named_in_the_error() {
+        let mut frame = encode(&Stanza::Done(RequestId("r".into())));
+        frame[1] = 200;
+        let err = decode(&frame).expect_err("unknown tag");
+        assert!(
+            matches!(
+                err,
+                WireError::UnknownTag {
+                    field: "stanza",
+                    tag: 200
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "unknown tag 200 for stanza");
+
+        // A nested enum: the error condition is the byte before the (absent) text's presence byte.
+        let mut frame = encode(&Stanza::Error(StanzaError {
+            to: jid("alice@example.com"),
+            about: ErrorAbout::Presence {
+                to: jid("bob@example.org"),
+            },
+            condition: ErrorCondition::Conflict,
+            text: None,
+        }));
+        let at = frame.len() - 2;
+        frame[at] = 99;
+        assert_eq!(
+            decode(&frame).expect_err("unknown condition").to_string(),
+            "unknown tag 99 for error condition"
+        );
+    }
+
+    #[test]
+    fn another_version_and_a_bad_jid_are_named() {
+        let mut frame = encode(&Stanza::Done(RequestId("r".into())));
+        frame[0] = 2;
+        let err = decode(&frame).expect_err("version");
+        assert!(matches!(err, WireError::Version { found: 2 }), "{err:?}");
+
+        let mut w = Writer::with_version(VERSION);
+        w.u8(1);
+        w.str("@example.com");
+        w.str("bob@example.org");
+        w.u8(0);
+        let err = decode(&w.finish()).expect_err("bad jid");
+        assert!(
+            matches!(&err, WireError::BadJid { jid, .. } if jid == "@example.com"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with("bad jid \"@example.com\""),
+            "{err}"
+        );
+    }
+}
