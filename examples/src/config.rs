@@ -65,6 +65,40 @@ pub struct Config {
     pub log: LogConfig,
     /// The HTTP listener (metrics; later WebSocket, BOSH and the status page).
     pub http: HttpConfig,
+    /// Where accounts, rosters and held messages live.
+    pub store: StoreConfig,
+}
+
+/// `[store]`: which store backs the server and the `user` commands.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Which store.
+    pub kind: StoreKind,
+    /// The PostgreSQL connection URL (`postgresql://user[:password]@host:port/dbname`); required for `postgres`.
+    pub url: Option<String>,
+    /// How many PostgreSQL connections this process keeps open at most.
+    pub pool: usize,
+}
+
+/// `[store] kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The redb file `presenced.redb` in `data_dir`: one node, nothing to run beside it.
+    Embedded,
+    /// A PostgreSQL database, which several nodes can share.
+    Postgres,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: StoreKind::Embedded,
+            url: None,
+            pool: 4,
+        }
+    }
 }
 
 /// `[log]`: what the server's operational log keeps and how it is written (always to standard error).
@@ -180,6 +214,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             http: HttpConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -340,6 +375,30 @@ impl Config {
                 &self.log.level,
                 format!("is not a log filter directive: {e}"),
             ));
+        }
+        if self.store.pool == 0 {
+            return Err(invalid(
+                "store.pool",
+                "0",
+                "would leave no connection to the database (must be at least 1)".into(),
+            ));
+        }
+        if self.store.kind == StoreKind::Postgres {
+            let Some(url) = &self.store.url else {
+                return Err(invalid(
+                    "store.kind",
+                    "postgres",
+                    "needs store.url (postgresql://user@host:port/dbname)".into(),
+                ));
+            };
+            if let Err(e) = url.parse::<postgres::Config>() {
+                // The URL may hold a password: the message names the problem, not the value.
+                return Err(invalid(
+                    "store.url",
+                    "…",
+                    format!("is not a PostgreSQL connection URL: {e}"),
+                ));
+            }
         }
         let l = &self.limits;
         // Limits where 0 has no "unlimited" reading: each would stop the server from doing its work at all.
@@ -548,6 +607,60 @@ mod tests {
             }
         );
         assert_eq!(c.sip.bind.to_string(), "[::1]:5070");
+    }
+
+    #[test]
+    fn the_store_is_embedded_unless_postgres_is_configured() {
+        let c = parse("").expect("valid");
+        assert_eq!(c.store.kind, StoreKind::Embedded);
+        assert_eq!((c.store.url.as_deref(), c.store.pool), (None, 4));
+        let c = parse(
+            r#"
+            [store]
+            kind = "postgres"
+            url = "postgresql://presenced@127.0.0.1:5432/presenced"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(c.store.kind, StoreKind::Postgres);
+        assert_eq!(
+            c.store.url.as_deref(),
+            Some("postgresql://presenced@127.0.0.1:5432/presenced")
+        );
+        assert_eq!(c.store.pool, 4, "pool keeps its default");
+        let c = parse("[store]\nkind = \"postgres\"\nurl = \"postgresql://u@h/d\"\npool = 9\n")
+            .expect("valid");
+        assert_eq!(c.store.pool, 9);
+        // Switching back to the embedded store does not need the URL removed.
+        let c =
+            parse("[store]\nkind = \"embedded\"\nurl = \"postgresql://u@h/d\"\n").expect("valid");
+        assert_eq!(c.store.kind, StoreKind::Embedded);
+    }
+
+    #[test]
+    fn store_errors_name_the_problem() {
+        let cases = [
+            ("[store]\nkind = \"mysql\"", "p.toml:2:", "mysql"),
+            (
+                "[store]\nkind = \"postgres\"",
+                "store.kind",
+                "needs store.url",
+            ),
+            (
+                "[store]\nkind = \"postgres\"\nurl = \"postgresql://u:secret@h:notaport/d\"",
+                "store.url",
+                "not a PostgreSQL connection URL",
+            ),
+            ("[store]\npool = 0", "store.pool", "at least 1"),
+            ("[store]\nhost = \"db\"", "p.toml:2:", "host"),
+        ];
+        for (text, starts, mentions) in cases {
+            let msg = parse(text).expect_err(text).to_string();
+            assert!(!msg.contains('\n'), "one line: {msg}");
+            assert!(msg.contains(starts), "{msg} should contain {starts}");
+            assert!(msg.contains(mentions), "{msg} should mention {mentions}");
+            assert!(!msg.contains("secret"), "the password stays out: {msg}");
+        }
     }
 
     #[test]

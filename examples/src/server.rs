@@ -11,9 +11,9 @@ use presence_core::store::StoreError;
 use tracing::{info, warn};
 
 use crate::admin;
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use crate::http::{self, HttpState};
-use crate::store::{FaultyStore, RedbStore};
+use crate::store::{FaultyStore, OpenStore, PgStore, RedbStore};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -50,14 +50,32 @@ pub enum Error {
     },
 }
 
-/// Opens the embedded store in the data directory, creating the directory.
-pub fn open_store(config: &Config) -> Result<RedbStore, Error> {
-    // (The server wraps this in `FaultyStore::from_env` for the end-to-end fault tests.)
+/// Creates the data directory if it does not exist.
+fn create_data_dir(config: &Config) -> Result<(), Error> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
         dir: config.data_dir.clone(),
         source,
-    })?;
-    Ok(RedbStore::open(config.store_path())?)
+    })
+}
+
+/// Opens the configured store: the embedded one in the data directory (creating the directory), or the
+/// PostgreSQL database of `[store] url`, with its schema brought up to date.
+pub fn open_store(config: &Config) -> Result<OpenStore, Error> {
+    // (The server wraps this in `FaultyStore::from_env` for the end-to-end fault tests.)
+    match config.store.kind {
+        StoreKind::Embedded => {
+            create_data_dir(config)?;
+            Ok(OpenStore::Embedded(RedbStore::open(config.store_path())?))
+        }
+        StoreKind::Postgres => {
+            // Config validation guarantees the URL; an empty one fails to connect with a clear message.
+            let url = config.store.url.as_deref().unwrap_or_default();
+            Ok(OpenStore::Postgres(PgStore::connect(
+                url,
+                config.store.pool,
+            )?))
+        }
+    }
 }
 
 /// How long connections get to say goodbye after the engine has stopped.
@@ -67,8 +85,11 @@ const DRAIN: Duration = Duration::from_secs(3);
 /// stop accepting, terminate SIP subscriptions with a NOTIFY, commit what is pending, close XMPP streams with
 /// `<system-shutdown/>`, exit 0.
 pub fn serve(config: &Config) -> Result<ExitCode, Error> {
-    // The store's lock comes first: it is what guarantees one server per data directory.
+    // The store's lock comes first: it is what guarantees one server per data directory (with PostgreSQL, the
+    // admin socket's bind does that instead).
     let store = Arc::new(FaultyStore::from_env(open_store(config)?));
+    // The TLS material and the admin socket live there whatever the store.
+    create_data_dir(config)?;
     let held = presence_core::store::OfflineStore::offline_total(store.as_ref())?;
     let cert = match (&config.xmpp.tls_cert, &config.xmpp.tls_key) {
         (Some(cert), Some(key)) => server_xmpp::CertSource::Files {

@@ -12,7 +12,7 @@ use common::{PASSWORD, assert_one_line_error, setup, stderr, stdout, with_config
 use examples::admin::{self, AdminCommand, AdminError, AdminReply};
 use examples::config::Config;
 use examples::credentials::account_with_salts;
-use examples::store::RedbStore;
+use examples::store::OpenStore;
 use presence_core::BareJid;
 use presence_core::store::AccountStore;
 
@@ -24,7 +24,7 @@ fn alice() -> BareJid {
 
 /// The admin server of a running `presenced`: the store held open, the socket served on a runtime of its own.
 struct Server {
-    store: Arc<RedbStore>,
+    store: Arc<OpenStore>,
     _runtime: tokio::runtime::Runtime,
 }
 

@@ -1,8 +1,9 @@
 //! `presenced`: the bundled presence and IM server.
 //!
-//! `presenced [serve]` runs the XMPP and SIP services over one engine on the embedded store in the
-//! data directory. `presenced user add|del|list` manages accounts in the same database: through the running
-//! server's admin socket when it runs (it holds the database locked), else by opening the database itself.
+//! `presenced [serve]` runs the XMPP and SIP services over one engine on the configured store (`[store]`: the
+//! embedded one in the data directory by default, or PostgreSQL). `presenced user add|del|list` manages accounts
+//! in the same database: through the running server's admin socket when it runs (it holds the embedded database
+//! locked), else by opening the database itself.
 
 use std::io::BufRead;
 use std::path::PathBuf;

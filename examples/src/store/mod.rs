@@ -1,16 +1,22 @@
-//! The bundled server's durable store: every presence-core store trait on one redb file.
+//! The bundled server's durable stores: every presence-core store trait on one redb file ([`RedbStore`], the
+//! default), or on a PostgreSQL database shared by several nodes ([`PgStore`]); [`OpenStore`] is whichever the
+//! configuration chose.
 //!
-//! redb commits with copy-on-write pages and an fsync, so a write acknowledged by a commit survives a crash and a
-//! crash mid-commit leaves the previous state. [`Store::apply`] puts a whole group of engine writes in one
+//! The rest of this page is about the redb store. redb commits with copy-on-write pages and an fsync, so a write
+//! acknowledged by a commit survives a crash and a crash mid-commit leaves the previous state. [`Store::apply`] puts a whole group of engine writes in one
 //! transaction, so a burst of roster and offline changes costs one sync.
 
 pub(crate) mod codec;
 pub mod faulty;
 mod keys;
+mod open;
+pub mod postgres;
 
 use std::path::Path;
 
 pub use faulty::FaultyStore;
+pub use open::OpenStore;
+pub use postgres::PgStore;
 
 use presence_core::BareJid;
 use presence_core::policy::UserPolicy;

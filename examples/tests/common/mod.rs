@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod postgres;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

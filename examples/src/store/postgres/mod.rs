@@ -1,0 +1,412 @@
+//! Every presence-core store trait on PostgreSQL, for nodes that share one database.
+//!
+//! The tables are in `examples/migrations/` (applied at [`PgStore::connect`], see [`migrations`]); addresses are
+//! text columns and records are the same binary encoding the embedded store keeps, in `bytea` columns.
+//! [`Store::apply`] commits a whole group of engine writes in one transaction and [`Store::load_user`] reads a
+//! user's account, roster, policy and held messages in one repeatable-read snapshot. Connections come from a
+//! small [`pool`] that reconnects after PostgreSQL restarts; every failure is a [`StoreError::Backend`] naming the
+//! database.
+//!
+//! The `postgres` client is synchronous, like the store traits: call the store from the engine thread or from
+//! tokio's blocking pool, as the shells do.
+
+pub mod migrations;
+pub mod pool;
+
+use std::sync::Arc;
+
+use postgres::{GenericClient, IsolationLevel};
+use presence_core::BareJid;
+use presence_core::policy::UserPolicy;
+use presence_core::roster::RosterEntry;
+use presence_core::store::{
+    Account, AccountStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
+    UserRecord,
+};
+
+use super::codec;
+use pool::Pool;
+
+/// A [`Store`] in a PostgreSQL database, shared safely by any number of processes. Clones share one pool.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: Arc<Pool>,
+}
+
+/// A sequence number as the `bigint` column holds it.
+fn seq_column(seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| {
+        StoreError::Backend(format!(
+            "offline sequence number {seq} does not fit PostgreSQL's bigint"
+        ))
+    })
+}
+
+/// What a query closure can fail with: the database, or decoding what it returned (see [`PgStore::query`]).
+enum Failure {
+    Db(postgres::Error),
+    Store(StoreError),
+}
+
+impl From<postgres::Error> for Failure {
+    fn from(e: postgres::Error) -> Self {
+        Failure::Db(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+fn jid_column(what: &str, text: &str) -> Result<BareJid, StoreError> {
+    BareJid::new(text).map_err(|e| StoreError::Corrupt {
+        what: what.to_owned(),
+        detail: format!("{text:?}: {e}"),
+    })
+}
+
+fn put_roster(
+    c: &mut impl GenericClient,
+    user: &BareJid,
+    contact: &BareJid,
+    entry: &RosterEntry,
+) -> Result<(), postgres::Error> {
+    c.execute(
+        "INSERT INTO roster (owner, contact, entry) VALUES ($1, $2, $3)
+         ON CONFLICT (owner, contact) DO UPDATE SET entry = EXCLUDED.entry",
+        &[
+            &user.as_str(),
+            &contact.as_str(),
+            &codec::encode_roster_entry(entry),
+        ],
+    )?;
+    Ok(())
+}
+
+fn remove_roster(
+    c: &mut impl GenericClient,
+    user: &BareJid,
+    contact: &BareJid,
+) -> Result<(), postgres::Error> {
+    c.execute(
+        "DELETE FROM roster WHERE owner = $1 AND contact = $2",
+        &[&user.as_str(), &contact.as_str()],
+    )?;
+    Ok(())
+}
+
+fn put_policy(
+    c: &mut impl GenericClient,
+    user: &BareJid,
+    policy: &UserPolicy,
+) -> Result<(), postgres::Error> {
+    c.execute(
+        "INSERT INTO policies (owner, policy) VALUES ($1, $2)
+         ON CONFLICT (owner) DO UPDATE SET policy = EXCLUDED.policy",
+        &[&user.as_str(), &codec::encode_policy(policy)],
+    )?;
+    Ok(())
+}
+
+/// Re-pushing a sequence number replaces the held message, as in every store (the conformance suite's rule).
+fn push_offline(
+    c: &mut impl GenericClient,
+    user: &BareJid,
+    seq: i64,
+    message: &StoredMessage,
+) -> Result<(), postgres::Error> {
+    c.execute(
+        "INSERT INTO offline (owner, seq, message) VALUES ($1, $2, $3)
+         ON CONFLICT (owner, seq) DO UPDATE SET message = EXCLUDED.message",
+        &[&user.as_str(), &seq, &codec::encode_message(message)],
+    )?;
+    Ok(())
+}
+
+fn clear_offline(
+    c: &mut impl GenericClient,
+    user: &BareJid,
+    up_to: u64,
+) -> Result<u64, postgres::Error> {
+    // Every stored seq is below 2^63, so anything beyond clears the whole queue.
+    let up_to = i64::try_from(up_to).unwrap_or(i64::MAX);
+    c.execute(
+        "DELETE FROM offline WHERE owner = $1 AND seq <= $2",
+        &[&user.as_str(), &up_to],
+    )
+}
+
+fn read_account(c: &mut impl GenericClient, user: &BareJid) -> Result<Option<Account>, Failure> {
+    let Some(row) = c.query_opt(
+        "SELECT record FROM accounts WHERE jid = $1",
+        &[&user.as_str()],
+    )?
+    else {
+        return Ok(None);
+    };
+    let record: Vec<u8> = row.try_get(0)?;
+    Ok(Some(codec::decode_account(
+        &format!("account {user}"),
+        &record,
+    )?))
+}
+
+fn read_roster(
+    c: &mut impl GenericClient,
+    user: &BareJid,
+) -> Result<Vec<(BareJid, RosterEntry)>, Failure> {
+    let rows = c.query(
+        "SELECT contact, entry FROM roster WHERE owner = $1 ORDER BY contact COLLATE \"C\"",
+        &[&user.as_str()],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let contact: &str = row.try_get(0)?;
+        let entry: &[u8] = row.try_get(1)?;
+        let contact = jid_column(&format!("roster contact of {user}"), contact)?;
+        let what = format!("roster entry {user} -> {contact}");
+        out.push((contact, codec::decode_roster_entry(&what, entry)?));
+    }
+    Ok(out)
+}
+
+fn read_policy(c: &mut impl GenericClient, user: &BareJid) -> Result<Option<UserPolicy>, Failure> {
+    let Some(row) = c.query_opt(
+        "SELECT policy FROM policies WHERE owner = $1",
+        &[&user.as_str()],
+    )?
+    else {
+        return Ok(None);
+    };
+    let policy: &[u8] = row.try_get(0)?;
+    Ok(Some(codec::decode_policy(
+        &format!("policy of {user}"),
+        policy,
+    )?))
+}
+
+fn read_offline(c: &mut impl GenericClient, user: &BareJid) -> Result<Vec<StoredMessage>, Failure> {
+    let rows = c.query(
+        "SELECT message FROM offline WHERE owner = $1 ORDER BY seq",
+        &[&user.as_str()],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let message: &[u8] = row.try_get(0)?;
+        out.push(codec::decode_message(
+            &format!("offline message for {user}"),
+            message,
+        )?);
+    }
+    Ok(out)
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgresql://user[:password]@host:port/dbname`) with a pool of at most
+    /// `pool_size` connections, and brings its schema up to date.
+    pub fn connect(url: &str, pool_size: usize) -> Result<PgStore, StoreError> {
+        let store = PgStore {
+            pool: Arc::new(Pool::new(url, pool_size)?),
+        };
+        let applied = store
+            .with_client(migrations::migrate)
+            .map_err(|e| match e {
+                StoreError::Backend(m) => {
+                    StoreError::Backend(format!("cannot prepare the schema: {m}"))
+                }
+                other => other,
+            })?;
+        tracing::debug!(db = %store.pool.target(), ?applied, "PostgreSQL store ready");
+        Ok(store)
+    }
+
+    /// Runs `f` on a pooled connection, for modules that keep their own tables in the same database. An error
+    /// becomes [`StoreError::Backend`] naming the database; a broken connection is replaced on the next use.
+    pub fn with_client<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        self.pool.run(f)
+    }
+
+    /// `with_client` for closures that may also fail decoding.
+    fn query<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, Failure>,
+    ) -> Result<T, StoreError> {
+        let mut decode_error = None;
+        let out = self.pool.run(|c| match f(c) {
+            Ok(v) => Ok(Some(v)),
+            Err(Failure::Db(e)) => Err(e),
+            Err(Failure::Store(e)) => {
+                decode_error = Some(e);
+                Ok(None)
+            }
+        })?;
+        match (out, decode_error) {
+            (Some(v), _) => Ok(v),
+            (None, Some(e)) => Err(e),
+            (None, None) => unreachable!("a missing value always comes with its error"),
+        }
+    }
+
+    /// Runs `f` in one read-write transaction and commits it if `f` succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, Failure>,
+    ) -> Result<T, StoreError> {
+        self.query(|c| {
+            let mut tx = c.transaction()?;
+            // Dropping an uncommitted transaction rolls it back, so an error leaves nothing half-written.
+            let out = f(&mut tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+}
+
+impl AccountStore for PgStore {
+    fn put_account(&self, account: &Account) -> Result<(), StoreError> {
+        let record = codec::encode_account(account);
+        self.with_client(|c| {
+            c.execute(
+                "INSERT INTO accounts (jid, record) VALUES ($1, $2)
+                 ON CONFLICT (jid) DO UPDATE SET record = EXCLUDED.record",
+                &[&account.jid.as_str(), &record],
+            )
+            .map(drop)
+        })
+    }
+
+    fn account(&self, user: &BareJid) -> Result<Option<Account>, StoreError> {
+        self.query(|c| read_account(c, user))
+    }
+
+    fn remove_account(&self, user: &BareJid) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let u = user.as_str();
+            let existed = tx.execute("DELETE FROM accounts WHERE jid = $1", &[&u])? > 0;
+            tx.execute("DELETE FROM roster WHERE owner = $1", &[&u])?;
+            tx.execute("DELETE FROM policies WHERE owner = $1", &[&u])?;
+            tx.execute("DELETE FROM offline WHERE owner = $1", &[&u])?;
+            Ok(existed)
+        })
+    }
+
+    fn list_accounts(&self) -> Result<Vec<BareJid>, StoreError> {
+        let mut out = self.query(|c| {
+            let rows = c.query("SELECT jid FROM accounts", &[])?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let jid: &str = row.try_get(0)?;
+                out.push(jid_column("account key", jid)?);
+            }
+            Ok(out)
+        })?;
+        // The trait promises the address order, which no SQL collation states.
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl RosterStore for PgStore {
+    fn roster(&self, user: &BareJid) -> Result<Vec<(BareJid, RosterEntry)>, StoreError> {
+        self.query(|c| read_roster(c, user))
+    }
+
+    fn put_roster_entry(
+        &self,
+        user: &BareJid,
+        contact: &BareJid,
+        entry: &RosterEntry,
+    ) -> Result<(), StoreError> {
+        self.with_client(|c| put_roster(c, user, contact, entry))
+    }
+
+    fn remove_roster_entry(&self, user: &BareJid, contact: &BareJid) -> Result<(), StoreError> {
+        self.with_client(|c| remove_roster(c, user, contact))
+    }
+
+    fn policy(&self, user: &BareJid) -> Result<Option<UserPolicy>, StoreError> {
+        self.query(|c| read_policy(c, user))
+    }
+
+    fn put_policy(&self, user: &BareJid, policy: &UserPolicy) -> Result<(), StoreError> {
+        self.with_client(|c| put_policy(c, user, policy))
+    }
+}
+
+impl OfflineStore for PgStore {
+    fn push_offline(&self, user: &BareJid, message: &StoredMessage) -> Result<(), StoreError> {
+        let seq = seq_column(message.seq)?;
+        self.with_client(|c| push_offline(c, user, seq, message))
+    }
+
+    fn offline(&self, user: &BareJid) -> Result<Vec<StoredMessage>, StoreError> {
+        self.query(|c| read_offline(c, user))
+    }
+
+    fn clear_offline(&self, user: &BareJid, up_to: u64) -> Result<u64, StoreError> {
+        self.with_client(|c| clear_offline(c, user, up_to))
+    }
+
+    fn offline_total(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            self.with_client(|c| c.query_one("SELECT count(*) FROM offline", &[])?.try_get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+impl Store for PgStore {
+    fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+        // Sequence numbers are checked before anything is sent, so a bad one fails the group before it starts.
+        for w in writes {
+            if let StoreWrite::OfflinePush { message, .. } = w {
+                seq_column(message.seq)?;
+            }
+        }
+        self.write(|tx| {
+            for w in writes {
+                match w {
+                    StoreWrite::RosterPut {
+                        user,
+                        contact,
+                        entry,
+                    } => put_roster(tx, user, contact, entry)?,
+                    StoreWrite::RosterRemove { user, contact } => remove_roster(tx, user, contact)?,
+                    StoreWrite::PolicyPut { user, policy } => put_policy(tx, user, policy)?,
+                    StoreWrite::OfflinePush { user, message } => {
+                        push_offline(tx, user, seq_column(message.seq)?, message)?
+                    }
+                    StoreWrite::OfflineClear { user, up_to } => {
+                        clear_offline(tx, user, *up_to)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn load_user(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
+        self.query(|c| {
+            // One snapshot: a commit by another node lands wholly before or wholly after this read.
+            let mut tx = c
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            if read_account(&mut tx, user)?.is_none() {
+                return Ok(None);
+            }
+            let record = UserRecord {
+                roster: read_roster(&mut tx, user)?,
+                policy: read_policy(&mut tx, user)?.unwrap_or_default(),
+                offline: read_offline(&mut tx, user)?,
+            };
+            tx.commit()?;
+            Ok(Some(record))
+        })
+    }
+}

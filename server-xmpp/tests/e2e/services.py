@@ -1,0 +1,233 @@
+"""Third-party services the end-to-end tests start for themselves: PostgreSQL and NATS.
+
+Each is a context manager that starts its server on a free loopback port in a temporary directory and
+stops it by its pid on the way out; every wait is bounded. As in the Rust harness
+(examples/tests/common/postgres.rs), PostgreSQL's ``initdb`` and ``postgres`` refuse to run as root, so
+as root they run as the ``postgres`` user through ``runuser`` on a directory handed to that user. A
+missing installation fails with a message naming the Debian package to install; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+START_TIMEOUT = 60.0  # seconds for a service to accept connections
+STOP_TIMEOUT = 20.0  # seconds for a stopped service to exit
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _stop_pid(pid: int, sig: int, proc: subprocess.Popen | None) -> None:
+    """Sends ``sig`` to ``pid`` and waits for it (then for ``proc``) to exit; SIGKILL after STOP_TIMEOUT."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            if proc is None:
+                return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if proc is not None:
+        proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT)
+
+
+class Postgres:
+    """A throwaway PostgreSQL server: ``with Postgres() as pg: url = pg.url("mydb")``."""
+
+    def __init__(self) -> None:
+        self.bin = self._bin_dir()
+        self.as_postgres = os.geteuid() == 0
+        self.port = free_port()
+        self.dir: Path | None = None
+        self.proc: subprocess.Popen | None = None
+
+    @staticmethod
+    def _bin_dir() -> Path:
+        found = sorted(
+            (int(Path(d).parent.name), Path(d))
+            for d in glob.glob("/usr/lib/postgresql/*/bin")
+            if Path(d).parent.name.isdigit() and (Path(d) / "initdb").exists()
+        )
+        if not found:
+            raise RuntimeError(
+                "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: install the "
+                "Debian package `postgresql` (scripts/test installs it)"
+            )
+        return found[-1][1]
+
+    def _cmd(self, program: str, *args: str) -> list[str]:
+        path = str(self.bin / program)
+        prefix = ["runuser", "-u", "postgres", "--"] if self.as_postgres else []
+        return [*prefix, path, *args]
+
+    @property
+    def data(self) -> Path:
+        assert self.dir is not None
+        return self.dir / "data"
+
+    def log(self) -> str:
+        try:
+            return (self.dir / "server.log").read_text(errors="replace") if self.dir else ""
+        except OSError as e:
+            return f"<no log: {e}>"
+
+    def __enter__(self) -> "Postgres":
+        self.dir = Path(tempfile.mkdtemp(prefix="pg"))
+        try:
+            if self.as_postgres:
+                shutil.chown(self.dir, "postgres", "postgres")
+            init = subprocess.run(
+                self._cmd("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                          "--no-sync", "-E", "UTF8", "--no-locale"),
+                capture_output=True, text=True, timeout=120,
+            )
+            if init.returncode != 0:
+                raise RuntimeError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
+            self.start()
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def start(self) -> None:
+        """Starts the server on the initialised data directory and waits until it accepts connections."""
+        assert self.proc is None, "already running"
+        with open(self.dir / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                self._cmd("postgres", "-D", str(self.data), "-p", str(self.port), "-k", str(self.dir),
+                          "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                code, self.proc = self.proc.returncode, None
+                raise RuntimeError(f"postgres exited with {code}:\n{self.log()}")
+            if port_accepts(self.port) and self.psql("postgres", "SELECT 1", check=False).returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"postgres did not accept connections in {START_TIMEOUT:.0f} s:\n{self.log()}")
+            time.sleep(0.1)
+
+    def psql(self, db: str, sql: str, *, check: bool = True) -> subprocess.CompletedProcess:
+        """Runs ``sql`` in database ``db`` as the superuser; tuples only, unaligned."""
+        psql = self.bin / "psql"
+        done = subprocess.run(
+            [str(psql) if psql.exists() else "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+             "-d", db, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            capture_output=True, text=True, timeout=60,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"psql {sql!r} failed: {done.stderr}")
+        return done
+
+    def url(self, dbname: str | None = None) -> str:
+        """Creates a database (``dbname``, or a unique name) and returns its URL."""
+        name = dbname or f"e2e_{uuid.uuid4().hex[:12]}"
+        self.psql("postgres", f'CREATE DATABASE "{name}"')
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT to the postmaster, by its pid), waiting until it has exited."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        pid = self._postmaster_pid() or proc.pid
+        _stop_pid(pid, signal.SIGINT, proc)
+
+    def _cleanup(self) -> None:
+        self.stop()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def __exit__(self, *exc) -> None:
+        self._cleanup()
+
+
+class Nats:
+    """A throwaway NATS server: ``with Nats() as nats: nats.url``."""
+
+    def __init__(self, *, jetstream: bool = False) -> None:
+        binary = shutil.which("nats-server")
+        if binary is None:
+            raise RuntimeError("nats-server not found: install the Debian package `nats-server` (scripts/test installs it)")
+        self.binary = binary
+        self.jetstream = jetstream
+        self.port = free_port()
+        self.dir: Path | None = None
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        try:
+            return (self.dir / "nats.log").read_text(errors="replace") if self.dir else ""
+        except OSError as e:
+            return f"<no log: {e}>"
+
+    def __enter__(self) -> "Nats":
+        self.dir = Path(tempfile.mkdtemp(prefix="nats"))
+        args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port)]
+        if self.jetstream:
+            args += ["-js", "-sd", str(self.dir / "js")]
+        with open(self.dir / "nats.log", "ab") as log:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not port_accepts(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log_text = self.log()
+                self.__exit__()
+                raise RuntimeError(f"nats-server did not start on port {self.port}:\n{log_text}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            proc, self.proc = self.proc, None
+            _stop_pid(proc.pid, signal.SIGTERM, proc)
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
