@@ -67,6 +67,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Where accounts, rosters and held messages live.
     pub store: StoreConfig,
+    /// This node's place in a cluster; absent for a single server.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// `[store]`: which store backs the server and the `user` commands.
@@ -215,6 +217,7 @@ impl Default for Config {
             log: LogConfig::default(),
             http: HttpConfig::default(),
             store: StoreConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -382,6 +385,23 @@ impl Config {
                 "0",
                 "would leave no connection to the database (must be at least 1)".into(),
             ));
+        }
+        if let Some(cluster) = &self.cluster {
+            if self.store.kind != StoreKind::Postgres {
+                return Err(invalid(
+                    "cluster",
+                    &cluster.node,
+                    "needs [store] kind = \"postgres\": the nodes of a cluster share one database".into(),
+                ));
+            }
+            if let Err(e) = cluster.validate() {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    key: e.key,
+                    value: e.value,
+                    problem: e.problem,
+                });
+            }
         }
         if self.store.kind == StoreKind::Postgres {
             let Some(url) = &self.store.url else {

@@ -30,6 +30,8 @@ pub enum Error {
     Serve(#[from] server_xmpp::ServeError),
     #[error(transparent)]
     SipServe(#[from] server_sip::SipServeError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     /// The HTTP listener could not be opened.
@@ -131,11 +133,35 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         .build()
         .map_err(Error::Runtime)?;
     tokio_rt.block_on(async {
-        // One engine for both protocols (DESIGN §1): both shells feed the same runtime.
+        // One engine for both protocols (DESIGN §1): both shells feed the same runtime. In a cluster it serves
+        // the users placed on this node, and stanzas for the others go over the cluster's link.
         let engine = Engine::new(config.engine_config()).with_offline_total(held);
-        let engine =
-            runtime::spawn(engine, store.clone(), runtime_config).map_err(Error::Runtime)?;
+        let mut node = match &config.cluster {
+            Some(cluster) => Some(
+                crate::cluster::Node::join(
+                    cluster,
+                    config.store.url.as_deref().unwrap_or_default(),
+                    config.xmpp.c2s_bind.to_string(),
+                    config.sip.bind.to_string(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let engine = match &node {
+            Some(node) => runtime::spawn_node(
+                engine.serving_only(node.hosted()),
+                store.clone(),
+                runtime_config,
+                node.placement(),
+            ),
+            None => runtime::spawn(engine, store.clone(), runtime_config),
+        }
+        .map_err(Error::Runtime)?;
         let hub = engine.handle();
+        if let Some(node) = &mut node {
+            node.start(hub.clone()).await?;
+        }
         let xmpp = server_xmpp::XmppServer::bind(settings, store.clone(), hub.clone()).await?;
         let sip = server_sip::SipServer::bind(sip_settings, store.clone(), hub.clone()).await?;
         let http_listener = tokio::net::TcpListener::bind(config.http.bind)
@@ -174,6 +200,10 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         let sip_task = tokio::spawn(sip.run(stopped(stop_rx.clone())));
         let signal = shutdown_signal().await;
         info!(signal, "shutting down");
+        // The failover peer hears goodbye first and takes this node's users over while it stops.
+        if let Some(node) = &node {
+            node.leave().await;
+        }
         let _ = stop_tx.send(true);
         // The listeners stop accepting and the SIP service sends its final NOTIFYs before the engine goes.
         let _ = xmpp_task.await;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use examples::admin::{self, AdminCommand, AdminError, AdminReply};
+use examples::cluster::admin as cluster_admin;
 use examples::config::{Config, ConfigError};
 use examples::logging::LoggingError;
 use examples::users::{UserError, parse_user};
@@ -33,6 +34,23 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Inspect and steer the cluster this node's config belongs to.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Print the nodes, their groups and failover states, and the users each serves.
+    Status,
+    /// Bring a failed-over node's users back home (the node must be Idle or Failed Over).
+    Fallback {
+        /// The node whose users come home (default: this config's node).
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Move users to where the assignment mode puts them, in the failover batches.
+    Rebalance,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +86,14 @@ enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     User(#[from] UserError),
+    #[error(transparent)]
+    Cluster(#[from] examples::cluster::ClusterError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("the config has no [cluster] section")]
+    NoCluster,
+    #[error("{0}")]
+    Refused(String),
     #[error("cannot read the password from standard input: {0}")]
     Stdin(std::io::Error),
     #[error("no password on standard input")]
@@ -113,6 +139,39 @@ fn user_command(config: &Config, cmd: &AdminCommand) -> Result<AdminReply, Error
     }
 }
 
+/// Runs a `cluster` command: `status` from the database, the others as requests to a node.
+fn cluster_command(config: &Config, cmd: ClusterCommand) -> Result<ExitCode, Error> {
+    let Some(cluster) = &config.cluster else {
+        return Err(Error::NoCluster);
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let out = rt.block_on(async {
+        match cmd {
+            ClusterCommand::Status => {
+                cluster_admin::status(config.store.url.as_deref().unwrap_or_default()).await
+            }
+            ClusterCommand::Fallback { node } => {
+                let node = node.unwrap_or_else(|| cluster.node.clone());
+                cluster_admin::request(cluster, &node, "fallback").await
+            }
+            ClusterCommand::Rebalance => {
+                cluster_admin::request(cluster, &cluster.node, "rebalance").await
+            }
+        }
+    })?;
+    if let Some(refusal) = out.strip_prefix("error ") {
+        return Err(Error::Refused(refusal.to_owned()));
+    }
+    print!("{out}");
+    if !out.ends_with('\n') {
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let config = load_config(cli.config.as_ref())?;
     let cmd = match cli.command.unwrap_or(Command::Serve) {
@@ -133,6 +192,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             };
             AdminCommand::UserAdd { jid, password }
         }
+        Command::Cluster(cmd) => return cluster_command(&config, cmd),
         Command::User(UserCommand::Del { jid }) => AdminCommand::UserDel {
             jid: parse_user(&jid, &config.domain)?,
         },

@@ -30,6 +30,12 @@ pub enum Event {
     Admin(AdminCommand, oneshot::Sender<Result<(), String>>),
     /// The node is stopping: say goodbye to the peer, then answer.
     Shutdown(oneshot::Sender<()>),
+    /// The assignment changed (see `failover::Input::Homes`).
+    Homes {
+        own: Vec<UserId>,
+        peer: Vec<UserId>,
+        hosted: Vec<UserId>,
+    },
 }
 
 /// Everything the manager needs from its node.
@@ -81,6 +87,9 @@ pub async fn run(mut pair: Pair, mut events: mpsc::Receiver<Event>) {
                 Some(Event::Claimed(users)) => {
                     let users = users.iter().filter_map(|u| UserId::new(u.as_str()).ok()).collect();
                     pair.node.handle(Instant::now(), Input::UsersClaimedByPeer(users));
+                }
+                Some(Event::Homes { own, peer, hosted }) => {
+                    pair.node.handle(Instant::now(), Input::Homes { own, peer, hosted });
                 }
                 Some(Event::Admin(cmd, reply)) => {
                     let result = pair.node.admin(Instant::now(), cmd).map_err(|r| r.to_string());

@@ -35,4 +35,15 @@ pub enum Input {
     SignedOut(UserId),
     /// The node is about to shut down or reboot; tell the peer.
     Shutdown,
+    /// The assignment changed (new accounts placed, a rebalance): the users whose home is this node and the
+    /// peer now, and those the shared store places on this node now. Replaces what [`super::Boot`] said; a
+    /// move in progress keeps its batches.
+    Homes {
+        /// Users whose assigned home is this node.
+        own: Vec<UserId>,
+        /// Users whose assigned home is the peer.
+        peer: Vec<UserId>,
+        /// Users the shared store places on this node.
+        hosted: Vec<UserId>,
+    },
 }

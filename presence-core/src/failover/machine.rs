@@ -243,6 +243,11 @@ impl FailoverNode {
             Input::Shutdown => self
                 .out
                 .push_back(Output::ToPeer(PeerMessage::Goodbye { from: self.me })),
+            Input::Homes { own, peer, hosted } => {
+                self.own = own.into_iter().collect();
+                self.theirs = peer.into_iter().collect();
+                self.hosted = hosted.into_iter().collect();
+            }
         }
         self.drive(now);
     }

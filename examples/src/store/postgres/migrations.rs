@@ -11,7 +11,7 @@ use postgres::Client;
 /// Every migration, in the order it is applied: (version, SQL).
 pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/0001_store.sql")),
-    // (2, include_str!("../../../migrations/0002_cluster.sql")),
+    (2, include_str!("../../../migrations/0002_cluster.sql")),
 ];
 
 /// The advisory lock key every presenced node takes while migrating (ASCII "presence" as an i64).

@@ -224,17 +224,17 @@ impl PgStore {
 
     /// Runs `f` on a pooled connection, for modules that keep their own tables in the same database. An error
     /// becomes [`StoreError::Backend`] naming the database; a broken connection is replaced on the next use.
-    pub fn with_client<T>(
+    pub fn with_client<T: Send>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error>,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send,
     ) -> Result<T, StoreError> {
         self.pool.run(f)
     }
 
     /// `with_client` for closures that may also fail decoding.
-    fn query<T>(
+    fn query<T: Send>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, Failure>,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, Failure> + Send,
     ) -> Result<T, StoreError> {
         let mut decode_error = None;
         let out = self.pool.run(|c| match f(c) {
@@ -253,9 +253,9 @@ impl PgStore {
     }
 
     /// Runs `f` in one read-write transaction and commits it if `f` succeeds.
-    fn write<T>(
+    fn write<T: Send>(
         &self,
-        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, Failure>,
+        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, Failure> + Send,
     ) -> Result<T, StoreError> {
         self.query(|c| {
             let mut tx = c.transaction()?;

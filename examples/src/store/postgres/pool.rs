@@ -8,8 +8,8 @@
 //!
 //! The `postgres` client drives its socket with a private tokio runtime, which panics when entered from a thread
 //! already running async code. [`Pool::run`] therefore leaves the caller's runtime first when it is called from a
-//! multi-threaded runtime's worker (`block_in_place`); calls from plain threads and from `spawn_blocking` run
-//! directly.
+//! multi-threaded runtime's worker (`block_in_place`) or on a thread of its own from a current-thread runtime (the
+//! SIP service); calls from plain threads and from `spawn_blocking` run directly.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -72,12 +72,18 @@ pub fn describe(config: &Config) -> String {
 }
 
 /// Runs `f` where the `postgres` client may block: see the module documentation.
-pub fn outside_async<R>(f: impl FnOnce() -> R) -> R {
+pub fn outside_async<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)
         }
-        _ => f(),
+        // A current-thread runtime (the SIP service's) cannot step aside: the call runs on a short-lived thread
+        // of its own, which the caller waits for exactly as it would for the query.
+        Ok(_) => std::thread::scope(|s| match s.spawn(f).join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }),
+        Err(_) => f(),
     }
 }
 
@@ -225,9 +231,9 @@ impl Pool {
     }
 
     /// Runs `f` on a pooled connection; a connection-level failure drops the connection (see the module docs).
-    pub fn run<T>(
+    pub fn run<T: Send>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
     ) -> Result<T, StoreError> {
         outside_async(|| {
             let mut client = self.usable()?;
