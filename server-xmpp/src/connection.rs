@@ -420,10 +420,6 @@ async fn established<S, T>(
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let domain = shared.domain.as_str();
-    // In a cluster a user is served by one node: a client that reached another is sent home before it binds.
-    if send_home(&mut wire, shared, &user).await {
-        return;
-    }
     let metrics = shared.hub.metrics().clone();
     let session = shared.hub.new_session();
     let (sink, mut rx) = runtime::session_channel(shared.outbound_queue, shared.outbound_bytes);
@@ -723,6 +719,11 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
         match event {
             StreamEvent::Open(h) => {
                 if !open_stream(wire, domain, &h).await {
+                    return None;
+                }
+                // In a cluster a user is served by one node: a client that reached another is sent home on
+                // the restarted stream, before it binds.
+                if send_home(wire, shared, user).await {
                     return None;
                 }
                 let features = Element::new(ns::STREAMS, "features")

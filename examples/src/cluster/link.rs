@@ -73,6 +73,7 @@ pub async fn forward(
             Some(ack) = acks.next() => {
                 let id = ack.subject.rsplit('.').next().and_then(|s| s.parse::<u64>().ok());
                 let Some((_, stanza)) = id.and_then(|id| pending.remove(&id)) else { continue };
+                debug!(status = ?ack.status, payload = ?ack.payload, "acknowledgement");
                 if ack.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
                     placement.bounce(stanza, ErrorCondition::RecipientUnavailable, NODE_GONE);
                 } else if ack.payload.as_ref() != b"+" {

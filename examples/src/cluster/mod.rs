@@ -68,7 +68,13 @@ pub struct Node {
     lock: Arc<Mutex<()>>,
     outbound: Option<mpsc::Receiver<presence_core::stanza::Stanza>>,
     events: Option<mpsc::Sender<failover::Event>>,
+    /// Whether the failover manager runs (this node has a peer).
+    paired: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// Events queued for the failover manager at most; past it, notices are dropped (the periodic reload
+/// repeats what matters).
+const EVENTS: usize = 1024;
 
 impl Node {
     /// Registers this node, places accounts without a home, and loads the cluster's placement.
@@ -108,6 +114,7 @@ impl Node {
             lock: Arc::new(Mutex::new(())),
             outbound: Some(rx),
             events: None,
+            paired: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -140,21 +147,23 @@ impl Node {
             self.placement.clone(),
             inbound,
         ));
-        let (events_tx, events_rx) = mpsc::channel(64);
-        let nodes = self.db.nodes().await?;
-        let peer = nodes
-            .iter()
-            .find(|n| n.group == self.config.group && n.name != self.config.node)
-            .cloned();
-        match peer {
-            Some(peer) => {
-                self.start_failover(&peer, events_rx).await?;
-                self.events = Some(events_tx.clone());
-            }
-            None => {
-                info!("no peer in this group yet: failover starts when one joins (restart this node then)")
-            }
-        }
+        let (events_tx, events_rx) = mpsc::channel(EVENTS);
+        self.events = Some(events_tx.clone());
+        // A pair's failover manager needs its peer's row; the first node of a group waits for the second.
+        tokio::spawn(start_failover_when_paired(
+            FailoverStart {
+                config: self.config.clone(),
+                failover: self.failover.clone(),
+                row: self.row.clone(),
+                db: self.db.clone(),
+                client: self.client.clone(),
+                placement: self.placement.clone(),
+                lock: self.lock.clone(),
+                started: self.paired.clone(),
+            },
+            events_rx,
+            reload_period(&self.failover),
+        ));
         let broadcasts = self
             .client
             .subscribe(link::PLACEMENT_SUBJECT)
@@ -172,7 +181,7 @@ impl Node {
             self.lock.clone(),
             self.mode,
             self.events.clone(),
-            peer_name(&nodes, &self.config),
+            self.config.clone(),
             reload_period(&self.failover),
         ));
         let admin = self
@@ -197,55 +206,11 @@ impl Node {
         Ok(())
     }
 
-    async fn start_failover(
-        &self,
-        peer: &NodeRow,
-        events: mpsc::Receiver<failover::Event>,
-    ) -> Result<(), ClusterError> {
-        let rows = self.db.placement().await?;
-        let users = |f: &dyn Fn(&PlacementRow) -> bool| -> Vec<UserId> {
-            rows.iter()
-                .filter(|r| f(r))
-                .filter_map(|r| UserId::new(r.jid.clone()).ok())
-                .collect()
-        };
-        let boot = Boot {
-            node: self.row.node_id(),
-            peer: peer.node_id(),
-            epoch: u64::try_from(self.row.epoch).unwrap_or_default(),
-            own_users: users(&|r| r.home == self.config.node),
-            peer_users: users(&|r| r.home == peer.name),
-            hosted: users(&|r| r.host.as_deref() == Some(self.config.node.as_str())),
-            last: self.row.last_state(),
-        };
-        let node = match FailoverNode::new(self.failover.clone(), boot, Instant::now()) {
-            Ok(n) => n,
-            Err(e) => return Err(ClusterError::Config(config::ClusterConfigError {
-                key: "failover",
-                value: String::new(),
-                problem: e.to_string(),
-            })),
-        };
-        tokio::spawn(failover::run(
-            failover::Pair {
-                node,
-                group: self.config.group.clone(),
-                me: self.config.node.clone(),
-                peer: peer.name.clone(),
-                client: self.client.clone(),
-                db: self.db.clone(),
-                placement: self.placement.clone(),
-                placement_lock: self.lock.clone(),
-                config: self.failover.clone(),
-            },
-            events,
-        ));
-        Ok(())
-    }
-
     /// An orderly stop: the peer hears goodbye and takes this node's users over at once.
     pub async fn leave(&self) {
-        if let Some(events) = &self.events {
+        if self.paired.load(std::sync::atomic::Ordering::Acquire)
+            && let Some(events) = &self.events
+        {
             let (tx, rx) = oneshot::channel();
             if events.send(failover::Event::Shutdown(tx)).await.is_ok() {
                 let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
@@ -308,7 +273,7 @@ async fn watch_broadcasts(
         if !diff.left.is_empty() {
             info!(users = diff.left.len(), to = %host, "users moved to another node");
             if let Some(events) = &events {
-                let _ = events.send(failover::Event::Claimed(diff.left)).await;
+                let _ = events.try_send(failover::Event::Claimed(diff.left));
             }
         }
     }
@@ -321,7 +286,7 @@ async fn reload(
     lock: Arc<Mutex<()>>,
     mode: AssignmentMode,
     events: Option<mpsc::Sender<failover::Event>>,
-    peer: Option<String>,
+    config: ClusterConfig,
     period: Duration,
 ) {
     let me = placement.me().to_owned();
@@ -348,11 +313,11 @@ async fn reload(
             if !diff.left.is_empty()
                 && let Some(events) = &events
             {
-                let _ = events.send(failover::Event::Claimed(diff.left)).await;
+                let _ = events.try_send(failover::Event::Claimed(diff.left));
             }
             (rows, nodes)
         };
-        let _ = nodes;
+        let peer = peer_name(&nodes, &config);
         let (Some(events), Some(peer)) = (&events, &peer) else {
             continue;
         };
@@ -368,9 +333,13 @@ async fn reload(
         let shape = (own.len(), theirs.len(), hosted.len());
         if last_homes != Some(shape) {
             last_homes = Some(shape);
-            let _ = events
-                .send(failover::Event::Homes { own, peer: theirs, hosted })
-                .await;
+            if events
+                .try_send(failover::Event::Homes { own, peer: theirs, hosted })
+                .is_err()
+            {
+                // Try again at the next reload.
+                last_homes = None;
+            }
         }
     }
 }
@@ -466,4 +435,83 @@ async fn serve_admin(
             let _ = client.publish(reply, Bytes::from(answer)).await;
         }
     }
+}
+
+/// What starting the failover manager takes.
+struct FailoverStart {
+    config: ClusterConfig,
+    failover: presence_core::failover::Config,
+    row: NodeRow,
+    db: Arc<Db>,
+    client: async_nats::Client,
+    placement: Arc<Placement>,
+    lock: Arc<Mutex<()>>,
+    started: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Starts the failover manager once this node's group has a second node.
+async fn start_failover_when_paired(
+    s: FailoverStart,
+    events: mpsc::Receiver<failover::Event>,
+    period: Duration,
+) {
+    let mut announced = false;
+    let (peer, rows) = loop {
+        match (s.db.nodes().await, s.db.placement().await) {
+            (Ok(nodes), Ok(rows)) => {
+                if let Some(peer) = nodes
+                    .iter()
+                    .find(|n| n.group == s.config.group && n.name != s.config.node)
+                {
+                    break (peer.clone(), rows);
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => warn!(error = %e, "reading the cluster failed"),
+        }
+        if !announced {
+            info!("no peer in this group yet: failover starts when one joins");
+            announced = true;
+        }
+        tokio::time::sleep(period).await;
+    };
+    let users = |f: &dyn Fn(&PlacementRow) -> bool| -> Vec<UserId> {
+        rows.iter()
+            .filter(|r| f(r))
+            .filter_map(|r| UserId::new(r.jid.clone()).ok())
+            .collect()
+    };
+    let me = s.config.node.as_str();
+    let boot = Boot {
+        node: s.row.node_id(),
+        peer: peer.node_id(),
+        epoch: u64::try_from(s.row.epoch).unwrap_or_default(),
+        own_users: users(&|r| r.home == me),
+        peer_users: users(&|r| r.home == peer.name),
+        hosted: users(&|r| r.host.as_deref() == Some(me)),
+        last: s.row.last_state(),
+    };
+    let node = match FailoverNode::new(s.failover.clone(), boot, Instant::now()) {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(error = %e, "the failover manager cannot start");
+            return;
+        }
+    };
+    info!(peer = %peer.name, "failover manager running");
+    s.started.store(true, std::sync::atomic::Ordering::Release);
+    failover::run(
+        failover::Pair {
+            node,
+            group: s.config.group.clone(),
+            me: s.config.node.clone(),
+            peer: peer.name.clone(),
+            client: s.client,
+            db: s.db,
+            placement: s.placement,
+            placement_lock: s.lock,
+            config: s.failover,
+        },
+        events,
+    )
+    .await;
 }

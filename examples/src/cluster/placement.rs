@@ -166,6 +166,7 @@ impl Placement {
         if message.kind == MessageKind::Error {
             return;
         }
+        debug!(%from, %to, ?condition, text, "a message for another node comes back to its sender");
         let error = StanzaError {
             to: from,
             about: ErrorAbout::Message {

@@ -1,0 +1,204 @@
+"""A two-node cluster with real third-party parts: PostgreSQL as the shared store, NATS between the nodes,
+slixmpp as the clients. Users homed on different nodes see each other and chat; a client that reaches the
+wrong node is sent home with <see-other-host/>; a node killed with SIGKILL is taken over by its peer and
+comes back by automatic fallback, and no numbered message is lost or duplicated on the way."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from cluster import Cluster, start_cluster
+from xmpp import DOMAIN, Client, clients, connect, make_client, run, wait, wait_until
+
+USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "carol": "carol-pw-3", "dave": "dave-pw-4"}
+ALICE, BOB, CAROL = (f"{u}@{DOMAIN}" for u in ("alice", "bob", "carol"))
+
+
+async def approve(client: Client) -> None:
+    while True:
+        pres = await client.subscribes.get()
+        client.xmpp.send_presence(pto=pres["from"].bare, ptype="subscribed")
+
+
+async def befriend(x: Client, y: Client) -> None:
+    """x and y subscribe to each other (both approve), then each sees the other available."""
+    approvers = [asyncio.ensure_future(approve(c)) for c in (x, y)]
+    try:
+        x.xmpp.send_presence(pto=y.jid.bare, ptype="subscribe")
+        y.xmpp.send_presence(pto=x.jid.bare, ptype="subscribe")
+
+        async def both() -> bool:
+            a = (await x.roster_items()).get(y.jid.bare, {}).get("subscription")
+            b = (await y.roster_items()).get(x.jid.bare, {}).get("subscription")
+            return (a, b) == ("both", "both")
+
+        await wait_until(both, "both rosters at subscription='both'")
+        await x.presence_from(y.jid.bare)
+        await y.presence_from(x.jid.bare)
+    finally:
+        for t in approvers:
+            t.cancel()
+
+
+def follow_redirects(client: Client) -> Client:
+    """slixmpp follows <see-other-host/> itself (it reconnects to the host it names, checking the certificate
+    against that name), but a client given an explicit address reconnects to that address, and one without
+    uses port 5222. The tests run on free ports, so the redirect's host:port becomes the explicit address before
+    slixmpp reconnects."""
+
+    def on_error(error) -> None:
+        if error["condition"] == "see-other-host":
+            host, _, port = error["see_other_host"].rpartition(":")
+            client.xmpp.custom_address = (host, int(port))
+
+    client.xmpp.add_event_handler("stream_error", on_error)
+    return client
+
+
+def homes(cluster: Cluster) -> dict[str, str | None]:
+    return {j.split("@")[0]: h for j, h in cluster.placement().items()}
+
+
+def test_users_on_two_nodes_see_each_other_and_chat(binary: Path, tmp_path: Path) -> None:
+    with start_cluster(binary, tmp_path, USERS) as cluster:
+        h = homes(cluster)
+        assert h == {"alice": "a", "bob": "b", "carol": "a", "dave": "b"}, h
+        status = cluster.a.status()
+        assert "a\tg1\tNormal" in status and "b\tg1\tNormal" in status, status
+
+        async def scenario() -> None:
+            async with clients(connect(cluster.a, "alice"), connect(cluster.b, "bob")) as (alice, bob):
+                await befriend(alice, bob)
+                alice.send_message(BOB, "hello from node a")
+                assert (await bob.next_message("alice's message via NATS"))["body"] == "hello from node a"
+                bob.send_message(ALICE, "hello from node b")
+                assert (await alice.next_message("bob's message via NATS"))["body"] == "hello from node b"
+                bob.xmpp.send_presence(pshow="dnd", pstatus="in a meeting")
+                pres = await alice.presence_from(BOB, show="dnd")
+                assert pres["status"] == "in a meeting"
+
+                # A client of bob's that reaches node a is sent to node b and logs in there.
+                redirected = follow_redirects(make_client(cluster.a, "bob", "second"))
+                redirected.xmpp.connect("127.0.0.1", cluster.a.port)
+                try:
+                    await wait(redirected.session_started.wait(), "bob's second session after see-other-host")
+                    assert redirected.xmpp.address == ("localhost", cluster.b.port), redirected.xmpp.address
+                    alice.send_message(f"{BOB}/second", "to the redirected session")
+                    assert (await redirected.next_message())["body"] == "to the redirected session"
+                finally:
+                    await redirected.disconnect()
+
+        run(scenario)
+
+
+def test_kill_9_fails_over_to_the_peer_and_falls_back(binary: Path, tmp_path: Path) -> None:
+    with start_cluster(binary, tmp_path, USERS, automatic_fallback=True) as cluster:
+        a, b = cluster.a, cluster.b
+        delivered: list[int] = []
+        bounced: list[int] = []
+
+        async def before_crash() -> None:
+            async with clients(connect(a, "alice"), connect(b, "bob")) as (alice, bob):
+                await befriend(alice, bob)
+                # carol (homed on a) is offline: her message is held in PostgreSQL.
+                bob.send_message(CAROL, "held before the crash")
+                await bob.ping_server()
+
+                def on_bounce(msg) -> None:
+                    # slixmpp reports a body-less error message as `message_error`, not `message`.
+                    if msg["id"].startswith("n"):
+                        bounced.append(int(msg["id"][1:]))
+
+                bob.xmpp.add_event_handler("message_error", on_bounce)
+
+                def numbered(i: int) -> None:
+                    # The id names the message in a bounce, which carries no body.
+                    m = bob.xmpp.make_message(mto=ALICE, mbody=f"n{i}", mtype="chat")
+                    m["id"] = f"n{i}"
+                    m.send()
+
+                async def collect_deliveries() -> None:
+                    while True:
+                        msg = await alice.messages.get()
+                        if msg["body"].startswith("n"):
+                            delivered.append(int(msg["body"][1:]))
+
+                tasks = [asyncio.ensure_future(collect_deliveries())]
+                try:
+                    for i in range(40):
+                        numbered(i)
+                        await asyncio.sleep(0.01)
+                    await wait_until(lambda_async(lambda: len(delivered) == 40), "the first 40 numbered messages")
+                    # Messages flow while node a dies.
+                    for i in range(40, 120):
+                        numbered(i)
+                        if i == 60:
+                            a.kill()
+                        await asyncio.sleep(0.02)
+                    killed_at = time.monotonic()
+
+                    # alice signs in again through node b, once b has taken her over.
+                    back = None
+                    while back is None:
+                        assert time.monotonic() - killed_at < 30, "alice could not log in through b in 30 s"
+                        attempt = make_client(b, "alice", "after")
+                        attempt.xmpp.connect("127.0.0.1", b.port)
+                        try:
+                            await asyncio.wait_for(attempt.session_started.wait(), 1.0)
+                            back = attempt
+                        except asyncio.TimeoutError:
+                            # Node b does not serve her yet (it sends her to dead node a): try again.
+                            await attempt.disconnect()
+                    await back.roster_items()
+                    back.xmpp.send_presence()
+                    took = time.monotonic() - killed_at
+                    try:
+                        for i in range(120, 130):
+                            numbered(i)
+                        got = []
+                        while len(got) < 10:
+                            msg = await back.next_message("numbered messages after the takeover")
+                            got.append(int(msg["body"][1:]))
+                        delivered.extend(got)
+                        # Everything sent during the crash has come back by now or never will: wait out the
+                        # acknowledgement timeout.
+                        await asyncio.sleep(6)
+                        async with clients(connect(b, "carol")) as (carol,):
+                            held = await carol.next_message("the message held before the crash")
+                            assert held["body"] == "held before the crash"
+                    finally:
+                        await back.disconnect()
+                finally:
+                    for t in tasks:
+                        t.cancel()
+                print(f"takeover: alice logged in through b {took:.2f} s after kill -9 of a")
+
+        run(before_crash, timeout=180)
+        assert sorted(set(delivered)) == sorted(delivered), f"a message arrived twice: {sorted(delivered)}"
+        missing = set(range(130)) - set(delivered) - set(bounced)
+        assert not missing, f"numbered messages neither delivered nor bounced: {sorted(missing)}"
+        h = homes(cluster)
+        assert h["alice"] == "b" and h["carol"] == "b", h
+        assert "b\tg1\tRunning in Backup Mode" in b.status()
+
+        # Node a comes back; automatic fallback (after the 3 s stable period) brings its users home.
+        a.start()
+        cluster.wait_for("alice and carol served by a again",
+                         lambda: homes(cluster).get("alice") == "a" and homes(cluster).get("carol") == "a",
+                         timeout=60)
+        cluster.wait_for("both nodes Normal", lambda: cluster.states() == {"a": "Normal", "b": "Normal"}, timeout=60)
+
+        async def after_fallback() -> None:
+            async with clients(connect(a, "alice"), connect(b, "bob")) as (alice, bob):
+                bob.send_message(ALICE, "after the fallback")
+                assert (await alice.next_message())["body"] == "after the fallback"
+
+        run(after_fallback)
+
+
+def lambda_async(f):
+    async def check() -> bool:
+        return f()
+    return check
