@@ -125,7 +125,7 @@ def start_cluster(binary: Path, root: Path, users: dict[str, str], *, automatic_
             url = pg.url("presenced")
             nodes = []
             for name in ("a", "b"):
-                n = Node(binary=binary, root=root / name, port=free_port(), name=name, env={"RUST_LOG": "info,examples=debug"},
+                n = Node(binary=binary, root=root / name, port=free_port(), name=name,
                          sip_port=free_port(udp_too=True))
                 write_cluster_config(n, url, nats.url, automatic_fallback=automatic_fallback)
                 nodes.append(n)

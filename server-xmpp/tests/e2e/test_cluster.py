@@ -202,3 +202,28 @@ def lambda_async(f):
     async def check() -> bool:
         return f()
     return check
+
+
+def test_sigterm_hands_users_to_the_peer_without_losing_stored_messages(binary: Path, tmp_path: Path) -> None:
+    with start_cluster(binary, tmp_path, USERS) as cluster:
+        a, b = cluster.a, cluster.b
+
+        async def scenario() -> None:
+            async with clients(connect(b, "bob")) as (bob,):
+                # carol (homed on a) is offline: held in PostgreSQL before the stop.
+                bob.send_message(CAROL, "held before the orderly stop")
+                await bob.ping_server()
+                started = time.monotonic()
+                assert a.stop() == 0, "node a exits cleanly on SIGTERM"
+                # The peer heard goodbye: no heartbeat timeout to wait for.
+                cluster.wait_for("carol served by b", lambda: homes(cluster).get("carol") == "b", timeout=10)
+                moved_in = time.monotonic() - started
+                async with clients(connect(b, "carol")) as (carol,):
+                    held = await carol.next_message("the message held before the stop")
+                    assert held["body"] == "held before the orderly stop"
+                    bob.send_message(CAROL, "after the stop")
+                    assert (await carol.next_message())["body"] == "after the stop"
+                print(f"orderly stop: carol served by b {moved_in:.2f} s after SIGTERM of a")
+
+        run(scenario)
+        assert "b\tg1\tRunning in Backup Mode\tPeer Reboot" in b.status(), b.status()
