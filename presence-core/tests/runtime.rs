@@ -509,3 +509,104 @@ async fn the_outbound_queue_is_bounded_in_bytes_too() {
     );
     rig.runtime.shutdown().await;
 }
+
+/// A cluster of two nodes for the runtime: alice is served here, bob by node "b"; what is forwarded is kept.
+struct TwoNodes {
+    forwarded: Mutex<Vec<Stanza>>,
+}
+
+impl runtime::Cluster for TwoNodes {
+    fn locate(&self, user: &BareJid) -> runtime::Location {
+        match user.as_str() {
+            "alice@example.com" => runtime::Location::Here,
+            "bob@example.com" => runtime::Location::Node(Arc::new(runtime::NodeAddress {
+                name: "b".into(),
+                xmpp: Some("b.example.com:5222".into()),
+                sip: None,
+            })),
+            _ => runtime::Location::Nowhere,
+        }
+    }
+
+    fn forward(&self, stanza: Stanza) {
+        self.forwarded.lock().unwrap().push(stanza);
+    }
+}
+
+/// A node of a cluster: a message for a user served elsewhere goes to the cluster after its batch committed,
+/// a stanza from another node comes in with a receipt once committed, and shells can locate users.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_forwards_to_the_cluster_and_acknowledges_remote_stanzas_after_commit() {
+    let store = Arc::new(FaultyStore::default());
+    for u in ["alice@example.com", "bob@example.com"] {
+        store
+            .put_account(&Account {
+                jid: jid(u),
+                credentials: vec![],
+                digest: vec![],
+            })
+            .unwrap();
+    }
+    let cluster = Arc::new(TwoNodes {
+        forwarded: Mutex::new(Vec::new()),
+    });
+    let engine =
+        Engine::new(EngineConfig::for_domain("example.com")).serving_only([jid("alice@example.com")]);
+    let rt = runtime::spawn_node(engine, store.clone(), RuntimeConfig::default(), cluster.clone())
+        .expect("engine thread starts");
+    let hub = rt.handle();
+    assert_eq!(hub.locate(&jid("alice@example.com")), runtime::Location::Here);
+    assert!(matches!(hub.locate(&jid("bob@example.com")), runtime::Location::Node(n) if n.name == "b"));
+
+    // Bob cannot bind here: he is served by node b.
+    let (_, mut rx) = open(&hub, "bob@example.com", 8, 1 << 20);
+    assert!(matches!(next(&mut rx).await, ToSession::BindRefused(BindError::ServedElsewhere(_))));
+
+    let (alice, mut rx) = online(&hub, "alice@example.com", 64).await;
+    hub.submit_and_flush(say(alice, "bob@example.com", "m1", "to node b"), alice, 1)
+        .unwrap();
+    assert!(flushed(&mut rx, 1).await);
+    let forwarded = cluster.forwarded.lock().unwrap().clone();
+    assert!(
+        forwarded
+            .iter()
+            .any(|s| matches!(s, Stanza::Message { to, .. } if to.bare() == &jid("bob@example.com"))),
+        "{forwarded:?}"
+    );
+
+    // Bob writes from node b while alice is offline: the receipt comes after the message is held durably.
+    hub.close(alice);
+    let (tx, rx_receipt) = tokio::sync::oneshot::channel();
+    hub.submit_remote(
+        Stanza::Message {
+            from: Jid::new("bob@example.com/phone").unwrap(),
+            to: Jid::Bare(jid("alice@example.com")),
+            message: chat("m2", "held for alice"),
+            delayed: None,
+        },
+        move |durable| {
+            let _ = tx.send(durable);
+        },
+    )
+    .unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(5), rx_receipt).await.unwrap().unwrap());
+    assert_eq!(store.offline(&jid("alice@example.com")).unwrap().len(), 1);
+
+    // The same with the store failing: the receipt says not durable, so node b bounces it to bob.
+    store.fail_commits.store(true, Ordering::SeqCst);
+    let (tx, rx_receipt) = tokio::sync::oneshot::channel();
+    hub.submit_remote(
+        Stanza::Message {
+            from: Jid::new("bob@example.com/phone").unwrap(),
+            to: Jid::Bare(jid("alice@example.com")),
+            message: chat("m3", "not stored"),
+            delayed: None,
+        },
+        move |durable| {
+            let _ = tx.send(durable);
+        },
+    )
+    .unwrap();
+    assert!(!tokio::time::timeout(Duration::from_secs(5), rx_receipt).await.unwrap().unwrap());
+    rt.shutdown().await;
+}

@@ -291,6 +291,8 @@ impl AccountStore for PgStore {
             tx.execute("DELETE FROM roster WHERE owner = $1", &[&u])?;
             tx.execute("DELETE FROM policies WHERE owner = $1", &[&u])?;
             tx.execute("DELETE FROM offline WHERE owner = $1", &[&u])?;
+            // A deleted user has no home in the cluster any more (the table exists whether or not a cluster runs).
+            tx.execute("DELETE FROM cluster_placement WHERE jid = $1", &[&u])?;
             Ok(existed)
         })
     }

@@ -390,3 +390,33 @@ fn automatic_fallback_after_the_link_is_restored() {
     assert_eq!(sim.pair(), [Some(NORMAL), Some(NORMAL)]);
     sim.assert_users_hosted_on([0, 1]);
 }
+
+/// Accounts created after both managers started reach them as `Input::Homes`; a takeover then moves them too.
+#[test]
+fn homes_learned_after_boot_are_taken_over() {
+    let mut sim = Sim::new(Config::default(), 0);
+    let late: Vec<_> = (0..30).map(|i| user(1, i)).collect();
+    for u in &late {
+        sim.store.insert(u.clone(), NodeId(2));
+    }
+    sim.assigned[1] = late.clone();
+    for n in 0..2 {
+        let own = sim.assigned[n].clone();
+        let peer = sim.assigned[1 - n].clone();
+        let me = sim.ids[n];
+        let hosted = sim
+            .store
+            .iter()
+            .filter(|(_, h)| **h == me)
+            .map(|(u, _)| u.clone())
+            .collect();
+        sim.feed(n, Input::Homes { own, peer, hosted });
+    }
+    sim.crash(1);
+    // Detection after the timeout, then two batches of 25 a second apart.
+    sim.advance(secs(123));
+    assert_eq!(sim.pair()[0], Some((RunningInBackupMode, PeerDown)));
+    let moved: Vec<_> = sim.batches.iter().flat_map(|(_, _, u)| u.clone()).collect();
+    assert_eq!(moved.len(), late.len(), "every late user moved: {moved:?}");
+    sim.assert_users_hosted_on([0, 0]);
+}
