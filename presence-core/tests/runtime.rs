@@ -550,17 +550,30 @@ async fn a_node_forwards_to_the_cluster_and_acknowledges_remote_stanzas_after_co
     let cluster = Arc::new(TwoNodes {
         forwarded: Mutex::new(Vec::new()),
     });
-    let engine =
-        Engine::new(EngineConfig::for_domain("example.com")).serving_only([jid("alice@example.com")]);
-    let rt = runtime::spawn_node(engine, store.clone(), RuntimeConfig::default(), cluster.clone())
-        .expect("engine thread starts");
+    let engine = Engine::new(EngineConfig::for_domain("example.com"))
+        .serving_only([jid("alice@example.com")]);
+    let rt = runtime::spawn_node(
+        engine,
+        store.clone(),
+        RuntimeConfig::default(),
+        cluster.clone(),
+    )
+    .expect("engine thread starts");
     let hub = rt.handle();
-    assert_eq!(hub.locate(&jid("alice@example.com")), runtime::Location::Here);
-    assert!(matches!(hub.locate(&jid("bob@example.com")), runtime::Location::Node(n) if n.name == "b"));
+    assert_eq!(
+        hub.locate(&jid("alice@example.com")),
+        runtime::Location::Here
+    );
+    assert!(
+        matches!(hub.locate(&jid("bob@example.com")), runtime::Location::Node(n) if n.name == "b")
+    );
 
     // Bob cannot bind here: he is served by node b.
     let (_, mut rx) = open(&hub, "bob@example.com", 8, 1 << 20);
-    assert!(matches!(next(&mut rx).await, ToSession::BindRefused(BindError::ServedElsewhere(_))));
+    assert!(matches!(
+        next(&mut rx).await,
+        ToSession::BindRefused(BindError::ServedElsewhere(_))
+    ));
 
     let (alice, mut rx) = online(&hub, "alice@example.com", 64).await;
     hub.submit_and_flush(say(alice, "bob@example.com", "m1", "to node b"), alice, 1)
@@ -568,9 +581,9 @@ async fn a_node_forwards_to_the_cluster_and_acknowledges_remote_stanzas_after_co
     assert!(flushed(&mut rx, 1).await);
     let forwarded = cluster.forwarded.lock().unwrap().clone();
     assert!(
-        forwarded
-            .iter()
-            .any(|s| matches!(s, Stanza::Message { to, .. } if to.bare() == &jid("bob@example.com"))),
+        forwarded.iter().any(
+            |s| matches!(s, Stanza::Message { to, .. } if to.bare() == &jid("bob@example.com"))
+        ),
         "{forwarded:?}"
     );
 
@@ -589,7 +602,12 @@ async fn a_node_forwards_to_the_cluster_and_acknowledges_remote_stanzas_after_co
         },
     )
     .unwrap();
-    assert!(tokio::time::timeout(Duration::from_secs(5), rx_receipt).await.unwrap().unwrap());
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), rx_receipt)
+            .await
+            .unwrap()
+            .unwrap()
+    );
     assert_eq!(store.offline(&jid("alice@example.com")).unwrap().len(), 1);
 
     // The same with the store failing: the receipt says not durable, so node b bounces it to bob.
@@ -607,6 +625,11 @@ async fn a_node_forwards_to_the_cluster_and_acknowledges_remote_stanzas_after_co
         },
     )
     .unwrap();
-    assert!(!tokio::time::timeout(Duration::from_secs(5), rx_receipt).await.unwrap().unwrap());
+    assert!(
+        !tokio::time::timeout(Duration::from_secs(5), rx_receipt)
+            .await
+            .unwrap()
+            .unwrap()
+    );
     rt.shutdown().await;
 }
