@@ -740,4 +740,28 @@ mod tests {
             assert!(msg.contains(mentions), "{msg} should mention {mentions}");
         }
     }
+
+    #[test]
+    fn a_cluster_needs_the_shared_store_and_valid_failover_timers() {
+        let cluster = "[cluster]\nnode = \"a\"\ngroup = \"g1\"\nnats = \"nats://127.0.0.1:4222\"\n";
+        let msg = parse(cluster).expect_err("embedded store").to_string();
+        assert!(msg.contains("cluster") && msg.contains("postgres"), "{msg}");
+
+        let store = "[store]\nkind = \"postgres\"\nurl = \"postgresql://p@127.0.0.1:5432/p\"\n";
+        let c = parse(&format!("{store}{cluster}")).expect("a valid cluster node");
+        let node = c.cluster.expect("cluster section");
+        assert_eq!((node.node.as_str(), node.group.as_str()), ("a", "g1"));
+        assert_eq!(
+            node.failover_config().unwrap(),
+            presence_core::failover::Config::default()
+        );
+
+        let fast = format!(
+            "{store}{cluster}\n[cluster.failover]\nheartbeat_interval = \"1s\"\nheartbeat_timeout = \"1500ms\"\n"
+        );
+        let msg = parse(&fast)
+            .expect_err("timeout under two intervals")
+            .to_string();
+        assert!(msg.contains("cluster.failover") && msg.contains("twice"), "{msg}");
+    }
 }

@@ -68,7 +68,7 @@ impl Default for FailoverSection {
 
 /// A `[cluster]` value that parsed but cannot be used: which key, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cluster.{key} = {value:?} {problem}")]
+#[error("{key} = {value:?} {problem}")]
 pub struct ClusterConfigError {
     /// The key.
     pub key: &'static str,
@@ -85,7 +85,7 @@ impl ClusterConfig {
             "balanced" => Ok(AssignmentMode::Balanced),
             "active-standby" => Ok(AssignmentMode::ActiveStandby),
             other => Err(ClusterConfigError {
-                key: "assignment",
+                key: "cluster.assignment",
                 value: other.into(),
                 problem: "is not \"balanced\" or \"active-standby\"".into(),
             }),
@@ -103,32 +103,32 @@ impl ClusterConfig {
             })
         };
         let config = failover::Config {
-            heartbeat_interval: d("failover.heartbeat_interval", &f.heartbeat_interval)?,
-            heartbeat_timeout: d("failover.heartbeat_timeout", &f.heartbeat_timeout)?,
+            heartbeat_interval: d("cluster.failover.heartbeat_interval", &f.heartbeat_interval)?,
+            heartbeat_timeout: d("cluster.failover.heartbeat_timeout", &f.heartbeat_timeout)?,
             initialization_timeout: d(
-                "failover.initialization_timeout",
+                "cluster.failover.initialization_timeout",
                 &f.initialization_timeout,
             )?,
-            connect_timeout: d("failover.connect_timeout", &f.connect_timeout)?,
+            connect_timeout: d("cluster.failover.connect_timeout", &f.connect_timeout)?,
             critical_service_down_delay: d(
-                "failover.critical_service_down_delay",
+                "cluster.failover.critical_service_down_delay",
                 &f.critical_service_down_delay,
             )?,
             users_per_batch: f.users_per_batch,
-            batch_pause: d("failover.batch_pause", &f.batch_pause)?,
+            batch_pause: d("cluster.failover.batch_pause", &f.batch_pause)?,
             automatic_fallback: if f.automatic_fallback {
                 AutomaticFallback::Enabled
             } else {
                 AutomaticFallback::Disabled
             },
             fallback_stable_period: d(
-                "failover.fallback_stable_period",
+                "cluster.failover.fallback_stable_period",
                 &f.fallback_stable_period,
             )?,
             login_rate_per_second: f.login_rate_per_second,
         };
         config.validate().map_err(|e| ClusterConfigError {
-            key: "failover",
+            key: "cluster.failover",
             value: String::new(),
             problem: e.to_string(),
         })?;
@@ -143,7 +143,7 @@ impl ClusterConfig {
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
-        for (key, value) in [("node", &self.node), ("group", &self.group)] {
+        for (key, value) in [("cluster.node", &self.node), ("cluster.group", &self.group)] {
             if !name_ok(value) {
                 return Err(ClusterConfigError {
                     key,
@@ -207,16 +207,16 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let mut c = parse("node = \"a b\"\ngroup = \"g1\"\nnats = \"nats://x\"\n");
-        assert_eq!(c.validate().unwrap_err().key, "node");
+        assert_eq!(c.validate().unwrap_err().key, "cluster.node");
         c.node = "a".into();
         c.assignment = "random".into();
-        assert_eq!(c.validate().unwrap_err().key, "assignment");
+        assert_eq!(c.validate().unwrap_err().key, "cluster.assignment");
         c.assignment = "active-standby".into();
         c.failover.heartbeat_interval = "10s".into();
         c.failover.heartbeat_timeout = "15s".into();
         let e = c.validate().unwrap_err();
         assert!(e.problem.contains("twice"), "{e}");
         c.failover.heartbeat_timeout = "soon".into();
-        assert_eq!(c.validate().unwrap_err().key, "failover.heartbeat_timeout");
+        assert_eq!(c.validate().unwrap_err().key, "cluster.failover.heartbeat_timeout");
     }
 }
