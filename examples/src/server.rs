@@ -196,8 +196,31 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             store.clone(),
             config.domain.clone(),
         ));
-        let xmpp_task = tokio::spawn(xmpp.run(stopped(stop_rx.clone())));
-        let sip_task = tokio::spawn(sip.run(stopped(stop_rx.clone())));
+        // A listener that ends before the stop is a critical service down for the failover manager.
+        let health = node.as_ref().map(|n| n.health());
+        let xmpp_run = xmpp.run(stopped(stop_rx.clone()));
+        let (rx, h) = (stop_rx.clone(), health.clone());
+        let xmpp_task = tokio::spawn(async move {
+            xmpp_run.await;
+            if !*rx.borrow()
+                && let Some(h) = h
+            {
+                warn!("the XMPP listener ended");
+                h.xmpp_down.store(true, std::sync::atomic::Ordering::Release);
+            }
+        });
+        let sip_run = sip.run(stopped(stop_rx.clone()));
+        let rx = stop_rx.clone();
+        let sip_task = tokio::spawn(async move {
+            let result = sip_run.await;
+            if !*rx.borrow()
+                && let Some(h) = health
+            {
+                warn!("the SIP service ended");
+                h.sip_down.store(true, std::sync::atomic::Ordering::Release);
+            }
+            result
+        });
         let signal = shutdown_signal().await;
         info!(signal, "shutting down");
         // The failover peer hears goodbye first and takes this node's users over while it stops.

@@ -1,7 +1,8 @@
 //! The live failover manager of one node of a redundancy pair: the core's [`FailoverNode`] over real signals.
 //!
 //! Heartbeats and announcements travel over NATS ([`super::peer`]); the critical services watched are the
-//! cluster database (PostgreSQL) and the NATS link itself; user moves are one `UPDATE` per batch in
+//! cluster database (PostgreSQL, as Database), NATS and the XMPP listener (as Router) and the SIP service (as
+//! SIP Proxy); user moves are one `UPDATE` per batch in
 //! PostgreSQL, applied to this node's engine and broadcast to the others; state changes are persisted for
 //! `presenced cluster status` and for the next start.
 
@@ -21,6 +22,16 @@ use super::db::Db;
 use super::link;
 use super::peer;
 use super::placement::Placement;
+
+/// Which of the node's own services have stopped, as the server saw them (the database and NATS are checked
+/// by the manager itself).
+#[derive(Debug, Default)]
+pub struct Health {
+    /// The XMPP listener ended although nobody asked it to.
+    pub xmpp_down: std::sync::atomic::AtomicBool,
+    /// The SIP service ended although nobody asked it to.
+    pub sip_down: std::sync::atomic::AtomicBool,
+}
 
 /// What the rest of the node tells its failover manager.
 pub enum Event {
@@ -50,6 +61,7 @@ pub struct Pair {
     /// Held while placement is read from or written to the database, so a reload never undoes a move.
     pub placement_lock: Arc<Mutex<()>>,
     pub config: failover::Config,
+    pub health: Arc<Health>,
 }
 
 /// Runs the manager until the node shuts down.
@@ -128,8 +140,14 @@ async fn check_services(pair: &Pair) -> Vec<CriticalService> {
     if !pair.db.ping().await {
         down.push(CriticalService::Database);
     }
-    if pair.client.connection_state() != async_nats::connection::State::Connected {
+    // The router: NATS between nodes, and the XMPP listener clients come through.
+    if pair.client.connection_state() != async_nats::connection::State::Connected
+        || pair.health.xmpp_down.load(std::sync::atomic::Ordering::Acquire)
+    {
         down.push(CriticalService::Router);
+    }
+    if pair.health.sip_down.load(std::sync::atomic::Ordering::Acquire) {
+        down.push(CriticalService::SipProxy);
     }
     down
 }

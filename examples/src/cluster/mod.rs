@@ -70,6 +70,7 @@ pub struct Node {
     events: Option<mpsc::Sender<failover::Event>>,
     /// Whether the failover manager runs (this node has a peer).
     paired: Arc<std::sync::atomic::AtomicBool>,
+    health: Arc<failover::Health>,
 }
 
 /// Events queued for the failover manager at most; past it, notices are dropped (the periodic reload
@@ -115,12 +116,18 @@ impl Node {
             outbound: Some(rx),
             events: None,
             paired: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            health: Arc::default(),
         })
     }
 
     /// The runtime's view of the cluster (give it to `runtime::spawn_node`).
     pub fn placement(&self) -> Arc<Placement> {
         self.placement.clone()
+    }
+
+    /// Where the server reports its listeners ending on their own (critical services of the failover manager).
+    pub fn health(&self) -> Arc<failover::Health> {
+        self.health.clone()
     }
 
     /// The users this node serves now (give them to `Engine::serving_only`).
@@ -160,6 +167,7 @@ impl Node {
                 placement: self.placement.clone(),
                 lock: self.lock.clone(),
                 started: self.paired.clone(),
+                health: self.health.clone(),
             },
             events_rx,
             reload_period(&self.failover),
@@ -321,6 +329,7 @@ async fn reload(
         let (Some(events), Some(peer)) = (&events, &peer) else {
             continue;
         };
+
         let pick = |f: &dyn Fn(&PlacementRow) -> bool| -> Vec<UserId> {
             rows.iter()
                 .filter(|r| f(r))
@@ -451,6 +460,7 @@ struct FailoverStart {
     placement: Arc<Placement>,
     lock: Arc<Mutex<()>>,
     started: Arc<std::sync::atomic::AtomicBool>,
+    health: Arc<failover::Health>,
 }
 
 /// Starts the failover manager once this node's group has a second node.
@@ -514,6 +524,7 @@ async fn start_failover_when_paired(
             placement: s.placement,
             placement_lock: s.lock,
             config: s.failover,
+            health: s.health,
         },
         events,
     )
