@@ -115,8 +115,12 @@ class Cluster:
             time.sleep(0.1)
 
 
-def start_cluster(binary: Path, root: Path, users: dict[str, str], *, automatic_fallback: bool = False):
-    """A context manager: PostgreSQL, NATS, nodes a and b (a first), `users` created and placed."""
+def start_cluster(binary: Path, root: Path, users: dict[str, str], *, automatic_fallback: bool = False,
+                  users_before_b: bool = False):
+    """A context manager: PostgreSQL, NATS, nodes a and b (a first), `users` created and placed.
+
+    With ``users_before_b`` the accounts are created while only node a runs, so all of them are placed on a.
+    """
     from contextlib import contextmanager
 
     @contextmanager
@@ -133,12 +137,15 @@ def start_cluster(binary: Path, root: Path, users: dict[str, str], *, automatic_
             cluster = Cluster(pg, nats, a, b)
             try:
                 a.start()
-                b.start()
+                if not users_before_b:
+                    b.start()
                 for local, password in users.items():
                     a.add_user(local, password)
                     b.users[local] = password
                 # Both nodes were registered before the accounts existed: the balanced mode alternates them.
                 cluster.wait_for("every account placed", lambda: len(cluster.placement()) == len(users))
+                if users_before_b:
+                    b.start()
                 cluster.wait_for("both failover managers running", lambda: cluster.states() == {"a": "Normal", "b": "Normal"})
                 yield cluster
             finally:

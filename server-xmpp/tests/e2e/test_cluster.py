@@ -227,3 +227,42 @@ def test_sigterm_hands_users_to_the_peer_without_losing_stored_messages(binary: 
 
         run(scenario)
         assert "b\tg1\tRunning in Backup Mode\tPeer Reboot" in b.status(), b.status()
+
+
+def test_rebalance_moves_users_to_the_new_node_and_their_clients_follow(binary: Path, tmp_path: Path) -> None:
+    with start_cluster(binary, tmp_path, USERS, users_before_b=True) as cluster:
+        assert set(homes(cluster).values()) == {"a"}, homes(cluster)
+
+        async def scenario() -> None:
+            clients_ = []
+            try:
+                for local in USERS:
+                    c = follow_redirects(make_client(cluster.a, local, "stay"))
+                    # Available after every sign-in, the one on the new node included.
+                    c.xmpp.add_event_handler("session_start", lambda _, c=c: c.xmpp.send_presence())
+                    c.xmpp.connect("127.0.0.1", cluster.a.port)
+                    await wait(c.session_started.wait(), f"{local} on node a")
+                    clients_.append(c)
+                for c in clients_:
+                    c.session_started.clear()
+                out = await asyncio.to_thread(cluster.a.cli, "cluster", "rebalance")
+                assert out.stdout.strip() == "ok moved 2 users", out.stdout
+                placed = homes(cluster)
+                assert sorted(placed.values()) == ["a", "a", "b", "b"], placed
+                for c in clients_:
+                    local = c.jid.user
+                    if placed[local] == "b":
+                        # Its session on a ended with <see-other-host/>; it signs in again on b.
+                        await wait(c.session_started.wait(), f"{local} signed in again on node b")
+                        assert c.xmpp.address == ("localhost", cluster.b.port), c.xmpp.address
+                movers = [c for c in clients_ if placed[c.jid.user] == "b"]
+                stayer = next(c for c in clients_ if placed[c.jid.user] == "a")
+                stayer.send_message(movers[0].jid.bare, "after the rebalance")
+                assert (await movers[0].next_message())["body"] == "after the rebalance"
+            finally:
+                for c in clients_:
+                    await c.disconnect()
+
+        run(scenario)
+        status = cluster.a.status()
+        assert "a\tg1\tNormal\tNormal\t1\t2\t2" in status and "b\tg1\tNormal\tNormal\t1\t2\t2" in status, status
