@@ -17,8 +17,8 @@ pub enum Refusal {
     /// The peer must be reachable and in backup mode to hand users back.
     #[error("manual fallback needs the peer reachable and in backup mode, but it is {}", describe(*.0))]
     PeerNotInBackupMode(Option<NodeState>),
-    /// Manual recovery is only possible when both nodes have failed.
-    #[error("manual recovery needs both nodes failed, but this node is {node} and the peer {}", describe(*.peer))]
+    /// Manual recovery is only possible when this node has failed and its peer has failed too or is unreachable.
+    #[error("manual recovery needs this node failed and its peer failed or unreachable, but this node is {node} and the peer {}", describe(*.peer))]
     RecoveryNeedsBothFailed {
         /// This node's state.
         node: NodeState,

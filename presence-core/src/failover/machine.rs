@@ -276,8 +276,11 @@ impl FailoverNode {
                 self.take_back(now, Reason::OnAdminRequest);
             }
             AdminCommand::Recover => {
-                let peer = self.peer_state();
-                if !self.state.is_failed() || !peer.is_some_and(NodeState::is_failed) {
+                // A failed node whose peer is gone (the peer crashed, then this node's takeover failed) would
+                // otherwise stay failed for good: its peer's last word, from before the crash, is not failed.
+                // Recovery restarts it, and alone it takes the users over once the initialization timeout passes.
+                let peer = self.reachable_peer_state();
+                if !self.state.is_failed() || peer.is_some_and(|p| !p.is_failed()) {
                     return Err(Refusal::RecoveryNeedsBothFailed {
                         node: self.state,
                         peer,

@@ -114,8 +114,9 @@
 //!    failed; the failed peer then switches its own reason to Unknown as the table shows.
 //!    [`NodeState::Unknown`] is entered only when the pair is misconfigured (a status names
 //!    another node as sender or receiver) while initializing.
-//! 10. *Recovery.* Allowed when this node is Running in Failed Mode or Unknown and the peer's
-//!     last known state is one of those; both managers restart and decide from which users
+//! 10. *Recovery.* Allowed when this node is Running in Failed Mode or Unknown and the peer is
+//!     too, or cannot be heard (it crashed, then this node's takeover failed: without this the
+//!     node stayed failed for good); both managers restart and decide from which users
 //!     each node holds: a node holding the peer's users becomes the backup, a node missing some
 //!     of its own takes them back, otherwise both are Normal.
 //! 11. *Restarts.* The shell persists each [`StateChange`] and passes the last one in [`Boot`].

@@ -420,3 +420,19 @@ fn homes_learned_after_boot_are_taken_over() {
     assert_eq!(moved.len(), late.len(), "every late user moved: {moved:?}");
     sim.assert_users_hosted_on([0, 0]);
 }
+
+/// The peer crashed and this node's takeover failed: recovery is allowed (the peer is unreachable), and the
+/// restarted manager takes the users over once the database works again.
+#[test]
+fn a_node_failed_alone_recovers_and_takes_over() {
+    let mut sim = Sim::new(Config::default(), USERS);
+    sim.crash(0);
+    sim.moves_fail[1] = true;
+    sim.advance(secs(200));
+    assert_eq!(sim.pair()[1], Some((RunningInFailedMode, TakeOverUsersFailed)));
+    sim.moves_fail[1] = false;
+    sim.admin(1, AdminCommand::Recover).unwrap();
+    sim.advance(secs(300));
+    assert_eq!(sim.pair()[1].unwrap().0, RunningInBackupMode);
+    sim.assert_users_hosted_on([1, 1]);
+}
