@@ -762,6 +762,9 @@ mod tests {
         let msg = parse(&fast)
             .expect_err("timeout under two intervals")
             .to_string();
-        assert!(msg.contains("cluster.failover") && msg.contains("twice"), "{msg}");
+        assert!(
+            msg.contains("cluster.failover") && msg.contains("twice"),
+            "{msg}"
+        );
     }
 }

@@ -206,7 +206,8 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
                 && let Some(h) = h
             {
                 warn!("the XMPP listener ended");
-                h.xmpp_down.store(true, std::sync::atomic::Ordering::Release);
+                h.xmpp_down
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
         });
         let sip_run = sip.run(stopped(stop_rx.clone()));

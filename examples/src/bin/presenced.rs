@@ -43,9 +43,21 @@ enum Command {
 enum ClusterCommand {
     /// Print the nodes, their groups and failover states, and the users each serves.
     Status,
+    /// Hand a node's users to its peer and leave it serving nobody until a fallback (the node must be Normal).
+    Failover {
+        /// The node to fail over (default: this config's node).
+        #[arg(long)]
+        node: Option<String>,
+    },
     /// Bring a failed-over node's users back home (the node must be Idle or Failed Over).
     Fallback {
         /// The node whose users come home (default: this config's node).
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Restart the failover managers of a node in Running in Failed Mode (and of its peer, if it hears it).
+    Recover {
+        /// The node to recover (default: this config's node).
         #[arg(long)]
         node: Option<String>,
     },
@@ -153,9 +165,17 @@ fn cluster_command(config: &Config, cmd: ClusterCommand) -> Result<ExitCode, Err
             ClusterCommand::Status => {
                 cluster_admin::status(config.store.url.as_deref().unwrap_or_default()).await
             }
+            ClusterCommand::Failover { node } => {
+                let node = node.unwrap_or_else(|| cluster.node.clone());
+                cluster_admin::request(cluster, &node, "failover").await
+            }
             ClusterCommand::Fallback { node } => {
                 let node = node.unwrap_or_else(|| cluster.node.clone());
                 cluster_admin::request(cluster, &node, "fallback").await
+            }
+            ClusterCommand::Recover { node } => {
+                let node = node.unwrap_or_else(|| cluster.node.clone());
+                cluster_admin::request(cluster, &node, "recover").await
             }
             ClusterCommand::Rebalance => {
                 cluster_admin::request(cluster, &cluster.node, "rebalance").await

@@ -1,6 +1,6 @@
-//! `presenced cluster status|fallback|rebalance`: the operator's view of the cluster and its two commands.
+//! `presenced cluster status|failover|fallback|recover|rebalance`: the operator's view of the cluster and its commands.
 //!
-//! `status` reads PostgreSQL; `fallback` and `rebalance` are requests to a running node over NATS (subject
+//! `status` reads PostgreSQL; the others are requests to a running node over NATS (subject
 //! `presenced.admin.<node>`), so they work from any machine that reaches the cluster.
 
 use std::collections::BTreeMap;

@@ -142,11 +142,18 @@ async fn check_services(pair: &Pair) -> Vec<CriticalService> {
     }
     // The router: NATS between nodes, and the XMPP listener clients come through.
     if pair.client.connection_state() != async_nats::connection::State::Connected
-        || pair.health.xmpp_down.load(std::sync::atomic::Ordering::Acquire)
+        || pair
+            .health
+            .xmpp_down
+            .load(std::sync::atomic::Ordering::Acquire)
     {
         down.push(CriticalService::Router);
     }
-    if pair.health.sip_down.load(std::sync::atomic::Ordering::Acquire) {
+    if pair
+        .health
+        .sip_down
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
         down.push(CriticalService::SipProxy);
     }
     down

@@ -415,7 +415,7 @@ impl Rebalancer {
     }
 }
 
-/// Answers `fallback` and `rebalance` requests on the node's admin subject.
+/// Answers `failover`, `fallback`, `recover` and `rebalance` requests on the node's admin subject.
 async fn serve_admin(
     mut sub: async_nats::Subscriber,
     client: async_nats::Client,
@@ -423,26 +423,32 @@ async fn serve_admin(
     rebalancer: Rebalancer,
 ) {
     while let Some(msg) = sub.next().await {
-        let answer = match msg.payload.as_ref() {
-            b"fallback" => match &events {
+        let command = match msg.payload.as_ref() {
+            b"failover" => Some(AdminCommand::Failover),
+            b"fallback" => Some(AdminCommand::Fallback),
+            b"recover" => Some(AdminCommand::Recover),
+            _ => None,
+        };
+        let answer = match (command, msg.payload.as_ref()) {
+            (Some(command), name) => match &events {
                 None => "error this node has no failover peer".to_owned(),
                 Some(events) => {
                     let (tx, rx) = oneshot::channel();
-                    let _ = events
-                        .send(failover::Event::Admin(AdminCommand::Fallback, tx))
-                        .await;
+                    let _ = events.send(failover::Event::Admin(command, tx)).await;
                     match rx.await {
-                        Ok(Ok(())) => "ok fallback started".to_owned(),
+                        Ok(Ok(())) => format!("ok {} started", String::from_utf8_lossy(name)),
                         Ok(Err(refusal)) => format!("error {refusal}"),
-                        Err(_) => "error the failover manager stopped".to_owned(),
+                        Err(_) => {
+                            "error the failover manager is not running (no peer yet)".to_owned()
+                        }
                     }
                 }
             },
-            b"rebalance" => match rebalancer.run().await {
+            (None, b"rebalance") => match rebalancer.run().await {
                 Ok(n) => format!("ok moved {n} users"),
                 Err(e) => format!("error {e}"),
             },
-            other => format!("error unknown request {:?}", String::from_utf8_lossy(other)),
+            (None, other) => format!("error unknown request {:?}", String::from_utf8_lossy(other)),
         };
         if let Some(reply) = msg.reply {
             let _ = client.publish(reply, Bytes::from(answer)).await;

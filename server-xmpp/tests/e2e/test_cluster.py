@@ -266,3 +266,38 @@ def test_rebalance_moves_users_to_the_new_node_and_their_clients_follow(binary: 
         run(scenario)
         status = cluster.a.status()
         assert "a\tg1\tNormal\tNormal\t1\t2\t2" in status and "b\tg1\tNormal\tNormal\t1\t2\t2" in status, status
+
+
+def test_manual_failover_and_fallback(binary: Path, tmp_path: Path) -> None:
+    with start_cluster(binary, tmp_path, USERS) as cluster:
+        a, b = cluster.a, cluster.b
+
+        async def scenario() -> None:
+            alice = follow_redirects(make_client(a, "alice", "desk"))
+            alice.xmpp.add_event_handler("session_start", lambda _: alice.xmpp.send_presence())
+            alice.xmpp.connect("127.0.0.1", a.port)
+            try:
+                await wait(alice.session_started.wait(), "alice on node a")
+                alice.session_started.clear()
+                out = await asyncio.to_thread(a.cli, "cluster", "failover")
+                assert out.stdout.strip() == "ok failover started", out.stdout
+                await asyncio.to_thread(
+                    cluster.wait_for, "a Idle, b in backup mode",
+                    lambda: cluster.states() == {"a": "Idle", "b": "Running in Backup Mode"})
+                await wait(alice.session_started.wait(), "alice signed in again on node b")
+                assert alice.xmpp.address == ("localhost", b.port)
+                assert homes(cluster)["alice"] == "b"
+
+                alice.session_started.clear()
+                out = await asyncio.to_thread(b.cli, "cluster", "fallback", "--node", "a")
+                assert out.stdout.strip() == "ok fallback started", out.stdout
+                await asyncio.to_thread(
+                    cluster.wait_for, "both Normal again",
+                    lambda: cluster.states() == {"a": "Normal", "b": "Normal"})
+                await wait(alice.session_started.wait(), "alice back on node a")
+                assert alice.xmpp.address == ("localhost", a.port)
+            finally:
+                await alice.disconnect()
+
+        run(scenario, timeout=120)
+        assert homes(cluster) == {"alice": "a", "bob": "b", "carol": "a", "dave": "b"}
