@@ -429,7 +429,10 @@ fn a_node_failed_alone_recovers_and_takes_over() {
     sim.crash(0);
     sim.moves_fail[1] = true;
     sim.advance(secs(200));
-    assert_eq!(sim.pair()[1], Some((RunningInFailedMode, TakeOverUsersFailed)));
+    assert_eq!(
+        sim.pair()[1],
+        Some((RunningInFailedMode, TakeOverUsersFailed))
+    );
     sim.moves_fail[1] = false;
     sim.admin(1, AdminCommand::Recover).unwrap();
     sim.advance(secs(300));
