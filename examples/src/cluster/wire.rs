@@ -23,7 +23,9 @@ use presence_core::store::StoreError;
 use presence_core::time::Timestamp;
 use presence_core::{BareJid, Jid, JidError};
 
-use crate::store::codec::{Reader, Writer, read_message, write_message};
+use crate::store::codec::{
+    Reader, Writer, link_tag, read_message, write_message, write_policy_entries,
+};
 
 /// The frame format written today; readers reject any other.
 pub const VERSION: u8 = 1;
@@ -135,18 +137,18 @@ pub fn encode(stanza: &Stanza) -> Vec<u8> {
         Stanza::BlockList { request, items } => {
             w.u8(5);
             w.str(&request.0);
-            policy_entries(&mut w, items);
+            write_policy_entries(&mut w, items);
         }
         Stanza::BlockPush(change) => {
             w.u8(6);
             match change {
                 BlockChange::Blocked(entries) => {
                     w.u8(0);
-                    policy_entries(&mut w, entries);
+                    write_policy_entries(&mut w, entries);
                 }
                 BlockChange::Unblocked(entries) => {
                     w.u8(1);
-                    policy_entries(&mut w, entries);
+                    write_policy_entries(&mut w, entries);
                 }
                 BlockChange::UnblockedAll => w.u8(2),
             }
@@ -302,29 +304,7 @@ fn roster_item(w: &mut Writer, item: &RosterItem) {
     w.u8(link_tag(item.subscription.inbound));
 }
 
-fn policy_entries(w: &mut Writer, entries: &[PolicyEntry]) {
-    w.len(entries.len());
-    for e in entries {
-        match e {
-            PolicyEntry::Jid(j) => {
-                w.u8(0);
-                w.str(j.as_str());
-            }
-            PolicyEntry::Domain(d) => {
-                w.u8(1);
-                w.str(d);
-            }
-        }
-    }
-}
 
-fn link_tag(l: Link) -> u8 {
-    match l {
-        Link::Off => 0,
-        Link::Pending => 1,
-        Link::On => 2,
-    }
-}
 
 fn show_tag(s: Show) -> u8 {
     match s {

@@ -291,7 +291,7 @@ pub fn decode_account(what: &str, data: &[u8]) -> Result<Account, StoreError> {
     })
 }
 
-fn link_tag(l: Link) -> u8 {
+pub(crate) fn link_tag(l: Link) -> u8 {
     match l {
         Link::Off => 0,
         Link::Pending => 1,
@@ -348,7 +348,7 @@ pub fn decode_roster_entry(what: &str, data: &[u8]) -> Result<RosterEntry, Store
     Ok(entry)
 }
 
-fn write_policy_entries(w: &mut Writer, entries: &[PolicyEntry]) {
+pub(crate) fn write_policy_entries(w: &mut Writer, entries: &[PolicyEntry]) {
     w.len(entries.len());
     for e in entries {
         match e {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from services import free_port, port_accepts  # noqa: E402,F401 (re-exported for the suites)
 from xmpp import DOMAIN  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
@@ -42,29 +42,6 @@ def presenced_bin() -> Path:
     return path.resolve()
 
 
-def free_port(udp_too: bool = False) -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (and for UDP too if ``udp_too``)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not udp_too:
-            return port
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port found on 127.0.0.1")
-
-
-def port_accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def write_config(

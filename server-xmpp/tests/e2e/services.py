@@ -24,11 +24,21 @@ START_TIMEOUT = 60.0  # seconds for a service to accept connections
 STOP_TIMEOUT = 20.0  # seconds for a stopped service to exit
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(udp_too: bool = False) -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (and for UDP too if ``udp_too``)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not udp_too:
+            return port
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port found on 127.0.0.1")
 
 
 def port_accepts(port: int) -> bool:
