@@ -216,6 +216,11 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     /// dialogs, and a node's death does not leave requests stranded in another node's proxy state. While no
     /// node serves the user (a failed node before its peer took over), `503` with Retry-After. Returns whether
     /// the request was answered.
+    ///
+    /// The Contact keeps the user of the Request-URI (the user the request is addressed to): RFC 3261 §8.1.3.4
+    /// has the endpoint send the request again with that Contact as its Request-URI, and a MESSAGE, routed by
+    /// its sender, must still reach its recipient there. A Request-URI without a user (REGISTER) gets the
+    /// routed user's.
     fn send_home(&mut self, now: Instant, req: &Request, flow: Flow, user: &BareJid) -> bool {
         match self.hub.locate(user) {
             presence_core::runtime::Location::Here => false,
@@ -223,7 +228,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 match &node.sip {
                     Some(address) => {
                         let mut resp = req.make_response(302, "Moved Temporarily");
-                        let local = user.local().unwrap_or_default();
+                        let addressee = self.aor(&req.uri);
+                        let local = addressee
+                            .as_ref()
+                            .unwrap_or(user)
+                            .local()
+                            .unwrap_or_default();
                         resp.headers
                             .push(HeaderName::Contact, format!("<sip:{local}@{address}>"));
                         self.respond(now, req, flow, resp);

@@ -136,3 +136,27 @@ def test_messages_cross_nodes_and_requests_are_sent_home(binary: Path, tmp_path:
 
         run(scenario, timeout=120)
 
+
+
+def test_a_message_sent_to_the_wrong_node_follows_the_redirect(binary: Path, tmp_path: Path) -> None:
+    """bob's phone sends alice (XMPP, node a) a MESSAGE at node a, which does not serve bob: 302 to node b.
+    The phone sends the MESSAGE again to the Contact of the 302 (its Request-URI, RFC 3261 §8.1.3.4): node b
+    takes it from bob and alice gets it over NATS -- the redirect keeps the recipient."""
+    with sip_cluster(binary, tmp_path) as (cluster, on_a, on_b):
+
+        async def scenario() -> None:
+            async with clients(connect(cluster.a, "alice"), connect(cluster.b, "bob")) as (alice, bob):
+                await alice.ping_server()
+                text = unique("Hello alice, bob's phone via node a:")
+                sent = await sipp_ok(on_a("message_follow_redirect", "bob", keys={"target": "alice", "text": text}))
+                assert [r.status for r in sent.responses("MESSAGE")] == [401, 302, 401, 200], sent
+                redirect = sent.responses("MESSAGE")[1]
+                assert [c for v in redirect.header_all("contact") for c in re.findall(r"<([^>]+)>", v)] == [
+                    f"sip:alice@127.0.0.1:{cluster.b.sip_port}"
+                ], f"the 302 must keep the recipient and name node b:\n{redirect}"
+                msg = await alice.next_message("bob's redirected MESSAGE")
+                assert msg["body"].strip() == text and msg["from"].bare == BOB, msg
+                await bob.ping_server()
+                assert bob.messages.empty(), f"bob got his own message: {bob.messages.get_nowait()}"
+
+        run(scenario, timeout=120)
