@@ -66,7 +66,8 @@ def test_watchers_on_either_node_see_presence_published_on_the_other(binary: Pat
     """alice (node a) and bob (node b) are mutual contacts. Each phone registers and PUBLISHes (open, a note)
     on its own node. alice's SUBSCRIBE to bob sent to node a is redirected to node b, and bob's to alice sent
     to node b to node a; sent there, each watch gets NOTIFYs with the other's PIDF (open, the note), and a
-    later publication (away, a new note) reaches the watcher on the other node too."""
+    later publication (away, a new note) reaches the watcher on the other node too. A SUBSCRIBE to a user
+    without an account gets 404."""
     with sip_cluster(binary, tmp_path) as (cluster, on_a, on_b):
 
         async def scenario() -> None:
@@ -98,6 +99,10 @@ def test_watchers_on_either_node_see_presence_published_on_the_other(binary: Pat
             for watch in await asyncio.gather(alice_watches_bob.finish(), bob_watches_alice.finish()):
                 final = watch.received("NOTIFY")[-1]
                 assert final.header("subscription-state").startswith("terminated"), final
+
+            # Nobody serves a user without an account, and no node would: 404, not a 503 to retry forever.
+            unknown = await sipp_ok(on_a("subscribe_unknown", "alice", keys={"target": "nobody"}))
+            assert [r.status for r in unknown.responses("SUBSCRIBE")] == [401, 404], unknown
 
         run(scenario, timeout=120)
 
