@@ -214,8 +214,13 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     /// initial PUBLISH may land on any node; the answer points to the user's home). A redirect rather than a
     /// proxy: the home node then sees the endpoint's own flow, which it needs for its registrations and
     /// dialogs, and a node's death does not leave requests stranded in another node's proxy state. While no
-    /// node serves the user (a failed node before its peer took over), `503` with Retry-After. Returns whether
-    /// the request was answered.
+    /// node serves the user (a failed node before its peer took over), `503` with Retry-After (`404` when the user
+    /// has no account). Returns whether the request was answered.
+    ///
+    /// The Contact keeps the user of the Request-URI (the user the request is addressed to): RFC 3261 §8.1.3.4
+    /// has the endpoint send the request again with that Contact as its Request-URI, and a MESSAGE, routed by
+    /// its sender, must still reach its recipient there. A Request-URI without a user (REGISTER) gets the
+    /// routed user's.
     fn send_home(&mut self, now: Instant, req: &Request, flow: Flow, user: &BareJid) -> bool {
         match self.hub.locate(user) {
             presence_core::runtime::Location::Here => false,
@@ -223,7 +228,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 match &node.sip {
                     Some(address) => {
                         let mut resp = req.make_response(302, "Moved Temporarily");
-                        let local = user.local().unwrap_or_default();
+                        let addressee = self.aor(&req.uri);
+                        let local = addressee
+                            .as_ref()
+                            .unwrap_or(user)
+                            .local()
+                            .unwrap_or_default();
                         resp.headers
                             .push(HeaderName::Contact, format!("<sip:{local}@{address}>"));
                         self.respond(now, req, flow, resp);
@@ -232,8 +242,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 }
                 true
             }
+            // No node serves a user without an account either: that one gets the 404 a single node would give
+            // (a 503 with Retry-After would have the endpoint try again forever).
             presence_core::runtime::Location::Nowhere => {
-                self.respond_temporary(now, req, flow, 503, "Service Unavailable");
+                if self.account_exists(now, req, flow, user) {
+                    self.respond_temporary(now, req, flow, 503, "Service Unavailable");
+                }
                 true
             }
         }

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, Server, free_port
+try:
+    # In the SIP suite, whose own conftest loads the XMPP suite's under this name (server-sip/tests/e2e/conftest.py).
+    from presenced_xmpp_e2e_conftest import DOMAIN, Server, free_port
+except ImportError:
+    from conftest import DOMAIN, Server, free_port
 from services import Nats, Postgres
 
 #: Short timers so a kill -9 is noticed in about two seconds (the defaults are the source product's 60 s).
