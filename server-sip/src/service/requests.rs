@@ -234,8 +234,15 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                             .unwrap_or(user)
                             .local()
                             .unwrap_or_default();
-                        resp.headers
-                            .push(HeaderName::Contact, format!("<sip:{local}@{address}>"));
+                        // The endpoint keeps its transport: a TCP client told nothing would try UDP there.
+                        let transport = match flow {
+                            Flow::Tcp(_) => ";transport=tcp",
+                            Flow::Udp(_) => "",
+                        };
+                        resp.headers.push(
+                            HeaderName::Contact,
+                            format!("<sip:{local}@{address}{transport}>"),
+                        );
                         self.respond(now, req, flow, resp);
                     }
                     None => self.respond_temporary(now, req, flow, 503, "Service Unavailable"),
