@@ -159,3 +159,35 @@ fn a_user_who_moves_away_is_dropped_and_served_by_the_new_node() {
     assert_eq!(bodies(&got), ["are you there?"]);
     assert!(saw_available(&got, "bob@x/phone"));
 }
+
+/// A SIP watch lives on the watched user's node; when that user moves, the watch ends with `Moved`, so the
+/// subscriber subscribes again and is sent to the new node.
+#[test]
+fn a_watch_on_a_user_who_moves_away_ends_as_moved() {
+    use presence_core::{WatchEnd, WatchId, WatchKind, WatchState};
+    let (mut a, mut b) = pair();
+    let sa = a.login("alice@x", "pc");
+    let sb = b.login("bob@x", "phone");
+    pump(&mut a, &mut b);
+    mutual(&mut a, &mut b, sa, sb);
+    // Bob's phone watches alice on alice's node.
+    a.input(Input::Watch {
+        watch: WatchId(7),
+        watcher: j("bob@x"),
+        target: j("alice@x"),
+        kind: WatchKind::Presence,
+    });
+    assert!(a.other.iter().any(|o| matches!(
+        o,
+        Output::Watch { watch: WatchId(7), state: WatchState::Active(_) }
+    )));
+    a.clear();
+    a.input(Input::Rehome {
+        users: vec![j("alice@x")],
+        here: false,
+    });
+    assert!(a.other.iter().any(|o| matches!(
+        o,
+        Output::Watch { watch: WatchId(7), state: WatchState::Terminated(WatchEnd::Moved) }
+    )));
+}

@@ -304,8 +304,6 @@ fn roster_item(w: &mut Writer, item: &RosterItem) {
     w.u8(link_tag(item.subscription.inbound));
 }
 
-
-
 fn show_tag(s: Show) -> u8 {
     match s {
         Show::Chat => 0,
