@@ -94,7 +94,7 @@ impl Node {
         let row = db
             .register(&config.node, &config.group, Some(&xmpp), Some(&sip))
             .await?;
-        let client = connect_nats(&config.nats).await?;
+        let client = connect_nats(&config.nats, failover.connect_timeout).await?;
         let (tx, rx) = mpsc::channel(link::OUTBOUND_QUEUE);
         let placement = Arc::new(Placement::new(&config.node, tx));
         let placed = db.assign_unplaced(mode).await?;
@@ -235,11 +235,12 @@ impl Node {
     }
 }
 
-/// Connects to NATS, retrying until it answers: a node that starts before its NATS server waits for it.
-pub async fn connect_nats(url: &str) -> Result<async_nats::Client, ClusterError> {
+/// Connects to NATS, retrying until it answers: a node that starts before its NATS server waits for it. Each
+/// attempt is bounded by `[cluster.failover] connect_timeout` (the link to the peer is NATS).
+pub async fn connect_nats(url: &str, timeout: Duration) -> Result<async_nats::Client, ClusterError> {
     async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(timeout)
         .connect(url)
         .await
         .map_err(|e| ClusterError::Nats {
