@@ -391,7 +391,8 @@ impl Config {
                 return Err(invalid(
                     "cluster",
                     &cluster.node,
-                    "needs [store] kind = \"postgres\": the nodes of a cluster share one database".into(),
+                    "needs [store] kind = \"postgres\": the nodes of a cluster share one database"
+                        .into(),
                 ));
             }
             if let Err(e) = cluster.validate() {

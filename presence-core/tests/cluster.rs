@@ -78,7 +78,11 @@ fn a_message_for_an_offline_user_on_another_node_is_held_there() {
     let (mut a, mut b) = pair();
     let sa = a.login("alice@x", "pc");
     a.chat(sa, "bob@x", "while you were out");
-    assert_eq!(a.routed.len(), 1, "node a routes, it never holds bob's messages");
+    assert_eq!(
+        a.routed.len(),
+        1,
+        "node a routes, it never holds bob's messages"
+    );
     pump(&mut a, &mut b);
     assert_eq!(a.store.offline(&j("bob@x")).unwrap().len(), 1);
     let sb = b.login("bob@x", "phone");
@@ -108,8 +112,9 @@ fn an_error_from_another_node_reaches_the_sending_session() {
     pump(&mut a, &mut b);
     let got = a.take(sa);
     assert!(
-        got.iter()
-            .any(|s| matches!(s, Stanza::Error(e) if e.condition == ErrorCondition::ServiceUnavailable)),
+        got.iter().any(
+            |s| matches!(s, Stanza::Error(e) if e.condition == ErrorCondition::ServiceUnavailable)
+        ),
         "{got:?}"
     );
 }

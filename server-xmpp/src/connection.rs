@@ -689,7 +689,9 @@ async fn send_home<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                     )
                     .await;
                 }
-                None => fail_bounded(wire, domain, "internal-server-error", Some(NOWHERE_TEXT)).await,
+                None => {
+                    fail_bounded(wire, domain, "internal-server-error", Some(NOWHERE_TEXT)).await
+                }
             }
             true
         }

@@ -50,7 +50,11 @@ pub async fn status(db_url: &str) -> Result<String, ClusterError> {
 }
 
 /// Sends `request` (`fallback` or `rebalance`) to `node` and returns its answer line.
-pub async fn request(config: &ClusterConfig, node: &str, request: &str) -> Result<String, ClusterError> {
+pub async fn request(
+    config: &ClusterConfig,
+    node: &str,
+    request: &str,
+) -> Result<String, ClusterError> {
     let client = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(5))
         .connect(&config.nats)
@@ -66,7 +70,10 @@ pub async fn request(config: &ClusterConfig, node: &str, request: &str) -> Resul
     .await
     .map_err(|_| ClusterError::Nats {
         url: config.nats.clone(),
-        message: format!("node {node} did not answer within {} s", ANSWER_TIMEOUT.as_secs()),
+        message: format!(
+            "node {node} did not answer within {} s",
+            ANSWER_TIMEOUT.as_secs()
+        ),
     })?
     .map_err(|e| ClusterError::Nats {
         url: config.nats.clone(),

@@ -217,9 +217,6 @@ mod tests {
         let e = c.validate().unwrap_err();
         assert!(e.problem.contains("twice"), "{e}");
         c.failover.heartbeat_timeout = "soon".into();
-        assert_eq!(
-            c.validate().unwrap_err().key,
-            "failover.heartbeat_timeout"
-        );
+        assert_eq!(c.validate().unwrap_err().key, "failover.heartbeat_timeout");
     }
 }

@@ -38,10 +38,13 @@ impl Db {
         Ok(db)
     }
 
-    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<tokio_postgres::Client>>, DbError> {
+    async fn client(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<tokio_postgres::Client>>, DbError> {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(|c| c.is_closed()) {
-            let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await?;
+            let (client, connection) =
+                tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     warn!(error = %e, "cluster database connection ended");
@@ -160,7 +163,8 @@ impl Db {
         let nodes = self.nodes().await?;
         self.with(async |c| {
             let tx = c.transaction().await?;
-            tx.execute("SELECT pg_advisory_xact_lock(7311)", &[]).await?;
+            tx.execute("SELECT pg_advisory_xact_lock(7311)", &[])
+                .await?;
             let rows = tx
                 .query("SELECT jid, home, host FROM cluster_placement", &[])
                 .await?;

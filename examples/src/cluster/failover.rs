@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
+use presence_core::BareJid;
 use presence_core::assignment::UserId;
 use presence_core::failover::{
     self, AdminCommand, CriticalService, FailoverNode, Input, Output, PeerMessage,
 };
-use presence_core::BareJid;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -164,8 +164,10 @@ async fn drain(pair: &mut Pair, to_peer: &str) {
                 .node
                 .handle(Instant::now(), Input::CriticalServicesStarted),
             Output::MoveUsers(batch) => {
-                let users: Vec<String> = batch.users.iter().map(|u| u.as_str().to_owned()).collect();
-                let jids: Vec<BareJid> = users.iter().filter_map(|u| BareJid::new(u).ok()).collect();
+                let users: Vec<String> =
+                    batch.users.iter().map(|u| u.as_str().to_owned()).collect();
+                let jids: Vec<BareJid> =
+                    users.iter().filter_map(|u| BareJid::new(u).ok()).collect();
                 let guard = pair.placement_lock.lock().await;
                 let input = match pair.db.host(&users, &pair.me).await {
                     Ok(()) => {
@@ -185,7 +187,10 @@ async fn drain(pair: &mut Pair, to_peer: &str) {
                 pair.node.handle(Instant::now(), input);
             }
             // Sessions of users the peer claimed were ended when the placement changed (see `link::apply`).
-            Output::EndSessions(hints) => info!(users = hints.len(), "sessions ended for users served elsewhere now"),
+            Output::EndSessions(hints) => info!(
+                users = hints.len(),
+                "sessions ended for users served elsewhere now"
+            ),
         }
     }
 }

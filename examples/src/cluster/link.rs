@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use presence_core::BareJid;
 use presence_core::message::MessageKind;
 use presence_core::runtime::Location;
 use presence_core::stanza::{ErrorCondition, Stanza};
-use presence_core::BareJid;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -130,8 +130,7 @@ async fn send(
         Location::Node(node) => {
             let subject = node_subject(&node.name);
             let payload = Bytes::from(wire::encode(&stanza));
-            let acknowledged =
-                matches!(&stanza, Stanza::Message { message, .. } if message.kind != MessageKind::Error);
+            let acknowledged = matches!(&stanza, Stanza::Message { message, .. } if message.kind != MessageKind::Error);
             if !acknowledged {
                 if let Err(e) = client.publish(subject, payload).await {
                     debug!(error = %e, "a stanza for another node was not sent");
@@ -158,7 +157,11 @@ async fn send(
 }
 
 /// Takes the stanzas other nodes send to this one into the engine, acknowledging messages after their commit.
-pub async fn receive(client: async_nats::Client, placement: Arc<Placement>, mut sub: async_nats::Subscriber) {
+pub async fn receive(
+    client: async_nats::Client,
+    placement: Arc<Placement>,
+    mut sub: async_nats::Subscriber,
+) {
     let rt = tokio::runtime::Handle::current();
     while let Some(msg) = sub.next().await {
         let reply = msg.reply.clone();

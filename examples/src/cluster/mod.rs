@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use presence_core::BareJid;
 use presence_core::assignment::{AssignmentMode, UserId};
 use presence_core::failover::{AdminCommand, Boot, FailoverNode, NodeState};
 use presence_core::runtime::Handle;
-use presence_core::BareJid;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -334,7 +334,11 @@ async fn reload(
         if last_homes != Some(shape) {
             last_homes = Some(shape);
             if events
-                .try_send(failover::Event::Homes { own, peer: theirs, hosted })
+                .try_send(failover::Event::Homes {
+                    own,
+                    peer: theirs,
+                    hosted,
+                })
                 .is_err()
             {
                 // Try again at the next reload.

@@ -169,10 +169,7 @@ impl Placement {
         debug!(%from, %to, ?condition, text, "a message for another node comes back to its sender");
         let error = StanzaError {
             to: from,
-            about: ErrorAbout::Message {
-                id: message.id,
-                to,
-            },
+            about: ErrorAbout::Message { id: message.id, to },
             condition,
             text: Some(text.into()),
         };

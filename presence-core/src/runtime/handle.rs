@@ -10,8 +10,8 @@ use super::queue::{Msg, Queue, SubmitError};
 use super::sink::{SessionSink, SharedSink, WatchSink};
 use crate::Input;
 use crate::jid::BareJid;
-use crate::stanza::Stanza;
 use crate::session::SessionId;
+use crate::stanza::Stanza;
 
 /// Work the engine did not take: why, and the input itself, handed back.
 #[derive(Debug, thiserror::Error)]

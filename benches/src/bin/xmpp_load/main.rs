@@ -725,7 +725,7 @@ struct Client {
 
 /// Where one login attempt ended: logged in, or sent to another node.
 enum Landing {
-    In(Client),
+    In(Box<Client>),
     Redirect(SocketAddr),
 }
 
@@ -833,7 +833,7 @@ async fn login_from(t: &Target, addr: SocketAddr, user: usize) -> Result<Client,
         match login_once(t, at, user).await? {
             Landing::In(mut c) => {
                 c.redirects = hop;
-                return Ok(c);
+                return Ok(*c);
             }
             Landing::Redirect(to) => at = to,
         }
@@ -888,13 +888,13 @@ async fn login_once(t: &Target, addr: SocketAddr, user: usize) -> Result<Landing
         }
     }
     let (rd, wr) = tokio::io::split(s);
-    Ok(Landing::In(Client {
+    Ok(Landing::In(Box::new(Client {
         rd,
         wr,
         parser,
         addr,
         redirects: 0,
-    }))
+    })))
 }
 
 /// In-band registration of one account; an existing account counts as registered.
