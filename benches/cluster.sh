@@ -12,11 +12,11 @@
 #      users, to show the contrast;
 #   3. chat across the two nodes ("balanced": half the users on each, so about half the messages cross NATS)
 #      and, for comparison in the same run, chat on one presenced on the same PostgreSQL store without
-#      [cluster]: CHAT_USERS clients, CHAT_RATE messages/s offered for CHAT_SECS s.
+#      [cluster]: CHAT_USERS clients, CHAT_RATE2 then CHAT_RATE messages/s offered for CHAT_SECS s each.
 # Appends one JSON line per run to benches/cluster_results.jsonl; benches/CLUSTER.md discusses them.
 #
 # Sizes from the environment: FAIL_USERS=10000 FAIL_BATCH=10000 FAIL_USERS_SLOW=500 CHAT_USERS=2000
-# CHAT_RATE=20000 CHAT_SECS=20 RUNS="failover slow chat single" OUT=benches/cluster_results.jsonl
+# CHAT_RATE=20000 CHAT_RATE2=2000 CHAT_SECS=20 POOL=4 RUNS="failover slow chat single" OUT=benches/cluster_results.jsonl
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +26,10 @@ FAIL_USERS_SLOW=${FAIL_USERS_SLOW:-500}
 CHAT_USERS=${CHAT_USERS:-2000}
 CHAT_RATE=${CHAT_RATE:-20000}
 CHAT_SECS=${CHAT_SECS:-20}
+# A lower rate first, which neither setup saturates: latency without queueing.
+CHAT_RATE2=${CHAT_RATE2:-2000}
+# [store] pool of every node: PostgreSQL connections (presenced's default is 4).
+POOL=${POOL:-4}
 RUNS=${RUNS:-"failover slow chat single"}
 OUT=${OUT:-$REPO/benches/cluster_results.jsonl}
 
@@ -188,6 +192,7 @@ bind = "127.0.0.1:$(free_port)"
 [store]
 kind = "postgres"
 url = "postgresql://postgres@127.0.0.1:$PGPORT/$db"
+pool = $POOL
 
 # As in compare.sh: every load client connects from 127.0.0.1.
 [limits]
@@ -227,6 +232,7 @@ start_node() { # db name -> sets NODE_PID
     local d=$WORK/$1/$2
     "$PRESENCED" --config "$d/presenced.toml" serve >>"$d/server.log" 2>&1 &
     NODE_PID=$!
+    disown "$NODE_PID" # no "Killed" notice when the failover run kills it; it is still stopped by pid on exit
     PIDS+=("$NODE_PID")
     wait_port "$(cat "$d/port")" "presenced $2" "$NODE_PID"
 }
@@ -260,12 +266,14 @@ load() { # addr label [args...]
 }
 : >"$OUT.tmp"
 REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-COMMON_TAGS=(--tag "rev=$REV" --tag "postgres=$PG_VERSION" --tag "nats=$NATS_VERSION"
+COMMON_TAGS=(--tag "rev=$REV" --tag "store_pool=$POOL" --tag "postgres=$PG_VERSION" --tag "nats=$NATS_VERSION"
     --tag "cpus=$(nproc)" --tag "date=$(date -u +%FT%TZ)")
 
 failover_run() { # db users batch pause label
     local db=$1 n=$2 batch=$3 pause=$4 label=$5
     psql_ postgres "CREATE DATABASE $db TEMPLATE base"
+    # Only u0..u{n-1}: the nodes move every account of the dead node, not just the ones online.
+    psql_ "$db" "DELETE FROM accounts WHERE substring(split_part(jid, '@', 1) from 2)::int >= $n"
     cluster "$db" active-standby "$batch" "$pause"
     wait_until 60 "$n accounts placed" placed "$db" "$n"
     log "$label: $n users on node a (pid $A_PID, :$A_PORT), node b (pid $B_PID, :$B_PORT); heartbeat 1 s / 2 s, batches of $batch, pause $pause"
@@ -292,11 +300,14 @@ for RUN in $RUNS; do
             --scram-cache "$KEYS"
         wait_until 60 "$CHAT_USERS accounts placed" placed chat "$CHAT_USERS"
         psql_ chat "SELECT 'placement: ' || string_agg(host || '=' || n, ' ') FROM (SELECT host, count(*) n FROM cluster_placement GROUP BY host) t" >&2
-        log "chat across two nodes: $CHAT_USERS clients (all connect to a; b's users follow see-other-host), $CHAT_RATE msg/s for $CHAT_SECS s"
-        load "127.0.0.1:$A_PORT" cluster-2-nodes --users "$CHAT_USERS" --workload chat --rate "$CHAT_RATE" \
-            --duration "$CHAT_SECS" --server-pid "$A_PID" --server-pid "$B_PID" --tag "assignment=balanced" \
-            "${COMMON_TAGS[@]}" >>"$OUT.tmp"
-        tail -1 "$OUT.tmp" >&2
+        for rate in $CHAT_RATE2 $CHAT_RATE; do
+            log "chat across two nodes: $CHAT_USERS clients (all connect to a; b's users follow see-other-host), $rate msg/s for $CHAT_SECS s"
+            load "127.0.0.1:$A_PORT" cluster-2-nodes --users "$CHAT_USERS" --workload chat --rate "$rate" \
+                --duration "$CHAT_SECS" --server-pid "$A_PID" --server-pid "$B_PID" --tag "assignment=balanced" \
+                "${COMMON_TAGS[@]}" >>"$OUT.tmp"
+            tail -1 "$OUT.tmp" >&2
+            sleep 2
+        done
         show_log chat a 4
         show_log chat b 4
         stop_nodes "$B_PID" "$A_PID"
@@ -305,10 +316,13 @@ for RUN in $RUNS; do
         psql_ postgres "CREATE DATABASE single TEMPLATE base"
         write_node a single - 0 0ms 0
         start_node single a
-        log "chat on one node (same PostgreSQL store, no [cluster]): $CHAT_USERS clients, $CHAT_RATE msg/s for $CHAT_SECS s"
-        load "127.0.0.1:$(cat "$WORK/single/a/port")" single-node --users "$CHAT_USERS" --workload chat \
-            --rate "$CHAT_RATE" --duration "$CHAT_SECS" --server-pid "$NODE_PID" "${COMMON_TAGS[@]}" >>"$OUT.tmp"
-        tail -1 "$OUT.tmp" >&2
+        for rate in $CHAT_RATE2 $CHAT_RATE; do
+            log "chat on one node (same PostgreSQL store, no [cluster]): $CHAT_USERS clients, $rate msg/s for $CHAT_SECS s"
+            load "127.0.0.1:$(cat "$WORK/single/a/port")" single-node --users "$CHAT_USERS" --workload chat \
+                --rate "$rate" --duration "$CHAT_SECS" --server-pid "$NODE_PID" "${COMMON_TAGS[@]}" >>"$OUT.tmp"
+            tail -1 "$OUT.tmp" >&2
+            sleep 2
+        done
         show_log single a 4
         stop_nodes "$NODE_PID"
         ;;

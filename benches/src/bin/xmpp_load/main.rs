@@ -1641,6 +1641,8 @@ p50 {p50:.2} ms, p99 {p99:.2} ms, server CPU {server_cpu:.1} s, tool CPU {tool_c
 
 /// Bounds the whole failover workload after the kill: drops, logins again, and the message round trips.
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bounds the message round trips once everybody who could is logged in again.
+const ROUNDTRIP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How soon a client whose login through the surviving node failed (or was sent back to the dead one) tries again.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
 
@@ -1719,6 +1721,7 @@ async fn failover_client(
     sem: Arc<Semaphore>,
     deadline: tokio::time::Instant,
     relogged: Arc<AtomicUsize>,
+    ready: Arc<Mutex<Vec<usize>>>,
     done: Arc<AtomicUsize>,
     mut go: tokio::sync::watch::Receiver<Option<Arc<Vec<usize>>>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -1762,6 +1765,7 @@ async fn failover_client(
         out.relogged_at = Some(Instant::now());
         relogged.fetch_add(1, Ordering::Relaxed);
     }
+    ready.lock().expect("not poisoned").push(user);
     let online = match go.wait_for(|g| g.is_some()).await {
         Ok(g) => g.clone().expect("checked"),
         Err(_) => return out,
@@ -1789,6 +1793,8 @@ async fn failover(a: &RunArgs, clients: &mut [Option<Client>], j: &mut Json) -> 
     let deadline = tokio::time::Instant::now() + FAILOVER_TIMEOUT;
     let sem = Arc::new(Semaphore::new(a.concurrency));
     let (relogged, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    // Clients online and waiting for the message phase (the ones that never dropped, then the ones back).
+    let ready = Arc::new(Mutex::new(Vec::new()));
     let (go_tx, go_rx) = tokio::sync::watch::channel(None);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
@@ -1804,6 +1810,7 @@ async fn failover(a: &RunArgs, clients: &mut [Option<Client>], j: &mut Json) -> 
                 sem.clone(),
                 deadline,
                 relogged.clone(),
+                ready.clone(),
                 done.clone(),
                 go_rx.clone(),
                 stop_rx.clone(),
@@ -1825,19 +1832,17 @@ async fn failover(a: &RunArgs, clients: &mut [Option<Client>], j: &mut Json) -> 
     while relogged.load(Ordering::Relaxed) < to_move && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    // Everybody (who made it) is online: each sends one message to the next and waits for the reply.
-    let mut online: Vec<usize> = Vec::new();
+    // Everybody (who made it) is online: each sends one message to the next and waits for the reply. A client
+    // that comes back later than this finds itself missing from the list and counts as failed.
     let relogged_n = relogged.load(Ordering::Relaxed);
-    // Ask each task whether it is online: the ones that logged in again, and the ones that never dropped.
-    // (Tasks that gave up have finished.)
-    for (user, task) in &tasks {
-        if !task.is_finished() {
-            online.push(*user);
-        }
-    }
+    let mut online = std::mem::take(&mut *ready.lock().expect("not poisoned"));
+    online.sort_unstable();
     let online = Arc::new(online);
     let _ = go_tx.send(Some(online.clone()));
-    while done.load(Ordering::Relaxed) < online.len() && tokio::time::Instant::now() < deadline {
+    let roundtrip_deadline = tokio::time::Instant::now() + ROUNDTRIP_TIMEOUT;
+    while done.load(Ordering::Relaxed) < online.len()
+        && tokio::time::Instant::now() < roundtrip_deadline
+    {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let _ = stop_tx.send(true);
