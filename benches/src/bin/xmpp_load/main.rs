@@ -2,9 +2,10 @@
 //! Prosody or ejabberd.
 //!
 //! Every client does STARTTLS, SASL SCRAM-SHA-1 (the mechanism all three servers share), resource binding, a
-//! roster get and initial presence, then a workload: `login`, `chat`, `fanout` or `idle`. Each run prints one JSON
-//! line on stdout (for `benches/compare.sh`) and a readable summary on stderr. See the "Load test" section of
-//! `benches/README.md`.
+//! roster get and initial presence, then a workload: `login`, `chat`, `fanout`, `idle` or (for a presenced cluster)
+//! `failover`. A client that a cluster node sends on with `<see-other-host/>` logs in at the named node. Each run
+//! prints one JSON line on stdout (for `benches/compare.sh` and `benches/cluster.sh`) and a readable summary on
+//! stderr. See the "Load tool" and "Cluster" sections of `benches/README.md`.
 
 mod scram;
 
