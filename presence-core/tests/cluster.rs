@@ -179,7 +179,10 @@ fn a_watch_on_a_user_who_moves_away_ends_as_moved() {
     });
     assert!(a.other.iter().any(|o| matches!(
         o,
-        Output::Watch { watch: WatchId(7), state: WatchState::Active(_) }
+        Output::Watch {
+            watch: WatchId(7),
+            state: WatchState::Active(_)
+        }
     )));
     a.clear();
     a.input(Input::Rehome {
@@ -188,6 +191,9 @@ fn a_watch_on_a_user_who_moves_away_ends_as_moved() {
     });
     assert!(a.other.iter().any(|o| matches!(
         o,
-        Output::Watch { watch: WatchId(7), state: WatchState::Terminated(WatchEnd::Moved) }
+        Output::Watch {
+            watch: WatchId(7),
+            state: WatchState::Terminated(WatchEnd::Moved)
+        }
     )));
 }

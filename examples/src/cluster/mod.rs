@@ -237,7 +237,10 @@ impl Node {
 
 /// Connects to NATS, retrying until it answers: a node that starts before its NATS server waits for it. Each
 /// attempt is bounded by `[cluster.failover] connect_timeout` (the link to the peer is NATS).
-pub async fn connect_nats(url: &str, timeout: Duration) -> Result<async_nats::Client, ClusterError> {
+pub async fn connect_nats(
+    url: &str,
+    timeout: Duration,
+) -> Result<async_nats::Client, ClusterError> {
     async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .connection_timeout(timeout)

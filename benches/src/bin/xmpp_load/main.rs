@@ -2,9 +2,10 @@
 //! Prosody or ejabberd.
 //!
 //! Every client does STARTTLS, SASL SCRAM-SHA-1 (the mechanism all three servers share), resource binding, a
-//! roster get and initial presence, then a workload: `login`, `chat`, `fanout` or `idle`. Each run prints one JSON
-//! line on stdout (for `benches/compare.sh`) and a readable summary on stderr. See the "Load test" section of
-//! `benches/README.md`.
+//! roster get and initial presence, then a workload: `login`, `chat`, `fanout`, `idle` or (for a presenced cluster)
+//! `failover`. A client that a cluster node sends on with `<see-other-host/>` logs in at the named node. Each run
+//! prints one JSON line on stdout (for `benches/compare.sh` and `benches/cluster.sh`) and a readable summary on
+//! stderr. See the "Load tool" and "Cluster" sections of `benches/README.md`.
 
 mod scram;
 
@@ -20,9 +21,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::{Parser, Subcommand, ValueEnum};
 use examples::store::RedbStore;
+use examples::store::postgres::PgStore;
 use presence_core::BareJid;
 use presence_core::roster::{ItemDetails, Link, RosterEntry, Subscription};
-use presence_core::store::{AccountStore, RosterStore};
+use presence_core::store::{Account, AccountStore, RosterStore, ScramHash};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -67,11 +69,19 @@ struct Conn {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// presenced only: writes users u0..u{N-1}@localhost straight into the store (before the server starts).
+    /// presenced only: writes users u0..u{N-1}@localhost straight into the store: the embedded redb store
+    /// (`--data-dir`, before the server starts) or a PostgreSQL database (`--postgres`, any time).
     Provision {
         /// presenced's data_dir (the store is DATA_DIR/presenced.redb).
+        #[arg(long, required_unless_present = "postgres")]
+        data_dir: Option<PathBuf>,
+        /// The `[store] url` of a PostgreSQL store (`postgresql://user@host:port/db`) instead of `--data-dir`.
+        #[arg(long, conflicts_with = "data_dir")]
+        postgres: Option<String>,
+        /// Also append every user's SCRAM-SHA-1 client and server keys to this key cache (as `--scram-cache`
+        /// of the runs), so the first login of each user costs the tool no PBKDF2.
         #[arg(long)]
-        data_dir: PathBuf,
+        scram_cache: Option<PathBuf>,
         /// Number of users.
         #[arg(long)]
         users: usize,
@@ -138,12 +148,22 @@ enum Cmd {
         /// fanout: contacts per user (as provisioned), to know how many deliveries to expect.
         #[arg(long, default_value_t = 0)]
         roster: usize,
-        /// The server's process id, for its CPU time and RSS.
+        /// The server's process id, for its CPU time and RSS; repeat it for a cluster (CPU is summed, RSS is the
+        /// first one's).
         #[arg(long)]
-        server_pid: Option<u32>,
+        server_pid: Vec<u32>,
         /// A name for the server, copied into the JSON line.
         #[arg(long, default_value = "server")]
         label: String,
+        /// failover: the node to `kill -9` once every client is logged in; the clock starts at the kill.
+        #[arg(long)]
+        kill_pid: Option<u32>,
+        /// failover: the surviving node's c2s address, where every dropped client logs in again.
+        #[arg(long)]
+        failover_addr: Option<SocketAddr>,
+        /// KEY=VALUE copied into the JSON line as a string (repeatable), e.g. the cluster's settings.
+        #[arg(long)]
+        tag: Vec<String>,
     },
 }
 
@@ -157,6 +177,9 @@ enum Workload {
     Fanout,
     /// Hold the connections and measure the server's RSS per client.
     Idle,
+    /// Cluster: kill -9 the node serving the clients (`--kill-pid`); every dropped client logs in again through
+    /// `--failover-addr`, then each sends one message to another and waits for its reply.
+    Failover,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -166,10 +189,19 @@ fn main() -> Result<(), Error> {
     match cli.cmd {
         Cmd::Provision {
             data_dir,
+            postgres,
+            scram_cache,
             users,
             roster,
             roster_users,
-        } => provision(&data_dir, users, roster, roster_users.unwrap_or(users)),
+        } => provision(
+            data_dir.as_deref(),
+            postgres.as_deref(),
+            scram_cache.as_deref(),
+            users,
+            roster,
+            roster_users.unwrap_or(users),
+        ),
         Cmd::ProsodyProvision {
             data_path,
             users,
@@ -213,6 +245,9 @@ fn main() -> Result<(), Error> {
             roster,
             server_pid,
             label,
+            kill_pid,
+            failover_addr,
+            tag,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
@@ -227,6 +262,9 @@ fn main() -> Result<(), Error> {
                     server_pid,
                     concurrency: conn.concurrency.max(1),
                     label,
+                    kill_pid,
+                    failover_addr,
+                    tags: tag,
                 })
                 .await;
                 t.cache.save()?;
@@ -252,23 +290,90 @@ fn contacts(i: usize, n: usize, r: usize) -> Vec<usize> {
     out
 }
 
+/// Where `provision` writes: the embedded store or a PostgreSQL database.
+enum ProvisionStore {
+    Redb(RedbStore),
+    Pg(PgStore),
+}
+
+impl ProvisionStore {
+    fn roster(&self) -> &dyn RosterStore {
+        match self {
+            ProvisionStore::Redb(s) => s,
+            ProvisionStore::Pg(s) => s,
+        }
+    }
+}
+
 fn provision(
-    data_dir: &Path,
+    data_dir: Option<&Path>,
+    postgres: Option<&str>,
+    scram_cache: Option<&Path>,
     users: usize,
     roster: usize,
     roster_users: usize,
 ) -> Result<(), Error> {
-    std::fs::create_dir_all(data_dir)?;
-    let store = RedbStore::open(data_dir.join(examples::config::STORE_FILE))?;
+    let store = match (postgres, data_dir) {
+        // A few connections: the inserts are spread over them from as many threads.
+        (Some(url), _) => ProvisionStore::Pg(PgStore::connect(url, PG_WRITERS)?),
+        (None, Some(dir)) => {
+            std::fs::create_dir_all(dir)?;
+            ProvisionStore::Redb(RedbStore::open(dir.join(examples::config::STORE_FILE))?)
+        }
+        (None, None) => return Err("provision needs --data-dir or --postgres".into()),
+    };
     let start = Instant::now();
-    // Verifiers cost two PBKDF2 runs each: derive them on every core, write them from this thread.
+    // Verifiers cost two PBKDF2 runs each (and the cached client keys one more): derive them on every core,
+    // write them from this thread (redb) or from PG_WRITERS threads (PostgreSQL).
+    let want_keys = scram_cache.is_some();
     let accounts = parallel_map(users, |i| {
-        examples::credentials::new_account(jid(i), PASSWORD)
+        let account = examples::credentials::new_account(jid(i), PASSWORD)?;
+        let line = if want_keys {
+            cache_line(i, &account)?
+        } else {
+            String::new()
+        };
+        Ok::<_, Error>((account, line))
     });
-    for account in accounts {
-        store.put_account(&account?)?;
+    let accounts: Vec<(Account, String)> = accounts.into_iter().collect::<Result<_, _>>()?;
+    let derived = start.elapsed();
+    match &store {
+        ProvisionStore::Redb(s) => {
+            for (account, _) in &accounts {
+                s.put_account(account)?;
+            }
+        }
+        ProvisionStore::Pg(s) => {
+            let chunk = accounts.len().div_ceil(PG_WRITERS).max(1);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = accounts
+                    .chunks(chunk)
+                    .map(|part| {
+                        let s = s.clone();
+                        scope.spawn(move || {
+                            part.iter()
+                                .try_for_each(|(account, _)| s.put_account(account))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .try_for_each(|h| h.join().expect("no panic"))
+            })?;
+        }
     }
-    let accounts = start.elapsed();
+    if let Some(cache) = scram_cache {
+        let text: String = accounts
+            .iter()
+            .flat_map(|(_, l)| [l.as_str(), "\n"])
+            .collect();
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(cache)?
+            .write_all(text.as_bytes())?;
+    }
+    let written = start.elapsed();
     let entry = RosterEntry::Listed {
         details: ItemDetails::default(),
         subscription: Subscription {
@@ -279,17 +384,52 @@ fn provision(
     let n = roster_users.min(users);
     for i in 0..n {
         for j in contacts(i, n, roster) {
-            store.put_roster_entry(&jid(i), &jid(j), &entry)?;
+            store.roster().put_roster_entry(&jid(i), &jid(j), &entry)?;
         }
     }
     eprintln!(
-        "provisioned {users} users in {:.1} s, {} mutual contacts each for u0..u{} in {:.1} s",
-        accounts.as_secs_f64(),
+        "provisioned {users} users in {:.1} s ({:.1} s deriving verifiers, {:.1} s writing to {}), \
+{} mutual contacts each for u0..u{} in {:.1} s",
+        written.as_secs_f64(),
+        derived.as_secs_f64(),
+        (written - derived).as_secs_f64(),
+        if postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "redb"
+        },
         contacts(0, n, roster).len(),
         n.saturating_sub(1),
-        (start.elapsed() - accounts).as_secs_f64()
+        (start.elapsed() - written).as_secs_f64()
     );
     Ok(())
+}
+
+/// Connections (and threads) `provision --postgres` writes with.
+const PG_WRITERS: usize = 4;
+
+/// The SCRAM key cache line of user `i` (see [`ScramCache`]), derived from the SCRAM-SHA-1 verifier's salt and
+/// checked against its stored key.
+fn cache_line(i: usize, account: &Account) -> Result<String, Error> {
+    use sha1::Digest as _;
+    let c = account
+        .credentials
+        .iter()
+        .find(|c| c.hash == ScramHash::Sha1)
+        .ok_or("the account has no SCRAM-SHA-1 verifier")?;
+    let k = scram::Keys::derive(PASSWORD, &c.salt, c.iterations);
+    if sha1::Sha1::digest(k.client_key).as_slice() != c.stored_key.as_slice()
+        || k.server_key.as_slice() != c.server_key.as_slice()
+    {
+        return Err("derived SCRAM keys do not match the stored verifier".into());
+    }
+    Ok(format!(
+        "u{i} {} {} {} {}",
+        B64.encode(&c.salt),
+        c.iterations,
+        hex(&k.client_key),
+        hex(&k.server_key)
+    ))
 }
 
 /// Runs `f(i)` for i in 0..n on every core, results in order.
@@ -550,10 +690,11 @@ type Tls = TlsStream<TcpStream>;
 /// TCP, stream, STARTTLS, TLS handshake, stream again: the encrypted stream and its features.
 async fn connect_tls(
     t: &Target,
+    addr: SocketAddr,
     parser: &mut StreamParser,
     buf: &mut [u8],
 ) -> Result<(Tls, Element), Error> {
-    let mut tcp = TcpStream::connect(t.addr).await?;
+    let mut tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     tcp.write_all(HEADER).await?;
     open_and_features(&mut tcp, parser, buf).await?;
@@ -577,6 +718,41 @@ struct Client {
     rd: ReadHalf<Tls>,
     wr: WriteHalf<Tls>,
     parser: StreamParser,
+    /// The node it is logged in to.
+    addr: SocketAddr,
+    /// `<see-other-host/>` redirects it followed to get there.
+    redirects: u32,
+}
+
+/// Where one login attempt ended: logged in, or sent to another node.
+enum Landing {
+    In(Box<Client>),
+    Redirect(SocketAddr),
+}
+
+/// At most this many `<see-other-host/>` redirects per login (a cluster needs one).
+const MAX_REDIRECTS: u32 = 3;
+
+/// The address of a `<see-other-host/>` (`host:port`, `[v6]:port`): `localhost` is 127.0.0.1 (the certificate
+/// is checked against `localhost` anyway); only loopback addresses are accepted.
+fn resolve_redirect(host_port: &str) -> Result<SocketAddr, Error> {
+    let (host, port) = host_port
+        .rsplit_once(':')
+        .ok_or_else(|| format!("see-other-host {host_port:?} has no port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("see-other-host {host_port:?}: bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = if host.eq_ignore_ascii_case("localhost") {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    } else {
+        host.parse()
+            .map_err(|_| format!("see-other-host {host_port:?}: not an IP address or localhost"))?
+    };
+    if !ip.is_loopback() {
+        return Err(format!("see-other-host {host_port:?} is not a loopback address").into());
+    }
+    Ok(SocketAddr::new(ip, port))
 }
 
 fn random_nonce() -> Result<String, Error> {
@@ -645,15 +821,53 @@ async fn scram_sha1(
     Ok(())
 }
 
-/// STARTTLS, SASL SCRAM-SHA-1, bind, roster get, initial presence.
+/// STARTTLS, SASL SCRAM-SHA-1, bind, roster get, initial presence at the `--addr` node, following
+/// `<see-other-host/>` to the node that serves the user.
 async fn login(t: &Target, user: usize) -> Result<Client, Error> {
+    login_from(t, t.addr, user).await
+}
+
+/// [`login`] starting at `addr`.
+async fn login_from(t: &Target, addr: SocketAddr, user: usize) -> Result<Client, Error> {
+    let mut at = addr;
+    for hop in 0..=MAX_REDIRECTS {
+        match login_once(t, at, user).await? {
+            Landing::In(mut c) => {
+                c.redirects = hop;
+                return Ok(*c);
+            }
+            Landing::Redirect(to) => at = to,
+        }
+    }
+    Err(format!("more than {MAX_REDIRECTS} see-other-host redirects").into())
+}
+
+/// One login at `addr`. A cluster node that does not serve the user ends the restarted stream after SASL
+/// success with `<see-other-host/>` (RFC 6120 §4.9.3.19): that is a [`Landing::Redirect`].
+async fn login_once(t: &Target, addr: SocketAddr, user: usize) -> Result<Landing, Error> {
     let mut buf = vec![0u8; 16 * 1024];
     let mut parser = StreamParser::new();
-    let (mut s, features) = connect_tls(t, &mut parser, &mut buf).await?;
+    let (mut s, features) = connect_tls(t, addr, &mut parser, &mut buf).await?;
     scram_sha1(t, user, &mut s, &mut parser, &mut buf, &features).await?;
     parser.reset_keep_buffered();
     s.write_all(HEADER).await?;
-    open_and_features(&mut s, &mut parser, &mut buf).await?;
+    match next_event(&mut s, &mut parser, &mut buf).await? {
+        StreamEvent::Open(_) => {}
+        other => return Err(format!("expected stream header, got {other:?}").into()),
+    }
+    match next_event(&mut s, &mut parser, &mut buf).await? {
+        StreamEvent::Element(el) if el.name == "features" => {}
+        StreamEvent::Element(el) if el.name == "error" => {
+            return match el.elements().find(|e| e.name == "see-other-host") {
+                Some(to) => {
+                    let _ = s.write_all(b"</stream:stream>").await;
+                    Ok(Landing::Redirect(resolve_redirect(to.text().trim())?))
+                }
+                None => Err(format!("stream error after SASL: {el:?}").into()),
+            };
+        }
+        other => return Err(format!("expected features, got {other:?}").into()),
+    }
     // Bind, roster get and initial presence pipelined in one write.
     s.write_all(
         b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>load</resource></bind></iq>\
@@ -675,14 +889,20 @@ async fn login(t: &Target, user: usize) -> Result<Client, Error> {
         }
     }
     let (rd, wr) = tokio::io::split(s);
-    Ok(Client { rd, wr, parser })
+    Ok(Landing::In(Box::new(Client {
+        rd,
+        wr,
+        parser,
+        addr,
+        redirects: 0,
+    })))
 }
 
 /// In-band registration of one account; an existing account counts as registered.
 async fn register(t: &Target, user: usize) -> Result<(), Error> {
     let mut buf = vec![0u8; 16 * 1024];
     let mut parser = StreamParser::new();
-    let (mut s, _) = connect_tls(t, &mut parser, &mut buf).await?;
+    let (mut s, _) = connect_tls(t, t.addr, &mut parser, &mut buf).await?;
     s.write_all(
         format!(
             "<iq type='set' id='reg'><query xmlns='jabber:iq:register'>\
@@ -811,6 +1031,7 @@ async fn roster_all(
             mut rd,
             wr,
             mut parser,
+            ..
         } = c.expect("all logged in");
         let wr = Arc::new(tokio::sync::Mutex::new(wr));
         let mine = contacts(i, users, roster);
@@ -930,9 +1151,12 @@ struct RunArgs {
     rate: f64,
     duration: Duration,
     roster: usize,
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
     concurrency: usize,
     label: String,
+    kill_pid: Option<u32>,
+    failover_addr: Option<SocketAddr>,
+    tags: Vec<String>,
 }
 
 /// CPU seconds of the server and of this tool, read together.
@@ -944,16 +1168,24 @@ struct CpuMark {
 }
 
 impl CpuMark {
-    fn now(pid: Option<u32>) -> CpuMark {
+    /// `pids`: the server's processes (one per node), summed; none if any of them is gone.
+    fn now(pids: &[u32]) -> CpuMark {
+        let server = if pids.is_empty() {
+            None
+        } else {
+            pids.iter()
+                .map(|p| cpu_seconds(&p.to_string()))
+                .sum::<Option<f64>>()
+        };
         CpuMark {
             at: Instant::now(),
-            server: pid.and_then(|p| cpu_seconds(&p.to_string())),
+            server,
             tool: cpu_seconds("self"),
         }
     }
 
     /// (wall s, server CPU s, tool CPU s) since `self`.
-    fn since(&self, pid: Option<u32>) -> (f64, f64, f64) {
+    fn since(&self, pid: &[u32]) -> (f64, f64, f64) {
         let n = CpuMark::now(pid);
         let d = |a: Option<f64>, b: Option<f64>| a.zip(b).map_or(f64::NAN, |(a, b)| b - a);
         (
@@ -995,12 +1227,17 @@ impl Json {
 }
 
 async fn run(a: RunArgs) -> Result<(), Error> {
-    let pid = a.server_pid;
+    let pid = &a.server_pid[..];
+    let rss_pid = pid.first().copied();
     let mut j = Json::default();
     j.str("server", &a.label);
     j.str("workload", &format!("{:?}", a.workload).to_lowercase());
     j.num("clients", a.users as f64);
-    let rss0 = pid.and_then(rss_kib);
+    for tag in &a.tags {
+        let (k, v) = tag.split_once('=').unwrap_or((tag, ""));
+        j.str(k, v);
+    }
+    let rss0 = rss_pid.and_then(rss_kib);
     let run_mark = CpuMark::now(pid);
     let run_start = Instant::now();
 
@@ -1017,6 +1254,25 @@ async fn run(a: RunArgs) -> Result<(), Error> {
     j.num("logins_per_s", ok as f64 / login_wall);
     j.num("login_server_cpu_s", login_server_cpu);
     j.num("login_tool_cpu_s", login_tool_cpu);
+    // Which node each client ended on (a cluster's nodes send clients on with <see-other-host/>).
+    let mut per_node = std::collections::BTreeMap::<SocketAddr, usize>::new();
+    for c in clients.iter().flatten() {
+        *per_node.entry(c.addr).or_default() += 1;
+    }
+    let per_node = per_node
+        .iter()
+        .map(|(a, n)| format!("{a}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let redirected = clients.iter().flatten().filter(|c| c.redirects > 0).count();
+    j.str("per_node", &per_node);
+    j.num("redirected", redirected as f64);
+    if redirected > 0 {
+        eprintln!(
+            "[{}] {redirected} clients followed see-other-host; clients per node: {per_node}",
+            a.label
+        );
+    }
     eprintln!(
         "[{}] {ok} logins in {login_wall:.2} s = {:.0}/s (server CPU {login_server_cpu:.2} s, tool CPU {login_tool_cpu:.2} s)",
         a.label,
@@ -1030,7 +1286,7 @@ async fn run(a: RunArgs) -> Result<(), Error> {
             let online = clients.iter().flatten().count().max(1) as f64;
             let split = split_all(&mut clients, run_start);
             tokio::time::sleep(Duration::from_secs(3)).await;
-            if let (Some(r0), Some(r1)) = (rss0, pid.and_then(rss_kib)) {
+            if let (Some(r0), Some(r1)) = (rss0, rss_pid.and_then(rss_kib)) {
                 eprintln!(
                     "[{}] server RSS before {r0} KiB, with {online} clients {r1} KiB: {:.1} KiB/client ({:.1} growth)",
                     a.label,
@@ -1050,6 +1306,7 @@ async fn run(a: RunArgs) -> Result<(), Error> {
         }
         Workload::Chat => chat(&a, &mut clients, run_start, &mut j).await?,
         Workload::Fanout => fanout(&a, &mut clients, &mut j).await?,
+        Workload::Failover => failover(&a, &mut clients, &mut j).await?,
     }
     // Close whatever is still open.
     for c in clients.iter_mut().flatten() {
@@ -1060,7 +1317,7 @@ async fn run(a: RunArgs) -> Result<(), Error> {
     j.num("server_cpu_s", server_cpu);
     j.num("tool_cpu_s", tool_cpu);
     j.num("wall_s", wall);
-    if let Some(r) = pid.and_then(rss_kib) {
+    if let Some(r) = rss_pid.and_then(rss_kib) {
         j.num("rss_end_kib", r as f64);
     }
     println!("{}", j.line());
@@ -1152,7 +1409,7 @@ fn split_all(clients: &mut [Option<Client>], run_start: Instant) -> Split {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let (mut writers, mut readers) = (Vec::new(), Vec::new());
     for (i, c) in clients.iter_mut().enumerate() {
-        let Some(Client { rd, wr, parser }) = c.take() else {
+        let Some(Client { rd, wr, parser, .. }) = c.take() else {
             continue;
         };
         readers.push(spawn_reader(
@@ -1205,7 +1462,7 @@ async fn chat(
     let sent = Arc::new(AtomicU64::new(0));
     // Let the login phase's presence traffic settle first (500 users with 200 contacts each log in, too).
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let mark = CpuMark::now(a.server_pid);
+    let mark = CpuMark::now(&a.server_pid);
     let chat_start = Instant::now();
     let send_until = chat_start + a.duration;
     let Split {
@@ -1253,7 +1510,7 @@ async fn chat(
     while counters.msgs.load(Ordering::Relaxed) < sent_total && Instant::now() < grace_until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (_, server_cpu, tool_cpu) = mark.since(a.server_pid);
+    let (_, server_cpu, tool_cpu) = mark.since(&a.server_pid);
     let samples = Split {
         writers,
         readers,
@@ -1311,7 +1568,7 @@ async fn fanout(a: &RunArgs, clients: &mut [Option<Client>], j: &mut Json) -> Re
     let split = split_all(clients, run_start);
     // Let the initial presence storm of the login phase settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mark = CpuMark::now(a.server_pid);
+    let mark = CpuMark::now(&a.server_pid);
     let start = tokio::time::Instant::now();
     let first_ns = run_start.elapsed().as_nanos() as u64;
     let Split {
@@ -1345,7 +1602,7 @@ async fn fanout(a: &RunArgs, clients: &mut [Option<Client>], j: &mut Json) -> Re
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (_, server_cpu, tool_cpu) = mark.since(a.server_pid);
+    let (_, server_cpu, tool_cpu) = mark.since(&a.server_pid);
     let samples = Split {
         writers,
         readers,
@@ -1383,6 +1640,266 @@ p50 {p50:.2} ms, p99 {p99:.2} ms, server CPU {server_cpu:.1} s, tool CPU {tool_c
     Ok(())
 }
 
+/// Bounds the whole failover workload after the kill: drops, logins again, and the message round trips.
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bounds the message round trips once everybody who could is logged in again.
+const ROUNDTRIP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How soon a client whose login through the surviving node failed (or was sent back to the dead one) tries again.
+const RETRY_EVERY: Duration = Duration::from_millis(200);
+
+/// What one client saw during the failover workload.
+#[derive(Default)]
+struct FailoverOutcome {
+    /// Its connection to the killed node ended.
+    dropped_at: Option<Instant>,
+    /// Logged in again (through the surviving node).
+    relogged_at: Option<Instant>,
+    /// The reply to its message arrived.
+    done_at: Option<Instant>,
+    /// Login attempts after the drop.
+    attempts: u32,
+    /// What went wrong last, if it did not finish.
+    error: Option<String>,
+}
+
+/// One message to a partner and its reply: `ping I` goes to the next online client, which answers `pong`.
+async fn ping_partner(
+    c: &mut Client,
+    user: usize,
+    online: &[usize],
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    done: &AtomicUsize,
+) -> Result<Option<Instant>, Error> {
+    let pos = online
+        .binary_search(&user)
+        .map_err(|_| "not in the online list")?;
+    let to = online[(pos + 1) % online.len()];
+    c.wr.write_all(
+        format!("<message to='u{to}@{DOMAIN}' type='chat'><body>ping {user}</body></message>")
+            .as_bytes(),
+    )
+    .await?;
+    let mut done_at = None;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let ev = tokio::select! {
+            ev = next_event(&mut c.rd, &mut c.parser, &mut buf) => ev?,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let StreamEvent::Stanza(Stanza::Message(el)) = ev else {
+            if matches!(ev, StreamEvent::Close) {
+                break;
+            }
+            continue;
+        };
+        if el.attr("type") == Some("error") {
+            return Err(format!("message bounced: {el:?}").into());
+        }
+        let body = el
+            .child("jabber:client", "body")
+            .map(|b| b.text())
+            .unwrap_or_default();
+        if let Some(from) = body.strip_prefix("ping ") {
+            let reply =
+                format!("<message to='u{from}@{DOMAIN}' type='chat'><body>pong</body></message>");
+            c.wr.write_all(reply.as_bytes()).await?;
+        } else if body == "pong" && done_at.is_none() {
+            done_at = Some(Instant::now());
+            done.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(done_at)
+}
+
+/// One client through the failover: wait for its connection to the killed node to end, log in again through
+/// `b` (every RETRY_EVERY until it works), wait for everybody, then one message round trip.
+#[allow(clippy::too_many_arguments)]
+async fn failover_client(
+    t: Target,
+    b: SocketAddr,
+    user: usize,
+    mut c: Client,
+    sem: Arc<Semaphore>,
+    deadline: tokio::time::Instant,
+    relogged: Arc<AtomicUsize>,
+    ready: Arc<Mutex<Vec<usize>>>,
+    done: Arc<AtomicUsize>,
+    mut go: tokio::sync::watch::Receiver<Option<Arc<Vec<usize>>>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> FailoverOutcome {
+    let mut out = FailoverOutcome::default();
+    if c.addr != b {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match tokio::time::timeout_at(deadline, next_event(&mut c.rd, &mut c.parser, &mut buf))
+                .await
+            {
+                Err(_) => {
+                    out.error = Some("the connection to the killed node did not end".into());
+                    return out;
+                }
+                Ok(Ok(StreamEvent::Close) | Err(_)) => break,
+                Ok(Ok(_)) => {}
+            }
+        }
+        out.dropped_at = Some(Instant::now());
+        drop(c);
+        c = loop {
+            if tokio::time::Instant::now() >= deadline {
+                out.error
+                    .get_or_insert_with(|| "not logged in again in time".into());
+                return out;
+            }
+            out.attempts += 1;
+            let r = {
+                let _permit = sem.acquire().await.expect("semaphore open");
+                tokio::time::timeout_at(deadline, login_from(&t, b, user)).await
+            };
+            match r {
+                Ok(Ok(c)) => break c,
+                Ok(Err(e)) => out.error = Some(e.to_string()),
+                Err(_) => out.error = Some("login timed out".into()),
+            }
+            tokio::time::sleep(RETRY_EVERY).await;
+        };
+        out.error = None;
+        out.relogged_at = Some(Instant::now());
+        relogged.fetch_add(1, Ordering::Relaxed);
+    }
+    ready.lock().expect("not poisoned").push(user);
+    let online = match go.wait_for(|g| g.is_some()).await {
+        Ok(g) => g.clone().expect("checked"),
+        Err(_) => return out,
+    };
+    match ping_partner(&mut c, user, &online, &mut stop, &done).await {
+        Ok(at) => out.done_at = at,
+        Err(e) => out.error = Some(e.to_string()),
+    }
+    if out.done_at.is_none() && out.error.is_none() {
+        out.error = Some("no reply to its message".into());
+    }
+    let _ = c.wr.write_all(b"</stream:stream>").await;
+    out
+}
+
+async fn failover(a: &RunArgs, clients: &mut [Option<Client>], j: &mut Json) -> Result<(), Error> {
+    let b = a
+        .failover_addr
+        .ok_or("the failover workload needs --failover-addr")?;
+    let kill_pid = a.kill_pid.ok_or("the failover workload needs --kill-pid")?;
+    let to_move = clients.iter().flatten().filter(|c| c.addr != b).count();
+    let already = clients.iter().flatten().count() - to_move;
+    // Let the login phase's presence traffic settle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deadline = tokio::time::Instant::now() + FAILOVER_TIMEOUT;
+    let sem = Arc::new(Semaphore::new(a.concurrency));
+    let (relogged, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    // Clients online and waiting for the message phase (the ones that never dropped, then the ones back).
+    let ready = Arc::new(Mutex::new(Vec::new()));
+    let (go_tx, go_rx) = tokio::sync::watch::channel(None);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for (user, c) in clients.iter_mut().enumerate() {
+        let Some(c) = c.take() else { continue };
+        tasks.push((
+            user,
+            tokio::spawn(failover_client(
+                a.target.clone(),
+                b,
+                user,
+                c,
+                sem.clone(),
+                deadline,
+                relogged.clone(),
+                ready.clone(),
+                done.clone(),
+                go_rx.clone(),
+                stop_rx.clone(),
+            )),
+        ));
+    }
+    eprintln!(
+        "[{}] failover: {to_move} clients on the node to kill (pid {kill_pid}), {already} on {b}; kill -9 now",
+        a.label
+    );
+    // The clock starts just before the kill (spawning `kill` adds a millisecond or two to every figure).
+    let t0 = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-9", &kill_pid.to_string()])
+        .status()?;
+    if !status.success() {
+        return Err(format!("kill -9 {kill_pid} failed: {status}").into());
+    }
+    while relogged.load(Ordering::Relaxed) < to_move && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Everybody (who made it) is online: each sends one message to the next and waits for the reply. A client
+    // that comes back later than this finds itself missing from the list and counts as failed.
+    let relogged_n = relogged.load(Ordering::Relaxed);
+    let mut online = std::mem::take(&mut *ready.lock().expect("not poisoned"));
+    online.sort_unstable();
+    let online = Arc::new(online);
+    let _ = go_tx.send(Some(online.clone()));
+    let roundtrip_deadline = tokio::time::Instant::now() + ROUNDTRIP_TIMEOUT;
+    while done.load(Ordering::Relaxed) < online.len()
+        && tokio::time::Instant::now() < roundtrip_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let _ = stop_tx.send(true);
+    let mut outcomes = Vec::new();
+    for (_, task) in tasks {
+        outcomes.push(task.await?);
+    }
+    let secs = |at: Option<Instant>| at.map(|at| (at - t0).as_secs_f64());
+    let mut relog: Vec<f64> = outcomes
+        .iter()
+        .filter_map(|o| secs(o.relogged_at))
+        .collect();
+    relog.sort_by(f64::total_cmp);
+    let drops: Vec<f64> = outcomes.iter().filter_map(|o| secs(o.dropped_at)).collect();
+    let dones: Vec<f64> = outcomes.iter().filter_map(|o| secs(o.done_at)).collect();
+    let max = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
+    let q = |v: &[f64], p: f64| {
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v[((v.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    let failed = a.users - dones.len();
+    let attempts: u32 = outcomes.iter().map(|o| o.attempts).sum();
+    let first_error = outcomes.iter().find_map(|o| o.error.clone());
+    j.num("users", a.users as f64);
+    j.num("moved_clients", to_move as f64);
+    j.num("relogged", relogged_n as f64);
+    j.num("drops_seen_s", max(&drops));
+    j.num("first_relogin_s", q(&relog, 0.0));
+    j.num("p50_relogin_s", q(&relog, 0.5));
+    j.num("all_relogged_s", max(&relog));
+    j.num("relogin_attempts", attempts as f64);
+    j.num("roundtrips", dones.len() as f64);
+    j.num("all_roundtrips_s", max(&dones));
+    j.num("failed", failed as f64);
+    j.str("failover_first_error", first_error.as_deref().unwrap_or(""));
+    eprintln!(
+        "[{}] failover: {relogged_n} of {to_move} dropped clients logged in again through {b} (first after {:.2} s, \
+half after {:.2} s, all after {:.2} s; {attempts} attempts); {} of {} message round trips done {:.2} s after \
+the kill; {failed} failed{}",
+        a.label,
+        q(&relog, 0.0),
+        q(&relog, 0.5),
+        max(&relog),
+        dones.len(),
+        online.len(),
+        max(&dones),
+        first_error
+            .map(|e| format!(", first error: {e}"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1415,6 +1932,17 @@ mod tests {
         j.num("c", 1.5);
         assert_eq!(j.line(), r#"{"a":"x\"y","b":null,"c":1.500}"#);
         assert_eq!(bare("u1@localhost/load"), "u1@localhost");
+        assert_eq!(
+            resolve_redirect("localhost:5223").unwrap(),
+            "127.0.0.1:5223".parse().unwrap()
+        );
+        assert_eq!(
+            resolve_redirect("[::1]:7").unwrap(),
+            "[::1]:7".parse().unwrap()
+        );
+        assert!(resolve_redirect("example.com:5222").is_err());
+        assert!(resolve_redirect("10.0.0.1:5222").is_err());
+        assert!(resolve_redirect("localhost").is_err());
         assert_eq!(unhex20(&hex(&[7u8; 20])), Some([7u8; 20]));
     }
 }
