@@ -74,12 +74,12 @@ impl Layer for FaultyStore {
         self.inner.apply(writes)
     }
 
-    fn load(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
+    fn load(&self, users: &[BareJid]) -> Vec<Result<Option<UserRecord>, StoreError>> {
         self.gate.pass();
         if self.fail_loads.load(Ordering::SeqCst) {
-            return Err(injected());
+            return users.iter().map(|_| Err(injected())).collect();
         }
-        self.inner.load_user(user)
+        self.inner.load_users(users)
     }
 }
 

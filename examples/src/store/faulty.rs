@@ -77,9 +77,11 @@ impl<S: Store> Layer for FaultyStore<S> {
         self.inner.apply(writes)
     }
 
-    fn load(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
-        self.check("load")?;
-        self.inner.load_user(user)
+    fn load(&self, users: &[BareJid]) -> Vec<Result<Option<UserRecord>, StoreError>> {
+        match self.check("load") {
+            Ok(()) => self.inner.load_users(users),
+            Err(e) => users.iter().map(|_| Err(e.clone())).collect(),
+        }
     }
 
     fn lookup_account(&self, user: &BareJid) -> Result<Option<Account>, StoreError> {

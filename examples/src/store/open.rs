@@ -99,6 +99,10 @@ impl Store for OpenStore {
     fn load_user(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
         delegate!(self, s => s.load_user(user))
     }
+
+    fn load_users(&self, users: &[BareJid]) -> Vec<Result<Option<UserRecord>, StoreError>> {
+        delegate!(self, s => s.load_users(users))
+    }
 }
 
 #[cfg(test)]

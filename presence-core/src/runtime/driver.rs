@@ -186,27 +186,43 @@ impl<S: Store> Driver<S> {
 
     /// Carries out everything the engine asked for: loads at once (after committing what came before, which
     /// the engine relies on), writes in groups, the rest kept for [`Driver::release`].
+    ///
+    /// Loads are gathered: every load the engine asks for while its outputs are drained is answered in one
+    /// store call, so a login storm costs a round trip per round rather than per user. That is safe because the
+    /// engine runs nothing for a user whose load is outstanding, so no write drained after a load concerns it.
     fn drain(&mut self, batch: &mut Batch) {
-        while let Some(out) = self.engine.poll_output() {
-            match out {
-                Output::Load(user) => {
-                    self.commit(batch);
-                    match self.store.load_user(&user) {
-                        Ok(record) => self
-                            .engine
-                            .handle(Instant::now(), Input::Loaded { user, record }),
-                        Err(e) => {
-                            warn!(%user, error = %e, "loading a user failed");
-                            self.metrics.store_failed("load");
-                            self.engine
-                                .handle(Instant::now(), Input::LoadFailed { user });
-                        }
+        let mut loads: Vec<crate::jid::BareJid> = Vec::new();
+        loop {
+            while let Some(out) = self.engine.poll_output() {
+                match out {
+                    Output::Load(user) => loads.push(user),
+                    Output::Store(w) => batch.writes.push(w),
+                    other => {
+                        let tag = batch.tag();
+                        batch.outputs.push((tag, other));
                     }
                 }
-                Output::Store(w) => batch.writes.push(w),
-                other => {
-                    let tag = batch.tag();
-                    batch.outputs.push((tag, other));
+            }
+            if loads.is_empty() {
+                break;
+            }
+            // What the loads must see is what the engine emitted before them.
+            self.commit(batch);
+            let mut results = self.store.load_users(&loads).into_iter();
+            let now = Instant::now();
+            for user in loads.drain(..) {
+                let result = results.next().unwrap_or_else(|| {
+                    Err(crate::store::StoreError::Backend(
+                        "the store answered fewer loads than asked".into(),
+                    ))
+                });
+                match result {
+                    Ok(record) => self.engine.handle(now, Input::Loaded { user, record }),
+                    Err(e) => {
+                        warn!(%user, error = %e, "loading a user failed");
+                        self.metrics.store_failed("load");
+                        self.engine.handle(now, Input::LoadFailed { user });
+                    }
                 }
             }
         }

@@ -404,4 +404,31 @@ fn apply_and_load(s: &impl Store) {
         "apply: offline push and clear in order"
     );
     assert_eq!(rec.policy, policy(), "apply: policy");
+
+    // Many loads at once answer exactly what one load each would, in the order asked.
+    s.put_account(&account("dave@example.com")).expect("put");
+    s.apply(&[StoreWrite::OfflinePush {
+        user: j("dave@example.com"),
+        message: stored(5, "for dave"),
+    }])
+    .expect("apply");
+    let asked = [
+        j("dave@example.com"),
+        j("nobody@example.com"),
+        alice.clone(),
+    ];
+    let one_by_one: Vec<_> = asked
+        .iter()
+        .map(|u| s.load_user(u).expect("load"))
+        .collect();
+    let together: Vec<_> = s
+        .load_users(&asked)
+        .into_iter()
+        .map(|r| r.expect("load"))
+        .collect();
+    assert_eq!(
+        together, one_by_one,
+        "load_users: the same as load_user, in order"
+    );
+    assert!(s.load_users(&[]).is_empty(), "load_users: nothing asked");
 }

@@ -26,9 +26,9 @@ pub trait Layer {
         self.inner().apply(writes)
     }
 
-    /// What [`Store::load_user`] does: the engine's load.
-    fn load(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
-        self.inner().load_user(user)
+    /// What [`Store::load_users`] and [`Store::load_user`] do: the engine's loads, one result per user.
+    fn load(&self, users: &[BareJid]) -> Vec<Result<Option<UserRecord>, StoreError>> {
+        self.inner().load_users(users)
     }
 
     /// What [`AccountStore::account`] does: what sign-in reads.
@@ -94,8 +94,14 @@ impl<L: Layer> Store for L {
     fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
         self.commit(writes)
     }
+    fn load_users(&self, users: &[BareJid]) -> Vec<Result<Option<UserRecord>, StoreError>> {
+        self.load(users)
+    }
+
     fn load_user(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
-        self.load(user)
+        self.load(std::slice::from_ref(user))
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Backend("a load answered nothing".into())))
     }
 }
 

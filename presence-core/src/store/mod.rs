@@ -223,6 +223,13 @@ pub trait Store: AccountStore + RosterStore + OfflineStore {
         Ok(())
     }
 
+    /// Answers several of the engine's load requests at once, one result per user in order. The runtime asks
+    /// for every load the engine emitted in one round, so a store that can read many users in one round trip
+    /// (a database over the network) should override this; the default loads them one by one.
+    fn load_users(&self, users: &[BareJid]) -> Vec<Result<Option<UserRecord>, StoreError>> {
+        users.iter().map(|u| self.load_user(u)).collect()
+    }
+
     /// Answers the engine's load request: `None` when there is no such account.
     fn load_user(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
         if self.account(user)?.is_none() {
