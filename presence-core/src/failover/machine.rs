@@ -550,7 +550,9 @@ impl FailoverNode {
         let lost_own = released.iter().any(|u| self.own.contains(u));
         self.end_sessions(released);
         let yields = match self.state {
-            Normal => true,
+            // In Normal only a claim of our own users is a takeover across a partition. A claim of the peer's
+            // users is the end of a fallback whose claim came after the peer's "Normal" (the two travel apart).
+            Normal => lost_own,
             RunningInBackupMode => lost_own || self.peer_state() != Some(TakingBack),
             // Two movers pulling the same users: the higher-numbered one gives way.
             TakingOver | TakingBack => self.me > self.peer_id,

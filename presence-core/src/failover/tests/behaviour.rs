@@ -439,3 +439,44 @@ fn a_node_failed_alone_recovers_and_takes_over() {
     assert_eq!(sim.pair()[1].unwrap().0, RunningInBackupMode);
     sim.assert_users_hosted_on([1, 1]);
 }
+
+/// The claim that ends a fallback travels apart from the peer's announcements (over NATS, a placement broadcast
+/// and the heartbeat are separate subjects), so the peer's "Normal" can arrive first. The late claim of the
+/// peer's own users is then the end of that fallback, not a takeover across a partition.
+#[test]
+fn a_fallback_claim_arriving_after_the_peers_normal_changes_nothing() {
+    let boot = Boot {
+        node: NodeId(1),
+        peer: NodeId(2),
+        epoch: 1,
+        own_users: vec![user(0, 0)],
+        peer_users: vec![user(1, 0)],
+        hosted: vec![user(0, 0), user(1, 0)],
+        last: None,
+    };
+    let t0 = Instant::now();
+    let mut node = FailoverNode::new(Config::default(), boot, t0).unwrap();
+    let status = |state, reason, hosts_all| {
+        Input::FromPeer(PeerMessage::Status(Status {
+            from: NodeId(2),
+            to: NodeId(1),
+            epoch: 1,
+            state,
+            reason,
+            holds_peer_users: false,
+            hosts_all_own_users: hosts_all,
+        }))
+    };
+    node.handle(t0, status(FailedOver, PeerDown, false));
+    assert_eq!(node.state(), RunningInBackupMode);
+    node.handle(t0, status(TakingBack, Reason::OnAdminRequest, false));
+    assert_eq!(node.state(), FallingBack);
+    node.handle(t0, status(Normal, Reason::Normal, true));
+    assert_eq!(node.state(), Normal);
+    node.handle(t0, Input::UsersClaimedByPeer(vec![user(1, 0)]));
+    assert_eq!(node.state(), Normal, "the fallback's own claim, late");
+    assert!(!node.hosted().contains(&user(1, 0)));
+    // A claim of this node's own users is still a takeover across a partition.
+    node.handle(t0, Input::UsersClaimedByPeer(vec![user(0, 0)]));
+    assert_eq!(node.state(), FailedOver);
+}
