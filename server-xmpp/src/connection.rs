@@ -637,9 +637,7 @@ async fn ended_by_runtime<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
     let domain = shared.domain.as_str();
     if let ToSession::Closed(SessionEnded::Engine(CloseReason::Moved)) = msg {
         // The engine has forgotten the session already; the client goes to the user's new home.
-        if !send_home(wire, shared, user).await {
-            fail_bounded(wire, domain, "reset", Some(MOVED_TEXT)).await;
-        }
+        moved_away(wire, shared, user).await;
         return false;
     }
     let (condition, text, tell) = match msg {
@@ -699,6 +697,18 @@ async fn send_home<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
             fail_bounded(wire, domain, "internal-server-error", Some(NOWHERE_TEXT)).await;
             true
         }
+    }
+}
+
+/// Ends the stream of a session whose user the engine says is served elsewhere now: sent to the new node, or,
+/// when placement has flipped back meanwhile, asked to sign in again.
+async fn moved_away<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    shared: &Shared<S>,
+    user: &BareJid,
+) {
+    if !send_home(wire, shared, user).await {
+        fail_bounded(wire, &shared.domain, "reset", Some(MOVED_TEXT)).await;
     }
 }
 
@@ -784,9 +794,7 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                     }
                     Some(ToSession::BindRefused(BindError::ServedElsewhere(_))) => {
                         // Placement changed between the check before binding and the bind.
-                        if !send_home(wire, shared, user).await {
-                            fail_bounded(wire, domain, "reset", Some(MOVED_TEXT)).await;
-                        }
+                        moved_away(wire, shared, user).await;
                         None
                     }
                     Some(ToSession::BindRefused(reason)) => {

@@ -13,15 +13,13 @@ use futures_util::StreamExt;
 use presence_core::BareJid;
 use presence_core::assignment::UserId;
 use presence_core::failover::{
-    self, AdminCommand, CriticalService, FailoverNode, Input, Output, PeerMessage,
+    AdminCommand, CriticalService, FailoverNode, Input, Output, PeerMessage,
 };
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use super::db::Db;
 use super::link;
 use super::peer;
-use super::placement::Placement;
 
 /// Which of the node's own services have stopped, as the server saw them (the database and NATS are checked
 /// by the manager itself).
@@ -42,33 +40,27 @@ pub enum Event {
     /// The node is stopping: say goodbye to the peer, then answer.
     Shutdown(oneshot::Sender<()>),
     /// The assignment changed (see `failover::Input::Homes`).
-    Homes {
-        own: Vec<UserId>,
-        peer: Vec<UserId>,
-        hosted: Vec<UserId>,
-    },
+    Homes(super::model::Homes),
 }
 
 /// Everything the manager needs from its node.
 pub struct Pair {
     pub node: FailoverNode,
-    pub group: String,
-    pub me: String,
+    /// The peer's name.
     pub peer: String,
-    pub client: async_nats::Client,
-    pub db: Arc<Db>,
-    pub placement: Arc<Placement>,
-    /// Held while placement is read from or written to the database, so a reload never undoes a move.
-    pub placement_lock: Arc<Mutex<()>>,
-    pub config: failover::Config,
+    pub(crate) shared: super::Shared,
     pub health: Arc<Health>,
 }
 
 /// Runs the manager until the node shuts down.
 pub async fn run(mut pair: Pair, mut events: mpsc::Receiver<Event>) {
     let mut from_peer = match pair
+        .shared
         .client
-        .subscribe(peer::subject(&pair.group, &pair.me))
+        .subscribe(peer::subject(
+            &pair.shared.config.group,
+            &pair.shared.config.node,
+        ))
         .await
     {
         Ok(s) => s,
@@ -77,9 +69,9 @@ pub async fn run(mut pair: Pair, mut events: mpsc::Receiver<Event>) {
             return;
         }
     };
-    let to_peer = peer::subject(&pair.group, &pair.peer);
+    let to_peer = peer::subject(&pair.shared.config.group, &pair.peer);
     let mut health = tokio::time::interval(
-        (pair.config.heartbeat_interval / 2).max(std::time::Duration::from_millis(100)),
+        (pair.shared.failover.heartbeat_interval / 2).max(std::time::Duration::from_millis(100)),
     );
     let mut down: Vec<CriticalService> = Vec::new();
     loop {
@@ -100,8 +92,9 @@ pub async fn run(mut pair: Pair, mut events: mpsc::Receiver<Event>) {
                     let users = users.iter().filter_map(|u| UserId::new(u.as_str()).ok()).collect();
                     pair.node.handle(Instant::now(), Input::UsersClaimedByPeer(users));
                 }
-                Some(Event::Homes { own, peer, hosted }) => {
-                    pair.node.handle(Instant::now(), Input::Homes { own, peer, hosted });
+                Some(Event::Homes(h)) => {
+                    let homes = Input::Homes { own: h.own, peer: h.peer, hosted: h.hosted };
+                    pair.node.handle(Instant::now(), homes);
                 }
                 Some(Event::Admin(cmd, reply)) => {
                     let result = pair.node.admin(Instant::now(), cmd).map_err(|r| r.to_string());
@@ -110,7 +103,7 @@ pub async fn run(mut pair: Pair, mut events: mpsc::Receiver<Event>) {
                 Some(Event::Shutdown(done)) => {
                     pair.node.handle(Instant::now(), Input::Shutdown);
                     drain(&mut pair, &to_peer).await;
-                    let _ = pair.client.flush().await;
+                    let _ = pair.shared.client.flush().await;
                     let _ = done.send(());
                     return;
                 }
@@ -137,11 +130,11 @@ pub async fn run(mut pair: Pair, mut events: mpsc::Receiver<Event>) {
 
 async fn check_services(pair: &Pair) -> Vec<CriticalService> {
     let mut down = Vec::new();
-    if !pair.db.ping().await {
+    if !pair.shared.db.ping().await {
         down.push(CriticalService::Database);
     }
     // The router: NATS between nodes, and the XMPP listener clients come through.
-    if pair.client.connection_state() != async_nats::connection::State::Connected
+    if pair.shared.client.connection_state() != async_nats::connection::State::Connected
         || pair
             .health
             .xmpp_down
@@ -166,18 +159,24 @@ async fn drain(pair: &mut Pair, to_peer: &str) {
             Output::ToPeer(m) => {
                 let flush = matches!(m, PeerMessage::Goodbye { .. });
                 let _ = pair
+                    .shared
                     .client
                     .publish(to_peer.to_owned(), peer::encode(&m).into())
                     .await;
                 if flush {
-                    let _ = pair.client.flush().await;
+                    let _ = pair.shared.client.flush().await;
                 }
             }
             Output::StateChanged(c) => {
                 info!(from = %c.from, to = %c.to, reason = %c.reason, "failover state changed");
                 if let Err(e) = pair
+                    .shared
                     .db
-                    .record_state(&pair.me, &c.to.to_string(), &c.reason.to_string())
+                    .record_state(
+                        &pair.shared.config.node,
+                        &c.to.to_string(),
+                        &c.reason.to_string(),
+                    )
                     .await
                 {
                     warn!(error = %e, "the failover state could not be recorded");
@@ -189,23 +188,19 @@ async fn drain(pair: &mut Pair, to_peer: &str) {
                 .node
                 .handle(Instant::now(), Input::CriticalServicesStarted),
             Output::MoveUsers(batch) => {
-                let users: Vec<String> =
-                    batch.users.iter().map(|u| u.as_str().to_owned()).collect();
-                let jids: Vec<BareJid> =
-                    users.iter().filter_map(|u| BareJid::new(u).ok()).collect();
-                let guard = pair.placement_lock.lock().await;
-                let input = match pair.db.host(&users, &pair.me).await {
+                let jids: Vec<BareJid> = batch
+                    .users
+                    .iter()
+                    .filter_map(|u| BareJid::new(u.as_str()).ok())
+                    .collect();
+                let me = pair.shared.config.node.clone();
+                let input = match pair.shared.place(&jids, &me, link::Move::Claim).await {
                     Ok(()) => {
-                        let diff = pair.placement.update(&jids, Some(&pair.me));
-                        link::apply(&pair.placement, &diff);
-                        drop(guard);
-                        link::broadcast(&pair.client, &jids, &pair.me).await;
-                        info!(users = users.len(), "users moved onto this node");
+                        info!(users = jids.len(), "users moved onto this node");
                         Input::MoveSucceeded(batch.id)
                     }
                     Err(e) => {
-                        drop(guard);
-                        warn!(error = %e, users = users.len(), "a batch of users could not be moved");
+                        warn!(error = %e, users = jids.len(), "a batch of users could not be moved");
                         Input::MoveFailed(batch.id)
                     }
                 };

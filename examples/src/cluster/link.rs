@@ -204,15 +204,28 @@ pub async fn receive(
     }
 }
 
-/// Tells every node that `users` are now served by `host`.
-pub async fn broadcast(client: &async_nats::Client, users: &[BareJid], host: &str) {
-    for chunk in users.chunks(2_000) {
-        let mut body = String::with_capacity(host.len() + 1 + chunk.len() * 24);
-        body.push_str(host);
-        for u in chunk {
-            body.push('\n');
-            body.push_str(u.as_str());
+/// Why users changed node, as a placement broadcast says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    /// The node serving them now took them over (failover, fallback); their home is unchanged.
+    Claim,
+    /// A rebalance gave them a new home, which serves them.
+    Rehome,
+}
+
+impl Move {
+    fn word(self) -> &'static str {
+        match self {
+            Move::Claim => "claim",
+            Move::Rehome => "rehome",
         }
+    }
+}
+
+/// Tells every node that `users` are now served by `host`: `<claim|rehome> <host>` then one user per line.
+pub async fn broadcast(client: &async_nats::Client, users: &[BareJid], host: &str, kind: Move) {
+    for chunk in users.chunks(2_000) {
+        let body = broadcast_body(kind, host, chunk);
         if let Err(e) = client.publish(PLACEMENT_SUBJECT, Bytes::from(body)).await {
             warn!(error = %e, "a placement broadcast was not sent; peers catch up at their next reload");
         }
@@ -220,13 +233,28 @@ pub async fn broadcast(client: &async_nats::Client, users: &[BareJid], host: &st
     let _ = client.flush().await;
 }
 
-/// Reads a placement broadcast: the host and its users.
-pub fn read_broadcast(payload: &[u8]) -> Option<(String, Vec<BareJid>)> {
+fn broadcast_body(kind: Move, host: &str, users: &[BareJid]) -> String {
+    let mut body = String::with_capacity(host.len() + 8 + users.len() * 24);
+    body.push_str(kind.word());
+    body.push(' ');
+    body.push_str(host);
+    for u in users {
+        body.push('\n');
+        body.push_str(u.as_str());
+    }
+    body
+}
+
+/// Reads a placement broadcast: why, the host and its users.
+pub fn read_broadcast(payload: &[u8]) -> Option<(Move, String, Vec<BareJid>)> {
     let text = std::str::from_utf8(payload).ok()?;
     let mut lines = text.split('\n');
-    let host = lines.next()?.to_owned();
+    let (kind, host) = lines.next()?.split_once(' ')?;
+    let kind = [Move::Claim, Move::Rehome]
+        .into_iter()
+        .find(|m| m.word() == kind)?;
     let users = lines.filter_map(|l| BareJid::new(l).ok()).collect();
-    Some((host, users))
+    Some((kind, host.to_owned(), users))
 }
 
 /// Hands a placement change to the engine.
@@ -239,5 +267,27 @@ pub fn apply(placement: &Placement, diff: &Diff) {
     }
     if !diff.arrived.is_empty() {
         handle.rehome(diff.arrived.clone(), true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_broadcasts_read_back_what_they_say() {
+        let users = [
+            BareJid::new("alice@example.com").unwrap(),
+            BareJid::new("bob@example.com").unwrap(),
+        ];
+        for kind in [Move::Claim, Move::Rehome] {
+            let body = broadcast_body(kind, "b", &users);
+            assert_eq!(
+                read_broadcast(body.as_bytes()),
+                Some((kind, "b".to_owned(), users.to_vec()))
+            );
+        }
+        assert_eq!(read_broadcast(b"b\nalice@example.com"), None, "no kind");
+        assert_eq!(read_broadcast(b"steal b\nalice@example.com"), None);
     }
 }

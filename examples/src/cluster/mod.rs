@@ -21,15 +21,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use presence_core::BareJid;
-use presence_core::assignment::{AssignmentMode, UserId};
+use presence_core::assignment::AssignmentMode;
 use presence_core::failover::{AdminCommand, Boot, FailoverNode, NodeState};
 use presence_core::runtime::Handle;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Mutex, mpsc, oneshot};
+
 use tracing::{info, warn};
 
 pub use config::ClusterConfig;
 use db::{Db, DbError};
-use model::{NodeRow, PlacementRow};
+use model::NodeRow;
 use placement::Placement;
 
 /// Why a node could not join its cluster.
@@ -51,25 +53,64 @@ pub enum ClusterError {
     Config(#[from] config::ClusterConfigError),
 }
 
-/// The subject a node takes administrator requests on (`presenced cluster fallback|rebalance`).
+/// The subject a node takes administrator requests on (`presenced cluster failover|fallback|recover|rebalance`).
 pub fn admin_subject(node: &str) -> String {
     format!("presenced.admin.{node}")
 }
 
+/// What every task of a node works with.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) config: ClusterConfig,
+    pub(crate) mode: AssignmentMode,
+    pub(crate) failover: presence_core::failover::Config,
+    pub(crate) db: Arc<Db>,
+    pub(crate) client: async_nats::Client,
+    pub(crate) placement: Arc<Placement>,
+    /// Held while placement is read from or written to the database, so a reload never undoes a move.
+    pub(crate) lock: Arc<Mutex<()>>,
+}
+
+impl Shared {
+    /// Places `users` on `node`: in the database (one statement, so all or none), in this node's view and
+    /// engine, then in a broadcast to the other nodes.
+    pub(crate) async fn place(
+        &self,
+        users: &[BareJid],
+        node: &str,
+        kind: link::Move,
+    ) -> Result<(), DbError> {
+        let names: Vec<String> = users.iter().map(|j| j.as_str().to_owned()).collect();
+        {
+            let _guard = self.lock.lock().await;
+            match kind {
+                link::Move::Claim => self.db.host(&names, node).await?,
+                link::Move::Rehome => self.db.rehome(&names, node).await?,
+            }
+            let diff = self.placement.update(users, Some(node));
+            link::apply(&self.placement, &diff);
+        }
+        link::broadcast(&self.client, users, node, kind).await;
+        Ok(())
+    }
+
+    fn nats_error(&self, e: impl std::fmt::Display) -> ClusterError {
+        ClusterError::Nats {
+            url: self.config.nats.clone(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// This process as a node of its cluster.
 pub struct Node {
-    config: ClusterConfig,
-    mode: AssignmentMode,
-    failover: presence_core::failover::Config,
+    shared: Shared,
     row: NodeRow,
-    db: Arc<Db>,
-    client: async_nats::Client,
-    placement: Arc<Placement>,
-    lock: Arc<Mutex<()>>,
     outbound: Option<mpsc::Receiver<presence_core::stanza::Stanza>>,
-    events: Option<mpsc::Sender<failover::Event>>,
-    /// Whether the failover manager runs (this node has a peer).
-    paired: Arc<std::sync::atomic::AtomicBool>,
+    events: mpsc::Sender<failover::Event>,
+    events_rx: Option<mpsc::Receiver<failover::Event>>,
+    /// Whether the failover manager runs (this node has a peer); until then nobody answers `events`.
+    paired: Arc<AtomicBool>,
     health: Arc<failover::Health>,
 }
 
@@ -104,25 +145,29 @@ impl Node {
         placement.set_nodes(&db.nodes().await?);
         placement.load(&db.placement().await?);
         info!(node = %config.node, group = %config.group, epoch = row.epoch, users = placement.hosted().len(), "joined the cluster");
+        let (events, events_rx) = mpsc::channel(EVENTS);
         Ok(Node {
-            config: config.clone(),
-            mode,
-            failover,
+            shared: Shared {
+                config: config.clone(),
+                mode,
+                failover,
+                db,
+                client,
+                placement,
+                lock: Arc::new(Mutex::new(())),
+            },
             row,
-            db,
-            client,
-            placement,
-            lock: Arc::new(Mutex::new(())),
             outbound: Some(rx),
-            events: None,
-            paired: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            events,
+            events_rx: Some(events_rx),
+            paired: Arc::new(AtomicBool::new(false)),
             health: Arc::default(),
         })
     }
 
     /// The runtime's view of the cluster (give it to `runtime::spawn_node`).
     pub fn placement(&self) -> Arc<Placement> {
-        self.placement.clone()
+        self.shared.placement.clone()
     }
 
     /// Where the server reports its listeners ending on their own (critical services of the failover manager).
@@ -132,106 +177,76 @@ impl Node {
 
     /// The users this node serves now (give them to `Engine::serving_only`).
     pub fn hosted(&self) -> Vec<BareJid> {
-        self.placement.hosted()
+        self.shared.placement.hosted()
     }
 
     /// Starts carrying stanzas, watching placement, and (in a pair) the failover manager.
     pub async fn start(&mut self, handle: Handle) -> Result<(), ClusterError> {
-        self.placement.set_handle(handle);
+        let shared = &self.shared;
+        shared.placement.set_handle(handle);
         let outbound = self.outbound.take().expect("started once");
         tokio::spawn(link::forward(
-            self.client.clone(),
-            self.placement.clone(),
+            shared.client.clone(),
+            shared.placement.clone(),
             outbound,
         ));
-        let inbound = self
+        let inbound = shared
             .client
-            .subscribe(link::node_subject(&self.config.node))
+            .subscribe(link::node_subject(&shared.config.node))
             .await
-            .map_err(|e| self.nats_error(e))?;
+            .map_err(|e| shared.nats_error(e))?;
         tokio::spawn(link::receive(
-            self.client.clone(),
-            self.placement.clone(),
+            shared.client.clone(),
+            shared.placement.clone(),
             inbound,
         ));
-        let (events_tx, events_rx) = mpsc::channel(EVENTS);
-        self.events = Some(events_tx.clone());
         // A pair's failover manager needs its peer's row; the first node of a group waits for the second.
         tokio::spawn(start_failover_when_paired(
-            FailoverStart {
-                config: self.config.clone(),
-                failover: self.failover.clone(),
-                row: self.row.clone(),
-                db: self.db.clone(),
-                client: self.client.clone(),
-                placement: self.placement.clone(),
-                lock: self.lock.clone(),
-                started: self.paired.clone(),
-                health: self.health.clone(),
-            },
-            events_rx,
-            reload_period(&self.failover),
+            shared.clone(),
+            self.row.clone(),
+            self.paired.clone(),
+            self.health.clone(),
+            self.events_rx.take().expect("started once"),
         ));
-        let broadcasts = self
+        let broadcasts = shared
             .client
             .subscribe(link::PLACEMENT_SUBJECT)
             .await
-            .map_err(|e| self.nats_error(e))?;
+            .map_err(|e| shared.nats_error(e))?;
         tokio::spawn(watch_broadcasts(
-            self.placement.clone(),
-            self.lock.clone(),
+            shared.clone(),
             broadcasts,
             self.events.clone(),
         ));
-        tokio::spawn(reload(
-            self.db.clone(),
-            self.placement.clone(),
-            self.lock.clone(),
-            self.mode,
-            self.events.clone(),
-            self.config.clone(),
-            reload_period(&self.failover),
-        ));
-        let admin = self
+        tokio::spawn(reload(shared.clone(), self.events.clone()));
+        let admin = shared
             .client
-            .subscribe(admin_subject(&self.config.node))
+            .subscribe(admin_subject(&shared.config.node))
             .await
-            .map_err(|e| self.nats_error(e))?;
+            .map_err(|e| shared.nats_error(e))?;
         tokio::spawn(serve_admin(
+            shared.clone(),
             admin,
-            self.client.clone(),
             self.events.clone(),
-            Rebalancer {
-                db: self.db.clone(),
-                client: self.client.clone(),
-                placement: self.placement.clone(),
-                lock: self.lock.clone(),
-                mode: self.mode,
-                batch: self.failover.users_per_batch,
-                pause: self.failover.batch_pause,
-            },
+            self.paired.clone(),
         ));
         Ok(())
     }
 
     /// An orderly stop: the peer hears goodbye and takes this node's users over at once.
     pub async fn leave(&self) {
-        if self.paired.load(std::sync::atomic::Ordering::Acquire)
-            && let Some(events) = &self.events
-        {
+        if self.paired.load(Ordering::Acquire) {
             let (tx, rx) = oneshot::channel();
-            if events.send(failover::Event::Shutdown(tx)).await.is_ok() {
+            if self
+                .events
+                .send(failover::Event::Shutdown(tx))
+                .await
+                .is_ok()
+            {
                 let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
             }
         }
-        let _ = self.client.flush().await;
-    }
-
-    fn nats_error(&self, e: impl std::fmt::Display) -> ClusterError {
-        ClusterError::Nats {
-            url: self.config.nats.clone(),
-            message: e.to_string(),
-        }
+        let _ = self.shared.client.flush().await;
     }
 }
 
@@ -252,11 +267,11 @@ pub async fn connect_nats(
         })
 }
 
-fn peer_name(nodes: &[NodeRow], config: &ClusterConfig) -> Option<String> {
+/// The other node of this node's group, if it has joined.
+fn peer_of<'a>(nodes: &'a [NodeRow], config: &ClusterConfig) -> Option<&'a NodeRow> {
     nodes
         .iter()
         .find(|n| n.group == config.group && n.name != config.node)
-        .map(|n| n.name.clone())
 }
 
 /// How often the placement is read again from the database: about every heartbeat, between 1 and 10 seconds.
@@ -265,26 +280,26 @@ fn reload_period(f: &presence_core::failover::Config) -> Duration {
         .clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
-/// Applies the placement changes other nodes broadcast.
+/// Applies the placement changes other nodes broadcast. Users the peer claimed are told to the failover
+/// manager; users rehomed by a rebalance are not a claim (the manager learns their new homes at the reload).
 async fn watch_broadcasts(
-    placement: Arc<Placement>,
-    lock: Arc<Mutex<()>>,
+    shared: Shared,
     mut sub: async_nats::Subscriber,
-    events: Option<mpsc::Sender<failover::Event>>,
+    events: mpsc::Sender<failover::Event>,
 ) {
     while let Some(msg) = sub.next().await {
-        let Some((host, users)) = link::read_broadcast(&msg.payload) else {
+        let Some((kind, host, users)) = link::read_broadcast(&msg.payload) else {
             continue;
         };
         let diff = {
-            let _guard = lock.lock().await;
-            let diff = placement.update(&users, Some(&host));
-            link::apply(&placement, &diff);
+            let _guard = shared.lock.lock().await;
+            let diff = shared.placement.update(&users, Some(&host));
+            link::apply(&shared.placement, &diff);
             diff
         };
         if !diff.left.is_empty() {
-            info!(users = diff.left.len(), to = %host, "users moved to another node");
-            if let Some(events) = &events {
+            info!(users = diff.left.len(), to = %host, ?kind, "users moved to another node");
+            if kind == link::Move::Claim {
                 let _ = events.try_send(failover::Event::Claimed(diff.left));
             }
         }
@@ -292,139 +307,90 @@ async fn watch_broadcasts(
 }
 
 /// Reads the placement again periodically (missed broadcasts, accounts added since), placing new accounts.
-async fn reload(
-    db: Arc<Db>,
-    placement: Arc<Placement>,
-    lock: Arc<Mutex<()>>,
-    mode: AssignmentMode,
-    events: Option<mpsc::Sender<failover::Event>>,
-    config: ClusterConfig,
-    period: Duration,
-) {
-    let me = placement.me().to_owned();
-    let mut last_homes: Option<(usize, usize, usize)> = None;
-    let mut tick = tokio::time::interval(period);
+async fn reload(shared: Shared, events: mpsc::Sender<failover::Event>) {
+    let me = shared.config.node.clone();
+    let mut last_homes: Option<model::Homes> = None;
+    let mut tick = tokio::time::interval(reload_period(&shared.failover));
     loop {
         tick.tick().await;
-        if let Err(e) = db.assign_unplaced(mode).await {
+        if let Err(e) = shared.db.assign_unplaced(shared.mode).await {
             warn!(error = %e, "placing new accounts failed");
             continue;
         }
-        let (rows, nodes) = {
-            let _guard = lock.lock().await;
-            let (rows, nodes) = match (db.placement().await, db.nodes().await) {
-                (Ok(r), Ok(n)) => (r, n),
-                (Err(e), _) | (_, Err(e)) => {
-                    warn!(error = %e, "reading the placement failed");
-                    continue;
-                }
-            };
-            placement.set_nodes(&nodes);
-            let diff = placement.load(&rows);
-            link::apply(&placement, &diff);
-            if !diff.left.is_empty()
-                && let Some(events) = &events
-            {
-                let _ = events.try_send(failover::Event::Claimed(diff.left));
+        let _guard = shared.lock.lock().await;
+        let (rows, nodes) = match (shared.db.placement().await, shared.db.nodes().await) {
+            (Ok(r), Ok(n)) => (r, n),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "reading the placement failed");
+                continue;
             }
-            (rows, nodes)
         };
-        let peer = peer_name(&nodes, &config);
-        let (Some(events), Some(peer)) = (&events, &peer) else {
+        shared.placement.set_nodes(&nodes);
+        let diff = shared.placement.load(&rows);
+        link::apply(&shared.placement, &diff);
+        // The homes go first: a user who left because a rebalance gave it another home is then no longer
+        // this node's own when the claim below arrives, so only a real takeover reads as one.
+        if let Some(peer) = peer_of(&nodes, &shared.config) {
+            let homes = model::homes(&rows, &me, &peer.name);
+            if last_homes.as_ref() != Some(&homes)
+                && events
+                    .try_send(failover::Event::Homes(homes.clone()))
+                    .is_ok()
+            {
+                last_homes = Some(homes);
+            }
+        }
+        if !diff.left.is_empty() {
+            let _ = events.try_send(failover::Event::Claimed(diff.left));
+        }
+    }
+}
+
+/// Moves users to where the assignment mode puts them, in the failover batches.
+async fn rebalance(shared: &Shared) -> Result<usize, DbError> {
+    let nodes = shared.db.nodes().await?;
+    let rows = shared.db.placement().await?;
+    let t = model::topology(&nodes);
+    let mut a = model::assignments(shared.mode, &nodes, &rows);
+    // Only nodes serving users normally take part (DESIGN §6: Normal and Running in Backup Mode); a node
+    // that never reported a state (no peer, so no failover manager) counts as Normal.
+    let eligible = |id: presence_core::cluster::NodeId| {
+        nodes.iter().find(|n| n.node_id() == id).is_some_and(|n| {
+            n.last_state()
+                .is_none_or(|(s, _)| s.allows_rebalance() || s == NodeState::Initializing)
+        })
+    };
+    let changes = a
+        .rebalance(&t, eligible)
+        .map_err(|e| DbError::Topology(e.to_string()))?;
+    let mut by_node: std::collections::BTreeMap<&str, Vec<BareJid>> = Default::default();
+    for c in changes {
+        let Some(node) = c.to.and_then(|id| nodes.iter().find(|n| n.node_id() == id)) else {
             continue;
         };
-
-        let pick = |f: &dyn Fn(&PlacementRow) -> bool| -> Vec<UserId> {
-            rows.iter()
-                .filter(|r| f(r))
-                .filter_map(|r| UserId::new(r.jid.clone()).ok())
-                .collect()
-        };
-        let own = pick(&|r| r.home == me);
-        let theirs = pick(&|r| r.home == *peer);
-        let hosted = pick(&|r| r.host.as_deref() == Some(me.as_str()));
-        let shape = (own.len(), theirs.len(), hosted.len());
-        if last_homes != Some(shape) {
-            last_homes = Some(shape);
-            if events
-                .try_send(failover::Event::Homes {
-                    own,
-                    peer: theirs,
-                    hosted,
-                })
-                .is_err()
-            {
-                // Try again at the next reload.
-                last_homes = None;
-            }
+        if let Ok(j) = BareJid::new(c.user.as_str()) {
+            by_node.entry(&node.name).or_default().push(j);
         }
     }
-}
-
-/// Moves users to where the assignment mode puts them, in batches.
-struct Rebalancer {
-    db: Arc<Db>,
-    client: async_nats::Client,
-    placement: Arc<Placement>,
-    lock: Arc<Mutex<()>>,
-    mode: AssignmentMode,
-    batch: usize,
-    pause: Duration,
-}
-
-impl Rebalancer {
-    async fn run(&self) -> Result<usize, DbError> {
-        let nodes = self.db.nodes().await?;
-        let rows = self.db.placement().await?;
-        let t = model::topology(&nodes);
-        let mut a = model::assignments(self.mode, &nodes, &rows);
-        // Only nodes serving users normally take part (DESIGN §6: Normal and Running in Backup Mode); a node
-        // that never reported a state (no peer, so no failover manager) counts as Normal.
-        let eligible = |id: presence_core::cluster::NodeId| {
-            nodes.iter().find(|n| n.node_id() == id).is_some_and(|n| {
-                n.last_state()
-                    .is_none_or(|(s, _)| s.allows_rebalance() || s == NodeState::Initializing)
-            })
-        };
-        let changes = a
-            .rebalance(&t, eligible)
-            .map_err(|e| DbError::Topology(e.to_string()))?;
-        let mut moved = 0;
-        let mut by_node: std::collections::BTreeMap<String, Vec<BareJid>> = Default::default();
-        for c in changes {
-            let Some(node) = c.to.and_then(|id| nodes.iter().find(|n| n.node_id() == id)) else {
-                continue;
-            };
-            if let Ok(j) = BareJid::new(c.user.as_str()) {
-                by_node.entry(node.name.clone()).or_default().push(j);
+    let mut moved = 0;
+    for (node, users) in by_node {
+        for chunk in users.chunks(shared.failover.users_per_batch.max(1)) {
+            if moved > 0 {
+                tokio::time::sleep(shared.failover.batch_pause).await;
             }
+            shared.place(chunk, node, link::Move::Rehome).await?;
+            moved += chunk.len();
         }
-        for (node, users) in by_node {
-            for chunk in users.chunks(self.batch.max(1)) {
-                if moved > 0 {
-                    tokio::time::sleep(self.pause).await;
-                }
-                let names: Vec<String> = chunk.iter().map(|j| j.as_str().to_owned()).collect();
-                {
-                    let _guard = self.lock.lock().await;
-                    self.db.rehome(&names, &node).await?;
-                    let diff = self.placement.update(chunk, Some(&node));
-                    link::apply(&self.placement, &diff);
-                }
-                link::broadcast(&self.client, chunk, &node).await;
-                moved += chunk.len();
-            }
-        }
-        Ok(moved)
     }
+    Ok(moved)
 }
 
 /// Answers `failover`, `fallback`, `recover` and `rebalance` requests on the node's admin subject.
 async fn serve_admin(
+    shared: Shared,
     mut sub: async_nats::Subscriber,
-    client: async_nats::Client,
-    events: Option<mpsc::Sender<failover::Event>>,
-    rebalancer: Rebalancer,
+    events: mpsc::Sender<failover::Event>,
+    paired: Arc<AtomicBool>,
 ) {
     while let Some(msg) = sub.next().await {
         let command = match msg.payload.as_ref() {
@@ -434,59 +400,44 @@ async fn serve_admin(
             _ => None,
         };
         let answer = match (command, msg.payload.as_ref()) {
-            (Some(command), name) => match &events {
-                None => "error this node has no failover peer".to_owned(),
-                Some(events) => {
-                    let (tx, rx) = oneshot::channel();
-                    let _ = events.send(failover::Event::Admin(command, tx)).await;
-                    match rx.await {
-                        Ok(Ok(())) => format!("ok {} started", String::from_utf8_lossy(name)),
-                        Ok(Err(refusal)) => format!("error {refusal}"),
-                        Err(_) => {
-                            "error the failover manager is not running (no peer yet)".to_owned()
-                        }
-                    }
+            // Until the manager runs nobody would answer the request.
+            (Some(_), _) if !paired.load(Ordering::Acquire) => {
+                "error this node has no failover peer yet".to_owned()
+            }
+            (Some(command), name) => {
+                let (tx, rx) = oneshot::channel();
+                let _ = events.send(failover::Event::Admin(command, tx)).await;
+                match rx.await {
+                    Ok(Ok(())) => format!("ok {} started", String::from_utf8_lossy(name)),
+                    Ok(Err(refusal)) => format!("error {refusal}"),
+                    Err(_) => "error the failover manager stopped".to_owned(),
                 }
-            },
-            (None, b"rebalance") => match rebalancer.run().await {
+            }
+            (None, b"rebalance") => match rebalance(&shared).await {
                 Ok(n) => format!("ok moved {n} users"),
                 Err(e) => format!("error {e}"),
             },
             (None, other) => format!("error unknown request {:?}", String::from_utf8_lossy(other)),
         };
         if let Some(reply) = msg.reply {
-            let _ = client.publish(reply, Bytes::from(answer)).await;
+            let _ = shared.client.publish(reply, Bytes::from(answer)).await;
         }
     }
 }
 
-/// What starting the failover manager takes.
-struct FailoverStart {
-    config: ClusterConfig,
-    failover: presence_core::failover::Config,
-    row: NodeRow,
-    db: Arc<Db>,
-    client: async_nats::Client,
-    placement: Arc<Placement>,
-    lock: Arc<Mutex<()>>,
-    started: Arc<std::sync::atomic::AtomicBool>,
-    health: Arc<failover::Health>,
-}
-
 /// Starts the failover manager once this node's group has a second node.
 async fn start_failover_when_paired(
-    s: FailoverStart,
+    shared: Shared,
+    row: NodeRow,
+    started: Arc<AtomicBool>,
+    health: Arc<failover::Health>,
     events: mpsc::Receiver<failover::Event>,
-    period: Duration,
 ) {
     let mut announced = false;
     let (peer, rows) = loop {
-        match (s.db.nodes().await, s.db.placement().await) {
+        match (shared.db.nodes().await, shared.db.placement().await) {
             (Ok(nodes), Ok(rows)) => {
-                if let Some(peer) = nodes
-                    .iter()
-                    .find(|n| n.group == s.config.group && n.name != s.config.node)
-                {
+                if let Some(peer) = peer_of(&nodes, &shared.config) {
                     break (peer.clone(), rows);
                 }
             }
@@ -496,25 +447,19 @@ async fn start_failover_when_paired(
             info!("no peer in this group yet: failover starts when one joins");
             announced = true;
         }
-        tokio::time::sleep(period).await;
+        tokio::time::sleep(reload_period(&shared.failover)).await;
     };
-    let users = |f: &dyn Fn(&PlacementRow) -> bool| -> Vec<UserId> {
-        rows.iter()
-            .filter(|r| f(r))
-            .filter_map(|r| UserId::new(r.jid.clone()).ok())
-            .collect()
-    };
-    let me = s.config.node.as_str();
+    let homes = model::homes(&rows, &shared.config.node, &peer.name);
     let boot = Boot {
-        node: s.row.node_id(),
+        node: row.node_id(),
         peer: peer.node_id(),
-        epoch: u64::try_from(s.row.epoch).unwrap_or_default(),
-        own_users: users(&|r| r.home == me),
-        peer_users: users(&|r| r.home == peer.name),
-        hosted: users(&|r| r.host.as_deref() == Some(me)),
-        last: s.row.last_state(),
+        epoch: u64::try_from(row.epoch).unwrap_or_default(),
+        own_users: homes.own,
+        peer_users: homes.peer,
+        hosted: homes.hosted,
+        last: row.last_state(),
     };
-    let node = match FailoverNode::new(s.failover.clone(), boot, Instant::now()) {
+    let node = match FailoverNode::new(shared.failover.clone(), boot, Instant::now()) {
         Ok(n) => n,
         Err(e) => {
             warn!(error = %e, "the failover manager cannot start");
@@ -522,19 +467,13 @@ async fn start_failover_when_paired(
         }
     };
     info!(peer = %peer.name, "failover manager running");
-    s.started.store(true, std::sync::atomic::Ordering::Release);
+    started.store(true, Ordering::Release);
     failover::run(
         failover::Pair {
             node,
-            group: s.config.group.clone(),
-            me: s.config.node.clone(),
-            peer: peer.name.clone(),
-            client: s.client,
-            db: s.db,
-            placement: s.placement,
-            placement_lock: s.lock,
-            config: s.failover,
-            health: s.health,
+            peer: peer.name,
+            shared,
+            health,
         },
         events,
     )

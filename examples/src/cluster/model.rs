@@ -39,6 +39,36 @@ pub struct PlacementRow {
     pub host: Option<String>,
 }
 
+/// Which users a node of a pair owns, its peer owns, and it serves now: what its failover manager needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Homes {
+    /// Users whose home is this node.
+    pub own: Vec<UserId>,
+    /// Users whose home is the peer.
+    pub peer: Vec<UserId>,
+    /// Users this node serves.
+    pub hosted: Vec<UserId>,
+}
+
+/// [`Homes`] of node `me`, paired with `peer`, from the placement rows (each list sorted, so two readings of
+/// the same placement compare equal).
+pub fn homes(rows: &[PlacementRow], me: &str, peer: &str) -> Homes {
+    let pick = |f: &dyn Fn(&PlacementRow) -> bool| -> Vec<UserId> {
+        let mut users: Vec<UserId> = rows
+            .iter()
+            .filter(|r| f(r))
+            .filter_map(|r| UserId::new(r.jid.clone()).ok())
+            .collect();
+        users.sort();
+        users
+    };
+    Homes {
+        own: pick(&|r| r.home == me),
+        peer: pick(&|r| r.home == peer),
+        hosted: pick(&|r| r.host.as_deref() == Some(me)),
+    }
+}
+
 /// Groups in the order their first node joined, each node in the slot of its joining order; pairs have
 /// high availability on (a group of two is a redundancy pair by configuration).
 pub fn topology(nodes: &[NodeRow]) -> Topology {

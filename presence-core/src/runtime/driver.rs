@@ -272,7 +272,7 @@ impl<S: Store> Driver<S> {
             match out {
                 Output::Deliver { session, stanza } => {
                     if held {
-                        self.hold_back(session, stanza);
+                        self.hold_back(Some(session), stanza);
                     } else {
                         self.deliver(session, ToSession::Stanza(stanza));
                     }
@@ -330,10 +330,7 @@ impl<S: Store> Driver<S> {
     /// batch failed to commit is held back like a local delivery.
     fn route(&mut self, stanza: Stanza, held: bool) {
         if held {
-            if let Stanza::Message { .. } = &stanza {
-                self.hold_back(SessionId(0), stanza);
-            }
-            return;
+            return self.hold_back(None, stanza);
         }
         let in_cluster = cluster::recipient(&stanza)
             .is_some_and(|to| self.engine.config().is_local_domain(to.domain()));
@@ -347,8 +344,8 @@ impl<S: Store> Driver<S> {
         }
     }
 
-    /// What goes out instead of a delivery whose commit failed.
-    fn hold_back(&mut self, session: SessionId, stanza: Stanza) {
+    /// What goes out instead of a delivery (to `session`, or routed: `None`) whose commit failed.
+    fn hold_back(&mut self, session: Option<SessionId>, stanza: Stanza) {
         match stanza {
             Stanza::Message {
                 from, to, message, ..
@@ -362,7 +359,9 @@ impl<S: Store> Driver<S> {
             | Stanza::BlockList { request, .. }
             | Stanza::PresenceSettings { request, .. }
             | Stanza::Done(request) => {
-                if let Some(jid) = self.dir.jids.get(&session) {
+                if let Some(session) = session
+                    && let Some(jid) = self.dir.jids.get(&session)
+                {
                     let error = not_stored(&Jid::Full(jid.clone()), ErrorAbout::Request(request));
                     self.deliver(session, ToSession::Stanza(Stanza::Error(error)));
                 }

@@ -153,6 +153,13 @@ fn read_account(c: &mut impl GenericClient, user: &BareJid) -> Result<Option<Acc
     )?))
 }
 
+/// One roster row of `owner`, decoded.
+fn roster_row(owner: &str, contact: &str, entry: &[u8]) -> Result<(BareJid, RosterEntry), Failure> {
+    let contact = jid_column(&format!("roster contact of {owner}"), contact)?;
+    let what = format!("roster entry {owner} -> {contact}");
+    Ok((contact, codec::decode_roster_entry(&what, entry)?))
+}
+
 fn read_roster(
     c: &mut impl GenericClient,
     user: &BareJid,
@@ -163,11 +170,7 @@ fn read_roster(
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let contact: &str = row.try_get(0)?;
-        let entry: &[u8] = row.try_get(1)?;
-        let contact = jid_column(&format!("roster contact of {user}"), contact)?;
-        let what = format!("roster entry {user} -> {contact}");
-        out.push((contact, codec::decode_roster_entry(&what, entry)?));
+        out.push(roster_row(user.as_str(), row.try_get(0)?, row.try_get(1)?)?);
     }
     Ok(out)
 }
@@ -228,10 +231,9 @@ fn read_users(
         let Some(record) = records.get_mut(owner) else {
             continue;
         };
-        let contact = jid_column(&format!("roster contact of {owner}"), row.try_get(1)?)?;
-        let what = format!("roster entry {owner} -> {contact}");
-        let entry = codec::decode_roster_entry(&what, row.try_get(2)?)?;
-        record.roster.push((contact, entry));
+        record
+            .roster
+            .push(roster_row(owner, row.try_get(1)?, row.try_get(2)?)?);
     }
     for row in tx.query(
         "SELECT owner, policy FROM policies WHERE owner = ANY($1)",
@@ -449,9 +451,6 @@ impl Store for PgStore {
     /// Many users in one snapshot and four queries, whatever their number (a login storm after a failover
     /// would otherwise cost six round trips per user on the engine thread).
     fn load_users(&self, users: &[BareJid]) -> Vec<Result<Option<UserRecord>, StoreError>> {
-        if users.len() == 1 {
-            return vec![self.load_user(&users[0])];
-        }
         match self.query(|c| read_users(c, users)) {
             Ok(records) => records.into_iter().map(Ok).collect(),
             Err(e) => users.iter().map(|_| Err(e.clone())).collect(),
@@ -459,23 +458,7 @@ impl Store for PgStore {
     }
 
     fn load_user(&self, user: &BareJid) -> Result<Option<UserRecord>, StoreError> {
-        self.query(|c| {
-            // One snapshot: a commit by another node lands wholly before or wholly after this read.
-            let mut tx = c
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
-            if read_account(&mut tx, user)?.is_none() {
-                return Ok(None);
-            }
-            let record = UserRecord {
-                roster: read_roster(&mut tx, user)?,
-                policy: read_policy(&mut tx, user)?.unwrap_or_default(),
-                offline: read_offline(&mut tx, user)?,
-            };
-            tx.commit()?;
-            Ok(Some(record))
-        })
+        let mut records = self.query(|c| read_users(c, std::slice::from_ref(user)))?;
+        Ok(records.pop().flatten())
     }
 }
