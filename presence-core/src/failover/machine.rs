@@ -549,11 +549,23 @@ impl FailoverNode {
         // Losing our own users means the peer is taking over, whatever we last heard from it.
         let lost_own = released.iter().any(|u| self.own.contains(u));
         self.end_sessions(released);
+        // The claim and the peer's announcements travel apart, so either may come first. In Normal or in
+        // backup mode only a claim of our own users is a takeover across a partition; a claim of the peer's
+        // own users is its fallback, whether its "Taking Back" and "Normal" came before the claim or not.
+        if self.state == RunningInBackupMode && !lost_own {
+            let reason = match &self.peer.status {
+                Some(s) if s.state == TakingBack => s.reason,
+                _ => Reason::OnAdminRequest,
+            };
+            self.drop_plan();
+            self.enter(now, FallingBack, reason);
+            if self.peer_state() == Some(Normal) {
+                self.enter(now, Normal, Reason::Normal);
+            }
+            return;
+        }
         let yields = match self.state {
-            // In Normal only a claim of our own users is a takeover across a partition. A claim of the peer's
-            // users is the end of a fallback whose claim came after the peer's "Normal" (the two travel apart).
-            Normal => lost_own,
-            RunningInBackupMode => lost_own || self.peer_state() != Some(TakingBack),
+            Normal | RunningInBackupMode => lost_own,
             // Two movers pulling the same users: the higher-numbered one gives way.
             TakingOver | TakingBack => self.me > self.peer_id,
             _ => false,

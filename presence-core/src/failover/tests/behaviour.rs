@@ -480,3 +480,59 @@ fn a_fallback_claim_arriving_after_the_peers_normal_changes_nothing() {
     node.handle(t0, Input::UsersClaimedByPeer(vec![user(0, 0)]));
     assert_eq!(node.state(), FailedOver);
 }
+
+/// The other order: the claim that ends a fallback reaches the backup before the peer's "Taking Back" (the admin
+/// fallback on an Idle node is quick, and a placement broadcast can overtake the heartbeat subject). The backup
+/// falls back; it does not mistake its peer's return for a takeover and stay Failed Over.
+#[test]
+fn a_fallback_claim_arriving_before_the_peers_taking_back_falls_back() {
+    let boot = Boot {
+        node: NodeId(2),
+        peer: NodeId(1),
+        epoch: 1,
+        own_users: vec![user(1, 0)],
+        peer_users: vec![user(0, 0)],
+        hosted: vec![user(1, 0)],
+        last: None,
+    };
+    let t0 = Instant::now();
+    let mut node = FailoverNode::new(Config::default(), boot, t0).unwrap();
+    let status = |state, reason| {
+        Input::FromPeer(PeerMessage::Status(Status {
+            from: NodeId(1),
+            to: NodeId(2),
+            epoch: 1,
+            state,
+            reason,
+            holds_peer_users: false,
+            hosts_all_own_users: false,
+        }))
+    };
+    node.handle(t0, status(Normal, Reason::Normal));
+    assert_eq!(node.state(), Normal);
+    node.handle(t0, status(FailingOver, Reason::OnAdminRequest));
+    assert_eq!(node.state(), TakingOver);
+    node.handle(t0, status(Idle, Reason::OnAdminRequest));
+    let t1 = t0 + secs(5);
+    for now in [t0, t1] {
+        node.handle_timeout(now);
+        while let Some(out) = node.poll_output() {
+            if let Output::MoveUsers(batch) = out {
+                node.handle(now, Input::MoveSucceeded(batch.id));
+            }
+        }
+    }
+    assert_eq!(node.state(), RunningInBackupMode);
+    let t0 = t1;
+    node.handle(t0, Input::UsersClaimedByPeer(vec![user(0, 0)]));
+    assert_eq!(
+        node.state(),
+        FallingBack,
+        "the peer's claim of its own users is its fallback"
+    );
+    assert!(!node.hosted().contains(&user(0, 0)));
+    node.handle(t0, status(TakingBack, Reason::OnAdminRequest));
+    assert_eq!(node.state(), FallingBack);
+    node.handle(t0, status(Normal, Reason::Normal));
+    assert_eq!(node.state(), Normal);
+}
