@@ -74,7 +74,7 @@ fn describe(stanza: &Stanza) -> String {
             "message from {from}: {:?}",
             message.body.as_deref().unwrap_or("")
         ),
-        Stanza::RosterPush { change, .. } => format!("roster push {change:?}"),
+        Stanza::Push(push) => format!("push {push:?}"),
         other => format!("{other:?}"),
     }
 }

@@ -10,7 +10,7 @@
 
 use presence_core::time::Timestamp;
 use presence_core::{FullJid, Input, SessionId};
-use server_xmpp::translate::{FromClient, Me, from_client};
+use server_xmpp::translate::{Features, FromClient, Me, from_client};
 use xmpp_codec::{
     Element, StreamEvent, StreamHeader, StreamParser, StreamWriter, ns, write_stream_close,
 };
@@ -41,14 +41,7 @@ pub fn session_of(input: &Input) -> Option<SessionId> {
         | Input::Presence { session, .. }
         | Input::Subscription { session, .. }
         | Input::Message { session, .. }
-        | Input::RosterGet { session, .. }
-        | Input::RosterSet { session, .. }
-        | Input::RosterRemove { session, .. }
-        | Input::BlockListGet { session, .. }
-        | Input::Block { session, .. }
-        | Input::Unblock { session, .. }
-        | Input::PresenceSettingsGet { session, .. }
-        | Input::PresenceSettingsSet { session, .. } => Some(*session),
+        | Input::Request { session, .. } => Some(*session),
         _ => None,
     }
 }
@@ -99,6 +92,7 @@ pub fn check_xmpp_translate(body: &[u8]) -> TranslateOutcome {
         session: SESSION,
         jid: &jid,
         domain: DOMAIN,
+        features: &Features::standard(),
     };
     let mut parser = StreamParser::new();
     parser.feed(HEADER);

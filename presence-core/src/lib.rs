@@ -96,6 +96,7 @@ pub mod compose;
 pub mod config;
 pub mod engine;
 pub mod failover;
+pub mod feature;
 pub mod jid;
 pub mod message;
 pub mod policy;

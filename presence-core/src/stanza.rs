@@ -2,10 +2,10 @@
 //! them as XMPP stanzas or SIP requests.
 
 use crate::compose::{PresenceState, Show};
+use crate::feature::{Answer, Push};
 use crate::jid::{BareJid, Jid};
 use crate::message::Message;
-use crate::policy::{PolicyEntry, PresenceSettings};
-use crate::roster::{RosterChange, RosterItem, SubscriptionAction};
+use crate::roster::SubscriptionAction;
 use crate::time::Timestamp;
 
 /// The shell's identifier for a request (an IQ id), echoed in the answer.
@@ -95,17 +95,6 @@ pub struct StanzaError {
     pub text: Option<String>,
 }
 
-/// A change of the block list, pushed to the user's sessions that asked for it (XEP-0191 §3.3, §3.4).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum BlockChange {
-    /// These entries were blocked.
-    Blocked(Vec<PolicyEntry>),
-    /// These entries were unblocked.
-    Unblocked(Vec<PolicyEntry>),
-    /// The whole block list was emptied.
-    UnblockedAll,
-}
-
 /// Something the engine delivers to a session or hands to the router.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Stanza {
@@ -138,40 +127,15 @@ pub enum Stanza {
         /// Set when the message was held offline: the time it first arrived (XEP-0203).
         delayed: Option<Timestamp>,
     },
-    /// The answer to a roster request.
-    RosterResult {
+    /// The successful answer to a session's `Input::Request`.
+    Answer {
         /// The request.
         request: RequestId,
-        /// Every listed item.
-        items: Vec<RosterItem>,
-        /// The roster version.
-        version: u64,
+        /// What it returns.
+        answer: Answer,
     },
-    /// A change of the roster, pushed to interested sessions.
-    RosterPush {
-        /// What changed.
-        change: RosterChange,
-        /// The roster version after it.
-        version: u64,
-    },
-    /// The answer to a block list request: the user's block list entries (XEP-0191 §3.2).
-    BlockList {
-        /// The request.
-        request: RequestId,
-        /// Every blocked address or domain, in list order.
-        items: Vec<PolicyEntry>,
-    },
-    /// A change of the block list, pushed to sessions that asked for the block list.
-    BlockPush(BlockChange),
-    /// The answer to a presence settings request: the user's current settings.
-    PresenceSettings {
-        /// The request.
-        request: RequestId,
-        /// The settings.
-        settings: PresenceSettings,
-    },
-    /// A successful answer to a request with nothing to return.
-    Done(RequestId),
+    /// A change pushed to the sessions of a user that asked for it.
+    Push(Push),
     /// An error answer.
     Error(StanzaError),
 }

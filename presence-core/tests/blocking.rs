@@ -3,37 +3,42 @@
 mod common;
 
 use common::*;
+use presence_core::feature::{Answer, Call, Push, blocking};
 use presence_core::policy::{DefaultRule, PolicyEntry, UserPolicy};
 use presence_core::roster::SubscriptionAction::Subscribe;
-use presence_core::stanza::{BlockChange, ErrorCondition, Stanza};
+use presence_core::stanza::{ErrorCondition, Stanza};
 use presence_core::store::RosterStore;
 use presence_core::{EngineConfig, Input, SessionId};
 
 fn block(h: &mut Harness, session: SessionId, id: &str, items: Vec<PolicyEntry>) {
-    h.input(Input::Block {
+    h.input(Input::Request {
         session,
         request: req(id),
-        items,
+        call: Call::Blocking(blocking::Call::Block(items)),
     });
 }
 
 fn unblock(h: &mut Harness, session: SessionId, id: &str, items: Vec<PolicyEntry>) {
-    h.input(Input::Unblock {
+    h.input(Input::Request {
         session,
         request: req(id),
-        items,
+        call: Call::Blocking(blocking::Call::Unblock(items)),
     });
 }
 
 fn block_list(h: &mut Harness, session: SessionId) -> Vec<PolicyEntry> {
-    h.input(Input::BlockListGet {
+    h.input(Input::Request {
         session,
         request: req("bl"),
+        call: Call::Blocking(blocking::Call::Get),
     });
     h.take(session)
         .into_iter()
         .find_map(|s| match s {
-            Stanza::BlockList { request, items } if request == req("bl") => Some(items),
+            Stanza::Answer {
+                request,
+                answer: Answer::Blocking(blocking::Answer { items }),
+            } if request == req("bl") => Some(items),
             _ => None,
         })
         .expect("a block list result")
@@ -49,11 +54,11 @@ fn errors(stanzas: &[Stanza]) -> Vec<ErrorCondition> {
         .collect()
 }
 
-fn pushes(stanzas: &[Stanza]) -> Vec<BlockChange> {
+fn pushes(stanzas: &[Stanza]) -> Vec<blocking::Push> {
     stanzas
         .iter()
         .filter_map(|s| match s {
-            Stanza::BlockPush(c) => Some(c.clone()),
+            Stanza::Push(Push::Blocking(c)) => Some(c.clone()),
             _ => None,
         })
         .collect()
@@ -80,7 +85,10 @@ fn block_hides_presence_refuses_messages_and_unblock_restores_presence() {
     let (mut h, a, b) = mutual();
     let bob = PolicyEntry::Jid(j("bob@x"));
     block(&mut h, a, "1", vec![bob.clone()]);
-    assert!(h.take(a).contains(&Stanza::Done(req("1"))));
+    assert!(h.take(a).contains(&Stanza::Answer {
+        request: req("1"),
+        answer: Answer::Done
+    }));
     let seen = h.take(b);
     assert!(saw_unavailable(&seen, "alice@x/pc"), "{seen:?}");
     assert!(errors(&seen).is_empty(), "polite blocking: never an error");
@@ -99,7 +107,10 @@ fn block_hides_presence_refuses_messages_and_unblock_restores_presence() {
     assert_eq!(block_list(&mut h, a), vec![bob.clone()]);
 
     unblock(&mut h, a, "2", vec![bob]);
-    assert!(h.take(a).contains(&Stanza::Done(req("2"))));
+    assert!(h.take(a).contains(&Stanza::Answer {
+        request: req("2"),
+        answer: Answer::Done
+    }));
     assert!(saw_available(&h.take(b), "alice@x/pc"));
     assert!(block_list(&mut h, a).is_empty());
     h.chat(b, "alice@x", "back");
@@ -197,7 +208,7 @@ fn changes_are_pushed_to_sessions_that_asked_for_the_list() {
     h.clear();
     let bob = PolicyEntry::Jid(j("bob@x"));
     block(&mut h, a, "1", vec![bob.clone()]);
-    let expected = [BlockChange::Blocked(vec![bob.clone()])];
+    let expected = [blocking::Push::Blocked(vec![bob.clone()])];
     assert_eq!(pushes(&h.take(a)), expected);
     assert_eq!(pushes(&h.take(a2)), expected);
     assert!(
@@ -205,9 +216,9 @@ fn changes_are_pushed_to_sessions_that_asked_for_the_list() {
         "never asked for the list: no push"
     );
     unblock(&mut h, a2, "2", vec![bob.clone()]);
-    assert_eq!(pushes(&h.take(a)), [BlockChange::Unblocked(vec![bob])]);
+    assert_eq!(pushes(&h.take(a)), [blocking::Push::Unblocked(vec![bob])]);
     unblock(&mut h, a2, "3", vec![]);
-    assert_eq!(pushes(&h.take(a)), [BlockChange::UnblockedAll]);
+    assert_eq!(pushes(&h.take(a)), [blocking::Push::UnblockedAll]);
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use common::*;
 use presence_core::compose::Show;
+use presence_core::feature::{Call, roster};
 use presence_core::message::{Message, MessageKind};
 use presence_core::policy::{PolicyEntry, UserPolicy};
 use presence_core::roster::{Link, SubscriptionAction};
@@ -71,7 +72,7 @@ proptest! {
                     h.input(Input::Subscription { session: s, to: j(USERS[1 - u]), action });
                 },
                 SubOp::Remove(u) => if let Some(s) = online[u] {
-                    h.input(Input::RosterRemove { session: s, request: RequestId("r".into()), jid: j(USERS[1 - u]) });
+                    h.input(Input::Request { session: s, request: RequestId("r".into()), call: Call::Roster(roster::Call::Remove { jid: j(USERS[1 - u]) }) });
                 },
                 SubOp::Block(u, on) => {
                     let block = if on { vec![PolicyEntry::Jid(j(USERS[1 - u]))] } else { vec![] };

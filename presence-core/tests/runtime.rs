@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use presence_core::compose::EndpointPresence;
 use presence_core::engine::BindError;
+use presence_core::feature::{Call, Push, roster};
 use presence_core::message::{Message, MessageKind};
 use presence_core::runtime::{
     self, Ended, Handle, Runtime, RuntimeConfig, SessionReceiver, SubmitError, ToSession,
@@ -208,7 +209,9 @@ fn chat(id: &str, body: &str) -> Message {
 async fn next_significant(rx: &mut SessionReceiver) -> ToSession {
     loop {
         match next(rx).await {
-            ToSession::Stanza(Stanza::Presence { .. } | Stanza::RosterPush { .. }) => continue,
+            ToSession::Stanza(
+                Stanza::Presence { .. } | Stanza::Push(Push::Roster(roster::Push { .. })),
+            ) => continue,
             other => return other,
         }
     }
@@ -274,11 +277,13 @@ async fn a_failed_commit_turns_a_request_answer_into_a_wait_error() {
     let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
     rig.store.fail_commits.store(true, Ordering::SeqCst);
     rig.hub
-        .submit(Input::RosterSet {
+        .submit(Input::Request {
             session: alice,
             request: presence_core::stanza::RequestId("r1".into()),
-            jid: jid("carol@example.com"),
-            details: Default::default(),
+            call: Call::Roster(roster::Call::Set {
+                jid: jid("carol@example.com"),
+                details: Default::default(),
+            }),
         })
         .unwrap();
     // A roster set whose write failed must not be acknowledged.

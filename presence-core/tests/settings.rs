@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use presence_core::compose::{CalendarState, LineState, PresenceState, Show};
+use presence_core::feature::{Answer, Call, settings};
 use presence_core::policy::{DefaultRule, PolicyEntry, PresenceSettings, UserPolicy};
 use presence_core::stanza::{PresenceKind, PresenceView, Stanza};
 use presence_core::store::RosterStore;
@@ -17,30 +18,37 @@ fn set(
     dnd_in_meeting: Option<bool>,
     share_availability: Option<bool>,
 ) {
-    h.input(Input::PresenceSettingsSet {
+    h.input(Input::Request {
         session,
         request: req(id),
-        dnd_on_phone,
-        dnd_in_meeting,
-        share_availability,
+        call: Call::Settings(settings::Call::Set(settings::Change {
+            dnd_on_phone,
+            dnd_in_meeting,
+            share_availability,
+        })),
     });
     assert!(
-        h.take(session).contains(&Stanza::Done(req(id))),
+        h.take(session).contains(&Stanza::Answer {
+            request: req(id),
+            answer: Answer::Done
+        }),
         "a settings set is answered with an empty result"
     );
 }
 
 fn get(h: &mut Harness, session: SessionId) -> PresenceSettings {
-    h.input(Input::PresenceSettingsGet {
+    h.input(Input::Request {
         session,
         request: req("get"),
+        call: Call::Settings(settings::Call::Get),
     });
     h.take(session)
         .into_iter()
         .find_map(|s| match s {
-            Stanza::PresenceSettings { request, settings } if request == req("get") => {
-                Some(settings)
-            }
+            Stanza::Answer {
+                request,
+                answer: Answer::Settings(settings),
+            } if request == req("get") => Some(settings),
             _ => None,
         })
         .expect("a settings result")
@@ -203,12 +211,14 @@ fn only_the_given_settings_change_and_the_lists_stay() {
     {
         h.engine.handle(
             h.now,
-            Input::PresenceSettingsSet {
+            Input::Request {
                 session: a,
                 request: req(id),
-                dnd_on_phone,
-                dnd_in_meeting: None,
-                share_availability,
+                call: Call::Settings(settings::Call::Set(settings::Change {
+                    dnd_on_phone,
+                    dnd_in_meeting: None,
+                    share_availability,
+                })),
             },
         );
         let outputs: Vec<Output> = std::iter::from_fn(|| h.engine.poll_output()).collect();
@@ -216,7 +226,10 @@ fn only_the_given_settings_change_and_the_lists_stay() {
             outputs,
             [Output::Deliver {
                 session: a,
-                stanza: Stanza::Done(req(id))
+                stanza: Stanza::Answer {
+                    request: req(id),
+                    answer: Answer::Done
+                }
             }]
         );
     }

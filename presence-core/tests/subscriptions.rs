@@ -4,6 +4,7 @@ mod common;
 use common::*;
 use presence_core::compose::Show;
 use presence_core::engine::{AddRefusal, Output};
+use presence_core::feature::{Answer, Call, Push, roster};
 use presence_core::policy::{DefaultRule, PolicyEntry, UserPolicy};
 use presence_core::roster::{
     ItemDetails, Link, RosterChange, RosterEntry, Subscription, SubscriptionAction::*,
@@ -40,10 +41,10 @@ fn automatic_authorization_approves_local_requests_and_presence_flows() {
     let pushes: Vec<_> = alice
         .iter()
         .filter_map(|s| match s {
-            Stanza::RosterPush {
+            Stanza::Push(Push::Roster(roster::Push {
                 change: RosterChange::Updated(i),
                 ..
-            } => Some((i.subscription.attr(), i.subscription.ask())),
+            })) => Some((i.subscription.attr(), i.subscription.ask())),
             _ => None,
         })
         .collect();
@@ -64,7 +65,7 @@ fn automatic_authorization_approves_local_requests_and_presence_flows() {
     assert!(saw_available(&alice, "bob@x/phone"));
     // Bob got a roster push for the new "from" item and no request to answer.
     let bob = h.take(b);
-    assert!(bob.iter().any(|s| matches!(s, Stanza::RosterPush { change: RosterChange::Updated(i), .. } if i.subscription.attr() == SubscriptionAttr::From)));
+    assert!(bob.iter().any(|s| matches!(s, Stanza::Push(Push::Roster(roster::Push { change: RosterChange::Updated(i), .. })) if i.subscription.attr() == SubscriptionAttr::From)));
     assert!(!bob.iter().any(|s| matches!(
         s,
         Stanza::Subscription {
@@ -333,27 +334,32 @@ fn roster_set_and_remove_with_pushes_and_cancellation() {
     let a2 = h.login("alice@x", "phone");
     let b = h.login("bob@x", "phone");
     h.clear();
-    h.input(Input::RosterSet {
+    h.input(Input::Request {
         session: a,
         request: RequestId("1".into()),
-        jid: j("bob@x"),
-        details: ItemDetails {
-            name: Some("Bob".into()),
-            groups: vec!["Work".into()],
-        },
+        call: Call::Roster(roster::Call::Set {
+            jid: j("bob@x"),
+            details: ItemDetails {
+                name: Some("Bob".into()),
+                groups: vec!["Work".into()],
+            },
+        }),
     });
-    assert!(h.take(a).contains(&Stanza::Done(RequestId("1".into()))));
-    assert!(h.take(a2).iter().any(|s| matches!(s, Stanza::RosterPush { change: RosterChange::Updated(i), .. } if i.details.name.as_deref() == Some("Bob"))));
+    assert!(h.take(a).contains(&Stanza::Answer {
+        request: RequestId("1".into()),
+        answer: Answer::Done
+    }));
+    assert!(h.take(a2).iter().any(|s| matches!(s, Stanza::Push(Push::Roster(roster::Push { change: RosterChange::Updated(i), .. })) if i.details.name.as_deref() == Some("Bob"))));
     h.subscribe(a, "bob@x", Subscribe);
     h.subscribe(b, "alice@x", Subscribe);
     assert_eq!(h.stored_subscription("alice@x", "bob@x"), BOTH);
     h.clear();
-    h.input(Input::RosterRemove {
+    h.input(Input::Request {
         session: a,
         request: RequestId("2".into()),
-        jid: j("bob@x"),
+        call: Call::Roster(roster::Call::Remove { jid: j("bob@x") }),
     });
-    assert!(h.take(a2).iter().any(|s| matches!(s, Stanza::RosterPush { change: RosterChange::Removed(r), .. } if *r == j("bob@x"))));
+    assert!(h.take(a2).iter().any(|s| matches!(s, Stanza::Push(Push::Roster(roster::Push { change: RosterChange::Removed(r), .. })) if *r == j("bob@x"))));
     assert_eq!(
         h.stored_subscription("bob@x", "alice@x"),
         Subscription::NONE
@@ -374,24 +380,26 @@ fn roster_set_and_remove_with_pushes_and_cancellation() {
             ..
         }
     )));
-    h.input(Input::RosterRemove {
+    h.input(Input::Request {
         session: a,
         request: RequestId("3".into()),
-        jid: j("bob@x"),
+        call: Call::Roster(roster::Call::Remove { jid: j("bob@x") }),
     });
     assert!(
         h.take(a)
             .iter()
             .any(|s| matches!(s, Stanza::Error(e) if e.condition == ErrorCondition::ItemNotFound))
     );
-    h.input(Input::RosterSet {
+    h.input(Input::Request {
         session: a,
         request: RequestId("4".into()),
-        jid: j("bob@x"),
-        details: ItemDetails {
-            name: None,
-            groups: vec!["A".into(), "A".into()],
-        },
+        call: Call::Roster(roster::Call::Set {
+            jid: j("bob@x"),
+            details: ItemDetails {
+                name: None,
+                groups: vec!["A".into(), "A".into()],
+            },
+        }),
     });
     assert!(
         h.take(a)
@@ -439,11 +447,13 @@ fn contact_limit_refuses_roster_adds_and_bulk_adds_are_partial() {
             .count(),
         5
     );
-    h.input(Input::RosterSet {
+    h.input(Input::Request {
         session: a,
         request: RequestId("x".into()),
-        jid: j("one-more@y"),
-        details: ItemDetails::default(),
+        call: Call::Roster(roster::Call::Set {
+            jid: j("one-more@y"),
+            details: ItemDetails::default(),
+        }),
     });
     assert!(
         h.take(a)
@@ -451,16 +461,21 @@ fn contact_limit_refuses_roster_adds_and_bulk_adds_are_partial() {
             .any(|s| matches!(s, Stanza::Error(e) if e.condition == ErrorCondition::NotAllowed))
     );
     // Editing an existing item is still fine at the limit.
-    h.input(Input::RosterSet {
+    h.input(Input::Request {
         session: a,
         request: RequestId("y".into()),
-        jid: j("c0@y"),
-        details: ItemDetails {
-            name: Some("zero".into()),
-            groups: vec![],
-        },
+        call: Call::Roster(roster::Call::Set {
+            jid: j("c0@y"),
+            details: ItemDetails {
+                name: Some("zero".into()),
+                groups: vec![],
+            },
+        }),
     });
-    assert!(h.take(a).contains(&Stanza::Done(RequestId("y".into()))));
+    assert!(h.take(a).contains(&Stanza::Answer {
+        request: RequestId("y".into()),
+        answer: Answer::Done
+    }));
 }
 
 #[test]

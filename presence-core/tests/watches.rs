@@ -6,6 +6,7 @@ use common::*;
 use presence_core::compose::{
     Composed, EndpointPresence, LineState, ManualState, ManualStatus, PresenceState, Show,
 };
+use presence_core::feature::{Call, Push, roster};
 use presence_core::policy::{PolicyEntry, UserPolicy};
 use presence_core::roster::{Link, Subscription, SubscriptionAction};
 use presence_core::stanza::{RequestId, Stanza};
@@ -115,7 +116,7 @@ fn a_stranger_is_subscribed_for_and_active_at_once_under_automatic_authorization
     assert!(
         h.take(a)
             .iter()
-            .any(|s| matches!(s, Stanza::RosterPush { .. }))
+            .any(|s| matches!(s, Stanza::Push(Push::Roster(roster::Push { .. }))))
     );
 }
 
@@ -157,10 +158,10 @@ fn a_denied_request_terminates_the_watch_and_it_is_forgotten() {
 fn losing_the_subscription_later_terminates_the_watch() {
     // The target removes the watcher from its roster.
     let (mut h, a) = watching();
-    h.input(Input::RosterRemove {
+    h.input(Input::Request {
         session: a,
         request: RequestId("rm".into()),
-        jid: j("bob@x"),
+        call: Call::Roster(roster::Call::Remove { jid: j("bob@x") }),
     });
     assert_eq!(
         reports(&mut h),

@@ -52,6 +52,8 @@ pub struct Shared<S> {
     pub rate: Rate,
     /// Secret mixed into fake SCRAM salts for unknown users.
     pub secret: [u8; 16],
+    /// The features offered to bound clients.
+    pub features: translate::Features,
 }
 
 /// How many failed SASL attempts a connection gets before it is closed.
@@ -439,6 +441,7 @@ async fn established<S, T>(
         session,
         jid: &jid,
         domain,
+        features: &shared.features,
     };
     let mut pushes = 0u64;
     let mut bucket = TokenBucket::new(shared.rate, Instant::now());
@@ -608,14 +611,7 @@ fn busy_answer(input: &Input, me: &FullJid) -> Option<StanzaError> {
             id: message.id.clone(),
             to: to.clone(),
         },
-        Input::RosterGet { request, .. }
-        | Input::RosterSet { request, .. }
-        | Input::RosterRemove { request, .. }
-        | Input::BlockListGet { request, .. }
-        | Input::Block { request, .. }
-        | Input::Unblock { request, .. }
-        | Input::PresenceSettingsGet { request, .. }
-        | Input::PresenceSettingsSet { request, .. } => ErrorAbout::Request(request.clone()),
+        Input::Request { request, .. } => ErrorAbout::Request(request.clone()),
         _ => return None,
     };
     Some(StanzaError {
@@ -741,8 +737,11 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                 let features = Element::new(ns::STREAMS, "features")
                     .with_child(Element::new(ns::BIND, "bind"))
                     .with_child(
-                        Element::new(translate::inbound::NS_SESSION, "session")
-                            .with_child(Element::new(translate::inbound::NS_SESSION, "optional")),
+                        Element::new(translate::features::session::NS_SESSION, "session")
+                            .with_child(Element::new(
+                                translate::features::session::NS_SESSION,
+                                "optional",
+                            )),
                     );
                 wire.send(&features).await.ok()?;
             }

@@ -48,6 +48,8 @@ pub struct XmppSettings {
     pub outbound_bytes: usize,
     /// Inbound bytes per second (and burst) of one connection; reading pauses above it.
     pub rate: Rate,
+    /// The features offered to bound clients (and listed in disco#info).
+    pub features: translate::Features,
 }
 
 impl XmppSettings {
@@ -70,6 +72,7 @@ impl XmppSettings {
                 per_second: 64 * 1024,
                 burst: 256 * 1024,
             },
+            features: translate::Features::standard(),
         }
     }
 }
@@ -127,6 +130,7 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
             outbound_bytes: settings.outbound_bytes,
             rate: settings.rate,
             secret: random_bytes::<16>(),
+            features: settings.features,
         });
         Ok(XmppServer { listener, shared })
     }

@@ -129,7 +129,10 @@ async fn send(
         Location::Nowhere => placement.bounce(stanza, ErrorCondition::RecipientUnavailable, NOBODY),
         Location::Node(node) => {
             let subject = node_subject(&node.name);
-            let payload = Bytes::from(wire::encode(&stanza));
+            let payload = match wire::encode(&stanza) {
+                Ok(frame) => Bytes::from(frame),
+                Err(e) => return debug!(error = %e, "a stanza that stays on its node was routed"),
+            };
             let acknowledged = matches!(&stanza, Stanza::Message { message, .. } if message.kind != MessageKind::Error);
             if !acknowledged {
                 if let Err(e) = client.publish(subject, payload).await {

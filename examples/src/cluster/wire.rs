@@ -11,24 +11,18 @@
 //! refuse each other's frames rather than misread them. Decoding never panics; every flaw is a [`WireError`].
 
 use presence_core::compose::{PresenceState, Show};
-use presence_core::policy::{PolicyEntry, PresenceSettings};
-use presence_core::roster::{
-    ItemDetails, Link, RosterChange, RosterItem, Subscription, SubscriptionAction,
-};
+use presence_core::roster::SubscriptionAction;
 use presence_core::stanza::{
-    BlockChange, ErrorAbout, ErrorCondition, PresenceKind, PresenceView, RequestId, Stanza,
-    StanzaError,
+    ErrorAbout, ErrorCondition, PresenceKind, PresenceView, RequestId, Stanza, StanzaError,
 };
 use presence_core::store::StoreError;
 use presence_core::time::Timestamp;
 use presence_core::{BareJid, Jid, JidError};
 
-use crate::store::codec::{
-    Reader, Writer, link_tag, read_message, write_message, write_policy_entries,
-};
+use crate::store::codec::{Reader, Writer, read_message, write_message};
 
 /// The frame format written today; readers reject any other.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Why a frame from another node could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -59,10 +53,13 @@ pub enum WireError {
     /// not UTF-8, a flag that is neither 0 nor 1, or an unknown message kind.
     #[error("malformed frame: {0}")]
     Malformed(String),
+    /// The stanza is of a kind that stays on its node (an answer or a push to a session).
+    #[error("a stanza of kind {0} is never routed to another node")]
+    NotRoutable(&'static str),
 }
 
-/// Encodes a stanza as one frame.
-pub fn encode(stanza: &Stanza) -> Vec<u8> {
+/// Encodes a stanza as one frame, or says it is of a kind no node routes to another.
+pub fn encode(stanza: &Stanza) -> Result<Vec<u8>, WireError> {
     let mut w = Writer::with_version(VERSION);
     match stanza {
         Stanza::Presence { from, to, kind } => {
@@ -107,63 +104,10 @@ pub fn encode(stanza: &Stanza) -> Vec<u8> {
                 w.u64(stamp.as_millis());
             }
         }
-        Stanza::RosterResult {
-            request,
-            items,
-            version,
-        } => {
-            w.u8(3);
-            w.str(&request.0);
-            w.len(items.len());
-            for item in items {
-                roster_item(&mut w, item);
-            }
-            w.u64(*version);
-        }
-        Stanza::RosterPush { change, version } => {
-            w.u8(4);
-            match change {
-                RosterChange::Updated(item) => {
-                    w.u8(0);
-                    roster_item(&mut w, item);
-                }
-                RosterChange::Removed(jid) => {
-                    w.u8(1);
-                    w.str(jid.as_str());
-                }
-            }
-            w.u64(*version);
-        }
-        Stanza::BlockList { request, items } => {
-            w.u8(5);
-            w.str(&request.0);
-            write_policy_entries(&mut w, items);
-        }
-        Stanza::BlockPush(change) => {
-            w.u8(6);
-            match change {
-                BlockChange::Blocked(entries) => {
-                    w.u8(0);
-                    write_policy_entries(&mut w, entries);
-                }
-                BlockChange::Unblocked(entries) => {
-                    w.u8(1);
-                    write_policy_entries(&mut w, entries);
-                }
-                BlockChange::UnblockedAll => w.u8(2),
-            }
-        }
-        Stanza::PresenceSettings { request, settings } => {
-            w.u8(7);
-            w.str(&request.0);
-            w.bool(settings.dnd_on_phone);
-            w.bool(settings.dnd_in_meeting);
-            w.bool(settings.share_availability);
-        }
-        Stanza::Done(request) => {
-            w.u8(8);
-            w.str(&request.0);
-        }
+        // An answer or a push goes to a session of this node and is never routed (the engine routes only
+        // presence, subscriptions, messages and errors), so the wire has no form for them.
+        Stanza::Answer { .. } => return Err(WireError::NotRoutable("answer")),
+        Stanza::Push(_) => return Err(WireError::NotRoutable("push")),
         Stanza::Error(e) => {
             w.u8(9);
             jid(&mut w, &e.to);
@@ -186,7 +130,7 @@ pub fn encode(stanza: &Stanza) -> Vec<u8> {
             w.opt_str(e.text.as_deref());
         }
     }
-    w.finish()
+    Ok(w.finish())
 }
 
 /// Decodes what [`encode`] wrote.
@@ -236,38 +180,6 @@ pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
                 None
             },
         },
-        3 => Stanza::RosterResult {
-            request: r.request()?,
-            items: r.list(Frame::roster_item)?,
-            version: r.u64()?,
-        },
-        4 => Stanza::RosterPush {
-            change: match r.u8()? {
-                0 => RosterChange::Updated(r.roster_item()?),
-                1 => RosterChange::Removed(r.bare_jid()?),
-                tag => return Err(unknown("roster change", tag)),
-            },
-            version: r.u64()?,
-        },
-        5 => Stanza::BlockList {
-            request: r.request()?,
-            items: r.list(Frame::policy_entry)?,
-        },
-        6 => Stanza::BlockPush(match r.u8()? {
-            0 => BlockChange::Blocked(r.list(Frame::policy_entry)?),
-            1 => BlockChange::Unblocked(r.list(Frame::policy_entry)?),
-            2 => BlockChange::UnblockedAll,
-            tag => return Err(unknown("block change", tag)),
-        }),
-        7 => Stanza::PresenceSettings {
-            request: r.request()?,
-            settings: PresenceSettings {
-                dnd_on_phone: r.bool()?,
-                dnd_in_meeting: r.bool()?,
-                share_availability: r.bool()?,
-            },
-        },
-        8 => Stanza::Done(r.request()?),
         9 => {
             let to = r.jid()?;
             let about = match r.u8()? {
@@ -294,14 +206,6 @@ pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
 
 fn jid(w: &mut Writer, j: &Jid) {
     w.str(&j.to_string());
-}
-
-fn roster_item(w: &mut Writer, item: &RosterItem) {
-    w.str(item.jid.as_str());
-    w.opt_str(item.details.name.as_deref());
-    w.strs(&item.details.groups);
-    w.u8(link_tag(item.subscription.outbound));
-    w.u8(link_tag(item.subscription.inbound));
 }
 
 fn show_tag(s: Show) -> u8 {
@@ -387,19 +291,6 @@ impl Frame<'_> {
         self.str().map(RequestId)
     }
 
-    fn list<T>(
-        &mut self,
-        mut item: impl FnMut(&mut Self) -> Result<T, WireError>,
-    ) -> Result<Vec<T>, WireError> {
-        // The reader bounds the count by the bytes left, so a bad count cannot reserve a huge vector.
-        let n = self.0.len().map_err(malformed)?;
-        let mut items = Vec::with_capacity(n);
-        for _ in 0..n {
-            items.push(item(self)?);
-        }
-        Ok(items)
-    }
-
     fn jid(&mut self) -> Result<Jid, WireError> {
         let text = self.str()?;
         Jid::new(&text).map_err(|source| WireError::BadJid { jid: text, source })
@@ -408,15 +299,6 @@ impl Frame<'_> {
     fn bare_jid(&mut self) -> Result<BareJid, WireError> {
         let text = self.str()?;
         BareJid::new(&text).map_err(|source| WireError::BadJid { jid: text, source })
-    }
-
-    fn link(&mut self) -> Result<Link, WireError> {
-        match self.u8()? {
-            0 => Ok(Link::Off),
-            1 => Ok(Link::Pending),
-            2 => Ok(Link::On),
-            tag => Err(unknown("subscription link", tag)),
-        }
     }
 
     fn show(&mut self) -> Result<Show, WireError> {
@@ -458,28 +340,6 @@ impl Frame<'_> {
             9 => Ok(ErrorCondition::ResourceConstraint),
             10 => Ok(ErrorCondition::ServiceUnavailable),
             tag => Err(unknown("error condition", tag)),
-        }
-    }
-
-    fn roster_item(&mut self) -> Result<RosterItem, WireError> {
-        Ok(RosterItem {
-            jid: self.bare_jid()?,
-            details: ItemDetails {
-                name: self.opt_str()?,
-                groups: self.0.strs().map_err(malformed)?,
-            },
-            subscription: Subscription {
-                outbound: self.link()?,
-                inbound: self.link()?,
-            },
-        })
-    }
-
-    fn policy_entry(&mut self) -> Result<PolicyEntry, WireError> {
-        match self.u8()? {
-            0 => self.bare_jid().map(PolicyEntry::Jid),
-            1 => self.str().map(PolicyEntry::Domain),
-            tag => Err(unknown("policy entry", tag)),
         }
     }
 }
@@ -599,35 +459,6 @@ mod tests {
             )
     }
 
-    fn link() -> impl Strategy<Value = Link> {
-        prop::sample::select(vec![Link::Off, Link::Pending, Link::On])
-    }
-
-    fn roster_item() -> impl Strategy<Value = RosterItem> {
-        (
-            bare_jid(),
-            opt_text(),
-            prop::collection::vec(text(), 0..3),
-            link(),
-            link(),
-        )
-            .prop_map(|(jid, name, groups, outbound, inbound)| RosterItem {
-                jid,
-                details: ItemDetails { name, groups },
-                subscription: Subscription { outbound, inbound },
-            })
-    }
-
-    fn policy_entries() -> impl Strategy<Value = Vec<PolicyEntry>> {
-        prop::collection::vec(
-            prop_oneof![
-                bare_jid().prop_map(PolicyEntry::Jid),
-                text().prop_map(PolicyEntry::Domain),
-            ],
-            0..4,
-        )
-    }
-
     fn condition() -> impl Strategy<Value = ErrorCondition> {
         prop::sample::select(vec![
             ErrorCondition::BadRequest,
@@ -673,45 +504,6 @@ mod tests {
                     message,
                     delayed: delayed.map(Timestamp::from_millis),
                 }),
-            (
-                request(),
-                prop::collection::vec(roster_item(), 0..3),
-                any::<u64>()
-            )
-                .prop_map(|(request, items, version)| Stanza::RosterResult {
-                    request,
-                    items,
-                    version,
-                }),
-            (
-                prop_oneof![
-                    roster_item().prop_map(RosterChange::Updated),
-                    bare_jid().prop_map(RosterChange::Removed),
-                ],
-                any::<u64>()
-            )
-                .prop_map(|(change, version)| Stanza::RosterPush { change, version }),
-            (request(), policy_entries())
-                .prop_map(|(request, items)| Stanza::BlockList { request, items }),
-            prop_oneof![
-                policy_entries().prop_map(BlockChange::Blocked),
-                policy_entries().prop_map(BlockChange::Unblocked),
-                Just(BlockChange::UnblockedAll),
-            ]
-            .prop_map(Stanza::BlockPush),
-            (request(), any::<(bool, bool, bool)>()).prop_map(
-                |(request, (dnd_on_phone, dnd_in_meeting, share_availability))| {
-                    Stanza::PresenceSettings {
-                        request,
-                        settings: PresenceSettings {
-                            dnd_on_phone,
-                            dnd_in_meeting,
-                            share_availability,
-                        },
-                    }
-                }
-            ),
-            request().prop_map(Stanza::Done),
             (any_jid(), error_about(), condition(), opt_text()).prop_map(
                 |(to, about, condition, text)| {
                     Stanza::Error(StanzaError {
@@ -728,7 +520,7 @@ mod tests {
     proptest! {
         #[test]
         fn every_stanza_survives_the_round_trip(s in stanza()) {
-            let frame = encode(&s);
+            let frame = encode(&s).expect("routable");
             prop_assert_eq!(frame[0], VERSION);
             prop_assert_eq!(decode(&frame).expect("decodes"), s);
         }
@@ -740,6 +532,27 @@ mod tests {
 
     fn bare(s: &str) -> BareJid {
         BareJid::new(s).expect("valid bare jid")
+    }
+
+    fn subscribe() -> Stanza {
+        Stanza::Subscription {
+            from: bare("alice@example.com"),
+            to: bare("bob@example.org"),
+            action: SubscriptionAction::Subscribe,
+        }
+    }
+
+    #[test]
+    fn answers_and_pushes_are_never_routed() {
+        let answer = Stanza::Answer {
+            request: RequestId("r".into()),
+            answer: presence_core::feature::Answer::Done,
+        };
+        let err = encode(&answer).expect_err("an answer stays on its node");
+        assert_eq!(
+            err.to_string(),
+            "a stanza of kind answer is never routed to another node"
+        );
     }
 
     fn samples() -> Vec<Stanza> {
@@ -768,25 +581,6 @@ mod tests {
                 },
                 delayed: Some(Timestamp::from_millis(1_700_000_000_001)),
             },
-            Stanza::RosterResult {
-                request: RequestId("r1".into()),
-                items: vec![RosterItem {
-                    jid: bare("bob@example.org"),
-                    details: ItemDetails {
-                        name: Some("Bob".into()),
-                        groups: vec!["Friends".into()],
-                    },
-                    subscription: Subscription {
-                        outbound: Link::On,
-                        inbound: Link::Pending,
-                    },
-                }],
-                version: 7,
-            },
-            Stanza::BlockPush(BlockChange::Blocked(vec![
-                PolicyEntry::Jid(bare("eve@example.net")),
-                PolicyEntry::Domain("spam.example".into()),
-            ])),
             Stanza::Error(StanzaError {
                 to: jid("alice@example.com/phone"),
                 about: ErrorAbout::Message {
@@ -802,7 +596,7 @@ mod tests {
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         for s in samples() {
-            let frame = encode(&s);
+            let frame = encode(&s).expect("routable");
             for cut in 0..frame.len() {
                 let err = decode(&frame[..cut]).expect_err("truncated");
                 assert!(
@@ -816,7 +610,7 @@ mod tests {
 
     #[test]
     fn trailing_bytes_are_an_error() {
-        let mut frame = encode(&Stanza::Done(RequestId("r".into())));
+        let mut frame = encode(&subscribe()).expect("routable");
         frame.push(0);
         let err = decode(&frame).expect_err("trailing byte");
         assert!(err.to_string().contains("left over"), "{err}");
@@ -824,7 +618,7 @@ mod tests {
 
     #[test]
     fn an_unknown_variant_tag_is_named_in_the_error() {
-        let mut frame = encode(&Stanza::Done(RequestId("r".into())));
+        let mut frame = encode(&subscribe()).expect("routable");
         frame[1] = 200;
         let err = decode(&frame).expect_err("unknown tag");
         assert!(
@@ -847,7 +641,8 @@ mod tests {
             },
             condition: ErrorCondition::Conflict,
             text: None,
-        }));
+        }))
+        .expect("routable");
         let at = frame.len() - 2;
         frame[at] = 99;
         assert_eq!(
@@ -858,10 +653,10 @@ mod tests {
 
     #[test]
     fn another_version_and_a_bad_jid_are_named() {
-        let mut frame = encode(&Stanza::Done(RequestId("r".into())));
-        frame[0] = 2;
+        let mut frame = encode(&subscribe()).expect("routable");
+        frame[0] = 1;
         let err = decode(&frame).expect_err("version");
-        assert!(matches!(err, WireError::Version { found: 2 }), "{err:?}");
+        assert!(matches!(err, WireError::Version { found: 1 }), "{err:?}");
 
         let mut w = Writer::with_version(VERSION);
         w.u8(1);

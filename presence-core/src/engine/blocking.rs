@@ -3,10 +3,12 @@
 //! exactly as for an administrator's policy change.
 
 use super::Engine;
+use crate::feature::blocking::{Answer as BlockList, Push as BlockChange};
+use crate::feature::{Answer, Push};
 use crate::jid::BareJid;
 use crate::policy::PolicyEntry;
 use crate::session::SessionId;
-use crate::stanza::{BlockChange, ErrorCondition, RequestId, Stanza};
+use crate::stanza::{ErrorCondition, RequestId, Stanza};
 
 impl Engine {
     pub(super) fn block_list_get(&mut self, id: SessionId, request: RequestId) {
@@ -20,7 +22,7 @@ impl Engine {
         // XEP-0191 §3.2: asking for the list is what subscribes a session to later pushes.
         s.blocklist_interested = true;
         let items = u.policy.block.clone();
-        self.deliver(id, Stanza::BlockList { request, items });
+        self.answer(id, request, Answer::Blocking(BlockList { items }));
     }
 
     pub(super) fn block(&mut self, id: SessionId, request: RequestId, items: Vec<PolicyEntry>) {
@@ -50,7 +52,7 @@ impl Engine {
         if policy != u.policy {
             self.set_policy(&user, policy);
         }
-        self.deliver(id, Stanza::Done(request));
+        self.answer(id, request, Answer::Done);
         self.push_block_change(&user, BlockChange::Blocked(items));
     }
 
@@ -73,7 +75,7 @@ impl Engine {
         if policy != u.policy {
             self.set_policy(&user, policy);
         }
-        self.deliver(id, Stanza::Done(request));
+        self.answer(id, request, Answer::Done);
         self.push_block_change(&user, change);
     }
 
@@ -90,7 +92,7 @@ impl Engine {
             .map(|s| s.id)
             .collect();
         for sid in targets {
-            self.deliver(sid, Stanza::BlockPush(change.clone()));
+            self.deliver(sid, Stanza::Push(Push::Blocking(change.clone())));
         }
     }
 }

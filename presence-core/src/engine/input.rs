@@ -1,9 +1,10 @@
 //! What the shell hands the engine.
 
 use crate::compose::{CalendarState, EndpointPresence, LineState, ManualStatus};
+use crate::feature::Call;
 use crate::jid::{BareJid, Jid};
 use crate::message::Message;
-use crate::policy::{PolicyEntry, UserPolicy};
+use crate::policy::UserPolicy;
 use crate::roster::{ItemDetails, SubscriptionAction};
 use crate::session::SessionId;
 use crate::stanza::{RequestId, Stanza};
@@ -55,32 +56,15 @@ pub enum Input {
         /// The message.
         message: Message,
     },
-    /// A roster get (RFC 6121 §2.1.3).
-    RosterGet {
+    /// A session's request to one of the account features (roster, blocking, settings …); answered with
+    /// `Stanza::Answer` or a `Stanza::Error` about the request.
+    Request {
         /// The requesting session.
         session: SessionId,
-        /// The request id.
+        /// The request id, echoed in the answer.
         request: RequestId,
-    },
-    /// A roster set adding or editing an item (RFC 6121 §2.1.5).
-    RosterSet {
-        /// The requesting session.
-        session: SessionId,
-        /// The request id.
-        request: RequestId,
-        /// The contact.
-        jid: BareJid,
-        /// Name and groups.
-        details: ItemDetails,
-    },
-    /// A roster set removing an item (RFC 6121 §2.5).
-    RosterRemove {
-        /// The requesting session.
-        session: SessionId,
-        /// The request id.
-        request: RequestId,
-        /// The contact.
-        jid: BareJid,
+        /// What it asks.
+        call: Call,
     },
     /// A stanza from another domain or node for a local address (presence, probe, subscription or message).
     FromRemote(Stanza),
@@ -110,54 +94,6 @@ pub enum Input {
         user: BareJid,
         /// The new policy.
         policy: UserPolicy,
-    },
-    /// A session asks for its user's block list (XEP-0191 §3.2); answered with `Stanza::BlockList`.
-    BlockListGet {
-        /// The requesting session.
-        session: SessionId,
-        /// The request id.
-        request: RequestId,
-    },
-    /// A session adds entries to its user's block list (XEP-0191 §3.3). Only the block list changes: the allow
-    /// list, which can still override a less specific block entry, and every other setting stay as they are.
-    Block {
-        /// The requesting session.
-        session: SessionId,
-        /// The request id.
-        request: RequestId,
-        /// What to block; empty is a `bad-request`.
-        items: Vec<PolicyEntry>,
-    },
-    /// A session removes entries from its user's block list (XEP-0191 §3.4).
-    Unblock {
-        /// The requesting session.
-        session: SessionId,
-        /// The request id.
-        request: RequestId,
-        /// What to unblock; empty unblocks everything.
-        items: Vec<PolicyEntry>,
-    },
-    /// A session asks for its user's presence settings; answered with `Stanza::PresenceSettings`.
-    PresenceSettingsGet {
-        /// The requesting session.
-        session: SessionId,
-        /// The request id.
-        request: RequestId,
-    },
-    /// A session changes some of its user's presence settings; answered with `Stanza::Done`. Only the switches
-    /// given change (the allow and block lists and the rest of the policy stay as they are); the change is stored,
-    /// the presence recomposed, and watchers whose view flips are told, as for `SetPolicy`.
-    PresenceSettingsSet {
-        /// The requesting session.
-        session: SessionId,
-        /// The request id.
-        request: RequestId,
-        /// Show "do not disturb" instead of "on the phone" during a call, if given.
-        dnd_on_phone: Option<bool>,
-        /// Show "do not disturb" instead of "in a meeting" during a meeting, if given.
-        dnd_in_meeting: Option<bool>,
-        /// Let watchers see the user's presence at all, if given (off: everyone sees "unavailable").
-        share_availability: Option<bool>,
     },
     /// Sets or clears the user's one manual status.
     SetManualStatus {

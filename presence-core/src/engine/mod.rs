@@ -7,6 +7,7 @@
 
 mod blocking;
 mod deferred;
+mod feature;
 mod hosting;
 mod input;
 mod messaging;
@@ -361,18 +362,11 @@ impl Engine {
                 to,
                 message,
             } => self.message_from_session(session, to, message),
-            Input::RosterGet { session, request } => self.roster_get(session, request),
-            Input::RosterSet {
+            Input::Request {
                 session,
                 request,
-                jid,
-                details,
-            } => self.roster_set(session, request, jid, details),
-            Input::RosterRemove {
-                session,
-                request,
-                jid,
-            } => self.roster_remove(session, request, jid),
+                call,
+            } => self.request(session, request, call),
             Input::FromRemote(stanza) => self.inbound(stanza),
             Input::Loaded { .. }
             | Input::LoadFailed { .. }
@@ -382,35 +376,6 @@ impl Engine {
             }
             Input::Unwatch { watch } => self.forget_watch(watch),
             Input::SetPolicy { user, policy } => self.set_policy(&user, policy),
-            Input::BlockListGet { session, request } => self.block_list_get(session, request),
-            Input::Block {
-                session,
-                request,
-                items,
-            } => self.block(session, request, items),
-            Input::Unblock {
-                session,
-                request,
-                items,
-            } => self.unblock(session, request, items),
-            Input::PresenceSettingsGet { session, request } => {
-                self.presence_settings_get(session, request)
-            }
-            Input::PresenceSettingsSet {
-                session,
-                request,
-                dnd_on_phone,
-                dnd_in_meeting,
-                share_availability,
-            } => self.presence_settings_set(
-                session,
-                request,
-                settings::SettingsChange {
-                    dnd_on_phone,
-                    dnd_in_meeting,
-                    share_availability,
-                },
-            ),
             Input::SetManualStatus { user, status } => {
                 // A manual status only lives while the user is signed in somewhere (DESIGN §2).
                 if self

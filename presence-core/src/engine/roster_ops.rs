@@ -1,6 +1,7 @@
 //! Roster management requests (RFC 6121 §2): get, set, remove, and the administrator's bulk add.
 
 use super::{AddRefusal, Engine, Output};
+use crate::feature::{Answer, roster};
 use crate::jid::{BareJid, Jid};
 use crate::roster::{ItemDetails, MAX_NAME_BYTES, SubscriptionAction};
 use crate::session::SessionId;
@@ -19,13 +20,10 @@ impl Engine {
         let mut items: Vec<_> = u.roster.items().collect();
         items.sort_by(|a, b| a.jid.cmp(&b.jid));
         let version = u.roster.version();
-        self.deliver(
+        self.answer(
             id,
-            Stanza::RosterResult {
-                request,
-                items,
-                version,
-            },
+            request,
+            Answer::Roster(roster::Answer { items, version }),
         );
     }
 
@@ -77,7 +75,7 @@ impl Engine {
         }
         let update = u.roster.upsert(&jid, details);
         self.commit_roster_update(&user, &jid, update);
-        self.deliver(id, Stanza::Done(request));
+        self.answer(id, request, Answer::Done);
     }
 
     pub(super) fn roster_remove(&mut self, id: SessionId, request: RequestId, jid: BareJid) {
@@ -109,7 +107,7 @@ impl Engine {
         };
         let update = u.roster.remove(&jid);
         self.commit_roster_update(&user, &jid, update);
-        self.deliver(id, Stanza::Done(request));
+        self.answer(id, request, Answer::Done);
     }
 
     /// Adds contacts in order and subscribes to each, until the contact limit; the rest are refused.

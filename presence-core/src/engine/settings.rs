@@ -5,8 +5,10 @@
 //! are told, exactly as for an administrator's policy change.
 
 use super::Engine;
+use crate::feature::Answer;
+use crate::feature::settings::Change as SettingsChange;
 use crate::session::SessionId;
-use crate::stanza::{RequestId, Stanza};
+use crate::stanza::RequestId;
 
 impl Engine {
     pub(super) fn presence_settings_get(&mut self, id: SessionId, request: RequestId) {
@@ -17,7 +19,7 @@ impl Engine {
             return;
         };
         let settings = u.policy.presence_settings();
-        self.deliver(id, Stanza::PresenceSettings { request, settings });
+        self.answer(id, request, Answer::Settings(settings));
     }
 
     pub(super) fn presence_settings_set(
@@ -47,14 +49,6 @@ impl Engine {
         if policy != u.policy {
             self.set_policy(&user, policy);
         }
-        self.deliver(id, Stanza::Done(request));
+        self.answer(id, request, Answer::Done);
     }
-}
-
-/// The switches a settings request names (`None`: leave as it is).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct SettingsChange {
-    pub dnd_on_phone: Option<bool>,
-    pub dnd_in_meeting: Option<bool>,
-    pub share_availability: Option<bool>,
 }

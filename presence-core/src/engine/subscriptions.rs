@@ -2,6 +2,7 @@
 //! authorization, block/allow lists, "ask me", polite blocking, reciprocal add, contact and watcher limits.
 
 use super::{Engine, Output, Work};
+use crate::feature::{Push, roster};
 use crate::jid::{BareJid, Jid};
 use crate::policy::Decision;
 use crate::roster::{Subscription, SubscriptionAction};
@@ -297,10 +298,10 @@ impl Engine {
         for id in ids {
             self.deliver(
                 id,
-                Stanza::RosterPush {
+                Stanza::Push(Push::Roster(roster::Push {
                     change: change.clone(),
                     version,
-                },
+                })),
             );
         }
     }

@@ -355,10 +355,7 @@ impl<S: Store> Driver<S> {
                     ErrorAbout::Message { id: message.id, to },
                 ));
             }
-            Stanza::RosterResult { request, .. }
-            | Stanza::BlockList { request, .. }
-            | Stanza::PresenceSettings { request, .. }
-            | Stanza::Done(request) => {
+            Stanza::Answer { request, .. } => {
                 if let Some(session) = session
                     && let Some(jid) = self.dir.jids.get(&session)
                 {

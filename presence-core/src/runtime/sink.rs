@@ -18,7 +18,6 @@ use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::engine::{BindError, CloseReason};
 use crate::jid::FullJid;
-use crate::roster::{RosterChange, RosterItem};
 use crate::session::SessionId;
 use crate::stanza::{PresenceKind, Stanza};
 use crate::watch::{WatchId, WatchState};
@@ -108,11 +107,6 @@ fn weight(msg: &ToSession) -> usize {
     fn text(s: &Option<String>) -> usize {
         s.as_ref().map_or(0, String::len)
     }
-    fn item(i: &RosterItem) -> usize {
-        64 + i.jid.as_str().len()
-            + text(&i.details.name)
-            + i.details.groups.iter().map(String::len).sum::<usize>()
-    }
     BASE + match msg {
         ToSession::Stanza(Stanza::Message { message, .. }) => {
             text(&message.body)
@@ -124,12 +118,8 @@ fn weight(msg: &ToSession) -> usize {
             kind: PresenceKind::Available(v),
             ..
         }) => text(&v.status),
-        ToSession::Stanza(Stanza::RosterResult { items, .. }) => items.iter().map(item).sum(),
-        ToSession::Stanza(Stanza::RosterPush {
-            change: RosterChange::Updated(i),
-            ..
-        }) => item(i),
-        ToSession::Stanza(Stanza::BlockList { items, .. }) => items.len() * 64,
+        ToSession::Stanza(Stanza::Answer { answer, .. }) => answer.weight(),
+        ToSession::Stanza(Stanza::Push(push)) => push.weight(),
         ToSession::Stanza(Stanza::Error(e)) => text(&e.text),
         _ => 0,
     }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use presence_core::compose::{EndpointPresence, Show};
+use presence_core::feature::{Call, roster};
 use presence_core::message::{Message, MessageKind};
 use presence_core::roster::{Subscription, SubscriptionAction};
 use presence_core::stanza::{PresenceKind, RequestId, Stanza};
@@ -146,9 +147,10 @@ impl Harness {
 
     pub fn login_with(&mut self, user: &str, resource: &str, priority: i8) -> SessionId {
         let id = self.bind(user, resource);
-        self.input(Input::RosterGet {
+        self.input(Input::Request {
             session: id,
             request: presence_core::stanza::RequestId("roster".into()),
+            call: Call::Roster(roster::Call::Get),
         });
         self.presence(id, Show::Available, priority);
         id

@@ -2,46 +2,15 @@
 
 use presence_core::compose::{EndpointPresence, Show};
 use presence_core::message::{Message, MessageKind};
-use presence_core::policy::PolicyEntry;
-use presence_core::roster::{ItemDetails, SubscriptionAction};
-use presence_core::stanza::{ErrorCondition, RequestId};
+use presence_core::roster::SubscriptionAction;
+use presence_core::stanza::ErrorCondition;
 use presence_core::time::Timestamp;
-use presence_core::{BareJid, FullJid, Input, Jid, SessionId};
+use presence_core::{FullJid, Input, Jid, SessionId};
 use xmpp_codec::{Element, IqType, Stanza, StanzaKind, StreamHeader, StreamWriter, ns};
 
-use super::settings::{self, NS_PRESENCE_SETTINGS};
+use super::features::offline::NS_DELAY;
+use super::features::{Features, Iq};
 use super::{iq_error, stanza_error};
-
-/// Namespaces the shell answers itself.
-pub const NS_ROSTER: &str = "jabber:iq:roster";
-/// XEP-0030 info.
-pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-/// XEP-0030 items.
-pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
-/// XEP-0199.
-pub const NS_PING: &str = "urn:xmpp:ping";
-/// XEP-0092.
-pub const NS_VERSION: &str = "jabber:iq:version";
-/// RFC 3921 legacy session establishment (still sent by some clients).
-pub const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
-/// XEP-0203.
-pub const NS_DELAY: &str = "urn:xmpp:delay";
-/// XEP-0191.
-pub const NS_BLOCKING: &str = "urn:xmpp:blocking";
-
-/// Features the server advertises in disco#info.
-const SERVER_FEATURES: &[&str] = &[
-    NS_DISCO_INFO,
-    NS_DISCO_ITEMS,
-    NS_PING,
-    NS_VERSION,
-    NS_ROSTER,
-    "msgoffline",
-    NS_DELAY,
-    NS_BLOCKING,
-    // Not a XEP: this server's own presence settings (see `translate::settings`).
-    NS_PRESENCE_SETTINGS,
-];
 
 /// What a client's stanza turns into.
 #[derive(Debug)]
@@ -62,6 +31,8 @@ pub struct Me<'a> {
     pub jid: &'a FullJid,
     /// The served domain.
     pub domain: &'a str,
+    /// The features the server offers.
+    pub features: &'a Features,
 }
 
 /// Reads one stanza from a bound client.
@@ -258,194 +229,12 @@ fn iq(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
             Some("an iq get or set carries exactly one child"),
         );
     };
-    let for_server = match &to {
-        None => true,
-        Some(Jid::Bare(b)) => b.as_str() == me.domain || b == me.jid.bare(),
-        Some(Jid::Full(f)) => f == me.jid,
-    };
-    let for_account =
-        matches!(&to, Some(Jid::Bare(b)) if b.local().is_some() && b.domain() == me.domain);
-    let request = RequestId(id.to_owned());
-    let result = |children: Vec<Element>| {
-        let mut el = Element::new(ns::CLIENT, "iq")
-            .with_attr("type", "result")
-            .with_attr("id", id)
-            .with_attr("to", me.jid.to_string());
-        if let Some(t) = stanza.to() {
-            el = el.with_attr("from", t);
-        }
-        for c in children {
-            el = el.with_child(c);
-        }
-        FromClient::Reply(el)
-    };
-    match (payload.ns.as_str(), payload.name.as_str(), iq_type) {
-        (NS_ROSTER, "query", t)
-            if for_server && to.as_ref().is_none_or(|t| t.bare() == me.jid.bare()) =>
-        {
-            match t {
-                IqType::Get => FromClient::Engine(Input::RosterGet {
-                    session: me.session,
-                    request,
-                }),
-                _ => roster_set(stanza, payload, me, request),
-            }
-        }
-        (NS_BLOCKING, name, t)
-            if for_server && to.as_ref().is_none_or(|t| t.bare() == me.jid.bare()) =>
-        {
-            match (name, t) {
-                ("blocklist", IqType::Get) => FromClient::Engine(Input::BlockListGet {
-                    session: me.session,
-                    request,
-                }),
-                ("block" | "unblock", IqType::Set) => block_set(stanza, payload, me, request),
-                _ => reply_error(stanza, me, ErrorCondition::BadRequest, None),
-            }
-        }
-        (NS_PRESENCE_SETTINGS, "settings", t)
-            if for_server && to.as_ref().is_none_or(|t| t.bare() == me.jid.bare()) =>
-        {
-            match settings::request(t, payload, me.session, request) {
-                Ok(input) => FromClient::Engine(input),
-                Err((condition, text)) => reply_error(stanza, me, condition, Some(&text)),
-            }
-        }
-        (NS_DISCO_INFO, "query", IqType::Get)
-            if for_server && to.as_ref().is_none_or(|t| t.bare().as_str() == me.domain) =>
-        {
-            let mut q = Element::new(NS_DISCO_INFO, "query").with_child(
-                Element::new(NS_DISCO_INFO, "identity")
-                    .with_attr("category", "server")
-                    .with_attr("type", "im")
-                    .with_attr("name", "presenced"),
-            );
-            for f in SERVER_FEATURES {
-                q = q.with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", *f));
-            }
-            result(vec![q])
-        }
-        (NS_DISCO_INFO, "query", IqType::Get) if for_account || for_server => {
-            // XEP-0030 §3.1 answered by the server on behalf of an account.
-            let q = Element::new(NS_DISCO_INFO, "query")
-                .with_child(
-                    Element::new(NS_DISCO_INFO, "identity")
-                        .with_attr("category", "account")
-                        .with_attr("type", "registered"),
-                )
-                .with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", NS_DISCO_INFO));
-            result(vec![q])
-        }
-        (NS_DISCO_ITEMS, "query", IqType::Get) if for_server || for_account => {
-            result(vec![Element::new(NS_DISCO_ITEMS, "query")])
-        }
-        (NS_PING, "ping", IqType::Get) if for_server => result(vec![]),
-        (NS_VERSION, "query", IqType::Get) if for_server => result(vec![
-            Element::new(NS_VERSION, "query")
-                .with_child(Element::new(NS_VERSION, "name").with_text("presenced"))
-                .with_child(
-                    Element::new(NS_VERSION, "version").with_text(env!("CARGO_PKG_VERSION")),
-                ),
-        ]),
-        (NS_SESSION, "session", IqType::Set) if for_server => result(vec![]),
-        // Anything else, to the server or routed to another entity, is not offered yet (RFC 6120 §8.4).
-        _ => reply_error(stanza, me, ErrorCondition::ServiceUnavailable, None),
-    }
-}
-
-fn roster_set(stanza: &Stanza, query: &Element, me: &Me<'_>, request: RequestId) -> FromClient {
-    let mut items = query.elements().filter(|e| e.is(NS_ROSTER, "item"));
-    let (Some(item), None) = (items.next(), items.next()) else {
-        return reply_error(
-            stanza,
-            me,
-            ErrorCondition::BadRequest,
-            Some("a roster set carries exactly one item"),
-        );
-    };
-    let Some(Ok(jid)) = item.attr("jid").map(BareJid::new) else {
-        return reply_error(
-            stanza,
-            me,
-            ErrorCondition::BadRequest,
-            Some("the item's 'jid' is missing or not a bare JID"),
-        );
-    };
-    if item.attr("subscription") == Some("remove") {
-        return FromClient::Engine(Input::RosterRemove {
-            session: me.session,
-            request,
-            jid,
-        });
-    }
-    let details = ItemDetails {
-        name: item
-            .attr("name")
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned),
-        groups: item
-            .elements()
-            .filter(|g| g.is(NS_ROSTER, "group"))
-            .map(|g| g.text())
-            .collect(),
-    };
-    FromClient::Engine(Input::RosterSet {
-        session: me.session,
-        request,
-        jid,
-        details,
-    })
-}
-
-/// A `<block/>` or `<unblock/>` set (XEP-0191 §3.3, §3.4).
-fn block_set(stanza: &Stanza, command: &Element, me: &Me<'_>, request: RequestId) -> FromClient {
-    let mut items = Vec::new();
-    for item in command.elements().filter(|e| e.is(NS_BLOCKING, "item")) {
-        let entry = match item.attr("jid").map(Jid::new) {
-            Some(Ok(Jid::Bare(b))) if b.local().is_none() => {
-                PolicyEntry::Domain(b.domain().to_owned())
-            }
-            Some(Ok(Jid::Bare(b))) => PolicyEntry::Jid(b),
-            // The policy lists hold addresses and domains only (DESIGN §3); widening a resource to the whole
-            // account would block more than the user asked for.
-            Some(Ok(Jid::Full(_))) => {
-                return reply_error(
-                    stanza,
-                    me,
-                    ErrorCondition::BadRequest,
-                    Some("only bare JIDs and domains can be blocked"),
-                );
-            }
-            _ => {
-                return reply_error(
-                    stanza,
-                    me,
-                    ErrorCondition::BadRequest,
-                    Some("an item's 'jid' is missing or not a valid JID"),
-                );
-            }
-        };
-        items.push(entry);
-    }
-    if command.name == "unblock" {
-        // An unblock with no items unblocks everything (XEP-0191 §3.4).
-        return FromClient::Engine(Input::Unblock {
-            session: me.session,
-            request,
-            items,
-        });
-    }
-    if items.is_empty() {
-        return reply_error(
-            stanza,
-            me,
-            ErrorCondition::BadRequest,
-            Some("a block carries at least one item"),
-        );
-    }
-    FromClient::Engine(Input::Block {
-        session: me.session,
-        request,
-        items,
+    me.features.iq(&Iq {
+        stanza,
+        payload,
+        iq_type,
+        id,
+        to: to.as_ref(),
+        me,
     })
 }

@@ -1,19 +1,18 @@
 //! Between the codec's XML elements and the engine's protocol-neutral values.
 
+pub mod features;
 pub mod inbound;
-pub mod settings;
 mod stamp;
 
 use presence_core::compose::Show;
 use presence_core::message::MessageKind;
-use presence_core::policy::PolicyEntry;
-use presence_core::roster::{RosterChange, RosterItem};
 use presence_core::stanza::{
-    BlockChange, ErrorAbout, ErrorCondition, PresenceKind, Stanza as CoreStanza, StanzaError,
+    ErrorAbout, ErrorCondition, PresenceKind, Stanza as CoreStanza, StanzaError,
 };
 use presence_core::{FullJid, Jid};
 use xmpp_codec::{Element, ns};
 
+pub use features::Features;
 pub use inbound::{FromClient, Me, from_client};
 pub use stamp::format_stamp;
 
@@ -108,35 +107,6 @@ pub fn stanza_error(
     el.with_child(error_child(condition, text))
 }
 
-fn roster_item(item: &RosterItem) -> Element {
-    let mut el = Element::new(inbound::NS_ROSTER, "item")
-        .with_attr("jid", item.jid.as_str())
-        .with_attr("subscription", item.subscription.attr().as_str());
-    if let Some(n) = &item.details.name {
-        el = el.with_attr("name", n);
-    }
-    if item.subscription.ask() {
-        el = el.with_attr("ask", "subscribe");
-    }
-    for g in &item.details.groups {
-        el = el.with_child(Element::new(inbound::NS_ROSTER, "group").with_text(g));
-    }
-    el
-}
-
-/// A XEP-0191 element (`blocklist`, `block`, `unblock`) listing `entries`.
-fn block_items(name: &str, entries: &[PolicyEntry]) -> Element {
-    let mut el = Element::new(inbound::NS_BLOCKING, name);
-    for e in entries {
-        let jid = match e {
-            PolicyEntry::Jid(j) => j.as_str(),
-            PolicyEntry::Domain(d) => d.as_str(),
-        };
-        el = el.with_child(Element::new(inbound::NS_BLOCKING, "item").with_attr("jid", jid));
-    }
-    el
-}
-
 /// Renders what the engine delivers to a session as the XML the client reads. `push_id` names roster pushes.
 pub fn to_client(
     stanza: CoreStanza,
@@ -221,7 +191,7 @@ pub fn to_client(
             }
             if let Some(stamp) = delayed {
                 el = el.with_child(
-                    Element::new(inbound::NS_DELAY, "delay")
+                    Element::new(features::offline::NS_DELAY, "delay")
                         .with_attr("from", domain)
                         .with_attr("stamp", format_stamp(stamp))
                         .with_text("Offline storage"),
@@ -232,61 +202,21 @@ pub fn to_client(
                 raw_children: message.extensions,
             }
         }
-        CoreStanza::RosterResult { request, items, .. } => {
-            let mut q = Element::new(inbound::NS_ROSTER, "query");
-            for i in &items {
-                q = q.with_child(roster_item(i));
-            }
-            Element::new(ns::CLIENT, "iq")
+        CoreStanza::Answer { request, answer } => {
+            let mut el = Element::new(ns::CLIENT, "iq")
                 .with_attr("type", "result")
                 .with_attr("id", request.0)
-                .with_attr("to", &me_s)
-                .with_child(q)
-                .into()
+                .with_attr("to", &me_s);
+            if let Some(payload) = features::answer(&answer) {
+                el = el.with_child(payload);
+            }
+            el.into()
         }
-        CoreStanza::RosterPush { change, .. } => {
-            let item = match change {
-                RosterChange::Updated(i) => roster_item(&i),
-                RosterChange::Removed(j) => Element::new(inbound::NS_ROSTER, "item")
-                    .with_attr("jid", j.as_str())
-                    .with_attr("subscription", "remove"),
-            };
-            Element::new(ns::CLIENT, "iq")
-                .with_attr("type", "set")
-                .with_attr("id", push_id())
-                .with_attr("to", &me_s)
-                .with_child(Element::new(inbound::NS_ROSTER, "query").with_child(item))
-                .into()
-        }
-        CoreStanza::BlockList { request, items } => Element::new(ns::CLIENT, "iq")
-            .with_attr("type", "result")
-            .with_attr("id", request.0)
+        CoreStanza::Push(push) => Element::new(ns::CLIENT, "iq")
+            .with_attr("type", "set")
+            .with_attr("id", push_id())
             .with_attr("to", &me_s)
-            .with_child(block_items("blocklist", &items))
-            .into(),
-        CoreStanza::BlockPush(change) => {
-            let command = match &change {
-                BlockChange::Blocked(items) => block_items("block", items),
-                BlockChange::Unblocked(items) => block_items("unblock", items),
-                BlockChange::UnblockedAll => block_items("unblock", &[]),
-            };
-            Element::new(ns::CLIENT, "iq")
-                .with_attr("type", "set")
-                .with_attr("id", push_id())
-                .with_attr("to", &me_s)
-                .with_child(command)
-                .into()
-        }
-        CoreStanza::PresenceSettings { request, settings } => Element::new(ns::CLIENT, "iq")
-            .with_attr("type", "result")
-            .with_attr("id", request.0)
-            .with_attr("to", &me_s)
-            .with_child(settings::element(&settings))
-            .into(),
-        CoreStanza::Done(request) => Element::new(ns::CLIENT, "iq")
-            .with_attr("type", "result")
-            .with_attr("id", request.0)
-            .with_attr("to", &me_s)
+            .with_child(features::push(&push))
             .into(),
         CoreStanza::Error(StanzaError {
             about,

@@ -18,10 +18,12 @@
 //! newer client can send them to an older server. The `:0` marks the namespace as this server's own and
 //! unstable; a change that old clients would misread gets a new number.
 
+use presence_core::feature::{Call, settings};
 use presence_core::policy::PresenceSettings;
-use presence_core::stanza::{ErrorCondition, RequestId};
-use presence_core::{Input, SessionId};
+use presence_core::stanza::ErrorCondition;
 use xmpp_codec::{Element, IqType};
+
+use super::{Feature, FromClient, Iq};
 
 /// The namespace of the presence settings (server-specific; no XEP defines it).
 pub const NS_PRESENCE_SETTINGS: &str = "urn:presenced:presence-settings:0";
@@ -30,26 +32,37 @@ const DND_ON_PHONE: &str = "dnd-on-phone";
 const DND_IN_MEETING: &str = "dnd-in-meeting";
 const SHARE_AVAILABILITY: &str = "share-availability";
 
-/// Reads a `<settings/>` get or set into an engine input, or says why it is a `bad-request`.
-pub fn request(
-    iq_type: IqType,
-    settings: &Element,
-    session: SessionId,
-    request: RequestId,
-) -> Result<Input, (ErrorCondition, String)> {
+/// The registry's entry.
+pub const FEATURE: Feature = Feature {
+    name: "settings",
+    disco: &[NS_PRESENCE_SETTINGS],
+    payloads: &[(NS_PRESENCE_SETTINGS, "settings")],
+    iq,
+};
+
+fn iq(iq: &Iq<'_>) -> Option<FromClient> {
+    if !iq.for_own_account() {
+        return None;
+    }
+    Some(match call(iq.iq_type, iq.payload) {
+        Ok(call) => iq.call(Call::Settings(call)),
+        Err((condition, text)) => iq.error(condition, Some(&text)),
+    })
+}
+
+/// Reads a `<settings/>` get or set, or says why it is a `bad-request`.
+fn call(iq_type: IqType, settings: &Element) -> Result<settings::Call, (ErrorCondition, String)> {
     match iq_type {
-        IqType::Get => Ok(Input::PresenceSettingsGet { session, request }),
+        IqType::Get => Ok(settings::Call::Get),
         _ => {
             let flag = |name: &str| -> Result<Option<bool>, (ErrorCondition, String)> {
                 settings.attr(name).map(|v| boolean(name, v)).transpose()
             };
-            Ok(Input::PresenceSettingsSet {
-                session,
-                request,
+            Ok(settings::Call::Set(settings::Change {
                 dnd_on_phone: flag(DND_ON_PHONE)?,
                 dnd_in_meeting: flag(DND_IN_MEETING)?,
                 share_availability: flag(SHARE_AVAILABILITY)?,
-            })
+            }))
         }
     }
 }
@@ -79,22 +92,17 @@ pub fn element(settings: &PresenceSettings) -> Element {
 mod tests {
     use super::*;
 
-    fn set(attrs: &[(&str, &str)]) -> Result<Input, (ErrorCondition, String)> {
+    fn set(attrs: &[(&str, &str)]) -> Result<settings::Call, (ErrorCondition, String)> {
         let mut el = Element::new(NS_PRESENCE_SETTINGS, "settings");
         for (k, v) in attrs {
             el = el.with_attr(*k, *v);
         }
-        request(IqType::Set, &el, SessionId(1), RequestId("s".into()))
+        call(IqType::Set, &el)
     }
 
-    fn flags(input: Input) -> (Option<bool>, Option<bool>, Option<bool>) {
-        match input {
-            Input::PresenceSettingsSet {
-                dnd_on_phone,
-                dnd_in_meeting,
-                share_availability,
-                ..
-            } => (dnd_on_phone, dnd_in_meeting, share_availability),
+    fn flags(call: settings::Call) -> (Option<bool>, Option<bool>, Option<bool>) {
+        match call {
+            settings::Call::Set(c) => (c.dnd_on_phone, c.dnd_in_meeting, c.share_availability),
             other => panic!("not a settings set: {other:?}"),
         }
     }
@@ -132,10 +140,7 @@ mod tests {
     #[test]
     fn a_get_ignores_attributes_and_a_result_spells_every_setting() {
         let el = Element::new(NS_PRESENCE_SETTINGS, "settings").with_attr("dnd-on-phone", "x");
-        assert!(matches!(
-            request(IqType::Get, &el, SessionId(1), RequestId("g".into())),
-            Ok(Input::PresenceSettingsGet { .. })
-        ));
+        assert!(matches!(call(IqType::Get, &el), Ok(settings::Call::Get)));
         let out = element(&PresenceSettings {
             dnd_on_phone: true,
             dnd_in_meeting: false,

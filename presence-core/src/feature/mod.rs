@@ -1,0 +1,68 @@
+//! The account features a session calls with a request (the IQ side of the engine), registered in one place.
+//!
+//! Each feature has a module of its own holding what a session can ask of it ([`Call`]), what it answers
+//! ([`Answer`]) and what it pushes unasked ([`Push`]). The engine serves each in a module of its own under
+//! `engine/`, and each shell translates each in a module of its own, so a new feature adds a module and one line
+//! to each enum here rather than a variant to `Input`, to `Stanza` and to every match over them.
+
+pub mod blocking;
+pub mod roster;
+pub mod settings;
+
+/// A request of a session to one feature; it reaches the engine as `Input::Request`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Call {
+    /// The user's contact list (RFC 6121 §2).
+    Roster(roster::Call),
+    /// The user's block list (XEP-0191).
+    Blocking(blocking::Call),
+    /// The user's presence settings (this server's own namespace).
+    Settings(settings::Call),
+}
+
+/// The successful answer to a [`Call`], delivered as `Stanza::Answer`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Answer {
+    /// Done, with nothing to return.
+    Done,
+    /// The roster.
+    Roster(roster::Answer),
+    /// The block list.
+    Blocking(blocking::Answer),
+    /// The presence settings.
+    Settings(settings::Answer),
+}
+
+/// A change a feature tells the sessions that asked for it, unrequested; delivered as `Stanza::Push`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Push {
+    /// A roster item changed (RFC 6121 §2.1.6).
+    Roster(roster::Push),
+    /// The block list changed (XEP-0191 §3.3, §3.4).
+    Blocking(blocking::Push),
+}
+
+impl Answer {
+    /// About how many bytes the answer takes in memory, for the bounds of the queues it waits in.
+    pub fn weight(&self) -> usize {
+        match self {
+            Answer::Done => 0,
+            Answer::Roster(r) => r.items.iter().map(roster::item_weight).sum(),
+            Answer::Blocking(b) => b.items.len() * 64,
+            Answer::Settings(_) => 0,
+        }
+    }
+}
+
+impl Push {
+    /// About how many bytes the push takes in memory, for the bounds of the queues it waits in.
+    pub fn weight(&self) -> usize {
+        match self {
+            Push::Roster(p) => match &p.change {
+                crate::roster::RosterChange::Updated(i) => roster::item_weight(i),
+                crate::roster::RosterChange::Removed(j) => j.as_str().len(),
+            },
+            Push::Blocking(_) => 64,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Service discovery (XEP-0030), answered by the shell from the feature registry.
+
+use xmpp_codec::{Element, IqType};
+
+use super::{Feature, FromClient, Iq};
+
+/// XEP-0030 info.
+pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+/// XEP-0030 items.
+pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+
+/// The registry's entry.
+pub const FEATURE: Feature = Feature {
+    name: "disco",
+    disco: &[NS_DISCO_INFO, NS_DISCO_ITEMS],
+    payloads: &[(NS_DISCO_INFO, "query"), (NS_DISCO_ITEMS, "query")],
+    iq,
+};
+
+fn iq(iq: &Iq<'_>) -> Option<FromClient> {
+    if iq.iq_type != IqType::Get {
+        return None;
+    }
+    if iq.payload.ns == NS_DISCO_ITEMS {
+        return (iq.for_server() || iq.for_any_account())
+            .then(|| iq.result(vec![Element::new(NS_DISCO_ITEMS, "query")]));
+    }
+    if iq.for_domain() {
+        let mut q = Element::new(NS_DISCO_INFO, "query").with_child(
+            Element::new(NS_DISCO_INFO, "identity")
+                .with_attr("category", "server")
+                .with_attr("type", "im")
+                .with_attr("name", "presenced"),
+        );
+        for f in iq.me.features.disco() {
+            q = q.with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", f));
+        }
+        return Some(iq.result(vec![q]));
+    }
+    // XEP-0030 §3.1 answered by the server on behalf of an account.
+    (iq.for_server() || iq.for_any_account()).then(|| {
+        iq.result(vec![
+            Element::new(NS_DISCO_INFO, "query")
+                .with_child(
+                    Element::new(NS_DISCO_INFO, "identity")
+                        .with_attr("category", "account")
+                        .with_attr("type", "registered"),
+                )
+                .with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", NS_DISCO_INFO)),
+        ])
+    })
+}
