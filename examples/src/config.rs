@@ -184,6 +184,10 @@ pub struct LimitsConfig {
     pub offline_per_user: usize,
     /// Offline messages held on this node.
     pub offline_per_node: usize,
+    /// Bytes of XML one stored document (a private XML element, a vCard) may have.
+    pub max_document_bytes: usize,
+    /// Documents one user may keep (private XML namespaces, the vCard …).
+    pub max_documents_per_user: usize,
     /// Client connections of the whole process, XMPP and SIP over TCP together; one more is refused.
     pub max_connections: usize,
     /// Client connections from one IP address (0 = unlimited), so one host cannot take them all.
@@ -284,6 +288,8 @@ impl Default for LimitsConfig {
             max_watchers: n(l.max_watchers),
             offline_per_user: l.offline_per_user,
             offline_per_node: l.offline_per_node,
+            max_document_bytes: l.max_document_bytes,
+            max_documents_per_user: l.max_documents_per_user,
             max_connections: 65_536,
             max_connections_per_ip: 1024,
             max_outbound_queue: 1000,
@@ -449,6 +455,11 @@ impl Config {
                 l.engine_queue,
                 "would refuse all work",
             ),
+            (
+                "limits.max_document_bytes",
+                l.max_document_bytes,
+                "would refuse every private XML element and vCard",
+            ),
         ];
         for (key, value, problem) in at_least_one {
             if value == 0 {
@@ -498,6 +509,8 @@ impl Config {
                 max_watchers: cap(self.limits.max_watchers),
                 offline_per_user: self.limits.offline_per_user,
                 offline_per_node: self.limits.offline_per_node,
+                max_document_bytes: self.limits.max_document_bytes,
+                max_documents_per_user: self.limits.max_documents_per_user,
             },
             ..EngineConfig::default()
         }
@@ -625,6 +638,7 @@ mod tests {
                 max_watchers: Cap::AtMost(5),
                 offline_per_user: 7,
                 offline_per_node: 9,
+                ..Limits::default()
             }
         );
         assert_eq!(c.sip.bind.to_string(), "[::1]:5070");

@@ -43,6 +43,10 @@ pub struct Limits {
     pub offline_per_user: usize,
     /// Offline messages held on this node (DESIGN §4: 30,000).
     pub offline_per_node: usize,
+    /// The largest document (a private XML element, a vCard …) a user may store, in bytes of XML.
+    pub max_document_bytes: usize,
+    /// How many documents one user may keep (private XML namespaces, the vCard, PEP items …).
+    pub max_documents_per_user: usize,
 }
 
 impl Default for Limits {
@@ -53,6 +57,9 @@ impl Default for Limits {
             max_watchers: Cap::AtMost(200),
             offline_per_user: 100,
             offline_per_node: 30_000,
+            // A vCard with an embedded photo is the largest document clients send; 256 KiB holds a generous one.
+            max_document_bytes: 256 * 1024,
+            max_documents_per_user: 1000,
         }
     }
 }

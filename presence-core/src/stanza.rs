@@ -43,6 +43,8 @@ pub enum ErrorCondition {
     BadRequest,
     /// Something with that name exists already.
     Conflict,
+    /// The requester may not do this (another user's private data, for example).
+    Forbidden,
     /// The server could not complete the request because its store failed; a `wait`-type error: try again.
     InternalServerError,
     /// The addressed item does not exist.

@@ -244,6 +244,7 @@ fn condition_tag(c: ErrorCondition) -> u8 {
         ErrorCondition::RemoteServerNotFound => 8,
         ErrorCondition::ResourceConstraint => 9,
         ErrorCondition::ServiceUnavailable => 10,
+        ErrorCondition::Forbidden => 11,
     }
 }
 
@@ -339,6 +340,7 @@ impl Frame<'_> {
             8 => Ok(ErrorCondition::RemoteServerNotFound),
             9 => Ok(ErrorCondition::ResourceConstraint),
             10 => Ok(ErrorCondition::ServiceUnavailable),
+            11 => Ok(ErrorCondition::Forbidden),
             tag => Err(unknown("error condition", tag)),
         }
     }
@@ -472,6 +474,7 @@ mod tests {
             ErrorCondition::RemoteServerNotFound,
             ErrorCondition::ResourceConstraint,
             ErrorCondition::ServiceUnavailable,
+            ErrorCondition::Forbidden,
         ])
     }
 

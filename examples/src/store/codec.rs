@@ -375,6 +375,21 @@ fn read_policy_entries(r: &mut Reader<'_>) -> Result<Vec<PolicyEntry>, StoreErro
         .collect()
 }
 
+/// Encodes a user's document (XML text a feature wrote): the version byte, then the text.
+pub fn encode_document(document: &str) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.str(document);
+    w.finish()
+}
+
+/// Decodes what [`encode_document`] wrote.
+pub fn decode_document(what: &str, data: &[u8]) -> Result<String, StoreError> {
+    let mut r = Reader::new(what, data)?;
+    let document = r.str()?;
+    r.end()?;
+    Ok(document)
+}
+
 /// Encodes a user's privacy policy.
 pub fn encode_policy(p: &UserPolicy) -> Vec<u8> {
     let mut w = Writer::new();

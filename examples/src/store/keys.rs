@@ -2,7 +2,7 @@
 //! one user's records form one contiguous key range and no address can be a prefix of another user's key.
 
 use presence_core::BareJid;
-use presence_core::store::StoreError;
+use presence_core::store::{DocumentKey, StoreError};
 
 /// The prefix every key of `user` starts with.
 pub fn user_prefix(user: &BareJid) -> Vec<u8> {
@@ -50,6 +50,26 @@ pub fn offline(user: &BareJid, seq: u64) -> Vec<u8> {
     let mut k = user_prefix(user);
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The key of document `key` of `user`; documents of one user iterate in key order.
+pub fn document(user: &BareJid, key: &DocumentKey) -> Vec<u8> {
+    let mut k = user_prefix(user);
+    k.extend_from_slice(key.as_str().as_bytes());
+    k
+}
+
+/// The document key a documents-table key names, given the length of its user prefix.
+pub fn document_key(key: &[u8], prefix_len: usize) -> Result<DocumentKey, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "document key".into(),
+        detail,
+    };
+    let raw = key
+        .get(prefix_len..)
+        .ok_or_else(|| corrupt(format!("{} bytes is shorter than its prefix", key.len())))?;
+    let s = std::str::from_utf8(raw).map_err(|e| corrupt(format!("not UTF-8: {e}")))?;
+    DocumentKey::new(s).ok_or_else(|| corrupt(format!("{} bytes is not a key", s.len())))
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ use presence_core::BareJid;
 use presence_core::policy::UserPolicy;
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
+    Account, AccountStore, DocumentKey, DocumentStore, OfflineStore, RosterStore, Store,
+    StoreError, StoreWrite, StoredMessage,
 };
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -36,6 +37,7 @@ const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policies");
 const OFFLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("offline");
 /// Running totals kept in the same transactions as the rows they count.
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const DOCUMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("documents");
 /// The counter of held messages over all users.
 const OFFLINE_TOTAL: &str = "offline_total";
 
@@ -70,6 +72,7 @@ impl RedbStore {
             tx.open_table(POLICIES).map_err(backend)?;
             tx.open_table(OFFLINE).map_err(backend)?;
             tx.open_table(COUNTERS).map_err(backend)?;
+            tx.open_table(DOCUMENTS).map_err(backend)?;
             Ok(())
         })?;
         Ok(store)
@@ -195,6 +198,32 @@ fn clear_offline_tx(tx: &WriteTransaction, user: &BareJid, up_to: u64) -> Result
     Ok(dropped)
 }
 
+fn put_document_tx(
+    tx: &WriteTransaction,
+    user: &BareJid,
+    key: &DocumentKey,
+    document: &str,
+) -> Result<(), StoreError> {
+    let mut t = tx.open_table(DOCUMENTS).map_err(backend)?;
+    t.insert(
+        keys::document(user, key).as_slice(),
+        codec::encode_document(document).as_slice(),
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn remove_document_tx(
+    tx: &WriteTransaction,
+    user: &BareJid,
+    key: &DocumentKey,
+) -> Result<(), StoreError> {
+    let mut t = tx.open_table(DOCUMENTS).map_err(backend)?;
+    t.remove(keys::document(user, key).as_slice())
+        .map_err(backend)?;
+    Ok(())
+}
+
 impl AccountStore for RedbStore {
     fn put_account(&self, account: &Account) -> Result<(), StoreError> {
         self.write(|tx| {
@@ -231,6 +260,7 @@ impl AccountStore for RedbStore {
             let prefix = keys::user_prefix(user);
             let end = keys::prefix_end(&prefix);
             remove_range(tx, ROSTER, &prefix, &end)?;
+            remove_range(tx, DOCUMENTS, &prefix, &end)?;
             let dropped = remove_range(tx, OFFLINE, &prefix, &end)?;
             add_offline_total(tx, -i64::try_from(dropped).unwrap_or(i64::MAX))?;
             Ok(existed)
@@ -333,6 +363,38 @@ impl OfflineStore for RedbStore {
     }
 }
 
+impl DocumentStore for RedbStore {
+    fn documents(&self, user: &BareJid) -> Result<Vec<(DocumentKey, String)>, StoreError> {
+        let t = self.read()?.open_table(DOCUMENTS).map_err(backend)?;
+        let prefix = keys::user_prefix(user);
+        let end = keys::prefix_end(&prefix);
+        let mut out = Vec::new();
+        for row in t
+            .range(prefix.as_slice()..end.as_slice())
+            .map_err(backend)?
+        {
+            let (k, v) = row.map_err(backend)?;
+            let key = keys::document_key(k.value(), prefix.len())?;
+            let what = format!("document {key} of {user}");
+            out.push((key, codec::decode_document(&what, v.value())?));
+        }
+        Ok(out)
+    }
+
+    fn put_document(
+        &self,
+        user: &BareJid,
+        key: &DocumentKey,
+        document: &str,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| put_document_tx(tx, user, key, document))
+    }
+
+    fn remove_document(&self, user: &BareJid, key: &DocumentKey) -> Result<(), StoreError> {
+        self.write(|tx| remove_document_tx(tx, user, key))
+    }
+}
+
 impl Store for RedbStore {
     fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
         self.write(|tx| {
@@ -353,6 +415,12 @@ impl Store for RedbStore {
                     StoreWrite::OfflineClear { user, up_to } => {
                         clear_offline_tx(tx, user, *up_to)?;
                     }
+                    StoreWrite::DocumentPut {
+                        user,
+                        key,
+                        document,
+                    } => put_document_tx(tx, user, key, document)?,
+                    StoreWrite::DocumentRemove { user, key } => remove_document_tx(tx, user, key)?,
                 }
             }
             Ok(())

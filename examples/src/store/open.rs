@@ -4,8 +4,8 @@ use presence_core::BareJid;
 use presence_core::policy::UserPolicy;
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
-    UserRecord,
+    Account, AccountStore, DocumentKey, DocumentStore, OfflineStore, RosterStore, Store,
+    StoreError, StoreWrite, StoredMessage, UserRecord,
 };
 
 use super::{PgStore, RedbStore};
@@ -88,6 +88,25 @@ impl OfflineStore for OpenStore {
 
     fn offline_total(&self) -> Result<u64, StoreError> {
         delegate!(self, s => s.offline_total())
+    }
+}
+
+impl DocumentStore for OpenStore {
+    fn documents(&self, user: &BareJid) -> Result<Vec<(DocumentKey, String)>, StoreError> {
+        delegate!(self, s => s.documents(user))
+    }
+
+    fn put_document(
+        &self,
+        user: &BareJid,
+        key: &DocumentKey,
+        document: &str,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.put_document(user, key, document))
+    }
+
+    fn remove_document(&self, user: &BareJid, key: &DocumentKey) -> Result<(), StoreError> {
+        delegate!(self, s => s.remove_document(user, key))
     }
 }
 

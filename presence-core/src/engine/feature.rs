@@ -20,6 +20,8 @@ impl Engine {
             Call::Settings(settings::Call::Set(change)) => {
                 self.presence_settings_set(session, request, change)
             }
+            Call::Private(call) => self.private_storage(session, request, call),
+            Call::VCard(call) => self.vcard(session, request, call),
         }
     }
 

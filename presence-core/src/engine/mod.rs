@@ -7,6 +7,7 @@
 
 mod blocking;
 mod deferred;
+mod documents;
 mod feature;
 mod hosting;
 mod input;
@@ -215,6 +216,7 @@ impl Engine {
             Work::Input(Input::OpenSession { user, .. })
             | Work::Input(Input::SetPolicy { user, .. })
             | Work::Input(Input::AddContacts { user, .. }) => Some(user.clone()),
+            Work::Input(Input::Request { call, .. }) => call.needs().cloned(),
             Work::Input(Input::FromRemote(s)) | Work::Inbound(s) => match s {
                 // Presence for a user who is not loaded is for an offline user: nothing to deliver, no load.
                 Stanza::Subscription { to, .. } => Some(to.clone()),
@@ -307,6 +309,20 @@ impl Engine {
             // Nothing to answer: a policy change has no reply, and a reciprocal add has no requester to tell; its
             // user's request stays pending, as one to a contact that never answers does.
             Work::Input(Input::SetPolicy { .. }) | Work::Reciprocal { .. } => {}
+            // A request that needed another user (someone's vCard) is answered with a temporary error.
+            Work::Input(Input::Request {
+                session, request, ..
+            }) => {
+                if let Some(user) = self.sessions.get(&session).cloned() {
+                    self.request_error(
+                        session,
+                        &user,
+                        request,
+                        crate::stanza::ErrorCondition::InternalServerError,
+                        "the data needed could not be loaded; try again later",
+                    );
+                }
+            }
             // `needs` names no user for any other input, so none of them is ever queued.
             Work::Input(_) => {}
         }

@@ -10,7 +10,7 @@ use crate::jid::BareJid;
 use crate::policy::UserPolicy;
 use crate::roster::Roster;
 use crate::session::{Session, SessionId};
-use crate::store::{StoredMessage, UserRecord};
+use crate::store::{DocumentKey, StoredMessage, UserRecord};
 
 /// A conversation stuck to the session that last wrote in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub(super) struct User {
     pub composed: Composed,
     /// Conversations keyed by the peer's bare address.
     pub sticky: HashMap<BareJid, Sticky>,
+    /// The account features' documents (private XML, the vCard …), by key.
+    pub documents: std::collections::BTreeMap<DocumentKey, String>,
 }
 
 impl User {
@@ -43,6 +45,7 @@ impl User {
             next_seq,
             composed: Composed::UNAVAILABLE,
             sticky: HashMap::new(),
+            documents: rec.documents.into_iter().collect(),
         }
     }
 

@@ -6,8 +6,10 @@
 //! to each enum here rather than a variant to `Input`, to `Stanza` and to every match over them.
 
 pub mod blocking;
+pub mod private;
 pub mod roster;
 pub mod settings;
+pub mod vcard;
 
 /// A request of a session to one feature; it reaches the engine as `Input::Request`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -18,6 +20,20 @@ pub enum Call {
     Blocking(blocking::Call),
     /// The user's presence settings (this server's own namespace).
     Settings(settings::Call),
+    /// Private XML storage (XEP-0049).
+    Private(private::Call),
+    /// vCards (XEP-0054).
+    VCard(vcard::Call),
+}
+
+impl Call {
+    /// The user, other than the caller's own, the call needs loaded before it can be answered.
+    pub fn needs(&self) -> Option<&crate::jid::BareJid> {
+        match self {
+            Call::VCard(vcard::Call::Get { of }) => of.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// The successful answer to a [`Call`], delivered as `Stanza::Answer`.
@@ -31,6 +47,10 @@ pub enum Answer {
     Blocking(blocking::Answer),
     /// The presence settings.
     Settings(settings::Answer),
+    /// A private XML element.
+    Private(private::Answer),
+    /// A vCard.
+    VCard(vcard::Answer),
 }
 
 /// A change a feature tells the sessions that asked for it, unrequested; delivered as `Stanza::Push`.
@@ -50,6 +70,8 @@ impl Answer {
             Answer::Roster(r) => r.items.iter().map(roster::item_weight).sum(),
             Answer::Blocking(b) => b.items.len() * 64,
             Answer::Settings(_) => 0,
+            Answer::Private(p) => p.xml.as_ref().map_or(0, String::len),
+            Answer::VCard(v) => v.xml.as_ref().map_or(0, String::len),
         }
     }
 }

@@ -8,7 +8,7 @@
 //! opened on the same data.
 
 use super::{
-    Account, DigestHash, DigestSecret, ScramCredentials, ScramHash, Store, StoreWrite,
+    Account, DigestHash, DigestSecret, DocumentKey, ScramCredentials, ScramHash, Store, StoreWrite,
     StoredMessage, UserRecord,
 };
 use crate::jid::{BareJid, Jid};
@@ -16,6 +16,10 @@ use crate::message::{Message, MessageKind};
 use crate::policy::{DefaultRule, PolicyEntry, UserPolicy};
 use crate::roster::{ItemDetails, Link, RosterEntry, Subscription};
 use crate::time::Timestamp;
+
+fn key(s: &str) -> DocumentKey {
+    DocumentKey::new(s).expect("a valid key")
+}
 
 fn j(s: &str) -> BareJid {
     BareJid::new(s).expect("valid test address")
@@ -102,6 +106,7 @@ pub fn run<S: Store>(make: impl Fn() -> S) {
     policies(&make());
     offline_queue(&make());
     apply_and_load(&make());
+    documents(&make());
 }
 
 /// Runs the durability check: data written through one handle is read back through a fresh one.
@@ -125,6 +130,11 @@ pub fn run_durable<S: Store>(open: impl Fn() -> S) {
                 user: j("alice@example.com"),
                 policy: policy(),
             },
+            StoreWrite::DocumentPut {
+                user: j("alice@example.com"),
+                key: key("vcard"),
+                document: "<vCard xmlns='vcard-temp'/>".into(),
+            },
         ])
         .expect("apply");
     }
@@ -140,6 +150,11 @@ pub fn run_durable<S: Store>(open: impl Fn() -> S) {
         "durable: offline message survives reopen"
     );
     assert_eq!(rec.policy, policy(), "durable: policy survives reopen");
+    assert_eq!(
+        rec.documents,
+        vec![(key("vcard"), "<vCard xmlns='vcard-temp'/>".to_owned())],
+        "durable: document survives reopen"
+    );
     assert_eq!(
         s.offline_total().expect("total"),
         1,
@@ -200,7 +215,13 @@ fn remove_account_cascades(s: &impl Store) {
         .expect("roster");
     s.put_policy(&alice, &policy()).expect("policy");
     s.push_offline(&alice, &stored(1, "x")).expect("offline");
+    s.put_document(&alice, &key("vcard"), "<v/>")
+        .expect("document");
     s.remove_account(&alice).expect("remove");
+    assert!(
+        s.documents(&alice).expect("documents").is_empty(),
+        "cascade: documents removed with account"
+    );
     assert!(
         s.roster(&alice).expect("roster").is_empty(),
         "cascade: roster removed with account"
@@ -407,10 +428,17 @@ fn apply_and_load(s: &impl Store) {
 
     // Many loads at once answer exactly what one load each would, in the order asked.
     s.put_account(&account("dave@example.com")).expect("put");
-    s.apply(&[StoreWrite::OfflinePush {
-        user: j("dave@example.com"),
-        message: stored(5, "for dave"),
-    }])
+    s.apply(&[
+        StoreWrite::OfflinePush {
+            user: j("dave@example.com"),
+            message: stored(5, "for dave"),
+        },
+        StoreWrite::DocumentPut {
+            user: j("dave@example.com"),
+            key: key("private/storage:bookmarks"),
+            document: "<storage xmlns='storage:bookmarks'/>".into(),
+        },
+    ])
     .expect("apply");
     let asked = [
         j("dave@example.com"),
@@ -431,4 +459,84 @@ fn apply_and_load(s: &impl Store) {
         "load_users: the same as load_user, in order"
     );
     assert!(s.load_users(&[]).is_empty(), "load_users: nothing asked");
+}
+
+fn documents(s: &impl Store) {
+    let alice = j("alice@example.com");
+    let bob = j("bob@example.com");
+    s.put_account(&account("alice@example.com")).expect("put");
+    s.put_account(&account("bob@example.com")).expect("put");
+    assert!(
+        s.documents(&alice).expect("documents").is_empty(),
+        "documents: none at first"
+    );
+    s.apply(&[
+        StoreWrite::DocumentPut {
+            user: alice.clone(),
+            key: key("vcard"),
+            document: "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>".into(),
+        },
+        StoreWrite::DocumentPut {
+            user: alice.clone(),
+            key: key("private/a:b"),
+            document: "<x xmlns='a:b'>\u{1F600} & more</x>".into(),
+        },
+        StoreWrite::DocumentPut {
+            user: bob.clone(),
+            key: key("vcard"),
+            document: "<vCard xmlns='vcard-temp'/>".into(),
+        },
+        StoreWrite::DocumentPut {
+            user: alice.clone(),
+            key: key("vcard"),
+            document: "<vCard xmlns='vcard-temp'><FN>Alice B.</FN></vCard>".into(),
+        },
+        StoreWrite::DocumentPut {
+            user: alice.clone(),
+            key: key("pep/gone/1"),
+            document: "<item/>".into(),
+        },
+        StoreWrite::DocumentRemove {
+            user: alice.clone(),
+            key: key("pep/gone/1"),
+        },
+        StoreWrite::DocumentRemove {
+            user: alice.clone(),
+            key: key("never/there"),
+        },
+    ])
+    .expect("apply");
+    let expected = vec![
+        (
+            key("private/a:b"),
+            "<x xmlns='a:b'>\u{1F600} & more</x>".to_owned(),
+        ),
+        (
+            key("vcard"),
+            "<vCard xmlns='vcard-temp'><FN>Alice B.</FN></vCard>".to_owned(),
+        ),
+    ];
+    assert_eq!(
+        s.documents(&alice).expect("documents"),
+        expected,
+        "documents: the last put wins, removes apply, ordered by key"
+    );
+    assert_eq!(
+        s.load_user(&alice)
+            .expect("load")
+            .expect("exists")
+            .documents,
+        expected,
+        "documents: loaded with the user"
+    );
+    assert_eq!(
+        s.documents(&bob).expect("documents").len(),
+        1,
+        "documents: one user's documents are not another's"
+    );
+    s.remove_document(&bob, &key("vcard")).expect("remove");
+    assert!(
+        s.documents(&bob).expect("documents").is_empty(),
+        "documents: removed"
+    );
 }

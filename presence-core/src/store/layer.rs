@@ -5,8 +5,8 @@
 //! [`AccountStore`], [`RosterStore`], [`OfflineStore`] and [`Store`] goes to the inner store otherwise.
 
 use super::{
-    Account, AccountStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
-    UserRecord,
+    Account, AccountStore, DocumentKey, DocumentStore, OfflineStore, RosterStore, Store,
+    StoreError, StoreWrite, StoredMessage, UserRecord,
 };
 use crate::jid::BareJid;
 use crate::policy::UserPolicy;
@@ -87,6 +87,23 @@ impl<L: Layer> OfflineStore for L {
     }
     fn offline_total(&self) -> Result<u64, StoreError> {
         self.inner().offline_total()
+    }
+}
+
+impl<L: Layer> DocumentStore for L {
+    fn documents(&self, user: &BareJid) -> Result<Vec<(DocumentKey, String)>, StoreError> {
+        self.inner().documents(user)
+    }
+    fn put_document(
+        &self,
+        user: &BareJid,
+        key: &DocumentKey,
+        document: &str,
+    ) -> Result<(), StoreError> {
+        self.inner().put_document(user, key, document)
+    }
+    fn remove_document(&self, user: &BareJid, key: &DocumentKey) -> Result<(), StoreError> {
+        self.inner().remove_document(user, key)
     }
 }
 

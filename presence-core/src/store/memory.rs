@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use parking_lot::Mutex;
 
-use super::{Account, AccountStore, OfflineStore, RosterStore, Store, StoreError, StoredMessage};
+use super::{
+    Account, AccountStore, DocumentKey, DocumentStore, OfflineStore, RosterStore, Store,
+    StoreError, StoredMessage,
+};
 use crate::jid::BareJid;
 use crate::policy::UserPolicy;
 use crate::roster::RosterEntry;
@@ -21,6 +24,7 @@ struct Inner {
     rosters: BTreeMap<BareJid, BTreeMap<BareJid, RosterEntry>>,
     policies: BTreeMap<BareJid, UserPolicy>,
     offline: BTreeMap<BareJid, BTreeMap<u64, StoredMessage>>,
+    documents: BTreeMap<BareJid, BTreeMap<DocumentKey, String>>,
 }
 
 impl MemoryStore {
@@ -48,6 +52,7 @@ impl AccountStore for MemoryStore {
         g.rosters.remove(user);
         g.policies.remove(user);
         g.offline.remove(user);
+        g.documents.remove(user);
         Ok(g.accounts.remove(user).is_some())
     }
 
@@ -142,6 +147,44 @@ impl OfflineStore for MemoryStore {
 }
 
 impl Store for MemoryStore {}
+
+impl DocumentStore for MemoryStore {
+    fn documents(&self, user: &BareJid) -> Result<Vec<(DocumentKey, String)>, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .documents
+            .get(user)
+            .map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    fn put_document(
+        &self,
+        user: &BareJid,
+        key: &DocumentKey,
+        document: &str,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .documents
+            .entry(user.clone())
+            .or_default()
+            .insert(key.clone(), document.to_owned());
+        Ok(())
+    }
+
+    fn remove_document(&self, user: &BareJid, key: &DocumentKey) -> Result<(), StoreError> {
+        let mut g = self.inner.lock();
+        if let Some(d) = g.documents.get_mut(user) {
+            d.remove(key);
+            if d.is_empty() {
+                g.documents.remove(user);
+            }
+        }
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -111,6 +111,8 @@ pub struct UserRecord {
     pub policy: UserPolicy,
     /// Held messages in queue order.
     pub offline: Vec<StoredMessage>,
+    /// The user's documents (see [`DocumentStore`]), by key.
+    pub documents: Vec<(DocumentKey, String)>,
 }
 
 /// A change the engine asks the shell to make durable.
@@ -152,6 +154,22 @@ pub enum StoreWrite {
         user: BareJid,
         /// The last delivered sequence number.
         up_to: u64,
+    },
+    /// Stores one of the user's documents, replacing any under the same key.
+    DocumentPut {
+        /// Whose.
+        user: BareJid,
+        /// Which.
+        key: DocumentKey,
+        /// The document (XML text the feature wrote).
+        document: String,
+    },
+    /// Removes one of the user's documents (nothing if there is none).
+    DocumentRemove {
+        /// Whose.
+        user: BareJid,
+        /// Which.
+        key: DocumentKey,
     },
 }
 
@@ -198,8 +216,53 @@ pub trait OfflineStore {
     fn offline_total(&self) -> Result<u64, StoreError>;
 }
 
+/// The key of a user's document: the feature's own naming (`private/{namespace}`, `vcard`, `pep/{node}/{item}` …).
+/// At most [`DocumentKey::MAX_LEN`] bytes of UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocumentKey(String);
+
+impl DocumentKey {
+    /// The longest key, in bytes: a namespace or a node name and an item id fit, and stores can index it.
+    pub const MAX_LEN: usize = 1024;
+
+    /// A key, if `key` is not empty and not longer than [`Self::MAX_LEN`].
+    pub fn new(key: impl Into<String>) -> Option<Self> {
+        let key = key.into();
+        (!key.is_empty() && key.len() <= Self::MAX_LEN).then_some(DocumentKey(key))
+    }
+
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DocumentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Small documents of a user that the account features keep — private XML storage (XEP-0049), the vCard
+/// (XEP-0054), PEP nodes and their items (XEP-0163) — each under a key its feature chooses. They are loaded with
+/// the user ([`UserRecord::documents`]), written through [`StoreWrite::DocumentPut`] and
+/// [`StoreWrite::DocumentRemove`], and removed with the account.
+pub trait DocumentStore {
+    /// Every document of `user`, ordered by key.
+    fn documents(&self, user: &BareJid) -> Result<Vec<(DocumentKey, String)>, StoreError>;
+    /// Stores a document, replacing any under the same key.
+    fn put_document(
+        &self,
+        user: &BareJid,
+        key: &DocumentKey,
+        document: &str,
+    ) -> Result<(), StoreError>;
+    /// Removes a document; removing one that does not exist is not an error.
+    fn remove_document(&self, user: &BareJid, key: &DocumentKey) -> Result<(), StoreError>;
+}
+
 /// A complete store, as the shells use it.
-pub trait Store: AccountStore + RosterStore + OfflineStore {
+pub trait Store: AccountStore + RosterStore + OfflineStore + DocumentStore {
     /// Makes a group of writes durable, in order. Implementations should commit the group at once (one
     /// transaction) so durability does not cost a sync per write; the default applies them one by one.
     fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
@@ -218,6 +281,12 @@ pub trait Store: AccountStore + RosterStore + OfflineStore {
                 StoreWrite::OfflineClear { user, up_to } => {
                     self.clear_offline(user, *up_to)?;
                 }
+                StoreWrite::DocumentPut {
+                    user,
+                    key,
+                    document,
+                } => self.put_document(user, key, document)?,
+                StoreWrite::DocumentRemove { user, key } => self.remove_document(user, key)?,
             }
         }
         Ok(())
@@ -239,6 +308,7 @@ pub trait Store: AccountStore + RosterStore + OfflineStore {
             roster: self.roster(user)?,
             policy: self.policy(user)?.unwrap_or_default(),
             offline: self.offline(user)?,
+            documents: self.documents(user)?,
         }))
     }
 }

@@ -47,12 +47,14 @@ fn condition_name(c: ErrorCondition) -> &'static str {
         ErrorCondition::RemoteServerNotFound => "remote-server-not-found",
         ErrorCondition::ResourceConstraint => "resource-constraint",
         ErrorCondition::ServiceUnavailable => "service-unavailable",
+        ErrorCondition::Forbidden => "forbidden",
     }
 }
 
 /// The error type RFC 6120 §8.3.3 pairs with each condition.
 fn error_type(c: ErrorCondition) -> &'static str {
     match c {
+        ErrorCondition::Forbidden => "auth",
         ErrorCondition::BadRequest
         | ErrorCondition::NotAcceptable
         | ErrorCondition::PolicyViolation => "modify",
@@ -207,6 +209,9 @@ pub fn to_client(
                 .with_attr("type", "result")
                 .with_attr("id", request.0)
                 .with_attr("to", &me_s);
+            if let Some(from) = features::answer_from(&answer, me) {
+                el = el.with_attr("from", from);
+            }
             if let Some(payload) = features::answer(&answer) {
                 el = el.with_child(payload);
             }

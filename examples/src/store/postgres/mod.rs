@@ -20,8 +20,8 @@ use presence_core::BareJid;
 use presence_core::policy::UserPolicy;
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
-    UserRecord,
+    Account, AccountStore, DocumentKey, DocumentStore, OfflineStore, RosterStore, Store,
+    StoreError, StoreWrite, StoredMessage, UserRecord,
 };
 
 use super::codec;
@@ -190,6 +190,46 @@ fn read_policy(c: &mut impl GenericClient, user: &BareJid) -> Result<Option<User
     )?))
 }
 
+fn put_document(
+    c: &mut impl GenericClient,
+    user: &BareJid,
+    key: &DocumentKey,
+    document: &str,
+) -> Result<(), postgres::Error> {
+    c.execute(
+        "INSERT INTO documents (owner, key, document) VALUES ($1, $2, $3)
+         ON CONFLICT (owner, key) DO UPDATE SET document = EXCLUDED.document",
+        &[
+            &user.as_str(),
+            &key.as_str(),
+            &codec::encode_document(document),
+        ],
+    )?;
+    Ok(())
+}
+
+fn remove_document(
+    c: &mut impl GenericClient,
+    user: &BareJid,
+    key: &DocumentKey,
+) -> Result<(), postgres::Error> {
+    c.execute(
+        "DELETE FROM documents WHERE owner = $1 AND key = $2",
+        &[&user.as_str(), &key.as_str()],
+    )?;
+    Ok(())
+}
+
+fn document_row(owner: &str, key: &str, document: &[u8]) -> Result<(DocumentKey, String), Failure> {
+    let key = DocumentKey::new(key).ok_or_else(|| StoreError::Corrupt {
+        what: format!("document key of {owner}"),
+        detail: format!("{} bytes is not a key", key.len()),
+    })?;
+    let what = format!("document {key} of {owner}");
+    let document = codec::decode_document(&what, document)?;
+    Ok((key, document))
+}
+
 fn read_offline(c: &mut impl GenericClient, user: &BareJid) -> Result<Vec<StoredMessage>, Failure> {
     let rows = c.query(
         "SELECT message FROM offline WHERE owner = $1 ORDER BY seq",
@@ -254,6 +294,19 @@ fn read_users(
             record
                 .offline
                 .push(codec::decode_message(&what, row.try_get(1)?)?);
+        }
+    }
+    // Keys in byte order, as the embedded store keeps them (the trait promises key order).
+    for row in tx.query(
+        "SELECT owner, key, document FROM documents WHERE owner = ANY($1)
+         ORDER BY owner, key COLLATE \"C\"",
+        &[&names],
+    )? {
+        let owner: &str = row.try_get(0)?;
+        if let Some(record) = records.get_mut(owner) {
+            record
+                .documents
+                .push(document_row(owner, row.try_get(1)?, row.try_get(2)?)?);
         }
     }
     tx.commit()?;
@@ -348,6 +401,7 @@ impl AccountStore for PgStore {
             tx.execute("DELETE FROM roster WHERE owner = $1", &[&u])?;
             tx.execute("DELETE FROM policies WHERE owner = $1", &[&u])?;
             tx.execute("DELETE FROM offline WHERE owner = $1", &[&u])?;
+            tx.execute("DELETE FROM documents WHERE owner = $1", &[&u])?;
             // A deleted user has no home in the cluster any more (the table exists whether or not a cluster runs).
             tx.execute("DELETE FROM cluster_placement WHERE jid = $1", &[&u])?;
             Ok(existed)
@@ -418,6 +472,39 @@ impl OfflineStore for PgStore {
     }
 }
 
+impl DocumentStore for PgStore {
+    fn documents(&self, user: &BareJid) -> Result<Vec<(DocumentKey, String)>, StoreError> {
+        self.query(|c| {
+            let rows = c.query(
+                "SELECT key, document FROM documents WHERE owner = $1 ORDER BY key COLLATE \"C\"",
+                &[&user.as_str()],
+            )?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(document_row(
+                    user.as_str(),
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                )?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_document(
+        &self,
+        user: &BareJid,
+        key: &DocumentKey,
+        document: &str,
+    ) -> Result<(), StoreError> {
+        self.with_client(|c| put_document(c, user, key, document))
+    }
+
+    fn remove_document(&self, user: &BareJid, key: &DocumentKey) -> Result<(), StoreError> {
+        self.with_client(|c| remove_document(c, user, key))
+    }
+}
+
 impl Store for PgStore {
     fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
         // Sequence numbers are checked before anything is sent, so a bad one fails the group before it starts.
@@ -442,6 +529,12 @@ impl Store for PgStore {
                     StoreWrite::OfflineClear { user, up_to } => {
                         clear_offline(tx, user, *up_to)?;
                     }
+                    StoreWrite::DocumentPut {
+                        user,
+                        key,
+                        document,
+                    } => put_document(tx, user, key, document)?,
+                    StoreWrite::DocumentRemove { user, key } => remove_document(tx, user, key)?,
                 }
             }
             Ok(())

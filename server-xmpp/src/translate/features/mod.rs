@@ -9,10 +9,13 @@ pub mod blocking;
 pub mod disco;
 pub mod offline;
 pub mod ping;
+pub mod private;
 pub mod roster;
 pub mod session;
 pub mod settings;
+pub mod vcard;
 pub mod version;
+pub mod xml;
 
 use presence_core::feature::{Answer, Call, Push};
 use presence_core::stanza::{ErrorCondition, RequestId};
@@ -52,6 +55,8 @@ const ALL: &[&Feature] = &[
     &version::FEATURE,
     &session::FEATURE,
     &offline::FEATURE,
+    &private::FEATURE,
+    &vcard::FEATURE,
 ];
 
 impl Features {
@@ -175,6 +180,17 @@ pub(super) fn answer(answer: &Answer) -> Option<Element> {
         Answer::Roster(r) => Some(roster::answer(r)),
         Answer::Blocking(b) => Some(blocking::answer(b)),
         Answer::Settings(s) => Some(settings::element(s)),
+        Answer::Private(p) => Some(private::answer(p)),
+        Answer::VCard(v) => Some(vcard::answer(v)),
+    }
+}
+
+/// Who a result comes from, when not the server on the user's behalf: the user whose vCard was asked for, as
+/// the request was addressed (RFC 6120 §8.1.2.1), so that clients match the result to their request.
+pub(super) fn answer_from(answer: &Answer, me: &presence_core::FullJid) -> Option<String> {
+    match answer {
+        Answer::VCard(v) if &v.of != me.bare() => Some(v.of.to_string()),
+        _ => None,
     }
 }
 

@@ -1,0 +1,129 @@
+//! The account features that keep documents (private XML storage, vCards): read from the loaded user, written
+//! through the store like every other change, within the configured size and count limits.
+
+use super::Engine;
+use crate::feature::{Answer, private, vcard};
+use crate::jid::BareJid;
+use crate::session::SessionId;
+use crate::stanza::{ErrorCondition, RequestId};
+use crate::store::{DocumentKey, StoreWrite};
+
+impl Engine {
+    pub(super) fn private_storage(
+        &mut self,
+        id: SessionId,
+        request: RequestId,
+        call: private::Call,
+    ) {
+        let Some(user) = self.sessions.get(&id).cloned() else {
+            return;
+        };
+        match call {
+            private::Call::Get { namespace, element } => {
+                let xml = private::key(&namespace)
+                    .and_then(|k| self.users.get(&user)?.documents.get(&k).cloned());
+                let answer = private::Answer {
+                    namespace,
+                    element,
+                    xml,
+                };
+                self.answer(id, request, Answer::Private(answer));
+            }
+            private::Call::Set { namespace, xml } => {
+                let Some(key) = private::key(&namespace) else {
+                    return self.request_error(
+                        id,
+                        &user,
+                        request,
+                        ErrorCondition::NotAcceptable,
+                        "the namespace is too long to store",
+                    );
+                };
+                self.put_document(id, &user, request, key, xml);
+            }
+        }
+    }
+
+    pub(super) fn vcard(&mut self, id: SessionId, request: RequestId, call: vcard::Call) {
+        let Some(user) = self.sessions.get(&id).cloned() else {
+            return;
+        };
+        match call {
+            vcard::Call::Get { of } => {
+                let of = of.unwrap_or_else(|| user.clone());
+                if !self.is_here(&of) {
+                    // A user of another domain or node: their server answers (once federation and cluster
+                    // forwarding of requests exist); until then nobody here can.
+                    return self.request_error(
+                        id,
+                        &user,
+                        request,
+                        ErrorCondition::ServiceUnavailable,
+                        "that user's vCard is not kept on this server",
+                    );
+                }
+                let Some(target) = self.users.get(&of) else {
+                    return self.request_error(
+                        id,
+                        &user,
+                        request,
+                        ErrorCondition::ItemNotFound,
+                        "no such user",
+                    );
+                };
+                let xml = target.documents.get(&vcard::key()).cloned();
+                self.answer(
+                    id,
+                    request,
+                    Answer::VCard(vcard::Answer {
+                        of: of.clone(),
+                        xml,
+                    }),
+                );
+                // Looking at someone's card does not keep them in memory.
+                self.released.push(of);
+            }
+            vcard::Call::Set { xml } => self.put_document(id, &user, request, vcard::key(), xml),
+        }
+    }
+
+    /// Stores a document of `user` for a session's request, within the limits, and answers it.
+    fn put_document(
+        &mut self,
+        id: SessionId,
+        user: &BareJid,
+        request: RequestId,
+        key: DocumentKey,
+        document: String,
+    ) {
+        let limits = &self.config.limits;
+        let (max_bytes, max_count) = (limits.max_document_bytes, limits.max_documents_per_user);
+        let Some(u) = self.users.get_mut(user) else {
+            return;
+        };
+        if document.len() > max_bytes {
+            let text = format!(
+                "the document is {} bytes; at most {max_bytes} are kept",
+                document.len()
+            );
+            return self.request_error(id, user, request, ErrorCondition::NotAcceptable, &text);
+        }
+        if !u.documents.contains_key(&key) && u.documents.len() >= max_count {
+            let text = format!("at most {max_count} documents are kept per user");
+            return self.request_error(
+                id,
+                user,
+                request,
+                ErrorCondition::ResourceConstraint,
+                &text,
+            );
+        }
+        u.documents.insert(key.clone(), document.clone());
+        self.out(super::Output::Store(StoreWrite::DocumentPut {
+            user: user.clone(),
+            key,
+            document,
+        }));
+        self.answer(id, request, Answer::Done);
+    }
+}
