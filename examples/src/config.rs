@@ -132,16 +132,33 @@ pub struct HttpConfig {
     pub bind: SocketAddr,
 }
 
-/// `[xmpp]`: the client-to-server listener.
+/// `[xmpp]`: the client-to-server listeners.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct XmppConfig {
-    /// Address the c2s listener binds.
+    /// Address the c2s listener binds (STARTTLS, required before authentication).
     pub c2s_bind: SocketAddr,
-    /// PEM certificate chain for STARTTLS.
+    /// Address of the direct-TLS c2s listener (XEP-0368: TLS from the first byte, ALPN `xmpp-client`);
+    /// `"off"` (or `""`) for none. Same certificate, limits and connection caps as `c2s_bind`.
+    #[serde(deserialize_with = "address_or_off")]
+    pub c2s_tls_bind: Option<SocketAddr>,
+    /// PEM certificate chain for both listeners.
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key for STARTTLS.
+    /// PEM private key for both listeners.
     pub tls_key: Option<PathBuf>,
+}
+
+/// An address, or `"off"`/`""` for a listener that is not opened.
+fn address_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.trim() {
+        "" | "off" => Ok(None),
+        t => t.parse().map(Some).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{t:?} is neither a socket address nor \"off\": {e}"
+            ))
+        }),
+    }
 }
 
 /// `[sip]`: the SIP listener.
@@ -243,6 +260,7 @@ impl Default for XmppConfig {
     fn default() -> Self {
         XmppConfig {
             c2s_bind: SocketAddr::from(([0, 0, 0, 0], 5222)),
+            c2s_tls_bind: Some(SocketAddr::from(([0, 0, 0, 0], 5223))),
             tls_cert: None,
             tls_key: None,
         }
@@ -370,6 +388,16 @@ impl Config {
                 key,
                 &given,
                 "is given without its partner (tls_cert and tls_key go together)".into(),
+            ));
+        }
+        let x = &self.xmpp;
+        // Port 0 (any free port) is the one address two listeners may share.
+        if x.c2s_tls_bind == Some(x.c2s_bind) && x.c2s_bind.port() != 0 {
+            return Err(invalid(
+                "xmpp.c2s_tls_bind",
+                &x.c2s_bind.to_string(),
+                "is the same address as xmpp.c2s_bind (the two listeners need their own ports)"
+                    .into(),
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
@@ -517,6 +545,10 @@ mod tests {
         let c = parse("").expect("empty is fine");
         assert_eq!(c, Config::default());
         assert_eq!(c.xmpp.c2s_bind.to_string(), "0.0.0.0:5222");
+        assert_eq!(
+            c.xmpp.c2s_tls_bind.map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:5223")
+        );
         assert_eq!(c.sip.bind.to_string(), "0.0.0.0:5060");
         assert_eq!(c.store_path(), Path::new("./data/presenced.redb"));
         assert_eq!(c.engine_config(), EngineConfig::default());
@@ -628,6 +660,42 @@ mod tests {
             }
         );
         assert_eq!(c.sip.bind.to_string(), "[::1]:5070");
+    }
+
+    #[test]
+    fn the_direct_tls_listener_is_configured_or_off() {
+        let c = parse("[xmpp]\nc2s_tls_bind = \"127.0.0.1:15223\"\n").expect("valid");
+        assert_eq!(
+            c.xmpp.c2s_tls_bind,
+            Some(SocketAddr::from(([127, 0, 0, 1], 15223)))
+        );
+        for off in ["off", ""] {
+            let c = parse(&format!("[xmpp]\nc2s_tls_bind = {off:?}\n")).expect(off);
+            assert_eq!(c.xmpp.c2s_tls_bind, None, "{off:?}");
+        }
+    }
+
+    #[test]
+    fn direct_tls_errors_name_the_problem() {
+        let cases = [
+            (
+                "[xmpp]\nc2s_tls_bind = \"nowhere\"",
+                "p.toml:2:",
+                "neither a socket address nor",
+            ),
+            (
+                "[xmpp]\nc2s_bind = \"127.0.0.1:5222\"\nc2s_tls_bind = \"127.0.0.1:5222\"",
+                "xmpp.c2s_tls_bind",
+                "same address",
+            ),
+        ];
+        for (text, starts, mentions) in cases {
+            let msg = parse(text).expect_err(text).to_string();
+            assert!(!msg.contains('\n'), "one line: {msg}");
+            assert!(msg.starts_with("p.toml"), "{msg}");
+            assert!(msg.contains(starts), "{msg} should contain {starts}");
+            assert!(msg.contains(mentions), "{msg} should mention {mentions}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! One client connection (RFC 6120): mandatory STARTTLS, SASL, resource binding, then stanzas between the
-//! socket and the hub until either side ends the stream.
+//! One client connection (RFC 6120): mandatory STARTTLS (or TLS from the first byte on the direct-TLS port,
+//! XEP-0368), SASL, resource binding, then stanzas between the socket and the hub until either side ends the
+//! stream.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ pub struct Shared<S> {
     pub domain: String,
     /// TLS for STARTTLS.
     pub tls: TlsAcceptor,
+    /// TLS for the direct-TLS port: the same identity, with ALPN `xmpp-client`.
+    pub direct_tls: TlsAcceptor,
     /// The engine's runtime.
     pub hub: Handle,
     /// Accounts, for SASL.
@@ -60,6 +63,15 @@ const MAX_AUTH_ATTEMPTS: u32 = 3;
 /// How long writing to a client may stall before it counts as not reading (a slow consumer).
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How a listener's connections begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A plain stream that must upgrade with STARTTLS (RFC 6120 §5).
+    StartTls,
+    /// TLS from the first byte, then the stream (XEP-0368).
+    DirectTls,
+}
+
 /// Serves one accepted TCP connection to the end; `admitted` is its place under the connection caps (`Err`:
 /// refused, told so, closed).
 pub async fn serve<S: Store + Send + Sync + 'static>(
@@ -67,7 +79,12 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
     peer: std::net::SocketAddr,
     shared: Arc<Shared<S>>,
     admitted: Result<Permit, runtime::Refused>,
+    transport: Transport,
 ) {
+    // Before TLS nothing can be said on the direct-TLS port (a plaintext stream error would be garbage to a TLS
+    // client), and a TLS handshake just to refuse would spend the CPU an overload cannot spare: refusals there
+    // are a plain close.
+    let plain = transport == Transport::StartTls;
     // The connection's span is the parent of its events rather than entered around every poll: entering costs
     // a few hundred nanoseconds each time, and a busy connection is polled for every stanza. It is a debug span,
     // as the connection's own events are: at the default level it is never built, where it would cost each idle
@@ -79,27 +96,35 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
         Ok(p) => p,
         Err(refused) => {
             debug!(parent: &span, %refused, "connection refused");
-            wire.fail(
-                &shared.domain,
-                "policy-violation",
-                Some(&refused.to_string()),
-            )
-            .await;
+            if plain {
+                wire.fail(
+                    &shared.domain,
+                    "policy-violation",
+                    Some(&refused.to_string()),
+                )
+                .await;
+            }
             return;
         }
     };
     let Ok(permit) = shared.unauthenticated.clone().try_acquire_owned() else {
         shared.hub.metrics().rejected(Rejection::Unauthenticated);
-        wire.fail(
-            &shared.domain,
-            "resource-constraint",
-            Some("too many connections are authenticating"),
-        )
-        .await;
+        if plain {
+            wire.fail(
+                &shared.domain,
+                "resource-constraint",
+                Some("too many connections are authenticating"),
+            )
+            .await;
+        }
         return;
     };
-    let handshake =
-        tokio::time::timeout(shared.handshake_timeout, negotiate(wire, &shared, permit)).await;
+    // The TLS handshake of either port runs under the handshake timeout, so a peer that stalls it is cut off.
+    let handshake = tokio::time::timeout(
+        shared.handshake_timeout,
+        negotiate(wire, &shared, permit, transport),
+    )
+    .await;
     let Ok(Some((wire, user))) = handshake else {
         return;
     };
@@ -108,14 +133,21 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
     established(wire, &shared, user, &span).await;
 }
 
-/// Plain TCP: only STARTTLS is allowed. Then TLS and SASL. Returns the authenticated stream and user.
+/// Plain TCP: only STARTTLS is allowed (on the direct-TLS port, TLS at once). Then TLS and SASL. Returns the
+/// authenticated stream and user.
 async fn negotiate<S: Store + Send + Sync + 'static>(
     mut wire: Wire<TcpStream>,
     shared: &Shared<S>,
     permit: OwnedSemaphorePermit,
+    transport: Transport,
 ) -> Option<(Wire<tokio_rustls::server::TlsStream<TcpStream>>, BareJid)> {
     let domain = shared.domain.as_str();
     loop {
+        // On the direct-TLS port there is no plaintext stream at all; once TLS is up both ports offer the
+        // same features, which never include STARTTLS again.
+        if transport == Transport::DirectTls {
+            break;
+        }
         match wire.next().await {
             Ok(StreamEvent::Open(h)) => {
                 if !open_stream(&mut wire, domain, &h).await {
@@ -160,7 +192,12 @@ async fn negotiate<S: Store + Send + Sync + 'static>(
         }
     }
     let (tcp, spare) = wire.into_io();
-    let tls = shared.tls.accept(tcp).await.ok()?;
+    let acceptor = match transport {
+        Transport::StartTls => &shared.tls,
+        Transport::DirectTls => &shared.direct_tls,
+    };
+    // A failed handshake (plaintext on the direct-TLS port, an ALPN other than xmpp-client) just closes.
+    let tls = acceptor.accept(tcp).await.ok()?;
     let mut wire = spare.with_io(tls);
     let user = authenticate(&mut wire, shared).await?;
     drop(permit);
