@@ -111,6 +111,9 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
     );
     settings.cert = cert;
     settings.direct_tls_bind = config.xmpp.c2s_tls_bind;
+    settings.ping_interval = config.xmpp.ping_every();
+    settings.ping_timeout = config.xmpp.ping_timeout;
+    settings.idle_timeout = config.xmpp.idle_timeout;
     settings.outbound_queue = limits.max_outbound_queue;
     settings.outbound_bytes = limits.max_outbound_bytes;
     settings.rate = Rate {

@@ -43,8 +43,14 @@ pub struct XmppSettings {
     pub max_unauthenticated: usize,
     /// Time from connect to a bound session.
     pub handshake_timeout: Duration,
-    /// Silence after which a bound session is closed (clients keep alive with pings or whitespace).
+    /// Inbound silence after which a bound session is closed (clients keep alive with pings or whitespace).
+    /// With server pings on, a client that answers them is never silent this long; this is the backstop for
+    /// `ping_interval: None`.
     pub idle_timeout: Duration,
+    /// Inbound silence after which the server pings the client (XEP-0199); `None`: no server pings.
+    pub ping_interval: Option<Duration>,
+    /// How long a pinged client may stay silent before its connection is closed as dead.
+    pub ping_timeout: Duration,
     /// Stanzas that may wait for one slow client before its session is ended.
     pub outbound_queue: usize,
     /// Bytes that may wait for one slow client before its session is ended (a roster result can be large).
@@ -68,6 +74,8 @@ impl XmppSettings {
             max_unauthenticated: 1000,
             handshake_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
+            ping_interval: Some(Duration::from_secs(60)),
+            ping_timeout: Duration::from_secs(30),
             outbound_queue: 1000,
             outbound_bytes: 1024 * 1024,
             rate: Rate {
@@ -133,6 +141,8 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
             limits: settings.limits,
             handshake_timeout: settings.handshake_timeout,
             idle_timeout: settings.idle_timeout,
+            ping_interval: settings.ping_interval,
+            ping_timeout: settings.ping_timeout,
             outbound_queue: settings.outbound_queue,
             outbound_bytes: settings.outbound_bytes,
             rate: settings.rate,
