@@ -67,12 +67,19 @@ for build in before after; do
     else
         limits=''
     fi
+    # A build with the direct-TLS listener (XEP-0368) would open it on 0.0.0.0:5223 by default: keep it off.
+    xmpp_extra=''
+    if [ "$build" = after ] || git -C "$REPO" show "$BASE_REV:examples/src/config.rs" 2>/dev/null \
+        | grep -q c2s_tls_bind; then
+        xmpp_extra='c2s_tls_bind = "off"'
+    fi
     cat >"$d/presenced.toml" <<EOF
 domain = "localhost"
 data_dir = "$d/data"
 
 [xmpp]
 c2s_bind = "127.0.0.1:$port"
+$xmpp_extra
 tls_cert = "$WORK/cert.pem"
 tls_key = "$WORK/key.pem"
 

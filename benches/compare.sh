@@ -184,6 +184,7 @@ data_dir = "$d/data"
 
 [xmpp]
 c2s_bind = "127.0.0.1:$PORT"
+c2s_tls_bind = "off"
 tls_cert = "$WORK/cert.pem"
 tls_key = "$WORK/key.pem"
 

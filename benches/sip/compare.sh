@@ -183,6 +183,7 @@ data_dir = "$dir/data"
 
 [xmpp]
 c2s_bind = "127.0.0.1:$PRESENCED_XMPP"
+c2s_tls_bind = "off"
 
 [sip]
 bind = "127.0.0.1:$PRESENCED_SIP"

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use presence_core::{BareJid, Cap, EngineConfig, Limits};
 use serde::Deserialize;
@@ -132,16 +133,60 @@ pub struct HttpConfig {
     pub bind: SocketAddr,
 }
 
-/// `[xmpp]`: the client-to-server listener.
+/// `[xmpp]`: the client-to-server listeners.
+///
+/// Durations are strings with a unit: `"250ms"`, `"30s"`, `"10min"`, `"1h"`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct XmppConfig {
-    /// Address the c2s listener binds.
+    /// Address the c2s listener binds (STARTTLS, required before authentication).
     pub c2s_bind: SocketAddr,
-    /// PEM certificate chain for STARTTLS.
+    /// Address of the direct-TLS c2s listener (XEP-0368: TLS from the first byte, ALPN `xmpp-client`);
+    /// `"off"` (or `""`) for none. Same certificate, limits and connection caps as `c2s_bind`.
+    #[serde(deserialize_with = "address_or_off")]
+    pub c2s_tls_bind: Option<SocketAddr>,
+    /// PEM certificate chain for both listeners.
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key for STARTTLS.
+    /// PEM private key for both listeners.
     pub tls_key: Option<PathBuf>,
+    /// Inbound silence after which the server pings a session (XEP-0199); `"0s"` turns server pings off.
+    #[serde(deserialize_with = "duration")]
+    pub ping_interval: Duration,
+    /// How long a pinged session may stay silent before it is closed as dead and its user goes offline.
+    #[serde(deserialize_with = "duration")]
+    pub ping_timeout: Duration,
+    /// Inbound silence after which a session is closed in any case. A client that answers pings is never
+    /// silent this long, so with pings on this only matters when it is shorter; it must not be shorter than
+    /// `ping_interval + ping_timeout`, or the ping could not do its work.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+impl XmppConfig {
+    /// The server-ping interval, `None` when pings are off.
+    pub fn ping_every(&self) -> Option<Duration> {
+        Some(self.ping_interval).filter(|d| !d.is_zero())
+    }
+}
+
+/// An address, or `"off"`/`""` for a listener that is not opened.
+fn address_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.trim() {
+        "" | "off" => Ok(None),
+        t => t.parse().map(Some).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{t:?} is neither a socket address nor \"off\": {e}"
+            ))
+        }),
+    }
+}
+
+/// A duration string (`"30s"`), as the cluster timers take them.
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::cluster::config::parse_duration(&text)
+        .map_err(|problem| serde::de::Error::custom(format!("duration {text:?} {problem}")))
 }
 
 /// `[sip]`: the SIP listener.
@@ -247,8 +292,12 @@ impl Default for XmppConfig {
     fn default() -> Self {
         XmppConfig {
             c2s_bind: SocketAddr::from(([0, 0, 0, 0], 5222)),
+            c2s_tls_bind: Some(SocketAddr::from(([0, 0, 0, 0], 5223))),
             tls_cert: None,
             tls_key: None,
+            ping_interval: Duration::from_secs(60),
+            ping_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -377,6 +426,43 @@ impl Config {
                 &given,
                 "is given without its partner (tls_cert and tls_key go together)".into(),
             ));
+        }
+        let x = &self.xmpp;
+        // Port 0 (any free port) is the one address two listeners may share.
+        if x.c2s_tls_bind == Some(x.c2s_bind) && x.c2s_bind.port() != 0 {
+            return Err(invalid(
+                "xmpp.c2s_tls_bind",
+                &x.c2s_bind.to_string(),
+                "is the same address as xmpp.c2s_bind (the two listeners need their own ports)"
+                    .into(),
+            ));
+        }
+        if x.idle_timeout.is_zero() {
+            return Err(invalid(
+                "xmpp.idle_timeout",
+                "0s",
+                "would close every session at once (must be more than 0)".into(),
+            ));
+        }
+        if let Some(every) = x.ping_every() {
+            let shown = |d: Duration| format!("{}ms", d.as_millis());
+            if x.ping_timeout.is_zero() {
+                return Err(invalid(
+                    "xmpp.ping_timeout",
+                    "0s",
+                    "would close every pinged session before it could answer (must be more than 0, or set ping_interval = \"0s\" to turn pings off)".into(),
+                ));
+            }
+            if every + x.ping_timeout > x.idle_timeout {
+                return Err(invalid(
+                    "xmpp.idle_timeout",
+                    &shown(x.idle_timeout),
+                    format!(
+                        "is shorter than ping_interval + ping_timeout ({}): a silent session would be closed as idle before its ping is due or answered",
+                        shown(every + x.ping_timeout)
+                    ),
+                ));
+            }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             return Err(invalid(
@@ -530,6 +616,13 @@ mod tests {
         let c = parse("").expect("empty is fine");
         assert_eq!(c, Config::default());
         assert_eq!(c.xmpp.c2s_bind.to_string(), "0.0.0.0:5222");
+        assert_eq!(
+            c.xmpp.c2s_tls_bind.map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:5223")
+        );
+        assert_eq!(c.xmpp.ping_every(), Some(Duration::from_secs(60)));
+        assert_eq!(c.xmpp.ping_timeout, Duration::from_secs(30));
+        assert_eq!(c.xmpp.idle_timeout, Duration::from_secs(600));
         assert_eq!(c.sip.bind.to_string(), "0.0.0.0:5060");
         assert_eq!(c.store_path(), Path::new("./data/presenced.redb"));
         assert_eq!(c.engine_config(), EngineConfig::default());
@@ -642,6 +735,70 @@ mod tests {
             }
         );
         assert_eq!(c.sip.bind.to_string(), "[::1]:5070");
+    }
+
+    #[test]
+    fn the_direct_tls_listener_and_server_pings_are_configured_or_off() {
+        let c = parse(
+            "[xmpp]\nc2s_tls_bind = \"127.0.0.1:15223\"\nping_interval = \"1s\"\nping_timeout = \"500ms\"\nidle_timeout = \"2s\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.xmpp.c2s_tls_bind,
+            Some(SocketAddr::from(([127, 0, 0, 1], 15223)))
+        );
+        assert_eq!(c.xmpp.ping_every(), Some(Duration::from_secs(1)));
+        assert_eq!(c.xmpp.ping_timeout, Duration::from_millis(500));
+        assert_eq!(c.xmpp.idle_timeout, Duration::from_secs(2));
+        for off in ["off", ""] {
+            let c = parse(&format!("[xmpp]\nc2s_tls_bind = {off:?}\n")).expect(off);
+            assert_eq!(c.xmpp.c2s_tls_bind, None, "{off:?}");
+        }
+        // Pings off: no ping/idle ordering to keep, and no timeout needed.
+        let c =
+            parse("[xmpp]\nping_interval = \"0s\"\nping_timeout = \"0s\"\nidle_timeout = \"5s\"\n")
+                .expect("pings off");
+        assert_eq!(c.xmpp.ping_every(), None);
+    }
+
+    #[test]
+    fn direct_tls_and_ping_errors_name_the_problem() {
+        let cases = [
+            (
+                "[xmpp]\nc2s_tls_bind = \"nowhere\"",
+                "p.toml:2:",
+                "neither a socket address nor",
+            ),
+            (
+                "[xmpp]\nc2s_bind = \"127.0.0.1:5222\"\nc2s_tls_bind = \"127.0.0.1:5222\"",
+                "xmpp.c2s_tls_bind",
+                "same address",
+            ),
+            ("[xmpp]\nping_interval = \"60\"", "p.toml:2:", "unit"),
+            ("[xmpp]\nping_timeout = \"1d\"", "p.toml:2:", "unknown unit"),
+            (
+                "[xmpp]\nping_timeout = \"0s\"",
+                "xmpp.ping_timeout",
+                "more than 0",
+            ),
+            (
+                "[xmpp]\nidle_timeout = \"0s\"",
+                "xmpp.idle_timeout",
+                "more than 0",
+            ),
+            (
+                "[xmpp]\nping_interval = \"10min\"",
+                "xmpp.idle_timeout",
+                "shorter than ping_interval + ping_timeout",
+            ),
+        ];
+        for (text, starts, mentions) in cases {
+            let msg = parse(text).expect_err(text).to_string();
+            assert!(!msg.contains('\n'), "one line: {msg}");
+            assert!(msg.starts_with("p.toml"), "{msg}");
+            assert!(msg.contains(starts), "{msg} should contain {starts}");
+            assert!(msg.contains(mentions), "{msg} should mention {mentions}");
+        }
     }
 
     #[test]

@@ -110,6 +110,10 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         config.data_dir.join("tls"),
     );
     settings.cert = cert;
+    settings.direct_tls_bind = config.xmpp.c2s_tls_bind;
+    settings.ping_interval = config.xmpp.ping_every();
+    settings.ping_timeout = config.xmpp.ping_timeout;
+    settings.idle_timeout = config.xmpp.idle_timeout;
     settings.outbound_queue = limits.max_outbound_queue;
     settings.outbound_bytes = limits.max_outbound_bytes;
     settings.rate = Rate {
@@ -175,9 +179,11 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             source,
         })?;
         let addr = xmpp.local_addr().map_err(Error::Runtime)?;
+        let direct_tls = xmpp.direct_tls_addr().map_err(Error::Runtime)?;
         info!(
             domain = %config.domain,
             xmpp = %addr,
+            xmpp_tls = %direct_tls.map_or_else(|| "off".to_owned(), |a| a.to_string()),
             sip = %sip.local_addr(),
             http = %config.http.bind,
             "presenced serving"

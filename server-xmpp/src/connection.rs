@@ -1,5 +1,6 @@
-//! One client connection (RFC 6120): mandatory STARTTLS, SASL, resource binding, then stanzas between the
-//! socket and the hub until either side ends the stream.
+//! One client connection (RFC 6120): mandatory STARTTLS (or TLS from the first byte on the direct-TLS port,
+//! XEP-0368), SASL, resource binding, then stanzas between the socket and the hub until either side ends the
+//! stream. A client that falls silent is pinged (XEP-0199) and closed as dead if it does not answer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ pub struct Shared<S> {
     pub domain: String,
     /// TLS for STARTTLS.
     pub tls: TlsAcceptor,
+    /// TLS for the direct-TLS port: the same identity, with ALPN `xmpp-client`.
+    pub direct_tls: TlsAcceptor,
     /// The engine's runtime.
     pub hub: Handle,
     /// Accounts, for SASL.
@@ -44,6 +47,10 @@ pub struct Shared<S> {
     pub handshake_timeout: Duration,
     /// Time a bound session may stay silent before it is closed.
     pub idle_timeout: Duration,
+    /// Silence after which a bound session is pinged (XEP-0199); `None`: never.
+    pub ping_interval: Option<Duration>,
+    /// Time a pinged session may stay silent before it is closed as dead.
+    pub ping_timeout: Duration,
     /// Stanzas that may wait for a slow client before its session is ended.
     pub outbound_queue: usize,
     /// Bytes (estimated) that may wait for a slow client before its session is ended.
@@ -62,6 +69,15 @@ const MAX_AUTH_ATTEMPTS: u32 = 3;
 /// How long writing to a client may stall before it counts as not reading (a slow consumer).
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How a listener's connections begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A plain stream that must upgrade with STARTTLS (RFC 6120 §5).
+    StartTls,
+    /// TLS from the first byte, then the stream (XEP-0368).
+    DirectTls,
+}
+
 /// Serves one accepted TCP connection to the end; `admitted` is its place under the connection caps (`Err`:
 /// refused, told so, closed).
 pub async fn serve<S: Store + Send + Sync + 'static>(
@@ -69,7 +85,12 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
     peer: std::net::SocketAddr,
     shared: Arc<Shared<S>>,
     admitted: Result<Permit, runtime::Refused>,
+    transport: Transport,
 ) {
+    // Before TLS nothing can be said on the direct-TLS port (a plaintext stream error would be garbage to a TLS
+    // client), and a TLS handshake just to refuse would spend the CPU an overload cannot spare: refusals there
+    // are a plain close.
+    let plain = transport == Transport::StartTls;
     // The connection's span is the parent of its events rather than entered around every poll: entering costs
     // a few hundred nanoseconds each time, and a busy connection is polled for every stanza. It is a debug span,
     // as the connection's own events are: at the default level it is never built, where it would cost each idle
@@ -81,27 +102,35 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
         Ok(p) => p,
         Err(refused) => {
             debug!(parent: &span, %refused, "connection refused");
-            wire.fail(
-                &shared.domain,
-                "policy-violation",
-                Some(&refused.to_string()),
-            )
-            .await;
+            if plain {
+                wire.fail(
+                    &shared.domain,
+                    "policy-violation",
+                    Some(&refused.to_string()),
+                )
+                .await;
+            }
             return;
         }
     };
     let Ok(permit) = shared.unauthenticated.clone().try_acquire_owned() else {
         shared.hub.metrics().rejected(Rejection::Unauthenticated);
-        wire.fail(
-            &shared.domain,
-            "resource-constraint",
-            Some("too many connections are authenticating"),
-        )
-        .await;
+        if plain {
+            wire.fail(
+                &shared.domain,
+                "resource-constraint",
+                Some("too many connections are authenticating"),
+            )
+            .await;
+        }
         return;
     };
-    let handshake =
-        tokio::time::timeout(shared.handshake_timeout, negotiate(wire, &shared, permit)).await;
+    // The TLS handshake of either port runs under the handshake timeout, so a peer that stalls it is cut off.
+    let handshake = tokio::time::timeout(
+        shared.handshake_timeout,
+        negotiate(wire, &shared, permit, transport),
+    )
+    .await;
     let Ok(Some((wire, user))) = handshake else {
         return;
     };
@@ -110,14 +139,21 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
     established(wire, &shared, user, &span).await;
 }
 
-/// Plain TCP: only STARTTLS is allowed. Then TLS and SASL. Returns the authenticated stream and user.
+/// Plain TCP: only STARTTLS is allowed (on the direct-TLS port, TLS at once). Then TLS and SASL. Returns the
+/// authenticated stream and user.
 async fn negotiate<S: Store + Send + Sync + 'static>(
     mut wire: Wire<TcpStream>,
     shared: &Shared<S>,
     permit: OwnedSemaphorePermit,
+    transport: Transport,
 ) -> Option<(Wire<tokio_rustls::server::TlsStream<TcpStream>>, BareJid)> {
     let domain = shared.domain.as_str();
     loop {
+        // On the direct-TLS port there is no plaintext stream at all; once TLS is up both ports offer the
+        // same features, which never include STARTTLS again.
+        if transport == Transport::DirectTls {
+            break;
+        }
         match wire.next().await {
             Ok(StreamEvent::Open(h)) => {
                 if !open_stream(&mut wire, domain, &h).await {
@@ -162,7 +198,12 @@ async fn negotiate<S: Store + Send + Sync + 'static>(
         }
     }
     let (tcp, spare) = wire.into_io();
-    let tls = shared.tls.accept(tcp).await.ok()?;
+    let acceptor = match transport {
+        Transport::StartTls => &shared.tls,
+        Transport::DirectTls => &shared.direct_tls,
+    };
+    // A failed handshake (plaintext on the direct-TLS port, an ALPN other than xmpp-client) just closes.
+    let tls = acceptor.accept(tcp).await.ok()?;
     let mut wire = spare.with_io(tls);
     let user = authenticate(&mut wire, shared).await?;
     drop(permit);
@@ -447,10 +488,17 @@ async fn established<S, T>(
     let mut bucket = TokenBucket::new(shared.rate, Instant::now());
     // While the client is over its inbound rate, reading pauses until then (deliveries keep flowing).
     let mut paused_until: Option<Instant> = None;
+    let mut live = Liveness::new(
+        shared.ping_interval,
+        shared.ping_timeout,
+        shared.idle_timeout,
+        clock(),
+        wire.bytes_read(),
+    );
     let tell_engine = loop {
         let read_from = wire.bytes_read();
         tokio::select! {
-            read = tokio::time::timeout(shared.idle_timeout, wire.next()), if paused_until.is_none() => {
+            read = live.next(&mut wire), if paused_until.is_none() => {
                 let spent = wire.bytes_read() - read_from;
                 let pause = bucket.charge(Instant::now(), usize::try_from(spent).unwrap_or(usize::MAX));
                 if !pause.is_zero() {
@@ -458,8 +506,20 @@ async fn established<S, T>(
                     paused_until = Some(Instant::now() + pause);
                 }
                 match read {
-                    Err(_) => {
-                        wire.fail(domain, "connection-timeout", Some("idle for too long")).await;
+                    Err(Silence::PingDue) => {
+                        wire.queue(&live.ping(domain, &jid).into());
+                        metrics.stanza_out(StanzaKind::Iq);
+                        if send_bounded(&mut wire).await.is_err() {
+                            break true;
+                        }
+                    }
+                    Err(Silence::Dead) => {
+                        debug!(parent: span, "no answer to a ping: the connection is dead");
+                        fail_bounded(&mut wire, domain, "connection-timeout", Some("no answer to a ping")).await;
+                        break true;
+                    }
+                    Err(Silence::Idle) => {
+                        fail_bounded(&mut wire, domain, "connection-timeout", Some("idle for too long")).await;
                         break true;
                     }
                     Ok(Ok(StreamEvent::Stanza(stanza))) => {
@@ -566,6 +626,139 @@ async fn established<S, T>(
 }
 
 const SLOW_TEXT: &str = "too much is waiting to be sent: the client is not reading";
+
+/// Now by tokio's clock (the same as the system's, except in tests that pause time), which the timers of
+/// [`Liveness`] run on.
+fn clock() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// XEP-0199's namespace (kept here rather than shared with the stanza translation, which it is no part of).
+const NS_PING: &str = "urn:xmpp:ping";
+
+/// What the inbound silence of a bound session calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Silence {
+    /// Silent for the ping interval: ask whether the client is still there.
+    PingDue,
+    /// Pinged, and silent for the ping timeout since: the connection is dead (a vanished peer, a NAT that
+    /// dropped the mapping), and only this tells the engine the user went offline.
+    Dead,
+    /// Silent for the idle timeout.
+    Idle,
+}
+
+/// Watches a session's inbound traffic for XEP-0199 server pings and the idle close. Any byte from the client
+/// counts as a sign of life, not only the ping's answer: a busy client need not be pinged, and whitespace
+/// keepalives keep a session up as they are meant to.
+struct Liveness {
+    /// When inbound bytes were last seen, and how many had been read by then.
+    heard_at: Instant,
+    heard_bytes: u64,
+    /// When the outstanding ping was sent; cleared by any inbound traffic.
+    pinged_at: Option<Instant>,
+    /// The id of the last ping, so its answer is taken here and never reaches the stanza translation.
+    ping_id: Option<String>,
+    pings: u64,
+    interval: Option<Duration>,
+    timeout: Duration,
+    idle: Duration,
+}
+
+impl Liveness {
+    fn new(
+        interval: Option<Duration>,
+        timeout: Duration,
+        idle: Duration,
+        now: Instant,
+        bytes: u64,
+    ) -> Self {
+        Liveness {
+            heard_at: now,
+            heard_bytes: bytes,
+            pinged_at: None,
+            ping_id: None,
+            pings: 0,
+            // A zero interval would ping again the moment each answer arrives: it means no pings.
+            interval: interval.filter(|d| !d.is_zero()),
+            timeout,
+            idle,
+        }
+    }
+
+    /// When the silence so far runs out, and what happens then.
+    fn deadline(&self) -> (Instant, Silence) {
+        let idle = self.heard_at + self.idle;
+        let (at, why) = match (self.pinged_at, self.interval) {
+            (Some(sent), _) => (sent + self.timeout, Silence::Dead),
+            (None, Some(every)) => (self.heard_at + every, Silence::PingDue),
+            (None, None) => (idle, Silence::Idle),
+        };
+        if idle <= at {
+            (idle, Silence::Idle)
+        } else {
+            (at, why)
+        }
+    }
+
+    fn heard(&mut self, now: Instant, bytes: u64) {
+        self.heard_at = now;
+        self.heard_bytes = bytes;
+        self.pinged_at = None;
+    }
+
+    /// The next stream event, or the silence that came first. Cancel-safe like [`Wire::next`]: what was read
+    /// stays in the wire, and the time of the last traffic stays here.
+    async fn next<T: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        wire: &mut Wire<T>,
+    ) -> Result<Result<StreamEvent, Ended>, Silence> {
+        loop {
+            let (at, why) = self.deadline();
+            match tokio::time::timeout_at(at.into(), wire.next()).await {
+                Ok(event) => {
+                    self.heard(clock(), wire.bytes_read());
+                    if let Ok(StreamEvent::Stanza(stanza)) = &event
+                        && self.answers_ping(stanza)
+                    {
+                        self.ping_id = None;
+                        continue;
+                    }
+                    return Ok(event);
+                }
+                // Bytes that did not make a whole event yet (whitespace, a stanza still arriving) are traffic.
+                Err(_) if wire.bytes_read() != self.heard_bytes => {
+                    self.heard(clock(), wire.bytes_read());
+                }
+                Err(_) => return Err(why),
+            }
+        }
+    }
+
+    /// Whether `stanza` is the client's answer to our last ping: a result, or an error from a client that does
+    /// not do XEP-0199, which proves it alive all the same.
+    fn answers_ping(&self, stanza: &xmpp_codec::Stanza) -> bool {
+        matches!(
+            stanza.iq_type(),
+            Some(xmpp_codec::IqType::Result | xmpp_codec::IqType::Error)
+        ) && self.ping_id.is_some()
+            && stanza.id() == self.ping_id.as_deref()
+    }
+
+    /// The ping to send now (XEP-0199 §4.2), marked outstanding.
+    fn ping(&mut self, domain: &str, to: &FullJid) -> Element {
+        self.pings += 1;
+        let id = format!("ping{}", self.pings);
+        self.ping_id = Some(id.clone());
+        self.pinged_at = Some(clock());
+        Element::new(ns::CLIENT, "iq")
+            .with_attr("type", "get")
+            .with_attr("id", id)
+            .with_attr("from", domain)
+            .with_attr("to", to.to_string())
+            .with_child(Element::new(NS_PING, "ping"))
+    }
+}
 
 /// Why a write did not complete.
 enum SendFailed {
@@ -851,5 +1044,108 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                 return None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn me() -> FullJid {
+        FullJid::new("alice@example.com/phone").expect("a full JID")
+    }
+
+    #[test]
+    fn silence_brings_a_ping_then_death_and_traffic_starts_over() {
+        let t0 = Instant::now();
+        let mut live = Liveness::new(Some(60 * S), 30 * S, 600 * S, t0, 0);
+        assert_eq!(live.deadline(), (t0 + 60 * S, Silence::PingDue));
+
+        let ping = live.ping("example.com", &me());
+        assert_eq!(ping.attr("type"), Some("get"));
+        assert_eq!(ping.attr("from"), Some("example.com"));
+        assert_eq!(ping.attr("to"), Some("alice@example.com/phone"));
+        assert!(ping.child(NS_PING, "ping").is_some());
+        let sent = live.pinged_at.expect("a ping is outstanding");
+        assert_eq!(live.deadline(), (sent + 30 * S, Silence::Dead));
+
+        // Any traffic, not only the answer, ends the wait and restarts the interval.
+        let later = sent + 5 * S;
+        live.heard(later, 10);
+        assert_eq!(live.deadline(), (later + 60 * S, Silence::PingDue));
+    }
+
+    #[test]
+    fn idle_comes_first_when_it_is_shorter_and_is_all_there_is_without_pings() {
+        let t0 = Instant::now();
+        let live = Liveness::new(Some(60 * S), 30 * S, 45 * S, t0, 0);
+        assert_eq!(live.deadline(), (t0 + 45 * S, Silence::Idle));
+        for off in [None, Some(Duration::ZERO)] {
+            let live = Liveness::new(off, 30 * S, 600 * S, t0, 0);
+            assert_eq!(live.deadline(), (t0 + 600 * S, Silence::Idle), "{off:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_result_or_error_with_the_last_ping_id_is_taken_as_the_answer() {
+        let stanza = |xml: &str| {
+            let mut p = xmpp_codec::StreamParser::with_limits(xmpp_codec::Limits::default());
+            p.feed(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>");
+            p.feed(xml.as_bytes());
+            let _header = p.next_event().expect("header");
+            match p.next_event().expect("parses") {
+                Some(StreamEvent::Stanza(s)) => s,
+                other => panic!("not a stanza: {other:?}"),
+            }
+        };
+        let mut live = Liveness::new(Some(S), S, 10 * S, Instant::now(), 0);
+        let result = stanza("<iq type='result' id='ping1'/>");
+        assert!(!live.answers_ping(&result), "no ping sent yet");
+        let _ = live.ping("example.com", &me());
+        assert!(live.answers_ping(&result));
+        assert!(live.answers_ping(&stanza(
+            "<iq type='error' id='ping1'><error type='cancel'/></iq>"
+        )));
+        assert!(!live.answers_ping(&stanza("<iq type='result' id='push1'/>")));
+        assert!(!live.answers_ping(&stanza(
+            "<iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq>"
+        )));
+        assert!(!live.answers_ping(&stanza("<message id='ping1'/>")));
+    }
+
+    /// The whole read path over an in-memory pipe, in paused time: a silent peer is pinged after the
+    /// interval, its answer is swallowed, other traffic is passed on, and silence after a ping is death.
+    #[tokio::test(start_paused = true)]
+    async fn the_read_path_pings_swallows_the_answer_and_declares_the_silent_dead() {
+        use tokio::io::AsyncWriteExt;
+        let (server, mut client) = tokio::io::duplex(4096);
+        let mut wire = Wire::new(server, xmpp_codec::Limits::default());
+        client
+            .write_all(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>")
+            .await
+            .expect("write");
+        assert!(matches!(wire.next().await, Ok(StreamEvent::Open(_))));
+        let mut live = Liveness::new(Some(S), S, 100 * S, clock(), wire.bytes_read());
+
+        assert_eq!(live.next(&mut wire).await.err(), Some(Silence::PingDue));
+        let _ = live.ping("example.com", &me());
+        client
+            .write_all(b"<iq type='result' id='ping1'/><message to='bob@example.com'><body>hi</body></message>")
+            .await
+            .expect("write");
+        match live.next(&mut wire).await {
+            Ok(Ok(StreamEvent::Stanza(s))) => assert_eq!(s.kind().as_str(), "message"),
+            other => panic!("the answer was not swallowed: {other:?}"),
+        }
+        assert_eq!(live.next(&mut wire).await.err(), Some(Silence::PingDue));
+        let _ = live.ping("example.com", &me());
+        // Whitespace is traffic too, though it makes no event.
+        client.write_all(b"  ").await.expect("write");
+        tokio::time::sleep(S / 2).await;
+        assert_eq!(live.next(&mut wire).await.err(), Some(Silence::PingDue));
+        let _ = live.ping("example.com", &me());
+        assert_eq!(live.next(&mut wire).await.err(), Some(Silence::Dead));
     }
 }

@@ -1,6 +1,7 @@
 //! The XMPP client-to-server shell: a thin tokio layer over `presence-core` and `xmpp-codec`.
 //!
-//! Each connection runs on the I/O workers: TCP, mandatory STARTTLS (rustls), SASL (SCRAM-SHA-256, SCRAM-SHA-1,
+//! Each connection runs on the I/O workers: TCP, mandatory STARTTLS (rustls) or direct TLS on a second port
+//! (XEP-0368), SASL (SCRAM-SHA-256, SCRAM-SHA-1,
 //! PLAIN over TLS), resource binding, then stanzas translated to engine inputs. The engine runs behind
 //! `presence_core::runtime`, shared with every other shell of the process. Nothing here decides behaviour:
 //! presence, rosters, forking and offline storage are the engine's.
@@ -30,8 +31,10 @@ pub use tls::{CertSource, TlsError};
 pub struct XmppSettings {
     /// The served domain.
     pub domain: String,
-    /// Where to listen for clients.
+    /// Where to listen for clients (STARTTLS).
     pub bind: SocketAddr,
+    /// Where to listen for clients that start TLS at once (XEP-0368), if anywhere.
+    pub direct_tls_bind: Option<SocketAddr>,
     /// The TLS certificate.
     pub cert: CertSource,
     /// Codec limits per connection.
@@ -40,8 +43,14 @@ pub struct XmppSettings {
     pub max_unauthenticated: usize,
     /// Time from connect to a bound session.
     pub handshake_timeout: Duration,
-    /// Silence after which a bound session is closed (clients keep alive with pings or whitespace).
+    /// Inbound silence after which a bound session is closed (clients keep alive with pings or whitespace).
+    /// With server pings on, a client that answers them is never silent this long; this is the backstop for
+    /// `ping_interval: None`.
     pub idle_timeout: Duration,
+    /// Inbound silence after which the server pings the client (XEP-0199); `None`: no server pings.
+    pub ping_interval: Option<Duration>,
+    /// How long a pinged client may stay silent before its connection is closed as dead.
+    pub ping_timeout: Duration,
     /// Stanzas that may wait for one slow client before its session is ended.
     pub outbound_queue: usize,
     /// Bytes that may wait for one slow client before its session is ended (a roster result can be large).
@@ -58,6 +67,7 @@ impl XmppSettings {
         XmppSettings {
             domain: domain.to_owned(),
             bind,
+            direct_tls_bind: None,
             cert: CertSource::SelfSigned {
                 dir: tls_dir,
                 domain: domain.to_owned(),
@@ -66,6 +76,8 @@ impl XmppSettings {
             max_unauthenticated: 1000,
             handshake_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
+            ping_interval: Some(Duration::from_secs(60)),
+            ping_timeout: Duration::from_secs(30),
             outbound_queue: 1000,
             outbound_bytes: 1024 * 1024,
             rate: Rate {
@@ -99,6 +111,8 @@ pub enum ServeError {
 /// A bound, not yet running XMPP service.
 pub struct XmppServer<S> {
     listener: TcpListener,
+    /// The direct-TLS listener (XEP-0368), when configured.
+    direct: Option<TcpListener>,
     shared: Arc<connection::Shared<S>>,
 }
 
@@ -110,15 +124,19 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
         hub: Handle,
     ) -> Result<Self, ServeError> {
         let tls = tls::server_config(&settings.cert)?;
-        let listener =
-            TcpListener::bind(settings.bind)
+        let listen = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
                 .await
-                .map_err(|source| ServeError::Bind {
-                    addr: settings.bind,
-                    source,
-                })?;
+                .map_err(|source| ServeError::Bind { addr, source })
+        };
+        let listener = listen(settings.bind).await?;
+        let direct = match settings.direct_tls_bind {
+            Some(addr) => Some(listen(addr).await?),
+            None => None,
+        };
         let shared = Arc::new(connection::Shared {
             domain: settings.domain,
+            direct_tls: tokio_rustls::TlsAcceptor::from(tls::direct_tls_config(&tls)),
             tls: tokio_rustls::TlsAcceptor::from(tls),
             hub,
             store,
@@ -126,13 +144,19 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
             limits: settings.limits,
             handshake_timeout: settings.handshake_timeout,
             idle_timeout: settings.idle_timeout,
+            ping_interval: settings.ping_interval,
+            ping_timeout: settings.ping_timeout,
             outbound_queue: settings.outbound_queue,
             outbound_bytes: settings.outbound_bytes,
             rate: settings.rate,
             secret: random_bytes::<16>(),
             features: settings.features,
         });
-        Ok(XmppServer { listener, shared })
+        Ok(XmppServer {
+            listener,
+            direct,
+            shared,
+        })
     }
 
     /// The address the listener is bound to.
@@ -140,31 +164,71 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
         self.listener.local_addr()
     }
 
+    /// The address the direct-TLS listener is bound to, if there is one.
+    pub fn direct_tls_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.direct
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
+    }
+
     /// Accepts connections until `stop` resolves; connections already open end when the engine shuts down.
     pub async fn run(self, stop: impl Future<Output = ()>) {
         let addr = self.listener.local_addr().ok();
-        info!(?addr, "XMPP listener up");
+        let direct_tls = self.direct.as_ref().and_then(|l| l.local_addr().ok());
+        info!(?addr, ?direct_tls, "XMPP listener up");
         tokio::pin!(stop);
         loop {
             tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let admitted = self.shared.hub.admission().admit(peer.ip());
-                        if let Err(refused) = &admitted {
-                            self.shared.hub.metrics().rejected(refused.rejection());
-                        }
-                        tokio::spawn(connection::serve(tcp, peer, self.shared.clone(), admitted));
-                    }
-                    Err(e) => {
-                        // Out of descriptors or similar: back off instead of spinning.
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
+                accepted = self.listener.accept() => {
+                    self.accepted(accepted, connection::Transport::StartTls).await;
+                }
+                accepted = accept_on(self.direct.as_ref()) => {
+                    self.accepted(accepted, connection::Transport::DirectTls).await;
+                }
                 () = &mut stop => break,
             }
         }
         info!("XMPP listener closed");
+    }
+
+    /// Admits an accepted connection under the shared caps (both ports count against the same ones) and
+    /// serves it.
+    async fn accepted(
+        &self,
+        accepted: std::io::Result<(tokio::net::TcpStream, SocketAddr)>,
+        transport: connection::Transport,
+    ) {
+        match accepted {
+            Ok((tcp, peer)) => {
+                let admitted = self.shared.hub.admission().admit(peer.ip());
+                if let Err(refused) = &admitted {
+                    self.shared.hub.metrics().rejected(refused.rejection());
+                }
+                tokio::spawn(connection::serve(
+                    tcp,
+                    peer,
+                    self.shared.clone(),
+                    admitted,
+                    transport,
+                ));
+            }
+            Err(e) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                warn!(error = %e, ?transport, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Accepts on `listener`, or waits forever when there is none (a listener that is not configured).
+async fn accept_on(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -88,6 +88,19 @@ pub fn server_config(source: &CertSource) -> Result<Arc<ServerConfig>, TlsError>
     Ok(Arc::new(config))
 }
 
+/// The ALPN protocol name XEP-0368 gives client-to-server XMPP over direct TLS.
+pub const ALPN_XMPP_CLIENT: &[u8] = b"xmpp-client";
+
+/// The configuration for the direct-TLS port (XEP-0368): the same identity, answering ALPN `xmpp-client`.
+///
+/// A client that offers no ALPN at all is still served (most XMPP libraries send none); one that offers only
+/// other protocols is refused in the handshake, since it is not speaking XMPP to us.
+pub fn direct_tls_config(base: &ServerConfig) -> Arc<ServerConfig> {
+    let mut config = base.clone();
+    config.alpn_protocols = vec![ALPN_XMPP_CLIENT.to_vec()];
+    Arc::new(config)
+}
+
 fn ensure_self_signed(dir: &Path, domain: &str) -> Result<(PathBuf, PathBuf), TlsError> {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
@@ -115,4 +128,28 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_direct_tls_config_is_the_same_identity_speaking_alpn_xmpp_client() {
+        let dir = std::env::temp_dir().join(format!(
+            "server-xmpp-tls-{}-{}",
+            std::process::id(),
+            crate::random_id()
+        ));
+        let base = server_config(&CertSource::SelfSigned {
+            dir: dir.clone(),
+            domain: "example.com".into(),
+        })
+        .expect("a self-signed identity");
+        let direct = direct_tls_config(&base);
+        assert_eq!(direct.alpn_protocols, vec![b"xmpp-client".to_vec()]);
+        // STARTTLS negotiates no ALPN: the stream is already XMPP when TLS starts.
+        assert!(base.alpn_protocols.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -57,6 +57,8 @@ def write_cluster_config(node: Node, url: str, nats: str, *, automatic_fallback:
         "",
         "[xmpp]",
         f'c2s_bind = "127.0.0.1:{node.port}"',
+        # Not the default 0.0.0.0:5223, which both nodes (and parallel tests) would share.
+        'c2s_tls_bind = "off"',
     ]
     if node.name != "a":
         lines += [f'tls_cert = "{tls / "cert.pem"}"', f'tls_key = "{tls / "key.pem"}"']

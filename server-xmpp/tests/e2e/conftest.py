@@ -46,12 +46,15 @@ def presenced_bin() -> Path:
 
 def write_config(
     path: Path, data_dir: Path, port: int, sip_port: int, *, sip: tuple[str, ...] = (),
-    tables: str = "", http_port: int | None = None, **policy: bool,
+    tables: str = "", http_port: int | None = None, tls_port: int | None = None,
+    xmpp: tuple[str, ...] = (), **policy: bool,
 ) -> None:
     """The TOML config the tests use; only keys presenced knows (unknown keys are errors).
 
     The SIP listener gets its own free loopback port too, so it never needs the default 0.0.0.0:5060.
-    ``sip`` adds lines to the ``[sip]`` table; ``tables`` is appended as further tables.
+    The direct-TLS listener (XEP-0368) is on ``tls_port`` when given, else off, so it never needs the
+    default 0.0.0.0:5223 either (parallel servers would collide there).
+    ``sip`` and ``xmpp`` add lines to those tables; ``tables`` is appended as further tables.
     """
     lines = [
         f'domain = "{DOMAIN}"',
@@ -59,6 +62,8 @@ def write_config(
         "",
         "[xmpp]",
         f'c2s_bind = "127.0.0.1:{port}"',
+        f'c2s_tls_bind = "127.0.0.1:{tls_port}"' if tls_port else 'c2s_tls_bind = "off"',
+        *xmpp,
         "",
         "[http]",
         f'bind = "127.0.0.1:{http_port or free_port()}"',
@@ -83,6 +88,8 @@ class Server:
     root: Path
     port: int
     http_port: int = field(default_factory=free_port)
+    #: The direct-TLS (XEP-0368) port, when the config opens one (the ``server`` fixture's does).
+    tls_port: int | None = None
     users: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     starts: int = 0
@@ -234,8 +241,9 @@ def server_files(binary: Path, tmp_path: Path) -> Server:
 
     Accounts are created before `serve` starts, since the CLI and the server share one database.
     """
-    srv = Server(binary=binary, root=tmp_path, port=free_port())
-    write_config(srv.config, srv.data_dir, srv.port, free_port(udp_too=True), http_port=srv.http_port)
+    srv = Server(binary=binary, root=tmp_path, port=free_port(), tls_port=free_port())
+    write_config(srv.config, srv.data_dir, srv.port, free_port(udp_too=True), http_port=srv.http_port,
+                 tls_port=srv.tls_port)
     for local, password in USERS.items():
         srv.add_user(local, password)
     return srv

@@ -189,11 +189,13 @@ def make_client(
     *,
     password: str | None = None,
     mechanism: str | None = None,
+    direct_tls: bool = False,
 ) -> Client:
     """A not yet connected client for ``local@localhost/resource``.
 
     TLS: STARTTLS only (no direct TLS, no plaintext), trusting exactly the server's generated
-    certificate as CA, with hostname verification for ``localhost``.
+    certificate as CA, with hostname verification for ``localhost``. With ``direct_tls`` it is
+    XEP-0368 direct TLS only instead, to the server's ``tls_port``.
     """
     password = server.users[local] if password is None else password
     xmpp = ClientXMPP(f"{local}@{DOMAIN}/{resource}", password, sasl_mech=mechanism)
@@ -201,8 +203,8 @@ def make_client(
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED
     xmpp.ssl_context = ctx
-    xmpp.enable_direct_tls = False
-    xmpp.enable_starttls = True
+    xmpp.enable_direct_tls = direct_tls
+    xmpp.enable_starttls = not direct_tls
     xmpp.enable_plaintext = False
     xmpp.use_ipv6 = False
     xmpp.whitespace_keepalive = False
@@ -215,8 +217,13 @@ def make_client(
 
 
 async def start(client: Client, server) -> None:
-    """Connects ``client`` to ``server``'s port; returns once the TCP connection is started."""
-    client.xmpp.connect("127.0.0.1", server.port)
+    """Connects ``client`` to ``server``'s port (its direct-TLS port for a direct-TLS client); returns
+    once the TCP connection is started."""
+    if client.xmpp.enable_direct_tls:
+        assert server.tls_port, "this server has no direct-TLS port"
+        client.xmpp.connect("127.0.0.1", server.tls_port)
+    else:
+        client.xmpp.connect("127.0.0.1", server.port)
 
 
 async def connect(
@@ -227,10 +234,11 @@ async def connect(
     priority: int | None = 0,
     fetch_roster: bool = True,
     mechanism: str | None = None,
+    direct_tls: bool = False,
 ) -> Client:
     """Connects, waits for ``session_start``, then (by default) fetches the roster and sends
     initial presence with ``priority`` (``priority=None``: no initial presence)."""
-    client = make_client(server, local, resource, mechanism=mechanism)
+    client = make_client(server, local, resource, mechanism=mechanism, direct_tls=direct_tls)
     await start(client, server)
     try:
         await wait(client.session_started.wait(), f"session_start of {local}@{DOMAIN}/{resource}")
@@ -322,6 +330,25 @@ class RawStream:
             asyncio.open_connection("127.0.0.1", port), f"TCP connection to port {port}"
         )
         return cls(reader, writer)
+
+    @classmethod
+    async def open_tls(cls, server, alpn: list[str] | None = None) -> "RawStream":
+        """A direct-TLS (XEP-0368) stream to ``server.tls_port``, verifying the server's certificate
+        for ``localhost`` and offering ``alpn`` (none when None)."""
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(server.cert))
+        if alpn is not None:
+            ctx.set_alpn_protocols(alpn)
+        reader, writer = await wait(
+            asyncio.open_connection("127.0.0.1", server.tls_port, ssl=ctx, server_hostname=DOMAIN),
+            f"TLS connection to port {server.tls_port}",
+        )
+        return cls(reader, writer)
+
+    @property
+    def alpn(self) -> str | None:
+        """The ALPN protocol the TLS handshake settled on."""
+        tls = self.writer.get_extra_info("ssl_object")
+        return tls.selected_alpn_protocol() if tls is not None else None
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
