@@ -23,6 +23,8 @@ pub struct Session {
     pub interested: bool,
     /// Whether the session asked for the block list and so receives block list pushes (XEP-0191 §3.3).
     pub blocklist_interested: bool,
+    /// Whether the session enabled message carbons (XEP-0280).
+    pub carbons: bool,
     /// Addresses that got directed presence from this session and must hear when it goes away (RFC 6121 §4.6).
     pub directed: HashSet<Jid>,
     /// What watchers were last told about this session, to broadcast only real changes.
@@ -38,6 +40,7 @@ impl Session {
             presence: None,
             interested: false,
             blocklist_interested: false,
+            carbons: false,
             directed: HashSet::new(),
             last_broadcast: None,
         }

@@ -173,7 +173,7 @@ pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
         2 => Stanza::Message {
             from: r.jid()?,
             to: r.jid()?,
-            message: read_message(&mut r.0).map_err(malformed)?,
+            message: read_message(&mut r.0, true).map_err(malformed)?,
             delayed: if r.bool()? {
                 Some(Timestamp::from_millis(r.u64()?))
             } else {
@@ -457,6 +457,7 @@ mod tests {
                     thread,
                     stamp: Timestamp::from_millis(stamp),
                     extensions,
+                    marks: Default::default(),
                 },
             )
     }
@@ -581,6 +582,7 @@ mod tests {
                     thread: Some("t".into()),
                     stamp: Timestamp::from_millis(1_700_000_000_000),
                     extensions: vec!["<x/>".into()],
+                    marks: Default::default(),
                 },
                 delayed: Some(Timestamp::from_millis(1_700_000_000_001)),
             },

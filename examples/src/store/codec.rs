@@ -4,7 +4,7 @@
 //! Hand-written rather than a serialization crate so the format is spelled out in one place and cannot change
 //! under us with a dependency upgrade. Decoding never panics: every shortfall becomes [`StoreError::Corrupt`].
 
-use presence_core::message::{Message, MessageKind};
+use presence_core::message::{Marks, Message, MessageKind};
 use presence_core::policy::{DefaultRule, PolicyEntry, UserPolicy};
 use presence_core::roster::{ItemDetails, Link, RosterEntry, Subscription};
 use presence_core::store::{
@@ -18,6 +18,9 @@ const VERSION: u8 = 1;
 
 /// Account records gained SIP digest secrets in version 2; version 1 accounts (SCRAM only) still read.
 const ACCOUNT_VERSION: u8 = 2;
+
+/// Held messages gained their marks (`Message::marks`) in version 2; version 1 messages read with none.
+const MESSAGE_VERSION: u8 = 2;
 
 /// Builds one encoded record.
 pub(crate) struct Writer(Vec<u8>);
@@ -441,7 +444,7 @@ fn kind_tag(k: MessageKind) -> u8 {
 
 /// Encodes a held message.
 pub fn encode_message(m: &StoredMessage) -> Vec<u8> {
-    let mut w = Writer::new();
+    let mut w = Writer::with_version(MESSAGE_VERSION);
     w.u64(m.seq);
     w.str(&m.from.to_string());
     w.str(&m.to.to_string());
@@ -458,15 +461,16 @@ pub(crate) fn write_message(w: &mut Writer, msg: &Message) {
     w.opt_str(msg.thread.as_deref());
     w.u64(msg.stamp.as_millis());
     w.strs(&msg.extensions);
+    w.u8(msg.marks.bits());
 }
 
 /// Decodes what [`encode_message`] wrote.
 pub fn decode_message(what: &str, data: &[u8]) -> Result<StoredMessage, StoreError> {
-    let mut r = Reader::new(what, data)?;
+    let (mut r, version) = Reader::versioned(what, data, 1..=MESSAGE_VERSION)?;
     let seq = r.u64()?;
     let from = r.jid()?;
     let to = r.jid()?;
-    let message = read_message(&mut r)?;
+    let message = read_message(&mut r, version >= 2)?;
     r.end()?;
     Ok(StoredMessage {
         seq,
@@ -476,8 +480,8 @@ pub fn decode_message(what: &str, data: &[u8]) -> Result<StoredMessage, StoreErr
     })
 }
 
-/// Reads what [`write_message`] wrote.
-pub(crate) fn read_message(r: &mut Reader<'_>) -> Result<Message, StoreError> {
+/// Reads what [`write_message`] wrote; `with_marks` is false for records from before marks were written.
+pub(crate) fn read_message(r: &mut Reader<'_>, with_marks: bool) -> Result<Message, StoreError> {
     let id = r.opt_str()?;
     let kind = match r.u8()? {
         0 => MessageKind::Chat,
@@ -495,6 +499,11 @@ pub(crate) fn read_message(r: &mut Reader<'_>) -> Result<Message, StoreError> {
         thread: r.opt_str()?,
         stamp: Timestamp::from_millis(r.u64()?),
         extensions: r.strs()?,
+        marks: if with_marks {
+            Marks::from_bits(r.u8()?)
+        } else {
+            Marks::default()
+        },
     })
 }
 

@@ -4,6 +4,7 @@
 
 use super::user::Sticky;
 use super::{Engine, Output, Timer};
+use crate::feature::carbons::Direction;
 use crate::jid::{BareJid, Jid};
 use crate::message::{Message, MessageKind};
 use crate::session::SessionId;
@@ -55,6 +56,11 @@ impl Engine {
                     },
                 );
             }
+        }
+        // The user's other devices see what this one wrote (a message to the user's own account reaches them
+        // anyway).
+        if to.bare() != &user {
+            self.copy_to_carbons(&user, &[id], Direction::Sent, &from, &to, &message);
         }
         let target = to.bare().clone();
         self.route(
@@ -111,6 +117,8 @@ impl Engine {
             && let Some(s) = u.session_by_resource(f.resource())
         {
             let id = s.id;
+            let user = to.bare().clone();
+            self.copy_to_carbons(&user, &[id], Direction::Received, &from, &to, &message);
             return self.deliver(
                 id,
                 Stanza::Message {
@@ -139,6 +147,8 @@ impl Engine {
             Some(id) => vec![id],
             None => candidates,
         };
+        let user = to.bare().clone();
+        self.copy_to_carbons(&user, &targets, Direction::Received, &from, &to, &message);
         if !targets.is_empty() {
             for id in targets {
                 self.deliver(

@@ -6,6 +6,7 @@
 //! to each enum here rather than a variant to `Input`, to `Stanza` and to every match over them.
 
 pub mod blocking;
+pub mod carbons;
 pub mod private;
 pub mod roster;
 pub mod settings;
@@ -24,6 +25,8 @@ pub enum Call {
     Private(private::Call),
     /// vCards (XEP-0054).
     VCard(vcard::Call),
+    /// Message carbons (XEP-0280).
+    Carbons(carbons::Call),
 }
 
 impl Call {
@@ -60,6 +63,8 @@ pub enum Push {
     Roster(roster::Push),
     /// The block list changed (XEP-0191 §3.3, §3.4).
     Blocking(blocking::Push),
+    /// A copy of a message another session sent or received (XEP-0280).
+    Carbon(carbons::Copy),
 }
 
 impl Answer {
@@ -85,6 +90,10 @@ impl Push {
                 crate::roster::RosterChange::Removed(j) => j.as_str().len(),
             },
             Push::Blocking(_) => 64,
+            Push::Carbon(c) => {
+                c.message.body.as_ref().map_or(0, String::len)
+                    + c.message.extensions.iter().map(String::len).sum::<usize>()
+            }
         }
     }
 }

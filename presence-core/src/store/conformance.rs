@@ -82,6 +82,11 @@ fn stored(seq: u64, body: &str) -> StoredMessage {
             thread: Some("t".into()),
             stamp: Timestamp(1_700_000_000_000 + seq),
             extensions: vec!["<x xmlns='urn:example'>&amp;</x>".into()],
+            marks: crate::message::Marks {
+                no_copy: true,
+                signal: true,
+                ..Default::default()
+            },
         },
     }
 }

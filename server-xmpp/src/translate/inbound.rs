@@ -184,6 +184,7 @@ fn message(stanza: Stanza, me: &Me<'_>, to: Option<Jid>, now: Timestamp) -> From
             // Stamps from the client are not trusted; the server adds its own when it delays a message.
             (false, "delay") if child.ns == NS_DELAY => {}
             _ => {
+                mark(&mut message.marks, child);
                 let mut out = Vec::new();
                 writer.write_element(child, &mut out);
                 message
@@ -237,4 +238,23 @@ fn iq(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
         to: to.as_ref(),
         me,
     })
+}
+
+/// Notes what an extension asks of the server (carbons, archiving) or says about the message (a conversation
+/// signal without text).
+fn mark(marks: &mut presence_core::message::Marks, child: &Element) {
+    const HINTS: &str = "urn:xmpp:hints";
+    match (child.ns.as_str(), child.name.as_str()) {
+        (super::features::carbons::NS_CARBONS, "private") | (HINTS, "no-copy") => {
+            marks.no_copy = true
+        }
+        (HINTS, "no-store" | "no-permanent-store") => marks.no_store = true,
+        (HINTS, "store") => marks.store = true,
+        ("http://jabber.org/protocol/chatstates", _)
+        | ("urn:xmpp:receipts", "received")
+        | ("urn:xmpp:chat-markers:0", "received" | "displayed" | "acknowledged") => {
+            marks.signal = true
+        }
+        _ => {}
+    }
 }

@@ -167,43 +167,7 @@ pub fn to_client(
             to,
             message,
             delayed,
-        } => {
-            let t = match message.kind {
-                MessageKind::Chat => "chat",
-                MessageKind::Normal => "normal",
-                MessageKind::Headline => "headline",
-                MessageKind::Groupchat => "groupchat",
-                MessageKind::Error => "error",
-            };
-            let mut el = Element::new(ns::CLIENT, "message")
-                .with_attr("from", from.to_string())
-                .with_attr("to", to.to_string())
-                .with_attr("type", t);
-            if let Some(id) = &message.id {
-                el = el.with_attr("id", id);
-            }
-            for (name, value) in [
-                ("subject", &message.subject),
-                ("body", &message.body),
-                ("thread", &message.thread),
-            ] {
-                if let Some(v) = value {
-                    el = el.with_child(Element::new(ns::CLIENT, name).with_text(v));
-                }
-            }
-            if let Some(stamp) = delayed {
-                el = el.with_child(
-                    Element::new(features::offline::NS_DELAY, "delay")
-                        .with_attr("from", domain)
-                        .with_attr("stamp", format_stamp(stamp))
-                        .with_text("Offline storage"),
-                );
-            }
-            Outgoing {
-                element: el,
-                raw_children: message.extensions,
-            }
-        }
+        } => message_stanza(&from, &to, message, delayed, domain),
         CoreStanza::Answer { request, answer } => {
             let mut el = Element::new(ns::CLIENT, "iq")
                 .with_attr("type", "result")
@@ -217,12 +181,7 @@ pub fn to_client(
             }
             el.into()
         }
-        CoreStanza::Push(push) => Element::new(ns::CLIENT, "iq")
-            .with_attr("type", "set")
-            .with_attr("id", push_id())
-            .with_attr("to", &me_s)
-            .with_child(features::push(&push))
-            .into(),
+        CoreStanza::Push(push) => features::push(push, me, push_id),
         CoreStanza::Error(StanzaError {
             about,
             condition,
@@ -253,6 +212,51 @@ pub fn to_client(
             }
         }
     })
+}
+
+/// A `<message/>` as a client reads it, its opaque extensions placed after the standard children.
+pub(crate) fn message_stanza(
+    from: &Jid,
+    to: &Jid,
+    message: presence_core::message::Message,
+    delayed: Option<presence_core::time::Timestamp>,
+    domain: &str,
+) -> Outgoing {
+    let t = match message.kind {
+        MessageKind::Chat => "chat",
+        MessageKind::Normal => "normal",
+        MessageKind::Headline => "headline",
+        MessageKind::Groupchat => "groupchat",
+        MessageKind::Error => "error",
+    };
+    let mut el = Element::new(ns::CLIENT, "message")
+        .with_attr("from", from.to_string())
+        .with_attr("to", to.to_string())
+        .with_attr("type", t);
+    if let Some(id) = &message.id {
+        el = el.with_attr("id", id);
+    }
+    for (name, value) in [
+        ("subject", &message.subject),
+        ("body", &message.body),
+        ("thread", &message.thread),
+    ] {
+        if let Some(v) = value {
+            el = el.with_child(Element::new(ns::CLIENT, name).with_text(v));
+        }
+    }
+    if let Some(stamp) = delayed {
+        el = el.with_child(
+            Element::new(features::offline::NS_DELAY, "delay")
+                .with_attr("from", domain)
+                .with_attr("stamp", format_stamp(stamp))
+                .with_text("Offline storage"),
+        );
+    }
+    Outgoing {
+        element: el,
+        raw_children: message.extensions,
+    }
 }
 
 fn jid_str(j: &Jid) -> String {

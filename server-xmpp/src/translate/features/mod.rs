@@ -6,6 +6,7 @@
 //! in its own module too. Prosody's one-module-per-XEP layout is the model.
 
 pub mod blocking;
+pub mod carbons;
 pub mod disco;
 pub mod offline;
 pub mod ping;
@@ -57,6 +58,7 @@ const ALL: &[&Feature] = &[
     &offline::FEATURE,
     &private::FEATURE,
     &vcard::FEATURE,
+    &carbons::FEATURE,
 ];
 
 impl Features {
@@ -194,11 +196,25 @@ pub(super) fn answer_from(answer: &Answer, me: &presence_core::FullJid) -> Optio
     }
 }
 
-/// The payload of the `<iq type='set'/>` that carries a push.
-pub(super) fn push(push: &Push) -> Element {
+/// The stanza that carries a push: an `<iq type='set'/>` named by `push_id` for roster and block list changes, a
+/// `<message/>` for a carbon copy.
+pub(super) fn push(
+    push: Push,
+    me: &presence_core::FullJid,
+    push_id: impl FnOnce() -> String,
+) -> super::Outgoing {
+    let iq = |payload: Element| {
+        Element::new(ns::CLIENT, "iq")
+            .with_attr("type", "set")
+            .with_attr("id", push_id())
+            .with_attr("to", me.to_string())
+            .with_child(payload)
+            .into()
+    };
     match push {
-        Push::Roster(p) => roster::push(p),
-        Push::Blocking(p) => blocking::push(p),
+        Push::Roster(p) => iq(roster::push(&p)),
+        Push::Blocking(p) => iq(blocking::push(&p)),
+        Push::Carbon(copy) => carbons::copy(copy, me),
     }
 }
 
