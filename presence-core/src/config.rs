@@ -47,6 +47,9 @@ pub struct Limits {
     pub max_document_bytes: usize,
     /// How many documents one user may keep (private XML namespaces, the vCard, PEP items …).
     pub max_documents_per_user: usize,
+    /// How many messages one user's archive keeps (XEP-0313); older ones are dropped as new ones arrive. 0 turns
+    /// archiving off.
+    pub max_archive_per_user: u64,
 }
 
 impl Default for Limits {
@@ -60,6 +63,9 @@ impl Default for Limits {
             // A vCard with an embedded photo is the largest document clients send; 256 KiB holds a generous one.
             max_document_bytes: 256 * 1024,
             max_documents_per_user: 1000,
+            // About a year of a busy user's one-to-one chat; a cap, not a retention period, so the store's size
+            // is bounded by the number of users.
+            max_archive_per_user: 10_000,
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct Message {
     pub extensions: Vec<String>,
     /// What the shell read from the extensions that the engine acts on.
     pub marks: Marks,
+    /// The id the recipient's archive gave the message (its XEP-0359 stanza-id), once archived.
+    pub archive_id: Option<u64>,
 }
 
 /// The few facts about a message's extensions that change what the engine does with it; the shell reads them

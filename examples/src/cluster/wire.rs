@@ -173,7 +173,8 @@ pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
         2 => Stanza::Message {
             from: r.jid()?,
             to: r.jid()?,
-            message: read_message(&mut r.0, true).map_err(malformed)?,
+            message: read_message(&mut r.0, crate::store::codec::MESSAGE_VERSION)
+                .map_err(malformed)?,
             delayed: if r.bool()? {
                 Some(Timestamp::from_millis(r.u64()?))
             } else {
@@ -458,6 +459,7 @@ mod tests {
                     stamp: Timestamp::from_millis(stamp),
                     extensions,
                     marks: Default::default(),
+                    archive_id: None,
                 },
             )
     }
@@ -583,6 +585,7 @@ mod tests {
                     stamp: Timestamp::from_millis(1_700_000_000_000),
                     extensions: vec!["<x/>".into()],
                     marks: Default::default(),
+                    archive_id: None,
                 },
                 delayed: Some(Timestamp::from_millis(1_700_000_000_001)),
             },

@@ -4,6 +4,7 @@
 //! Hand-written rather than a serialization crate so the format is spelled out in one place and cannot change
 //! under us with a dependency upgrade. Decoding never panics: every shortfall becomes [`StoreError::Corrupt`].
 
+use presence_core::archive::ArchivedMessage;
 use presence_core::message::{Marks, Message, MessageKind};
 use presence_core::policy::{DefaultRule, PolicyEntry, UserPolicy};
 use presence_core::roster::{ItemDetails, Link, RosterEntry, Subscription};
@@ -19,8 +20,9 @@ const VERSION: u8 = 1;
 /// Account records gained SIP digest secrets in version 2; version 1 accounts (SCRAM only) still read.
 const ACCOUNT_VERSION: u8 = 2;
 
-/// Held messages gained their marks (`Message::marks`) in version 2; version 1 messages read with none.
-const MESSAGE_VERSION: u8 = 2;
+/// Held messages gained their marks (`Message::marks`) in version 2 and their archive id in version 3; older
+/// messages read with none.
+pub(crate) const MESSAGE_VERSION: u8 = 3;
 
 /// Builds one encoded record.
 pub(crate) struct Writer(Vec<u8>);
@@ -378,6 +380,36 @@ fn read_policy_entries(r: &mut Reader<'_>) -> Result<Vec<PolicyEntry>, StoreErro
         .collect()
 }
 
+/// Encodes an archived message: its id, the peer, the addresses, then the message as a held message has it.
+pub fn encode_archived(m: &ArchivedMessage) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u64(m.id);
+    w.str(m.with.as_str());
+    w.str(&m.from.to_string());
+    w.str(&m.to.to_string());
+    write_message(&mut w, &m.message);
+    w.finish()
+}
+
+/// Decodes what [`encode_archived`] wrote.
+pub fn decode_archived(what: &str, data: &[u8]) -> Result<ArchivedMessage, StoreError> {
+    let mut r = Reader::new(what, data)?;
+    let id = r.u64()?;
+    let with = r.str()?;
+    let with = BareJid::new(&with).map_err(|e| r.corrupt(format!("bad peer {with:?}: {e}")))?;
+    let from = r.jid()?;
+    let to = r.jid()?;
+    let message = read_message(&mut r, MESSAGE_VERSION)?;
+    r.end()?;
+    Ok(ArchivedMessage {
+        id,
+        with,
+        from,
+        to,
+        message,
+    })
+}
+
 /// Encodes a user's document (XML text a feature wrote): the version byte, then the text.
 pub fn encode_document(document: &str) -> Vec<u8> {
     let mut w = Writer::new();
@@ -462,6 +494,10 @@ pub(crate) fn write_message(w: &mut Writer, msg: &Message) {
     w.u64(msg.stamp.as_millis());
     w.strs(&msg.extensions);
     w.u8(msg.marks.bits());
+    w.bool(msg.archive_id.is_some());
+    if let Some(id) = msg.archive_id {
+        w.u64(id);
+    }
 }
 
 /// Decodes what [`encode_message`] wrote.
@@ -470,7 +506,7 @@ pub fn decode_message(what: &str, data: &[u8]) -> Result<StoredMessage, StoreErr
     let seq = r.u64()?;
     let from = r.jid()?;
     let to = r.jid()?;
-    let message = read_message(&mut r, version >= 2)?;
+    let message = read_message(&mut r, version)?;
     r.end()?;
     Ok(StoredMessage {
         seq,
@@ -480,8 +516,8 @@ pub fn decode_message(what: &str, data: &[u8]) -> Result<StoredMessage, StoreErr
     })
 }
 
-/// Reads what [`write_message`] wrote; `with_marks` is false for records from before marks were written.
-pub(crate) fn read_message(r: &mut Reader<'_>, with_marks: bool) -> Result<Message, StoreError> {
+/// Reads what [`write_message`] wrote in message record version `version` (marks from 2, the archive id from 3).
+pub(crate) fn read_message(r: &mut Reader<'_>, version: u8) -> Result<Message, StoreError> {
     let id = r.opt_str()?;
     let kind = match r.u8()? {
         0 => MessageKind::Chat,
@@ -499,10 +535,15 @@ pub(crate) fn read_message(r: &mut Reader<'_>, with_marks: bool) -> Result<Messa
         thread: r.opt_str()?,
         stamp: Timestamp::from_millis(r.u64()?),
         extensions: r.strs()?,
-        marks: if with_marks {
+        marks: if version >= 2 {
             Marks::from_bits(r.u8()?)
         } else {
             Marks::default()
+        },
+        archive_id: if version >= 3 && r.bool()? {
+            Some(r.u64()?)
+        } else {
+            None
         },
     })
 }

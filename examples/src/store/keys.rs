@@ -52,6 +52,11 @@ pub fn offline(user: &BareJid, seq: u64) -> Vec<u8> {
     k
 }
 
+/// The key of archived message `id` of `user`; big-endian so the archive iterates in id order.
+pub fn archived(user: &BareJid, id: u64) -> Vec<u8> {
+    offline(user, id)
+}
+
 /// The key of document `key` of `user`; documents of one user iterate in key order.
 pub fn document(user: &BareJid, key: &DocumentKey) -> Vec<u8> {
     let mut k = user_prefix(user);

@@ -19,11 +19,12 @@ pub use open::OpenStore;
 pub use postgres::PgStore;
 
 use presence_core::BareJid;
+use presence_core::archive::{ArchivedMessage, Page, Query};
 use presence_core::policy::UserPolicy;
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, DocumentKey, DocumentStore, OfflineStore, RosterStore, Store,
-    StoreError, StoreWrite, StoredMessage,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RosterStore,
+    Store, StoreError, StoreWrite, StoredMessage,
 };
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -38,6 +39,7 @@ const OFFLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("offline");
 /// Running totals kept in the same transactions as the rows they count.
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const DOCUMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("documents");
+const ARCHIVE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("archive");
 /// The counter of held messages over all users.
 const OFFLINE_TOTAL: &str = "offline_total";
 
@@ -73,6 +75,7 @@ impl RedbStore {
             tx.open_table(OFFLINE).map_err(backend)?;
             tx.open_table(COUNTERS).map_err(backend)?;
             tx.open_table(DOCUMENTS).map_err(backend)?;
+            tx.open_table(ARCHIVE).map_err(backend)?;
             Ok(())
         })?;
         Ok(store)
@@ -224,6 +227,30 @@ fn remove_document_tx(
     Ok(())
 }
 
+fn archive_put_tx(
+    tx: &WriteTransaction,
+    user: &BareJid,
+    entry: &ArchivedMessage,
+) -> Result<(), StoreError> {
+    let mut t = tx.open_table(ARCHIVE).map_err(backend)?;
+    t.insert(
+        keys::archived(user, entry.id).as_slice(),
+        codec::encode_archived(entry).as_slice(),
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn archive_trim_tx(tx: &WriteTransaction, user: &BareJid, below: u64) -> Result<(), StoreError> {
+    remove_range(
+        tx,
+        ARCHIVE,
+        &keys::archived(user, 0),
+        &keys::archived(user, below),
+    )?;
+    Ok(())
+}
+
 impl AccountStore for RedbStore {
     fn put_account(&self, account: &Account) -> Result<(), StoreError> {
         self.write(|tx| {
@@ -261,6 +288,7 @@ impl AccountStore for RedbStore {
             let end = keys::prefix_end(&prefix);
             remove_range(tx, ROSTER, &prefix, &end)?;
             remove_range(tx, DOCUMENTS, &prefix, &end)?;
+            remove_range(tx, ARCHIVE, &prefix, &end)?;
             let dropped = remove_range(tx, OFFLINE, &prefix, &end)?;
             add_offline_total(tx, -i64::try_from(dropped).unwrap_or(i64::MAX))?;
             Ok(existed)
@@ -395,6 +423,87 @@ impl DocumentStore for RedbStore {
     }
 }
 
+impl ArchiveStore for RedbStore {
+    fn archive_put(&self, user: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError> {
+        self.write(|tx| archive_put_tx(tx, user, entry))
+    }
+
+    fn archive_trim(&self, user: &BareJid, below: u64) -> Result<(), StoreError> {
+        self.write(|tx| archive_trim_tx(tx, user, below))
+    }
+
+    fn archive_head(&self, user: &BareJid) -> Result<u64, StoreError> {
+        let t = self.read()?.open_table(ARCHIVE).map_err(backend)?;
+        let prefix = keys::user_prefix(user);
+        let end = keys::prefix_end(&prefix);
+        let last = t
+            .range(prefix.as_slice()..end.as_slice())
+            .map_err(backend)?
+            .next_back();
+        match last {
+            None => Ok(0),
+            Some(row) => {
+                let (_, v) = row.map_err(backend)?;
+                Ok(codec::decode_archived(&format!("archive of {user}"), v.value())?.id)
+            }
+        }
+    }
+
+    /// Walks only the id range the query allows, from the end it pages from, decoding as it goes, and stops one
+    /// match past the page (to know whether the page is complete).
+    fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError> {
+        let t = self.read()?.open_table(ARCHIVE).map_err(backend)?;
+        let from = keys::archived(user, query.after.map_or(0, |a| a.saturating_add(1)));
+        let to = match query.before {
+            Some(b) => keys::archived(user, b),
+            None => keys::prefix_end(&keys::user_prefix(user)),
+        };
+        if from >= to {
+            return Ok(Page {
+                messages: Vec::new(),
+                complete: true,
+            });
+        }
+        let range = t.range(from.as_slice()..to.as_slice()).map_err(backend)?;
+        let what = format!("archive of {user}");
+        let decode = |row: Result<
+            (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>),
+            redb::StorageError,
+        >| {
+            let (_, v) = row.map_err(backend)?;
+            codec::decode_archived(&what, v.value())
+        };
+        let mut messages = Vec::new();
+        let mut complete = true;
+        let mut take = |m: ArchivedMessage| {
+            if !query.matches(&m) {
+                return true;
+            }
+            if messages.len() == query.max {
+                complete = false;
+                return false;
+            }
+            messages.push(m);
+            true
+        };
+        if query.from_end {
+            for row in range.rev() {
+                if !take(decode(row)?) {
+                    break;
+                }
+            }
+            messages.reverse();
+        } else {
+            for row in range {
+                if !take(decode(row)?) {
+                    break;
+                }
+            }
+        }
+        Ok(Page { messages, complete })
+    }
+}
+
 impl Store for RedbStore {
     fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
         self.write(|tx| {
@@ -421,6 +530,8 @@ impl Store for RedbStore {
                         document,
                     } => put_document_tx(tx, user, key, document)?,
                     StoreWrite::DocumentRemove { user, key } => remove_document_tx(tx, user, key)?,
+                    StoreWrite::ArchivePut { user, entry } => archive_put_tx(tx, user, entry)?,
+                    StoreWrite::ArchiveTrim { user, below } => archive_trim_tx(tx, user, *below)?,
                 }
             }
             Ok(())

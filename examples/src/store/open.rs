@@ -1,11 +1,12 @@
 //! [`OpenStore`]: the store the configuration chose, as one type the server and the CLI can be generic over.
 
 use presence_core::BareJid;
+use presence_core::archive::{ArchivedMessage, Page, Query};
 use presence_core::policy::UserPolicy;
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, DocumentKey, DocumentStore, OfflineStore, RosterStore, Store,
-    StoreError, StoreWrite, StoredMessage, UserRecord,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RosterStore,
+    Store, StoreError, StoreWrite, StoredMessage, UserRecord,
 };
 
 use super::{PgStore, RedbStore};
@@ -107,6 +108,24 @@ impl DocumentStore for OpenStore {
 
     fn remove_document(&self, user: &BareJid, key: &DocumentKey) -> Result<(), StoreError> {
         delegate!(self, s => s.remove_document(user, key))
+    }
+}
+
+impl ArchiveStore for OpenStore {
+    fn archive_put(&self, user: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError> {
+        delegate!(self, s => s.archive_put(user, entry))
+    }
+
+    fn archive_trim(&self, user: &BareJid, below: u64) -> Result<(), StoreError> {
+        delegate!(self, s => s.archive_trim(user, below))
+    }
+
+    fn archive_head(&self, user: &BareJid) -> Result<u64, StoreError> {
+        delegate!(self, s => s.archive_head(user))
+    }
+
+    fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError> {
+        delegate!(self, s => s.archive_query(user, query))
     }
 }
 

@@ -58,8 +58,10 @@ impl Engine {
             }
         }
         // The user's other devices see what this one wrote (a message to the user's own account reaches them
-        // anyway).
+        // anyway), and it goes into the sender's archive (the recipient's archive takes it on arrival).
         if to.bare() != &user {
+            let peer = to.bare().clone();
+            self.archive(&user, &peer, &from, &to, &message);
             self.copy_to_carbons(&user, &[id], Direction::Sent, &from, &to, &message);
         }
         let target = to.bare().clone();
@@ -112,6 +114,13 @@ impl Engine {
             // Indistinguishable from an address nobody can take messages at (XEP-0016 §2.13).
             return self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
         }
+        // Archived on arrival, whether delivered now or held: the archive id is the message's stanza-id.
+        let mut message = message;
+        let (owner, peer) = (to.bare().clone(), from.bare().clone());
+        message.archive_id = self.archive(&owner, &peer, &from, &to, &message);
+        let Some(u) = self.users.get(to.bare()) else {
+            return;
+        };
         // A full address with a live session gets exactly that session (RFC 6121 §8.5.3.1).
         if let Jid::Full(f) = &to
             && let Some(s) = u.session_by_resource(f.resource())

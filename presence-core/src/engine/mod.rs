@@ -5,6 +5,7 @@
 //! clients see is the order the shell handed things in. When the load fails (`Input::LoadFailed`) that queue
 //! fails with it, in order and with temporary errors, and the user is left unloaded for a later retry.
 
+mod archive;
 mod blocking;
 mod carbons;
 mod deferred;

@@ -32,6 +32,8 @@ pub(super) struct User {
     pub sticky: HashMap<BareJid, Sticky>,
     /// The account features' documents (private XML, the vCard …), by key.
     pub documents: std::collections::BTreeMap<DocumentKey, String>,
+    /// The highest id in the user's archive.
+    pub archive_head: u64,
 }
 
 impl User {
@@ -46,6 +48,7 @@ impl User {
             composed: Composed::UNAVAILABLE,
             sticky: HashMap::new(),
             documents: rec.documents.into_iter().collect(),
+            archive_head: rec.archive_head,
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod blocking;
 pub mod carbons;
+pub mod mam;
 pub mod private;
 pub mod roster;
 pub mod settings;
@@ -27,6 +28,8 @@ pub enum Call {
     VCard(vcard::Call),
     /// Message carbons (XEP-0280).
     Carbons(carbons::Call),
+    /// Archiving preferences (XEP-0313).
+    Mam(mam::Call),
 }
 
 impl Call {
@@ -54,6 +57,8 @@ pub enum Answer {
     Private(private::Answer),
     /// A vCard.
     VCard(vcard::Answer),
+    /// Archiving preferences.
+    Mam(mam::Answer),
 }
 
 /// A change a feature tells the sessions that asked for it, unrequested; delivered as `Stanza::Push`.
@@ -77,6 +82,7 @@ impl Answer {
             Answer::Settings(_) => 0,
             Answer::Private(p) => p.xml.as_ref().map_or(0, String::len),
             Answer::VCard(v) => v.xml.as_ref().map_or(0, String::len),
+            Answer::Mam(p) => (p.always.len() + p.never.len()) * 64,
         }
     }
 }

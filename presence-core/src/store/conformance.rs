@@ -87,6 +87,7 @@ fn stored(seq: u64, body: &str) -> StoredMessage {
                 signal: true,
                 ..Default::default()
             },
+            archive_id: Some(1 << 40 | seq),
         },
     }
 }
@@ -112,6 +113,7 @@ pub fn run<S: Store>(make: impl Fn() -> S) {
     offline_queue(&make());
     apply_and_load(&make());
     documents(&make());
+    archives(&make());
 }
 
 /// Runs the durability check: data written through one handle is read back through a fresh one.
@@ -543,5 +545,159 @@ fn documents(s: &impl Store) {
     assert!(
         s.documents(&bob).expect("documents").is_empty(),
         "documents: removed"
+    );
+}
+
+fn archived(id: u64, with: &str, at: u64) -> crate::archive::ArchivedMessage {
+    crate::archive::ArchivedMessage {
+        id,
+        with: j(with),
+        from: Jid::new("alice@example.com/pc").expect("valid"),
+        to: Jid::Bare(j(with)),
+        message: Message {
+            id: Some(format!("a{id}")),
+            kind: MessageKind::Chat,
+            body: Some(format!("archived {id}")),
+            stamp: Timestamp(1_700_000_000_000 + at),
+            extensions: vec!["<x xmlns='urn:example'/>".into()],
+            marks: crate::message::Marks {
+                store: true,
+                ..Default::default()
+            },
+            ..Message::default()
+        },
+    }
+}
+
+fn archives(s: &impl Store) {
+    use crate::archive::{Page, Query, select};
+    let alice = j("alice@example.com");
+    s.put_account(&account("alice@example.com")).expect("put");
+    assert_eq!(s.archive_head(&alice).expect("head"), 0, "archive: empty");
+    let all: Vec<_> = (1..=12)
+        .map(|id| {
+            let with = if id % 3 == 0 {
+                "carol@example.com"
+            } else {
+                "bob@example.com"
+            };
+            archived(id, with, id * 10)
+        })
+        .collect();
+    let writes: Vec<StoreWrite> = all
+        .iter()
+        .map(|e| StoreWrite::ArchivePut {
+            user: alice.clone(),
+            entry: e.clone(),
+        })
+        .collect();
+    s.apply(&writes).expect("apply");
+    assert_eq!(s.archive_head(&alice).expect("head"), 12, "archive: head");
+    assert_eq!(
+        s.load_user(&alice)
+            .expect("load")
+            .expect("exists")
+            .archive_head,
+        12,
+        "archive: head loaded with the user"
+    );
+    let queries = [
+        Query {
+            max: 5,
+            ..Query::default()
+        },
+        Query {
+            max: 5,
+            from_end: true,
+            ..Query::default()
+        },
+        Query {
+            max: 100,
+            ..Query::default()
+        },
+        Query {
+            max: 0,
+            ..Query::default()
+        },
+        Query {
+            after: Some(10),
+            max: 5,
+            ..Query::default()
+        },
+        Query {
+            before: Some(4),
+            from_end: true,
+            max: 2,
+            ..Query::default()
+        },
+        Query {
+            with: Some(j("carol@example.com")),
+            max: 3,
+            ..Query::default()
+        },
+        Query {
+            with: Some(j("bob@example.com")),
+            from_end: true,
+            max: 3,
+            ..Query::default()
+        },
+        Query {
+            start: Some(Timestamp(1_700_000_000_000 + 35)),
+            end: Some(Timestamp(1_700_000_000_000 + 90)),
+            max: 100,
+            ..Query::default()
+        },
+        Query {
+            ids: Some(vec![2, 11, 40]),
+            max: 10,
+            ..Query::default()
+        },
+        Query {
+            with: Some(j("nobody@example.com")),
+            max: 10,
+            ..Query::default()
+        },
+    ];
+    for q in &queries {
+        assert_eq!(
+            s.archive_query(&alice, q).expect("query"),
+            select(all.iter(), q),
+            "archive: query {q:?} answers as select does"
+        );
+    }
+    s.apply(&[StoreWrite::ArchiveTrim {
+        user: alice.clone(),
+        below: 5,
+    }])
+    .expect("trim");
+    let left = s
+        .archive_query(
+            &alice,
+            &Query {
+                max: 100,
+                ..Query::default()
+            },
+        )
+        .expect("query");
+    assert_eq!(
+        left,
+        Page {
+            messages: all[4..].to_vec(),
+            complete: true
+        },
+        "archive: trimmed below 5"
+    );
+    assert_eq!(
+        s.archive_query(
+            &j("bob@example.com"),
+            &Query {
+                max: 10,
+                ..Query::default()
+            }
+        )
+        .expect("query")
+        .messages,
+        vec![],
+        "archive: one user's archive is not another's"
     );
 }

@@ -5,9 +5,10 @@
 //! [`AccountStore`], [`RosterStore`], [`OfflineStore`] and [`Store`] goes to the inner store otherwise.
 
 use super::{
-    Account, AccountStore, DocumentKey, DocumentStore, OfflineStore, RosterStore, Store,
-    StoreError, StoreWrite, StoredMessage, UserRecord,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RosterStore,
+    Store, StoreError, StoreWrite, StoredMessage, UserRecord,
 };
+use crate::archive::{ArchivedMessage, Page, Query};
 use crate::jid::BareJid;
 use crate::policy::UserPolicy;
 use crate::roster::RosterEntry;
@@ -104,6 +105,21 @@ impl<L: Layer> DocumentStore for L {
     }
     fn remove_document(&self, user: &BareJid, key: &DocumentKey) -> Result<(), StoreError> {
         self.inner().remove_document(user, key)
+    }
+}
+
+impl<L: Layer> ArchiveStore for L {
+    fn archive_put(&self, user: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError> {
+        self.inner().archive_put(user, entry)
+    }
+    fn archive_trim(&self, user: &BareJid, below: u64) -> Result<(), StoreError> {
+        self.inner().archive_trim(user, below)
+    }
+    fn archive_head(&self, user: &BareJid) -> Result<u64, StoreError> {
+        self.inner().archive_head(user)
+    }
+    fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError> {
+        self.inner().archive_query(user, query)
     }
 }
 

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use parking_lot::Mutex;
 
 use super::{
-    Account, AccountStore, DocumentKey, DocumentStore, OfflineStore, RosterStore, Store,
-    StoreError, StoredMessage,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RosterStore,
+    Store, StoreError, StoredMessage,
 };
+use crate::archive::{ArchivedMessage, Page, Query, select};
 use crate::jid::BareJid;
 use crate::policy::UserPolicy;
 use crate::roster::RosterEntry;
@@ -25,6 +26,7 @@ struct Inner {
     policies: BTreeMap<BareJid, UserPolicy>,
     offline: BTreeMap<BareJid, BTreeMap<u64, StoredMessage>>,
     documents: BTreeMap<BareJid, BTreeMap<DocumentKey, String>>,
+    archives: BTreeMap<BareJid, BTreeMap<u64, ArchivedMessage>>,
 }
 
 impl MemoryStore {
@@ -53,6 +55,7 @@ impl AccountStore for MemoryStore {
         g.policies.remove(user);
         g.offline.remove(user);
         g.documents.remove(user);
+        g.archives.remove(user);
         Ok(g.accounts.remove(user).is_some())
     }
 
@@ -180,9 +183,48 @@ impl DocumentStore for MemoryStore {
             d.remove(key);
             if d.is_empty() {
                 g.documents.remove(user);
+                g.archives.remove(user);
             }
         }
         Ok(())
+    }
+}
+
+impl ArchiveStore for MemoryStore {
+    fn archive_put(&self, user: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .archives
+            .entry(user.clone())
+            .or_default()
+            .insert(entry.id, entry.clone());
+        Ok(())
+    }
+
+    fn archive_trim(&self, user: &BareJid, below: u64) -> Result<(), StoreError> {
+        if let Some(a) = self.inner.lock().archives.get_mut(user) {
+            *a = a.split_off(&below);
+        }
+        Ok(())
+    }
+
+    fn archive_head(&self, user: &BareJid) -> Result<u64, StoreError> {
+        let g = self.inner.lock();
+        Ok(g.archives
+            .get(user)
+            .and_then(|a| a.keys().next_back().copied())
+            .unwrap_or(0))
+    }
+
+    fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError> {
+        let g = self.inner.lock();
+        Ok(match g.archives.get(user) {
+            Some(a) => select(a.values(), query),
+            None => Page {
+                messages: Vec::new(),
+                complete: true,
+            },
+        })
     }
 }
 

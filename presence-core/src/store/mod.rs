@@ -11,6 +11,7 @@ mod memory;
 pub use layer::Layer;
 pub use memory::MemoryStore;
 
+use crate::archive::{ArchivedMessage, Page, Query};
 use crate::jid::{BareJid, Jid};
 use crate::message::Message;
 use crate::policy::UserPolicy;
@@ -113,6 +114,8 @@ pub struct UserRecord {
     pub offline: Vec<StoredMessage>,
     /// The user's documents (see [`DocumentStore`]), by key.
     pub documents: Vec<(DocumentKey, String)>,
+    /// The highest id in the user's message archive (0: empty); the next archived message gets a higher one.
+    pub archive_head: u64,
 }
 
 /// A change the engine asks the shell to make durable.
@@ -170,6 +173,20 @@ pub enum StoreWrite {
         user: BareJid,
         /// Which.
         key: DocumentKey,
+    },
+    /// Adds a message to the user's archive.
+    ArchivePut {
+        /// Whose archive.
+        user: BareJid,
+        /// The message, with an id above every id in the archive.
+        entry: ArchivedMessage,
+    },
+    /// Drops the user's archived messages with ids below `below` (the oldest, beyond the archive's size limit).
+    ArchiveTrim {
+        /// Whose archive.
+        user: BareJid,
+        /// The first id kept.
+        below: u64,
     },
 }
 
@@ -261,8 +278,22 @@ pub trait DocumentStore {
     fn remove_document(&self, user: &BareJid, key: &DocumentKey) -> Result<(), StoreError>;
 }
 
+/// Each user's message archive (XEP-0313), queried by the shells directly (a page of history is a read, not work
+/// for the engine) and written through [`StoreWrite::ArchivePut`] and [`StoreWrite::ArchiveTrim`]; removed with the
+/// account.
+pub trait ArchiveStore {
+    /// Adds `entry` to `user`'s archive.
+    fn archive_put(&self, user: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError>;
+    /// Drops `user`'s archived messages with ids below `below`.
+    fn archive_trim(&self, user: &BareJid, below: u64) -> Result<(), StoreError>;
+    /// The highest id in `user`'s archive, 0 when it is empty.
+    fn archive_head(&self, user: &BareJid) -> Result<u64, StoreError>;
+    /// A page of `user`'s archive, exactly as [`crate::archive::select`] would answer it.
+    fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError>;
+}
+
 /// A complete store, as the shells use it.
-pub trait Store: AccountStore + RosterStore + OfflineStore + DocumentStore {
+pub trait Store: AccountStore + RosterStore + OfflineStore + DocumentStore + ArchiveStore {
     /// Makes a group of writes durable, in order. Implementations should commit the group at once (one
     /// transaction) so durability does not cost a sync per write; the default applies them one by one.
     fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
@@ -287,6 +318,8 @@ pub trait Store: AccountStore + RosterStore + OfflineStore + DocumentStore {
                     document,
                 } => self.put_document(user, key, document)?,
                 StoreWrite::DocumentRemove { user, key } => self.remove_document(user, key)?,
+                StoreWrite::ArchivePut { user, entry } => self.archive_put(user, entry)?,
+                StoreWrite::ArchiveTrim { user, below } => self.archive_trim(user, *below)?,
             }
         }
         Ok(())
@@ -309,6 +342,7 @@ pub trait Store: AccountStore + RosterStore + OfflineStore + DocumentStore {
             policy: self.policy(user)?.unwrap_or_default(),
             offline: self.offline(user)?,
             documents: self.documents(user)?,
+            archive_head: self.archive_head(user)?,
         }))
     }
 }

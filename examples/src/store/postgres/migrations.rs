@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/0001_store.sql")),
     (2, include_str!("../../../migrations/0002_cluster.sql")),
     (3, include_str!("../../../migrations/0003_documents.sql")),
+    (4, include_str!("../../../migrations/0004_archive.sql")),
 ];
 
 /// The advisory lock key every presenced node takes while migrating (ASCII "presence" as an i64).

@@ -17,11 +17,12 @@ use std::sync::Arc;
 
 use postgres::{GenericClient, IsolationLevel};
 use presence_core::BareJid;
+use presence_core::archive::{ArchivedMessage, Page, Query};
 use presence_core::policy::UserPolicy;
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, DocumentKey, DocumentStore, OfflineStore, RosterStore, Store,
-    StoreError, StoreWrite, StoredMessage, UserRecord,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RosterStore,
+    Store, StoreError, StoreWrite, StoredMessage, UserRecord,
 };
 
 use super::codec;
@@ -230,6 +231,84 @@ fn document_row(owner: &str, key: &str, document: &[u8]) -> Result<(DocumentKey,
     Ok((key, document))
 }
 
+fn archive_put(
+    c: &mut impl GenericClient,
+    user: &BareJid,
+    entry: &ArchivedMessage,
+) -> Result<(), Failure> {
+    let id = seq_column(entry.id)?;
+    let stamp = i64::try_from(entry.message.stamp.as_millis()).unwrap_or(i64::MAX);
+    c.execute(
+        "INSERT INTO archive (owner, id, peer, stamp, record) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (owner, id) DO UPDATE SET peer = EXCLUDED.peer, stamp = EXCLUDED.stamp,
+         record = EXCLUDED.record",
+        &[
+            &user.as_str(),
+            &id,
+            &entry.with.as_str(),
+            &stamp,
+            &codec::encode_archived(entry),
+        ],
+    )?;
+    Ok(())
+}
+
+fn archive_trim(
+    c: &mut impl GenericClient,
+    user: &BareJid,
+    below: u64,
+) -> Result<(), postgres::Error> {
+    let below = i64::try_from(below).unwrap_or(i64::MAX);
+    c.execute(
+        "DELETE FROM archive WHERE owner = $1 AND id < $2",
+        &[&user.as_str(), &below],
+    )?;
+    Ok(())
+}
+
+/// The query in SQL: the filters as conditions, the page as an ordered LIMIT one past `max` (to know whether the
+/// page is complete).
+fn archive_query(c: &mut impl GenericClient, user: &BareJid, q: &Query) -> Result<Page, Failure> {
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let owner = user.as_str();
+    let with = q.with.as_ref().map(|w| w.as_str());
+    let start = q.start.map(|t| clamp(t.as_millis()));
+    let end = q.end.map(|t| clamp(t.as_millis()));
+    let after = q.after.map(clamp);
+    let before = q.before.map(clamp);
+    let ids: Option<Vec<i64>> = q
+        .ids
+        .as_ref()
+        .map(|ids| ids.iter().copied().map(clamp).collect());
+    let limit = i64::try_from(q.max).unwrap_or(i64::MAX).saturating_add(1);
+    let order = if q.from_end { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT record FROM archive WHERE owner = $1
+           AND ($2::text IS NULL OR peer = $2)
+           AND ($3::bigint IS NULL OR stamp >= $3)
+           AND ($4::bigint IS NULL OR stamp <= $4)
+           AND ($5::bigint IS NULL OR id > $5)
+           AND ($6::bigint IS NULL OR id < $6)
+           AND ($7::bigint[] IS NULL OR id = ANY($7))
+         ORDER BY id {order} LIMIT $8"
+    );
+    let rows = c.query(
+        &sql,
+        &[&owner, &with, &start, &end, &after, &before, &ids, &limit],
+    )?;
+    let what = format!("archive of {user}");
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in &rows {
+        messages.push(codec::decode_archived(&what, row.try_get(0)?)?);
+    }
+    let complete = messages.len() <= q.max;
+    messages.truncate(q.max);
+    if q.from_end {
+        messages.reverse();
+    }
+    Ok(Page { messages, complete })
+}
+
 fn read_offline(c: &mut impl GenericClient, user: &BareJid) -> Result<Vec<StoredMessage>, Failure> {
     let rows = c.query(
         "SELECT message FROM offline WHERE owner = $1 ORDER BY seq",
@@ -294,6 +373,15 @@ fn read_users(
             record
                 .offline
                 .push(codec::decode_message(&what, row.try_get(1)?)?);
+        }
+    }
+    for row in tx.query(
+        "SELECT owner, max(id) FROM archive WHERE owner = ANY($1) GROUP BY owner",
+        &[&names],
+    )? {
+        let owner: &str = row.try_get(0)?;
+        if let Some(record) = records.get_mut(owner) {
+            record.archive_head = u64::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0);
         }
     }
     // Keys in byte order, as the embedded store keeps them (the trait promises key order).
@@ -402,6 +490,7 @@ impl AccountStore for PgStore {
             tx.execute("DELETE FROM policies WHERE owner = $1", &[&u])?;
             tx.execute("DELETE FROM offline WHERE owner = $1", &[&u])?;
             tx.execute("DELETE FROM documents WHERE owner = $1", &[&u])?;
+            tx.execute("DELETE FROM archive WHERE owner = $1", &[&u])?;
             // A deleted user has no home in the cluster any more (the table exists whether or not a cluster runs).
             tx.execute("DELETE FROM cluster_placement WHERE jid = $1", &[&u])?;
             Ok(existed)
@@ -505,12 +594,40 @@ impl DocumentStore for PgStore {
     }
 }
 
+impl ArchiveStore for PgStore {
+    fn archive_put(&self, user: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError> {
+        self.query(|c| archive_put(c, user, entry))
+    }
+
+    fn archive_trim(&self, user: &BareJid, below: u64) -> Result<(), StoreError> {
+        self.with_client(|c| archive_trim(c, user, below))
+    }
+
+    fn archive_head(&self, user: &BareJid) -> Result<u64, StoreError> {
+        let head: Option<i64> = self.with_client(|c| {
+            c.query_one(
+                "SELECT max(id) FROM archive WHERE owner = $1",
+                &[&user.as_str()],
+            )?
+            .try_get(0)
+        })?;
+        Ok(head.map_or(0, |h| u64::try_from(h).unwrap_or(0)))
+    }
+
+    fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError> {
+        self.query(|c| archive_query(c, user, query))
+    }
+}
+
 impl Store for PgStore {
     fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
         // Sequence numbers are checked before anything is sent, so a bad one fails the group before it starts.
         for w in writes {
             if let StoreWrite::OfflinePush { message, .. } = w {
                 seq_column(message.seq)?;
+            }
+            if let StoreWrite::ArchivePut { entry, .. } = w {
+                seq_column(entry.id)?;
             }
         }
         self.write(|tx| {
@@ -535,6 +652,8 @@ impl Store for PgStore {
                         document,
                     } => put_document(tx, user, key, document)?,
                     StoreWrite::DocumentRemove { user, key } => remove_document(tx, user, key)?,
+                    StoreWrite::ArchivePut { user, entry } => archive_put(tx, user, entry)?,
+                    StoreWrite::ArchiveTrim { user, below } => archive_trim(tx, user, *below)?,
                 }
             }
             Ok(())
