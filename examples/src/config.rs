@@ -233,6 +233,8 @@ pub struct LimitsConfig {
     pub max_document_bytes: usize,
     /// Documents one user may keep (private XML namespaces, the vCard …).
     pub max_documents_per_user: usize,
+    /// Messages one user's archive keeps (XEP-0313); the oldest go as new ones come. 0 turns archiving off.
+    pub max_archive_per_user: u64,
     /// Client connections of the whole process, XMPP and SIP over TCP together; one more is refused.
     pub max_connections: usize,
     /// Client connections from one IP address (0 = unlimited), so one host cannot take them all.
@@ -339,6 +341,7 @@ impl Default for LimitsConfig {
             offline_per_node: l.offline_per_node,
             max_document_bytes: l.max_document_bytes,
             max_documents_per_user: l.max_documents_per_user,
+            max_archive_per_user: l.max_archive_per_user,
             max_connections: 65_536,
             max_connections_per_ip: 1024,
             max_outbound_queue: 1000,
@@ -597,6 +600,7 @@ impl Config {
                 offline_per_node: self.limits.offline_per_node,
                 max_document_bytes: self.limits.max_document_bytes,
                 max_documents_per_user: self.limits.max_documents_per_user,
+                max_archive_per_user: self.limits.max_archive_per_user,
             },
             ..EngineConfig::default()
         }

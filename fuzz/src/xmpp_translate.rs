@@ -31,6 +31,8 @@ pub struct TranslateOutcome {
     pub replies: Vec<Element>,
     /// Stanzas that needed nothing.
     pub nothing: usize,
+    /// Archive queries.
+    pub archive_queries: usize,
 }
 
 /// The session an engine input is from, `None` for inputs that are not a session's.
@@ -114,6 +116,14 @@ pub fn check_xmpp_translate(body: &[u8]) -> TranslateOutcome {
                 outcome.replies.push(reply);
             }
             FromClient::Nothing => outcome.nothing += 1,
+            // A query of the session's own archive, with a page bounded by the server whatever was asked.
+            FromClient::Archive(request) => {
+                assert!(
+                    request.query.max <= server_xmpp::translate::features::mam::MAX_PAGE,
+                    "an archive page over the cap: {request:?}"
+                );
+                outcome.archive_queries += 1;
+            }
         }
     }
     outcome

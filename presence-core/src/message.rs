@@ -46,7 +46,7 @@ pub struct Message {
     /// What the shell read from the extensions that the engine acts on.
     pub marks: Marks,
     /// The id the recipient's archive gave the message (its XEP-0359 stanza-id), once archived.
-    pub archive_id: Option<u64>,
+    pub archive_id: Option<std::num::NonZeroU64>,
 }
 
 /// The few facts about a message's extensions that change what the engine does with it; the shell reads them

@@ -41,7 +41,7 @@ fn both_parties_archive_and_the_recipient_sees_its_archive_id() {
         .take(b)
         .into_iter()
         .filter_map(|s| match s {
-            Stanza::Message { message, .. } => Some(message.archive_id),
+            Stanza::Message { message, .. } => Some(message.archive_id.map(|i| i.get())),
             _ => None,
         })
         .collect();
@@ -60,7 +60,7 @@ fn both_parties_archive_and_the_recipient_sees_its_archive_id() {
         .take(b)
         .into_iter()
         .filter_map(|s| match s {
-            Stanza::Message { message, .. } => Some(message.archive_id),
+            Stanza::Message { message, .. } => Some(message.archive_id.map(|i| i.get())),
             _ => None,
         })
         .collect();

@@ -459,7 +459,7 @@ async fn established<S, T>(
     user: BareJid,
     span: &tracing::Span,
 ) where
-    S: Store,
+    S: Store + Send + Sync + 'static,
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let domain = shared.domain.as_str();
@@ -555,6 +555,14 @@ async fn established<S, T>(
                                 }
                             }
                             FromClient::Nothing => {}
+                            FromClient::Archive(request) => {
+                                for o in crate::archive::answer(shared.store.clone(), &jid, request).await {
+                                    wire.queue(&o);
+                                }
+                                if send_bounded(&mut wire).await.is_err() {
+                                    break true;
+                                }
+                            }
                         }
                     }
                     Ok(Ok(StreamEvent::Element(_))) => {

@@ -7,6 +7,7 @@
 //! presence, rosters, forking and offline storage are the engine's.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod connection;
 pub mod sasl;
 pub mod tls;

@@ -496,7 +496,7 @@ pub(crate) fn write_message(w: &mut Writer, msg: &Message) {
     w.u8(msg.marks.bits());
     w.bool(msg.archive_id.is_some());
     if let Some(id) = msg.archive_id {
-        w.u64(id);
+        w.u64(id.get());
     }
 }
 
@@ -541,7 +541,10 @@ pub(crate) fn read_message(r: &mut Reader<'_>, version: u8) -> Result<Message, S
             Marks::default()
         },
         archive_id: if version >= 3 && r.bool()? {
-            Some(r.u64()?)
+            Some(
+                std::num::NonZeroU64::new(r.u64()?)
+                    .ok_or_else(|| r.corrupt("archive id 0".into()))?,
+            )
         } else {
             None
         },

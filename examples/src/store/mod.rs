@@ -227,6 +227,9 @@ fn remove_document_tx(
     Ok(())
 }
 
+/// One row of the archive table as redb yields it.
+type ArchiveRow<'a> = (redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>);
+
 fn archive_put_tx(
     tx: &WriteTransaction,
     user: &BareJid,
@@ -466,10 +469,7 @@ impl ArchiveStore for RedbStore {
         }
         let range = t.range(from.as_slice()..to.as_slice()).map_err(backend)?;
         let what = format!("archive of {user}");
-        let decode = |row: Result<
-            (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>),
-            redb::StorageError,
-        >| {
+        let decode = |row: Result<ArchiveRow<'_>, redb::StorageError>| {
             let (_, v) = row.map_err(backend)?;
             codec::decode_archived(&what, v.value())
         };

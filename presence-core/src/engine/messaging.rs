@@ -117,7 +117,9 @@ impl Engine {
         // Archived on arrival, whether delivered now or held: the archive id is the message's stanza-id.
         let mut message = message;
         let (owner, peer) = (to.bare().clone(), from.bare().clone());
-        message.archive_id = self.archive(&owner, &peer, &from, &to, &message);
+        message.archive_id = self
+            .archive(&owner, &peer, &from, &to, &message)
+            .and_then(std::num::NonZeroU64::new);
         let Some(u) = self.users.get(to.bare()) else {
             return;
         };

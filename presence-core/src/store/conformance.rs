@@ -87,7 +87,7 @@ fn stored(seq: u64, body: &str) -> StoredMessage {
                 signal: true,
                 ..Default::default()
             },
-            archive_id: Some(1 << 40 | seq),
+            archive_id: std::num::NonZeroU64::new(1 << 40 | seq),
         },
     }
 }

@@ -21,6 +21,8 @@ pub enum FromClient {
     Reply(Element),
     /// Nothing to do (an answer to a push, a probe from a client…).
     Nothing,
+    /// Answer from the user's message archive: a read the connection makes from the store.
+    Archive(super::features::mam::ArchiveRequest),
 }
 
 /// Who the client is, as the translation needs it.
@@ -183,6 +185,9 @@ fn message(stanza: Stanza, me: &Me<'_>, to: Option<Jid>, now: Timestamp) -> From
             (true, "thread") if message.thread.is_none() => message.thread = Some(child.text()),
             // Stamps from the client are not trusted; the server adds its own when it delays a message.
             (false, "delay") if child.ns == NS_DELAY => {}
+            // Nor are stanza-ids: only the archive that gave one may (XEP-0359 §3.1), so a client cannot forge
+            // one that would look like ours.
+            (false, "stanza-id") if child.ns == super::NS_STANZA_ID => {}
             _ => {
                 mark(&mut message.marks, child);
                 let mut out = Vec::new();

@@ -14,7 +14,7 @@ use xmpp_codec::{Element, ns};
 
 pub use features::Features;
 pub use inbound::{FromClient, Me, from_client};
-pub use stamp::format_stamp;
+pub use stamp::{format_stamp, parse_stamp};
 
 /// An element to write to a client, with raw XML payloads (opaque message extensions) to place inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +245,14 @@ pub(crate) fn message_stanza(
             el = el.with_child(Element::new(ns::CLIENT, name).with_text(v));
         }
     }
+    // XEP-0359: the recipient's archive id, so a client can match what it got live with what the archive holds.
+    if let Some(id) = message.archive_id {
+        el = el.with_child(
+            Element::new(NS_STANZA_ID, "stanza-id")
+                .with_attr("id", id.to_string())
+                .with_attr("by", to.bare().as_str()),
+        );
+    }
     if let Some(stamp) = delayed {
         el = el.with_child(
             Element::new(features::offline::NS_DELAY, "delay")
@@ -258,6 +266,29 @@ pub(crate) fn message_stanza(
         raw_children: message.extensions,
     }
 }
+
+/// A message as one element, its extensions parsed back into elements: for stanzas carried inside another
+/// (a carbon copy, an archive result), where opaque text can only sit at the top.
+pub(crate) fn message_element(
+    from: &Jid,
+    to: &Jid,
+    message: presence_core::message::Message,
+    domain: &str,
+) -> Element {
+    let Outgoing {
+        element: mut el,
+        raw_children,
+    } = message_stanza(from, to, message, None, domain);
+    for raw in raw_children {
+        if let Some(child) = features::xml::from_text(&raw) {
+            el = el.with_child(child);
+        }
+    }
+    el
+}
+
+/// XEP-0359.
+pub const NS_STANZA_ID: &str = "urn:xmpp:sid:0";
 
 fn jid_str(j: &Jid) -> String {
     j.to_string()

@@ -5,8 +5,8 @@ use presence_core::feature::Call;
 use presence_core::feature::carbons::{self, Copy, Direction};
 use xmpp_codec::{Element, IqType, ns};
 
-use super::{Feature, FromClient, Iq, xml};
-use crate::translate::{Outgoing, message_stanza};
+use super::{Feature, FromClient, Iq};
+use crate::translate::{Outgoing, message_element};
 
 /// XEP-0280.
 pub const NS_CARBONS: &str = "urn:xmpp:carbons:2";
@@ -42,15 +42,7 @@ pub fn copy(copy: Copy, me: &FullJid) -> Outgoing {
         to,
         message,
     } = copy;
-    let Outgoing {
-        element: mut inner,
-        raw_children,
-    } = message_stanza(&from, &to, message, None, me.bare().domain());
-    for raw in raw_children {
-        if let Some(el) = xml::from_text(&raw) {
-            inner = inner.with_child(el);
-        }
-    }
+    let inner = message_element(&from, &to, message, me.bare().domain());
     let kind = match direction {
         Direction::Sent => "sent",
         Direction::Received => "received",

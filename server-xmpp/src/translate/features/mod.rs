@@ -8,6 +8,7 @@
 pub mod blocking;
 pub mod carbons;
 pub mod disco;
+pub mod mam;
 pub mod offline;
 pub mod ping;
 pub mod private;
@@ -59,6 +60,7 @@ const ALL: &[&Feature] = &[
     &private::FEATURE,
     &vcard::FEATURE,
     &carbons::FEATURE,
+    &mam::FEATURE,
 ];
 
 impl Features {
@@ -184,6 +186,7 @@ pub(super) fn answer(answer: &Answer) -> Option<Element> {
         Answer::Settings(s) => Some(settings::element(s)),
         Answer::Private(p) => Some(private::answer(p)),
         Answer::VCard(v) => Some(vcard::answer(v)),
+        Answer::Mam(p) => Some(mam::answer(p)),
     }
 }
 
