@@ -160,6 +160,17 @@ pub struct XmppConfig {
     /// `ping_interval + ping_timeout`, or the ping could not do its work.
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// How long a session whose connection dropped without a clean close stays bound, waiting for its client
+    /// to resume it (XEP-0198); then it is closed (contacts see it unavailable) and its unacknowledged
+    /// messages are held offline. `"0s"` keeps no session waiting (resumption always fails).
+    #[serde(deserialize_with = "duration")]
+    pub sm_resume_timeout: Duration,
+    /// Unacknowledged stanzas (plus, while the connection is gone, deliveries not yet written) one
+    /// stream-managed session may have; past it the session is ended and its messages are held offline.
+    pub sm_max_unacked: usize,
+    /// Contacts' presence that may wait for an inactive client (XEP-0352), one per full address; one more
+    /// sender sends everything waiting at once.
+    pub csi_max_queued: usize,
 }
 
 impl XmppConfig {
@@ -300,6 +311,9 @@ impl Default for XmppConfig {
             ping_interval: Duration::from_secs(60),
             ping_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
+            sm_resume_timeout: Duration::from_secs(300),
+            sm_max_unacked: 500,
+            csi_max_queued: 1000,
         }
     }
 }
@@ -445,6 +459,28 @@ impl Config {
                 "xmpp.idle_timeout",
                 "0s",
                 "would close every session at once (must be more than 0)".into(),
+            ));
+        }
+        if x.sm_max_unacked == 0 {
+            return Err(invalid(
+                "xmpp.sm_max_unacked",
+                "0",
+                "would end every stream-managed session at its first stanza (must be at least 1)"
+                    .into(),
+            ));
+        }
+        if x.csi_max_queued == 0 {
+            return Err(invalid(
+                "xmpp.csi_max_queued",
+                "0",
+                "could hold no presence for an inactive client (must be at least 1)".into(),
+            ));
+        }
+        if x.sm_resume_timeout > Duration::from_secs(24 * 3600) {
+            return Err(invalid(
+                "xmpp.sm_resume_timeout",
+                &format!("{}s", x.sm_resume_timeout.as_secs()),
+                "is longer than a day: a vanished client would keep its session, and its user online, that long".into(),
             ));
         }
         if let Some(every) = x.ping_every() {
@@ -763,6 +799,31 @@ mod tests {
             parse("[xmpp]\nping_interval = \"0s\"\nping_timeout = \"0s\"\nidle_timeout = \"5s\"\n")
                 .expect("pings off");
         assert_eq!(c.xmpp.ping_every(), None);
+    }
+
+    #[test]
+    fn stream_management_and_csi_keys_have_defaults_and_are_checked() {
+        let c = parse("").expect("defaults");
+        assert_eq!(c.xmpp.sm_resume_timeout, Duration::from_secs(300));
+        assert_eq!(c.xmpp.sm_max_unacked, 500);
+        assert_eq!(c.xmpp.csi_max_queued, 1000);
+        let c =
+            parse("[xmpp]\nsm_resume_timeout = \"2s\"\nsm_max_unacked = 10\ncsi_max_queued = 3\n")
+                .expect("valid");
+        assert_eq!(c.xmpp.sm_resume_timeout, Duration::from_secs(2));
+        assert_eq!(c.xmpp.sm_max_unacked, 10);
+        assert_eq!(c.xmpp.csi_max_queued, 3);
+        for (text, key) in [
+            ("[xmpp]\nsm_max_unacked = 0", "xmpp.sm_max_unacked"),
+            ("[xmpp]\ncsi_max_queued = 0", "xmpp.csi_max_queued"),
+            (
+                "[xmpp]\nsm_resume_timeout = \"48h\"",
+                "xmpp.sm_resume_timeout",
+            ),
+        ] {
+            let msg = parse(text).expect_err(text).to_string();
+            assert!(msg.contains(key), "{msg} should name {key}");
+        }
     }
 
     #[test]

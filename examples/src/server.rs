@@ -114,6 +114,9 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
     settings.ping_interval = config.xmpp.ping_every();
     settings.ping_timeout = config.xmpp.ping_timeout;
     settings.idle_timeout = config.xmpp.idle_timeout;
+    settings.sm_resume_timeout = config.xmpp.sm_resume_timeout;
+    settings.sm_max_unacked = config.xmpp.sm_max_unacked;
+    settings.csi_max_queued = config.xmpp.csi_max_queued;
     settings.outbound_queue = limits.max_outbound_queue;
     settings.outbound_bytes = limits.max_outbound_bytes;
     settings.rate = Rate {

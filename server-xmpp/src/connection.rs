@@ -1,6 +1,9 @@
 //! One client connection (RFC 6120): mandatory STARTTLS (or TLS from the first byte on the direct-TLS port,
 //! XEP-0368), SASL, resource binding, then stanzas between the socket and the hub until either side ends the
-//! stream. A client that falls silent is pinged (XEP-0199) and closed as dead if it does not answer.
+//! stream. A client that falls silent is pinged (XEP-0199) and closed as dead if it does not answer. Stream
+//! management (XEP-0198, see `sm.rs`) acknowledges stanzas and lets a client resume its session on a new
+//! connection; client state indication (XEP-0352, see `csi.rs`) holds presence back while the client is
+//! inactive.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +26,9 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, debug_span};
 use xmpp_codec::{Element, Nonza, StreamEvent, StreamHeader, ns};
 
+use crate::csi::Csi;
 use crate::sasl::{self, CredentialLookup, SaslServer, Step};
+use crate::sm;
 use crate::translate::{self, FromClient, Me};
 use crate::wire::{Ended, Wire};
 
@@ -61,6 +66,14 @@ pub struct Shared<S> {
     pub secret: [u8; 16],
     /// The features offered to bound clients.
     pub features: translate::Features,
+    /// Sessions that may be resumed (XEP-0198).
+    pub sm: Arc<sm::Registry>,
+    /// How long a session whose connection dropped waits for its client to resume it.
+    pub sm_resume_timeout: Duration,
+    /// Unacknowledged (and, while detached, undelivered) stanzas a session may have before it is ended.
+    pub sm_max_unacked: usize,
+    /// Senders whose presence may wait for an inactive client (XEP-0352).
+    pub csi_max_queued: usize,
 }
 
 /// How many failed SASL attempts a connection gets before it is closed.
@@ -452,7 +465,67 @@ fn decode(text: &str) -> Result<Option<Vec<u8>>, ()> {
     }
 }
 
-/// The authenticated stream: bind a resource, then exchange stanzas with the engine.
+/// How the loop of a bound session ended, and so what becomes of the session.
+enum End {
+    /// The stream ended (either side closed it, or the server ended it): the engine must close the session.
+    Close,
+    /// The transport went away without `</stream>`: a resumable session waits for its client (XEP-0198).
+    Lost,
+    /// The engine ended the session already.
+    EngineKnows,
+    /// A new connection resumed the session: hand it over.
+    Handed(sm::Claim),
+}
+
+/// Writes one engine delivery: rendered, counted and kept until acknowledged when stream management is on.
+fn write_delivery<T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    stanza: CoreStanza,
+    out: &mut Outbound<'_>,
+) {
+    let message = out.sm.as_ref().and_then(|_| sm::message_of(&stanza));
+    let pushes = &mut *out.pushes;
+    if let Some(o) = translate::to_client(stanza, out.jid, out.domain, || {
+        *pushes += 1;
+        format!("push{pushes}")
+    }) {
+        if let Some(kind) = StanzaKind::from_name(&o.element.name) {
+            out.metrics.stanza_out(kind);
+        }
+        wire.queue(&o);
+        if let Some(c) = out.sm.as_mut() {
+            c.sent(o, message);
+        }
+    }
+}
+
+/// Writes a stanza the shell itself makes (a reply, a ping), counted like any other.
+fn write_own<T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    el: Element,
+    sm: &mut Option<sm::Counters>,
+) {
+    let o = el.into();
+    wire.queue(&o);
+    if let Some(c) = sm.as_mut() {
+        c.sent(o, None);
+    }
+}
+
+/// What writing to the client needs.
+struct Outbound<'a> {
+    jid: &'a FullJid,
+    domain: &'a str,
+    pushes: &'a mut u64,
+    metrics: &'a runtime::Metrics,
+    sm: &'a mut Option<sm::Counters>,
+}
+
+/// XEP-0352's namespace.
+pub const NS_CSI: &str = "urn:xmpp:csi:0";
+
+/// The authenticated stream: bind a resource (or resume a session, XEP-0198), then exchange stanzas with the
+/// engine.
 async fn established<S, T>(
     mut wire: Wire<T>,
     shared: &Shared<S>,
@@ -464,18 +537,71 @@ async fn established<S, T>(
 {
     let domain = shared.domain.as_str();
     let metrics = shared.hub.metrics().clone();
-    let session = shared.hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(shared.outbound_queue, shared.outbound_bytes);
-    let Some(jid) = tokio::time::timeout(
+    let fresh = shared.hub.new_session();
+    let (sink, rx) = runtime::session_channel(shared.outbound_queue, shared.outbound_bytes);
+    let mut rx = rx;
+    let bound = tokio::time::timeout(
         shared.handshake_timeout,
-        bind(&mut wire, shared, &user, session, sink, &mut rx),
+        bind(&mut wire, shared, &user, fresh, sink, &mut rx),
     )
     .await
     .ok()
-    .flatten() else {
-        // The engine may have bound the session after all (the client left mid-bind): release it.
-        shared.hub.close(session);
-        return;
+    .flatten();
+    let mut sm: Option<sm::Counters> = None;
+    let mut claims: Option<tokio::sync::mpsc::Receiver<sm::Claim>> = None;
+    let mut pushes = 0u64;
+    let mut csi = Csi::new(shared.csi_max_queued);
+    let (session, jid) = match bound {
+        None => {
+            // The engine may have bound the session after all (the client left mid-bind): release it.
+            shared.hub.close(fresh);
+            return;
+        }
+        Some(Bound::Fresh(jid)) => (fresh, jid),
+        Some(Bound::Resumed { parked, previd }) => {
+            // The fresh session was never bound; the resumed one carries on with its address and deliveries.
+            shared.hub.close(fresh);
+            let sm::Parked {
+                session,
+                jid,
+                rx: resumed_rx,
+                counters,
+                pending,
+            } = parked;
+            rx = resumed_rx;
+            claims = Some(shared.sm.register_as(&previd, user.clone()));
+            // Exactly what the client had not acknowledged, in order, then what arrived meanwhile.
+            for o in counters.resend() {
+                wire.queue(o);
+            }
+            sm = Some(counters);
+            let mut out = Outbound {
+                jid: &jid,
+                domain,
+                pushes: &mut pushes,
+                metrics: &metrics,
+                sm: &mut sm,
+            };
+            for stanza in pending {
+                write_delivery(&mut wire, stanza, &mut out);
+            }
+            if send_bounded(&mut wire).await.is_err() {
+                let parked = sm::Parked {
+                    session,
+                    jid,
+                    rx,
+                    counters: sm.take().expect("set above"),
+                    pending: Default::default(),
+                };
+                let detach = detach_of(shared);
+                match claims {
+                    Some(c) => sm::park(detach, parked, previd, c),
+                    None => sm::end(&detach.hub, parked, true).await,
+                }
+                return;
+            }
+            (session, jid)
+        }
     };
     metrics.session_opened(Protocol::Xmpp);
     let me = Me {
@@ -484,7 +610,6 @@ async fn established<S, T>(
         domain,
         features: &shared.features,
     };
-    let mut pushes = 0u64;
     let mut bucket = TokenBucket::new(shared.rate, Instant::now());
     // While the client is over its inbound rate, reading pauses until then (deliveries keep flowing).
     let mut paused_until: Option<Instant> = None;
@@ -495,7 +620,7 @@ async fn established<S, T>(
         clock(),
         wire.bytes_read(),
     );
-    let tell_engine = loop {
+    let end = loop {
         let read_from = wire.bytes_read();
         tokio::select! {
             read = live.next(&mut wire), if paused_until.is_none() => {
@@ -505,26 +630,34 @@ async fn established<S, T>(
                     metrics.rate_limited(Protocol::Xmpp);
                     paused_until = Some(Instant::now() + pause);
                 }
+                // Ping answers are stanzas the client sent: they count as handled (XEP-0198).
+                let swallowed = std::mem::take(&mut live.swallowed);
+                if let Some(c) = sm.as_mut() {
+                    (0..swallowed).for_each(|_| c.handled());
+                }
                 match read {
                     Err(Silence::PingDue) => {
-                        wire.queue(&live.ping(domain, &jid).into());
+                        write_own(&mut wire, live.ping(domain, &jid), &mut sm);
                         metrics.stanza_out(StanzaKind::Iq);
                         if send_bounded(&mut wire).await.is_err() {
-                            break true;
+                            break End::Lost;
                         }
                     }
                     Err(Silence::Dead) => {
                         debug!(parent: span, "no answer to a ping: the connection is dead");
                         fail_bounded(&mut wire, domain, "connection-timeout", Some("no answer to a ping")).await;
-                        break true;
+                        break End::Lost;
                     }
                     Err(Silence::Idle) => {
                         fail_bounded(&mut wire, domain, "connection-timeout", Some("idle for too long")).await;
-                        break true;
+                        break End::Close;
                     }
                     Ok(Ok(StreamEvent::Stanza(stanza))) => {
                         if let Some(kind) = StanzaKind::from_name(stanza.kind().as_str()) {
                             metrics.stanza_in(kind);
+                        }
+                        if let Some(c) = sm.as_mut() {
+                            c.handled();
                         }
                         match translate::from_client(stanza, &me, runtime::timestamp()) {
                             FromClient::Engine(input) => {
@@ -536,22 +669,22 @@ async fn established<S, T>(
                                         if let Some(answer) = busy_answer(&input, &jid).and_then(|e| {
                                             translate::to_client(CoreStanza::Error(e), &jid, domain, String::new)
                                         }) {
-                                            wire.queue(&answer);
+                                            write_own(&mut wire, answer.element, &mut sm);
                                             if send_bounded(&mut wire).await.is_err() {
-                                                break true;
+                                                break End::Lost;
                                             }
                                         }
                                     }
                                     Err((SubmitError::Stopped, _)) => {
                                         fail_bounded(&mut wire, domain, "system-shutdown", None).await;
-                                        break false;
+                                        break End::EngineKnows;
                                     }
                                 }
                             }
                             FromClient::Reply(el) => {
-                                wire.queue(&el.into());
+                                write_own(&mut wire, el, &mut sm);
                                 if send_bounded(&mut wire).await.is_err() {
-                                    break true;
+                                    break End::Lost;
                                 }
                             }
                             FromClient::Nothing => {}
@@ -565,40 +698,76 @@ async fn established<S, T>(
                             }
                         }
                     }
-                    Ok(Ok(StreamEvent::Element(_))) => {
-                        wire.fail(domain, "unsupported-stanza-type", Some("that element is not supported here")).await;
-                        break true;
+                    Ok(Ok(StreamEvent::Element(el))) => {
+                        match Nonza::classify(&el) {
+                            Some(Nonza::SmEnable { resume, .. }) if sm.is_none() => {
+                                let id = (resume && !shared.sm_resume_timeout.is_zero()).then(|| {
+                                    let (id, rx) = shared.sm.register(user.clone());
+                                    claims = Some(rx);
+                                    id
+                                });
+                                wire.queue(&sm::enabled(id.as_deref(), shared.sm_resume_timeout).into());
+                                sm = Some(sm::Counters::new(id));
+                            }
+                            Some(Nonza::SmEnable { .. }) => wire.queue(&sm::failed("unexpected-request").into()),
+                            Some(Nonza::SmRequest) => match &sm {
+                                Some(c) => wire.queue(&sm::ack(c.h()).into()),
+                                None => wire.queue(&sm::failed("unexpected-request").into()),
+                            },
+                            Some(Nonza::SmAck { h }) => {
+                                if let Some(Err(e)) = sm.as_mut().map(|c| c.ack(h)) {
+                                    fail_bounded(&mut wire, domain, "undefined-condition", Some(&e.to_string())).await;
+                                    break End::Close;
+                                }
+                            }
+                            None if el.ns == NS_CSI && el.name == "inactive" => csi.inactive(),
+                            None if el.ns == NS_CSI && el.name == "active" => {
+                                let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
+                                for stanza in csi.active() {
+                                    write_delivery(&mut wire, stanza, &mut out);
+                                }
+                            }
+                            _ => {
+                                wire.fail(domain, "unsupported-stanza-type", Some("that element is not supported here")).await;
+                                break End::Close;
+                            }
+                        }
+                        if send_bounded(&mut wire).await.is_err() {
+                            break End::Lost;
+                        }
                     }
                     Ok(Ok(StreamEvent::Open(_))) => {
                         wire.fail(domain, "not-authorized", Some("the stream cannot be restarted now")).await;
-                        break true;
+                        break End::Close;
                     }
                     Ok(Ok(StreamEvent::Close)) => {
                         wire.close().await;
-                        break true;
+                        break End::Close;
                     }
-                    Ok(Err(e)) => {
-                        let _: Option<()> = end_with(&mut wire, domain, e).await;
-                        break true;
+                    Ok(Err(Ended::Codec(e))) => {
+                        let _: Option<()> = end_with(&mut wire, domain, Ended::Codec(e)).await;
+                        break End::Close;
                     }
+                    Ok(Err(_)) => break End::Lost,
                 }
             }
             _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
+            Some(claim) = next_claim(&mut claims) => {
+                // The client came back on another connection before this one was found dead.
+                debug!(parent: span, "session resumed on another connection");
+                fail_bounded(&mut wire, domain, "conflict", Some("the session was resumed on another connection")).await;
+                break End::Handed(claim);
+            }
             msg = rx.recv() => match msg {
                 Some(ToSession::Stanza(stanza)) => {
                     // Write everything already waiting in one go; a non-stanza message ends the batch and is
                     // handled after the flush, never dropped.
                     let mut next = Some(stanza);
                     let mut after = None;
+                    let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
                     while let Some(stanza) = next.take() {
-                        if let Some(o) = translate::to_client(stanza, &jid, domain, || {
-                            pushes += 1;
-                            format!("push{pushes}")
-                        }) {
-                            if let Some(kind) = StanzaKind::from_name(&o.element.name) {
-                                metrics.stanza_out(kind);
-                            }
-                            wire.queue(&o);
+                        for stanza in csi.deliver(stanza) {
+                            write_delivery(&mut wire, stanza, &mut out);
                         }
                         match rx.try_recv() {
                             Some(ToSession::Stanza(s)) => next = Some(s),
@@ -606,13 +775,22 @@ async fn established<S, T>(
                             None => {}
                         }
                     }
+                    if let Some(c) = sm.as_mut() {
+                        if c.unacked() > shared.sm_max_unacked {
+                            fail_bounded(&mut wire, domain, "policy-violation", Some(UNACKED_TEXT)).await;
+                            break End::Close;
+                        }
+                        if c.wants_request() {
+                            wire.queue(&sm::request().into());
+                        }
+                    }
                     match send_bounded(&mut wire).await {
                         Ok(()) => {}
                         Err(SendFailed::Stalled) => {
                             fail_bounded(&mut wire, domain, "policy-violation", Some(SLOW_TEXT)).await;
-                            break true;
+                            break End::Close;
                         }
-                        Err(SendFailed::Io) => break true,
+                        Err(SendFailed::Io) => break End::Lost,
                     }
                     if let Some(msg) = after {
                         break ended_by_runtime(&mut wire, shared, me.jid.bare(), msg).await;
@@ -621,17 +799,67 @@ async fn established<S, T>(
                 Some(msg) => break ended_by_runtime(&mut wire, shared, me.jid.bare(), msg).await,
                 None => {
                     fail_bounded(&mut wire, domain, "system-shutdown", None).await;
-                    break false;
+                    break End::EngineKnows;
                 }
             },
         }
     };
     metrics.session_closed(Protocol::Xmpp);
-    debug!(parent: span, "session ended");
-    if tell_engine {
-        shared.hub.close(session);
+    debug!(parent: span, "connection ended");
+    let Some(counters) = sm else {
+        if matches!(end, End::Close | End::Lost) {
+            shared.hub.close(session);
+        }
+        return;
+    };
+    let parked = sm::Parked {
+        session,
+        jid,
+        rx,
+        pending: csi.take().into(),
+        counters,
+    };
+    let detach = detach_of(shared);
+    match (end, parked.counters.id.clone(), claims) {
+        (End::Handed(claim), _, _) => {
+            if let Err(parked) = claim.send(parked) {
+                sm::end(&detach.hub, parked, true).await;
+            }
+        }
+        (End::Lost, Some(id), Some(claims)) => {
+            debug!(parent: span, "connection lost: the session waits for its client to resume it");
+            sm::park(detach, parked, id, claims);
+        }
+        (end, id, _) => {
+            if let Some(id) = id {
+                detach.registry.forget(&id);
+            }
+            // XEP-0198 §4: what the client never acknowledged counts as not delivered.
+            sm::end(&detach.hub, parked, matches!(end, End::Close | End::Lost)).await;
+        }
     }
 }
+
+/// The next claim on a resumable session, or never when the session is not resumable.
+async fn next_claim(
+    claims: &mut Option<tokio::sync::mpsc::Receiver<sm::Claim>>,
+) -> Option<sm::Claim> {
+    match claims {
+        Some(c) => c.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn detach_of<S>(shared: &Shared<S>) -> sm::Detach {
+    sm::Detach {
+        hub: shared.hub.clone(),
+        registry: shared.sm.clone(),
+        timeout: shared.sm_resume_timeout,
+        max_unacked: shared.sm_max_unacked,
+    }
+}
+
+const UNACKED_TEXT: &str = "too many stanzas were not acknowledged (XEP-0198)";
 
 const SLOW_TEXT: &str = "too much is waiting to be sent: the client is not reading";
 
@@ -668,6 +896,8 @@ struct Liveness {
     /// The id of the last ping, so its answer is taken here and never reaches the stanza translation.
     ping_id: Option<String>,
     pings: u64,
+    /// Ping answers taken here since the caller last looked (they count as handled stanzas for XEP-0198).
+    swallowed: u32,
     interval: Option<Duration>,
     timeout: Duration,
     idle: Duration,
@@ -687,6 +917,7 @@ impl Liveness {
             pinged_at: None,
             ping_id: None,
             pings: 0,
+            swallowed: 0,
             // A zero interval would ping again the moment each answer arrives: it means no pings.
             interval: interval.filter(|d| !d.is_zero()),
             timeout,
@@ -730,6 +961,7 @@ impl Liveness {
                         && self.answers_ping(stanza)
                     {
                         self.ping_id = None;
+                        self.swallowed = self.swallowed.saturating_add(1);
                         continue;
                     }
                     return Ok(event);
@@ -823,19 +1055,19 @@ fn busy_answer(input: &Input, me: &FullJid) -> Option<StanzaError> {
     })
 }
 
-/// Ends the stream for a runtime message that is not a stanza. Returns whether the engine must still be told the
+/// Ends the stream for a runtime message that is not a stanza. Says whether the engine must still be told the
 /// session is gone (it already knows after a conflict, a slow consumer or a failed bind).
 async fn ended_by_runtime<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<T>,
     shared: &Shared<S>,
     user: &BareJid,
     msg: ToSession,
-) -> bool {
+) -> End {
     let domain = shared.domain.as_str();
     if let ToSession::Closed(SessionEnded::Engine(CloseReason::Moved)) = msg {
         // The engine has forgotten the session already; the client goes to the user's new home.
         moved_away(wire, shared, user).await;
-        return false;
+        return End::EngineKnows;
     }
     let (condition, text, tell) = match msg {
         ToSession::Closed(SessionEnded::Engine(CloseReason::Conflict)) => (
@@ -855,7 +1087,7 @@ async fn ended_by_runtime<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
         _ => ("internal-server-error", None, true),
     };
     fail_bounded(wire, domain, condition, text).await;
-    tell
+    if tell { End::Close } else { End::EngineKnows }
 }
 
 /// Why a client whose user is between nodes is turned away.
@@ -909,7 +1141,20 @@ async fn moved_away<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Resource binding (RFC 6120 §7) through the engine.
+/// What the handshake ended with.
+enum Bound {
+    /// A new session bound to this address.
+    Fresh(FullJid),
+    /// A session resumed (XEP-0198), `<resumed/>` already written.
+    Resumed {
+        /// The session.
+        parked: sm::Parked,
+        /// Its resumption id, which the client goes on using.
+        previd: String,
+    },
+}
+
+/// Resource binding (RFC 6120 §7) through the engine, or the resumption of an earlier session (XEP-0198).
 async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<T>,
     shared: &Shared<S>,
@@ -917,7 +1162,7 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
     session: SessionId,
     sink: runtime::SessionSink,
     rx: &mut SessionReceiver,
-) -> Option<FullJid> {
+) -> Option<Bound> {
     let domain = shared.domain.as_str();
     let mut sink = Some(sink);
     loop {
@@ -943,7 +1188,9 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                                 translate::features::session::NS_SESSION,
                                 "optional",
                             )),
-                    );
+                    )
+                    .with_child(Element::new(ns::SM, "sm"))
+                    .with_child(Element::new(NS_CSI, "csi"));
                 wire.send(&features).await.ok()?;
             }
             StreamEvent::Stanza(stanza)
@@ -990,7 +1237,7 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                                 Element::new(ns::BIND, "jid").with_text(jid.to_string()),
                             ));
                         wire.send(&result).await.ok()?;
-                        Some(jid)
+                        Some(Bound::Fresh(jid))
                     }
                     Some(ToSession::BindRefused(BindError::ServedElsewhere(_))) => {
                         // Placement changed between the check before binding and the bind.
@@ -1042,6 +1289,28 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                     }
                 };
             }
+            StreamEvent::Element(el) if el.ns == ns::SM => match Nonza::classify(&el) {
+                Some(Nonza::SmResume { previd, h }) => {
+                    match resume(shared, user, previd, h).await {
+                        Ok(parked) => {
+                            wire.send(&sm::resumed(previd, parked.counters.h()))
+                                .await
+                                .ok()?;
+                            return Some(Bound::Resumed {
+                                parked,
+                                previd: previd.to_owned(),
+                            });
+                        }
+                        Err(e) => {
+                            debug!(%user, %e, "stream management: resumption refused");
+                            // The client binds normally next (XEP-0198 §5).
+                            wire.send(&sm::failed("item-not-found")).await.ok()?;
+                        }
+                    }
+                }
+                // Enabling is only for a bound stream (XEP-0198 §3).
+                _ => wire.send(&sm::failed("unexpected-request")).await.ok()?,
+            },
             StreamEvent::Stanza(_) | StreamEvent::Element(_) => {
                 wire.fail(domain, "not-authorized", Some("bind a resource first"))
                     .await;
@@ -1053,6 +1322,30 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
+}
+
+/// Takes over the session `previd` of `user` from whoever holds it, acknowledging the `h` stanzas the client
+/// says it handled.
+async fn resume<S>(
+    shared: &Shared<S>,
+    user: &BareJid,
+    previd: &str,
+    h: u32,
+) -> Result<sm::Parked, sm::ResumeError> {
+    let handed = shared.sm.claim(previd, user)?;
+    let mut parked = tokio::time::timeout(Duration::from_secs(5), handed)
+        .await
+        .map_err(|_| sm::ResumeError::Gone)?
+        .map_err(|_| sm::ResumeError::Gone)?;
+    if let Err(e) = parked.counters.ack(h) {
+        // A client that claims more than was sent cannot be given a consistent stream: the session ends as if
+        // it had not come back.
+        debug!(%user, %e, "stream management: resumption with an impossible count");
+        let hub = shared.hub.clone();
+        tokio::spawn(async move { sm::end(&hub, parked, true).await });
+        return Err(sm::ResumeError::Gone);
+    }
+    Ok(parked)
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 
 pub mod archive;
 pub mod connection;
+pub mod csi;
 pub mod sasl;
+pub mod sm;
 pub mod tls;
 pub mod translate;
 pub mod wire;
@@ -60,6 +62,15 @@ pub struct XmppSettings {
     pub rate: Rate,
     /// The features offered to bound clients (and listed in disco#info).
     pub features: translate::Features,
+    /// How long a stream-managed session whose connection dropped stays bound, waiting to be resumed
+    /// (XEP-0198); then it is closed and its unacknowledged messages are held offline.
+    pub sm_resume_timeout: Duration,
+    /// Unacknowledged stanzas (plus, while detached, deliveries not yet written) one session may have; past it
+    /// the session is ended and its messages held offline.
+    pub sm_max_unacked: usize,
+    /// Senders whose latest presence may wait for an inactive client (XEP-0352); past it everything waiting
+    /// is sent.
+    pub csi_max_queued: usize,
 }
 
 impl XmppSettings {
@@ -86,6 +97,9 @@ impl XmppSettings {
                 burst: 256 * 1024,
             },
             features: translate::Features::standard(),
+            sm_resume_timeout: Duration::from_secs(300),
+            sm_max_unacked: 500,
+            csi_max_queued: 1000,
         }
     }
 }
@@ -152,6 +166,10 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
             rate: settings.rate,
             secret: random_bytes::<16>(),
             features: settings.features,
+            sm: Arc::new(sm::Registry::default()),
+            sm_resume_timeout: settings.sm_resume_timeout,
+            sm_max_unacked: settings.sm_max_unacked,
+            csi_max_queued: settings.csi_max_queued,
         });
         Ok(XmppServer {
             listener,

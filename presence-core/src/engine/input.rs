@@ -153,4 +153,13 @@ pub enum Input {
         /// Whether they are now served here.
         here: bool,
     },
+    /// Messages a session of `user` was given but its client never confirmed (XEP-0198 stanzas still unacked
+    /// when the session ended): delivered to the user's other available sessions, or held offline under the
+    /// usual caps, or refused to their senders; never dropped silently (see `engine/resumption.rs`).
+    HoldUndelivered {
+        /// Whose session it was.
+        user: BareJid,
+        /// The messages, oldest first.
+        messages: Vec<super::Undelivered>,
+    },
 }

@@ -178,7 +178,7 @@ impl Engine {
     }
 
     /// Nobody can take the message now: keep it for the next sign-in, or tell the sender why not.
-    fn hold_or_refuse(&mut self, from: Jid, to: Jid, message: Message) {
+    pub(super) fn hold_or_refuse(&mut self, from: Jid, to: Jid, message: Message) {
         let limits = &self.config.limits;
         let (per_user, per_node) = (limits.offline_per_user, limits.offline_per_node);
         if !message.kind.storable() {

@@ -16,6 +16,7 @@ mod input;
 mod messaging;
 mod output;
 mod presence;
+mod resumption;
 mod roster_ops;
 mod sessions;
 mod settings;
@@ -25,6 +26,7 @@ mod watches;
 
 pub use input::Input;
 pub use output::{AddRefusal, BindError, CloseReason, Output};
+pub use resumption::Undelivered;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -228,7 +230,7 @@ impl Engine {
             Work::Reciprocal { to, .. } => Some(to.clone()),
             Work::Watch { target, .. } => Some(target.clone()),
             Work::WatchSubscribe { watcher, .. } => Some(watcher.clone()),
-            Work::Input(_) => None,
+            work => resumption::needs(work).cloned(),
         }
         .filter(|u| self.is_here(u))
     }
@@ -325,6 +327,7 @@ impl Engine {
                     );
                 }
             }
+            Work::Input(Input::HoldUndelivered { messages, .. }) => self.fail_undelivered(messages),
             // `needs` names no user for any other input, so none of them is ever queued.
             Work::Input(_) => {}
         }
@@ -419,6 +422,7 @@ impl Engine {
                 self.refresh_presence(&user);
             }
             Input::AddContacts { user, contacts } => self.add_contacts(&user, contacts),
+            Input::HoldUndelivered { user, messages } => self.hold_undelivered(user, messages),
         }
     }
 
