@@ -47,6 +47,8 @@ pub struct Limits {
     pub max_document_bytes: usize,
     /// How many documents one user may keep (private XML namespaces, the vCard, PEP items …).
     pub max_documents_per_user: usize,
+    /// The most items one PEP node keeps, whatever its `pubsub#max_items` asks (XEP-0163).
+    pub pep_max_items: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +62,7 @@ impl Default for Limits {
             // A vCard with an embedded photo is the largest document clients send; 256 KiB holds a generous one.
             max_document_bytes: 256 * 1024,
             max_documents_per_user: 1000,
+            pep_max_items: 100,
         }
     }
 }

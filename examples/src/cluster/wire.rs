@@ -245,6 +245,7 @@ fn condition_tag(c: ErrorCondition) -> u8 {
         ErrorCondition::ResourceConstraint => 9,
         ErrorCondition::ServiceUnavailable => 10,
         ErrorCondition::Forbidden => 11,
+        ErrorCondition::PreconditionNotMet => 12,
     }
 }
 
@@ -341,6 +342,7 @@ impl Frame<'_> {
             9 => Ok(ErrorCondition::ResourceConstraint),
             10 => Ok(ErrorCondition::ServiceUnavailable),
             11 => Ok(ErrorCondition::Forbidden),
+            12 => Ok(ErrorCondition::PreconditionNotMet),
             tag => Err(unknown("error condition", tag)),
         }
     }
@@ -476,6 +478,7 @@ mod tests {
             ErrorCondition::ResourceConstraint,
             ErrorCondition::ServiceUnavailable,
             ErrorCondition::Forbidden,
+            ErrorCondition::PreconditionNotMet,
         ])
     }
 

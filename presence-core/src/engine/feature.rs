@@ -23,6 +23,7 @@ impl Engine {
             Call::Private(call) => self.private_storage(session, request, call),
             Call::VCard(call) => self.vcard(session, request, call),
             Call::Carbons(call) => self.carbons(session, request, call),
+            Call::Pep(call) => self.pep(session, request, call),
         }
     }
 

@@ -14,6 +14,7 @@ mod hosting;
 mod input;
 mod messaging;
 mod output;
+mod pep;
 mod presence;
 mod roster_ops;
 mod sessions;

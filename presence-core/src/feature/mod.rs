@@ -7,6 +7,7 @@
 
 pub mod blocking;
 pub mod carbons;
+pub mod pep;
 pub mod private;
 pub mod roster;
 pub mod settings;
@@ -27,6 +28,8 @@ pub enum Call {
     VCard(vcard::Call),
     /// Message carbons (XEP-0280).
     Carbons(carbons::Call),
+    /// Personal eventing (XEP-0163).
+    Pep(pep::Call),
 }
 
 impl Call {
@@ -34,6 +37,7 @@ impl Call {
     pub fn needs(&self) -> Option<&crate::jid::BareJid> {
         match self {
             Call::VCard(vcard::Call::Get { of }) => of.as_ref(),
+            Call::Pep(call) => call.needs(),
             _ => None,
         }
     }
@@ -54,6 +58,8 @@ pub enum Answer {
     Private(private::Answer),
     /// A vCard.
     VCard(vcard::Answer),
+    /// A personal eventing answer.
+    Pep(pep::Answer),
 }
 
 /// A change a feature tells the sessions that asked for it, unrequested; delivered as `Stanza::Push`.
@@ -65,6 +71,8 @@ pub enum Push {
     Blocking(blocking::Push),
     /// A copy of a message another session sent or received (XEP-0280).
     Carbon(carbons::Copy),
+    /// A personal eventing notification (XEP-0163 §4.3).
+    Pep(pep::Event),
 }
 
 impl Answer {
@@ -77,6 +85,7 @@ impl Answer {
             Answer::Settings(_) => 0,
             Answer::Private(p) => p.xml.as_ref().map_or(0, String::len),
             Answer::VCard(v) => v.xml.as_ref().map_or(0, String::len),
+            Answer::Pep(p) => p.weight(),
         }
     }
 }
@@ -90,6 +99,7 @@ impl Push {
                 crate::roster::RosterChange::Removed(j) => j.as_str().len(),
             },
             Push::Blocking(_) => 64,
+            Push::Pep(e) => e.weight(),
             Push::Carbon(c) => {
                 c.message.body.as_ref().map_or(0, String::len)
                     + c.message.extensions.iter().map(String::len).sum::<usize>()
