@@ -9,6 +9,7 @@ pub mod blocking;
 pub mod carbons;
 pub mod disco;
 pub mod offline;
+pub mod pep;
 pub mod ping;
 pub mod private;
 pub mod roster;
@@ -59,6 +60,7 @@ const ALL: &[&Feature] = &[
     &private::FEATURE,
     &vcard::FEATURE,
     &carbons::FEATURE,
+    &pep::FEATURE,
 ];
 
 impl Features {
@@ -184,6 +186,7 @@ pub(super) fn answer(answer: &Answer) -> Option<Element> {
         Answer::Settings(s) => Some(settings::element(s)),
         Answer::Private(p) => Some(private::answer(p)),
         Answer::VCard(v) => Some(vcard::answer(v)),
+        Answer::Pep(p) => Some(pep::answer(p)),
     }
 }
 
@@ -192,6 +195,7 @@ pub(super) fn answer(answer: &Answer) -> Option<Element> {
 pub(super) fn answer_from(answer: &Answer, me: &presence_core::FullJid) -> Option<String> {
     match answer {
         Answer::VCard(v) if &v.of != me.bare() => Some(v.of.to_string()),
+        Answer::Pep(p) => pep::answer_from(p, me.bare()).map(ToString::to_string),
         _ => None,
     }
 }
@@ -215,6 +219,7 @@ pub(super) fn push(
         Push::Roster(p) => iq(roster::push(&p)),
         Push::Blocking(p) => iq(blocking::push(&p)),
         Push::Carbon(copy) => carbons::copy(copy, me),
+        Push::Pep(event) => pep::event(event, me),
     }
 }
 
