@@ -387,7 +387,7 @@ fn the_owner_and_admitted_subscribers_are_notified() {
     };
     assert_eq!(
         events(&h.take(a2)),
-        [expected.clone()],
+        std::slice::from_ref(&expected),
         "the owner's other session"
     );
     assert_eq!(events(&h.take(b)), [expected], "the subscriber");
