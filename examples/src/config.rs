@@ -242,10 +242,12 @@ pub struct LimitsConfig {
     pub offline_per_node: usize,
     /// Bytes of XML one stored document (a private XML element, a vCard) may have.
     pub max_document_bytes: usize,
-    /// Documents one user may keep (private XML namespaces, the vCard …).
+    /// Documents one user may keep (private XML namespaces, the vCard, PEP nodes and items …).
     pub max_documents_per_user: usize,
     /// Messages one user's archive keeps (XEP-0313); the oldest go as new ones come. 0 turns archiving off.
     pub max_archive_per_user: u64,
+    /// Items one PEP node keeps at most, whatever its `pubsub#max_items` (and what `max` means).
+    pub pep_max_items: usize,
     /// Client connections of the whole process, XMPP and SIP over TCP together; one more is refused.
     pub max_connections: usize,
     /// Client connections from one IP address (0 = unlimited), so one host cannot take them all.
@@ -356,6 +358,7 @@ impl Default for LimitsConfig {
             max_document_bytes: l.max_document_bytes,
             max_documents_per_user: l.max_documents_per_user,
             max_archive_per_user: l.max_archive_per_user,
+            pep_max_items: l.pep_max_items,
             max_connections: 65_536,
             max_connections_per_ip: 1024,
             max_outbound_queue: 1000,
@@ -585,6 +588,11 @@ impl Config {
                 l.max_document_bytes,
                 "would refuse every private XML element and vCard",
             ),
+            (
+                "limits.pep_max_items",
+                l.pep_max_items,
+                "would keep no PEP item",
+            ),
         ];
         for (key, value, problem) in at_least_one {
             if value == 0 {
@@ -637,6 +645,7 @@ impl Config {
                 max_document_bytes: self.limits.max_document_bytes,
                 max_documents_per_user: self.limits.max_documents_per_user,
                 max_archive_per_user: self.limits.max_archive_per_user,
+                pep_max_items: self.limits.pep_max_items,
             },
             ..EngineConfig::default()
         }

@@ -50,6 +50,8 @@ pub struct Limits {
     /// How many messages one user's archive keeps (XEP-0313); older ones are dropped as new ones arrive. 0 turns
     /// archiving off.
     pub max_archive_per_user: u64,
+    /// The most items one PEP node keeps, whatever its `pubsub#max_items` asks (XEP-0163).
+    pub pep_max_items: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +68,7 @@ impl Default for Limits {
             // About a year of a busy user's one-to-one chat; a cap, not a retention period, so the store's size
             // is bounded by the number of users.
             max_archive_per_user: 10_000,
+            pep_max_items: 100,
         }
     }
 }

@@ -55,6 +55,8 @@ pub enum ErrorCondition {
     NotAcceptable,
     /// The sender went over a policy limit.
     PolicyViolation,
+    /// A condition the request set does not hold (XEP-0060 §7.1.5: a node exists with other options).
+    PreconditionNotMet,
     /// The recipient cannot take it right now.
     RecipientUnavailable,
     /// The recipient's domain cannot be reached.

@@ -13,14 +13,14 @@ use xmpp_codec::{Element, ns};
 use crate::translate::features::carbons::NS_FORWARD;
 use crate::translate::features::mam::{ArchiveRequest, NS_MAM, NS_RSM};
 use crate::translate::features::offline::NS_DELAY;
-use crate::translate::{Outgoing, format_stamp, iq_error, message_element};
+use crate::translate::{format_stamp, iq_error, message_element};
 
 /// The stanzas answering `request` of the session `me`, in the order they are sent.
 pub async fn answer<S: Store + Send + Sync + 'static>(
     store: Arc<S>,
     me: &FullJid,
     request: ArchiveRequest,
-) -> Vec<Outgoing> {
+) -> Vec<Element> {
     let user = me.bare().clone();
     let query = request.query.clone();
     let read = tokio::task::spawn_blocking(move || store.archive_query(&user, &query)).await;
@@ -37,7 +37,7 @@ pub async fn answer<S: Store + Send + Sync + 'static>(
     }
 }
 
-fn unavailable(me: &FullJid, request: &ArchiveRequest) -> Outgoing {
+fn unavailable(me: &FullJid, request: &ArchiveRequest) -> Element {
     iq_error(
         Some(&request.id),
         &me.to_string(),
@@ -45,10 +45,9 @@ fn unavailable(me: &FullJid, request: &ArchiveRequest) -> Outgoing {
         ErrorCondition::InternalServerError,
         Some("the archive could not be read; try again later"),
     )
-    .into()
 }
 
-fn render(page: Page, me: &FullJid, request: ArchiveRequest) -> Vec<Outgoing> {
+fn render(page: Page, me: &FullJid, request: ArchiveRequest) -> Vec<Element> {
     let me_s = me.to_string();
     let domain = me.bare().domain();
     let first = page.messages.first().map(|m| m.id);
@@ -57,7 +56,7 @@ fn render(page: Page, me: &FullJid, request: ArchiveRequest) -> Vec<Outgoing> {
     if request.flip {
         messages.reverse();
     }
-    let mut out: Vec<Outgoing> = messages
+    let mut out: Vec<Element> = messages
         .into_iter()
         .map(|m| {
             let stamp = m.message.stamp;
@@ -72,7 +71,6 @@ fn render(page: Page, me: &FullJid, request: ArchiveRequest) -> Vec<Outgoing> {
                 .with_attr("from", me.bare().as_str())
                 .with_attr("to", &me_s)
                 .with_child(result.with_child(forwarded))
-                .into()
         })
         .collect();
     let mut set = Element::new(NS_RSM, "set");
@@ -92,8 +90,7 @@ fn render(page: Page, me: &FullJid, request: ArchiveRequest) -> Vec<Outgoing> {
             .with_attr("type", "result")
             .with_attr("id", &request.id)
             .with_attr("to", &me_s)
-            .with_child(fin)
-            .into(),
+            .with_child(fin),
     );
     out
 }

@@ -689,11 +689,12 @@ async fn established<S, T>(
                             }
                             FromClient::Nothing => {}
                             FromClient::Archive(request) => {
-                                for o in crate::archive::answer(shared.store.clone(), &jid, request).await {
-                                    wire.queue(&o);
+                                // Counted like any stanza sent, so stream management acknowledges them too.
+                                for el in crate::archive::answer(shared.store.clone(), &jid, request).await {
+                                    write_own(&mut wire, el, &mut sm);
                                 }
                                 if send_bounded(&mut wire).await.is_err() {
-                                    break true;
+                                    break End::Lost;
                                 }
                             }
                         }

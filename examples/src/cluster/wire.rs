@@ -246,6 +246,7 @@ fn condition_tag(c: ErrorCondition) -> u8 {
         ErrorCondition::ResourceConstraint => 9,
         ErrorCondition::ServiceUnavailable => 10,
         ErrorCondition::Forbidden => 11,
+        ErrorCondition::PreconditionNotMet => 12,
     }
 }
 
@@ -342,6 +343,7 @@ impl Frame<'_> {
             9 => Ok(ErrorCondition::ResourceConstraint),
             10 => Ok(ErrorCondition::ServiceUnavailable),
             11 => Ok(ErrorCondition::Forbidden),
+            12 => Ok(ErrorCondition::PreconditionNotMet),
             tag => Err(unknown("error condition", tag)),
         }
     }
@@ -478,6 +480,7 @@ mod tests {
             ErrorCondition::ResourceConstraint,
             ErrorCondition::ServiceUnavailable,
             ErrorCondition::Forbidden,
+            ErrorCondition::PreconditionNotMet,
         ])
     }
 

@@ -228,7 +228,10 @@ fn remove_document_tx(
 }
 
 /// One row of the archive table as redb yields it.
-type ArchiveRow<'a> = (redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>);
+type ArchiveRow<'a> = (
+    redb::AccessGuard<'a, &'static [u8]>,
+    redb::AccessGuard<'a, &'static [u8]>,
+);
 
 fn archive_put_tx(
     tx: &WriteTransaction,

@@ -24,6 +24,7 @@ impl Engine {
             Call::VCard(call) => self.vcard(session, request, call),
             Call::Carbons(call) => self.carbons(session, request, call),
             Call::Mam(call) => self.mam(session, request, call),
+            Call::Pep(call) => self.pep(session, request, call),
         }
     }
 

@@ -15,6 +15,7 @@ mod hosting;
 mod input;
 mod messaging;
 mod output;
+mod pep;
 mod presence;
 mod resumption;
 mod roster_ops;

@@ -8,6 +8,7 @@
 pub mod blocking;
 pub mod carbons;
 pub mod mam;
+pub mod pep;
 pub mod private;
 pub mod roster;
 pub mod settings;
@@ -30,6 +31,8 @@ pub enum Call {
     Carbons(carbons::Call),
     /// Archiving preferences (XEP-0313).
     Mam(mam::Call),
+    /// Personal eventing (XEP-0163).
+    Pep(pep::Call),
 }
 
 impl Call {
@@ -37,6 +40,7 @@ impl Call {
     pub fn needs(&self) -> Option<&crate::jid::BareJid> {
         match self {
             Call::VCard(vcard::Call::Get { of }) => of.as_ref(),
+            Call::Pep(call) => call.needs(),
             _ => None,
         }
     }
@@ -59,6 +63,8 @@ pub enum Answer {
     VCard(vcard::Answer),
     /// Archiving preferences.
     Mam(mam::Answer),
+    /// A personal eventing answer.
+    Pep(pep::Answer),
 }
 
 /// A change a feature tells the sessions that asked for it, unrequested; delivered as `Stanza::Push`.
@@ -70,6 +76,8 @@ pub enum Push {
     Blocking(blocking::Push),
     /// A copy of a message another session sent or received (XEP-0280).
     Carbon(carbons::Copy),
+    /// A personal eventing notification (XEP-0163 §4.3).
+    Pep(pep::Event),
 }
 
 impl Answer {
@@ -83,6 +91,7 @@ impl Answer {
             Answer::Private(p) => p.xml.as_ref().map_or(0, String::len),
             Answer::VCard(v) => v.xml.as_ref().map_or(0, String::len),
             Answer::Mam(p) => (p.always.len() + p.never.len()) * 64,
+            Answer::Pep(p) => p.weight(),
         }
     }
 }
@@ -96,6 +105,7 @@ impl Push {
                 crate::roster::RosterChange::Removed(j) => j.as_str().len(),
             },
             Push::Blocking(_) => 64,
+            Push::Pep(e) => e.weight(),
             Push::Carbon(c) => {
                 c.message.body.as_ref().map_or(0, String::len)
                     + c.message.extensions.iter().map(String::len).sum::<usize>()

@@ -48,6 +48,8 @@ fn condition_name(c: ErrorCondition) -> &'static str {
         ErrorCondition::ResourceConstraint => "resource-constraint",
         ErrorCondition::ServiceUnavailable => "service-unavailable",
         ErrorCondition::Forbidden => "forbidden",
+        // XEP-0060 §7.1.5: a conflict, named precisely by the pubsub condition `error_child` adds.
+        ErrorCondition::PreconditionNotMet => "conflict",
     }
 }
 
@@ -73,6 +75,13 @@ fn error_child(condition: ErrorCondition, text: Option<&str>) -> Element {
         .with_child(Element::new(ns::STANZA_ERRORS, condition_name(condition)));
     if let Some(t) = text {
         e = e.with_child(Element::new(ns::STANZA_ERRORS, "text").with_text(t));
+    }
+    // RFC 6120 §8.3.2: the application-specific condition follows the text.
+    if condition == ErrorCondition::PreconditionNotMet {
+        e = e.with_child(Element::new(
+            features::pep::NS_PUBSUB_ERRORS,
+            "precondition-not-met",
+        ));
     }
     e
 }

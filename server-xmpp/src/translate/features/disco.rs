@@ -2,7 +2,7 @@
 
 use xmpp_codec::{Element, IqType};
 
-use super::{Feature, FromClient, Iq};
+use super::{Feature, FromClient, Iq, pep};
 
 /// XEP-0030 info.
 pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -39,14 +39,26 @@ fn iq(iq: &Iq<'_>) -> Option<FromClient> {
     }
     // XEP-0030 §3.1 answered by the server on behalf of an account.
     (iq.for_server() || iq.for_any_account()).then(|| {
-        iq.result(vec![
-            Element::new(NS_DISCO_INFO, "query")
-                .with_child(
-                    Element::new(NS_DISCO_INFO, "identity")
-                        .with_attr("category", "account")
-                        .with_attr("type", "registered"),
-                )
-                .with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", NS_DISCO_INFO)),
-        ])
+        let mut q = Element::new(NS_DISCO_INFO, "query").with_child(
+            Element::new(NS_DISCO_INFO, "identity")
+                .with_attr("category", "account")
+                .with_attr("type", "registered"),
+        );
+        let mut features = vec![NS_DISCO_INFO];
+        // The services every account hosts (XEP-0163 §6.1), from their registry entries so that what the account
+        // advertises is what it serves.
+        if iq.me.features.is_on(pep::FEATURE.name) {
+            let (category, kind) = pep::IDENTITY;
+            q = q.with_child(
+                Element::new(NS_DISCO_INFO, "identity")
+                    .with_attr("category", category)
+                    .with_attr("type", kind),
+            );
+            features.extend(pep::FEATURE.disco);
+        }
+        for f in features {
+            q = q.with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", f));
+        }
+        iq.result(vec![q])
     })
 }

@@ -10,6 +10,7 @@ pub mod carbons;
 pub mod disco;
 pub mod mam;
 pub mod offline;
+pub mod pep;
 pub mod ping;
 pub mod private;
 pub mod roster;
@@ -61,6 +62,7 @@ const ALL: &[&Feature] = &[
     &vcard::FEATURE,
     &carbons::FEATURE,
     &mam::FEATURE,
+    &pep::FEATURE,
 ];
 
 impl Features {
@@ -187,6 +189,7 @@ pub(super) fn answer(answer: &Answer) -> Option<Element> {
         Answer::Private(p) => Some(private::answer(p)),
         Answer::VCard(v) => Some(vcard::answer(v)),
         Answer::Mam(p) => Some(mam::answer(p)),
+        Answer::Pep(p) => Some(pep::answer(p)),
     }
 }
 
@@ -195,6 +198,7 @@ pub(super) fn answer(answer: &Answer) -> Option<Element> {
 pub(super) fn answer_from(answer: &Answer, me: &presence_core::FullJid) -> Option<String> {
     match answer {
         Answer::VCard(v) if &v.of != me.bare() => Some(v.of.to_string()),
+        Answer::Pep(p) => pep::answer_from(p, me.bare()).map(ToString::to_string),
         _ => None,
     }
 }
@@ -218,6 +222,7 @@ pub(super) fn push(
         Push::Roster(p) => iq(roster::push(&p)),
         Push::Blocking(p) => iq(blocking::push(&p)),
         Push::Carbon(copy) => carbons::copy(copy, me),
+        Push::Pep(event) => pep::event(event, me),
     }
 }
 
