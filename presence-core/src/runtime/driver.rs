@@ -363,6 +363,13 @@ impl<S: Store> Driver<S> {
                     self.deliver(session, ToSession::Stanza(Stanza::Error(error)));
                 }
             }
+            // An error says something was not done, so no failed commit can make it untrue: it still goes out
+            // (a message that waited for a load that failed must be answered even if an archive write beside it
+            // failed too).
+            Stanza::Error(error) => match session {
+                Some(session) => self.deliver(session, ToSession::Stanza(Stanza::Error(error))),
+                None => self.bounce_to_sender(error),
+            },
             // Presence and pushes acknowledge nothing; they are dropped with the rest of the failed batch.
             _ => {}
         }
