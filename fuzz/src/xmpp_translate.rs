@@ -43,7 +43,8 @@ pub fn session_of(input: &Input) -> Option<SessionId> {
         | Input::Presence { session, .. }
         | Input::Subscription { session, .. }
         | Input::Message { session, .. }
-        | Input::Request { session, .. } => Some(*session),
+        | Input::Request { session, .. }
+        | Input::Iq { session, .. } => Some(*session),
         _ => None,
     }
 }

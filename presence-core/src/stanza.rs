@@ -84,6 +84,47 @@ pub enum ErrorAbout {
         /// Where it was sent.
         to: Jid,
     },
+    /// An IQ request the session sent to another entity, `to` (the error comes from there, with the request's id).
+    Iq {
+        /// The request's id.
+        id: String,
+        /// Where it was sent.
+        to: Jid,
+    },
+}
+
+/// The type of a routed IQ (RFC 6120 §8.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IqKind {
+    /// A request for information.
+    Get,
+    /// A request to change something.
+    Set,
+    /// A successful answer.
+    Result,
+    /// A failed answer.
+    Error,
+}
+
+impl IqKind {
+    /// Whether this is a request, which gets an error back when it cannot be delivered (answers never do).
+    pub fn is_request(self) -> bool {
+        matches!(self, IqKind::Get | IqKind::Set)
+    }
+}
+
+/// An IQ the server only routes (RFC 6120 §8.5.3.1): a request to another client's full address, or the answer to
+/// one. Its payload is opaque, as a message's extensions are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoutedIq {
+    /// The recipient, as addressed.
+    pub to: Jid,
+    /// The id, which pairs the answer with the request.
+    pub id: String,
+    /// Request or answer.
+    pub kind: IqKind,
+    /// The child elements, serialized by the shell.
+    pub payload: Vec<String>,
 }
 
 /// An error answer to something a session or peer sent.
@@ -142,4 +183,11 @@ pub enum Stanza {
     Push(Push),
     /// An error answer.
     Error(StanzaError),
+    /// An IQ between two entities, only routed.
+    Iq {
+        /// The sender.
+        from: crate::jid::FullJid,
+        /// The IQ.
+        iq: RoutedIq,
+    },
 }

@@ -1046,6 +1046,10 @@ fn busy_answer(input: &Input, me: &FullJid) -> Option<StanzaError> {
             to: to.clone(),
         },
         Input::Request { request, .. } => ErrorAbout::Request(request.clone()),
+        Input::Iq { iq, .. } if iq.kind.is_request() => ErrorAbout::Iq {
+            id: iq.id.clone(),
+            to: iq.to.clone(),
+        },
         _ => return None,
     };
     Some(StanzaError {

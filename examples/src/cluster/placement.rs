@@ -153,23 +153,32 @@ impl Placement {
         counts
     }
 
-    /// Tells the sender of a message that it could not be carried (it is never dropped silently). Other
-    /// stanzas acknowledge nothing and are only logged.
+    /// Tells the sender of a message or an IQ request that it could not be carried (it is never dropped
+    /// silently). Other stanzas acknowledge nothing and are only logged.
     pub fn bounce(&self, stanza: Stanza, condition: ErrorCondition, text: &str) {
-        let Stanza::Message {
-            from, to, message, ..
-        } = stanza
-        else {
-            debug!(?stanza, "a stanza for another node could not be carried");
-            return;
+        let (to, about) = match stanza {
+            Stanza::Message {
+                from, to, message, ..
+            } if message.kind != MessageKind::Error => {
+                debug!(%from, %to, ?condition, text, "a message for another node comes back to its sender");
+                (from, ErrorAbout::Message { id: message.id, to })
+            }
+            // An IQ request gets its answer too, or its sender waits for one forever.
+            Stanza::Iq { from, iq } if iq.kind.is_request() => (
+                presence_core::Jid::Full(from),
+                ErrorAbout::Iq {
+                    id: iq.id,
+                    to: iq.to,
+                },
+            ),
+            stanza => {
+                debug!(?stanza, "a stanza for another node could not be carried");
+                return;
+            }
         };
-        if message.kind == MessageKind::Error {
-            return;
-        }
-        debug!(%from, %to, ?condition, text, "a message for another node comes back to its sender");
         let error = StanzaError {
-            to: from,
-            about: ErrorAbout::Message { id: message.id, to },
+            to,
+            about,
             condition,
             text: Some(text.into()),
         };

@@ -13,7 +13,8 @@
 use presence_core::compose::{PresenceState, Show};
 use presence_core::roster::SubscriptionAction;
 use presence_core::stanza::{
-    ErrorAbout, ErrorCondition, PresenceKind, PresenceView, RequestId, Stanza, StanzaError,
+    ErrorAbout, ErrorCondition, IqKind, PresenceKind, PresenceView, RequestId, RoutedIq, Stanza,
+    StanzaError,
 };
 use presence_core::store::StoreError;
 use presence_core::time::Timestamp;
@@ -104,6 +105,19 @@ pub fn encode(stanza: &Stanza) -> Result<Vec<u8>, WireError> {
                 w.u64(stamp.as_millis());
             }
         }
+        Stanza::Iq { from, iq } => {
+            w.u8(10);
+            w.str(&from.to_string());
+            jid(&mut w, &iq.to);
+            w.str(&iq.id);
+            w.u8(match iq.kind {
+                IqKind::Get => 0,
+                IqKind::Set => 1,
+                IqKind::Result => 2,
+                IqKind::Error => 3,
+            });
+            w.strs(&iq.payload);
+        }
         // An answer or a push goes to a session of this node and is never routed (the engine routes only
         // presence, subscriptions, messages and errors), so the wire has no form for them.
         Stanza::Answer { .. } => return Err(WireError::NotRoutable("answer")),
@@ -123,6 +137,11 @@ pub fn encode(stanza: &Stanza) -> Result<Vec<u8>, WireError> {
                 }
                 ErrorAbout::Presence { to } => {
                     w.u8(2);
+                    jid(&mut w, to);
+                }
+                ErrorAbout::Iq { id, to } => {
+                    w.u8(3);
+                    w.str(id);
                     jid(&mut w, to);
                 }
             }
@@ -190,6 +209,10 @@ pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
                     to: r.jid()?,
                 },
                 2 => ErrorAbout::Presence { to: r.jid()? },
+                3 => ErrorAbout::Iq {
+                    id: r.str()?,
+                    to: r.jid()?,
+                },
                 tag => return Err(unknown("error subject", tag)),
             };
             Stanza::Error(StanzaError {
@@ -198,6 +221,30 @@ pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
                 condition: r.condition()?,
                 text: r.opt_str()?,
             })
+        }
+        10 => {
+            let from = r.str()?;
+            let from = presence_core::FullJid::new(&from)
+                .map_err(|source| WireError::BadJid { jid: from, source })?;
+            let to = r.jid()?;
+            let id = r.str()?;
+            let kind = match r.u8()? {
+                0 => IqKind::Get,
+                1 => IqKind::Set,
+                2 => IqKind::Result,
+                3 => IqKind::Error,
+                tag => return Err(unknown("iq type", tag)),
+            };
+            let payload = r.0.strs().map_err(malformed)?;
+            Stanza::Iq {
+                from,
+                iq: RoutedIq {
+                    to,
+                    id,
+                    kind,
+                    payload,
+                },
+            }
         }
         tag => return Err(unknown("stanza", tag)),
     };
@@ -489,6 +536,7 @@ mod tests {
             request().prop_map(ErrorAbout::Request),
             (opt_text(), any_jid()).prop_map(|(id, to)| ErrorAbout::Message { id, to }),
             any_jid().prop_map(|to| ErrorAbout::Presence { to }),
+            (text(), any_jid()).prop_map(|(id, to)| ErrorAbout::Iq { id, to }),
         ]
     }
 
@@ -512,6 +560,28 @@ mod tests {
                     to,
                     message,
                     delayed: delayed.map(Timestamp::from_millis),
+                }),
+            (
+                bare_jid(),
+                "[a-c]{1,3}",
+                any_jid(),
+                text(),
+                prop::sample::select(vec![
+                    IqKind::Get,
+                    IqKind::Set,
+                    IqKind::Result,
+                    IqKind::Error
+                ]),
+                prop::collection::vec(text(), 0..3)
+            )
+                .prop_map(|(bare, resource, to, id, kind, payload)| Stanza::Iq {
+                    from: bare.with_resource(&resource).expect("valid resource"),
+                    iq: RoutedIq {
+                        to,
+                        id,
+                        kind,
+                        payload,
+                    },
                 }),
             (any_jid(), error_about(), condition(), opt_text()).prop_map(
                 |(to, about, condition, text)| {

@@ -56,6 +56,14 @@ pub enum Input {
         /// The message.
         message: Message,
     },
+    /// An IQ a session sends to another entity's full address, or its answer to one (routed, never answered by
+    /// the server itself).
+    Iq {
+        /// The sending session.
+        session: SessionId,
+        /// The IQ.
+        iq: crate::stanza::RoutedIq,
+    },
     /// A session's request to one of the account features (roster, blocking, settings …); answered with
     /// `Stanza::Answer` or a `Stanza::Error` about the request.
     Request {

@@ -13,6 +13,7 @@ mod documents;
 mod feature;
 mod hosting;
 mod input;
+mod iq;
 mod messaging;
 mod output;
 mod pep;
@@ -390,6 +391,7 @@ impl Engine {
                 call,
             } => self.request(session, request, call),
             Input::FromRemote(stanza) => self.inbound(stanza),
+            Input::Iq { session, iq } => self.iq_from_session(session, iq),
             Input::Loaded { .. }
             | Input::LoadFailed { .. }
             | Input::Watch { .. }
@@ -443,6 +445,7 @@ impl Engine {
                 from, to, message, ..
             } => self.inbound_message(from, to, message),
             Stanza::Presence { from, to, kind } => self.inbound_presence(from, to, kind),
+            Stanza::Iq { from, iq } => self.inbound_iq(from, iq),
             // An error from another node or domain about something a local session sent.
             Stanza::Error(error) => {
                 let to = error.to.clone();

@@ -453,24 +453,31 @@ fn not_stored(to: &Jid, about: ErrorAbout) -> StanzaError {
 /// silently (RFC 6120 §8.3.3.17 `remote-server-not-found`). Presence and subscriptions for other domains are
 /// dropped, as a server whose peer is unreachable would.
 fn unroutable(stanza: &Stanza) -> Option<StanzaError> {
-    let Stanza::Message {
-        from: from @ Jid::Full(_),
-        to,
-        message,
-        ..
-    } = stanza
-    else {
-        return None;
+    let (from, about) = match stanza {
+        Stanza::Message {
+            from: from @ Jid::Full(_),
+            to,
+            message,
+            ..
+        } if message.kind != MessageKind::Error => (
+            from.clone(),
+            ErrorAbout::Message {
+                id: message.id.clone(),
+                to: to.clone(),
+            },
+        ),
+        Stanza::Iq { from, iq } if iq.kind.is_request() => (
+            Jid::Full(from.clone()),
+            ErrorAbout::Iq {
+                id: iq.id.clone(),
+                to: iq.to.clone(),
+            },
+        ),
+        _ => return None,
     };
-    if message.kind == MessageKind::Error {
-        return None;
-    }
     Some(StanzaError {
-        to: from.clone(),
-        about: ErrorAbout::Message {
-            id: message.id.clone(),
-            to: to.clone(),
-        },
+        to: from,
+        about,
         condition: ErrorCondition::RemoteServerNotFound,
         text: Some("this server does not federate with other domains yet".into()),
     })

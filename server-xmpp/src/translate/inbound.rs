@@ -3,7 +3,7 @@
 use presence_core::compose::{EndpointPresence, Show};
 use presence_core::message::{Message, MessageKind};
 use presence_core::roster::SubscriptionAction;
-use presence_core::stanza::ErrorCondition;
+use presence_core::stanza::{ErrorCondition, IqKind, RoutedIq};
 use presence_core::time::Timestamp;
 use presence_core::{FullJid, Input, Jid, SessionId};
 use xmpp_codec::{Element, IqType, Stanza, StanzaKind, StreamHeader, StreamWriter, ns};
@@ -206,6 +206,13 @@ fn message(stanza: Stanza, me: &Me<'_>, to: Option<Jid>, now: Timestamp) -> From
 }
 
 fn iq(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
+    // To another entity's full address: the server only routes it, request or answer (RFC 6120 §8.5.3.1).
+    if let Some(Jid::Full(f)) = &to
+        && f != me.jid
+        && let (Some(kind), Some(id)) = (stanza.iq_type(), stanza.id())
+    {
+        return routed_iq(stanza, me, f, kind, id);
+    }
     let iq_type = match stanza.iq_type() {
         Some(t @ (IqType::Get | IqType::Set)) => t,
         Some(IqType::Result | IqType::Error) => return FromClient::Nothing,
@@ -262,4 +269,33 @@ fn mark(marks: &mut presence_core::message::Marks, child: &Element) {
         }
         _ => {}
     }
+}
+
+/// An IQ for another client, handed to the engine to route: its children travel as text.
+fn routed_iq(stanza: &Stanza, me: &Me<'_>, to: &FullJid, kind: IqType, id: &str) -> FromClient {
+    let writer = StreamWriter::new(&StreamHeader::new(ns::CLIENT));
+    let payload = stanza
+        .element()
+        .elements()
+        .map(|child| {
+            let mut out = Vec::new();
+            writer.write_element(child, &mut out);
+            String::from_utf8(out).expect("the writer emits UTF-8")
+        })
+        .collect();
+    let kind = match kind {
+        IqType::Get => IqKind::Get,
+        IqType::Set => IqKind::Set,
+        IqType::Result => IqKind::Result,
+        IqType::Error => IqKind::Error,
+    };
+    FromClient::Engine(Input::Iq {
+        session: me.session,
+        iq: RoutedIq {
+            to: Jid::Full(to.clone()),
+            id: id.to_owned(),
+            kind,
+            payload,
+        },
+    })
 }

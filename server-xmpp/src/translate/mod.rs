@@ -7,7 +7,7 @@ mod stamp;
 use presence_core::compose::Show;
 use presence_core::message::MessageKind;
 use presence_core::stanza::{
-    ErrorAbout, ErrorCondition, PresenceKind, Stanza as CoreStanza, StanzaError,
+    ErrorAbout, ErrorCondition, IqKind, PresenceKind, Stanza as CoreStanza, StanzaError,
 };
 use presence_core::{FullJid, Jid};
 use xmpp_codec::{Element, ns};
@@ -218,6 +218,25 @@ pub fn to_client(
                     text,
                 )
                 .into(),
+                ErrorAbout::Iq { id, to } => {
+                    iq_error(Some(&id), &me_s, Some(&jid_str(&to)), condition, text).into()
+                }
+            }
+        }
+        CoreStanza::Iq { from, iq } => {
+            let kind = match iq.kind {
+                IqKind::Get => "get",
+                IqKind::Set => "set",
+                IqKind::Result => "result",
+                IqKind::Error => "error",
+            };
+            Outgoing {
+                element: Element::new(ns::CLIENT, "iq")
+                    .with_attr("type", kind)
+                    .with_attr("id", iq.id)
+                    .with_attr("from", from.to_string())
+                    .with_attr("to", iq.to.to_string()),
+                raw_children: iq.payload,
             }
         }
     })
