@@ -23,6 +23,8 @@ pub struct PresenceView {
     pub priority: i8,
     /// The user's composed state (for PIDF and basic-presence peers).
     pub composed: PresenceState,
+    /// The session's presence extensions (entity capabilities, avatar hash …), passed through.
+    pub extensions: crate::compose::PresenceExtensions,
 }
 
 /// The kinds of presence stanza that carry availability.

@@ -52,6 +52,8 @@ pub fn endpoint_from_pidf(doc: &Presence, priority: i8) -> Option<EndpointPresen
         status,
         priority,
         activities,
+        // PIDF extensions are read into the fields above; nothing passes through to XMPP watchers opaquely.
+        extensions: Default::default(),
     })
 }
 

@@ -104,6 +104,7 @@ mod tests {
                     status: None,
                     priority: 0,
                     composed: PresenceState::Available,
+                    extensions: Default::default(),
                 }),
                 None => PresenceKind::Unavailable,
             },

@@ -74,6 +74,7 @@ pub fn encode(stanza: &Stanza) -> Result<Vec<u8>, WireError> {
                     w.opt_str(view.status.as_deref());
                     w.i8(view.priority);
                     w.u8(state_tag(view.composed));
+                    w.strs(&view.extensions);
                 }
                 PresenceKind::Unavailable => w.u8(1),
                 PresenceKind::Probe => w.u8(2),
@@ -171,6 +172,7 @@ pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
                     status: r.opt_str()?,
                     priority: r.i8()?,
                     composed: r.state()?,
+                    extensions: r.0.strs().map_err(malformed)?.into(),
                 }),
                 1 => PresenceKind::Unavailable,
                 2 => PresenceKind::Probe,
@@ -458,16 +460,22 @@ mod tests {
 
     fn presence_kind() -> impl Strategy<Value = PresenceKind> {
         prop_oneof![
-            (show(), opt_text(), any::<i8>(), state()).prop_map(
-                |(show, status, priority, composed)| {
+            (
+                show(),
+                opt_text(),
+                any::<i8>(),
+                state(),
+                prop::collection::vec(text(), 0..3)
+            )
+                .prop_map(|(show, status, priority, composed, extensions)| {
                     PresenceKind::Available(PresenceView {
                         show,
                         status,
                         priority,
                         composed,
+                        extensions: extensions.into(),
                     })
-                }
-            ),
+                }),
             Just(PresenceKind::Unavailable),
             Just(PresenceKind::Probe),
         ]
@@ -644,6 +652,7 @@ mod tests {
                     status: Some("In a meeting".into()),
                     priority: -5,
                     composed: PresenceState::InAMeeting,
+                    extensions: Default::default(),
                 }),
             },
             Stanza::Message {

@@ -77,7 +77,13 @@ pub struct EndpointPresence {
     pub priority: i8,
     /// RPID activities reported with it (SIP endpoints).
     pub activities: Activities,
+    /// Protocol extensions of the presence, opaque to the engine (for XMPP, serialized child elements such as
+    /// entity capabilities or an avatar hash), passed on to whoever sees this endpoint's presence.
+    pub extensions: PresenceExtensions,
 }
+
+/// A presence's extension payloads, shared: one presence goes out to many watchers.
+pub type PresenceExtensions = std::sync::Arc<[String]>;
 
 /// The state of one phone line the user appears on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

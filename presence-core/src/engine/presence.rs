@@ -30,6 +30,7 @@ impl Engine {
                 status,
                 priority: p.priority,
                 composed: composed.state,
+                extensions: p.extensions.clone(),
             };
             if s.last_broadcast.as_ref() != Some(&view) {
                 s.last_broadcast = Some(view);
@@ -242,6 +243,7 @@ impl Engine {
                     } else {
                         p.show.state()
                     },
+                    extensions: p.extensions.clone(),
                 })
             }
             None => {

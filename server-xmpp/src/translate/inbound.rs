@@ -146,6 +146,22 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
         .child(content, "priority")
         .and_then(|p| p.text().trim().parse::<i32>().ok())
         .map_or(0, |p| p.clamp(-128, 127) as i8);
+    // Everything but the three standard children travels on to whoever sees this presence: entity capabilities
+    // (XEP-0115), avatar hashes (XEP-0153), idle time (XEP-0319), a nickname (XEP-0172). A client's own <delay/> is
+    // not trusted, as on messages.
+    let writer = StreamWriter::new(&StreamHeader::new(ns::CLIENT));
+    let extensions: Vec<String> = el
+        .elements()
+        .filter(|c| {
+            !(c.ns == content && matches!(c.name.as_str(), "show" | "status" | "priority"))
+                && !c.is(NS_DELAY, "delay")
+        })
+        .map(|c| {
+            let mut out = Vec::new();
+            writer.write_element(c, &mut out);
+            String::from_utf8(out).expect("the writer emits UTF-8")
+        })
+        .collect();
     FromClient::Engine(Input::Presence {
         session: me.session,
         to,
@@ -153,6 +169,7 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
             show,
             status,
             priority,
+            extensions: extensions.into(),
             ..EndpointPresence::default()
         }),
     })

@@ -152,7 +152,10 @@ pub fn to_client(
                             Element::new(ns::CLIENT, "priority").with_text(v.priority.to_string()),
                         );
                     }
-                    el.into()
+                    Outgoing {
+                        element: el,
+                        raw_children: v.extensions.to_vec(),
+                    }
                 }
                 PresenceKind::Unavailable => el.with_attr("type", "unavailable").into(),
                 PresenceKind::Probe => return None,

@@ -15,6 +15,7 @@ from slixmpp.stanza import Iq, Message, Presence
 
 from conftest import Server
 from xmpp import DOMAIN, WAIT, Client, clients, connect, run, wait, wait_until
+from xmpp import make_mutual as mutual
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 NS_BLOCKING = "urn:xmpp:blocking"
@@ -34,14 +35,8 @@ async def subscription(client: Client, contact: str) -> str:
 
 
 async def make_mutual(alice: Client, bob: Client) -> None:
-    """alice and bob subscribe to each other (auto-authorized by default) and see each other online."""
-    alice.xmpp.send_presence(pto=BOB, ptype="subscribe")
-    bob.xmpp.send_presence(pto=ALICE, ptype="subscribe")
-
-    async def both_ways() -> bool:
-        return (await subscription(alice, BOB), await subscription(bob, ALICE)) == ("both", "both")
-
-    await wait_until(both_ways, "both rosters to reach subscription='both'")
+    """alice and bob subscribe to each other and bob sees alice online."""
+    await mutual(alice, bob)
     await bob.presence_from(ALICE)
 
 

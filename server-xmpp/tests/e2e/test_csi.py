@@ -8,8 +8,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from test_stream_management import make_mutual
-from xmpp import DOMAIN, clients, connect, make_client, run, start, wait
+from xmpp import DOMAIN, clients, connect, make_client, make_mutual, run, start, wait
 
 ALICE, BOB, CAROL = (f"{u}@{DOMAIN}" for u in ("alice", "bob", "carol"))
 

@@ -28,6 +28,7 @@ from xmpp import (
     stream_header,
     wait,
 )
+from xmpp import make_mutual
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 NS_PING = "urn:xmpp:ping"
@@ -66,23 +67,6 @@ def count_pings(client: Client) -> list[float]:
 
     client.xmpp.add_filter("in", inbound)
     return seen
-
-
-async def make_mutual(alice: Client, bob: Client) -> None:
-    """alice and bob subscribe to each other (auto-authorized by default)."""
-    alice.xmpp.send_presence(pto=BOB, ptype="subscribe")
-    bob.xmpp.send_presence(pto=ALICE, ptype="subscribe")
-
-    async def both() -> bool:
-        for c, other in ((alice, BOB), (bob, ALICE)):
-            if (await c.roster_items()).get(other, {}).get("subscription") != "both":
-                return False
-        return True
-
-    deadline = time.monotonic() + 10
-    while not await both():
-        assert time.monotonic() < deadline, "no mutual subscription"
-        await asyncio.sleep(0.1)
 
 
 async def unavailable_from(client: Client, bare: str, timeout: float) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from conftest import USERS, Server, free_port, write_config
 from xmpp import DOMAIN, Client, clients, connect, make_client, run, start, wait
+from xmpp import make_mutual
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 RESUME_TIMEOUT = 2.0
@@ -59,19 +60,6 @@ async def connect_sm(srv: Server, local: str, resource: str, sm_id: str | None =
     await client.roster_items()
     client.xmpp.send_presence()
     return client
-
-
-async def make_mutual(a: Client, b: Client) -> None:
-    a_bare, b_bare = a.jid.bare, b.jid.bare
-    a.xmpp.send_presence(pto=b_bare, ptype="subscribe")
-    b.xmpp.send_presence(pto=a_bare, ptype="subscribe")
-    deadline = time.monotonic() + 10
-    while True:
-        items = (await a.roster_items()).get(b_bare, {}), (await b.roster_items()).get(a_bare, {})
-        if all(i.get("subscription") == "both" for i in items):
-            return
-        assert time.monotonic() < deadline, "no mutual subscription"
-        await asyncio.sleep(0.1)
 
 
 def lose_connection(client: Client) -> None:

@@ -270,6 +270,19 @@ async def clients(*made: Awaitable[Client]) -> AsyncIterator[list[Client]]:
                 close()
 
 
+async def make_mutual(a: Client, b: Client) -> None:
+    """a and b subscribe to each other (auto-authorized by default) and wait until both rosters say 'both'."""
+    a_bare, b_bare = a.jid.bare, b.jid.bare
+    a.xmpp.send_presence(pto=b_bare, ptype="subscribe")
+    b.xmpp.send_presence(pto=a_bare, ptype="subscribe")
+
+    async def both_ways() -> bool:
+        items = (await a.roster_items()).get(b_bare, {}), (await b.roster_items()).get(a_bare, {})
+        return all(i.get("subscription") == "both" for i in items)
+
+    await wait_until(both_ways, f"{a_bare} and {b_bare} to reach subscription='both'")
+
+
 # ------------------------------------------------------------------------------------------------
 # raw streams (no slixmpp): what a misbehaving or naive client would send
 # ------------------------------------------------------------------------------------------------
