@@ -153,8 +153,9 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
     let extensions: Vec<String> = el
         .elements()
         .filter(|c| {
-            !(c.ns == content && matches!(c.name.as_str(), "show" | "status" | "priority"))
-                && !c.is(NS_DELAY, "delay")
+            let standard =
+                c.ns == content && matches!(c.name.as_str(), "show" | "status" | "priority");
+            !(standard || c.is(NS_DELAY, "delay"))
         })
         .map(|c| {
             let mut out = Vec::new();
