@@ -96,6 +96,29 @@ impl RedbStore {
     fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
         self.db.begin_read().map_err(backend)
     }
+
+    /// Every row of `user` in one of the per-user tables, in key order, each read by `row` from the rest of its
+    /// key (after the user prefix) and its value.
+    fn user_rows<T>(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        user: &BareJid,
+        mut row: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let t = self.read()?.open_table(table).map_err(backend)?;
+        let prefix = keys::user_prefix(user);
+        let end = keys::prefix_end(&prefix);
+        let mut out = Vec::new();
+        for r in t
+            .range(prefix.as_slice()..end.as_slice())
+            .map_err(backend)?
+        {
+            let (k, v) = r.map_err(backend)?;
+            let rest = k.value().get(prefix.len()..).unwrap_or_default();
+            out.push(row(rest, v.value())?);
+        }
+        Ok(out)
+    }
 }
 
 fn add_offline_total(tx: &WriteTransaction, delta: i64) -> Result<(), StoreError> {
@@ -320,20 +343,11 @@ impl AccountStore for RedbStore {
 
 impl RosterStore for RedbStore {
     fn roster(&self, user: &BareJid) -> Result<Vec<(BareJid, RosterEntry)>, StoreError> {
-        let t = self.read()?.open_table(ROSTER).map_err(backend)?;
-        let prefix = keys::user_prefix(user);
-        let end = keys::prefix_end(&prefix);
-        let mut out = Vec::new();
-        for row in t
-            .range(prefix.as_slice()..end.as_slice())
-            .map_err(backend)?
-        {
-            let (k, v) = row.map_err(backend)?;
-            let contact = keys::roster_contact(k.value(), prefix.len())?;
+        self.user_rows(ROSTER, user, |rest, value| {
+            let contact = keys::roster_contact(rest, 0)?;
             let what = format!("roster entry {user} -> {contact}");
-            out.push((contact, codec::decode_roster_entry(&what, v.value())?));
-        }
-        Ok(out)
+            Ok((contact, codec::decode_roster_entry(&what, value)?))
+        })
     }
 
     fn put_roster_entry(
@@ -368,21 +382,10 @@ impl OfflineStore for RedbStore {
     }
 
     fn offline(&self, user: &BareJid) -> Result<Vec<StoredMessage>, StoreError> {
-        let t = self.read()?.open_table(OFFLINE).map_err(backend)?;
-        let prefix = keys::user_prefix(user);
-        let end = keys::prefix_end(&prefix);
-        let mut out = Vec::new();
-        for row in t
-            .range(prefix.as_slice()..end.as_slice())
-            .map_err(backend)?
-        {
-            let (_, v) = row.map_err(backend)?;
-            out.push(codec::decode_message(
-                &format!("offline message for {user}"),
-                v.value(),
-            )?);
-        }
-        Ok(out)
+        let what = format!("offline message for {user}");
+        self.user_rows(OFFLINE, user, |_, value| {
+            codec::decode_message(&what, value)
+        })
     }
 
     fn clear_offline(&self, user: &BareJid, up_to: u64) -> Result<u64, StoreError> {
@@ -399,20 +402,11 @@ impl OfflineStore for RedbStore {
 
 impl DocumentStore for RedbStore {
     fn documents(&self, user: &BareJid) -> Result<Vec<(DocumentKey, String)>, StoreError> {
-        let t = self.read()?.open_table(DOCUMENTS).map_err(backend)?;
-        let prefix = keys::user_prefix(user);
-        let end = keys::prefix_end(&prefix);
-        let mut out = Vec::new();
-        for row in t
-            .range(prefix.as_slice()..end.as_slice())
-            .map_err(backend)?
-        {
-            let (k, v) = row.map_err(backend)?;
-            let key = keys::document_key(k.value(), prefix.len())?;
+        self.user_rows(DOCUMENTS, user, |rest, value| {
+            let key = keys::document_key(rest, 0)?;
             let what = format!("document {key} of {user}");
-            out.push((key, codec::decode_document(&what, v.value())?));
-        }
-        Ok(out)
+            Ok((key, codec::decode_document(&what, value)?))
+        })
     }
 
     fn put_document(
