@@ -10,15 +10,7 @@ use crate::stanza::{ErrorAbout, ErrorCondition, RoutedIq, Stanza, StanzaError};
 
 impl Engine {
     pub(super) fn iq_from_session(&mut self, id: SessionId, iq: RoutedIq) {
-        let Some(user) = self.sessions.get(&id).cloned() else {
-            return;
-        };
-        let Some(from) = self
-            .users
-            .get(&user)
-            .and_then(|u| u.session(id))
-            .map(|s| s.jid.clone())
-        else {
+        let Some((_, from)) = self.session_address(id) else {
             return;
         };
         let target = iq.to.bare().clone();

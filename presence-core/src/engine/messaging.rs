@@ -13,17 +13,10 @@ use crate::store::{StoreWrite, StoredMessage};
 
 impl Engine {
     pub(super) fn message_from_session(&mut self, id: SessionId, to: Jid, message: Message) {
-        let Some(user) = self.sessions.get(&id).cloned() else {
+        let Some((user, from)) = self.session_address(id) else {
             return;
         };
-        let Some(from) = self
-            .users
-            .get(&user)
-            .and_then(|u| u.session(id))
-            .map(|s| Jid::Full(s.jid.clone()))
-        else {
-            return;
-        };
+        let from = Jid::Full(from);
         if !self.config.im_enabled {
             return self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
         }

@@ -203,6 +203,13 @@ impl Engine {
             })
     }
 
+    /// A bound session's user and full address.
+    fn session_address(&self, id: SessionId) -> Option<(BareJid, crate::jid::FullJid)> {
+        let user = self.sessions.get(&id)?;
+        let jid = self.users.get(user)?.session(id)?.jid.clone();
+        Some((user.clone(), jid))
+    }
+
     fn now(&self) -> Instant {
         self.now
             .expect("handle() sets the time before any work runs")
