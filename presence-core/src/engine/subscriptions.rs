@@ -289,6 +289,15 @@ impl Engine {
             return;
         };
         let version = u.roster.version();
+        // A change clients see moved the version: it is kept with the change, in the same commit.
+        self.out(Output::Store(StoreWrite::DocumentPut {
+            user: user.clone(),
+            key: roster::version_key(),
+            document: version.to_string(),
+        }));
+        let Some(u) = self.users.get(user) else {
+            return;
+        };
         let ids: Vec<SessionId> = u
             .sessions
             .iter()

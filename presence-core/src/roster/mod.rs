@@ -98,6 +98,12 @@ impl Roster {
         r
     }
 
+    /// The same roster, its version restored from where it was kept (see `feature::roster::version_key`).
+    pub fn at_version(mut self, version: u64) -> Self {
+        self.version = version;
+        self
+    }
+
     fn count(&mut self, e: &RosterEntry, sign: isize) {
         if matches!(e, RosterEntry::Listed { .. }) {
             self.listed = self.listed.wrapping_add_signed(sign);
