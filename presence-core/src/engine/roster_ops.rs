@@ -104,7 +104,8 @@ impl Engine {
         if sub.outbound != crate::roster::Link::Off {
             self.outbound_subscription(&user, Some(id), &jid, SubscriptionAction::Unsubscribe);
         }
-        if sub.inbound != crate::roster::Link::Off {
+        // A mere pre-approval goes with the item: nobody is subscribed, so nothing is sent.
+        if !sub.inbound_off() {
             self.outbound_subscription(&user, Some(id), &jid, SubscriptionAction::Unsubscribed);
         }
         let Some(u) = self.users.get_mut(&user) else {

@@ -255,12 +255,17 @@ impl Roster {
 }
 
 /// What a client sees of an entry: a pending inbound request is not part of a roster item (RFC 6121 §2.1.2).
-fn visible(e: Option<&RosterEntry>) -> Option<(&ItemDetails, SubscriptionAttr, bool)> {
+fn visible(e: Option<&RosterEntry>) -> Option<(&ItemDetails, SubscriptionAttr, bool, bool)> {
     match e? {
         RosterEntry::Listed {
             details,
             subscription,
-        } => Some((details, subscription.attr(), subscription.ask())),
+        } => Some((
+            details,
+            subscription.attr(),
+            subscription.ask(),
+            subscription.approved(),
+        )),
         RosterEntry::Requested => None,
     }
 }

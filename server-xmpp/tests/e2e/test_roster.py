@@ -5,10 +5,12 @@ for a stale one, pushes with their version, and versions that stay valid across 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import pytest
 from slixmpp.stanza import Iq
 
-from conftest import Server
+from conftest import USERS, Server, free_port, write_config
 from xmpp import DOMAIN, WAIT, Client, clients, connect, run, wait
 
 ALICE, BOB, CAROL = f"alice@{DOMAIN}", f"bob@{DOMAIN}", f"carol@{DOMAIN}"
@@ -90,5 +92,62 @@ def test_a_cached_roster_version_stays_right_across_a_restart(server: Server) ->
             now = query(await roster_get(alice, cached))
             assert now is not None and now.get("ver") != cached
             assert [i.get("jid") for i in now] == [BOB]
+
+    run(after)
+
+
+@pytest.fixture
+def asking_server(binary: Path, tmp_path: Path):
+    """A server with ``[policy] auto_authorize = false``: a request reaches the user unless pre-approved."""
+    srv = Server(binary=binary, root=tmp_path, port=free_port(), tls_port=free_port())
+    write_config(srv.config, srv.data_dir, srv.port, free_port(udp_too=True), http_port=srv.http_port,
+                 tls_port=srv.tls_port, auto_authorize=False)
+    for local, password in USERS.items():
+        srv.add_user(local, password)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_a_pre_approved_request_is_approved_without_asking_across_a_restart(asking_server: Server) -> None:
+    """The bound stream advertises pre-approval; alice's ``subscribed`` to bob, who has not asked, becomes a
+    roster item with ``approved='true'`` and reaches bob not at all; after a restart bob's request is approved at
+    once, alice is never asked, and carol's request (not pre-approved) still reaches alice."""
+    server = asking_server
+
+    async def before() -> None:
+        async with clients(
+            connect(server, "alice", "pc", fetch_roster=False), connect(server, "bob", "phone")
+        ) as (alice, bob):
+            assert "preapproval" in alice.xmpp.features
+            pushed = pushes(alice)
+            await roster_get(alice, None)
+            alice.xmpp.send_presence(pto=BOB, ptype="subscribed")
+            push = await wait(pushed.get(), "the roster push of the pre-approval")
+            item = push.xml.find(f"{{{NS_ROSTER}}}query/{{{NS_ROSTER}}}item")
+            assert (item.get("jid"), item.get("approved"), item.get("subscription")) == (BOB, "true", "none")
+            await alice.ping_server()
+            await bob.ping_server()
+            got = [p for p in list(bob.presences._queue) if p["type"] == "subscribed"]
+            assert got == [], got
+
+    run(before)
+    server.stop()
+    server.start()
+
+    async def after() -> None:
+        async with clients(
+            connect(server, "alice", "pc"), connect(server, "bob", "phone"), connect(server, "carol", "pc")
+        ) as (alice, bob, carol):
+            bob.xmpp.send_presence(pto=ALICE, ptype="subscribe")
+            await bob.presence_from(ALICE)
+            assert (await bob.roster_items())[ALICE]["subscription"] == "to"
+            item = (await alice.roster_items())[BOB]
+            assert item["subscription"] == "from" and not item.get("approved")
+            carol.xmpp.send_presence(pto=ALICE, ptype="subscribe")
+            request = await wait(alice.subscribes.get(), "carol's request at alice")
+            assert request["from"].bare == CAROL
 
     run(after)

@@ -17,7 +17,10 @@ pub const NS_PRE_APPROVAL: &str = "urn:xmpp:features:pre-approval";
 
 /// What the roster adds to the stream features of a bound client's stream.
 pub fn stream_features() -> Vec<Element> {
-    vec![Element::new(NS_ROSTERVER, "ver")]
+    vec![
+        Element::new(NS_ROSTERVER, "ver"),
+        Element::new(NS_PRE_APPROVAL, "sub"),
+    ]
 }
 
 /// The registry's entry.
@@ -81,6 +84,9 @@ fn item(item: &RosterItem) -> Element {
     }
     if item.subscription.ask() {
         el = el.with_attr("ask", "subscribe");
+    }
+    if item.subscription.approved() {
+        el = el.with_attr("approved", "true");
     }
     for g in &item.details.groups {
         el = el.with_child(Element::new(NS_ROSTER, "group").with_text(g));
