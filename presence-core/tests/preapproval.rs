@@ -144,3 +144,22 @@ fn a_federated_contact_is_approved_by_a_pre_approval() {
         SubscriptionAttr::From
     );
 }
+
+#[test]
+fn a_user_who_pre_approved_can_still_ask_for_the_contacts_presence() {
+    let mut h = Harness::with_users(asking(), &["alice@x", "bob@x"]);
+    let a = h.login("alice@x", "pc");
+    let b = h.login("bob@x", "phone");
+    h.subscribe(a, "bob@x", Subscribed);
+    h.clear();
+    h.subscribe(a, "bob@x", Subscribe);
+    // The request goes out (bob is asked) and the pre-approval stays.
+    assert!(asked(&h.take(b)));
+    assert_eq!(
+        h.stored_subscription("alice@x", "bob@x"),
+        Subscription {
+            outbound: Link::Pending,
+            inbound: Link::PreApproved
+        }
+    );
+}

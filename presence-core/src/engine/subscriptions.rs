@@ -67,7 +67,7 @@ impl Engine {
         let next = current.after_outbound(action);
         // A pre-approval, and its cancellation, stay with the user's server: the contact has asked for nothing, so
         // it is told nothing (RFC 6121 §3.4.1) until it does ask and gets the approval then.
-        if let Some(next) = next.filter(|n| n.approved() || current.approved()) {
+        if let Some(next) = next.filter(|n| n.approved() != current.approved()) {
             self.set_subscription(user, contact, next);
             return;
         }
