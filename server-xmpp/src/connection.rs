@@ -1196,6 +1196,10 @@ async fn bind<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
                     )
                     .with_child(Element::new(ns::SM, "sm"))
                     .with_child(Element::new(NS_CSI, "csi"));
+                let features = translate::features::roster::stream_features()
+                    .into_iter()
+                    .fold(features, Element::with_child)
+                    .with_child(translate::features::caps::stream_feature(&shared.features));
                 wire.send(&features).await.ok()?;
             }
             StreamEvent::Stanza(stanza)

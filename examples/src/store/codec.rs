@@ -301,6 +301,7 @@ pub(crate) fn link_tag(l: Link) -> u8 {
         Link::Off => 0,
         Link::Pending => 1,
         Link::On => 2,
+        Link::PreApproved => 3,
     }
 }
 
@@ -309,6 +310,7 @@ fn read_link(r: &mut Reader<'_>) -> Result<Link, StoreError> {
         0 => Ok(Link::Off),
         1 => Ok(Link::Pending),
         2 => Ok(Link::On),
+        3 => Ok(Link::PreApproved),
         b => Err(r.corrupt(format!("unknown subscription link tag {b}"))),
     }
 }

@@ -8,7 +8,7 @@ use crate::stanza::{RequestId, Stanza};
 impl Engine {
     pub(super) fn request(&mut self, session: SessionId, request: RequestId, call: Call) {
         match call {
-            Call::Roster(roster::Call::Get) => self.roster_get(session, request),
+            Call::Roster(roster::Call::Get { known }) => self.roster_get(session, request, known),
             Call::Roster(roster::Call::Set { jid, details }) => {
                 self.roster_set(session, request, jid, details)
             }

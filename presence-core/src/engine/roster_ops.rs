@@ -8,7 +8,7 @@ use crate::session::SessionId;
 use crate::stanza::{ErrorAbout, ErrorCondition, RequestId, Stanza, StanzaError};
 
 impl Engine {
-    pub(super) fn roster_get(&mut self, id: SessionId, request: RequestId) {
+    pub(super) fn roster_get(&mut self, id: SessionId, request: RequestId, known: Option<u64>) {
         let Some(user) = self.sessions.get(&id).cloned() else {
             return;
         };
@@ -17,9 +17,14 @@ impl Engine {
         };
         let Some(s) = u.session_mut(id) else { return };
         s.interested = true;
-        let mut items: Vec<_> = u.roster.items().collect();
-        items.sort_by(|a, b| a.jid.cmp(&b.jid));
         let version = u.roster.version();
+        // The whole roster is sent whenever the client's copy is not the current one: RFC 6121 §2.6.3 allows that
+        // instead of the pushes since its version, and this server keeps no history of changes.
+        let items = (known != Some(version)).then(|| {
+            let mut items: Vec<_> = u.roster.items().collect();
+            items.sort_by(|a, b| a.jid.cmp(&b.jid));
+            items
+        });
         self.answer(
             id,
             request,
@@ -99,7 +104,8 @@ impl Engine {
         if sub.outbound != crate::roster::Link::Off {
             self.outbound_subscription(&user, Some(id), &jid, SubscriptionAction::Unsubscribe);
         }
-        if sub.inbound != crate::roster::Link::Off {
+        // A mere pre-approval goes with the item: nobody is subscribed, so nothing is sent.
+        if !sub.inbound_off() {
             self.outbound_subscription(&user, Some(id), &jid, SubscriptionAction::Unsubscribed);
         }
         let Some(u) = self.users.get_mut(&user) else {

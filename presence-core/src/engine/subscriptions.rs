@@ -65,6 +65,12 @@ impl Engine {
             return;
         }
         let next = current.after_outbound(action);
+        // A pre-approval, and its cancellation, stay with the user's server: the contact has asked for nothing, so
+        // it is told nothing (RFC 6121 §3.4.1) until it does ask and gets the approval then.
+        if let Some(next) = next.filter(|n| n.approved() != current.approved()) {
+            self.set_subscription(user, contact, next);
+            return;
+        }
         // Subscribe and unsubscribe are forwarded even when they change nothing here, so a contact whose state
         // drifted (another server, a lost stanza) can answer and bring both sides back in line (RFC 6121 §3.1.2).
         // Approvals and denials with nothing to approve or deny are dropped (§3.1.4, §3.2.2).
@@ -156,7 +162,8 @@ impl Engine {
             if current.pending_in() {
                 return;
             }
-            let decision = if preapproved {
+            // A request the user approved in advance (RFC 6121 §3.4.2) or the second half of a reciprocal add.
+            let decision = if preapproved || current.approved() {
                 Decision::Approve
             } else {
                 u.policy.decide_subscription(peer, federated, auto)
@@ -289,6 +296,15 @@ impl Engine {
             return;
         };
         let version = u.roster.version();
+        // A change clients see moved the version: it is kept with the change, in the same commit.
+        self.out(Output::Store(StoreWrite::DocumentPut {
+            user: user.clone(),
+            key: roster::version_key(),
+            document: version.to_string(),
+        }));
+        let Some(u) = self.users.get(user) else {
+            return;
+        };
         let ids: Vec<SessionId> = u
             .sessions
             .iter()

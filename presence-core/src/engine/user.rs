@@ -39,15 +39,23 @@ pub(super) struct User {
 impl User {
     pub fn from_record(rec: UserRecord) -> Self {
         let next_seq = rec.offline.iter().map(|m| m.seq).max().unwrap_or(0) + 1;
+        let mut documents: std::collections::BTreeMap<_, _> = rec.documents.into_iter().collect();
+        // The roster version is the roster's, not a document of a feature: it neither counts against the
+        // user's document limit nor is reachable by any document feature. A record without one (an account
+        // from before versioning was served; no `ver` was ever sent then) starts at 0.
+        let version = documents
+            .remove(&crate::feature::roster::version_key())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         User {
-            roster: Roster::from_entries(rec.roster),
+            roster: Roster::from_entries(rec.roster).at_version(version),
             policy: rec.policy,
             sessions: Vec::new(),
             offline: rec.offline.into(),
             next_seq,
             composed: Composed::UNAVAILABLE,
             sticky: HashMap::new(),
-            documents: rec.documents.into_iter().collect(),
+            documents,
             archive_head: rec.archive_head,
         }
     }

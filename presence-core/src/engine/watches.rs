@@ -88,7 +88,7 @@ fn verdict<'a>(target: Option<&'a User>, w: &Watch) -> Verdict<'a> {
                 // Polite blocking (DESIGN §3): a hidden watcher sees "unavailable", never a refusal or a wait.
                 (Link::On | Link::Pending, false) => Verdict::Presence(&UNAVAILABLE),
                 (Link::Pending, true) => Verdict::Pending,
-                (Link::Off, _) => Verdict::End(WatchEnd::Rejected),
+                (Link::Off | Link::PreApproved, _) => Verdict::End(WatchEnd::Rejected),
             }
         }
     }
@@ -101,7 +101,7 @@ fn watcher_list(roster: &Roster) -> Vec<WatcherInfo> {
             let status = match e.subscription().inbound {
                 Link::On => WatcherStatus::Active,
                 Link::Pending => WatcherStatus::Pending,
-                Link::Off => return None,
+                Link::Off | Link::PreApproved => return None,
             };
             Some(WatcherInfo {
                 watcher: jid.clone(),
@@ -179,7 +179,7 @@ impl Engine {
             && self
                 .users
                 .get(&w.target)
-                .is_some_and(|t| t.roster.subscription(&w.watcher).inbound == Link::Off);
+                .is_some_and(|t| t.roster.subscription(&w.watcher).inbound_off());
         if must_ask {
             let watcher = w.watcher.clone();
             self.submit(Work::WatchSubscribe {
@@ -202,7 +202,7 @@ impl Engine {
         if self
             .users
             .get(&target)
-            .is_some_and(|t| t.roster.subscription(&watcher).inbound == Link::Off)
+            .is_some_and(|t| t.roster.subscription(&watcher).inbound_off())
         {
             self.outbound_subscription(&watcher, None, &target, SubscriptionAction::Subscribe);
         }

@@ -85,7 +85,7 @@ impl Answer {
     pub fn weight(&self) -> usize {
         match self {
             Answer::Done => 0,
-            Answer::Roster(r) => r.items.iter().map(roster::item_weight).sum(),
+            Answer::Roster(r) => r.items.iter().flatten().map(roster::item_weight).sum(),
             Answer::Blocking(b) => b.items.len() * 64,
             Answer::Settings(_) => 0,
             Answer::Private(p) => p.xml.as_ref().map_or(0, String::len),

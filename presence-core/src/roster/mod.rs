@@ -98,6 +98,12 @@ impl Roster {
         r
     }
 
+    /// The same roster, its version restored from where it was kept (see `feature::roster::version_key`).
+    pub fn at_version(mut self, version: u64) -> Self {
+        self.version = version;
+        self
+    }
+
     fn count(&mut self, e: &RosterEntry, sign: isize) {
         if matches!(e, RosterEntry::Listed { .. }) {
             self.listed = self.listed.wrapping_add_signed(sign);
@@ -249,12 +255,17 @@ impl Roster {
 }
 
 /// What a client sees of an entry: a pending inbound request is not part of a roster item (RFC 6121 §2.1.2).
-fn visible(e: Option<&RosterEntry>) -> Option<(&ItemDetails, SubscriptionAttr, bool)> {
+fn visible(e: Option<&RosterEntry>) -> Option<(&ItemDetails, SubscriptionAttr, bool, bool)> {
     match e? {
         RosterEntry::Listed {
             details,
             subscription,
-        } => Some((details, subscription.attr(), subscription.ask())),
+        } => Some((
+            details,
+            subscription.attr(),
+            subscription.ask(),
+            subscription.approved(),
+        )),
         RosterEntry::Requested => None,
     }
 }

@@ -15,6 +15,9 @@ pub enum Link {
     Pending,
     /// Approved: presence flows this way.
     On,
+    /// Not on and not asked for, but approved in advance: the contact's request will be approved without asking
+    /// the user (RFC 6121 §3.4). Only ever the inbound direction; for presence it is the same as off.
+    PreApproved,
 }
 
 /// The subscription state between a user and one contact, from the user's side.
@@ -96,6 +99,16 @@ impl Subscription {
         self.outbound == Link::On
     }
 
+    /// Whether the roster item carries `approved='true'` (the user pre-approved the contact's request).
+    pub fn approved(self) -> bool {
+        self.inbound == Link::PreApproved
+    }
+
+    /// Whether the contact neither receives the user's presence nor has asked for it (pre-approved or not).
+    pub fn inbound_off(self) -> bool {
+        matches!(self.inbound, Link::Off | Link::PreApproved)
+    }
+
     /// Whether the contact has asked for the user's presence and waits for an answer.
     pub fn pending_in(self) -> bool {
         self.inbound == Link::Pending
@@ -115,6 +128,10 @@ impl Subscription {
             SubscriptionAction::Subscribed if self.inbound == Link::Pending => {
                 next.inbound = Link::On
             }
+            // Approving a request not (yet) made is a pre-approval (RFC 6121 §3.4.1).
+            SubscriptionAction::Subscribed if self.inbound == Link::Off => {
+                next.inbound = Link::PreApproved
+            }
             SubscriptionAction::Unsubscribed if self.inbound != Link::Off => {
                 next.inbound = Link::Off
             }
@@ -128,10 +145,15 @@ impl Subscription {
     pub fn after_inbound(self, action: SubscriptionAction) -> Option<Subscription> {
         let mut next = self;
         match action {
+            // A pre-approved request is approved at once (RFC 6121 §3.4.2).
+            SubscriptionAction::Subscribe if self.inbound == Link::PreApproved => {
+                next.inbound = Link::On
+            }
             SubscriptionAction::Subscribe if self.inbound == Link::Off => {
                 next.inbound = Link::Pending
             }
-            SubscriptionAction::Unsubscribe if self.inbound != Link::Off => {
+            // The contact withdrawing a subscription it never had leaves the user's pre-approval standing.
+            SubscriptionAction::Unsubscribe if matches!(self.inbound, Link::Pending | Link::On) => {
                 next.inbound = Link::Off
             }
             SubscriptionAction::Subscribed if self.outbound == Link::Pending => {
@@ -212,9 +234,21 @@ mod tests {
     #[rustfmt::skip]
     fn a23_outbound_subscribed() {
         check(Subscription::after_outbound, Subscribed, &[
-            (NONE, None), (NONE_OUT, None), (NONE_IN, Some(FROM)), (NONE_OUT_IN, Some(FROM_OUT)),
-            (TO, None), (TO_IN, Some(BOTH)), (FROM, None), (FROM_OUT, None), (BOTH, None),
+            (NONE, Some(s(Off, PreApproved))), (NONE_OUT, Some(s(Pending, PreApproved))),
+            (NONE_IN, Some(FROM)), (NONE_OUT_IN, Some(FROM_OUT)),
+            (TO, Some(s(On, PreApproved))), (TO_IN, Some(BOTH)), (FROM, None), (FROM_OUT, None), (BOTH, None),
         ]);
+    }
+
+    #[test]
+    fn a_pre_approval_approves_the_next_request_and_only_the_user_cancels_it() {
+        let pre = s(Pending, PreApproved);
+        assert!(pre.approved() && pre.inbound_off() && !pre.shares_to_contact());
+        assert_eq!(pre.attr(), SubscriptionAttr::None);
+        assert_eq!(pre.after_inbound(Subscribe), Some(s(Pending, On)));
+        assert_eq!(pre.after_inbound(Unsubscribe), None);
+        assert_eq!(pre.after_outbound(Subscribed), None);
+        assert_eq!(pre.after_outbound(Unsubscribed), Some(NONE_OUT));
     }
 
     #[test]

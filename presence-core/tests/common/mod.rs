@@ -150,7 +150,7 @@ impl Harness {
         self.input(Input::Request {
             session: id,
             request: presence_core::stanza::RequestId("roster".into()),
-            call: Call::Roster(roster::Call::Get),
+            call: Call::Roster(roster::Call::Get { known: None }),
         });
         self.presence(id, Show::Available, priority);
         id

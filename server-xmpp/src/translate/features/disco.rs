@@ -2,7 +2,9 @@
 
 use xmpp_codec::{Element, IqType};
 
-use super::{Feature, FromClient, Iq, pep};
+use presence_core::stanza::ErrorCondition;
+
+use super::{Feature, FromClient, Iq, caps, pep};
 
 /// XEP-0030 info.
 pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -26,11 +28,20 @@ fn iq(iq: &Iq<'_>) -> Option<FromClient> {
             .then(|| iq.result(vec![Element::new(NS_DISCO_ITEMS, "query")]));
     }
     if iq.for_domain() {
-        let mut q = Element::new(NS_DISCO_INFO, "query").with_child(
+        let mut q = Element::new(NS_DISCO_INFO, "query");
+        // XEP-0115 §6.2: asked for the node#ver of the server's caps, the same info, naming the node.
+        if let Some(node) = iq.payload.attr("node") {
+            if node != format!("{}#{}", caps::NODE, caps::server_ver(iq.me.features)) {
+                return Some(iq.error(ErrorCondition::ItemNotFound, None));
+            }
+            q = q.with_attr("node", node);
+        }
+        let id = caps::SERVER_IDENTITY;
+        q = q.with_child(
             Element::new(NS_DISCO_INFO, "identity")
-                .with_attr("category", "server")
-                .with_attr("type", "im")
-                .with_attr("name", "presenced"),
+                .with_attr("category", id.category)
+                .with_attr("type", id.kind)
+                .with_attr("name", id.name),
         );
         for f in iq.me.features.disco() {
             q = q.with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", f));

@@ -6,6 +6,7 @@
 //! in its own module too. Prosody's one-module-per-XEP layout is the model.
 
 pub mod blocking;
+pub mod caps;
 pub mod carbons;
 pub mod disco;
 pub mod mam;
@@ -183,7 +184,7 @@ impl Iq<'_> {
 pub(super) fn answer(answer: &Answer) -> Option<Element> {
     match answer {
         Answer::Done => None,
-        Answer::Roster(r) => Some(roster::answer(r)),
+        Answer::Roster(r) => roster::answer(r),
         Answer::Blocking(b) => Some(blocking::answer(b)),
         Answer::Settings(s) => Some(settings::element(s)),
         Answer::Private(p) => Some(private::answer(p)),

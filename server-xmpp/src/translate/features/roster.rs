@@ -10,6 +10,18 @@ use super::{Feature, FromClient, Iq};
 
 /// `jabber:iq:roster`.
 pub const NS_ROSTER: &str = "jabber:iq:roster";
+/// The stream feature of roster versioning (RFC 6121 §2.6.1).
+pub const NS_ROSTERVER: &str = "urn:xmpp:features:rosterver";
+/// The stream feature of subscription pre-approval (RFC 6121 §3.4.1).
+pub const NS_PRE_APPROVAL: &str = "urn:xmpp:features:pre-approval";
+
+/// What the roster adds to the stream features of a bound client's stream.
+pub fn stream_features() -> Vec<Element> {
+    vec![
+        Element::new(NS_ROSTERVER, "ver"),
+        Element::new(NS_PRE_APPROVAL, "sub"),
+    ]
+}
 
 /// The registry's entry.
 pub const FEATURE: Feature = Feature {
@@ -24,7 +36,10 @@ fn iq(iq: &Iq<'_>) -> Option<FromClient> {
         return None;
     }
     Some(match iq.iq_type {
-        IqType::Get => iq.call(Call::Roster(roster::Call::Get)),
+        IqType::Get => iq.call(Call::Roster(roster::Call::Get {
+            // A version this server never issued (not a number; `''` for "no cache") is simply not current.
+            known: iq.payload.attr("ver").and_then(|v| v.parse().ok()),
+        })),
         _ => set(iq),
     })
 }
@@ -70,19 +85,22 @@ fn item(item: &RosterItem) -> Element {
     if item.subscription.ask() {
         el = el.with_attr("ask", "subscribe");
     }
+    if item.subscription.approved() {
+        el = el.with_attr("approved", "true");
+    }
     for g in &item.details.groups {
         el = el.with_child(Element::new(NS_ROSTER, "group").with_text(g));
     }
     el
 }
 
-/// The `<query/>` of a roster result.
-pub fn answer(answer: &roster::Answer) -> Element {
-    let mut q = Element::new(NS_ROSTER, "query");
-    for i in &answer.items {
+/// The `<query/>` of a roster result; none when the client's cached version is current (RFC 6121 §2.6.3).
+pub fn answer(answer: &roster::Answer) -> Option<Element> {
+    let mut q = Element::new(NS_ROSTER, "query").with_attr("ver", answer.version.to_string());
+    for i in answer.items.as_ref()? {
         q = q.with_child(item(i));
     }
-    q
+    Some(q)
 }
 
 /// The `<query/>` of a roster push.
@@ -93,5 +111,7 @@ pub fn push(push: &roster::Push) -> Element {
             .with_attr("jid", j.as_str())
             .with_attr("subscription", "remove"),
     };
-    Element::new(NS_ROSTER, "query").with_child(item)
+    Element::new(NS_ROSTER, "query")
+        .with_attr("ver", push.version.to_string())
+        .with_child(item)
 }
