@@ -70,6 +70,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// This node's place in a cluster; absent for a single server.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// HTTP File Upload (XEP-0363).
+    pub upload: crate::upload::UploadConfig,
 }
 
 /// `[store]`: which store backs the server and the `user` commands.
@@ -194,7 +196,7 @@ fn address_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Socke
 }
 
 /// A duration string (`"30s"`), as the cluster timers take them.
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     crate::cluster::config::parse_duration(&text)
         .map_err(|problem| serde::de::Error::custom(format!("duration {text:?} {problem}")))
@@ -282,6 +284,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             store: StoreConfig::default(),
             cluster: None,
+            upload: crate::upload::UploadConfig::default(),
         }
     }
 }
@@ -512,6 +515,9 @@ impl Config {
                 &self.log.level,
                 format!("is not a log filter directive: {e}"),
             ));
+        }
+        if let Some((key, value, problem)) = self.upload.problem() {
+            return Err(invalid(key, &value, problem));
         }
         if self.store.pool == 0 {
             return Err(invalid(

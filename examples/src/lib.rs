@@ -8,4 +8,5 @@ pub mod http;
 pub mod logging;
 pub mod server;
 pub mod store;
+pub mod upload;
 pub mod users;

@@ -688,6 +688,17 @@ async fn established<S, T>(
                                 }
                             }
                             FromClient::Nothing => {}
+                            FromClient::Upload(request) => {
+                                let answer = match me.features.upload() {
+                                    Some(issuer) => translate::features::upload::answer(issuer.clone(), &jid, request).await,
+                                    // Only offered while an issuer is configured.
+                                    None => crate::translate::iq_error(Some(&request.id), &jid.to_string(), request.to.as_deref(), presence_core::stanza::ErrorCondition::ServiceUnavailable, None),
+                                };
+                                write_own(&mut wire, answer, &mut sm);
+                                if send_bounded(&mut wire).await.is_err() {
+                                    break End::Lost;
+                                }
+                            }
                             FromClient::Archive(request) => {
                                 // Counted like any stanza sent, so stream management acknowledges them too.
                                 for el in crate::archive::answer(shared.store.clone(), &jid, request).await {

@@ -16,6 +16,7 @@ pub mod private;
 pub mod roster;
 pub mod session;
 pub mod settings;
+pub mod upload;
 pub mod vcard;
 pub mod version;
 pub mod xml;
@@ -46,6 +47,8 @@ pub struct Feature {
 #[derive(Debug, Clone)]
 pub struct Features {
     on: Vec<&'static Feature>,
+    /// What makes upload slots, while [`upload`] is on.
+    upload: Option<std::sync::Arc<dyn upload::SlotIssuer>>,
 }
 
 /// Every feature, in the order IQs are offered to them.
@@ -63,12 +66,43 @@ const ALL: &[&Feature] = &[
     &carbons::FEATURE,
     &mam::FEATURE,
     &pep::FEATURE,
+    &upload::FEATURE,
 ];
+
+/// Features that need something from the configuration to work, so they are off until given it.
+const CONFIGURED: &[&str] = &[upload::FEATURE.name];
 
 impl Features {
     /// Every feature that is on unless configured off.
     pub fn standard() -> Self {
-        Features { on: ALL.to_vec() }
+        Features {
+            on: ALL
+                .iter()
+                .copied()
+                .filter(|f| !CONFIGURED.contains(&f.name))
+                .collect(),
+            upload: None,
+        }
+    }
+
+    /// These features with HTTP File Upload (XEP-0363) on, its slots made by `issuer`.
+    pub fn with_upload(mut self, issuer: std::sync::Arc<dyn upload::SlotIssuer>) -> Self {
+        self.upload = Some(issuer);
+        self.switch_on(&upload::FEATURE);
+        self
+    }
+
+    /// The upload slot issuer, while HTTP File Upload is on.
+    pub fn upload(&self) -> Option<&std::sync::Arc<dyn upload::SlotIssuer>> {
+        self.upload
+            .as_ref()
+            .filter(|_| self.is_on(upload::FEATURE.name))
+    }
+
+    fn switch_on(&mut self, feature: &'static Feature) {
+        if !self.is_on(feature.name) {
+            self.on.push(feature);
+        }
     }
 
     /// These features, less those `off` names.
@@ -269,7 +303,7 @@ mod tests {
         let disco =
             "<iq type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>";
         let all = disco_vars(iq_to_server(&Features::standard(), disco));
-        for f in ALL {
+        for f in ALL.iter().filter(|f| !CONFIGURED.contains(&f.name)) {
             for var in f.disco {
                 assert!(all.iter().any(|v| v == var), "{var} of {} missing", f.name);
             }
