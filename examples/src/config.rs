@@ -173,6 +173,8 @@ pub struct XmppConfig {
     /// Contacts' presence that may wait for an inactive client (XEP-0352), one per full address; one more
     /// sender sends everything waiting at once.
     pub csi_max_queued: usize,
+    /// STUN and TURN servers announced by External Service Discovery (XEP-0215); none: not offered.
+    pub external_services: Vec<crate::extdisco::ExternalServiceConfig>,
 }
 
 impl XmppConfig {
@@ -200,6 +202,13 @@ pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duratio
     let text = String::deserialize(d)?;
     crate::cluster::config::parse_duration(&text)
         .map_err(|problem| serde::de::Error::custom(format!("duration {text:?} {problem}")))
+}
+
+/// An optional duration string.
+pub(crate) fn optional_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 /// `[sip]`: the SIP listener.
@@ -319,6 +328,7 @@ impl Default for XmppConfig {
             sm_resume_timeout: Duration::from_secs(300),
             sm_max_unacked: 500,
             csi_max_queued: 1000,
+            external_services: Vec::new(),
         }
     }
 }
@@ -515,6 +525,11 @@ impl Config {
                 &self.log.level,
                 format!("is not a log filter directive: {e}"),
             ));
+        }
+        if let Some((key, value, problem)) =
+            self.xmpp.external_services.iter().find_map(|s| s.problem())
+        {
+            return Err(invalid(key, &value, problem));
         }
         if let Some((key, value, problem)) = self.upload.problem() {
             return Err(invalid(key, &value, problem));

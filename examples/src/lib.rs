@@ -4,6 +4,7 @@ pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod credentials;
+pub mod extdisco;
 pub mod http;
 pub mod logging;
 pub mod server;

@@ -125,6 +125,14 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         per_second: limits.c2s_rate,
         burst: limits.c2s_burst,
     };
+    settings.features = settings.features.with_external_services(
+        config
+            .xmpp
+            .external_services
+            .iter()
+            .map(crate::extdisco::ExternalServiceConfig::service)
+            .collect(),
+    );
     let uploads = if config.upload.enabled {
         let uploads = Arc::new(crate::upload::Uploads::open(
             &config.data_dir,

@@ -8,6 +8,7 @@
 pub mod blocking;
 pub mod carbons;
 pub mod disco;
+pub mod extdisco;
 pub mod mam;
 pub mod offline;
 pub mod pep;
@@ -49,6 +50,8 @@ pub struct Features {
     on: Vec<&'static Feature>,
     /// What makes upload slots, while [`upload`] is on.
     upload: Option<std::sync::Arc<dyn upload::SlotIssuer>>,
+    /// The STUN and TURN services offered, while [`extdisco`] is on.
+    external_services: std::sync::Arc<[extdisco::ExternalService]>,
 }
 
 /// Every feature, in the order IQs are offered to them.
@@ -67,10 +70,11 @@ const ALL: &[&Feature] = &[
     &mam::FEATURE,
     &pep::FEATURE,
     &upload::FEATURE,
+    &extdisco::FEATURE,
 ];
 
 /// Features that need something from the configuration to work, so they are off until given it.
-const CONFIGURED: &[&str] = &[upload::FEATURE.name];
+const CONFIGURED: &[&str] = &[upload::FEATURE.name, extdisco::FEATURE.name];
 
 impl Features {
     /// Every feature that is on unless configured off.
@@ -82,6 +86,26 @@ impl Features {
                 .filter(|f| !CONFIGURED.contains(&f.name))
                 .collect(),
             upload: None,
+            external_services: std::sync::Arc::new([]),
+        }
+    }
+
+    /// These features with External Service Discovery (XEP-0215) offering `services`; with none it stays off, so
+    /// it is not advertised.
+    pub fn with_external_services(mut self, services: Vec<extdisco::ExternalService>) -> Self {
+        if !services.is_empty() {
+            self.switch_on(&extdisco::FEATURE);
+        }
+        self.external_services = services.into();
+        self
+    }
+
+    /// The external services offered (empty while [`extdisco`] is off).
+    pub fn external_services(&self) -> &[extdisco::ExternalService] {
+        if self.is_on(extdisco::FEATURE.name) {
+            &self.external_services
+        } else {
+            &[]
         }
     }
 
