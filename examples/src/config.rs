@@ -175,6 +175,12 @@ pub struct XmppConfig {
     pub csi_max_queued: usize,
     /// STUN and TURN servers announced by External Service Discovery (XEP-0215); none: not offered.
     pub external_services: Vec<crate::extdisco::ExternalServiceConfig>,
+    /// In-band registration (XEP-0077): anyone who can reach the port may create an account, so it is off by
+    /// default. While on, signed-in users may also change their password and remove their account in-band.
+    pub registration: bool,
+    /// The least time between two accounts made from one client address.
+    #[serde(deserialize_with = "duration")]
+    pub registration_interval: Duration,
 }
 
 impl XmppConfig {
@@ -329,6 +335,8 @@ impl Default for XmppConfig {
             sm_max_unacked: 500,
             csi_max_queued: 1000,
             external_services: Vec::new(),
+            registration: false,
+            registration_interval: Duration::from_secs(60),
         }
     }
 }

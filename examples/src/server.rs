@@ -133,6 +133,14 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             .map(crate::extdisco::ExternalServiceConfig::service)
             .collect(),
     );
+    if config.xmpp.registration {
+        settings.features = settings.features.with_registration(
+            server_xmpp::translate::features::register::Registration::new(
+                Arc::new(crate::registration::NewAccounts),
+                config.xmpp.registration_interval,
+            ),
+        );
+    }
     let uploads = if config.upload.enabled {
         let uploads = Arc::new(crate::upload::Uploads::open(
             &config.data_dir,

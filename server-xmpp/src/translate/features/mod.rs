@@ -14,6 +14,7 @@ pub mod offline;
 pub mod pep;
 pub mod ping;
 pub mod private;
+pub mod register;
 pub mod roster;
 pub mod session;
 pub mod settings;
@@ -52,6 +53,8 @@ pub struct Features {
     upload: Option<std::sync::Arc<dyn upload::SlotIssuer>>,
     /// The STUN and TURN services offered, while [`extdisco`] is on.
     external_services: std::sync::Arc<[extdisco::ExternalService]>,
+    /// In-band registration, while [`register`] is on.
+    registration: Option<std::sync::Arc<register::Registration>>,
 }
 
 /// Every feature, in the order IQs are offered to them.
@@ -71,10 +74,15 @@ const ALL: &[&Feature] = &[
     &pep::FEATURE,
     &upload::FEATURE,
     &extdisco::FEATURE,
+    &register::FEATURE,
 ];
 
 /// Features that need something from the configuration to work, so they are off until given it.
-const CONFIGURED: &[&str] = &[upload::FEATURE.name, extdisco::FEATURE.name];
+const CONFIGURED: &[&str] = &[
+    upload::FEATURE.name,
+    extdisco::FEATURE.name,
+    register::FEATURE.name,
+];
 
 impl Features {
     /// Every feature that is on unless configured off.
@@ -87,7 +95,23 @@ impl Features {
                 .collect(),
             upload: None,
             external_services: std::sync::Arc::new([]),
+            registration: None,
         }
+    }
+
+    /// These features with In-Band Registration (XEP-0077) on: account creation before authentication, and
+    /// password change and account removal after.
+    pub fn with_registration(mut self, registration: register::Registration) -> Self {
+        self.registration = Some(std::sync::Arc::new(registration));
+        self.switch_on(&register::FEATURE);
+        self
+    }
+
+    /// In-band registration, while it is on.
+    pub fn registration(&self) -> Option<&std::sync::Arc<register::Registration>> {
+        self.registration
+            .as_ref()
+            .filter(|_| self.is_on(register::FEATURE.name))
     }
 
     /// These features with External Service Discovery (XEP-0215) offering `services`; with none it stays off, so
