@@ -772,6 +772,63 @@ mod tests {
     }
 
     #[test]
+    fn upload_external_services_and_registration_are_read_and_checked() {
+        let c = parse("").expect("valid");
+        assert!(!c.upload.enabled && !c.xmpp.registration);
+        assert!(c.xmpp.external_services.is_empty());
+        assert_eq!(
+            (c.upload.max_file_size, c.upload.quota),
+            (10 << 20, 100 << 20)
+        );
+        assert_eq!(
+            c.upload.settings(c.http.bind, &c.domain).url,
+            "http://127.0.0.1:5280"
+        );
+        let c = parse(
+            r#"
+            [xmpp]
+            registration = true
+            registration_interval = "10min"
+            [[xmpp.external_services]]
+            type = "turn"
+            host = "turn.example.com"
+            port = 3478
+            secret = "s"
+            ttl = "1h"
+            [http]
+            bind = "0.0.0.0:8080"
+            [upload]
+            enabled = true
+            max_file_size = 1000
+            quota = 5000
+            put_valid_for = "1min"
+            expire_after = "0s"
+            "#,
+        )
+        .expect("valid");
+        assert!(c.xmpp.registration);
+        assert_eq!(c.xmpp.registration_interval, Duration::from_secs(600));
+        assert_eq!(
+            c.xmpp.external_services[0].ttl,
+            Some(Duration::from_secs(3600))
+        );
+        let s = c.upload.settings(c.http.bind, "example.com");
+        assert_eq!(s.url, "http://example.com:8080");
+        assert_eq!(
+            (s.max_file_size, s.quota, s.expire_after),
+            (1000, 5000, Duration::ZERO)
+        );
+        for bad in [
+            "[upload]\nurl = \"ftp://x\"",
+            "[upload]\nmax_file_size = 0",
+            "[[xmpp.external_services]]\ntype = \"ftp\"\nhost = \"h\"\nport = 1",
+            "[[xmpp.external_services]]\ntype = \"turn\"\nhost = \"h\"\nport = 1\nusername = \"u\"",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn every_key_maps_to_the_engine() {
         let c = parse(
             r#"
