@@ -70,6 +70,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// This node's place in a cluster; absent for a single server.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// HTTP File Upload (XEP-0363).
+    pub upload: crate::upload::UploadConfig,
 }
 
 /// `[store]`: which store backs the server and the `user` commands.
@@ -171,6 +173,14 @@ pub struct XmppConfig {
     /// Contacts' presence that may wait for an inactive client (XEP-0352), one per full address; one more
     /// sender sends everything waiting at once.
     pub csi_max_queued: usize,
+    /// STUN and TURN servers announced by External Service Discovery (XEP-0215); none: not offered.
+    pub external_services: Vec<crate::extdisco::ExternalServiceConfig>,
+    /// In-band registration (XEP-0077): anyone who can reach the port may create an account, so it is off by
+    /// default. While on, signed-in users may also change their password and remove their account in-band.
+    pub registration: bool,
+    /// The least time between two accounts made from one client address.
+    #[serde(deserialize_with = "duration")]
+    pub registration_interval: Duration,
 }
 
 impl XmppConfig {
@@ -194,10 +204,17 @@ fn address_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Socke
 }
 
 /// A duration string (`"30s"`), as the cluster timers take them.
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     crate::cluster::config::parse_duration(&text)
         .map_err(|problem| serde::de::Error::custom(format!("duration {text:?} {problem}")))
+}
+
+/// An optional duration string.
+pub(crate) fn optional_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 /// `[sip]`: the SIP listener.
@@ -282,6 +299,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             store: StoreConfig::default(),
             cluster: None,
+            upload: crate::upload::UploadConfig::default(),
         }
     }
 }
@@ -316,6 +334,9 @@ impl Default for XmppConfig {
             sm_resume_timeout: Duration::from_secs(300),
             sm_max_unacked: 500,
             csi_max_queued: 1000,
+            external_services: Vec::new(),
+            registration: false,
+            registration_interval: Duration::from_secs(60),
         }
     }
 }
@@ -512,6 +533,14 @@ impl Config {
                 &self.log.level,
                 format!("is not a log filter directive: {e}"),
             ));
+        }
+        if let Some((key, value, problem)) =
+            self.xmpp.external_services.iter().find_map(|s| s.problem())
+        {
+            return Err(invalid(key, &value, problem));
+        }
+        if let Some((key, value, problem)) = self.upload.problem() {
+            return Err(invalid(key, &value, problem));
         }
         if self.store.pool == 0 {
             return Err(invalid(
@@ -740,6 +769,63 @@ mod tests {
             l.max_sessions_per_user,
             LimitsConfig::default().max_sessions_per_user
         );
+    }
+
+    #[test]
+    fn upload_external_services_and_registration_are_read_and_checked() {
+        let c = parse("").expect("valid");
+        assert!(!c.upload.enabled && !c.xmpp.registration);
+        assert!(c.xmpp.external_services.is_empty());
+        assert_eq!(
+            (c.upload.max_file_size, c.upload.quota),
+            (10 << 20, 100 << 20)
+        );
+        assert_eq!(
+            c.upload.settings(c.http.bind, &c.domain).url,
+            "http://127.0.0.1:5280"
+        );
+        let c = parse(
+            r#"
+            [xmpp]
+            registration = true
+            registration_interval = "10min"
+            [[xmpp.external_services]]
+            type = "turn"
+            host = "turn.example.com"
+            port = 3478
+            secret = "s"
+            ttl = "1h"
+            [http]
+            bind = "0.0.0.0:8080"
+            [upload]
+            enabled = true
+            max_file_size = 1000
+            quota = 5000
+            put_valid_for = "1min"
+            expire_after = "0s"
+            "#,
+        )
+        .expect("valid");
+        assert!(c.xmpp.registration);
+        assert_eq!(c.xmpp.registration_interval, Duration::from_secs(600));
+        assert_eq!(
+            c.xmpp.external_services[0].ttl,
+            Some(Duration::from_secs(3600))
+        );
+        let s = c.upload.settings(c.http.bind, "example.com");
+        assert_eq!(s.url, "http://example.com:8080");
+        assert_eq!(
+            (s.max_file_size, s.quota, s.expire_after),
+            (1000, 5000, Duration::ZERO)
+        );
+        for bad in [
+            "[upload]\nurl = \"ftp://x\"",
+            "[upload]\nmax_file_size = 0",
+            "[[xmpp.external_services]]\ntype = \"ftp\"\nhost = \"h\"\nport = 1",
+            "[[xmpp.external_services]]\ntype = \"turn\"\nhost = \"h\"\nport = 1\nusername = \"u\"",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub enum Error {
     SipServe(#[from] server_sip::SipServeError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error(transparent)]
+    Upload(#[from] crate::upload::UploadError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     /// The HTTP listener could not be opened.
@@ -123,6 +125,32 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         per_second: limits.c2s_rate,
         burst: limits.c2s_burst,
     };
+    settings.features = settings.features.with_external_services(
+        config
+            .xmpp
+            .external_services
+            .iter()
+            .map(crate::extdisco::ExternalServiceConfig::service)
+            .collect(),
+    );
+    if config.xmpp.registration {
+        settings.features = settings.features.with_registration(
+            server_xmpp::translate::features::register::Registration::new(
+                Arc::new(crate::registration::NewAccounts),
+                config.xmpp.registration_interval,
+            ),
+        );
+    }
+    let uploads = if config.upload.enabled {
+        let uploads = Arc::new(crate::upload::Uploads::open(
+            &config.data_dir,
+            config.upload.settings(config.http.bind, &config.domain),
+        )?);
+        settings.features = settings.features.with_upload(uploads.clone());
+        Some(uploads)
+    } else {
+        None
+    };
     let mut sip_settings = server_sip::SipSettings::new(&config.domain, config.sip.bind);
     sip_settings.trusted_peers = config.sip.trusted_peers.clone();
     sip_settings.rate = Rate {
@@ -196,9 +224,18 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             let _ = rx.wait_for(|s| *s).await;
         };
         let metrics = hub.metrics().clone();
-        let router = http::router(HttpState {
+        let mut router = http::router(HttpState {
             metrics: Arc::new(move || metrics.encode()),
         });
+        if let Some(uploads) = &uploads {
+            router = router.merge(crate::upload::routes(uploads.clone()));
+            // Often enough that a file outlives its expiry by at most a tenth of it (or an hour).
+            let every = (config.upload.expire_after / 10)
+                .clamp(Duration::from_secs(1), Duration::from_secs(3600));
+            if !config.upload.expire_after.is_zero() {
+                tokio::spawn(crate::upload::sweep_forever(uploads.clone(), every));
+            }
+        }
         let http_task = tokio::spawn(http::serve(http_listener, router, stopped(stop_rx.clone())));
         let admin_task = tokio::spawn(admin::serve(
             admin_listener,

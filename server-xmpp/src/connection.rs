@@ -141,7 +141,7 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
     // The TLS handshake of either port runs under the handshake timeout, so a peer that stalls it is cut off.
     let handshake = tokio::time::timeout(
         shared.handshake_timeout,
-        negotiate(wire, &shared, permit, transport),
+        negotiate(wire, &shared, permit, transport, peer.ip()),
     )
     .await;
     let Ok(Some((wire, user))) = handshake else {
@@ -159,6 +159,7 @@ async fn negotiate<S: Store + Send + Sync + 'static>(
     shared: &Shared<S>,
     permit: OwnedSemaphorePermit,
     transport: Transport,
+    ip: std::net::IpAddr,
 ) -> Option<(Wire<tokio_rustls::server::TlsStream<TcpStream>>, BareJid)> {
     let domain = shared.domain.as_str();
     loop {
@@ -218,7 +219,7 @@ async fn negotiate<S: Store + Send + Sync + 'static>(
     // A failed handshake (plaintext on the direct-TLS port, an ALPN other than xmpp-client) just closes.
     let tls = acceptor.accept(tcp).await.ok()?;
     let mut wire = spare.with_io(tls);
-    let user = authenticate(&mut wire, shared).await?;
+    let user = authenticate(&mut wire, shared, ip).await?;
     drop(permit);
     Some((wire, user))
 }
@@ -323,6 +324,7 @@ async fn sasl_step<S: Store + Send + Sync + 'static>(
 async fn authenticate<S: Store + Send + Sync + 'static, T: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<T>,
     shared: &Shared<S>,
+    ip: std::net::IpAddr,
 ) -> Option<BareJid> {
     let domain = shared.domain.as_str();
     let lookup = Arc::new(Accounts {
@@ -346,9 +348,12 @@ async fn authenticate<S: Store + Send + Sync + 'static, T: AsyncRead + AsyncWrit
                     mechs =
                         mechs.with_child(Element::new(ns::SASL, "mechanism").with_text(m.name()));
                 }
-                wire.send(&Element::new(ns::STREAMS, "features").with_child(mechs))
-                    .await
-                    .ok()?;
+                let mut features = Element::new(ns::STREAMS, "features").with_child(mechs);
+                if shared.features.registration().is_some() {
+                    use translate::features::register::NS_REGISTER_FEATURE;
+                    features = features.with_child(Element::new(NS_REGISTER_FEATURE, "register"));
+                }
+                wire.send(&features).await.ok()?;
                 continue;
             }
             StreamEvent::Element(el) => match Nonza::classify(&el) {
@@ -391,7 +396,22 @@ async fn authenticate<S: Store + Send + Sync + 'static, T: AsyncRead + AsyncWrit
                     return None;
                 }
             },
-            StreamEvent::Stanza(_) => {
+            StreamEvent::Stanza(stanza) => {
+                // In-band registration is the one thing a client may do before authenticating (XEP-0077 §3.1).
+                if let Some(registration) = shared.features.registration()
+                    && translate::features::register::is_request(&stanza)
+                {
+                    let answer = translate::features::register::unauthenticated(
+                        registration.clone(),
+                        shared.store.clone(),
+                        domain,
+                        ip,
+                        &stanza,
+                    )
+                    .await;
+                    wire.send(&answer).await.ok()?;
+                    continue;
+                }
                 wire.fail(domain, "not-authorized", Some("authenticate first"))
                     .await;
                 return None;
@@ -688,6 +708,35 @@ async fn established<S, T>(
                                 }
                             }
                             FromClient::Nothing => {}
+                            FromClient::Upload(request) => {
+                                let answer = match me.features.upload() {
+                                    Some(issuer) => translate::features::upload::answer(issuer.clone(), &jid, request).await,
+                                    // Only offered while an issuer is configured.
+                                    None => crate::translate::iq_error(Some(&request.id), &jid.to_string(), request.to.as_deref(), presence_core::stanza::ErrorCondition::ServiceUnavailable, None),
+                                };
+                                write_own(&mut wire, answer, &mut sm);
+                                if send_bounded(&mut wire).await.is_err() {
+                                    break End::Lost;
+                                }
+                            }
+                            FromClient::Register(request) => {
+                                // Only produced while registration is on.
+                                let Some(registration) = me.features.registration().cloned() else {
+                                    unreachable!("register requests come only from the register feature, on only with a registration")
+                                };
+                                let removed = request.change == translate::features::register::Change::Remove;
+                                let answer = translate::features::register::change(registration, shared.store.clone(), &jid, request).await;
+                                let done = answer.attr("type") == Some("result");
+                                write_own(&mut wire, answer, &mut sm);
+                                if send_bounded(&mut wire).await.is_err() {
+                                    break End::Lost;
+                                }
+                                // XEP-0077 §3.2: the account is gone, so is its stream.
+                                if removed && done {
+                                    fail_bounded(&mut wire, domain, "not-authorized", Some("the account was removed")).await;
+                                    break End::Close;
+                                }
+                            }
                             FromClient::Archive(request) => {
                                 // Counted like any stanza sent, so stream management acknowledges them too.
                                 for el in crate::archive::answer(shared.store.clone(), &jid, request).await {

@@ -23,6 +23,11 @@ pub enum FromClient {
     Nothing,
     /// Answer from the user's message archive: a read the connection makes from the store.
     Archive(super::features::mam::ArchiveRequest),
+    /// Ask the upload service for a slot (XEP-0363): issuing may read the disk, so the connection does it off
+    /// the I/O workers.
+    Upload(super::features::upload::SlotRequest),
+    /// Change the user's password or remove the account (XEP-0077): store writes the connection makes.
+    Register(super::features::register::ChangeRequest),
 }
 
 /// Who the client is, as the translation needs it.

@@ -4,7 +4,7 @@ use xmpp_codec::{Element, IqType};
 
 use presence_core::stanza::ErrorCondition;
 
-use super::{Feature, FromClient, Iq, caps, pep};
+use super::{Feature, FromClient, Iq, caps, pep, upload};
 
 /// XEP-0030 info.
 pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -43,8 +43,23 @@ fn iq(iq: &Iq<'_>) -> Option<FromClient> {
                 .with_attr("type", id.kind)
                 .with_attr("name", id.name),
         );
+        // The domain is its own upload service (XEP-0363 §3): clients look for this identity and read the size
+        // limit from the form.
+        let upload = iq.me.features.upload();
+        if upload.is_some() {
+            let (category, kind) = upload::IDENTITY;
+            q = q.with_child(
+                Element::new(NS_DISCO_INFO, "identity")
+                    .with_attr("category", category)
+                    .with_attr("type", kind)
+                    .with_attr("name", "HTTP File Upload"),
+            );
+        }
         for f in iq.me.features.disco() {
             q = q.with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", f));
+        }
+        if let Some(issuer) = upload {
+            q = q.with_child(upload::disco_form(issuer.max_file_size()));
         }
         return Some(iq.result(vec![q]));
     }

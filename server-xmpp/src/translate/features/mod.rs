@@ -9,14 +9,17 @@ pub mod blocking;
 pub mod caps;
 pub mod carbons;
 pub mod disco;
+pub mod extdisco;
 pub mod mam;
 pub mod offline;
 pub mod pep;
 pub mod ping;
 pub mod private;
+pub mod register;
 pub mod roster;
 pub mod session;
 pub mod settings;
+pub mod upload;
 pub mod vcard;
 pub mod version;
 pub mod xml;
@@ -47,6 +50,12 @@ pub struct Feature {
 #[derive(Debug, Clone)]
 pub struct Features {
     on: Vec<&'static Feature>,
+    /// What makes upload slots, while [`upload`] is on.
+    upload: Option<std::sync::Arc<dyn upload::SlotIssuer>>,
+    /// The STUN and TURN services offered, while [`extdisco`] is on.
+    external_services: std::sync::Arc<[extdisco::ExternalService]>,
+    /// In-band registration, while [`register`] is on.
+    registration: Option<std::sync::Arc<register::Registration>>,
 }
 
 /// Every feature, in the order IQs are offered to them.
@@ -64,12 +73,85 @@ const ALL: &[&Feature] = &[
     &carbons::FEATURE,
     &mam::FEATURE,
     &pep::FEATURE,
+    &upload::FEATURE,
+    &extdisco::FEATURE,
+    &register::FEATURE,
+];
+
+/// Features that need something from the configuration to work, so they are off until given it.
+const CONFIGURED: &[&str] = &[
+    upload::FEATURE.name,
+    extdisco::FEATURE.name,
+    register::FEATURE.name,
 ];
 
 impl Features {
     /// Every feature that is on unless configured off.
     pub fn standard() -> Self {
-        Features { on: ALL.to_vec() }
+        Features {
+            on: ALL
+                .iter()
+                .copied()
+                .filter(|f| !CONFIGURED.contains(&f.name))
+                .collect(),
+            upload: None,
+            external_services: std::sync::Arc::new([]),
+            registration: None,
+        }
+    }
+
+    /// These features with In-Band Registration (XEP-0077) on: account creation before authentication, and
+    /// password change and account removal after.
+    pub fn with_registration(mut self, registration: register::Registration) -> Self {
+        self.registration = Some(std::sync::Arc::new(registration));
+        self.switch_on(&register::FEATURE);
+        self
+    }
+
+    /// In-band registration, while it is on.
+    pub fn registration(&self) -> Option<&std::sync::Arc<register::Registration>> {
+        self.registration
+            .as_ref()
+            .filter(|_| self.is_on(register::FEATURE.name))
+    }
+
+    /// These features with External Service Discovery (XEP-0215) offering `services`; with none it stays off, so
+    /// it is not advertised.
+    pub fn with_external_services(mut self, services: Vec<extdisco::ExternalService>) -> Self {
+        if !services.is_empty() {
+            self.switch_on(&extdisco::FEATURE);
+        }
+        self.external_services = services.into();
+        self
+    }
+
+    /// The external services offered (empty while [`extdisco`] is off).
+    pub fn external_services(&self) -> &[extdisco::ExternalService] {
+        if self.is_on(extdisco::FEATURE.name) {
+            &self.external_services
+        } else {
+            &[]
+        }
+    }
+
+    /// These features with HTTP File Upload (XEP-0363) on, its slots made by `issuer`.
+    pub fn with_upload(mut self, issuer: std::sync::Arc<dyn upload::SlotIssuer>) -> Self {
+        self.upload = Some(issuer);
+        self.switch_on(&upload::FEATURE);
+        self
+    }
+
+    /// The upload slot issuer, while HTTP File Upload is on.
+    pub fn upload(&self) -> Option<&std::sync::Arc<dyn upload::SlotIssuer>> {
+        self.upload
+            .as_ref()
+            .filter(|_| self.is_on(upload::FEATURE.name))
+    }
+
+    fn switch_on(&mut self, feature: &'static Feature) {
+        if !self.is_on(feature.name) {
+            self.on.push(feature);
+        }
     }
 
     /// These features, less those `off` names.
@@ -270,7 +352,7 @@ mod tests {
         let disco =
             "<iq type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>";
         let all = disco_vars(iq_to_server(&Features::standard(), disco));
-        for f in ALL {
+        for f in ALL.iter().filter(|f| !CONFIGURED.contains(&f.name)) {
             for var in f.disco {
                 assert!(all.iter().any(|v| v == var), "{var} of {} missing", f.name);
             }
