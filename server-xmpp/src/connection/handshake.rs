@@ -1,0 +1,340 @@
+//! From the TCP accept to an authenticated stream: STARTTLS (or TLS from the first byte on the direct-TLS
+//! port), the stream header, in-band registration when it is on, and SASL.
+
+use super::*;
+
+/// Plain TCP: only STARTTLS is allowed (on the direct-TLS port, TLS at once). Then TLS and SASL. Returns the
+/// authenticated stream and user.
+pub(super) async fn negotiate<S: Store + Send + Sync + 'static>(
+    mut wire: Wire<TcpStream>,
+    shared: &Shared<S>,
+    permit: OwnedSemaphorePermit,
+    transport: Transport,
+    ip: std::net::IpAddr,
+) -> Option<(Wire<tokio_rustls::server::TlsStream<TcpStream>>, BareJid)> {
+    let domain = shared.domain.as_str();
+    loop {
+        // On the direct-TLS port there is no plaintext stream at all; once TLS is up both ports offer the
+        // same features, which never include STARTTLS again.
+        if transport == Transport::DirectTls {
+            break;
+        }
+        match wire.next().await {
+            Ok(StreamEvent::Open(h)) => {
+                if !open_stream(&mut wire, domain, &h).await {
+                    return None;
+                }
+                let features = Element::new(ns::STREAMS, "features").with_child(
+                    Element::new(ns::TLS, "starttls").with_child(Element::new(ns::TLS, "required")),
+                );
+                wire.send(&features).await.ok()?;
+            }
+            Ok(StreamEvent::Element(el)) => match Nonza::classify(&el) {
+                Some(Nonza::StartTls) => {
+                    wire.send(&Element::new(ns::TLS, "proceed")).await.ok()?;
+                    break;
+                }
+                Some(Nonza::SaslAuth { .. }) => {
+                    // RFC 6120 §6.4.5: no mechanism is available before TLS.
+                    let failure = Element::new(ns::SASL, "failure")
+                        .with_child(Element::new(ns::SASL, "encryption-required"));
+                    wire.send(&failure).await.ok()?;
+                }
+                _ => {
+                    wire.fail(domain, "policy-violation", Some("STARTTLS is required"))
+                        .await;
+                    return None;
+                }
+            },
+            Ok(StreamEvent::Stanza(_)) => {
+                wire.fail(
+                    domain,
+                    "not-authorized",
+                    Some("STARTTLS and authentication come first"),
+                )
+                .await;
+                return None;
+            }
+            Ok(StreamEvent::Close) => {
+                wire.close().await;
+                return None;
+            }
+            Err(e) => return end_with(&mut wire, domain, e).await,
+        }
+    }
+    let (tcp, spare) = wire.into_io();
+    let acceptor = match transport {
+        Transport::StartTls => &shared.tls,
+        Transport::DirectTls => &shared.direct_tls,
+    };
+    // A failed handshake (plaintext on the direct-TLS port, an ALPN other than xmpp-client) just closes.
+    let tls = acceptor.accept(tcp).await.ok()?;
+    let mut wire = spare.with_io(tls);
+    let user = authenticate(&mut wire, shared, ip).await?;
+    drop(permit);
+    Some((wire, user))
+}
+
+/// Answers a stream header: checks it is for us, then opens our side.
+pub(super) async fn open_stream<T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    domain: &str,
+    h: &StreamHeader,
+) -> bool {
+    if h.content_ns != ns::CLIENT {
+        wire.fail(
+            domain,
+            "invalid-namespace",
+            Some("this is a client-to-server port"),
+        )
+        .await;
+        return false;
+    }
+    if h.to.as_deref().map(str::to_ascii_lowercase).as_deref() != Some(domain) {
+        wire.fail(
+            domain,
+            "host-unknown",
+            Some("this server does not serve that domain"),
+        )
+        .await;
+        return false;
+    }
+    if wire
+        .open(domain, &crate::random_id(), h.lang.as_deref())
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    true
+}
+
+pub(super) async fn end_with<T: AsyncRead + AsyncWrite + Unpin, R>(
+    wire: &mut Wire<T>,
+    domain: &str,
+    e: Ended,
+) -> Option<R> {
+    if let Ended::Codec(err) = &e {
+        wire.fail(domain, err.condition().as_str(), Some(&err.to_string()))
+            .await;
+    }
+    None
+}
+
+/// The store as SASL sees it: owned, because every SASL step runs on the blocking pool (the verifier lookup
+/// reads the store and PLAIN runs PBKDF2; neither may hold up an I/O worker).
+pub(super) struct Accounts<S> {
+    store: Arc<S>,
+    domain: String,
+}
+
+impl<S: Store> CredentialLookup for Accounts<S> {
+    fn credentials(&self, username: &str) -> Result<Option<Vec<ScramCredentials>>, StoreError> {
+        let Ok(jid) = BareJid::from_parts(Some(username), &self.domain) else {
+            return Ok(None);
+        };
+        Ok(self.store.account(&jid)?.map(|a| a.credentials))
+    }
+}
+
+/// Starts a SASL exchange off the I/O workers.
+pub(super) async fn sasl_start<S: Store + Send + Sync + 'static>(
+    lookup: Arc<Accounts<S>>,
+    mechanism: String,
+    initial: Option<Vec<u8>>,
+    secret: [u8; 16],
+) -> Result<(SaslServer, Step), sasl::Failure> {
+    let nonce = sasl::server_nonce(&crate::random_bytes::<18>());
+    tokio::task::spawn_blocking(move || {
+        let params = sasl::Params {
+            tls: true,
+            server_nonce: &nonce,
+            secret: &secret,
+        };
+        SaslServer::start(&mechanism, initial.as_deref(), params, lookup.as_ref())
+    })
+    .await
+    .unwrap_or(Err(sasl::Failure::TemporaryAuthFailure))
+}
+
+/// Takes a SASL response off the I/O workers.
+pub(super) async fn sasl_step<S: Store + Send + Sync + 'static>(
+    lookup: Arc<Accounts<S>>,
+    mut server: SaslServer,
+    response: Vec<u8>,
+) -> (Option<SaslServer>, Step) {
+    tokio::task::spawn_blocking(move || {
+        let step = server.step(&response, lookup.as_ref());
+        (Some(server), step)
+    })
+    .await
+    .unwrap_or((None, Step::Failure(sasl::Failure::TemporaryAuthFailure)))
+}
+
+/// SASL over TLS (RFC 6120 §6). Returns the authenticated user, with the stream restarted.
+pub(super) async fn authenticate<
+    S: Store + Send + Sync + 'static,
+    T: AsyncRead + AsyncWrite + Unpin,
+>(
+    wire: &mut Wire<T>,
+    shared: &Shared<S>,
+    ip: std::net::IpAddr,
+) -> Option<BareJid> {
+    let domain = shared.domain.as_str();
+    let lookup = Arc::new(Accounts {
+        store: shared.store.clone(),
+        domain: domain.to_owned(),
+    });
+    let mut exchange: Option<SaslServer> = None;
+    let mut failures = 0;
+    loop {
+        let event = match wire.next().await {
+            Ok(ev) => ev,
+            Err(e) => return end_with(wire, domain, e).await,
+        };
+        let step = match event {
+            StreamEvent::Open(h) => {
+                if !open_stream(wire, domain, &h).await {
+                    return None;
+                }
+                let mut mechs = Element::new(ns::SASL, "mechanisms");
+                for m in sasl::offered(true) {
+                    mechs =
+                        mechs.with_child(Element::new(ns::SASL, "mechanism").with_text(m.name()));
+                }
+                let mut features = Element::new(ns::STREAMS, "features").with_child(mechs);
+                if shared.features.registration().is_some() {
+                    use translate::features::register::NS_REGISTER_FEATURE;
+                    features = features.with_child(Element::new(NS_REGISTER_FEATURE, "register"));
+                }
+                wire.send(&features).await.ok()?;
+                continue;
+            }
+            StreamEvent::Element(el) => match Nonza::classify(&el) {
+                Some(Nonza::SaslAuth {
+                    mechanism,
+                    initial_response,
+                }) => match decode(&initial_response) {
+                    Ok(initial) => {
+                        match sasl_start(
+                            lookup.clone(),
+                            mechanism.to_owned(),
+                            initial,
+                            shared.secret,
+                        )
+                        .await
+                        {
+                            Ok((server, step)) => {
+                                exchange = Some(server);
+                                Ok(step)
+                            }
+                            Err(f) => Ok(Step::Failure(f)),
+                        }
+                    }
+                    Err(()) => Err(()),
+                },
+                Some(Nonza::SaslResponse(data)) => match (exchange.take(), decode(&data)) {
+                    (Some(server), Ok(bytes)) => {
+                        let (server, step) =
+                            sasl_step(lookup.clone(), server, bytes.unwrap_or_default()).await;
+                        exchange = server;
+                        Ok(step)
+                    }
+                    (None, _) => Ok(Step::Failure(sasl::Failure::MalformedRequest)),
+                    (_, Err(())) => Err(()),
+                },
+                Some(Nonza::SaslAbort) => Ok(Step::Failure(sasl::Failure::Aborted)),
+                _ => {
+                    wire.fail(domain, "not-authorized", Some("authenticate first"))
+                        .await;
+                    return None;
+                }
+            },
+            StreamEvent::Stanza(stanza) => {
+                // In-band registration is the one thing a client may do before authenticating (XEP-0077 §3.1).
+                if let Some(registration) = shared.features.registration()
+                    && translate::features::register::is_request(&stanza)
+                {
+                    let answer = translate::features::register::unauthenticated(
+                        registration.clone(),
+                        shared.store.clone(),
+                        domain,
+                        ip,
+                        &stanza,
+                    )
+                    .await;
+                    wire.send(&answer).await.ok()?;
+                    continue;
+                }
+                wire.fail(domain, "not-authorized", Some("authenticate first"))
+                    .await;
+                return None;
+            }
+            StreamEvent::Close => {
+                wire.close().await;
+                return None;
+            }
+        };
+        // Undecodable base64 is its own condition (RFC 6120 §6.5.3).
+        let step = step.unwrap_or_else(|()| {
+            exchange = None;
+            Step::Failure(sasl::Failure::MalformedRequest)
+        });
+        match step {
+            Step::Challenge(data) => {
+                wire.send(&Element::new(ns::SASL, "challenge").with_text(B64.encode(data)))
+                    .await
+                    .ok()?;
+            }
+            Step::Success {
+                username,
+                authzid,
+                additional_data,
+            } => {
+                let user = BareJid::from_parts(Some(&username), domain).ok()?;
+                // Acting for another user is not offered: an authzid may only name the user (RFC 6120 §6.3.8).
+                if authzid.is_some_and(|a| BareJid::new(&a).ok().as_ref() != Some(&user)) {
+                    failures += 1;
+                    let failure = Element::new(ns::SASL, "failure").with_child(Element::new(
+                        ns::SASL,
+                        sasl::Failure::InvalidAuthzid.condition(),
+                    ));
+                    wire.send(&failure).await.ok()?;
+                    continue;
+                }
+                let mut success = Element::new(ns::SASL, "success");
+                if !additional_data.is_empty() {
+                    success = success.with_text(B64.encode(additional_data));
+                }
+                wire.send(&success).await.ok()?;
+                wire.restart();
+                return Some(user);
+            }
+            Step::Failure(f) => {
+                exchange = None;
+                failures += 1;
+                let failure = Element::new(ns::SASL, "failure")
+                    .with_child(Element::new(ns::SASL, f.condition()));
+                wire.send(&failure).await.ok()?;
+                if failures >= MAX_AUTH_ATTEMPTS {
+                    wire.fail(
+                        domain,
+                        "policy-violation",
+                        Some("too many failed authentication attempts"),
+                    )
+                    .await;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// SASL payloads are base64: no text means no data, a single `=` an empty response (RFC 6120 §6.4.2).
+pub(super) fn decode(text: &str) -> Result<Option<Vec<u8>>, ()> {
+    match text.trim() {
+        "" => Ok(None),
+        "=" => Ok(Some(Vec::new())),
+        t => B64.decode(t).map(Some).map_err(|_| ()),
+    }
+}

@@ -1,0 +1,683 @@
+//! One client connection (RFC 6120): mandatory STARTTLS (or TLS from the first byte on the direct-TLS port,
+//! XEP-0368), SASL, resource binding, then stanzas between the socket and the hub until either side ends the
+//! stream. A client that falls silent is pinged (XEP-0199) and closed as dead if it does not answer. Stream
+//! management (XEP-0198, see `sm.rs`) acknowledges stanzas and lets a client resume its session on a new
+//! connection; client state indication (XEP-0352, see `csi.rs`) holds presence back while the client is
+//! inactive.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use presence_core::engine::{BindError, CloseReason};
+use presence_core::rate::{Rate, TokenBucket};
+use presence_core::runtime::{
+    self, Ended as SessionEnded, Handle, Permit, Protocol, Rejection, SessionReceiver, StanzaKind,
+    SubmitError, ToSession,
+};
+use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza as CoreStanza, StanzaError};
+use presence_core::store::{ScramCredentials, Store, StoreError};
+use presence_core::{BareJid, FullJid, Input, Jid, SessionId};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, debug_span};
+use xmpp_codec::{Element, Nonza, StreamEvent, StreamHeader, ns};
+
+use crate::csi::Csi;
+use crate::sasl::{self, CredentialLookup, SaslServer, Step};
+use crate::sm;
+use crate::translate::{self, FromClient, Me};
+use crate::wire::{Ended, Wire};
+
+mod bind;
+mod handshake;
+mod liveness;
+
+use bind::*;
+use handshake::*;
+use liveness::*;
+
+/// What every connection shares.
+pub struct Shared<S> {
+    /// The served domain.
+    pub domain: String,
+    /// TLS for STARTTLS.
+    pub tls: TlsAcceptor,
+    /// TLS for the direct-TLS port: the same identity, with ALPN `xmpp-client`.
+    pub direct_tls: TlsAcceptor,
+    /// The engine's runtime.
+    pub hub: Handle,
+    /// Accounts, for SASL.
+    pub store: Arc<S>,
+    /// Permits for connections that have not authenticated yet.
+    pub unauthenticated: Arc<Semaphore>,
+    /// Codec limits (they also bound each connection's read buffer).
+    pub limits: xmpp_codec::Limits,
+    /// Time allowed from connect to a bound session.
+    pub handshake_timeout: Duration,
+    /// Time a bound session may stay silent before it is closed.
+    pub idle_timeout: Duration,
+    /// Silence after which a bound session is pinged (XEP-0199); `None`: never.
+    pub ping_interval: Option<Duration>,
+    /// Time a pinged session may stay silent before it is closed as dead.
+    pub ping_timeout: Duration,
+    /// Stanzas that may wait for a slow client before its session is ended.
+    pub outbound_queue: usize,
+    /// Bytes (estimated) that may wait for a slow client before its session is ended.
+    pub outbound_bytes: usize,
+    /// The inbound rate of one connection.
+    pub rate: Rate,
+    /// Secret mixed into fake SCRAM salts for unknown users.
+    pub secret: [u8; 16],
+    /// The features offered to bound clients.
+    pub features: translate::Features,
+    /// Sessions that may be resumed (XEP-0198).
+    pub sm: Arc<sm::Registry>,
+    /// How long a session whose connection dropped waits for its client to resume it.
+    pub sm_resume_timeout: Duration,
+    /// Unacknowledged (and, while detached, undelivered) stanzas a session may have before it is ended.
+    pub sm_max_unacked: usize,
+    /// Senders whose presence may wait for an inactive client (XEP-0352).
+    pub csi_max_queued: usize,
+}
+
+/// How many failed SASL attempts a connection gets before it is closed.
+const MAX_AUTH_ATTEMPTS: u32 = 3;
+
+/// How long writing to a client may stall before it counts as not reading (a slow consumer).
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How a listener's connections begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A plain stream that must upgrade with STARTTLS (RFC 6120 §5).
+    StartTls,
+    /// TLS from the first byte, then the stream (XEP-0368).
+    DirectTls,
+}
+
+/// Serves one accepted TCP connection to the end; `admitted` is its place under the connection caps (`Err`:
+/// refused, told so, closed).
+pub async fn serve<S: Store + Send + Sync + 'static>(
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared<S>>,
+    admitted: Result<Permit, runtime::Refused>,
+    transport: Transport,
+) {
+    // Before TLS nothing can be said on the direct-TLS port (a plaintext stream error would be garbage to a TLS
+    // client), and a TLS handshake just to refuse would spend the CPU an overload cannot spare: refusals there
+    // are a plain close.
+    let plain = transport == Transport::StartTls;
+    // The connection's span is the parent of its events rather than entered around every poll: entering costs
+    // a few hundred nanoseconds each time, and a busy connection is polled for every stanza. It is a debug span,
+    // as the connection's own events are: at the default level it is never built, where it would cost each idle
+    // connection about a kilobyte for the life of the connection.
+    let span = debug_span!("c2s", %peer, user = tracing::field::Empty);
+    let _ = tcp.set_nodelay(true);
+    let mut wire = Wire::new(tcp, shared.limits);
+    let _place = match admitted {
+        Ok(p) => p,
+        Err(refused) => {
+            debug!(parent: &span, %refused, "connection refused");
+            if plain {
+                wire.fail(
+                    &shared.domain,
+                    "policy-violation",
+                    Some(&refused.to_string()),
+                )
+                .await;
+            }
+            return;
+        }
+    };
+    let Ok(permit) = shared.unauthenticated.clone().try_acquire_owned() else {
+        shared.hub.metrics().rejected(Rejection::Unauthenticated);
+        if plain {
+            wire.fail(
+                &shared.domain,
+                "resource-constraint",
+                Some("too many connections are authenticating"),
+            )
+            .await;
+        }
+        return;
+    };
+    // The TLS handshake of either port runs under the handshake timeout, so a peer that stalls it is cut off.
+    let handshake = tokio::time::timeout(
+        shared.handshake_timeout,
+        negotiate(wire, &shared, permit, transport, peer.ip()),
+    )
+    .await;
+    let Ok(Some((wire, user))) = handshake else {
+        return;
+    };
+    // Binding is part of the handshake too; the permit was released at SASL success.
+    span.record("user", tracing::field::display(&user));
+    established(wire, &shared, user, &span).await;
+}
+
+/// How the loop of a bound session ended, and so what becomes of the session.
+enum End {
+    /// The stream ended (either side closed it, or the server ended it): the engine must close the session.
+    Close,
+    /// The transport went away without `</stream>`: a resumable session waits for its client (XEP-0198).
+    Lost,
+    /// The engine ended the session already.
+    EngineKnows,
+    /// A new connection resumed the session: hand it over.
+    Handed(sm::Claim),
+}
+
+/// Writes one engine delivery: rendered, counted and kept until acknowledged when stream management is on.
+fn write_delivery<T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    stanza: CoreStanza,
+    out: &mut Outbound<'_>,
+) {
+    let message = out.sm.as_ref().and_then(|_| sm::message_of(&stanza));
+    let pushes = &mut *out.pushes;
+    if let Some(o) = translate::to_client(stanza, out.jid, out.domain, || {
+        *pushes += 1;
+        format!("push{pushes}")
+    }) {
+        if let Some(kind) = StanzaKind::from_name(&o.element.name) {
+            out.metrics.stanza_out(kind);
+        }
+        wire.queue(&o);
+        if let Some(c) = out.sm.as_mut() {
+            c.sent(o, message);
+        }
+    }
+}
+
+/// Writes a stanza the shell itself makes (a reply, a ping), counted like any other.
+fn write_own<T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    el: Element,
+    sm: &mut Option<sm::Counters>,
+) {
+    let o = el.into();
+    wire.queue(&o);
+    if let Some(c) = sm.as_mut() {
+        c.sent(o, None);
+    }
+}
+
+/// What writing to the client needs.
+struct Outbound<'a> {
+    jid: &'a FullJid,
+    domain: &'a str,
+    pushes: &'a mut u64,
+    metrics: &'a runtime::Metrics,
+    sm: &'a mut Option<sm::Counters>,
+}
+
+/// XEP-0352's namespace.
+pub const NS_CSI: &str = "urn:xmpp:csi:0";
+
+/// The authenticated stream: bind a resource (or resume a session, XEP-0198), then exchange stanzas with the
+/// engine.
+async fn established<S, T>(
+    mut wire: Wire<T>,
+    shared: &Shared<S>,
+    user: BareJid,
+    span: &tracing::Span,
+) where
+    S: Store + Send + Sync + 'static,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let domain = shared.domain.as_str();
+    let metrics = shared.hub.metrics().clone();
+    let fresh = shared.hub.new_session();
+    let (sink, rx) = runtime::session_channel(shared.outbound_queue, shared.outbound_bytes);
+    let mut rx = rx;
+    let bound = tokio::time::timeout(
+        shared.handshake_timeout,
+        bind(&mut wire, shared, &user, fresh, sink, &mut rx),
+    )
+    .await
+    .ok()
+    .flatten();
+    let mut sm: Option<sm::Counters> = None;
+    let mut claims: Option<tokio::sync::mpsc::Receiver<sm::Claim>> = None;
+    let mut pushes = 0u64;
+    let mut csi = Csi::new(shared.csi_max_queued);
+    let (session, jid) = match bound {
+        None => {
+            // The engine may have bound the session after all (the client left mid-bind): release it.
+            shared.hub.close(fresh);
+            return;
+        }
+        Some(Bound::Fresh(jid)) => (fresh, jid),
+        Some(Bound::Resumed { parked, previd }) => {
+            // The fresh session was never bound; the resumed one carries on with its address and deliveries.
+            shared.hub.close(fresh);
+            let sm::Parked {
+                session,
+                jid,
+                rx: resumed_rx,
+                counters,
+                pending,
+            } = parked;
+            rx = resumed_rx;
+            claims = Some(shared.sm.register_as(&previd, user.clone()));
+            // Exactly what the client had not acknowledged, in order, then what arrived meanwhile.
+            for o in counters.resend() {
+                wire.queue(o);
+            }
+            sm = Some(counters);
+            let mut out = Outbound {
+                jid: &jid,
+                domain,
+                pushes: &mut pushes,
+                metrics: &metrics,
+                sm: &mut sm,
+            };
+            for stanza in pending {
+                write_delivery(&mut wire, stanza, &mut out);
+            }
+            if send_bounded(&mut wire).await.is_err() {
+                let parked = sm::Parked {
+                    session,
+                    jid,
+                    rx,
+                    counters: sm.take().expect("set above"),
+                    pending: Default::default(),
+                };
+                let detach = detach_of(shared);
+                match claims {
+                    Some(c) => sm::park(detach, parked, previd, c),
+                    None => sm::end(&detach.hub, parked, true).await,
+                }
+                return;
+            }
+            (session, jid)
+        }
+    };
+    metrics.session_opened(Protocol::Xmpp);
+    let me = Me {
+        session,
+        jid: &jid,
+        domain,
+        features: &shared.features,
+    };
+    let mut bucket = TokenBucket::new(shared.rate, Instant::now());
+    // While the client is over its inbound rate, reading pauses until then (deliveries keep flowing).
+    let mut paused_until: Option<Instant> = None;
+    let mut live = Liveness::new(
+        shared.ping_interval,
+        shared.ping_timeout,
+        shared.idle_timeout,
+        clock(),
+        wire.bytes_read(),
+    );
+    let end = loop {
+        let read_from = wire.bytes_read();
+        tokio::select! {
+            read = live.next(&mut wire), if paused_until.is_none() => {
+                let spent = wire.bytes_read() - read_from;
+                let pause = bucket.charge(Instant::now(), usize::try_from(spent).unwrap_or(usize::MAX));
+                if !pause.is_zero() {
+                    metrics.rate_limited(Protocol::Xmpp);
+                    paused_until = Some(Instant::now() + pause);
+                }
+                // Ping answers are stanzas the client sent: they count as handled (XEP-0198).
+                let swallowed = std::mem::take(&mut live.swallowed);
+                if let Some(c) = sm.as_mut() {
+                    (0..swallowed).for_each(|_| c.handled());
+                }
+                match read {
+                    Err(Silence::PingDue) => {
+                        write_own(&mut wire, live.ping(domain, &jid), &mut sm);
+                        metrics.stanza_out(StanzaKind::Iq);
+                        if send_bounded(&mut wire).await.is_err() {
+                            break End::Lost;
+                        }
+                    }
+                    Err(Silence::Dead) => {
+                        debug!(parent: span, "no answer to a ping: the connection is dead");
+                        fail_bounded(&mut wire, domain, "connection-timeout", Some("no answer to a ping")).await;
+                        break End::Lost;
+                    }
+                    Err(Silence::Idle) => {
+                        fail_bounded(&mut wire, domain, "connection-timeout", Some("idle for too long")).await;
+                        break End::Close;
+                    }
+                    Ok(Ok(StreamEvent::Stanza(stanza))) => {
+                        if let Some(kind) = StanzaKind::from_name(stanza.kind().as_str()) {
+                            metrics.stanza_in(kind);
+                        }
+                        if let Some(c) = sm.as_mut() {
+                            c.handled();
+                        }
+                        match translate::from_client(stanza, &me, runtime::timestamp()) {
+                            FromClient::Engine(input) => {
+                                match shared.hub.submit(input).map_err(|r| (r.error, r.input)) {
+                                    Ok(()) => {}
+                                    Err((SubmitError::Busy { .. }, input)) => {
+                                        // The engine is saturated: a temporary error, the stream stays up.
+                                        debug!(parent: span, "engine busy: stanza refused");
+                                        if let Some(answer) = busy_answer(&input, &jid).and_then(|e| {
+                                            translate::to_client(CoreStanza::Error(e), &jid, domain, String::new)
+                                        }) {
+                                            write_own(&mut wire, answer.element, &mut sm);
+                                            if send_bounded(&mut wire).await.is_err() {
+                                                break End::Lost;
+                                            }
+                                        }
+                                    }
+                                    Err((SubmitError::Stopped, _)) => {
+                                        fail_bounded(&mut wire, domain, "system-shutdown", None).await;
+                                        break End::EngineKnows;
+                                    }
+                                }
+                            }
+                            FromClient::Reply(el) => {
+                                write_own(&mut wire, el, &mut sm);
+                                if send_bounded(&mut wire).await.is_err() {
+                                    break End::Lost;
+                                }
+                            }
+                            FromClient::Nothing => {}
+                            FromClient::Upload(request) => {
+                                let answer = match me.features.upload() {
+                                    Some(issuer) => translate::features::upload::answer(issuer.clone(), &jid, request).await,
+                                    // Only offered while an issuer is configured.
+                                    None => crate::translate::iq_error(Some(&request.id), &jid.to_string(), request.to.as_deref(), presence_core::stanza::ErrorCondition::ServiceUnavailable, None),
+                                };
+                                write_own(&mut wire, answer, &mut sm);
+                                if send_bounded(&mut wire).await.is_err() {
+                                    break End::Lost;
+                                }
+                            }
+                            FromClient::Register(request) => {
+                                // Only produced while registration is on.
+                                let Some(registration) = me.features.registration().cloned() else {
+                                    unreachable!("register requests come only from the register feature, on only with a registration")
+                                };
+                                let removed = request.change == translate::features::register::Change::Remove;
+                                let answer = translate::features::register::change(registration, shared.store.clone(), &jid, request).await;
+                                let done = answer.attr("type") == Some("result");
+                                write_own(&mut wire, answer, &mut sm);
+                                if send_bounded(&mut wire).await.is_err() {
+                                    break End::Lost;
+                                }
+                                // XEP-0077 §3.2: the account is gone, so is its stream.
+                                if removed && done {
+                                    fail_bounded(&mut wire, domain, "not-authorized", Some("the account was removed")).await;
+                                    break End::Close;
+                                }
+                            }
+                            FromClient::Archive(request) => {
+                                // Counted like any stanza sent, so stream management acknowledges them too.
+                                for el in crate::archive::answer(shared.store.clone(), &jid, request).await {
+                                    write_own(&mut wire, el, &mut sm);
+                                }
+                                if send_bounded(&mut wire).await.is_err() {
+                                    break End::Lost;
+                                }
+                            }
+                        }
+                    }
+                    Ok(Ok(StreamEvent::Element(el))) => {
+                        match Nonza::classify(&el) {
+                            Some(Nonza::SmEnable { resume, .. }) if sm.is_none() => {
+                                let id = (resume && !shared.sm_resume_timeout.is_zero()).then(|| {
+                                    let (id, rx) = shared.sm.register(user.clone());
+                                    claims = Some(rx);
+                                    id
+                                });
+                                wire.queue(&sm::enabled(id.as_deref(), shared.sm_resume_timeout).into());
+                                sm = Some(sm::Counters::new(id));
+                            }
+                            Some(Nonza::SmEnable { .. }) => wire.queue(&sm::failed("unexpected-request").into()),
+                            Some(Nonza::SmRequest) => match &sm {
+                                Some(c) => wire.queue(&sm::ack(c.h()).into()),
+                                None => wire.queue(&sm::failed("unexpected-request").into()),
+                            },
+                            Some(Nonza::SmAck { h }) => {
+                                if let Some(Err(e)) = sm.as_mut().map(|c| c.ack(h)) {
+                                    fail_bounded(&mut wire, domain, "undefined-condition", Some(&e.to_string())).await;
+                                    break End::Close;
+                                }
+                            }
+                            None if el.ns == NS_CSI && el.name == "inactive" => csi.inactive(),
+                            None if el.ns == NS_CSI && el.name == "active" => {
+                                let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
+                                for stanza in csi.active() {
+                                    write_delivery(&mut wire, stanza, &mut out);
+                                }
+                            }
+                            _ => {
+                                wire.fail(domain, "unsupported-stanza-type", Some("that element is not supported here")).await;
+                                break End::Close;
+                            }
+                        }
+                        if send_bounded(&mut wire).await.is_err() {
+                            break End::Lost;
+                        }
+                    }
+                    Ok(Ok(StreamEvent::Open(_))) => {
+                        wire.fail(domain, "not-authorized", Some("the stream cannot be restarted now")).await;
+                        break End::Close;
+                    }
+                    Ok(Ok(StreamEvent::Close)) => {
+                        wire.close().await;
+                        break End::Close;
+                    }
+                    Ok(Err(Ended::Codec(e))) => {
+                        let _: Option<()> = end_with(&mut wire, domain, Ended::Codec(e)).await;
+                        break End::Close;
+                    }
+                    Ok(Err(_)) => break End::Lost,
+                }
+            }
+            _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
+            Some(claim) = next_claim(&mut claims) => {
+                // The client came back on another connection before this one was found dead.
+                debug!(parent: span, "session resumed on another connection");
+                fail_bounded(&mut wire, domain, "conflict", Some("the session was resumed on another connection")).await;
+                break End::Handed(claim);
+            }
+            msg = rx.recv() => match msg {
+                Some(ToSession::Stanza(stanza)) => {
+                    // Write everything already waiting in one go; a non-stanza message ends the batch and is
+                    // handled after the flush, never dropped.
+                    let mut next = Some(stanza);
+                    let mut after = None;
+                    let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
+                    while let Some(stanza) = next.take() {
+                        for stanza in csi.deliver(stanza) {
+                            write_delivery(&mut wire, stanza, &mut out);
+                        }
+                        match rx.try_recv() {
+                            Some(ToSession::Stanza(s)) => next = Some(s),
+                            Some(other) => after = Some(other),
+                            None => {}
+                        }
+                    }
+                    if let Some(c) = sm.as_mut() {
+                        if c.unacked() > shared.sm_max_unacked {
+                            fail_bounded(&mut wire, domain, "policy-violation", Some(UNACKED_TEXT)).await;
+                            break End::Close;
+                        }
+                        if c.wants_request() {
+                            wire.queue(&sm::request().into());
+                        }
+                    }
+                    match send_bounded(&mut wire).await {
+                        Ok(()) => {}
+                        Err(SendFailed::Stalled) => {
+                            fail_bounded(&mut wire, domain, "policy-violation", Some(SLOW_TEXT)).await;
+                            break End::Close;
+                        }
+                        Err(SendFailed::Io) => break End::Lost,
+                    }
+                    if let Some(msg) = after {
+                        break ended_by_runtime(&mut wire, shared, me.jid.bare(), msg).await;
+                    }
+                }
+                Some(msg) => break ended_by_runtime(&mut wire, shared, me.jid.bare(), msg).await,
+                None => {
+                    fail_bounded(&mut wire, domain, "system-shutdown", None).await;
+                    break End::EngineKnows;
+                }
+            },
+        }
+    };
+    metrics.session_closed(Protocol::Xmpp);
+    debug!(parent: span, "connection ended");
+    let Some(counters) = sm else {
+        if matches!(end, End::Close | End::Lost) {
+            shared.hub.close(session);
+        }
+        return;
+    };
+    let parked = sm::Parked {
+        session,
+        jid,
+        rx,
+        pending: csi.take().into(),
+        counters,
+    };
+    let detach = detach_of(shared);
+    match (end, parked.counters.id.clone(), claims) {
+        (End::Handed(claim), _, _) => {
+            if let Err(parked) = claim.send(parked) {
+                sm::end(&detach.hub, parked, true).await;
+            }
+        }
+        (End::Lost, Some(id), Some(claims)) => {
+            debug!(parent: span, "connection lost: the session waits for its client to resume it");
+            sm::park(detach, parked, id, claims);
+        }
+        (end, id, _) => {
+            if let Some(id) = id {
+                detach.registry.forget(&id);
+            }
+            // XEP-0198 §4: what the client never acknowledged counts as not delivered.
+            sm::end(&detach.hub, parked, matches!(end, End::Close | End::Lost)).await;
+        }
+    }
+}
+
+/// The next claim on a resumable session, or never when the session is not resumable.
+async fn next_claim(
+    claims: &mut Option<tokio::sync::mpsc::Receiver<sm::Claim>>,
+) -> Option<sm::Claim> {
+    match claims {
+        Some(c) => c.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn detach_of<S>(shared: &Shared<S>) -> sm::Detach {
+    sm::Detach {
+        hub: shared.hub.clone(),
+        registry: shared.sm.clone(),
+        timeout: shared.sm_resume_timeout,
+        max_unacked: shared.sm_max_unacked,
+    }
+}
+
+const UNACKED_TEXT: &str = "too many stanzas were not acknowledged (XEP-0198)";
+
+const SLOW_TEXT: &str = "too much is waiting to be sent: the client is not reading";
+
+/// Why a write did not complete.
+enum SendFailed {
+    /// The client did not take the bytes within [`SEND_TIMEOUT`].
+    Stalled,
+    /// The transport failed.
+    Io,
+}
+
+/// Flushes what is queued, giving up on a client that does not read.
+async fn send_bounded<T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+) -> Result<(), SendFailed> {
+    match tokio::time::timeout(SEND_TIMEOUT, wire.flush_out()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(SendFailed::Io),
+        Err(_) => Err(SendFailed::Stalled),
+    }
+}
+
+/// A stream error that cannot hang on a client that stopped reading.
+async fn fail_bounded<T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    domain: &str,
+    condition: &str,
+    text: Option<&str>,
+) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), wire.fail(domain, condition, text)).await;
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The answer to give when the engine refuses `input` as busy: a `wait`-type `resource-constraint` for a
+/// request or a message; nothing for presence, which is not answered.
+fn busy_answer(input: &Input, me: &FullJid) -> Option<StanzaError> {
+    let about = match input {
+        Input::Message { to, message, .. } => ErrorAbout::Message {
+            id: message.id.clone(),
+            to: to.clone(),
+        },
+        Input::Request { request, .. } => ErrorAbout::Request(request.clone()),
+        Input::Iq { iq, .. } if iq.kind.is_request() => ErrorAbout::Iq {
+            id: iq.id.clone(),
+            to: iq.to.clone(),
+        },
+        _ => return None,
+    };
+    Some(StanzaError {
+        to: Jid::Full(me.clone()),
+        about,
+        condition: ErrorCondition::ResourceConstraint,
+        text: Some("the server is busy; try again shortly".into()),
+    })
+}
+
+/// Ends the stream for a runtime message that is not a stanza. Says whether the engine must still be told the
+/// session is gone (it already knows after a conflict, a slow consumer or a failed bind).
+async fn ended_by_runtime<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<T>,
+    shared: &Shared<S>,
+    user: &BareJid,
+    msg: ToSession,
+) -> End {
+    let domain = shared.domain.as_str();
+    if let ToSession::Closed(SessionEnded::Engine(CloseReason::Moved)) = msg {
+        // The engine has forgotten the session already; the client goes to the user's new home.
+        moved_away(wire, shared, user).await;
+        return End::EngineKnows;
+    }
+    let (condition, text, tell) = match msg {
+        ToSession::Closed(SessionEnded::Engine(CloseReason::Conflict)) => (
+            "conflict",
+            Some("replaced by a new session with the same resource"),
+            false,
+        ),
+        ToSession::Closed(SessionEnded::SlowConsumer) => {
+            ("policy-violation", Some(SLOW_TEXT), false)
+        }
+        ToSession::Closed(SessionEnded::StoreFailed) => (
+            "internal-server-error",
+            Some("the server could not store this session's data; reconnect later"),
+            false,
+        ),
+        ToSession::Closed(SessionEnded::Shutdown) => ("system-shutdown", None, false),
+        _ => ("internal-server-error", None, true),
+    };
+    fail_bounded(wire, domain, condition, text).await;
+    if tell { End::Close } else { End::EngineKnows }
+}
