@@ -23,6 +23,8 @@ const AWAY: &str = "away ";
 const ARCHIVED: &str = "archived ";
 /// Bounds each client's reconnect and receipt of its messages, and the archive fill and catch-up.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bounds the archive fill (not measured; ejabberd's mnesia archive takes minutes for 20,000 messages).
+const FILL_TIMEOUT: Duration = Duration::from_secs(600);
 /// A stream silent this long after `<enabled/>` is taken as drained: every stanza so far is counted.
 const QUIET: Duration = Duration::from_millis(500);
 
@@ -241,7 +243,7 @@ pub(super) async fn reconnect(
         }
     }
     partner.wr.write_all(out.as_bytes()).await?;
-    tokio::time::timeout(PHASE_TIMEOUT, sync(&mut partner, "sync"))
+    tokio::time::timeout(FILL_TIMEOUT, sync(&mut partner, "sync"))
         .await
         .map_err(|_| Error::from("the partner's sync timed out"))??;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -418,11 +420,10 @@ pub(super) async fn mam(
             user,
             tokio::spawn(async move {
                 let mut h = 0;
-                let r =
-                    tokio::time::timeout(PHASE_TIMEOUT, receive(&mut c, &mut h, ARCHIVED, 0, k))
-                        .await
-                        .map_err(|_| Error::from("archive fill timed out"))
-                        .and_then(|r| r);
+                let r = tokio::time::timeout(FILL_TIMEOUT, receive(&mut c, &mut h, ARCHIVED, 0, k))
+                    .await
+                    .map_err(|_| Error::from("archive fill timed out"))
+                    .and_then(|r| r);
                 r.map(|_| c)
             }),
         ));
