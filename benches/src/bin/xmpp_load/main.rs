@@ -7,6 +7,7 @@
 //! prints one JSON line on stdout (for `benches/compare.sh` and `benches/cluster.sh`) and a readable summary on
 //! stderr. See the "Load tool" and "Cluster" sections of `benches/README.md`.
 
+mod mobile;
 mod scram;
 
 use std::collections::{HashMap, HashSet};
@@ -164,6 +165,16 @@ enum Cmd {
         /// KEY=VALUE copied into the JSON line as a string (repeatable), e.g. the cluster's settings.
         #[arg(long)]
         tag: Vec<String>,
+        /// resume/relogin: messages sent to each dropped client while it is away; mam: messages archived for,
+        /// and then fetched by, each catching-up client.
+        #[arg(long, default_value_t = 10)]
+        messages: usize,
+        /// mam: results asked for per page (RSM `<max/>`).
+        #[arg(long, default_value_t = 250)]
+        page: usize,
+        /// mam: catch-ups each client does one after the other (more work measured against 10 ms CPU ticks).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
 }
 
@@ -180,6 +191,16 @@ enum Workload {
     /// Cluster: kill -9 the node serving the clients (`--kill-pid`); every dropped client logs in again through
     /// `--failover-addr`, then each sends one message to another and waits for its reply.
     Failover,
+    /// Mobile: clients u0..u{N-2} enable stream management with resumption (XEP-0198), drop their TCP
+    /// connections without `</stream>`, the last client sends each of them `--messages` messages, then each
+    /// reconnects (TLS, SASL) and resumes its session, reading until its messages are in. Measured: the reconnects.
+    Resume,
+    /// As `resume` without stream management: the dropped clients log in again (bind, roster, initial presence)
+    /// and get their messages from offline storage.
+    Relogin,
+    /// Mobile: u{N/2}..u{N-1} each send `--messages` chat messages to u0..u{N/2-1} (archived by the server), then
+    /// u0..u{N/2-1} page through their archives (XEP-0313 with RSM, `--page` per page). Measured: the catch-up.
+    Mam,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -248,6 +269,9 @@ fn main() -> Result<(), Error> {
             kill_pid,
             failover_addr,
             tag,
+            messages,
+            page,
+            rounds,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
@@ -265,6 +289,9 @@ fn main() -> Result<(), Error> {
                     kill_pid,
                     failover_addr,
                     tags: tag,
+                    messages,
+                    page,
+                    rounds: rounds.max(1),
                 })
                 .await;
                 t.cache.save()?;
@@ -722,6 +749,9 @@ struct Client {
     addr: SocketAddr,
     /// `<see-other-host/>` redirects it followed to get there.
     redirects: u32,
+    /// Messages with a body that arrived during the login, before the bind and roster results were in (offline
+    /// messages a server flushes early): the `resume`/`relogin` workloads count them.
+    early: Vec<String>,
 }
 
 /// Where one login attempt ended: logged in, or sent to another node.
@@ -875,10 +905,15 @@ async fn login_once(t: &Target, addr: SocketAddr, user: usize) -> Result<Landing
     )
     .await?;
     let (mut bound, mut roster) = (false, false);
+    let mut early = Vec::new();
     while !(bound && roster) {
-        if let StreamEvent::Stanza(Stanza::Iq(el)) =
-            next_event(&mut s, &mut parser, &mut buf).await?
+        let ev = next_event(&mut s, &mut parser, &mut buf).await?;
+        if let StreamEvent::Stanza(Stanza::Message(el)) = &ev
+            && let Some(b) = el.child("jabber:client", "body")
         {
+            early.push(b.text());
+        }
+        if let StreamEvent::Stanza(Stanza::Iq(el)) = ev {
             let ok = el.attr("type") == Some("result");
             match el.attr("id") {
                 Some("b") if ok => bound = true,
@@ -895,6 +930,7 @@ async fn login_once(t: &Target, addr: SocketAddr, user: usize) -> Result<Landing
         parser,
         addr,
         redirects: 0,
+        early,
     })))
 }
 
@@ -1157,6 +1193,9 @@ struct RunArgs {
     kill_pid: Option<u32>,
     failover_addr: Option<SocketAddr>,
     tags: Vec<String>,
+    messages: usize,
+    page: usize,
+    rounds: usize,
 }
 
 /// CPU seconds of the server and of this tool, read together.
@@ -1307,6 +1346,9 @@ async fn run(a: RunArgs) -> Result<(), Error> {
         Workload::Chat => chat(&a, &mut clients, run_start, &mut j).await?,
         Workload::Fanout => fanout(&a, &mut clients, &mut j).await?,
         Workload::Failover => failover(&a, &mut clients, &mut j).await?,
+        Workload::Resume => mobile::reconnect(&a, &mut clients, true, &mut j).await?,
+        Workload::Relogin => mobile::reconnect(&a, &mut clients, false, &mut j).await?,
+        Workload::Mam => mobile::mam(&a, &mut clients, &mut j).await?,
     }
     // Close whatever is still open.
     for c in clients.iter_mut().flatten() {
