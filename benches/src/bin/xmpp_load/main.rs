@@ -872,9 +872,13 @@ async fn login_from(t: &Target, addr: SocketAddr, user: usize) -> Result<Client,
     Err(format!("more than {MAX_REDIRECTS} see-other-host redirects").into())
 }
 
-/// One login at `addr`. A cluster node that does not serve the user ends the restarted stream after SASL
-/// success with `<see-other-host/>` (RFC 6120 §4.9.3.19): that is a [`Landing::Redirect`].
-async fn login_once(t: &Target, addr: SocketAddr, user: usize) -> Result<Landing, Error> {
+/// A connection through TLS and SASL up to the first element of the restarted stream: its features, or a stream
+/// error right after SASL (a cluster node's `<see-other-host/>`). Returns the stream, its parser and read buffer.
+pub(crate) async fn authenticated(
+    t: &Target,
+    addr: SocketAddr,
+    user: usize,
+) -> Result<(Tls, StreamParser, Vec<u8>, StreamEvent), Error> {
     let mut buf = vec![0u8; 16 * 1024];
     let mut parser = StreamParser::new();
     let (mut s, features) = connect_tls(t, addr, &mut parser, &mut buf).await?;
@@ -885,7 +889,15 @@ async fn login_once(t: &Target, addr: SocketAddr, user: usize) -> Result<Landing
         StreamEvent::Open(_) => {}
         other => return Err(format!("expected stream header, got {other:?}").into()),
     }
-    match next_event(&mut s, &mut parser, &mut buf).await? {
+    let first = next_event(&mut s, &mut parser, &mut buf).await?;
+    Ok((s, parser, buf, first))
+}
+
+/// One login at `addr`. A cluster node that does not serve the user ends the restarted stream after SASL
+/// success with `<see-other-host/>` (RFC 6120 §4.9.3.19): that is a [`Landing::Redirect`].
+async fn login_once(t: &Target, addr: SocketAddr, user: usize) -> Result<Landing, Error> {
+    let (mut s, mut parser, mut buf, first) = authenticated(t, addr, user).await?;
+    match first {
         StreamEvent::Element(el) if el.name == "features" => {}
         StreamEvent::Element(el) if el.name == "error" => {
             return match el.elements().find(|e| e.name == "see-other-host") {

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
-use xmpp_codec::{Element, Stanza, StreamEvent, StreamParser};
+use xmpp_codec::{Element, Stanza, StreamEvent};
 
 use super::{
-    Client, CpuMark, DOMAIN, Error, HEADER, Json, RunArgs, Target, connect_tls, login, next_event,
-    scram_sha1,
+    Client, CpuMark, DOMAIN, Error, Json, RunArgs, Target, authenticated, login, next_event,
 };
 
 const NS_SM: &str = "urn:xmpp:sm:3";
@@ -95,17 +94,8 @@ async fn drain(c: &mut Client) -> Result<(), Error> {
 
 /// A new connection (TLS, SASL) that resumes `m` in place of binding a resource.
 async fn resume(t: &Target, user: usize, m: &Managed) -> Result<(Client, u32), Error> {
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut parser = StreamParser::new();
-    let (mut s, features) = connect_tls(t, t.addr, &mut parser, &mut buf).await?;
-    scram_sha1(t, user, &mut s, &mut parser, &mut buf, &features).await?;
-    parser.reset_keep_buffered();
-    s.write_all(HEADER).await?;
-    match next_event(&mut s, &mut parser, &mut buf).await? {
-        StreamEvent::Open(_) => {}
-        other => return Err(format!("expected stream header, got {other:?}").into()),
-    }
-    match next_event(&mut s, &mut parser, &mut buf).await? {
+    let (mut s, mut parser, mut buf, first) = authenticated(t, t.addr, user).await?;
+    match first {
         StreamEvent::Element(el) if el.name == "features" => {
             if el.child(NS_SM, "sm").is_none() {
                 return Err("no stream management offered after SASL".into());
