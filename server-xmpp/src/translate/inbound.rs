@@ -6,9 +6,10 @@ use presence_core::roster::SubscriptionAction;
 use presence_core::stanza::{ErrorCondition, IqKind, RoutedIq};
 use presence_core::time::Timestamp;
 use presence_core::{FullJid, Input, Jid, SessionId};
-use xmpp_codec::{Element, IqType, Stanza, StanzaKind, StreamHeader, StreamWriter, ns};
+use xmpp_codec::{Element, IqType, Stanza, StanzaKind};
 
 use super::features::offline::NS_DELAY;
+use super::features::xml::Texts;
 use super::features::{Features, Iq};
 use super::{iq_error, stanza_error};
 
@@ -154,7 +155,7 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
     // Everything but the three standard children travels on to whoever sees this presence: entity capabilities
     // (XEP-0115), avatar hashes (XEP-0153), idle time (XEP-0319), a nickname (XEP-0172). A client's own <delay/> is
     // not trusted, as on messages.
-    let writer = StreamWriter::new(&StreamHeader::new(ns::CLIENT));
+    let texts = Texts::new();
     let extensions: Vec<String> = el
         .elements()
         .filter(|c| {
@@ -162,11 +163,7 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
                 c.ns == content && matches!(c.name.as_str(), "show" | "status" | "priority");
             !(standard || c.is(NS_DELAY, "delay"))
         })
-        .map(|c| {
-            let mut out = Vec::new();
-            writer.write_element(c, &mut out);
-            String::from_utf8(out).expect("the writer emits UTF-8")
-        })
+        .map(|c| texts.text(c))
         .collect();
     FromClient::Engine(Input::Presence {
         session: me.session,
@@ -200,7 +197,7 @@ fn message(stanza: Stanza, me: &Me<'_>, to: Option<Jid>, now: Timestamp) -> From
         stamp: now,
         ..Message::default()
     };
-    let writer = StreamWriter::new(&StreamHeader::new(ns::CLIENT));
+    let texts = Texts::new();
     for child in el.elements() {
         match (child.ns == content, child.name.as_str()) {
             (true, "body") if message.body.is_none() => message.body = Some(child.text()),
@@ -213,11 +210,7 @@ fn message(stanza: Stanza, me: &Me<'_>, to: Option<Jid>, now: Timestamp) -> From
             (false, "stanza-id") if child.ns == super::NS_STANZA_ID => {}
             _ => {
                 mark(&mut message.marks, child);
-                let mut out = Vec::new();
-                writer.write_element(child, &mut out);
-                message
-                    .extensions
-                    .push(String::from_utf8(out).expect("the writer emits UTF-8"));
+                message.extensions.push(texts.text(child));
             }
         }
     }
@@ -296,16 +289,8 @@ fn mark(marks: &mut presence_core::message::Marks, child: &Element) {
 
 /// An IQ for another client, handed to the engine to route: its children travel as text.
 fn routed_iq(stanza: &Stanza, me: &Me<'_>, to: &FullJid, kind: IqType, id: &str) -> FromClient {
-    let writer = StreamWriter::new(&StreamHeader::new(ns::CLIENT));
-    let payload = stanza
-        .element()
-        .elements()
-        .map(|child| {
-            let mut out = Vec::new();
-            writer.write_element(child, &mut out);
-            String::from_utf8(out).expect("the writer emits UTF-8")
-        })
-        .collect();
+    let texts = Texts::new();
+    let payload = stanza.element().elements().map(|c| texts.text(c)).collect();
     let kind = match kind {
         IqType::Get => IqKind::Get,
         IqType::Set => IqKind::Set,

@@ -4,12 +4,33 @@
 
 use xmpp_codec::{Element, StreamEvent, StreamHeader, StreamParser, StreamWriter, ns};
 
+/// Writes elements as text, each as it would stand in a `jabber:client` stream; one serves every child of a
+/// stanza (building the writer allocates).
+pub struct Texts(StreamWriter);
+
+impl Texts {
+    /// A writer for `jabber:client` streams.
+    pub fn new() -> Self {
+        Texts(StreamWriter::new(&StreamHeader::new(ns::CLIENT)))
+    }
+
+    /// The element as text.
+    pub fn text(&self, el: &Element) -> String {
+        let mut out = Vec::new();
+        self.0.write_element(el, &mut out);
+        String::from_utf8(out).expect("the writer emits UTF-8")
+    }
+}
+
+impl Default for Texts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The element as text.
 pub fn to_text(el: &Element) -> String {
-    let writer = StreamWriter::new(&StreamHeader::new(ns::CLIENT));
-    let mut out = Vec::new();
-    writer.write_element(el, &mut out);
-    String::from_utf8(out).expect("the writer emits UTF-8")
+    Texts::new().text(el)
 }
 
 /// The element that [`to_text`] wrote; `None` if the text is not one element (a damaged record).
