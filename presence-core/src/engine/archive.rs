@@ -60,19 +60,13 @@ impl Engine {
         let Some(user) = self.sessions.get(&id).cloned() else {
             return;
         };
-        let Some(u) = self.users.get_mut(&user) else {
-            return;
-        };
         let prefs = match call {
-            mam::Call::GetPrefs => prefs_of(u),
+            mam::Call::GetPrefs => match self.users.get(&user) {
+                Some(u) => prefs_of(u),
+                None => return,
+            },
             mam::Call::SetPrefs(prefs) => {
-                let text = prefs.to_text();
-                u.documents.insert(mam::prefs_key(), text.clone());
-                self.out(Output::Store(StoreWrite::DocumentPut {
-                    user: user.clone(),
-                    key: mam::prefs_key(),
-                    document: text,
-                }));
+                self.keep_document(&user, mam::prefs_key(), prefs.to_text());
                 prefs
             }
         };

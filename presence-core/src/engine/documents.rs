@@ -118,12 +118,32 @@ impl Engine {
                 &text,
             );
         }
+        self.keep_document(user, key, document);
+        self.answer(id, request, Answer::Done);
+    }
+
+    /// Keeps a document of a loaded user, in memory and through the store (limits are the caller's to check).
+    pub(super) fn keep_document(&mut self, user: &BareJid, key: DocumentKey, document: String) {
+        let Some(u) = self.users.get_mut(user) else {
+            return;
+        };
         u.documents.insert(key.clone(), document.clone());
         self.out(super::Output::Store(StoreWrite::DocumentPut {
             user: user.clone(),
             key,
             document,
         }));
-        self.answer(id, request, Answer::Done);
+    }
+
+    /// Drops a document of a loaded user, in memory and through the store.
+    pub(super) fn drop_document(&mut self, user: &BareJid, key: DocumentKey) {
+        let Some(u) = self.users.get_mut(user) else {
+            return;
+        };
+        u.documents.remove(&key);
+        self.out(super::Output::Store(StoreWrite::DocumentRemove {
+            user: user.clone(),
+            key,
+        }));
     }
 }

@@ -14,7 +14,7 @@ use crate::feature::{Answer, Push};
 use crate::jid::BareJid;
 use crate::session::SessionId;
 use crate::stanza::{ErrorCondition, RequestId, Stanza};
-use crate::store::{DocumentKey, StoreWrite};
+use crate::store::DocumentKey;
 
 /// Why a PEP request fails: a condition and the text that explains it.
 type Refusal = (ErrorCondition, String);
@@ -423,21 +423,10 @@ impl Engine {
             ));
         }
         for key in writes.removes {
-            u.documents.remove(&key);
-            self.outputs
-                .push_back(super::Output::Store(StoreWrite::DocumentRemove {
-                    user: owner.clone(),
-                    key,
-                }));
+            self.drop_document(owner, key);
         }
         for (key, document) in writes.puts {
-            u.documents.insert(key.clone(), document.clone());
-            self.outputs
-                .push_back(super::Output::Store(StoreWrite::DocumentPut {
-                    user: owner.clone(),
-                    key,
-                    document,
-                }));
+            self.keep_document(owner, key, document);
         }
         Ok(())
     }
