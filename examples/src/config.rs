@@ -181,6 +181,34 @@ pub struct XmppConfig {
     /// The least time between two accounts made from one client address.
     #[serde(deserialize_with = "duration")]
     pub registration_interval: Duration,
+    /// Where external components connect (XEP-0114). The protocol has no TLS, so the default is loopback; the
+    /// listener only opens when `components` lists some.
+    pub component_bind: SocketAddr,
+    /// The components that may connect, each with its domain and shared secret.
+    pub components: Vec<ComponentConfig>,
+    /// Push notifications (XEP-0357) name the sender of the message that woke the device. Off by default: the
+    /// app server and the platform push service behind it are third parties.
+    pub push_include_sender: bool,
+    /// Push notifications carry the text of that message. Off by default, for the same reason.
+    pub push_include_body: bool,
+}
+
+/// `[[xmpp.components]]`: one external component (XEP-0114).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// The component's domain, e.g. `push.example.com`; stanzas to it and its addresses go to the component.
+    pub domain: String,
+    /// The secret it proves in its handshake.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ComponentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentConfig")
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
 }
 
 impl XmppConfig {
@@ -337,6 +365,10 @@ impl Default for XmppConfig {
             external_services: Vec::new(),
             registration: false,
             registration_interval: Duration::from_secs(60),
+            component_bind: SocketAddr::from(([127, 0, 0, 1], 5347)),
+            components: Vec::new(),
+            push_include_sender: false,
+            push_include_body: false,
         }
     }
 }
@@ -539,6 +571,34 @@ impl Config {
         {
             return Err(invalid(key, &value, problem));
         }
+        for (i, c) in self.xmpp.components.iter().enumerate() {
+            let domain = c.domain.to_ascii_lowercase();
+            if BareJid::new(&domain).map_or(true, |j| j.local().is_some()) {
+                return Err(invalid(
+                    "xmpp.components.domain",
+                    &c.domain,
+                    "is not a domain name".into(),
+                ));
+            }
+            if domain == self.domain.to_ascii_lowercase()
+                || self.xmpp.components[..i]
+                    .iter()
+                    .any(|o| o.domain.eq_ignore_ascii_case(&domain))
+            {
+                return Err(invalid(
+                    "xmpp.components.domain",
+                    &c.domain,
+                    "is the served domain or another component's".into(),
+                ));
+            }
+            if c.secret.is_empty() {
+                return Err(invalid(
+                    "xmpp.components.secret",
+                    "",
+                    "must not be empty: anyone could take the domain".into(),
+                ));
+            }
+        }
         if let Some((key, value, problem)) = self.upload.problem() {
             return Err(invalid(key, &value, problem));
         }
@@ -675,6 +735,10 @@ impl Config {
                 max_documents_per_user: self.limits.max_documents_per_user,
                 max_archive_per_user: self.limits.max_archive_per_user,
                 pep_max_items: self.limits.pep_max_items,
+            },
+            push_contents: presence_core::PushContents {
+                sender: self.xmpp.push_include_sender,
+                body: self.xmpp.push_include_body,
             },
             ..EngineConfig::default()
         }

@@ -197,6 +197,27 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         if let Some(node) = &mut node {
             node.start(hub.clone()).await?;
         }
+        let components = if config.xmpp.components.is_empty() {
+            None
+        } else {
+            let settings = server_xmpp::component::ComponentSettings {
+                domain: config.domain.clone(),
+                bind: config.xmpp.component_bind,
+                components: config
+                    .xmpp
+                    .components
+                    .iter()
+                    .map(|c| server_xmpp::component::Component {
+                        domain: c.domain.to_ascii_lowercase(),
+                        secret: c.secret.clone(),
+                    })
+                    .collect(),
+                limits: settings.limits,
+                handshake_timeout: settings.handshake_timeout,
+                outbound_queue: settings.outbound_queue,
+            };
+            Some(server_xmpp::component::ComponentServer::bind(settings, hub.clone()).await?)
+        };
         let xmpp = server_xmpp::XmppServer::bind(settings, store.clone(), hub.clone()).await?;
         let sip = server_sip::SipServer::bind(sip_settings, store.clone(), hub.clone()).await?;
         let http_listener = tokio::net::TcpListener::bind(config.http.bind)
@@ -256,6 +277,10 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
                     .store(true, std::sync::atomic::Ordering::Release);
             }
         });
+        if let Some(components) = components {
+            info!(addr = ?components.local_addr().ok(), "XMPP components accepted");
+            tokio::spawn(components.run(stopped(stop_rx.clone())));
+        }
         let sip_run = sip.run(stopped(stop_rx.clone()));
         let rx = stop_rx.clone();
         let sip_task = tokio::spawn(async move {

@@ -90,6 +90,19 @@ pub struct EngineConfig {
     pub undeliverable_text: String,
     /// Numeric limits.
     pub limits: Limits,
+    /// What push notifications (XEP-0357) tell app servers about the message that woke the device.
+    pub push_contents: PushContents,
+}
+
+/// What a push notification carries besides the count of waiting messages. Both off by default: the app server
+/// and the platform's push service behind it (Apple's, Google's) are third parties, and clients fetch the
+/// message itself once awake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PushContents {
+    /// The sender's address.
+    pub sender: bool,
+    /// The message's text.
+    pub body: bool,
 }
 
 impl Default for EngineConfig {
@@ -102,6 +115,7 @@ impl Default for EngineConfig {
             conversation_idle: Duration::from_secs(600),
             undeliverable_text: "Your IM could not be delivered.".to_owned(),
             limits: Limits::default(),
+            push_contents: PushContents::default(),
         }
     }
 }

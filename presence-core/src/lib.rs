@@ -111,7 +111,7 @@ pub mod store;
 pub mod time;
 pub mod watch;
 
-pub use config::{Cap, EngineConfig, Limits};
+pub use config::{Cap, EngineConfig, Limits, PushContents};
 pub use engine::{Engine, Input, Output};
 pub use jid::{BareJid, FullJid, Jid, JidError};
 pub use session::SessionId;

@@ -25,6 +25,9 @@ pub struct Session {
     pub blocklist_interested: bool,
     /// Whether the session enabled message carbons (XEP-0280).
     pub carbons: bool,
+    /// `Some` while the session's connection is gone and the session waits to be resumed (XEP-0198), with the
+    /// messages delivered to it since: they wake the device through its push registrations (XEP-0357).
+    pub detached: Option<u32>,
     /// Addresses that got directed presence from this session and must hear when it goes away (RFC 6121 §4.6).
     pub directed: HashSet<Jid>,
     /// What watchers were last told about this session, to broadcast only real changes.
@@ -41,6 +44,7 @@ impl Session {
             interested: false,
             blocklist_interested: false,
             carbons: false,
+            detached: None,
             directed: HashSet::new(),
             last_broadcast: None,
         }

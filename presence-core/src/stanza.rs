@@ -185,10 +185,12 @@ pub enum Stanza {
     Push(Push),
     /// An error answer.
     Error(StanzaError),
+    /// A push notification for an app server (XEP-0357), routed to the app server's domain.
+    AppPush(crate::feature::app_push::Notification),
     /// An IQ between two entities, only routed.
     Iq {
-        /// The sender.
-        from: crate::jid::FullJid,
+        /// The sender: a client's full address, or a component's or server's domain.
+        from: Jid,
         /// The IQ.
         iq: RoutedIq,
     },

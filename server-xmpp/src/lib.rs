@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod component;
 pub mod connection;
 pub mod csi;
 pub mod sasl;

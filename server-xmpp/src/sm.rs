@@ -126,6 +126,14 @@ impl Counters {
         false
     }
 
+    /// Copies of the messages among the unacknowledged stanzas, oldest first.
+    pub fn unacked_messages(&self) -> Vec<Undelivered> {
+        self.unacked
+            .iter()
+            .filter_map(|u| u.message.clone())
+            .collect()
+    }
+
     /// The messages among the unacknowledged stanzas, oldest first, leaving the queue empty.
     pub fn take_messages(&mut self) -> Vec<Undelivered> {
         self.unacked.drain(..).filter_map(|u| u.message).collect()
@@ -322,6 +330,13 @@ pub struct Detach {
 /// connection claims it, the bound is passed, or the time is up (then it is closed and its messages handed
 /// back).
 pub fn park(detach: Detach, mut parked: Parked, id: String, mut claims: mpsc::Receiver<Claim>) {
+    let session = parked.session;
+    // From now on what the session is given wakes its device (XEP-0357), starting with what its client never
+    // confirmed. A busy engine misses this notice: the device is then not woken, nothing is lost.
+    let _ = detach.hub.submit(Input::Detached {
+        session,
+        unacked: parked.counters.unacked_messages(),
+    });
     tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + detach.timeout;
         let engine_knows = loop {
@@ -329,7 +344,10 @@ pub fn park(detach: Detach, mut parked: Parked, id: String, mut claims: mpsc::Re
                 claim = claims.recv() => {
                     if let Some(claim) = claim {
                         match claim.send(parked) {
-                            Ok(()) => return,
+                            Ok(()) => {
+                                reattached(&detach.hub, session).await;
+                                return;
+                            }
                             Err(back) => parked = back,
                         }
                     }
@@ -354,7 +372,10 @@ pub fn park(detach: Detach, mut parked: Parked, id: String, mut claims: mpsc::Re
             // Claimed at the last moment: the claim is waiting and wins.
             if let Ok(claim) = claims.try_recv() {
                 match claim.send(parked) {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        reattached(&detach.hub, session).await;
+                        return;
+                    }
                     Err(back) => parked = back,
                 }
             }
@@ -362,6 +383,19 @@ pub fn park(detach: Detach, mut parked: Parked, id: String, mut claims: mpsc::Re
         debug!(session = ?parked.session, "stream management: session not resumed");
         end(&detach.hub, parked, !engine_knows).await;
     });
+}
+
+/// Tells the engine a detached session is back, waiting out a busy engine: a session it still took for
+/// detached would wake its device for messages its client sees.
+async fn reattached(hub: &Handle, session: SessionId) {
+    for _ in 0..50 {
+        match hub.submit(Input::Reattached { session }) {
+            Err(r) if matches!(r.error, SubmitError::Busy { .. }) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => return,
+        }
+    }
 }
 
 /// Ends a session for good: the engine closes it (when `close`), and every message it was given but not

@@ -124,7 +124,18 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         id: &str,
         lang: Option<&str>,
     ) -> std::io::Result<()> {
-        let mut header = StreamHeader::new(ns::CLIENT);
+        self.open_as(ns::CLIENT, domain, id, lang).await
+    }
+
+    /// Writes our stream header with content namespace `content_ns` (a component's stream, XEP-0114).
+    pub async fn open_as(
+        &mut self,
+        content_ns: &str,
+        domain: &str,
+        id: &str,
+        lang: Option<&str>,
+    ) -> std::io::Result<()> {
+        let mut header = StreamHeader::new(content_ns);
         header.from = Some(domain.to_owned());
         header.id = Some(id.to_owned());
         header.lang = lang.map(str::to_owned);

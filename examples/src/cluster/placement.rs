@@ -165,7 +165,7 @@ impl Placement {
             }
             // An IQ request gets its answer too, or its sender waits for one forever.
             Stanza::Iq { from, iq } if iq.kind.is_request() => (
-                presence_core::Jid::Full(from),
+                from,
                 ErrorAbout::Iq {
                     id: iq.id,
                     to: iq.to,

@@ -23,7 +23,7 @@ use presence_core::{BareJid, Jid, JidError};
 use crate::store::codec::{Reader, Writer, read_message, write_message};
 
 /// The frame format written today; readers reject any other.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// Why a frame from another node could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +108,7 @@ pub fn encode(stanza: &Stanza) -> Result<Vec<u8>, WireError> {
         }
         Stanza::Iq { from, iq } => {
             w.u8(10);
-            w.str(&from.to_string());
+            jid(&mut w, from);
             jid(&mut w, &iq.to);
             w.str(&iq.id);
             w.u8(match iq.kind {
@@ -123,6 +123,8 @@ pub fn encode(stanza: &Stanza) -> Result<Vec<u8>, WireError> {
         // presence, subscriptions, messages and errors), so the wire has no form for them.
         Stanza::Answer { .. } => return Err(WireError::NotRoutable("answer")),
         Stanza::Push(_) => return Err(WireError::NotRoutable("push")),
+        // A push notification goes to an app server of another domain, never to another node.
+        Stanza::AppPush(_) => return Err(WireError::NotRoutable("push notification")),
         Stanza::Error(e) => {
             w.u8(9);
             jid(&mut w, &e.to);
@@ -225,9 +227,7 @@ pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
             })
         }
         10 => {
-            let from = r.str()?;
-            let from = presence_core::FullJid::new(&from)
-                .map_err(|source| WireError::BadJid { jid: from, source })?;
+            let from = r.jid()?;
             let to = r.jid()?;
             let id = r.str()?;
             let kind = match r.u8()? {
@@ -583,7 +583,7 @@ mod tests {
                 prop::collection::vec(text(), 0..3)
             )
                 .prop_map(|(bare, resource, to, id, kind, payload)| Stanza::Iq {
-                    from: bare.with_resource(&resource).expect("valid resource"),
+                    from: Jid::Full(bare.with_resource(&resource).expect("valid resource")),
                     iq: RoutedIq {
                         to,
                         id,

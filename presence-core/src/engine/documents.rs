@@ -88,7 +88,7 @@ impl Engine {
     }
 
     /// Stores a document of `user` for a session's request, within the limits, and answers it.
-    fn put_document(
+    pub(super) fn put_document(
         &mut self,
         id: SessionId,
         user: &BareJid,

@@ -25,6 +25,7 @@ impl Engine {
             Call::Carbons(call) => self.carbons(session, request, call),
             Call::Mam(call) => self.mam(session, request, call),
             Call::Pep(call) => self.pep(session, request, call),
+            Call::AppPush(call) => self.app_push(session, request, call),
         }
     }
 

@@ -161,6 +161,20 @@ pub enum Input {
         /// Whether they are now served here.
         here: bool,
     },
+    /// A session's connection dropped without closing the stream and the session waits to be resumed
+    /// (XEP-0198): it stays bound and available, but what it is given now wakes its device through the push
+    /// registrations its resource made (XEP-0357). `unacked` are the messages its client had not confirmed.
+    Detached {
+        /// Which session.
+        session: SessionId,
+        /// The messages given to it and not confirmed, oldest first.
+        unacked: Vec<super::Undelivered>,
+    },
+    /// A detached session was resumed on a new connection.
+    Reattached {
+        /// Which session.
+        session: SessionId,
+    },
     /// Messages a session of `user` was given but its client never confirmed (XEP-0198 stanzas still unacked
     /// when the session ended): delivered to the user's other available sessions, or held offline under the
     /// usual caps, or refused to their senders; never dropped silently (see `engine/resumption.rs`).

@@ -14,11 +14,12 @@ impl Engine {
             return;
         };
         let target = iq.to.bare().clone();
+        let from = Jid::Full(from);
         self.route(Stanza::Iq { from, iq }, &target);
     }
 
     /// An IQ for a local address, from a session here or another node or domain.
-    pub(super) fn inbound_iq(&mut self, from: crate::jid::FullJid, iq: RoutedIq) {
+    pub(super) fn inbound_iq(&mut self, from: Jid, iq: RoutedIq) {
         let target = match (&iq.to, self.users.get(iq.to.bare())) {
             (Jid::Full(f), Some(u)) => {
                 let is_contact = u.roster.item(from.bare()).is_some();
@@ -31,7 +32,7 @@ impl Engine {
         match target {
             Some(session) => self.deliver(session, Stanza::Iq { from, iq }),
             None if iq.kind.is_request() => {
-                let to = Jid::Full(from);
+                let to = from;
                 self.reply_error(
                     &to.clone(),
                     StanzaError {

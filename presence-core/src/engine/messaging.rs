@@ -123,6 +123,7 @@ impl Engine {
             let id = s.id;
             let user = to.bare().clone();
             self.copy_to_carbons(&user, &[id], Direction::Received, &from, &to, &message);
+            self.delivered_while_detached(&user, id, &from, &message);
             return self.deliver(
                 id,
                 Stanza::Message {
@@ -155,6 +156,7 @@ impl Engine {
         self.copy_to_carbons(&user, &targets, Direction::Received, &from, &to, &message);
         if !targets.is_empty() {
             for id in targets {
+                self.delivered_while_detached(&user, id, &from, &message);
                 self.deliver(
                     id,
                     Stanza::Message {
@@ -167,11 +169,21 @@ impl Engine {
             }
             return;
         }
-        self.hold_or_refuse(from, to, message);
+        // Held for a user with no session that takes it: every registered device is woken.
+        let wake = self
+            .has_registrations(&user)
+            .then(|| (from.clone(), message.clone()));
+        if self.hold_or_refuse(from, to, message)
+            && let Some((from, message)) = wake
+        {
+            let waiting = self.users.get(&user).map_or(0, |u| u.offline.len());
+            let waking = super::app_push::Waking::All { waiting };
+            self.wake_devices(&user, waking, &from, &message);
+        }
     }
 
-    /// Nobody can take the message now: keep it for the next sign-in, or tell the sender why not.
-    pub(super) fn hold_or_refuse(&mut self, from: Jid, to: Jid, message: Message) {
+    /// Nobody can take the message now: keep it for the next sign-in (`true`), or tell the sender why not.
+    pub(super) fn hold_or_refuse(&mut self, from: Jid, to: Jid, message: Message) -> bool {
         let limits = &self.config.limits;
         let (per_user, per_node) = (limits.offline_per_user, limits.offline_per_node);
         if !message.kind.storable() {
@@ -179,17 +191,19 @@ impl Engine {
             if message.kind != MessageKind::Error && message.kind != MessageKind::Headline {
                 self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
             }
-            return;
+            return false;
         }
         let user = to.bare().clone();
         let Some(u) = self.users.get_mut(&user) else {
-            return;
+            return false;
         };
         if !self.config.offline_storage {
-            return self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
+            self.refuse(&from, &to, &message, ErrorCondition::ServiceUnavailable);
+            return false;
         }
         if u.offline.len() >= per_user || self.offline_total >= per_node {
-            return self.refuse(&from, &to, &message, ErrorCondition::ResourceConstraint);
+            self.refuse(&from, &to, &message, ErrorCondition::ResourceConstraint);
+            return false;
         }
         let stored = StoredMessage {
             seq: u.next_seq,
@@ -204,6 +218,7 @@ impl Engine {
             user,
             message: stored,
         }));
+        true
     }
 
     /// Hands every held message to a session that just became able to take them, oldest first, with its stamp.

@@ -5,6 +5,7 @@
 //! clients see is the order the shell handed things in. When the load fails (`Input::LoadFailed`) that queue
 //! fails with it, in order and with temporary errors, and the user is left unloaded for a later retry.
 
+mod app_push;
 mod archive;
 mod blocking;
 mod carbons;
@@ -433,6 +434,8 @@ impl Engine {
             }
             Input::AddContacts { user, contacts } => self.add_contacts(&user, contacts),
             Input::HoldUndelivered { user, messages } => self.hold_undelivered(user, messages),
+            Input::Detached { session, unacked } => self.detached(session, unacked),
+            Input::Reattached { session } => self.reattached(session),
         }
     }
 

@@ -62,6 +62,7 @@ impl Engine {
                 })
                 .unwrap_or_default();
             if takers.is_empty() {
+                // Its device was woken when the session detached; holding it wakes nobody again.
                 self.hold_or_refuse(m.from, m.to, m.message);
                 continue;
             }

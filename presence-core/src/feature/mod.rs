@@ -5,6 +5,7 @@
 //! `engine/`, and each shell translates each in a module of its own, so a new feature adds a module and one line
 //! to each enum here rather than a variant to `Input`, to `Stanza` and to every match over them.
 
+pub mod app_push;
 pub mod blocking;
 pub mod carbons;
 pub mod mam;
@@ -33,6 +34,8 @@ pub enum Call {
     Mam(mam::Call),
     /// Personal eventing (XEP-0163).
     Pep(pep::Call),
+    /// Push notification registrations (XEP-0357).
+    AppPush(app_push::Call),
 }
 
 impl Call {

@@ -389,7 +389,7 @@ pub(crate) fn item_key(node: &str, item: &str) -> Option<DocumentKey> {
 
 /// Percent-escapes `%`, `/` and whitespace, so a node name cannot run into an item id in a key and an id cannot
 /// break a line of the node document.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c == '%' || c == '/' || c.is_whitespace() && c.is_ascii() {
@@ -401,7 +401,7 @@ fn escape(s: &str) -> String {
     out
 }
 
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len());
     let bytes = s.as_bytes();
     let mut i = 0;

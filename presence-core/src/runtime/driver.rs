@@ -84,6 +84,8 @@ pub(crate) struct Driver<S> {
     to_close: Vec<SessionId>,
     /// The cluster this engine is a node of, if any.
     cluster: Option<Arc<dyn Cluster>>,
+    /// Domains attached by shells (components).
+    domains: Arc<super::domains::Domains>,
 }
 
 /// The writes and outputs of one batch, until its commit decides their fate.
@@ -120,9 +122,11 @@ impl<S: Store> Driver<S> {
         store: Arc<S>,
         metrics: Arc<Metrics>,
         cluster: Option<Arc<dyn Cluster>>,
+        domains: Arc<super::domains::Domains>,
     ) -> Self {
         Driver {
             cluster,
+            domains,
             engine,
             store,
             dir: Directory::default(),
@@ -337,7 +341,13 @@ impl<S: Store> Driver<S> {
         match &self.cluster {
             Some(cluster) if in_cluster => cluster.forward(stanza),
             _ => {
-                if let Some(error) = unroutable(&stanza) {
+                let refused = match super::domains::destination_domain(&stanza).map(str::to_owned) {
+                    Some(domain) => self.domains.send(&domain, stanza),
+                    None => Err(Box::new(stanza)),
+                };
+                if let Err(stanza) = refused
+                    && let Some(error) = unroutable(&stanza)
+                {
                     self.bounce_to_sender(error);
                 }
             }
@@ -449,8 +459,8 @@ fn not_stored(to: &Jid, about: ErrorAbout) -> StanzaError {
     }
 }
 
-/// Federation is not served yet: a message for another domain bounces to its local sender, so it is never lost
-/// silently (RFC 6120 §8.3.3.17 `remote-server-not-found`). Presence and subscriptions for other domains are
+/// A domain no shell attached (federation is not served yet) is unreachable: a message for it bounces to its local
+/// sender, so it is never lost silently (RFC 6120 §8.3.3.17 `remote-server-not-found`). Presence and subscriptions for other domains are
 /// dropped, as a server whose peer is unreachable would.
 fn unroutable(stanza: &Stanza) -> Option<StanzaError> {
     let (from, about) = match stanza {
@@ -467,7 +477,7 @@ fn unroutable(stanza: &Stanza) -> Option<StanzaError> {
             },
         ),
         Stanza::Iq { from, iq } if iq.kind.is_request() => (
-            Jid::Full(from.clone()),
+            from.clone(),
             ErrorAbout::Iq {
                 id: iq.id.clone(),
                 to: iq.to.clone(),
@@ -479,6 +489,6 @@ fn unroutable(stanza: &Stanza) -> Option<StanzaError> {
         to: from,
         about,
         condition: ErrorCondition::RemoteServerNotFound,
-        text: Some("this server does not federate with other domains yet".into()),
+        text: Some("the recipient's domain cannot be reached from this server".into()),
     })
 }

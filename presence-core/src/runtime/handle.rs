@@ -42,6 +42,7 @@ pub struct Handle {
     metrics: Arc<Metrics>,
     admission: Arc<Admission>,
     cluster: Option<Arc<dyn Cluster>>,
+    domains: Arc<super::domains::Domains>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -62,9 +63,11 @@ impl Handle {
         metrics: Arc<Metrics>,
         admission: Arc<Admission>,
         cluster: Option<Arc<dyn Cluster>>,
+        domains: Arc<super::domains::Domains>,
     ) -> Self {
         Handle {
             cluster,
+            domains,
             _alive: Arc::new(Alive(queue.clone())),
             queue,
             next_session: Arc::new(AtomicU64::new(1)),
@@ -141,6 +144,16 @@ impl Handle {
         let _ = self
             .queue
             .push_control(Msg::Input(Input::Rehome { users, here }));
+    }
+
+    /// Carries stanzas for `domain` (not a local one) to `sink` until the returned guard drops: how an XMPP
+    /// component (XEP-0114) receives what is addressed to it. A domain has one sink at a time.
+    pub fn attach_domain(
+        &self,
+        domain: &str,
+        sink: Arc<dyn super::domains::DomainSink>,
+    ) -> Result<super::domains::Attached, super::domains::DomainTaken> {
+        self.domains.attach(domain, sink)
     }
 
     /// Where `user` is served: always [`Location::Here`] outside a cluster.

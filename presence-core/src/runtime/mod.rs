@@ -45,6 +45,7 @@
 mod admission;
 mod clock;
 pub mod cluster;
+pub mod domains;
 mod driver;
 mod handle;
 mod metrics;
@@ -54,6 +55,7 @@ pub mod sink;
 pub use admission::{Admission, Permit, Refused};
 pub use clock::{random_bytes, timestamp};
 pub use cluster::{Cluster, Location, NodeAddress};
+pub use domains::{Attached, DomainSink, DomainTaken};
 pub use handle::{Handle, Rejected};
 pub use metrics::{Metrics, Protocol, Rejection, StanzaKind};
 pub use queue::SubmitError;
@@ -127,11 +129,20 @@ fn start<S: Store + Send + Sync + 'static>(
     let queue = Arc::new(queue::Queue::new(config.engine_queue));
     let metrics = Arc::new(Metrics::new());
     let admission = Admission::new(config.max_connections, config.max_connections_per_ip);
-    let handle = Handle::new(queue.clone(), metrics.clone(), admission, cluster.clone());
+    let domains = Arc::new(domains::Domains::default());
+    let handle = Handle::new(
+        queue.clone(),
+        metrics.clone(),
+        admission,
+        cluster.clone(),
+        domains.clone(),
+    );
     let batch = config.batch.max(1);
     let thread = std::thread::Builder::new()
         .name("presence-engine".into())
-        .spawn(move || driver::Driver::new(engine, store, metrics, cluster).run(&queue, batch))?;
+        .spawn(move || {
+            driver::Driver::new(engine, store, metrics, cluster, domains).run(&queue, batch)
+        })?;
     Ok(Runtime { handle, thread })
 }
 

@@ -179,6 +179,17 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
 }
 
 fn message(stanza: Stanza, me: &Me<'_>, to: Option<Jid>, now: Timestamp) -> FromClient {
+    // A message with no 'to' is for the sender's own account (RFC 6120 §10.3.1).
+    let to = to.unwrap_or_else(|| Jid::Bare(me.jid.bare().clone()));
+    FromClient::Engine(Input::Message {
+        session: me.session,
+        to,
+        message: read_message(stanza, now),
+    })
+}
+
+/// The engine's message in a `<message/>` from a client or a peer, stamped `now`.
+pub(crate) fn read_message(stanza: Stanza, now: Timestamp) -> Message {
     let kind = match stanza.stanza_type() {
         Some("chat") => MessageKind::Chat,
         Some("headline") => MessageKind::Headline,
@@ -186,8 +197,6 @@ fn message(stanza: Stanza, me: &Me<'_>, to: Option<Jid>, now: Timestamp) -> From
         Some("error") => MessageKind::Error,
         _ => MessageKind::Normal,
     };
-    // A message with no 'to' is for the sender's own account (RFC 6120 §10.3.1).
-    let to = to.unwrap_or_else(|| Jid::Bare(me.jid.bare().clone()));
     let id = stanza.id().map(str::to_owned);
     let el = stanza.into_element();
     let content = el.ns.clone();
@@ -214,20 +223,22 @@ fn message(stanza: Stanza, me: &Me<'_>, to: Option<Jid>, now: Timestamp) -> From
             }
         }
     }
-    FromClient::Engine(Input::Message {
-        session: me.session,
-        to,
-        message,
-    })
+    message
 }
 
 fn iq(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
     // To another entity's full address: the server only routes it, request or answer (RFC 6120 §8.5.3.1).
-    if let Some(Jid::Full(f)) = &to
-        && f != me.jid
+    // So is one for another domain (a component, XEP-0114), whatever its address.
+    let routed = match &to {
+        Some(Jid::Full(f)) => f != me.jid,
+        Some(Jid::Bare(b)) => b.domain() != me.domain,
+        None => false,
+    };
+    if routed
+        && let Some(to) = &to
         && let (Some(kind), Some(id)) = (stanza.iq_type(), stanza.id())
     {
-        return routed_iq(stanza, me, f, kind, id);
+        return routed_iq(stanza, me, to, kind, id);
     }
     let iq_type = match stanza.iq_type() {
         Some(t @ (IqType::Get | IqType::Set)) => t,
@@ -288,7 +299,15 @@ fn mark(marks: &mut presence_core::message::Marks, child: &Element) {
 }
 
 /// An IQ for another client, handed to the engine to route: its children travel as text.
-fn routed_iq(stanza: &Stanza, me: &Me<'_>, to: &FullJid, kind: IqType, id: &str) -> FromClient {
+fn routed_iq(stanza: &Stanza, me: &Me<'_>, to: &Jid, kind: IqType, id: &str) -> FromClient {
+    FromClient::Engine(Input::Iq {
+        session: me.session,
+        iq: read_routed_iq(stanza, to.clone(), kind, id),
+    })
+}
+
+/// An IQ the server only routes, its children kept as text.
+pub(crate) fn read_routed_iq(stanza: &Stanza, to: Jid, kind: IqType, id: &str) -> RoutedIq {
     let texts = Texts::new();
     let payload = stanza.element().elements().map(|c| texts.text(c)).collect();
     let kind = match kind {
@@ -297,13 +316,10 @@ fn routed_iq(stanza: &Stanza, me: &Me<'_>, to: &FullJid, kind: IqType, id: &str)
         IqType::Result => IqKind::Result,
         IqType::Error => IqKind::Error,
     };
-    FromClient::Engine(Input::Iq {
-        session: me.session,
-        iq: RoutedIq {
-            to: Jid::Full(to.clone()),
-            id: id.to_owned(),
-            kind,
-            payload,
-        },
-    })
+    RoutedIq {
+        to,
+        id: id.to_owned(),
+        kind,
+        payload,
+    }
 }

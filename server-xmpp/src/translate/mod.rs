@@ -125,12 +125,53 @@ pub fn to_client(
     domain: &str,
     push_id: impl FnOnce() -> String,
 ) -> Option<Outgoing> {
-    let me_s = me.to_string();
+    match stanza {
+        CoreStanza::Answer { request, answer } => {
+            let mut el = Element::new(ns::CLIENT, "iq")
+                .with_attr("type", "result")
+                .with_attr("id", request.0)
+                .with_attr("to", me.to_string());
+            if let Some(from) = features::answer_from(&answer, me) {
+                el = el.with_attr("from", from);
+            }
+            if let Some(payload) = features::answer(&answer) {
+                el = el.with_child(payload);
+            }
+            Some(el.into())
+        }
+        CoreStanza::Push(push) => Some(features::push(push, me, push_id)),
+        // Only ever routed to an app server.
+        CoreStanza::AppPush(_) => None,
+        stanza => addressed(stanza, &me.to_string(), domain),
+    }
+}
+
+/// Renders a stanza the engine routes to another domain (a component, later a federated server) as that peer
+/// reads it: addressed to its own recipient. Answers and pushes never leave for a peer. `id` names what the
+/// server itself sends (push notifications).
+pub fn to_peer(stanza: CoreStanza, domain: &str, id: impl FnOnce() -> String) -> Option<Outgoing> {
+    match stanza {
+        CoreStanza::AppPush(n) => Some(features::app_push::publish(n, id())),
+        CoreStanza::Answer { .. } | CoreStanza::Push(_) => None,
+        CoreStanza::Subscription { ref to, .. } => {
+            let to = to.to_string();
+            addressed(stanza, &to, domain)
+        }
+        stanza => {
+            let to = presence_core::runtime::domains::destination(&stanza)?.to_string();
+            addressed(stanza, &to, domain)
+        }
+    }
+}
+
+/// Presence, subscriptions, messages, errors and routed IQs, for the recipient `to`.
+fn addressed(stanza: CoreStanza, to: &str, domain: &str) -> Option<Outgoing> {
+    let me_s = to;
     Some(match stanza {
         CoreStanza::Presence { from, kind, .. } => {
             let el = Element::new(ns::CLIENT, "presence")
                 .with_attr("from", from.to_string())
-                .with_attr("to", &me_s);
+                .with_attr("to", me_s);
             match kind {
                 PresenceKind::Available(v) => {
                     let mut el = el;
@@ -170,7 +211,7 @@ pub fn to_client(
             };
             Element::new(ns::CLIENT, "presence")
                 .with_attr("from", from.as_str())
-                .with_attr("to", &me_s)
+                .with_attr("to", me_s)
                 .with_attr("type", t)
                 .into()
         }
@@ -180,20 +221,7 @@ pub fn to_client(
             message,
             delayed,
         } => message_stanza(&from, &to, message, delayed, domain),
-        CoreStanza::Answer { request, answer } => {
-            let mut el = Element::new(ns::CLIENT, "iq")
-                .with_attr("type", "result")
-                .with_attr("id", request.0)
-                .with_attr("to", &me_s);
-            if let Some(from) = features::answer_from(&answer, me) {
-                el = el.with_attr("from", from);
-            }
-            if let Some(payload) = features::answer(&answer) {
-                el = el.with_child(payload);
-            }
-            el.into()
-        }
-        CoreStanza::Push(push) => features::push(push, me, push_id),
+        CoreStanza::Answer { .. } | CoreStanza::Push(_) | CoreStanza::AppPush(_) => return None,
         CoreStanza::Error(StanzaError {
             about,
             condition,
@@ -202,27 +230,22 @@ pub fn to_client(
         }) => {
             let text = text.as_deref();
             match about {
-                ErrorAbout::Request(r) => iq_error(Some(&r.0), &me_s, None, condition, text).into(),
+                ErrorAbout::Request(r) => iq_error(Some(&r.0), me_s, None, condition, text).into(),
                 ErrorAbout::Message { id, to } => stanza_error(
                     "message",
                     id.as_deref(),
-                    &me_s,
+                    me_s,
                     Some(&jid_str(&to)),
                     condition,
                     text,
                 )
                 .into(),
-                ErrorAbout::Presence { to } => stanza_error(
-                    "presence",
-                    None,
-                    &me_s,
-                    Some(&jid_str(&to)),
-                    condition,
-                    text,
-                )
-                .into(),
+                ErrorAbout::Presence { to } => {
+                    stanza_error("presence", None, me_s, Some(&jid_str(&to)), condition, text)
+                        .into()
+                }
                 ErrorAbout::Iq { id, to } => {
-                    iq_error(Some(&id), &me_s, Some(&jid_str(&to)), condition, text).into()
+                    iq_error(Some(&id), me_s, Some(&jid_str(&to)), condition, text).into()
                 }
             }
         }

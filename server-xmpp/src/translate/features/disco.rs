@@ -4,7 +4,7 @@ use xmpp_codec::{Element, IqType};
 
 use presence_core::stanza::ErrorCondition;
 
-use super::{Feature, FromClient, Iq, caps, pep, upload};
+use super::{Feature, FromClient, Iq, app_push, caps, pep, upload};
 
 /// XEP-0030 info.
 pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -81,6 +81,9 @@ fn iq(iq: &Iq<'_>) -> Option<FromClient> {
                     .with_attr("type", kind),
             );
             features.extend(pep::FEATURE.disco);
+        }
+        if iq.me.features.is_on(app_push::FEATURE.name) {
+            features.extend(app_push::FEATURE.disco);
         }
         for f in features {
             q = q.with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", f));

@@ -5,6 +5,7 @@
 //! A feature the engine serves turns the IQ into an `Input::Request` and renders the engine's `Answer` and `Push`
 //! in its own module too. Prosody's one-module-per-XEP layout is the model.
 
+pub mod app_push;
 pub mod blocking;
 pub mod caps;
 pub mod carbons;
@@ -76,6 +77,7 @@ const ALL: &[&Feature] = &[
     &upload::FEATURE,
     &extdisco::FEATURE,
     &register::FEATURE,
+    &app_push::FEATURE,
 ];
 
 /// Features that need something from the configuration to work, so they are off until given it.
