@@ -13,6 +13,7 @@ mod documents;
 mod feature;
 mod hosting;
 mod input;
+mod interests;
 mod iq;
 mod messaging;
 mod output;
@@ -399,6 +400,7 @@ impl Engine {
             } => self.request(session, request, call),
             Input::FromRemote(stanza) => self.inbound(stanza),
             Input::Iq { session, iq } => self.iq_from_session(session, iq),
+            Input::Interests { session, notify } => self.set_interests(session, notify),
             Input::Loaded { .. }
             | Input::LoadFailed { .. }
             | Input::Watch { .. }
