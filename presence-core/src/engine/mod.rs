@@ -28,6 +28,7 @@ mod user;
 mod watches;
 
 pub use input::Input;
+pub use interests::MAX_INTERESTS;
 pub use output::{AddRefusal, BindError, CloseReason, Output};
 pub use resumption::Undelivered;
 
