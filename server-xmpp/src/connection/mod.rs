@@ -3,7 +3,7 @@
 //! stream. A client that falls silent is pinged (XEP-0199) and closed as dead if it does not answer. Stream
 //! management (XEP-0198, see `sm.rs`) acknowledges stanzas and lets a client resume its session on a new
 //! connection; client state indication (XEP-0352, see `csi.rs`) holds presence back while the client is
-//! inactive.
+//! inactive. The entity capabilities of the client's presence become its PEP interests (see `caps.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
