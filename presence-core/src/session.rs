@@ -32,6 +32,9 @@ pub struct Session {
     pub directed: HashSet<Jid>,
     /// What watchers were last told about this session, to broadcast only real changes.
     pub last_broadcast: Option<PresenceView>,
+    /// The PEP nodes whose notifications the session's client asked for (XEP-0163 §4.3.3: the `+notify`
+    /// features of its entity capabilities, read by the shell), sorted. Kept while the session is available.
+    pub interests: Vec<String>,
 }
 
 impl Session {
@@ -47,12 +50,20 @@ impl Session {
             detached: None,
             directed: HashSet::new(),
             last_broadcast: None,
+            interests: Vec::new(),
         }
     }
 
     /// Whether the session sent available presence.
     pub fn is_available(&self) -> bool {
         self.presence.is_some()
+    }
+
+    /// Whether the session's client asked for notifications of PEP node `node`.
+    pub fn wants(&self, node: &str) -> bool {
+        self.interests
+            .binary_search_by(|n| n.as_str().cmp(node))
+            .is_ok()
     }
 
     /// Whether messages to the bare address may be forked here (available, priority not negative).

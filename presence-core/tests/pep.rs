@@ -533,3 +533,256 @@ fn a_node_that_does_not_persist_only_notifies() {
     assert_eq!(events(&h.take(a2)).len(), 1);
     assert!(item_ids(&ask(&mut h, a, "g", items(None, "tune"))).is_empty());
 }
+
+fn interests(h: &mut Harness, session: SessionId, nodes: &[&str]) {
+    h.input(Input::Interests {
+        session,
+        notify: nodes.iter().map(|n| (*n).to_owned()).collect(),
+    });
+}
+
+const DEVICES: &str = "eu.siacs.conversations.axolotl.devicelist";
+
+#[test]
+fn contacts_whose_clients_asked_for_a_node_are_notified() {
+    // Bob and carol receive alice's presence; only bob's client asked for device lists. Dave is no contact.
+    let (mut h, a, b) = Harness::alice_watched_by_bob();
+    let a2 = h.login("alice@x", "phone");
+    h.account("carol@x");
+    h.account("dave@x");
+    let c = h.login("carol@x", "pc");
+    let d = h.login("dave@x", "pc");
+    h.subscribe(
+        c,
+        "alice@x",
+        presence_core::roster::SubscriptionAction::Subscribe,
+    );
+    let b2 = h.login("bob@x", "tablet");
+    for s in [a2, b, d] {
+        interests(&mut h, s, &[DEVICES, MOOD]);
+    }
+    h.clear();
+
+    let list = "<list xmlns='eu.siacs.conversations.axolotl'><device id='1'/></list>";
+    ask(
+        &mut h,
+        a,
+        "1",
+        publish(DEVICES, "current", list, Options::default()),
+    );
+    let expected = Event {
+        owner: j("alice@x"),
+        node: DEVICES.into(),
+        change: Change::Items(vec![Item {
+            id: "current".into(),
+            payload: list.into(),
+        }]),
+    };
+    assert_eq!(events(&h.take(b)), std::slice::from_ref(&expected));
+    assert!(
+        events(&h.take(b2)).is_empty(),
+        "bob's other client did not ask"
+    );
+    assert!(events(&h.take(c)).is_empty(), "carol's client did not ask");
+    assert!(events(&h.take(d)).is_empty(), "dave is no contact");
+    assert_eq!(
+        events(&h.take(a2)),
+        [expected],
+        "the owner's session, interested too, hears it once"
+    );
+
+    // An open node still notifies contacts only; a whitelist node nobody but the owner.
+    ask(
+        &mut h,
+        a,
+        "2",
+        publish(MOOD, "m", "<mood xmlns='m'/>", open()),
+    );
+    assert_eq!(events(&h.take(b)).len(), 1);
+    assert!(
+        events(&h.take(d)).is_empty(),
+        "open, but dave is no contact"
+    );
+    h.clear();
+    let whitelist = Options {
+        access_model: Some(AccessModel::Whitelist),
+        ..Options::default()
+    };
+    ask(
+        &mut h,
+        a,
+        "3",
+        pep::Call::SetConfig {
+            node: DEVICES.into(),
+            options: whitelist,
+        },
+    );
+    ask(&mut h, a, "4", publish(DEVICES, "current", list, whitelist));
+    assert!(events(&h.take(b)).is_empty(), "whitelist");
+    assert_eq!(events(&h.take(a2)).len(), 1);
+
+    // A session that is both a subscriber and interested hears a change once; retract and delete reach it too.
+    ask(
+        &mut h,
+        a,
+        "5",
+        publish(MOOD, "m2", "<mood xmlns='m'/>", open()),
+    );
+    ask(
+        &mut h,
+        b,
+        "6",
+        pep::Call::Subscribe {
+            owner: j("alice@x"),
+            node: MOOD.into(),
+        },
+    );
+    h.clear();
+    ask(
+        &mut h,
+        a,
+        "7",
+        publish(MOOD, "m3", "<mood xmlns='m'/>", open()),
+    );
+    let got = events(&h.take(b));
+    assert_eq!(got.len(), 1, "once: {got:?}");
+    assert_eq!(events(&h.take(b2)).len(), 1, "as a subscriber");
+    ask(
+        &mut h,
+        a,
+        "8",
+        pep::Call::Retract {
+            node: MOOD.into(),
+            ids: vec!["m3".into()],
+            notify: true,
+        },
+    );
+    assert_eq!(
+        events(&h.take(b))
+            .into_iter()
+            .map(|e| e.change)
+            .collect::<Vec<_>>(),
+        [Change::Retracted(vec!["m3".into()])]
+    );
+    ask(&mut h, a, "9", pep::Call::Delete { node: MOOD.into() });
+    assert_eq!(
+        events(&h.take(b))
+            .into_iter()
+            .map(|e| e.change)
+            .collect::<Vec<_>>(),
+        [Change::Deleted]
+    );
+
+    // Gone unavailable, bob's client has no interests until it says them again.
+    h.input(Input::Presence {
+        session: b,
+        to: None,
+        presence: None,
+    });
+    ask(
+        &mut h,
+        a,
+        "10",
+        publish(DEVICES, "current", list, whitelist),
+    );
+    ask(
+        &mut h,
+        a,
+        "11",
+        publish(MOOD, "m4", "<mood xmlns='m'/>", open()),
+    );
+    assert!(events(&h.take(b)).is_empty());
+}
+
+#[test]
+fn a_new_interest_brings_the_last_items_of_contacts_and_of_the_own_account() {
+    let mut h = Harness::with_users(
+        EngineConfig::for_domain("x"),
+        &["alice@x", "bob@x", "carol@x"],
+    );
+    let a = h.login("alice@x", "pc");
+    let b = h.login("bob@x", "pc");
+    let c = h.login("carol@x", "pc");
+    // Bob receives alice's presence; carol receives nobody's.
+    h.subscribe(
+        b,
+        "alice@x",
+        presence_core::roster::SubscriptionAction::Subscribe,
+    );
+    let list = "<list xmlns='eu.siacs.conversations.axolotl'><device id='1'/></list>";
+    ask(
+        &mut h,
+        a,
+        "1",
+        publish(DEVICES, "current", list, Options::default()),
+    );
+    ask(
+        &mut h,
+        a,
+        "2",
+        publish(MOOD, "m", "<mood xmlns='m'/>", Options::default()),
+    );
+    let own = "<list xmlns='eu.siacs.conversations.axolotl'><device id='2'/></list>";
+    ask(
+        &mut h,
+        b,
+        "3",
+        publish(DEVICES, "mine", own, Options::default()),
+    );
+    h.logout(b);
+    h.clear();
+
+    // Bob comes online and his client asks for device lists: alice's and his own last items come.
+    let b = h.login("bob@x", "phone");
+    h.clear();
+    interests(&mut h, b, &[DEVICES]);
+    let got: Vec<(String, String)> = events(&h.take(b))
+        .into_iter()
+        .map(|e| match e.change {
+            Change::Items(items) => (e.owner.to_string(), items[0].id.clone()),
+            other => panic!("not items: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("bob@x".to_owned(), "mine".to_owned()),
+            ("alice@x".to_owned(), "current".to_owned())
+        ]
+    );
+    // The same interests again bring nothing; a new one brings that node's items only.
+    interests(&mut h, b, &[DEVICES]);
+    assert!(events(&h.take(b)).is_empty());
+    interests(&mut h, b, &[DEVICES, MOOD, "urn:nothing"]);
+    let got = events(&h.take(b));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].node, MOOD);
+
+    // Carol is no contact: nothing of alice's.
+    interests(&mut h, c, &[DEVICES, MOOD]);
+    assert!(events(&h.take(c)).is_empty());
+
+    // A session that has not sent available presence keeps no interests.
+    let quiet = h.bind("bob@x", "quiet");
+    interests(&mut h, quiet, &[DEVICES]);
+    assert!(events(&h.take(quiet)).is_empty());
+    h.presence(quiet, presence_core::compose::Show::Available, 0);
+    h.clear();
+    ask(
+        &mut h,
+        a,
+        "4",
+        publish(DEVICES, "current", list, Options::default()),
+    );
+    assert!(events(&h.take(quiet)).is_empty());
+    assert_eq!(events(&h.take(b)).len(), 1);
+
+    // A contact that is not loaded (offline) is not read: alice goes away, bob's new session gets only his own.
+    h.logout(a);
+    let b3 = h.login("bob@x", "laptop");
+    h.clear();
+    interests(&mut h, b3, &[DEVICES]);
+    let got = events(&h.take(b3));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].owner, j("bob@x"));
+}

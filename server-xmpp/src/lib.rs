@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod caps;
 pub mod component;
 pub mod connection;
 pub mod csi;
@@ -171,6 +172,7 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
             sm_resume_timeout: settings.sm_resume_timeout,
             sm_max_unacked: settings.sm_max_unacked,
             csi_max_queued: settings.csi_max_queued,
+            caps: Arc::new(caps::Cache::default()),
         });
         Ok(XmppServer {
             listener,

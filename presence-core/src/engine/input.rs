@@ -74,6 +74,16 @@ pub enum Input {
         /// What it asks.
         call: Call,
     },
+    /// The PEP nodes a session's client wants notifications of (XEP-0163 §4.3.3), each named without a
+    /// protocol's marking (XMPP's `+notify` suffix is the shell's to strip); replaces what the session said
+    /// before. Nodes new to the session get the last published item of every node of that name it may see
+    /// (XEP-0163 §4.3.4, see `engine/interests.rs`).
+    Interests {
+        /// The session.
+        session: SessionId,
+        /// The node names.
+        notify: Vec<String>,
+    },
     /// A stanza from another domain or node for a local address (presence, probe, subscription or message).
     FromRemote(Stanza),
     /// The answer to `Output::Load`: the user's record, or `None` when there is no such account.

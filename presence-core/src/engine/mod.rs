@@ -14,6 +14,7 @@ mod documents;
 mod feature;
 mod hosting;
 mod input;
+mod interests;
 mod iq;
 mod messaging;
 mod output;
@@ -28,6 +29,7 @@ mod user;
 mod watches;
 
 pub use input::Input;
+pub use interests::MAX_INTERESTS;
 pub use output::{AddRefusal, BindError, CloseReason, Output};
 pub use resumption::Undelivered;
 
@@ -400,6 +402,7 @@ impl Engine {
             } => self.request(session, request, call),
             Input::FromRemote(stanza) => self.inbound(stanza),
             Input::Iq { session, iq } => self.iq_from_session(session, iq),
+            Input::Interests { session, notify } => self.set_interests(session, notify),
             Input::Loaded { .. }
             | Input::LoadFailed { .. }
             | Input::Watch { .. }

@@ -2,10 +2,12 @@
 //! layout), read and changed within the document limits and the node item cap, with notifications to the
 //! owner's available sessions and to the node's subscribers that the access model lets see it.
 //!
-//! Who is notified: every available session of the owner, and every available session of each subscriber
-//! (an address that subscribed with XEP-0060 `<subscribe/>`, kept with the node) that the node's access model
-//! admits at the time of the change. Subscribers not loaded on this engine (offline, or served by another node)
-//! are not notified; they read the items when they come back.
+//! Who is notified: every available session of the owner, every available session of each subscriber (an
+//! address that subscribed with XEP-0060 `<subscribe/>`, kept with the node) that the node's access model admits
+//! at the time of the change, and every available session of the owner's contacts whose client asked for the node
+//! (its `+notify` interest, see `interests.rs`). A session that qualifies more than once hears it once.
+//! Subscribers and contacts not loaded on this engine (offline, or served by another node or domain) are not
+//! notified; they read the items when they come back.
 
 use super::Engine;
 use super::user::User;
@@ -23,11 +25,20 @@ fn refuse(condition: ErrorCondition, text: impl Into<String>) -> Refusal {
     (condition, text.into())
 }
 
+/// A change to tell, with what decides who hears of it.
+struct Notice {
+    event: Event,
+    /// The node's subscribers.
+    subscribers: Vec<BareJid>,
+    /// The node's configuration (as it was before a delete).
+    config: NodeConfig,
+}
+
 /// What a request that succeeded answers and who hears of it.
 struct Outcome {
     answer: Answer,
-    /// A change for the owner's sessions and these subscribers.
-    notify: Option<(Event, Vec<BareJid>)>,
+    /// A change for the owner's sessions, the subscribers and the interested contacts.
+    notify: Option<Notice>,
     /// An event for the calling session alone, after the answer.
     to_caller: Option<Event>,
 }
@@ -41,7 +52,7 @@ impl Outcome {
         }
     }
 
-    fn notify(answer: Answer, notify: Option<(Event, Vec<BareJid>)>) -> Self {
+    fn notify(answer: Answer, notify: Option<Notice>) -> Self {
         Outcome {
             answer,
             notify,
@@ -99,8 +110,8 @@ impl Engine {
         match result {
             Ok(outcome) => {
                 self.answer(id, request, outcome.answer);
-                if let Some((event, subscribers)) = outcome.notify {
-                    self.pep_notify(event, &subscribers);
+                if let Some(notice) = outcome.notify {
+                    self.pep_notify(notice);
                 }
                 if let Some(event) = outcome.to_caller {
                     self.deliver(id, Stanza::Push(Push::Pep(event)));
@@ -168,7 +179,12 @@ impl Engine {
             }]),
         };
         let answer = Answer::Pep(pep::Answer::Published { node, item: id });
-        Ok(Outcome::notify(answer, Some((event, n.subscribers))))
+        let notice = Notice {
+            event,
+            subscribers: n.subscribers,
+            config: n.config,
+        };
+        Ok(Outcome::notify(answer, Some(notice)))
     }
 
     fn pep_items(
@@ -231,15 +247,16 @@ impl Engine {
         writes.removes = ids.iter().filter_map(|i| pep::item_key(&node, i)).collect();
         writes.puts.push((key, n.to_document()));
         self.pep_write(user, writes)?;
-        let event = notify.then(|| {
-            let event = Event {
+        let notice = notify.then(|| Notice {
+            event: Event {
                 owner: user.clone(),
                 node,
                 change: Change::Retracted(ids),
-            };
-            (event, n.subscribers)
+            },
+            subscribers: n.subscribers,
+            config: n.config,
         });
-        Ok(Outcome::notify(Answer::Done, event))
+        Ok(Outcome::notify(Answer::Done, notice))
     }
 
     fn pep_create(
@@ -280,12 +297,16 @@ impl Engine {
                 removes,
             },
         )?;
-        let event = Event {
-            owner: user.clone(),
-            node,
-            change: Change::Deleted,
+        let notice = Notice {
+            event: Event {
+                owner: user.clone(),
+                node,
+                change: Change::Deleted,
+            },
+            subscribers: n.subscribers,
+            config: n.config,
         };
-        Ok(Outcome::notify(Answer::Done, Some((event, n.subscribers))))
+        Ok(Outcome::notify(Answer::Done, Some(notice)))
     }
 
     fn pep_get_config(&mut self, user: &BareJid, node: String) -> Result<Outcome, Refusal> {
@@ -334,17 +355,7 @@ impl Engine {
             ));
         }
         // The last item goes to the new subscriber's session (XEP-0060 §6.1.7, send_last_published_item).
-        let last = n
-            .items
-            .last()
-            .and_then(|id| {
-                let payload = o.documents.get(&pep::item_key(&node, id)?)?.clone();
-                Some(Item {
-                    id: id.clone(),
-                    payload,
-                })
-            })
-            .filter(|_| on);
+        let last = last_item(o, &node, &n).filter(|_| on);
         let was = n.subscribers.contains(user);
         n.subscribers.retain(|s| s != user);
         if on {
@@ -431,32 +442,61 @@ impl Engine {
         Ok(())
     }
 
-    /// Pushes `event` to the owner's available sessions and to those of the subscribers the node admits.
-    fn pep_notify(&mut self, event: Event, subscribers: &[BareJid]) {
-        let mut targets: Vec<SessionId> = Vec::new();
-        if let Some(o) = self.users.get(&event.owner) {
-            targets.extend(o.available_sessions().map(|s| s.id));
-            let config = o
-                .documents
-                .get(&pep::node_key(&event.node).expect("the node's key was made before"))
-                .map(|d| Node::from_document(d).config);
-            for sub in subscribers.iter().filter(|s| **s != event.owner) {
-                // A deleted node has no config left: its subscribers are told it is gone.
-                let admitted = config.is_none_or(|c| may_read(o, &event.owner, &c, sub));
-                if let Some(s) = self.users.get(sub).filter(|_| admitted) {
-                    targets.extend(s.available_sessions().map(|s| s.id));
-                }
+    /// Pushes the notice's event to the owner's available sessions, to those of the subscribers the node admits
+    /// and to those of the contacts that asked for the node; each session once.
+    fn pep_notify(&mut self, notice: Notice) {
+        let Notice {
+            event,
+            subscribers,
+            config,
+        } = notice;
+        let Some(o) = self.users.get(&event.owner) else {
+            return;
+        };
+        let mut targets: Vec<SessionId> = o.available_sessions().map(|s| s.id).collect();
+        for sub in subscribers.iter().filter(|s| **s != event.owner) {
+            if !may_read(o, &event.owner, &config, sub) {
+                continue;
+            }
+            if let Some(s) = self.users.get(sub) {
+                targets.extend(s.available_sessions().map(|s| s.id));
             }
         }
-        targets.dedup();
+        targets.extend(self.interested_contacts(&event.owner, &config, &event.node));
+        let mut seen = hashbrown::HashSet::new();
+        targets.retain(|t| seen.insert(*t));
         for session in targets {
             self.deliver(session, Stanza::Push(Push::Pep(event.clone())));
         }
     }
+
+    /// The last item of `owner`'s node `node` with the node's configuration, if the owner is loaded and the
+    /// node keeps an item.
+    pub(super) fn pep_last_item(&self, owner: &BareJid, node: &str) -> Option<(NodeConfig, Item)> {
+        let o = self.users.get(owner)?;
+        let n = Node::from_document(o.documents.get(&pep::node_key(node)?)?);
+        let item = last_item(o, node, &n)?;
+        Some((n.config, item))
+    }
+}
+
+/// The newest item of node `n` (named `node`) of the loaded owner `o`.
+fn last_item(o: &User, node: &str, n: &Node) -> Option<Item> {
+    let id = n.items.last()?;
+    let payload = o.documents.get(&pep::item_key(node, id)?)?.clone();
+    Some(Item {
+        id: id.clone(),
+        payload,
+    })
 }
 
 /// Whether `who` may read `owner`'s node configured `config`.
-fn may_read(owner_user: &User, owner: &BareJid, config: &NodeConfig, who: &BareJid) -> bool {
+pub(super) fn may_read(
+    owner_user: &User,
+    owner: &BareJid,
+    config: &NodeConfig,
+    who: &BareJid,
+) -> bool {
     if who == owner {
         return true;
     }

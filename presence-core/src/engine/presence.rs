@@ -85,6 +85,8 @@ impl Engine {
         };
         let Some(s) = u.session_mut(id) else { return };
         s.presence = None;
+        // Interests are an available client's (its shell tells them again with its next available presence).
+        s.interests.clear();
         let was_seen = s.last_broadcast.take().is_some();
         let directed: Vec<Jid> = s.directed.drain().collect();
         let from = Jid::Full(s.jid.clone());

@@ -3,7 +3,7 @@
 //! stream. A client that falls silent is pinged (XEP-0199) and closed as dead if it does not answer. Stream
 //! management (XEP-0198, see `sm.rs`) acknowledges stanzas and lets a client resume its session on a new
 //! connection; client state indication (XEP-0352, see `csi.rs`) holds presence back while the client is
-//! inactive.
+//! inactive. The entity capabilities of the client's presence become its PEP interests (see `caps.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, debug_span};
 use xmpp_codec::{Element, Nonza, StreamEvent, StreamHeader, ns};
 
+use crate::caps::{self, SessionCaps};
 use crate::csi::Csi;
 use crate::sasl::{self, CredentialLookup, SaslServer, Step};
 use crate::sm;
@@ -82,6 +83,8 @@ pub struct Shared<S> {
     pub sm_max_unacked: usize,
     /// Senders whose presence may wait for an inactive client (XEP-0352).
     pub csi_max_queued: usize,
+    /// Clients' verified entity capabilities, as PEP interests (XEP-0115, XEP-0163 §4.3.3).
+    pub caps: Arc<crate::caps::Cache>,
 }
 
 /// How many failed SASL attempts a connection gets before it is closed.
@@ -246,6 +249,7 @@ async fn established<S, T>(
     let mut claims: Option<tokio::sync::mpsc::Receiver<sm::Claim>> = None;
     let mut pushes = 0u64;
     let mut csi = Csi::new(shared.csi_max_queued);
+    let mut caps = SessionCaps::default();
     let (session, jid) = match bound {
         None => {
             // The engine may have bound the session after all (the client left mid-bind): release it.
@@ -354,10 +358,30 @@ async fn established<S, T>(
                         if let Some(c) = sm.as_mut() {
                             c.handled();
                         }
+                        // The client's answer to the server's caps query is the server's, never a stanza to pass on.
+                        if caps.answers(&stanza, domain) {
+                            if let Some(notify) = caps.answer(&stanza, &shared.caps, clock()) {
+                                interests(shared, &mut caps, session, notify);
+                            }
+                            continue;
+                        }
+                        let seen = caps::Seen::of(&stanza);
                         match translate::from_client(stanza, &me, runtime::timestamp()) {
                             FromClient::Engine(input) => {
                                 match shared.hub.submit(input).map_err(|r| (r.error, r.input)) {
-                                    Ok(()) => {}
+                                    // Interests follow the presence that announced them, so the engine sees the
+                                    // session available first.
+                                    Ok(()) => match seen.map(|seen| caps.presence(seen, &shared.caps, domain, &jid, clock())) {
+                                        Some(caps::Step::Interests(notify)) => interests(shared, &mut caps, session, notify),
+                                        Some(caps::Step::Query(query)) => {
+                                            write_own(&mut wire, query, &mut sm);
+                                            metrics.stanza_out(StanzaKind::Iq);
+                                            if send_bounded(&mut wire).await.is_err() {
+                                                break End::Lost;
+                                            }
+                                        }
+                                        Some(caps::Step::Nothing) | None => {}
+                                    },
                                     Err((SubmitError::Busy { .. }, input)) => {
                                         // The engine is saturated: a temporary error, the stream stays up.
                                         debug!(parent: span, "engine busy: stanza refused");
@@ -562,6 +586,23 @@ async fn established<S, T>(
             // XEP-0198 §4: what the client never acknowledged counts as not delivered.
             sm::end(&detach.hub, parked, matches!(end, End::Close | End::Lost)).await;
         }
+    }
+}
+
+/// Tells the engine a session's PEP interests. Refused as busy, they are forgotten with the caps, so the
+/// client's next presence tries again.
+fn interests<S>(
+    shared: &Shared<S>,
+    caps: &mut SessionCaps,
+    session: SessionId,
+    notify: Vec<String>,
+) {
+    if shared
+        .hub
+        .submit(Input::Interests { session, notify })
+        .is_err()
+    {
+        caps.forget();
     }
 }
 

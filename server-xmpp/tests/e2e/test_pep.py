@@ -1,7 +1,12 @@
 """End-to-end Personal Eventing Protocol (XEP-0163) against `presenced serve`, with slixmpp's own plugins:
 avatars (XEP-0084) notified to a subscribed contact and read back, private PEP storage (XEP-0223) that another
 user cannot read, bookmarks (XEP-0402), an OMEMO-style device list published open with publish-options and read
-by a stranger, a conflicting publish refused with precondition-not-met, and the account's disco#info."""
+by a stranger, a conflicting publish refused with precondition-not-met, and the account's disco#info.
+
+Notifications by interest (XEP-0163 §4.3.3/§4.3.4): clients that advertise `NODE+notify` in their entity
+capabilities (XEP-0115, slixmpp's caps plugin) get their contacts' items of NODE without subscribing, and the last
+item when they come online; strangers get nothing; the server asks each caps `ver` once and serves later clients
+with the same caps from its cache."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from slixmpp.plugins.xep_0084.stanza import MetaData
 from slixmpp.xmlstream import ET
 
 from conftest import Server
-from xmpp import DOMAIN, WAIT, Client, clients, connect, run, wait, wait_until
+from xmpp import DOMAIN, WAIT, Client, clients, connect, make_mutual, run, wait, wait_until
 
 ALICE, BOB, CAROL = f"alice@{DOMAIN}", f"bob@{DOMAIN}", f"carol@{DOMAIN}"
 PUBSUB = "http://jabber.org/protocol/pubsub"
@@ -123,9 +128,16 @@ def test_avatar_metadata_reaches_a_subscribed_contact_who_then_reads_the_data(se
                 alice.xmpp.plugin["xep_0084"].publish_avatar_metadata(second, timeout=WAIT),
                 "new avatar metadata",
             )
-            msg = await wait(events.get(), "the metadata notification")
+            # Bob's client also advertises avatar metadata+notify (slixmpp's avatar plugin adds the interest), so
+            # the first item may have come twice: once for the subscription, once for the interest.
+            async def notification():
+                while True:
+                    msg = await events.get()
+                    if msg["pubsub_event"]["items"]["item"]["id"] == avatar_id:
+                        return msg
+
+            msg = await wait(notification(), "the metadata notification")
             item = msg["pubsub_event"]["items"]["item"]
-            assert item["id"] == avatar_id, msg
             info = item["avatar_metadata"]["info"]
             assert info["id"] == avatar_id and int(info["bytes"]) == len(data), msg
 
@@ -272,3 +284,143 @@ def test_nodes_survive_a_restart(server: Server) -> None:
             assert "device id=\"7\"" in str(got) or "device id='7'" in str(got), got
 
     run(read)
+
+
+# ------------------------------------------------------------------------------------------------
+# +notify interests from entity capabilities
+# ------------------------------------------------------------------------------------------------
+
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+
+
+class Interested:
+    """A connected client whose caps advertise ``NODE+notify`` for each of its nodes, with the PEP events it got
+    and the number of the server's disco#info queries about its caps."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.caps_queries = 0
+        client.xmpp.add_event_handler("pubsub_publish", self.events.put_nowait)
+
+        def count(stanza):
+            query = stanza.xml.find(f"{{{NS_DISCO_INFO}}}query")
+            if stanza.name == "iq" and stanza["type"] == "get" and query is not None and query.get("node") \
+                    and stanza["from"] == JID(DOMAIN):
+                self.caps_queries += 1
+            return stanza
+
+        client.xmpp.add_filter("in", count)
+
+    async def event(self, what: str):
+        return await wait(self.events.get(), what)
+
+    async def nothing_more(self, what: str) -> None:
+        """Nothing arrived: a roster get goes through the engine behind any notification meant for the client, so
+        its answer is a barrier; a short grace covers the shell's own writes."""
+        await self.client.roster_items()
+        await asyncio.sleep(0.3)
+        assert self.events.empty(), f"{what}: {self.events.get_nowait()}"
+
+
+async def interested(server: Server, local: str, resource: str, nodes: tuple[str, ...]) -> Interested:
+    """Connects ``local`` without initial presence, sets up caps with ``NODE+notify`` for ``nodes``, then sends
+    the initial presence that carries them."""
+    client = await connect(server, local, resource, priority=None)
+    for plugin in ("xep_0004", "xep_0060", "xep_0115", "xep_0163"):
+        client.xmpp.register_plugin(plugin)
+    watched = Interested(client)
+    for node in nodes:
+        client.xmpp.plugin["xep_0030"].add_feature(f"{node}+notify")
+    await wait(client.xmpp.plugin["xep_0115"].update_caps(broadcast=False), "caps of the client")
+    ver = await client.xmpp.plugin["xep_0115"].get_verstring()
+    assert ver, "slixmpp computed no caps ver"
+    client.xmpp.send_presence()
+    return watched
+
+
+async def publish_devices(alice: Client, device: str) -> None:
+    await wait(
+        alice.xmpp.plugin["xep_0060"].publish(
+            None, DEVICES, id="current",
+            payload=payload(f"<list xmlns='eu.siacs.conversations.axolotl'><device id='{device}'/></list>"),
+            timeout=WAIT),
+        f"alice publishing device {device}",
+    )
+
+
+def device_of(msg) -> str:
+    assert msg["from"] == JID(ALICE), msg
+    assert msg["pubsub_event"]["items"]["node"] == DEVICES, msg
+    return msg["pubsub_event"]["items"]["item"].xml.find(
+        "{eu.siacs.conversations.axolotl}list/{eu.siacs.conversations.axolotl}device").get("id")
+
+
+def test_contacts_that_advertise_notify_get_events_strangers_do_not_and_caps_are_asked_once(server: Server) -> None:
+    async def scenario() -> None:
+        async with clients(connect(server, "alice"), connect(server, "bob"), connect(server, "carol")) as (
+                alice, bob0, carol0):
+            with_pep(alice)
+            await make_mutual(alice, bob0)
+            await make_mutual(alice, carol0)
+            await bob0.disconnect()
+            await carol0.disconnect()
+            bob = await interested(server, "bob", "phone", (DEVICES,))
+            carol = await interested(server, "carol", "pc", ())
+            dave = await interested(server, "dave", "pc", (DEVICES,))
+            try:
+                # The server asked bob's client what its caps mean; the answer gives no interests until then, so
+                # wait for it before publishing.
+                await wait_until(_async(lambda: bob.caps_queries == 1), "the server's caps query to bob")
+                await asyncio.sleep(0.5)
+
+                await publish_devices(alice, "1")
+                assert device_of(await bob.event("the device list at bob")) == "1"
+                await carol.nothing_more("carol advertised no interest")
+                await dave.nothing_more("dave is no contact of alice")
+
+                # A second client with the same caps is served from the server's cache: no query, yet its interests
+                # are known at once (the last item comes), and later events follow.
+                tablet = await interested(server, "bob", "tablet", (DEVICES,))
+                try:
+                    assert device_of(await tablet.event("the last device list at bob's tablet")) == "1"
+                    assert tablet.caps_queries == 0, "the caps ver was asked for again"
+                    assert bob.caps_queries == 1
+                    await publish_devices(alice, "2")
+                    assert device_of(await tablet.event("the device list at bob's tablet")) == "2"
+                    assert device_of(await bob.event("the device list at bob's phone")) == "2"
+                finally:
+                    await tablet.client.disconnect()
+                await dave.nothing_more("dave is still no contact")
+            finally:
+                for c in (bob, carol, dave):
+                    await c.client.disconnect()
+
+    run(scenario)
+
+
+def test_a_contact_coming_online_with_notify_gets_the_last_item(server: Server) -> None:
+    async def scenario() -> None:
+        async with clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob0):
+            with_pep(alice)
+            await make_mutual(alice, bob0)
+            await bob0.disconnect()
+            # Published while bob is offline.
+            await publish_devices(alice, "41")
+            await publish_devices(alice, "42")
+            bob = await interested(server, "bob", "phone", (DEVICES,))
+            try:
+                msg = await bob.event("alice's last device list when bob came online")
+                assert device_of(msg) == "42"
+                await bob.nothing_more("only the last item")
+            finally:
+                await bob.client.disconnect()
+
+    run(scenario)
+
+
+def _async(check):
+    async def run_check() -> bool:
+        return check()
+
+    return run_check

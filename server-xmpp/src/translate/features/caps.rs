@@ -34,9 +34,19 @@ pub const SERVER_IDENTITY: Identity<'static> = Identity {
     name: "presenced",
 };
 
-/// The verification string of XEP-0115 §5.1 (without extended forms: the server's disco#info has none), base64
-/// of the SHA-1 of the sorted identities and features, each followed by `<`.
-pub fn ver(identities: &[Identity<'_>], features: &[&str]) -> String {
+/// An extended information form (XEP-0128) as XEP-0115 §5.1 hashes it: its `FORM_TYPE` and its other fields
+/// with their values.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Form {
+    /// The `FORM_TYPE` field's value.
+    pub form_type: String,
+    /// The other fields: `var` and values.
+    pub fields: Vec<(String, Vec<String>)>,
+}
+
+/// The verification string of XEP-0115 §5.1: base64 of the SHA-1 of the sorted identities, the sorted features
+/// and the forms sorted by `FORM_TYPE` (fields sorted by `var`, values sorted), each item followed by `<`.
+pub fn ver(identities: &[Identity<'_>], features: &[&str], forms: &[Form]) -> String {
     let mut ids: Vec<String> = identities
         .iter()
         .map(|i| format!("{}/{}/{}/{}<", i.category, i.kind, i.lang, i.name))
@@ -45,16 +55,34 @@ pub fn ver(identities: &[Identity<'_>], features: &[&str]) -> String {
     let mut features = features.to_vec();
     features.sort_unstable();
     let mut s = ids.concat();
-    for f in features {
-        s.push_str(f);
+    let mut push = |item: &str| {
+        s.push_str(item);
         s.push('<');
+    };
+    for f in features {
+        push(f);
+    }
+    let mut forms: Vec<&Form> = forms.iter().collect();
+    forms.sort_unstable_by(|a, b| a.form_type.cmp(&b.form_type));
+    for form in forms {
+        push(&form.form_type);
+        let mut fields: Vec<&(String, Vec<String>)> = form.fields.iter().collect();
+        fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (var, values) in fields {
+            push(var);
+            let mut values: Vec<&String> = values.iter().collect();
+            values.sort_unstable();
+            for v in values {
+                push(v);
+            }
+        }
     }
     B64.encode(Sha1::digest(s.as_bytes()))
 }
 
 /// The server's own verification string, from exactly what its disco#info answers.
 pub fn server_ver(features: &Features) -> String {
-    ver(&[SERVER_IDENTITY], &features.disco())
+    ver(&[SERVER_IDENTITY], &features.disco(), &[])
 }
 
 /// The `<c/>` stream feature (XEP-0115 §6.3).
@@ -84,7 +112,51 @@ mod tests {
             "http://jabber.org/protocol/caps",
             "http://jabber.org/protocol/disco#items",
         ];
-        assert_eq!(ver(&[exodus], &features), "QgayPKawpkPSDYmwT/WM94uAlu0=");
+        assert_eq!(
+            ver(&[exodus], &features, &[]),
+            "QgayPKawpkPSDYmwT/WM94uAlu0="
+        );
+    }
+
+    #[test]
+    fn the_xep_0115_complex_example_with_a_form() {
+        // XEP-0115 §5.3.
+        let psi = |lang, name| Identity {
+            category: "client",
+            kind: "pc",
+            lang,
+            name,
+        };
+        let features = [
+            "http://jabber.org/protocol/disco#items",
+            "http://jabber.org/protocol/caps",
+            "http://jabber.org/protocol/muc",
+            "http://jabber.org/protocol/disco#info",
+        ];
+        let field = |var: &str, values: &[&str]| {
+            (
+                var.to_owned(),
+                values.iter().map(|v| (*v).to_owned()).collect(),
+            )
+        };
+        let form = Form {
+            form_type: "urn:xmpp:dataforms:softwareinfo".into(),
+            fields: vec![
+                field("software_version", &["0.11"]),
+                field("ip_version", &["ipv6", "ipv4"]),
+                field("os", &["Mac"]),
+                field("os_version", &["10.5.1"]),
+                field("software", &["Psi"]),
+            ],
+        };
+        assert_eq!(
+            ver(
+                &[psi("en", "Psi 0.11"), psi("el", "Ψ 0.11")],
+                &features,
+                &[form]
+            ),
+            "q07IKJEyjvHSyhy//CH0CxmKi8w="
+        );
     }
 
     #[test]
@@ -101,7 +173,7 @@ mod tests {
             lang: "de",
             name: "B",
         };
-        assert_eq!(ver(&[a, b], &["x"]), ver(&[b, a], &["x"]));
+        assert_eq!(ver(&[a, b], &["x"], &[]), ver(&[b, a], &["x"], &[]));
     }
 
     #[test]
