@@ -6,6 +6,7 @@
 //! fails with it, in order and with temporary errors, and the user is left unloaded for a later retry.
 
 mod archive;
+mod avatar;
 mod blocking;
 mod carbons;
 mod deferred;

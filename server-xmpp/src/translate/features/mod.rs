@@ -5,6 +5,7 @@
 //! A feature the engine serves turns the IQ into an `Input::Request` and renders the engine's `Answer` and `Push`
 //! in its own module too. Prosody's one-module-per-XEP layout is the model.
 
+pub mod avatar;
 pub mod blocking;
 pub mod caps;
 pub mod carbons;
