@@ -373,3 +373,23 @@ fn the_known_avatar_survives_eviction_and_does_not_count_as_a_document() {
         "{got:?}"
     );
 }
+
+#[test]
+fn deleting_the_metadata_node_removes_the_avatar() {
+    let (mut h, a, b) = Harness::alice_watched_by_bob();
+    publish_avatar(&mut h, a, b"picture");
+    h.take(b);
+    ask(
+        &mut h,
+        a,
+        "delete",
+        Call::Pep(pep::Call::Delete {
+            node: METADATA_NODE.into(),
+        }),
+    );
+    assert_eq!(
+        avatar_seen(&h.take(b), "alice@x/pc"),
+        Some(Some(PhotoUpdate::NoPhoto))
+    );
+    assert_eq!(card_of(&mut h, b, "alice@x").photo, CardPhoto::Without);
+}

@@ -1,7 +1,8 @@
 //! XEP-0398: one avatar per account, whichever way a client sets it (see `feature::avatar` for what is kept).
 //!
 //! - **PEP → vCard.** When the user publishes avatar metadata whose image the data node holds, that becomes the
-//!   account's avatar; a card read back carries it as its PHOTO. Metadata with no `<info/>` removes it.
+//!   account's avatar; a card read back carries it as its PHOTO. Metadata with no `<info/>`, or deleting the
+//!   metadata node, removes it.
 //! - **vCard → PEP.** When the user sets a card with a PHOTO, the card is kept without it and the image is
 //!   published as the data item (id: its SHA-1) and then the metadata item, notifying as the user's own publish
 //!   would. A card without PHOTO publishes empty metadata. Nodes the server creates get the `open` access model:
@@ -39,7 +40,8 @@ fn created_open() -> Options {
     }
 }
 
-/// What a PEP request says of the account's avatar: a publish to the metadata node that the shell read.
+/// What a PEP request says of the account's avatar: a publish to the metadata node that the shell read, or the
+/// metadata node's deletion (no avatar, as empty metadata would say).
 pub(super) fn metadata_of(call: &pep::Call) -> Option<Metadata> {
     match call {
         pep::Call::Publish {
@@ -47,6 +49,7 @@ pub(super) fn metadata_of(call: &pep::Call) -> Option<Metadata> {
             avatar: Some(metadata),
             ..
         } if node == METADATA_NODE => Some(metadata.clone()),
+        pep::Call::Delete { node } if node == METADATA_NODE => Some(Metadata::Disabled),
         _ => None,
     }
 }
