@@ -25,6 +25,9 @@ pub struct PresenceView {
     pub composed: PresenceState,
     /// The session's presence extensions (entity capabilities, avatar hash …), passed through.
     pub extensions: crate::compose::PresenceExtensions,
+    /// The avatar hash to announce (XEP-0153): the account's avatar where the server knows it, else what the
+    /// session said.
+    pub avatar: Option<crate::feature::avatar::PhotoUpdate>,
 }
 
 /// The kinds of presence stanza that carry availability.

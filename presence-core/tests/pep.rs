@@ -31,6 +31,7 @@ fn publish(node: &str, id: &str, payload: &str, options: Options) -> pep::Call {
         item: Some(id.into()),
         payload: payload.into(),
         options,
+        avatar: None,
     }
 }
 

@@ -125,6 +125,7 @@ fn the_version_is_not_one_of_the_users_documents() {
         request: req("vcard"),
         call: Call::VCard(presence_core::feature::vcard::Call::Set {
             xml: "<vCard xmlns='vcard-temp'/>".into(),
+            photo: presence_core::feature::vcard::SetPhoto::None,
         }),
     });
     assert!(h.take(a).iter().any(|s| matches!(

@@ -54,6 +54,8 @@ pub fn endpoint_from_pidf(doc: &Presence, priority: i8) -> Option<EndpointPresen
         activities,
         // PIDF extensions are read into the fields above; nothing passes through to XMPP watchers opaquely.
         extensions: Default::default(),
+        // Nor does PIDF carry an avatar hash; the account's own, if the server knows one, is added for XMPP.
+        avatar: None,
     })
 }
 

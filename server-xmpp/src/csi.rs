@@ -105,6 +105,7 @@ mod tests {
                     priority: 0,
                     composed: PresenceState::Available,
                     extensions: Default::default(),
+                    avatar: None,
                 }),
                 None => PresenceKind::Unavailable,
             },

@@ -11,6 +11,7 @@
 //! refuse each other's frames rather than misread them. Decoding never panics; every flaw is a [`WireError`].
 
 use presence_core::compose::{PresenceState, Show};
+use presence_core::feature::avatar::{AvatarHash, PhotoUpdate};
 use presence_core::roster::SubscriptionAction;
 use presence_core::stanza::{
     ErrorAbout, ErrorCondition, IqKind, PresenceKind, PresenceView, RequestId, RoutedIq, Stanza,
@@ -22,7 +23,8 @@ use presence_core::{BareJid, Jid, JidError};
 
 use crate::store::codec::{Reader, Writer, read_message, write_message};
 
-/// The frame format written today; readers reject any other.
+/// The frame format written today; readers reject any other. 3: an available presence carries its avatar hash
+/// (XEP-0153/0398) after the extensions, and a routed IQ's sender is any address (a component's domain).
 pub const VERSION: u8 = 3;
 
 /// Why a frame from another node could not be read.
@@ -75,6 +77,15 @@ pub fn encode(stanza: &Stanza) -> Result<Vec<u8>, WireError> {
                     w.i8(view.priority);
                     w.u8(state_tag(view.composed));
                     w.strs(&view.extensions);
+                    match &view.avatar {
+                        None => w.u8(0),
+                        Some(PhotoUpdate::NotReady) => w.u8(1),
+                        Some(PhotoUpdate::NoPhoto) => w.u8(2),
+                        Some(PhotoUpdate::Hash(h)) => {
+                            w.u8(3);
+                            w.str(h.as_str());
+                        }
+                    }
                 }
                 PresenceKind::Unavailable => w.u8(1),
                 PresenceKind::Probe => w.u8(2),
@@ -175,6 +186,7 @@ pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
                     priority: r.i8()?,
                     composed: r.state()?,
                     extensions: r.0.strs().map_err(malformed)?.into(),
+                    avatar: r.avatar()?,
                 }),
                 1 => PresenceKind::Unavailable,
                 2 => PresenceKind::Probe,
@@ -364,6 +376,18 @@ impl Frame<'_> {
         }
     }
 
+    fn avatar(&mut self) -> Result<Option<PhotoUpdate>, WireError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(PhotoUpdate::NotReady)),
+            2 => Ok(Some(PhotoUpdate::NoPhoto)),
+            3 => AvatarHash::parse(&self.str()?)
+                .map(|h| Some(PhotoUpdate::Hash(h)))
+                .map_err(|e| WireError::Malformed(e.to_string())),
+            tag => Err(unknown("avatar", tag)),
+        }
+    }
+
     fn state(&mut self) -> Result<PresenceState, WireError> {
         match self.u8()? {
             0 => Ok(PresenceState::Available),
@@ -465,15 +489,22 @@ mod tests {
                 opt_text(),
                 any::<i8>(),
                 state(),
-                prop::collection::vec(text(), 0..3)
+                prop::collection::vec(text(), 0..3),
+                prop_oneof![
+                    Just(None),
+                    Just(Some(PhotoUpdate::NotReady)),
+                    Just(Some(PhotoUpdate::NoPhoto)),
+                    any::<Vec<u8>>().prop_map(|b| Some(PhotoUpdate::Hash(AvatarHash::of(&b)))),
+                ],
             )
-                .prop_map(|(show, status, priority, composed, extensions)| {
+                .prop_map(|(show, status, priority, composed, extensions, avatar)| {
                     PresenceKind::Available(PresenceView {
                         show,
                         status,
                         priority,
                         composed,
                         extensions: extensions.into(),
+                        avatar,
                     })
                 }),
             Just(PresenceKind::Unavailable),
@@ -653,6 +684,7 @@ mod tests {
                     priority: -5,
                     composed: PresenceState::InAMeeting,
                     extensions: Default::default(),
+                    avatar: Some(PhotoUpdate::Hash(AvatarHash::of(b"picture"))),
                 }),
             },
             Stanza::Message {

@@ -80,6 +80,9 @@ pub struct EndpointPresence {
     /// Protocol extensions of the presence, opaque to the engine (for XMPP, serialized child elements such as
     /// entity capabilities or an avatar hash), passed on to whoever sees this endpoint's presence.
     pub extensions: PresenceExtensions,
+    /// What the presence says of the avatar (XEP-0153), read out of the extensions so that the engine can put
+    /// the account's own avatar in its place (XEP-0398); `None` when it says nothing.
+    pub avatar: Option<crate::feature::avatar::PhotoUpdate>,
 }
 
 /// A presence's extension payloads, shared: one presence goes out to many watchers.

@@ -72,18 +72,20 @@ impl Engine {
                     );
                 };
                 let xml = target.documents.get(&vcard::key()).cloned();
+                let photo = super::avatar::card_photo(target);
                 self.answer(
                     id,
                     request,
                     Answer::VCard(vcard::Answer {
                         of: of.clone(),
                         xml,
+                        photo,
                     }),
                 );
                 // Looking at someone's card does not keep them in memory.
                 self.released.push(of);
             }
-            vcard::Call::Set { xml } => self.put_document(id, &user, request, vcard::key(), xml),
+            vcard::Call::Set { xml, photo } => self.vcard_set(id, &user, request, xml, photo),
         }
     }
 
@@ -96,30 +98,37 @@ impl Engine {
         key: DocumentKey,
         document: String,
     ) {
+        match self.store_document(user, key, document) {
+            Ok(()) => self.answer(id, request, Answer::Done),
+            Err((condition, text)) => self.request_error(id, user, request, condition, &text),
+        }
+    }
+
+    /// Stores a document of `user` within the limits, or says which one it would break.
+    pub(super) fn store_document(
+        &mut self,
+        user: &BareJid,
+        key: DocumentKey,
+        document: String,
+    ) -> Result<(), (ErrorCondition, String)> {
         let limits = &self.config.limits;
         let (max_bytes, max_count) = (limits.max_document_bytes, limits.max_documents_per_user);
         let Some(u) = self.users.get_mut(user) else {
-            return;
+            return Err((ErrorCondition::ItemNotFound, "no such user".to_owned()));
         };
         if document.len() > max_bytes {
             let text = format!(
                 "the document is {} bytes; at most {max_bytes} are kept",
                 document.len()
             );
-            return self.request_error(id, user, request, ErrorCondition::NotAcceptable, &text);
+            return Err((ErrorCondition::NotAcceptable, text));
         }
         if !u.documents.contains_key(&key) && u.documents.len() >= max_count {
             let text = format!("at most {max_count} documents are kept per user");
-            return self.request_error(
-                id,
-                user,
-                request,
-                ErrorCondition::ResourceConstraint,
-                &text,
-            );
+            return Err((ErrorCondition::ResourceConstraint, text));
         }
         self.keep_document(user, key, document);
-        self.answer(id, request, Answer::Done);
+        Ok(())
     }
 
     /// Keeps a document of a loaded user, in memory and through the store (limits are the caller's to check).

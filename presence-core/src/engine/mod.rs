@@ -7,6 +7,7 @@
 
 mod app_push;
 mod archive;
+mod avatar;
 mod blocking;
 mod carbons;
 mod deferred;

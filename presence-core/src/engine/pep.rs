@@ -86,12 +86,14 @@ impl Engine {
                 "that user's nodes are not kept on this server",
             );
         }
+        let avatar = super::avatar::metadata_of(&call);
         let result = match call {
             pep::Call::Publish {
                 node,
                 item,
                 payload,
                 options,
+                ..
             } => self.pep_publish(&user, node, item, payload, options),
             pep::Call::Items {
                 owner,
@@ -115,6 +117,9 @@ impl Engine {
                 }
                 if let Some(event) = outcome.to_caller {
                     self.deliver(id, Stanza::Push(Push::Pep(event)));
+                }
+                if let Some(metadata) = avatar {
+                    self.avatar_from_pep(&user, metadata);
                 }
             }
             Err((condition, text)) => self.request_error(id, &user, request, condition, &text),
@@ -386,6 +391,26 @@ impl Engine {
             notify: None,
             to_caller,
         })
+    }
+
+    /// Publishes an item for its owner, notifying as the owner's own publish would: how the server converts an
+    /// avatar (XEP-0398, `engine::avatar`). A node that does not exist is created with `options`; one that does
+    /// keeps its configuration (the options are no precondition here: the server is not the client that chose it).
+    pub(super) fn pep_publish_as_owner(
+        &mut self,
+        owner: &BareJid,
+        node: &str,
+        item: String,
+        payload: String,
+        options: Options,
+    ) -> Result<(), (ErrorCondition, String)> {
+        let exists = self.pep_node(owner, node)?.1.is_some();
+        let options = if exists { Options::default() } else { options };
+        let outcome = self.pep_publish(owner, node.to_owned(), Some(item), payload, options)?;
+        if let Some(notice) = outcome.notify {
+            self.pep_notify(notice);
+        }
+        Ok(())
     }
 
     /// The key of `owner`'s node and the node, if it exists.

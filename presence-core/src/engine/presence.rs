@@ -3,6 +3,7 @@
 
 use super::{Engine, Output};
 use crate::compose::{EndpointPresence, compose};
+use crate::feature::avatar::Known;
 use crate::jid::{BareJid, FullJid, Jid};
 use crate::policy::UserPolicy;
 use crate::session::SessionId;
@@ -31,6 +32,7 @@ impl Engine {
                 priority: p.priority,
                 composed: composed.state,
                 extensions: p.extensions.clone(),
+                avatar: Known::presence(u.avatar.as_ref(), p.avatar.as_ref()),
             };
             if s.last_broadcast.as_ref() != Some(&view) {
                 s.last_broadcast = Some(view);
@@ -227,6 +229,7 @@ impl Engine {
         };
         let subscribed = u.roster.subscription(target.bare()).shares_to_contact();
         let composed = u.composed.clone();
+        let known = u.avatar.clone();
         let Some(s) = u.session_mut(id) else { return };
         let from = Jid::Full(s.jid.clone());
         let kind = match presence {
@@ -246,6 +249,7 @@ impl Engine {
                         p.show.state()
                     },
                     extensions: p.extensions.clone(),
+                    avatar: Known::presence(known.as_ref(), p.avatar.as_ref()),
                 })
             }
             None => {

@@ -34,6 +34,8 @@ pub(super) struct User {
     pub documents: std::collections::BTreeMap<DocumentKey, String>,
     /// The highest id in the user's archive.
     pub archive_head: u64,
+    /// What the server knows of the user's avatar (XEP-0398; `None`: nothing yet).
+    pub avatar: Option<crate::feature::avatar::Known>,
 }
 
 impl User {
@@ -47,6 +49,10 @@ impl User {
             .remove(&crate::feature::roster::version_key())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        // Likewise the avatar record: the conversion's own, not something a client stores.
+        let avatar = documents
+            .remove(&crate::feature::avatar::Known::key())
+            .and_then(|d| crate::feature::avatar::Known::from_document(&d));
         User {
             roster: Roster::from_entries(rec.roster).at_version(version),
             policy: rec.policy,
@@ -57,6 +63,7 @@ impl User {
             sticky: HashMap::new(),
             documents,
             archive_head: rec.archive_head,
+            avatar,
         }
     }
 

@@ -6,6 +6,7 @@
 //! to each enum here rather than a variant to `Input`, to `Stanza` and to every match over them.
 
 pub mod app_push;
+pub mod avatar;
 pub mod blocking;
 pub mod carbons;
 pub mod mam;
@@ -92,7 +93,7 @@ impl Answer {
             Answer::Blocking(b) => b.items.len() * 64,
             Answer::Settings(_) => 0,
             Answer::Private(p) => p.xml.as_ref().map_or(0, String::len),
-            Answer::VCard(v) => v.xml.as_ref().map_or(0, String::len),
+            Answer::VCard(v) => v.xml.as_ref().map_or(0, String::len) + v.photo.weight(),
             Answer::Mam(p) => (p.always.len() + p.never.len()) * 64,
             Answer::Pep(p) => p.weight(),
         }

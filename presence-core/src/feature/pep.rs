@@ -162,6 +162,9 @@ pub enum Call {
         payload: String,
         /// The publish-options.
         options: Options,
+        /// What the payload says of the account's avatar, when it is an item of the avatar metadata node
+        /// (`feature::avatar`): the shell reads it, the engine converts it to the vCard (XEP-0398).
+        avatar: Option<crate::feature::avatar::Metadata>,
     },
     /// Reads items of `owner`'s node (the caller's own when `None`): those named by `ids`, or else the newest
     /// `max` (all when `None`).

@@ -8,6 +8,7 @@ use presence_core::time::Timestamp;
 use presence_core::{FullJid, Input, Jid, SessionId};
 use xmpp_codec::{Element, IqType, Stanza, StanzaKind};
 
+use super::features::avatar;
 use super::features::offline::NS_DELAY;
 use super::features::xml::Texts;
 use super::features::{Features, Iq};
@@ -155,13 +156,17 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
     // Everything but the three standard children travels on to whoever sees this presence: entity capabilities
     // (XEP-0115), avatar hashes (XEP-0153), idle time (XEP-0319), a nickname (XEP-0172). A client's own <delay/> is
     // not trusted, as on messages.
+    // The avatar hash (XEP-0153) is read out, typed, for the engine to replace with the account's (XEP-0398); it
+    // goes out rendered from that, so it is not kept among the extensions too.
+    let avatar = el.elements().find_map(avatar::photo_update);
     let texts = Texts::new();
     let extensions: Vec<String> = el
         .elements()
         .filter(|c| {
             let standard =
                 c.ns == content && matches!(c.name.as_str(), "show" | "status" | "priority");
-            !(standard || c.is(NS_DELAY, "delay"))
+            let read = avatar.is_some() && c.is(avatar::NS_VCARD_UPDATE, "x");
+            !(standard || read || c.is(NS_DELAY, "delay"))
         })
         .map(|c| texts.text(c))
         .collect();
@@ -173,6 +178,7 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
             status,
             priority,
             extensions: extensions.into(),
+            avatar,
             ..EndpointPresence::default()
         }),
     })

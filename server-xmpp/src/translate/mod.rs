@@ -193,6 +193,9 @@ fn addressed(stanza: CoreStanza, to: &str, domain: &str) -> Option<Outgoing> {
                             Element::new(ns::CLIENT, "priority").with_text(v.priority.to_string()),
                         );
                     }
+                    if let Some(a) = &v.avatar {
+                        el = el.with_child(features::avatar::photo_update_element(a));
+                    }
                     Outgoing {
                         element: el,
                         raw_children: v.extensions.to_vec(),

@@ -6,6 +6,7 @@
 //! in its own module too. Prosody's one-module-per-XEP layout is the model.
 
 pub mod app_push;
+pub mod avatar;
 pub mod blocking;
 pub mod caps;
 pub mod carbons;

@@ -11,7 +11,7 @@ use presence_core::feature::pep::{self, AccessModel, Change, MaxItems, Options};
 use presence_core::stanza::ErrorCondition;
 use xmpp_codec::{Element, IqType, ns};
 
-use super::{Feature, FromClient, Iq, xml};
+use super::{Feature, FromClient, Iq, avatar, xml};
 
 /// XEP-0060.
 pub const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
@@ -132,11 +132,16 @@ fn iq(iq: &Iq<'_>) -> Option<FromClient> {
                 Ok(o) => o.unwrap_or_default(),
                 Err(text) => return Some(iq.error(ErrorCondition::NotAcceptable, Some(&text))),
             };
+            // An avatar's metadata is read for the engine to convert (XEP-0398).
+            let avatar = (node == avatar::NS_METADATA)
+                .then(|| avatar::metadata(payload))
+                .flatten();
             pep::Call::Publish {
                 node,
                 item: item.attr("id").filter(|i| !i.is_empty()).map(str::to_owned),
                 payload: xml::to_text(payload),
                 options,
+                avatar,
             }
         }
         (NS_PUBSUB, "retract", true) => pep::Call::Retract {

@@ -1,11 +1,12 @@
-//! vCard-temp (XEP-0054): the user sets their own card; anyone may read any local user's card.
+//! vCard-temp (XEP-0054): the user sets their own card; anyone may read any local user's card. Its PHOTO is the
+//! account's avatar, converted to and from PEP (XEP-0398, see [`super::avatar`]).
 
 use presence_core::Jid;
 use presence_core::feature::{Call, vcard};
 use presence_core::stanza::ErrorCondition;
 use xmpp_codec::{Element, IqType};
 
-use super::{Feature, FromClient, Iq, xml};
+use super::{Feature, FromClient, Iq, avatar, xml};
 
 /// XEP-0054.
 pub const NS_VCARD: &str = "vcard-temp";
@@ -13,7 +14,7 @@ pub const NS_VCARD: &str = "vcard-temp";
 /// The registry's entry.
 pub const FEATURE: Feature = Feature {
     name: "vcard",
-    disco: &[NS_VCARD],
+    disco: &[NS_VCARD, avatar::NS_CONVERSION],
     payloads: &[(NS_VCARD, "vCard")],
     iq,
 };
@@ -37,17 +38,22 @@ fn iq(iq: &Iq<'_>) -> Option<FromClient> {
             ErrorCondition::Forbidden,
             Some("only the user sets their own vCard"),
         ),
-        _ => iq.call(Call::VCard(vcard::Call::Set {
-            xml: xml::to_text(iq.payload),
-        })),
+        _ => {
+            let (card, photo) = avatar::take_photo(iq.payload.clone());
+            iq.call(Call::VCard(vcard::Call::Set {
+                xml: xml::to_text(&card),
+                photo,
+            }))
+        }
     })
 }
 
-/// The `<vCard/>` of a get's result (empty for a user who never set one).
+/// The `<vCard/>` of a get's result (empty for a user who never set one), with the avatar as its PHOTO.
 pub fn answer(answer: &vcard::Answer) -> Element {
-    answer
+    let card = answer
         .xml
         .as_deref()
         .and_then(xml::from_text)
-        .unwrap_or_else(|| Element::new(NS_VCARD, "vCard"))
+        .unwrap_or_else(|| Element::new(NS_VCARD, "vCard"));
+    avatar::with_photo(card, &answer.photo)
 }
