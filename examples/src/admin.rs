@@ -222,15 +222,19 @@ fn bind_private(data_dir: &Path, path: &Path) -> std::io::Result<std::os::unix::
 /// Answers requests on `listener` against `store` for users of `domain`, forever; drop or abort the task to
 /// stop. Each connection gets its own task, and each store call runs on the blocking pool so a slow disk never
 /// stalls the I/O workers.
-pub async fn serve<S>(listener: tokio::net::UnixListener, store: Arc<S>, domain: String)
-where
+pub async fn serve<S>(
+    listener: tokio::net::UnixListener,
+    store: Arc<S>,
+    domain: String,
+    hub: presence_core::runtime::Handle,
+) where
     S: Store + Send + Sync + 'static,
 {
     let domain: Arc<str> = domain.into();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(handle(stream, store.clone(), domain.clone()));
+                tokio::spawn(handle(stream, store.clone(), domain.clone(), hub.clone()));
             }
             Err(e) => {
                 // Out of file descriptors, typically: back off instead of spinning on the same error.
@@ -242,8 +246,12 @@ where
 }
 
 /// Serves one connection: one request, one reply.
-async fn handle<S>(stream: tokio::net::UnixStream, store: Arc<S>, domain: Arc<str>)
-where
+async fn handle<S>(
+    stream: tokio::net::UnixStream,
+    store: Arc<S>,
+    domain: Arc<str>,
+    hub: presence_core::runtime::Handle,
+) where
     S: Store + Send + Sync + 'static,
 {
     let (read, mut write) = stream.into_split();
@@ -265,6 +273,11 @@ where
         }
         Ok(cmd) => run(store, cmd).await,
     };
+    // A removed account's live sessions end, and the engine forgets what it held for it (a user served by another
+    // node of a cluster keeps its sessions there until they end).
+    if let Ok(AdminReply::Deleted(user)) = &reply {
+        let _ = hub.submit(presence_core::Input::AccountRemoved { user: user.clone() });
+    }
     if let Err(e) = write.write_all(encode_reply(&reply).as_bytes()).await {
         tracing::debug!(error = %e, "admin client left before its reply");
     }

@@ -262,6 +262,7 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             admin_listener,
             store.clone(),
             config.domain.clone(),
+            hub.clone(),
         ));
         // A listener that ends before the stop is a critical service down for the failover manager.
         let health = node.as_ref().map(|n| n.health());

@@ -25,6 +25,7 @@ fn alice() -> BareJid {
 /// The admin server of a running `presenced`: the store held open, the socket served on a runtime of its own.
 struct Server {
     store: Arc<OpenStore>,
+    _engine: presence_core::runtime::Runtime,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -47,9 +48,25 @@ fn start_server(dir: &Path) -> Server {
     let listener = runtime
         .block_on(async { admin::bind(&data_dir) })
         .expect("bind admin socket");
-    runtime.spawn(admin::serve(listener, store.clone(), config.domain.clone()));
+    // The engine the socket tells about removed accounts, as in `presenced serve`.
+    let engine = runtime
+        .block_on(async {
+            presence_core::runtime::spawn(
+                presence_core::Engine::new(config.engine_config()),
+                store.clone(),
+                presence_core::runtime::RuntimeConfig::default(),
+            )
+        })
+        .expect("engine");
+    runtime.spawn(admin::serve(
+        listener,
+        store.clone(),
+        config.domain.clone(),
+        engine.handle(),
+    ));
     Server {
         store,
+        _engine: engine,
         _runtime: runtime,
     }
 }

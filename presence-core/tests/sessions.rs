@@ -104,3 +104,30 @@ fn bad_resource_is_refused() {
     let id = h.bind("alice@x", "bad\u{7}");
     assert!(h.other.iter().any(|o| matches!(o, Output::BindRefused { session, reason: BindError::BadResource(_) } if *session == id)));
 }
+
+#[test]
+fn a_removed_account_loses_its_sessions_and_is_forgotten() {
+    use presence_core::stanza::{ErrorCondition, Stanza};
+    use presence_core::store::AccountStore;
+    let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x", "bob@x"]);
+    let a = h.login("alice@x", "pc");
+    let b = h.login("bob@x", "pc");
+    h.clear();
+    // As `presenced user del` does: out of the store, then the engine is told.
+    assert!(h.store.remove_account(&j("alice@x")).expect("store"));
+    h.input(Input::AccountRemoved { user: j("alice@x") });
+    assert!(
+        h.other.iter().any(|o| matches!(o,
+            Output::Close { session, reason: CloseReason::AccountRemoved } if *session == a)),
+        "{:?}",
+        h.other
+    );
+    // Forgotten: a message for alice is refused as for any address without an account.
+    h.clear();
+    h.chat(b, "alice@x", "are you there?");
+    let got = h.take(b);
+    assert!(
+        matches!(&got[..], [Stanza::Error(e)] if e.condition == ErrorCondition::ServiceUnavailable),
+        "{got:?}"
+    );
+}

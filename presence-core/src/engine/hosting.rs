@@ -37,6 +37,15 @@ impl Hosting {
     }
 }
 
+/// Why an engine forgets a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dropped {
+    /// The cluster placed the user on another node.
+    Moved,
+    /// The account was removed.
+    Removed,
+}
+
 impl Engine {
     /// Serves only `users` of the local domains, not all of them: this engine is one node of a cluster, and
     /// stanzas for any other user of its domains go to the router. `Input::Rehome` changes the set later.
@@ -68,12 +77,16 @@ impl Engine {
             set.remove(user);
         }
         for user in users {
-            self.drop_user(&user);
+            self.drop_user(&user, Dropped::Moved);
         }
     }
 
-    /// Forgets a user who is now served elsewhere.
-    fn drop_user(&mut self, user: &BareJid) {
+    /// Forgets a user who left this engine: served elsewhere now, or whose account was removed.
+    pub(super) fn drop_user(&mut self, user: &BareJid, why: Dropped) {
+        let (close, end) = match why {
+            Dropped::Moved => (CloseReason::Moved, WatchEnd::Moved),
+            Dropped::Removed => (CloseReason::AccountRemoved, WatchEnd::NoResource),
+        };
         let sessions: Vec<SessionId> = self
             .users
             .get(user)
@@ -82,7 +95,7 @@ impl Engine {
         for session in sessions {
             self.out(Output::Close {
                 session,
-                reason: CloseReason::Moved,
+                reason: close,
             });
             self.close_session(session);
         }
@@ -90,13 +103,17 @@ impl Engine {
         for watch in watches {
             self.out(Output::Watch {
                 watch,
-                state: WatchState::Terminated(WatchEnd::Moved),
+                state: WatchState::Terminated(end),
             });
             self.forget_watch(watch);
         }
         if let Some(queue) = self.deferred.take(user) {
             for work in queue {
-                self.redirect(work);
+                match why {
+                    Dropped::Moved => self.redirect(work),
+                    // Run again from the start: the next load finds no account.
+                    Dropped::Removed => self.submit(work),
+                }
             }
         }
         self.overlays.remove(user);

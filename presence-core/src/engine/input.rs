@@ -171,6 +171,13 @@ pub enum Input {
         /// Whether they are now served here.
         here: bool,
     },
+    /// The user's account was removed from the store: its sessions end (`CloseReason::AccountRemoved`), the
+    /// watches on it end (`WatchEnd::NoResource`) and the engine forgets it, so nothing it still held is written
+    /// back for an account that no longer exists.
+    AccountRemoved {
+        /// Whose.
+        user: BareJid,
+    },
     /// A session's connection dropped without closing the stream and the session waits to be resumed
     /// (XEP-0198): it stays bound and available, but what it is given now wakes its device through the push
     /// registrations its resource made (XEP-0357). `unacked` are the messages its client had not confirmed.

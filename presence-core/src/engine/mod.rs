@@ -440,6 +440,7 @@ impl Engine {
             Input::HoldUndelivered { user, messages } => self.hold_undelivered(user, messages),
             Input::Detached { session, unacked } => self.detached(session, unacked),
             Input::Reattached { session } => self.reattached(session),
+            Input::AccountRemoved { user } => self.drop_user(&user, hosting::Dropped::Removed),
         }
     }
 

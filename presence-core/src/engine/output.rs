@@ -42,6 +42,8 @@ pub enum CloseReason {
     /// The user is now served by another node of the cluster (failover, fallback, rebalancing): the client
     /// signs in again and is sent there.
     Moved,
+    /// The user's account was removed (by an administrator, or in-band by another of its sessions).
+    AccountRemoved,
 }
 
 /// A contact a bulk add refused.

@@ -432,6 +432,8 @@ async fn established<S, T>(
                                 }
                                 // XEP-0077 §3.2: the account is gone, so is its stream.
                                 if removed && done {
+                                    // The user's other sessions end too, and the engine forgets the account.
+                                    let _ = shared.hub.submit(Input::AccountRemoved { user: jid.bare().clone() });
                                     fail_bounded(&mut wire, domain, "not-authorized", Some("the account was removed")).await;
                                     break End::Close;
                                 }
@@ -708,6 +710,10 @@ async fn ended_by_runtime<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
             Some("replaced by a new session with the same resource"),
             false,
         ),
+        // RFC 6120 §4.9.3.12: the credentials no longer exist.
+        ToSession::Closed(SessionEnded::Engine(CloseReason::AccountRemoved)) => {
+            ("not-authorized", Some("the account was removed"), false)
+        }
         ToSession::Closed(SessionEnded::SlowConsumer) => {
             ("policy-violation", Some(SLOW_TEXT), false)
         }

@@ -487,9 +487,14 @@ def test_user_admin_while_running_and_directly_on_the_store(server: Server) -> N
         async with clients(connect(server, "newbie")) as (newbie,):
             assert newbie.jid.bare == f"newbie@{DOMAIN}"
             await newbie.ping_server()
+            errors: list[str] = []
+            newbie.xmpp.add_event_handler("stream_error", lambda e: errors.append(e["condition"]))
 
-        done = await asyncio.to_thread(server.cli, "user", "del", f"newbie@{DOMAIN}")
-        assert f"newbie@{DOMAIN}" in done.stdout, done.stdout
+            # Deleted while signed in: the live session ends with <not-authorized/> (RFC 6120 §4.9.3.12).
+            done = await asyncio.to_thread(server.cli, "user", "del", f"newbie@{DOMAIN}")
+            assert f"newbie@{DOMAIN}" in done.stdout, done.stdout
+            await wait(newbie.disconnected.wait(), "the deleted account's session to end")
+            assert errors == ["not-authorized"], errors
         listed = await asyncio.to_thread(server.list_users)
         assert f"newbie@{DOMAIN}" not in listed, listed
 
