@@ -10,7 +10,8 @@
 # workload (CHAT_USERS clients, CHAT_RATE msg/s offered, CHAT_SECS s). Raw JSON lines go to
 # benches/chat_ab.jsonl and a Markdown table (medians per build) to benches/CHAT_AB.md.
 #
-# Environment: CHAT_USERS=2000 CHAT_RATE=20000 CHAT_SECS=20 ROUNDS=2
+# Environment: CHAT_USERS=2000 CHAT_RATE=20000 CHAT_SECS=20 ROUNDS=2 AFTER_LIMITS= (extra [limits] lines for the
+# after build, e.g. AFTER_LIMITS='max_archive_per_user = 0' to see what archiving costs)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +20,7 @@ CHAT_USERS=${CHAT_USERS:-2000}
 CHAT_RATE=${CHAT_RATE:-20000}
 CHAT_SECS=${CHAT_SECS:-20}
 ROUNDS=${ROUNDS:-2}
+AFTER_LIMITS=${AFTER_LIMITS:-}
 JSONL=$REPO/benches/chat_ab.jsonl
 OUT=$REPO/benches/CHAT_AB.md
 
@@ -64,6 +66,7 @@ for build in before after; do
         | grep -q max_connections_per_ip; then
         extra=$(printf '\n[http]\nbind = "127.0.0.1:%s"\n' "$(free_port)")
         limits='max_connections_per_ip = 0'
+        [ "$build" = after ] && limits=$(printf '%s\n%s' "$limits" "$AFTER_LIMITS")
     else
         limits=''
     fi

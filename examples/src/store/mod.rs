@@ -201,6 +201,15 @@ fn remove_range(
     to: &[u8],
 ) -> Result<u64, StoreError> {
     let mut t = tx.open_table(table).map_err(backend)?;
+    remove_range_in(&mut t, from, to)
+}
+
+/// Removes every key in `[from, to)` of an open table; returns how many there were.
+fn remove_range_in(
+    t: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    from: &[u8],
+    to: &[u8],
+) -> Result<u64, StoreError> {
     let doomed = t
         .range(from..to)
         .map_err(backend)?
@@ -256,27 +265,32 @@ type ArchiveRow<'a> = (
     redb::AccessGuard<'a, &'static [u8]>,
 );
 
-fn archive_put_tx(
-    tx: &WriteTransaction,
-    user: &BareJid,
-    entry: &ArchivedMessage,
-) -> Result<(), StoreError> {
+/// A batch's archive writes, in their order, on the archive table opened once: a chat batch puts two rows per
+/// message, and opening the table for each of them cost more than the inserts.
+fn archive_tx(tx: &WriteTransaction, writes: &[&StoreWrite]) -> Result<(), StoreError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
     let mut t = tx.open_table(ARCHIVE).map_err(backend)?;
-    t.insert(
-        keys::archived(user, entry.id).as_slice(),
-        codec::encode_archived(entry).as_slice(),
-    )
-    .map_err(backend)?;
-    Ok(())
-}
-
-fn archive_trim_tx(tx: &WriteTransaction, user: &BareJid, below: u64) -> Result<(), StoreError> {
-    remove_range(
-        tx,
-        ARCHIVE,
-        &keys::archived(user, 0),
-        &keys::archived(user, below),
-    )?;
+    for w in writes {
+        match w {
+            StoreWrite::ArchivePut { user, entry } => {
+                t.insert(
+                    keys::archived(user, entry.id).as_slice(),
+                    codec::encode_archived(entry).as_slice(),
+                )
+                .map_err(backend)?;
+            }
+            StoreWrite::ArchiveTrim { user, below } => {
+                remove_range_in(
+                    &mut t,
+                    &keys::archived(user, 0),
+                    &keys::archived(user, *below),
+                )?;
+            }
+            _ => {}
+        }
+    }
     Ok(())
 }
 
@@ -425,11 +439,19 @@ impl DocumentStore for RedbStore {
 
 impl ArchiveStore for RedbStore {
     fn archive_put(&self, user: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError> {
-        self.write(|tx| archive_put_tx(tx, user, entry))
+        let w = StoreWrite::ArchivePut {
+            user: user.clone(),
+            entry: entry.clone(),
+        };
+        self.write(|tx| archive_tx(tx, &[&w]))
     }
 
     fn archive_trim(&self, user: &BareJid, below: u64) -> Result<(), StoreError> {
-        self.write(|tx| archive_trim_tx(tx, user, below))
+        let w = StoreWrite::ArchiveTrim {
+            user: user.clone(),
+            below,
+        };
+        self.write(|tx| archive_tx(tx, &[&w]))
     }
 
     fn archive_head(&self, user: &BareJid) -> Result<u64, StoreError> {
@@ -504,6 +526,8 @@ impl ArchiveStore for RedbStore {
 impl Store for RedbStore {
     fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
         self.write(|tx| {
+            // Archive rows touch no other table, so they keep their order among themselves and go last.
+            let mut archive = Vec::new();
             for w in writes {
                 match w {
                     StoreWrite::RosterPut {
@@ -527,11 +551,12 @@ impl Store for RedbStore {
                         document,
                     } => put_document_tx(tx, user, key, document)?,
                     StoreWrite::DocumentRemove { user, key } => remove_document_tx(tx, user, key)?,
-                    StoreWrite::ArchivePut { user, entry } => archive_put_tx(tx, user, entry)?,
-                    StoreWrite::ArchiveTrim { user, below } => archive_trim_tx(tx, user, *below)?,
+                    StoreWrite::ArchivePut { .. } | StoreWrite::ArchiveTrim { .. } => {
+                        archive.push(w)
+                    }
                 }
             }
-            Ok(())
+            archive_tx(tx, &archive)
         })
     }
 }
