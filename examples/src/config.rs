@@ -72,6 +72,8 @@ pub struct Config {
     pub cluster: Option<crate::cluster::ClusterConfig>,
     /// HTTP File Upload (XEP-0363).
     pub upload: crate::upload::UploadConfig,
+    /// Group chat (XEP-0045).
+    pub muc: crate::muc::MucConfig,
 }
 
 /// `[store]`: which store backs the server and the `user` commands.
@@ -328,6 +330,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             cluster: None,
             upload: crate::upload::UploadConfig::default(),
+            muc: crate::muc::MucConfig::default(),
         }
     }
 }
@@ -600,6 +603,11 @@ impl Config {
             }
         }
         if let Some((key, value, problem)) = self.upload.problem() {
+            return Err(invalid(key, &value, problem));
+        }
+        if self.muc.enabled
+            && let Some((key, value, problem)) = self.muc.problem(&self.domain)
+        {
             return Err(invalid(key, &value, problem));
         }
         if self.store.pool == 0 {

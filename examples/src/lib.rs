@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod extdisco;
 pub mod http;
 pub mod logging;
+pub mod muc;
 pub mod registration;
 pub mod server;
 pub mod store;

@@ -34,6 +34,8 @@ pub enum Error {
     Cluster(#[from] crate::cluster::ClusterError),
     #[error(transparent)]
     Upload(#[from] crate::upload::UploadError),
+    #[error(transparent)]
+    RoomKey(#[from] crate::muc::KeyError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     /// The HTTP listener could not be opened.
@@ -95,6 +97,25 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
     // The TLS material and the admin socket live there whatever the store.
     create_data_dir(config)?;
     let held = presence_core::store::OfflineStore::offline_total(store.as_ref())?;
+    // DESIGN §5: the room service starts only with its rooms; a store that cannot give them keeps it off (the rest
+    // of the server runs) until a restart finds the store again.
+    let mut engine_config = config.engine_config();
+    let rooms = if config.muc.enabled {
+        match presence_core::store::RoomStore::rooms(store.as_ref()) {
+            Ok(rooms) => {
+                engine_config.rooms =
+                    Some(config.muc.rooms_config(&config.domain, &config.data_dir)?);
+                tracing::debug!(rooms = rooms.len(), domain = %config.muc.domain_for(&config.domain), "room service ready");
+                rooms
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the persistent rooms cannot be read: the room service does not start");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let cert = match (&config.xmpp.tls_cert, &config.xmpp.tls_key) {
         (Some(cert), Some(key)) => server_xmpp::CertSource::Files {
             cert: cert.clone(),
@@ -125,6 +146,9 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         per_second: limits.c2s_rate,
         burst: limits.c2s_burst,
     };
+    if let Some(rooms) = &engine_config.rooms {
+        settings.features = settings.features.with_muc(&rooms.domain);
+    }
     settings.features = settings.features.with_external_services(
         config
             .xmpp
@@ -170,7 +194,9 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
     tokio_rt.block_on(async {
         // One engine for both protocols (DESIGN §1): both shells feed the same runtime. In a cluster it serves
         // the users placed on this node, and stanzas for the others go over the cluster's link.
-        let engine = Engine::new(config.engine_config()).with_offline_total(held);
+        let engine = Engine::new(engine_config)
+            .with_offline_total(held)
+            .with_rooms(rooms);
         let mut node = match &config.cluster {
             Some(cluster) => Some(
                 crate::cluster::Node::join(

@@ -92,6 +92,8 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// What push notifications (XEP-0357) tell app servers about the message that woke the device.
     pub push_contents: PushContents,
+    /// The group chat service (XEP-0045), if any.
+    pub rooms: Option<crate::rooms::RoomsConfig>,
 }
 
 /// What a push notification carries besides the count of waiting messages. Both off by default: the app server
@@ -116,6 +118,7 @@ impl Default for EngineConfig {
             undeliverable_text: "Your IM could not be delivered.".to_owned(),
             limits: Limits::default(),
             push_contents: PushContents::default(),
+            rooms: None,
         }
     }
 }

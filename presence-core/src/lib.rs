@@ -81,6 +81,7 @@
 //! - [`compose`]: composing one presence from every source (DESIGN §2), with the tables as code.
 //! - [`message`], [`stanza`]: the protocol-neutral values the engine takes and emits.
 //! - [`engine`]: the state machine; forking and offline delivery live in its `messaging` part.
+//! - [`rooms`]: group chat (XEP-0045): the room service, its rooms and their rules as tables.
 //! - [`watch`]: watches of a user's composed presence or watcher list that are not XMPP sessions (SIP).
 //! - [`store`]: storage traits, an in-memory store and the conformance suite.
 //! - [`cluster`], [`assignment`], [`failover`]: nodes, user assignment and the redundancy-group failover machine.
@@ -102,6 +103,7 @@ pub mod jid;
 pub mod message;
 pub mod policy;
 pub mod rate;
+pub mod rooms;
 pub mod roster;
 #[cfg(feature = "tokio")]
 pub mod runtime;

@@ -50,6 +50,10 @@ pub enum ErrorCondition {
     Conflict,
     /// The requester may not do this (another user's private data, for example).
     Forbidden,
+    /// The requester has not given the credentials it takes (a room's password).
+    NotAuthorized,
+    /// The requester must be registered first (a members-only room).
+    RegistrationRequired,
     /// The server could not complete the request because its store failed; a `wait`-type error: try again.
     InternalServerError,
     /// The addressed item does not exist.
@@ -190,6 +194,10 @@ pub enum Stanza {
     Error(StanzaError),
     /// A push notification for an app server (XEP-0357), routed to the app server's domain.
     AppPush(crate::feature::app_push::Notification),
+    /// Room traffic (XEP-0045) for an occupant's or requester's session: its own variant, so that no shell takes
+    /// it for a one-to-one message (a SIP shell ignores it).
+    /// Boxed: an occupant presence is far larger than the other stanzas, and every queue holds stanzas.
+    Room(Box<crate::rooms::RoomStanza>),
     /// An IQ between two entities, only routed.
     Iq {
         /// The sender: a client's full address, or a component's or server's domain.

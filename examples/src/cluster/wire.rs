@@ -134,6 +134,9 @@ pub fn encode(stanza: &Stanza) -> Result<Vec<u8>, WireError> {
         // presence, subscriptions, messages and errors), so the wire has no form for them.
         Stanza::Answer { .. } => return Err(WireError::NotRoutable("answer")),
         Stanza::Push(_) => return Err(WireError::NotRoutable("push")),
+        // Rooms live on the node that serves their service and deliver only to that node's sessions; a room homed
+        // elsewhere in the cluster is not carried yet, so room traffic never crosses the wire.
+        Stanza::Room(_) => return Err(WireError::NotRoutable("room stanza")),
         // A push notification goes to an app server of another domain, never to another node.
         Stanza::AppPush(_) => return Err(WireError::NotRoutable("push notification")),
         Stanza::Error(e) => {
@@ -308,6 +311,8 @@ fn condition_tag(c: ErrorCondition) -> u8 {
         ErrorCondition::ServiceUnavailable => 10,
         ErrorCondition::Forbidden => 11,
         ErrorCondition::PreconditionNotMet => 12,
+        ErrorCondition::NotAuthorized => 13,
+        ErrorCondition::RegistrationRequired => 14,
     }
 }
 
@@ -417,6 +422,8 @@ impl Frame<'_> {
             10 => Ok(ErrorCondition::ServiceUnavailable),
             11 => Ok(ErrorCondition::Forbidden),
             12 => Ok(ErrorCondition::PreconditionNotMet),
+            13 => Ok(ErrorCondition::NotAuthorized),
+            14 => Ok(ErrorCondition::RegistrationRequired),
             tag => Err(unknown("error condition", tag)),
         }
     }
@@ -567,6 +574,8 @@ mod tests {
             ErrorCondition::ServiceUnavailable,
             ErrorCondition::Forbidden,
             ErrorCondition::PreconditionNotMet,
+            ErrorCondition::NotAuthorized,
+            ErrorCondition::RegistrationRequired,
         ])
     }
 

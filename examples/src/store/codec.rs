@@ -7,6 +7,7 @@
 use presence_core::archive::ArchivedMessage;
 use presence_core::message::{Marks, Message, MessageKind};
 use presence_core::policy::{DefaultRule, PolicyEntry, UserPolicy};
+use presence_core::rooms::{Affiliation, HistoryEntry, RoomConfig, RoomRecord, Subject, WhoIs};
 use presence_core::roster::{ItemDetails, Link, RosterEntry, Subscription};
 use presence_core::store::{
     Account, DigestHash, DigestSecret, ScramCredentials, ScramHash, StoreError, StoredMessage,
@@ -550,6 +551,138 @@ pub(crate) fn read_message(r: &mut Reader<'_>, version: u8) -> Result<Message, S
         } else {
             None
         },
+    })
+}
+
+/// Room records (XEP-0045 persistent rooms); version 1 is the first.
+const ROOM_VERSION: u8 = 1;
+
+/// Encodes a persistent room: address, configuration, affiliations, subject, then history. The history's messages
+/// are written in the held-message format, whose version is recorded after the room's own, so either can grow.
+pub fn encode_room(room: &RoomRecord) -> Vec<u8> {
+    let mut w = Writer::with_version(ROOM_VERSION);
+    w.u8(MESSAGE_VERSION);
+    w.str(room.jid.as_str());
+    let c = &room.config;
+    w.str(&c.name);
+    w.str(&c.description);
+    for flag in [
+        c.persistent,
+        c.public,
+        c.members_only,
+        c.moderated,
+        c.allow_private_messages,
+        c.change_subject,
+    ] {
+        w.bool(flag);
+    }
+    w.opt_str(c.password.as_deref());
+    w.u64(c.max_occupants as u64);
+    w.u8(match c.whois {
+        WhoIs::Anyone => 0,
+        WhoIs::Moderators => 1,
+    });
+    w.u64(c.history_length as u64);
+    w.len(room.affiliations.len());
+    for (jid, a) in &room.affiliations {
+        w.str(jid.as_str());
+        w.str(a.name());
+    }
+    w.bool(room.subject.is_some());
+    if let Some(s) = &room.subject {
+        w.str(&s.text);
+        w.str(&s.nick);
+        w.u64(s.stamp.as_millis());
+    }
+    w.len(room.history.len());
+    for h in &room.history {
+        w.str(&h.nick);
+        w.str(h.sender.as_str());
+        write_message(&mut w, &h.message);
+    }
+    w.finish()
+}
+
+/// Decodes what [`encode_room`] wrote.
+pub fn decode_room(what: &str, data: &[u8]) -> Result<RoomRecord, StoreError> {
+    let (mut r, _) = Reader::versioned(what, data, 1..=ROOM_VERSION)?;
+    let message_version = r.u8()?;
+    if !(1..=MESSAGE_VERSION).contains(&message_version) {
+        return Err(r.corrupt(format!("history in message format {message_version}")));
+    }
+    let jid = r.bare_jid()?;
+    let name = r.str()?;
+    let description = r.str()?;
+    let mut flags = [false; 6];
+    for f in &mut flags {
+        *f = r.bool()?;
+    }
+    let [
+        persistent,
+        public,
+        members_only,
+        moderated,
+        allow_private_messages,
+        change_subject,
+    ] = flags;
+    let password = r.opt_str()?;
+    let count = |r: &mut Reader<'_>, v: u64| {
+        usize::try_from(v).map_err(|_| r.corrupt(format!("count {v} does not fit")))
+    };
+    let max = r.u64()?;
+    let max_occupants = count(&mut r, max)?;
+    let whois = match r.u8()? {
+        0 => WhoIs::Anyone,
+        1 => WhoIs::Moderators,
+        b => return Err(r.corrupt(format!("unknown whois tag {b}"))),
+    };
+    let length = r.u64()?;
+    let history_length = count(&mut r, length)?;
+    let mut affiliations = Vec::new();
+    for _ in 0..r.len()? {
+        let jid = r.bare_jid()?;
+        let name = r.str()?;
+        let a = Affiliation::from_name(&name)
+            .ok_or_else(|| r.corrupt(format!("unknown affiliation {name:?}")))?;
+        affiliations.push((jid, a));
+    }
+    let subject = if r.bool()? {
+        Some(Subject {
+            text: r.str()?,
+            nick: r.str()?,
+            stamp: Timestamp::from_millis(r.u64()?),
+        })
+    } else {
+        None
+    };
+    let mut history = Vec::new();
+    for _ in 0..r.len()? {
+        history.push(HistoryEntry {
+            nick: r.str()?,
+            sender: r.bare_jid()?,
+            message: read_message(&mut r, message_version)?,
+        });
+    }
+    r.end()?;
+    Ok(RoomRecord {
+        jid,
+        config: RoomConfig {
+            name,
+            description,
+            persistent,
+            public,
+            members_only,
+            moderated,
+            password,
+            max_occupants,
+            whois,
+            history_length,
+            allow_private_messages,
+            change_subject,
+        },
+        affiliations,
+        subject,
+        history,
     })
 }
 

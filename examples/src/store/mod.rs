@@ -21,10 +21,11 @@ pub use postgres::PgStore;
 use presence_core::BareJid;
 use presence_core::archive::{ArchivedMessage, Page, Query};
 use presence_core::policy::UserPolicy;
+use presence_core::rooms::RoomRecord;
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RosterStore,
-    Store, StoreError, StoreWrite, StoredMessage,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RoomStore,
+    RosterStore, Store, StoreError, StoreWrite, StoredMessage,
 };
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -40,6 +41,8 @@ const OFFLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("offline");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const DOCUMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("documents");
 const ARCHIVE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("archive");
+/// Persistent rooms by room address.
+const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
 /// The counter of held messages over all users.
 const OFFLINE_TOTAL: &str = "offline_total";
 
@@ -76,6 +79,7 @@ impl RedbStore {
             tx.open_table(COUNTERS).map_err(backend)?;
             tx.open_table(DOCUMENTS).map_err(backend)?;
             tx.open_table(ARCHIVE).map_err(backend)?;
+            tx.open_table(ROOMS).map_err(backend)?;
             Ok(())
         })?;
         Ok(store)
@@ -292,6 +296,44 @@ fn archive_tx(tx: &WriteTransaction, writes: &[&StoreWrite]) -> Result<(), Store
         }
     }
     Ok(())
+}
+
+fn put_room_tx(tx: &WriteTransaction, room: &RoomRecord) -> Result<(), StoreError> {
+    let mut t = tx.open_table(ROOMS).map_err(backend)?;
+    t.insert(room.jid.as_str(), codec::encode_room(room).as_slice())
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn remove_room_tx(tx: &WriteTransaction, room: &BareJid) -> Result<(), StoreError> {
+    let mut t = tx.open_table(ROOMS).map_err(backend)?;
+    t.remove(room.as_str()).map_err(backend)?;
+    Ok(())
+}
+
+impl RoomStore for RedbStore {
+    fn put_room(&self, room: &RoomRecord) -> Result<(), StoreError> {
+        self.write(|tx| put_room_tx(tx, room))
+    }
+
+    fn remove_room(&self, room: &BareJid) -> Result<(), StoreError> {
+        self.write(|tx| remove_room_tx(tx, room))
+    }
+
+    fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
+        let t = self.read()?.open_table(ROOMS).map_err(backend)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(backend)? {
+            let (k, v) = row.map_err(backend)?;
+            out.push(codec::decode_room(
+                &format!("room {}", k.value()),
+                v.value(),
+            )?);
+        }
+        // The table is in byte order; the trait promises the address order.
+        out.sort_by(|a, b| a.jid.cmp(&b.jid));
+        Ok(out)
+    }
 }
 
 impl AccountStore for RedbStore {
@@ -554,6 +596,8 @@ impl Store for RedbStore {
                     StoreWrite::ArchivePut { .. } | StoreWrite::ArchiveTrim { .. } => {
                         archive.push(w)
                     }
+                    StoreWrite::RoomPut(room) => put_room_tx(tx, room)?,
+                    StoreWrite::RoomRemove { room } => remove_room_tx(tx, room)?,
                 }
             }
             archive_tx(tx, &archive)

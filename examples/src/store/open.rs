@@ -3,10 +3,11 @@
 use presence_core::BareJid;
 use presence_core::archive::{ArchivedMessage, Page, Query};
 use presence_core::policy::UserPolicy;
+use presence_core::rooms::RoomRecord;
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RosterStore,
-    Store, StoreError, StoreWrite, StoredMessage, UserRecord,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RoomStore,
+    RosterStore, Store, StoreError, StoreWrite, StoredMessage, UserRecord,
 };
 
 use super::{PgStore, RedbStore};
@@ -126,6 +127,20 @@ impl ArchiveStore for OpenStore {
 
     fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError> {
         delegate!(self, s => s.archive_query(user, query))
+    }
+}
+
+impl RoomStore for OpenStore {
+    fn put_room(&self, room: &RoomRecord) -> Result<(), StoreError> {
+        delegate!(self, s => s.put_room(room))
+    }
+
+    fn remove_room(&self, room: &BareJid) -> Result<(), StoreError> {
+        delegate!(self, s => s.remove_room(room))
+    }
+
+    fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
+        delegate!(self, s => s.rooms())
     }
 }
 

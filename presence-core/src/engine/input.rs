@@ -84,6 +84,19 @@ pub enum Input {
         /// The node names.
         notify: Vec<String>,
     },
+    /// Something a session sends to the room service's domain: a room, an occupant, or the service itself (a
+    /// `room` without local part). Answered with `Stanza::Room` deliveries; refused with a room error when the
+    /// engine has no room service.
+    Room {
+        /// The sending session.
+        session: SessionId,
+        /// The room (or the service) addressed; an occupant's nickname travels in the request.
+        room: BareJid,
+        /// The wall-clock time it arrived (history stamps, history requests by time).
+        stamp: crate::time::Timestamp,
+        /// What it asks.
+        request: crate::rooms::RoomRequest,
+    },
     /// A stanza from another domain or node for a local address (presence, probe, subscription or message).
     FromRemote(Stanza),
     /// The answer to `Output::Load`: the user's record, or `None` when there is no such account.

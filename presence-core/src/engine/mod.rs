@@ -22,6 +22,7 @@ mod output;
 mod pep;
 mod presence;
 mod resumption;
+mod rooms;
 mod roster_ops;
 mod sessions;
 mod settings;
@@ -103,11 +104,20 @@ pub struct Engine {
     released: Vec<BareJid>,
     /// Which users of the local domains this engine serves.
     hosting: Hosting,
+    /// The group chat service, when configured.
+    rooms: Option<crate::rooms::Rooms>,
+    /// The latest wall-clock time a room request carried: rooms' notion of now for work that carries none (a
+    /// session ending).
+    room_stamp: crate::time::Timestamp,
 }
 
 impl Engine {
     /// A new engine with no users loaded and no messages held.
     pub fn new(config: EngineConfig) -> Self {
+        let rooms = config
+            .rooms
+            .clone()
+            .map(|c| crate::rooms::Rooms::new(c, Vec::new()));
         Engine {
             config,
             users: HashMap::new(),
@@ -123,6 +133,8 @@ impl Engine {
             watch_serial: 0,
             released: Vec::new(),
             hosting: Hosting::default(),
+            rooms,
+            room_stamp: crate::time::Timestamp::default(),
         }
     }
 
@@ -404,6 +416,12 @@ impl Engine {
             Input::FromRemote(stanza) => self.inbound(stanza),
             Input::Iq { session, iq } => self.iq_from_session(session, iq),
             Input::Interests { session, notify } => self.set_interests(session, notify),
+            Input::Room {
+                session,
+                room,
+                stamp,
+                request,
+            } => self.room_request(session, room, stamp, request),
             Input::Loaded { .. }
             | Input::LoadFailed { .. }
             | Input::Watch { .. }

@@ -137,6 +137,8 @@ impl Engine {
             return self.directed_presence(&user, id, target, presence);
         }
         let Some(presence) = presence else {
+            // Unavailable to everyone is unavailable to the rooms too (RFC 6121 §4.5.2, XEP-0045 §7.14).
+            self.leave_rooms(id);
             self.go_unavailable(&user, id);
             self.refresh_presence(&user);
             return;

@@ -87,6 +87,7 @@ impl Engine {
     /// last session. Returns the user.
     fn end_session(&mut self, id: SessionId) -> Option<BareJid> {
         let user = self.sessions.remove(&id)?;
+        self.leave_rooms(id);
         self.go_unavailable(&user, id);
         let u = self.users.get_mut(&user)?;
         u.sessions.retain(|s| s.id != id);

@@ -111,7 +111,10 @@ pub fn destination(stanza: &Stanza) -> Option<&Jid> {
         Stanza::Error(e) => Some(&e.to),
         Stanza::Iq { iq, .. } => Some(&iq.to),
         Stanza::AppPush(n) => Some(&n.service),
-        Stanza::Subscription { .. } | Stanza::Answer { .. } | Stanza::Push(_) => None,
+        // Room traffic is delivered to local sessions only; it is never routed (see `rooms`).
+        Stanza::Subscription { .. } | Stanza::Answer { .. } | Stanza::Push(_) | Stanza::Room(_) => {
+            None
+        }
     }
 }
 

@@ -121,6 +121,7 @@ fn weight(msg: &ToSession) -> usize {
         ToSession::Stanza(Stanza::Answer { answer, .. }) => answer.weight(),
         ToSession::Stanza(Stanza::Push(push)) => push.weight(),
         ToSession::Stanza(Stanza::Error(e)) => text(&e.text),
+        ToSession::Stanza(Stanza::Room(r)) => r.weight(),
         _ => 0,
     }
 }

@@ -114,6 +114,7 @@ pub fn run<S: Store>(make: impl Fn() -> S) {
     apply_and_load(&make());
     documents(&make());
     archives(&make());
+    rooms(&make());
 }
 
 /// Runs the durability check: data written through one handle is read back through a fresh one.
@@ -142,6 +143,7 @@ pub fn run_durable<S: Store>(open: impl Fn() -> S) {
                 key: key("vcard"),
                 document: "<vCard xmlns='vcard-temp'/>".into(),
             },
+            StoreWrite::RoomPut(room("kept@conference.example.com")),
         ])
         .expect("apply");
     }
@@ -166,6 +168,11 @@ pub fn run_durable<S: Store>(open: impl Fn() -> S) {
         s.offline_total().expect("total"),
         1,
         "durable: offline total after reopen"
+    );
+    assert_eq!(
+        s.rooms().expect("rooms"),
+        vec![room("kept@conference.example.com")],
+        "durable: a persistent room survives reopen"
     );
 }
 
@@ -699,5 +706,95 @@ fn archives(s: &impl Store) {
         .messages,
         vec![],
         "archive: one user's archive is not another's"
+    );
+}
+
+/// A room with every field of its record set away from the defaults.
+fn room(jid: &str) -> crate::rooms::RoomRecord {
+    use crate::rooms::{Affiliation, HistoryEntry, RoomConfig, RoomRecord, Subject, WhoIs};
+    RoomRecord {
+        jid: j(jid),
+        config: RoomConfig {
+            name: "Kept".into(),
+            description: "a room that survives".into(),
+            persistent: true,
+            public: false,
+            members_only: true,
+            moderated: true,
+            password: Some("pw".into()),
+            max_occupants: 200,
+            whois: WhoIs::Anyone,
+            history_length: 30,
+            allow_private_messages: false,
+            change_subject: true,
+        },
+        affiliations: vec![
+            (j("alice@example.com"), Affiliation::Owner),
+            (j("bob@example.com"), Affiliation::Outcast),
+            (j("carol@example.com"), Affiliation::Member),
+        ],
+        subject: Some(Subject {
+            text: "Topic".into(),
+            nick: "alice".into(),
+            stamp: Timestamp(7),
+        }),
+        history: vec![HistoryEntry {
+            nick: "alice".into(),
+            sender: j("alice@example.com"),
+            message: Message {
+                id: Some("h1".into()),
+                kind: MessageKind::Groupchat,
+                body: Some("hello room".into()),
+                stamp: Timestamp(5),
+                extensions: vec!["<x xmlns='urn:example'/>".into()],
+                ..Message::default()
+            },
+        }],
+    }
+}
+
+fn rooms(s: &impl Store) {
+    assert!(
+        s.rooms().expect("rooms").is_empty(),
+        "rooms: a new store has none"
+    );
+    let a = room("a@conference.example.com");
+    let mut b = room("b@conference.example.com");
+    b.subject = None;
+    b.history.clear();
+    b.config.password = None;
+    s.apply(&[
+        StoreWrite::RoomPut(b.clone()),
+        StoreWrite::RoomPut(a.clone()),
+    ])
+    .expect("apply rooms");
+    assert_eq!(
+        s.rooms().expect("rooms"),
+        vec![a.clone(), b.clone()],
+        "rooms: stored, sorted by address"
+    );
+    let mut a2 = a.clone();
+    a2.config.name = "Renamed".into();
+    a2.affiliations.pop();
+    s.apply(&[StoreWrite::RoomPut(a2.clone())])
+        .expect("replace");
+    assert_eq!(
+        s.rooms().expect("rooms"),
+        vec![a2, b.clone()],
+        "rooms: a put replaces the room"
+    );
+    s.apply(&[
+        StoreWrite::RoomRemove {
+            room: j("a@conference.example.com"),
+        },
+        StoreWrite::RoomRemove {
+            room: j("never@conference.example.com"),
+        },
+    ])
+    .expect("remove");
+    assert_eq!(
+        s.rooms().expect("rooms"),
+        vec![b],
+        "rooms: removed, and removing a missing room is fine"
     );
 }

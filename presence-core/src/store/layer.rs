@@ -5,12 +5,13 @@
 //! [`AccountStore`], [`RosterStore`], [`OfflineStore`] and [`Store`] goes to the inner store otherwise.
 
 use super::{
-    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RosterStore,
-    Store, StoreError, StoreWrite, StoredMessage, UserRecord,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RoomStore,
+    RosterStore, Store, StoreError, StoreWrite, StoredMessage, UserRecord,
 };
 use crate::archive::{ArchivedMessage, Page, Query};
 use crate::jid::BareJid;
 use crate::policy::UserPolicy;
+use crate::rooms::RoomRecord;
 use crate::roster::RosterEntry;
 
 /// A store that wraps another; the store traits come with it.
@@ -120,6 +121,18 @@ impl<L: Layer> ArchiveStore for L {
     }
     fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError> {
         self.inner().archive_query(user, query)
+    }
+}
+
+impl<L: Layer> RoomStore for L {
+    fn put_room(&self, room: &RoomRecord) -> Result<(), StoreError> {
+        self.inner().put_room(room)
+    }
+    fn remove_room(&self, room: &BareJid) -> Result<(), StoreError> {
+        self.inner().remove_room(room)
+    }
+    fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
+        self.inner().rooms()
     }
 }
 

@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use parking_lot::Mutex;
 
 use super::{
-    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RosterStore,
-    Store, StoreError, StoredMessage,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RoomStore,
+    RosterStore, Store, StoreError, StoredMessage,
 };
 use crate::archive::{ArchivedMessage, Page, Query, select};
 use crate::jid::BareJid;
 use crate::policy::UserPolicy;
+use crate::rooms::RoomRecord;
 use crate::roster::RosterEntry;
 
 /// A [`Store`] held in memory; everything is lost when it is dropped.
@@ -27,6 +28,7 @@ struct Inner {
     offline: BTreeMap<BareJid, BTreeMap<u64, StoredMessage>>,
     documents: BTreeMap<BareJid, BTreeMap<DocumentKey, String>>,
     archives: BTreeMap<BareJid, BTreeMap<u64, ArchivedMessage>>,
+    rooms: BTreeMap<BareJid, RoomRecord>,
 }
 
 impl MemoryStore {
@@ -150,6 +152,25 @@ impl OfflineStore for MemoryStore {
 }
 
 impl Store for MemoryStore {}
+
+impl RoomStore for MemoryStore {
+    fn put_room(&self, room: &RoomRecord) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .rooms
+            .insert(room.jid.clone(), room.clone());
+        Ok(())
+    }
+
+    fn remove_room(&self, room: &BareJid) -> Result<(), StoreError> {
+        self.inner.lock().rooms.remove(room);
+        Ok(())
+    }
+
+    fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
+        Ok(self.inner.lock().rooms.values().cloned().collect())
+    }
+}
 
 impl DocumentStore for MemoryStore {
     fn documents(&self, user: &BareJid) -> Result<Vec<(DocumentKey, String)>, StoreError> {

@@ -15,6 +15,7 @@ use crate::archive::{ArchivedMessage, Page, Query};
 use crate::jid::{BareJid, Jid};
 use crate::message::Message;
 use crate::policy::UserPolicy;
+use crate::rooms::RoomRecord;
 use crate::roster::RosterEntry;
 
 /// Why a store operation failed.
@@ -188,6 +189,13 @@ pub enum StoreWrite {
         /// The first id kept.
         below: u64,
     },
+    /// Creates or replaces a persistent room.
+    RoomPut(RoomRecord),
+    /// Forgets a room (destroyed, or no longer persistent); nothing if there is none.
+    RoomRemove {
+        /// The room's address.
+        room: BareJid,
+    },
 }
 
 /// Accounts and credentials.
@@ -292,8 +300,21 @@ pub trait ArchiveStore {
     fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError>;
 }
 
+/// Persistent rooms (XEP-0045, DESIGN §5), written through [`StoreWrite::RoomPut`] and [`StoreWrite::RoomRemove`]
+/// and read all at once when the server starts (a node holds at most 1500).
+pub trait RoomStore {
+    /// Creates or replaces a room.
+    fn put_room(&self, room: &RoomRecord) -> Result<(), StoreError>;
+    /// Forgets a room; forgetting one that does not exist is not an error.
+    fn remove_room(&self, room: &BareJid) -> Result<(), StoreError>;
+    /// Every stored room, sorted by address.
+    fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError>;
+}
+
 /// A complete store, as the shells use it.
-pub trait Store: AccountStore + RosterStore + OfflineStore + DocumentStore + ArchiveStore {
+pub trait Store:
+    AccountStore + RosterStore + OfflineStore + DocumentStore + ArchiveStore + RoomStore
+{
     /// Makes a group of writes durable, in order. Implementations should commit the group at once (one
     /// transaction) so durability does not cost a sync per write; the default applies them one by one.
     fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
@@ -320,6 +341,8 @@ pub trait Store: AccountStore + RosterStore + OfflineStore + DocumentStore + Arc
                 StoreWrite::DocumentRemove { user, key } => self.remove_document(user, key)?,
                 StoreWrite::ArchivePut { user, entry } => self.archive_put(user, entry)?,
                 StoreWrite::ArchiveTrim { user, below } => self.archive_trim(user, *below)?,
+                StoreWrite::RoomPut(room) => self.put_room(room)?,
+                StoreWrite::RoomRemove { room } => self.remove_room(room)?,
             }
         }
         Ok(())

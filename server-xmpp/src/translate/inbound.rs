@@ -57,6 +57,12 @@ pub fn from_client(stanza: Stanza, me: &Me<'_>, now: Timestamp) -> FromClient {
             );
         }
     };
+    // The room service's domain is the engine's rooms, whatever the stanza (XEP-0045).
+    if let (Some(to), Some(service)) = (&to, me.features.muc_domain())
+        && to.bare().domain() == service
+    {
+        return super::features::muc::from_client(stanza, me, to.clone(), now);
+    }
     match stanza.kind() {
         StanzaKind::Presence => presence(&stanza, me, to),
         StanzaKind::Message => message(stanza, me, to, now),

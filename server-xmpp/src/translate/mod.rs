@@ -48,6 +48,8 @@ fn condition_name(c: ErrorCondition) -> &'static str {
         ErrorCondition::ResourceConstraint => "resource-constraint",
         ErrorCondition::ServiceUnavailable => "service-unavailable",
         ErrorCondition::Forbidden => "forbidden",
+        ErrorCondition::NotAuthorized => "not-authorized",
+        ErrorCondition::RegistrationRequired => "registration-required",
         // XEP-0060 §7.1.5: a conflict, named precisely by the pubsub condition `error_child` adds.
         ErrorCondition::PreconditionNotMet => "conflict",
     }
@@ -56,7 +58,9 @@ fn condition_name(c: ErrorCondition) -> &'static str {
 /// The error type RFC 6120 §8.3.3 pairs with each condition.
 fn error_type(c: ErrorCondition) -> &'static str {
     match c {
-        ErrorCondition::Forbidden => "auth",
+        ErrorCondition::Forbidden
+        | ErrorCondition::NotAuthorized
+        | ErrorCondition::RegistrationRequired => "auth",
         ErrorCondition::BadRequest
         | ErrorCondition::NotAcceptable
         | ErrorCondition::PolicyViolation => "modify",
@@ -142,6 +146,7 @@ pub fn to_client(
         CoreStanza::Push(push) => Some(features::push(push, me, push_id)),
         // Only ever routed to an app server.
         CoreStanza::AppPush(_) => None,
+        CoreStanza::Room(room) => features::muc::render(*room, domain),
         stanza => addressed(stanza, &me.to_string(), domain),
     }
 }
@@ -152,7 +157,8 @@ pub fn to_client(
 pub fn to_peer(stanza: CoreStanza, domain: &str, id: impl FnOnce() -> String) -> Option<Outgoing> {
     match stanza {
         CoreStanza::AppPush(n) => Some(features::app_push::publish(n, id())),
-        CoreStanza::Answer { .. } | CoreStanza::Push(_) => None,
+        // Rooms deliver to local sessions only.
+        CoreStanza::Answer { .. } | CoreStanza::Push(_) | CoreStanza::Room(_) => None,
         CoreStanza::Subscription { ref to, .. } => {
             let to = to.to_string();
             addressed(stanza, &to, domain)
@@ -165,7 +171,7 @@ pub fn to_peer(stanza: CoreStanza, domain: &str, id: impl FnOnce() -> String) ->
 }
 
 /// Presence, subscriptions, messages, errors and routed IQs, for the recipient `to`.
-fn addressed(stanza: CoreStanza, to: &str, domain: &str) -> Option<Outgoing> {
+pub(crate) fn addressed(stanza: CoreStanza, to: &str, domain: &str) -> Option<Outgoing> {
     let me_s = to;
     Some(match stanza {
         CoreStanza::Presence { from, kind, .. } => {
@@ -224,7 +230,10 @@ fn addressed(stanza: CoreStanza, to: &str, domain: &str) -> Option<Outgoing> {
             message,
             delayed,
         } => message_stanza(&from, &to, message, delayed, domain),
-        CoreStanza::Answer { .. } | CoreStanza::Push(_) | CoreStanza::AppPush(_) => return None,
+        CoreStanza::Answer { .. }
+        | CoreStanza::Push(_)
+        | CoreStanza::AppPush(_)
+        | CoreStanza::Room(_) => return None,
         CoreStanza::Error(StanzaError {
             about,
             condition,

@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../../../migrations/0002_cluster.sql")),
     (3, include_str!("../../../migrations/0003_documents.sql")),
     (4, include_str!("../../../migrations/0004_archive.sql")),
+    (5, include_str!("../../../migrations/0005_rooms.sql")),
 ];
 
 /// The advisory lock key every presenced node takes while migrating (ASCII "presence" as an i64).

@@ -19,10 +19,11 @@ use postgres::{GenericClient, IsolationLevel};
 use presence_core::BareJid;
 use presence_core::archive::{ArchivedMessage, Page, Query};
 use presence_core::policy::UserPolicy;
+use presence_core::rooms::RoomRecord;
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RosterStore,
-    Store, StoreError, StoreWrite, StoredMessage, UserRecord,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RoomStore,
+    RosterStore, Store, StoreError, StoreWrite, StoredMessage, UserRecord,
 };
 
 use super::codec;
@@ -218,6 +219,20 @@ fn remove_document(
         "DELETE FROM documents WHERE owner = $1 AND key = $2",
         &[&user.as_str(), &key.as_str()],
     )?;
+    Ok(())
+}
+
+fn put_room(c: &mut impl GenericClient, room: &RoomRecord) -> Result<(), postgres::Error> {
+    c.execute(
+        "INSERT INTO rooms (jid, record) VALUES ($1, $2)
+         ON CONFLICT (jid) DO UPDATE SET record = EXCLUDED.record",
+        &[&room.jid.as_str(), &codec::encode_room(room)],
+    )?;
+    Ok(())
+}
+
+fn remove_room(c: &mut impl GenericClient, room: &BareJid) -> Result<(), postgres::Error> {
+    c.execute("DELETE FROM rooms WHERE jid = $1", &[&room.as_str()])?;
     Ok(())
 }
 
@@ -619,6 +634,30 @@ impl ArchiveStore for PgStore {
     }
 }
 
+impl RoomStore for PgStore {
+    fn put_room(&self, room: &RoomRecord) -> Result<(), StoreError> {
+        self.with_client(|c| put_room(c, room))
+    }
+
+    fn remove_room(&self, room: &BareJid) -> Result<(), StoreError> {
+        self.with_client(|c| remove_room(c, room))
+    }
+
+    fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
+        let mut rooms = self.query(|c| {
+            let mut out = Vec::new();
+            for row in c.query("SELECT jid, record FROM rooms", &[])? {
+                let jid: &str = row.try_get(0)?;
+                out.push(codec::decode_room(&format!("room {jid}"), row.try_get(1)?)?);
+            }
+            Ok(out)
+        })?;
+        // Sorted as addresses, whatever the database's collation.
+        rooms.sort_by(|a, b| a.jid.cmp(&b.jid));
+        Ok(rooms)
+    }
+}
+
 impl Store for PgStore {
     fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
         // Sequence numbers are checked before anything is sent, so a bad one fails the group before it starts.
@@ -654,6 +693,8 @@ impl Store for PgStore {
                     StoreWrite::DocumentRemove { user, key } => remove_document(tx, user, key)?,
                     StoreWrite::ArchivePut { user, entry } => archive_put(tx, user, entry)?,
                     StoreWrite::ArchiveTrim { user, below } => archive_trim(tx, user, *below)?,
+                    StoreWrite::RoomPut(room) => put_room(tx, room)?,
+                    StoreWrite::RoomRemove { room } => remove_room(tx, room)?,
                 }
             }
             Ok(())

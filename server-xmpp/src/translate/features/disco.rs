@@ -24,8 +24,15 @@ fn iq(iq: &Iq<'_>) -> Option<FromClient> {
         return None;
     }
     if iq.payload.ns == NS_DISCO_ITEMS {
-        return (iq.for_server() || iq.for_any_account())
-            .then(|| iq.result(vec![Element::new(NS_DISCO_ITEMS, "query")]));
+        let mut q = Element::new(NS_DISCO_ITEMS, "query");
+        // The domain's services (XEP-0030 §4): the room service, where there is one.
+        if iq.for_domain()
+            && iq.payload.attr("node").is_none()
+            && let Some(item) = super::muc::service_item(iq)
+        {
+            q = q.with_child(item);
+        }
+        return (iq.for_server() || iq.for_any_account()).then(|| iq.result(vec![q]));
     }
     if iq.for_domain() {
         let mut q = Element::new(NS_DISCO_INFO, "query");

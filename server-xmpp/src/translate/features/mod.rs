@@ -13,6 +13,9 @@ pub mod carbons;
 pub mod disco;
 pub mod extdisco;
 pub mod mam;
+pub mod muc;
+pub mod muc_admin;
+pub mod muc_owner;
 pub mod offline;
 pub mod pep;
 pub mod ping;
@@ -58,6 +61,8 @@ pub struct Features {
     external_services: std::sync::Arc<[extdisco::ExternalService]>,
     /// In-band registration, while [`register`] is on.
     registration: Option<std::sync::Arc<register::Registration>>,
+    /// The room service's domain, while [`muc`] is on.
+    muc_domain: Option<std::sync::Arc<str>>,
 }
 
 /// Every feature, in the order IQs are offered to them.
@@ -79,6 +84,7 @@ const ALL: &[&Feature] = &[
     &extdisco::FEATURE,
     &register::FEATURE,
     &app_push::FEATURE,
+    &muc::FEATURE,
 ];
 
 /// Features that need something from the configuration to work, so they are off until given it.
@@ -86,6 +92,7 @@ const CONFIGURED: &[&str] = &[
     upload::FEATURE.name,
     extdisco::FEATURE.name,
     register::FEATURE.name,
+    muc::FEATURE.name,
 ];
 
 impl Features {
@@ -100,7 +107,23 @@ impl Features {
             upload: None,
             external_services: std::sync::Arc::new([]),
             registration: None,
+            muc_domain: None,
         }
+    }
+
+    /// These features with the group chat service (XEP-0045) at `domain`: stanzas to it go to the engine's rooms
+    /// and the server's disco#items lists it.
+    pub fn with_muc(mut self, domain: &str) -> Self {
+        self.muc_domain = Some(domain.to_ascii_lowercase().into());
+        self.switch_on(&muc::FEATURE);
+        self
+    }
+
+    /// The room service's domain, while it is on.
+    pub fn muc_domain(&self) -> Option<&str> {
+        self.muc_domain
+            .as_deref()
+            .filter(|_| self.is_on(muc::FEATURE.name))
     }
 
     /// These features with In-Band Registration (XEP-0077) on: account creation before authentication, and

@@ -1,0 +1,202 @@
+//! `[muc]`: the group chat service (XEP-0045, DESIGN §5): its domain, its limits, and the key of its occupant ids.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use presence_core::rooms::{OccupantIdKey, RoomLimits, RoomsConfig};
+use serde::Deserialize;
+use tracing::debug;
+
+/// The XEP-0421 occupant-id key's file in the data directory (32 random bytes made at first start; a new key
+/// gives every occupant a new id).
+pub const KEY_FILE: &str = "muc.key";
+
+/// `[muc]`. Every limit defaults to DESIGN §5's number.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MucConfig {
+    /// Whether the service runs (on by default).
+    pub enabled: bool,
+    /// The service's domain; `conference.<domain>` when not given. Never the IM domain.
+    pub domain: Option<String>,
+    /// A new room's occupant limit.
+    pub default_max_occupants: usize,
+    /// The most occupants a room may be configured for.
+    pub max_occupants: usize,
+    /// Rooms on this node, ad hoc and persistent.
+    pub max_rooms: usize,
+    /// Persistent rooms on this node.
+    pub max_persistent_rooms: usize,
+    /// Messages a new room keeps and sends to newcomers.
+    pub history: usize,
+    /// The most messages a room may be configured to keep and send.
+    pub max_history: usize,
+    /// The largest body plus subject of a room message, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for MucConfig {
+    fn default() -> Self {
+        let l = RoomLimits::default();
+        MucConfig {
+            enabled: true,
+            domain: None,
+            default_max_occupants: l.default_max_occupants,
+            max_occupants: l.max_occupants,
+            max_rooms: l.max_rooms,
+            max_persistent_rooms: l.max_persistent_rooms,
+            history: l.default_history,
+            max_history: l.max_history,
+            max_message_bytes: l.max_message_bytes,
+        }
+    }
+}
+
+impl MucConfig {
+    /// The service's domain for the IM domain `domain`.
+    pub fn domain_for(&self, domain: &str) -> String {
+        self.domain
+            .clone()
+            .unwrap_or_else(|| format!("conference.{domain}"))
+            .to_ascii_lowercase()
+    }
+
+    /// Why the section cannot work for the IM domain `domain`, as (key, value, problem).
+    pub fn problem(&self, domain: &str) -> Option<(&'static str, String, String)> {
+        let service = self.domain_for(domain);
+        match presence_core::BareJid::new(&service) {
+            Ok(j) if j.local().is_none() && j.domain() != domain => {}
+            Ok(j) if j.domain() == domain => {
+                return Some((
+                    "muc.domain",
+                    service,
+                    "is the IM domain; the room service needs its own".into(),
+                ));
+            }
+            _ => return Some(("muc.domain", service, "is not a valid domain".into())),
+        }
+        if self.default_max_occupants == 0 || self.default_max_occupants > self.max_occupants {
+            return Some((
+                "muc.default_max_occupants",
+                self.default_max_occupants.to_string(),
+                format!(
+                    "must be between 1 and muc.max_occupants ({})",
+                    self.max_occupants
+                ),
+            ));
+        }
+        if self.history > self.max_history {
+            return Some((
+                "muc.history",
+                self.history.to_string(),
+                format!("is above muc.max_history ({})", self.max_history),
+            ));
+        }
+        if self.max_persistent_rooms > self.max_rooms {
+            return Some((
+                "muc.max_persistent_rooms",
+                self.max_persistent_rooms.to_string(),
+                format!("is above muc.max_rooms ({})", self.max_rooms),
+            ));
+        }
+        None
+    }
+
+    /// The engine's room service settings, with the occupant-id key read from (or made in) `data_dir`.
+    pub fn rooms_config(&self, domain: &str, data_dir: &Path) -> Result<RoomsConfig, KeyError> {
+        let mut c = RoomsConfig::new(
+            &self.domain_for(domain),
+            OccupantIdKey::new(key(data_dir)?.to_vec()),
+        );
+        c.limits = RoomLimits {
+            default_max_occupants: self.default_max_occupants,
+            max_occupants: self.max_occupants,
+            max_rooms: self.max_rooms,
+            max_persistent_rooms: self.max_persistent_rooms,
+            default_history: self.history,
+            max_history: self.max_history,
+            max_message_bytes: self.max_message_bytes,
+        };
+        Ok(c)
+    }
+}
+
+/// Why the occupant-id key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The file could not be read or written.
+    #[error("room service key {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is not 32 bytes.
+    #[error("room service key {0} is damaged (expected 32 bytes); delete it to make a new one")]
+    Damaged(PathBuf),
+    /// No random bytes.
+    #[error("cannot get random bytes for the room service key: {0}")]
+    Random(String),
+}
+
+/// The key in `data_dir`, made at first start.
+fn key(data_dir: &Path) -> Result<[u8; 32], KeyError> {
+    let path = data_dir.join(KEY_FILE);
+    let io = |source| KeyError::Io {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| KeyError::Damaged(path.clone()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| KeyError::Random(e.to_string()))?;
+            std::fs::create_dir_all(data_dir).map_err(io)?;
+            let mut f = {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(io)?
+            };
+            f.write_all(&key).and_then(|()| f.sync_all()).map_err(io)?;
+            debug!(path = %path.display(), "made a new room service key");
+            Ok(key)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_defaults_to_conference_and_never_takes_the_im_domain() {
+        let c = MucConfig::default();
+        assert_eq!(c.domain_for("example.com"), "conference.example.com");
+        assert!(c.problem("example.com").is_none());
+        let same = MucConfig {
+            domain: Some("example.com".into()),
+            ..MucConfig::default()
+        };
+        assert!(same.problem("example.com").is_some());
+        let history = MucConfig {
+            history: 101,
+            ..MucConfig::default()
+        };
+        assert_eq!(history.problem("x").map(|p| p.0), Some("muc.history"));
+    }
+
+    #[test]
+    fn the_key_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let a = key(dir.path()).expect("made");
+        assert_eq!(key(dir.path()).expect("read"), a);
+    }
+}

@@ -1,0 +1,89 @@
+//! The engine's side of group chat: hands a session's room requests to the room service with the session's real
+//! address, carries out what the service asks (deliveries as `Stanza::Room`, store writes for persistent rooms),
+//! and takes a session out of its rooms when it ends or goes unavailable.
+
+use super::Engine;
+use crate::engine::Output;
+use crate::jid::{BareJid, Jid};
+use crate::rooms::{RoomEffect, RoomRecord, RoomRequest, RoomStanza, Rooms, Sender};
+use crate::session::SessionId;
+use crate::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
+use crate::store::StoreWrite;
+use crate::time::Timestamp;
+
+impl Engine {
+    /// This engine with the persistent rooms the store kept (read once at start). Without a room service in the
+    /// configuration they are ignored.
+    pub fn with_rooms(mut self, stored: Vec<RoomRecord>) -> Self {
+        if let Some(config) = self.config.rooms.clone() {
+            self.rooms = Some(Rooms::new(config, stored));
+        }
+        self
+    }
+
+    /// The room service, if configured.
+    pub fn rooms(&self) -> Option<&Rooms> {
+        self.rooms.as_ref()
+    }
+
+    pub(super) fn room_request(
+        &mut self,
+        session: SessionId,
+        room: BareJid,
+        stamp: Timestamp,
+        request: RoomRequest,
+    ) {
+        let Some((_, jid)) = self.session_address(session) else {
+            return;
+        };
+        self.room_stamp = self.room_stamp.max(stamp);
+        let Some(rooms) = self.rooms.as_mut().filter(|r| r.domain() == room.domain()) else {
+            // No room service at that domain: the request is answered as one to an unknown entity.
+            let about = match &request {
+                RoomRequest::Presence { .. } => ErrorAbout::Presence {
+                    to: Jid::Bare(room),
+                },
+                RoomRequest::Message { message, .. } => ErrorAbout::Message {
+                    id: message.id.clone(),
+                    to: Jid::Bare(room),
+                },
+                RoomRequest::Iq { id, .. } => ErrorAbout::Iq {
+                    id: id.clone(),
+                    to: Jid::Bare(room),
+                },
+            };
+            let error = StanzaError {
+                to: Jid::Full(jid),
+                about,
+                condition: ErrorCondition::ServiceUnavailable,
+                text: Some("there is no room service here".into()),
+            };
+            self.deliver(session, Stanza::Room(Box::new(RoomStanza::Error(error))));
+            return;
+        };
+        let effects = rooms.handle(stamp, Sender { session, jid: &jid }, room, request);
+        self.room_effects(effects);
+    }
+
+    /// A session left the network (ended, or sent unavailable presence): it leaves every room it is in.
+    pub(super) fn leave_rooms(&mut self, session: SessionId) {
+        let stamp = self.room_stamp;
+        let Some(rooms) = self.rooms.as_mut() else {
+            return;
+        };
+        let effects = rooms.session_ended(stamp, session);
+        self.room_effects(effects);
+    }
+
+    fn room_effects(&mut self, effects: Vec<RoomEffect>) {
+        for effect in effects {
+            match effect {
+                RoomEffect::Deliver(d) => self.deliver(d.session, Stanza::Room(Box::new(d.stanza))),
+                RoomEffect::Put(record) => self.out(Output::Store(StoreWrite::RoomPut(record))),
+                RoomEffect::Remove(room) => {
+                    self.out(Output::Store(StoreWrite::RoomRemove { room }))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! What a session asks of a room or of the room service (XEP-0045), as the shell read it.
+
+use super::affiliation::{Affiliation, Role};
+use super::config::ConfigChange;
+use super::history::HistoryRequest;
+use super::occupants::OccupantPresence;
+use super::stanza::Destroyed;
+use crate::jid::BareJid;
+use crate::message::Message;
+
+/// What a joining client sent along (`<x xmlns='http://jabber.org/protocol/muc'/>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct JoinOptions {
+    /// The room password.
+    pub password: Option<String>,
+    /// How much history it wants.
+    pub history: HistoryRequest,
+}
+
+/// A role change of a muc#admin set (by nickname).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleChange {
+    /// Whose.
+    pub nick: String,
+    /// To what.
+    pub role: Role,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// An affiliation change of a muc#admin set (by real bare address).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AffiliationChange {
+    /// Whose.
+    pub jid: BareJid,
+    /// To what.
+    pub affiliation: Affiliation,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// An IQ request to a room, the service, or an occupant address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoomCall {
+    /// XEP-0410 self-ping, to the requester's own occupant address.
+    Ping,
+    /// disco#info of the room or the service.
+    Info,
+    /// disco#items of the service (public rooms) or a room (nothing listed).
+    Items,
+    /// The occupants with a role (muc#admin get).
+    GetRoles(Role),
+    /// The users with an affiliation (muc#admin get).
+    GetAffiliations(Affiliation),
+    /// Role changes, all or none (muc#admin set).
+    SetRoles(Vec<RoleChange>),
+    /// Affiliation changes, all or none (muc#admin set).
+    SetAffiliations(Vec<AffiliationChange>),
+    /// The configuration form (muc#owner get).
+    GetConfig,
+    /// A submitted configuration (muc#owner set with a submit form; an empty one accepts the defaults and makes an
+    /// "instant room").
+    SetConfig(ConfigChange),
+    /// The owner cancels the configuration form: a room still locked by its creation is destroyed (XEP-0045
+    /// §10.1.3); otherwise nothing changes.
+    CancelConfig,
+    /// Destroys the room (muc#owner set with `<destroy/>`).
+    Destroy(Destroyed),
+}
+
+/// A session's stanza for the room service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoomRequest {
+    /// Presence to `room/nick`: join, change what one shows, change nickname, or leave (`presence: None`).
+    Presence {
+        /// The nickname addressed.
+        nick: String,
+        /// Available with what it shows, or `None` for unavailable.
+        presence: Option<OccupantPresence>,
+        /// What the MUC element carried; entering does not need it (old clients leave it out).
+        join: JoinOptions,
+    },
+    /// A message to the room (`nick: None`, must be groupchat) or to an occupant (private).
+    Message {
+        /// The occupant addressed, for a private message.
+        nick: Option<String>,
+        /// The message.
+        message: Message,
+    },
+    /// An IQ request.
+    Iq {
+        /// Its id.
+        id: String,
+        /// The occupant addressed, if any.
+        nick: Option<String>,
+        /// What it asks.
+        call: RoomCall,
+    },
+}

@@ -1,0 +1,431 @@
+//! The room service (`conference.<domain>`): the rooms of this node, who is in which, creation on first entry,
+//! the limits of DESIGN §5, and what the store must keep of persistent rooms.
+
+use hashbrown::{HashMap, HashSet};
+
+use super::RoomsConfig;
+use super::record::RoomRecord;
+use super::request::{RoomCall, RoomRequest};
+use super::room::{Ctx, Delivery, Refusal, Room};
+use super::stanza::{RoomAnswer, RoomStanza};
+use crate::jid::{BareJid, FullJid, Jid};
+use crate::message::MessageKind;
+use crate::session::SessionId;
+use crate::stanza::{ErrorAbout, ErrorCondition, StanzaError};
+use crate::time::Timestamp;
+
+/// What the service asks the engine to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEffect {
+    /// Deliver a room stanza to a session.
+    Deliver(Delivery),
+    /// Store (create or replace) a persistent room.
+    Put(RoomRecord),
+    /// Forget a stored room (destroyed, or no longer persistent).
+    Remove(BareJid),
+}
+
+/// Who sends a request: the session and its real address.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    /// The session.
+    pub session: SessionId,
+    /// Its full address.
+    pub jid: &'a FullJid,
+}
+
+/// The rooms of this node.
+#[derive(Debug)]
+pub struct Rooms {
+    config: RoomsConfig,
+    rooms: HashMap<BareJid, Room>,
+    /// The rooms each session entered (possibly since left: leaving through the room is not tracked here, and a
+    /// room that no longer seats the session ignores it).
+    joined: HashMap<SessionId, HashSet<BareJid>>,
+}
+
+impl Rooms {
+    /// The service with the persistent rooms the store kept.
+    pub fn new(config: RoomsConfig, stored: Vec<RoomRecord>) -> Self {
+        let rooms = stored
+            .into_iter()
+            .map(|r| (r.jid.clone(), Room::from_record(r)))
+            .collect();
+        Rooms {
+            config,
+            rooms,
+            joined: HashMap::new(),
+        }
+    }
+
+    /// The service's address.
+    pub fn domain(&self) -> &str {
+        &self.config.domain
+    }
+
+    /// A room by address.
+    pub fn room(&self, jid: &BareJid) -> Option<&Room> {
+        self.rooms.get(jid)
+    }
+
+    /// How many rooms exist.
+    pub fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+
+    fn persistent_count(&self) -> usize {
+        self.rooms
+            .values()
+            .filter(|r| r.config().persistent)
+            .count()
+    }
+
+    /// Handles one request of `from` to `room` (the service itself when it has no local part) at `now`.
+    pub fn handle(
+        &mut self,
+        now: Timestamp,
+        from: Sender<'_>,
+        room: BareJid,
+        request: RoomRequest,
+    ) -> Vec<RoomEffect> {
+        let mut out = Vec::new();
+        let was_persistent = self.rooms.get(&room).is_some_and(|r| r.config().persistent);
+        let (addressed, about) = address_of(&room, &request);
+        let result = if room.local().is_none() {
+            self.service_request(from, &room, request)
+        } else {
+            self.room_request(now, from, &room, request, &mut out)
+        };
+        let mut effects: Vec<RoomEffect> = out.into_iter().map(RoomEffect::Deliver).collect();
+        match result {
+            Ok(Some(answer)) => {
+                let RoomAbout::Iq(id) = about else {
+                    unreachable!("only IQs are answered")
+                };
+                effects.push(RoomEffect::Deliver(Delivery {
+                    session: from.session,
+                    stanza: RoomStanza::Answer {
+                        id,
+                        from: addressed,
+                        to: from.jid.clone(),
+                        answer,
+                    },
+                }));
+            }
+            Ok(None) => {}
+            Err(refusal) => {
+                effects.push(RoomEffect::Deliver(error(from, addressed, about, refusal)))
+            }
+        }
+        self.settle(&room, was_persistent, &mut effects);
+        effects
+    }
+
+    /// A session ended: it leaves every room it is in, and the others see it go.
+    pub fn session_ended(&mut self, now: Timestamp, session: SessionId) -> Vec<RoomEffect> {
+        let mut effects = Vec::new();
+        for room in self.joined.remove(&session).unwrap_or_default() {
+            let was_persistent = self.rooms.get(&room).is_some_and(|r| r.config().persistent);
+            let mut out = Vec::new();
+            if let Some(r) = self.rooms.get_mut(&room) {
+                let mut ctx = Ctx {
+                    now,
+                    limits: &self.config.limits,
+                    key: &self.config.key,
+                    out: &mut out,
+                };
+                r.drop_session(&mut ctx, session);
+            }
+            effects.extend(out.into_iter().map(RoomEffect::Deliver));
+            self.settle(&room, was_persistent, &mut effects);
+        }
+        effects
+    }
+
+    /// After a request: an ad hoc room with nobody left vanishes, a persistent room's changes are stored, and a
+    /// room that stopped being persistent (or is gone) leaves the store.
+    fn settle(&mut self, room: &BareJid, was_persistent: bool, effects: &mut Vec<RoomEffect>) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            if was_persistent {
+                effects.push(RoomEffect::Remove(room.clone()));
+            }
+            return;
+        };
+        let dirty = r.take_dirty();
+        if r.config().persistent {
+            if dirty || !was_persistent {
+                effects.push(RoomEffect::Put(r.record()));
+            }
+            return;
+        }
+        if was_persistent {
+            effects.push(RoomEffect::Remove(room.clone()));
+        }
+        if r.occupants().is_empty() {
+            self.rooms.remove(room);
+        }
+    }
+
+    fn service_request(
+        &self,
+        _from: Sender<'_>,
+        _service: &BareJid,
+        request: RoomRequest,
+    ) -> Result<Option<RoomAnswer>, Refusal> {
+        match request {
+            RoomRequest::Iq {
+                call: RoomCall::Info,
+                nick: None,
+                ..
+            } => Ok(Some(RoomAnswer::Service)),
+            RoomRequest::Iq {
+                call: RoomCall::Items,
+                nick: None,
+                ..
+            } => {
+                let mut rooms: Vec<(BareJid, String)> = self
+                    .rooms
+                    .values()
+                    .filter(|r| r.config().public && !r.is_locked())
+                    .map(|r| (r.jid().clone(), r.config().name.clone()))
+                    .collect();
+                rooms.sort();
+                Ok(Some(RoomAnswer::Rooms(rooms)))
+            }
+            RoomRequest::Iq {
+                call: RoomCall::Ping,
+                nick: None,
+                ..
+            } => Ok(Some(RoomAnswer::Done)),
+            RoomRequest::Iq { .. } => Err(Refusal {
+                condition: ErrorCondition::ServiceUnavailable,
+                text: "the room service does not answer that",
+            }),
+            // Presence and messages for the service itself mean nothing.
+            RoomRequest::Presence { .. } | RoomRequest::Message { .. } => Ok(None),
+        }
+    }
+
+    fn room_request(
+        &mut self,
+        now: Timestamp,
+        from: Sender<'_>,
+        room: &BareJid,
+        request: RoomRequest,
+        out: &mut Vec<Delivery>,
+    ) -> Result<Option<RoomAnswer>, Refusal> {
+        let limits = &self.config.limits;
+        let key = &self.config.key;
+        let user = from.jid.bare();
+        let missing = Refusal {
+            condition: ErrorCondition::ItemNotFound,
+            text: "there is no such room",
+        };
+        match request {
+            RoomRequest::Presence {
+                nick,
+                presence,
+                join,
+            } => {
+                let seated = self
+                    .rooms
+                    .get(room)
+                    .is_some_and(|r| r.occupants().by_session(from.session).is_some());
+                if seated {
+                    let r = self.rooms.get_mut(room).expect("seated in it");
+                    let mut ctx = Ctx {
+                        now,
+                        limits,
+                        key,
+                        out,
+                    };
+                    r.occupant_presence(&mut ctx, from.session, &nick, presence)?;
+                    if r.occupants().by_session(from.session).is_none()
+                        && let Some(set) = self.joined.get_mut(&from.session)
+                    {
+                        set.remove(room);
+                    }
+                    return Ok(None);
+                }
+                // Unavailable presence to a room one is not in needs nothing.
+                let Some(presence) = presence else {
+                    return Ok(None);
+                };
+                let created = !self.rooms.contains_key(room);
+                if created {
+                    if self.rooms.len() >= limits.max_rooms {
+                        return Err(Refusal {
+                            condition: ErrorCondition::NotAllowed,
+                            text: "this service holds as many rooms as it may",
+                        });
+                    }
+                    self.rooms.insert(
+                        room.clone(),
+                        Room::create(room.clone(), user.clone(), limits),
+                    );
+                }
+                let r = self.rooms.get_mut(room).expect("exists or created");
+                let mut ctx = Ctx {
+                    now,
+                    limits,
+                    key,
+                    out,
+                };
+                r.join(&mut ctx, from, nick, presence, &join, created)?;
+                self.joined
+                    .entry(from.session)
+                    .or_default()
+                    .insert(room.clone());
+                Ok(None)
+            }
+            RoomRequest::Message { nick, message } => {
+                let r = self.rooms.get_mut(room).ok_or(missing)?;
+                let mut ctx = Ctx {
+                    now,
+                    limits,
+                    key,
+                    out,
+                };
+                match nick {
+                    Some(nick) => r.private(&mut ctx, from.session, &nick, message)?,
+                    None if message.kind == MessageKind::Groupchat => {
+                        r.groupchat(&mut ctx, from.session, message)?
+                    }
+                    // Mediated invitations and voice requests travel as normal messages; not served yet.
+                    None => {
+                        return Err(Refusal {
+                            condition: ErrorCondition::BadRequest,
+                            text: "only groupchat messages are sent to the room",
+                        });
+                    }
+                }
+                Ok(None)
+            }
+            RoomRequest::Iq {
+                nick: Some(nick),
+                call,
+                ..
+            } => {
+                let r = self.rooms.get(room).ok_or(missing)?;
+                match call {
+                    // XEP-0410: answered by the service for the occupant's own address only.
+                    RoomCall::Ping if r.is_occupant_as(from.session, &nick) => {
+                        Ok(Some(RoomAnswer::Done))
+                    }
+                    RoomCall::Ping => Err(Refusal {
+                        condition: ErrorCondition::NotAcceptable,
+                        text: "you are not in the room with that nickname",
+                    }),
+                    _ => Err(Refusal {
+                        condition: ErrorCondition::ServiceUnavailable,
+                        text: "requests to occupants are not forwarded",
+                    }),
+                }
+            }
+            RoomRequest::Iq {
+                nick: None, call, ..
+            } => {
+                // Counted only when a configuration may make one more persistent room.
+                let persistent_now = if matches!(call, RoomCall::SetConfig(_)) {
+                    self.persistent_count()
+                } else {
+                    0
+                };
+                let r = self.rooms.get_mut(room).ok_or(missing)?;
+                let mut ctx = Ctx {
+                    now,
+                    limits,
+                    key,
+                    out,
+                };
+                match call {
+                    RoomCall::Ping => Ok(Some(RoomAnswer::Done)),
+                    RoomCall::Info => Ok(Some(RoomAnswer::Info(r.info()))),
+                    RoomCall::Items => Ok(Some(RoomAnswer::Rooms(Vec::new()))),
+                    RoomCall::GetRoles(role) => r.roles(from.session, user, role).map(Some),
+                    RoomCall::GetAffiliations(a) => r.affiliations(from.session, user, a).map(Some),
+                    RoomCall::SetRoles(changes) => {
+                        r.set_roles(&mut ctx, from.session, user, &changes)?;
+                        Ok(Some(RoomAnswer::Done))
+                    }
+                    RoomCall::SetAffiliations(changes) => {
+                        r.set_affiliations(&mut ctx, from.session, user, &changes)?;
+                        Ok(Some(RoomAnswer::Done))
+                    }
+                    RoomCall::GetConfig => r.get_config(user).map(Some),
+                    RoomCall::SetConfig(change) => {
+                        let next = r.proposed_config(user, &change, limits)?;
+                        if next.persistent
+                            && !r.config().persistent
+                            && persistent_now >= limits.max_persistent_rooms
+                        {
+                            return Err(Refusal {
+                                condition: ErrorCondition::NotAllowed,
+                                text: "this service holds as many persistent rooms as it may",
+                            });
+                        }
+                        r.set_config(&mut ctx, next);
+                        Ok(Some(RoomAnswer::Done))
+                    }
+                    RoomCall::CancelConfig => {
+                        r.get_config(user)?;
+                        if r.is_locked() {
+                            r.evacuate(&mut ctx, None, &[]);
+                            self.rooms.remove(room);
+                        }
+                        Ok(Some(RoomAnswer::Done))
+                    }
+                    RoomCall::Destroy(destroyed) => {
+                        r.destroy(&mut ctx, user, &destroyed)?;
+                        self.rooms.remove(room);
+                        Ok(Some(RoomAnswer::Done))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a request was: which kind of stanza an error must answer.
+enum RoomAbout {
+    Presence,
+    Message(Option<String>),
+    Iq(String),
+}
+
+/// The address a request was sent to (errors and answers come from it) and its kind.
+fn address_of(room: &BareJid, request: &RoomRequest) -> (Jid, RoomAbout) {
+    let at = |nick: Option<&str>| match nick.and_then(|n| room.with_resource(n).ok()) {
+        Some(full) => Jid::Full(full),
+        None => Jid::Bare(room.clone()),
+    };
+    match request {
+        RoomRequest::Presence { nick, .. } => (at(Some(nick)), RoomAbout::Presence),
+        RoomRequest::Message { nick, message } => {
+            (at(nick.as_deref()), RoomAbout::Message(message.id.clone()))
+        }
+        RoomRequest::Iq { id, nick, .. } => (at(nick.as_deref()), RoomAbout::Iq(id.clone())),
+    }
+}
+
+fn error(from: Sender<'_>, addressed: Jid, about: RoomAbout, refusal: Refusal) -> Delivery {
+    let about = match about {
+        RoomAbout::Presence => ErrorAbout::Presence { to: addressed },
+        RoomAbout::Message(id) => ErrorAbout::Message { id, to: addressed },
+        RoomAbout::Iq(id) => ErrorAbout::Iq { id, to: addressed },
+    };
+    Delivery {
+        session: from.session,
+        stanza: RoomStanza::Error(StanzaError {
+            to: Jid::Full(from.jid.clone()),
+            about,
+            condition: refusal.condition,
+            text: Some(refusal.text.to_owned()),
+        }),
+    }
+}

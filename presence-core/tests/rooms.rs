@@ -1,0 +1,813 @@
+//! Group chat (XEP-0045) through the engine: the room service's state machine as sessions see it.
+
+mod common;
+
+use common::{Harness, j};
+use presence_core::message::{Message, MessageKind};
+use presence_core::rooms::{
+    Affiliation, AffiliationChange, ConfigChange, Destroyed, JoinOptions, OccupantIdKey,
+    OccupantPresence, Role, RoleChange, RoomAnswer, RoomCall, RoomRequest, RoomStanza, RoomsConfig,
+    StatusCode, WhoIs,
+};
+use presence_core::stanza::{ErrorCondition, Stanza};
+use presence_core::store::RoomStore;
+use presence_core::time::Timestamp;
+use presence_core::{EngineConfig, Input, SessionId};
+use proptest::prelude::*;
+
+const ROOM: &str = "room@conference.x";
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        rooms: Some(RoomsConfig::new(
+            "conference.x",
+            OccupantIdKey::new(b"k".to_vec()),
+        )),
+        ..EngineConfig::for_domain("x")
+    }
+}
+
+fn harness() -> Harness {
+    Harness::with_users(config(), &["alice@x", "bob@x", "carol@x", "dave@x"])
+}
+
+fn send(h: &mut Harness, session: SessionId, room: &str, request: RoomRequest) {
+    h.input(Input::Room {
+        session,
+        room: j(room),
+        stamp: Timestamp(1_000_000),
+        request,
+    });
+}
+
+fn join_with(h: &mut Harness, session: SessionId, nick: &str, join: JoinOptions) {
+    let presence = Some(OccupantPresence::default());
+    send(
+        h,
+        session,
+        ROOM,
+        RoomRequest::Presence {
+            nick: nick.into(),
+            presence,
+            join,
+        },
+    );
+}
+
+fn join(h: &mut Harness, session: SessionId, nick: &str) {
+    join_with(h, session, nick, JoinOptions::default());
+}
+
+fn iq(h: &mut Harness, session: SessionId, call: RoomCall) {
+    send(
+        h,
+        session,
+        ROOM,
+        RoomRequest::Iq {
+            id: "q".into(),
+            nick: None,
+            call,
+        },
+    );
+}
+
+fn groupchat(h: &mut Harness, session: SessionId, body: &str) {
+    let message = Message {
+        id: Some(format!("m-{body}")),
+        kind: MessageKind::Groupchat,
+        body: Some(body.into()),
+        ..Message::default()
+    };
+    send(
+        h,
+        session,
+        ROOM,
+        RoomRequest::Message {
+            nick: None,
+            message,
+        },
+    );
+}
+
+/// The room stanzas delivered to `s`, taken.
+fn room(h: &mut Harness, s: SessionId) -> Vec<RoomStanza> {
+    h.take(s)
+        .into_iter()
+        .filter_map(|st| match st {
+            Stanza::Room(r) => Some(*r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (from nick, available, codes) of the room presences among `got`.
+fn presences(got: &[RoomStanza]) -> Vec<(String, bool, Vec<u16>)> {
+    got.iter()
+        .filter_map(|r| match r {
+            RoomStanza::Presence {
+                from,
+                presence,
+                codes,
+                ..
+            } => Some((
+                from.resource().to_owned(),
+                presence.is_some(),
+                codes.iter().map(|c| c.code()).collect(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn error_of(got: &[RoomStanza]) -> Option<ErrorCondition> {
+    got.iter().find_map(|r| match r {
+        RoomStanza::Error(e) => Some(e.condition),
+        _ => None,
+    })
+}
+
+fn answered(got: &[RoomStanza]) -> Option<&RoomAnswer> {
+    got.iter().find_map(|r| match r {
+        RoomStanza::Answer { answer, .. } => Some(answer),
+        _ => None,
+    })
+}
+
+/// Alice creates the room and accepts the defaults (an instant room); bob and carol join. Outputs cleared.
+fn three_in_a_room() -> (Harness, SessionId, SessionId, SessionId) {
+    let mut h = harness();
+    let a = h.login("alice@x", "pc");
+    let b = h.login("bob@x", "pc");
+    let c = h.login("carol@x", "pc");
+    join(&mut h, a, "Alice");
+    iq(&mut h, a, RoomCall::SetConfig(ConfigChange::default()));
+    join(&mut h, b, "Bob");
+    join(&mut h, c, "Carol");
+    h.clear();
+    (h, a, b, c)
+}
+
+#[test]
+fn the_first_to_join_creates_a_locked_room_until_it_is_configured() {
+    let mut h = harness();
+    let a = h.login("alice@x", "pc");
+    let b = h.login("bob@x", "pc");
+    h.clear();
+    join(&mut h, a, "Alice");
+    let got = room(&mut h, a);
+    assert_eq!(
+        presences(&got),
+        vec![("Alice".into(), true, vec![110, 201])]
+    );
+    let Some(RoomStanza::Presence { item, .. }) = got.first() else {
+        panic!("{got:?}")
+    };
+    assert_eq!(
+        (item.affiliation, item.role),
+        (Affiliation::Owner, Role::Moderator)
+    );
+    // The (empty) subject ends the join.
+    assert!(
+        matches!(got.last(), Some(RoomStanza::Message { message, .. }) if message.subject.as_deref() == Some(""))
+    );
+    join(&mut h, b, "Bob");
+    assert_eq!(
+        error_of(&room(&mut h, b)),
+        Some(ErrorCondition::ItemNotFound)
+    );
+    iq(&mut h, a, RoomCall::SetConfig(ConfigChange::default()));
+    assert_eq!(answered(&room(&mut h, a)), Some(&RoomAnswer::Done));
+    join(&mut h, b, "Bob");
+    // Bob sees alice first, then himself with 110; alice sees bob arrive.
+    assert_eq!(
+        presences(&room(&mut h, b)),
+        vec![
+            ("Alice".into(), true, vec![]),
+            ("Bob".into(), true, vec![110])
+        ]
+    );
+    assert_eq!(
+        presences(&room(&mut h, a)),
+        vec![("Bob".into(), true, vec![])]
+    );
+}
+
+#[test]
+fn messages_reach_every_occupant_and_newcomers_get_history_then_the_subject() {
+    let (mut h, a, b, c) = three_in_a_room();
+    groupchat(&mut h, b, "hello");
+    for s in [a, b, c] {
+        let got = room(&mut h, s);
+        assert!(
+            got.iter().any(|r| matches!(r, RoomStanza::Message { from, message, occupant_id: Some(_), .. }
+                if from.to_string() == "room@conference.x/Bob" && message.body.as_deref() == Some("hello"))),
+            "{s:?}: {got:?}"
+        );
+    }
+    let subject = Message {
+        kind: MessageKind::Groupchat,
+        subject: Some("Plans".into()),
+        ..Message::default()
+    };
+    // Participants may not set the subject by default; the moderator may.
+    send(
+        &mut h,
+        b,
+        ROOM,
+        RoomRequest::Message {
+            nick: None,
+            message: subject.clone(),
+        },
+    );
+    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::Forbidden));
+    send(
+        &mut h,
+        a,
+        ROOM,
+        RoomRequest::Message {
+            nick: None,
+            message: subject,
+        },
+    );
+    h.clear();
+    let d = h.login("dave@x", "pc");
+    h.clear();
+    join(&mut h, d, "Dave");
+    let got = room(&mut h, d);
+    let history: Vec<_> = got
+        .iter()
+        .filter_map(|r| match r {
+            RoomStanza::Message {
+                message,
+                delayed: Some(_),
+                ..
+            } => message.body.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(history, vec!["hello".to_owned()]);
+    assert!(
+        matches!(got.last(), Some(RoomStanza::Message { message, from, .. })
+        if message.subject.as_deref() == Some("Plans") && from.to_string() == "room@conference.x/Alice")
+    );
+}
+
+#[test]
+fn a_taken_nickname_conflicts_and_a_nickname_change_is_303() {
+    let (mut h, a, b, _) = three_in_a_room();
+    let d = h.login("dave@x", "pc");
+    h.clear();
+    join(&mut h, d, "Bob");
+    assert_eq!(error_of(&room(&mut h, d)), Some(ErrorCondition::Conflict));
+    send(
+        &mut h,
+        b,
+        ROOM,
+        RoomRequest::Presence {
+            nick: "Carol".into(),
+            presence: Some(OccupantPresence::default()),
+            join: JoinOptions::default(),
+        },
+    );
+    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::Conflict));
+    send(
+        &mut h,
+        b,
+        ROOM,
+        RoomRequest::Presence {
+            nick: "Robert".into(),
+            presence: Some(OccupantPresence::default()),
+            join: JoinOptions::default(),
+        },
+    );
+    assert_eq!(
+        presences(&room(&mut h, b)),
+        vec![
+            ("Bob".into(), false, vec![110, 303]),
+            ("Robert".into(), true, vec![110])
+        ]
+    );
+    let seen = room(&mut h, a);
+    assert_eq!(
+        presences(&seen),
+        vec![
+            ("Bob".into(), false, vec![303]),
+            ("Robert".into(), true, vec![])
+        ]
+    );
+    assert!(
+        matches!(&seen[0], RoomStanza::Presence { item, .. } if item.nick.as_deref() == Some("Robert"))
+    );
+}
+
+#[test]
+fn private_messages_go_to_the_occupants_session_from_the_senders_room_address() {
+    let (mut h, a, b, c) = three_in_a_room();
+    let pm = Message {
+        kind: MessageKind::Chat,
+        body: Some("psst".into()),
+        ..Message::default()
+    };
+    send(
+        &mut h,
+        b,
+        ROOM,
+        RoomRequest::Message {
+            nick: Some("Carol".into()),
+            message: pm.clone(),
+        },
+    );
+    let got = room(&mut h, c);
+    assert!(
+        matches!(&got[..], [RoomStanza::Message { from, private: true, .. }] if from.to_string() == "room@conference.x/Bob")
+    );
+    assert!(room(&mut h, a).is_empty());
+    send(
+        &mut h,
+        b,
+        ROOM,
+        RoomRequest::Message {
+            nick: Some("Nobody".into()),
+            message: pm.clone(),
+        },
+    );
+    assert_eq!(
+        error_of(&room(&mut h, b)),
+        Some(ErrorCondition::ItemNotFound)
+    );
+    let d = h.login("dave@x", "pc");
+    h.clear();
+    send(
+        &mut h,
+        d,
+        ROOM,
+        RoomRequest::Message {
+            nick: Some("Carol".into()),
+            message: pm,
+        },
+    );
+    assert_eq!(
+        error_of(&room(&mut h, d)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+    groupchat(&mut h, d, "outsider");
+    assert_eq!(
+        error_of(&room(&mut h, d)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+}
+
+#[test]
+fn moderators_kick_admins_ban_and_owners_are_never_kicked() {
+    let (mut h, a, b, c) = three_in_a_room();
+    // Bob is a participant: he may not kick.
+    iq(
+        &mut h,
+        b,
+        RoomCall::SetRoles(vec![RoleChange {
+            nick: "Carol".into(),
+            role: Role::None,
+            reason: None,
+        }]),
+    );
+    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::NotAllowed));
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetRoles(vec![RoleChange {
+            nick: "Carol".into(),
+            role: Role::None,
+            reason: Some("bye".into()),
+        }]),
+    );
+    assert_eq!(
+        presences(&room(&mut h, c)),
+        vec![("Carol".into(), false, vec![110, 307])]
+    );
+    assert_eq!(
+        presences(&room(&mut h, b)),
+        vec![("Carol".into(), false, vec![307])]
+    );
+    // Make bob a moderator; he still cannot kick the owner.
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetRoles(vec![RoleChange {
+            nick: "Bob".into(),
+            role: Role::Moderator,
+            reason: None,
+        }]),
+    );
+    h.clear();
+    iq(
+        &mut h,
+        b,
+        RoomCall::SetRoles(vec![RoleChange {
+            nick: "Alice".into(),
+            role: Role::None,
+            reason: None,
+        }]),
+    );
+    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::NotAllowed));
+    // A ban removes bob (301) and keeps him out.
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetAffiliations(vec![AffiliationChange {
+            jid: j("bob@x"),
+            affiliation: Affiliation::Outcast,
+            reason: None,
+        }]),
+    );
+    assert_eq!(
+        presences(&room(&mut h, b)),
+        vec![("Bob".into(), false, vec![110, 301])]
+    );
+    join(&mut h, b, "Bob");
+    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::Forbidden));
+    h.clear();
+    iq(&mut h, a, RoomCall::GetAffiliations(Affiliation::Outcast));
+    assert!(
+        matches!(answered(&room(&mut h, a)), Some(RoomAnswer::Items(items)) if items.len() == 1)
+    );
+    // The last owner cannot step down.
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetAffiliations(vec![AffiliationChange {
+            jid: j("alice@x"),
+            affiliation: Affiliation::Member,
+            reason: None,
+        }]),
+    );
+    assert_eq!(error_of(&room(&mut h, a)), Some(ErrorCondition::Conflict));
+}
+
+#[test]
+fn passwords_members_only_and_full_rooms_keep_people_out() {
+    let (mut h, a, _, _) = three_in_a_room();
+    let d = h.login("dave@x", "pc");
+    let change = ConfigChange {
+        password_protected: Some(true),
+        password: Some("pw".into()),
+        ..ConfigChange::default()
+    };
+    iq(&mut h, a, RoomCall::SetConfig(change));
+    h.clear();
+    join(&mut h, d, "Dave");
+    assert_eq!(
+        error_of(&room(&mut h, d)),
+        Some(ErrorCondition::NotAuthorized)
+    );
+    join_with(
+        &mut h,
+        d,
+        "Dave",
+        JoinOptions {
+            password: Some("pw".into()),
+            ..JoinOptions::default()
+        },
+    );
+    assert!(error_of(&room(&mut h, d)).is_none());
+    send(
+        &mut h,
+        d,
+        ROOM,
+        RoomRequest::Presence {
+            nick: "Dave".into(),
+            presence: None,
+            join: JoinOptions::default(),
+        },
+    );
+    // Members-only removes non-members present (322) and refuses newcomers.
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            members_only: Some(true),
+            ..ConfigChange::default()
+        }),
+    );
+    let seen = presences(&room(&mut h, a));
+    assert!(seen.contains(&("Bob".into(), false, vec![322])), "{seen:?}");
+    join_with(
+        &mut h,
+        d,
+        "Dave",
+        JoinOptions {
+            password: Some("pw".into()),
+            ..JoinOptions::default()
+        },
+    );
+    assert_eq!(
+        error_of(&room(&mut h, d)),
+        Some(ErrorCondition::RegistrationRequired)
+    );
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            members_only: Some(false),
+            max_occupants: Some(1),
+            ..ConfigChange::default()
+        }),
+    );
+    h.clear();
+    join_with(
+        &mut h,
+        d,
+        "Dave",
+        JoinOptions {
+            password: Some("pw".into()),
+            ..JoinOptions::default()
+        },
+    );
+    assert_eq!(
+        error_of(&room(&mut h, d)),
+        Some(ErrorCondition::ServiceUnavailable)
+    );
+}
+
+#[test]
+fn moderated_rooms_silence_visitors_until_given_voice() {
+    let (mut h, a, b, _) = three_in_a_room();
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            moderated: Some(true),
+            ..ConfigChange::default()
+        }),
+    );
+    let d = h.login("dave@x", "pc");
+    join(&mut h, d, "Dave");
+    h.clear();
+    groupchat(&mut h, d, "hi");
+    assert_eq!(error_of(&room(&mut h, d)), Some(ErrorCondition::Forbidden));
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetRoles(vec![RoleChange {
+            nick: "Dave".into(),
+            role: Role::Participant,
+            reason: None,
+        }]),
+    );
+    h.clear();
+    groupchat(&mut h, d, "hi");
+    assert!(error_of(&room(&mut h, d)).is_none());
+    assert_eq!(room(&mut h, b).len(), 1);
+}
+
+#[test]
+fn semi_anonymous_rooms_show_real_addresses_to_moderators_only() {
+    let (mut h, a, b, _) = three_in_a_room();
+    let d = h.login("dave@x", "pc");
+    h.clear();
+    join(&mut h, d, "Dave");
+    let jid_seen_by = |got: &[RoomStanza]| {
+        got.iter().find_map(|r| match r {
+            RoomStanza::Presence { from, item, .. } if from.resource() == "Dave" => {
+                Some(item.jid.is_some())
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(jid_seen_by(&room(&mut h, a)), Some(true));
+    assert_eq!(jid_seen_by(&room(&mut h, b)), Some(false));
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            whois: Some(WhoIs::Anyone),
+            ..ConfigChange::default()
+        }),
+    );
+    let e = h.login("carol@x", "phone");
+    h.clear();
+    join(&mut h, e, "Carol2");
+    let own = presences(&room(&mut h, e));
+    assert_eq!(own.last(), Some(&("Carol2".into(), true, vec![100, 110])));
+}
+
+#[test]
+fn a_session_that_ends_leaves_and_an_ad_hoc_room_vanishes_with_its_last_occupant() {
+    let (mut h, a, b, c) = three_in_a_room();
+    h.logout(c);
+    assert_eq!(
+        presences(&room(&mut h, a)),
+        vec![("Carol".into(), false, vec![])]
+    );
+    // Unavailable to everyone is leaving too.
+    h.input(Input::Presence {
+        session: b,
+        to: None,
+        presence: None,
+    });
+    assert_eq!(
+        presences(&room(&mut h, a)),
+        vec![("Bob".into(), false, vec![])]
+    );
+    h.logout(a);
+    assert!(h.engine.rooms().expect("service").room(&j(ROOM)).is_none());
+}
+
+#[test]
+fn persistent_rooms_are_stored_survive_restarts_and_destruction_removes_them() {
+    let (mut h, a, b, _) = three_in_a_room();
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            persistent: Some(true),
+            name: Some("Kept".into()),
+            ..ConfigChange::default()
+        }),
+    );
+    groupchat(&mut h, b, "remember me");
+    let stored = h.store.rooms().expect("rooms");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].history.len(), 1);
+    // Everybody leaves: the room stays.
+    for s in [a, b] {
+        h.logout(s);
+    }
+    h.logout(SessionId(3));
+    assert!(h.engine.rooms().expect("service").room(&j(ROOM)).is_some());
+    // A new engine over the same store has it back, unlocked, with its history.
+    let mut h2 = Harness::new(config());
+    h2.store = h.store.clone();
+    h2.engine = presence_core::Engine::new(config()).with_rooms(h.store.rooms().expect("rooms"));
+    let d = h2.login("dave@x", "pc");
+    h2.clear();
+    join(&mut h2, d, "Dave");
+    let got = room(&mut h2, d);
+    assert!(error_of(&got).is_none(), "{got:?}");
+    assert!(got.iter().any(|r| matches!(r, RoomStanza::Message { message, delayed: Some(_), .. } if message.body.as_deref() == Some("remember me"))));
+    // Alice is still the owner and destroys it; dave is told where to go.
+    let a2 = h2.login("alice@x", "pc");
+    let destroyed = Destroyed {
+        reason: Some("moving".into()),
+        alternate: Some(j("new@conference.x")),
+        password: None,
+    };
+    iq(&mut h2, a2, RoomCall::Destroy(destroyed.clone()));
+    let got = room(&mut h2, d);
+    assert!(
+        matches!(&got[..], [RoomStanza::Presence { destroyed: Some(d), presence: None, .. }] if *d == destroyed)
+    );
+    assert!(h2.store.rooms().expect("rooms").is_empty());
+}
+
+#[test]
+fn self_ping_is_answered_for_the_own_occupant_address_only() {
+    let (mut h, _, b, _) = three_in_a_room();
+    send(
+        &mut h,
+        b,
+        ROOM,
+        RoomRequest::Iq {
+            id: "p".into(),
+            nick: Some("Bob".into()),
+            call: RoomCall::Ping,
+        },
+    );
+    assert_eq!(answered(&room(&mut h, b)), Some(&RoomAnswer::Done));
+    send(
+        &mut h,
+        b,
+        ROOM,
+        RoomRequest::Iq {
+            id: "p".into(),
+            nick: Some("Carol".into()),
+            call: RoomCall::Ping,
+        },
+    );
+    assert_eq!(
+        error_of(&room(&mut h, b)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+}
+
+#[test]
+fn the_service_lists_public_configured_rooms_and_occupant_ids_are_stable() {
+    let (mut h, a, b, _) = three_in_a_room();
+    send(
+        &mut h,
+        b,
+        "conference.x",
+        RoomRequest::Iq {
+            id: "i".into(),
+            nick: None,
+            call: RoomCall::Items,
+        },
+    );
+    assert!(matches!(answered(&room(&mut h, b)), Some(RoomAnswer::Rooms(r)) if r.len() == 1));
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            public: Some(false),
+            ..ConfigChange::default()
+        }),
+    );
+    h.clear();
+    send(
+        &mut h,
+        b,
+        "conference.x",
+        RoomRequest::Iq {
+            id: "i".into(),
+            nick: None,
+            call: RoomCall::Items,
+        },
+    );
+    assert!(matches!(answered(&room(&mut h, b)), Some(RoomAnswer::Rooms(r)) if r.is_empty()));
+    let id_of = |got: &[RoomStanza]| {
+        got.iter().find_map(|r| match r {
+            RoomStanza::Presence {
+                occupant_id, from, ..
+            } if from.resource() == "Bob" => Some(occupant_id.clone()),
+            _ => None,
+        })
+    };
+    send(
+        &mut h,
+        b,
+        ROOM,
+        RoomRequest::Presence {
+            nick: "Bob".into(),
+            presence: None,
+            join: JoinOptions::default(),
+        },
+    );
+    let first = id_of(&room(&mut h, a));
+    join(&mut h, b, "Bob");
+    assert_eq!(id_of(&room(&mut h, a)), first);
+}
+
+#[test]
+fn no_room_service_answers_service_unavailable() {
+    let mut h = Harness::with_users(EngineConfig::for_domain("x"), &["alice@x"]);
+    let a = h.login("alice@x", "pc");
+    h.clear();
+    join(&mut h, a, "Alice");
+    assert_eq!(
+        error_of(&room(&mut h, a)),
+        Some(ErrorCondition::ServiceUnavailable)
+    );
+}
+
+#[test]
+fn room_traffic_is_never_a_plain_message() {
+    let (mut h, a, b, _) = three_in_a_room();
+    groupchat(&mut h, b, "x");
+    assert!(h.take(a).iter().all(|s| matches!(s, Stanza::Room(_))));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Set(u8, u8, Affiliation),
+    Persist(u8, bool),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let aff = prop::sample::select(Affiliation::ALL.to_vec());
+    prop_oneof![
+        (0u8..4, 0u8..4, aff).prop_map(|(by, who, a)| Op::Set(by, who, a)),
+        (0u8..4, any::<bool>()).prop_map(|(by, p)| Op::Persist(by, p)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// A room always has an owner while persistent, whatever affiliation changes anyone asks for.
+    #[test]
+    fn a_persistent_room_always_has_an_owner(ops in proptest::collection::vec(op(), 0..40)) {
+        let users = ["alice@x", "bob@x", "carol@x", "dave@x"];
+        let (mut h, a, b, c) = three_in_a_room();
+        let d = h.login("dave@x", "pc");
+        let sessions = [a, b, c, d];
+        for op in ops {
+            match op {
+                Op::Set(by, who, affiliation) => iq(&mut h, sessions[by as usize], RoomCall::SetAffiliations(vec![
+                    AffiliationChange { jid: j(users[who as usize]), affiliation, reason: None },
+                ])),
+                Op::Persist(by, p) => iq(&mut h, sessions[by as usize], RoomCall::SetConfig(ConfigChange { persistent: Some(p), ..ConfigChange::default() })),
+            }
+            h.clear();
+            if let Some(r) = h.engine.rooms().and_then(|s| s.room(&j(ROOM))) {
+                prop_assert!(r.has_owner());
+            }
+            for stored in h.store.rooms().expect("rooms") {
+                prop_assert!(stored.affiliations.iter().any(|(_, a)| *a == Affiliation::Owner));
+            }
+        }
+    }
+}
+
+#[test]
+fn status_codes_have_their_numbers() {
+    assert_eq!(StatusCode::SelfPresence.code(), 110);
+    assert_eq!(StatusCode::Kicked.code(), 307);
+}

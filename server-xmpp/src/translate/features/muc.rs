@@ -1,0 +1,387 @@
+//! Multi-user chat (XEP-0045) on the room service's domain: a client's presence, messages and IQs for that domain
+//! read into `Input::Room`, and the engine's room stanzas rendered back. The admin and owner IQs are read and
+//! answered in [`super::muc_admin`] and [`super::muc_owner`]; XEP-0410 self-ping and XEP-0421 occupant ids are
+//! here.
+
+use presence_core::compose::Show;
+use presence_core::rooms::{
+    HistoryRequest, JoinOptions, OccupantPresence, RoomAnswer, RoomCall, RoomInfo, RoomRequest,
+    RoomStanza, StatusCode,
+};
+use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza as CoreStanza};
+use presence_core::time::Timestamp;
+use presence_core::{Input, Jid};
+use xmpp_codec::{Element, IqType, Stanza, StanzaKind, ns};
+
+use super::super::inbound::{FromClient, Me, read_message};
+use super::super::{Outgoing, parse_stamp, stanza_error};
+use super::disco::{NS_DISCO_INFO, NS_DISCO_ITEMS};
+use super::{Feature, Iq, muc_admin, muc_owner, ping};
+
+/// XEP-0045 (the join element).
+pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
+/// XEP-0045 occupant details.
+pub const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+/// XEP-0421.
+pub const NS_OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";
+/// XEP-0203.
+const NS_DELAY: &str = "urn:xmpp:delay";
+
+/// The registry's entry. The service lives on its own domain, so the server's own disco#info lists nothing for it
+/// and no IQ to the server is its; being on is what makes the shell route the service's domain here (see
+/// [`super::Features::with_muc`]) and list it in the server's disco#items.
+pub const FEATURE: Feature = Feature {
+    name: "muc",
+    disco: &[],
+    payloads: &[],
+    iq: |_| None,
+};
+
+/// Reads a stanza a client sent to the room service's domain (`to` is there).
+pub fn from_client(stanza: Stanza, me: &Me<'_>, to: Jid, now: Timestamp) -> FromClient {
+    let room = to.bare().clone();
+    let nick = match &to {
+        Jid::Full(f) => Some(f.resource().to_owned()),
+        Jid::Bare(_) => None,
+    };
+    let request = match stanza.kind() {
+        StanzaKind::Presence => match presence(&stanza, nick) {
+            Ok(Some(r)) => r,
+            Ok(None) => return FromClient::Nothing,
+            Err(text) => return error(&stanza, me, ErrorCondition::BadRequest, text),
+        },
+        StanzaKind::Message => {
+            if stanza.stanza_type() == Some("error") {
+                return FromClient::Nothing;
+            }
+            RoomRequest::Message {
+                nick,
+                message: read_message(stanza, now),
+            }
+        }
+        StanzaKind::Iq => match iq(&stanza, nick) {
+            Ok(Some(r)) => r,
+            Ok(None) => return FromClient::Nothing,
+            Err((condition, text)) => return error(&stanza, me, condition, text),
+        },
+    };
+    FromClient::Engine(Input::Room {
+        session: me.session,
+        room,
+        stamp: now,
+        request,
+    })
+}
+
+fn error(stanza: &Stanza, me: &Me<'_>, condition: ErrorCondition, text: &str) -> FromClient {
+    FromClient::Reply(stanza_error(
+        stanza.kind().as_str(),
+        stanza.id(),
+        &me.jid.to_string(),
+        stanza.to(),
+        condition,
+        Some(text),
+    ))
+}
+
+/// Presence to `room/nick`: entering (with the `<x/>` options), a new show, a nickname change, or leaving.
+fn presence(stanza: &Stanza, nick: Option<String>) -> Result<Option<RoomRequest>, &'static str> {
+    let available = match stanza.stanza_type() {
+        None => true,
+        Some("unavailable") => false,
+        // Subscriptions, probes and errors mean nothing to a room.
+        Some(_) => return Ok(None),
+    };
+    let Some(nick) = nick else {
+        return if available {
+            Err("presence to a room names a nickname: room@service/nick")
+        } else {
+            Ok(None)
+        };
+    };
+    let el = stanza.element();
+    let content = el.ns.as_str();
+    let show = match el
+        .child(content, "show")
+        .map(|s| s.text())
+        .as_deref()
+        .map(str::trim)
+    {
+        None => Show::Available,
+        Some("chat") => Show::Chat,
+        Some("away") => Show::Away,
+        Some("xa") => Show::Xa,
+        Some("dnd") => Show::Dnd,
+        Some(_) => return Err("unknown <show/> value"),
+    };
+    let status = el.child(content, "status").map(|s| s.text());
+    let mut join = JoinOptions::default();
+    if let Some(x) = el.child(NS_MUC, "x") {
+        join.password = x.child(NS_MUC, "password").map(|p| p.text());
+        if let Some(h) = x.child(NS_MUC, "history") {
+            let number = |name: &str| h.attr(name).and_then(|v| v.trim().parse::<u64>().ok());
+            join.history = HistoryRequest {
+                max_stanzas: number("maxstanzas").map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                seconds: number("seconds"),
+                since: h.attr("since").and_then(parse_stamp),
+                none: number("maxchars") == Some(0),
+            };
+        }
+    }
+    Ok(Some(RoomRequest::Presence {
+        nick,
+        presence: available.then_some(OccupantPresence { show, status }),
+        join,
+    }))
+}
+
+/// An IQ to the service, a room or an occupant: what it asks (`None`: nothing to do), or why it is refused.
+fn iq(
+    stanza: &Stanza,
+    nick: Option<String>,
+) -> Result<Option<RoomRequest>, (ErrorCondition, &'static str)> {
+    let iq_type = match stanza.iq_type() {
+        Some(t @ (IqType::Get | IqType::Set)) => t,
+        // Answers to nobody's request: the service sends no IQs.
+        _ => return Ok(None),
+    };
+    let Some(id) = stanza.id() else {
+        return Err((ErrorCondition::BadRequest, "an iq needs an 'id'"));
+    };
+    let mut payloads = stanza.payloads();
+    let (Some(payload), None) = (payloads.next(), payloads.next()) else {
+        return Err((
+            ErrorCondition::BadRequest,
+            "an iq get or set carries exactly one child",
+        ));
+    };
+    let call = match (iq_type, payload.ns.as_str(), payload.name.as_str()) {
+        (IqType::Get, ping::NS_PING, "ping") => Ok(RoomCall::Ping),
+        (IqType::Get, NS_DISCO_INFO, "query") if payload.attr("node").is_none() => {
+            Ok(RoomCall::Info)
+        }
+        (IqType::Get, NS_DISCO_ITEMS, "query") if payload.attr("node").is_none() => {
+            Ok(RoomCall::Items)
+        }
+        (t, muc_admin::NS_MUC_ADMIN, "query") => muc_admin::read(t, payload),
+        (t, muc_owner::NS_MUC_OWNER, "query") => muc_owner::read(t, payload),
+        _ => Err((
+            ErrorCondition::ServiceUnavailable,
+            "the room service does not answer that",
+        )),
+    };
+    call.map(|call| {
+        Some(RoomRequest::Iq {
+            id: id.to_owned(),
+            nick,
+            call,
+        })
+    })
+}
+
+/// Renders a room stanza for its recipient.
+pub fn render(stanza: RoomStanza, domain: &str) -> Option<Outgoing> {
+    Some(match stanza {
+        RoomStanza::Presence {
+            from,
+            to,
+            presence,
+            item,
+            codes,
+            destroyed,
+            occupant_id,
+        } => {
+            let mut el = Element::new(ns::CLIENT, "presence")
+                .with_attr("from", from.to_string())
+                .with_attr("to", to.to_string());
+            match &presence {
+                None => el = el.with_attr("type", "unavailable"),
+                Some(p) => {
+                    if let Some(show) = show_name(p.show) {
+                        el = el.with_child(Element::new(ns::CLIENT, "show").with_text(show));
+                    }
+                    if let Some(s) = &p.status {
+                        el = el.with_child(Element::new(ns::CLIENT, "status").with_text(s));
+                    }
+                }
+            }
+            let mut x =
+                Element::new(NS_MUC_USER, "x").with_child(muc_admin::item(NS_MUC_USER, &item));
+            for c in codes {
+                x = x.with_child(status(c));
+            }
+            if let Some(d) = destroyed {
+                x = x.with_child(muc_owner::destroy_element(NS_MUC_USER, &d));
+            }
+            el.with_child(x)
+                .with_child(
+                    Element::new(NS_OCCUPANT_ID, "occupant-id").with_attr("id", occupant_id),
+                )
+                .into()
+        }
+        RoomStanza::Message {
+            from,
+            to,
+            message,
+            delayed,
+            occupant_id,
+            codes,
+            private,
+        } => {
+            let room = from.bare().clone();
+            let to = Jid::Full(to);
+            let Outgoing {
+                element: mut el,
+                raw_children,
+            } = super::super::message_stanza(&from, &to, message, None, domain);
+            if let Some(stamp) = delayed {
+                // XEP-0045 §7.2.15: history is delayed by the room itself, which is how clients tell it apart.
+                el = el.with_child(
+                    Element::new(NS_DELAY, "delay")
+                        .with_attr("from", room.as_str())
+                        .with_attr("stamp", super::super::format_stamp(stamp)),
+                );
+            }
+            if private || !codes.is_empty() {
+                let mut x = Element::new(NS_MUC_USER, "x");
+                for c in codes {
+                    x = x.with_child(status(c));
+                }
+                el = el.with_child(x);
+            }
+            if let Some(id) = occupant_id {
+                el = el.with_child(Element::new(NS_OCCUPANT_ID, "occupant-id").with_attr("id", id));
+            }
+            Outgoing {
+                element: el,
+                raw_children,
+            }
+        }
+        RoomStanza::Answer {
+            id,
+            from,
+            to,
+            answer,
+        } => {
+            let mut el = Element::new(ns::CLIENT, "iq")
+                .with_attr("type", "result")
+                .with_attr("id", id)
+                .with_attr("from", from.to_string())
+                .with_attr("to", to.to_string());
+            if let Some(payload) = answer_payload(&from, answer) {
+                el = el.with_child(payload);
+            }
+            el.into()
+        }
+        RoomStanza::Error(e) => {
+            let to = e.to.to_string();
+            // XEP-0045 §7.2.6: a refused entry names the protocol, which is how clients tell it from other errors.
+            let entry = matches!(e.about, ErrorAbout::Presence { .. });
+            let mut out = super::super::addressed(CoreStanza::Error(e), &to, domain)?;
+            if entry {
+                out.element = out.element.with_child(Element::new(NS_MUC, "x"));
+            }
+            out
+        }
+    })
+}
+
+fn show_name(show: Show) -> Option<&'static str> {
+    match show {
+        Show::Available => None,
+        Show::Chat => Some("chat"),
+        Show::Away => Some("away"),
+        Show::Xa => Some("xa"),
+        Show::Dnd => Some("dnd"),
+    }
+}
+
+fn status(code: StatusCode) -> Element {
+    Element::new(NS_MUC_USER, "status").with_attr("code", code.code().to_string())
+}
+
+fn answer_payload(from: &Jid, answer: RoomAnswer) -> Option<Element> {
+    match answer {
+        RoomAnswer::Done => None,
+        RoomAnswer::Config(config) => Some(muc_owner::config_form(from.bare(), &config)),
+        RoomAnswer::Items(items) => Some(muc_admin::items(&items)),
+        RoomAnswer::Info(info) => Some(room_info(&info)),
+        RoomAnswer::Service => Some(service_info()),
+        RoomAnswer::Rooms(rooms) => {
+            let mut q = Element::new(NS_DISCO_ITEMS, "query");
+            for (jid, name) in rooms {
+                let mut item = Element::new(NS_DISCO_ITEMS, "item").with_attr("jid", jid.as_str());
+                if !name.is_empty() {
+                    item = item.with_attr("name", name);
+                }
+                q = q.with_child(item);
+            }
+            Some(q)
+        }
+    }
+}
+
+fn identity(name: &str) -> Element {
+    let mut id = Element::new(NS_DISCO_INFO, "identity")
+        .with_attr("category", "conference")
+        .with_attr("type", "text");
+    if !name.is_empty() {
+        id = id.with_attr("name", name);
+    }
+    id
+}
+
+fn features(q: Element, vars: &[&str]) -> Element {
+    vars.iter().fold(q, |q, v| {
+        q.with_child(Element::new(NS_DISCO_INFO, "feature").with_attr("var", *v))
+    })
+}
+
+/// The service's disco#info (XEP-0045 §6.1).
+fn service_info() -> Element {
+    let q = Element::new(NS_DISCO_INFO, "query").with_child(identity("Chatrooms"));
+    features(
+        q,
+        &[
+            NS_MUC,
+            NS_DISCO_INFO,
+            NS_DISCO_ITEMS,
+            ping::NS_PING,
+            NS_OCCUPANT_ID,
+        ],
+    )
+}
+
+/// A room's disco#info (XEP-0045 §6.4): what it is, as features clients show.
+fn room_info(info: &RoomInfo) -> Element {
+    let pick = |on: bool, yes: &'static str, no: &'static str| if on { yes } else { no };
+    let q = Element::new(NS_DISCO_INFO, "query").with_child(identity(&info.name));
+    features(
+        q,
+        &[
+            NS_MUC,
+            NS_OCCUPANT_ID,
+            ping::NS_PING,
+            pick(info.persistent, "muc_persistent", "muc_temporary"),
+            pick(info.public, "muc_public", "muc_hidden"),
+            pick(info.members_only, "muc_membersonly", "muc_open"),
+            pick(info.moderated, "muc_moderated", "muc_unmoderated"),
+            pick(
+                info.password_protected,
+                "muc_passwordprotected",
+                "muc_unsecured",
+            ),
+            pick(info.non_anonymous, "muc_nonanonymous", "muc_semianonymous"),
+        ],
+    )
+    .with_child(muc_owner::room_info_form(info))
+}
+
+/// Whether an IQ for the server's domain asks for its items, which list the room service.
+pub(super) fn service_item(iq: &Iq<'_>) -> Option<Element> {
+    iq.me.features.muc_domain().map(|d| {
+        Element::new(NS_DISCO_ITEMS, "item")
+            .with_attr("jid", d)
+            .with_attr("name", "Chatrooms")
+    })
+}
