@@ -2,12 +2,14 @@
 //! Prosody or ejabberd.
 //!
 //! Every client does STARTTLS, SASL SCRAM-SHA-1 (the mechanism all three servers share), resource binding, a
-//! roster get and initial presence, then a workload: `login`, `chat`, `fanout`, `idle` or (for a presenced cluster)
-//! `failover`. A client that a cluster node sends on with `<see-other-host/>` logs in at the named node. Each run
-//! prints one JSON line on stdout (for `benches/compare.sh` and `benches/cluster.sh`) and a readable summary on
-//! stderr. See the "Load tool" and "Cluster" sections of `benches/README.md`.
+//! roster get and initial presence, then a workload: `login`, `chat`, `fanout`, `idle`, `resume`, `relogin`, `mam`,
+//! `muc` or (for a presenced cluster) `failover`. A client that a cluster node sends on with `<see-other-host/>`
+//! logs in at the named node. Each run prints one JSON line on stdout (for the scripts in `benches/`) and a
+//! readable summary on stderr. See the "Load tool", "Cluster", "Mobile" and "Group chat" sections of
+//! `benches/README.md`.
 
 mod mobile;
+mod muc;
 mod scram;
 
 use std::collections::{HashMap, HashSet};
@@ -143,8 +145,8 @@ enum Cmd {
         /// chat: aggregate messages per second offered; fanout: presence changes per second (0: all at once).
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
-        /// Seconds of sending (chat) or of holding the connections (idle).
-        #[arg(long, default_value_t = 10)]
+        /// Seconds of sending (chat, muc) or of holding the connections (idle).
+        #[arg(long, alias = "secs", default_value_t = 10)]
         duration: u64,
         /// fanout: contacts per user (as provisioned), to know how many deliveries to expect.
         #[arg(long, default_value_t = 0)]
@@ -175,6 +177,15 @@ enum Cmd {
         /// mam: catch-ups each client does one after the other (more work measured against 10 ms CPU ticks).
         #[arg(long, default_value_t = 1)]
         rounds: usize,
+        /// muc: number of rooms (`--users` must be rooms × occupants; room r holds u{r·O}..u{r·O+O-1}).
+        #[arg(long, default_value_t = 1)]
+        rooms: usize,
+        /// muc: occupants per room.
+        #[arg(long, default_value_t = 50)]
+        occupants: usize,
+        /// muc: the MUC service's domain; rooms are bench{r}@SERVICE.
+        #[arg(long, default_value = "conference.localhost")]
+        muc_service: String,
     },
 }
 
@@ -201,6 +212,10 @@ enum Workload {
     /// Mobile: u{N/2}..u{N-1} each send `--messages` chat messages to u0..u{N/2-1} (archived by the server), then
     /// u0..u{N/2-1} page through their archives (XEP-0313 with RSM, `--page` per page). Measured: the catch-up.
     Mam,
+    /// Group chat (XEP-0045): `--rooms` rooms of `--occupants` occupants at `--muc-service`; all join (the first
+    /// occupant creates the room, as an instant room if it is locked), then `--rate` groupchat messages per second
+    /// per room for `--duration` seconds, sent by the occupants in turn; every occupant times every receipt.
+    Muc,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -272,6 +287,9 @@ fn main() -> Result<(), Error> {
             messages,
             page,
             rounds,
+            rooms,
+            occupants,
+            muc_service,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
@@ -292,6 +310,9 @@ fn main() -> Result<(), Error> {
                     messages,
                     page,
                     rounds: rounds.max(1),
+                    rooms,
+                    occupants,
+                    muc_service,
                 })
                 .await;
                 t.cache.save()?;
@@ -1208,6 +1229,9 @@ struct RunArgs {
     messages: usize,
     page: usize,
     rounds: usize,
+    rooms: usize,
+    occupants: usize,
+    muc_service: String,
 }
 
 /// CPU seconds of the server and of this tool, read together.
@@ -1278,6 +1302,13 @@ impl Json {
 }
 
 async fn run(a: RunArgs) -> Result<(), Error> {
+    if a.workload == Workload::Muc && a.users != a.rooms * a.occupants {
+        return Err(format!(
+            "muc: --users must be --rooms × --occupants = {}",
+            a.rooms * a.occupants
+        )
+        .into());
+    }
     let pid = &a.server_pid[..];
     let rss_pid = pid.first().copied();
     let mut j = Json::default();
@@ -1361,6 +1392,7 @@ async fn run(a: RunArgs) -> Result<(), Error> {
         Workload::Resume => mobile::reconnect(&a, &mut clients, true, &mut j).await?,
         Workload::Relogin => mobile::reconnect(&a, &mut clients, false, &mut j).await?,
         Workload::Mam => mobile::mam(&a, &mut clients, &mut j).await?,
+        Workload::Muc => muc::muc(&a, &mut clients, run_start, &mut j).await?,
     }
     // Close whatever is still open.
     for c in clients.iter_mut().flatten() {
