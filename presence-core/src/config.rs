@@ -92,6 +92,9 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// What push notifications (XEP-0357) tell app servers about the message that woke the device.
     pub push_contents: PushContents,
+    /// Compliance archiving: emit an [`Output::Comply`](crate::Output::Comply) record for every message the
+    /// server accepts (see [`crate::compliance`]; off by default).
+    pub compliance: bool,
 }
 
 /// What a push notification carries besides the count of waiting messages. Both off by default: the app server
@@ -116,6 +119,7 @@ impl Default for EngineConfig {
             undeliverable_text: "Your IM could not be delivered.".to_owned(),
             limits: Limits::default(),
             push_contents: PushContents::default(),
+            compliance: false,
         }
     }
 }
