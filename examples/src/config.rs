@@ -72,6 +72,8 @@ pub struct Config {
     pub cluster: Option<crate::cluster::ClusterConfig>,
     /// HTTP File Upload (XEP-0363).
     pub upload: crate::upload::UploadConfig,
+    /// Compliance archiving to PostgreSQL.
+    pub compliance: crate::compliance::ComplianceConfig,
 }
 
 /// `[store]`: which store backs the server and the `user` commands.
@@ -328,6 +330,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             cluster: None,
             upload: crate::upload::UploadConfig::default(),
+            compliance: crate::compliance::ComplianceConfig::default(),
         }
     }
 }
@@ -602,6 +605,9 @@ impl Config {
         if let Some((key, value, problem)) = self.upload.problem() {
             return Err(invalid(key, &value, problem));
         }
+        if let Some((key, value, problem)) = self.compliance.problem() {
+            return Err(invalid(key, &value, problem));
+        }
         if self.store.pool == 0 {
             return Err(invalid(
                 "store.pool",
@@ -740,6 +746,7 @@ impl Config {
                 sender: self.xmpp.push_include_sender,
                 body: self.xmpp.push_include_body,
             },
+            compliance: self.compliance.enabled,
             ..EngineConfig::default()
         }
     }
@@ -751,6 +758,24 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("p.toml"), text)
+    }
+
+    #[test]
+    fn compliance_is_off_by_default_and_needs_a_url_when_on() {
+        use crate::compliance::ComplianceMode;
+        let c = parse("").expect("empty");
+        assert!(!c.compliance.enabled && !c.engine_config().compliance);
+        let c = parse(
+            "[compliance]\nenabled = true\nurl = \"postgresql://a@127.0.0.1:5/c\"\nmode = \"required\"\npool = 3\n",
+        )
+        .expect("valid");
+        assert_eq!(c.compliance.mode, ComplianceMode::Required);
+        assert_eq!(c.compliance.pool, 3);
+        assert!(c.engine_config().compliance);
+        assert!(parse("[compliance]\nenabled = true\n").is_err());
+        assert!(parse("[compliance]\nmode = \"sometimes\"\n").is_err());
+        assert!(parse("[compliance]\nenabled = true\nurl = \"postgresql://a@h:x/c\"\n").is_err());
+        assert!(parse("[compliance]\npool = 0\n").is_err());
     }
 
     #[test]
