@@ -74,6 +74,8 @@ pub struct Config {
     pub upload: crate::upload::UploadConfig,
     /// Group chat (XEP-0045).
     pub muc: crate::muc::MucConfig,
+    /// Compliance archiving to PostgreSQL.
+    pub compliance: crate::compliance::ComplianceConfig,
 }
 
 /// `[store]`: which store backs the server and the `user` commands.
@@ -331,6 +333,7 @@ impl Default for Config {
             cluster: None,
             upload: crate::upload::UploadConfig::default(),
             muc: crate::muc::MucConfig::default(),
+            compliance: crate::compliance::ComplianceConfig::default(),
         }
     }
 }
@@ -610,6 +613,9 @@ impl Config {
         {
             return Err(invalid(key, &value, problem));
         }
+        if let Some((key, value, problem)) = self.compliance.problem() {
+            return Err(invalid(key, &value, problem));
+        }
         if self.store.pool == 0 {
             return Err(invalid(
                 "store.pool",
@@ -748,6 +754,7 @@ impl Config {
                 sender: self.xmpp.push_include_sender,
                 body: self.xmpp.push_include_body,
             },
+            compliance: self.compliance.enabled,
             ..EngineConfig::default()
         }
     }
@@ -759,6 +766,24 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("p.toml"), text)
+    }
+
+    #[test]
+    fn compliance_is_off_by_default_and_needs_a_url_when_on() {
+        use crate::compliance::ComplianceMode;
+        let c = parse("").expect("empty");
+        assert!(!c.compliance.enabled && !c.engine_config().compliance);
+        let c = parse(
+            "[compliance]\nenabled = true\nurl = \"postgresql://a@127.0.0.1:5/c\"\nmode = \"required\"\npool = 3\n",
+        )
+        .expect("valid");
+        assert_eq!(c.compliance.mode, ComplianceMode::Required);
+        assert_eq!(c.compliance.pool, 3);
+        assert!(c.engine_config().compliance);
+        assert!(parse("[compliance]\nenabled = true\n").is_err());
+        assert!(parse("[compliance]\nmode = \"sometimes\"\n").is_err());
+        assert!(parse("[compliance]\nenabled = true\nurl = \"postgresql://a@h:x/c\"\n").is_err());
+        assert!(parse("[compliance]\npool = 0\n").is_err());
     }
 
     #[test]

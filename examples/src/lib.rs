@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod cluster;
+pub mod compliance;
 pub mod config;
 pub mod credentials;
 pub mod extdisco;

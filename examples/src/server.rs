@@ -36,6 +36,8 @@ pub enum Error {
     Upload(#[from] crate::upload::UploadError),
     #[error(transparent)]
     RoomKey(#[from] crate::muc::KeyError),
+    #[error(transparent)]
+    Compliance(#[from] crate::compliance::OpenError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     /// The HTTP listener could not be opened.
@@ -187,6 +189,16 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         max_connections_per_ip: limits.max_connections_per_ip,
         ..RuntimeConfig::default()
     };
+    // The archive is opened (and its tables made) before anything is served: with compliance on, no message may
+    // flow before there is somewhere to archive it.
+    let compliance = match (&config.compliance.enabled, &config.compliance.url) {
+        (true, Some(url)) => {
+            let archive = crate::compliance::PgCompliance::connect(url, config.compliance.pool)?;
+            tracing::info!(mode = ?config.compliance.mode, "compliance archiving on");
+            Some(archive.hook(config.compliance.mode))
+        }
+        _ => None,
+    };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -209,16 +221,19 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             ),
             None => None,
         };
-        let engine = match &node {
-            Some(node) => runtime::spawn_node(
-                engine.serving_only(node.hosted()),
-                store.clone(),
-                runtime_config,
-                node.placement(),
-            ),
-            None => runtime::spawn(engine, store.clone(), runtime_config),
-        }
-        .map_err(Error::Runtime)?;
+        let (engine, cluster) = match &node {
+            Some(node) => {
+                let placement: Arc<dyn runtime::Cluster> = node.placement();
+                (engine.serving_only(node.hosted()), Some(placement))
+            }
+            None => (engine, None),
+        };
+        let hooks = runtime::Hooks {
+            cluster,
+            compliance,
+        };
+        let engine = runtime::spawn_with(engine, store.clone(), runtime_config, hooks)
+            .map_err(Error::Runtime)?;
         let hub = engine.handle();
         if let Some(node) = &mut node {
             node.start(hub.clone()).await?;

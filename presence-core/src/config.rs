@@ -94,6 +94,9 @@ pub struct EngineConfig {
     pub push_contents: PushContents,
     /// The group chat service (XEP-0045), if any.
     pub rooms: Option<crate::rooms::RoomsConfig>,
+    /// Compliance archiving: emit an [`Output::Comply`](crate::Output::Comply) record for every message the
+    /// server accepts (see [`crate::compliance`]; off by default).
+    pub compliance: bool,
 }
 
 /// What a push notification carries besides the count of waiting messages. Both off by default: the app server
@@ -119,6 +122,7 @@ impl Default for EngineConfig {
             limits: Limits::default(),
             push_contents: PushContents::default(),
             rooms: None,
+            compliance: false,
         }
     }
 }

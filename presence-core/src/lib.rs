@@ -79,6 +79,7 @@
 //! - [`roster`]: roster entries and the RFC 6121 subscription state machine.
 //! - [`policy`]: allow/block lists, defaults, "ask me", availability sharing (DESIGN §3).
 //! - [`compose`]: composing one presence from every source (DESIGN §2), with the tables as code.
+//! - [`compliance`]: what compliance archiving records of each message the server accepts.
 //! - [`message`], [`stanza`]: the protocol-neutral values the engine takes and emits.
 //! - [`engine`]: the state machine; forking and offline delivery live in its `messaging` part.
 //! - [`rooms`]: group chat (XEP-0045): the room service, its rooms and their rules as tables.
@@ -94,6 +95,7 @@
 pub mod archive;
 pub mod assignment;
 pub mod cluster;
+pub mod compliance;
 pub mod compose;
 pub mod config;
 pub mod engine;

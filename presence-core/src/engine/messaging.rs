@@ -52,6 +52,11 @@ impl Engine {
         }
         // The user's other devices see what this one wrote (a message to the user's own account reaches them
         // anyway), and it goes into the sender's archive (the recipient's archive takes it on arrival).
+        // A message leaving the local domains is archived here, as nobody else on this side will see it again; one
+        // for a local user (on this node or another of the cluster) is archived where the recipient accepts it.
+        if !self.config.is_local_domain(to.bare().domain()) {
+            self.comply(&from, vec![to.clone()], None, &message);
+        }
         if to.bare() != &user {
             let peer = to.bare().clone();
             self.archive(&user, &peer, &from, &to, &message);
@@ -122,6 +127,7 @@ impl Engine {
         {
             let id = s.id;
             let user = to.bare().clone();
+            self.comply(&from, vec![to.clone()], None, &message);
             self.copy_to_carbons(&user, &[id], Direction::Received, &from, &to, &message);
             self.delivered_while_detached(&user, id, &from, &message);
             return self.deliver(
@@ -153,6 +159,9 @@ impl Engine {
             None => candidates,
         };
         let user = to.bare().clone();
+        if !targets.is_empty() {
+            self.comply(&from, vec![to.clone()], None, &message);
+        }
         self.copy_to_carbons(&user, &targets, Direction::Received, &from, &to, &message);
         if !targets.is_empty() {
             for id in targets {
@@ -173,9 +182,14 @@ impl Engine {
         let wake = self
             .has_registrations(&user)
             .then(|| (from.clone(), message.clone()));
-        if self.hold_or_refuse(from, to, message)
-            && let Some((from, message)) = wake
-        {
+        // Archived only once held: a message refused here (caps, offline storage off) was never accepted. The
+        // record follows the offline write in the same commit group, which fails or succeeds with it.
+        let record = self.compliance_record(&from, vec![to.clone()], None, &message);
+        let held = self.hold_or_refuse(from, to, message);
+        if held && let Some(record) = record {
+            self.out(Output::Comply(record));
+        }
+        if held && let Some((from, message)) = wake {
             let waiting = self.users.get(&user).map_or(0, |u| u.offline.len());
             let waking = super::app_push::Waking::All { waiting };
             self.wake_devices(&user, waking, &from, &message);

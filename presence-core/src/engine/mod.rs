@@ -10,6 +10,7 @@ mod archive;
 mod avatar;
 mod blocking;
 mod carbons;
+mod compliance;
 mod deferred;
 mod documents;
 mod feature;

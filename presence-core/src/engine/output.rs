@@ -101,6 +101,10 @@ pub enum Output {
     Load(BareJid),
     /// Make a change durable, in order with the other writes and before answering later loads.
     Store(StoreWrite),
+    /// Write a message's compliance record (only when [`EngineConfig::compliance`](crate::EngineConfig) is on).
+    /// It comes before the outputs that deliver, route or hold that message, in the same commit group as the
+    /// message's writes, so a runtime that must archive before delivering can hold them back when the write fails.
+    Comply(crate::compliance::Record),
     /// The outcome of an `Input::AddContacts`.
     ContactsAdded {
         /// Whose roster.

@@ -12,6 +12,12 @@
 //! - a bind that would have succeeded ends the session instead; a flush answers `durable: false`;
 //! - presence and watch updates, which acknowledge nothing, still go out: they show the engine's view.
 //!
+//! **Compliance records** (`Output::Comply`, see `compliance.rs`) in `required` mode belong to the commit group
+//! they were emitted in, like writes: they are written before the group's store writes, and a failed write fails
+//! the group as a failed commit does (its store writes are then not applied either, so a message that bounced is
+//! not held offline). In `best_effort` mode they do not take part in commits: once the batch is released, the
+//! records of what was let out go to the background writer.
+//!
 //! The engine's memory may then be ahead of the store for users who stay online. Every write carries a whole
 //! record (a roster entry, a policy), so the next change of the same record rewrites it; a failed offline clear
 //! makes those messages arrive again at the next sign-in, a duplicate rather than a loss. A load that fails
@@ -24,9 +30,11 @@ use hashbrown::HashMap;
 use tracing::{debug, error, warn};
 
 use super::cluster::{self, Cluster};
+use super::compliance::{Background, Compliance, ComplianceHook, Mode};
 use super::metrics::Metrics;
 use super::queue::{Msg, Popped, Queue, Receipt};
 use super::sink::{Ended, Sent, SessionSink, SharedSink, ToSession, WatchSink};
+use crate::compliance::Record;
 use crate::engine::Output;
 use crate::jid::{FullJid, Jid};
 use crate::message::MessageKind;
@@ -86,12 +94,26 @@ pub(crate) struct Driver<S> {
     cluster: Option<Arc<dyn Cluster>>,
     /// Domains attached by shells (components).
     domains: Arc<super::domains::Domains>,
+    /// Where compliance records go, if anywhere.
+    compliance: Option<Complying>,
+}
+
+/// The compliance sink as the driver uses it.
+enum Complying {
+    /// Written on this thread with each commit group.
+    Required(Arc<dyn Compliance>),
+    /// Handed to a writer thread after release.
+    BestEffort(Background),
 }
 
 /// The writes and outputs of one batch, until its commit decides their fate.
 #[derive(Default)]
 struct Batch {
     writes: Vec<StoreWrite>,
+    /// Compliance records of the current commit group (`required` mode).
+    records: Vec<Record>,
+    /// Compliance records for the background writer, sent if what they describe is let out (`best_effort`).
+    later: Vec<(Tag, Record)>,
     group: u32,
     /// The first commit group that failed.
     failed: Option<u32>,
@@ -106,7 +128,7 @@ impl Batch {
     fn tag(&self) -> Tag {
         Tag {
             group: self.group,
-            after_write: !self.writes.is_empty(),
+            after_write: !self.writes.is_empty() || !self.records.is_empty(),
         }
     }
 
@@ -123,8 +145,24 @@ impl<S: Store> Driver<S> {
         metrics: Arc<Metrics>,
         cluster: Option<Arc<dyn Cluster>>,
         domains: Arc<super::domains::Domains>,
-    ) -> Self {
-        Driver {
+        compliance: Option<ComplianceHook>,
+    ) -> std::io::Result<Self> {
+        let compliance = match compliance {
+            None => None,
+            Some(ComplianceHook {
+                sink,
+                mode: Mode::Required,
+            }) => Some(Complying::Required(sink)),
+            Some(ComplianceHook {
+                sink,
+                mode: Mode::BestEffort,
+            }) => Some(Complying::BestEffort(Background::start(
+                sink,
+                metrics.clone(),
+            )?)),
+        };
+        Ok(Driver {
+            compliance,
             cluster,
             domains,
             engine,
@@ -132,7 +170,7 @@ impl<S: Store> Driver<S> {
             dir: Directory::default(),
             metrics,
             to_close: Vec::new(),
-        }
+        })
     }
 
     /// Runs until shutdown or until every handle is gone.
@@ -201,6 +239,15 @@ impl<S: Store> Driver<S> {
                 match out {
                     Output::Load(user) => loads.push(user),
                     Output::Store(w) => batch.writes.push(w),
+                    Output::Comply(record) => match &self.compliance {
+                        Some(Complying::Required(_)) => batch.records.push(record),
+                        Some(Complying::BestEffort(_)) => {
+                            let tag = batch.tag();
+                            batch.later.push((tag, record));
+                        }
+                        // The engine archives but the embedder gave the runtime nowhere to write: nothing to do.
+                        None => {}
+                    },
                     other => {
                         let tag = batch.tag();
                         batch.outputs.push((tag, other));
@@ -237,6 +284,41 @@ impl<S: Store> Driver<S> {
     }
 
     fn commit(&mut self, batch: &mut Batch) {
+        if batch.writes.is_empty() && batch.records.is_empty() {
+            return;
+        }
+        if self.archive_required(batch) {
+            self.apply_writes(batch);
+        } else {
+            Self::fail_group(batch);
+        }
+        batch.writes.clear();
+        batch.records.clear();
+        batch.group += 1;
+    }
+
+    /// Writes the group's compliance records (`required` mode); `false` when that failed.
+    fn archive_required(&mut self, batch: &Batch) -> bool {
+        let Some(Complying::Required(sink)) = &self.compliance else {
+            return true;
+        };
+        if batch.records.is_empty() {
+            return true;
+        }
+        match sink.write(&batch.records) {
+            Ok(()) => {
+                self.metrics.compliance_written(batch.records.len());
+                true
+            }
+            Err(e) => {
+                error!(records = batch.records.len(), error = %e, "compliance write failed; the messages are not delivered");
+                self.metrics.compliance_failed("write", batch.records.len());
+                false
+            }
+        }
+    }
+
+    fn apply_writes(&mut self, batch: &mut Batch) {
         if batch.writes.is_empty() {
             return;
         }
@@ -248,23 +330,27 @@ impl<S: Store> Driver<S> {
         if let Err(e) = result {
             error!(writes = batch.writes.len(), error = %e, "committing writes failed; what depended on them is held back");
             self.metrics.store_failed("commit");
-            batch.failed.get_or_insert(batch.group);
-            for w in &batch.writes {
-                if let StoreWrite::OfflinePush { message, .. } = w
-                    && message.message.kind != MessageKind::Error
-                {
-                    batch.bounces.push(not_stored(
-                        &message.from,
-                        ErrorAbout::Message {
-                            id: message.message.id.clone(),
-                            to: message.to.clone(),
-                        },
-                    ));
-                }
+            Self::fail_group(batch);
+        }
+    }
+
+    /// The current group did not become durable: what depended on it is held back, and senders of messages that
+    /// were to be held offline are told.
+    fn fail_group(batch: &mut Batch) {
+        batch.failed.get_or_insert(batch.group);
+        for w in &batch.writes {
+            if let StoreWrite::OfflinePush { message, .. } = w
+                && message.message.kind != MessageKind::Error
+            {
+                batch.bounces.push(not_stored(
+                    &message.from,
+                    ErrorAbout::Message {
+                        id: message.message.id.clone(),
+                        to: message.to.clone(),
+                    },
+                ));
             }
         }
-        batch.writes.clear();
-        batch.group += 1;
     }
 
     /// Lets out what the batch's commits allow, in order: deliveries, then watch updates, then flushes.
@@ -305,9 +391,19 @@ impl<S: Store> Driver<S> {
                 } => {
                     debug!(%user, added = added.len(), refused = refused.len(), "contacts added");
                 }
-                Output::Load(_) | Output::Store(_) => {
-                    unreachable!("loads and writes are carried out while draining")
+                Output::Load(_) | Output::Store(_) | Output::Comply(_) => {
+                    unreachable!("loads, writes and compliance records are taken while draining")
                 }
+            }
+        }
+        if let Some(Complying::BestEffort(writer)) = &self.compliance {
+            let records: Vec<Record> = std::mem::take(&mut batch.later)
+                .into_iter()
+                .filter(|(tag, _)| !batch.held_back(*tag))
+                .map(|(_, r)| r)
+                .collect();
+            if !records.is_empty() {
+                writer.send(records);
             }
         }
         for error in std::mem::take(&mut batch.bounces) {

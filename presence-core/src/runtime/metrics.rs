@@ -123,6 +123,8 @@ pub struct Metrics {
     rejected: Family<Labels, Counter>,
     rate_limited: Family<Labels, Counter>,
     store_failures: Family<Labels, Counter>,
+    compliance_failures: Family<Labels, Counter>,
+    compliance_written: Counter,
     pub(crate) deliveries: Counter,
     pub(crate) offline_held: Gauge,
     pub(crate) commit_seconds: Histogram,
@@ -159,6 +161,8 @@ impl Metrics {
             rejected: Family::default(),
             rate_limited: Family::default(),
             store_failures: Family::default(),
+            compliance_failures: Family::default(),
+            compliance_written: Counter::default(),
             deliveries: Counter::default(),
             offline_held: Gauge::default(),
             // 100 µs to about 3 s: an fsync on a good disk is near the bottom, a struggling one near the top.
@@ -234,6 +238,16 @@ impl Metrics {
             "Store operations that failed, by operation",
             m.store_failures.clone(),
         );
+        registry.register(
+            "compliance_records",
+            "Compliance archive records written",
+            m.compliance_written.clone(),
+        );
+        registry.register(
+            "compliance_failures",
+            "Compliance archive records not written, by reason (a failed write, or the best-effort queue full)",
+            m.compliance_failures.clone(),
+        );
         let by_protocol = |f: &Family<Labels, Gauge>| {
             [Protocol::Xmpp, Protocol::Sip]
                 .map(|p| f.get_or_create(&[("protocol", p.label())]).clone())
@@ -255,6 +269,9 @@ impl Metrics {
         }
         for op in ["load", "commit"] {
             let _ = m.store_failures.get_or_create(&[("operation", op)]);
+        }
+        for why in ["write", "queue_full"] {
+            let _ = m.compliance_failures.get_or_create(&[("reason", why)]);
         }
         Metrics {
             registry,
@@ -327,6 +344,18 @@ impl Metrics {
 
     pub(crate) fn slow_consumer(&self) {
         self.slow_consumers.inc();
+    }
+
+    pub(crate) fn compliance_written(&self, records: usize) {
+        self.compliance_written.inc_by(records as u64);
+    }
+
+    /// `records` compliance records were not written, because the write failed (`"write"`) or the best-effort
+    /// writer's queue was full (`"queue_full"`).
+    pub(crate) fn compliance_failed(&self, reason: &'static str, records: usize) {
+        self.compliance_failures
+            .get_or_create(&[("reason", reason)])
+            .inc_by(records as u64);
     }
 
     pub(crate) fn store_failed(&self, operation: &'static str) {

@@ -14,6 +14,8 @@
 //!   the session when its client stops reading ([`Ended::SlowConsumer`]); see [`sink`] for every bound;
 //! - **one session-id allocator** ([`Handle::new_session`]) for every shell, flush tokens for shells that must
 //!   learn the outcome of what they sent (a SIP MESSAGE's final response), watch sinks;
+//! - **compliance archiving** ([`Compliance`], given with [`spawn_with`]): the engine's compliance records
+//!   written in step with group commit (`required`: no delivery without its record) or beside it (`best_effort`);
 //! - **connection caps** ([`Admission`]), **metrics** ([`Metrics`]) and the wall clock ([`timestamp`]).
 //!
 //! ```
@@ -45,6 +47,7 @@
 mod admission;
 mod clock;
 pub mod cluster;
+pub mod compliance;
 pub mod domains;
 mod driver;
 mod handle;
@@ -55,6 +58,7 @@ pub mod sink;
 pub use admission::{Admission, Permit, Refused};
 pub use clock::{random_bytes, timestamp};
 pub use cluster::{Cluster, Location, NodeAddress};
+pub use compliance::{Compliance, ComplianceError, ComplianceHook, Mode as ComplianceMode};
 pub use domains::{Attached, DomainSink, DomainTaken};
 pub use handle::{Handle, Rejected};
 pub use metrics::{Metrics, Protocol, Rejection, StanzaKind};
@@ -100,13 +104,32 @@ pub struct Runtime {
     thread: std::thread::JoinHandle<()>,
 }
 
+/// What an embedder may plug into the runtime besides its store; [`Hooks::default`] plugs nothing.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// The cluster this engine is a node of (see [`spawn_node`]).
+    pub cluster: Option<Arc<dyn Cluster>>,
+    /// Where the engine's compliance records go (see [`compliance`]); turn on
+    /// [`EngineConfig::compliance`](crate::EngineConfig) too, or the engine emits none.
+    pub compliance: Option<ComplianceHook>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("cluster", &self.cluster.is_some())
+            .field("compliance", &self.compliance)
+            .finish()
+    }
+}
+
 /// Starts the engine thread over `store`.
 pub fn spawn<S: Store + Send + Sync + 'static>(
     engine: Engine,
     store: Arc<S>,
     config: RuntimeConfig,
 ) -> std::io::Result<Runtime> {
-    start(engine, store, config, None)
+    spawn_with(engine, store, config, Hooks::default())
 }
 
 /// Starts the engine thread of one node of a cluster: stanzas for users of the local domains that the engine
@@ -117,15 +140,24 @@ pub fn spawn_node<S: Store + Send + Sync + 'static>(
     config: RuntimeConfig,
     cluster: Arc<dyn Cluster>,
 ) -> std::io::Result<Runtime> {
-    start(engine, store, config, Some(cluster))
+    let hooks = Hooks {
+        cluster: Some(cluster),
+        ..Hooks::default()
+    };
+    spawn_with(engine, store, config, hooks)
 }
 
-fn start<S: Store + Send + Sync + 'static>(
+/// Starts the engine thread over `store` with what `hooks` plugs in (a cluster, a compliance sink).
+pub fn spawn_with<S: Store + Send + Sync + 'static>(
     engine: Engine,
     store: Arc<S>,
     config: RuntimeConfig,
-    cluster: Option<Arc<dyn Cluster>>,
+    hooks: Hooks,
 ) -> std::io::Result<Runtime> {
+    let Hooks {
+        cluster,
+        compliance,
+    } = hooks;
     let queue = Arc::new(queue::Queue::new(config.engine_queue));
     let metrics = Arc::new(Metrics::new());
     let admission = Admission::new(config.max_connections, config.max_connections_per_ip);
@@ -138,11 +170,10 @@ fn start<S: Store + Send + Sync + 'static>(
         domains.clone(),
     );
     let batch = config.batch.max(1);
+    let driver = driver::Driver::new(engine, store, metrics, cluster, domains, compliance)?;
     let thread = std::thread::Builder::new()
         .name("presence-engine".into())
-        .spawn(move || {
-            driver::Driver::new(engine, store, metrics, cluster, domains).run(&queue, batch)
-        })?;
+        .spawn(move || driver.run(&queue, batch))?;
     Ok(Runtime { handle, thread })
 }
 
