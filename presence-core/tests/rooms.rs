@@ -811,3 +811,59 @@ fn status_codes_have_their_numbers() {
     assert_eq!(StatusCode::SelfPresence.code(), 110);
     assert_eq!(StatusCode::Kicked.code(), 307);
 }
+
+#[test]
+fn with_compliance_on_a_room_message_is_one_record_with_every_real_recipient() {
+    let mut h = Harness::with_users(
+        EngineConfig {
+            compliance: true,
+            ..config()
+        },
+        &["alice@x", "bob@x", "carol@x"],
+    );
+    let a = h.login("alice@x", "pc");
+    let b = h.login("bob@x", "pc");
+    join(&mut h, a, "Alice");
+    iq(&mut h, a, RoomCall::SetConfig(ConfigChange::default()));
+    join(&mut h, b, "Bob");
+    h.clear();
+    groupchat(&mut h, b, "for the record");
+    let records: Vec<_> = h
+        .other
+        .iter()
+        .filter_map(|o| match o {
+            presence_core::Output::Comply(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(
+        r.room.as_ref().map(ToString::to_string).as_deref(),
+        Some(ROOM)
+    );
+    assert_eq!(r.sender.to_string(), "bob@x/pc");
+    let mut to: Vec<String> = r.recipients.iter().map(ToString::to_string).collect();
+    to.sort();
+    assert_eq!(to, ["alice@x/pc", "bob@x/pc"]);
+    // A subject change carries no body: nothing to record.
+    h.clear();
+    send(
+        &mut h,
+        a,
+        ROOM,
+        RoomRequest::Message {
+            nick: None,
+            message: Message {
+                kind: MessageKind::Groupchat,
+                subject: Some("topic".into()),
+                ..Message::default()
+            },
+        },
+    );
+    assert!(
+        !h.other
+            .iter()
+            .any(|o| matches!(o, presence_core::Output::Comply(_)))
+    );
+}

@@ -61,8 +61,40 @@ impl Engine {
             self.deliver(session, Stanza::Room(Box::new(RoomStanza::Error(error))));
             return;
         };
-        let effects = rooms.handle(stamp, Sender { session, jid: &jid }, room, request);
+        let spoke = matches!(request, RoomRequest::Message { .. });
+        let effects = rooms.handle(stamp, Sender { session, jid: &jid }, room.clone(), request);
+        if spoke && self.config.compliance {
+            self.comply_room(&jid, &room, &effects);
+        }
         self.room_effects(effects);
+    }
+
+    /// The compliance record of a message a room accepted (before its deliveries go out): the sender's real
+    /// address, the real addresses it reaches (every occupant, or one for a private message) and the room.
+    fn comply_room(
+        &mut self,
+        sender: &crate::jid::FullJid,
+        room: &BareJid,
+        effects: &[RoomEffect],
+    ) {
+        let mut spoken = None;
+        let mut recipients = Vec::new();
+        for effect in effects {
+            if let RoomEffect::Deliver(d) = effect
+                && let RoomStanza::Message {
+                    to,
+                    message,
+                    delayed: None,
+                    ..
+                } = &d.stanza
+            {
+                spoken.get_or_insert(message);
+                recipients.push(Jid::Full(to.clone()));
+            }
+        }
+        if let Some(message) = spoken.cloned() {
+            self.comply(&Jid::Full(sender.clone()), recipients, Some(room), &message);
+        }
     }
 
     /// A session left the network (ended, or sent unavailable presence): it leaves every room it is in.
