@@ -286,3 +286,29 @@ def test_a_persistent_room_survives_a_restart(server: Server) -> None:
             assert pres["muc"]["affiliation"] == "owner", pres
 
     run(after)
+
+
+def test_a_direct_invitation_reaches_the_invitee_who_joins(server: Server) -> None:
+    """XEP-0249: an invitation is a message between users carrying the room's address; the server passes it on
+    untouched (also to an invitee who is not in the room), and the invitee enters with the address it names."""
+
+    async def scenario() -> None:
+        async with clients(connect(server, "alice", "pc"), connect(server, "bob", "pc")) as (alice, bob):
+            for c in (alice, bob):
+                with_muc(c)
+                c.xmpp.register_plugin("xep_0249")
+            got: asyncio.Queue = asyncio.Queue()
+            bob.xmpp.add_event_handler("groupchat_direct_invite", lambda m: got.put_nowait(m))
+            room = JID(f"invited@{SERVICE}")
+            await create(alice, room)
+            alice.xmpp.plugin["xep_0249"].send_invitation(
+                JID(f"bob@{DOMAIN}"), room, reason="come and see"
+            )
+            invite = await wait(got.get(), "bob's direct invitation")
+            x = invite["groupchat_invite"]
+            assert JID(x["jid"]) == room and x["reason"] == "come and see", invite
+            assert invite["from"].bare == f"alice@{DOMAIN}", invite
+            pres, _subject, _occupants, _history = await join(bob, "bob", JID(x["jid"]))
+            assert 110 in codes(pres), pres
+
+    run(scenario)

@@ -17,48 +17,75 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("../../../migrations/0005_rooms.sql")),
 ];
 
-/// The advisory lock key every presenced node takes while migrating (ASCII "presence" as an i64).
-const MIGRATION_LOCK: i64 = 0x7072_6573_656e_6365;
+/// The store's schema: its migrations, bookkeeping table and advisory lock.
+pub const STORE: Schema = Schema {
+    name: "PostgreSQL schema",
+    table: "schema_migrations",
+    // ASCII "presence" as an i64.
+    lock: 0x7072_6573_656e_6365,
+    migrations: MIGRATIONS,
+};
 
-/// Brings the database's schema up to the last entry of [`MIGRATIONS`]; returns the versions it applied.
+/// A set of numbered migrations applied to one database with their own bookkeeping table and advisory lock, so
+/// that two schemas sharing a database (the store's, the compliance archive's) never mix their versions.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    /// What the log calls it.
+    pub name: &'static str,
+    /// The table that records applied versions (a fixed name from this crate, never user input).
+    pub table: &'static str,
+    /// The transaction-scoped advisory lock key taken while migrating.
+    pub lock: i64,
+    /// (version, SQL), in order.
+    pub migrations: &'static [(i32, &'static str)],
+}
+
+/// Brings the database's store schema up to the last entry of [`MIGRATIONS`]; returns the versions it applied.
 pub fn migrate(client: &mut Client) -> Result<Vec<i32>, postgres::Error> {
+    apply(client, &STORE)
+}
+
+/// Brings `schema` up to its last migration; returns the versions it applied.
+pub fn apply(client: &mut Client, schema: &Schema) -> Result<Vec<i32>, postgres::Error> {
+    let table = schema.table;
     let mut tx = client.transaction()?;
     // Held until commit or rollback: a second node blocks here instead of racing on CREATE TABLE.
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&schema.lock])?;
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
              version    int PRIMARY KEY,
              applied_at timestamptz NOT NULL DEFAULT now()
-         )",
-    )?;
+         )"
+    ))?;
     let done: Vec<i32> = tx
-        .query("SELECT version FROM schema_migrations", &[])?
+        .query(&format!("SELECT version FROM {table}"), &[])?
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let newest_known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    let newest_known = schema.migrations.last().map_or(0, |(v, _)| *v);
     if let Some(newer) = done.iter().copied().filter(|v| *v > newest_known).max() {
         tracing::warn!(
+            schema = schema.name,
             database = newer,
             binary = newest_known,
             "the database schema is newer than this binary knows; an older node is running against it"
         );
     }
     let mut applied = Vec::new();
-    for (version, sql) in MIGRATIONS {
+    for (version, sql) in schema.migrations {
         if done.contains(version) {
             continue;
         }
         tx.batch_execute(sql)?;
         tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())",
+            &format!("INSERT INTO {table} (version, applied_at) VALUES ($1, now())"),
             &[version],
         )?;
         applied.push(*version);
     }
     tx.commit()?;
     if !applied.is_empty() {
-        tracing::info!(versions = ?applied, "applied PostgreSQL schema migrations");
+        tracing::info!(schema = schema.name, versions = ?applied, "applied migrations");
     }
     Ok(applied)
 }
