@@ -300,21 +300,26 @@ async fn stream(
             },
             out = rx.recv() => {
                 let Some(stanza) = out else { return "detached".into() };
-                if let Some(o) = to_peer(stanza, &shared.settings.domain, crate::random_id) {
-                    let o = Outgoing { element: component_ns(o.element), raw_children: o.raw_children };
-                    wire.queue(&o);
-                    // Whatever else is already waiting goes in the same write.
-                    while let Ok(more) = rx.try_recv() {
-                        if let Some(m) = to_peer(more, &shared.settings.domain, crate::random_id) {
-                            wire.queue(&Outgoing { element: component_ns(m.element), raw_children: m.raw_children });
-                        }
-                    }
-                    if let Err(e) = wire.flush_out().await {
-                        return e.to_string();
-                    }
+                queue_for_component(wire, stanza, &shared.settings.domain);
+                // Whatever else is already waiting goes in the same write.
+                while let Ok(more) = rx.try_recv() {
+                    queue_for_component(wire, more, &shared.settings.domain);
+                }
+                if let Err(e) = wire.flush_out().await {
+                    return e.to_string();
                 }
             }
         }
+    }
+}
+
+/// Renders an engine stanza for the component and adds it to the output (nothing for what never leaves a node).
+fn queue_for_component(wire: &mut Wire<TcpStream>, stanza: CoreStanza, domain: &str) {
+    if let Some(o) = to_peer(stanza, domain, crate::random_id) {
+        wire.queue(&Outgoing {
+            element: component_ns(o.element),
+            raw_children: o.raw_children,
+        });
     }
 }
 
@@ -334,15 +339,16 @@ fn inbound(s: Stanza, shared: &Shared, domain: &str) -> Result<(), Reply> {
     };
     let kind = s.kind();
     let id = s.id().map(str::to_owned);
+    let addressed = s.to().map(str::to_owned);
+    // Errors are never answered with errors (RFC 6120 §8.3.1), nor are results.
+    let answerable = s.stanza_type() != Some("error") && s.iq_type() != Some(IqType::Result);
     let error = |condition, text: &str| {
-        // Errors are never answered with errors (RFC 6120 §8.3.1).
-        let is_error = s.stanza_type() == Some("error") || s.iq_type() == Some(IqType::Result);
-        (!is_error).then(|| {
+        answerable.then(|| {
             stanza_error(
                 kind.as_str(),
                 id.as_deref(),
                 &from.to_string(),
-                s.to(),
+                addressed.as_deref(),
                 condition,
                 Some(text),
             )
@@ -362,22 +368,13 @@ fn inbound(s: Stanza, shared: &Shared, domain: &str) -> Result<(), Reply> {
                 .map_or(Ok(()), |e| Err(Reply::Stanza(e)));
         }
     };
-    let stanza = match translate(&s, from.clone(), to) {
+    let stanza = match translate(s, from.clone(), to) {
         Ok(Some(stanza)) => stanza,
         Ok(None) => return Ok(()),
         Err(text) => {
             return error(ErrorCondition::BadRequest, text)
                 .map_or(Ok(()), |e| Err(Reply::Stanza(e)));
         }
-    };
-    let stanza = match stanza {
-        Translated::Message(to) => CoreStanza::Message {
-            from,
-            to,
-            message: inbound::read_message(s, presence_core::runtime::timestamp()),
-            delayed: None,
-        },
-        Translated::Ready(stanza) => stanza,
     };
     match shared.hub.submit(Input::FromRemote(stanza)) {
         Ok(()) => Ok(()),
@@ -391,49 +388,38 @@ fn inbound(s: Stanza, shared: &Shared, domain: &str) -> Result<(), Reply> {
     }
 }
 
-/// What a stanza from a component becomes.
-enum Translated {
-    /// A message for `to` (read from the stanza once it is no longer borrowed).
-    Message(Jid),
-    /// Anything else, ready.
-    Ready(CoreStanza),
-}
-
 /// The engine's stanza for a component's stanza; `Ok(None)` for what is not carried.
-fn translate(s: &Stanza, from: Jid, to: Jid) -> Result<Option<Translated>, &'static str> {
+fn translate(s: Stanza, from: Jid, to: Jid) -> Result<Option<CoreStanza>, &'static str> {
     Ok(Some(match s {
-        Stanza::Message(_) => Translated::Message(to),
+        Stanza::Message(_) => CoreStanza::Message {
+            from,
+            to,
+            message: inbound::read_message(s, presence_core::runtime::timestamp()),
+            delayed: None,
+        },
         Stanza::Iq(_) => {
             let (Some(kind), Some(id)) = (s.iq_type(), s.id()) else {
                 return Err("an iq needs a type and an 'id'");
             };
-            Translated::Ready(CoreStanza::Iq {
+            CoreStanza::Iq {
                 from,
-                iq: inbound::read_routed_iq(s, to, kind, id),
-            })
+                iq: inbound::read_routed_iq(&s, to, kind, id),
+            }
         }
         Stanza::Presence(_) => {
-            use presence_core::roster::SubscriptionAction as A;
-            let action = match s.stanza_type() {
-                Some("subscribe") => Some(A::Subscribe),
-                Some("subscribed") => Some(A::Subscribed),
-                Some("unsubscribe") => Some(A::Unsubscribe),
-                Some("unsubscribed") => Some(A::Unsubscribed),
-                _ => None,
-            };
-            if let Some(action) = action {
-                return Ok(Some(Translated::Ready(CoreStanza::Subscription {
+            if let Some(action) = s.stanza_type().and_then(inbound::subscription_action) {
+                return Ok(Some(CoreStanza::Subscription {
                     from: from.bare().clone(),
                     to: to.bare().clone(),
                     action,
-                })));
+                }));
             }
             let kind = match s.stanza_type() {
                 Some("probe") => PresenceKind::Probe,
                 Some("unavailable") => PresenceKind::Unavailable,
                 _ => return Ok(None),
             };
-            Translated::Ready(CoreStanza::Presence { from, to, kind })
+            CoreStanza::Presence { from, to, kind }
         }
     }))
 }

@@ -95,6 +95,17 @@ fn reply_error(
     }
 }
 
+/// The subscription action a presence `type` names (RFC 6121 §3), if it names one.
+pub(crate) fn subscription_action(presence_type: &str) -> Option<SubscriptionAction> {
+    match presence_type {
+        "subscribe" => Some(SubscriptionAction::Subscribe),
+        "subscribed" => Some(SubscriptionAction::Subscribed),
+        "unsubscribe" => Some(SubscriptionAction::Unsubscribe),
+        "unsubscribed" => Some(SubscriptionAction::Unsubscribed),
+        _ => None,
+    }
+}
+
 fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
     let el = stanza.element();
     let action = match stanza.stanza_type() {
@@ -106,19 +117,18 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
                 presence: None,
             });
         }
-        Some("subscribe") => Some(SubscriptionAction::Subscribe),
-        Some("subscribed") => Some(SubscriptionAction::Subscribed),
-        Some("unsubscribe") => Some(SubscriptionAction::Unsubscribe),
-        Some("unsubscribed") => Some(SubscriptionAction::Unsubscribed),
         Some("probe" | "error") => return FromClient::Nothing,
-        Some(_) => {
-            return reply_error(
-                stanza,
-                me,
-                ErrorCondition::BadRequest,
-                Some("unknown presence type"),
-            );
-        }
+        Some(t) => match subscription_action(t) {
+            Some(action) => Some(action),
+            None => {
+                return reply_error(
+                    stanza,
+                    me,
+                    ErrorCondition::BadRequest,
+                    Some("unknown presence type"),
+                );
+            }
+        },
     };
     if let Some(action) = action {
         let Some(to) = to else {
