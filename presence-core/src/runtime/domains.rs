@@ -66,13 +66,15 @@ impl Domains {
             .contains_key(&domain.to_ascii_lowercase())
     }
 
-    /// Hands `stanza` to the sink of `domain`, or gives it back when nobody attached it or the sink refused.
-    pub(crate) fn send(&self, domain: &str, stanza: Stanza) -> Result<(), Box<Stanza>> {
-        let sink = match self.attached.read().get(domain) {
-            Some(a) => a.sink.clone(),
-            None => return Err(Box::new(stanza)),
-        };
-        sink.send(stanza)
+    /// Hands `stanza` to the sink of its destination's domain, or gives it back when nobody attached that domain
+    /// or the sink refused.
+    pub(crate) fn send(&self, stanza: Stanza) -> Result<(), Box<Stanza>> {
+        let sink = destination_domain(&stanza)
+            .and_then(|domain| self.attached.read().get(domain).map(|a| a.sink.clone()));
+        match sink {
+            Some(sink) => sink.send(stanza),
+            None => Err(Box::new(stanza)),
+        }
     }
 }
 
@@ -161,10 +163,10 @@ mod tests {
             DomainTaken("push.x".into())
         );
         let s = presence_to("push.x");
-        assert!(domains.send("push.x", s.clone()).is_ok());
+        assert!(domains.send(s.clone()).is_ok());
         assert_eq!(sink.0.lock().as_slice(), std::slice::from_ref(&s));
         drop(guard);
         assert!(!domains.is_attached("push.x"));
-        assert_eq!(domains.send("push.x", s.clone()), Err(Box::new(s)));
+        assert_eq!(domains.send(s.clone()), Err(Box::new(s)));
     }
 }

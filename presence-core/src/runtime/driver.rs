@@ -437,11 +437,7 @@ impl<S: Store> Driver<S> {
         match &self.cluster {
             Some(cluster) if in_cluster => cluster.forward(stanza),
             _ => {
-                let refused = match super::domains::destination_domain(&stanza).map(str::to_owned) {
-                    Some(domain) => self.domains.send(&domain, stanza),
-                    None => Err(Box::new(stanza)),
-                };
-                if let Err(stanza) = refused
+                if let Err(stanza) = self.domains.send(stanza)
                     && let Some(error) = unroutable(&stanza)
                 {
                     self.bounce_to_sender(error);
