@@ -33,6 +33,8 @@ pub struct MucConfig {
     pub max_history: usize,
     /// The largest body plus subject of a room message, in bytes.
     pub max_message_bytes: usize,
+    /// The most messages one room's archive keeps (older ones are trimmed in steps); 0 archives nothing.
+    pub max_archive_per_room: u64,
 }
 
 impl Default for MucConfig {
@@ -48,6 +50,7 @@ impl Default for MucConfig {
             history: l.default_history,
             max_history: l.max_history,
             max_message_bytes: l.max_message_bytes,
+            max_archive_per_room: l.max_archive_per_room,
         }
     }
 }
@@ -116,6 +119,7 @@ impl MucConfig {
             default_history: self.history,
             max_history: self.max_history,
             max_message_bytes: self.max_message_bytes,
+            max_archive_per_room: self.max_archive_per_room,
         };
         Ok(c)
     }

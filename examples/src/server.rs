@@ -103,7 +103,8 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
     // of the server runs) until a restart finds the store again.
     let mut engine_config = config.engine_config();
     let rooms = if config.muc.enabled {
-        match presence_core::store::RoomStore::rooms(store.as_ref()) {
+        // With each room's archive head and its history from its archive.
+        match presence_core::store::load_rooms(store.as_ref()) {
             Ok(rooms) => {
                 engine_config.rooms =
                     Some(config.muc.rooms_config(&config.domain, &config.data_dir)?);

@@ -22,7 +22,7 @@ pub struct ArchivedMessage {
 }
 
 /// A query of one user's archive: filters, then a page of at most `max` results (XEP-0313 §4, XEP-0059).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Query {
     /// Only the conversation with this address.
     pub with: Option<BareJid>,
@@ -69,7 +69,16 @@ pub fn select<'a>(
     archive: impl DoubleEndedIterator<Item = &'a ArchivedMessage>,
     query: &Query,
 ) -> Page {
-    let mut matching = archive.filter(|m| query.matches(m));
+    select_where(archive, query, |_| true)
+}
+
+/// [`select`] with one more filter, `also` (a room archive's nickname filter).
+pub fn select_where<'a>(
+    archive: impl DoubleEndedIterator<Item = &'a ArchivedMessage>,
+    query: &Query,
+    also: impl Fn(&ArchivedMessage) -> bool,
+) -> Page {
+    let mut matching = archive.filter(|m| query.matches(m) && also(m));
     let mut messages: Vec<ArchivedMessage> = Vec::with_capacity(query.max.min(256));
     if query.from_end {
         let mut back = matching.rev();

@@ -74,6 +74,8 @@ pub enum ErrorCondition {
     ResourceConstraint,
     /// Nobody can take it (also what a blocked sender is told).
     ServiceUnavailable,
+    /// The addressed entity does not offer this (a room that does not archive, asked for its archive).
+    FeatureNotImplemented,
 }
 
 /// What an error answers.

@@ -1,12 +1,18 @@
 //! Answers a client's archive query (XEP-0313) from the store: one `<message/>` per result, then the final
 //! `<iq type='result'><fin/></iq>` with the RSM summary. The read runs on the blocking pool, as SASL's do.
+//!
+//! A room's archive is read the same way, once the room (in the engine) has said the requester may read it: the
+//! engine answers the IQ with [`RoomAnswer::ArchiveRead`], which the connection takes out of its deliveries
+//! ([`room_read`]) and answers here ([`answer_room`]). The room's state decides, the read stays off the engine.
 
 use std::sync::Arc;
 
-use presence_core::FullJid;
 use presence_core::archive::Page;
+use presence_core::rooms::{ArchiveRead, RoomAnswer, RoomStanza};
 use presence_core::stanza::ErrorCondition;
+use presence_core::stanza::Stanza as CoreStanza;
 use presence_core::store::Store;
+use presence_core::{BareJid, FullJid};
 use tracing::warn;
 use xmpp_codec::{Element, ns};
 
@@ -25,7 +31,7 @@ pub async fn answer<S: Store + Send + Sync + 'static>(
     let query = request.query.clone();
     let read = tokio::task::spawn_blocking(move || store.archive_query(&user, &query)).await;
     match read {
-        Ok(Ok(page)) => render(page, me, request),
+        Ok(Ok(page)) => render(page, me, me.bare(), request),
         Ok(Err(e)) => {
             warn!(error = %e, user = %me.bare(), "archive query failed");
             vec![unavailable(me, &request)]
@@ -37,17 +43,82 @@ pub async fn answer<S: Store + Send + Sync + 'static>(
     }
 }
 
+/// A room's permission to read its archive, out of an engine delivery; any other stanza comes back untouched.
+pub fn room_read(stanza: CoreStanza) -> Result<RoomRead, CoreStanza> {
+    match stanza {
+        CoreStanza::Room(room) => match *room {
+            RoomStanza::Answer {
+                id,
+                from,
+                answer: RoomAnswer::ArchiveRead(read),
+                ..
+            } => Ok(RoomRead {
+                id,
+                room: from.bare().clone(),
+                read,
+            }),
+            other => Err(CoreStanza::Room(Box::new(other))),
+        },
+        other => Err(other),
+    }
+}
+
+/// A room archive query the room allowed.
+#[derive(Debug)]
+pub struct RoomRead {
+    /// The IQ's id.
+    id: String,
+    /// The room.
+    room: BareJid,
+    /// The query.
+    read: ArchiveRead,
+}
+
+/// The stanzas answering a room archive query of the session `me`, in the order they are sent.
+pub async fn answer_room<S: Store + Send + Sync + 'static>(
+    store: Arc<S>,
+    me: &FullJid,
+    request: RoomRead,
+) -> Vec<Element> {
+    let RoomRead { id, room, read } = request;
+    let query = read.query.clone();
+    let at = room.clone();
+    let result = tokio::task::spawn_blocking(move || store.room_archive_query(&at, &query)).await;
+    let request = ArchiveRequest {
+        id,
+        queryid: read.queryid,
+        query: read.query.query,
+        flip: read.flip,
+    };
+    match result {
+        Ok(Ok(page)) => render(page, me, &room, request),
+        Ok(Err(e)) => {
+            warn!(error = %e, room = %room, "room archive query failed");
+            vec![unavailable_from(me, Some(room.as_str()), &request)]
+        }
+        Err(e) => {
+            warn!(error = %e, "room archive query task failed");
+            vec![unavailable_from(me, Some(room.as_str()), &request)]
+        }
+    }
+}
+
 fn unavailable(me: &FullJid, request: &ArchiveRequest) -> Element {
+    unavailable_from(me, None, request)
+}
+
+fn unavailable_from(me: &FullJid, from: Option<&str>, request: &ArchiveRequest) -> Element {
     iq_error(
         Some(&request.id),
         &me.to_string(),
-        None,
+        from,
         ErrorCondition::InternalServerError,
         Some("the archive could not be read; try again later"),
     )
 }
 
-fn render(page: Page, me: &FullJid, request: ArchiveRequest) -> Vec<Element> {
+/// The results of `archive` (the user's own bare address, or a room) for `me`.
+fn render(page: Page, me: &FullJid, archive: &BareJid, request: ArchiveRequest) -> Vec<Element> {
     let me_s = me.to_string();
     let domain = me.bare().domain();
     let first = page.messages.first().map(|m| m.id);
@@ -68,7 +139,7 @@ fn render(page: Page, me: &FullJid, request: ArchiveRequest) -> Vec<Element> {
                 .with_child(Element::new(NS_DELAY, "delay").with_attr("stamp", format_stamp(stamp)))
                 .with_child(message_element(&m.from, &m.to, m.message, domain));
             Element::new(ns::CLIENT, "message")
-                .with_attr("from", me.bare().as_str())
+                .with_attr("from", archive.as_str())
                 .with_attr("to", &me_s)
                 .with_child(result.with_child(forwarded))
         })
@@ -85,12 +156,12 @@ fn render(page: Page, me: &FullJid, request: ArchiveRequest) -> Vec<Element> {
     if page.complete {
         fin = fin.with_attr("complete", "true");
     }
-    out.push(
-        Element::new(ns::CLIENT, "iq")
-            .with_attr("type", "result")
-            .with_attr("id", &request.id)
-            .with_attr("to", &me_s)
-            .with_child(fin),
-    );
+    let mut iq = Element::new(ns::CLIENT, "iq")
+        .with_attr("type", "result")
+        .with_attr("id", &request.id);
+    if archive != me.bare() {
+        iq = iq.with_attr("from", archive.as_str());
+    }
+    out.push(iq.with_attr("to", &me_s).with_child(fin));
     out
 }

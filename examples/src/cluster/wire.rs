@@ -313,6 +313,7 @@ fn condition_tag(c: ErrorCondition) -> u8 {
         ErrorCondition::PreconditionNotMet => 12,
         ErrorCondition::NotAuthorized => 13,
         ErrorCondition::RegistrationRequired => 14,
+        ErrorCondition::FeatureNotImplemented => 15,
     }
 }
 
@@ -424,6 +425,7 @@ impl Frame<'_> {
             12 => Ok(ErrorCondition::PreconditionNotMet),
             13 => Ok(ErrorCondition::NotAuthorized),
             14 => Ok(ErrorCondition::RegistrationRequired),
+            15 => Ok(ErrorCondition::FeatureNotImplemented),
             tag => Err(unknown("error condition", tag)),
         }
     }
@@ -576,6 +578,7 @@ mod tests {
             ErrorCondition::PreconditionNotMet,
             ErrorCondition::NotAuthorized,
             ErrorCondition::RegistrationRequired,
+            ErrorCondition::FeatureNotImplemented,
         ])
     }
 

@@ -554,8 +554,9 @@ pub(crate) fn read_message(r: &mut Reader<'_>, version: u8) -> Result<Message, S
     })
 }
 
-/// Room records (XEP-0045 persistent rooms); version 1 is the first.
-const ROOM_VERSION: u8 = 1;
+/// Room records (XEP-0045 persistent rooms); version 1 is the first, version 2 adds whether the room archives
+/// (after the history; a version 1 room archives, the default).
+const ROOM_VERSION: u8 = 2;
 
 /// Encodes a persistent room: address, configuration, affiliations, subject, then history. The history's messages
 /// are written in the held-message format, whose version is recorded after the room's own, so either can grow.
@@ -600,12 +601,13 @@ pub fn encode_room(room: &RoomRecord) -> Vec<u8> {
         w.str(h.sender.as_str());
         write_message(&mut w, &h.message);
     }
+    w.bool(room.config.archiving);
     w.finish()
 }
 
 /// Decodes what [`encode_room`] wrote.
 pub fn decode_room(what: &str, data: &[u8]) -> Result<RoomRecord, StoreError> {
-    let (mut r, _) = Reader::versioned(what, data, 1..=ROOM_VERSION)?;
+    let (mut r, version) = Reader::versioned(what, data, 1..=ROOM_VERSION)?;
     let message_version = r.u8()?;
     if !(1..=MESSAGE_VERSION).contains(&message_version) {
         return Err(r.corrupt(format!("history in message format {message_version}")));
@@ -663,6 +665,7 @@ pub fn decode_room(what: &str, data: &[u8]) -> Result<RoomRecord, StoreError> {
             message: read_message(&mut r, message_version)?,
         });
     }
+    let archiving = if version >= 2 { r.bool()? } else { true };
     r.end()?;
     Ok(RoomRecord {
         jid,
@@ -679,10 +682,13 @@ pub fn decode_room(what: &str, data: &[u8]) -> Result<RoomRecord, StoreError> {
             history_length,
             allow_private_messages,
             change_subject,
+            archiving,
         },
         affiliations,
         subject,
         history,
+        // The archive, not the record, knows it.
+        archive_head: 0,
     })
 }
 
@@ -718,6 +724,37 @@ mod tests {
         data.truncate(data.len() - digest_section);
         a.digest.clear();
         assert_eq!(decode_account("account", &data).expect("v1 decodes"), a);
+    }
+
+    #[test]
+    fn version_1_rooms_still_read_with_their_history_and_archiving_on() {
+        use presence_core::rooms::{HistoryEntry, RoomConfig, RoomLimits};
+        let mut config = RoomConfig::new(&RoomLimits::default());
+        config.persistent = true;
+        config.archiving = false;
+        let room = RoomRecord {
+            jid: BareJid::new("r@conference.example.com").expect("valid"),
+            config,
+            affiliations: Vec::new(),
+            subject: None,
+            history: vec![HistoryEntry {
+                nick: "alice".into(),
+                sender: BareJid::new("alice@example.com").expect("valid"),
+                message: presence_core::message::Message {
+                    body: Some("kept in the record".into()),
+                    ..Default::default()
+                },
+            }],
+            archive_head: 0,
+        };
+        let mut data = encode_room(&room);
+        assert_eq!(decode_room("r", &data), Ok(room.clone()));
+        // What version 1 wrote: the same without the trailing archiving flag.
+        data[0] = 1;
+        data.pop();
+        let old = decode_room("r", &data).expect("version 1 reads");
+        assert_eq!(old.history, room.history, "the history inside still loads");
+        assert!(old.config.archiving, "a version 1 room archives by default");
     }
 
     #[test]

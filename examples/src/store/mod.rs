@@ -21,11 +21,12 @@ pub use postgres::PgStore;
 use presence_core::BareJid;
 use presence_core::archive::{ArchivedMessage, Page, Query};
 use presence_core::policy::UserPolicy;
+use presence_core::rooms::RoomQuery;
 use presence_core::rooms::RoomRecord;
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RoomStore,
-    RosterStore, Store, StoreError, StoreWrite, StoredMessage,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore,
+    RoomArchiveStore, RoomStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
 };
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -43,6 +44,8 @@ const DOCUMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("documents
 const ARCHIVE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("archive");
 /// Persistent rooms by room address.
 const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
+/// Each room's archive by room prefix + big-endian id (the keys of [`ARCHIVE`], with the room for the user).
+const ROOM_ARCHIVE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("room_archive");
 /// The counter of held messages over all users.
 const OFFLINE_TOTAL: &str = "offline_total";
 
@@ -80,6 +83,7 @@ impl RedbStore {
             tx.open_table(DOCUMENTS).map_err(backend)?;
             tx.open_table(ARCHIVE).map_err(backend)?;
             tx.open_table(ROOMS).map_err(backend)?;
+            tx.open_table(ROOM_ARCHIVE).map_err(backend)?;
             Ok(())
         })?;
         Ok(store)
@@ -308,7 +312,62 @@ fn put_room_tx(tx: &WriteTransaction, room: &RoomRecord) -> Result<(), StoreErro
 fn remove_room_tx(tx: &WriteTransaction, room: &BareJid) -> Result<(), StoreError> {
     let mut t = tx.open_table(ROOMS).map_err(backend)?;
     t.remove(room.as_str()).map_err(backend)?;
+    let prefix = keys::user_prefix(room);
+    remove_range(tx, ROOM_ARCHIVE, &prefix, &keys::prefix_end(&prefix))?;
     Ok(())
+}
+
+fn room_archive_put_tx(
+    tx: &WriteTransaction,
+    room: &BareJid,
+    entry: &ArchivedMessage,
+) -> Result<(), StoreError> {
+    let mut t = tx.open_table(ROOM_ARCHIVE).map_err(backend)?;
+    t.insert(
+        keys::archived(room, entry.id).as_slice(),
+        codec::encode_archived(entry).as_slice(),
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn room_archive_trim_tx(
+    tx: &WriteTransaction,
+    room: &BareJid,
+    below: u64,
+) -> Result<(), StoreError> {
+    remove_range(
+        tx,
+        ROOM_ARCHIVE,
+        &keys::archived(room, 0),
+        &keys::archived(room, below),
+    )?;
+    Ok(())
+}
+
+impl RoomArchiveStore for RedbStore {
+    fn room_archive_put(&self, room: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError> {
+        self.write(|tx| room_archive_put_tx(tx, room, entry))
+    }
+
+    fn room_archive_trim(&self, room: &BareJid, below: u64) -> Result<(), StoreError> {
+        self.write(|tx| room_archive_trim_tx(tx, room, below))
+    }
+
+    fn room_archive_head(&self, room: &BareJid) -> Result<u64, StoreError> {
+        self.head(ROOM_ARCHIVE, room)
+    }
+
+    fn room_archive_query(&self, room: &BareJid, query: &RoomQuery) -> Result<Page, StoreError> {
+        let q = Query {
+            with: None,
+            ..query.query.clone()
+        };
+        let nick = query.nick.as_deref();
+        self.page(ROOM_ARCHIVE, room, &q, |m| {
+            nick.is_none_or(|n| presence_core::rooms::archive::nick_of(m) == Some(n))
+        })
+    }
 }
 
 impl RoomStore for RedbStore {
@@ -497,7 +556,22 @@ impl ArchiveStore for RedbStore {
     }
 
     fn archive_head(&self, user: &BareJid) -> Result<u64, StoreError> {
-        let t = self.read()?.open_table(ARCHIVE).map_err(backend)?;
+        self.head(ARCHIVE, user)
+    }
+
+    fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError> {
+        self.page(ARCHIVE, user, query, |_| true)
+    }
+}
+
+impl RedbStore {
+    /// The highest id in `owner`'s part of an archive table (a user's or a room's), 0 when empty.
+    fn head(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        user: &BareJid,
+    ) -> Result<u64, StoreError> {
+        let t = self.read()?.open_table(table).map_err(backend)?;
         let prefix = keys::user_prefix(user);
         let end = keys::prefix_end(&prefix);
         let last = t
@@ -513,10 +587,17 @@ impl ArchiveStore for RedbStore {
         }
     }
 
-    /// Walks only the id range the query allows, from the end it pages from, decoding as it goes, and stops one
-    /// match past the page (to know whether the page is complete).
-    fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError> {
-        let t = self.read()?.open_table(ARCHIVE).map_err(backend)?;
+    /// A page of `user`'s part of an archive table, of the messages `query` and `also` both let through. Walks
+    /// only the id range the query allows, from the end it pages from, decoding as it goes, and stops one match
+    /// past the page (to know whether the page is complete).
+    fn page(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        user: &BareJid,
+        query: &Query,
+        also: impl Fn(&ArchivedMessage) -> bool,
+    ) -> Result<Page, StoreError> {
+        let t = self.read()?.open_table(table).map_err(backend)?;
         let from = keys::archived(user, query.after.map_or(0, |a| a.saturating_add(1)));
         let to = match query.before {
             Some(b) => keys::archived(user, b),
@@ -537,7 +618,7 @@ impl ArchiveStore for RedbStore {
         let mut messages = Vec::new();
         let mut complete = true;
         let mut take = |m: ArchivedMessage| {
-            if !query.matches(&m) {
+            if !query.matches(&m) || !also(&m) {
                 return true;
             }
             if messages.len() == query.max {
@@ -598,6 +679,12 @@ impl Store for RedbStore {
                     }
                     StoreWrite::RoomPut(room) => put_room_tx(tx, room)?,
                     StoreWrite::RoomRemove { room } => remove_room_tx(tx, room)?,
+                    StoreWrite::RoomArchivePut { room, entry } => {
+                        room_archive_put_tx(tx, room, entry)?
+                    }
+                    StoreWrite::RoomArchiveTrim { room, below } => {
+                        room_archive_trim_tx(tx, room, *below)?
+                    }
                 }
             }
             archive_tx(tx, &archive)

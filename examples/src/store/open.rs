@@ -3,11 +3,12 @@
 use presence_core::BareJid;
 use presence_core::archive::{ArchivedMessage, Page, Query};
 use presence_core::policy::UserPolicy;
-use presence_core::rooms::RoomRecord;
+use presence_core::rooms::{RoomQuery, RoomRecord};
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RoomStore,
-    RosterStore, Store, StoreError, StoreWrite, StoredMessage, UserRecord,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore,
+    RoomArchiveStore, RoomStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
+    UserRecord,
 };
 
 use super::{PgStore, RedbStore};
@@ -127,6 +128,24 @@ impl ArchiveStore for OpenStore {
 
     fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError> {
         delegate!(self, s => s.archive_query(user, query))
+    }
+}
+
+impl RoomArchiveStore for OpenStore {
+    fn room_archive_put(&self, room: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError> {
+        delegate!(self, s => s.room_archive_put(room, entry))
+    }
+
+    fn room_archive_trim(&self, room: &BareJid, below: u64) -> Result<(), StoreError> {
+        delegate!(self, s => s.room_archive_trim(room, below))
+    }
+
+    fn room_archive_head(&self, room: &BareJid) -> Result<u64, StoreError> {
+        delegate!(self, s => s.room_archive_head(room))
+    }
+
+    fn room_archive_query(&self, room: &BareJid, query: &RoomQuery) -> Result<Page, StoreError> {
+        delegate!(self, s => s.room_archive_query(room, query))
     }
 }
 

@@ -115,6 +115,12 @@ impl Engine {
                 RoomEffect::Remove(room) => {
                     self.out(Output::Store(StoreWrite::RoomRemove { room }))
                 }
+                RoomEffect::Archive { room, entry } => {
+                    self.out(Output::Store(StoreWrite::RoomArchivePut { room, entry }))
+                }
+                RoomEffect::ArchiveTrim { room, below } => {
+                    self.out(Output::Store(StoreWrite::RoomArchiveTrim { room, below }))
+                }
             }
         }
     }

@@ -38,6 +38,9 @@ pub struct RoomConfig {
     pub allow_private_messages: bool,
     /// Whether participants (not only moderators) may change the subject.
     pub change_subject: bool,
+    /// Whether the room archives its messages (`muc#roomconfig_enablearchiving`); only a persistent room does,
+    /// whatever this says (an ad hoc room keeps nothing, DESIGN §5).
+    pub archiving: bool,
 }
 
 impl RoomConfig {
@@ -56,6 +59,8 @@ impl RoomConfig {
             history_length: limits.default_history,
             allow_private_messages: true,
             change_subject: false,
+            // On by default: once the owner makes the room persistent it archives unless told not to.
+            archiving: true,
         }
     }
 
@@ -91,6 +96,7 @@ impl RoomConfig {
             change.allow_private_messages,
         );
         set(&mut next.change_subject, change.change_subject);
+        set(&mut next.archiving, change.archiving);
         if let Some(w) = change.whois {
             next.whois = w;
         }
@@ -156,6 +162,8 @@ pub struct ConfigChange {
     pub allow_private_messages: Option<bool>,
     /// `muc#roomconfig_changesubject`.
     pub change_subject: Option<bool>,
+    /// `muc#roomconfig_enablearchiving`.
+    pub archiving: Option<bool>,
 }
 
 /// Why a submitted configuration was refused.

@@ -17,6 +17,9 @@ pub struct RoomLimits {
     pub max_history: usize,
     /// The largest body plus subject a room message may carry, in bytes.
     pub max_message_bytes: usize,
+    /// The most messages one room's archive keeps (`[muc] max_archive_per_room`); older ones are trimmed in
+    /// steps. 0: rooms archive nothing.
+    pub max_archive_per_room: u64,
 }
 
 impl Default for RoomLimits {
@@ -30,6 +33,7 @@ impl Default for RoomLimits {
             max_history: 100,
             // Generous for chat text; the stream's own stanza limit bounds everything else.
             max_message_bytes: 16 * 1024,
+            max_archive_per_room: 10_000,
         }
     }
 }

@@ -7,12 +7,14 @@
 //! - [`request`] and [`stanza`]: what sessions ask and what rooms send, typed, so that no shell can take room
 //!   traffic for anything else (`Stanza::Room` is its own variant; the SIP shell ignores it).
 //! - [`record`]: what the store keeps of a persistent room; [`occupant_id`]: XEP-0421 ids.
+//! - [`archive`]: a room's message archive (XEP-0313 on rooms), which is also where its history lives.
 //!
 //! The engine routes by domain: a shell hands it `Input::Room` for anything addressed to the service's domain,
 //! and the engine answers with `Stanza::Room` deliveries and `StoreWrite::RoomPut`/`RoomRemove` for persistent
 //! rooms, which the shell loads back with [`crate::store::RoomStore::rooms`] at start.
 
 pub mod affiliation;
+pub mod archive;
 pub mod config;
 pub mod history;
 pub mod limits;
@@ -26,6 +28,7 @@ pub mod service;
 pub mod stanza;
 
 pub use affiliation::{Affiliation, Role};
+pub use archive::{ArchiveRead, RoomQuery};
 pub use config::{ConfigChange, ConfigError, RoomConfig, WhoIs};
 pub use history::{HistoryEntry, HistoryRequest};
 pub use limits::RoomLimits;

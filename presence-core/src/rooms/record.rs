@@ -1,5 +1,5 @@
-//! What the store keeps of a persistent room: configuration, affiliations, subject and history. Occupants are
-//! not kept: after a restart everyone joins again.
+//! What the store keeps of a persistent room: configuration, affiliations, subject and (for rooms that do not
+//! archive) history. Occupants are not kept: after a restart everyone joins again.
 
 use super::affiliation::Affiliation;
 use super::config::RoomConfig;
@@ -29,6 +29,11 @@ pub struct RoomRecord {
     pub affiliations: Vec<(BareJid, Affiliation)>,
     /// The subject, once set.
     pub subject: Option<Subject>,
-    /// The kept messages, oldest first.
+    /// The kept messages, oldest first. A room that archives keeps them in its archive instead and writes none
+    /// here; they are filled in from the archive at start ([`crate::store::load_rooms`]). Records written before
+    /// rooms had archives hold them here, and still load.
     pub history: Vec<HistoryEntry>,
+    /// The highest id in the room's archive (0: empty). Not part of the stored record: the store's archive knows
+    /// it, and [`crate::store::load_rooms`] fills it in.
+    pub archive_head: u64,
 }

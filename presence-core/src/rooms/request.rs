@@ -66,6 +66,9 @@ pub enum RoomCall {
     CancelConfig,
     /// Destroys the room (muc#owner set with `<destroy/>`).
     Destroy(Destroyed),
+    /// A query of the room's archive (XEP-0313 to the room): the room checks who may read it and hands the query
+    /// back as [`super::RoomAnswer::ArchiveRead`].
+    ArchiveQuery(super::archive::ArchiveRead),
 }
 
 /// A session's stanza for the room service.

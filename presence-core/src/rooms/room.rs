@@ -79,6 +79,10 @@ pub struct Room {
     locked: bool,
     /// Whether something the store keeps changed since the service last took a record.
     dirty: bool,
+    /// The highest id in the room's archive: the next archived message gets the one above.
+    archive_head: u64,
+    /// Messages archived since the service last took them, to be appended to the store.
+    archived: Vec<super::archive::ArchivedMessage>,
 }
 
 impl Room {
@@ -93,6 +97,8 @@ impl Room {
             history: History::default(),
             locked: true,
             dirty: false,
+            archive_head: 0,
+            archived: Vec::new(),
         }
     }
 
@@ -112,6 +118,8 @@ impl Room {
             history: History::from_entries(record.history, keep),
             locked: false,
             dirty: false,
+            archive_head: record.archive_head,
+            archived: Vec::new(),
         }
     }
 
@@ -126,13 +134,50 @@ impl Room {
                 .map(|(j, a)| (j.clone(), *a))
                 .collect(),
             subject: self.subject.clone(),
-            history: self.history.entries().cloned().collect(),
+            // An archiving room's history lives in its archive, so its record is not rewritten per message.
+            // (A room whose archive is still empty keeps writing what an older record held.)
+            history: if self.archives() && self.archive_head > 0 {
+                Vec::new()
+            } else {
+                self.history.entries().cloned().collect()
+            },
+            archive_head: self.archive_head,
         }
     }
 
     /// Whether the stored state changed since the last call (and forgets that it did).
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// Whether the room archives its messages: persistent with archiving on.
+    pub fn archives(&self) -> bool {
+        self.config.persistent && self.config.archiving
+    }
+
+    /// The messages archived since the last call, in id order.
+    pub fn take_archived(&mut self) -> Vec<super::archive::ArchivedMessage> {
+        std::mem::take(&mut self.archived)
+    }
+
+    /// Whether `user` may read the room's archive: anyone not banned, and only members (or above) of a
+    /// members-only room (Prosody's rule); a room that does not archive has nothing to read.
+    pub fn may_read_archive(&self, user: &BareJid) -> Result<(), Refusal> {
+        if !self.archives() {
+            return Err(refuse(
+                ErrorCondition::FeatureNotImplemented,
+                "this room does not archive its messages",
+            ));
+        }
+        let affiliation = self.affiliation(user);
+        let member = affiliation.rank() >= Affiliation::Member.rank();
+        if affiliation == Affiliation::Outcast || (self.config.members_only && !member) {
+            return Err(refuse(
+                ErrorCondition::Forbidden,
+                "you may not read this room's archive",
+            ));
+        }
+        Ok(())
     }
 
     /// The room's address.
@@ -336,6 +381,9 @@ impl Room {
         if created {
             own.push(StatusCode::Created);
         }
+        if self.archives() {
+            own.push(StatusCode::Logging);
+        }
         self.broadcast_presence(ctx, &occupant, true, &[], &own, |_| {});
         for entry in self.history.select(&join.history, ctx.now) {
             ctx.out.push(Delivery {
@@ -507,6 +555,16 @@ impl Room {
                 "visitors may not speak in this room",
             ));
         }
+        let archived = message.body.is_some()
+            && !message.marks.no_store
+            && self.archives()
+            && ctx.limits.max_archive_per_room > 0;
+        // The archive id travels with the broadcast as its stanza-id (`by` the room); nothing else may set one.
+        message.archive_id = None;
+        if archived {
+            self.archive_head += 1;
+            message.archive_id = std::num::NonZeroU64::new(self.archive_head);
+        }
         let from = Jid::Full(self.occupant_jid(&sender.nick));
         for viewer in self.occupants.iter() {
             ctx.out.push(Delivery {
@@ -522,14 +580,19 @@ impl Room {
                 },
             });
         }
-        if message.body.is_some() && self.config.history_length > 0 {
-            let entry = HistoryEntry {
-                nick: sender.nick,
-                sender: sender.jid.bare().clone(),
-                message,
-            };
+        let entry = HistoryEntry {
+            nick: sender.nick,
+            sender: sender.jid.bare().clone(),
+            message,
+        };
+        if archived && let Some(kept) = super::archive::entry(self.archive_head, &self.jid, &entry)
+        {
+            self.archived.push(kept);
+        }
+        if entry.message.body.is_some() && self.config.history_length > 0 {
             self.history.push(entry, self.config.history_length);
-            self.dirty = true;
+            // An archiving room's history comes back from its archive; only others rewrite their record.
+            self.dirty |= !self.archives();
         }
         Ok(())
     }
@@ -786,7 +849,15 @@ impl Room {
     pub fn set_config(&mut self, ctx: &mut Ctx<'_>, config: RoomConfig) {
         let was_locked = std::mem::replace(&mut self.locked, false);
         let now_members_only = config.members_only && !self.config.members_only;
+        let archived_before = self.archives();
         self.config = config;
+        // XEP-0045 §10.2.1: occupants are told when logging starts (170) or stops (171).
+        let mut codes = vec![StatusCode::ConfigChanged];
+        match (archived_before, self.archives()) {
+            (false, true) => codes.push(StatusCode::Logging),
+            (true, false) => codes.push(StatusCode::NotLogging),
+            _ => {}
+        }
         self.history.trim(self.config.history_length);
         self.dirty = true;
         if now_members_only {
@@ -814,7 +885,7 @@ impl Room {
                         },
                         delayed: None,
                         occupant_id: None,
-                        codes: vec![StatusCode::ConfigChanged],
+                        codes: codes.clone(),
                         private: false,
                     },
                 });
@@ -887,6 +958,7 @@ impl Room {
             non_anonymous: self.config.non_anonymous(),
             occupants: self.occupants.len(),
             subject: self.subject.as_ref().map(|s| s.text.clone()),
+            archived: self.archives(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use hashbrown::{HashMap, HashSet};
 
 use super::RoomsConfig;
+use super::archive::{ArchivedMessage, TRIM_STEP};
 use super::record::RoomRecord;
 use super::request::{RoomCall, RoomRequest};
 use super::room::{Ctx, Delivery, Refusal, Room};
@@ -21,8 +22,22 @@ pub enum RoomEffect {
     Deliver(Delivery),
     /// Store (create or replace) a persistent room.
     Put(RoomRecord),
-    /// Forget a stored room (destroyed, or no longer persistent).
+    /// Forget a stored room (destroyed, or no longer persistent) and its archive.
     Remove(BareJid),
+    /// Append a message to a room's archive.
+    Archive {
+        /// The room.
+        room: BareJid,
+        /// The message, under the room's next archive id.
+        entry: ArchivedMessage,
+    },
+    /// Drop a room's archived messages below `below` (beyond the per-room bound).
+    ArchiveTrim {
+        /// The room.
+        room: BareJid,
+        /// The first id kept.
+        below: u64,
+    },
 }
 
 /// Who sends a request: the session and its real address.
@@ -157,9 +172,26 @@ impl Rooms {
             return;
         };
         let dirty = r.take_dirty();
+        let archived = r.take_archived();
         if r.config().persistent {
             if dirty || !was_persistent {
                 effects.push(RoomEffect::Put(r.record()));
+            }
+            // Ids grow by one, so the oldest kept id is arithmetic; trimming every TRIM_STEP ids spares a range
+            // delete per message once the archive is full (as for user archives).
+            let cap = self.config.limits.max_archive_per_room;
+            for entry in archived {
+                let id = entry.id;
+                effects.push(RoomEffect::Archive {
+                    room: room.clone(),
+                    entry,
+                });
+                if cap > 0 && id > cap && id % TRIM_STEP == 0 {
+                    effects.push(RoomEffect::ArchiveTrim {
+                        room: room.clone(),
+                        below: id - cap + 1,
+                    });
+                }
             }
             return;
         }
@@ -379,6 +411,10 @@ impl Rooms {
                             self.rooms.remove(room);
                         }
                         Ok(Some(RoomAnswer::Done))
+                    }
+                    RoomCall::ArchiveQuery(read) => {
+                        r.may_read_archive(user)?;
+                        Ok(Some(RoomAnswer::ArchiveRead(read)))
                     }
                     RoomCall::Destroy(destroyed) => {
                         r.destroy(&mut ctx, user, &destroyed)?;

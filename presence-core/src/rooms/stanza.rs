@@ -18,8 +18,10 @@ pub enum StatusCode {
     ConfigChanged,
     /// 110: this presence is about you.
     SelfPresence,
-    /// 170: the room is logged.
+    /// 170: the room is logged (archived).
     Logging,
+    /// 171: the room is no longer logged.
+    NotLogging,
     /// 201: a new room was created.
     Created,
     /// 210: the service changed your nickname.
@@ -46,6 +48,7 @@ impl StatusCode {
             StatusCode::ConfigChanged => 104,
             StatusCode::SelfPresence => 110,
             StatusCode::Logging => 170,
+            StatusCode::NotLogging => 171,
             StatusCode::Created => 201,
             StatusCode::NickModified => 210,
             StatusCode::Banned => 301,
@@ -107,6 +110,8 @@ pub struct RoomInfo {
     pub occupants: usize,
     /// The subject.
     pub subject: Option<String>,
+    /// Whether the room archives its messages (XEP-0313 on rooms).
+    pub archived: bool,
 }
 
 /// The successful answer to a request to a room or to the service.
@@ -124,6 +129,9 @@ pub enum RoomAnswer {
     Rooms(Vec<(BareJid, String)>),
     /// The service itself (disco#info).
     Service,
+    /// The requester may read the room's archive: the shell reads this page from the store (never engine work)
+    /// and answers the IQ with it.
+    ArchiveRead(super::archive::ArchiveRead),
 }
 
 /// Something a room or the room service sends to an occupant's (or requester's) real session.

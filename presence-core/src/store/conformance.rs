@@ -115,6 +115,7 @@ pub fn run<S: Store>(make: impl Fn() -> S) {
     documents(&make());
     archives(&make());
     rooms(&make());
+    room_archives(&make());
 }
 
 /// Runs the durability check: data written through one handle is read back through a fresh one.
@@ -144,6 +145,10 @@ pub fn run_durable<S: Store>(open: impl Fn() -> S) {
                 document: "<vCard xmlns='vcard-temp'/>".into(),
             },
             StoreWrite::RoomPut(room("kept@conference.example.com")),
+            StoreWrite::RoomArchivePut {
+                room: j("kept@conference.example.com"),
+                entry: room_archived("kept@conference.example.com", 1, "alice"),
+            },
         ])
         .expect("apply");
     }
@@ -173,6 +178,12 @@ pub fn run_durable<S: Store>(open: impl Fn() -> S) {
         s.rooms().expect("rooms"),
         vec![room("kept@conference.example.com")],
         "durable: a persistent room survives reopen"
+    );
+    assert_eq!(
+        s.room_archive_head(&j("kept@conference.example.com"))
+            .expect("head"),
+        1,
+        "durable: a room's archive survives reopen"
     );
 }
 
@@ -727,6 +738,7 @@ fn room(jid: &str) -> crate::rooms::RoomRecord {
             history_length: 30,
             allow_private_messages: false,
             change_subject: true,
+            archiving: false,
         },
         affiliations: vec![
             (j("alice@example.com"), Affiliation::Owner),
@@ -750,6 +762,7 @@ fn room(jid: &str) -> crate::rooms::RoomRecord {
                 ..Message::default()
             },
         }],
+        archive_head: 0,
     }
 }
 
@@ -796,5 +809,198 @@ fn rooms(s: &impl Store) {
         s.rooms().expect("rooms"),
         vec![b],
         "rooms: removed, and removing a missing room is fine"
+    );
+}
+
+/// Message `id` of `room`'s archive, sent by the occupant `nick` (real address `nick@example.com`).
+fn room_archived(room: &str, id: u64, nick: &str) -> crate::archive::ArchivedMessage {
+    let room = j(room);
+    crate::archive::ArchivedMessage {
+        id,
+        with: j(&format!("{nick}@example.com")),
+        from: Jid::Full(room.with_resource(nick).expect("valid nick")),
+        to: Jid::Bare(room),
+        message: Message {
+            id: Some(format!("r{id}")),
+            kind: MessageKind::Groupchat,
+            body: Some(format!("room message {id}")),
+            stamp: Timestamp(1_700_000_000_000 + id * 10),
+            extensions: vec!["<x xmlns='urn:example'/>".into()],
+            ..Message::default()
+        },
+    }
+}
+
+fn room_archives(s: &impl Store) {
+    use crate::archive::{Page, Query};
+    use crate::rooms::archive::{RoomQuery, select};
+    let r = "a@conference.example.com";
+    let room_jid = j(r);
+    assert_eq!(
+        s.room_archive_head(&room_jid).expect("head"),
+        0,
+        "room archive: empty"
+    );
+    let all: Vec<_> = (1..=12)
+        .map(|id| room_archived(r, id, if id % 3 == 0 { "carol" } else { "bob" }))
+        .collect();
+    let mut record = room(r);
+    record.history.clear();
+    let mut writes = vec![StoreWrite::RoomPut(record.clone())];
+    writes.extend(all.iter().map(|e| StoreWrite::RoomArchivePut {
+        room: room_jid.clone(),
+        entry: e.clone(),
+    }));
+    writes.push(StoreWrite::RoomArchivePut {
+        room: j("other@conference.example.com"),
+        entry: room_archived("other@conference.example.com", 1, "dave"),
+    });
+    s.apply(&writes).expect("apply");
+    assert_eq!(
+        s.room_archive_head(&room_jid).expect("head"),
+        12,
+        "room archive: head"
+    );
+    let page = |nick: Option<&str>, query: Query| RoomQuery {
+        nick: nick.map(str::to_owned),
+        query,
+    };
+    let queries = [
+        page(
+            None,
+            Query {
+                max: 5,
+                ..Query::default()
+            },
+        ),
+        page(
+            None,
+            Query {
+                max: 5,
+                from_end: true,
+                ..Query::default()
+            },
+        ),
+        page(
+            None,
+            Query {
+                after: Some(10),
+                max: 5,
+                ..Query::default()
+            },
+        ),
+        page(
+            None,
+            Query {
+                before: Some(4),
+                from_end: true,
+                max: 2,
+                ..Query::default()
+            },
+        ),
+        page(
+            Some("carol"),
+            Query {
+                max: 3,
+                ..Query::default()
+            },
+        ),
+        page(
+            Some("bob"),
+            Query {
+                from_end: true,
+                max: 3,
+                ..Query::default()
+            },
+        ),
+        page(
+            Some("nobody"),
+            Query {
+                max: 3,
+                ..Query::default()
+            },
+        ),
+        page(
+            None,
+            Query {
+                start: Some(Timestamp(1_700_000_000_000 + 35)),
+                end: Some(Timestamp(1_700_000_000_000 + 90)),
+                max: 100,
+                ..Query::default()
+            },
+        ),
+        page(
+            None,
+            Query {
+                ids: Some(vec![2, 11, 40]),
+                max: 10,
+                ..Query::default()
+            },
+        ),
+    ];
+    for q in &queries {
+        assert_eq!(
+            s.room_archive_query(&room_jid, q).expect("query"),
+            select(all.iter(), q),
+            "room archive: query {q:?} answers as select does"
+        );
+    }
+    // The room comes back with its archive's head and its history from the archive's last messages.
+    let loaded = crate::store::load_rooms(s).expect("load rooms");
+    let a = loaded
+        .iter()
+        .find(|l| l.jid == room_jid)
+        .expect("room loaded");
+    assert_eq!(
+        a.archive_head, 12,
+        "room archive: head loaded with the room"
+    );
+    let history: Vec<u64> = a
+        .history
+        .iter()
+        .filter_map(|h| h.message.archive_id.map(|i| i.get()))
+        .collect();
+    assert_eq!(
+        history,
+        (1..=12).collect::<Vec<u64>>(),
+        "room archive: history loaded from the archive (30 kept, 12 there)"
+    );
+    s.apply(&[StoreWrite::RoomArchiveTrim {
+        room: room_jid.clone(),
+        below: 5,
+    }])
+    .expect("trim");
+    assert_eq!(
+        s.room_archive_query(
+            &room_jid,
+            &page(
+                None,
+                Query {
+                    max: 100,
+                    ..Query::default()
+                }
+            )
+        )
+        .expect("query"),
+        Page {
+            messages: all[4..].to_vec(),
+            complete: true
+        },
+        "room archive: trimmed below 5"
+    );
+    s.apply(&[StoreWrite::RoomRemove {
+        room: room_jid.clone(),
+    }])
+    .expect("remove");
+    assert_eq!(
+        s.room_archive_head(&room_jid).expect("head"),
+        0,
+        "room archive: removed with the room"
+    );
+    assert_eq!(
+        s.room_archive_head(&j("other@conference.example.com"))
+            .expect("head"),
+        1,
+        "room archive: one room's archive is not another's"
     );
 }

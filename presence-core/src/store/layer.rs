@@ -5,13 +5,15 @@
 //! [`AccountStore`], [`RosterStore`], [`OfflineStore`] and [`Store`] goes to the inner store otherwise.
 
 use super::{
-    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RoomStore,
-    RosterStore, Store, StoreError, StoreWrite, StoredMessage, UserRecord,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore,
+    RoomArchiveStore, RoomStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
+    UserRecord,
 };
 use crate::archive::{ArchivedMessage, Page, Query};
 use crate::jid::BareJid;
 use crate::policy::UserPolicy;
 use crate::rooms::RoomRecord;
+use crate::rooms::archive::RoomQuery;
 use crate::roster::RosterEntry;
 
 /// A store that wraps another; the store traits come with it.
@@ -121,6 +123,21 @@ impl<L: Layer> ArchiveStore for L {
     }
     fn archive_query(&self, user: &BareJid, query: &Query) -> Result<Page, StoreError> {
         self.inner().archive_query(user, query)
+    }
+}
+
+impl<L: Layer> RoomArchiveStore for L {
+    fn room_archive_put(&self, room: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError> {
+        self.inner().room_archive_put(room, entry)
+    }
+    fn room_archive_trim(&self, room: &BareJid, below: u64) -> Result<(), StoreError> {
+        self.inner().room_archive_trim(room, below)
+    }
+    fn room_archive_head(&self, room: &BareJid) -> Result<u64, StoreError> {
+        self.inner().room_archive_head(room)
+    }
+    fn room_archive_query(&self, room: &BareJid, query: &RoomQuery) -> Result<Page, StoreError> {
+        self.inner().room_archive_query(room, query)
     }
 }
 

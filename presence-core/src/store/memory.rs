@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use parking_lot::Mutex;
 
 use super::{
-    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RoomStore,
-    RosterStore, Store, StoreError, StoredMessage,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore,
+    RoomArchiveStore, RoomStore, RosterStore, Store, StoreError, StoredMessage,
 };
 use crate::archive::{ArchivedMessage, Page, Query, select};
 use crate::jid::BareJid;
 use crate::policy::UserPolicy;
 use crate::rooms::RoomRecord;
+use crate::rooms::archive::RoomQuery;
 use crate::roster::RosterEntry;
 
 /// A [`Store`] held in memory; everything is lost when it is dropped.
@@ -29,6 +30,7 @@ struct Inner {
     documents: BTreeMap<BareJid, BTreeMap<DocumentKey, String>>,
     archives: BTreeMap<BareJid, BTreeMap<u64, ArchivedMessage>>,
     rooms: BTreeMap<BareJid, RoomRecord>,
+    room_archives: BTreeMap<BareJid, BTreeMap<u64, ArchivedMessage>>,
 }
 
 impl MemoryStore {
@@ -163,7 +165,9 @@ impl RoomStore for MemoryStore {
     }
 
     fn remove_room(&self, room: &BareJid) -> Result<(), StoreError> {
-        self.inner.lock().rooms.remove(room);
+        let mut g = self.inner.lock();
+        g.rooms.remove(room);
+        g.room_archives.remove(room);
         Ok(())
     }
 
@@ -241,6 +245,44 @@ impl ArchiveStore for MemoryStore {
         let g = self.inner.lock();
         Ok(match g.archives.get(user) {
             Some(a) => select(a.values(), query),
+            None => Page {
+                messages: Vec::new(),
+                complete: true,
+            },
+        })
+    }
+}
+
+impl RoomArchiveStore for MemoryStore {
+    fn room_archive_put(&self, room: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .room_archives
+            .entry(room.clone())
+            .or_default()
+            .insert(entry.id, entry.clone());
+        Ok(())
+    }
+
+    fn room_archive_trim(&self, room: &BareJid, below: u64) -> Result<(), StoreError> {
+        if let Some(a) = self.inner.lock().room_archives.get_mut(room) {
+            *a = a.split_off(&below);
+        }
+        Ok(())
+    }
+
+    fn room_archive_head(&self, room: &BareJid) -> Result<u64, StoreError> {
+        let g = self.inner.lock();
+        Ok(g.room_archives
+            .get(room)
+            .and_then(|a| a.keys().next_back().copied())
+            .unwrap_or(0))
+    }
+
+    fn room_archive_query(&self, room: &BareJid, query: &RoomQuery) -> Result<Page, StoreError> {
+        let g = self.inner.lock();
+        Ok(match g.room_archives.get(room) {
+            Some(a) => crate::rooms::archive::select(a.values(), query),
             None => Page {
                 messages: Vec::new(),
                 complete: true,

@@ -16,6 +16,7 @@ use crate::jid::{BareJid, Jid};
 use crate::message::Message;
 use crate::policy::UserPolicy;
 use crate::rooms::RoomRecord;
+use crate::rooms::archive::RoomQuery;
 use crate::roster::RosterEntry;
 
 /// Why a store operation failed.
@@ -191,10 +192,24 @@ pub enum StoreWrite {
     },
     /// Creates or replaces a persistent room.
     RoomPut(RoomRecord),
-    /// Forgets a room (destroyed, or no longer persistent); nothing if there is none.
+    /// Forgets a room (destroyed, or no longer persistent) with its archive; nothing if there is none.
     RoomRemove {
         /// The room's address.
         room: BareJid,
+    },
+    /// Adds a message to a room's archive.
+    RoomArchivePut {
+        /// The room's address.
+        room: BareJid,
+        /// The message, with an id above every id in the room's archive.
+        entry: ArchivedMessage,
+    },
+    /// Drops a room's archived messages with ids below `below` (the oldest, beyond the per-room bound).
+    RoomArchiveTrim {
+        /// The room's address.
+        room: BareJid,
+        /// The first id kept.
+        below: u64,
     },
 }
 
@@ -305,15 +320,65 @@ pub trait ArchiveStore {
 pub trait RoomStore {
     /// Creates or replaces a room.
     fn put_room(&self, room: &RoomRecord) -> Result<(), StoreError>;
-    /// Forgets a room; forgetting one that does not exist is not an error.
+    /// Forgets a room and its archive; forgetting one that does not exist is not an error.
     fn remove_room(&self, room: &BareJid) -> Result<(), StoreError>;
-    /// Every stored room, sorted by address.
+    /// Every stored room, sorted by address (their `archive_head` is 0: see [`load_rooms`]).
     fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError>;
+}
+
+/// Each persistent room's message archive (XEP-0313 on rooms, [`crate::rooms::archive`]), written through
+/// [`StoreWrite::RoomArchivePut`] and [`StoreWrite::RoomArchiveTrim`], queried by the shells directly (as user
+/// archives are), and removed with the room ([`RoomStore::remove_room`]).
+pub trait RoomArchiveStore {
+    /// Adds `entry` to `room`'s archive.
+    fn room_archive_put(&self, room: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError>;
+    /// Drops `room`'s archived messages with ids below `below`.
+    fn room_archive_trim(&self, room: &BareJid, below: u64) -> Result<(), StoreError>;
+    /// The highest id in `room`'s archive, 0 when it is empty.
+    fn room_archive_head(&self, room: &BareJid) -> Result<u64, StoreError>;
+    /// A page of `room`'s archive, exactly as [`crate::rooms::archive::select`] would answer it.
+    fn room_archive_query(&self, room: &BareJid, query: &RoomQuery) -> Result<Page, StoreError>;
+}
+
+/// Every stored room as the room service starts with it: the record, with each room's archive head and, when its
+/// archive holds messages, its history taken from the archive's last messages. A record written before rooms had
+/// archives (its history inside) keeps that history until the room archives its first message.
+pub fn load_rooms<S: RoomStore + RoomArchiveStore + ?Sized>(
+    store: &S,
+) -> Result<Vec<RoomRecord>, StoreError> {
+    let mut rooms = store.rooms()?;
+    for r in &mut rooms {
+        r.archive_head = store.room_archive_head(&r.jid)?;
+        if r.archive_head == 0 || r.config.history_length == 0 {
+            continue;
+        }
+        let query = RoomQuery {
+            nick: None,
+            query: Query {
+                from_end: true,
+                max: r.config.history_length,
+                ..Query::default()
+            },
+        };
+        let page = store.room_archive_query(&r.jid, &query)?;
+        r.history = page
+            .messages
+            .iter()
+            .filter_map(crate::rooms::archive::history_entry)
+            .collect();
+    }
+    Ok(rooms)
 }
 
 /// A complete store, as the shells use it.
 pub trait Store:
-    AccountStore + RosterStore + OfflineStore + DocumentStore + ArchiveStore + RoomStore
+    AccountStore
+    + RosterStore
+    + OfflineStore
+    + DocumentStore
+    + ArchiveStore
+    + RoomStore
+    + RoomArchiveStore
 {
     /// Makes a group of writes durable, in order. Implementations should commit the group at once (one
     /// transaction) so durability does not cost a sync per write; the default applies them one by one.
@@ -343,6 +408,10 @@ pub trait Store:
                 StoreWrite::ArchiveTrim { user, below } => self.archive_trim(user, *below)?,
                 StoreWrite::RoomPut(room) => self.put_room(room)?,
                 StoreWrite::RoomRemove { room } => self.remove_room(room)?,
+                StoreWrite::RoomArchivePut { room, entry } => self.room_archive_put(room, entry)?,
+                StoreWrite::RoomArchiveTrim { room, below } => {
+                    self.room_archive_trim(room, *below)?
+                }
             }
         }
         Ok(())

@@ -515,15 +515,27 @@ async fn established<S, T>(
                     // handled after the flush, never dropped.
                     let mut next = Some(stanza);
                     let mut after = None;
+                    // Room archive queries a room allowed: read from the store after the batch is written.
+                    let mut room_reads = Vec::new();
                     let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
                     while let Some(stanza) = next.take() {
-                        for stanza in csi.deliver(stanza) {
-                            write_delivery(&mut wire, stanza, &mut out);
+                        match crate::archive::room_read(stanza) {
+                            Ok(read) => room_reads.push(read),
+                            Err(stanza) => {
+                                for stanza in csi.deliver(stanza) {
+                                    write_delivery(&mut wire, stanza, &mut out);
+                                }
+                            }
                         }
                         match rx.try_recv() {
                             Some(ToSession::Stanza(s)) => next = Some(s),
                             Some(other) => after = Some(other),
                             None => {}
+                        }
+                    }
+                    for read in room_reads {
+                        for el in crate::archive::answer_room(shared.store.clone(), &jid, read).await {
+                            write_own(&mut wire, el, &mut sm);
                         }
                     }
                     if let Some(c) = sm.as_mut() {

@@ -50,6 +50,7 @@ fn condition_name(c: ErrorCondition) -> &'static str {
         ErrorCondition::Forbidden => "forbidden",
         ErrorCondition::NotAuthorized => "not-authorized",
         ErrorCondition::RegistrationRequired => "registration-required",
+        ErrorCondition::FeatureNotImplemented => "feature-not-implemented",
         // XEP-0060 §7.1.5: a conflict, named precisely by the pubsub condition `error_child` adds.
         ErrorCondition::PreconditionNotMet => "conflict",
     }

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../../../migrations/0003_documents.sql")),
     (4, include_str!("../../../migrations/0004_archive.sql")),
     (5, include_str!("../../../migrations/0005_rooms.sql")),
+    (6, include_str!("../../../migrations/0006_room_archive.sql")),
 ];
 
 /// The store's schema: its migrations, bookkeeping table and advisory lock.

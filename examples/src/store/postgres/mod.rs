@@ -19,11 +19,12 @@ use postgres::{GenericClient, IsolationLevel};
 use presence_core::BareJid;
 use presence_core::archive::{ArchivedMessage, Page, Query};
 use presence_core::policy::UserPolicy;
-use presence_core::rooms::RoomRecord;
+use presence_core::rooms::{RoomQuery, RoomRecord};
 use presence_core::roster::RosterEntry;
 use presence_core::store::{
-    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore, RoomStore,
-    RosterStore, Store, StoreError, StoreWrite, StoredMessage, UserRecord,
+    Account, AccountStore, ArchiveStore, DocumentKey, DocumentStore, OfflineStore,
+    RoomArchiveStore, RoomStore, RosterStore, Store, StoreError, StoreWrite, StoredMessage,
+    UserRecord,
 };
 
 use super::codec;
@@ -233,6 +234,46 @@ fn put_room(c: &mut impl GenericClient, room: &RoomRecord) -> Result<(), postgre
 
 fn remove_room(c: &mut impl GenericClient, room: &BareJid) -> Result<(), postgres::Error> {
     c.execute("DELETE FROM rooms WHERE jid = $1", &[&room.as_str()])?;
+    c.execute(
+        "DELETE FROM room_archive WHERE owner = $1",
+        &[&room.as_str()],
+    )?;
+    Ok(())
+}
+
+fn room_archive_put(
+    c: &mut impl GenericClient,
+    room: &BareJid,
+    entry: &ArchivedMessage,
+) -> Result<(), Failure> {
+    let id = seq_column(entry.id)?;
+    let stamp = i64::try_from(entry.message.stamp.as_millis()).unwrap_or(i64::MAX);
+    let nick = presence_core::rooms::archive::nick_of(entry).unwrap_or_default();
+    c.execute(
+        "INSERT INTO room_archive (owner, id, peer, stamp, record) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (owner, id) DO UPDATE SET peer = EXCLUDED.peer, stamp = EXCLUDED.stamp,
+         record = EXCLUDED.record",
+        &[
+            &room.as_str(),
+            &id,
+            &nick,
+            &stamp,
+            &codec::encode_archived(entry),
+        ],
+    )?;
+    Ok(())
+}
+
+fn room_archive_trim(
+    c: &mut impl GenericClient,
+    room: &BareJid,
+    below: u64,
+) -> Result<(), postgres::Error> {
+    let below = i64::try_from(below).unwrap_or(i64::MAX);
+    c.execute(
+        "DELETE FROM room_archive WHERE owner = $1 AND id < $2",
+        &[&room.as_str(), &below],
+    )?;
     Ok(())
 }
 
@@ -284,9 +325,33 @@ fn archive_trim(
 /// The query in SQL: the filters as conditions, the page as an ordered LIMIT one past `max` (to know whether the
 /// page is complete).
 fn archive_query(c: &mut impl GenericClient, user: &BareJid, q: &Query) -> Result<Page, Failure> {
-    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let owner = user.as_str();
     let with = q.with.as_ref().map(|w| w.as_str());
+    archive_page(c, Table::Users, user, with, q)
+}
+
+/// The two archive tables, which share one shape (a room's `peer` is the sender's nickname).
+#[derive(Clone, Copy)]
+enum Table {
+    Users,
+    Rooms,
+}
+
+/// A page of `owner`'s rows of `table`, `peer` filtering instead of the query's `with`.
+fn archive_page(
+    c: &mut impl GenericClient,
+    table: Table,
+    owner: &BareJid,
+    peer: Option<&str>,
+    q: &Query,
+) -> Result<Page, Failure> {
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let user = owner;
+    let owner = owner.as_str();
+    let with = peer;
+    let table = match table {
+        Table::Users => "archive",
+        Table::Rooms => "room_archive",
+    };
     let start = q.start.map(|t| clamp(t.as_millis()));
     let end = q.end.map(|t| clamp(t.as_millis()));
     let after = q.after.map(clamp);
@@ -298,7 +363,7 @@ fn archive_query(c: &mut impl GenericClient, user: &BareJid, q: &Query) -> Resul
     let limit = i64::try_from(q.max).unwrap_or(i64::MAX).saturating_add(1);
     let order = if q.from_end { "DESC" } else { "ASC" };
     let sql = format!(
-        "SELECT record FROM archive WHERE owner = $1
+        "SELECT record FROM {table} WHERE owner = $1
            AND ($2::text IS NULL OR peer = $2)
            AND ($3::bigint IS NULL OR stamp >= $3)
            AND ($4::bigint IS NULL OR stamp <= $4)
@@ -634,6 +699,31 @@ impl ArchiveStore for PgStore {
     }
 }
 
+impl RoomArchiveStore for PgStore {
+    fn room_archive_put(&self, room: &BareJid, entry: &ArchivedMessage) -> Result<(), StoreError> {
+        self.query(|c| room_archive_put(c, room, entry))
+    }
+
+    fn room_archive_trim(&self, room: &BareJid, below: u64) -> Result<(), StoreError> {
+        self.with_client(|c| room_archive_trim(c, room, below))
+    }
+
+    fn room_archive_head(&self, room: &BareJid) -> Result<u64, StoreError> {
+        let head: Option<i64> = self.with_client(|c| {
+            c.query_one(
+                "SELECT max(id) FROM room_archive WHERE owner = $1",
+                &[&room.as_str()],
+            )?
+            .try_get(0)
+        })?;
+        Ok(head.map_or(0, |h| u64::try_from(h).unwrap_or(0)))
+    }
+
+    fn room_archive_query(&self, room: &BareJid, query: &RoomQuery) -> Result<Page, StoreError> {
+        self.query(|c| archive_page(c, Table::Rooms, room, query.nick.as_deref(), &query.query))
+    }
+}
+
 impl RoomStore for PgStore {
     fn put_room(&self, room: &RoomRecord) -> Result<(), StoreError> {
         self.with_client(|c| put_room(c, room))
@@ -665,7 +755,9 @@ impl Store for PgStore {
             if let StoreWrite::OfflinePush { message, .. } = w {
                 seq_column(message.seq)?;
             }
-            if let StoreWrite::ArchivePut { entry, .. } = w {
+            if let StoreWrite::ArchivePut { entry, .. } | StoreWrite::RoomArchivePut { entry, .. } =
+                w
+            {
                 seq_column(entry.id)?;
             }
         }
@@ -695,6 +787,12 @@ impl Store for PgStore {
                     StoreWrite::ArchiveTrim { user, below } => archive_trim(tx, user, *below)?,
                     StoreWrite::RoomPut(room) => put_room(tx, room)?,
                     StoreWrite::RoomRemove { room } => remove_room(tx, room)?,
+                    StoreWrite::RoomArchivePut { room, entry } => {
+                        room_archive_put(tx, room, entry)?
+                    }
+                    StoreWrite::RoomArchiveTrim { room, below } => {
+                        room_archive_trim(tx, room, *below)?
+                    }
                 }
             }
             Ok(())

@@ -5,6 +5,7 @@
 use presence_core::BareJid;
 use presence_core::archive::{self, Prefs, Query};
 use presence_core::feature::{Call, mam};
+use presence_core::rooms::{ArchiveRead, RoomQuery};
 use presence_core::stanza::ErrorCondition;
 use xmpp_codec::{Element, IqType};
 
@@ -190,6 +191,50 @@ fn request(query: &Element) -> Result<ArchiveRequest, Refusal> {
         queryid: query.attr("queryid").map(str::to_owned),
         query: q,
         flip: query.child(NS_MAM, "flip-page").is_some(),
+    })
+}
+
+/// Reads a query sent to a room (XEP-0313 §4 on a MUC room): the same form and RSM as a user's, except that
+/// `with` names an occupant, `room@service/nick`, and filters by that nickname.
+pub fn room_read(query: &Element) -> Result<ArchiveRead, (ErrorCondition, &'static str)> {
+    let mut nick = None;
+    let mut form = query.clone();
+    let is_with = |n: &xmpp_codec::Node| matches!(n, xmpp_codec::Node::Element(f) if f.is(NS_DATA, "field") && f.attr("var") == Some("with"));
+    let x = form.children.iter_mut().find_map(|n| match n {
+        xmpp_codec::Node::Element(e) if e.is(NS_DATA, "x") => Some(e),
+        _ => None,
+    });
+    if let Some(x) = x {
+        let with = x
+            .elements()
+            .find(|f| f.is(NS_DATA, "field") && f.attr("var") == Some("with"))
+            .map(|f| {
+                f.child(NS_DATA, "value")
+                    .map(|v| v.text())
+                    .unwrap_or_default()
+            });
+        if let Some(with) = with {
+            match presence_core::Jid::new(with.trim()) {
+                Ok(presence_core::Jid::Full(f)) => nick = Some(f.resource().to_owned()),
+                _ => {
+                    return Err((
+                        ErrorCondition::BadRequest,
+                        "in a room, 'with' names an occupant: room@service/nick",
+                    ));
+                }
+            }
+            // The rest of the form reads as a user's query does.
+            x.children.retain(|n| !is_with(n));
+        }
+    }
+    let request = request(&form).map_err(|(c, _)| (c, "the archive query is not valid"))?;
+    Ok(ArchiveRead {
+        query: RoomQuery {
+            nick,
+            query: request.query,
+        },
+        queryid: request.queryid,
+        flip: request.flip,
     })
 }
 

@@ -16,7 +16,7 @@ use xmpp_codec::{Element, IqType, Stanza, StanzaKind, ns};
 use super::super::inbound::{FromClient, Me, read_message};
 use super::super::{Outgoing, parse_stamp, stanza_error};
 use super::disco::{NS_DISCO_INFO, NS_DISCO_ITEMS};
-use super::{Feature, Iq, muc_admin, muc_owner, ping};
+use super::{Feature, Iq, mam, muc_admin, muc_owner, ping};
 
 /// XEP-0045 (the join element).
 pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
@@ -165,6 +165,8 @@ fn iq(
         }
         (t, muc_admin::NS_MUC_ADMIN, "query") => muc_admin::read(t, payload),
         (t, muc_owner::NS_MUC_OWNER, "query") => muc_owner::read(t, payload),
+        // XEP-0313 to the room: the room decides who may read; the connection reads the store.
+        (IqType::Set, mam::NS_MAM, "query") => mam::room_read(payload).map(RoomCall::ArchiveQuery),
         _ => Err((
             ErrorCondition::ServiceUnavailable,
             "the room service does not answer that",
@@ -222,7 +224,7 @@ pub fn render(stanza: RoomStanza, domain: &str) -> Option<Outgoing> {
         RoomStanza::Message {
             from,
             to,
-            message,
+            mut message,
             delayed,
             occupant_id,
             codes,
@@ -230,6 +232,8 @@ pub fn render(stanza: RoomStanza, domain: &str) -> Option<Outgoing> {
         } => {
             let room = from.bare().clone();
             let to = Jid::Full(to);
+            // The room's archive id, given `by` the room (XEP-0313 §4.1.1), not by the recipient's archive.
+            let stanza_id = message.archive_id.take();
             let Outgoing {
                 element: mut el,
                 raw_children,
@@ -251,6 +255,13 @@ pub fn render(stanza: RoomStanza, domain: &str) -> Option<Outgoing> {
             }
             if let Some(id) = occupant_id {
                 el = el.with_child(Element::new(NS_OCCUPANT_ID, "occupant-id").with_attr("id", id));
+            }
+            if let Some(id) = stanza_id {
+                el = el.with_child(
+                    Element::new(super::super::NS_STANZA_ID, "stanza-id")
+                        .with_attr("id", id.to_string())
+                        .with_attr("by", room.as_str()),
+                );
             }
             Outgoing {
                 element: el,
@@ -307,6 +318,8 @@ fn answer_payload(from: &Jid, answer: RoomAnswer) -> Option<Element> {
         RoomAnswer::Items(items) => Some(muc_admin::items(&items)),
         RoomAnswer::Info(info) => Some(room_info(&info)),
         RoomAnswer::Service => Some(service_info()),
+        // Read and answered by the connection (`crate::archive::answer_room`); an empty result if one slips by.
+        RoomAnswer::ArchiveRead(_) => None,
         RoomAnswer::Rooms(rooms) => {
             let mut q = Element::new(NS_DISCO_ITEMS, "query");
             for (jid, name) in rooms {
@@ -356,7 +369,12 @@ fn service_info() -> Element {
 fn room_info(info: &RoomInfo) -> Element {
     let pick = |on: bool, yes: &'static str, no: &'static str| if on { yes } else { no };
     let q = Element::new(NS_DISCO_INFO, "query").with_child(identity(&info.name));
-    features(
+    let archive: &[&str] = if info.archived {
+        &[mam::NS_MAM, super::super::NS_STANZA_ID]
+    } else {
+        &[]
+    };
+    let q = features(
         q,
         &[
             NS_MUC,
@@ -373,8 +391,8 @@ fn room_info(info: &RoomInfo) -> Element {
             ),
             pick(info.non_anonymous, "muc_nonanonymous", "muc_semianonymous"),
         ],
-    )
-    .with_child(muc_owner::room_info_form(info))
+    );
+    features(q, archive).with_child(muc_owner::room_info_form(info))
 }
 
 /// Whether an IQ for the server's domain asks for its items, which list the room service.
