@@ -99,7 +99,7 @@ fn a_failed_group_commits_nothing_and_migrations_run_once() {
             .map(|rows| rows.iter().map(|r| r.get(0)).collect())
         })
         .expect("versions");
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
 
     let alice = j("alice@example.com");
     let err = a
