@@ -224,7 +224,7 @@ fn an_ad_hoc_room_never_archives_and_says_nothing_of_logging() {
         0,
         "nothing archived"
     );
-    iq(&mut h, b, RoomCall::ArchiveQuery(ArchiveRead::default()));
+    iq(&mut h, b, RoomCall::ArchiveQuery(Box::default()));
     assert_eq!(
         error_of(&room(&mut h, b)),
         Some(ErrorCondition::FeatureNotImplemented)
@@ -322,10 +322,10 @@ fn who_may_query_follows_membership_and_bans() {
     };
     // Open room: anyone not banned, in the room or not.
     let c = h.login("carol@x", "pc");
-    iq(&mut h, c, RoomCall::ArchiveQuery(read.clone()));
+    iq(&mut h, c, RoomCall::ArchiveQuery(Box::new(read.clone())));
     assert_eq!(
         answered(&room(&mut h, c)),
-        Some(&RoomAnswer::ArchiveRead(read.clone())),
+        Some(&RoomAnswer::ArchiveRead(Box::new(read.clone()))),
         "the room hands the query back for the shell to read"
     );
     iq(
@@ -338,7 +338,7 @@ fn who_may_query_follows_membership_and_bans() {
         }]),
     );
     h.clear();
-    iq(&mut h, c, RoomCall::ArchiveQuery(read.clone()));
+    iq(&mut h, c, RoomCall::ArchiveQuery(Box::new(read.clone())));
     assert_eq!(error_of(&room(&mut h, c)), Some(ErrorCondition::Forbidden));
     // Members-only: members and above.
     iq(
@@ -360,14 +360,14 @@ fn who_may_query_follows_membership_and_bans() {
     );
     let d = h.login("dave@x", "pc");
     h.clear();
-    iq(&mut h, d, RoomCall::ArchiveQuery(read.clone()));
+    iq(&mut h, d, RoomCall::ArchiveQuery(Box::new(read.clone())));
     assert_eq!(error_of(&room(&mut h, d)), Some(ErrorCondition::Forbidden));
-    iq(&mut h, b, RoomCall::ArchiveQuery(read.clone()));
+    iq(&mut h, b, RoomCall::ArchiveQuery(Box::new(read.clone())));
     assert!(matches!(
         answered(&room(&mut h, b)),
         Some(RoomAnswer::ArchiveRead(_))
     ));
-    iq(&mut h, a, RoomCall::ArchiveQuery(read.clone()));
+    iq(&mut h, a, RoomCall::ArchiveQuery(Box::new(read.clone())));
     assert!(matches!(
         answered(&room(&mut h, a)),
         Some(RoomAnswer::ArchiveRead(_))
@@ -380,7 +380,7 @@ fn who_may_query_follows_membership_and_bans() {
         request: RoomRequest::Iq {
             id: "q".into(),
             nick: None,
-            call: RoomCall::ArchiveQuery(read),
+            call: RoomCall::ArchiveQuery(Box::new(read)),
         },
     });
     assert_eq!(

@@ -43,24 +43,26 @@ pub async fn answer<S: Store + Send + Sync + 'static>(
     }
 }
 
-/// A room's permission to read its archive, out of an engine delivery; any other stanza comes back untouched.
-pub fn room_read(stanza: CoreStanza) -> Result<RoomRead, CoreStanza> {
-    match stanza {
-        CoreStanza::Room(room) => match *room {
-            RoomStanza::Answer {
-                id,
-                from,
-                answer: RoomAnswer::ArchiveRead(read),
-                ..
-            } => Ok(RoomRead {
-                id,
-                room: from.bare().clone(),
-                read,
-            }),
-            other => Err(CoreStanza::Room(Box::new(other))),
-        },
-        other => Err(other),
-    }
+/// A room's permission to read its archive, if the engine delivery `stanza` is one (it is then answered by
+/// [`answer_room`] instead of being rendered).
+pub fn room_read(stanza: &CoreStanza) -> Option<RoomRead> {
+    let CoreStanza::Room(room) = stanza else {
+        return None;
+    };
+    let RoomStanza::Answer {
+        id,
+        from,
+        answer: RoomAnswer::ArchiveRead(read),
+        ..
+    } = &**room
+    else {
+        return None;
+    };
+    Some(RoomRead {
+        id: id.clone(),
+        room: from.bare().clone(),
+        read: (**read).clone(),
+    })
 }
 
 /// A room archive query the room allowed.

@@ -68,7 +68,8 @@ pub enum RoomCall {
     Destroy(Destroyed),
     /// A query of the room's archive (XEP-0313 to the room): the room checks who may read it and hands the query
     /// back as [`super::RoomAnswer::ArchiveRead`].
-    ArchiveQuery(super::archive::ArchiveRead),
+    /// (Boxed: a query is large and rare, and every room request would otherwise carry its size.)
+    ArchiveQuery(Box<super::archive::ArchiveRead>),
 }
 
 /// A session's stanza for the room service.

@@ -131,7 +131,7 @@ pub enum RoomAnswer {
     Service,
     /// The requester may read the room's archive: the shell reads this page from the store (never engine work)
     /// and answers the IQ with it.
-    ArchiveRead(super::archive::ArchiveRead),
+    ArchiveRead(Box<super::archive::ArchiveRead>),
 }
 
 /// Something a room or the room service sends to an occupant's (or requester's) real session.

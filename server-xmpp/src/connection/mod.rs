@@ -519,12 +519,11 @@ async fn established<S, T>(
                     let mut room_reads = Vec::new();
                     let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
                     while let Some(stanza) = next.take() {
-                        match crate::archive::room_read(stanza) {
-                            Ok(read) => room_reads.push(read),
-                            Err(stanza) => {
-                                for stanza in csi.deliver(stanza) {
-                                    write_delivery(&mut wire, stanza, &mut out);
-                                }
+                        if let Some(read) = crate::archive::room_read(&stanza) {
+                            room_reads.push(read);
+                        } else {
+                            for stanza in csi.deliver(stanza) {
+                                write_delivery(&mut wire, stanza, &mut out);
                             }
                         }
                         match rx.try_recv() {

@@ -350,6 +350,29 @@ mod tests {
     }
 
     #[test]
+    fn a_room_query_filters_by_the_occupant_nickname() {
+        let q = Element::new(NS_MAM, "query")
+            .with_attr("queryid", "r1")
+            .with_child(
+                Element::new(NS_DATA, "x")
+                    .with_child(field("FORM_TYPE", &[NS_MAM]))
+                    .with_child(field("with", &["room@conference.x/bob"]))
+                    .with_child(field("after-id", &["3"])),
+            )
+            .with_child(Element::new(NS_MAM, "flip-page"));
+        let r = room_read(&q).expect("valid");
+        assert_eq!(r.query.nick.as_deref(), Some("bob"));
+        assert_eq!(r.query.query.with, None);
+        assert_eq!(r.query.query.after, Some(3));
+        assert_eq!(r.query.query.max, DEFAULT_PAGE);
+        assert_eq!((r.queryid.as_deref(), r.flip), (Some("r1"), true));
+        let bare = Element::new(NS_MAM, "query").with_child(
+            Element::new(NS_DATA, "x").with_child(field("with", &["room@conference.x"])),
+        );
+        assert_eq!(room_read(&bare).unwrap_err().0, ErrorCondition::BadRequest);
+    }
+
+    #[test]
     fn prefs_round_trip_through_xml() {
         let p = Prefs {
             default: archive::Default::Roster,

@@ -166,7 +166,9 @@ fn iq(
         (t, muc_admin::NS_MUC_ADMIN, "query") => muc_admin::read(t, payload),
         (t, muc_owner::NS_MUC_OWNER, "query") => muc_owner::read(t, payload),
         // XEP-0313 to the room: the room decides who may read; the connection reads the store.
-        (IqType::Set, mam::NS_MAM, "query") => mam::room_read(payload).map(RoomCall::ArchiveQuery),
+        (IqType::Set, mam::NS_MAM, "query") => {
+            mam::room_read(payload).map(|r| RoomCall::ArchiveQuery(Box::new(r)))
+        }
         _ => Err((
             ErrorCondition::ServiceUnavailable,
             "the room service does not answer that",
