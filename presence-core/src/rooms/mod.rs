@@ -11,7 +11,8 @@
 //!
 //! The engine routes by domain: a shell hands it `Input::Room` for anything addressed to the service's domain,
 //! and the engine answers with `Stanza::Room` deliveries and `StoreWrite::RoomPut`/`RoomRemove` for persistent
-//! rooms, which the shell loads back with [`crate::store::RoomStore::rooms`] at start.
+//! rooms and `RoomArchivePut`/`RoomArchiveTrim` for their archives, which the shell loads back with
+//! [`crate::store::load_rooms`] at start.
 
 pub mod affiliation;
 pub mod archive;
