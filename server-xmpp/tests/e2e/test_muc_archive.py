@@ -60,6 +60,8 @@ def test_a_persistent_rooms_archive_is_paged_with_the_live_stanza_ids_and_surviv
             info = await wait(bob.xmpp.plugin["xep_0030"].get_info(jid=ROOM, local=False, timeout=WAIT), "info")
             features = set(info["disco_info"]["features"])
             assert {NS_MAM, NS_SID} <= features, features
+            form = await wait(bob.xmpp.plugin["xep_0313"].get_fields(jid=ROOM, timeout=WAIT), "the query form")
+            assert {"with", "start", "end", "before-id", "after-id"} <= {f["var"] for f in form["fields"]}, form
             for i, body in enumerate(bodies):
                 sender, nick = (bob, "bob") if i % 2 == 0 else (alice, "owner")
                 sender.xmpp.send_message(mto=ROOM, mbody=body, mtype="groupchat")

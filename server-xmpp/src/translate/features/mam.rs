@@ -72,8 +72,8 @@ fn iq(iq: &Iq<'_>) -> Option<FromClient> {
     })
 }
 
-/// The query form (XEP-0313 §5.1.1).
-fn form() -> Element {
+/// The query form (XEP-0313 §5.1.1), the same for a user's archive and a room's.
+pub(crate) fn form() -> Element {
     let field = |var: &str, kind: &str| {
         Element::new(NS_DATA, "field")
             .with_attr("var", var)

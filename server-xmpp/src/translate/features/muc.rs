@@ -59,6 +59,18 @@ pub fn from_client(stanza: Stanza, me: &Me<'_>, to: Jid, now: Timestamp) -> From
                 message: read_message(stanza, now),
             }
         }
+        StanzaKind::Iq if asks_archive_form(&stanza) => {
+            // The form is the same for every archive: the shell answers it, whatever the room.
+            let mut el = Element::new(ns::CLIENT, "iq")
+                .with_attr("type", "result")
+                .with_attr("to", me.jid.to_string())
+                .with_attr("from", to.to_string())
+                .with_child(mam::form());
+            if let Some(id) = stanza.id() {
+                el = el.with_attr("id", id);
+            }
+            return FromClient::Reply(el);
+        }
         StanzaKind::Iq => match iq(&stanza, nick) {
             Ok(Some(r)) => r,
             Ok(None) => return FromClient::Nothing,
@@ -71,6 +83,16 @@ pub fn from_client(stanza: Stanza, me: &Me<'_>, to: Jid, now: Timestamp) -> From
         stamp: now,
         request,
     })
+}
+
+/// An IQ get of the archive query form (XEP-0313 §5.1.1) to the room.
+fn asks_archive_form(stanza: &Stanza) -> bool {
+    let mut payloads = stanza.payloads();
+    stanza.iq_type() == Some(IqType::Get)
+        && matches!(
+            (payloads.next(), payloads.next()),
+            (Some(p), None) if p.is(mam::NS_MAM, "query")
+        )
 }
 
 fn error(stanza: &Stanza, me: &Me<'_>, condition: ErrorCondition, text: &str) -> FromClient {
