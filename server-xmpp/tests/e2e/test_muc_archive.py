@@ -1,14 +1,18 @@
 """End-to-end room archives (XEP-0313 on a XEP-0045 room) with slixmpp's xep_0045, xep_0313 and xep_0359
 plugins: a persistent room says 170 on join and advertises urn:xmpp:mam:2, its broadcasts carry a stanza-id given
 by the room, a client pages through the room's archive (forwards and from the end, filtered by occupant) and finds
-the same ids, the archive and the history survive a restart, and an ad hoc room has no archive to read."""
+the same ids, the archive and the history survive a restart (on the embedded store and on PostgreSQL), and an ad
+hoc room has no archive to read."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from slixmpp import JID
 from slixmpp.exceptions import IqError
 
-from conftest import Server
+from conftest import USERS, Server, free_port, write_config
+from services import Postgres
 from test_muc import MUC_USER, codes, create, groupchat_from, join, muc
 from xmpp import DOMAIN, WAIT, Client, clients, connect, run, wait
 
@@ -46,8 +50,12 @@ async def room_history(client: Client, *, reverse: bool = False, page: int = 4, 
     return out
 
 
-def test_a_persistent_rooms_archive_is_paged_with_the_live_stanza_ids_and_survives_a_restart(server: Server) -> None:
-    bodies = [f"m{i}" for i in range(9)]
+BODIES = [f"m{i}" for i in range(9)]
+
+
+def talk_and_page(server: Server) -> list[str]:
+    """Alice makes a persistent room, she and bob talk, both page through the archive; returns the live ids."""
+    bodies = BODIES
     live_ids: list[str] = []
 
     async def talk() -> None:
@@ -82,8 +90,12 @@ def test_a_persistent_rooms_archive_is_paged_with_the_live_stanza_ids_and_surviv
             assert {n for n, _, _ in only_bob} == {"bob"}
 
     run(talk)
-    server.stop()
-    server.start()
+    return live_ids
+
+
+def after_restart(server: Server, live_ids: list[str]) -> None:
+    """Carol, after a restart, finds the archive and the history as they were."""
+    bodies = BODIES
 
     async def after() -> None:
         async with clients(connect(server, "carol")) as (carol,):
@@ -99,6 +111,34 @@ def test_a_persistent_rooms_archive_is_paged_with_the_live_stanza_ids_and_surviv
             assert int(stanza_id(msg)[0]) == int(live_ids[-1]) + 1, "the counter goes on"
 
     run(after)
+
+
+def test_a_persistent_rooms_archive_is_paged_with_the_live_stanza_ids_and_survives_a_restart(server: Server) -> None:
+    live_ids = talk_and_page(server)
+    server.stop()
+    server.start()
+    after_restart(server, live_ids)
+
+
+def test_the_room_archive_lives_in_postgres(binary: Path, tmp_path: Path) -> None:
+    with Postgres() as postgres:
+        srv = Server(binary=binary, root=tmp_path, port=free_port())
+        write_config(
+            srv.config, srv.data_dir, srv.port, free_port(udp_too=True), http_port=srv.http_port,
+            tables=f'[store]\nkind = "postgres"\nurl = "{postgres.url("presenced")}"\npool = 2\n',
+        )
+        for local, password in USERS.items():
+            srv.add_user(local, password)
+        srv.start()
+        try:
+            live_ids = talk_and_page(srv)
+            rows = postgres.psql("presenced", f"SELECT count(*) FROM room_archive WHERE owner = '{ROOM}'")
+            assert int(rows.stdout) == len(BODIES), "one row per message"
+            srv.stop()
+            srv.start()
+            after_restart(srv, live_ids)
+        finally:
+            srv.stop()
 
 
 def test_an_ad_hoc_room_has_no_archive(server: Server) -> None:
