@@ -13,7 +13,7 @@ from slixmpp.exceptions import IqError
 
 from conftest import USERS, Server, free_port, write_config
 from services import Postgres
-from test_muc import MUC_USER, codes, create, groupchat_from, join, muc
+from test_muc import codes, create, groupchat_from, join
 from xmpp import DOMAIN, WAIT, Client, clients, connect, run, wait
 
 SERVICE = f"conference.{DOMAIN}"
