@@ -867,3 +867,153 @@ fn with_compliance_on_a_room_message_is_one_record_with_every_real_recipient() {
             .any(|o| matches!(o, presence_core::Output::Comply(_)))
     );
 }
+
+fn leave(h: &mut Harness, session: SessionId, nick: &str) {
+    send(
+        h,
+        session,
+        ROOM,
+        RoomRequest::Presence {
+            nick: nick.into(),
+            presence: None,
+            join: JoinOptions::default(),
+        },
+    );
+}
+
+/// The bodies of the room messages among `got`.
+fn bodies(got: &[RoomStanza]) -> Vec<String> {
+    got.iter()
+        .filter_map(|r| match r {
+            RoomStanza::Message { message, .. } => message.body.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_session_under_the_same_nick_is_the_same_occupant() {
+    let (mut h, a, b, c) = three_in_a_room();
+    groupchat(&mut h, a, "before");
+    let b2 = h.login("bob@x", "phone");
+    h.clear();
+    join(&mut h, b2, "Bob");
+    // The full join sequence for the new session: occupants, itself with 110, history, the subject.
+    let got = room(&mut h, b2);
+    assert_eq!(
+        presences(&got),
+        vec![
+            ("Alice".into(), true, vec![]),
+            ("Carol".into(), true, vec![]),
+            ("Bob".into(), true, vec![110])
+        ]
+    );
+    assert_eq!(bodies(&got), vec!["before".to_owned()]);
+    assert!(
+        matches!(got.last(), Some(RoomStanza::Message { message, .. }) if message.subject.is_some())
+    );
+    // Nobody else sees a new occupant, bob's first session included.
+    for s in [a, b, c] {
+        assert!(presences(&room(&mut h, s)).is_empty());
+    }
+    assert_eq!(
+        h.engine
+            .rooms()
+            .and_then(|r| r.room(&j(ROOM)))
+            .map(|r| r.occupants().len()),
+        Some(3)
+    );
+    // Broadcasts and private messages to Bob reach both sessions.
+    groupchat(&mut h, c, "hi all");
+    assert_eq!(bodies(&room(&mut h, b)), vec!["hi all".to_owned()]);
+    assert_eq!(bodies(&room(&mut h, b2)), vec!["hi all".to_owned()]);
+    h.clear();
+    let message = Message {
+        kind: MessageKind::Chat,
+        body: Some("psst".into()),
+        ..Message::default()
+    };
+    send(
+        &mut h,
+        a,
+        ROOM,
+        RoomRequest::Message {
+            nick: Some("Bob".into()),
+            message,
+        },
+    );
+    assert_eq!(bodies(&room(&mut h, b)), vec!["psst".to_owned()]);
+    assert_eq!(bodies(&room(&mut h, b2)), vec!["psst".to_owned()]);
+    // What either session says comes from the one occupant.
+    groupchat(&mut h, b2, "from the phone");
+    let got = room(&mut h, a);
+    assert!(
+        matches!(&got[..], [RoomStanza::Message { from, .. }] if from.to_string() == format!("{ROOM}/Bob"))
+    );
+    h.clear();
+    // The first session leaves: only it is told; the occupant stays.
+    leave(&mut h, b, "Bob");
+    assert_eq!(
+        presences(&room(&mut h, b)),
+        vec![("Bob".into(), false, vec![110])]
+    );
+    assert!(presences(&room(&mut h, a)).is_empty());
+    assert!(presences(&room(&mut h, b2)).is_empty());
+    // The last one ends: now the others see Bob go.
+    h.logout(b2);
+    assert_eq!(
+        presences(&room(&mut h, a)),
+        vec![("Bob".into(), false, vec![])]
+    );
+}
+
+#[test]
+fn another_user_still_conflicts_and_a_kick_removes_every_session() {
+    let (mut h, a, b, _) = three_in_a_room();
+    let b2 = h.login("bob@x", "phone");
+    let d = h.login("dave@x", "pc");
+    join(&mut h, b2, "Bob");
+    h.clear();
+    join(&mut h, d, "Bob");
+    assert_eq!(error_of(&room(&mut h, d)), Some(ErrorCondition::Conflict));
+    // A session renaming alone would split the occupant: refused while it has company.
+    send(
+        &mut h,
+        b2,
+        ROOM,
+        RoomRequest::Presence {
+            nick: "Robert".into(),
+            presence: Some(OccupantPresence::default()),
+            join: JoinOptions::default(),
+        },
+    );
+    assert_eq!(
+        error_of(&room(&mut h, b2)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetRoles(vec![RoleChange {
+            nick: "Bob".into(),
+            role: Role::None,
+            reason: None,
+        }]),
+    );
+    for s in [b, b2] {
+        assert_eq!(
+            presences(&room(&mut h, s)),
+            vec![("Bob".into(), false, vec![110, 307])]
+        );
+    }
+    assert_eq!(
+        presences(&room(&mut h, a)),
+        vec![("Bob".into(), false, vec![307])]
+    );
+    // Both sessions are out: what they say now is refused.
+    groupchat(&mut h, b2, "still here?");
+    assert_eq!(
+        error_of(&room(&mut h, b2)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+}

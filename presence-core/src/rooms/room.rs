@@ -9,7 +9,7 @@ use super::config::{ConfigChange, ConfigError, RoomConfig};
 use super::history::{History, HistoryEntry};
 use super::limits::RoomLimits;
 use super::occupant_id::OccupantIdKey;
-use super::occupants::{Occupant, OccupantPresence, Occupants, SeatError};
+use super::occupants::{Occupant, OccupantPresence, Occupants, Seat, SeatError, Unseated};
 use super::permissions;
 use super::record::{RoomRecord, Subject};
 use super::request::{AffiliationChange, JoinOptions, RoleChange};
@@ -189,43 +189,62 @@ impl Room {
         self.config.non_anonymous() || role == Role::Moderator
     }
 
-    fn item_for(&self, about: &Occupant, viewer: &Occupant) -> Item {
-        let shown = self.sees_jids(viewer.role) || about.session == viewer.session;
+    /// `about` as `viewer` sees it through `seat`: its own self shows the seat's address, others the occupant's.
+    fn item_for(&self, about: &Occupant, viewer: &Occupant, seat: &Seat) -> Item {
+        let own = about.nick == viewer.nick;
+        let shown = self.sees_jids(viewer.role) || own;
+        let jid = if own { &seat.jid } else { about.jid() };
         Item {
-            affiliation: self.affiliation(about.jid.bare()),
+            affiliation: self.affiliation(about.bare()),
             role: about.role,
-            jid: shown.then(|| Jid::Full(about.jid.clone())),
+            jid: shown.then(|| Jid::Full(jid.clone())),
             nick: None,
             reason: None,
         }
     }
 
-    /// `about`'s presence for `viewer`, with `codes` (and 110 added when it is the viewer's own).
-    fn presence_for(
+    /// `about`'s presence for one `seat` of `viewer`, with `codes` (and 110 added when it is the viewer's own).
+    fn presence_to_seat(
         &self,
         about: &Occupant,
         viewer: &Occupant,
+        seat: &Seat,
         available: bool,
         mut codes: Vec<StatusCode>,
-        edit: impl Fn(&mut Item),
+        edit: &impl Fn(&mut Item),
     ) -> Delivery {
-        let mut item = self.item_for(about, viewer);
+        let mut item = self.item_for(about, viewer, seat);
         edit(&mut item);
-        if about.session == viewer.session {
+        if about.nick == viewer.nick {
             codes.push(StatusCode::SelfPresence);
         }
         codes.sort_unstable();
         Delivery {
-            session: viewer.session,
+            session: seat.session,
             stanza: RoomStanza::Presence {
                 from: self.occupant_jid(&about.nick),
-                to: viewer.jid.clone(),
+                to: seat.jid.clone(),
                 presence: available.then(|| about.presence.clone()),
                 item,
                 codes,
                 destroyed: None,
                 occupant_id: about.occupant_id.clone(),
             },
+        }
+    }
+
+    /// `about`'s presence for every session of `viewer`.
+    fn presence_for(
+        &self,
+        out: &mut Vec<Delivery>,
+        about: &Occupant,
+        viewer: &Occupant,
+        available: bool,
+        codes: &[StatusCode],
+        edit: &impl Fn(&mut Item),
+    ) {
+        for seat in &viewer.seats {
+            out.push(self.presence_to_seat(about, viewer, seat, available, codes.to_vec(), edit));
         }
     }
 
@@ -239,15 +258,26 @@ impl Room {
         self_codes: &[StatusCode],
         edit: impl Fn(&mut Item),
     ) {
-        let seated = self.occupants.by_session(about.session).is_some();
+        let seated = self.occupants.get(&about.nick).is_some();
         let viewers = self.occupants.iter().chain((!seated).then_some(about));
         for viewer in viewers {
             let mut c = codes.to_vec();
-            if viewer.session == about.session {
+            if viewer.nick == about.nick {
                 c.extend_from_slice(self_codes);
             }
-            ctx.out
-                .push(self.presence_for(about, viewer, available, c, &edit));
+            self.presence_for(ctx.out, about, viewer, available, &c, &edit);
+        }
+    }
+
+    /// A message for every session of every occupant.
+    fn to_everyone(&self, ctx: &mut Ctx<'_>, stanza: impl Fn(&Seat) -> RoomStanza) {
+        for viewer in self.occupants.iter() {
+            for seat in &viewer.seats {
+                ctx.out.push(Delivery {
+                    session: seat.session,
+                    stanza: stanza(seat),
+                });
+            }
         }
     }
 
@@ -289,14 +319,25 @@ impl Room {
                 "this room needs the right password",
             ));
         }
-        if self.occupants.get(&nick).is_some() {
-            return Err(refuse(
-                ErrorCondition::Conflict,
-                "another occupant has that nickname",
-            ));
-        }
-        // Admins and owners enter a full room (XEP-0045 §7.2.10).
-        if self.occupants.len() >= self.config.max_occupants
+        let seat = Seat {
+            session,
+            jid: real.clone(),
+        };
+        // The same user under the same nickname through another session is the same occupant (XEP-0045 §7.2):
+        // the new session gets the room as a newcomer would, the others see nobody new.
+        let same_user = match self.occupants.get(&nick) {
+            Some(o) if o.bare() == real.bare() => true,
+            Some(_) => {
+                return Err(refuse(
+                    ErrorCondition::Conflict,
+                    "another occupant has that nickname",
+                ));
+            }
+            None => false,
+        };
+        // Admins and owners enter a full room (XEP-0045 §7.2.10); another session of an occupant takes no place.
+        if !same_user
+            && self.occupants.len() >= self.config.max_occupants
             && affiliation.rank() < Affiliation::Admin.rank()
         {
             return Err(refuse(
@@ -304,30 +345,32 @@ impl Room {
                 "the room is full",
             ));
         }
-        let occupant = Occupant {
-            occupant_id: ctx.key.occupant_id(&self.jid, real.bare()),
-            nick,
-            session,
-            jid: real,
-            role: permissions::entry_role(affiliation, self.config.moderated),
-            presence,
+        let seated = if same_user {
+            self.occupants.add_seat(&nick, seat.clone())
+        } else {
+            self.occupants.insert(Occupant {
+                occupant_id: ctx.key.occupant_id(&self.jid, real.bare()),
+                nick: nick.clone(),
+                seats: vec![seat.clone()],
+                role: permissions::entry_role(affiliation, self.config.moderated),
+                presence,
+            })
         };
-        self.occupants
-            .insert(occupant.clone())
-            .map_err(|e| match e {
-                SeatError::NickTaken(_) => refuse(
-                    ErrorCondition::Conflict,
-                    "another occupant has that nickname",
-                ),
-                SeatError::AlreadyIn(_) => refuse(
-                    ErrorCondition::Conflict,
-                    "this session is in the room already",
-                ),
-            })?;
-        // Existing occupants first, then the newcomer's own presence to all (XEP-0045 §7.2.3).
-        for other in self.occupants.iter().filter(|o| o.session != session) {
+        seated.map_err(|e| match e {
+            SeatError::AlreadyIn(_) => refuse(
+                ErrorCondition::Conflict,
+                "this session is in the room already",
+            ),
+            _ => refuse(
+                ErrorCondition::Conflict,
+                "another occupant has that nickname",
+            ),
+        })?;
+        let occupant = self.occupants.get(&nick).cloned().expect("just seated");
+        // Existing occupants first, then the newcomer's own presence (XEP-0045 §7.2.3).
+        for other in self.occupants.iter().filter(|o| o.nick != nick) {
             ctx.out
-                .push(self.presence_for(other, &occupant, true, Vec::new(), |_| {}));
+                .push(self.presence_to_seat(other, &occupant, &seat, true, Vec::new(), &|_| {}));
         }
         let mut own = Vec::new();
         if self.config.non_anonymous() {
@@ -336,13 +379,18 @@ impl Room {
         if created {
             own.push(StatusCode::Created);
         }
-        self.broadcast_presence(ctx, &occupant, true, &[], &own, |_| {});
+        if same_user {
+            ctx.out
+                .push(self.presence_to_seat(&occupant, &occupant, &seat, true, own, &|_| {}));
+        } else {
+            self.broadcast_presence(ctx, &occupant, true, &[], &own, |_| {});
+        }
         for entry in self.history.select(&join.history, ctx.now) {
             ctx.out.push(Delivery {
                 session,
                 stanza: RoomStanza::Message {
                     from: Jid::Full(self.occupant_jid(&entry.nick)),
-                    to: occupant.jid.clone(),
+                    to: seat.jid.clone(),
                     message: entry.message.clone(),
                     delayed: Some(entry.message.stamp),
                     occupant_id: Some(ctx.key.occupant_id(&self.jid, &entry.sender)),
@@ -363,7 +411,7 @@ impl Room {
             session,
             stanza: RoomStanza::Message {
                 from,
-                to: occupant.jid,
+                to: seat.jid,
                 message: Message {
                     kind: MessageKind::Groupchat,
                     subject: Some(text),
@@ -391,7 +439,28 @@ impl Room {
             return Ok(());
         };
         let Some(presence) = presence else {
-            self.remove(ctx, &current.nick, &[], None);
+            if current.seats.len() > 1 {
+                // One of several sessions leaves: only it is told; the occupant stays for the others.
+                let seat = current
+                    .seats
+                    .iter()
+                    .find(|s| s.session == session)
+                    .cloned()
+                    .expect("seated through it");
+                self.occupants.remove_seat(session);
+                let mut gone = current.clone();
+                gone.role = Role::None;
+                ctx.out.push(self.presence_to_seat(
+                    &gone,
+                    &gone,
+                    &seat,
+                    false,
+                    Vec::new(),
+                    &|_| {},
+                ));
+            } else {
+                self.remove(ctx, &current.nick, &[], None);
+            }
             return Ok(());
         };
         if current.nick == nick {
@@ -403,6 +472,13 @@ impl Room {
             return Ok(());
         }
         // A nickname change (XEP-0045 §7.6): unavailable as the old nickname naming the new one, then available.
+        // An occupant of several sessions keeps its nickname: one session renaming would drag the others along.
+        if current.seats.len() > 1 {
+            return Err(refuse(
+                ErrorCondition::NotAcceptable,
+                "other sessions of yours share this nickname; leave with them first",
+            ));
+        }
         if self.occupants.get(nick).is_some() {
             return Err(refuse(
                 ErrorCondition::Conflict,
@@ -452,16 +528,14 @@ impl Room {
         });
     }
 
-    /// A session that ended leaves: the others see it go; it is told nothing.
+    /// A session that ended leaves: it is told nothing, and the others see the occupant go with its last session.
     pub fn drop_session(&mut self, ctx: &mut Ctx<'_>, session: SessionId) {
-        let Some(mut gone) = self.occupants.by_session(session).cloned() else {
+        let Some(Unseated::Gone(mut gone)) = self.occupants.remove_seat(session) else {
             return;
         };
-        self.occupants.remove(&gone.nick);
         gone.role = Role::None;
         for viewer in self.occupants.iter() {
-            ctx.out
-                .push(self.presence_for(&gone, viewer, false, Vec::new(), |_| {}));
+            self.presence_for(ctx.out, &gone, viewer, false, &[], &|_| {});
         }
     }
 
@@ -508,24 +582,19 @@ impl Room {
             ));
         }
         let from = Jid::Full(self.occupant_jid(&sender.nick));
-        for viewer in self.occupants.iter() {
-            ctx.out.push(Delivery {
-                session: viewer.session,
-                stanza: RoomStanza::Message {
-                    from: from.clone(),
-                    to: viewer.jid.clone(),
-                    message: message.clone(),
-                    delayed: None,
-                    occupant_id: Some(sender.occupant_id.clone()),
-                    codes: Vec::new(),
-                    private: false,
-                },
-            });
-        }
+        self.to_everyone(ctx, |seat| RoomStanza::Message {
+            from: from.clone(),
+            to: seat.jid.clone(),
+            message: message.clone(),
+            delayed: None,
+            occupant_id: Some(sender.occupant_id.clone()),
+            codes: Vec::new(),
+            private: false,
+        });
         if message.body.is_some() && self.config.history_length > 0 {
             let entry = HistoryEntry {
+                sender: sender.bare().clone(),
                 nick: sender.nick,
-                sender: sender.jid.bare().clone(),
                 message,
             };
             self.history.push(entry, self.config.history_length);
@@ -566,18 +635,21 @@ impl Room {
                 "no occupant has that nickname",
             ));
         };
-        ctx.out.push(Delivery {
-            session: recipient.session,
-            stanza: RoomStanza::Message {
-                from: Jid::Full(self.occupant_jid(&sender.nick)),
-                to: recipient.jid.clone(),
-                message,
-                delayed: None,
-                occupant_id: Some(sender.occupant_id.clone()),
-                codes: Vec::new(),
-                private: true,
-            },
-        });
+        // Every session of the recipient gets it, as every session of an occupant is that occupant.
+        for seat in &recipient.seats {
+            ctx.out.push(Delivery {
+                session: seat.session,
+                stanza: RoomStanza::Message {
+                    from: Jid::Full(self.occupant_jid(&sender.nick)),
+                    to: seat.jid.clone(),
+                    message: message.clone(),
+                    delayed: None,
+                    occupant_id: Some(sender.occupant_id.clone()),
+                    codes: Vec::new(),
+                    private: true,
+                },
+            });
+        }
         Ok(())
     }
 
@@ -606,9 +678,9 @@ impl Room {
                 .iter()
                 .filter(|o| o.role == role)
                 .map(|o| Item {
-                    affiliation: self.affiliation(o.jid.bare()),
+                    affiliation: self.affiliation(o.bare()),
                     role: o.role,
-                    jid: Some(Jid::Full(o.jid.clone())),
+                    jid: Some(Jid::Full(o.jid().clone())),
                     nick: Some(o.nick.clone()),
                     reason: None,
                 })
@@ -660,7 +732,7 @@ impl Room {
                     "no occupant has that nickname",
                 ));
             };
-            let target_standing = (self.affiliation(target.jid.bare()), target.role);
+            let target_standing = (self.affiliation(target.bare()), target.role);
             if !permissions::may_set_role(actor, target_standing, c.role) {
                 return Err(refuse(
                     ErrorCondition::NotAllowed,
@@ -725,7 +797,7 @@ impl Room {
             let present: Vec<String> = self
                 .occupants
                 .iter()
-                .filter(|o| *o.jid.bare() == c.jid)
+                .filter(|o| *o.bare() == c.jid)
                 .map(|o| o.nick.clone())
                 .collect();
             for nick in present {
@@ -793,7 +865,7 @@ impl Room {
             let outsiders: Vec<String> = self
                 .occupants
                 .iter()
-                .filter(|o| self.affiliation(o.jid.bare()).rank() < Affiliation::Member.rank())
+                .filter(|o| self.affiliation(o.bare()).rank() < Affiliation::Member.rank())
                 .map(|o| o.nick.clone())
                 .collect();
             for nick in outsiders {
@@ -801,24 +873,21 @@ impl Room {
             }
         }
         if !was_locked {
-            for viewer in self.occupants.iter() {
-                ctx.out.push(Delivery {
-                    session: viewer.session,
-                    stanza: RoomStanza::Message {
-                        from: Jid::Bare(self.jid.clone()),
-                        to: viewer.jid.clone(),
-                        message: Message {
-                            kind: MessageKind::Groupchat,
-                            stamp: ctx.now,
-                            ..Message::default()
-                        },
-                        delayed: None,
-                        occupant_id: None,
-                        codes: vec![StatusCode::ConfigChanged],
-                        private: false,
-                    },
-                });
-            }
+            let from = Jid::Bare(self.jid.clone());
+            let now = ctx.now;
+            self.to_everyone(ctx, |seat| RoomStanza::Message {
+                from: from.clone(),
+                to: seat.jid.clone(),
+                message: Message {
+                    kind: MessageKind::Groupchat,
+                    stamp: now,
+                    ..Message::default()
+                },
+                delayed: None,
+                occupant_id: None,
+                codes: vec![StatusCode::ConfigChanged],
+                private: false,
+            });
         }
     }
 
@@ -847,14 +916,18 @@ impl Room {
         codes: &[StatusCode],
     ) {
         let everyone: Vec<Occupant> = self.occupants.iter().cloned().collect();
-        for o in &everyone {
-            let mut codes = codes.to_vec();
-            codes.push(StatusCode::SelfPresence);
+        let mut codes = codes.to_vec();
+        codes.push(StatusCode::SelfPresence);
+        codes.sort_unstable();
+        for (o, seat) in everyone
+            .iter()
+            .flat_map(|o| o.seats.iter().map(move |s| (o, s)))
+        {
             ctx.out.push(Delivery {
-                session: o.session,
+                session: seat.session,
                 stanza: RoomStanza::Presence {
                     from: self.occupant_jid(&o.nick),
-                    to: o.jid.clone(),
+                    to: seat.jid.clone(),
                     presence: None,
                     item: Item {
                         affiliation: Affiliation::None,
@@ -863,7 +936,7 @@ impl Room {
                         nick: None,
                         reason: None,
                     },
-                    codes,
+                    codes: codes.clone(),
                     destroyed: destroyed.cloned(),
                     occupant_id: o.occupant_id.clone(),
                 },
