@@ -5,12 +5,12 @@ mod common;
 use common::{Harness, j};
 use presence_core::message::{Message, MessageKind};
 use presence_core::rooms::{
-    Affiliation, AffiliationChange, ConfigChange, Destroyed, JoinOptions, OccupantIdKey,
-    OccupantPresence, Role, RoleChange, RoomAnswer, RoomCall, RoomRequest, RoomStanza, RoomsConfig,
-    StatusCode, WhoIs,
+    Affiliation, AffiliationChange, ConfigChange, Destroyed, Invite, JoinOptions, Mediated,
+    OccupantIdKey, OccupantPresence, Role, RoleChange, RoomAnswer, RoomCall, RoomRequest,
+    RoomStanza, RoomsConfig, StatusCode, WhoIs,
 };
 use presence_core::stanza::{ErrorCondition, Stanza};
-use presence_core::store::RoomStore;
+use presence_core::store::{OfflineStore, RoomStore};
 use presence_core::time::Timestamp;
 use presence_core::{EngineConfig, Input, SessionId};
 use proptest::prelude::*;
@@ -1016,4 +1016,172 @@ fn another_user_still_conflicts_and_a_kick_removes_every_session() {
         error_of(&room(&mut h, b2)),
         Some(ErrorCondition::NotAcceptable)
     );
+}
+
+fn mediated(h: &mut Harness, session: SessionId, what: Mediated) {
+    send(h, session, ROOM, RoomRequest::Mediated { id: None, what });
+}
+
+fn invite(to: &str, reason: Option<&str>) -> Mediated {
+    Mediated::Invite(vec![Invite {
+        to: presence_core::Jid::new(to).expect("valid"),
+        reason: reason.map(str::to_owned),
+    }])
+}
+
+/// The plain (not room) messages among `got`: (from, extensions).
+fn plain_messages(got: &[Stanza]) -> Vec<(String, Vec<String>)> {
+    got.iter()
+        .filter_map(|s| match s {
+            Stanza::Message { from, message, .. } => {
+                Some((from.to_string(), message.extensions.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_mediated_invitation_reaches_the_invitee_and_makes_them_a_member_of_a_members_only_room() {
+    let mut h = harness();
+    let a = h.login("alice@x", "pc");
+    let b = h.login("bob@x", "pc");
+    let d = h.login("dave@x", "pc");
+    join(&mut h, a, "Alice");
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            members_only: Some(true),
+            ..ConfigChange::default()
+        }),
+    );
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetAffiliations(vec![AffiliationChange {
+            jid: j("bob@x"),
+            affiliation: Affiliation::Member,
+            reason: None,
+        }]),
+    );
+    join(&mut h, b, "Bob");
+    h.clear();
+    join(&mut h, d, "Dave");
+    assert_eq!(
+        error_of(&room(&mut h, d)),
+        Some(ErrorCondition::RegistrationRequired)
+    );
+    // The owner invites dave: an ordinary message from the room, naming alice's real address and the reason.
+    mediated(&mut h, a, invite("dave@x", Some("join us")));
+    let got = plain_messages(&h.take(d));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, ROOM);
+    assert!(got[0].1[0].contains("<invite from='alice@x/pc'><reason>join us</reason>"));
+    join(&mut h, d, "Dave");
+    assert_eq!(
+        presences(&room(&mut h, d)).last(),
+        Some(&("Dave".into(), true, vec![110]))
+    );
+    // A member may not invite unless the room lets occupants invite.
+    h.clear();
+    mediated(&mut h, b, invite("carol@x", None));
+    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::Forbidden));
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            allow_invites: Some(true),
+            ..ConfigChange::default()
+        }),
+    );
+    h.clear();
+    // Carol is offline: the invitation is held for her like any message.
+    mediated(&mut h, b, invite("carol@x", None));
+    assert_eq!(error_of(&room(&mut h, b)), None);
+    assert_eq!(h.store.offline(&j("carol@x")).expect("offline").len(), 1);
+    let c = h.login("carol@x", "pc");
+    assert_eq!(plain_messages(&h.take(c)).len(), 1);
+    join(&mut h, c, "Carol");
+    assert_eq!(error_of(&room(&mut h, c)), None);
+    // An invitee at another domain is reached through the router.
+    h.clear();
+    mediated(&mut h, a, invite("zed@elsewhere", None));
+    assert!(h.routed.iter().any(|s| matches!(
+        s,
+        Stanza::Message { from, to, .. } if from.to_string() == ROOM && to.to_string() == "zed@elsewhere"
+    )));
+}
+
+#[test]
+fn a_decline_goes_back_to_the_inviter_from_the_room() {
+    let (mut h, a, _, _) = three_in_a_room();
+    let d = h.login("dave@x", "pc");
+    h.clear();
+    mediated(
+        &mut h,
+        d,
+        Mediated::Decline {
+            to: presence_core::Jid::new("alice@x/pc").expect("valid"),
+            reason: Some("busy".into()),
+        },
+    );
+    let got = plain_messages(&h.take(a));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, ROOM);
+    assert!(got[0].1[0].contains("<decline from='dave@x/pc'><reason>busy</reason></decline>"));
+}
+
+#[test]
+fn a_visitor_asks_for_voice_and_a_moderator_grants_it() {
+    let (mut h, a, b, _) = three_in_a_room();
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            moderated: Some(true),
+            ..ConfigChange::default()
+        }),
+    );
+    let d = h.login("dave@x", "pc");
+    join(&mut h, d, "Dave");
+    h.clear();
+    // Bob, a participant already (he entered before the room was moderated), has nothing to ask for.
+    mediated(&mut h, b, Mediated::RequestVoice);
+    assert_eq!(
+        error_of(&room(&mut h, b)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+    mediated(&mut h, d, Mediated::RequestVoice);
+    let got = room(&mut h, a);
+    assert!(
+        matches!(&got[..], [RoomStanza::VoiceRequest { nick, jid, .. }] if nick == "Dave" && jid.to_string() == "dave@x/pc"),
+        "{got:?}"
+    );
+    assert!(room(&mut h, b).is_empty(), "only moderators hear of it");
+    // A participant cannot approve; the moderator can.
+    mediated(
+        &mut h,
+        b,
+        Mediated::AnswerVoice {
+            nick: "Dave".into(),
+            allow: true,
+        },
+    );
+    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::NotAllowed));
+    mediated(
+        &mut h,
+        a,
+        Mediated::AnswerVoice {
+            nick: "Dave".into(),
+            allow: true,
+        },
+    );
+    let got = room(&mut h, d);
+    assert!(
+        matches!(&got[..], [RoomStanza::Presence { item, .. }] if item.role == Role::Participant),
+        "{got:?}"
+    );
+    groupchat(&mut h, d, "thanks");
+    assert_eq!(bodies(&room(&mut h, a)), vec!["thanks".to_owned()]);
 }

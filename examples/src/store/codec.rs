@@ -555,7 +555,8 @@ pub(crate) fn read_message(r: &mut Reader<'_>, version: u8) -> Result<Message, S
 }
 
 /// Room records (XEP-0045 persistent rooms); version 1 is the first.
-const ROOM_VERSION: u8 = 1;
+/// 2: the configuration's `allow_invites`, written last so that version 1 records still read.
+const ROOM_VERSION: u8 = 2;
 
 /// Encodes a persistent room: address, configuration, affiliations, subject, then history. The history's messages
 /// are written in the held-message format, whose version is recorded after the room's own, so either can grow.
@@ -600,12 +601,13 @@ pub fn encode_room(room: &RoomRecord) -> Vec<u8> {
         w.str(h.sender.as_str());
         write_message(&mut w, &h.message);
     }
+    w.bool(c.allow_invites);
     w.finish()
 }
 
 /// Decodes what [`encode_room`] wrote.
 pub fn decode_room(what: &str, data: &[u8]) -> Result<RoomRecord, StoreError> {
-    let (mut r, _) = Reader::versioned(what, data, 1..=ROOM_VERSION)?;
+    let (mut r, version) = Reader::versioned(what, data, 1..=ROOM_VERSION)?;
     let message_version = r.u8()?;
     if !(1..=MESSAGE_VERSION).contains(&message_version) {
         return Err(r.corrupt(format!("history in message format {message_version}")));
@@ -663,6 +665,7 @@ pub fn decode_room(what: &str, data: &[u8]) -> Result<RoomRecord, StoreError> {
             message: read_message(&mut r, message_version)?,
         });
     }
+    let allow_invites = version >= 2 && r.bool()?;
     r.end()?;
     Ok(RoomRecord {
         jid,
@@ -679,6 +682,7 @@ pub fn decode_room(what: &str, data: &[u8]) -> Result<RoomRecord, StoreError> {
             history_length,
             allow_private_messages,
             change_subject,
+            allow_invites,
         },
         affiliations,
         subject,

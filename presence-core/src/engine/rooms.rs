@@ -47,6 +47,10 @@ impl Engine {
                     id: message.id.clone(),
                     to: Jid::Bare(room),
                 },
+                RoomRequest::Mediated { id, .. } => ErrorAbout::Message {
+                    id: id.clone(),
+                    to: Jid::Bare(room),
+                },
                 RoomRequest::Iq { id, .. } => ErrorAbout::Iq {
                     id: id.clone(),
                     to: Jid::Bare(room),
@@ -114,6 +118,20 @@ impl Engine {
                 RoomEffect::Put(record) => self.out(Output::Store(StoreWrite::RoomPut(record))),
                 RoomEffect::Remove(room) => {
                     self.out(Output::Store(StoreWrite::RoomRemove { room }))
+                }
+                // An ordinary message from the room's address: a local invitee gets it as any message (sessions,
+                // or held offline), anyone else through the router.
+                RoomEffect::Send(o) => {
+                    let target = o.to.bare().clone();
+                    self.route(
+                        Stanza::Message {
+                            from: Jid::Bare(o.room),
+                            to: o.to,
+                            message: o.message,
+                            delayed: None,
+                        },
+                        &target,
+                    );
                 }
             }
         }

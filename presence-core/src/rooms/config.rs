@@ -38,6 +38,9 @@ pub struct RoomConfig {
     pub allow_private_messages: bool,
     /// Whether participants (not only moderators) may change the subject.
     pub change_subject: bool,
+    /// Whether occupants (not only admins and owners) may invite others into a members-only room (which makes
+    /// the invitee a member).
+    pub allow_invites: bool,
 }
 
 impl RoomConfig {
@@ -56,6 +59,7 @@ impl RoomConfig {
             history_length: limits.default_history,
             allow_private_messages: true,
             change_subject: false,
+            allow_invites: false,
         }
     }
 
@@ -91,6 +95,7 @@ impl RoomConfig {
             change.allow_private_messages,
         );
         set(&mut next.change_subject, change.change_subject);
+        set(&mut next.allow_invites, change.allow_invites);
         if let Some(w) = change.whois {
             next.whois = w;
         }
@@ -156,6 +161,8 @@ pub struct ConfigChange {
     pub allow_private_messages: Option<bool>,
     /// `muc#roomconfig_changesubject`.
     pub change_subject: Option<bool>,
+    /// `muc#roomconfig_allowinvites`.
+    pub allow_invites: Option<bool>,
 }
 
 /// Why a submitted configuration was refused.

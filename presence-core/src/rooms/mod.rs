@@ -6,6 +6,7 @@
 //! - [`room`]: one room's state machine; [`service`]: the rooms of the node, creation, persistence, limits.
 //! - [`request`] and [`stanza`]: what sessions ask and what rooms send, typed, so that no shell can take room
 //!   traffic for anything else (`Stanza::Room` is its own variant; the SIP shell ignores it).
+//! - [`invite`]: the messages a room sends users outside it (mediated invitations and declines).
 //! - [`record`]: what the store keeps of a persistent room; [`occupant_id`]: XEP-0421 ids.
 //!
 //! The engine routes by domain: a shell hands it `Input::Room` for anything addressed to the service's domain,
@@ -15,6 +16,7 @@
 pub mod affiliation;
 pub mod config;
 pub mod history;
+pub mod invite;
 pub mod limits;
 pub mod occupant_id;
 pub mod occupants;
@@ -32,7 +34,9 @@ pub use limits::RoomLimits;
 pub use occupant_id::OccupantIdKey;
 pub use occupants::OccupantPresence;
 pub use record::{RoomRecord, Subject};
-pub use request::{AffiliationChange, JoinOptions, RoleChange, RoomCall, RoomRequest};
+pub use request::{
+    AffiliationChange, Invite, JoinOptions, Mediated, RoleChange, RoomCall, RoomRequest,
+};
 pub use service::{RoomEffect, Rooms, Sender};
 pub use stanza::{Destroyed, Item, RoomAnswer, RoomInfo, RoomStanza, StatusCode};
 

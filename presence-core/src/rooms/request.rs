@@ -5,7 +5,7 @@ use super::config::ConfigChange;
 use super::history::HistoryRequest;
 use super::occupants::OccupantPresence;
 use super::stanza::Destroyed;
-use crate::jid::BareJid;
+use crate::jid::{BareJid, Jid};
 use crate::message::Message;
 
 /// What a joining client sent along (`<x xmlns='http://jabber.org/protocol/muc'/>`).
@@ -35,6 +35,38 @@ pub struct AffiliationChange {
     pub jid: BareJid,
     /// To what.
     pub affiliation: Affiliation,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// Something a message to the room asks the room to do rather than say (XEP-0045 §7.8, §7.13, §8.6).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Mediated {
+    /// Invite these users (mediated invitations, §7.8.2): each gets a message from the room.
+    Invite(Vec<Invite>),
+    /// Decline an invitation (§7.8.3): the inviter gets a message from the room.
+    Decline {
+        /// The inviter.
+        to: Jid,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// A visitor asks for voice (the `muc#request` form, §7.13): the moderators get the approval form.
+    RequestVoice,
+    /// A moderator's answer to a voice request (the submitted approval form, §8.6).
+    AnswerVoice {
+        /// Whose request.
+        nick: String,
+        /// Granted or not.
+        allow: bool,
+    },
+}
+
+/// One invitee of a mediated invitation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Invite {
+    /// The invitee (a user anywhere, possibly offline).
+    pub to: Jid,
     /// Why.
     pub reason: Option<String>,
 }
@@ -86,6 +118,13 @@ pub enum RoomRequest {
         nick: Option<String>,
         /// The message.
         message: Message,
+    },
+    /// A message to the room that asks it to do something ([`Mediated`]) rather than carries text.
+    Mediated {
+        /// The message's id, echoed in errors.
+        id: Option<String>,
+        /// What it asks.
+        what: Mediated,
     },
     /// An IQ request.
     Iq {

@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use super::affiliation::{Affiliation, Role};
 use super::config::{ConfigChange, ConfigError, RoomConfig};
 use super::history::{History, HistoryEntry};
+use super::invite::{self, Outbound};
 use super::limits::RoomLimits;
 use super::occupant_id::OccupantIdKey;
 use super::occupants::{Occupant, OccupantPresence, Occupants, Seat, SeatError, Unseated};
 use super::permissions;
+use super::permissions::VoiceStep;
 use super::record::{RoomRecord, Subject};
-use super::request::{AffiliationChange, JoinOptions, RoleChange};
+use super::request::{AffiliationChange, Invite, JoinOptions, RoleChange};
 use super::stanza::{Destroyed, Item, RoomAnswer, RoomInfo, RoomStanza, StatusCode};
 use crate::jid::{BareJid, FullJid, Jid};
 use crate::message::{Message, MessageKind};
@@ -653,6 +655,108 @@ impl Room {
         Ok(())
     }
 
+    /// A mediated invitation (XEP-0045 §7.8.2) from `from`: the messages for the invitees, who become members of
+    /// a members-only room.
+    pub fn invite(
+        &mut self,
+        ctx: &Ctx<'_>,
+        from: super::service::Sender<'_>,
+        invites: &[Invite],
+    ) -> Result<Vec<Outbound>, Refusal> {
+        let actor = self.standing(from.session, from.jid.bare());
+        if !permissions::may_invite(actor, self.config.members_only, self.config.allow_invites) {
+            return Err(refuse(
+                ErrorCondition::Forbidden,
+                "you may not invite others into this room",
+            ));
+        }
+        let mut sent = Vec::new();
+        for i in invites {
+            let invitee = i.to.bare();
+            if self.config.members_only && self.affiliation(invitee) == Affiliation::None {
+                self.affiliations
+                    .insert(invitee.clone(), Affiliation::Member);
+                self.dirty = true;
+            }
+            sent.push(invite::invitation(
+                &self.jid,
+                from.jid,
+                &i.to,
+                i.reason.as_deref(),
+                self.config.password.as_deref(),
+                ctx.now,
+            ));
+        }
+        Ok(sent)
+    }
+
+    /// A declined invitation (XEP-0045 §7.8.3), for the inviter. Anyone invited may decline, in the room or not.
+    pub fn decline(
+        &self,
+        ctx: &Ctx<'_>,
+        from: super::service::Sender<'_>,
+        to: &Jid,
+        reason: Option<&str>,
+    ) -> Outbound {
+        invite::decline(&self.jid, from.jid, to, reason, ctx.now)
+    }
+
+    /// A visitor asks for voice (XEP-0045 §7.13): every moderator's sessions get the approval form.
+    pub fn request_voice(&self, ctx: &mut Ctx<'_>, session: SessionId) -> Result<(), Refusal> {
+        let Some(asker) = self.occupants.by_session(session) else {
+            return Err(refuse(
+                ErrorCondition::NotAcceptable,
+                "only occupants may ask for voice",
+            ));
+        };
+        if !permissions::may_voice(VoiceStep::Ask, asker.role) {
+            return Err(refuse(
+                ErrorCondition::NotAcceptable,
+                "only visitors ask for voice",
+            ));
+        }
+        let jid = seat_jid(asker, session);
+        for moderator in self
+            .occupants
+            .iter()
+            .filter(|o| permissions::may_voice(VoiceStep::Receive, o.role))
+        {
+            for seat in &moderator.seats {
+                ctx.out.push(Delivery {
+                    session: seat.session,
+                    stanza: RoomStanza::VoiceRequest {
+                        from: self.jid.clone(),
+                        to: seat.jid.clone(),
+                        nick: asker.nick.clone(),
+                        jid: jid.clone(),
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A moderator's answer to a voice request (XEP-0045 §8.6): granting is giving the occupant the participant
+    /// role, by the role rules; a refusal changes nothing.
+    pub fn answer_voice(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        session: SessionId,
+        user: &BareJid,
+        nick: &str,
+        allow: bool,
+    ) -> Result<(), Refusal> {
+        if !allow {
+            return Ok(());
+        }
+        let change = RoleChange {
+            nick: nick.to_owned(),
+            role: Role::Participant,
+            reason: None,
+        };
+        self.set_roles(ctx, session, user, &[change])
+    }
+
     /// Whether `session` is in the room as `nick` (XEP-0410 self-ping).
     pub fn is_occupant_as(&self, session: SessionId, nick: &str) -> bool {
         self.occupants
@@ -962,4 +1066,13 @@ impl Room {
             subject: self.subject.as_ref().map(|s| s.text.clone()),
         }
     }
+}
+
+/// The real address of `occupant`'s seat through `session` (its first seat's if it has no such seat).
+fn seat_jid(occupant: &Occupant, session: SessionId) -> FullJid {
+    occupant
+        .seats
+        .iter()
+        .find(|s| s.session == session)
+        .map_or_else(|| occupant.jid().clone(), |s| s.jid.clone())
 }

@@ -4,8 +4,9 @@
 use hashbrown::{HashMap, HashSet};
 
 use super::RoomsConfig;
+use super::invite::Outbound;
 use super::record::RoomRecord;
-use super::request::{RoomCall, RoomRequest};
+use super::request::{Mediated, RoomCall, RoomRequest};
 use super::room::{Ctx, Delivery, Refusal, Room};
 use super::stanza::{RoomAnswer, RoomStanza};
 use crate::jid::{BareJid, FullJid, Jid};
@@ -23,6 +24,9 @@ pub enum RoomEffect {
     Put(RoomRecord),
     /// Forget a stored room (destroyed, or no longer persistent).
     Remove(BareJid),
+    /// Send a message from the room to an address outside it (an invitation, a decline), routed like any
+    /// user's message: to the user's sessions, held offline, or out to another domain.
+    Send(Outbound),
 }
 
 /// Who sends a request: the session and its real address.
@@ -94,14 +98,16 @@ impl Rooms {
         request: RoomRequest,
     ) -> Vec<RoomEffect> {
         let mut out = Vec::new();
+        let mut sent = Vec::new();
         let was_persistent = self.rooms.get(&room).is_some_and(|r| r.config().persistent);
         let (addressed, about) = address_of(&room, &request);
         let result = if room.local().is_none() {
             self.service_request(from, &room, request)
         } else {
-            self.room_request(now, from, &room, request, &mut out)
+            self.room_request(now, from, &room, request, &mut out, &mut sent)
         };
         let mut effects: Vec<RoomEffect> = out.into_iter().map(RoomEffect::Deliver).collect();
+        effects.extend(sent.into_iter().map(RoomEffect::Send));
         match result {
             Ok(Some(answer)) => {
                 let RoomAbout::Iq(id) = about else {
@@ -207,7 +213,9 @@ impl Rooms {
                 text: "the room service does not answer that",
             }),
             // Presence and messages for the service itself mean nothing.
-            RoomRequest::Presence { .. } | RoomRequest::Message { .. } => Ok(None),
+            RoomRequest::Presence { .. }
+            | RoomRequest::Message { .. }
+            | RoomRequest::Mediated { .. } => Ok(None),
         }
     }
 
@@ -218,6 +226,7 @@ impl Rooms {
         room: &BareJid,
         request: RoomRequest,
         out: &mut Vec<Delivery>,
+        sent: &mut Vec<Outbound>,
     ) -> Result<Option<RoomAnswer>, Refusal> {
         let limits = &self.config.limits;
         let key = &self.config.key;
@@ -296,12 +305,33 @@ impl Rooms {
                     None if message.kind == MessageKind::Groupchat => {
                         r.groupchat(&mut ctx, from.session, message)?
                     }
-                    // Mediated invitations and voice requests travel as normal messages; not served yet.
+                    // Invitations and voice requests arrive as `RoomRequest::Mediated`; nothing else but
+                    // groupchat is for the room.
                     None => {
                         return Err(Refusal {
                             condition: ErrorCondition::BadRequest,
                             text: "only groupchat messages are sent to the room",
                         });
+                    }
+                }
+                Ok(None)
+            }
+            RoomRequest::Mediated { what, .. } => {
+                let r = self.rooms.get_mut(room).ok_or(missing)?;
+                let mut ctx = Ctx {
+                    now,
+                    limits,
+                    key,
+                    out,
+                };
+                match what {
+                    Mediated::Invite(invites) => sent.extend(r.invite(&ctx, from, &invites)?),
+                    Mediated::Decline { to, reason } => {
+                        sent.push(r.decline(&ctx, from, &to, reason.as_deref()))
+                    }
+                    Mediated::RequestVoice => r.request_voice(&mut ctx, from.session)?,
+                    Mediated::AnswerVoice { nick, allow } => {
+                        r.answer_voice(&mut ctx, from.session, user, &nick, allow)?
                     }
                 }
                 Ok(None)
@@ -409,6 +439,7 @@ fn address_of(room: &BareJid, request: &RoomRequest) -> (Jid, RoomAbout) {
         RoomRequest::Message { nick, message } => {
             (at(nick.as_deref()), RoomAbout::Message(message.id.clone()))
         }
+        RoomRequest::Mediated { id, .. } => (at(None), RoomAbout::Message(id.clone())),
         RoomRequest::Iq { id, nick, .. } => (at(nick.as_deref()), RoomAbout::Iq(id.clone())),
     }
 }

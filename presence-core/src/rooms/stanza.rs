@@ -174,6 +174,17 @@ pub enum RoomStanza {
         /// What it returns.
         answer: RoomAnswer,
     },
+    /// A visitor's voice request, for a moderator to approve (XEP-0045 §8.6: the `muc#request` form).
+    VoiceRequest {
+        /// The room.
+        from: BareJid,
+        /// The moderator's real address.
+        to: FullJid,
+        /// The visitor's nickname.
+        nick: String,
+        /// The visitor's real address (moderators see it in any room).
+        jid: FullJid,
+    },
     /// An error from the room about something the session sent it.
     Error(StanzaError),
 }
@@ -197,6 +208,7 @@ impl RoomStanza {
                 _ => 512,
             },
             RoomStanza::Error(e) => e.text.as_ref().map_or(0, String::len),
+            RoomStanza::VoiceRequest { nick, .. } => 256 + nick.len(),
         }
     }
 }

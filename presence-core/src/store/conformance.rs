@@ -727,6 +727,7 @@ fn room(jid: &str) -> crate::rooms::RoomRecord {
             history_length: 30,
             allow_private_messages: false,
             change_subject: true,
+            allow_invites: true,
         },
         affiliations: vec![
             (j("alice@example.com"), Affiliation::Owner),

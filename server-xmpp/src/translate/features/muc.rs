@@ -16,7 +16,7 @@ use xmpp_codec::{Element, IqType, Stanza, StanzaKind, ns};
 use super::super::inbound::{FromClient, Me, read_message};
 use super::super::{Outgoing, parse_stamp, stanza_error};
 use super::disco::{NS_DISCO_INFO, NS_DISCO_ITEMS};
-use super::{Feature, Iq, muc_admin, muc_owner, ping};
+use super::{Feature, Iq, muc_admin, muc_mediated, muc_owner, ping};
 
 /// XEP-0045 (the join element).
 pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
@@ -53,6 +53,26 @@ pub fn from_client(stanza: Stanza, me: &Me<'_>, to: Jid, now: Timestamp) -> From
         StanzaKind::Message => {
             if stanza.stanza_type() == Some("error") {
                 return FromClient::Nothing;
+            }
+            // Invitations, declines and voice requests go to the room itself, not to an occupant.
+            let mediated = nick
+                .is_none()
+                .then(|| muc_mediated::read(&stanza))
+                .flatten();
+            match mediated {
+                Some(Ok(what)) => {
+                    return FromClient::Engine(Input::Room {
+                        session: me.session,
+                        room,
+                        stamp: now,
+                        request: RoomRequest::Mediated {
+                            id: stanza.id().map(str::to_owned),
+                            what,
+                        },
+                    });
+                }
+                Some(Err(text)) => return error(&stanza, me, ErrorCondition::BadRequest, text),
+                None => {}
             }
             RoomRequest::Message {
                 nick,
@@ -273,6 +293,12 @@ pub fn render(stanza: RoomStanza, domain: &str) -> Option<Outgoing> {
             }
             el.into()
         }
+        RoomStanza::VoiceRequest {
+            from,
+            to,
+            nick,
+            jid,
+        } => muc_mediated::voice_request(&from, &to, &nick, &jid).into(),
         RoomStanza::Error(e) => {
             let to = e.to.to_string();
             // XEP-0045 §7.2.6: a refused entry names the protocol, which is how clients tell it from other errors.

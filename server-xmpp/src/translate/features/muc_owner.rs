@@ -100,6 +100,7 @@ fn read_form(form: &Element) -> Result<ConfigChange, Unread> {
                 c.allow_private_messages = Some(!matches!(value.trim(), "none" | "0" | "false"))
             }
             "changesubject" => c.change_subject = Some(flag()?),
+            "allowinvites" => c.allow_invites = Some(flag()?),
             // FORM_TYPE and fields this service does not have are ignored, as XEP-0004 lets a receiver do.
             _ => {}
         }
@@ -229,6 +230,12 @@ pub fn config_form(room: &BareJid, c: &RoomConfig) -> Element {
             "boolean",
             "Participants may change the subject",
             &[flag(c.change_subject)],
+        ))
+        .with_child(field(
+            "muc#roomconfig_allowinvites",
+            "boolean",
+            "Occupants may invite others into a members-only room",
+            &[flag(c.allow_invites)],
         ));
     Element::new(NS_MUC_OWNER, "query").with_child(form)
 }
