@@ -5,8 +5,8 @@ mod common;
 use common::{Harness, j};
 use presence_core::message::{Message, MessageKind};
 use presence_core::rooms::{
-    Affiliation, AffiliationChange, ConfigChange, Destroyed, Invite, JoinOptions, Mediated,
-    OccupantIdKey, OccupantPresence, Role, RoleChange, RoomAnswer, RoomCall, RoomRequest,
+    Affiliate, Affiliation, AffiliationChange, ConfigChange, Destroyed, Invite, JoinOptions,
+    Mediated, OccupantIdKey, OccupantPresence, Role, RoleChange, RoomAnswer, RoomCall, RoomRequest,
     RoomStanza, RoomsConfig, StatusCode, WhoIs,
 };
 use presence_core::stanza::{ErrorCondition, Stanza};
@@ -414,7 +414,7 @@ fn moderators_kick_admins_ban_and_owners_are_never_kicked() {
         &mut h,
         a,
         RoomCall::SetAffiliations(vec![AffiliationChange {
-            jid: j("bob@x"),
+            who: Affiliate::Jid(j("bob@x")),
             affiliation: Affiliation::Outcast,
             reason: None,
         }]),
@@ -435,7 +435,7 @@ fn moderators_kick_admins_ban_and_owners_are_never_kicked() {
         &mut h,
         a,
         RoomCall::SetAffiliations(vec![AffiliationChange {
-            jid: j("alice@x"),
+            who: Affiliate::Jid(j("alice@x")),
             affiliation: Affiliation::Member,
             reason: None,
         }]),
@@ -791,7 +791,7 @@ proptest! {
         for op in ops {
             match op {
                 Op::Set(by, who, affiliation) => iq(&mut h, sessions[by as usize], RoomCall::SetAffiliations(vec![
-                    AffiliationChange { jid: j(users[who as usize]), affiliation, reason: None },
+                    AffiliationChange { who: Affiliate::Jid(j(users[who as usize])), affiliation, reason: None },
                 ])),
                 Op::Persist(by, p) => iq(&mut h, sessions[by as usize], RoomCall::SetConfig(ConfigChange { persistent: Some(p), ..ConfigChange::default() })),
             }
@@ -1060,7 +1060,7 @@ fn a_mediated_invitation_reaches_the_invitee_and_makes_them_a_member_of_a_member
         &mut h,
         a,
         RoomCall::SetAffiliations(vec![AffiliationChange {
-            jid: j("bob@x"),
+            who: Affiliate::Jid(j("bob@x")),
             affiliation: Affiliation::Member,
             reason: None,
         }]),
@@ -1184,4 +1184,118 @@ fn a_visitor_asks_for_voice_and_a_moderator_grants_it() {
     );
     groupchat(&mut h, d, "thanks");
     assert_eq!(bodies(&room(&mut h, a)), vec!["thanks".to_owned()]);
+}
+
+#[test]
+fn an_affiliation_change_may_name_an_occupant_by_nickname() {
+    let (mut h, a, b, c) = three_in_a_room();
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetAffiliations(vec![AffiliationChange {
+            who: Affiliate::Nick("Bob".into()),
+            affiliation: Affiliation::Outcast,
+            reason: Some("spam".into()),
+        }]),
+    );
+    assert_eq!(answered(&room(&mut h, a)), Some(&RoomAnswer::Done));
+    assert_eq!(
+        presences(&room(&mut h, b)),
+        vec![("Bob".into(), false, vec![110, 301])]
+    );
+    let r = h
+        .engine
+        .rooms()
+        .and_then(|r| r.room(&j(ROOM)))
+        .expect("room");
+    assert_eq!(r.affiliation(&j("bob@x")), Affiliation::Outcast);
+    h.clear();
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetAffiliations(vec![AffiliationChange {
+            who: Affiliate::Nick("Nobody".into()),
+            affiliation: Affiliation::Member,
+            reason: None,
+        }]),
+    );
+    assert_eq!(
+        error_of(&room(&mut h, a)),
+        Some(ErrorCondition::ItemNotFound)
+    );
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetAffiliations(vec![AffiliationChange {
+            who: Affiliate::Nick("Carol".into()),
+            affiliation: Affiliation::Member,
+            reason: None,
+        }]),
+    );
+    let r = h
+        .engine
+        .rooms()
+        .and_then(|r| r.room(&j(ROOM)))
+        .expect("room");
+    assert_eq!(r.affiliation(&j("carol@x")), Affiliation::Member);
+    let _ = c;
+}
+
+#[test]
+fn a_shutdown_removes_every_occupant_with_332_and_keeps_persistent_rooms() {
+    let (mut h, a, b, c) = three_in_a_room();
+    let b2 = h.login("bob@x", "phone");
+    join(&mut h, b2, "Bob");
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            persistent: Some(true),
+            ..ConfigChange::default()
+        }),
+    );
+    h.clear();
+    h.engine.shutdown_rooms();
+    h.drain();
+    for (s, nick) in [(a, "Alice"), (b, "Bob"), (b2, "Bob"), (c, "Carol")] {
+        assert_eq!(
+            presences(&room(&mut h, s)),
+            vec![(nick.into(), false, vec![110, 332])]
+        );
+    }
+    let r = h
+        .engine
+        .rooms()
+        .and_then(|r| r.room(&j(ROOM)))
+        .expect("kept");
+    assert!(r.occupants().is_empty());
+}
+
+#[test]
+fn a_nickname_the_service_changes_is_told_with_210() {
+    let (mut h, a, _, _) = three_in_a_room();
+    let d = h.login("dave@x", "pc");
+    h.clear();
+    join(&mut h, d, "  Dave  the   Great ");
+    assert_eq!(
+        presences(&room(&mut h, d)).last(),
+        Some(&("Dave the Great".into(), true, vec![110, 210]))
+    );
+    assert_eq!(
+        presences(&room(&mut h, a)),
+        vec![("Dave the Great".into(), true, vec![])]
+    );
+    // The same nickname, spelled as the room keeps it, is the same occupant: no conflict.
+    let d2 = h.login("dave@x", "phone");
+    join(&mut h, d2, "Dave the Great");
+    assert_eq!(
+        presences(&room(&mut h, d2)).last(),
+        Some(&("Dave the Great".into(), true, vec![110]))
+    );
+    let e = h.login("dave@x", "tablet");
+    join(&mut h, e, "   ");
+    assert_eq!(
+        error_of(&room(&mut h, e)),
+        Some(ErrorCondition::NotAcceptable)
+    );
 }

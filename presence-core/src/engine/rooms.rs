@@ -111,6 +111,18 @@ impl Engine {
         self.room_effects(effects);
     }
 
+    /// The node stops: every occupant of every room is told it was removed because of a system shutdown
+    /// (XEP-0045 status 332) before its session is closed. Called by the runtime's driver on shutdown, before
+    /// its last batch of outputs is carried out.
+    pub fn shutdown_rooms(&mut self) {
+        let stamp = self.room_stamp;
+        let Some(rooms) = self.rooms.as_mut() else {
+            return;
+        };
+        let effects = rooms.shutdown(stamp);
+        self.room_effects(effects);
+    }
+
     fn room_effects(&mut self, effects: Vec<RoomEffect>) {
         for effect in effects {
             match effect {

@@ -28,11 +28,20 @@ pub struct RoleChange {
     pub reason: Option<String>,
 }
 
-/// An affiliation change of a muc#admin set (by real bare address).
+/// Whose affiliation a muc#admin item changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Affiliate {
+    /// A user by real bare address.
+    Jid(BareJid),
+    /// The user behind an occupant, by nickname (XEP-0045 §9: clients often name whom they see in the room).
+    Nick(String),
+}
+
+/// An affiliation change of a muc#admin set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AffiliationChange {
     /// Whose.
-    pub jid: BareJid,
+    pub who: Affiliate,
     /// To what.
     pub affiliation: Affiliation,
     /// Why.

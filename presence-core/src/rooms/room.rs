@@ -9,12 +9,13 @@ use super::config::{ConfigChange, ConfigError, RoomConfig};
 use super::history::{History, HistoryEntry};
 use super::invite::{self, Outbound};
 use super::limits::RoomLimits;
+use super::nick as nickname;
 use super::occupant_id::OccupantIdKey;
 use super::occupants::{Occupant, OccupantPresence, Occupants, Seat, SeatError, Unseated};
 use super::permissions;
 use super::permissions::VoiceStep;
 use super::record::{RoomRecord, Subject};
-use super::request::{AffiliationChange, Invite, JoinOptions, RoleChange};
+use super::request::{Affiliate, AffiliationChange, Invite, JoinOptions, RoleChange};
 use super::stanza::{Destroyed, Item, RoomAnswer, RoomInfo, RoomStanza, StatusCode};
 use crate::jid::{BareJid, FullJid, Jid};
 use crate::message::{Message, MessageKind};
@@ -294,6 +295,7 @@ impl Room {
         created: bool,
     ) -> Result<(), Refusal> {
         let (session, real) = (from.session, from.jid.clone());
+        let (nick, modified) = self.enforce_nick(&nick)?;
         let affiliation = self.affiliation(real.bare());
         if self.locked && affiliation != Affiliation::Owner {
             return Err(refuse(
@@ -381,6 +383,9 @@ impl Room {
         if created {
             own.push(StatusCode::Created);
         }
+        if modified {
+            own.push(StatusCode::NickModified);
+        }
         if same_user {
             ctx.out
                 .push(self.presence_to_seat(&occupant, &occupant, &seat, true, own, &|_| {}));
@@ -429,6 +434,18 @@ impl Room {
         Ok(())
     }
 
+    /// The nickname the room uses for `asked`, and whether that differs from what was asked (status 210).
+    fn enforce_nick(&self, asked: &str) -> Result<(String, bool), Refusal> {
+        let nick = nickname::enforce(asked)
+            .filter(|n| self.jid.with_resource(n).is_ok())
+            .ok_or(refuse(
+                ErrorCondition::NotAcceptable,
+                "that is not a nickname this room takes",
+            ))?;
+        let modified = nick != asked;
+        Ok((nick, modified))
+    }
+
     /// Presence from an occupant: a new `<show/>`, a new nickname, or (`None`) leaving.
     pub fn occupant_presence(
         &mut self,
@@ -465,6 +482,8 @@ impl Room {
             }
             return Ok(());
         };
+        let (nick, modified) = self.enforce_nick(nick)?;
+        let nick = nick.as_str();
         if current.nick == nick {
             if let Some(o) = self.occupants.get_mut(nick) {
                 o.presence = presence;
@@ -508,7 +527,12 @@ impl Room {
             o.presence = presence;
         }
         let renamed = self.occupants.get(nick).cloned().expect("renamed");
-        self.broadcast_presence(ctx, &renamed, true, &[], &[], |_| {});
+        let own: &[StatusCode] = if modified {
+            &[StatusCode::NickModified]
+        } else {
+            &[]
+        };
+        self.broadcast_presence(ctx, &renamed, true, &[], own, |_| {});
         Ok(())
     }
 
@@ -875,9 +899,26 @@ impl Room {
         changes: &[AffiliationChange],
     ) -> Result<(), Refusal> {
         let (actor, _) = self.standing(session, user);
-        let mut after = self.affiliations.clone();
+        // Nicknames name the occupant's user now; the changes then stand by real address.
+        let mut changes_by_jid = Vec::with_capacity(changes.len());
         for c in changes {
-            let target = self.affiliation(&c.jid);
+            let jid = match &c.who {
+                Affiliate::Jid(j) => j.clone(),
+                Affiliate::Nick(n) => match self.occupants.get(n) {
+                    Some(o) => o.bare().clone(),
+                    None => {
+                        return Err(refuse(
+                            ErrorCondition::ItemNotFound,
+                            "no occupant has that nickname",
+                        ));
+                    }
+                },
+            };
+            changes_by_jid.push((jid, c));
+        }
+        let mut after = self.affiliations.clone();
+        for (jid, c) in &changes_by_jid {
+            let target = self.affiliation(jid);
             if !permissions::may_set_affiliation(actor, target, c.affiliation) {
                 return Err(refuse(
                     ErrorCondition::NotAllowed,
@@ -885,8 +926,8 @@ impl Room {
                 ));
             }
             match c.affiliation {
-                Affiliation::None => after.remove(&c.jid),
-                a => after.insert(c.jid.clone(), a),
+                Affiliation::None => after.remove(jid),
+                a => after.insert(jid.clone(), a),
             };
         }
         if !after.values().any(|a| *a == Affiliation::Owner) {
@@ -897,11 +938,11 @@ impl Room {
         }
         self.affiliations = after;
         self.dirty = true;
-        for c in changes {
+        for (jid, c) in changes_by_jid {
             let present: Vec<String> = self
                 .occupants
                 .iter()
-                .filter(|o| *o.bare() == c.jid)
+                .filter(|o| *o.bare() == jid)
                 .map(|o| o.nick.clone())
                 .collect();
             for nick in present {

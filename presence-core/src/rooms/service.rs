@@ -8,7 +8,7 @@ use super::invite::Outbound;
 use super::record::RoomRecord;
 use super::request::{Mediated, RoomCall, RoomRequest};
 use super::room::{Ctx, Delivery, Refusal, Room};
-use super::stanza::{RoomAnswer, RoomStanza};
+use super::stanza::{RoomAnswer, RoomStanza, StatusCode};
 use crate::jid::{BareJid, FullJid, Jid};
 use crate::message::MessageKind;
 use crate::session::SessionId;
@@ -151,6 +151,30 @@ impl Rooms {
             self.settle(&room, was_persistent, &mut effects);
         }
         effects
+    }
+
+    /// The service stops (the node shuts down): every occupant is told it was removed because of a system
+    /// shutdown (XEP-0045 status 332), ad hoc rooms vanish, persistent ones stay stored as they are.
+    pub fn shutdown(&mut self, now: Timestamp) -> Vec<RoomEffect> {
+        let mut out = Vec::new();
+        let mut names: Vec<BareJid> = self.rooms.keys().cloned().collect();
+        // In a stable order, so that what sessions get does not depend on the map's.
+        names.sort();
+        for name in names {
+            let Some(r) = self.rooms.get_mut(&name) else {
+                continue;
+            };
+            let mut ctx = Ctx {
+                now,
+                limits: &self.config.limits,
+                key: &self.config.key,
+                out: &mut out,
+            };
+            r.evacuate(&mut ctx, None, &[StatusCode::Shutdown]);
+        }
+        self.rooms.retain(|_, r| r.config().persistent);
+        self.joined.clear();
+        out.into_iter().map(RoomEffect::Deliver).collect()
     }
 
     /// After a request: an ad hoc room with nobody left vanishes, a persistent room's changes are stored, and a
