@@ -9,7 +9,7 @@ use presence_core::rooms::{
     Mediated, OccupantIdKey, OccupantPresence, Role, RoleChange, RoomAnswer, RoomCall, RoomRequest,
     RoomStanza, RoomsConfig, StatusCode, WhoIs,
 };
-use presence_core::stanza::{ErrorCondition, Stanza};
+use presence_core::stanza::{ErrorCondition, IqKind, RoutedIq, Stanza};
 use presence_core::store::{OfflineStore, RoomStore};
 use presence_core::time::Timestamp;
 use presence_core::{EngineConfig, Input, SessionId};
@@ -1296,6 +1296,77 @@ fn a_nickname_the_service_changes_is_told_with_210() {
     join(&mut h, e, "   ");
     assert_eq!(
         error_of(&room(&mut h, e)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+}
+
+fn occupant_iq(
+    h: &mut Harness,
+    session: SessionId,
+    nick: &str,
+    id: &str,
+    kind: IqKind,
+    payload: &str,
+) {
+    send(
+        h,
+        session,
+        ROOM,
+        RoomRequest::OccupantIq {
+            nick: nick.into(),
+            iq: RoutedIq {
+                to: presence_core::Jid::new(&format!("{ROOM}/{nick}")).expect("valid"),
+                id: id.into(),
+                kind,
+                payload: vec![payload.into()],
+            },
+        },
+    );
+}
+
+#[test]
+fn an_iq_to_an_occupant_reaches_its_client_from_the_askers_room_address_and_the_answer_comes_back()
+{
+    let (mut h, a, b, c) = three_in_a_room();
+    let query = "<query xmlns='jabber:iq:version'/>";
+    occupant_iq(&mut h, b, "Carol", "v1", IqKind::Get, query);
+    let got = room(&mut h, c);
+    let [RoomStanza::Iq { from, iq }] = &got[..] else {
+        panic!("{got:?}")
+    };
+    // From bob's occupant address, never his real one; under the room's id.
+    assert_eq!(from.to_string(), format!("{ROOM}/Bob"));
+    assert_eq!(iq.to.to_string(), "carol@x/pc");
+    assert_ne!(iq.id, "v1");
+    assert_eq!(iq.payload, vec![query.to_owned()]);
+    let forwarded_id = iq.id.clone();
+    // Someone else's answer under that id counts for nothing.
+    occupant_iq(&mut h, a, "Bob", &forwarded_id, IqKind::Result, "<x/>");
+    assert!(room(&mut h, b).is_empty());
+    // Carol's client answers to bob's occupant address; bob gets it under his own id, from carol's.
+    let answer = "<query xmlns='jabber:iq:version'><name>c</name></query>";
+    occupant_iq(&mut h, c, "Bob", &forwarded_id, IqKind::Result, answer);
+    let got = room(&mut h, b);
+    let [RoomStanza::Iq { from, iq }] = &got[..] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(from.to_string(), format!("{ROOM}/Carol"));
+    assert_eq!((iq.id.as_str(), iq.kind), ("v1", IqKind::Result));
+    assert_eq!(iq.to.to_string(), "bob@x/pc");
+    // Once only.
+    occupant_iq(&mut h, c, "Bob", &forwarded_id, IqKind::Result, answer);
+    assert!(room(&mut h, b).is_empty());
+    // Nobody by that nickname, or an asker outside the room: refused.
+    occupant_iq(&mut h, b, "Nobody", "v2", IqKind::Get, query);
+    assert_eq!(
+        error_of(&room(&mut h, b)),
+        Some(ErrorCondition::ItemNotFound)
+    );
+    let d = h.login("dave@x", "pc");
+    h.clear();
+    occupant_iq(&mut h, d, "Carol", "v3", IqKind::Get, query);
+    assert_eq!(
+        error_of(&room(&mut h, d)),
         Some(ErrorCondition::NotAcceptable)
     );
 }

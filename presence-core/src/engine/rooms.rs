@@ -51,6 +51,10 @@ impl Engine {
                     id: id.clone(),
                     to: Jid::Bare(room),
                 },
+                RoomRequest::OccupantIq { iq, .. } => ErrorAbout::Iq {
+                    id: iq.id.clone(),
+                    to: Jid::Bare(room),
+                },
                 RoomRequest::Iq { id, .. } => ErrorAbout::Iq {
                     id: id.clone(),
                     to: Jid::Bare(room),

@@ -6,6 +6,7 @@
 //! - [`room`]: one room's state machine; [`service`]: the rooms of the node, creation, persistence, limits.
 //! - [`request`] and [`stanza`]: what sessions ask and what rooms send, typed, so that no shell can take room
 //!   traffic for anything else (`Stanza::Room` is its own variant; the SIP shell ignores it).
+//! - [`forward`]: IQs between occupants, with the ids the room gave them.
 //! - [`nick`]: nicknames as the room keeps them (PRECIS Nickname).
 //! - [`invite`]: the messages a room sends users outside it (mediated invitations and declines).
 //! - [`record`]: what the store keeps of a persistent room; [`occupant_id`]: XEP-0421 ids.
@@ -16,6 +17,7 @@
 
 pub mod affiliation;
 pub mod config;
+pub mod forward;
 pub mod history;
 pub mod invite;
 pub mod limits;

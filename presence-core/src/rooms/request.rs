@@ -7,6 +7,7 @@ use super::occupants::OccupantPresence;
 use super::stanza::Destroyed;
 use crate::jid::{BareJid, Jid};
 use crate::message::Message;
+use crate::stanza::RoutedIq;
 
 /// What a joining client sent along (`<x xmlns='http://jabber.org/protocol/muc'/>`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -134,6 +135,14 @@ pub enum RoomRequest {
         id: Option<String>,
         /// What it asks.
         what: Mediated,
+    },
+    /// An IQ to an occupant (other than the requests the service answers itself, like self-ping), or an
+    /// occupant's answer to one the room forwarded: routed between the two, opaque.
+    OccupantIq {
+        /// The occupant addressed (the answerer, for a request; the asker, for an answer).
+        nick: String,
+        /// The IQ (`to` is the occupant's room address).
+        iq: RoutedIq,
     },
     /// An IQ request.
     Iq {

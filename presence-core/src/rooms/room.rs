@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::affiliation::{Affiliation, Role};
 use super::config::{ConfigChange, ConfigError, RoomConfig};
+use super::forward::{Forwarded, Pending};
 use super::history::{History, HistoryEntry};
 use super::invite::{self, Outbound};
 use super::limits::RoomLimits;
@@ -20,7 +21,7 @@ use super::stanza::{Destroyed, Item, RoomAnswer, RoomInfo, RoomStanza, StatusCod
 use crate::jid::{BareJid, FullJid, Jid};
 use crate::message::{Message, MessageKind};
 use crate::session::SessionId;
-use crate::stanza::ErrorCondition;
+use crate::stanza::{ErrorCondition, RoutedIq};
 use crate::time::Timestamp;
 
 /// A stanza for one session.
@@ -82,6 +83,8 @@ pub struct Room {
     locked: bool,
     /// Whether something the store keeps changed since the service last took a record.
     dirty: bool,
+    /// IQs forwarded between occupants, waiting for their answers.
+    forwarded: Forwarded,
 }
 
 impl Room {
@@ -96,6 +99,7 @@ impl Room {
             history: History::default(),
             locked: true,
             dirty: false,
+            forwarded: Forwarded::default(),
         }
     }
 
@@ -115,6 +119,7 @@ impl Room {
             history: History::from_entries(record.history, keep),
             locked: false,
             dirty: false,
+            forwarded: Forwarded::default(),
         }
     }
 
@@ -779,6 +784,72 @@ impl Room {
             reason: None,
         };
         self.set_roles(ctx, session, user, &[change])
+    }
+
+    /// An IQ `session` sends to the occupant `nick`: a request goes to that occupant's first session from the
+    /// asker's occupant address (so a semi-anonymous room stays so); an answer to a forwarded request goes back
+    /// to its asker. Answers that match nothing are dropped, never answered (no error loops).
+    pub fn occupant_iq(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        session: SessionId,
+        nick: &str,
+        iq: RoutedIq,
+    ) -> Result<(), Refusal> {
+        if !iq.kind.is_request() {
+            let Some(answerer) = self.occupants.by_session(session) else {
+                return Ok(());
+            };
+            let from = self.occupant_jid(&answerer.nick);
+            let Some(p) = self.forwarded.take(&iq.id, session) else {
+                return Ok(());
+            };
+            ctx.out.push(Delivery {
+                session: p.asker,
+                stanza: RoomStanza::Iq {
+                    from,
+                    iq: RoutedIq {
+                        to: Jid::Full(p.asker_jid),
+                        id: p.id,
+                        ..iq
+                    },
+                },
+            });
+            return Ok(());
+        }
+        let Some(asker) = self.occupants.by_session(session) else {
+            return Err(refuse(
+                ErrorCondition::NotAcceptable,
+                "only occupants send requests to occupants",
+            ));
+        };
+        let Some(target) = self.occupants.get(nick) else {
+            return Err(refuse(
+                ErrorCondition::ItemNotFound,
+                "no occupant has that nickname",
+            ));
+        };
+        let from = self.occupant_jid(&asker.nick);
+        let asker_jid = seat_jid(asker, session);
+        let seat = target.seats[0].clone();
+        let id = self.forwarded.insert(Pending {
+            asker: session,
+            asker_jid,
+            id: iq.id.clone(),
+            answerer: seat.session,
+        });
+        ctx.out.push(Delivery {
+            session: seat.session,
+            stanza: RoomStanza::Iq {
+                from,
+                iq: RoutedIq {
+                    to: Jid::Full(seat.jid),
+                    id,
+                    ..iq
+                },
+            },
+        });
+        Ok(())
     }
 
     /// Whether `session` is in the room as `nick` (XEP-0410 self-ping).

@@ -239,7 +239,8 @@ impl Rooms {
             // Presence and messages for the service itself mean nothing.
             RoomRequest::Presence { .. }
             | RoomRequest::Message { .. }
-            | RoomRequest::Mediated { .. } => Ok(None),
+            | RoomRequest::Mediated { .. }
+            | RoomRequest::OccupantIq { .. } => Ok(None),
         }
     }
 
@@ -338,6 +339,21 @@ impl Rooms {
                         });
                     }
                 }
+                Ok(None)
+            }
+            RoomRequest::OccupantIq { nick, iq } => {
+                let request = iq.kind.is_request();
+                let Some(r) = self.rooms.get_mut(room) else {
+                    // An answer for a room that is gone reaches nobody and is not answered.
+                    return if request { Err(missing) } else { Ok(None) };
+                };
+                let mut ctx = Ctx {
+                    now,
+                    limits,
+                    key,
+                    out,
+                };
+                r.occupant_iq(&mut ctx, from.session, &nick, iq)?;
                 Ok(None)
             }
             RoomRequest::Mediated { what, .. } => {
@@ -464,6 +480,7 @@ fn address_of(room: &BareJid, request: &RoomRequest) -> (Jid, RoomAbout) {
             (at(nick.as_deref()), RoomAbout::Message(message.id.clone()))
         }
         RoomRequest::Mediated { id, .. } => (at(None), RoomAbout::Message(id.clone())),
+        RoomRequest::OccupantIq { nick, iq } => (at(Some(nick)), RoomAbout::Iq(iq.id.clone())),
         RoomRequest::Iq { id, nick, .. } => (at(nick.as_deref()), RoomAbout::Iq(id.clone())),
     }
 }

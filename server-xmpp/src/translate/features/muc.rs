@@ -13,7 +13,7 @@ use presence_core::time::Timestamp;
 use presence_core::{Input, Jid};
 use xmpp_codec::{Element, IqType, Stanza, StanzaKind, ns};
 
-use super::super::inbound::{FromClient, Me, read_message};
+use super::super::inbound::{FromClient, Me, read_message, read_routed_iq};
 use super::super::{Outgoing, parse_stamp, stanza_error};
 use super::disco::{NS_DISCO_INFO, NS_DISCO_ITEMS};
 use super::{Feature, Iq, muc_admin, muc_mediated, muc_owner, ping};
@@ -79,7 +79,7 @@ pub fn from_client(stanza: Stanza, me: &Me<'_>, to: Jid, now: Timestamp) -> From
                 message: read_message(stanza, now),
             }
         }
-        StanzaKind::Iq => match iq(&stanza, nick) {
+        StanzaKind::Iq => match iq(&stanza, nick, &to) {
             Ok(Some(r)) => r,
             Ok(None) => return FromClient::Nothing,
             Err((condition, text)) => return error(&stanza, me, condition, text),
@@ -159,15 +159,38 @@ fn presence(stanza: &Stanza, nick: Option<String>) -> Result<Option<RoomRequest>
 fn iq(
     stanza: &Stanza,
     nick: Option<String>,
+    to: &Jid,
 ) -> Result<Option<RoomRequest>, (ErrorCondition, &'static str)> {
-    let iq_type = match stanza.iq_type() {
-        Some(t @ (IqType::Get | IqType::Set)) => t,
-        // Answers to nobody's request: the service sends no IQs.
-        _ => return Ok(None),
+    let Some(iq_type) = stanza.iq_type() else {
+        return Ok(None);
     };
+    let answer = matches!(iq_type, IqType::Result | IqType::Error);
     let Some(id) = stanza.id() else {
-        return Err((ErrorCondition::BadRequest, "an iq needs an 'id'"));
+        // An answer without an id answers nothing; a request without one is refused.
+        return if answer {
+            Ok(None)
+        } else {
+            Err((ErrorCondition::BadRequest, "an iq needs an 'id'"))
+        };
     };
+    let self_ping = stanza
+        .payloads()
+        .next()
+        .is_some_and(|p| p.is(ping::NS_PING, "ping"));
+    // To an occupant: answers to what the room forwarded, and requests other than XEP-0410 self-ping (which the
+    // service answers), travel between the occupants' clients.
+    if let Some(nick) = &nick
+        && (answer || !self_ping)
+    {
+        return Ok(Some(RoomRequest::OccupantIq {
+            nick: nick.clone(),
+            iq: read_routed_iq(stanza, to.clone(), iq_type, id),
+        }));
+    }
+    // Answers to nobody's request: the service itself sends no IQs.
+    if answer {
+        return Ok(None);
+    }
     let mut payloads = stanza.payloads();
     let (Some(payload), None) = (payloads.next(), payloads.next()) else {
         return Err((
@@ -293,6 +316,7 @@ pub fn render(stanza: RoomStanza, domain: &str) -> Option<Outgoing> {
             }
             el.into()
         }
+        RoomStanza::Iq { from, iq } => super::super::render_iq(&Jid::Full(from), iq),
         RoomStanza::VoiceRequest {
             from,
             to,
