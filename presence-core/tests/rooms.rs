@@ -1370,3 +1370,72 @@ fn an_iq_to_an_occupant_reaches_its_client_from_the_askers_room_address_and_the_
         Some(ErrorCondition::NotAcceptable)
     );
 }
+
+#[derive(Debug, Clone)]
+enum SeatOp {
+    Join(u8, u8),
+    Leave(u8),
+    Rename(u8, u8),
+    End(u8),
+}
+
+fn seat_op() -> impl Strategy<Value = SeatOp> {
+    prop_oneof![
+        (0u8..4, 0u8..3).prop_map(|(s, n)| SeatOp::Join(s, n)),
+        (0u8..4).prop_map(SeatOp::Leave),
+        (0u8..4, 0u8..3).prop_map(|(s, n)| SeatOp::Rename(s, n)),
+        (0u8..4).prop_map(SeatOp::End),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// Whatever two users do through two sessions each (enter, leave, rename, end), no two occupants share a
+    /// nickname, a session is in at most one occupant, and an occupant's sessions are one user's.
+    #[test]
+    fn a_session_is_in_at_most_one_occupant(ops in proptest::collection::vec(seat_op(), 0..40)) {
+        let mut h = harness();
+        let owner = h.login("carol@x", "pc");
+        join(&mut h, owner, "Owner");
+        iq(&mut h, owner, RoomCall::SetConfig(ConfigChange::default()));
+        let mut sessions = [
+            h.login("alice@x", "pc"),
+            h.login("alice@x", "phone"),
+            h.login("bob@x", "pc"),
+            h.login("bob@x", "phone"),
+        ];
+        let nicks = ["n0", "n1", "n2"];
+        for op in ops {
+            match op {
+                SeatOp::Join(s, n) => join(&mut h, sessions[s as usize], nicks[n as usize]),
+                SeatOp::Leave(s) => leave(&mut h, sessions[s as usize], "any"),
+                SeatOp::Rename(s, n) => send(&mut h, sessions[s as usize], ROOM, RoomRequest::Presence {
+                    nick: nicks[n as usize].into(),
+                    presence: Some(OccupantPresence::default()),
+                    join: JoinOptions::default(),
+                }),
+                SeatOp::End(s) => {
+                    let s = s as usize;
+                    h.logout(sessions[s]);
+                    let (user, resource) = [("alice@x", "pc"), ("alice@x", "phone"), ("bob@x", "pc"), ("bob@x", "phone")][s];
+                    sessions[s] = h.login(user, resource);
+                }
+            }
+            h.clear();
+            let r = h.engine.rooms().and_then(|r| r.room(&j(ROOM))).expect("the owner keeps it");
+            let mut nick_list: Vec<&str> = r.occupants().iter().map(|o| o.nick.as_str()).collect();
+            let count = nick_list.len();
+            nick_list.dedup();
+            prop_assert_eq!(nick_list.len(), count);
+            let mut seen = std::collections::HashSet::new();
+            for o in r.occupants().iter() {
+                prop_assert!(!o.seats.is_empty());
+                for seat in &o.seats {
+                    prop_assert!(seen.insert(seat.session), "a session in two seats");
+                    prop_assert_eq!(seat.jid.bare(), o.bare());
+                    prop_assert_eq!(r.occupants().by_session(seat.session).map(|x| x.nick.as_str()), Some(o.nick.as_str()));
+                }
+            }
+        }
+    }
+}
