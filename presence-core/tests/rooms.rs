@@ -1439,3 +1439,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_invitation_to_an_unknown_local_user_bounces_without_looping() {
+    let (mut h, a, _, _) = three_in_a_room();
+    mediated(&mut h, a, invite("nobody@x", None));
+    // The invitation was accepted by the room; the bounce is an error to the room's address, which the router
+    // drops (the service sends no errors back, and errors are never answered): nothing loops.
+    assert_eq!(error_of(&room(&mut h, a)), None);
+    assert!(
+        matches!(&h.routed[..], [Stanza::Error(e)] if e.to.to_string() == ROOM),
+        "{:?}",
+        h.routed
+    );
+}

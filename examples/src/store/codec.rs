@@ -694,6 +694,33 @@ pub fn decode_room(what: &str, data: &[u8]) -> Result<RoomRecord, StoreError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_room_written_before_allow_invites_reads_with_invitations_off() {
+        let limits = presence_core::rooms::RoomLimits::default();
+        let room = RoomRecord {
+            jid: BareJid::new("r@conference.example.com").expect("valid"),
+            config: RoomConfig::new(&limits),
+            affiliations: vec![(
+                BareJid::new("a@example.com").expect("valid"),
+                Affiliation::Owner,
+            )],
+            subject: None,
+            history: Vec::new(),
+        };
+        let mut v2 = encode_room(&room);
+        assert_eq!(decode_room("room", &v2).expect("v2"), room);
+        // Version 1 is version 2 without the trailing flag.
+        v2[0] = 1;
+        v2.pop();
+        assert_eq!(decode_room("room", &v2).expect("v1"), room);
+        let mut invites = room.clone();
+        invites.config.allow_invites = true;
+        assert_eq!(
+            decode_room("room", &encode_room(&invites)).expect("v2"),
+            invites
+        );
+    }
+
     fn account() -> Account {
         Account {
             jid: BareJid::new("alice@example.com").expect("valid"),

@@ -1,7 +1,7 @@
 //! Multi-user chat (XEP-0045) on the room service's domain: a client's presence, messages and IQs for that domain
 //! read into `Input::Room`, and the engine's room stanzas rendered back. The admin and owner IQs are read and
-//! answered in [`super::muc_admin`] and [`super::muc_owner`]; XEP-0410 self-ping and XEP-0421 occupant ids are
-//! here.
+//! answered in [`super::muc_admin`] and [`super::muc_owner`], invitations, declines and voice requests in
+//! [`super::muc_mediated`]; XEP-0410 self-ping, IQs between occupants and XEP-0421 occupant ids are here.
 
 use presence_core::compose::Show;
 use presence_core::rooms::{
