@@ -38,6 +38,12 @@ impl Engine {
         };
         self.room_stamp = self.room_stamp.max(stamp);
         let Some(rooms) = self.rooms.as_mut().filter(|r| r.domain() == room.domain()) else {
+            // An IQ answer is never answered, not even by an error (no error loops).
+            if let RoomRequest::OccupantIq { iq, .. } = &request
+                && !iq.kind.is_request()
+            {
+                return;
+            }
             // No room service at that domain: the request is answered as one to an unknown entity.
             let about = match &request {
                 RoomRequest::Presence { .. } => ErrorAbout::Presence {
