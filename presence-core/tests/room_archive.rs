@@ -8,9 +8,9 @@ use presence_core::archive::Query;
 use presence_core::jid::FullJid;
 use presence_core::message::{Message, MessageKind};
 use presence_core::rooms::{
-    Affiliation, AffiliationChange, ArchiveRead, ConfigChange, OccupantIdKey, OccupantPresence,
-    RoomAnswer, RoomCall, RoomEffect, RoomLimits, RoomQuery, RoomRequest, RoomStanza, Rooms,
-    RoomsConfig, Sender,
+    Affiliate, Affiliation, AffiliationChange, ArchiveRead, ConfigChange, OccupantIdKey,
+    OccupantPresence, RoomAnswer, RoomCall, RoomEffect, RoomLimits, RoomQuery, RoomRequest,
+    RoomStanza, Rooms, RoomsConfig, Sender,
 };
 use presence_core::stanza::{ErrorCondition, Stanza};
 use presence_core::store::{RoomArchiveStore, RoomStore};
@@ -332,7 +332,7 @@ fn who_may_query_follows_membership_and_bans() {
         &mut h,
         a,
         RoomCall::SetAffiliations(vec![AffiliationChange {
-            jid: j("carol@x"),
+            who: Affiliate::Jid(j("carol@x")),
             affiliation: Affiliation::Outcast,
             reason: None,
         }]),
@@ -353,7 +353,7 @@ fn who_may_query_follows_membership_and_bans() {
         &mut h,
         a,
         RoomCall::SetAffiliations(vec![AffiliationChange {
-            jid: j("bob@x"),
+            who: Affiliate::Jid(j("bob@x")),
             affiliation: Affiliation::Member,
             reason: None,
         }]),
@@ -438,7 +438,7 @@ fn a_message_is_one_append_and_the_archive_is_trimmed_in_steps() {
                 }
                 RoomEffect::ArchiveTrim { below, .. } => trims.push((n, below)),
                 RoomEffect::Put(_) => panic!("message {n} rewrote the room's record"),
-                RoomEffect::Deliver(_) | RoomEffect::Remove(_) => {}
+                RoomEffect::Deliver(_) | RoomEffect::Remove(_) | RoomEffect::Send(_) => {}
             }
         }
         assert_eq!(appends, 1, "message {n}");

@@ -5,12 +5,12 @@ mod common;
 use common::{Harness, j};
 use presence_core::message::{Message, MessageKind};
 use presence_core::rooms::{
-    Affiliation, AffiliationChange, ConfigChange, Destroyed, JoinOptions, OccupantIdKey,
-    OccupantPresence, Role, RoleChange, RoomAnswer, RoomCall, RoomRequest, RoomStanza, RoomsConfig,
-    StatusCode, WhoIs,
+    Affiliate, Affiliation, AffiliationChange, ConfigChange, Destroyed, Invite, JoinOptions,
+    Mediated, OccupantIdKey, OccupantPresence, Role, RoleChange, RoomAnswer, RoomCall, RoomRequest,
+    RoomStanza, RoomsConfig, StatusCode, WhoIs,
 };
-use presence_core::stanza::{ErrorCondition, Stanza};
-use presence_core::store::RoomStore;
+use presence_core::stanza::{ErrorCondition, IqKind, RoutedIq, Stanza};
+use presence_core::store::{OfflineStore, RoomStore};
 use presence_core::time::Timestamp;
 use presence_core::{EngineConfig, Input, SessionId};
 use proptest::prelude::*;
@@ -414,7 +414,7 @@ fn moderators_kick_admins_ban_and_owners_are_never_kicked() {
         &mut h,
         a,
         RoomCall::SetAffiliations(vec![AffiliationChange {
-            jid: j("bob@x"),
+            who: Affiliate::Jid(j("bob@x")),
             affiliation: Affiliation::Outcast,
             reason: None,
         }]),
@@ -435,7 +435,7 @@ fn moderators_kick_admins_ban_and_owners_are_never_kicked() {
         &mut h,
         a,
         RoomCall::SetAffiliations(vec![AffiliationChange {
-            jid: j("alice@x"),
+            who: Affiliate::Jid(j("alice@x")),
             affiliation: Affiliation::Member,
             reason: None,
         }]),
@@ -793,7 +793,7 @@ proptest! {
         for op in ops {
             match op {
                 Op::Set(by, who, affiliation) => iq(&mut h, sessions[by as usize], RoomCall::SetAffiliations(vec![
-                    AffiliationChange { jid: j(users[who as usize]), affiliation, reason: None },
+                    AffiliationChange { who: Affiliate::Jid(j(users[who as usize])), affiliation, reason: None },
                 ])),
                 Op::Persist(by, p) => iq(&mut h, sessions[by as usize], RoomCall::SetConfig(ConfigChange { persistent: Some(p), ..ConfigChange::default() })),
             }
@@ -867,5 +867,591 @@ fn with_compliance_on_a_room_message_is_one_record_with_every_real_recipient() {
         !h.other
             .iter()
             .any(|o| matches!(o, presence_core::Output::Comply(_)))
+    );
+}
+
+fn leave(h: &mut Harness, session: SessionId, nick: &str) {
+    send(
+        h,
+        session,
+        ROOM,
+        RoomRequest::Presence {
+            nick: nick.into(),
+            presence: None,
+            join: JoinOptions::default(),
+        },
+    );
+}
+
+/// The bodies of the room messages among `got`.
+fn bodies(got: &[RoomStanza]) -> Vec<String> {
+    got.iter()
+        .filter_map(|r| match r {
+            RoomStanza::Message { message, .. } => message.body.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_session_under_the_same_nick_is_the_same_occupant() {
+    let (mut h, a, b, c) = three_in_a_room();
+    groupchat(&mut h, a, "before");
+    let b2 = h.login("bob@x", "phone");
+    h.clear();
+    join(&mut h, b2, "Bob");
+    // The full join sequence for the new session: occupants, itself with 110, history, the subject.
+    let got = room(&mut h, b2);
+    assert_eq!(
+        presences(&got),
+        vec![
+            ("Alice".into(), true, vec![]),
+            ("Carol".into(), true, vec![]),
+            ("Bob".into(), true, vec![110])
+        ]
+    );
+    assert_eq!(bodies(&got), vec!["before".to_owned()]);
+    assert!(
+        matches!(got.last(), Some(RoomStanza::Message { message, .. }) if message.subject.is_some())
+    );
+    // Nobody else sees a new occupant, bob's first session included.
+    for s in [a, b, c] {
+        assert!(presences(&room(&mut h, s)).is_empty());
+    }
+    assert_eq!(
+        h.engine
+            .rooms()
+            .and_then(|r| r.room(&j(ROOM)))
+            .map(|r| r.occupants().len()),
+        Some(3)
+    );
+    // Broadcasts and private messages to Bob reach both sessions.
+    groupchat(&mut h, c, "hi all");
+    assert_eq!(bodies(&room(&mut h, b)), vec!["hi all".to_owned()]);
+    assert_eq!(bodies(&room(&mut h, b2)), vec!["hi all".to_owned()]);
+    h.clear();
+    let message = Message {
+        kind: MessageKind::Chat,
+        body: Some("psst".into()),
+        ..Message::default()
+    };
+    send(
+        &mut h,
+        a,
+        ROOM,
+        RoomRequest::Message {
+            nick: Some("Bob".into()),
+            message,
+        },
+    );
+    assert_eq!(bodies(&room(&mut h, b)), vec!["psst".to_owned()]);
+    assert_eq!(bodies(&room(&mut h, b2)), vec!["psst".to_owned()]);
+    // What either session says comes from the one occupant.
+    groupchat(&mut h, b2, "from the phone");
+    let got = room(&mut h, a);
+    assert!(
+        matches!(&got[..], [RoomStanza::Message { from, .. }] if from.to_string() == format!("{ROOM}/Bob"))
+    );
+    h.clear();
+    // The first session leaves: only it is told; the occupant stays.
+    leave(&mut h, b, "Bob");
+    assert_eq!(
+        presences(&room(&mut h, b)),
+        vec![("Bob".into(), false, vec![110])]
+    );
+    assert!(presences(&room(&mut h, a)).is_empty());
+    assert!(presences(&room(&mut h, b2)).is_empty());
+    // The last one ends: now the others see Bob go.
+    h.logout(b2);
+    assert_eq!(
+        presences(&room(&mut h, a)),
+        vec![("Bob".into(), false, vec![])]
+    );
+}
+
+#[test]
+fn another_user_still_conflicts_and_a_kick_removes_every_session() {
+    let (mut h, a, b, _) = three_in_a_room();
+    let b2 = h.login("bob@x", "phone");
+    let d = h.login("dave@x", "pc");
+    join(&mut h, b2, "Bob");
+    h.clear();
+    join(&mut h, d, "Bob");
+    assert_eq!(error_of(&room(&mut h, d)), Some(ErrorCondition::Conflict));
+    // A session renaming alone would split the occupant: refused while it has company.
+    send(
+        &mut h,
+        b2,
+        ROOM,
+        RoomRequest::Presence {
+            nick: "Robert".into(),
+            presence: Some(OccupantPresence::default()),
+            join: JoinOptions::default(),
+        },
+    );
+    assert_eq!(
+        error_of(&room(&mut h, b2)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetRoles(vec![RoleChange {
+            nick: "Bob".into(),
+            role: Role::None,
+            reason: None,
+        }]),
+    );
+    for s in [b, b2] {
+        assert_eq!(
+            presences(&room(&mut h, s)),
+            vec![("Bob".into(), false, vec![110, 307])]
+        );
+    }
+    assert_eq!(
+        presences(&room(&mut h, a)),
+        vec![("Bob".into(), false, vec![307])]
+    );
+    // Both sessions are out: what they say now is refused.
+    groupchat(&mut h, b2, "still here?");
+    assert_eq!(
+        error_of(&room(&mut h, b2)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+}
+
+fn mediated(h: &mut Harness, session: SessionId, what: Mediated) {
+    send(h, session, ROOM, RoomRequest::Mediated { id: None, what });
+}
+
+fn invite(to: &str, reason: Option<&str>) -> Mediated {
+    Mediated::Invite(vec![Invite {
+        to: presence_core::Jid::new(to).expect("valid"),
+        reason: reason.map(str::to_owned),
+    }])
+}
+
+/// The plain (not room) messages among `got`: (from, extensions).
+fn plain_messages(got: &[Stanza]) -> Vec<(String, Vec<String>)> {
+    got.iter()
+        .filter_map(|s| match s {
+            Stanza::Message { from, message, .. } => {
+                Some((from.to_string(), message.extensions.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_mediated_invitation_reaches_the_invitee_and_makes_them_a_member_of_a_members_only_room() {
+    let mut h = harness();
+    let a = h.login("alice@x", "pc");
+    let b = h.login("bob@x", "pc");
+    let d = h.login("dave@x", "pc");
+    join(&mut h, a, "Alice");
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            members_only: Some(true),
+            ..ConfigChange::default()
+        }),
+    );
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetAffiliations(vec![AffiliationChange {
+            who: Affiliate::Jid(j("bob@x")),
+            affiliation: Affiliation::Member,
+            reason: None,
+        }]),
+    );
+    join(&mut h, b, "Bob");
+    h.clear();
+    join(&mut h, d, "Dave");
+    assert_eq!(
+        error_of(&room(&mut h, d)),
+        Some(ErrorCondition::RegistrationRequired)
+    );
+    // The owner invites dave: an ordinary message from the room, naming alice's real address and the reason.
+    mediated(&mut h, a, invite("dave@x", Some("join us")));
+    let got = plain_messages(&h.take(d));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, ROOM);
+    assert!(got[0].1[0].contains("<invite from='alice@x/pc'><reason>join us</reason>"));
+    join(&mut h, d, "Dave");
+    assert_eq!(
+        presences(&room(&mut h, d)).last(),
+        Some(&("Dave".into(), true, vec![110]))
+    );
+    // A member may not invite unless the room lets occupants invite.
+    h.clear();
+    mediated(&mut h, b, invite("carol@x", None));
+    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::Forbidden));
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            allow_invites: Some(true),
+            ..ConfigChange::default()
+        }),
+    );
+    h.clear();
+    // Carol is offline: the invitation is held for her like any message.
+    mediated(&mut h, b, invite("carol@x", None));
+    assert_eq!(error_of(&room(&mut h, b)), None);
+    assert_eq!(h.store.offline(&j("carol@x")).expect("offline").len(), 1);
+    let c = h.login("carol@x", "pc");
+    assert_eq!(plain_messages(&h.take(c)).len(), 1);
+    join(&mut h, c, "Carol");
+    assert_eq!(error_of(&room(&mut h, c)), None);
+    // An invitee at another domain is reached through the router.
+    h.clear();
+    mediated(&mut h, a, invite("zed@elsewhere", None));
+    assert!(h.routed.iter().any(|s| matches!(
+        s,
+        Stanza::Message { from, to, .. } if from.to_string() == ROOM && to.to_string() == "zed@elsewhere"
+    )));
+}
+
+#[test]
+fn a_decline_goes_back_to_the_inviter_from_the_room() {
+    let (mut h, a, _, _) = three_in_a_room();
+    let d = h.login("dave@x", "pc");
+    h.clear();
+    mediated(
+        &mut h,
+        d,
+        Mediated::Decline {
+            to: presence_core::Jid::new("alice@x/pc").expect("valid"),
+            reason: Some("busy".into()),
+        },
+    );
+    let got = plain_messages(&h.take(a));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, ROOM);
+    assert!(got[0].1[0].contains("<decline from='dave@x/pc'><reason>busy</reason></decline>"));
+}
+
+#[test]
+fn a_visitor_asks_for_voice_and_a_moderator_grants_it() {
+    let (mut h, a, b, _) = three_in_a_room();
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            moderated: Some(true),
+            ..ConfigChange::default()
+        }),
+    );
+    let d = h.login("dave@x", "pc");
+    join(&mut h, d, "Dave");
+    h.clear();
+    // Bob, a participant already (he entered before the room was moderated), has nothing to ask for.
+    mediated(&mut h, b, Mediated::RequestVoice);
+    assert_eq!(
+        error_of(&room(&mut h, b)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+    mediated(&mut h, d, Mediated::RequestVoice);
+    let got = room(&mut h, a);
+    assert!(
+        matches!(&got[..], [RoomStanza::VoiceRequest { nick, jid, .. }] if nick == "Dave" && jid.to_string() == "dave@x/pc"),
+        "{got:?}"
+    );
+    assert!(room(&mut h, b).is_empty(), "only moderators hear of it");
+    // A participant cannot approve; the moderator can.
+    mediated(
+        &mut h,
+        b,
+        Mediated::AnswerVoice {
+            nick: "Dave".into(),
+            allow: true,
+        },
+    );
+    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::NotAllowed));
+    mediated(
+        &mut h,
+        a,
+        Mediated::AnswerVoice {
+            nick: "Dave".into(),
+            allow: true,
+        },
+    );
+    let got = room(&mut h, d);
+    assert!(
+        matches!(&got[..], [RoomStanza::Presence { item, .. }] if item.role == Role::Participant),
+        "{got:?}"
+    );
+    groupchat(&mut h, d, "thanks");
+    assert_eq!(bodies(&room(&mut h, a)), vec!["thanks".to_owned()]);
+}
+
+#[test]
+fn an_affiliation_change_may_name_an_occupant_by_nickname() {
+    let (mut h, a, b, c) = three_in_a_room();
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetAffiliations(vec![AffiliationChange {
+            who: Affiliate::Nick("Bob".into()),
+            affiliation: Affiliation::Outcast,
+            reason: Some("spam".into()),
+        }]),
+    );
+    assert_eq!(answered(&room(&mut h, a)), Some(&RoomAnswer::Done));
+    assert_eq!(
+        presences(&room(&mut h, b)),
+        vec![("Bob".into(), false, vec![110, 301])]
+    );
+    let r = h
+        .engine
+        .rooms()
+        .and_then(|r| r.room(&j(ROOM)))
+        .expect("room");
+    assert_eq!(r.affiliation(&j("bob@x")), Affiliation::Outcast);
+    h.clear();
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetAffiliations(vec![AffiliationChange {
+            who: Affiliate::Nick("Nobody".into()),
+            affiliation: Affiliation::Member,
+            reason: None,
+        }]),
+    );
+    assert_eq!(
+        error_of(&room(&mut h, a)),
+        Some(ErrorCondition::ItemNotFound)
+    );
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetAffiliations(vec![AffiliationChange {
+            who: Affiliate::Nick("Carol".into()),
+            affiliation: Affiliation::Member,
+            reason: None,
+        }]),
+    );
+    let r = h
+        .engine
+        .rooms()
+        .and_then(|r| r.room(&j(ROOM)))
+        .expect("room");
+    assert_eq!(r.affiliation(&j("carol@x")), Affiliation::Member);
+    let _ = c;
+}
+
+#[test]
+fn a_shutdown_removes_every_occupant_with_332_and_keeps_persistent_rooms() {
+    let (mut h, a, b, c) = three_in_a_room();
+    let b2 = h.login("bob@x", "phone");
+    join(&mut h, b2, "Bob");
+    iq(
+        &mut h,
+        a,
+        RoomCall::SetConfig(ConfigChange {
+            persistent: Some(true),
+            ..ConfigChange::default()
+        }),
+    );
+    h.clear();
+    h.engine.shutdown_rooms();
+    h.drain();
+    for (s, nick) in [(a, "Alice"), (b, "Bob"), (b2, "Bob"), (c, "Carol")] {
+        assert_eq!(
+            presences(&room(&mut h, s)),
+            vec![(nick.into(), false, vec![110, 332])]
+        );
+    }
+    let r = h
+        .engine
+        .rooms()
+        .and_then(|r| r.room(&j(ROOM)))
+        .expect("kept");
+    assert!(r.occupants().is_empty());
+}
+
+#[test]
+fn a_nickname_the_service_changes_is_told_with_210() {
+    let (mut h, a, _, _) = three_in_a_room();
+    let d = h.login("dave@x", "pc");
+    h.clear();
+    join(&mut h, d, "  Dave  the   Great ");
+    assert_eq!(
+        presences(&room(&mut h, d)).last(),
+        Some(&("Dave the Great".into(), true, vec![110, 210]))
+    );
+    assert_eq!(
+        presences(&room(&mut h, a)),
+        vec![("Dave the Great".into(), true, vec![])]
+    );
+    // The same nickname, spelled as the room keeps it, is the same occupant: no conflict.
+    let d2 = h.login("dave@x", "phone");
+    join(&mut h, d2, "Dave the Great");
+    assert_eq!(
+        presences(&room(&mut h, d2)).last(),
+        Some(&("Dave the Great".into(), true, vec![110]))
+    );
+    let e = h.login("dave@x", "tablet");
+    join(&mut h, e, "   ");
+    assert_eq!(
+        error_of(&room(&mut h, e)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+}
+
+fn occupant_iq(
+    h: &mut Harness,
+    session: SessionId,
+    nick: &str,
+    id: &str,
+    kind: IqKind,
+    payload: &str,
+) {
+    send(
+        h,
+        session,
+        ROOM,
+        RoomRequest::OccupantIq {
+            nick: nick.into(),
+            iq: RoutedIq {
+                to: presence_core::Jid::new(&format!("{ROOM}/{nick}")).expect("valid"),
+                id: id.into(),
+                kind,
+                payload: vec![payload.into()],
+            },
+        },
+    );
+}
+
+#[test]
+fn an_iq_to_an_occupant_reaches_its_client_from_the_askers_room_address_and_the_answer_comes_back()
+{
+    let (mut h, a, b, c) = three_in_a_room();
+    let query = "<query xmlns='jabber:iq:version'/>";
+    occupant_iq(&mut h, b, "Carol", "v1", IqKind::Get, query);
+    let got = room(&mut h, c);
+    let [RoomStanza::Iq { from, iq }] = &got[..] else {
+        panic!("{got:?}")
+    };
+    // From bob's occupant address, never his real one; under the room's id.
+    assert_eq!(from.to_string(), format!("{ROOM}/Bob"));
+    assert_eq!(iq.to.to_string(), "carol@x/pc");
+    assert_ne!(iq.id, "v1");
+    assert_eq!(iq.payload, vec![query.to_owned()]);
+    let forwarded_id = iq.id.clone();
+    // Someone else's answer under that id counts for nothing.
+    occupant_iq(&mut h, a, "Bob", &forwarded_id, IqKind::Result, "<x/>");
+    assert!(room(&mut h, b).is_empty());
+    // Carol's client answers to bob's occupant address; bob gets it under his own id, from carol's.
+    let answer = "<query xmlns='jabber:iq:version'><name>c</name></query>";
+    occupant_iq(&mut h, c, "Bob", &forwarded_id, IqKind::Result, answer);
+    let got = room(&mut h, b);
+    let [RoomStanza::Iq { from, iq }] = &got[..] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(from.to_string(), format!("{ROOM}/Carol"));
+    assert_eq!((iq.id.as_str(), iq.kind), ("v1", IqKind::Result));
+    assert_eq!(iq.to.to_string(), "bob@x/pc");
+    // Once only.
+    occupant_iq(&mut h, c, "Bob", &forwarded_id, IqKind::Result, answer);
+    assert!(room(&mut h, b).is_empty());
+    // Nobody by that nickname, or an asker outside the room: refused.
+    occupant_iq(&mut h, b, "Nobody", "v2", IqKind::Get, query);
+    assert_eq!(
+        error_of(&room(&mut h, b)),
+        Some(ErrorCondition::ItemNotFound)
+    );
+    let d = h.login("dave@x", "pc");
+    h.clear();
+    occupant_iq(&mut h, d, "Carol", "v3", IqKind::Get, query);
+    assert_eq!(
+        error_of(&room(&mut h, d)),
+        Some(ErrorCondition::NotAcceptable)
+    );
+}
+
+#[derive(Debug, Clone)]
+enum SeatOp {
+    Join(u8, u8),
+    Leave(u8),
+    Rename(u8, u8),
+    End(u8),
+}
+
+fn seat_op() -> impl Strategy<Value = SeatOp> {
+    prop_oneof![
+        (0u8..4, 0u8..3).prop_map(|(s, n)| SeatOp::Join(s, n)),
+        (0u8..4).prop_map(SeatOp::Leave),
+        (0u8..4, 0u8..3).prop_map(|(s, n)| SeatOp::Rename(s, n)),
+        (0u8..4).prop_map(SeatOp::End),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// Whatever two users do through two sessions each (enter, leave, rename, end), no two occupants share a
+    /// nickname, a session is in at most one occupant, and an occupant's sessions are one user's.
+    #[test]
+    fn a_session_is_in_at_most_one_occupant(ops in proptest::collection::vec(seat_op(), 0..40)) {
+        let mut h = harness();
+        let owner = h.login("carol@x", "pc");
+        join(&mut h, owner, "Owner");
+        iq(&mut h, owner, RoomCall::SetConfig(ConfigChange::default()));
+        let mut sessions = [
+            h.login("alice@x", "pc"),
+            h.login("alice@x", "phone"),
+            h.login("bob@x", "pc"),
+            h.login("bob@x", "phone"),
+        ];
+        let nicks = ["n0", "n1", "n2"];
+        for op in ops {
+            match op {
+                SeatOp::Join(s, n) => join(&mut h, sessions[s as usize], nicks[n as usize]),
+                SeatOp::Leave(s) => leave(&mut h, sessions[s as usize], "any"),
+                SeatOp::Rename(s, n) => send(&mut h, sessions[s as usize], ROOM, RoomRequest::Presence {
+                    nick: nicks[n as usize].into(),
+                    presence: Some(OccupantPresence::default()),
+                    join: JoinOptions::default(),
+                }),
+                SeatOp::End(s) => {
+                    let s = s as usize;
+                    h.logout(sessions[s]);
+                    let (user, resource) = [("alice@x", "pc"), ("alice@x", "phone"), ("bob@x", "pc"), ("bob@x", "phone")][s];
+                    sessions[s] = h.login(user, resource);
+                }
+            }
+            h.clear();
+            let r = h.engine.rooms().and_then(|r| r.room(&j(ROOM))).expect("the owner keeps it");
+            let mut nick_list: Vec<&str> = r.occupants().iter().map(|o| o.nick.as_str()).collect();
+            let count = nick_list.len();
+            nick_list.dedup();
+            prop_assert_eq!(nick_list.len(), count);
+            let mut seen = std::collections::HashSet::new();
+            for o in r.occupants().iter() {
+                prop_assert!(!o.seats.is_empty());
+                for seat in &o.seats {
+                    prop_assert!(seen.insert(seat.session), "a session in two seats");
+                    prop_assert_eq!(seat.jid.bare(), o.bare());
+                    prop_assert_eq!(r.occupants().by_session(seat.session).map(|x| x.nick.as_str()), Some(o.nick.as_str()));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn an_invitation_to_an_unknown_local_user_bounces_without_looping() {
+    let (mut h, a, _, _) = three_in_a_room();
+    mediated(&mut h, a, invite("nobody@x", None));
+    // The invitation was accepted by the room; the bounce is an error to the room's address, which the router
+    // drops (the service sends no errors back, and errors are never answered): nothing loops.
+    assert_eq!(error_of(&room(&mut h, a)), None);
+    assert!(
+        matches!(&h.routed[..], [Stanza::Error(e)] if e.to.to_string() == ROOM),
+        "{:?}",
+        h.routed
     );
 }

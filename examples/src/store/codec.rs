@@ -554,8 +554,9 @@ pub(crate) fn read_message(r: &mut Reader<'_>, version: u8) -> Result<Message, S
     })
 }
 
-/// Room records (XEP-0045 persistent rooms); version 1 is the first, version 2 adds whether the room archives
-/// (after the history; a version 1 room archives, the default).
+/// Room records (XEP-0045 persistent rooms); version 1 is the first. Version 2 adds, after the history (so that
+/// version 1 records still read), whether the room archives (a version 1 room does, the default) and the
+/// configuration's `allow_invites` (off in a version 1 room).
 const ROOM_VERSION: u8 = 2;
 
 /// Encodes a persistent room: address, configuration, affiliations, subject, then history. The history's messages
@@ -602,6 +603,7 @@ pub fn encode_room(room: &RoomRecord) -> Vec<u8> {
         write_message(&mut w, &h.message);
     }
     w.bool(room.config.archiving);
+    w.bool(c.allow_invites);
     w.finish()
 }
 
@@ -665,7 +667,11 @@ pub fn decode_room(what: &str, data: &[u8]) -> Result<RoomRecord, StoreError> {
             message: read_message(&mut r, message_version)?,
         });
     }
-    let archiving = if version >= 2 { r.bool()? } else { true };
+    let (archiving, allow_invites) = if version >= 2 {
+        (r.bool()?, r.bool()?)
+    } else {
+        (true, false)
+    };
     r.end()?;
     Ok(RoomRecord {
         jid,
@@ -683,6 +689,7 @@ pub fn decode_room(what: &str, data: &[u8]) -> Result<RoomRecord, StoreError> {
             allow_private_messages,
             change_subject,
             archiving,
+            allow_invites,
         },
         affiliations,
         subject,
@@ -695,6 +702,34 @@ pub fn decode_room(what: &str, data: &[u8]) -> Result<RoomRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_room_written_before_allow_invites_reads_with_invitations_off() {
+        let limits = presence_core::rooms::RoomLimits::default();
+        let room = RoomRecord {
+            jid: BareJid::new("r@conference.example.com").expect("valid"),
+            config: RoomConfig::new(&limits),
+            affiliations: vec![(
+                BareJid::new("a@example.com").expect("valid"),
+                Affiliation::Owner,
+            )],
+            subject: None,
+            history: Vec::new(),
+            archive_head: 0,
+        };
+        let mut v2 = encode_room(&room);
+        assert_eq!(decode_room("room", &v2).expect("v2"), room);
+        // Version 1 is version 2 without the two trailing flags.
+        v2[0] = 1;
+        v2.truncate(v2.len() - 2);
+        assert_eq!(decode_room("room", &v2).expect("v1"), room);
+        let mut invites = room.clone();
+        invites.config.allow_invites = true;
+        assert_eq!(
+            decode_room("room", &encode_room(&invites)).expect("v2"),
+            invites
+        );
+    }
 
     fn account() -> Account {
         Account {
@@ -749,9 +784,9 @@ mod tests {
         };
         let mut data = encode_room(&room);
         assert_eq!(decode_room("r", &data), Ok(room.clone()));
-        // What version 1 wrote: the same without the trailing archiving flag.
+        // What version 1 wrote: the same without the trailing archiving and invitation flags.
         data[0] = 1;
-        data.pop();
+        data.truncate(data.len() - 2);
         let old = decode_room("r", &data).expect("version 1 reads");
         assert_eq!(old.history, room.history, "the history inside still loads");
         assert!(old.config.archiving, "a version 1 room archives by default");

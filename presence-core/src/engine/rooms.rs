@@ -38,6 +38,12 @@ impl Engine {
         };
         self.room_stamp = self.room_stamp.max(stamp);
         let Some(rooms) = self.rooms.as_mut().filter(|r| r.domain() == room.domain()) else {
+            // An IQ answer is never answered, not even by an error (no error loops).
+            if let RoomRequest::OccupantIq { iq, .. } = &request
+                && !iq.kind.is_request()
+            {
+                return;
+            }
             // No room service at that domain: the request is answered as one to an unknown entity.
             let about = match &request {
                 RoomRequest::Presence { .. } => ErrorAbout::Presence {
@@ -45,6 +51,14 @@ impl Engine {
                 },
                 RoomRequest::Message { message, .. } => ErrorAbout::Message {
                     id: message.id.clone(),
+                    to: Jid::Bare(room),
+                },
+                RoomRequest::Mediated { id, .. } => ErrorAbout::Message {
+                    id: id.clone(),
+                    to: Jid::Bare(room),
+                },
+                RoomRequest::OccupantIq { iq, .. } => ErrorAbout::Iq {
+                    id: iq.id.clone(),
                     to: Jid::Bare(room),
                 },
                 RoomRequest::Iq { id, .. } => ErrorAbout::Iq {
@@ -107,6 +121,18 @@ impl Engine {
         self.room_effects(effects);
     }
 
+    /// The node stops: every occupant of every room is told it was removed because of a system shutdown
+    /// (XEP-0045 status 332) before its session is closed. Called by the runtime's driver on shutdown, before
+    /// its last batch of outputs is carried out.
+    pub fn shutdown_rooms(&mut self) {
+        let stamp = self.room_stamp;
+        let Some(rooms) = self.rooms.as_mut() else {
+            return;
+        };
+        let effects = rooms.shutdown(stamp);
+        self.room_effects(effects);
+    }
+
     fn room_effects(&mut self, effects: Vec<RoomEffect>) {
         for effect in effects {
             match effect {
@@ -120,6 +146,20 @@ impl Engine {
                 }
                 RoomEffect::ArchiveTrim { room, below } => {
                     self.out(Output::Store(StoreWrite::RoomArchiveTrim { room, below }))
+                }
+                // An ordinary message from the room's address: a local invitee gets it as any message (sessions,
+                // or held offline), anyone else through the router.
+                RoomEffect::Send(o) => {
+                    let target = o.to.bare().clone();
+                    self.route(
+                        Stanza::Message {
+                            from: Jid::Bare(o.room),
+                            to: o.to,
+                            message: o.message,
+                            delayed: None,
+                        },
+                        &target,
+                    );
                 }
             }
         }

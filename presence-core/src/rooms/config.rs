@@ -41,6 +41,9 @@ pub struct RoomConfig {
     /// Whether the room archives its messages (`muc#roomconfig_enablearchiving`); only a persistent room does,
     /// whatever this says (an ad hoc room keeps nothing, DESIGN §5).
     pub archiving: bool,
+    /// Whether occupants (not only admins and owners) may invite others into a members-only room (which makes
+    /// the invitee a member).
+    pub allow_invites: bool,
 }
 
 impl RoomConfig {
@@ -61,6 +64,7 @@ impl RoomConfig {
             change_subject: false,
             // On by default: once the owner makes the room persistent it archives unless told not to.
             archiving: true,
+            allow_invites: false,
         }
     }
 
@@ -97,6 +101,7 @@ impl RoomConfig {
         );
         set(&mut next.change_subject, change.change_subject);
         set(&mut next.archiving, change.archiving);
+        set(&mut next.allow_invites, change.allow_invites);
         if let Some(w) = change.whois {
             next.whois = w;
         }
@@ -164,6 +169,8 @@ pub struct ConfigChange {
     pub change_subject: Option<bool>,
     /// `muc#roomconfig_enablearchiving`.
     pub archiving: Option<bool>,
+    /// `muc#roomconfig_allowinvites`.
+    pub allow_invites: Option<bool>,
 }
 
 /// Why a submitted configuration was refused.

@@ -6,6 +6,9 @@
 //! - [`room`]: one room's state machine; [`service`]: the rooms of the node, creation, persistence, limits.
 //! - [`request`] and [`stanza`]: what sessions ask and what rooms send, typed, so that no shell can take room
 //!   traffic for anything else (`Stanza::Room` is its own variant; the SIP shell ignores it).
+//! - [`forward`]: IQs between occupants, with the ids the room gave them.
+//! - [`nick`]: nicknames as the room keeps them (PRECIS Nickname).
+//! - [`invite`]: the messages a room sends users outside it (mediated invitations and declines).
 //! - [`record`]: what the store keeps of a persistent room; [`occupant_id`]: XEP-0421 ids.
 //! - [`archive`]: a room's message archive (XEP-0313 on rooms), which is also where its history lives.
 //!
@@ -17,8 +20,11 @@
 pub mod affiliation;
 pub mod archive;
 pub mod config;
+pub mod forward;
 pub mod history;
+pub mod invite;
 pub mod limits;
+pub mod nick;
 pub mod occupant_id;
 pub mod occupants;
 pub mod permissions;
@@ -36,7 +42,9 @@ pub use limits::RoomLimits;
 pub use occupant_id::OccupantIdKey;
 pub use occupants::OccupantPresence;
 pub use record::{RoomRecord, Subject};
-pub use request::{AffiliationChange, JoinOptions, RoleChange, RoomCall, RoomRequest};
+pub use request::{
+    Affiliate, AffiliationChange, Invite, JoinOptions, Mediated, RoleChange, RoomCall, RoomRequest,
+};
 pub use service::{RoomEffect, Rooms, Sender};
 pub use stanza::{Destroyed, Item, RoomAnswer, RoomInfo, RoomStanza, StatusCode};
 

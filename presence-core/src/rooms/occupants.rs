@@ -1,4 +1,6 @@
-//! The people in a room: one occupant per nickname and one per session, by construction.
+//! The people in a room: one occupant per nickname, and each session in at most one occupant, by construction.
+//! One user may be in as one occupant through several sessions (XEP-0045 §7.2: "multi-session nicks", as
+//! Prosody and ejabberd do): the occupant has one seat per session, and lives while it has a seat.
 
 use std::collections::BTreeMap;
 
@@ -6,7 +8,7 @@ use hashbrown::HashMap;
 
 use super::affiliation::Role;
 use crate::compose::Show;
-use crate::jid::FullJid;
+use crate::jid::{BareJid, FullJid};
 use crate::session::SessionId;
 
 /// What an occupant shows the room (their `<show/>` and status text).
@@ -18,21 +20,45 @@ pub struct OccupantPresence {
     pub status: Option<String>,
 }
 
+/// One session an occupant is in the room through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat {
+    /// The session.
+    pub session: SessionId,
+    /// Its real full address.
+    pub jid: FullJid,
+}
+
 /// One occupant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Occupant {
     /// The nickname (the resource of the occupant's room address).
     pub nick: String,
-    /// The session that joined.
-    pub session: SessionId,
-    /// That session's real address.
-    pub jid: FullJid,
+    /// The sessions it is in through, first-joined first; never empty while seated. All share one bare address.
+    pub seats: Vec<Seat>,
     /// The role now.
     pub role: Role,
     /// What they show.
     pub presence: OccupantPresence,
     /// The XEP-0421 id, stable per real bare address and room.
     pub occupant_id: String,
+}
+
+impl Occupant {
+    /// The real address shown for the occupant: its first session's.
+    pub fn jid(&self) -> &FullJid {
+        &self.seats[0].jid
+    }
+
+    /// The user behind it.
+    pub fn bare(&self) -> &BareJid {
+        self.jid().bare()
+    }
+
+    /// Whether `session` is one of its seats.
+    pub fn has(&self, session: SessionId) -> bool {
+        self.seats.iter().any(|s| s.session == session)
+    }
 }
 
 /// Why an occupant could not be added.
@@ -44,6 +70,21 @@ pub enum SeatError {
     /// The session is in the room already.
     #[error("session {0:?} is in the room already")]
     AlreadyIn(SessionId),
+    /// No occupant has the nickname.
+    #[error("no occupant is called {0}")]
+    NoSuchNick(String),
+    /// The session is another user's than the occupant's.
+    #[error("the occupant {0} is another user")]
+    OtherUser(String),
+}
+
+/// What taking one session out left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unseated {
+    /// The occupant keeps other sessions (shown as it is now).
+    Stays(Occupant),
+    /// That was its last session: the occupant is gone (shown as it was).
+    Gone(Occupant),
 }
 
 /// The occupants, by nickname (ordered, so listings are stable) with an index by session.
@@ -69,12 +110,13 @@ impl Occupants {
         self.by_nick.get(nick)
     }
 
-    /// The occupant with `nick`, to change in place (not its nickname or session: see [`Occupants::rename`]).
+    /// The occupant with `nick`, to change in place (not its nickname or seats: see [`Occupants::rename`] and
+    /// [`Occupants::add_seat`]).
     pub fn get_mut(&mut self, nick: &str) -> Option<&mut Occupant> {
         self.by_nick.get_mut(nick)
     }
 
-    /// The occupant `session` joined as.
+    /// The occupant `session` is in as.
     pub fn by_session(&self, session: SessionId) -> Option<&Occupant> {
         self.by_session
             .get(&session)
@@ -86,24 +128,58 @@ impl Occupants {
         self.by_nick.values()
     }
 
-    /// Seats an occupant, unless the nickname or the session is taken.
+    /// Seats an occupant, unless the nickname or one of its sessions is taken.
     pub fn insert(&mut self, occupant: Occupant) -> Result<(), SeatError> {
         if self.by_nick.contains_key(&occupant.nick) {
             return Err(SeatError::NickTaken(occupant.nick));
         }
-        if self.by_session.contains_key(&occupant.session) {
-            return Err(SeatError::AlreadyIn(occupant.session));
+        if let Some(s) = occupant
+            .seats
+            .iter()
+            .find(|s| self.by_session.contains_key(&s.session))
+        {
+            return Err(SeatError::AlreadyIn(s.session));
         }
-        self.by_session
-            .insert(occupant.session, occupant.nick.clone());
+        for s in &occupant.seats {
+            self.by_session.insert(s.session, occupant.nick.clone());
+        }
         self.by_nick.insert(occupant.nick.clone(), occupant);
         Ok(())
     }
 
-    /// Takes the occupant with `nick` out.
+    /// Adds a session of the same user to the occupant `nick`.
+    pub fn add_seat(&mut self, nick: &str, seat: Seat) -> Result<(), SeatError> {
+        if self.by_session.contains_key(&seat.session) {
+            return Err(SeatError::AlreadyIn(seat.session));
+        }
+        let Some(o) = self.by_nick.get_mut(nick) else {
+            return Err(SeatError::NoSuchNick(nick.to_owned()));
+        };
+        if o.bare() != seat.jid.bare() {
+            return Err(SeatError::OtherUser(nick.to_owned()));
+        }
+        self.by_session.insert(seat.session, nick.to_owned());
+        o.seats.push(seat);
+        Ok(())
+    }
+
+    /// Takes one session out; the occupant goes with its last one (returned with that last seat).
+    pub fn remove_seat(&mut self, session: SessionId) -> Option<Unseated> {
+        let nick = self.by_session.remove(&session)?;
+        let o = self.by_nick.get_mut(&nick)?;
+        if o.seats.len() <= 1 {
+            return self.by_nick.remove(&nick).map(Unseated::Gone);
+        }
+        o.seats.retain(|s| s.session != session);
+        Some(Unseated::Stays(o.clone()))
+    }
+
+    /// Takes the occupant with `nick` out, with every session.
     pub fn remove(&mut self, nick: &str) -> Option<Occupant> {
         let o = self.by_nick.remove(nick)?;
-        self.by_session.remove(&o.session);
+        for s in &o.seats {
+            self.by_session.remove(&s.session);
+        }
         Some(o)
     }
 
@@ -114,7 +190,9 @@ impl Occupants {
         }
         if let Some(mut o) = self.by_nick.remove(from) {
             o.nick = to.to_owned();
-            self.by_session.insert(o.session, o.nick.clone());
+            for s in &o.seats {
+                self.by_session.insert(s.session, o.nick.clone());
+            }
             self.by_nick.insert(o.nick.clone(), o);
         }
         Ok(())
@@ -126,11 +204,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Session `s` belongs to user `u{s % 3}`, so some sessions share a user and may share an occupant.
+    fn seat(session: u64) -> Seat {
+        Seat {
+            session: SessionId(session),
+            jid: FullJid::new(&format!("u{}@x/r{session}", session % 3)).expect("valid"),
+        }
+    }
+
     fn occupant(nick: &str, session: u64) -> Occupant {
         Occupant {
             nick: nick.to_owned(),
-            session: SessionId(session),
-            jid: FullJid::new(&format!("u{session}@x/r")).expect("valid"),
+            seats: vec![seat(session)],
             role: Role::Participant,
             presence: OccupantPresence::default(),
             occupant_id: String::new(),
@@ -140,27 +225,34 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Join(u8, u64),
+        AddSeat(u8, u64),
+        LeaveSession(u64),
         Leave(u8),
         Rename(u8, u8),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0u8..6, 0u64..6).prop_map(|(n, s)| Op::Join(n, s)),
+            (0u8..6, 0u64..9).prop_map(|(n, s)| Op::Join(n, s)),
+            (0u8..6, 0u64..9).prop_map(|(n, s)| Op::AddSeat(n, s)),
+            (0u64..9).prop_map(Op::LeaveSession),
             (0u8..6).prop_map(Op::Leave),
             (0u8..6, 0u8..6).prop_map(|(a, b)| Op::Rename(a, b)),
         ]
     }
 
     proptest! {
-        /// An occupant list never holds two occupants with one nickname, nor one session twice, and its two
-        /// indexes always agree.
+        /// An occupant list never holds two occupants with one nickname, a session is in at most one occupant
+        /// (and once in it), an occupant's sessions are one user's, no occupant is left without a session, and
+        /// the two indexes always agree.
         #[test]
-        fn one_occupant_per_nickname_and_per_session(ops in proptest::collection::vec(op(), 0..60)) {
+        fn one_occupant_per_nickname_and_at_most_one_per_session(ops in proptest::collection::vec(op(), 0..80)) {
             let mut o = Occupants::default();
             for op in ops {
                 match op {
                     Op::Join(n, s) => { let _ = o.insert(occupant(&format!("n{n}"), s)); }
+                    Op::AddSeat(n, s) => { let _ = o.add_seat(&format!("n{n}"), seat(s)); }
+                    Op::LeaveSession(s) => { o.remove_seat(SessionId(s)); }
                     Op::Leave(n) => { o.remove(&format!("n{n}")); }
                     Op::Rename(a, b) => { let _ = o.rename(&format!("n{a}"), &format!("n{b}")); }
                 }
@@ -168,16 +260,26 @@ mod tests {
                 let mut unique = nicks.clone();
                 unique.dedup();
                 prop_assert_eq!(nicks.len(), unique.len());
-                prop_assert_eq!(o.by_session.len(), o.by_nick.len());
+                let mut sessions: Vec<SessionId> =
+                    o.iter().flat_map(|x| x.seats.iter().map(|s| s.session)).collect();
+                let all = sessions.len();
+                sessions.sort_unstable_by_key(|s| s.0);
+                sessions.dedup();
+                prop_assert_eq!(sessions.len(), all, "a session in two seats");
+                prop_assert_eq!(o.by_session.len(), all);
                 for x in o.iter() {
-                    prop_assert_eq!(o.by_session(x.session).map(|y| y.nick.as_str()), Some(x.nick.as_str()));
+                    prop_assert!(!x.seats.is_empty());
+                    for s in &x.seats {
+                        prop_assert_eq!(s.jid.bare(), x.bare());
+                        prop_assert_eq!(o.by_session(s.session).map(|y| y.nick.as_str()), Some(x.nick.as_str()));
+                    }
                 }
             }
         }
     }
 
     #[test]
-    fn a_taken_nickname_is_refused() {
+    fn a_taken_nickname_is_refused_but_its_user_may_add_a_session() {
         let mut o = Occupants::default();
         o.insert(occupant("a", 1)).expect("seated");
         assert_eq!(
@@ -188,12 +290,23 @@ mod tests {
             o.insert(occupant("b", 1)),
             Err(SeatError::AlreadyIn(SessionId(1)))
         );
+        // Session 4 is u1's like session 1; session 2 is u2's.
+        o.add_seat("a", seat(4)).expect("same user");
+        assert_eq!(
+            o.add_seat("a", seat(2)),
+            Err(SeatError::OtherUser("a".into()))
+        );
         o.insert(occupant("b", 2)).expect("seated");
         assert_eq!(o.rename("a", "b"), Err(SeatError::NickTaken("b".into())));
         o.rename("a", "c").expect("renamed");
         assert_eq!(
-            o.by_session(SessionId(1)).map(|x| x.nick.as_str()),
+            o.by_session(SessionId(4)).map(|x| x.nick.as_str()),
             Some("c")
         );
+        assert!(
+            matches!(o.remove_seat(SessionId(1)), Some(Unseated::Stays(x)) if x.seats.len() == 1)
+        );
+        assert!(matches!(o.remove_seat(SessionId(4)), Some(Unseated::Gone(x)) if x.nick == "c"));
+        assert!(o.get("c").is_none());
     }
 }

@@ -237,6 +237,49 @@ pub fn may_read_roles(actor: (Affiliation, Role), list: Role) -> bool {
         .any(|(r, need)| *r == list && need.met_by(actor.0, actor.1))
 }
 
+/// Who may invite others through the room (XEP-0045 §7.8.2): (members-only room, occupants may invite
+/// (`muc#roomconfig_allowinvites`), what the inviter needs). In an open room any occupant may; in a members-only
+/// room only admins and owners, unless the room lets occupants invite too.
+const INVITERS: &[(bool, bool, Need)] = &[
+    (false, false, Need::Role(Role::Visitor)),
+    (false, true, Need::Role(Role::Visitor)),
+    (true, true, Need::Role(Role::Visitor)),
+    (true, false, Need::Affiliation(Affiliation::Admin)),
+];
+
+/// Whether `actor` may invite someone into a room that is `members_only` and lets occupants invite or not.
+pub fn may_invite(actor: (Affiliation, Role), members_only: bool, allow_invites: bool) -> bool {
+    INVITERS.iter().any(|&(m, allow, need)| {
+        m == members_only && allow == allow_invites && need.met_by(actor.0, actor.1)
+    })
+}
+
+/// Who may do what with voice requests (XEP-0045 §7.13, §8.6): (the ask, what the actor needs). Only a
+/// visitor has something to ask for; moderators receive the requests (and answer them by the role rules).
+const VOICE_REQUESTS: &[(VoiceStep, Need)] = &[
+    (VoiceStep::Ask, Need::Role(Role::Visitor)),
+    (VoiceStep::Receive, Need::Role(Role::Moderator)),
+];
+
+/// A step of a voice request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceStep {
+    /// Asking for voice.
+    Ask,
+    /// Receiving the request, to approve it.
+    Receive,
+}
+
+/// Whether an occupant with `role` may take `step` (asking needs to be a visitor exactly: a participant has
+/// voice already).
+pub fn may_voice(step: VoiceStep, role: Role) -> bool {
+    VOICE_REQUESTS.iter().any(|&(s, need)| {
+        s == step
+            && need.met_by(Affiliation::None, role)
+            && (step != VoiceStep::Ask || role == Role::Visitor)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +387,26 @@ mod tests {
         assert!(may_read_roles((A::None, R::Moderator), R::Participant));
         assert!(!may_read_roles((A::None, R::Moderator), R::Moderator));
         assert!(!may_read_roles((A::None, R::Participant), R::Participant));
+    }
+
+    #[test]
+    fn members_only_rooms_take_invitations_from_admins_or_when_occupants_may() {
+        let occupant = (A::None, R::Participant);
+        assert!(may_invite(occupant, false, false));
+        assert!(!may_invite((A::None, R::None), false, false));
+        assert!(!may_invite((A::Member, R::Participant), true, false));
+        assert!(may_invite((A::Member, R::Participant), true, true));
+        assert!(may_invite((A::Admin, R::None), true, false));
+        assert!(may_invite((A::Owner, R::Moderator), true, false));
+    }
+
+    #[test]
+    fn visitors_ask_for_voice_and_moderators_hear_it() {
+        assert!(may_voice(VoiceStep::Ask, R::Visitor));
+        assert!(!may_voice(VoiceStep::Ask, R::Participant));
+        assert!(!may_voice(VoiceStep::Ask, R::None));
+        assert!(may_voice(VoiceStep::Receive, R::Moderator));
+        assert!(!may_voice(VoiceStep::Receive, R::Participant));
     }
 
     #[test]

@@ -5,8 +5,9 @@ use super::config::ConfigChange;
 use super::history::HistoryRequest;
 use super::occupants::OccupantPresence;
 use super::stanza::Destroyed;
-use crate::jid::BareJid;
+use crate::jid::{BareJid, Jid};
 use crate::message::Message;
+use crate::stanza::RoutedIq;
 
 /// What a joining client sent along (`<x xmlns='http://jabber.org/protocol/muc'/>`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -28,13 +29,54 @@ pub struct RoleChange {
     pub reason: Option<String>,
 }
 
-/// An affiliation change of a muc#admin set (by real bare address).
+/// Whose affiliation a muc#admin item changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Affiliate {
+    /// A user by real bare address.
+    Jid(BareJid),
+    /// The user behind an occupant, by nickname (XEP-0045 §9: clients often name whom they see in the room).
+    Nick(String),
+}
+
+/// An affiliation change of a muc#admin set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AffiliationChange {
     /// Whose.
-    pub jid: BareJid,
+    pub who: Affiliate,
     /// To what.
     pub affiliation: Affiliation,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// Something a message to the room asks the room to do rather than say (XEP-0045 §7.8, §7.13, §8.6).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Mediated {
+    /// Invite these users (mediated invitations, §7.8.2): each gets a message from the room.
+    Invite(Vec<Invite>),
+    /// Decline an invitation (§7.8.3): the inviter gets a message from the room.
+    Decline {
+        /// The inviter.
+        to: Jid,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// A visitor asks for voice (the `muc#request` form, §7.13): the moderators get the approval form.
+    RequestVoice,
+    /// A moderator's answer to a voice request (the submitted approval form, §8.6).
+    AnswerVoice {
+        /// Whose request.
+        nick: String,
+        /// Granted or not.
+        allow: bool,
+    },
+}
+
+/// One invitee of a mediated invitation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Invite {
+    /// The invitee (a user anywhere, possibly offline).
+    pub to: Jid,
     /// Why.
     pub reason: Option<String>,
 }
@@ -90,6 +132,21 @@ pub enum RoomRequest {
         nick: Option<String>,
         /// The message.
         message: Message,
+    },
+    /// A message to the room that asks it to do something ([`Mediated`]) rather than carries text.
+    Mediated {
+        /// The message's id, echoed in errors.
+        id: Option<String>,
+        /// What it asks.
+        what: Mediated,
+    },
+    /// An IQ to an occupant (other than the requests the service answers itself, like self-ping), or an
+    /// occupant's answer to one the room forwarded: routed between the two, opaque.
+    OccupantIq {
+        /// The occupant addressed (the answerer, for a request; the asker, for an answer).
+        nick: String,
+        /// The IQ (`to` is the occupant's room address).
+        iq: RoutedIq,
     },
     /// An IQ request.
     Iq {

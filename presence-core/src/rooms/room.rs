@@ -6,18 +6,22 @@ use std::collections::BTreeMap;
 
 use super::affiliation::{Affiliation, Role};
 use super::config::{ConfigChange, ConfigError, RoomConfig};
+use super::forward::{Forwarded, Pending};
 use super::history::{History, HistoryEntry};
+use super::invite::{self, Outbound};
 use super::limits::RoomLimits;
+use super::nick as nickname;
 use super::occupant_id::OccupantIdKey;
-use super::occupants::{Occupant, OccupantPresence, Occupants, SeatError};
+use super::occupants::{Occupant, OccupantPresence, Occupants, Seat, SeatError, Unseated};
 use super::permissions;
+use super::permissions::VoiceStep;
 use super::record::{RoomRecord, Subject};
-use super::request::{AffiliationChange, JoinOptions, RoleChange};
+use super::request::{Affiliate, AffiliationChange, Invite, JoinOptions, RoleChange};
 use super::stanza::{Destroyed, Item, RoomAnswer, RoomInfo, RoomStanza, StatusCode};
 use crate::jid::{BareJid, FullJid, Jid};
 use crate::message::{Message, MessageKind};
 use crate::session::SessionId;
-use crate::stanza::ErrorCondition;
+use crate::stanza::{ErrorCondition, RoutedIq};
 use crate::time::Timestamp;
 
 /// A stanza for one session.
@@ -83,6 +87,8 @@ pub struct Room {
     archive_head: u64,
     /// Messages archived since the service last took them, to be appended to the store.
     archived: Vec<super::archive::ArchivedMessage>,
+    /// IQs forwarded between occupants, waiting for their answers.
+    forwarded: Forwarded,
 }
 
 impl Room {
@@ -99,6 +105,7 @@ impl Room {
             dirty: false,
             archive_head: 0,
             archived: Vec::new(),
+            forwarded: Forwarded::default(),
         }
     }
 
@@ -120,6 +127,7 @@ impl Room {
             dirty: false,
             archive_head: record.archive_head,
             archived: Vec::new(),
+            forwarded: Forwarded::default(),
         }
     }
 
@@ -234,43 +242,62 @@ impl Room {
         self.config.non_anonymous() || role == Role::Moderator
     }
 
-    fn item_for(&self, about: &Occupant, viewer: &Occupant) -> Item {
-        let shown = self.sees_jids(viewer.role) || about.session == viewer.session;
+    /// `about` as `viewer` sees it through `seat`: its own self shows the seat's address, others the occupant's.
+    fn item_for(&self, about: &Occupant, viewer: &Occupant, seat: &Seat) -> Item {
+        let own = about.nick == viewer.nick;
+        let shown = self.sees_jids(viewer.role) || own;
+        let jid = if own { &seat.jid } else { about.jid() };
         Item {
-            affiliation: self.affiliation(about.jid.bare()),
+            affiliation: self.affiliation(about.bare()),
             role: about.role,
-            jid: shown.then(|| Jid::Full(about.jid.clone())),
+            jid: shown.then(|| Jid::Full(jid.clone())),
             nick: None,
             reason: None,
         }
     }
 
-    /// `about`'s presence for `viewer`, with `codes` (and 110 added when it is the viewer's own).
-    fn presence_for(
+    /// `about`'s presence for one `seat` of `viewer`, with `codes` (and 110 added when it is the viewer's own).
+    fn presence_to_seat(
         &self,
         about: &Occupant,
         viewer: &Occupant,
+        seat: &Seat,
         available: bool,
         mut codes: Vec<StatusCode>,
-        edit: impl Fn(&mut Item),
+        edit: &impl Fn(&mut Item),
     ) -> Delivery {
-        let mut item = self.item_for(about, viewer);
+        let mut item = self.item_for(about, viewer, seat);
         edit(&mut item);
-        if about.session == viewer.session {
+        if about.nick == viewer.nick {
             codes.push(StatusCode::SelfPresence);
         }
         codes.sort_unstable();
         Delivery {
-            session: viewer.session,
+            session: seat.session,
             stanza: RoomStanza::Presence {
                 from: self.occupant_jid(&about.nick),
-                to: viewer.jid.clone(),
+                to: seat.jid.clone(),
                 presence: available.then(|| about.presence.clone()),
                 item,
                 codes,
                 destroyed: None,
                 occupant_id: about.occupant_id.clone(),
             },
+        }
+    }
+
+    /// `about`'s presence for every session of `viewer`.
+    fn presence_for(
+        &self,
+        out: &mut Vec<Delivery>,
+        about: &Occupant,
+        viewer: &Occupant,
+        available: bool,
+        codes: &[StatusCode],
+        edit: &impl Fn(&mut Item),
+    ) {
+        for seat in &viewer.seats {
+            out.push(self.presence_to_seat(about, viewer, seat, available, codes.to_vec(), edit));
         }
     }
 
@@ -284,15 +311,26 @@ impl Room {
         self_codes: &[StatusCode],
         edit: impl Fn(&mut Item),
     ) {
-        let seated = self.occupants.by_session(about.session).is_some();
+        let seated = self.occupants.get(&about.nick).is_some();
         let viewers = self.occupants.iter().chain((!seated).then_some(about));
         for viewer in viewers {
             let mut c = codes.to_vec();
-            if viewer.session == about.session {
+            if viewer.nick == about.nick {
                 c.extend_from_slice(self_codes);
             }
-            ctx.out
-                .push(self.presence_for(about, viewer, available, c, &edit));
+            self.presence_for(ctx.out, about, viewer, available, &c, &edit);
+        }
+    }
+
+    /// A message for every session of every occupant.
+    fn to_everyone(&self, ctx: &mut Ctx<'_>, stanza: impl Fn(&Seat) -> RoomStanza) {
+        for viewer in self.occupants.iter() {
+            for seat in &viewer.seats {
+                ctx.out.push(Delivery {
+                    session: seat.session,
+                    stanza: stanza(seat),
+                });
+            }
         }
     }
 
@@ -307,6 +345,7 @@ impl Room {
         created: bool,
     ) -> Result<(), Refusal> {
         let (session, real) = (from.session, from.jid.clone());
+        let (nick, modified) = self.enforce_nick(&nick)?;
         let affiliation = self.affiliation(real.bare());
         if self.locked && affiliation != Affiliation::Owner {
             return Err(refuse(
@@ -334,14 +373,25 @@ impl Room {
                 "this room needs the right password",
             ));
         }
-        if self.occupants.get(&nick).is_some() {
-            return Err(refuse(
-                ErrorCondition::Conflict,
-                "another occupant has that nickname",
-            ));
-        }
-        // Admins and owners enter a full room (XEP-0045 §7.2.10).
-        if self.occupants.len() >= self.config.max_occupants
+        let seat = Seat {
+            session,
+            jid: real.clone(),
+        };
+        // The same user under the same nickname through another session is the same occupant (XEP-0045 §7.2):
+        // the new session gets the room as a newcomer would, the others see nobody new.
+        let same_user = match self.occupants.get(&nick) {
+            Some(o) if o.bare() == real.bare() => true,
+            Some(_) => {
+                return Err(refuse(
+                    ErrorCondition::Conflict,
+                    "another occupant has that nickname",
+                ));
+            }
+            None => false,
+        };
+        // Admins and owners enter a full room (XEP-0045 §7.2.10); another session of an occupant takes no place.
+        if !same_user
+            && self.occupants.len() >= self.config.max_occupants
             && affiliation.rank() < Affiliation::Admin.rank()
         {
             return Err(refuse(
@@ -349,30 +399,32 @@ impl Room {
                 "the room is full",
             ));
         }
-        let occupant = Occupant {
-            occupant_id: ctx.key.occupant_id(&self.jid, real.bare()),
-            nick,
-            session,
-            jid: real,
-            role: permissions::entry_role(affiliation, self.config.moderated),
-            presence,
+        let seated = if same_user {
+            self.occupants.add_seat(&nick, seat.clone())
+        } else {
+            self.occupants.insert(Occupant {
+                occupant_id: ctx.key.occupant_id(&self.jid, real.bare()),
+                nick: nick.clone(),
+                seats: vec![seat.clone()],
+                role: permissions::entry_role(affiliation, self.config.moderated),
+                presence,
+            })
         };
-        self.occupants
-            .insert(occupant.clone())
-            .map_err(|e| match e {
-                SeatError::NickTaken(_) => refuse(
-                    ErrorCondition::Conflict,
-                    "another occupant has that nickname",
-                ),
-                SeatError::AlreadyIn(_) => refuse(
-                    ErrorCondition::Conflict,
-                    "this session is in the room already",
-                ),
-            })?;
-        // Existing occupants first, then the newcomer's own presence to all (XEP-0045 §7.2.3).
-        for other in self.occupants.iter().filter(|o| o.session != session) {
+        seated.map_err(|e| match e {
+            SeatError::AlreadyIn(_) => refuse(
+                ErrorCondition::Conflict,
+                "this session is in the room already",
+            ),
+            _ => refuse(
+                ErrorCondition::Conflict,
+                "another occupant has that nickname",
+            ),
+        })?;
+        let occupant = self.occupants.get(&nick).cloned().expect("just seated");
+        // Existing occupants first, then the newcomer's own presence (XEP-0045 §7.2.3).
+        for other in self.occupants.iter().filter(|o| o.nick != nick) {
             ctx.out
-                .push(self.presence_for(other, &occupant, true, Vec::new(), |_| {}));
+                .push(self.presence_to_seat(other, &occupant, &seat, true, Vec::new(), &|_| {}));
         }
         let mut own = Vec::new();
         if self.config.non_anonymous() {
@@ -384,13 +436,21 @@ impl Room {
         if self.archives() {
             own.push(StatusCode::Logging);
         }
-        self.broadcast_presence(ctx, &occupant, true, &[], &own, |_| {});
+        if modified {
+            own.push(StatusCode::NickModified);
+        }
+        if same_user {
+            ctx.out
+                .push(self.presence_to_seat(&occupant, &occupant, &seat, true, own, &|_| {}));
+        } else {
+            self.broadcast_presence(ctx, &occupant, true, &[], &own, |_| {});
+        }
         for entry in self.history.select(&join.history, ctx.now) {
             ctx.out.push(Delivery {
                 session,
                 stanza: RoomStanza::Message {
                     from: Jid::Full(self.occupant_jid(&entry.nick)),
-                    to: occupant.jid.clone(),
+                    to: seat.jid.clone(),
                     message: entry.message.clone(),
                     delayed: Some(entry.message.stamp),
                     occupant_id: Some(ctx.key.occupant_id(&self.jid, &entry.sender)),
@@ -411,7 +471,7 @@ impl Room {
             session,
             stanza: RoomStanza::Message {
                 from,
-                to: occupant.jid,
+                to: seat.jid,
                 message: Message {
                     kind: MessageKind::Groupchat,
                     subject: Some(text),
@@ -427,6 +487,18 @@ impl Room {
         Ok(())
     }
 
+    /// The nickname the room uses for `asked`, and whether that differs from what was asked (status 210).
+    fn enforce_nick(&self, asked: &str) -> Result<(String, bool), Refusal> {
+        let nick = nickname::enforce(asked)
+            .filter(|n| self.jid.with_resource(n).is_ok())
+            .ok_or(refuse(
+                ErrorCondition::NotAcceptable,
+                "that is not a nickname this room takes",
+            ))?;
+        let modified = nick != asked;
+        Ok((nick, modified))
+    }
+
     /// Presence from an occupant: a new `<show/>`, a new nickname, or (`None`) leaving.
     pub fn occupant_presence(
         &mut self,
@@ -439,9 +511,32 @@ impl Room {
             return Ok(());
         };
         let Some(presence) = presence else {
-            self.remove(ctx, &current.nick, &[], None);
+            if current.seats.len() > 1 {
+                // One of several sessions leaves: only it is told; the occupant stays for the others.
+                let seat = current
+                    .seats
+                    .iter()
+                    .find(|s| s.session == session)
+                    .cloned()
+                    .expect("seated through it");
+                self.occupants.remove_seat(session);
+                let mut gone = current.clone();
+                gone.role = Role::None;
+                ctx.out.push(self.presence_to_seat(
+                    &gone,
+                    &gone,
+                    &seat,
+                    false,
+                    Vec::new(),
+                    &|_| {},
+                ));
+            } else {
+                self.remove(ctx, &current.nick, &[], None);
+            }
             return Ok(());
         };
+        let (nick, modified) = self.enforce_nick(nick)?;
+        let nick = nick.as_str();
         if current.nick == nick {
             if let Some(o) = self.occupants.get_mut(nick) {
                 o.presence = presence;
@@ -451,6 +546,13 @@ impl Room {
             return Ok(());
         }
         // A nickname change (XEP-0045 §7.6): unavailable as the old nickname naming the new one, then available.
+        // An occupant of several sessions keeps its nickname: one session renaming would drag the others along.
+        if current.seats.len() > 1 {
+            return Err(refuse(
+                ErrorCondition::NotAcceptable,
+                "other sessions of yours share this nickname; leave with them first",
+            ));
+        }
         if self.occupants.get(nick).is_some() {
             return Err(refuse(
                 ErrorCondition::Conflict,
@@ -478,7 +580,12 @@ impl Room {
             o.presence = presence;
         }
         let renamed = self.occupants.get(nick).cloned().expect("renamed");
-        self.broadcast_presence(ctx, &renamed, true, &[], &[], |_| {});
+        let own: &[StatusCode] = if modified {
+            &[StatusCode::NickModified]
+        } else {
+            &[]
+        };
+        self.broadcast_presence(ctx, &renamed, true, &[], own, |_| {});
         Ok(())
     }
 
@@ -500,16 +607,14 @@ impl Room {
         });
     }
 
-    /// A session that ended leaves: the others see it go; it is told nothing.
+    /// A session that ended leaves: it is told nothing, and the others see the occupant go with its last session.
     pub fn drop_session(&mut self, ctx: &mut Ctx<'_>, session: SessionId) {
-        let Some(mut gone) = self.occupants.by_session(session).cloned() else {
+        let Some(Unseated::Gone(mut gone)) = self.occupants.remove_seat(session) else {
             return;
         };
-        self.occupants.remove(&gone.nick);
         gone.role = Role::None;
         for viewer in self.occupants.iter() {
-            ctx.out
-                .push(self.presence_for(&gone, viewer, false, Vec::new(), |_| {}));
+            self.presence_for(ctx.out, &gone, viewer, false, &[], &|_| {});
         }
     }
 
@@ -566,23 +671,18 @@ impl Room {
             message.archive_id = std::num::NonZeroU64::new(self.archive_head);
         }
         let from = Jid::Full(self.occupant_jid(&sender.nick));
-        for viewer in self.occupants.iter() {
-            ctx.out.push(Delivery {
-                session: viewer.session,
-                stanza: RoomStanza::Message {
-                    from: from.clone(),
-                    to: viewer.jid.clone(),
-                    message: message.clone(),
-                    delayed: None,
-                    occupant_id: Some(sender.occupant_id.clone()),
-                    codes: Vec::new(),
-                    private: false,
-                },
-            });
-        }
+        self.to_everyone(ctx, |seat| RoomStanza::Message {
+            from: from.clone(),
+            to: seat.jid.clone(),
+            message: message.clone(),
+            delayed: None,
+            occupant_id: Some(sender.occupant_id.clone()),
+            codes: Vec::new(),
+            private: false,
+        });
         let entry = HistoryEntry {
+            sender: sender.bare().clone(),
             nick: sender.nick,
-            sender: sender.jid.bare().clone(),
             message,
         };
         if archived && let Some(kept) = super::archive::entry(self.archive_head, &self.jid, &entry)
@@ -629,16 +729,187 @@ impl Room {
                 "no occupant has that nickname",
             ));
         };
+        // Every session of the recipient gets it, as every session of an occupant is that occupant.
+        for seat in &recipient.seats {
+            ctx.out.push(Delivery {
+                session: seat.session,
+                stanza: RoomStanza::Message {
+                    from: Jid::Full(self.occupant_jid(&sender.nick)),
+                    to: seat.jid.clone(),
+                    message: message.clone(),
+                    delayed: None,
+                    occupant_id: Some(sender.occupant_id.clone()),
+                    codes: Vec::new(),
+                    private: true,
+                },
+            });
+        }
+        Ok(())
+    }
+
+    /// A mediated invitation (XEP-0045 §7.8.2) from `from`: the messages for the invitees, who become members of
+    /// a members-only room.
+    pub fn invite(
+        &mut self,
+        ctx: &Ctx<'_>,
+        from: super::service::Sender<'_>,
+        invites: &[Invite],
+    ) -> Result<Vec<Outbound>, Refusal> {
+        let actor = self.standing(from.session, from.jid.bare());
+        if !permissions::may_invite(actor, self.config.members_only, self.config.allow_invites) {
+            return Err(refuse(
+                ErrorCondition::Forbidden,
+                "you may not invite others into this room",
+            ));
+        }
+        let mut sent = Vec::new();
+        for i in invites {
+            let invitee = i.to.bare();
+            if self.config.members_only && self.affiliation(invitee) == Affiliation::None {
+                self.affiliations
+                    .insert(invitee.clone(), Affiliation::Member);
+                self.dirty = true;
+            }
+            sent.push(invite::invitation(
+                &self.jid,
+                from.jid,
+                &i.to,
+                i.reason.as_deref(),
+                self.config.password.as_deref(),
+                ctx.now,
+            ));
+        }
+        Ok(sent)
+    }
+
+    /// A declined invitation (XEP-0045 §7.8.3), for the inviter. Anyone invited may decline, in the room or not.
+    pub fn decline(
+        &self,
+        ctx: &Ctx<'_>,
+        from: super::service::Sender<'_>,
+        to: &Jid,
+        reason: Option<&str>,
+    ) -> Outbound {
+        invite::decline(&self.jid, from.jid, to, reason, ctx.now)
+    }
+
+    /// A visitor asks for voice (XEP-0045 §7.13): every moderator's sessions get the approval form.
+    pub fn request_voice(&self, ctx: &mut Ctx<'_>, session: SessionId) -> Result<(), Refusal> {
+        let Some(asker) = self.occupants.by_session(session) else {
+            return Err(refuse(
+                ErrorCondition::NotAcceptable,
+                "only occupants may ask for voice",
+            ));
+        };
+        if !permissions::may_voice(VoiceStep::Ask, asker.role) {
+            return Err(refuse(
+                ErrorCondition::NotAcceptable,
+                "only visitors ask for voice",
+            ));
+        }
+        let jid = seat_jid(asker, session);
+        for moderator in self
+            .occupants
+            .iter()
+            .filter(|o| permissions::may_voice(VoiceStep::Receive, o.role))
+        {
+            for seat in &moderator.seats {
+                ctx.out.push(Delivery {
+                    session: seat.session,
+                    stanza: RoomStanza::VoiceRequest {
+                        from: self.jid.clone(),
+                        to: seat.jid.clone(),
+                        nick: asker.nick.clone(),
+                        jid: jid.clone(),
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A moderator's answer to a voice request (XEP-0045 §8.6): granting is giving the occupant the participant
+    /// role, by the role rules; a refusal changes nothing.
+    pub fn answer_voice(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        session: SessionId,
+        user: &BareJid,
+        nick: &str,
+        allow: bool,
+    ) -> Result<(), Refusal> {
+        if !allow {
+            return Ok(());
+        }
+        let change = RoleChange {
+            nick: nick.to_owned(),
+            role: Role::Participant,
+            reason: None,
+        };
+        self.set_roles(ctx, session, user, &[change])
+    }
+
+    /// An IQ `session` sends to the occupant `nick`: a request goes to that occupant's first session from the
+    /// asker's occupant address (so a semi-anonymous room stays so); an answer to a forwarded request goes back
+    /// to its asker. Answers that match nothing are dropped, never answered (no error loops).
+    pub fn occupant_iq(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        session: SessionId,
+        nick: &str,
+        iq: RoutedIq,
+    ) -> Result<(), Refusal> {
+        if !iq.kind.is_request() {
+            let Some(answerer) = self.occupants.by_session(session) else {
+                return Ok(());
+            };
+            let from = self.occupant_jid(&answerer.nick);
+            let Some(p) = self.forwarded.take(&iq.id, session) else {
+                return Ok(());
+            };
+            ctx.out.push(Delivery {
+                session: p.asker,
+                stanza: RoomStanza::Iq {
+                    from,
+                    iq: RoutedIq {
+                        to: Jid::Full(p.asker_jid),
+                        id: p.id,
+                        ..iq
+                    },
+                },
+            });
+            return Ok(());
+        }
+        let Some(asker) = self.occupants.by_session(session) else {
+            return Err(refuse(
+                ErrorCondition::NotAcceptable,
+                "only occupants send requests to occupants",
+            ));
+        };
+        let Some(target) = self.occupants.get(nick) else {
+            return Err(refuse(
+                ErrorCondition::ItemNotFound,
+                "no occupant has that nickname",
+            ));
+        };
+        let from = self.occupant_jid(&asker.nick);
+        let asker_jid = seat_jid(asker, session);
+        let seat = target.seats[0].clone();
+        let id = self.forwarded.insert(Pending {
+            asker: session,
+            asker_jid,
+            id: iq.id.clone(),
+            answerer: seat.session,
+        });
         ctx.out.push(Delivery {
-            session: recipient.session,
-            stanza: RoomStanza::Message {
-                from: Jid::Full(self.occupant_jid(&sender.nick)),
-                to: recipient.jid.clone(),
-                message,
-                delayed: None,
-                occupant_id: Some(sender.occupant_id.clone()),
-                codes: Vec::new(),
-                private: true,
+            session: seat.session,
+            stanza: RoomStanza::Iq {
+                from,
+                iq: RoutedIq {
+                    to: Jid::Full(seat.jid),
+                    id,
+                    ..iq
+                },
             },
         });
         Ok(())
@@ -669,9 +940,9 @@ impl Room {
                 .iter()
                 .filter(|o| o.role == role)
                 .map(|o| Item {
-                    affiliation: self.affiliation(o.jid.bare()),
+                    affiliation: self.affiliation(o.bare()),
                     role: o.role,
-                    jid: Some(Jid::Full(o.jid.clone())),
+                    jid: Some(Jid::Full(o.jid().clone())),
                     nick: Some(o.nick.clone()),
                     reason: None,
                 })
@@ -723,7 +994,7 @@ impl Room {
                     "no occupant has that nickname",
                 ));
             };
-            let target_standing = (self.affiliation(target.jid.bare()), target.role);
+            let target_standing = (self.affiliation(target.bare()), target.role);
             if !permissions::may_set_role(actor, target_standing, c.role) {
                 return Err(refuse(
                     ErrorCondition::NotAllowed,
@@ -762,9 +1033,26 @@ impl Room {
         changes: &[AffiliationChange],
     ) -> Result<(), Refusal> {
         let (actor, _) = self.standing(session, user);
-        let mut after = self.affiliations.clone();
+        // Nicknames name the occupant's user now; the changes then stand by real address.
+        let mut changes_by_jid = Vec::with_capacity(changes.len());
         for c in changes {
-            let target = self.affiliation(&c.jid);
+            let jid = match &c.who {
+                Affiliate::Jid(j) => j.clone(),
+                Affiliate::Nick(n) => match self.occupants.get(n) {
+                    Some(o) => o.bare().clone(),
+                    None => {
+                        return Err(refuse(
+                            ErrorCondition::ItemNotFound,
+                            "no occupant has that nickname",
+                        ));
+                    }
+                },
+            };
+            changes_by_jid.push((jid, c));
+        }
+        let mut after = self.affiliations.clone();
+        for (jid, c) in &changes_by_jid {
+            let target = self.affiliation(jid);
             if !permissions::may_set_affiliation(actor, target, c.affiliation) {
                 return Err(refuse(
                     ErrorCondition::NotAllowed,
@@ -772,8 +1060,8 @@ impl Room {
                 ));
             }
             match c.affiliation {
-                Affiliation::None => after.remove(&c.jid),
-                a => after.insert(c.jid.clone(), a),
+                Affiliation::None => after.remove(jid),
+                a => after.insert(jid.clone(), a),
             };
         }
         if !after.values().any(|a| *a == Affiliation::Owner) {
@@ -784,11 +1072,11 @@ impl Room {
         }
         self.affiliations = after;
         self.dirty = true;
-        for c in changes {
+        for (jid, c) in changes_by_jid {
             let present: Vec<String> = self
                 .occupants
                 .iter()
-                .filter(|o| *o.jid.bare() == c.jid)
+                .filter(|o| *o.bare() == jid)
                 .map(|o| o.nick.clone())
                 .collect();
             for nick in present {
@@ -864,7 +1152,7 @@ impl Room {
             let outsiders: Vec<String> = self
                 .occupants
                 .iter()
-                .filter(|o| self.affiliation(o.jid.bare()).rank() < Affiliation::Member.rank())
+                .filter(|o| self.affiliation(o.bare()).rank() < Affiliation::Member.rank())
                 .map(|o| o.nick.clone())
                 .collect();
             for nick in outsiders {
@@ -872,24 +1160,21 @@ impl Room {
             }
         }
         if !was_locked {
-            for viewer in self.occupants.iter() {
-                ctx.out.push(Delivery {
-                    session: viewer.session,
-                    stanza: RoomStanza::Message {
-                        from: Jid::Bare(self.jid.clone()),
-                        to: viewer.jid.clone(),
-                        message: Message {
-                            kind: MessageKind::Groupchat,
-                            stamp: ctx.now,
-                            ..Message::default()
-                        },
-                        delayed: None,
-                        occupant_id: None,
-                        codes: codes.clone(),
-                        private: false,
-                    },
-                });
-            }
+            let from = Jid::Bare(self.jid.clone());
+            let now = ctx.now;
+            self.to_everyone(ctx, |seat| RoomStanza::Message {
+                from: from.clone(),
+                to: seat.jid.clone(),
+                message: Message {
+                    kind: MessageKind::Groupchat,
+                    stamp: now,
+                    ..Message::default()
+                },
+                delayed: None,
+                occupant_id: None,
+                codes: codes.clone(),
+                private: false,
+            });
         }
     }
 
@@ -918,14 +1203,18 @@ impl Room {
         codes: &[StatusCode],
     ) {
         let everyone: Vec<Occupant> = self.occupants.iter().cloned().collect();
-        for o in &everyone {
-            let mut codes = codes.to_vec();
-            codes.push(StatusCode::SelfPresence);
+        let mut codes = codes.to_vec();
+        codes.push(StatusCode::SelfPresence);
+        codes.sort_unstable();
+        for (o, seat) in everyone
+            .iter()
+            .flat_map(|o| o.seats.iter().map(move |s| (o, s)))
+        {
             ctx.out.push(Delivery {
-                session: o.session,
+                session: seat.session,
                 stanza: RoomStanza::Presence {
                     from: self.occupant_jid(&o.nick),
-                    to: o.jid.clone(),
+                    to: seat.jid.clone(),
                     presence: None,
                     item: Item {
                         affiliation: Affiliation::None,
@@ -934,7 +1223,7 @@ impl Room {
                         nick: None,
                         reason: None,
                     },
-                    codes,
+                    codes: codes.clone(),
                     destroyed: destroyed.cloned(),
                     occupant_id: o.occupant_id.clone(),
                 },
@@ -961,4 +1250,13 @@ impl Room {
             archived: self.archives(),
         }
     }
+}
+
+/// The real address of `occupant`'s seat through `session` (its first seat's if it has no such seat).
+fn seat_jid(occupant: &Occupant, session: SessionId) -> FullJid {
+    occupant
+        .seats
+        .iter()
+        .find(|s| s.session == session)
+        .map_or_else(|| occupant.jid().clone(), |s| s.jid.clone())
 }

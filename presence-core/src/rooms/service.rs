@@ -5,10 +5,11 @@ use hashbrown::{HashMap, HashSet};
 
 use super::RoomsConfig;
 use super::archive::{ArchivedMessage, TRIM_STEP};
+use super::invite::Outbound;
 use super::record::RoomRecord;
-use super::request::{RoomCall, RoomRequest};
+use super::request::{Mediated, RoomCall, RoomRequest};
 use super::room::{Ctx, Delivery, Refusal, Room};
-use super::stanza::{RoomAnswer, RoomStanza};
+use super::stanza::{RoomAnswer, RoomStanza, StatusCode};
 use crate::jid::{BareJid, FullJid, Jid};
 use crate::message::MessageKind;
 use crate::session::SessionId;
@@ -38,6 +39,9 @@ pub enum RoomEffect {
         /// The first id kept.
         below: u64,
     },
+    /// Send a message from the room to an address outside it (an invitation, a decline), routed like any
+    /// user's message: to the user's sessions, held offline, or out to another domain.
+    Send(Outbound),
 }
 
 /// Who sends a request: the session and its real address.
@@ -109,14 +113,16 @@ impl Rooms {
         request: RoomRequest,
     ) -> Vec<RoomEffect> {
         let mut out = Vec::new();
+        let mut sent = Vec::new();
         let was_persistent = self.rooms.get(&room).is_some_and(|r| r.config().persistent);
         let (addressed, about) = address_of(&room, &request);
         let result = if room.local().is_none() {
             self.service_request(from, &room, request)
         } else {
-            self.room_request(now, from, &room, request, &mut out)
+            self.room_request(now, from, &room, request, &mut out, &mut sent)
         };
         let mut effects: Vec<RoomEffect> = out.into_iter().map(RoomEffect::Deliver).collect();
+        effects.extend(sent.into_iter().map(RoomEffect::Send));
         match result {
             Ok(Some(answer)) => {
                 let RoomAbout::Iq(id) = about else {
@@ -160,6 +166,30 @@ impl Rooms {
             self.settle(&room, was_persistent, &mut effects);
         }
         effects
+    }
+
+    /// The service stops (the node shuts down): every occupant is told it was removed because of a system
+    /// shutdown (XEP-0045 status 332), ad hoc rooms vanish, persistent ones stay stored as they are.
+    pub fn shutdown(&mut self, now: Timestamp) -> Vec<RoomEffect> {
+        let mut out = Vec::new();
+        let mut names: Vec<BareJid> = self.rooms.keys().cloned().collect();
+        // In a stable order, so that what sessions get does not depend on the map's.
+        names.sort();
+        for name in names {
+            let Some(r) = self.rooms.get_mut(&name) else {
+                continue;
+            };
+            let mut ctx = Ctx {
+                now,
+                limits: &self.config.limits,
+                key: &self.config.key,
+                out: &mut out,
+            };
+            r.evacuate(&mut ctx, None, &[StatusCode::Shutdown]);
+        }
+        self.rooms.retain(|_, r| r.config().persistent);
+        self.joined.clear();
+        out.into_iter().map(RoomEffect::Deliver).collect()
     }
 
     /// After a request: an ad hoc room with nobody left vanishes, a persistent room's changes are stored, and a
@@ -239,7 +269,10 @@ impl Rooms {
                 text: "the room service does not answer that",
             }),
             // Presence and messages for the service itself mean nothing.
-            RoomRequest::Presence { .. } | RoomRequest::Message { .. } => Ok(None),
+            RoomRequest::Presence { .. }
+            | RoomRequest::Message { .. }
+            | RoomRequest::Mediated { .. }
+            | RoomRequest::OccupantIq { .. } => Ok(None),
         }
     }
 
@@ -250,6 +283,7 @@ impl Rooms {
         room: &BareJid,
         request: RoomRequest,
         out: &mut Vec<Delivery>,
+        sent: &mut Vec<Outbound>,
     ) -> Result<Option<RoomAnswer>, Refusal> {
         let limits = &self.config.limits;
         let key = &self.config.key;
@@ -328,12 +362,48 @@ impl Rooms {
                     None if message.kind == MessageKind::Groupchat => {
                         r.groupchat(&mut ctx, from.session, message)?
                     }
-                    // Mediated invitations and voice requests travel as normal messages; not served yet.
+                    // Invitations and voice requests arrive as `RoomRequest::Mediated`; nothing else but
+                    // groupchat is for the room.
                     None => {
                         return Err(Refusal {
                             condition: ErrorCondition::BadRequest,
                             text: "only groupchat messages are sent to the room",
                         });
+                    }
+                }
+                Ok(None)
+            }
+            RoomRequest::OccupantIq { nick, iq } => {
+                let request = iq.kind.is_request();
+                let Some(r) = self.rooms.get_mut(room) else {
+                    // An answer for a room that is gone reaches nobody and is not answered.
+                    return if request { Err(missing) } else { Ok(None) };
+                };
+                let mut ctx = Ctx {
+                    now,
+                    limits,
+                    key,
+                    out,
+                };
+                r.occupant_iq(&mut ctx, from.session, &nick, iq)?;
+                Ok(None)
+            }
+            RoomRequest::Mediated { what, .. } => {
+                let r = self.rooms.get_mut(room).ok_or(missing)?;
+                let mut ctx = Ctx {
+                    now,
+                    limits,
+                    key,
+                    out,
+                };
+                match what {
+                    Mediated::Invite(invites) => sent.extend(r.invite(&ctx, from, &invites)?),
+                    Mediated::Decline { to, reason } => {
+                        sent.push(r.decline(&ctx, from, &to, reason.as_deref()))
+                    }
+                    Mediated::RequestVoice => r.request_voice(&mut ctx, from.session)?,
+                    Mediated::AnswerVoice { nick, allow } => {
+                        r.answer_voice(&mut ctx, from.session, user, &nick, allow)?
                     }
                 }
                 Ok(None)
@@ -445,6 +515,8 @@ fn address_of(room: &BareJid, request: &RoomRequest) -> (Jid, RoomAbout) {
         RoomRequest::Message { nick, message } => {
             (at(nick.as_deref()), RoomAbout::Message(message.id.clone()))
         }
+        RoomRequest::Mediated { id, .. } => (at(None), RoomAbout::Message(id.clone())),
+        RoomRequest::OccupantIq { nick, iq } => (at(Some(nick)), RoomAbout::Iq(iq.id.clone())),
         RoomRequest::Iq { id, nick, .. } => (at(nick.as_deref()), RoomAbout::Iq(id.clone())),
     }
 }

@@ -6,7 +6,7 @@ use super::config::RoomConfig;
 use super::occupants::OccupantPresence;
 use crate::jid::{BareJid, FullJid, Jid};
 use crate::message::Message;
-use crate::stanza::StanzaError;
+use crate::stanza::{RoutedIq, StanzaError};
 use crate::time::Timestamp;
 
 /// The XEP-0045 status codes the service sends (§15.6).
@@ -182,6 +182,24 @@ pub enum RoomStanza {
         /// What it returns.
         answer: RoomAnswer,
     },
+    /// An IQ between occupants, forwarded (a request under the room's id, or the answer under the asker's).
+    Iq {
+        /// The other occupant's room address.
+        from: FullJid,
+        /// The IQ, `to` the recipient's real address.
+        iq: RoutedIq,
+    },
+    /// A visitor's voice request, for a moderator to approve (XEP-0045 §8.6: the `muc#request` form).
+    VoiceRequest {
+        /// The room.
+        from: BareJid,
+        /// The moderator's real address.
+        to: FullJid,
+        /// The visitor's nickname.
+        nick: String,
+        /// The visitor's real address (moderators see it in any room).
+        jid: FullJid,
+    },
     /// An error from the room about something the session sent it.
     Error(StanzaError),
 }
@@ -205,6 +223,8 @@ impl RoomStanza {
                 _ => 512,
             },
             RoomStanza::Error(e) => e.text.as_ref().map_or(0, String::len),
+            RoomStanza::VoiceRequest { nick, .. } => 256 + nick.len(),
+            RoomStanza::Iq { iq, .. } => iq.payload.iter().map(String::len).sum(),
         }
     }
 }

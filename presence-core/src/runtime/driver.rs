@@ -216,6 +216,10 @@ impl<S: Store> Driver<S> {
             if wake.is_some_and(|at| at <= now) {
                 self.engine.handle_timeout(now);
             }
+            if stop {
+                // Occupants hear why they leave their rooms (332) before their sessions close.
+                self.engine.shutdown_rooms();
+            }
             self.drain(&mut batch);
             self.release(batch);
             if stop {

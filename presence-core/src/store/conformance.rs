@@ -739,6 +739,7 @@ fn room(jid: &str) -> crate::rooms::RoomRecord {
             allow_private_messages: false,
             change_subject: true,
             archiving: false,
+            allow_invites: true,
         },
         affiliations: vec![
             (j("alice@example.com"), Affiliation::Owner),

@@ -262,23 +262,26 @@ pub(crate) fn addressed(stanza: CoreStanza, to: &str, domain: &str) -> Option<Ou
                 }
             }
         }
-        CoreStanza::Iq { from, iq } => {
-            let kind = match iq.kind {
-                IqKind::Get => "get",
-                IqKind::Set => "set",
-                IqKind::Result => "result",
-                IqKind::Error => "error",
-            };
-            Outgoing {
-                element: Element::new(ns::CLIENT, "iq")
-                    .with_attr("type", kind)
-                    .with_attr("id", iq.id)
-                    .with_attr("from", from.to_string())
-                    .with_attr("to", iq.to.to_string()),
-                raw_children: iq.payload,
-            }
-        }
+        CoreStanza::Iq { from, iq } => render_iq(&from, iq),
     })
+}
+
+/// A routed IQ, its children as the sender wrote them.
+pub(crate) fn render_iq(from: &Jid, iq: presence_core::stanza::RoutedIq) -> Outgoing {
+    let kind = match iq.kind {
+        IqKind::Get => "get",
+        IqKind::Set => "set",
+        IqKind::Result => "result",
+        IqKind::Error => "error",
+    };
+    Outgoing {
+        element: Element::new(ns::CLIENT, "iq")
+            .with_attr("type", kind)
+            .with_attr("id", iq.id)
+            .with_attr("from", from.to_string())
+            .with_attr("to", iq.to.to_string()),
+        raw_children: iq.payload,
+    }
 }
 
 /// A `<message/>` as a client reads it, its opaque extensions placed after the standard children.

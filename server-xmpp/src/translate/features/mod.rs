@@ -15,6 +15,7 @@ pub mod extdisco;
 pub mod mam;
 pub mod muc;
 pub mod muc_admin;
+pub mod muc_mediated;
 pub mod muc_owner;
 pub mod offline;
 pub mod pep;

@@ -1,7 +1,7 @@
 //! Multi-user chat (XEP-0045) on the room service's domain: a client's presence, messages and IQs for that domain
 //! read into `Input::Room`, and the engine's room stanzas rendered back. The admin and owner IQs are read and
-//! answered in [`super::muc_admin`] and [`super::muc_owner`]; XEP-0410 self-ping and XEP-0421 occupant ids are
-//! here.
+//! answered in [`super::muc_admin`] and [`super::muc_owner`], invitations, declines and voice requests in
+//! [`super::muc_mediated`]; XEP-0410 self-ping, IQs between occupants and XEP-0421 occupant ids are here.
 
 use presence_core::compose::Show;
 use presence_core::rooms::{
@@ -13,10 +13,10 @@ use presence_core::time::Timestamp;
 use presence_core::{Input, Jid};
 use xmpp_codec::{Element, IqType, Stanza, StanzaKind, ns};
 
-use super::super::inbound::{FromClient, Me, read_message};
+use super::super::inbound::{FromClient, Me, read_message, read_routed_iq};
 use super::super::{Outgoing, parse_stamp, stanza_error};
 use super::disco::{NS_DISCO_INFO, NS_DISCO_ITEMS};
-use super::{Feature, Iq, mam, muc_admin, muc_owner, ping};
+use super::{Feature, Iq, mam, muc_admin, muc_mediated, muc_owner, ping};
 
 /// XEP-0045 (the join element).
 pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
@@ -54,6 +54,26 @@ pub fn from_client(stanza: Stanza, me: &Me<'_>, to: Jid, now: Timestamp) -> From
             if stanza.stanza_type() == Some("error") {
                 return FromClient::Nothing;
             }
+            // Invitations, declines and voice requests go to the room itself, not to an occupant.
+            let mediated = nick
+                .is_none()
+                .then(|| muc_mediated::read(&stanza))
+                .flatten();
+            match mediated {
+                Some(Ok(what)) => {
+                    return FromClient::Engine(Input::Room {
+                        session: me.session,
+                        room,
+                        stamp: now,
+                        request: RoomRequest::Mediated {
+                            id: stanza.id().map(str::to_owned),
+                            what,
+                        },
+                    });
+                }
+                Some(Err(text)) => return error(&stanza, me, ErrorCondition::BadRequest, text),
+                None => {}
+            }
             RoomRequest::Message {
                 nick,
                 message: read_message(stanza, now),
@@ -71,7 +91,7 @@ pub fn from_client(stanza: Stanza, me: &Me<'_>, to: Jid, now: Timestamp) -> From
             }
             return FromClient::Reply(el);
         }
-        StanzaKind::Iq => match iq(&stanza, nick) {
+        StanzaKind::Iq => match iq(&stanza, nick, &to) {
             Ok(Some(r)) => r,
             Ok(None) => return FromClient::Nothing,
             Err((condition, text)) => return error(&stanza, me, condition, text),
@@ -161,15 +181,38 @@ fn presence(stanza: &Stanza, nick: Option<String>) -> Result<Option<RoomRequest>
 fn iq(
     stanza: &Stanza,
     nick: Option<String>,
+    to: &Jid,
 ) -> Result<Option<RoomRequest>, (ErrorCondition, &'static str)> {
-    let iq_type = match stanza.iq_type() {
-        Some(t @ (IqType::Get | IqType::Set)) => t,
-        // Answers to nobody's request: the service sends no IQs.
-        _ => return Ok(None),
+    let Some(iq_type) = stanza.iq_type() else {
+        return Ok(None);
     };
+    let answer = matches!(iq_type, IqType::Result | IqType::Error);
     let Some(id) = stanza.id() else {
-        return Err((ErrorCondition::BadRequest, "an iq needs an 'id'"));
+        // An answer without an id answers nothing; a request without one is refused.
+        return if answer {
+            Ok(None)
+        } else {
+            Err((ErrorCondition::BadRequest, "an iq needs an 'id'"))
+        };
     };
+    let self_ping = stanza
+        .payloads()
+        .next()
+        .is_some_and(|p| p.is(ping::NS_PING, "ping"));
+    // To an occupant: answers to what the room forwarded, and requests other than XEP-0410 self-ping (which the
+    // service answers), travel between the occupants' clients.
+    if let Some(nick) = &nick
+        && (answer || !self_ping)
+    {
+        return Ok(Some(RoomRequest::OccupantIq {
+            nick: nick.clone(),
+            iq: read_routed_iq(stanza, to.clone(), iq_type, id),
+        }));
+    }
+    // Answers to nobody's request: the service itself sends no IQs.
+    if answer {
+        return Ok(None);
+    }
     let mut payloads = stanza.payloads();
     let (Some(payload), None) = (payloads.next(), payloads.next()) else {
         return Err((
@@ -308,6 +351,13 @@ pub fn render(stanza: RoomStanza, domain: &str) -> Option<Outgoing> {
             }
             el.into()
         }
+        RoomStanza::Iq { from, iq } => super::super::render_iq(&Jid::Full(from), iq),
+        RoomStanza::VoiceRequest {
+            from,
+            to,
+            nick,
+            jid,
+        } => muc_mediated::voice_request(&from, &to, &nick, &jid).into(),
         RoomStanza::Error(e) => {
             let to = e.to.to_string();
             // XEP-0045 §7.2.6: a refused entry names the protocol, which is how clients tell it from other errors.

@@ -2,7 +2,9 @@
 //! answered as `<item/>` lists.
 
 use presence_core::BareJid;
-use presence_core::rooms::{Affiliation, AffiliationChange, Item, Role, RoleChange, RoomCall};
+use presence_core::rooms::{
+    Affiliate, Affiliation, AffiliationChange, Item, Role, RoleChange, RoomCall,
+};
 use presence_core::stanza::ErrorCondition;
 use xmpp_codec::{Element, IqType};
 
@@ -66,20 +68,29 @@ pub fn read(iq_type: IqType, query: &Element) -> Result<RoomCall, Unread> {
                 });
             }
             (None, Some(affiliation)) => {
-                let jid = item.attr("jid").ok_or((
-                    ErrorCondition::BadRequest,
-                    "an affiliation change names a jid",
-                ))?;
-                // Affiliations belong to bare addresses (XEP-0045 §5.2); a resource is dropped.
-                let jid = presence_core::Jid::new(jid).map_err(|_| {
-                    (
-                        ErrorCondition::BadRequest,
-                        "the item's jid is not a valid address",
-                    )
-                })?;
-                let jid: BareJid = jid.bare().clone();
+                // By address, or by an occupant's nickname, which the room resolves to its user.
+                let who = match (item.attr("jid"), item.attr("nick")) {
+                    (Some(jid), _) => {
+                        // Affiliations belong to bare addresses (XEP-0045 §5.2); a resource is dropped.
+                        let jid = presence_core::Jid::new(jid).map_err(|_| {
+                            (
+                                ErrorCondition::BadRequest,
+                                "the item's jid is not a valid address",
+                            )
+                        })?;
+                        let jid: BareJid = jid.bare().clone();
+                        Affiliate::Jid(jid)
+                    }
+                    (None, Some(nick)) => Affiliate::Nick(nick.to_owned()),
+                    (None, None) => {
+                        return Err((
+                            ErrorCondition::BadRequest,
+                            "an affiliation change names a jid or a nick",
+                        ));
+                    }
+                };
                 affiliations.push(AffiliationChange {
-                    jid,
+                    who,
                     affiliation,
                     reason: reason(item),
                 });

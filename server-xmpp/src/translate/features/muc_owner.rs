@@ -101,6 +101,7 @@ fn read_form(form: &Element) -> Result<ConfigChange, Unread> {
             }
             "changesubject" => c.change_subject = Some(flag()?),
             "enablearchiving" => c.archiving = Some(flag()?),
+            "allowinvites" => c.allow_invites = Some(flag()?),
             // FORM_TYPE and fields this service does not have are ignored, as XEP-0004 lets a receiver do.
             _ => {}
         }
@@ -236,6 +237,12 @@ pub fn config_form(room: &BareJid, c: &RoomConfig) -> Element {
             "boolean",
             "Archive messages (persistent rooms)",
             &[flag(c.archiving)],
+        ))
+        .with_child(field(
+            "muc#roomconfig_allowinvites",
+            "boolean",
+            "Occupants may invite others into a members-only room",
+            &[flag(c.allow_invites)],
         ));
     Element::new(NS_MUC_OWNER, "query").with_child(form)
 }
