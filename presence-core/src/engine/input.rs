@@ -99,6 +99,22 @@ pub enum Input {
     },
     /// A stanza from another domain or node for a local address (presence, probe, subscription or message).
     FromRemote(Stanza),
+    /// Room traffic another node of the cluster sent here (see `engine/room_proxies.rs`): a request of one of
+    /// its sessions to a room served here, or the end of such a session.
+    FromRemoteRoom(super::RoomTraffic),
+    /// The cluster says which nodes there are (room homes are picked among them) and whose rooms this engine
+    /// serves now (its own, a failed peer's too during a takeover, none while it is failed over). Takes effect
+    /// at once: rooms no longer served go (occupants hear 332), and a newly served home has its persistent
+    /// rooms read again (`Output::LoadRooms`). Until it first arrives every room is served here.
+    RoomPlacement {
+        /// Every node's name.
+        nodes: Vec<String>,
+        /// The nodes whose rooms this engine serves.
+        served: Vec<String>,
+    },
+    /// The answer to `Output::LoadRooms`: the persistent rooms the store holds (a store that could not be read
+    /// answers nothing; the rooms are then served again from the next load).
+    RoomsLoaded(Vec<crate::rooms::RoomRecord>),
     /// The answer to `Output::Load`: the user's record, or `None` when there is no such account.
     Loaded {
         /// Which user.
