@@ -106,7 +106,7 @@ impl Shared {
 pub struct Node {
     shared: Shared,
     row: NodeRow,
-    outbound: Option<mpsc::Receiver<presence_core::stanza::Stanza>>,
+    outbound: Option<mpsc::Receiver<wire::Frame>>,
     events: mpsc::Sender<failover::Event>,
     events_rx: Option<mpsc::Receiver<failover::Event>>,
     /// Whether the failover manager runs (this node has a peer); until then nobody answers `events`.
@@ -184,6 +184,8 @@ impl Node {
     pub async fn start(&mut self, handle: Handle) -> Result<(), ClusterError> {
         let shared = &self.shared;
         shared.placement.set_handle(handle);
+        // The engine learns whose rooms it serves before any client reaches it.
+        link::apply(&shared.placement, &placement::Diff::default());
         let outbound = self.outbound.take().expect("started once");
         tokio::spawn(link::forward(
             shared.client.clone(),
