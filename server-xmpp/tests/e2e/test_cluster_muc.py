@@ -1,0 +1,124 @@
+"""Group chat in a two-node cluster (issue 15), with real PostgreSQL, NATS and slixmpp: a room lives on its home
+node (rendezvous hashing of its address over the node names, computed here as the server does), users of the
+other node join it through their own node and talk both ways, and a persistent room is served, configuration
+intact, by the peer of its home node once that node has stopped."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from slixmpp import JID
+
+from cluster import Cluster, start_cluster
+from test_muc import MUC_USER, codes, create, groupchat_from, join, muc, with_muc
+from xmpp import DOMAIN, WAIT, clients, connect, run, wait
+
+USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "carol": "carol-pw-3", "dave": "dave-pw-4"}
+SERVICE = f"conference.{DOMAIN}"
+NODES = ("a", "b")
+
+
+def room_home(room: str, nodes=NODES) -> str:
+    """The home node of a room, as `presence_core::cluster::room_home` picks it: the node with the highest
+    weight, the weight being the first 8 bytes (big-endian) of SHA-256 over node name, a zero byte, room."""
+    def weight(node: str) -> tuple[int, str]:
+        digest = hashlib.sha256(node.encode() + b"\0" + room.lower().encode()).digest()
+        return int.from_bytes(digest[:8], "big"), node
+
+    return max(nodes, key=weight)
+
+
+def room_on(node: str, prefix: str) -> JID:
+    """The first room `<prefix><n>@conference…` whose home is `node`."""
+    for i in range(1000):
+        room = f"{prefix}{i}@{SERVICE}"
+        if room_home(room) == node:
+            return JID(room)
+    raise AssertionError(f"no room homed on {node}")
+
+
+def homes(cluster: Cluster) -> dict[str, str | None]:
+    return {j.split("@")[0]: h for j, h in cluster.placement().items()}
+
+
+def test_users_on_two_nodes_share_a_room_homed_on_one_of_them(binary: Path, tmp_path: Path) -> None:
+    with start_cluster(binary, tmp_path, USERS) as cluster:
+        h = homes(cluster)
+        assert h["alice"] == "a" and h["bob"] == "b", h
+        # One room homed on each user's node: each is served there and reached from the other node.
+        for owner_node in NODES:
+            room = room_on(owner_node, f"team-{owner_node}-")
+
+            async def scenario() -> None:
+                async with clients(connect(cluster.a, "alice"), connect(cluster.b, "bob")) as (alice, bob):
+                    for c in (alice, bob):
+                        with_muc(c)
+                    first, second = (alice, bob) if owner_node == "a" else (bob, alice)
+                    await create(first, room, roomname="Team")
+                    pres, _subject, occupants, _history = await join(second, "second", room)
+                    assert 110 in codes(pres), pres
+                    assert [p["from"].resource for p in occupants] == ["owner", "second"], occupants
+
+                    alice.xmpp.send_message(mto=room, mbody="from node a", mtype="groupchat")
+                    for c in (alice, bob):
+                        who = "owner" if first is alice else "second"
+                        msg = await groupchat_from(c, who, f"alice's message at {c.jid}")
+                        assert msg["body"] == "from node a", msg
+                    bob.xmpp.send_message(mto=room, mbody="from node b", mtype="groupchat")
+                    for c in (alice, bob):
+                        who = "owner" if first is bob else "second"
+                        msg = await groupchat_from(c, who, f"bob's message at {c.jid}")
+                        assert msg["body"] == "from node b", msg
+
+                    # disco#info of the room answers across the nodes too.
+                    disco = second.xmpp.plugin["xep_0030"]
+                    info = await wait(disco.get_info(jid=room, local=False, timeout=WAIT), "room info")
+                    assert ("conference", "text") in {(c, t) for c, t, _, _ in info["disco_info"]["identities"]}
+
+            run(scenario)
+
+
+def test_a_persistent_room_survives_its_home_node_stopping(binary: Path, tmp_path: Path) -> None:
+    with start_cluster(binary, tmp_path, USERS) as cluster:
+        a, b = cluster.a, cluster.b
+        room = room_on("a", "kept-")
+
+        async def before() -> None:
+            async with clients(connect(a, "alice"), connect(b, "bob")) as (alice, bob):
+                for c in (alice, bob):
+                    with_muc(c)
+                await create(alice, room, roomname="Kept room", persistentroom="1", roomdesc="stays")
+                await join(bob, "bob", room)
+                alice.xmpp.send_message(mto=room, mbody="before the stop", mtype="groupchat")
+                msg = await groupchat_from(bob, "owner", "alice's message before the stop")
+                assert msg["body"] == "before the stop"
+
+        run(before)
+        assert a.stop() == 0, "node a exits cleanly on SIGTERM"
+        cluster.wait_for("alice served by b", lambda: homes(cluster).get("alice") == "b", timeout=15)
+
+        async def after() -> None:
+            async with clients(connect(b, "bob"), connect(b, "alice")) as (bob, alice):
+                for c in (alice, bob):
+                    with_muc(c)
+                # Rejoining through the surviving node reaches the room there, read from PostgreSQL.
+                pres, _subject, _occupants, history = await join(bob, "bob", room, maxstanzas=5)
+                assert 201 not in codes(pres), "the room was not created anew"
+                assert [m["body"] for m in history] == ["before the stop"], history
+                disco = bob.xmpp.plugin["xep_0030"]
+                info = await wait(disco.get_info(jid=room, local=False, timeout=WAIT), "room info")
+                assert "muc_persistent" in info["disco_info"]["features"], info
+                assert "Kept room" in {name for _, _, _, name in info["disco_info"]["identities"]}, info
+                # Its owner still owns it: the configuration form shows what was set on node a.
+                await join(alice, "owner", room)
+                form = await wait(muc(alice).get_room_config(room, timeout=WAIT), "the configuration form")
+                values = form.get_values()
+                assert values["muc#roomconfig_roomname"] == "Kept room", values
+                assert values["muc#roomconfig_roomdesc"] == "stays", values
+                assert values["muc#roomconfig_persistentroom"] in (True, "1"), values
+
+        run(after)
+
+
+__all__ = ["MUC_USER"]
