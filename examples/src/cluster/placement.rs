@@ -359,7 +359,7 @@ impl Cluster for Placement {
         }
     }
 
-    fn forward_room(&self, traffic: RoomTraffic) -> Result<(), RoomTraffic> {
+    fn forward_room(&self, traffic: RoomTraffic) -> Result<(), Box<RoomTraffic>> {
         if let Err(e) = self.outbound.try_send(Frame::Room(traffic)) {
             let (mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame)) =
                 e;

@@ -101,7 +101,7 @@ pub enum Input {
     FromRemote(Stanza),
     /// Room traffic another node of the cluster sent here (see `engine/room_proxies.rs`): a request of one of
     /// its sessions to a room served here, or the end of such a session.
-    FromRemoteRoom(super::RoomTraffic),
+    FromRemoteRoom(Box<super::RoomTraffic>),
     /// The cluster says which nodes there are (room homes are picked among them) and whose rooms this engine
     /// serves now (its own, a failed peer's too during a takeover, none while it is failed over). Takes effect
     /// at once: rooms no longer served go (occupants hear 332), and a newly served home has its persistent

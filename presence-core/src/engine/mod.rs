@@ -423,7 +423,7 @@ impl Engine {
                 call,
             } => self.request(session, request, call),
             Input::FromRemote(stanza) => self.inbound(stanza),
-            Input::FromRemoteRoom(traffic) => self.remote_room(traffic),
+            Input::FromRemoteRoom(traffic) => self.remote_room(*traffic),
             Input::Iq { session, iq } => self.iq_from_session(session, iq),
             Input::Interests { session, notify } => self.set_interests(session, notify),
             Input::Room {

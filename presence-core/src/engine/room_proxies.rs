@@ -254,6 +254,11 @@ impl Engine {
                     stamp,
                     request,
                 );
+                // A proxy lives while it sits in a room: one that only asked something (disco, a refused join)
+                // or has just left its last room is forgotten, so proxies cannot pile up.
+                if !self.rooms.as_ref().is_some_and(|r| r.is_seated(proxy)) {
+                    self.room_net.forget_proxy(&from);
+                }
             }
             RoomTraffic::Left { from, .. } => {
                 if let Some(proxy) = self.room_net.forget_proxy(&from) {

@@ -37,10 +37,10 @@ impl Engine {
             return;
         };
         self.room_stamp = self.room_stamp.max(stamp);
-        if !self
+        if self
             .rooms
             .as_ref()
-            .is_some_and(|r| r.domain() == room.domain())
+            .is_none_or(|r| r.domain() != room.domain())
         {
             // No room service at that domain: the request is answered as one to an unknown entity.
             let error = StanzaError {

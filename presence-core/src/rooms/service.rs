@@ -147,6 +147,17 @@ impl Rooms {
         effects
     }
 
+    /// Whether `session` is an occupant of any room.
+    pub fn is_seated(&self, session: SessionId) -> bool {
+        self.joined.get(&session).is_some_and(|rooms| {
+            rooms.iter().any(|r| {
+                self.rooms
+                    .get(r)
+                    .is_some_and(|room| room.occupants().by_session(session).is_some())
+            })
+        })
+    }
+
     /// Takes in stored persistent rooms that are not in memory (this node starts serving them: a takeover, or
     /// a failback to it). A room already here is kept as it is: it is the live one.
     pub fn adopt(&mut self, stored: Vec<RoomRecord>) {

@@ -49,8 +49,8 @@ pub trait Cluster: Send + Sync + 'static {
     /// answers its sender. Traffic that fails later (the node died meanwhile) must be answered the same way,
     /// by submitting [`RoomTraffic::bounce`] as `Input::FromRemote`. A cluster that does not carry rooms keeps
     /// the default, which hands everything back (its engines must then not be given `Input::RoomPlacement`).
-    fn forward_room(&self, traffic: RoomTraffic) -> Result<(), RoomTraffic> {
-        Err(traffic)
+    fn forward_room(&self, traffic: RoomTraffic) -> Result<(), Box<RoomTraffic>> {
+        Err(Box::new(traffic))
     }
 }
 

@@ -408,7 +408,7 @@ impl<S: Store> Driver<S> {
                     self.deliver(session, ToSession::Closed(Ended::Engine(reason)))
                 }
                 Output::Route(stanza) => self.route(stanza, held),
-                Output::ToRoom(traffic) => self.to_room(traffic, held),
+                Output::ToRoom(traffic) => self.send_to_room(traffic, held),
                 Output::Watch { watch, state } => watch_updates.push((watch, state)),
                 Output::ContactsAdded {
                     user,
@@ -474,11 +474,11 @@ impl<S: Store> Driver<S> {
 
     /// Hands room traffic to the cluster, which carries it to the node serving its room; what cannot go (no
     /// cluster, a full link, a failed commit before it) comes back to its sender as a room error.
-    fn to_room(&mut self, traffic: crate::engine::RoomTraffic, held: bool) {
+    fn send_to_room(&mut self, traffic: crate::engine::RoomTraffic, held: bool) {
         let traffic = match (&self.cluster, held) {
             (Some(cluster), false) => match cluster.forward_room(traffic) {
                 Ok(()) => return,
-                Err(traffic) => traffic,
+                Err(traffic) => *traffic,
             },
             _ => traffic,
         };

@@ -147,7 +147,7 @@ impl Handle {
         receipt: impl FnOnce(bool) + Send + 'static,
     ) -> Result<(), SubmitError> {
         let result = self.queue.push_work([
-            Msg::Input(Input::FromRemoteRoom(traffic)),
+            Msg::Input(Input::FromRemoteRoom(Box::new(traffic))),
             Msg::Receipt(Box::new(receipt)),
         ]);
         self.count_busy(result).map_err(|(e, _)| e)
