@@ -17,6 +17,18 @@
 //!   occupants with status 332 (their clients rejoin, XEP-0410, and reach the new serving node); when it starts
 //!   serving one it asks for the persistent rooms again (`Output::LoadRooms`), since the store may have changed
 //!   since it last read them. Ad hoc rooms live in memory only and are lost with a node that dies.
+//!
+//! Known limits, as decided for issue 15:
+//! - The service itself (disco#items, disco#info of `conference.<domain>`) is answered by the requester's own
+//!   node: disco#items lists the public rooms *this* node serves, not the cluster's.
+//! - A node killed outright tells nobody: its remote occupants learn the room went by XEP-0410 self-ping
+//!   (answered `not-acceptable` by the new serving node) and rejoin. An orderly stop or a failover releases the
+//!   rooms with 332 if the node still runs when the placement changes.
+//! - XEP-0421 occupant ids are keyed per node (the key file in each node's data directory), so they change
+//!   when a room moves to the peer; a cluster-wide key would keep them stable.
+//! - Proxy sessions exist while seated (one that only asked something is forgotten at once); a remote
+//!   session that ends sends a leave for each remote room it entered, and a room stanza for a session that is
+//!   gone is answered with a leave, so a lost leave heals at the next delivery.
 
 use hashbrown::{HashMap, HashSet};
 

@@ -1,18 +1,21 @@
 """Group chat in a two-node cluster (issue 15), with real PostgreSQL, NATS and slixmpp: a room lives on its home
 node (rendezvous hashing of its address over the node names, computed here as the server does), users of the
 other node join it through their own node and talk both ways, and a persistent room is served, configuration
-intact, by the peer of its home node once that node has stopped."""
+intact, by the peer of its home node once that node has stopped (its occupants find out by XEP-0410 self-ping
+and rejoin through their own node)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
 from slixmpp import JID
+from slixmpp.exceptions import IqError
 
 from cluster import Cluster, start_cluster
-from test_muc import MUC_USER, codes, create, groupchat_from, join, muc, with_muc
-from xmpp import DOMAIN, WAIT, clients, connect, run, wait
+from test_muc import codes, create, groupchat_from, join, muc, with_muc
+from xmpp import DOMAIN, WAIT, clients, connect, run, wait, wait_until
 
 USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "carol": "carol-pw-3", "dave": "dave-pw-4"}
 SERVICE = f"conference.{DOMAIN}"
@@ -84,25 +87,33 @@ def test_a_persistent_room_survives_its_home_node_stopping(binary: Path, tmp_pat
         a, b = cluster.a, cluster.b
         room = room_on("a", "kept-")
 
-        async def before() -> None:
-            async with clients(connect(a, "alice"), connect(b, "bob")) as (alice, bob):
-                for c in (alice, bob):
-                    with_muc(c)
-                await create(alice, room, roomname="Kept room", persistentroom="1", roomdesc="stays")
-                await join(bob, "bob", room)
-                alice.xmpp.send_message(mto=room, mbody="before the stop", mtype="groupchat")
-                msg = await groupchat_from(bob, "owner", "alice's message before the stop")
-                assert msg["body"] == "before the stop"
+        async def scenario() -> None:
+            async with clients(connect(b, "bob")) as (bob,):
+                with_muc(bob)
+                async with clients(connect(a, "alice")) as (alice,):
+                    with_muc(alice)
+                    await create(alice, room, roomname="Kept room", persistentroom="1", roomdesc="stays")
+                    await join(bob, "bob", room)
+                    alice.xmpp.send_message(mto=room, mbody="before the stop", mtype="groupchat")
+                    msg = await groupchat_from(bob, "owner", "alice's message before the stop")
+                    assert msg["body"] == "before the stop"
+                    # Self-ping through bob's node reaches the room on node a: he is in it.
+                    await wait(bob.xmpp.plugin["xep_0199"].send_ping(JID(f"{room}/bob"), timeout=WAIT),
+                               "self-ping across the nodes")
+                assert await asyncio.to_thread(a.stop) == 0, "node a exits cleanly on SIGTERM"
+                await asyncio.to_thread(
+                    cluster.wait_for, "alice served by b", lambda: homes(cluster).get("alice") == "b", 15)
 
-        run(before)
-        assert a.stop() == 0, "node a exits cleanly on SIGTERM"
-        cluster.wait_for("alice served by b", lambda: homes(cluster).get("alice") == "b", timeout=15)
+                # XEP-0410: bob's client learns by self-ping that it is no longer in the room (now served by b,
+                # read from PostgreSQL, without the occupants of node a's memory) and rejoins, through b.
+                async def ping_refused() -> bool:
+                    try:
+                        await bob.xmpp.plugin["xep_0199"].send_ping(JID(f"{room}/bob"), timeout=WAIT)
+                        return False
+                    except IqError as e:
+                        return e.condition == "not-acceptable"
 
-        async def after() -> None:
-            async with clients(connect(b, "bob"), connect(b, "alice")) as (bob, alice):
-                for c in (alice, bob):
-                    with_muc(c)
-                # Rejoining through the surviving node reaches the room there, read from PostgreSQL.
+                await wait_until(ping_refused, "the self-ping answered not-acceptable by node b")
                 pres, _subject, _occupants, history = await join(bob, "bob", room, maxstanzas=5)
                 assert 201 not in codes(pres), "the room was not created anew"
                 assert [m["body"] for m in history] == ["before the stop"], history
@@ -110,15 +121,21 @@ def test_a_persistent_room_survives_its_home_node_stopping(binary: Path, tmp_pat
                 info = await wait(disco.get_info(jid=room, local=False, timeout=WAIT), "room info")
                 assert "muc_persistent" in info["disco_info"]["features"], info
                 assert "Kept room" in {name for _, _, _, name in info["disco_info"]["identities"]}, info
-                # Its owner still owns it: the configuration form shows what was set on node a.
-                await join(alice, "owner", room)
-                form = await wait(muc(alice).get_room_config(room, timeout=WAIT), "the configuration form")
-                values = form.get_values()
-                assert values["muc#roomconfig_roomname"] == "Kept room", values
-                assert values["muc#roomconfig_roomdesc"] == "stays", values
-                assert values["muc#roomconfig_persistentroom"] in (True, "1"), values
 
-        run(after)
+                # Its owner, now served by b too, still owns it: the form shows what was set on node a.
+                async with clients(connect(b, "alice")) as (alice,):
+                    with_muc(alice)
+                    await join(alice, "owner", room)
+                    form = await wait(muc(alice).get_room_config(room, timeout=WAIT), "the configuration form")
+                    values = form.get_values()
+                    assert values["muc#roomconfig_roomname"] == "Kept room", values
+                    assert values["muc#roomconfig_roomdesc"] == "stays", values
+                    assert values["muc#roomconfig_persistentroom"] in (True, "1"), values
+                    alice.xmpp.send_message(mto=room, mbody="after the stop", mtype="groupchat")
+                    # The history bob got on rejoining is queued before it.
+                    while (msg := await groupchat_from(bob, "owner", "alice's message after the stop"))["body"] \
+                            == "before the stop":
+                        pass
+                    assert msg["body"] == "after the stop", msg
 
-
-__all__ = ["MUC_USER"]
+        run(scenario, timeout=120)
