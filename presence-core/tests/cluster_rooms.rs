@@ -499,3 +499,87 @@ fn a_single_node_without_placement_serves_every_room() {
     assert!(h.to_room.is_empty());
     assert_eq!(h.engine.rooms().unwrap().len(), 2);
 }
+
+/// Alice's persistent room "Lobby" homed on a; then b takes a's rooms over while bob's join is already queued
+/// behind the placement change (the runtime hands both in one batch, before it reads the store).
+fn takeover_with_a_join_in_the_same_batch(fail: bool) -> (Harness, SessionId, BareJid) {
+    let room = room_on("a");
+    let (mut a, mut b, sa, sb) = alice_and_bob_in(&room);
+    let change = ConfigChange {
+        persistent: Some(true),
+        name: Some("Lobby".into()),
+        ..ConfigChange::default()
+    };
+    iq(&mut a, sa, &room, RoomCall::SetConfig(change));
+    b.logout(sb);
+    pump(&mut a, &mut b);
+    let sb = b.login("bob@x", "phone");
+    b.clear();
+    let now = b.now;
+    b.engine.handle(
+        now,
+        Input::RoomPlacement {
+            nodes: NODES.iter().map(|n| n.to_string()).collect(),
+            served: vec!["a".into(), "b".into()],
+        },
+    );
+    b.engine.handle(
+        now,
+        Input::Room {
+            session: sb,
+            room: room.clone(),
+            stamp: Timestamp(2_000_000),
+            request: RoomRequest::Presence {
+                nick: "Bob".into(),
+                presence: Some(OccupantPresence::default()),
+                join: Default::default(),
+            },
+        },
+    );
+    if fail {
+        b.engine.handle(now, Input::RoomsLoadFailed);
+    }
+    b.drain();
+    (b, sb, room)
+}
+
+#[test]
+fn room_work_waits_for_the_rooms_read_on_takeover_so_a_join_finds_the_stored_room() {
+    let (mut b, sb, room) = takeover_with_a_join_in_the_same_batch(false);
+    let got = room_stanzas(&mut b, sb);
+    let seen = presences(&got);
+    assert!(
+        seen.iter()
+            .any(|(n, on, c)| n == "Bob" && *on && c.contains(&110) && !c.contains(&201)),
+        "joined the stored room, not a new one: {got:?}"
+    );
+    let r = b.engine.rooms().unwrap().room(&room).expect("on b");
+    assert_eq!(r.config().name, "Lobby");
+}
+
+#[test]
+fn a_failed_rooms_read_answers_the_waiting_work_with_a_temporary_error_and_the_next_asks_again() {
+    let (mut b, sb, room) = takeover_with_a_join_in_the_same_batch(true);
+    let got = room_stanzas(&mut b, sb);
+    assert!(
+        matches!(got.as_slice(), [RoomStanza::Error(e)] if e.condition == ErrorCondition::InternalServerError),
+        "{got:?}"
+    );
+    // The harness answered the read that was asked (it succeeded this time): the next join finds the room.
+    join(&mut b, sb, &room, "Bob");
+    let got = room_stanzas(&mut b, sb);
+    assert!(
+        presences(&got).iter().any(|(n, on, _)| n == "Bob" && *on),
+        "{got:?}"
+    );
+    assert_eq!(
+        b.engine
+            .rooms()
+            .unwrap()
+            .room(&room)
+            .expect("on b")
+            .config()
+            .name,
+        "Lobby"
+    );
+}

@@ -112,9 +112,13 @@ pub enum Input {
         /// The nodes whose rooms this engine serves.
         served: Vec<String>,
     },
-    /// The answer to `Output::LoadRooms`: the persistent rooms the store holds (a store that could not be read
-    /// answers nothing; the rooms are then served again from the next load).
+    /// The answer to `Output::LoadRooms`: the persistent rooms the store holds. Room work that came since the
+    /// load was asked for waited for it, and runs now, in order.
     RoomsLoaded(Vec<crate::rooms::RoomRecord>),
+    /// The other answer to `Output::LoadRooms`: the store could not be read. The room work that waited for the
+    /// read is answered with temporary errors; the next room work asks again (it never runs against rooms that
+    /// were not read: a join would create a fresh room over a stored one).
+    RoomsLoadFailed,
     /// The answer to `Output::Load`: the user's record, or `None` when there is no such account.
     Loaded {
         /// Which user.

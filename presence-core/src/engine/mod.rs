@@ -172,6 +172,11 @@ impl Engine {
             // So is room placement, and the rooms read for it.
             Input::RoomPlacement { nodes, served } => self.room_placement(nodes, served),
             Input::RoomsLoaded(stored) => self.rooms_loaded(stored),
+            Input::RoomsLoadFailed => self.rooms_load_failed(),
+            // Room work waits while the persistent rooms are read for a change of placement.
+            input @ (Input::Room { .. } | Input::FromRemoteRoom(_)) if self.room_net.waits() => {
+                self.room_wait(input)
+            }
             other => self.submit(Work::Input(other)),
         }
         // Watches can end deep inside other work on their target; the target may only go once that work is done.
@@ -437,7 +442,8 @@ impl Engine {
             | Input::Watch { .. }
             | Input::Rehome { .. }
             | Input::RoomPlacement { .. }
-            | Input::RoomsLoaded(_) => {
+            | Input::RoomsLoaded(_)
+            | Input::RoomsLoadFailed => {
                 unreachable!("handled before submission")
             }
             Input::Unwatch { watch } => self.forget_watch(watch),

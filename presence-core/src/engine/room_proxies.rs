@@ -30,11 +30,13 @@
 //!   session that ends sends a leave for each remote room it entered, and a room stanza for a session that is
 //!   gone is answered with a leave, so a lost leave heals at the next delivery.
 
+use std::collections::VecDeque;
+
 use hashbrown::{HashMap, HashSet};
 
 use super::Engine;
 use crate::cluster::room_home;
-use crate::engine::Output;
+use crate::engine::{Input, Output};
 use crate::jid::{BareJid, FullJid, Jid};
 use crate::rooms::{RoomRecord, RoomRequest, RoomStanza, Sender};
 use crate::session::SessionId;
@@ -125,9 +127,23 @@ struct Placement {
     served: HashSet<String>,
 }
 
+/// Whether the persistent rooms are in memory for every home served.
+#[derive(Debug, Default)]
+enum RoomLoad {
+    /// They are.
+    #[default]
+    Ready,
+    /// A read was asked for (`Output::LoadRooms`); room work waits behind it, in order, so that nothing runs
+    /// against a room not read yet (a join would create a fresh room over the stored one).
+    Loading(VecDeque<Input>),
+    /// The last read failed: the next room work asks again.
+    Stale,
+}
+
 /// The engine's cluster-wide room state.
 #[derive(Debug, Default)]
 pub(super) struct RoomNet {
+    load: RoomLoad,
     /// `None`: every room is local (not a node of a cluster).
     placement: Option<Placement>,
     by_jid: HashMap<FullJid, SessionId>,
@@ -139,6 +155,11 @@ pub(super) struct RoomNet {
 }
 
 impl RoomNet {
+    /// Whether room work must wait for (or ask for) a read of the persistent rooms.
+    pub(super) fn waits(&self) -> bool {
+        !matches!(self.load, RoomLoad::Ready)
+    }
+
     /// Whether `room` is served here.
     pub(super) fn serves(&self, room: &BareJid) -> bool {
         let Some(p) = &self.placement else {
@@ -353,7 +374,69 @@ impl Engine {
             self.room_effects(effects);
         }
         if gained && self.rooms.is_some() {
-            self.out(Output::LoadRooms);
+            self.ask_rooms();
+        }
+    }
+
+    /// Asks for the persistent rooms; room work from now on waits for them.
+    fn ask_rooms(&mut self) {
+        if !matches!(self.room_net.load, RoomLoad::Loading(_)) {
+            self.room_net.load = RoomLoad::Loading(VecDeque::new());
+        }
+        self.out(Output::LoadRooms);
+    }
+
+    /// Room work (`Input::Room`, `Input::FromRemoteRoom`) that came while the rooms are being read, or after a
+    /// read failed (which asks again).
+    pub(super) fn room_wait(&mut self, input: Input) {
+        if matches!(self.room_net.load, RoomLoad::Stale) {
+            self.ask_rooms();
+        }
+        if let RoomLoad::Loading(queue) = &mut self.room_net.load {
+            queue.push_back(input);
+        }
+    }
+
+    /// The store could not be read (`Input::RoomsLoadFailed`): the room work that waited is answered with a
+    /// temporary error, in order, never run against rooms that are missing; the next room work asks again.
+    pub(super) fn rooms_load_failed(&mut self) {
+        let RoomLoad::Loading(queue) = std::mem::replace(&mut self.room_net.load, RoomLoad::Stale)
+        else {
+            return;
+        };
+        const TEXT: &str = "the rooms could not be read; try again later";
+        for input in queue {
+            match input {
+                Input::Room {
+                    session,
+                    room,
+                    request,
+                    ..
+                } => {
+                    let Some((_, jid)) = self.session_address(session) else {
+                        continue;
+                    };
+                    let error = StanzaError {
+                        to: Jid::Full(jid),
+                        about: about(room, &request),
+                        condition: ErrorCondition::InternalServerError,
+                        text: Some(TEXT.into()),
+                    };
+                    self.deliver(session, Stanza::Room(Box::new(RoomStanza::Error(error))));
+                }
+                Input::FromRemoteRoom(traffic) => match *traffic {
+                    // A leave needs no stored room: it runs.
+                    left @ RoomTraffic::Left { .. } => self.remote_room(left),
+                    request => {
+                        if let Some(Stanza::Room(stanza)) =
+                            request.bounce(ErrorCondition::InternalServerError, TEXT)
+                        {
+                            self.room_stanza_to(*stanza);
+                        }
+                    }
+                },
+                _ => {}
+            }
         }
     }
 
@@ -364,6 +447,11 @@ impl Engine {
         let stored: Vec<RoomRecord> = stored.into_iter().filter(|r| net.serves(&r.jid)).collect();
         if let Some(rooms) = self.rooms.as_mut() {
             rooms.adopt(stored);
+        }
+        if let RoomLoad::Loading(queue) = std::mem::take(&mut self.room_net.load) {
+            for input in queue {
+                self.submit(super::Work::Input(input));
+            }
         }
     }
 }

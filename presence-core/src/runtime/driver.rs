@@ -289,8 +289,8 @@ impl<S: Store> Driver<S> {
     }
 
     /// Reads the persistent rooms again for an engine that started serving another node's rooms (or its own
-    /// again). A store that cannot be read leaves those rooms unserved until the next placement change; their
-    /// clients' requests meet "no such room" meanwhile, as they would on a node whose room store is lost.
+    /// again). A store that cannot be read is reported to the engine, which fails the room work that waited
+    /// (never "no such room") and asks again at the next.
     fn load_rooms(&mut self) {
         match self.store.rooms() {
             Ok(stored) => {
@@ -302,8 +302,9 @@ impl<S: Store> Driver<S> {
                     .handle(Instant::now(), Input::RoomsLoaded(stored));
             }
             Err(e) => {
-                error!(error = %e, "reading the persistent rooms failed; the rooms taken over are not served");
+                error!(error = %e, "reading the persistent rooms failed; room requests fail until a read succeeds");
                 self.metrics.store_failed("rooms");
+                self.engine.handle(Instant::now(), Input::RoomsLoadFailed);
             }
         }
     }
