@@ -146,8 +146,10 @@ pub(super) struct RoomNet {
     load: RoomLoad,
     /// `None`: every room is local (not a node of a cluster).
     placement: Option<Placement>,
+    /// The proxy session of each remote occupant, by its real address (a room's deliveries carry the real
+    /// address, so the way back needs no map).
     by_jid: HashMap<FullJid, SessionId>,
-    by_id: HashMap<SessionId, FullJid>,
+    /// The last proxy number handed out.
     next: u64,
     /// The remote rooms each local session entered (possibly since left: the serving node ignores a leave from
     /// a session that is not seated), with the session's address.
@@ -175,14 +177,11 @@ impl RoomNet {
         self.next += 1;
         let id = SessionId(PROXY_BIT | self.next);
         self.by_jid.insert(jid.clone(), id);
-        self.by_id.insert(id, jid.clone());
         id
     }
 
     fn forget_proxy(&mut self, jid: &FullJid) -> Option<SessionId> {
-        let id = self.by_jid.remove(jid)?;
-        self.by_id.remove(&id);
-        Some(id)
+        self.by_jid.remove(jid)
     }
 }
 

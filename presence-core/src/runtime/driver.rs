@@ -476,6 +476,9 @@ impl<S: Store> Driver<S> {
     /// Hands room traffic to the cluster, which carries it to the node serving its room; what cannot go (no
     /// cluster, a full link, a failed commit before it) comes back to its sender as a room error.
     fn send_to_room(&mut self, traffic: crate::engine::RoomTraffic, held: bool) {
+        // A leave acknowledges nothing and depends on no write: it goes even from a failed batch, or the
+        // session would stay seated on the room's node.
+        let held = held && matches!(traffic, crate::engine::RoomTraffic::Request { .. });
         let traffic = match (&self.cluster, held) {
             (Some(cluster), false) => match cluster.forward_room(traffic) {
                 Ok(()) => return,
