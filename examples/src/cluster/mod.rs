@@ -88,6 +88,10 @@ impl Shared {
                 link::Move::Rehome => self.db.rehome(&names, node).await?,
             }
             let diff = self.placement.update(users, Some(node));
+            // A rebalance gives users a new home, which their rooms follow (a claim keeps the home).
+            if kind == link::Move::Rehome {
+                self.placement.rehome(users, node);
+            }
             link::apply(&self.placement, &diff);
         }
         link::broadcast(&self.client, users, node, kind).await;

@@ -9,8 +9,8 @@
 //! `cluster_nodes` gives a room's home node, and a home's rooms are served by the node that serves most of that
 //! home's users: the home itself normally, its peer while it is failed over, the home again after failback, so
 //! rooms follow their node's users without a table of their own. A home with no users serves its own rooms.
-//! Homes are read with the placement (at start and at every reload); a rebalance that rehomes users is seen at
-//! the next reload. [`Placement::room_placement`] says whose rooms this node serves, for the engine
+//! Homes are read with the placement (at start and at every reload); a rebalance that rehomes users is applied
+//! at once by the node that made it and seen by the others at their next reload. [`Placement::room_placement`] says whose rooms this node serves, for the engine
 //! (`Input::RoomPlacement`), whenever that changes.
 
 use std::collections::HashMap;
@@ -161,6 +161,16 @@ impl Placement {
             }
         }
         diff
+    }
+
+    /// Records that `users` have `home` as their home node now (a rebalance), so their home's rooms follow.
+    /// Other nodes learn it at their next reload.
+    pub fn rehome(&self, users: &[BareJid], home: &str) {
+        let home: Arc<str> = home.into();
+        let mut homes = self.homes.write();
+        for jid in users {
+            homes.insert(jid.clone(), home.clone());
+        }
     }
 
     /// The users served here.

@@ -139,3 +139,62 @@ def test_a_persistent_room_survives_its_home_node_stopping(binary: Path, tmp_pat
                     assert msg["body"] == "after the stop", msg
 
         run(scenario, timeout=120)
+
+
+def test_a_room_follows_its_home_node_through_a_crash_and_the_fallback(binary: Path, tmp_path: Path) -> None:
+    with start_cluster(binary, tmp_path, USERS, automatic_fallback=True) as cluster:
+        a, b = cluster.a, cluster.b
+        room = room_on("a", "crash-")
+
+        async def ping_refused(client) -> bool:
+            try:
+                await client.xmpp.plugin["xep_0199"].send_ping(JID(f"{room}/bob"), timeout=WAIT)
+                return False
+            except IqError as e:
+                return e.condition == "not-acceptable"
+
+        async def say(bob, body: str) -> None:
+            bob.xmpp.send_message(mto=room, mbody=body, mtype="groupchat")
+            while (await groupchat_from(bob, "bob", f"the echo of {body!r}"))["body"] != body:
+                pass
+
+        async def scenario() -> None:
+            async with clients(connect(b, "bob")) as (bob,):
+                with_muc(bob)
+                async with clients(connect(a, "alice")) as (alice,):
+                    with_muc(alice)
+                    await create(alice, room, roomname="Crash room", persistentroom="1")
+                    await join(bob, "bob", room)
+                await asyncio.to_thread(a.kill)
+                await asyncio.to_thread(
+                    cluster.wait_for, "alice served by b", lambda: homes(cluster).get("alice") == "b", 30)
+                # The room died with node a's memory; node b serves it from PostgreSQL, and bob rejoins there.
+                await wait_until(lambda: ping_refused(bob), "bob's self-ping refused by node b", timeout=30)
+                await join(bob, "bob", room)
+                await say(bob, "said on b")
+
+                # Node a comes back. What is said before the fallback is kept by b in PostgreSQL, after a read
+                # the rooms at its start: a must read them again when it takes its rooms back.
+                released = asyncio.get_running_loop().create_future()
+                bob.xmpp.add_event_handler(
+                    "muc::%s::presence" % room,
+                    lambda p: released.done() or (332 in codes(p) and released.set_result(p)),
+                )
+                await asyncio.to_thread(a.start)
+                await say(bob, "said while a was back")
+                await asyncio.to_thread(
+                    cluster.wait_for, "alice served by a again", lambda: homes(cluster).get("alice") == "a", 60)
+                # Node b lets the room go: its occupants hear it shut down (332) and rejoin.
+                pres = await wait(released, "node b letting the room go (332)")
+                assert pres["type"] == "unavailable" and 110 in codes(pres), pres
+                # Rejoining through b reaches the room on a again, with everything said on b.
+                _pres, _subject, _occupants, history = await join(bob, "bob", room, maxstanzas=10)
+                assert [m["body"] for m in history] == ["said on b", "said while a was back"], history
+                await say(bob, "back on a")
+
+        try:
+            run(scenario, timeout=150)
+        except BaseException:
+            print("NODE B:\n" + b._stderr()[-6000:])
+            print("NODE A:\n" + a._stderr()[-6000:])
+            raise
