@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from pathlib import Path
 
 from slixmpp import JID
@@ -45,8 +46,17 @@ def homes(cluster: Cluster) -> dict[str, str | None]:
     return {j.split("@")[0]: h for j, h in cluster.placement().items()}
 
 
+def settled(cluster: Cluster) -> Cluster:
+    """The harness waits for the placement in PostgreSQL; each node reads it into memory at its next reload
+    (every second with the test timers). Until then a node may not know a user created after it started, and
+    refuses the user's sign-in; one reload period later both know everyone."""
+    time.sleep(1.5)
+    return cluster
+
+
 def test_users_on_two_nodes_share_a_room_homed_on_one_of_them(binary: Path, tmp_path: Path) -> None:
     with start_cluster(binary, tmp_path, USERS) as cluster:
+        settled(cluster)
         h = homes(cluster)
         assert h["alice"] == "a" and h["bob"] == "b", h
         # One room homed on each user's node: each is served there and reached from the other node.
@@ -84,6 +94,7 @@ def test_users_on_two_nodes_share_a_room_homed_on_one_of_them(binary: Path, tmp_
 
 def test_a_persistent_room_survives_its_home_node_stopping(binary: Path, tmp_path: Path) -> None:
     with start_cluster(binary, tmp_path, USERS) as cluster:
+        settled(cluster)
         a, b = cluster.a, cluster.b
         room = room_on("a", "kept-")
 
@@ -143,6 +154,7 @@ def test_a_persistent_room_survives_its_home_node_stopping(binary: Path, tmp_pat
 
 def test_a_room_follows_its_home_node_through_a_crash_and_the_fallback(binary: Path, tmp_path: Path) -> None:
     with start_cluster(binary, tmp_path, USERS, automatic_fallback=True) as cluster:
+        settled(cluster)
         a, b = cluster.a, cluster.b
         room = room_on("a", "crash-")
 
