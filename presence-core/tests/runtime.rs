@@ -638,3 +638,93 @@ async fn a_node_forwards_to_the_cluster_and_acknowledges_remote_stanzas_after_co
     );
     rt.shutdown().await;
 }
+
+/// Rooms on a node of a cluster (issue 15): a room request the cluster does not carry is answered to its sender
+/// (an IQ always gets its answer), and a node that starts serving a home reads its persistent rooms from the
+/// store at that moment.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_answers_room_requests_it_cannot_carry_and_reads_rooms_it_takes_over() {
+    use presence_core::rooms::{
+        OccupantIdKey, RoomAnswer, RoomCall, RoomConfig, RoomLimits, RoomRecord, RoomRequest,
+        RoomStanza, RoomsConfig,
+    };
+    use presence_core::store::StoreWrite;
+
+    let store = Arc::new(FaultyStore::default());
+    store
+        .put_account(&Account {
+            jid: jid("alice@example.com"),
+            credentials: vec![],
+            digest: vec![],
+        })
+        .unwrap();
+    let room = jid("kept@conference.example.com");
+    let mut config = RoomConfig::new(&RoomLimits::default());
+    config.persistent = true;
+    config.name = "Kept".into();
+    store
+        .apply(&[StoreWrite::RoomPut(RoomRecord {
+            jid: room.clone(),
+            config,
+            affiliations: vec![(
+                jid("alice@example.com"),
+                presence_core::rooms::Affiliation::Owner,
+            )],
+            subject: None,
+            history: vec![],
+            archive_head: 0,
+        })])
+        .unwrap();
+    let cluster = Arc::new(TwoNodes {
+        forwarded: Mutex::new(Vec::new()),
+    });
+    let engine = Engine::new(EngineConfig {
+        rooms: Some(RoomsConfig::new(
+            "conference.example.com",
+            OccupantIdKey::new(b"k".to_vec()),
+        )),
+        ..EngineConfig::for_domain("example.com")
+    })
+    .serving_only([jid("alice@example.com")]);
+    let rt = runtime::spawn_node(engine, store.clone(), RuntimeConfig::default(), cluster)
+        .expect("engine thread starts");
+    let hub = rt.handle();
+    let nodes = vec!["a".to_owned(), "b".to_owned()];
+    // This node serves nobody's rooms: every room is elsewhere, and this cluster carries none.
+    hub.room_placement(nodes.clone(), vec![]);
+    let (alice, mut rx) = online(&hub, "alice@example.com", 64).await;
+    let info = |id: &str| Input::Room {
+        session: alice,
+        room: room.clone(),
+        stamp: presence_core::time::Timestamp(1),
+        request: RoomRequest::Iq {
+            id: id.into(),
+            nick: None,
+            call: RoomCall::Info,
+        },
+    };
+    hub.submit(info("q1")).unwrap();
+    let answer = loop {
+        if let ToSession::Stanza(Stanza::Room(r)) = next(&mut rx).await {
+            break *r;
+        }
+    };
+    assert!(
+        matches!(&answer, RoomStanza::Error(e) if e.condition == ErrorCondition::ServiceUnavailable),
+        "{answer:?}"
+    );
+
+    // Now it serves both homes (its peer failed): the kept room is read from the store and answers.
+    hub.room_placement(nodes, vec!["a".into(), "b".into()]);
+    hub.submit(info("q2")).unwrap();
+    let answer = loop {
+        if let ToSession::Stanza(Stanza::Room(r)) = next(&mut rx).await {
+            break *r;
+        }
+    };
+    assert!(
+        matches!(&answer, RoomStanza::Answer { answer: RoomAnswer::Info(i), .. } if i.name == "Kept" && i.persistent),
+        "{answer:?}"
+    );
+    rt.shutdown().await;
+}

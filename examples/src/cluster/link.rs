@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::placement::{Diff, Placement};
-use super::wire;
+use super::wire::{self, Frame};
+use presence_core::engine::RoomTraffic;
 
 /// How long a node has to acknowledge a message before its sender is told it was not delivered.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,37 +48,37 @@ pub const PLACEMENT_SUBJECT: &str = "presenced.placement";
 pub async fn forward(
     client: async_nats::Client,
     placement: Arc<Placement>,
-    mut outbound: mpsc::Receiver<Stanza>,
+    mut outbound: mpsc::Receiver<Frame>,
 ) {
     let inbox = client.new_inbox();
     let mut acks = match client.subscribe(format!("{inbox}.*")).await {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "cannot subscribe to acknowledgements: cross-node messages will bounce");
-            while let Some(stanza) = outbound.recv().await {
-                placement.bounce(stanza, ErrorCondition::RecipientUnavailable, NOT_CARRIED);
+            while let Some(frame) = outbound.recv().await {
+                placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NOT_CARRIED);
             }
             return;
         }
     };
-    let mut pending: HashMap<u64, (Instant, Stanza)> = HashMap::new();
+    let mut pending: HashMap<u64, (Instant, Frame)> = HashMap::new();
     let mut next_id = 0u64;
     let mut sweep = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
-            stanza = outbound.recv() => {
-                let Some(stanza) = stanza else { return };
+            frame = outbound.recv() => {
+                let Some(frame) = frame else { return };
                 next_id += 1;
-                send(&client, &placement, &inbox, next_id, stanza, &mut pending).await;
+                send(&client, &placement, &inbox, next_id, frame, &mut pending).await;
             }
             Some(ack) = acks.next() => {
                 let id = ack.subject.rsplit('.').next().and_then(|s| s.parse::<u64>().ok());
-                let Some((_, stanza)) = id.and_then(|id| pending.remove(&id)) else { continue };
+                let Some((_, frame)) = id.and_then(|id| pending.remove(&id)) else { continue };
                 debug!(status = ?ack.status, payload = ?ack.payload, "acknowledgement");
                 if ack.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
-                    placement.bounce(stanza, ErrorCondition::RecipientUnavailable, NODE_GONE);
+                    placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NODE_GONE);
                 } else if ack.payload.as_ref() != b"+" {
-                    placement.bounce(stanza, ErrorCondition::RecipientUnavailable, NOT_TAKEN);
+                    placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NOT_TAKEN);
                 }
             }
             _ = sweep.tick() => {
@@ -88,8 +89,8 @@ pub async fn forward(
                     .map(|(id, _)| *id)
                     .collect();
                 for id in expired {
-                    if let Some((_, stanza)) = pending.remove(&id) {
-                        placement.bounce(stanza, ErrorCondition::RecipientUnavailable, NO_ANSWER);
+                    if let Some((_, frame)) = pending.remove(&id) {
+                        placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NO_ANSWER);
                     }
                 }
             }
@@ -109,31 +110,57 @@ async fn send(
     placement: &Arc<Placement>,
     inbox: &str,
     id: u64,
-    stanza: Stanza,
-    pending: &mut HashMap<u64, (Instant, Stanza)>,
+    frame: Frame,
+    pending: &mut HashMap<u64, (Instant, Frame)>,
 ) {
     use presence_core::runtime::Cluster;
-    let Some(to) = presence_core::runtime::cluster::recipient(&stanza).cloned() else {
-        return;
+    let location = match &frame {
+        Frame::Stanza(stanza) => {
+            let Some(to) = presence_core::runtime::cluster::recipient(stanza) else {
+                return;
+            };
+            placement.locate(to)
+        }
+        Frame::Room(traffic) => placement.locate_room(traffic.room()),
     };
-    match placement.locate(&to) {
+    match location {
         // Placement changed since the engine routed it: it is ours now.
         Location::Here => {
-            if let Some(handle) = placement.handle()
-                && let Err(e) = handle.submit_remote(stanza.clone(), |_| ())
-            {
+            let Some(handle) = placement.handle() else {
+                return;
+            };
+            let taken = match &frame {
+                Frame::Stanza(stanza) => handle.submit_remote(stanza.clone(), |_| ()),
+                Frame::Room(traffic) => handle.submit_remote_room(traffic.clone(), |_| ()),
+            };
+            if let Err(e) = taken {
                 debug!(error = %e, "engine busy for a stanza that came back");
-                placement.bounce(stanza, ErrorCondition::ResourceConstraint, NOT_TAKEN);
+                placement.bounce_frame(frame, ErrorCondition::ResourceConstraint, NOT_TAKEN);
             }
         }
-        Location::Nowhere => placement.bounce(stanza, ErrorCondition::RecipientUnavailable, NOBODY),
+        Location::Nowhere => {
+            placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NOBODY)
+        }
         Location::Node(node) => {
             let subject = node_subject(&node.name);
-            let payload = match wire::encode(&stanza) {
-                Ok(frame) => Bytes::from(frame),
-                Err(e) => return debug!(error = %e, "a stanza that stays on its node was routed"),
+            let payload = match &frame {
+                Frame::Stanza(stanza) => match wire::encode(stanza) {
+                    Ok(frame) => Bytes::from(frame),
+                    Err(e) => {
+                        return debug!(error = %e, "a stanza that stays on its node was routed");
+                    }
+                },
+                Frame::Room(traffic) => Bytes::from(wire::encode_room(traffic)),
             };
-            let acknowledged = matches!(&stanza, Stanza::Message { message, .. } if message.kind != MessageKind::Error);
+            // Messages and room requests are acknowledged, so they never vanish and an IQ never hangs; presence,
+            // subscriptions, errors and room stanzas toward occupants acknowledge nothing.
+            let acknowledged = match &frame {
+                Frame::Stanza(Stanza::Message { message, .. }) => {
+                    message.kind != MessageKind::Error
+                }
+                Frame::Room(RoomTraffic::Request { .. }) => true,
+                _ => false,
+            };
             if !acknowledged {
                 if let Err(e) = client.publish(subject, payload).await {
                     debug!(error = %e, "a stanza for another node was not sent");
@@ -141,18 +168,26 @@ async fn send(
                 return;
             }
             if pending.len() >= MAX_PENDING {
-                return placement.bounce(stanza, ErrorCondition::ResourceConstraint, NOT_TAKEN);
+                return placement.bounce_frame(
+                    frame,
+                    ErrorCondition::ResourceConstraint,
+                    NOT_TAKEN,
+                );
             }
             match client
                 .publish_with_reply(subject, format!("{inbox}.{id}"), payload)
                 .await
             {
                 Ok(()) => {
-                    pending.insert(id, (Instant::now(), stanza));
+                    pending.insert(id, (Instant::now(), frame));
                 }
                 Err(e) => {
                     debug!(error = %e, "a message for another node was not sent");
-                    placement.bounce(stanza, ErrorCondition::RecipientUnavailable, NOT_CARRIED);
+                    placement.bounce_frame(
+                        frame,
+                        ErrorCondition::RecipientUnavailable,
+                        NOT_CARRIED,
+                    );
                 }
             }
         }
@@ -178,8 +213,22 @@ pub async fn receive(
                 });
             }
         };
-        let stanza = match wire::decode(&msg.payload) {
-            Ok(s) => s,
+        let stanza = match wire::decode_frame(&msg.payload) {
+            Ok(Frame::Stanza(s)) => s,
+            Ok(Frame::Room(traffic)) => {
+                // The room must be served here; a sender with a stale view hears "not taken" and its request
+                // is answered with an error, so the client tries again.
+                let here = matches!(placement.locate_room(traffic.room()), Location::Here);
+                match placement.handle() {
+                    Some(handle) if here => {
+                        if handle.submit_remote_room(traffic, answer.clone()).is_err() {
+                            answer(false);
+                        }
+                    }
+                    _ => answer(false),
+                }
+                continue;
+            }
             Err(e) => {
                 warn!(error = %e, "an unreadable frame from another node");
                 answer(false);
@@ -270,6 +319,11 @@ pub fn apply(placement: &Placement, diff: &Diff) {
     }
     if !diff.arrived.is_empty() {
         handle.rehome(diff.arrived.clone(), true);
+    }
+    // Rooms follow their home node's users, so any move may change whose rooms this node serves.
+    if let Some((nodes, served)) = placement.room_placement() {
+        tracing::info!(?served, "this node serves the rooms of these homes");
+        handle.room_placement(nodes, served);
     }
 }
 

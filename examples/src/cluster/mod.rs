@@ -88,6 +88,10 @@ impl Shared {
                 link::Move::Rehome => self.db.rehome(&names, node).await?,
             }
             let diff = self.placement.update(users, Some(node));
+            // A rebalance gives users a new home, which their rooms follow (a claim keeps the home).
+            if kind == link::Move::Rehome {
+                self.placement.rehome(users, node);
+            }
             link::apply(&self.placement, &diff);
         }
         link::broadcast(&self.client, users, node, kind).await;
@@ -106,7 +110,7 @@ impl Shared {
 pub struct Node {
     shared: Shared,
     row: NodeRow,
-    outbound: Option<mpsc::Receiver<presence_core::stanza::Stanza>>,
+    outbound: Option<mpsc::Receiver<wire::Frame>>,
     events: mpsc::Sender<failover::Event>,
     events_rx: Option<mpsc::Receiver<failover::Event>>,
     /// Whether the failover manager runs (this node has a peer); until then nobody answers `events`.
@@ -184,6 +188,8 @@ impl Node {
     pub async fn start(&mut self, handle: Handle) -> Result<(), ClusterError> {
         let shared = &self.shared;
         shared.placement.set_handle(handle);
+        // The engine learns whose rooms it serves before any client reaches it.
+        link::apply(&shared.placement, &placement::Diff::default());
         let outbound = self.outbound.take().expect("started once");
         tokio::spawn(link::forward(
             shared.client.clone(),

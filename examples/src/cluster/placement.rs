@@ -4,6 +4,14 @@
 //! nodes broadcast over NATS as they make them, and reloads it periodically in case a broadcast was missed.
 //! Every change that moves a user onto or off this node is returned as a [`Diff`], which the caller hands to
 //! the engine (`Input::Rehome`) and to the failover manager.
+//!
+//! **Rooms** (issue 15) are placed by their address: `cluster::room_home` over the names of the nodes in
+//! `cluster_nodes` gives a room's home node, and a home's rooms are served by the node that serves most of that
+//! home's users: the home itself normally, its peer while it is failed over, the home again after failback, so
+//! rooms follow their node's users without a table of their own. A home with no users serves its own rooms.
+//! Homes are read with the placement (at start and at every reload); a rebalance that rehomes users is applied
+//! at once by the node that made it and seen by the others at their next reload. [`Placement::room_placement`] says whose rooms this node serves, for the engine
+//! (`Input::RoomPlacement`), whenever that changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -17,6 +25,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::model::{NodeRow, PlacementRow};
+use super::wire::Frame;
+use presence_core::engine::RoomTraffic;
 
 /// Users who came to this node and users who left it, in one change.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -31,19 +41,29 @@ pub struct Diff {
 pub struct Placement {
     me: Arc<str>,
     users: RwLock<HashMap<BareJid, Arc<str>>>,
+    /// Each user's home node (the failover pair member it belongs to), as last read from the database.
+    homes: RwLock<HashMap<BareJid, Arc<str>>>,
+    /// Which node serves each home's rooms, as of the last [`Placement::room_placement`].
+    hosts: RwLock<HashMap<String, String>>,
+    /// The room placement last given to the engine, to tell it only of changes.
+    told: parking_lot::Mutex<Option<(Vec<String>, Vec<String>)>>,
     nodes: RwLock<HashMap<Arc<str>, Arc<NodeAddress>>>,
-    /// Stanzas for other nodes, to the link's forwarder (bounded: a full link bounces messages).
-    outbound: mpsc::Sender<Stanza>,
+    /// Stanzas and room traffic for other nodes, to the link's forwarder (bounded: a full link bounces
+    /// messages and room requests).
+    outbound: mpsc::Sender<Frame>,
     /// The engine, for bounces; set once the runtime runs.
     handle: OnceLock<Handle>,
 }
 
 impl Placement {
     /// An empty view for node `me`; stanzas for other nodes go to `outbound`.
-    pub fn new(me: &str, outbound: mpsc::Sender<Stanza>) -> Self {
+    pub fn new(me: &str, outbound: mpsc::Sender<Frame>) -> Self {
         Placement {
             me: me.into(),
             users: RwLock::new(HashMap::new()),
+            homes: RwLock::new(HashMap::new()),
+            hosts: RwLock::new(HashMap::new()),
+            told: parking_lot::Mutex::new(None),
             nodes: RwLock::new(HashMap::new()),
             outbound,
             handle: OnceLock::new(),
@@ -86,7 +106,15 @@ impl Placement {
     pub fn load(&self, rows: &[PlacementRow]) -> Diff {
         let mut next: HashMap<BareJid, Arc<str>> = HashMap::with_capacity(rows.len());
         let mut names: HashMap<String, Arc<str>> = HashMap::new();
+        let mut homes: HashMap<BareJid, Arc<str>> = HashMap::with_capacity(rows.len());
         for r in rows {
+            if let Ok(jid) = BareJid::new(&r.jid) {
+                let home = names
+                    .entry(r.home.clone())
+                    .or_insert_with(|| r.home.as_str().into())
+                    .clone();
+                homes.insert(jid, home);
+            }
             let (Ok(jid), Some(host)) = (BareJid::new(&r.jid), r.host.as_ref()) else {
                 continue;
             };
@@ -110,6 +138,7 @@ impl Placement {
             }
         }
         *users = next;
+        *self.homes.write() = homes;
         diff
     }
 
@@ -134,6 +163,16 @@ impl Placement {
         diff
     }
 
+    /// Records that `users` have `home` as their home node now (a rebalance), so their home's rooms follow.
+    /// Other nodes learn it at their next reload.
+    pub fn rehome(&self, users: &[BareJid], home: &str) {
+        let home: Arc<str> = home.into();
+        let mut homes = self.homes.write();
+        for jid in users {
+            homes.insert(jid.clone(), home.clone());
+        }
+    }
+
     /// The users served here.
     pub fn hosted(&self) -> Vec<BareJid> {
         self.users
@@ -151,6 +190,104 @@ impl Placement {
             *counts.entry(host.to_string()).or_insert(0) += 1;
         }
         counts
+    }
+
+    /// The names of the nodes rooms are homed on (every registered node), sorted.
+    fn node_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.nodes.read().keys().map(|n| n.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    /// For each home node, the node serving its rooms now: the node serving most of its users (ties go to
+    /// the home itself, then to the first name), or the home itself when it has no served users.
+    fn room_hosts(&self, names: &[String]) -> HashMap<String, String> {
+        let users = self.users.read();
+        let homes = self.homes.read();
+        let mut counts: HashMap<(&str, &str), usize> = HashMap::new();
+        for (jid, home) in homes.iter() {
+            if let Some(host) = users.get(jid) {
+                *counts.entry((home, host)).or_insert(0) += 1;
+            }
+        }
+        names
+            .iter()
+            .map(|home| {
+                let best = counts
+                    .iter()
+                    .filter(|((h, _), _)| *h == home.as_str())
+                    .max_by(|((_, a), x), ((_, b), y)| {
+                        x.cmp(y)
+                            .then_with(|| (*a == home.as_str()).cmp(&(*b == home.as_str())))
+                            .then_with(|| b.cmp(a))
+                    })
+                    .map_or(home.as_str(), |((_, host), _)| host);
+                (home.clone(), best.to_owned())
+            })
+            .collect()
+    }
+
+    /// Where `room` is served: its home node's rooms' host.
+    pub fn locate_room(&self, room: &BareJid) -> Location {
+        let names = self.node_names();
+        let Some(home) = presence_core::cluster::room_home(room, &names) else {
+            // No node known yet (not joined): the room is ours.
+            return Location::Here;
+        };
+        // Read from what the last placement change computed: this runs for every room request.
+        let host = self
+            .hosts
+            .read()
+            .get(home)
+            .cloned()
+            .unwrap_or_else(|| home.to_owned());
+        if *host == *self.me {
+            return Location::Here;
+        }
+        let node = self.nodes.read().get(host.as_str()).cloned();
+        Location::Node(node.unwrap_or_else(|| {
+            Arc::new(NodeAddress {
+                name: host,
+                xmpp: None,
+                sip: None,
+            })
+        }))
+    }
+
+    /// Every node's name and the homes whose rooms this node serves, when that differs from what was last
+    /// returned (`None`: no change, nothing to tell the engine). Called after every placement change (it also
+    /// refreshes what [`Placement::locate_room`] reads).
+    pub fn room_placement(&self) -> Option<(Vec<String>, Vec<String>)> {
+        let names = self.node_names();
+        if names.is_empty() {
+            return None;
+        }
+        let hosts = self.room_hosts(&names);
+        let served: Vec<String> = names
+            .iter()
+            .filter(|home| hosts.get(*home).is_some_and(|h| *h == *self.me))
+            .cloned()
+            .collect();
+        *self.hosts.write() = hosts;
+        let next = (names, served);
+        let mut told = self.told.lock();
+        if told.as_ref() == Some(&next) {
+            return None;
+        }
+        *told = Some(next.clone());
+        Some(next)
+    }
+
+    /// Answers the sender of room traffic that could not be carried (a request always gets its answer).
+    pub fn bounce_room(&self, traffic: RoomTraffic, condition: ErrorCondition, text: &str) {
+        debug!(room = %traffic.room(), ?condition, text, "room traffic for another node comes back");
+        let (Some(stanza), Some(handle)) = (traffic.bounce(condition, text), self.handle.get())
+        else {
+            return;
+        };
+        if handle.submit(Input::FromRemote(stanza)).is_err() {
+            warn!("the engine is busy: a bounce for an undeliverable room request was dropped");
+        }
     }
 
     /// Tells the sender of a message or an IQ request that it could not be carried (it is never dropped
@@ -194,6 +331,18 @@ impl Placement {
     }
 }
 
+const LINK_FULL: &str = "the link to the recipient's node is full; try again shortly";
+
+impl Placement {
+    /// Answers the sender of whatever a frame carried, which could not be carried.
+    pub fn bounce_frame(&self, frame: Frame, condition: ErrorCondition, text: &str) {
+        match frame {
+            Frame::Stanza(stanza) => self.bounce(stanza, condition, text),
+            Frame::Room(traffic) => self.bounce_room(traffic, condition, text),
+        }
+    }
+}
+
 impl Cluster for Placement {
     fn locate(&self, user: &BareJid) -> Location {
         let Some(host) = self.users.read().get(user).cloned() else {
@@ -213,15 +362,99 @@ impl Cluster for Placement {
     }
 
     fn forward(&self, stanza: Stanza) {
-        if let Err(e) = self.outbound.try_send(stanza) {
-            let stanza = match e {
-                mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
-            };
-            self.bounce(
-                stanza,
-                ErrorCondition::ResourceConstraint,
-                "the link to the recipient's node is full; try again shortly",
-            );
+        if let Err(e) = self.outbound.try_send(Frame::Stanza(stanza)) {
+            let (mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame)) =
+                e;
+            self.bounce_frame(frame, ErrorCondition::ResourceConstraint, LINK_FULL);
         }
+    }
+
+    fn forward_room(&self, traffic: RoomTraffic) -> Result<(), Box<RoomTraffic>> {
+        if let Err(e) = self.outbound.try_send(Frame::Room(traffic)) {
+            let (mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame)) =
+                e;
+            self.bounce_frame(frame, ErrorCondition::ResourceConstraint, LINK_FULL);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: i16, name: &str) -> NodeRow {
+        NodeRow {
+            id,
+            name: name.into(),
+            group: "g".into(),
+            advertise_xmpp: None,
+            advertise_sip: None,
+            epoch: 1,
+            state: None,
+            reason: None,
+        }
+    }
+
+    fn row(jid: &str, home: &str, host: &str) -> PlacementRow {
+        PlacementRow {
+            jid: jid.into(),
+            home: home.into(),
+            host: Some(host.into()),
+        }
+    }
+
+    fn view(me: &str) -> Placement {
+        let (tx, _rx) = mpsc::channel(1);
+        let p = Placement::new(me, tx);
+        p.set_nodes(&[node(1, "a"), node(2, "b")]);
+        p.load(&[
+            row("u1@x", "a", "a"),
+            row("u2@x", "a", "a"),
+            row("u3@x", "b", "b"),
+        ]);
+        p
+    }
+
+    fn jid(s: &str) -> BareJid {
+        BareJid::new(s).expect("valid")
+    }
+
+    fn strings(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn rooms_follow_their_home_nodes_users_through_failover_and_failback() {
+        let (a, b) = (view("a"), view("b"));
+        let nodes = ["a", "b"];
+        let room = (0..)
+            .map(|i| jid(&format!("r{i}@conference.x")))
+            .find(|r| presence_core::cluster::room_home(r, &nodes) == Some("a"))
+            .expect("a room homed on a");
+        assert_eq!(a.room_placement(), Some((strings(&nodes), strings(&["a"]))));
+        assert_eq!(b.room_placement(), Some((strings(&nodes), strings(&["b"]))));
+        assert_eq!(a.room_placement(), None, "told once");
+        assert_eq!(a.locate_room(&room), Location::Here);
+        assert!(matches!(b.locate_room(&room), Location::Node(n) if n.name == "a"));
+
+        // Failover: b claims a's users, and with them a's rooms.
+        let moved = [jid("u1@x"), jid("u2@x")];
+        a.update(&moved, Some("b"));
+        b.update(&moved, Some("b"));
+        assert_eq!(a.room_placement(), Some((strings(&nodes), vec![])));
+        assert_eq!(
+            b.room_placement(),
+            Some((strings(&nodes), strings(&["a", "b"])))
+        );
+        assert!(matches!(a.locate_room(&room), Location::Node(n) if n.name == "b"));
+        assert_eq!(b.locate_room(&room), Location::Here);
+
+        // Failback: they go home, and so do the rooms.
+        a.update(&moved, Some("a"));
+        b.update(&moved, Some("a"));
+        assert_eq!(a.room_placement(), Some((strings(&nodes), strings(&["a"]))));
+        assert_eq!(b.room_placement(), Some((strings(&nodes), strings(&["b"]))));
+        assert_eq!(a.locate_room(&room), Location::Here);
     }
 }

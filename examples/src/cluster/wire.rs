@@ -11,6 +11,7 @@
 //! refuse each other's frames rather than misread them. Decoding never panics; every flaw is a [`WireError`].
 
 use presence_core::compose::{PresenceState, Show};
+use presence_core::engine::RoomTraffic;
 use presence_core::feature::avatar::{AvatarHash, PhotoUpdate};
 use presence_core::roster::SubscriptionAction;
 use presence_core::stanza::{
@@ -19,13 +20,34 @@ use presence_core::stanza::{
 };
 use presence_core::store::StoreError;
 use presence_core::time::Timestamp;
-use presence_core::{BareJid, Jid, JidError};
+use presence_core::{BareJid, FullJid, Jid, JidError};
 
 use crate::store::codec::{Reader, Writer, read_message, write_message};
 
 /// The frame format written today; readers reject any other. 3: an available presence carries its avatar hash
 /// (XEP-0153/0398) after the extensions, and a routed IQ's sender is any address (a component's domain).
-pub const VERSION: u8 = 3;
+/// 4: rooms cross the cluster (issue 15): room stanzas toward occupants, room requests and session ends toward
+/// the node serving a room (see [`rooms`]).
+pub const VERSION: u8 = 4;
+
+mod rooms;
+
+/// What one frame carries: a stanza for a user served by the receiving node, or room traffic for a room it
+/// serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A stanza (its recipient is a user of the receiving node).
+    Stanza(Stanza),
+    /// Room traffic (its room is served by the receiving node).
+    Room(RoomTraffic),
+}
+
+/// Encodes room traffic as one frame.
+pub fn encode_room(traffic: &RoomTraffic) -> Vec<u8> {
+    let mut w = Writer::with_version(VERSION);
+    rooms::write_traffic(&mut w, traffic);
+    w.finish()
+}
 
 /// Why a frame from another node could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -120,64 +142,43 @@ pub fn encode(stanza: &Stanza) -> Result<Vec<u8>, WireError> {
         Stanza::Iq { from, iq } => {
             w.u8(10);
             jid(&mut w, from);
-            jid(&mut w, &iq.to);
-            w.str(&iq.id);
-            w.u8(match iq.kind {
-                IqKind::Get => 0,
-                IqKind::Set => 1,
-                IqKind::Result => 2,
-                IqKind::Error => 3,
-            });
-            w.strs(&iq.payload);
+            write_iq(&mut w, iq);
         }
         // An answer or a push goes to a session of this node and is never routed (the engine routes only
         // presence, subscriptions, messages and errors), so the wire has no form for them.
         Stanza::Answer { .. } => return Err(WireError::NotRoutable("answer")),
         Stanza::Push(_) => return Err(WireError::NotRoutable("push")),
-        // Rooms live on the node that serves their service and deliver only to that node's sessions; a room homed
-        // elsewhere in the cluster is not carried yet, so room traffic never crosses the wire.
-        Stanza::Room(_) => return Err(WireError::NotRoutable("room stanza")),
+        // A room served by one node speaks to an occupant whose session lives on another.
+        Stanza::Room(room) => rooms::write_room_stanza(&mut w, room),
         // A push notification goes to an app server of another domain, never to another node.
         Stanza::AppPush(_) => return Err(WireError::NotRoutable("push notification")),
         Stanza::Error(e) => {
             w.u8(9);
-            jid(&mut w, &e.to);
-            match &e.about {
-                ErrorAbout::Request(request) => {
-                    w.u8(0);
-                    w.str(&request.0);
-                }
-                ErrorAbout::Message { id, to } => {
-                    w.u8(1);
-                    w.opt_str(id.as_deref());
-                    jid(&mut w, to);
-                }
-                ErrorAbout::Presence { to } => {
-                    w.u8(2);
-                    jid(&mut w, to);
-                }
-                ErrorAbout::Iq { id, to } => {
-                    w.u8(3);
-                    w.str(id);
-                    jid(&mut w, to);
-                }
-            }
-            w.u8(condition_tag(e.condition));
-            w.opt_str(e.text.as_deref());
+            write_error(&mut w, e);
         }
     }
     Ok(w.finish())
 }
 
-/// Decodes what [`encode`] wrote.
+/// Decodes a frame that must hold a stanza (what [`encode`] wrote).
 pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
+    match decode_frame(frame)? {
+        Frame::Stanza(s) => Ok(s),
+        Frame::Room(_) => Err(WireError::Malformed(
+            "room traffic where a stanza was expected".into(),
+        )),
+    }
+}
+
+/// Decodes what [`encode`] or [`encode_room`] wrote.
+pub fn decode_frame(frame: &[u8]) -> Result<Frame, WireError> {
     // The store's reader checks a version range; the wire's version is checked here to report it as such.
     let (reader, found) =
         Reader::versioned("stanza frame", frame, 0..=u8::MAX).map_err(malformed)?;
     if found != VERSION {
         return Err(WireError::Version { found });
     }
-    let mut r = Frame(reader);
+    let mut r = Cursor(reader);
     let stanza = match r.u8()? {
         0 => {
             let from = r.jid()?;
@@ -219,54 +220,103 @@ pub fn decode(frame: &[u8]) -> Result<Stanza, WireError> {
                 None
             },
         },
-        9 => {
-            let to = r.jid()?;
-            let about = match r.u8()? {
-                0 => ErrorAbout::Request(r.request()?),
-                1 => ErrorAbout::Message {
-                    id: r.opt_str()?,
-                    to: r.jid()?,
-                },
-                2 => ErrorAbout::Presence { to: r.jid()? },
-                3 => ErrorAbout::Iq {
-                    id: r.str()?,
-                    to: r.jid()?,
-                },
-                tag => return Err(unknown("error subject", tag)),
-            };
-            Stanza::Error(StanzaError {
-                to,
-                about,
-                condition: r.condition()?,
-                text: r.opt_str()?,
-            })
-        }
-        10 => {
-            let from = r.jid()?;
-            let to = r.jid()?;
-            let id = r.str()?;
-            let kind = match r.u8()? {
-                0 => IqKind::Get,
-                1 => IqKind::Set,
-                2 => IqKind::Result,
-                3 => IqKind::Error,
-                tag => return Err(unknown("iq type", tag)),
-            };
-            let payload = r.0.strs().map_err(malformed)?;
-            Stanza::Iq {
-                from,
-                iq: RoutedIq {
-                    to,
-                    id,
-                    kind,
-                    payload,
-                },
-            }
+        9 => Stanza::Error(read_error(&mut r)?),
+        10 => Stanza::Iq {
+            from: r.jid()?,
+            iq: read_iq(&mut r)?,
+        },
+        tag @ 11..=13 => {
+            let frame = rooms::read_room(tag, &mut r)?;
+            r.0.end().map_err(malformed)?;
+            return Ok(frame);
         }
         tag => return Err(unknown("stanza", tag)),
     };
     r.0.end().map_err(malformed)?;
-    Ok(stanza)
+    Ok(Frame::Stanza(stanza))
+}
+
+/// A stanza error's fields (after its tag).
+fn read_error(r: &mut Cursor<'_>) -> Result<StanzaError, WireError> {
+    let to = r.jid()?;
+    let about = match r.u8()? {
+        0 => ErrorAbout::Request(r.request()?),
+        1 => ErrorAbout::Message {
+            id: r.opt_str()?,
+            to: r.jid()?,
+        },
+        2 => ErrorAbout::Presence { to: r.jid()? },
+        3 => ErrorAbout::Iq {
+            id: r.str()?,
+            to: r.jid()?,
+        },
+        tag => return Err(unknown("error subject", tag)),
+    };
+    Ok(StanzaError {
+        to,
+        about,
+        condition: r.condition()?,
+        text: r.opt_str()?,
+    })
+}
+
+/// A stanza error's fields (after its tag).
+/// A routed IQ after its sender: recipient, id, type, payload.
+fn write_iq(w: &mut Writer, iq: &RoutedIq) {
+    jid(w, &iq.to);
+    w.str(&iq.id);
+    w.u8(match iq.kind {
+        IqKind::Get => 0,
+        IqKind::Set => 1,
+        IqKind::Result => 2,
+        IqKind::Error => 3,
+    });
+    w.strs(&iq.payload);
+}
+
+fn read_iq(r: &mut Cursor<'_>) -> Result<RoutedIq, WireError> {
+    let to = r.jid()?;
+    let id = r.str()?;
+    let kind = match r.u8()? {
+        0 => IqKind::Get,
+        1 => IqKind::Set,
+        2 => IqKind::Result,
+        3 => IqKind::Error,
+        tag => return Err(unknown("iq type", tag)),
+    };
+    let payload = r.0.strs().map_err(malformed)?;
+    Ok(RoutedIq {
+        to,
+        id,
+        kind,
+        payload,
+    })
+}
+
+fn write_error(w: &mut Writer, e: &StanzaError) {
+    jid(w, &e.to);
+    match &e.about {
+        ErrorAbout::Request(request) => {
+            w.u8(0);
+            w.str(&request.0);
+        }
+        ErrorAbout::Message { id, to } => {
+            w.u8(1);
+            w.opt_str(id.as_deref());
+            jid(w, to);
+        }
+        ErrorAbout::Presence { to } => {
+            w.u8(2);
+            jid(w, to);
+        }
+        ErrorAbout::Iq { id, to } => {
+            w.u8(3);
+            w.str(id);
+            jid(w, to);
+        }
+    }
+    w.u8(condition_tag(e.condition));
+    w.opt_str(e.text.as_deref());
 }
 
 fn jid(w: &mut Writer, j: &Jid) {
@@ -330,9 +380,9 @@ fn malformed(e: StoreError) -> WireError {
 }
 
 /// The store's reader over one frame, with the wire's errors and the wire's composite fields.
-struct Frame<'a>(Reader<'a>);
+struct Cursor<'a>(Reader<'a>);
 
-impl Frame<'_> {
+impl Cursor<'_> {
     fn u8(&mut self) -> Result<u8, WireError> {
         self.0.u8().map_err(malformed)
     }
@@ -364,6 +414,11 @@ impl Frame<'_> {
     fn jid(&mut self) -> Result<Jid, WireError> {
         let text = self.str()?;
         Jid::new(&text).map_err(|source| WireError::BadJid { jid: text, source })
+    }
+
+    fn full_jid(&mut self) -> Result<FullJid, WireError> {
+        let text = self.str()?;
+        FullJid::new(&text).map_err(|source| WireError::BadJid { jid: text, source })
     }
 
     fn bare_jid(&mut self) -> Result<BareJid, WireError> {
@@ -435,6 +490,12 @@ impl Frame<'_> {
 mod tests {
     use super::*;
     use presence_core::message::{Message, MessageKind};
+    use presence_core::rooms::{
+        Affiliate, Affiliation, AffiliationChange, ArchiveRead, ConfigChange, Destroyed,
+        HistoryRequest, Invite, Item, JoinOptions, Mediated, OccupantPresence, Role, RoleChange,
+        RoomAnswer, RoomCall, RoomConfig, RoomInfo, RoomQuery, RoomRequest, RoomStanza, StatusCode,
+        WhoIs,
+    };
     use proptest::prelude::*;
 
     fn bare_jid() -> impl Strategy<Value = BareJid> {
@@ -647,6 +708,121 @@ mod tests {
         ]
     }
 
+    fn full_jid() -> impl Strategy<Value = FullJid> {
+        (bare_jid(), "[a-c0-9]{1,3}")
+            .prop_map(|(bare, r)| bare.with_resource(&r).expect("valid resource"))
+    }
+
+    fn occupant_presence() -> impl Strategy<Value = Option<OccupantPresence>> {
+        proptest::option::of(
+            (show(), opt_text()).prop_map(|(show, status)| OccupantPresence { show, status }),
+        )
+    }
+
+    fn room_traffic() -> impl Strategy<Value = RoomTraffic> {
+        prop_oneof![
+            (full_jid(), bare_jid(), any::<u64>(), opt_text(), message()).prop_map(
+                |(from, room, stamp, nick, message)| RoomTraffic::Request {
+                    from,
+                    room,
+                    stamp: Timestamp::from_millis(stamp),
+                    request: RoomRequest::Message { nick, message },
+                }
+            ),
+            (
+                full_jid(),
+                bare_jid(),
+                text(),
+                occupant_presence(),
+                opt_text(),
+                proptest::option::of(0usize..100),
+                proptest::option::of(any::<u64>()),
+                any::<bool>()
+            )
+                .prop_map(
+                    |(from, room, nick, presence, password, max, since, none)| {
+                        RoomTraffic::Request {
+                            from,
+                            room,
+                            stamp: Timestamp::from_millis(7),
+                            request: RoomRequest::Presence {
+                                nick,
+                                presence,
+                                join: JoinOptions {
+                                    password,
+                                    history: HistoryRequest {
+                                        max_stanzas: max,
+                                        seconds: since,
+                                        since: since.map(Timestamp::from_millis),
+                                        none,
+                                    },
+                                },
+                            },
+                        }
+                    }
+                ),
+            (full_jid(), bare_jid()).prop_map(|(from, room)| RoomTraffic::Left { from, room }),
+        ]
+    }
+
+    fn room_stanza() -> impl Strategy<Value = Stanza> {
+        prop_oneof![
+            (
+                full_jid(),
+                full_jid(),
+                occupant_presence(),
+                opt_text(),
+                prop::collection::vec(prop::sample::select(rooms_codes()), 0..3),
+                text()
+            )
+                .prop_map(|(from, to, presence, nick, codes, occupant_id)| {
+                    Stanza::Room(Box::new(RoomStanza::Presence {
+                        from,
+                        to,
+                        presence,
+                        item: Item {
+                            affiliation: Affiliation::Member,
+                            role: Role::Participant,
+                            jid: None,
+                            nick,
+                            reason: None,
+                        },
+                        codes,
+                        destroyed: None,
+                        occupant_id,
+                    }))
+                }),
+            (
+                any_jid(),
+                full_jid(),
+                message(),
+                proptest::option::of(any::<u64>()),
+                opt_text(),
+                any::<bool>()
+            )
+                .prop_map(|(from, to, message, delayed, occupant_id, private)| {
+                    Stanza::Room(Box::new(RoomStanza::Message {
+                        from,
+                        to,
+                        message,
+                        delayed: delayed.map(Timestamp::from_millis),
+                        occupant_id,
+                        codes: vec![],
+                        private,
+                    }))
+                }),
+        ]
+    }
+
+    fn rooms_codes() -> Vec<StatusCode> {
+        vec![
+            StatusCode::SelfPresence,
+            StatusCode::Created,
+            StatusCode::Shutdown,
+            StatusCode::NickChanged,
+        ]
+    }
+
     proptest! {
         #[test]
         fn every_stanza_survives_the_round_trip(s in stanza()) {
@@ -654,6 +830,306 @@ mod tests {
             prop_assert_eq!(frame[0], VERSION);
             prop_assert_eq!(decode(&frame).expect("decodes"), s);
         }
+
+        #[test]
+        fn room_traffic_survives_the_round_trip(t in room_traffic()) {
+            let frame = encode_room(&t);
+            prop_assert_eq!(frame[0], VERSION);
+            prop_assert_eq!(decode_frame(&frame).expect("decodes"), Frame::Room(t));
+        }
+
+        #[test]
+        fn room_stanzas_survive_the_round_trip(s in room_stanza()) {
+            let frame = encode(&s).expect("a room stanza crosses the wire");
+            prop_assert_eq!(decode(&frame).expect("decodes"), s);
+        }
+    }
+
+    /// One frame of every room shape: each room stanza, answer, request and call.
+    fn room_samples() -> Vec<Frame> {
+        let alice = FullJid::new("alice@example.com/pc").expect("valid");
+        let room = bare("room@conference.example.com");
+        let nick = FullJid::new("room@conference.example.com/Alice").expect("valid");
+        let item = Item {
+            affiliation: Affiliation::Owner,
+            role: Role::Moderator,
+            jid: Some(jid("alice@example.com/pc")),
+            nick: Some("Al".into()),
+            reason: Some("why".into()),
+        };
+        let config = RoomConfig {
+            name: "Lobby".into(),
+            description: "d".into(),
+            persistent: true,
+            public: false,
+            members_only: true,
+            moderated: false,
+            password: Some("pw".into()),
+            max_occupants: 50,
+            whois: WhoIs::Moderators,
+            history_length: 15,
+            allow_private_messages: false,
+            change_subject: true,
+            archiving: false,
+            allow_invites: true,
+        };
+        let destroyed = Destroyed {
+            reason: Some("bye".into()),
+            alternate: Some(bare("other@conference.example.com")),
+            password: None,
+        };
+        let msg = || Message {
+            id: Some("m".into()),
+            kind: MessageKind::Groupchat,
+            body: Some("hello".into()),
+            ..Message::default()
+        };
+        let archive_read = ArchiveRead {
+            query: RoomQuery {
+                nick: Some("Al".into()),
+                query: presence_core::archive::Query {
+                    with: Some(bare("alice@example.com")),
+                    start: Some(Timestamp::from_millis(1)),
+                    end: None,
+                    after: Some(3),
+                    before: None,
+                    ids: Some(vec![4, 5]),
+                    from_end: true,
+                    max: 50,
+                },
+            },
+            queryid: Some("qid".into()),
+            flip: true,
+        };
+        let iq = RoutedIq {
+            to: jid("room@conference.example.com/Bob"),
+            id: "v1".into(),
+            kind: IqKind::Get,
+            payload: vec!["<query xmlns='jabber:iq:version'/>".into()],
+        };
+        let answer = |answer| {
+            Frame::Stanza(Stanza::Room(Box::new(RoomStanza::Answer {
+                id: "q".into(),
+                from: Jid::Bare(room.clone()),
+                to: alice.clone(),
+                answer,
+            })))
+        };
+        let call = |call| {
+            Frame::Room(RoomTraffic::Request {
+                from: alice.clone(),
+                room: room.clone(),
+                stamp: Timestamp::from_millis(5),
+                request: RoomRequest::Iq {
+                    id: "q".into(),
+                    nick: Some("Al".into()),
+                    call,
+                },
+            })
+        };
+        let mut frames = vec![
+            Frame::Stanza(Stanza::Room(Box::new(RoomStanza::Presence {
+                from: nick.clone(),
+                to: alice.clone(),
+                presence: Some(OccupantPresence {
+                    show: Show::Away,
+                    status: Some("out".into()),
+                }),
+                item: item.clone(),
+                codes: vec![
+                    StatusCode::SelfPresence,
+                    StatusCode::Shutdown,
+                    StatusCode::NotLogging,
+                ],
+                destroyed: Some(destroyed.clone()),
+                occupant_id: "oid".into(),
+            }))),
+            Frame::Stanza(Stanza::Room(Box::new(RoomStanza::Message {
+                from: Jid::Full(nick.clone()),
+                to: alice.clone(),
+                message: msg(),
+                delayed: Some(Timestamp::from_millis(9)),
+                occupant_id: Some("oid".into()),
+                codes: vec![StatusCode::ConfigChanged],
+                private: true,
+            }))),
+            Frame::Stanza(Stanza::Room(Box::new(RoomStanza::Error(StanzaError {
+                to: Jid::Full(alice.clone()),
+                about: ErrorAbout::Presence {
+                    to: Jid::Full(nick.clone()),
+                },
+                condition: ErrorCondition::Conflict,
+                text: Some("taken".into()),
+            })))),
+            answer(RoomAnswer::Done),
+            answer(RoomAnswer::Config(config)),
+            answer(RoomAnswer::Items(vec![item])),
+            answer(RoomAnswer::Info(RoomInfo {
+                name: "Lobby".into(),
+                description: String::new(),
+                persistent: true,
+                public: true,
+                members_only: false,
+                moderated: true,
+                password_protected: false,
+                non_anonymous: true,
+                archived: true,
+                occupants: 3,
+                subject: Some("s".into()),
+            })),
+            answer(RoomAnswer::Rooms(vec![(room.clone(), "Lobby".into())])),
+            answer(RoomAnswer::Service),
+            answer(RoomAnswer::ArchiveRead(Box::new(archive_read.clone()))),
+            Frame::Stanza(Stanza::Room(Box::new(RoomStanza::Iq {
+                from: nick.clone(),
+                iq: iq.clone(),
+            }))),
+            Frame::Stanza(Stanza::Room(Box::new(RoomStanza::VoiceRequest {
+                from: room.clone(),
+                to: alice.clone(),
+                nick: "Visitor".into(),
+                jid: FullJid::new("vic@example.com/phone").expect("valid"),
+            }))),
+            Frame::Room(RoomTraffic::Request {
+                from: alice.clone(),
+                room: room.clone(),
+                stamp: Timestamp::from_millis(5),
+                request: RoomRequest::OccupantIq {
+                    nick: "Bob".into(),
+                    iq,
+                },
+            }),
+            Frame::Room(RoomTraffic::Request {
+                from: alice.clone(),
+                room: room.clone(),
+                stamp: Timestamp::from_millis(5),
+                request: RoomRequest::Presence {
+                    nick: "Al".into(),
+                    presence: None,
+                    join: JoinOptions::default(),
+                },
+            }),
+            Frame::Room(RoomTraffic::Request {
+                from: alice.clone(),
+                room: room.clone(),
+                stamp: Timestamp::from_millis(5),
+                request: RoomRequest::Message {
+                    nick: None,
+                    message: msg(),
+                },
+            }),
+            Frame::Room(RoomTraffic::Left {
+                from: alice.clone(),
+                room: room.clone(),
+            }),
+        ];
+        for what in [
+            Mediated::Invite(vec![Invite {
+                to: jid("carol@example.com"),
+                reason: Some("join us".into()),
+            }]),
+            Mediated::Decline {
+                to: jid("alice@example.com/pc"),
+                reason: None,
+            },
+            Mediated::RequestVoice,
+            Mediated::AnswerVoice {
+                nick: "Visitor".into(),
+                allow: true,
+            },
+        ] {
+            frames.push(Frame::Room(RoomTraffic::Request {
+                from: alice.clone(),
+                room: room.clone(),
+                stamp: Timestamp::from_millis(5),
+                request: RoomRequest::Mediated {
+                    id: Some("m".into()),
+                    what,
+                },
+            }));
+        }
+        frames.extend(
+            [
+                RoomCall::Ping,
+                RoomCall::Info,
+                RoomCall::Items,
+                RoomCall::GetRoles(Role::Visitor),
+                RoomCall::GetAffiliations(Affiliation::Outcast),
+                RoomCall::SetRoles(vec![RoleChange {
+                    nick: "Bob".into(),
+                    role: Role::None,
+                    reason: Some("kick".into()),
+                }]),
+                RoomCall::SetAffiliations(vec![
+                    AffiliationChange {
+                        who: Affiliate::Jid(bare("bob@example.com")),
+                        affiliation: Affiliation::Admin,
+                        reason: None,
+                    },
+                    AffiliationChange {
+                        who: Affiliate::Nick("Bobby".into()),
+                        affiliation: Affiliation::Member,
+                        reason: Some("by nick".into()),
+                    },
+                ]),
+                RoomCall::ArchiveQuery(Box::new(archive_read.clone())),
+                RoomCall::GetConfig,
+                RoomCall::SetConfig(ConfigChange {
+                    name: Some("n".into()),
+                    persistent: Some(true),
+                    public: Some(false),
+                    max_occupants: Some(10),
+                    whois: Some(WhoIs::Anyone),
+                    history_length: Some(0),
+                    archiving: Some(false),
+                    allow_invites: Some(true),
+                    ..ConfigChange::default()
+                }),
+                RoomCall::SetConfig(ConfigChange::default()),
+                RoomCall::CancelConfig,
+                RoomCall::Destroy(destroyed),
+            ]
+            .into_iter()
+            .map(call),
+        );
+        frames
+    }
+
+    fn encode_frame(f: &Frame) -> Vec<u8> {
+        match f {
+            Frame::Stanza(s) => encode(s).expect("routable"),
+            Frame::Room(t) => encode_room(t),
+        }
+    }
+
+    #[test]
+    fn every_room_frame_survives_the_round_trip_and_every_truncation_is_an_error() {
+        for f in room_samples() {
+            let frame = encode_frame(&f);
+            assert_eq!(decode_frame(&frame).expect("decodes"), f);
+            for cut in 0..frame.len() {
+                let err = decode_frame(&frame[..cut]).expect_err("truncated");
+                assert!(
+                    matches!(err, WireError::Malformed(_)),
+                    "{f:?} cut at {cut}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn room_traffic_is_not_read_as_a_stanza() {
+        let frame = encode_room(&RoomTraffic::Left {
+            from: FullJid::new("alice@example.com/pc").expect("valid"),
+            room: bare("room@conference.example.com"),
+        });
+        assert!(matches!(decode(&frame), Err(WireError::Malformed(_))));
+        let mut frame = frame;
+        frame[0] = 3;
+        assert!(matches!(
+            decode_frame(&frame),
+            Err(WireError::Version { found: 3 })
+        ));
     }
 
     fn jid(s: &str) -> Jid {

@@ -99,6 +99,26 @@ pub enum Input {
     },
     /// A stanza from another domain or node for a local address (presence, probe, subscription or message).
     FromRemote(Stanza),
+    /// Room traffic another node of the cluster sent here (see `engine/room_proxies.rs`): a request of one of
+    /// its sessions to a room served here, or the end of such a session.
+    FromRemoteRoom(Box<super::RoomTraffic>),
+    /// The cluster says which nodes there are (room homes are picked among them) and whose rooms this engine
+    /// serves now (its own, a failed peer's too during a takeover, none while it is failed over). Takes effect
+    /// at once: rooms no longer served go (occupants hear 332), and a newly served home has its persistent
+    /// rooms read again (`Output::LoadRooms`). Until it first arrives every room is served here.
+    RoomPlacement {
+        /// Every node's name.
+        nodes: Vec<String>,
+        /// The nodes whose rooms this engine serves.
+        served: Vec<String>,
+    },
+    /// The answer to `Output::LoadRooms`: the persistent rooms the store holds. Room work that came since the
+    /// load was asked for waited for it, and runs now, in order.
+    RoomsLoaded(Vec<crate::rooms::RoomRecord>),
+    /// The other answer to `Output::LoadRooms`: the store could not be read. The room work that waited for the
+    /// read is answered with temporary errors; the next room work asks again (it never runs against rooms that
+    /// were not read: a join would create a fresh room over a stored one).
+    RoomsLoadFailed,
     /// The answer to `Output::Load`: the user's record, or `None` when there is no such account.
     Loaded {
         /// Which user.

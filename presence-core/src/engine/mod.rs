@@ -23,6 +23,7 @@ mod output;
 mod pep;
 mod presence;
 mod resumption;
+mod room_proxies;
 mod rooms;
 mod roster_ops;
 mod sessions;
@@ -35,6 +36,7 @@ pub use input::Input;
 pub use interests::MAX_INTERESTS;
 pub use output::{AddRefusal, BindError, CloseReason, Output};
 pub use resumption::Undelivered;
+pub use room_proxies::{PROXY_BIT, RoomTraffic};
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -110,6 +112,8 @@ pub struct Engine {
     /// The latest wall-clock time a room request carried: rooms' notion of now for work that carries none (a
     /// session ending).
     room_stamp: crate::time::Timestamp,
+    /// Rooms across the cluster: placement, proxy sessions, remote rooms entered.
+    room_net: room_proxies::RoomNet,
 }
 
 impl Engine {
@@ -136,6 +140,7 @@ impl Engine {
             hosting: Hosting::default(),
             rooms,
             room_stamp: crate::time::Timestamp::default(),
+            room_net: room_proxies::RoomNet::default(),
         }
     }
 
@@ -164,6 +169,14 @@ impl Engine {
             } => self.open_watch(watch, watcher, target, kind),
             // Placement is not work for a user: it takes effect now, ahead of anything queued behind a load.
             Input::Rehome { users, here } => self.rehome(users, here),
+            // So is room placement, and the rooms read for it.
+            Input::RoomPlacement { nodes, served } => self.room_placement(nodes, served),
+            Input::RoomsLoaded(stored) => self.rooms_loaded(stored),
+            Input::RoomsLoadFailed => self.rooms_load_failed(),
+            // Room work waits while the persistent rooms are read for a change of placement.
+            input @ (Input::Room { .. } | Input::FromRemoteRoom(_)) if self.room_net.waits() => {
+                self.room_wait(input)
+            }
             other => self.submit(Work::Input(other)),
         }
         // Watches can end deep inside other work on their target; the target may only go once that work is done.
@@ -415,6 +428,7 @@ impl Engine {
                 call,
             } => self.request(session, request, call),
             Input::FromRemote(stanza) => self.inbound(stanza),
+            Input::FromRemoteRoom(traffic) => self.remote_room(*traffic),
             Input::Iq { session, iq } => self.iq_from_session(session, iq),
             Input::Interests { session, notify } => self.set_interests(session, notify),
             Input::Room {
@@ -426,7 +440,10 @@ impl Engine {
             Input::Loaded { .. }
             | Input::LoadFailed { .. }
             | Input::Watch { .. }
-            | Input::Rehome { .. } => {
+            | Input::Rehome { .. }
+            | Input::RoomPlacement { .. }
+            | Input::RoomsLoaded(_)
+            | Input::RoomsLoadFailed => {
                 unreachable!("handled before submission")
             }
             Input::Unwatch { watch } => self.forget_watch(watch),
@@ -480,6 +497,8 @@ impl Engine {
             } => self.inbound_message(from, to, message),
             Stanza::Presence { from, to, kind } => self.inbound_presence(from, to, kind),
             Stanza::Iq { from, iq } => self.inbound_iq(from, iq),
+            // A room served by another node speaks to a session of this one.
+            Stanza::Room(stanza) => self.room_stanza_from_remote(*stanza),
             // An error from another node or domain about something a local session sent.
             Stanza::Error(error) => {
                 let to = error.to.clone();

@@ -75,6 +75,12 @@ pub enum Output {
     },
     /// Hand a stanza to the router: its recipient is not hosted here.
     Route(Stanza),
+    /// Carry room traffic to the node of the cluster that serves its room (see `engine/room_proxies.rs`); when
+    /// that cannot be done, its sender is answered with [`super::RoomTraffic::bounce`].
+    ToRoom(super::RoomTraffic),
+    /// Read the persistent rooms from the store and answer with `Input::RoomsLoaded` (this engine started
+    /// serving another node's rooms, or its own again).
+    LoadRooms,
     /// A session was bound to this address.
     Bound {
         /// The session.

@@ -7,7 +7,7 @@ use crate::engine::Output;
 use crate::jid::{BareJid, Jid};
 use crate::rooms::{RoomEffect, RoomRecord, RoomRequest, RoomStanza, Rooms, Sender};
 use crate::session::SessionId;
-use crate::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
+use crate::stanza::{ErrorCondition, Stanza, StanzaError};
 use crate::store::StoreWrite;
 use crate::time::Timestamp;
 
@@ -37,7 +37,11 @@ impl Engine {
             return;
         };
         self.room_stamp = self.room_stamp.max(stamp);
-        let Some(rooms) = self.rooms.as_mut().filter(|r| r.domain() == room.domain()) else {
+        if self
+            .rooms
+            .as_ref()
+            .is_none_or(|r| r.domain() != room.domain())
+        {
             // An IQ answer is never answered, not even by an error (no error loops).
             if let RoomRequest::OccupantIq { iq, .. } = &request
                 && !iq.kind.is_request()
@@ -45,40 +49,38 @@ impl Engine {
                 return;
             }
             // No room service at that domain: the request is answered as one to an unknown entity.
-            let about = match &request {
-                RoomRequest::Presence { .. } => ErrorAbout::Presence {
-                    to: Jid::Bare(room),
-                },
-                RoomRequest::Message { message, .. } => ErrorAbout::Message {
-                    id: message.id.clone(),
-                    to: Jid::Bare(room),
-                },
-                RoomRequest::Mediated { id, .. } => ErrorAbout::Message {
-                    id: id.clone(),
-                    to: Jid::Bare(room),
-                },
-                RoomRequest::OccupantIq { iq, .. } => ErrorAbout::Iq {
-                    id: iq.id.clone(),
-                    to: Jid::Bare(room),
-                },
-                RoomRequest::Iq { id, .. } => ErrorAbout::Iq {
-                    id: id.clone(),
-                    to: Jid::Bare(room),
-                },
-            };
             let error = StanzaError {
                 to: Jid::Full(jid),
-                about,
+                about: super::room_proxies::about(room, &request),
                 condition: ErrorCondition::ServiceUnavailable,
                 text: Some("there is no room service here".into()),
             };
             self.deliver(session, Stanza::Room(Box::new(RoomStanza::Error(error))));
             return;
+        }
+        if self.room_elsewhere(&room) {
+            self.room_request_remote(session, jid, room, stamp, request);
+            return;
+        }
+        self.run_room_request(Sender { session, jid: &jid }, room, stamp, request);
+    }
+
+    /// Hands a request to the room service (which serves `room`) and carries out what it asks.
+    pub(super) fn run_room_request(
+        &mut self,
+        from: Sender<'_>,
+        room: BareJid,
+        stamp: Timestamp,
+        request: RoomRequest,
+    ) {
+        self.room_stamp = self.room_stamp.max(stamp);
+        let Some(rooms) = self.rooms.as_mut() else {
+            return;
         };
         let spoke = matches!(request, RoomRequest::Message { .. });
-        let effects = rooms.handle(stamp, Sender { session, jid: &jid }, room.clone(), request);
+        let effects = rooms.handle(stamp, from, room.clone(), request);
         if spoke && self.config.compliance {
-            self.comply_room(&jid, &room, &effects);
+            self.comply_room(from.jid, &room, &effects);
         }
         self.room_effects(effects);
     }
@@ -113,6 +115,7 @@ impl Engine {
 
     /// A session left the network (ended, or sent unavailable presence): it leaves every room it is in.
     pub(super) fn leave_rooms(&mut self, session: SessionId) {
+        self.leave_remote_rooms(session);
         let stamp = self.room_stamp;
         let Some(rooms) = self.rooms.as_mut() else {
             return;
@@ -133,10 +136,10 @@ impl Engine {
         self.room_effects(effects);
     }
 
-    fn room_effects(&mut self, effects: Vec<RoomEffect>) {
+    pub(super) fn room_effects(&mut self, effects: Vec<RoomEffect>) {
         for effect in effects {
             match effect {
-                RoomEffect::Deliver(d) => self.deliver(d.session, Stanza::Room(Box::new(d.stanza))),
+                RoomEffect::Deliver(d) => self.deliver_room(d.session, d.stanza),
                 RoomEffect::Put(record) => self.out(Output::Store(StoreWrite::RoomPut(record))),
                 RoomEffect::Remove(room) => {
                     self.out(Output::Store(StoreWrite::RoomRemove { room }))

@@ -192,6 +192,52 @@ impl Rooms {
         out.into_iter().map(RoomEffect::Deliver).collect()
     }
 
+    /// Whether `session` is an occupant of any room.
+    pub fn is_seated(&self, session: SessionId) -> bool {
+        self.joined.get(&session).is_some_and(|rooms| {
+            rooms.iter().any(|r| {
+                self.rooms
+                    .get(r)
+                    .is_some_and(|room| room.occupants().by_session(session).is_some())
+            })
+        })
+    }
+
+    /// Takes in stored persistent rooms that are not in memory (this node starts serving them: a takeover, or
+    /// a failback to it). A room already here is kept as it is: it is the live one.
+    pub fn adopt(&mut self, stored: Vec<RoomRecord>) {
+        for record in stored {
+            if !self.rooms.contains_key(&record.jid) {
+                self.rooms
+                    .insert(record.jid.clone(), Room::from_record(record));
+            }
+        }
+    }
+
+    /// Drops every room `keep` refuses (another node serves it now): its occupants are told the room went
+    /// away for a system shutdown (332), so their clients rejoin where it is served. Nothing is written: a
+    /// persistent room stays in the store for the node that serves it now.
+    pub fn release(&mut self, now: Timestamp, keep: impl Fn(&BareJid) -> bool) -> Vec<RoomEffect> {
+        let gone: Vec<BareJid> = self.rooms.keys().filter(|j| !keep(j)).cloned().collect();
+        let mut out = Vec::new();
+        for jid in gone {
+            if let Some(mut r) = self.rooms.remove(&jid) {
+                let mut ctx = Ctx {
+                    now,
+                    limits: &self.config.limits,
+                    key: &self.config.key,
+                    out: &mut out,
+                };
+                r.evacuate(&mut ctx, None, &[super::stanza::StatusCode::Shutdown]);
+            }
+            for set in self.joined.values_mut() {
+                set.remove(&jid);
+            }
+        }
+        self.joined.retain(|_, set| !set.is_empty());
+        out.into_iter().map(RoomEffect::Deliver).collect()
+    }
+
     /// After a request: an ad hoc room with nobody left vanishes, a persistent room's changes are stored, and a
     /// room that stopped being persistent (or is gone) leaves the store.
     fn settle(&mut self, room: &BareJid, was_persistent: bool, effects: &mut Vec<RoomEffect>) {

@@ -205,6 +205,38 @@ pub enum RoomStanza {
 }
 
 impl RoomStanza {
+    /// Whom it is for: the bare part of a session's real address.
+    pub fn addressee(&self) -> &BareJid {
+        match self {
+            RoomStanza::Presence { to, .. }
+            | RoomStanza::Message { to, .. }
+            | RoomStanza::Answer { to, .. }
+            | RoomStanza::VoiceRequest { to, .. } => to.bare(),
+            RoomStanza::Iq { iq, .. } => iq.to.bare(),
+            RoomStanza::Error(e) => e.to.bare(),
+        }
+    }
+
+    /// The session it is for, by full address; `None` for an error about something sent without one.
+    pub fn addressee_session(&self) -> Option<&FullJid> {
+        match self {
+            RoomStanza::Presence { to, .. }
+            | RoomStanza::Message { to, .. }
+            | RoomStanza::Answer { to, .. }
+            | RoomStanza::VoiceRequest { to, .. } => Some(to),
+            RoomStanza::Iq {
+                iq: RoutedIq {
+                    to: Jid::Full(f), ..
+                },
+                ..
+            }
+            | RoomStanza::Error(StanzaError {
+                to: Jid::Full(f), ..
+            }) => Some(f),
+            RoomStanza::Iq { .. } | RoomStanza::Error(_) => None,
+        }
+    }
+
     /// About how many bytes it takes while queued.
     pub fn weight(&self) -> usize {
         match self {

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::engine::RoomTraffic;
 use crate::jid::BareJid;
 use crate::stanza::Stanza;
 
@@ -42,6 +43,14 @@ pub trait Cluster: Send + Sync + 'static {
     /// cannot: a message that is neither delivered nor held there must come back to its sender as an error
     /// (submitted to this node as `Input::FromRemote(Stanza::Error(..))`), never vanish.
     fn forward(&self, stanza: Stanza);
+    /// Carries room traffic to the node that serves its room (`cluster::room_home` of the room, or the node
+    /// serving that home's users while it is failed over). Handing it back says it cannot go: the runtime then
+    /// answers its sender. Traffic that fails later (the node died meanwhile) must be answered the same way,
+    /// by submitting [`RoomTraffic::bounce`] as `Input::FromRemote`. A cluster that does not carry rooms keeps
+    /// the default, which hands everything back (its engines must then not be given `Input::RoomPlacement`).
+    fn forward_room(&self, traffic: RoomTraffic) -> Result<(), Box<RoomTraffic>> {
+        Err(Box::new(traffic))
+    }
 }
 
 /// Whose stanza this is: the bare address of its recipient.
@@ -50,6 +59,8 @@ pub fn recipient(stanza: &Stanza) -> Option<&BareJid> {
         Stanza::Presence { to, .. } | Stanza::Message { to, .. } => Some(to.bare()),
         Stanza::Subscription { to, .. } => Some(to),
         Stanza::Error(e) => Some(e.to.bare()),
+        // A room served by one node speaks to an occupant whose session lives on another.
+        Stanza::Room(room) => Some(room.addressee()),
         _ => None,
     }
 }

@@ -238,10 +238,12 @@ impl<S: Store> Driver<S> {
     /// engine runs nothing for a user whose load is outstanding, so no write drained after a load concerns it.
     fn drain(&mut self, batch: &mut Batch) {
         let mut loads: Vec<crate::jid::BareJid> = Vec::new();
+        let mut load_rooms = false;
         loop {
             while let Some(out) = self.engine.poll_output() {
                 match out {
                     Output::Load(user) => loads.push(user),
+                    Output::LoadRooms => load_rooms = true,
                     Output::Store(w) => batch.writes.push(w),
                     Output::Comply(record) => match &self.compliance {
                         Some(Complying::Required(_)) => batch.records.push(record),
@@ -258,11 +260,14 @@ impl<S: Store> Driver<S> {
                     }
                 }
             }
-            if loads.is_empty() {
+            if loads.is_empty() && !load_rooms {
                 break;
             }
             // What the loads must see is what the engine emitted before them.
             self.commit(batch);
+            if std::mem::take(&mut load_rooms) {
+                self.load_rooms();
+            }
             let mut results = self.store.load_users(&loads).into_iter();
             let now = Instant::now();
             for user in loads.drain(..) {
@@ -285,6 +290,29 @@ impl<S: Store> Driver<S> {
         self.metrics
             .offline_held
             .set(i64::try_from(self.engine.offline_total()).unwrap_or(i64::MAX));
+    }
+
+    /// Reads the persistent rooms again for an engine that started serving another node's rooms (or its own
+    /// again). A store that cannot be read is reported to the engine, which fails the room work that waited
+    /// (never "no such room") and asks again at the next.
+    fn load_rooms(&mut self) {
+        // With each room's archive head and history, as at start: a room moved here keeps numbering its archive
+        // where its last node stopped.
+        match crate::store::load_rooms(self.store.as_ref()) {
+            Ok(stored) => {
+                debug!(
+                    rooms = stored.len(),
+                    "persistent rooms read for a change of room placement"
+                );
+                self.engine
+                    .handle(Instant::now(), Input::RoomsLoaded(stored));
+            }
+            Err(e) => {
+                error!(error = %e, "reading the persistent rooms failed; room requests fail until a read succeeds");
+                self.metrics.store_failed("rooms");
+                self.engine.handle(Instant::now(), Input::RoomsLoadFailed);
+            }
+        }
     }
 
     fn commit(&mut self, batch: &mut Batch) {
@@ -387,6 +415,7 @@ impl<S: Store> Driver<S> {
                     self.deliver(session, ToSession::Closed(Ended::Engine(reason)))
                 }
                 Output::Route(stanza) => self.route(stanza, held),
+                Output::ToRoom(traffic) => self.send_to_room(traffic, held),
                 Output::Watch { watch, state } => watch_updates.push((watch, state)),
                 Output::ContactsAdded {
                     user,
@@ -395,7 +424,7 @@ impl<S: Store> Driver<S> {
                 } => {
                     debug!(%user, added = added.len(), refused = refused.len(), "contacts added");
                 }
-                Output::Load(_) | Output::Store(_) | Output::Comply(_) => {
+                Output::Load(_) | Output::LoadRooms | Output::Store(_) | Output::Comply(_) => {
                     unreachable!("loads, writes and compliance records are taken while draining")
                 }
             }
@@ -447,6 +476,39 @@ impl<S: Store> Driver<S> {
                     self.bounce_to_sender(error);
                 }
             }
+        }
+    }
+
+    /// Hands room traffic to the cluster, which carries it to the node serving its room; what cannot go (no
+    /// cluster, a full link, a failed commit before it) comes back to its sender as a room error.
+    fn send_to_room(&mut self, traffic: crate::engine::RoomTraffic, held: bool) {
+        // A leave acknowledges nothing and depends on no write: it goes even from a failed batch, or the
+        // session would stay seated on the room's node.
+        let held = held && matches!(traffic, crate::engine::RoomTraffic::Request { .. });
+        let traffic = match (&self.cluster, held) {
+            (Some(cluster), false) => match cluster.forward_room(traffic) {
+                Ok(()) => return,
+                Err(traffic) => *traffic,
+            },
+            _ => traffic,
+        };
+        let (condition, text) = if held {
+            (
+                ErrorCondition::InternalServerError,
+                "the server could not store this; try again later",
+            )
+        } else {
+            (
+                ErrorCondition::ServiceUnavailable,
+                "the node serving the room cannot be reached; try again shortly",
+            )
+        };
+        if let Some(Stanza::Room(room)) = traffic.bounce(condition, text)
+            && let crate::rooms::RoomStanza::Error(e) = &*room
+            && let Jid::Full(to) = &e.to
+            && let Some(&session) = self.dir.by_jid.get(to)
+        {
+            self.deliver(session, ToSession::Stanza(Stanza::Room(room)));
         }
     }
 

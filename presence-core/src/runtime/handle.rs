@@ -139,6 +139,28 @@ impl Handle {
         self.count_busy(result).map_err(|(e, _)| e)
     }
 
+    /// Queues room traffic another node sent here (`Input::FromRemoteRoom`) and, right behind it, `receipt`,
+    /// as [`Handle::submit_remote`] does for stanzas.
+    pub fn submit_remote_room(
+        &self,
+        traffic: crate::engine::RoomTraffic,
+        receipt: impl FnOnce(bool) + Send + 'static,
+    ) -> Result<(), SubmitError> {
+        let result = self.queue.push_work([
+            Msg::Input(Input::FromRemoteRoom(Box::new(traffic))),
+            Msg::Receipt(Box::new(receipt)),
+        ]);
+        self.count_busy(result).map_err(|(e, _)| e)
+    }
+
+    /// Queues a change of room placement (`Input::RoomPlacement`); never refused while the engine runs, as it
+    /// releases state.
+    pub fn room_placement(&self, nodes: Vec<String>, served: Vec<String>) {
+        let _ = self
+            .queue
+            .push_control(Msg::Input(Input::RoomPlacement { nodes, served }));
+    }
+
     /// Queues a placement change (`Input::Rehome`); never refused while the engine runs, as it releases state.
     pub fn rehome(&self, users: Vec<BareJid>, here: bool) {
         let _ = self

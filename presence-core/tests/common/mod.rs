@@ -29,6 +29,8 @@ pub struct Harness {
     pub now: Instant,
     pub delivered: Vec<(SessionId, Stanza)>,
     pub routed: Vec<Stanza>,
+    /// Room traffic for the node serving its room (`Output::ToRoom`).
+    pub to_room: Vec<presence_core::engine::RoomTraffic>,
     pub other: Vec<Output>,
     /// When set, load requests wait in `pending_loads` until `release_loads`.
     pub hold_loads: bool,
@@ -44,6 +46,7 @@ impl Harness {
             now: Instant::now(),
             delivered: Vec::new(),
             routed: Vec::new(),
+            to_room: Vec::new(),
             other: Vec::new(),
             hold_loads: false,
             pending_loads: Vec::new(),
@@ -93,6 +96,11 @@ impl Harness {
                 Output::Store(w) => self.store.apply(&[w]).unwrap(),
                 Output::Deliver { session, stanza } => self.delivered.push((session, stanza)),
                 Output::Route(s) => self.routed.push(s),
+                Output::ToRoom(t) => self.to_room.push(t),
+                Output::LoadRooms => {
+                    let stored = presence_core::store::RoomStore::rooms(&*self.store).unwrap();
+                    self.engine.handle(self.now, Input::RoomsLoaded(stored));
+                }
                 other => self.other.push(other),
             }
         }
