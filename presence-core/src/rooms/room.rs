@@ -391,7 +391,7 @@ impl Room {
                 stanza: RoomStanza::Message {
                     from: Jid::Full(self.occupant_jid(&entry.nick)),
                     to: occupant.jid.clone(),
-                    message: entry.message.clone(),
+                    message: entry.message.clone().into(),
                     delayed: Some(entry.message.stamp),
                     occupant_id: Some(ctx.key.occupant_id(&self.jid, &entry.sender)),
                     codes: Vec::new(),
@@ -417,7 +417,8 @@ impl Room {
                     subject: Some(text),
                     stamp: self.subject.as_ref().map_or(ctx.now, |s| s.stamp),
                     ..Message::default()
-                },
+                }
+                .into(),
                 delayed: None,
                 occupant_id: None,
                 codes: Vec::new(),
@@ -566,13 +567,16 @@ impl Room {
             message.archive_id = std::num::NonZeroU64::new(self.archive_head);
         }
         let from = Jid::Full(self.occupant_jid(&sender.nick));
+        // One copy for all recipients (the history keeps its own).
+        let shared = std::sync::Arc::new(message.clone());
+        ctx.out.reserve(self.occupants.len());
         for viewer in self.occupants.iter() {
             ctx.out.push(Delivery {
                 session: viewer.session,
                 stanza: RoomStanza::Message {
                     from: from.clone(),
                     to: viewer.jid.clone(),
-                    message: message.clone(),
+                    message: shared.clone(),
                     delayed: None,
                     occupant_id: Some(sender.occupant_id.clone()),
                     codes: Vec::new(),
@@ -634,7 +638,7 @@ impl Room {
             stanza: RoomStanza::Message {
                 from: Jid::Full(self.occupant_jid(&sender.nick)),
                 to: recipient.jid.clone(),
-                message,
+                message: message.into(),
                 delayed: None,
                 occupant_id: Some(sender.occupant_id.clone()),
                 codes: Vec::new(),
@@ -882,7 +886,8 @@ impl Room {
                             kind: MessageKind::Groupchat,
                             stamp: ctx.now,
                             ..Message::default()
-                        },
+                        }
+                        .into(),
                         delayed: None,
                         occupant_id: None,
                         codes: codes.clone(),
