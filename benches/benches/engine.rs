@@ -5,6 +5,9 @@
 //!   (200 unavailable broadcasts). One iteration is the whole cycle.
 //! - `presence_fanout_200`: a presence change of a user with 200 online watchers.
 //! - `message_fork_3`: a chat message to a bare address forked to 3 sessions.
+//! - `room_broadcast_50`, `room_broadcast_500`: a groupchat message of 200 bytes to a room of 50 (500) occupants,
+//!   through the engine to its 50 (500) `Output::Deliver`s (the engine's share of a room delivery; the shell's
+//!   rendering and writing are not in it).
 //!
 //! Besides criterion's times, the bench prints allocations per operation, counted by a wrapping global allocator.
 
@@ -16,8 +19,13 @@ use std::time::Instant;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use presence_core::compose::{EndpointPresence, Show};
 use presence_core::message::{Message, MessageKind};
+use presence_core::rooms::{
+    ConfigChange, HistoryRequest, JoinOptions, OccupantIdKey, OccupantPresence, RoomCall,
+    RoomRequest, RoomsConfig,
+};
 use presence_core::roster::{ItemDetails, Link, RosterEntry, Subscription};
 use presence_core::store::{Account, AccountStore, MemoryStore, RosterStore, Store};
+use presence_core::time::Timestamp;
 use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, Output, SessionId};
 
 struct Counting;
@@ -55,8 +63,12 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
+        Self::with_config(EngineConfig::for_domain("bench"))
+    }
+
+    fn with_config(config: EngineConfig) -> Self {
         Rig {
-            engine: Engine::new(EngineConfig::for_domain("bench")),
+            engine: Engine::new(config),
             store: MemoryStore::new(),
             now: Instant::now(),
             next: 1,
@@ -140,6 +152,56 @@ fn star_with_contacts(n: usize) -> (Rig, BareJid) {
     (rig, star)
 }
 
+const ROOM: &str = "room@conference.bench";
+
+/// A room of `n` occupants, one session each, joined without history; returns the rig and the first occupant.
+fn room_of(n: usize) -> (Rig, SessionId) {
+    let mut rooms = RoomsConfig::new("conference.bench", OccupantIdKey::new(b"bench".to_vec()));
+    rooms.limits.default_max_occupants = n.max(rooms.limits.default_max_occupants);
+    rooms.limits.max_occupants = rooms.limits.max_occupants.max(n);
+    let mut rig = Rig::with_config(EngineConfig {
+        rooms: Some(rooms),
+        ..EngineConfig::for_domain("bench")
+    });
+    let room = BareJid::new(ROOM).unwrap();
+    let mut first = None;
+    for i in 0..n {
+        let user = rig.user(&format!("o{i}"));
+        let session = rig.login(&user, 0);
+        first.get_or_insert(session);
+        rig.run(Input::Room {
+            session,
+            room: room.clone(),
+            stamp: Timestamp(1_000_000),
+            request: RoomRequest::Presence {
+                nick: format!("o{i}"),
+                presence: Some(OccupantPresence::default()),
+                join: JoinOptions {
+                    history: HistoryRequest {
+                        max_stanzas: Some(0),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            },
+        });
+        if i == 0 {
+            // The creator accepts the defaults (an instant room): a new room is locked until configured.
+            rig.run(Input::Room {
+                session,
+                room: room.clone(),
+                stamp: Timestamp(1_000_000),
+                request: RoomRequest::Iq {
+                    id: "instant".into(),
+                    nick: None,
+                    call: RoomCall::SetConfig(ConfigChange::default()),
+                },
+            });
+        }
+    }
+    (rig, first.expect("n > 0"))
+}
+
 fn login_cycle(rig: &mut Rig, star: &BareJid) {
     let id = rig.login(star, 0);
     rig.run(Input::CloseSession { session: id });
@@ -209,6 +271,35 @@ fn bench(c: &mut Criterion) {
         send(&mut rig);
     });
     g.bench_function("message_fork_3", |b| b.iter(|| send(&mut rig)));
+    g.finish();
+
+    // Throughput in deliveries: criterion's per-element time is the engine's cost of one room delivery.
+    let mut g = c.benchmark_group("rooms");
+    for n in [50usize, 500] {
+        let (mut rig, speaker) = room_of(n);
+        let room = BareJid::new(ROOM).unwrap();
+        let message = Message {
+            kind: MessageKind::Groupchat,
+            body: Some("x".repeat(200)),
+            ..Message::default()
+        };
+        let say = |rig: &mut Rig| {
+            let delivered = rig.run(Input::Room {
+                session: speaker,
+                room: room.clone(),
+                stamp: Timestamp(2_000_000),
+                request: RoomRequest::Message {
+                    nick: None,
+                    message: message.clone(),
+                },
+            });
+            assert!(delivered >= n, "{delivered} outputs for {n} occupants");
+        };
+        let name = format!("room_broadcast_{n}");
+        allocations_per_op(&name, 200, || say(&mut rig));
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(&name, |b| b.iter(|| say(&mut rig)));
+    }
     g.finish();
 }
 

@@ -171,14 +171,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
             self.out.truncate(self.out.len() - 2);
             self.out.push(b'>');
         } else {
-            let close = format!("</{}>", o.element.name);
-            self.out.truncate(self.out.len() - close.len());
+            // `</name>`: measured rather than formatted, as this runs for every delivery with extensions.
+            self.out
+                .truncate(self.out.len() - (o.element.name.len() + 3));
         }
         for raw in &o.raw_children {
             self.out.extend_from_slice(raw.as_bytes());
         }
-        self.out
-            .extend_from_slice(format!("</{}>", o.element.name).as_bytes());
+        self.out.extend_from_slice(b"</");
+        self.out.extend_from_slice(o.element.name.as_bytes());
+        self.out.push(b'>');
     }
 
     /// Writes whatever was queued.

@@ -804,7 +804,7 @@ mod tests {
                     Stanza::Room(Box::new(RoomStanza::Message {
                         from,
                         to,
-                        message,
+                        message: message.into(),
                         delayed: delayed.map(Timestamp::from_millis),
                         occupant_id,
                         codes: vec![],
@@ -947,7 +947,7 @@ mod tests {
             Frame::Stanza(Stanza::Room(Box::new(RoomStanza::Message {
                 from: Jid::Full(nick.clone()),
                 to: alice.clone(),
-                message: msg(),
+                message: msg().into(),
                 delayed: Some(Timestamp::from_millis(9)),
                 occupant_id: Some("oid".into()),
                 codes: vec![StatusCode::ConfigChanged],

@@ -451,7 +451,7 @@ impl Room {
                 stanza: RoomStanza::Message {
                     from: Jid::Full(self.occupant_jid(&entry.nick)),
                     to: seat.jid.clone(),
-                    message: entry.message.clone(),
+                    message: entry.message.clone().into(),
                     delayed: Some(entry.message.stamp),
                     occupant_id: Some(ctx.key.occupant_id(&self.jid, &entry.sender)),
                     codes: Vec::new(),
@@ -477,7 +477,8 @@ impl Room {
                     subject: Some(text),
                     stamp: self.subject.as_ref().map_or(ctx.now, |s| s.stamp),
                     ..Message::default()
-                },
+                }
+                .into(),
                 delayed: None,
                 occupant_id: None,
                 codes: Vec::new(),
@@ -671,10 +672,12 @@ impl Room {
             message.archive_id = std::num::NonZeroU64::new(self.archive_head);
         }
         let from = Jid::Full(self.occupant_jid(&sender.nick));
+        // One copy for all recipients (the history keeps its own).
+        let shared = std::sync::Arc::new(message.clone());
         self.to_everyone(ctx, |seat| RoomStanza::Message {
             from: from.clone(),
             to: seat.jid.clone(),
-            message: message.clone(),
+            message: shared.clone(),
             delayed: None,
             occupant_id: Some(sender.occupant_id.clone()),
             codes: Vec::new(),
@@ -730,6 +733,7 @@ impl Room {
             ));
         };
         // Every session of the recipient gets it, as every session of an occupant is that occupant.
+        let message = std::sync::Arc::new(message);
         for seat in &recipient.seats {
             ctx.out.push(Delivery {
                 session: seat.session,
@@ -1161,15 +1165,15 @@ impl Room {
         }
         if !was_locked {
             let from = Jid::Bare(self.jid.clone());
-            let now = ctx.now;
+            let notice = std::sync::Arc::new(Message {
+                kind: MessageKind::Groupchat,
+                stamp: ctx.now,
+                ..Message::default()
+            });
             self.to_everyone(ctx, |seat| RoomStanza::Message {
                 from: from.clone(),
                 to: seat.jid.clone(),
-                message: Message {
-                    kind: MessageKind::Groupchat,
-                    stamp: now,
-                    ..Message::default()
-                },
+                message: notice.clone(),
                 delayed: None,
                 occupant_id: None,
                 codes: codes.clone(),

@@ -1,6 +1,8 @@
 //! What rooms send: their own stanza kind ([`RoomStanza`], delivered as `Stanza::Room`), so no shell can take room
 //! traffic for a one-to-one message (a SIP shell ignores it: a room message never becomes a SIP MESSAGE).
 
+use std::sync::Arc;
+
 use super::affiliation::{Affiliation, Role};
 use super::config::RoomConfig;
 use super::occupants::OccupantPresence;
@@ -160,8 +162,9 @@ pub enum RoomStanza {
         from: Jid,
         /// The recipient's real address.
         to: FullJid,
-        /// The message.
-        message: Message,
+        /// The message, shared by every recipient of one broadcast: only the envelope (`to`) differs, so a
+        /// room of n occupants holds one copy of the text rather than n.
+        message: Arc<Message>,
         /// Set for history: when the room got it (XEP-0203, from the room).
         delayed: Option<Timestamp>,
         /// The sender's XEP-0421 id (none for the room's own messages).

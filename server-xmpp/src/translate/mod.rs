@@ -292,20 +292,7 @@ pub(crate) fn message_stanza(
     delayed: Option<presence_core::time::Timestamp>,
     domain: &str,
 ) -> Outgoing {
-    let t = match message.kind {
-        MessageKind::Chat => "chat",
-        MessageKind::Normal => "normal",
-        MessageKind::Headline => "headline",
-        MessageKind::Groupchat => "groupchat",
-        MessageKind::Error => "error",
-    };
-    let mut el = Element::new(ns::CLIENT, "message")
-        .with_attr("from", from.to_string())
-        .with_attr("to", to.to_string())
-        .with_attr("type", t);
-    if let Some(id) = &message.id {
-        el = el.with_attr("id", id);
-    }
+    let mut el = message_envelope(from, to, &message);
     for (name, value) in [
         ("subject", &message.subject),
         ("body", &message.body),
@@ -335,6 +322,29 @@ pub(crate) fn message_stanza(
         element: el,
         raw_children: message.extensions,
     }
+}
+
+/// The `<message/>` element alone, with its attributes (addresses, type, id) and no children.
+pub(crate) fn message_envelope(
+    from: &Jid,
+    to: &Jid,
+    message: &presence_core::message::Message,
+) -> Element {
+    let t = match message.kind {
+        MessageKind::Chat => "chat",
+        MessageKind::Normal => "normal",
+        MessageKind::Headline => "headline",
+        MessageKind::Groupchat => "groupchat",
+        MessageKind::Error => "error",
+    };
+    let mut el = Element::new(ns::CLIENT, "message")
+        .with_attr("from", from.to_string())
+        .with_attr("to", to.to_string())
+        .with_attr("type", t);
+    if let Some(id) = &message.id {
+        el = el.with_attr("id", id);
+    }
+    el
 }
 
 /// A message as one element, its extensions parsed back into elements: for stanzas carried inside another
@@ -386,5 +396,69 @@ mod tests {
                 .is_some(),
             "{error:?}"
         );
+    }
+
+    /// What a client reads for `o`, as the connection writes it.
+    fn written(o: &Outgoing) -> String {
+        let writer = xmpp_codec::StreamWriter::new(&xmpp_codec::StreamHeader::new(ns::CLIENT));
+        let mut out = Vec::new();
+        writer.write_element(&o.element, &mut out);
+        let mut xml = String::from_utf8(out).expect("utf-8");
+        if !o.raw_children.is_empty() {
+            xml.truncate(xml.len() - 2);
+            xml.push('>');
+            xml.extend(o.raw_children.iter().map(String::as_str));
+            xml.push_str("</message>");
+        }
+        xml
+    }
+
+    /// A room broadcast shares one message and the children serialized from it: each recipient still reads its
+    /// own `to`, and a different sender, occupant id or message is never served another's children.
+    #[test]
+    fn room_messages_share_their_children_but_not_their_recipient() {
+        use presence_core::message::Message;
+        use presence_core::rooms::RoomStanza;
+        use std::sync::Arc;
+
+        let message = Arc::new(Message {
+            id: Some("m1".into()),
+            kind: MessageKind::Groupchat,
+            body: Some("a < b".into()),
+            archive_id: std::num::NonZeroU64::new(7),
+            extensions: vec!["<x xmlns='urn:example'/>".into()],
+            ..Message::default()
+        });
+        let render = |to: &str, message: &Arc<Message>, occupant_id: &str| {
+            let to = FullJid::new(to).expect("jid");
+            let stanza = RoomStanza::Message {
+                from: Jid::new("room@conference.x/alice").expect("jid"),
+                to: to.clone(),
+                message: message.clone(),
+                delayed: None,
+                occupant_id: Some(occupant_id.into()),
+                codes: Vec::new(),
+                private: false,
+            };
+            let o = to_client(CoreStanza::Room(Box::new(stanza)), &to, "x", String::new)
+                .expect("rendered");
+            written(&o)
+        };
+        let bob = render("bob@x/pc", &message, "occ-a");
+        assert_eq!(
+            bob,
+            "<message from='room@conference.x/alice' to='bob@x/pc' type='groupchat' id='m1'>\
+             <body>a &lt; b</body><occupant-id xmlns='urn:xmpp:occupant-id:0' id='occ-a'/>\
+             <stanza-id xmlns='urn:xmpp:sid:0' id='7' by='room@conference.x'/>\
+             <x xmlns='urn:example'/></message>"
+        );
+        let carol = render("carol@x/phone", &message, "occ-a");
+        assert_eq!(carol, bob.replace("bob@x/pc", "carol@x/phone"));
+        assert!(render("carol@x/phone", &message, "occ-b").contains("id='occ-b'"));
+        let other = Arc::new(Message {
+            body: Some("other".into()),
+            ..(*message).clone()
+        });
+        assert!(render("bob@x/pc", &other, "occ-a").contains("<body>other</body>"));
     }
 }

@@ -175,7 +175,8 @@ fn read_room_stanza(r: &mut super::Cursor<'_>) -> Result<RoomStanza, WireError> 
             from: r.jid()?,
             to: r.full_jid()?,
             message: read_message(&mut r.0, crate::store::codec::MESSAGE_VERSION)
-                .map_err(malformed)?,
+                .map_err(malformed)?
+                .into(),
             delayed: read_opt_u64(r)?.map(Timestamp::from_millis),
             occupant_id: r.opt_str()?,
             codes: read_codes(r)?,

@@ -3,7 +3,11 @@
 //! answered in [`super::muc_admin`] and [`super::muc_owner`], invitations, declines and voice requests in
 //! [`super::muc_mediated`]; XEP-0410 self-ping, IQs between occupants and XEP-0421 occupant ids are here.
 
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
+
 use presence_core::compose::Show;
+use presence_core::message::Message;
 use presence_core::rooms::{
     HistoryRequest, JoinOptions, OccupantPresence, RoomAnswer, RoomCall, RoomInfo, RoomRequest,
     RoomStanza, StatusCode,
@@ -11,7 +15,7 @@ use presence_core::rooms::{
 use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza as CoreStanza};
 use presence_core::time::Timestamp;
 use presence_core::{Input, Jid};
-use xmpp_codec::{Element, IqType, Stanza, StanzaKind, ns};
+use xmpp_codec::{Element, IqType, Stanza, StanzaKind, StreamHeader, StreamWriter, ns};
 
 use super::super::inbound::{FromClient, Me, read_message, read_routed_iq};
 use super::super::{Outgoing, parse_stamp, stanza_error};
@@ -291,48 +295,26 @@ pub fn render(stanza: RoomStanza, domain: &str) -> Option<Outgoing> {
         RoomStanza::Message {
             from,
             to,
-            mut message,
+            message,
             delayed,
             occupant_id,
             codes,
             private,
         } => {
-            let room = from.bare().clone();
-            let to = Jid::Full(to);
-            // The room's archive id, given `by` the room (XEP-0313 §4.1.1), not by the recipient's archive.
-            let stanza_id = message.archive_id.take();
-            let Outgoing {
-                element: mut el,
-                raw_children,
-            } = super::super::message_stanza(&from, &to, message, None, domain);
-            if let Some(stamp) = delayed {
-                // XEP-0045 §7.2.15: history is delayed by the room itself, which is how clients tell it apart.
-                el = el.with_child(
-                    Element::new(NS_DELAY, "delay")
-                        .with_attr("from", room.as_str())
-                        .with_attr("stamp", super::super::format_stamp(stamp)),
-                );
-            }
-            if private || !codes.is_empty() {
-                let mut x = Element::new(NS_MUC_USER, "x");
-                for c in codes {
-                    x = x.with_child(status(c));
-                }
-                el = el.with_child(x);
-            }
-            if let Some(id) = occupant_id {
-                el = el.with_child(Element::new(NS_OCCUPANT_ID, "occupant-id").with_attr("id", id));
-            }
-            if let Some(id) = stanza_id {
-                el = el.with_child(
-                    Element::new(super::super::NS_STANZA_ID, "stanza-id")
-                        .with_attr("id", id.to_string())
-                        .with_attr("by", room.as_str()),
-                );
-            }
+            // Only the envelope (`to`) differs between the recipients of one broadcast: the children are
+            // serialized once and reused (see `shared_children`).
+            let element = super::super::message_envelope(&from, &Jid::Full(to), &message);
+            let children = shared_children(SharedKey {
+                message,
+                from,
+                delayed,
+                occupant_id,
+                codes,
+                private,
+            });
             Outgoing {
-                element: el,
-                raw_children,
+                element,
+                raw_children: vec![children],
             }
         }
         RoomStanza::Answer {
@@ -379,6 +361,128 @@ fn show_name(show: Show) -> Option<&'static str> {
         Show::Xa => Some("xa"),
         Show::Dnd => Some("dnd"),
     }
+}
+
+/// What a room message's children are made of: the same for every recipient of one broadcast.
+struct SharedKey {
+    message: Arc<Message>,
+    from: Jid,
+    delayed: Option<Timestamp>,
+    occupant_id: Option<String>,
+    codes: Vec<StatusCode>,
+    private: bool,
+}
+
+/// A room message's children as serialized once, for the message they were made of.
+struct Shared {
+    /// Which message: the `Weak` keeps its allocation, so an equal pointer is the same (immutable) message.
+    message: Weak<Message>,
+    from: Jid,
+    delayed: Option<Timestamp>,
+    occupant_id: Option<String>,
+    codes: Vec<StatusCode>,
+    private: bool,
+    children: String,
+}
+
+impl Shared {
+    fn is(&self, key: &SharedKey) -> bool {
+        std::ptr::eq(self.message.as_ptr(), Arc::as_ptr(&key.message))
+            && self.from == key.from
+            && self.delayed == key.delayed
+            && self.occupant_id == key.occupant_id
+            && self.codes == key.codes
+            && self.private == key.private
+    }
+}
+
+/// How many broadcasts each thread remembers: the deliveries of a few rooms' broadcasts interleave on one worker.
+const SHARED_KEPT: usize = 4;
+
+thread_local! {
+    /// The children of the room messages this thread rendered last. A broadcast to n occupants is written by n
+    /// connection tasks, which run on the runtime's few worker threads: each thread serializes a message's
+    /// children once rather than once per recipient.
+    static SHARED: RefCell<(Vec<Shared>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+}
+
+/// The serialized children of a room message (everything inside `<message/>`, its opaque extensions last), as
+/// the recipient's stream writes them (`jabber:client` the default namespace).
+fn shared_children(key: SharedKey) -> String {
+    SHARED.with(|shared| {
+        let (kept, next) = &mut *shared.borrow_mut();
+        if let Some(s) = kept.iter().find(|s| s.is(&key)) {
+            return s.children.clone();
+        }
+        let children = serialize_children(&key);
+        let entry = Shared {
+            message: Arc::downgrade(&key.message),
+            from: key.from,
+            delayed: key.delayed,
+            occupant_id: key.occupant_id,
+            codes: key.codes,
+            private: key.private,
+            children: children.clone(),
+        };
+        if kept.len() < SHARED_KEPT {
+            kept.push(entry);
+        } else {
+            kept[*next] = entry;
+            *next = (*next + 1) % SHARED_KEPT;
+        }
+        children
+    })
+}
+
+fn serialize_children(key: &SharedKey) -> String {
+    let room = key.from.bare();
+    let message = &key.message;
+    let mut children = Vec::new();
+    for (name, value) in [
+        ("subject", &message.subject),
+        ("body", &message.body),
+        ("thread", &message.thread),
+    ] {
+        if let Some(v) = value {
+            children.push(Element::new(ns::CLIENT, name).with_text(v));
+        }
+    }
+    if let Some(stamp) = key.delayed {
+        // XEP-0045 §7.2.15: history is delayed by the room itself, which is how clients tell it apart.
+        children.push(
+            Element::new(NS_DELAY, "delay")
+                .with_attr("from", room.as_str())
+                .with_attr("stamp", super::super::format_stamp(stamp)),
+        );
+    }
+    if key.private || !key.codes.is_empty() {
+        let mut x = Element::new(NS_MUC_USER, "x");
+        for c in &key.codes {
+            x = x.with_child(status(*c));
+        }
+        children.push(x);
+    }
+    if let Some(id) = &key.occupant_id {
+        children.push(Element::new(NS_OCCUPANT_ID, "occupant-id").with_attr("id", id));
+    }
+    // The room's archive id, given `by` the room (XEP-0313 §4.1.1), not by the recipient's archive.
+    if let Some(id) = message.archive_id {
+        children.push(
+            Element::new(super::super::NS_STANZA_ID, "stanza-id")
+                .with_attr("id", id.to_string())
+                .with_attr("by", room.as_str()),
+        );
+    }
+    let writer = StreamWriter::new(&StreamHeader::new(ns::CLIENT));
+    let mut out = Vec::new();
+    for child in &children {
+        writer.write_element(child, &mut out);
+    }
+    for raw in &message.extensions {
+        out.extend_from_slice(raw.as_bytes());
+    }
+    // The writer emits UTF-8 from UTF-8 input; lossy only as a guard that never loses anything here.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn status(code: StatusCode) -> Element {
