@@ -662,33 +662,42 @@ fn persistent_rooms_are_stored_survive_restarts_and_destruction_removes_them() {
 }
 
 #[test]
-fn self_ping_is_answered_for_the_own_occupant_address_only() {
-    let (mut h, _, b, _) = three_in_a_room();
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Iq {
-            id: "p".into(),
-            nick: Some("Bob".into()),
-            call: RoomCall::Ping,
-        },
-    );
+fn self_ping_is_answered_by_the_room_and_a_ping_to_another_occupant_goes_to_its_client() {
+    let (mut h, _, b, c) = three_in_a_room();
+    let ping = |h: &mut Harness, s: SessionId, nick: &str| {
+        send(
+            h,
+            s,
+            ROOM,
+            RoomRequest::Iq {
+                id: "p".into(),
+                nick: Some(nick.into()),
+                call: RoomCall::Ping,
+            },
+        )
+    };
+    ping(&mut h, b, "Bob");
     assert_eq!(answered(&room(&mut h, b)), Some(&RoomAnswer::Done));
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Iq {
-            id: "p".into(),
-            nick: Some("Carol".into()),
-            call: RoomCall::Ping,
-        },
-    );
-    assert_eq!(
-        error_of(&room(&mut h, b)),
-        Some(ErrorCondition::NotAcceptable)
-    );
+    // Carol's client answers a ping to carol's occupant address (XEP-0410 §3), not the room.
+    ping(&mut h, b, "Carol");
+    assert!(room(&mut h, b).is_empty());
+    let got = room(&mut h, c);
+    let [RoomStanza::Iq { from, iq }] = &got[..] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(from.to_string(), format!("{ROOM}/Bob"));
+    assert_eq!(iq.kind, IqKind::Get);
+    assert_eq!(iq.payload, vec!["<ping xmlns='urn:xmpp:ping'/>".to_owned()]);
+    // Someone outside the room is told it is not in it, whoever it pings.
+    let d = h.login("dave@x", "pc");
+    h.clear();
+    for nick in ["Bob", "Dave"] {
+        ping(&mut h, d, nick);
+        assert_eq!(
+            error_of(&room(&mut h, d)),
+            Some(ErrorCondition::NotAcceptable)
+        );
+    }
 }
 
 #[test]

@@ -13,8 +13,11 @@ use super::stanza::{RoomAnswer, RoomStanza, StatusCode};
 use crate::jid::{BareJid, FullJid, Jid};
 use crate::message::MessageKind;
 use crate::session::SessionId;
-use crate::stanza::{ErrorAbout, ErrorCondition, StanzaError};
+use crate::stanza::{ErrorAbout, ErrorCondition, IqKind, RoutedIq, StanzaError};
 use crate::time::Timestamp;
+
+/// The XEP-0199 ping element, forwarded to an occupant that another occupant pings.
+const PING: &str = "<ping xmlns='urn:xmpp:ping'/>";
 
 /// What the service asks the engine to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -455,15 +458,35 @@ impl Rooms {
                 Ok(None)
             }
             RoomRequest::Iq {
+                id,
                 nick: Some(nick),
                 call,
-                ..
             } => {
-                let r = self.rooms.get(room).ok_or(missing)?;
+                let r = self.rooms.get_mut(room).ok_or(missing)?;
                 match call {
                     // XEP-0410: answered by the service for the occupant's own address only.
                     RoomCall::Ping if r.is_occupant_as(from.session, &nick) => {
                         Ok(Some(RoomAnswer::Done))
+                    }
+                    // A ping from an occupant to another occupant is that occupant's to answer: it is forwarded
+                    // like any IQ between occupants (XEP-0410 §3), so the asker learns whether that client is
+                    // still there.
+                    RoomCall::Ping if r.occupants().by_session(from.session).is_some() => {
+                        let mut ctx = Ctx {
+                            now,
+                            limits,
+                            key,
+                            out,
+                        };
+                        let iq = RoutedIq {
+                            // Readdressed by the room to the occupant's real address.
+                            to: Jid::Bare(room.clone()),
+                            id,
+                            kind: IqKind::Get,
+                            payload: vec![PING.to_owned()],
+                        };
+                        r.occupant_iq(&mut ctx, from.session, &nick, iq)?;
+                        Ok(None)
                     }
                     RoomCall::Ping => Err(Refusal {
                         condition: ErrorCondition::NotAcceptable,

@@ -226,6 +226,10 @@ def test_self_ping_and_messages_from_outside(server: Server) -> None:
             bob.xmpp.send_message(mto=ROOM, mbody="let me in", mtype="groupchat")
             err = await wait(errors.get(), "the error for an outsider's message")
             assert err["type"] == "error" and err["error"]["condition"] == "not-acceptable", err
+            # Once in, a ping to another occupant's address is answered by that occupant's own client.
+            await join(bob, "bob")
+            await wait(bob.xmpp.plugin["xep_0199"].send_ping(JID(f"{ROOM}/owner"), timeout=WAIT),
+                       "a ping to another occupant, answered by its client")
 
     run(scenario)
 
