@@ -23,6 +23,33 @@ fn send(h: &mut Harness, session: SessionId, room: &str, request: RoomRequest) {
     rooms::send(h, session, &j(room), request);
 }
 
+/// Sends `message` to the room, or through it to the occupant `nick`.
+fn message_to(h: &mut Harness, session: SessionId, nick: Option<&str>, message: Message) {
+    send(
+        h,
+        session,
+        ROOM,
+        RoomRequest::Message {
+            nick: nick.map(Into::into),
+            message,
+        },
+    );
+}
+
+/// A private message saying "psst".
+fn psst() -> Message {
+    Message {
+        kind: MessageKind::Chat,
+        body: Some("psst".into()),
+        ..Message::default()
+    }
+}
+
+/// A nickname change: available presence to the new nickname (the same request as a join).
+fn rename(h: &mut Harness, session: SessionId, nick: &str) {
+    join(h, session, nick);
+}
+
 /// Alice creates the room and accepts the defaults (an instant room); bob and carol join. Outputs cleared.
 fn three_in_a_room() -> (Harness, SessionId, SessionId, SessionId) {
     let mut h = harness();
@@ -110,28 +137,12 @@ fn messages_reach_every_occupant_and_newcomers_get_history_then_the_subject() {
         ..Message::default()
     };
     // Participants may not set the subject by default; the moderator may.
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Message {
-            nick: None,
-            message: subject.clone(),
-        },
-    );
+    message_to(&mut h, b, None, subject.clone());
     assert_eq!(
         error_of(&room_stanzas(&mut h, b)),
         Some(ErrorCondition::Forbidden)
     );
-    send(
-        &mut h,
-        a,
-        ROOM,
-        RoomRequest::Message {
-            nick: None,
-            message: subject,
-        },
-    );
+    message_to(&mut h, a, None, subject);
     h.clear();
     let d = h.login("dave@x", "pc");
     h.clear();
@@ -165,30 +176,12 @@ fn a_taken_nickname_conflicts_and_a_nickname_change_is_303() {
         error_of(&room_stanzas(&mut h, d)),
         Some(ErrorCondition::Conflict)
     );
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Presence {
-            nick: "Carol".into(),
-            presence: Some(OccupantPresence::default()),
-            join: JoinOptions::default(),
-        },
-    );
+    rename(&mut h, b, "Carol");
     assert_eq!(
         error_of(&room_stanzas(&mut h, b)),
         Some(ErrorCondition::Conflict)
     );
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Presence {
-            nick: "Robert".into(),
-            presence: Some(OccupantPresence::default()),
-            join: JoinOptions::default(),
-        },
-    );
+    rename(&mut h, b, "Robert");
     assert_eq!(
         presences(&room_stanzas(&mut h, b)),
         vec![
@@ -212,49 +205,21 @@ fn a_taken_nickname_conflicts_and_a_nickname_change_is_303() {
 #[test]
 fn private_messages_go_to_the_occupants_session_from_the_senders_room_address() {
     let (mut h, a, b, c) = three_in_a_room();
-    let pm = Message {
-        kind: MessageKind::Chat,
-        body: Some("psst".into()),
-        ..Message::default()
-    };
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Message {
-            nick: Some("Carol".into()),
-            message: pm.clone(),
-        },
-    );
+    let pm = psst();
+    message_to(&mut h, b, Some("Carol"), pm.clone());
     let got = room_stanzas(&mut h, c);
     assert!(
         matches!(&got[..], [RoomStanza::Message { from, private: true, .. }] if from.to_string() == "room@conference.x/Bob")
     );
     assert!(room_stanzas(&mut h, a).is_empty());
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Message {
-            nick: Some("Nobody".into()),
-            message: pm.clone(),
-        },
-    );
+    message_to(&mut h, b, Some("Nobody"), pm.clone());
     assert_eq!(
         error_of(&room_stanzas(&mut h, b)),
         Some(ErrorCondition::ItemNotFound)
     );
     let d = h.login("dave@x", "pc");
     h.clear();
-    send(
-        &mut h,
-        d,
-        ROOM,
-        RoomRequest::Message {
-            nick: Some("Carol".into()),
-            message: pm,
-        },
-    );
+    message_to(&mut h, d, Some("Carol"), pm);
     assert_eq!(
         error_of(&room_stanzas(&mut h, d)),
         Some(ErrorCondition::NotAcceptable)
@@ -741,17 +706,14 @@ fn with_compliance_on_a_room_message_is_one_record_with_every_real_recipient() {
     assert_eq!(to, ["alice@x/pc", "bob@x/pc"]);
     // A subject change carries no body: nothing to record.
     h.clear();
-    send(
+    message_to(
         &mut h,
         a,
-        ROOM,
-        RoomRequest::Message {
-            nick: None,
-            message: Message {
-                kind: MessageKind::Groupchat,
-                subject: Some("topic".into()),
-                ..Message::default()
-            },
+        None,
+        Message {
+            kind: MessageKind::Groupchat,
+            subject: Some("topic".into()),
+            ..Message::default()
         },
     );
     assert!(
@@ -821,20 +783,7 @@ fn a_second_session_under_the_same_nick_is_the_same_occupant() {
     assert_eq!(bodies(&room_stanzas(&mut h, b)), vec!["hi all".to_owned()]);
     assert_eq!(bodies(&room_stanzas(&mut h, b2)), vec!["hi all".to_owned()]);
     h.clear();
-    let message = Message {
-        kind: MessageKind::Chat,
-        body: Some("psst".into()),
-        ..Message::default()
-    };
-    send(
-        &mut h,
-        a,
-        ROOM,
-        RoomRequest::Message {
-            nick: Some("Bob".into()),
-            message,
-        },
-    );
+    message_to(&mut h, a, Some("Bob"), psst());
     assert_eq!(bodies(&room_stanzas(&mut h, b)), vec!["psst".to_owned()]);
     assert_eq!(bodies(&room_stanzas(&mut h, b2)), vec!["psst".to_owned()]);
     // What either session says comes from the one occupant.
@@ -873,16 +822,7 @@ fn another_user_still_conflicts_and_a_kick_removes_every_session() {
         Some(ErrorCondition::Conflict)
     );
     // A session renaming alone would split the occupant: refused while it has company.
-    send(
-        &mut h,
-        b2,
-        ROOM,
-        RoomRequest::Presence {
-            nick: "Robert".into(),
-            presence: Some(OccupantPresence::default()),
-            join: JoinOptions::default(),
-        },
-    );
+    rename(&mut h, b2, "Robert");
     assert_eq!(
         error_of(&room_stanzas(&mut h, b2)),
         Some(ErrorCondition::NotAcceptable)
