@@ -5,30 +5,21 @@ mod common;
 
 use std::sync::Arc;
 
+use common::rooms::{config, iq, join, messages, presences, room_stanzas, send};
 use common::*;
 use presence_core::cluster::room_home;
 use presence_core::engine::{PROXY_BIT, RoomTraffic};
 use presence_core::message::{Message, MessageKind};
+use presence_core::rooms::room::Room;
 use presence_core::rooms::{
-    ConfigChange, OccupantIdKey, OccupantPresence, RoomAnswer, RoomCall, RoomRequest, RoomStanza,
-    RoomsConfig,
+    ConfigChange, OccupantPresence, RoomAnswer, RoomCall, RoomRequest, RoomStanza,
 };
-use presence_core::stanza::{ErrorCondition, Stanza};
+use presence_core::stanza::ErrorCondition;
 use presence_core::store::MemoryStore;
 use presence_core::time::Timestamp;
-use presence_core::{BareJid, EngineConfig, Input, SessionId};
+use presence_core::{BareJid, Input, SessionId};
 
 const NODES: [&str; 2] = ["a", "b"];
-
-fn config() -> EngineConfig {
-    EngineConfig {
-        rooms: Some(RoomsConfig::new(
-            "conference.x",
-            OccupantIdKey::new(b"k".to_vec()),
-        )),
-        ..EngineConfig::for_domain("x")
-    }
-}
 
 fn placement(h: &mut Harness, served: &[&str]) {
     h.input(Input::RoomPlacement {
@@ -55,6 +46,11 @@ fn room_on(node: &str) -> BareJid {
         .map(|i| j(&format!("room{i}@conference.x")))
         .find(|r| room_home(r, &NODES) == Some(node))
         .expect("some room lands on every node")
+}
+
+/// `room` as node `h` holds it.
+fn held<'h>(h: &'h Harness, room: &BareJid, why: &str) -> &'h Room {
+    h.engine.rooms().unwrap().room(room).expect(why)
 }
 
 /// Carries routed stanzas to the node serving their recipient, and room traffic to the node serving its room
@@ -91,28 +87,6 @@ fn pump(a: &mut Harness, b: &mut Harness) {
     pump_with(a, b, [&["a"], &["b"]]);
 }
 
-fn send(h: &mut Harness, session: SessionId, room: &BareJid, request: RoomRequest) {
-    h.input(Input::Room {
-        session,
-        room: room.clone(),
-        stamp: Timestamp(1_000_000),
-        request,
-    });
-}
-
-fn join(h: &mut Harness, session: SessionId, room: &BareJid, nick: &str) {
-    send(
-        h,
-        session,
-        room,
-        RoomRequest::Presence {
-            nick: nick.into(),
-            presence: Some(OccupantPresence::default()),
-            join: Default::default(),
-        },
-    );
-}
-
 fn message(h: &mut Harness, session: SessionId, room: &BareJid, nick: Option<&str>, body: &str) {
     let message = Message {
         id: Some(format!("m-{body}")),
@@ -133,67 +107,6 @@ fn message(h: &mut Harness, session: SessionId, room: &BareJid, nick: Option<&st
             message,
         },
     );
-}
-
-fn iq(h: &mut Harness, session: SessionId, room: &BareJid, call: RoomCall) {
-    send(
-        h,
-        session,
-        room,
-        RoomRequest::Iq {
-            id: "q".into(),
-            nick: None,
-            call,
-        },
-    );
-}
-
-fn room_stanzas(h: &mut Harness, s: SessionId) -> Vec<RoomStanza> {
-    h.take(s)
-        .into_iter()
-        .filter_map(|st| match st {
-            Stanza::Room(r) => Some(*r),
-            _ => None,
-        })
-        .collect()
-}
-
-/// (from nick, available, codes) of the room presences.
-fn presences(got: &[RoomStanza]) -> Vec<(String, bool, Vec<u16>)> {
-    got.iter()
-        .filter_map(|r| match r {
-            RoomStanza::Presence {
-                from,
-                presence,
-                codes,
-                ..
-            } => Some((
-                from.resource().to_owned(),
-                presence.is_some(),
-                codes.iter().map(|c| c.code()).collect(),
-            )),
-            _ => None,
-        })
-        .collect()
-}
-
-/// (from, body, private) of the room messages.
-fn messages(got: &[RoomStanza]) -> Vec<(String, String, bool)> {
-    got.iter()
-        .filter_map(|r| match r {
-            RoomStanza::Message {
-                from,
-                message,
-                private,
-                ..
-            } => Some((
-                from.to_string(),
-                message.body.clone().unwrap_or_default(),
-                *private,
-            )),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Alice (on a) creates `room` (homed on a) as an instant room; bob (on b) joins it. Outputs cleared.
@@ -222,6 +135,16 @@ fn alice_and_bob_in(room: &BareJid) -> (Harness, Harness, SessionId, SessionId) 
     (a, b, sa, sb)
 }
 
+/// Alice makes `room` persistent with the name "Lobby".
+fn make_lobby(a: &mut Harness, sa: SessionId, room: &BareJid) {
+    let change = ConfigChange {
+        persistent: Some(true),
+        name: Some("Lobby".into()),
+        ..ConfigChange::default()
+    };
+    iq(a, sa, room, RoomCall::SetConfig(change));
+}
+
 #[test]
 fn a_user_on_another_node_joins_sees_occupants_and_talks_both_ways() {
     let room = room_on("a");
@@ -241,12 +164,7 @@ fn a_user_on_another_node_joins_sees_occupants_and_talks_both_ways() {
         [("Bob".into(), true, vec![])]
     );
     // On a, bob is seated as a proxy session carrying his real address.
-    let r = a
-        .engine
-        .rooms()
-        .unwrap()
-        .room(&room)
-        .expect("the room is on a");
+    let r = held(&a, &room, "the room is on a");
     let bob = r.occupants().get("Bob").expect("bob is an occupant");
     assert!(bob.seats[0].session.0 & PROXY_BIT != 0);
     assert_eq!(bob.jid().to_string(), "bob@x/phone");
@@ -311,12 +229,7 @@ fn a_session_ending_on_its_node_removes_the_occupant_on_the_rooms_node() {
         presences(&room_stanzas(&mut a, sa)),
         [("Bob".into(), false, vec![])]
     );
-    let r = a
-        .engine
-        .rooms()
-        .unwrap()
-        .room(&room)
-        .expect("alice keeps it");
+    let r = held(&a, &room, "alice keeps it");
     assert_eq!(r.occupants().len(), 1);
 }
 
@@ -426,13 +339,7 @@ fn a_request_reaching_a_node_that_does_not_serve_the_room_is_answered_with_an_er
 fn when_a_node_fails_its_peer_serves_its_persistent_rooms_from_the_store_and_gives_them_back() {
     let room = room_on("a");
     let (mut a, mut b, sa, sb) = alice_and_bob_in(&room);
-    // Alice makes the room persistent with a name.
-    let change = ConfigChange {
-        persistent: Some(true),
-        name: Some("Lobby".into()),
-        ..ConfigChange::default()
-    };
-    iq(&mut a, sa, &room, RoomCall::SetConfig(change));
+    make_lobby(&mut a, sa, &room);
     pump(&mut a, &mut b);
     a.clear();
     b.clear();
@@ -449,12 +356,7 @@ fn when_a_node_fails_its_peer_serves_its_persistent_rooms_from_the_store_and_giv
             .any(|(n, on, c)| n == "Bob" && !on && c.contains(&332)),
         "{got:?}"
     );
-    let on_b = b
-        .engine
-        .rooms()
-        .unwrap()
-        .room(&room)
-        .expect("b read it from the store");
+    let on_b = held(&b, &room, "b read it from the store");
     assert_eq!(on_b.config().name, "Lobby");
     assert!(on_b.config().persistent);
 
@@ -480,12 +382,7 @@ fn when_a_node_fails_its_peer_serves_its_persistent_rooms_from_the_store_and_giv
         "{got:?}"
     );
     assert!(b.engine.rooms().unwrap().is_empty());
-    let on_a = a
-        .engine
-        .rooms()
-        .unwrap()
-        .room(&room)
-        .expect("a read it again");
+    let on_a = held(&a, &room, "a read it again");
     assert_eq!(on_a.config().name, "Lobby");
 }
 
@@ -505,12 +402,7 @@ fn a_single_node_without_placement_serves_every_room() {
 fn takeover_with_a_join_in_the_same_batch(fail: bool) -> (Harness, SessionId, BareJid) {
     let room = room_on("a");
     let (mut a, mut b, sa, sb) = alice_and_bob_in(&room);
-    let change = ConfigChange {
-        persistent: Some(true),
-        name: Some("Lobby".into()),
-        ..ConfigChange::default()
-    };
-    iq(&mut a, sa, &room, RoomCall::SetConfig(change));
+    make_lobby(&mut a, sa, &room);
     b.logout(sb);
     pump(&mut a, &mut b);
     let sb = b.login("bob@x", "phone");
@@ -553,7 +445,7 @@ fn room_work_waits_for_the_rooms_read_on_takeover_so_a_join_finds_the_stored_roo
             .any(|(n, on, c)| n == "Bob" && *on && c.contains(&110) && !c.contains(&201)),
         "joined the stored room, not a new one: {got:?}"
     );
-    let r = b.engine.rooms().unwrap().room(&room).expect("on b");
+    let r = held(&b, &room, "on b");
     assert_eq!(r.config().name, "Lobby");
 }
 
@@ -572,14 +464,5 @@ fn a_failed_rooms_read_answers_the_waiting_work_with_a_temporary_error_and_the_n
         presences(&got).iter().any(|(n, on, _)| n == "Bob" && *on),
         "{got:?}"
     );
-    assert_eq!(
-        b.engine
-            .rooms()
-            .unwrap()
-            .room(&room)
-            .expect("on b")
-            .config()
-            .name,
-        "Lobby"
-    );
+    assert_eq!(held(&b, &room, "on b").config().name, "Lobby");
 }

@@ -3,95 +3,22 @@
 
 mod common;
 
+use common::rooms::at_room::{groupchat, iq, join};
+use common::rooms::{
+    ROOM, affiliate, answered, config, error_of, groupchat_message, harness, members_only,
+    restarted, room_stanzas, rooms_config,
+};
 use common::{Harness, j};
 use presence_core::archive::Query;
 use presence_core::jid::FullJid;
-use presence_core::message::{Message, MessageKind};
 use presence_core::rooms::{
-    Affiliate, Affiliation, AffiliationChange, ArchiveRead, ConfigChange, OccupantIdKey,
-    OccupantPresence, RoomAnswer, RoomCall, RoomEffect, RoomLimits, RoomQuery, RoomRequest,
-    RoomStanza, Rooms, RoomsConfig, Sender,
+    Affiliation, ArchiveRead, ConfigChange, OccupantPresence, RoomAnswer, RoomCall, RoomEffect,
+    RoomLimits, RoomQuery, RoomRequest, RoomStanza, Rooms, Sender,
 };
-use presence_core::stanza::{ErrorCondition, Stanza};
+use presence_core::stanza::ErrorCondition;
 use presence_core::store::{RoomArchiveStore, RoomStore};
 use presence_core::time::Timestamp;
-use presence_core::{EngineConfig, Input, SessionId};
-
-const ROOM: &str = "room@conference.x";
-
-fn rooms_config() -> RoomsConfig {
-    RoomsConfig::new("conference.x", OccupantIdKey::new(b"k".to_vec()))
-}
-
-fn config() -> EngineConfig {
-    EngineConfig {
-        rooms: Some(rooms_config()),
-        ..EngineConfig::for_domain("x")
-    }
-}
-
-fn send(h: &mut Harness, session: SessionId, request: RoomRequest) {
-    h.input(Input::Room {
-        session,
-        room: j(ROOM),
-        stamp: Timestamp(1_000_000),
-        request,
-    });
-}
-
-fn join(h: &mut Harness, session: SessionId, nick: &str) {
-    send(
-        h,
-        session,
-        RoomRequest::Presence {
-            nick: nick.into(),
-            presence: Some(OccupantPresence::default()),
-            join: Default::default(),
-        },
-    );
-}
-
-fn iq(h: &mut Harness, session: SessionId, call: RoomCall) {
-    send(
-        h,
-        session,
-        RoomRequest::Iq {
-            id: "q".into(),
-            nick: None,
-            call,
-        },
-    );
-}
-
-fn groupchat_message(body: &str) -> Message {
-    Message {
-        id: Some(format!("m-{body}")),
-        kind: MessageKind::Groupchat,
-        body: Some(body.into()),
-        ..Message::default()
-    }
-}
-
-fn groupchat(h: &mut Harness, session: SessionId, body: &str) {
-    send(
-        h,
-        session,
-        RoomRequest::Message {
-            nick: None,
-            message: groupchat_message(body),
-        },
-    );
-}
-
-fn room(h: &mut Harness, s: SessionId) -> Vec<RoomStanza> {
-    h.take(s)
-        .into_iter()
-        .filter_map(|st| match st {
-            Stanza::Room(r) => Some(*r),
-            _ => None,
-        })
-        .collect()
-}
+use presence_core::{Input, SessionId};
 
 /// The status codes of the session's own presence among `got`.
 fn own_codes(got: &[RoomStanza]) -> Vec<u16> {
@@ -122,20 +49,6 @@ fn live(got: &[RoomStanza]) -> Vec<(String, Option<u64>)> {
         .collect()
 }
 
-fn answered(got: &[RoomStanza]) -> Option<&RoomAnswer> {
-    got.iter().find_map(|r| match r {
-        RoomStanza::Answer { answer, .. } => Some(answer),
-        _ => None,
-    })
-}
-
-fn error_of(got: &[RoomStanza]) -> Option<ErrorCondition> {
-    got.iter().find_map(|r| match r {
-        RoomStanza::Error(e) => Some(e.condition),
-        _ => None,
-    })
-}
-
 fn persistent(archiving: Option<bool>) -> RoomCall {
     RoomCall::SetConfig(ConfigChange {
         persistent: Some(true),
@@ -156,7 +69,7 @@ fn all() -> RoomQuery {
 
 /// Alice owns a persistent room (archiving as the default says) with Bob in it.
 fn persistent_room() -> (Harness, SessionId, SessionId) {
-    let mut h = Harness::with_users(config(), &["alice@x", "bob@x", "carol@x", "dave@x"]);
+    let mut h = harness();
     let a = h.login("alice@x", "pc");
     let b = h.login("bob@x", "pc");
     join(&mut h, a, "Alice");
@@ -172,11 +85,11 @@ fn a_persistent_room_archives_with_growing_ids_and_stamps_them_on_the_broadcast(
     groupchat(&mut h, b, "one");
     groupchat(&mut h, a, "two");
     assert_eq!(
-        live(&room(&mut h, a)),
+        live(&room_stanzas(&mut h, a)),
         vec![("one".into(), Some(1)), ("two".into(), Some(2))]
     );
     assert_eq!(
-        live(&room(&mut h, b)),
+        live(&room_stanzas(&mut h, b)),
         vec![("one".into(), Some(1)), ("two".into(), Some(2))],
         "every occupant sees the same stanza-id"
     );
@@ -216,9 +129,9 @@ fn an_ad_hoc_room_never_archives_and_says_nothing_of_logging() {
     iq(&mut h, a, RoomCall::SetConfig(ConfigChange::default()));
     h.clear();
     join(&mut h, b, "Bob");
-    assert!(!own_codes(&room(&mut h, b)).contains(&170));
+    assert!(!own_codes(&room_stanzas(&mut h, b)).contains(&170));
     groupchat(&mut h, b, "gone");
-    assert_eq!(live(&room(&mut h, b)), vec![("gone".into(), None)]);
+    assert_eq!(live(&room_stanzas(&mut h, b)), vec![("gone".into(), None)]);
     assert_eq!(
         h.store.room_archive_head(&j(ROOM)).expect("head"),
         0,
@@ -226,7 +139,7 @@ fn an_ad_hoc_room_never_archives_and_says_nothing_of_logging() {
     );
     iq(&mut h, b, RoomCall::ArchiveQuery(Box::default()));
     assert_eq!(
-        error_of(&room(&mut h, b)),
+        error_of(&room_stanzas(&mut h, b)),
         Some(ErrorCondition::FeatureNotImplemented)
     );
 }
@@ -236,7 +149,7 @@ fn joining_an_archiving_room_says_170_and_config_changes_say_170_or_171() {
     let (mut h, a, _) = persistent_room();
     let c = h.login("carol@x", "pc");
     join(&mut h, c, "Carol");
-    assert_eq!(own_codes(&room(&mut h, c)), vec![110, 170]);
+    assert_eq!(own_codes(&room_stanzas(&mut h, c)), vec![110, 170]);
     h.clear();
     iq(&mut h, a, persistent(Some(false)));
     let codes_of = |got: &[RoomStanza]| {
@@ -249,15 +162,15 @@ fn joining_an_archiving_room_says_170_and_config_changes_say_170_or_171() {
             })
             .unwrap_or_default()
     };
-    assert_eq!(codes_of(&room(&mut h, c)), vec![104, 171]);
+    assert_eq!(codes_of(&room_stanzas(&mut h, c)), vec![104, 171]);
     groupchat(&mut h, c, "unarchived");
     assert_eq!(h.store.room_archive_head(&j(ROOM)).expect("head"), 0);
     iq(&mut h, a, persistent(Some(true)));
-    assert_eq!(codes_of(&room(&mut h, c)), vec![104, 170]);
+    assert_eq!(codes_of(&room_stanzas(&mut h, c)), vec![104, 170]);
     h.clear();
     let d = h.login("dave@x", "pc");
     join(&mut h, d, "Dave");
-    assert_eq!(own_codes(&room(&mut h, d)), vec![110, 170]);
+    assert_eq!(own_codes(&room_stanzas(&mut h, d)), vec![110, 170]);
 }
 
 #[test]
@@ -269,14 +182,11 @@ fn history_comes_back_from_the_archive_after_a_restart() {
     for s in [a, b] {
         h.logout(s);
     }
-    let mut h2 = Harness::new(config());
-    h2.store = h.store.clone();
-    h2.engine = presence_core::Engine::new(config())
-        .with_rooms(presence_core::store::load_rooms(&*h.store).expect("rooms"));
+    let mut h2 = restarted(&h);
     let d = h2.login("dave@x", "pc");
     h2.clear();
     join(&mut h2, d, "Dave");
-    let got = room(&mut h2, d);
+    let got = room_stanzas(&mut h2, d);
     let history: Vec<(String, Option<u64>)> = got
         .iter()
         .filter_map(|r| match r {
@@ -300,7 +210,10 @@ fn history_comes_back_from_the_archive_after_a_restart() {
     join(&mut h2, b2, "Bob");
     h2.clear();
     groupchat(&mut h2, b2, "after");
-    assert_eq!(live(&room(&mut h2, d)), vec![("after".into(), Some(21))]);
+    assert_eq!(
+        live(&room_stanzas(&mut h2, d)),
+        vec![("after".into(), Some(21))]
+    );
 }
 
 #[test]
@@ -324,52 +237,35 @@ fn who_may_query_follows_membership_and_bans() {
     let c = h.login("carol@x", "pc");
     iq(&mut h, c, RoomCall::ArchiveQuery(Box::new(read.clone())));
     assert_eq!(
-        answered(&room(&mut h, c)),
+        answered(&room_stanzas(&mut h, c)),
         Some(&RoomAnswer::ArchiveRead(Box::new(read.clone()))),
         "the room hands the query back for the shell to read"
     );
-    iq(
-        &mut h,
-        a,
-        RoomCall::SetAffiliations(vec![AffiliationChange {
-            who: Affiliate::Jid(j("carol@x")),
-            affiliation: Affiliation::Outcast,
-            reason: None,
-        }]),
-    );
+    iq(&mut h, a, affiliate("carol@x", Affiliation::Outcast));
     h.clear();
     iq(&mut h, c, RoomCall::ArchiveQuery(Box::new(read.clone())));
-    assert_eq!(error_of(&room(&mut h, c)), Some(ErrorCondition::Forbidden));
+    assert_eq!(
+        error_of(&room_stanzas(&mut h, c)),
+        Some(ErrorCondition::Forbidden)
+    );
     // Members-only: members and above.
-    iq(
-        &mut h,
-        a,
-        RoomCall::SetConfig(ConfigChange {
-            members_only: Some(true),
-            ..ConfigChange::default()
-        }),
-    );
-    iq(
-        &mut h,
-        a,
-        RoomCall::SetAffiliations(vec![AffiliationChange {
-            who: Affiliate::Jid(j("bob@x")),
-            affiliation: Affiliation::Member,
-            reason: None,
-        }]),
-    );
+    iq(&mut h, a, members_only());
+    iq(&mut h, a, affiliate("bob@x", Affiliation::Member));
     let d = h.login("dave@x", "pc");
     h.clear();
     iq(&mut h, d, RoomCall::ArchiveQuery(Box::new(read.clone())));
-    assert_eq!(error_of(&room(&mut h, d)), Some(ErrorCondition::Forbidden));
+    assert_eq!(
+        error_of(&room_stanzas(&mut h, d)),
+        Some(ErrorCondition::Forbidden)
+    );
     iq(&mut h, b, RoomCall::ArchiveQuery(Box::new(read.clone())));
     assert!(matches!(
-        answered(&room(&mut h, b)),
+        answered(&room_stanzas(&mut h, b)),
         Some(RoomAnswer::ArchiveRead(_))
     ));
     iq(&mut h, a, RoomCall::ArchiveQuery(Box::new(read.clone())));
     assert!(matches!(
-        answered(&room(&mut h, a)),
+        answered(&room_stanzas(&mut h, a)),
         Some(RoomAnswer::ArchiveRead(_))
     ));
     // An unknown room.
@@ -384,7 +280,7 @@ fn who_may_query_follows_membership_and_bans() {
         },
     });
     assert_eq!(
-        error_of(&room(&mut h, d)),
+        error_of(&room_stanzas(&mut h, d)),
         Some(ErrorCondition::ItemNotFound)
     );
 }

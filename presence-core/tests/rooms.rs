@@ -2,135 +2,52 @@
 
 mod common;
 
+use common::rooms::at_room::{groupchat, iq, join, join_with};
+use common::rooms::{
+    self, ROOM, affiliate, answered, config, error_of, harness, members_only, moderated, presences,
+    restarted, room_stanzas,
+};
 use common::{Harness, j};
 use presence_core::message::{Message, MessageKind};
 use presence_core::rooms::{
     Affiliate, Affiliation, AffiliationChange, ConfigChange, Destroyed, Invite, JoinOptions,
-    Mediated, OccupantIdKey, OccupantPresence, Role, RoleChange, RoomAnswer, RoomCall, RoomRequest,
-    RoomStanza, RoomsConfig, StatusCode, WhoIs,
+    Mediated, OccupantPresence, Role, RoleChange, RoomAnswer, RoomCall, RoomRequest, RoomStanza,
+    StatusCode, WhoIs,
 };
 use presence_core::stanza::{ErrorCondition, IqKind, RoutedIq, Stanza};
 use presence_core::store::{OfflineStore, RoomStore};
-use presence_core::time::Timestamp;
 use presence_core::{EngineConfig, Input, SessionId};
 use proptest::prelude::*;
 
-const ROOM: &str = "room@conference.x";
-
-fn config() -> EngineConfig {
-    EngineConfig {
-        rooms: Some(RoomsConfig::new(
-            "conference.x",
-            OccupantIdKey::new(b"k".to_vec()),
-        )),
-        ..EngineConfig::for_domain("x")
-    }
-}
-
-fn harness() -> Harness {
-    Harness::with_users(config(), &["alice@x", "bob@x", "carol@x", "dave@x"])
-}
-
 fn send(h: &mut Harness, session: SessionId, room: &str, request: RoomRequest) {
-    h.input(Input::Room {
-        session,
-        room: j(room),
-        stamp: Timestamp(1_000_000),
-        request,
-    });
+    rooms::send(h, session, &j(room), request);
 }
 
-fn join_with(h: &mut Harness, session: SessionId, nick: &str, join: JoinOptions) {
-    let presence = Some(OccupantPresence::default());
-    send(
-        h,
-        session,
-        ROOM,
-        RoomRequest::Presence {
-            nick: nick.into(),
-            presence,
-            join,
-        },
-    );
-}
-
-fn join(h: &mut Harness, session: SessionId, nick: &str) {
-    join_with(h, session, nick, JoinOptions::default());
-}
-
-fn iq(h: &mut Harness, session: SessionId, call: RoomCall) {
-    send(
-        h,
-        session,
-        ROOM,
-        RoomRequest::Iq {
-            id: "q".into(),
-            nick: None,
-            call,
-        },
-    );
-}
-
-fn groupchat(h: &mut Harness, session: SessionId, body: &str) {
-    let message = Message {
-        id: Some(format!("m-{body}")),
-        kind: MessageKind::Groupchat,
-        body: Some(body.into()),
-        ..Message::default()
-    };
+/// Sends `message` to the room, or through it to the occupant `nick`.
+fn message_to(h: &mut Harness, session: SessionId, nick: Option<&str>, message: Message) {
     send(
         h,
         session,
         ROOM,
         RoomRequest::Message {
-            nick: None,
+            nick: nick.map(Into::into),
             message,
         },
     );
 }
 
-/// The room stanzas delivered to `s`, taken.
-fn room(h: &mut Harness, s: SessionId) -> Vec<RoomStanza> {
-    h.take(s)
-        .into_iter()
-        .filter_map(|st| match st {
-            Stanza::Room(r) => Some(*r),
-            _ => None,
-        })
-        .collect()
+/// A private message saying "psst".
+fn psst() -> Message {
+    Message {
+        kind: MessageKind::Chat,
+        body: Some("psst".into()),
+        ..Message::default()
+    }
 }
 
-/// (from nick, available, codes) of the room presences among `got`.
-fn presences(got: &[RoomStanza]) -> Vec<(String, bool, Vec<u16>)> {
-    got.iter()
-        .filter_map(|r| match r {
-            RoomStanza::Presence {
-                from,
-                presence,
-                codes,
-                ..
-            } => Some((
-                from.resource().to_owned(),
-                presence.is_some(),
-                codes.iter().map(|c| c.code()).collect(),
-            )),
-            _ => None,
-        })
-        .collect()
-}
-
-fn error_of(got: &[RoomStanza]) -> Option<ErrorCondition> {
-    got.iter().find_map(|r| match r {
-        RoomStanza::Error(e) => Some(e.condition),
-        _ => None,
-    })
-}
-
-fn answered(got: &[RoomStanza]) -> Option<&RoomAnswer> {
-    got.iter().find_map(|r| match r {
-        RoomStanza::Answer { answer, .. } => Some(answer),
-        _ => None,
-    })
+/// A nickname change: available presence to the new nickname (the same request as a join).
+fn rename(h: &mut Harness, session: SessionId, nick: &str) {
+    join(h, session, nick);
 }
 
 /// Alice creates the room and accepts the defaults (an instant room); bob and carol join. Outputs cleared.
@@ -147,6 +64,16 @@ fn three_in_a_room() -> (Harness, SessionId, SessionId, SessionId) {
     (h, a, b, c)
 }
 
+/// `three_in_a_room` made moderated, then dave joins as a visitor. Outputs cleared.
+fn moderated_with_a_visitor() -> (Harness, SessionId, SessionId, SessionId) {
+    let (mut h, a, b, _) = three_in_a_room();
+    iq(&mut h, a, moderated());
+    let d = h.login("dave@x", "pc");
+    join(&mut h, d, "Dave");
+    h.clear();
+    (h, a, b, d)
+}
+
 #[test]
 fn the_first_to_join_creates_a_locked_room_until_it_is_configured() {
     let mut h = harness();
@@ -154,7 +81,7 @@ fn the_first_to_join_creates_a_locked_room_until_it_is_configured() {
     let b = h.login("bob@x", "pc");
     h.clear();
     join(&mut h, a, "Alice");
-    let got = room(&mut h, a);
+    let got = room_stanzas(&mut h, a);
     assert_eq!(
         presences(&got),
         vec![("Alice".into(), true, vec![110, 201])]
@@ -172,22 +99,22 @@ fn the_first_to_join_creates_a_locked_room_until_it_is_configured() {
     );
     join(&mut h, b, "Bob");
     assert_eq!(
-        error_of(&room(&mut h, b)),
+        error_of(&room_stanzas(&mut h, b)),
         Some(ErrorCondition::ItemNotFound)
     );
     iq(&mut h, a, RoomCall::SetConfig(ConfigChange::default()));
-    assert_eq!(answered(&room(&mut h, a)), Some(&RoomAnswer::Done));
+    assert_eq!(answered(&room_stanzas(&mut h, a)), Some(&RoomAnswer::Done));
     join(&mut h, b, "Bob");
     // Bob sees alice first, then himself with 110; alice sees bob arrive.
     assert_eq!(
-        presences(&room(&mut h, b)),
+        presences(&room_stanzas(&mut h, b)),
         vec![
             ("Alice".into(), true, vec![]),
             ("Bob".into(), true, vec![110])
         ]
     );
     assert_eq!(
-        presences(&room(&mut h, a)),
+        presences(&room_stanzas(&mut h, a)),
         vec![("Bob".into(), true, vec![])]
     );
 }
@@ -197,7 +124,7 @@ fn messages_reach_every_occupant_and_newcomers_get_history_then_the_subject() {
     let (mut h, a, b, c) = three_in_a_room();
     groupchat(&mut h, b, "hello");
     for s in [a, b, c] {
-        let got = room(&mut h, s);
+        let got = room_stanzas(&mut h, s);
         assert!(
             got.iter().any(|r| matches!(r, RoomStanza::Message { from, message, occupant_id: Some(_), .. }
                 if from.to_string() == "room@conference.x/Bob" && message.body.as_deref() == Some("hello"))),
@@ -210,30 +137,17 @@ fn messages_reach_every_occupant_and_newcomers_get_history_then_the_subject() {
         ..Message::default()
     };
     // Participants may not set the subject by default; the moderator may.
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Message {
-            nick: None,
-            message: subject.clone(),
-        },
+    message_to(&mut h, b, None, subject.clone());
+    assert_eq!(
+        error_of(&room_stanzas(&mut h, b)),
+        Some(ErrorCondition::Forbidden)
     );
-    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::Forbidden));
-    send(
-        &mut h,
-        a,
-        ROOM,
-        RoomRequest::Message {
-            nick: None,
-            message: subject,
-        },
-    );
+    message_to(&mut h, a, None, subject);
     h.clear();
     let d = h.login("dave@x", "pc");
     h.clear();
     join(&mut h, d, "Dave");
-    let got = room(&mut h, d);
+    let got = room_stanzas(&mut h, d);
     let history: Vec<_> = got
         .iter()
         .filter_map(|r| match r {
@@ -258,36 +172,24 @@ fn a_taken_nickname_conflicts_and_a_nickname_change_is_303() {
     let d = h.login("dave@x", "pc");
     h.clear();
     join(&mut h, d, "Bob");
-    assert_eq!(error_of(&room(&mut h, d)), Some(ErrorCondition::Conflict));
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Presence {
-            nick: "Carol".into(),
-            presence: Some(OccupantPresence::default()),
-            join: JoinOptions::default(),
-        },
-    );
-    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::Conflict));
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Presence {
-            nick: "Robert".into(),
-            presence: Some(OccupantPresence::default()),
-            join: JoinOptions::default(),
-        },
-    );
     assert_eq!(
-        presences(&room(&mut h, b)),
+        error_of(&room_stanzas(&mut h, d)),
+        Some(ErrorCondition::Conflict)
+    );
+    rename(&mut h, b, "Carol");
+    assert_eq!(
+        error_of(&room_stanzas(&mut h, b)),
+        Some(ErrorCondition::Conflict)
+    );
+    rename(&mut h, b, "Robert");
+    assert_eq!(
+        presences(&room_stanzas(&mut h, b)),
         vec![
             ("Bob".into(), false, vec![110, 303]),
             ("Robert".into(), true, vec![110])
         ]
     );
-    let seen = room(&mut h, a);
+    let seen = room_stanzas(&mut h, a);
     assert_eq!(
         presences(&seen),
         vec![
@@ -303,56 +205,28 @@ fn a_taken_nickname_conflicts_and_a_nickname_change_is_303() {
 #[test]
 fn private_messages_go_to_the_occupants_session_from_the_senders_room_address() {
     let (mut h, a, b, c) = three_in_a_room();
-    let pm = Message {
-        kind: MessageKind::Chat,
-        body: Some("psst".into()),
-        ..Message::default()
-    };
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Message {
-            nick: Some("Carol".into()),
-            message: pm.clone(),
-        },
-    );
-    let got = room(&mut h, c);
+    let pm = psst();
+    message_to(&mut h, b, Some("Carol"), pm.clone());
+    let got = room_stanzas(&mut h, c);
     assert!(
         matches!(&got[..], [RoomStanza::Message { from, private: true, .. }] if from.to_string() == "room@conference.x/Bob")
     );
-    assert!(room(&mut h, a).is_empty());
-    send(
-        &mut h,
-        b,
-        ROOM,
-        RoomRequest::Message {
-            nick: Some("Nobody".into()),
-            message: pm.clone(),
-        },
-    );
+    assert!(room_stanzas(&mut h, a).is_empty());
+    message_to(&mut h, b, Some("Nobody"), pm.clone());
     assert_eq!(
-        error_of(&room(&mut h, b)),
+        error_of(&room_stanzas(&mut h, b)),
         Some(ErrorCondition::ItemNotFound)
     );
     let d = h.login("dave@x", "pc");
     h.clear();
-    send(
-        &mut h,
-        d,
-        ROOM,
-        RoomRequest::Message {
-            nick: Some("Carol".into()),
-            message: pm,
-        },
-    );
+    message_to(&mut h, d, Some("Carol"), pm);
     assert_eq!(
-        error_of(&room(&mut h, d)),
+        error_of(&room_stanzas(&mut h, d)),
         Some(ErrorCondition::NotAcceptable)
     );
     groupchat(&mut h, d, "outsider");
     assert_eq!(
-        error_of(&room(&mut h, d)),
+        error_of(&room_stanzas(&mut h, d)),
         Some(ErrorCondition::NotAcceptable)
     );
 }
@@ -370,7 +244,10 @@ fn moderators_kick_admins_ban_and_owners_are_never_kicked() {
             reason: None,
         }]),
     );
-    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::NotAllowed));
+    assert_eq!(
+        error_of(&room_stanzas(&mut h, b)),
+        Some(ErrorCondition::NotAllowed)
+    );
     iq(
         &mut h,
         a,
@@ -381,11 +258,11 @@ fn moderators_kick_admins_ban_and_owners_are_never_kicked() {
         }]),
     );
     assert_eq!(
-        presences(&room(&mut h, c)),
+        presences(&room_stanzas(&mut h, c)),
         vec![("Carol".into(), false, vec![110, 307])]
     );
     assert_eq!(
-        presences(&room(&mut h, b)),
+        presences(&room_stanzas(&mut h, b)),
         vec![("Carol".into(), false, vec![307])]
     );
     // Make bob a moderator; he still cannot kick the owner.
@@ -408,39 +285,32 @@ fn moderators_kick_admins_ban_and_owners_are_never_kicked() {
             reason: None,
         }]),
     );
-    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::NotAllowed));
-    // A ban removes bob (301) and keeps him out.
-    iq(
-        &mut h,
-        a,
-        RoomCall::SetAffiliations(vec![AffiliationChange {
-            who: Affiliate::Jid(j("bob@x")),
-            affiliation: Affiliation::Outcast,
-            reason: None,
-        }]),
-    );
     assert_eq!(
-        presences(&room(&mut h, b)),
+        error_of(&room_stanzas(&mut h, b)),
+        Some(ErrorCondition::NotAllowed)
+    );
+    // A ban removes bob (301) and keeps him out.
+    iq(&mut h, a, affiliate("bob@x", Affiliation::Outcast));
+    assert_eq!(
+        presences(&room_stanzas(&mut h, b)),
         vec![("Bob".into(), false, vec![110, 301])]
     );
     join(&mut h, b, "Bob");
-    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::Forbidden));
+    assert_eq!(
+        error_of(&room_stanzas(&mut h, b)),
+        Some(ErrorCondition::Forbidden)
+    );
     h.clear();
     iq(&mut h, a, RoomCall::GetAffiliations(Affiliation::Outcast));
     assert!(
-        matches!(answered(&room(&mut h, a)), Some(RoomAnswer::Items(items)) if items.len() == 1)
+        matches!(answered(&room_stanzas(&mut h, a)), Some(RoomAnswer::Items(items)) if items.len() == 1)
     );
     // The last owner cannot step down.
-    iq(
-        &mut h,
-        a,
-        RoomCall::SetAffiliations(vec![AffiliationChange {
-            who: Affiliate::Jid(j("alice@x")),
-            affiliation: Affiliation::Member,
-            reason: None,
-        }]),
+    iq(&mut h, a, affiliate("alice@x", Affiliation::Member));
+    assert_eq!(
+        error_of(&room_stanzas(&mut h, a)),
+        Some(ErrorCondition::Conflict)
     );
-    assert_eq!(error_of(&room(&mut h, a)), Some(ErrorCondition::Conflict));
 }
 
 #[test]
@@ -456,7 +326,7 @@ fn passwords_members_only_and_full_rooms_keep_people_out() {
     h.clear();
     join(&mut h, d, "Dave");
     assert_eq!(
-        error_of(&room(&mut h, d)),
+        error_of(&room_stanzas(&mut h, d)),
         Some(ErrorCondition::NotAuthorized)
     );
     join_with(
@@ -468,7 +338,7 @@ fn passwords_members_only_and_full_rooms_keep_people_out() {
             ..JoinOptions::default()
         },
     );
-    assert!(error_of(&room(&mut h, d)).is_none());
+    assert!(error_of(&room_stanzas(&mut h, d)).is_none());
     send(
         &mut h,
         d,
@@ -480,15 +350,8 @@ fn passwords_members_only_and_full_rooms_keep_people_out() {
         },
     );
     // Members-only removes non-members present (322) and refuses newcomers.
-    iq(
-        &mut h,
-        a,
-        RoomCall::SetConfig(ConfigChange {
-            members_only: Some(true),
-            ..ConfigChange::default()
-        }),
-    );
-    let seen = presences(&room(&mut h, a));
+    iq(&mut h, a, members_only());
+    let seen = presences(&room_stanzas(&mut h, a));
     assert!(seen.contains(&("Bob".into(), false, vec![322])), "{seen:?}");
     join_with(
         &mut h,
@@ -500,7 +363,7 @@ fn passwords_members_only_and_full_rooms_keep_people_out() {
         },
     );
     assert_eq!(
-        error_of(&room(&mut h, d)),
+        error_of(&room_stanzas(&mut h, d)),
         Some(ErrorCondition::RegistrationRequired)
     );
     iq(
@@ -523,27 +386,19 @@ fn passwords_members_only_and_full_rooms_keep_people_out() {
         },
     );
     assert_eq!(
-        error_of(&room(&mut h, d)),
+        error_of(&room_stanzas(&mut h, d)),
         Some(ErrorCondition::ServiceUnavailable)
     );
 }
 
 #[test]
 fn moderated_rooms_silence_visitors_until_given_voice() {
-    let (mut h, a, b, _) = three_in_a_room();
-    iq(
-        &mut h,
-        a,
-        RoomCall::SetConfig(ConfigChange {
-            moderated: Some(true),
-            ..ConfigChange::default()
-        }),
-    );
-    let d = h.login("dave@x", "pc");
-    join(&mut h, d, "Dave");
-    h.clear();
+    let (mut h, a, b, d) = moderated_with_a_visitor();
     groupchat(&mut h, d, "hi");
-    assert_eq!(error_of(&room(&mut h, d)), Some(ErrorCondition::Forbidden));
+    assert_eq!(
+        error_of(&room_stanzas(&mut h, d)),
+        Some(ErrorCondition::Forbidden)
+    );
     iq(
         &mut h,
         a,
@@ -555,8 +410,8 @@ fn moderated_rooms_silence_visitors_until_given_voice() {
     );
     h.clear();
     groupchat(&mut h, d, "hi");
-    assert!(error_of(&room(&mut h, d)).is_none());
-    assert_eq!(room(&mut h, b).len(), 1);
+    assert!(error_of(&room_stanzas(&mut h, d)).is_none());
+    assert_eq!(room_stanzas(&mut h, b).len(), 1);
 }
 
 #[test]
@@ -573,8 +428,8 @@ fn semi_anonymous_rooms_show_real_addresses_to_moderators_only() {
             _ => None,
         })
     };
-    assert_eq!(jid_seen_by(&room(&mut h, a)), Some(true));
-    assert_eq!(jid_seen_by(&room(&mut h, b)), Some(false));
+    assert_eq!(jid_seen_by(&room_stanzas(&mut h, a)), Some(true));
+    assert_eq!(jid_seen_by(&room_stanzas(&mut h, b)), Some(false));
     iq(
         &mut h,
         a,
@@ -586,7 +441,7 @@ fn semi_anonymous_rooms_show_real_addresses_to_moderators_only() {
     let e = h.login("carol@x", "phone");
     h.clear();
     join(&mut h, e, "Carol2");
-    let own = presences(&room(&mut h, e));
+    let own = presences(&room_stanzas(&mut h, e));
     assert_eq!(own.last(), Some(&("Carol2".into(), true, vec![100, 110])));
 }
 
@@ -595,7 +450,7 @@ fn a_session_that_ends_leaves_and_an_ad_hoc_room_vanishes_with_its_last_occupant
     let (mut h, a, b, c) = three_in_a_room();
     h.logout(c);
     assert_eq!(
-        presences(&room(&mut h, a)),
+        presences(&room_stanzas(&mut h, a)),
         vec![("Carol".into(), false, vec![])]
     );
     // Unavailable to everyone is leaving too.
@@ -605,7 +460,7 @@ fn a_session_that_ends_leaves_and_an_ad_hoc_room_vanishes_with_its_last_occupant
         presence: None,
     });
     assert_eq!(
-        presences(&room(&mut h, a)),
+        presences(&room_stanzas(&mut h, a)),
         vec![("Bob".into(), false, vec![])]
     );
     h.logout(a);
@@ -636,14 +491,11 @@ fn persistent_rooms_are_stored_survive_restarts_and_destruction_removes_them() {
     h.logout(SessionId(3));
     assert!(h.engine.rooms().expect("service").room(&j(ROOM)).is_some());
     // A new engine over the same store has it back, unlocked, with its history.
-    let mut h2 = Harness::new(config());
-    h2.store = h.store.clone();
-    h2.engine = presence_core::Engine::new(config())
-        .with_rooms(presence_core::store::load_rooms(&*h.store).expect("rooms"));
+    let mut h2 = restarted(&h);
     let d = h2.login("dave@x", "pc");
     h2.clear();
     join(&mut h2, d, "Dave");
-    let got = room(&mut h2, d);
+    let got = room_stanzas(&mut h2, d);
     assert!(error_of(&got).is_none(), "{got:?}");
     assert!(got.iter().any(|r| matches!(r, RoomStanza::Message { message, delayed: Some(_), .. } if message.body.as_deref() == Some("remember me"))));
     // Alice is still the owner and destroys it; dave is told where to go.
@@ -654,7 +506,7 @@ fn persistent_rooms_are_stored_survive_restarts_and_destruction_removes_them() {
         password: None,
     };
     iq(&mut h2, a2, RoomCall::Destroy(destroyed.clone()));
-    let got = room(&mut h2, d);
+    let got = room_stanzas(&mut h2, d);
     assert!(
         matches!(&got[..], [RoomStanza::Presence { destroyed: Some(d), presence: None, .. }] if *d == destroyed)
     );
@@ -677,11 +529,11 @@ fn self_ping_is_answered_by_the_room_and_a_ping_to_another_occupant_goes_to_its_
         )
     };
     ping(&mut h, b, "Bob");
-    assert_eq!(answered(&room(&mut h, b)), Some(&RoomAnswer::Done));
+    assert_eq!(answered(&room_stanzas(&mut h, b)), Some(&RoomAnswer::Done));
     // Carol's client answers a ping to carol's occupant address (XEP-0410 §3), not the room.
     ping(&mut h, b, "Carol");
-    assert!(room(&mut h, b).is_empty());
-    let got = room(&mut h, c);
+    assert!(room_stanzas(&mut h, b).is_empty());
+    let got = room_stanzas(&mut h, c);
     let [RoomStanza::Iq { from, iq }] = &got[..] else {
         panic!("{got:?}")
     };
@@ -694,7 +546,7 @@ fn self_ping_is_answered_by_the_room_and_a_ping_to_another_occupant_goes_to_its_
     for nick in ["Bob", "Dave"] {
         ping(&mut h, d, nick);
         assert_eq!(
-            error_of(&room(&mut h, d)),
+            error_of(&room_stanzas(&mut h, d)),
             Some(ErrorCondition::NotAcceptable)
         );
     }
@@ -713,7 +565,9 @@ fn the_service_lists_public_configured_rooms_and_occupant_ids_are_stable() {
             call: RoomCall::Items,
         },
     );
-    assert!(matches!(answered(&room(&mut h, b)), Some(RoomAnswer::Rooms(r)) if r.len() == 1));
+    assert!(
+        matches!(answered(&room_stanzas(&mut h, b)), Some(RoomAnswer::Rooms(r)) if r.len() == 1)
+    );
     iq(
         &mut h,
         a,
@@ -733,7 +587,9 @@ fn the_service_lists_public_configured_rooms_and_occupant_ids_are_stable() {
             call: RoomCall::Items,
         },
     );
-    assert!(matches!(answered(&room(&mut h, b)), Some(RoomAnswer::Rooms(r)) if r.is_empty()));
+    assert!(
+        matches!(answered(&room_stanzas(&mut h, b)), Some(RoomAnswer::Rooms(r)) if r.is_empty())
+    );
     let id_of = |got: &[RoomStanza]| {
         got.iter().find_map(|r| match r {
             RoomStanza::Presence {
@@ -752,9 +608,9 @@ fn the_service_lists_public_configured_rooms_and_occupant_ids_are_stable() {
             join: JoinOptions::default(),
         },
     );
-    let first = id_of(&room(&mut h, a));
+    let first = id_of(&room_stanzas(&mut h, a));
     join(&mut h, b, "Bob");
-    assert_eq!(id_of(&room(&mut h, a)), first);
+    assert_eq!(id_of(&room_stanzas(&mut h, a)), first);
 }
 
 #[test]
@@ -764,7 +620,7 @@ fn no_room_service_answers_service_unavailable() {
     h.clear();
     join(&mut h, a, "Alice");
     assert_eq!(
-        error_of(&room(&mut h, a)),
+        error_of(&room_stanzas(&mut h, a)),
         Some(ErrorCondition::ServiceUnavailable)
     );
 }
@@ -859,17 +715,14 @@ fn with_compliance_on_a_room_message_is_one_record_with_every_real_recipient() {
     assert_eq!(to, ["alice@x/pc", "bob@x/pc"]);
     // A subject change carries no body: nothing to record.
     h.clear();
-    send(
+    message_to(
         &mut h,
         a,
-        ROOM,
-        RoomRequest::Message {
-            nick: None,
-            message: Message {
-                kind: MessageKind::Groupchat,
-                subject: Some("topic".into()),
-                ..Message::default()
-            },
+        None,
+        Message {
+            kind: MessageKind::Groupchat,
+            subject: Some("topic".into()),
+            ..Message::default()
         },
     );
     assert!(
@@ -910,7 +763,7 @@ fn a_second_session_under_the_same_nick_is_the_same_occupant() {
     h.clear();
     join(&mut h, b2, "Bob");
     // The full join sequence for the new session: occupants, itself with 110, history, the subject.
-    let got = room(&mut h, b2);
+    let got = room_stanzas(&mut h, b2);
     assert_eq!(
         presences(&got),
         vec![
@@ -925,7 +778,7 @@ fn a_second_session_under_the_same_nick_is_the_same_occupant() {
     );
     // Nobody else sees a new occupant, bob's first session included.
     for s in [a, b, c] {
-        assert!(presences(&room(&mut h, s)).is_empty());
+        assert!(presences(&room_stanzas(&mut h, s)).is_empty());
     }
     assert_eq!(
         h.engine
@@ -936,28 +789,15 @@ fn a_second_session_under_the_same_nick_is_the_same_occupant() {
     );
     // Broadcasts and private messages to Bob reach both sessions.
     groupchat(&mut h, c, "hi all");
-    assert_eq!(bodies(&room(&mut h, b)), vec!["hi all".to_owned()]);
-    assert_eq!(bodies(&room(&mut h, b2)), vec!["hi all".to_owned()]);
+    assert_eq!(bodies(&room_stanzas(&mut h, b)), vec!["hi all".to_owned()]);
+    assert_eq!(bodies(&room_stanzas(&mut h, b2)), vec!["hi all".to_owned()]);
     h.clear();
-    let message = Message {
-        kind: MessageKind::Chat,
-        body: Some("psst".into()),
-        ..Message::default()
-    };
-    send(
-        &mut h,
-        a,
-        ROOM,
-        RoomRequest::Message {
-            nick: Some("Bob".into()),
-            message,
-        },
-    );
-    assert_eq!(bodies(&room(&mut h, b)), vec!["psst".to_owned()]);
-    assert_eq!(bodies(&room(&mut h, b2)), vec!["psst".to_owned()]);
+    message_to(&mut h, a, Some("Bob"), psst());
+    assert_eq!(bodies(&room_stanzas(&mut h, b)), vec!["psst".to_owned()]);
+    assert_eq!(bodies(&room_stanzas(&mut h, b2)), vec!["psst".to_owned()]);
     // What either session says comes from the one occupant.
     groupchat(&mut h, b2, "from the phone");
-    let got = room(&mut h, a);
+    let got = room_stanzas(&mut h, a);
     assert!(
         matches!(&got[..], [RoomStanza::Message { from, .. }] if from.to_string() == format!("{ROOM}/Bob"))
     );
@@ -965,15 +805,15 @@ fn a_second_session_under_the_same_nick_is_the_same_occupant() {
     // The first session leaves: only it is told; the occupant stays.
     leave(&mut h, b, "Bob");
     assert_eq!(
-        presences(&room(&mut h, b)),
+        presences(&room_stanzas(&mut h, b)),
         vec![("Bob".into(), false, vec![110])]
     );
-    assert!(presences(&room(&mut h, a)).is_empty());
-    assert!(presences(&room(&mut h, b2)).is_empty());
+    assert!(presences(&room_stanzas(&mut h, a)).is_empty());
+    assert!(presences(&room_stanzas(&mut h, b2)).is_empty());
     // The last one ends: now the others see Bob go.
     h.logout(b2);
     assert_eq!(
-        presences(&room(&mut h, a)),
+        presences(&room_stanzas(&mut h, a)),
         vec![("Bob".into(), false, vec![])]
     );
 }
@@ -986,20 +826,14 @@ fn another_user_still_conflicts_and_a_kick_removes_every_session() {
     join(&mut h, b2, "Bob");
     h.clear();
     join(&mut h, d, "Bob");
-    assert_eq!(error_of(&room(&mut h, d)), Some(ErrorCondition::Conflict));
-    // A session renaming alone would split the occupant: refused while it has company.
-    send(
-        &mut h,
-        b2,
-        ROOM,
-        RoomRequest::Presence {
-            nick: "Robert".into(),
-            presence: Some(OccupantPresence::default()),
-            join: JoinOptions::default(),
-        },
-    );
     assert_eq!(
-        error_of(&room(&mut h, b2)),
+        error_of(&room_stanzas(&mut h, d)),
+        Some(ErrorCondition::Conflict)
+    );
+    // A session renaming alone would split the occupant: refused while it has company.
+    rename(&mut h, b2, "Robert");
+    assert_eq!(
+        error_of(&room_stanzas(&mut h, b2)),
         Some(ErrorCondition::NotAcceptable)
     );
     iq(
@@ -1013,18 +847,18 @@ fn another_user_still_conflicts_and_a_kick_removes_every_session() {
     );
     for s in [b, b2] {
         assert_eq!(
-            presences(&room(&mut h, s)),
+            presences(&room_stanzas(&mut h, s)),
             vec![("Bob".into(), false, vec![110, 307])]
         );
     }
     assert_eq!(
-        presences(&room(&mut h, a)),
+        presences(&room_stanzas(&mut h, a)),
         vec![("Bob".into(), false, vec![307])]
     );
     // Both sessions are out: what they say now is refused.
     groupchat(&mut h, b2, "still here?");
     assert_eq!(
-        error_of(&room(&mut h, b2)),
+        error_of(&room_stanzas(&mut h, b2)),
         Some(ErrorCondition::NotAcceptable)
     );
 }
@@ -1059,28 +893,13 @@ fn a_mediated_invitation_reaches_the_invitee_and_makes_them_a_member_of_a_member
     let b = h.login("bob@x", "pc");
     let d = h.login("dave@x", "pc");
     join(&mut h, a, "Alice");
-    iq(
-        &mut h,
-        a,
-        RoomCall::SetConfig(ConfigChange {
-            members_only: Some(true),
-            ..ConfigChange::default()
-        }),
-    );
-    iq(
-        &mut h,
-        a,
-        RoomCall::SetAffiliations(vec![AffiliationChange {
-            who: Affiliate::Jid(j("bob@x")),
-            affiliation: Affiliation::Member,
-            reason: None,
-        }]),
-    );
+    iq(&mut h, a, members_only());
+    iq(&mut h, a, affiliate("bob@x", Affiliation::Member));
     join(&mut h, b, "Bob");
     h.clear();
     join(&mut h, d, "Dave");
     assert_eq!(
-        error_of(&room(&mut h, d)),
+        error_of(&room_stanzas(&mut h, d)),
         Some(ErrorCondition::RegistrationRequired)
     );
     // The owner invites dave: an ordinary message from the room, naming alice's real address and the reason.
@@ -1091,13 +910,16 @@ fn a_mediated_invitation_reaches_the_invitee_and_makes_them_a_member_of_a_member
     assert!(got[0].1[0].contains("<invite from='alice@x/pc'><reason>join us</reason>"));
     join(&mut h, d, "Dave");
     assert_eq!(
-        presences(&room(&mut h, d)).last(),
+        presences(&room_stanzas(&mut h, d)).last(),
         Some(&("Dave".into(), true, vec![110]))
     );
     // A member may not invite unless the room lets occupants invite.
     h.clear();
     mediated(&mut h, b, invite("carol@x", None));
-    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::Forbidden));
+    assert_eq!(
+        error_of(&room_stanzas(&mut h, b)),
+        Some(ErrorCondition::Forbidden)
+    );
     iq(
         &mut h,
         a,
@@ -1109,12 +931,12 @@ fn a_mediated_invitation_reaches_the_invitee_and_makes_them_a_member_of_a_member
     h.clear();
     // Carol is offline: the invitation is held for her like any message.
     mediated(&mut h, b, invite("carol@x", None));
-    assert_eq!(error_of(&room(&mut h, b)), None);
+    assert_eq!(error_of(&room_stanzas(&mut h, b)), None);
     assert_eq!(h.store.offline(&j("carol@x")).expect("offline").len(), 1);
     let c = h.login("carol@x", "pc");
     assert_eq!(plain_messages(&h.take(c)).len(), 1);
     join(&mut h, c, "Carol");
-    assert_eq!(error_of(&room(&mut h, c)), None);
+    assert_eq!(error_of(&room_stanzas(&mut h, c)), None);
     // An invitee at another domain is reached through the router.
     h.clear();
     mediated(&mut h, a, invite("zed@elsewhere", None));
@@ -1145,31 +967,23 @@ fn a_decline_goes_back_to_the_inviter_from_the_room() {
 
 #[test]
 fn a_visitor_asks_for_voice_and_a_moderator_grants_it() {
-    let (mut h, a, b, _) = three_in_a_room();
-    iq(
-        &mut h,
-        a,
-        RoomCall::SetConfig(ConfigChange {
-            moderated: Some(true),
-            ..ConfigChange::default()
-        }),
-    );
-    let d = h.login("dave@x", "pc");
-    join(&mut h, d, "Dave");
-    h.clear();
+    let (mut h, a, b, d) = moderated_with_a_visitor();
     // Bob, a participant already (he entered before the room was moderated), has nothing to ask for.
     mediated(&mut h, b, Mediated::RequestVoice);
     assert_eq!(
-        error_of(&room(&mut h, b)),
+        error_of(&room_stanzas(&mut h, b)),
         Some(ErrorCondition::NotAcceptable)
     );
     mediated(&mut h, d, Mediated::RequestVoice);
-    let got = room(&mut h, a);
+    let got = room_stanzas(&mut h, a);
     assert!(
         matches!(&got[..], [RoomStanza::VoiceRequest { nick, jid, .. }] if nick == "Dave" && jid.to_string() == "dave@x/pc"),
         "{got:?}"
     );
-    assert!(room(&mut h, b).is_empty(), "only moderators hear of it");
+    assert!(
+        room_stanzas(&mut h, b).is_empty(),
+        "only moderators hear of it"
+    );
     // A participant cannot approve; the moderator can.
     mediated(
         &mut h,
@@ -1179,7 +993,10 @@ fn a_visitor_asks_for_voice_and_a_moderator_grants_it() {
             allow: true,
         },
     );
-    assert_eq!(error_of(&room(&mut h, b)), Some(ErrorCondition::NotAllowed));
+    assert_eq!(
+        error_of(&room_stanzas(&mut h, b)),
+        Some(ErrorCondition::NotAllowed)
+    );
     mediated(
         &mut h,
         a,
@@ -1188,13 +1005,13 @@ fn a_visitor_asks_for_voice_and_a_moderator_grants_it() {
             allow: true,
         },
     );
-    let got = room(&mut h, d);
+    let got = room_stanzas(&mut h, d);
     assert!(
         matches!(&got[..], [RoomStanza::Presence { item, .. }] if item.role == Role::Participant),
         "{got:?}"
     );
     groupchat(&mut h, d, "thanks");
-    assert_eq!(bodies(&room(&mut h, a)), vec!["thanks".to_owned()]);
+    assert_eq!(bodies(&room_stanzas(&mut h, a)), vec!["thanks".to_owned()]);
 }
 
 #[test]
@@ -1209,9 +1026,9 @@ fn an_affiliation_change_may_name_an_occupant_by_nickname() {
             reason: Some("spam".into()),
         }]),
     );
-    assert_eq!(answered(&room(&mut h, a)), Some(&RoomAnswer::Done));
+    assert_eq!(answered(&room_stanzas(&mut h, a)), Some(&RoomAnswer::Done));
     assert_eq!(
-        presences(&room(&mut h, b)),
+        presences(&room_stanzas(&mut h, b)),
         vec![("Bob".into(), false, vec![110, 301])]
     );
     let r = h
@@ -1231,7 +1048,7 @@ fn an_affiliation_change_may_name_an_occupant_by_nickname() {
         }]),
     );
     assert_eq!(
-        error_of(&room(&mut h, a)),
+        error_of(&room_stanzas(&mut h, a)),
         Some(ErrorCondition::ItemNotFound)
     );
     iq(
@@ -1270,7 +1087,7 @@ fn a_shutdown_removes_every_occupant_with_332_and_keeps_persistent_rooms() {
     h.drain();
     for (s, nick) in [(a, "Alice"), (b, "Bob"), (b2, "Bob"), (c, "Carol")] {
         assert_eq!(
-            presences(&room(&mut h, s)),
+            presences(&room_stanzas(&mut h, s)),
             vec![(nick.into(), false, vec![110, 332])]
         );
     }
@@ -1289,24 +1106,24 @@ fn a_nickname_the_service_changes_is_told_with_210() {
     h.clear();
     join(&mut h, d, "  Dave  the   Great ");
     assert_eq!(
-        presences(&room(&mut h, d)).last(),
+        presences(&room_stanzas(&mut h, d)).last(),
         Some(&("Dave the Great".into(), true, vec![110, 210]))
     );
     assert_eq!(
-        presences(&room(&mut h, a)),
+        presences(&room_stanzas(&mut h, a)),
         vec![("Dave the Great".into(), true, vec![])]
     );
     // The same nickname, spelled as the room keeps it, is the same occupant: no conflict.
     let d2 = h.login("dave@x", "phone");
     join(&mut h, d2, "Dave the Great");
     assert_eq!(
-        presences(&room(&mut h, d2)).last(),
+        presences(&room_stanzas(&mut h, d2)).last(),
         Some(&("Dave the Great".into(), true, vec![110]))
     );
     let e = h.login("dave@x", "tablet");
     join(&mut h, e, "   ");
     assert_eq!(
-        error_of(&room(&mut h, e)),
+        error_of(&room_stanzas(&mut h, e)),
         Some(ErrorCondition::NotAcceptable)
     );
 }
@@ -1341,7 +1158,7 @@ fn an_iq_to_an_occupant_reaches_its_client_from_the_askers_room_address_and_the_
     let (mut h, a, b, c) = three_in_a_room();
     let query = "<query xmlns='jabber:iq:version'/>";
     occupant_iq(&mut h, b, "Carol", "v1", IqKind::Get, query);
-    let got = room(&mut h, c);
+    let got = room_stanzas(&mut h, c);
     let [RoomStanza::Iq { from, iq }] = &got[..] else {
         panic!("{got:?}")
     };
@@ -1353,11 +1170,11 @@ fn an_iq_to_an_occupant_reaches_its_client_from_the_askers_room_address_and_the_
     let forwarded_id = iq.id.clone();
     // Someone else's answer under that id counts for nothing.
     occupant_iq(&mut h, a, "Bob", &forwarded_id, IqKind::Result, "<x/>");
-    assert!(room(&mut h, b).is_empty());
+    assert!(room_stanzas(&mut h, b).is_empty());
     // Carol's client answers to bob's occupant address; bob gets it under his own id, from carol's.
     let answer = "<query xmlns='jabber:iq:version'><name>c</name></query>";
     occupant_iq(&mut h, c, "Bob", &forwarded_id, IqKind::Result, answer);
-    let got = room(&mut h, b);
+    let got = room_stanzas(&mut h, b);
     let [RoomStanza::Iq { from, iq }] = &got[..] else {
         panic!("{got:?}")
     };
@@ -1366,18 +1183,18 @@ fn an_iq_to_an_occupant_reaches_its_client_from_the_askers_room_address_and_the_
     assert_eq!(iq.to.to_string(), "bob@x/pc");
     // Once only.
     occupant_iq(&mut h, c, "Bob", &forwarded_id, IqKind::Result, answer);
-    assert!(room(&mut h, b).is_empty());
+    assert!(room_stanzas(&mut h, b).is_empty());
     // Nobody by that nickname, or an asker outside the room: refused.
     occupant_iq(&mut h, b, "Nobody", "v2", IqKind::Get, query);
     assert_eq!(
-        error_of(&room(&mut h, b)),
+        error_of(&room_stanzas(&mut h, b)),
         Some(ErrorCondition::ItemNotFound)
     );
     let d = h.login("dave@x", "pc");
     h.clear();
     occupant_iq(&mut h, d, "Carol", "v3", IqKind::Get, query);
     assert_eq!(
-        error_of(&room(&mut h, d)),
+        error_of(&room_stanzas(&mut h, d)),
         Some(ErrorCondition::NotAcceptable)
     );
 }
@@ -1457,7 +1274,7 @@ fn an_invitation_to_an_unknown_local_user_bounces_without_looping() {
     mediated(&mut h, a, invite("nobody@x", None));
     // The invitation was accepted by the room; the bounce is an error to the room's address, which the router
     // drops (the service sends no errors back, and errors are never answered): nothing loops.
-    assert_eq!(error_of(&room(&mut h, a)), None);
+    assert_eq!(error_of(&room_stanzas(&mut h, a)), None);
     assert!(
         matches!(&h.routed[..], [Stanza::Error(e)] if e.to.to_string() == ROOM),
         "{:?}",

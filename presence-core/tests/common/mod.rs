@@ -11,6 +11,8 @@ use presence_core::stanza::{PresenceKind, RequestId, Stanza};
 use presence_core::store::{Account, AccountStore, MemoryStore, RosterStore, Store};
 use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, Output, SessionId};
 
+pub mod rooms;
+
 pub fn j(s: &str) -> BareJid {
     BareJid::new(s).unwrap()
 }

@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from xmpp import DOMAIN, clients, connect, make_client, make_mutual, run, start, wait
+from xmpp import DOMAIN, clients, connect, drain, make_client, make_mutual, run, start, wait
 
 ALICE, BOB, CAROL = (f"{u}@{DOMAIN}" for u in ("alice", "bob", "carol"))
 
@@ -22,13 +22,6 @@ async def connect_csi(server, local: str, resource: str):
     await client.roster_items()
     client.xmpp.send_presence()
     return client
-
-
-def drain(q: asyncio.Queue) -> list:
-    out = []
-    while not q.empty():
-        out.append(q.get_nowait())
-    return out
 
 
 def test_an_inactive_client_gets_messages_at_once_and_the_latest_presence_when_active(server) -> None:

@@ -12,21 +12,11 @@ from slixmpp import JID
 from slixmpp.exceptions import IqError, PresenceError
 
 from conftest import Server
-from xmpp import DOMAIN, WAIT, Client, clients, connect, run, wait
+from xmpp import DOMAIN, WAIT, Client, clients, connect, muc, muc_clients, run, wait, with_muc
 
 SERVICE = f"conference.{DOMAIN}"
 ROOM = JID(f"team@{SERVICE}")
 MUC_USER = "{http://jabber.org/protocol/muc#user}"
-
-
-def with_muc(client: Client) -> Client:
-    for plugin in ("xep_0004", "xep_0045"):
-        client.xmpp.register_plugin(plugin)
-    return client
-
-
-def muc(client: Client):
-    return client.xmpp.plugin["xep_0045"]
 
 
 def codes(stanza) -> set[int]:
@@ -71,10 +61,8 @@ def test_service_is_listed_and_describes_itself(server: Server) -> None:
 
 def test_three_join_talk_and_a_newcomer_gets_history_and_the_subject(server: Server) -> None:
     async def scenario() -> None:
-        async with clients(connect(server, "alice"), connect(server, "bob"), connect(server, "carol"),
-                           connect(server, "dave")) as (alice, bob, carol, dave):
-            for c in (alice, bob, carol, dave):
-                with_muc(c)
+        async with muc_clients(connect(server, "alice"), connect(server, "bob"), connect(server, "carol"),
+                               connect(server, "dave")) as (alice, bob, carol, dave):
             await create(alice, roomname="Team", changesubject="1")
             pres, subject, occupants, _ = await join(bob, "bob")
             assert 110 in codes(pres) and pres["muc"]["role"] == "participant", pres
@@ -112,11 +100,9 @@ def test_three_join_talk_and_a_newcomer_gets_history_and_the_subject(server: Ser
 
 def test_nick_conflict_nick_change_and_private_messages(server: Server) -> None:
     async def scenario() -> None:
-        async with clients(connect(server, "alice"), connect(server, "bob"), connect(server, "carol")) as (
+        async with muc_clients(connect(server, "alice"), connect(server, "bob"), connect(server, "carol")) as (
             alice, bob, carol,
         ):
-            for c in (alice, bob, carol):
-                with_muc(c)
             await create(alice)
             await join(bob, "bob")
             try:
@@ -153,10 +139,8 @@ async def groupchat_like_pm(client: Client):
 
 def test_kick_ban_and_refusals(server: Server) -> None:
     async def scenario() -> None:
-        async with clients(connect(server, "alice"), connect(server, "bob"), connect(server, "carol"),
-                           connect(server, "dave")) as (alice, bob, carol, dave):
-            for c in (alice, bob, carol, dave):
-                with_muc(c)
+        async with muc_clients(connect(server, "alice"), connect(server, "bob"), connect(server, "carol"),
+                               connect(server, "dave")) as (alice, bob, carol, dave):
             await create(alice)
             await join(bob, "bob")
             await join(carol, "carol")
@@ -211,9 +195,7 @@ def test_kick_ban_and_refusals(server: Server) -> None:
 
 def test_self_ping_and_messages_from_outside(server: Server) -> None:
     async def scenario() -> None:
-        async with clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
-            for c in (alice, bob):
-                with_muc(c)
+        async with muc_clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
             await create(alice)
             await wait(alice.xmpp.plugin["xep_0199"].send_ping(JID(f"{ROOM}/owner"), timeout=WAIT), "self-ping")
             try:
@@ -236,9 +218,7 @@ def test_self_ping_and_messages_from_outside(server: Server) -> None:
 
 def test_destroy_tells_occupants_where_to_go(server: Server) -> None:
     async def scenario() -> None:
-        async with clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
-            for c in (alice, bob):
-                with_muc(c)
+        async with muc_clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
             await create(alice)
             await join(bob, "bob")
             gone = asyncio.get_running_loop().create_future()
@@ -261,9 +241,7 @@ def test_destroy_tells_occupants_where_to_go(server: Server) -> None:
 
 def test_a_persistent_room_survives_a_restart(server: Server) -> None:
     async def before() -> None:
-        async with clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
-            for c in (alice, bob):
-                with_muc(c)
+        async with muc_clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
             await create(alice, persistentroom="1", roomname="Kept", whois="anyone")
             await join(bob, "bob")
             bob.xmpp.send_message(mto=ROOM, mbody="before the restart", mtype="groupchat")
@@ -275,9 +253,7 @@ def test_a_persistent_room_survives_a_restart(server: Server) -> None:
     server.start()
 
     async def after() -> None:
-        async with clients(connect(server, "bob"), connect(server, "alice")) as (bob, alice):
-            for c in (alice, bob):
-                with_muc(c)
+        async with muc_clients(connect(server, "bob"), connect(server, "alice")) as (bob, alice):
             info = await wait(bob.xmpp.plugin["xep_0030"].get_info(jid=ROOM, local=False, timeout=WAIT), "room info")
             features = set(info["disco_info"]["features"])
             assert {"muc_persistent", "muc_nonanonymous", "muc_public", "muc_open"} <= features, features

@@ -11,8 +11,8 @@ from slixmpp import JID
 from slixmpp.stanza import Message
 
 from conftest import Server
-from test_muc import MUC_USER, SERVICE, codes, create, groupchat_from, join, muc, with_muc
-from xmpp import DOMAIN, WAIT, Client, clients, connect, run, wait
+from test_muc import MUC_USER, SERVICE, codes, create, groupchat_from, join
+from xmpp import DOMAIN, WAIT, Client, connect, drain, events, muc, muc_clients, run, wait
 
 ROOM = JID(f"more@{SERVICE}")
 DATA = "{jabber:x:data}"
@@ -21,24 +21,13 @@ MUC_REQUEST = "http://jabber.org/protocol/muc#request"
 
 def room_presences(client: Client, room: JID = ROOM) -> asyncio.Queue:
     """A queue of the presences `room` sends the client (the XEP-0045 plugin takes them off the generic event)."""
-    q: asyncio.Queue = asyncio.Queue()
-    client.xmpp.add_event_handler(f"muc::{room}::presence", q.put_nowait)
-    return q
-
-
-def drain(q: asyncio.Queue) -> list:
-    out = []
-    while not q.empty():
-        out.append(q.get_nowait())
-    return out
+    return events(client, f"muc::{room}::presence")
 
 
 def form_messages(client: Client) -> asyncio.Queue:
     """A queue of the data forms messages bring the client (slixmpp's "message" event is for messages with a body
     only; XEP-0004's plugin tells of the others)."""
-    q: asyncio.Queue = asyncio.Queue()
-    client.xmpp.add_event_handler("message_xform", q.put_nowait)
-    return q
+    return events(client, "message_xform")
 
 
 async def message_with(client: Client, path: str, what: str) -> Message:
@@ -51,10 +40,8 @@ async def message_with(client: Client, path: str, what: str) -> Message:
 
 def test_two_sessions_of_one_user_are_one_occupant(server: Server) -> None:
     async def scenario() -> None:
-        async with clients(connect(server, "alice"), connect(server, "bob", "pc"), connect(server, "bob", "phone"),
-                           connect(server, "carol")) as (alice, pc, phone, carol):
-            for c in (alice, pc, phone, carol):
-                with_muc(c)
+        async with muc_clients(connect(server, "alice"), connect(server, "bob", "pc"), connect(server, "bob", "phone"),
+                               connect(server, "carol")) as (alice, pc, phone, carol):
             await create(alice, ROOM)
             await join(carol, "carol", ROOM)
             seen = room_presences(carol)
@@ -97,11 +84,9 @@ def test_a_mediated_invitation_lets_the_invitee_into_a_members_only_room_and_a_d
     server: Server,
 ) -> None:
     async def scenario() -> None:
-        async with clients(connect(server, "alice", "pc"), connect(server, "dave"), connect(server, "carol")) as (
+        async with muc_clients(connect(server, "alice", "pc"), connect(server, "dave"), connect(server, "carol")) as (
             alice, dave, carol,
         ):
-            for c in (alice, dave, carol):
-                with_muc(c)
             await create(alice, ROOM, membersonly="1")
             muc(alice).invite(ROOM, JID(f"dave@{DOMAIN}"), reason="join us")
             invitation = await message_with(dave, f"{MUC_USER}x/{MUC_USER}invite", "dave's invitation")
@@ -127,9 +112,7 @@ def test_a_mediated_invitation_lets_the_invitee_into_a_members_only_room_and_a_d
 
 def test_a_visitor_asks_for_voice_and_a_moderator_grants_it(server: Server) -> None:
     async def scenario() -> None:
-        async with clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
-            for c in (alice, bob):
-                with_muc(c)
+        async with muc_clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
             await create(alice, ROOM, moderatedroom="1")
             pres, _, _, _ = await join(bob, "bob", ROOM)
             assert pres["muc"]["role"] == "visitor", pres
@@ -163,9 +146,7 @@ def test_a_visitor_asks_for_voice_and_a_moderator_grants_it(server: Server) -> N
 
 def test_an_affiliation_is_changed_by_nickname(server: Server) -> None:
     async def scenario() -> None:
-        async with clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
-            for c in (alice, bob):
-                with_muc(c)
+        async with muc_clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
             await create(alice, ROOM)
             await join(bob, "bob", ROOM)
             await wait(muc(alice).set_affiliation(ROOM, "member", nick="bob", timeout=WAIT), "member by nick")
@@ -177,9 +158,8 @@ def test_an_affiliation_is_changed_by_nickname(server: Server) -> None:
 
 def test_an_iq_to_an_occupant_is_answered_by_its_client(server: Server) -> None:
     async def scenario() -> None:
-        async with clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
+        async with muc_clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
             for c in (alice, bob):
-                with_muc(c)
                 c.xmpp.register_plugin("xep_0092")
             await create(alice, ROOM)
             await join(bob, "bob", ROOM)
@@ -199,8 +179,7 @@ async def muc_version(client: Client, to: JID):
 
 def test_a_stopping_server_tells_occupants_why_they_leave(server: Server) -> None:
     async def scenario() -> None:
-        async with clients(connect(server, "alice")) as (alice,):
-            with_muc(alice)
+        async with muc_clients(connect(server, "alice")) as (alice,):
             await create(alice, ROOM)
             seen = room_presences(alice)
             loop = asyncio.get_running_loop()

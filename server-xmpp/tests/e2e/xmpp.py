@@ -283,6 +283,46 @@ async def make_mutual(a: Client, b: Client) -> None:
     await wait_until(both_ways, f"{a_bare} and {b_bare} to reach subscription='both'")
 
 
+def drain(q: asyncio.Queue) -> list:
+    """Everything in ``q`` now, taken."""
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())
+    return out
+
+
+def events(client: Client, event: str) -> asyncio.Queue:
+    """A queue of what slixmpp's ``event`` hands the client from now on."""
+    q: asyncio.Queue = asyncio.Queue()
+    client.xmpp.add_event_handler(event, q.put_nowait)
+    return q
+
+
+# ------------------------------------------------------------------------------------------------
+# group chat (XEP-0045) with slixmpp's plugin
+# ------------------------------------------------------------------------------------------------
+
+
+def with_muc(client: Client) -> Client:
+    """Registers the XEP-0045 plugin (and XEP-0004's, for the room forms) on ``client``."""
+    for plugin in ("xep_0004", "xep_0045"):
+        client.xmpp.register_plugin(plugin)
+    return client
+
+
+def muc(client: Client):
+    return client.xmpp.plugin["xep_0045"]
+
+
+@asynccontextmanager
+async def muc_clients(*made: Awaitable[Client]) -> AsyncIterator[list[Client]]:
+    """``clients``, each with ``with_muc``."""
+    async with clients(*made) as done:
+        for c in done:
+            with_muc(c)
+        yield done
+
+
 # ------------------------------------------------------------------------------------------------
 # raw streams (no slixmpp): what a misbehaving or naive client would send
 # ------------------------------------------------------------------------------------------------
