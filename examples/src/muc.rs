@@ -35,6 +35,9 @@ pub struct MucConfig {
     pub max_message_bytes: usize,
     /// The most messages one room's archive keeps (older ones are trimmed in steps); 0 archives nothing.
     pub max_archive_per_room: u64,
+    /// The XEP-0421 occupant-id key's file; [`KEY_FILE`] in the data directory when not given. The nodes of a
+    /// cluster given copies of one key file keep every occupant's id when a room moves between them.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for MucConfig {
@@ -51,6 +54,7 @@ impl Default for MucConfig {
             max_history: l.max_history,
             max_message_bytes: l.max_message_bytes,
             max_archive_per_room: l.max_archive_per_room,
+            key_file: None,
         }
     }
 }
@@ -105,11 +109,16 @@ impl MucConfig {
         None
     }
 
-    /// The engine's room service settings, with the occupant-id key read from (or made in) `data_dir`.
+    /// The engine's room service settings, with the occupant-id key read from (or made in) `key_file`, or
+    /// [`KEY_FILE`] in `data_dir`.
     pub fn rooms_config(&self, domain: &str, data_dir: &Path) -> Result<RoomsConfig, KeyError> {
+        let path = self
+            .key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join(KEY_FILE));
         let mut c = RoomsConfig::new(
             &self.domain_for(domain),
-            OccupantIdKey::new(key(data_dir)?.to_vec()),
+            OccupantIdKey::new(key(&path)?.to_vec()),
         );
         c.limits = RoomLimits {
             default_max_occupants: self.default_max_occupants,
@@ -144,9 +153,9 @@ pub enum KeyError {
     Random(String),
 }
 
-/// The key in `data_dir`, made at first start.
-fn key(data_dir: &Path) -> Result<[u8; 32], KeyError> {
-    let path = data_dir.join(KEY_FILE);
+/// The key in the file at `path`, made at first start.
+fn key(path: &Path) -> Result<[u8; 32], KeyError> {
+    let path = path.to_path_buf();
     let io = |source| KeyError::Io {
         path: path.clone(),
         source,
@@ -158,7 +167,9 @@ fn key(data_dir: &Path) -> Result<[u8; 32], KeyError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0u8; 32];
             getrandom::fill(&mut key).map_err(|e| KeyError::Random(e.to_string()))?;
-            std::fs::create_dir_all(data_dir).map_err(io)?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
             let mut f = {
                 use std::os::unix::fs::OpenOptionsExt as _;
                 std::fs::OpenOptions::new()
@@ -200,7 +211,33 @@ mod tests {
     #[test]
     fn the_key_is_made_once_and_kept() {
         let dir = tempfile::tempdir().expect("dir");
-        let a = key(dir.path()).expect("made");
-        assert_eq!(key(dir.path()).expect("read"), a);
+        let path = dir.path().join(KEY_FILE);
+        let a = key(&path).expect("made");
+        assert_eq!(key(&path).expect("read"), a);
+    }
+
+    /// Two nodes pointed at copies of one key file make the same occupant ids; by default each has its own.
+    #[test]
+    fn nodes_given_one_key_file_make_the_same_occupant_ids() {
+        let shared = tempfile::tempdir().expect("dir");
+        let (a, b) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let id = |c: &MucConfig, data: &Path| {
+            let room = presence_core::BareJid::new("r@conference.x").expect("valid");
+            let user = presence_core::BareJid::new("alice@x").expect("valid");
+            c.rooms_config("x", data)
+                .expect("key")
+                .key
+                .occupant_id(&room, &user)
+        };
+        let own = MucConfig::default();
+        assert_ne!(id(&own, a.path()), id(&own, b.path()));
+        let one = MucConfig {
+            key_file: Some(shared.path().join("cluster").join(KEY_FILE)),
+            ..MucConfig::default()
+        };
+        assert_eq!(id(&one, a.path()), id(&one, b.path()));
     }
 }

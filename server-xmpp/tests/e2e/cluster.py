@@ -75,6 +75,10 @@ def write_cluster_config(node: Node, url: str, nats: str, *, automatic_fallback:
         f'url = "{url}"',
         "pool = 2",
         "",
+        "[muc]",
+        # One occupant-id key for both nodes (as an operator would copy it): ids survive a room's move.
+        f'key_file = "{node.root.parent / "muc.key"}"',
+        "",
         "[cluster]",
         f'node = "{node.name}"',
         'group = "g1"',

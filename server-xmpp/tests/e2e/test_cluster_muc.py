@@ -92,6 +92,11 @@ def test_users_on_two_nodes_share_a_room_homed_on_one_of_them(binary: Path, tmp_
             run(scenario)
 
 
+def occupant_id(stanza) -> str | None:
+    el = stanza.xml.find("{urn:xmpp:occupant-id:0}occupant-id")
+    return None if el is None else el.get("id")
+
+
 def test_a_persistent_room_survives_its_home_node_stopping(binary: Path, tmp_path: Path) -> None:
     with start_cluster(binary, tmp_path, USERS) as cluster:
         settled(cluster)
@@ -104,7 +109,7 @@ def test_a_persistent_room_survives_its_home_node_stopping(binary: Path, tmp_pat
                 async with clients(connect(a, "alice")) as (alice,):
                     with_muc(alice)
                     await create(alice, room, roomname="Kept room", persistentroom="1", roomdesc="stays")
-                    await join(bob, "bob", room)
+                    first, *_ = await join(bob, "bob", room)
                     alice.xmpp.send_message(mto=room, mbody="before the stop", mtype="groupchat")
                     msg = await groupchat_from(bob, "owner", "alice's message before the stop")
                     assert msg["body"] == "before the stop"
@@ -128,6 +133,8 @@ def test_a_persistent_room_survives_its_home_node_stopping(binary: Path, tmp_pat
                 pres, _subject, _occupants, history = await join(bob, "bob", room, maxstanzas=5)
                 assert 201 not in codes(pres), "the room was not created anew"
                 assert [m["body"] for m in history] == ["before the stop"], history
+                # Both nodes use one occupant-id key file, so bob keeps his XEP-0421 id across the move.
+                assert occupant_id(pres) and occupant_id(pres) == occupant_id(first), (first, pres)
                 disco = bob.xmpp.plugin["xep_0030"]
                 info = await wait(disco.get_info(jid=room, local=False, timeout=WAIT), "room info")
                 assert "muc_persistent" in info["disco_info"]["features"], info
