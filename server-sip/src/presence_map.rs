@@ -3,8 +3,9 @@
 //! Inbound, a published document becomes one endpoint's presence: `<basic>closed</basic>` everywhere means the
 //! endpoint is unavailable; RPID activities keep their meaning (on-the-phone and meeting colour the whole user,
 //! busy and away colour this endpoint). Outbound, a watcher gets the composed presence: basic open/closed plus
-//! the activity that explains it and the status text as `<note>`. Do-not-disturb is `closed` + `busy`: the user
-//! is reachable in principle but not willing to communicate, which is what `closed` means in RFC 3863 §4.1.4.
+//! the activity that explains it and the status text as `<note>`. Every state in which the user is online keeps
+//! `open` (DESIGN §2 maps both Busy and DND to the basic state "Busy", not offline): do-not-disturb is `open` +
+//! `busy`, since SIP clients render `closed` as offline, and only unavailable is `closed`.
 
 use presence_core::compose::{
     Activities, Activity, Composed, EndpointPresence, PresenceState, Show,
@@ -85,7 +86,7 @@ pub fn pidf_from_composed(entity: &str, composed: &Composed) -> Presence {
         PresenceState::OnThePhone => (Basic::Open, Some(pidf::Activity::OnThePhone)),
         PresenceState::InAMeeting => (Basic::Open, Some(pidf::Activity::Meeting)),
         PresenceState::OutOfOffice => (Basic::Open, Some(pidf::Activity::Vacation)),
-        PresenceState::Dnd => (Basic::Closed, Some(pidf::Activity::Busy)),
+        PresenceState::Dnd => (Basic::Open, Some(pidf::Activity::Busy)),
         PresenceState::Unavailable => (Basic::Closed, None),
     };
     let mut doc = Presence::new(entity);
@@ -145,7 +146,7 @@ mod tests {
             (PresenceState::OnThePhone, true, Some("on-the-phone")),
             (PresenceState::InAMeeting, true, Some("meeting")),
             (PresenceState::OutOfOffice, true, Some("vacation")),
-            (PresenceState::Dnd, false, Some("busy")),
+            (PresenceState::Dnd, true, Some("busy")),
             (PresenceState::Unavailable, false, None),
         ] {
             let composed = Composed {

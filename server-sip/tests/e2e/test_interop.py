@@ -302,9 +302,10 @@ def test_sip_watcher_of_xmpp_only_user_follows_every_change(server, sipp):
     run(scenario)
 
 
-def test_dnd_from_xmpp_reaches_sip_watcher_as_closed_busy(server, sipp):
+def test_dnd_from_xmpp_reaches_sip_watcher_as_open_busy(server, sipp):
     """bob's softphone watches alice; alice's XMPP client sets <show>dnd</show>: bob's NOTIFY says
-    closed + busy (DESIGN §2); back to available: open again."""
+    open + busy (DESIGN §2: DND is the basic state Busy, still online; SIP clients show closed as offline);
+    back to available: open again."""
 
     async def scenario() -> None:
         async with clients(connect(server, "alice")) as (alice,):
@@ -312,7 +313,7 @@ def test_dnd_from_xmpp_reaches_sip_watcher_as_closed_busy(server, sipp):
             bob = await Watcher(sipp, "bob", "alice").start()
             await bob.expect("the initial NOTIFY, alice online", basic="open")
             alice.xmpp.send_presence(pshow="dnd", pstatus="Focus time")
-            doc = await bob.expect("alice on do-not-disturb", basic="closed", activities=("busy",))
+            doc = await bob.expect("alice on do-not-disturb", basic="open", activities=("busy",))
             assert "Focus time" in doc["notes"], doc
             alice.xmpp.send_presence()
             await bob.expect("alice available again", basic="open", activities=())

@@ -56,7 +56,7 @@ async def set_settings(client: Client, **attrs: str) -> None:
 def test_dnd_on_phone_makes_a_call_dnd_for_xmpp_and_sip_watchers(server, sipp):
     """alice (XMPP) turns on dnd-on-phone; bob (XMPP) is her mutual contact and carol's softphone
     watches her. Her phone PUBLISHes on-the-phone: bob sees her client dnd "On the phone", carol's
-    NOTIFY says closed + busy (DESIGN §2). The phone removes its publication: her client's own
+    NOTIFY says open + busy (DESIGN §2: busy is still online). The phone removes its publication: her client's own
     presence again for bob, open for carol."""
 
     async def scenario() -> None:
@@ -76,7 +76,7 @@ def test_dnd_on_phone_makes_a_call_dnd_for_xmpp_and_sip_watchers(server, sipp):
                 "basic": "open", "activities": ON_THE_PHONE, "note": "Call with a customer"}))
             await presence(bob, desk, "alice's client on do-not-disturb while her phone is in a call",
                            show="dnd", status="On the phone")
-            doc = await carol.expect("alice busy on the phone at carol's softphone", basic="closed",
+            doc = await carol.expect("alice busy on the phone at carol's softphone", basic="open",
                                      activities=("busy",))
             assert "On the phone" in doc["notes"], doc
 
