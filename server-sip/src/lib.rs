@@ -10,6 +10,7 @@
 //! thread, because digest checks read the store and a store read must not hold up an I/O worker.
 #![forbid(unsafe_code)]
 
+pub mod caps;
 pub mod credentials;
 pub mod dialogs;
 pub mod digest;
@@ -54,6 +55,8 @@ pub struct SipSettings {
     pub rate: Rate,
     /// Messages from the sockets that may wait for the service (UDP drops past it, TCP stops reading).
     pub inbound_queue: usize,
+    /// What one user and one endpoint of theirs may hold: publications, subscriptions, bindings.
+    pub caps: caps::StateCaps,
 }
 
 impl SipSettings {
@@ -76,6 +79,7 @@ impl SipSettings {
                 burst: 1024 * 1024,
             },
             inbound_queue: 4096,
+            caps: caps::StateCaps::default(),
         }
     }
 }

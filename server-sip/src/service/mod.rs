@@ -25,6 +25,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::SipSettings;
+use crate::caps::Holdings;
 use crate::dialogs::Dialog;
 use crate::digest::Authenticator;
 use crate::publications::Publications;
@@ -61,6 +62,8 @@ pub struct Service<S> {
     by_session: HashMap<SessionId, BareJid>,
     dialogs: HashMap<WatchId, Dialog>,
     dialog_keys: HashMap<(String, String), WatchId>,
+    /// Who holds each subscription dialog (the authenticated subscriber), over which flow: for the caps.
+    subscriptions: Holdings<WatchId>,
     pending_messages: HashMap<u64, PendingMessage>,
     deliveries_tx: SharedSink,
     /// Deadlines in order, each naming its timer in `wake_what` (timers need no ordering of their own).
@@ -114,6 +117,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             by_session: HashMap::new(),
             dialogs: HashMap::new(),
             dialog_keys: HashMap::new(),
+            subscriptions: Holdings::default(),
             pending_messages: HashMap::new(),
             deliveries_tx,
             wake: BinaryHeap::new(),
@@ -371,7 +375,8 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         }
     }
 
-    /// A TCP connection went away: its bindings and subscriptions go with it.
+    /// A TCP connection went away: its bindings and subscriptions go with it. Both are looked for among all
+    /// bindings and dialogs: a cost per closed connection, not per request.
     fn flow_closed(&mut self, now: Instant, flow: Flow) {
         for user in self.registrar.expire(now, Some(flow)) {
             self.update_endpoint(&user);

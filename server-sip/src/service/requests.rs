@@ -11,6 +11,7 @@ use sip_codec::transaction::TransactionKey;
 use sip_codec::{Method, Request, Uri};
 
 use super::{ExpiryBounds, Service, Timer};
+use crate::caps::Over;
 use crate::dialogs::Dialog;
 use crate::digest::Verdict;
 use crate::presence_map::{endpoint_from_pidf, system_from_pidf};
@@ -310,6 +311,20 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         }
     }
 
+    /// Refuses a request that would take the user or this endpoint of theirs over a cap: `403`, a final
+    /// refusal. Not `503` with Retry-After: the cap does not lift by waiting (only by the user's own entries
+    /// lapsing or being removed), and a `503` would have the endpoint treat the whole server as unavailable
+    /// (RFC 3261 §21.5.4, RFC 3263 failover), refreshes of what it already holds included.
+    fn over_cap(&mut self, now: Instant, req: &Request, flow: Flow, what: &str, over: Over) {
+        let whose = match over {
+            Over::User => "user",
+            Over::Endpoint => "device",
+        };
+        tracing::debug!(what, whose, "refused: over the cap");
+        let resp = req.make_response(403, &format!("Too many {what} for this {whose}"));
+        self.respond(now, req, flow, resp);
+    }
+
     fn too_brief(&mut self, now: Instant, req: &Request, flow: Flow, bounds: ExpiryBounds) {
         let mut resp = req.make_response(423, "Interval Too Brief");
         resp.headers
@@ -339,12 +354,30 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 self.registrar.unbind_all(&user);
             }
             Ok(Some(Contacts::List(list))) => {
+                // Every contact is checked before any is bound: RFC 3261 §10.3 applies a REGISTER whole or not
+                // at all.
+                let mut asked = Vec::with_capacity(list.len());
                 for c in &list {
-                    let asked = c.expires().or(header_expiry);
-                    let Ok(d) = self.expiry(asked, bounds) else {
+                    let Ok(d) = self.expiry(c.expires().or(header_expiry), bounds) else {
                         return self.too_brief(now, &req, flow, bounds);
                     };
-                    let contact = c.uri.to_string();
+                    asked.push((c.uri.to_string(), d));
+                }
+                let pick = |zero: bool| -> Vec<&str> {
+                    asked
+                        .iter()
+                        .filter(|(_, d)| d.is_zero() == zero)
+                        .map(|(c, _)| c.as_str())
+                        .collect()
+                };
+                let (gone, kept) = (pick(true), pick(false));
+                if let Err(over) =
+                    self.registrar
+                        .admits(self.settings.caps.bindings, &user, flow, &kept, &gone)
+                {
+                    return self.over_cap(now, &req, flow, "registered contacts", over);
+                }
+                for (contact, d) in asked {
                     if d.is_zero() {
                         self.registrar.unbind(&user, &contact);
                     } else {
@@ -437,6 +470,16 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 }
             }
         };
+        // Only a new publication is capped: a refresh, modification or removal (SIP-If-Match) never is.
+        if if_match.is_none()
+            && document.is_some()
+            && !lifetime.is_zero()
+            && let Err(over) = self
+                .publications
+                .check(self.settings.caps.publications, &user, flow)
+        {
+            return self.over_cap(now, &req, flow, "publications", over);
+        }
         let new_tag = format!("{:016x}", u64::from_be_bytes(crate::random_bytes::<8>()));
         let mut resp = req.make_response(200, "OK");
         match (if_match, document, lifetime.is_zero()) {
@@ -455,7 +498,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
             (Some(tag), None, false) => {
                 self.publications
-                    .refresh(&tag, new_tag.clone(), now + lifetime);
+                    .refresh(&tag, new_tag.clone(), flow, now + lifetime);
                 resp.headers.push(HeaderName::SipETag, new_tag);
                 resp.headers
                     .push(HeaderName::Expires, lifetime.as_secs().to_string());
@@ -471,6 +514,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                     old.as_deref(),
                     new_tag.clone(),
                     &user,
+                    flow,
                     presence,
                     system,
                     now + lifetime,
@@ -543,6 +587,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 return self.respond(now, &req, flow, resp);
             }
         };
+        if let Err(over) =
+            self.subscriptions
+                .check(self.settings.caps.subscriptions, &user, flow, 1)
+        {
+            return self.over_cap(now, &req, flow, "subscriptions", over);
+        }
         let watch = WatchId(self.id());
         let local_tag = self.tag();
         let remote = req
@@ -575,6 +625,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         };
         self.dialog_keys.insert((call_id, local_tag.clone()), watch);
         self.dialogs.insert(watch, dialog);
+        self.subscriptions.insert(watch, &user, flow);
         if !fetch {
             self.arm(now + lifetime, Timer::Dialog(watch));
         }
@@ -622,6 +673,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             d.flow = flow;
             d.expires = now + lifetime;
         }
+        self.subscriptions.move_to(&watch, flow);
         if lifetime.is_zero() {
             // RFC 6665 §4.2.1.4: an unsubscribe gets a final NOTIFY.
             self.send_notify(now, watch, Some(crate::dialogs::EndReason::Unsubscribed));
@@ -656,6 +708,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             return false;
         };
         self.dialog_keys.remove(&(d.call_id, d.local_tag));
+        self.subscriptions.remove(&watch);
         true
     }
 
