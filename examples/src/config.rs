@@ -316,6 +316,19 @@ pub struct LimitsConfig {
     pub sip_rate: u64,
     /// Bytes one SIP source address may send at once above `sip_rate` (the token bucket's size).
     pub sip_burst: u64,
+    /// PUBLISHed event states (entity tags) one user may hold; one more initial PUBLISH gets `403`.
+    pub sip_publications_per_user: usize,
+    /// PUBLISHed event states one endpoint of a user (a UDP source address and port, or a TCP connection) may
+    /// hold, so one runaway device cannot use its user's whole allowance.
+    pub sip_publications_per_endpoint: usize,
+    /// SUBSCRIBE dialogs one user may hold as subscriber; one more initial SUBSCRIBE gets `403`.
+    pub sip_subscriptions_per_user: usize,
+    /// SUBSCRIBE dialogs one endpoint of a user may hold.
+    pub sip_subscriptions_per_endpoint: usize,
+    /// Registered contacts one user may have; a REGISTER adding one more gets `403`.
+    pub sip_bindings_per_user: usize,
+    /// Registered contacts one endpoint of a user may have.
+    pub sip_bindings_per_endpoint: usize,
 }
 
 impl Default for Config {
@@ -404,6 +417,8 @@ impl Default for PolicyConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         let l = Limits::default();
+        // The SIP shell's own defaults, so the file and the library cannot drift apart.
+        let sip = server_sip::caps::StateCaps::default();
         let n = |c: Cap| match c {
             Cap::AtMost(n) => n,
             Cap::Unlimited => 0,
@@ -427,6 +442,12 @@ impl Default for LimitsConfig {
             c2s_burst: 256 * 1024,
             sip_rate: 256 * 1024,
             sip_burst: 1024 * 1024,
+            sip_publications_per_user: sip.publications.per_user,
+            sip_publications_per_endpoint: sip.publications.per_endpoint,
+            sip_subscriptions_per_user: sip.subscriptions.per_user,
+            sip_subscriptions_per_endpoint: sip.subscriptions.per_endpoint,
+            sip_bindings_per_user: sip.bindings.per_user,
+            sip_bindings_per_endpoint: sip.bindings.per_endpoint,
         }
     }
 }
@@ -696,6 +717,36 @@ impl Config {
                 l.pep_max_items,
                 "would keep no PEP item",
             ),
+            (
+                "limits.sip_publications_per_user",
+                l.sip_publications_per_user,
+                "would refuse every SIP PUBLISH",
+            ),
+            (
+                "limits.sip_publications_per_endpoint",
+                l.sip_publications_per_endpoint,
+                "would refuse every SIP PUBLISH",
+            ),
+            (
+                "limits.sip_subscriptions_per_user",
+                l.sip_subscriptions_per_user,
+                "would refuse every SIP SUBSCRIBE",
+            ),
+            (
+                "limits.sip_subscriptions_per_endpoint",
+                l.sip_subscriptions_per_endpoint,
+                "would refuse every SIP SUBSCRIBE",
+            ),
+            (
+                "limits.sip_bindings_per_user",
+                l.sip_bindings_per_user,
+                "would refuse every SIP REGISTER",
+            ),
+            (
+                "limits.sip_bindings_per_endpoint",
+                l.sip_bindings_per_endpoint,
+                "would refuse every SIP REGISTER",
+            ),
         ];
         for (key, value, problem) in at_least_one {
             if value == 0 {
@@ -717,6 +768,26 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The caps on what one SIP user and one endpoint of theirs may hold.
+    pub fn sip_caps(&self) -> server_sip::caps::StateCaps {
+        use server_sip::caps::Cap;
+        let l = &self.limits;
+        server_sip::caps::StateCaps {
+            publications: Cap {
+                per_user: l.sip_publications_per_user,
+                per_endpoint: l.sip_publications_per_endpoint,
+            },
+            subscriptions: Cap {
+                per_user: l.sip_subscriptions_per_user,
+                per_endpoint: l.sip_subscriptions_per_endpoint,
+            },
+            bindings: Cap {
+                per_user: l.sip_bindings_per_user,
+                per_endpoint: l.sip_bindings_per_endpoint,
+            },
+        }
     }
 
     /// Where the database file lives.
@@ -819,6 +890,55 @@ mod tests {
             (l.c2s_rate, l.c2s_burst, l.sip_rate, l.sip_burst),
             (65_536, 262_144, 262_144, 1_048_576)
         );
+    }
+
+    #[test]
+    fn sip_caps_are_read_checked_and_passed_on() {
+        use server_sip::caps::{Cap, StateCaps};
+        let c = parse("").expect("empty");
+        assert_eq!(c.sip_caps(), StateCaps::default());
+        assert_eq!(
+            (
+                c.limits.sip_publications_per_user,
+                c.limits.sip_subscriptions_per_user,
+                c.limits.sip_bindings_per_user
+            ),
+            (32, 512, 16)
+        );
+        let c = parse(
+            "[limits]\nsip_publications_per_user = 5\nsip_publications_per_endpoint = 2\n\
+             sip_subscriptions_per_user = 7\nsip_subscriptions_per_endpoint = 3\n\
+             sip_bindings_per_user = 4\nsip_bindings_per_endpoint = 1\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.sip_caps(),
+            StateCaps {
+                publications: Cap {
+                    per_user: 5,
+                    per_endpoint: 2
+                },
+                subscriptions: Cap {
+                    per_user: 7,
+                    per_endpoint: 3
+                },
+                bindings: Cap {
+                    per_user: 4,
+                    per_endpoint: 1
+                },
+            }
+        );
+        for key in [
+            "sip_publications_per_user",
+            "sip_publications_per_endpoint",
+            "sip_subscriptions_per_user",
+            "sip_subscriptions_per_endpoint",
+            "sip_bindings_per_user",
+            "sip_bindings_per_endpoint",
+        ] {
+            let e = parse(&format!("[limits]\n{key} = 0\n")).expect_err("0 refuses everything");
+            assert!(e.to_string().contains(key), "{e}");
+        }
     }
 
     #[test]

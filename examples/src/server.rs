@@ -180,6 +180,7 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
     };
     let mut sip_settings = server_sip::SipSettings::new(&config.domain, config.sip.bind);
     sip_settings.trusted_peers = config.sip.trusted_peers.clone();
+    sip_settings.caps = config.sip_caps();
     sip_settings.rate = Rate {
         per_second: limits.sip_rate,
         burst: limits.sip_burst,
