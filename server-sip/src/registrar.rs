@@ -175,6 +175,11 @@ impl Registrar {
         changed
     }
 
+    /// The earliest expiry of all bindings.
+    pub fn next_lapse(&self) -> Option<Instant> {
+        self.by_expiry.first_key_value().map(|((at, _), _)| *at)
+    }
+
     /// The earliest expiry of a user's bindings.
     pub fn next_expiry(&self, user: &BareJid) -> Option<Instant> {
         self.bindings(user).iter().map(|b| b.expires).min()

@@ -10,7 +10,7 @@ mod requests;
 pub(crate) use requests::refusal;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,13 +35,13 @@ use endpoints::Endpoint;
 use outgoing::{ClientTx, PendingMessage};
 
 /// Something that must happen at a time; checked against the real state when it fires (stale entries are
-/// skipped), so nothing has to be removed from the heap.
+/// skipped), so nothing has to be removed from the heap. Lapses of registrations, publications and
+/// subscriptions are not timers: their indexes know the next one (`next_wake`), so a flood of refreshes, which
+/// is never refused, leaves no trail of stale entries behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Timer {
     Server(TransactionKey),
     Client(String),
-    Expiry,
-    Dialog(WatchId),
 }
 
 /// The state of the SIP side of the server.
@@ -62,6 +62,8 @@ pub struct Service<S> {
     by_session: HashMap<SessionId, BareJid>,
     dialogs: HashMap<WatchId, Dialog>,
     dialog_keys: HashMap<(String, String), WatchId>,
+    /// Subscription dialogs by expiry (fetches, which end with their first NOTIFY, are not in it).
+    dialog_expiry: BTreeSet<(Instant, WatchId)>,
     /// Who holds each subscription dialog (the authenticated subscriber), over which flow: for the caps.
     subscriptions: Holdings<WatchId>,
     pending_messages: HashMap<u64, PendingMessage>,
@@ -117,6 +119,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             by_session: HashMap::new(),
             dialogs: HashMap::new(),
             dialog_keys: HashMap::new(),
+            dialog_expiry: BTreeSet::new(),
             subscriptions: Holdings::default(),
             pending_messages: HashMap::new(),
             deliveries_tx,
@@ -126,7 +129,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         };
         tokio::pin!(stop);
         loop {
-            let next = svc.wake.peek().map(|Reverse((at, _))| *at);
+            let next = svc.next_wake();
             tokio::select! {
                 ev = inbound.recv() => {
                     let Some(ev) = ev else { break };
@@ -359,10 +362,32 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                     self.drive_server(&key);
                 }
                 Timer::Client(branch) => self.client_timer(now, &branch),
-                Timer::Expiry => self.expire(now),
-                Timer::Dialog(watch) => self.dialog_timer(now, watch),
             }
         }
+        let lapsed = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        if lapsed(self.publications.next_expiry()) || lapsed(self.registrar.next_lapse()) {
+            self.expire(now);
+        }
+        while let Some(&(at, watch)) = self.dialog_expiry.first() {
+            if at > now {
+                break;
+            }
+            self.dialog_expiry.pop_first();
+            self.dialog_timer(now, watch);
+        }
+    }
+
+    /// When the service must next wake: the earliest timer, registration, publication or subscription lapse.
+    fn next_wake(&self) -> Option<Instant> {
+        [
+            self.wake.peek().map(|Reverse((at, _))| *at),
+            self.publications.next_expiry(),
+            self.registrar.next_lapse(),
+            self.dialog_expiry.first().map(|(at, _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Registrations and publications that lapsed.

@@ -10,7 +10,7 @@ use sip_codec::header::{Contacts, HeaderName};
 use sip_codec::transaction::TransactionKey;
 use sip_codec::{Method, Request, Uri};
 
-use super::{ExpiryBounds, Service, Timer};
+use super::{ExpiryBounds, Service};
 use crate::caps::Over;
 use crate::dialogs::Dialog;
 use crate::digest::Verdict;
@@ -382,7 +382,6 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                         self.registrar.unbind(&user, &contact);
                     } else {
                         self.registrar.bind(&user, contact, flow, now + d);
-                        self.arm(now + d, Timer::Expiry);
                     }
                 }
             }
@@ -502,7 +501,6 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 resp.headers.push(HeaderName::SipETag, new_tag);
                 resp.headers
                     .push(HeaderName::Expires, lifetime.as_secs().to_string());
-                self.arm(now + lifetime, Timer::Expiry);
             }
             (old, Some(doc), false) => {
                 let (presence, system) = if trusted {
@@ -522,7 +520,6 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 resp.headers.push(HeaderName::SipETag, new_tag);
                 resp.headers
                     .push(HeaderName::Expires, lifetime.as_secs().to_string());
-                self.arm(now + lifetime, Timer::Expiry);
             }
         }
         self.respond(now, &req, flow, resp);
@@ -627,7 +624,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         self.dialogs.insert(watch, dialog);
         self.subscriptions.insert(watch, &user, flow);
         if !fetch {
-            self.arm(now + lifetime, Timer::Dialog(watch));
+            self.dialog_expiry.insert((now + lifetime, watch));
         }
         let mut resp = req.make_response(200, "OK");
         let to = req
@@ -671,7 +668,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         self.respond(now, &req, flow, resp);
         if let Some(d) = self.dialogs.get_mut(&watch) {
             d.flow = flow;
+            self.dialog_expiry.remove(&(d.expires, watch));
             d.expires = now + lifetime;
+            self.dialog_expiry.insert((d.expires, watch));
         }
         self.subscriptions.move_to(&watch, flow);
         if lifetime.is_zero() {
@@ -679,7 +678,6 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             self.send_notify(now, watch, Some(crate::dialogs::EndReason::Unsubscribed));
             self.drop_dialog(watch);
         } else {
-            self.arm(now + lifetime, Timer::Dialog(watch));
             // RFC 6665 §4.2.1.2: a refresh gets a NOTIFY with the current state.
             if self.dialogs.get(&watch).is_some_and(|d| d.state.is_some()) {
                 self.send_notify(now, watch, None);
@@ -687,7 +685,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         }
     }
 
-    /// The subscription lapsed (or the timer is stale: a refresh moved it).
+    /// The subscription lapsed (by the expiry index, so it has).
     pub(super) fn dialog_timer(&mut self, now: Instant, watch: WatchId) {
         if self.dialogs.get(&watch).is_some_and(|d| d.expires <= now) {
             self.send_notify(now, watch, Some(crate::dialogs::EndReason::Timeout));
@@ -708,6 +706,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             return false;
         };
         self.dialog_keys.remove(&(d.call_id, d.local_tag));
+        self.dialog_expiry.remove(&(d.expires, watch));
         self.subscriptions.remove(&watch);
         true
     }
