@@ -235,7 +235,7 @@ mod tests {
         BareJid::new(s).expect("valid")
     }
 
-    const UDP: Flow = Flow::Tcp(7);
+    const FLOW: Flow = Flow::Tcp(7);
 
     fn open() -> Option<EndpointPresence> {
         Some(EndpointPresence::default())
@@ -247,12 +247,12 @@ mod tests {
         let (alice, bob) = (jid("alice@example.com"), jid("bob@example.com"));
         let s = Duration::from_secs;
         let mut p = Publications::default();
-        p.put(None, "t1".into(), &alice, UDP, None, None, now + s(60));
-        p.put(None, "t2".into(), &alice, UDP, open(), None, now + s(30));
+        p.put(None, "t1".into(), &alice, FLOW, None, None, now + s(60));
+        p.put(None, "t2".into(), &alice, FLOW, open(), None, now + s(30));
         assert!(p.current(&alice).expect("one").presence.is_some());
         assert!(p.get("t1", &bob).is_none(), "another user's tag is unknown");
         // A refresh moves the tag and the expiry but is no modification: t2 still speaks.
-        p.refresh("t1", "t3".into(), UDP, now + s(90));
+        p.refresh("t1", "t3".into(), FLOW, now + s(90));
         assert!(p.get("t1", &alice).is_none() && p.get("t3", &alice).is_some());
         assert!(p.current(&alice).expect("t2").presence.is_some());
         // A modification makes the publication the newest, under a new tag.
@@ -260,7 +260,7 @@ mod tests {
             Some("t3"),
             "t4".into(),
             &alice,
-            UDP,
+            FLOW,
             None,
             None,
             now + s(90),
@@ -271,7 +271,7 @@ mod tests {
             Some("t4"),
             "t5".into(),
             &alice,
-            UDP,
+            FLOW,
             open(),
             None,
             now + s(90),
@@ -294,10 +294,10 @@ mod tests {
         // Put in an order unrelated to expiry, refreshes moving two of them.
         for (i, secs) in [50u64, 10, 40, 20, 30].into_iter().enumerate() {
             let u = &users[i % 3];
-            p.put(None, format!("t{i}"), u, UDP, open(), None, now + s(secs));
+            p.put(None, format!("t{i}"), u, FLOW, open(), None, now + s(secs));
         }
-        p.refresh("t1", "r1".into(), UDP, now + s(60));
-        p.refresh("t0", "r0".into(), UDP, now + s(5));
+        p.refresh("t1", "r1".into(), FLOW, now + s(60));
+        p.refresh("t0", "r0".into(), FLOW, now + s(5));
         assert_eq!(p.next_expiry(), Some(now + s(5)));
         assert_eq!(p.expire(now + s(4)), Vec::<BareJid>::new());
         assert_eq!(p.expire(now + s(5)), vec![users[0].clone()], "r0");
@@ -320,13 +320,13 @@ mod tests {
             calendar: Default::default(),
         };
         let mut p = Publications::default();
-        p.put(None, "e".into(), &alice, UDP, open(), None, now);
-        p.put(None, "l1".into(), &alice, UDP, None, Some(busy), now);
+        p.put(None, "e".into(), &alice, FLOW, open(), None, now);
+        p.put(None, "l1".into(), &alice, FLOW, None, Some(busy), now);
         p.put(
             None,
             "l2".into(),
             &alice,
-            UDP,
+            FLOW,
             None,
             Some(SystemState::default()),
             now,
@@ -341,7 +341,7 @@ mod tests {
         );
         p.remove("l1");
         assert!(!p.system(&alice).on_the_phone);
-        p.put(Some("l2"), "l3".into(), &alice, UDP, None, Some(busy), now);
+        p.put(Some("l2"), "l3".into(), &alice, FLOW, None, Some(busy), now);
         assert!(p.system(&alice).on_the_phone);
         assert_eq!(p.count(&alice), 2);
     }
@@ -373,5 +373,26 @@ mod tests {
         p.expire(now);
         assert_eq!(p.count(&alice), 0);
         assert_eq!(p.check(cap, &alice, a), Ok(()));
+    }
+
+    #[test]
+    fn ten_thousand_publications_of_one_user_keep_the_same_answers() {
+        // The index at the scale of the flood: the newest speaks, lapses come earliest first, and
+        // nothing is left behind (timing is measured elsewhere, never asserted).
+        let now = Instant::now();
+        let alice = jid("alice@example.com");
+        let mut p = Publications::default();
+        let n = 10_000u64;
+        for i in 0..n {
+            let expires = now + Duration::from_secs(n - i);
+            p.put(None, format!("t{i}"), &alice, FLOW, open(), None, expires);
+        }
+        assert_eq!(p.count(&alice), n as usize);
+        assert_eq!(p.current(&alice).expect("newest").modified, n);
+        // The newest expires first (its lifetime is the shortest): after it lapses the one before speaks.
+        assert_eq!(p.expire(now + Duration::from_secs(1)), vec![alice.clone()]);
+        assert_eq!(p.current(&alice).expect("next").modified, n - 1);
+        assert_eq!(p.expire(now + Duration::from_secs(n)).len(), n as usize - 1);
+        assert!(p.current(&alice).is_none() && p.next_expiry().is_none() && p.count(&alice) == 0);
     }
 }
