@@ -10,7 +10,8 @@ default ``[limits]`` caps allow:
 The first requests up to each cap get ``200``, every further one ``403`` (a final refusal, no Retry-After: the
 cap does not lift by waiting), with a reason naming the device's or the user's cap. What alice already holds can
 still be refreshed, modified, re-registered and re-subscribed, also over another of her flows; bob, flooding
-nothing, is served at once during and after the flood; the server stays up.
+nothing, is served at once during and after the flood; the server stays up. With the publication caps raised,
+one user's 5,000 publications are all accepted and the newest one still speaks (the publication index).
 
 The client is a raw socket with MD5 digest rather than sipp: sipp runs one call after another, each with its own
 401 round trip, while a flood pipelines requests on one flow, and the test must choose which flow (endpoint)
@@ -82,7 +83,7 @@ class Phone:
         self.nc = 0
         self.challenge: dict[str, str] | None = None
         self.answers: dict[str, Answer] = {}
-        self.notifies = 0
+        self.notify_bodies: list[bytes] = []
         self.contact = f"<sip:{user}@127.0.0.1:{self.local_port};transport=tcp>"
 
     def close(self) -> None:
@@ -171,7 +172,7 @@ class Phone:
 
     def _pump(self) -> None:
         """Reads one message: an answer is filed by Call-ID, a request (NOTIFY) gets 200."""
-        first, headers, _, _ = self._read_message()
+        first, headers, _, body = self._read_message()
         if first.startswith("SIP/2.0 "):
             _, code, reason = (first.split(" ", 2) + [""])[:3]
             call_id = headers["call-id"][0]
@@ -179,12 +180,21 @@ class Phone:
             if int(code) >= 200:
                 self.answers[call_id] = Answer(int(code), reason, headers)
             return
-        self.notifies += 1
+        self.notify_bodies.append(body)
         reply = ["SIP/2.0 200 OK"]
         for name in ("via", "from", "to", "call-id", "cseq"):
             reply += [f"{name}: {v}" for v in headers.get(name, [])]
         reply.append("Content-Length: 0")
         self.sock.sendall(("\r\n".join(reply) + "\r\n\r\n").encode())
+
+    def notify_with(self, text: bytes) -> bytes:
+        """Reads until a NOTIFY whose body holds ``text`` has come; returns that body."""
+        while True:
+            for body in self.notify_bodies:
+                if text in body:
+                    return body
+            self.notify_bodies.clear()
+            self._pump()
 
     def answer(self, call_id: str) -> Answer:
         while call_id not in self.answers:
@@ -353,3 +363,42 @@ def test_bindings_are_capped_and_bound_contacts_still_reregister(flood_server) -
     finally:
         for p in [*phones, bob]:
             p.close()
+
+
+@pytest.fixture
+def raised_cap_server(binary: Path, tmp_path: Path):
+    """Caps raised far above the defaults, so that one user can hold thousands of publications."""
+    tables = (
+        "[limits]\nsip_rate = 0\n"
+        f"sip_publications_per_user = {RAISED_CAP}\nsip_publications_per_endpoint = {RAISED_CAP}\n"
+    )
+    yield from running(make_server(binary, tmp_path / "server", tables=tables))
+
+
+RAISED_CAP = 10_000
+MANY = 5_000
+
+
+def test_thousands_of_publications_of_one_user_keep_the_newest_speaking(raised_cap_server) -> None:
+    """The publication index under a flood the caps let through: every one of MANY initial PUBLISHes of one
+    user is accepted, a watcher then sees the newest one's note, and removing the newest makes the one before
+    it speak. (Before the index each PUBLISH cost time in proportion to the user's publications.)"""
+    alice = connect(raised_cap_server, "alice")
+    bob = connect(raised_cap_server, "bob")
+    try:
+        answers = alice.flood([lambda i=i: alice.publish(f"note {i}") for i in range(MANY)])
+        assert statuses(answers) == [200] * MANY
+        assert len({a.header("sip-etag") for a in answers}) == MANY, "every publication has its own tag"
+        assert bob.answer(bob.subscribe("alice")).status == 200
+        bob.notify_with(f"note {MANY - 1}<".encode())
+        newest = answers[-1].header("sip-etag")
+        removal = alice.send(
+            "PUBLISH", f"sip:alice@{DOMAIN}",
+            ["Event: presence", "Expires: 0", f"SIP-If-Match: {newest}"],
+        )
+        assert alice.answer(removal).status == 200
+        bob.notify_with(f"note {MANY - 2}<".encode())
+        assert sip_options(raised_cap_server.sip_port) is not None
+    finally:
+        alice.close()
+        bob.close()
