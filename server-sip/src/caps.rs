@@ -162,11 +162,6 @@ impl<K: Hash + Eq> Holdings<K> {
     pub fn check(&self, cap: Cap, user: &BareJid, flow: Flow, adding: usize) -> Result<(), Over> {
         cap.check(self.of_user(user), self.of_endpoint(user, flow), adding)
     }
-
-    /// Who holds `key`, over which flow.
-    pub fn owner(&self, key: &K) -> Option<&(BareJid, Flow)> {
-        self.owners.get(key)
-    }
 }
 
 #[cfg(test)]

@@ -394,6 +394,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     fn expire(&mut self, now: Instant) {
         let mut changed = self.registrar.expire(now, None);
         changed.extend(self.publications.expire(now));
+        // A user whose many entries lapsed together is brought up to date once.
+        changed.sort_unstable();
+        changed.dedup();
         for user in changed {
             self.update_endpoint(&user);
             self.apply_system(&user);
