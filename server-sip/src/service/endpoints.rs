@@ -2,7 +2,9 @@
 //! publication, a MESSAGE on its way), resource `sip`. Its presence is the newest publication, or plain
 //! "available" for a registered phone that publishes nothing; its priority is 0 while a contact is registered
 //! (it can take messages, forked to every binding) and -1 otherwise (RFC 6121 §4.7.2.3: never a bare-JID target),
-//! so a publish-only endpoint never swallows a message it could not deliver.
+//! so a publish-only endpoint never swallows a message it could not deliver. While a contact is registered the
+//! session is also reachable (`Input::Reachable`): RFC 3428 routes a MESSAGE by registration, not presence, so a
+//! phone that appears offline (publishes `closed`, stays registered) still gets the user's MESSAGEs.
 
 use std::time::Instant;
 
@@ -27,6 +29,8 @@ pub(super) struct Endpoint {
     queued: Vec<Queued>,
     /// The presence last told to the engine (`None` = unavailable).
     sent: Option<EndpointPresence>,
+    /// Whether the engine was last told the session is reachable (a contact is registered).
+    reachable: bool,
     /// MESSAGEs still waiting for their outcome.
     in_flight: usize,
 }
@@ -91,6 +95,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 bound: false,
                 queued: Vec::new(),
                 sent: None,
+                reachable: false,
                 in_flight: 0,
             },
         );
@@ -110,23 +115,36 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
             return;
         }
+        let reachable = self.registrar.is_registered(user);
         let session = self.ensure_endpoint(user);
         let Some(e) = self.endpoints.get_mut(user) else {
             return;
         };
-        if e.sent == wanted {
-            return;
+        // At most two inputs, in this order: the presence, then the reachability.
+        let mut inputs: [Option<Input>; 2] = [None, None];
+        if e.sent != wanted {
+            e.sent = wanted.clone();
+            inputs[0] = Some(Input::Presence {
+                session,
+                to: None,
+                presence: wanted,
+            });
         }
-        e.sent = wanted.clone();
-        let input = Input::Presence {
-            session,
-            to: None,
-            presence: wanted,
-        };
+        if e.reachable != reachable {
+            e.reachable = reachable;
+            inputs[1] = Some(Input::Reachable { session, reachable });
+        }
         if e.bound {
-            self.submit(input);
+            for input in inputs.into_iter().flatten() {
+                self.submit(input);
+            }
         } else {
-            e.queued.push(Queued::Input(Box::new(input)));
+            e.queued.extend(
+                inputs
+                    .into_iter()
+                    .flatten()
+                    .map(|i| Queued::Input(Box::new(i))),
+            );
         }
     }
 

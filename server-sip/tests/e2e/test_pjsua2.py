@@ -132,6 +132,19 @@ def test_messages_both_ways(pj_agents):
     assert ev["content_type"].startswith("text/plain"), bob.describe(str(ev))
 
 
+def test_message_to_appear_offline_phone_is_delivered(pj_agents):
+    """alice appears offline (publishes closed, stays registered): bob sees her offline, yet his
+    MESSAGE reaches her phone at once (RFC 3428 §4 routes MESSAGE like INVITE, by registration;
+    presence is not reachability), and she still appears offline to bob."""
+    alice, bob = buddies(pj_agents)
+    alice.do(cmd="status", state="offline")
+    bob.expect(buddy(ALICE_URI, "offline"))
+    text = unique("Are you there?")
+    send_im(bob, "alice", text)
+    alice.expect(im_from(BOB_URI, text))
+    bob.expect_none(buddy(ALICE_URI, "online"), within=QUIET)
+
+
 # -- SIP and XMPP -------------------------------------------------------------------------------
 
 
