@@ -14,6 +14,7 @@ import asyncio
 import uuid
 
 from pjsua import PjAgent, PjAgents
+from test_interop import ON_THE_PHONE, etag_of, sipp_ok, sipp_trusted, trusted_server  # noqa: F401
 from xmpp import clients, connect, run, wait_until
 
 ALICE_URI, BOB_URI = "sip:alice@localhost", "sip:bob@localhost"
@@ -145,6 +146,23 @@ def test_message_to_appear_offline_phone_is_delivered(pj_agents):
     bob.expect_none(buddy(ALICE_URI, "online"), within=QUIET)
 
 
+def test_message_held_while_unregistered_reaches_the_phone_when_it_registers(pj_agents):
+    """alice appears offline and unregisters: bob's MESSAGE is held (200, default offline storage).
+    When her phone registers again, still publishing closed, it gets the held MESSAGE (DESIGN §4:
+    held only while nothing can take it)."""
+    alice, bob = buddies(pj_agents)
+    alice.do(cmd="status", state="offline")
+    bob.expect(buddy(ALICE_URI, "offline"))
+    alice.do(cmd="unregister")
+    alice.expect(ev="reg", code=200, expires=0)
+    text = unique("While you were out:")
+    send_im(bob, "alice", text)
+    alice.expect_none(ev="im", within=QUIET)
+    alice.do(cmd="register")
+    alice.expect(ev="reg", code=200, expires=300)
+    alice.expect(im_from(BOB_URI, text))
+
+
 # -- SIP and XMPP -------------------------------------------------------------------------------
 
 
@@ -190,5 +208,54 @@ def test_softphone_sees_xmpp_contact_away_and_dnd(server, pj_agents):
                                                       note="Focus time"))
             await alice.disconnect()
         await asyncio.to_thread(bob.expect, buddy(ALICE_URI, "offline"))
+
+    run(scenario)
+
+
+def test_softphone_sees_phone_meeting_and_out_of_office(trusted_server, sipp_trusted, pj_factory):
+    """alice is on XMPP; a trusted call-control peer publishes her line and calendar. bob's pjsua2
+    softphone, watching her, sees her online throughout (DESIGN §2: on the phone and in a meeting are
+    Busy, out of office is Away, none is offline) with the state as note: pjsua2 renders only the
+    RPID activities away and busy, so the note is what tells its user; then her own presence again.
+    Each change is one NOTIFY: a document that swaps the line for the calendar shows no passing state
+    (e.g. plainly available between on the phone and in a meeting)."""
+    pj_factory.port = trusted_server.sip_port
+    bob = pj_factory("bob")
+
+    async def call_control(activities: str, etag: str | None = None) -> str:
+        if etag is None:
+            run_ = sipp_trusted("interop_trusted_publish", keys={"target": "alice", "activities": activities})
+        else:
+            run_ = sipp_trusted("interop_trusted_modify", keys={
+                "target": "alice", "etag": etag, "activities": activities})
+        return etag_of(await sipp_ok(run_))
+
+    async def sees(status: str, **fields) -> dict:
+        return await asyncio.to_thread(bob.expect, buddy(ALICE_URI, status, **fields))
+
+    async def next_is(status: str, **fields) -> None:
+        """The very next state bob's softphone shows: no NOTIFY of a passing state in between."""
+        ev = await asyncio.to_thread(bob.expect, lambda e: e.get("ev") == "buddy")
+        assert buddy(ALICE_URI, status, **fields)(ev), bob.describe(
+            f"expected {status} {fields} next, got {ev}")
+
+    async def scenario() -> None:
+        async with clients(connect(trusted_server, "alice")) as (alice,):
+            alice.xmpp.send_presence(pstatus="At my desk")
+            await alice.ping_server()
+            await asyncio.to_thread(bob.do, cmd="buddy", user="alice")
+            await sees("online", activity="", note="At my desk")
+            etag = await call_control(ON_THE_PHONE)
+            await next_is("online", note="On the phone")
+            etag = await call_control("<rpid:meeting/>", etag)
+            await next_is("online", note="In a meeting")
+            etag = await call_control("<rpid:vacation/>", etag)
+            await next_is("online", note="Out of office")
+            etag = await call_control(ON_THE_PHONE, etag)
+            await next_is("online", note="On the phone")
+            await call_control("", etag)
+            await next_is("online", activity="", note="At my desk")
+            alice.xmpp.send_presence(pshow="xa", pstatus="Gone home")
+            await sees("online", activity="away", note="Gone home")
 
     run(scenario)
