@@ -118,6 +118,20 @@ def test_unregister_is_offline(pj_agents):
     bob.expect(buddy(ALICE_URI, "offline"))
 
 
+def test_registered_phone_that_never_publishes_is_online(pj_agents):
+    """alice's softphone registers and never PUBLISHes (many phones don't): bob sees her online, as
+    a registered contact is reachable; she unregisters: offline."""
+    alice = pj_agents("alice", env={"PJ_PUBLISH": "0"})
+    bob = pj_agents("bob")
+    bob.do(cmd="buddy", user="alice")
+    bob.expect(buddy(ALICE_URI, "online", activity="", note=""))
+    alice.do(cmd="unregister")
+    alice.expect(ev="reg", code=200, expires=0)
+    bob.expect(buddy(ALICE_URI, "offline"))
+    assert not any("PUBLISH" in line for line in alice.log.read_text(errors="replace").splitlines()
+                   if "TX" in line and "Request msg" in line), f"alice published: {alice.log}"
+
+
 # -- MESSAGE ------------------------------------------------------------------------------------
 
 
