@@ -41,6 +41,7 @@ pub fn session_of(input: &Input) -> Option<SessionId> {
         Input::OpenSession { session, .. }
         | Input::CloseSession { session }
         | Input::Presence { session, .. }
+        | Input::Reachable { session, .. }
         | Input::Subscription { session, .. }
         | Input::Message { session, .. }
         | Input::Request { session, .. }

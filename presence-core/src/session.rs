@@ -32,6 +32,10 @@ pub struct Session {
     pub directed: HashSet<Jid>,
     /// What watchers were last told about this session, to broadcast only real changes.
     pub last_broadcast: Option<PresenceView>,
+    /// Whether the shell can hand the session messages while it is unavailable (`Input::Reachable`): a SIP
+    /// endpoint with a registered contact, since RFC 3428 routes MESSAGE by registration, not by presence. Only
+    /// message routing reads it; watchers see the session's presence. Never set for XMPP (RFC 6121 §8.5.2).
+    pub reachable: bool,
     /// The PEP nodes whose notifications the session's client asked for (XEP-0163 §4.3.3: the `+notify`
     /// features of its entity capabilities, read by the shell), sorted. Kept while the session is available.
     pub interests: Vec<String>,
@@ -50,6 +54,7 @@ impl Session {
             detached: None,
             directed: HashSet::new(),
             last_broadcast: None,
+            reachable: false,
             interests: Vec::new(),
         }
     }
@@ -66,8 +71,9 @@ impl Session {
             .is_ok()
     }
 
-    /// Whether messages to the bare address may be forked here (available, priority not negative).
+    /// Whether messages to the bare address may be forked here: available with a priority not negative, or
+    /// reachable whatever its presence (a registered SIP endpoint that appears offline).
     pub fn takes_bare_messages(&self) -> bool {
-        self.presence.as_ref().is_some_and(|p| p.priority >= 0)
+        self.reachable || self.presence.as_ref().is_some_and(|p| p.priority >= 0)
     }
 }

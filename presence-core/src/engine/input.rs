@@ -38,6 +38,18 @@ pub enum Input {
         /// Available presence, or `None` for unavailable.
         presence: Option<EndpointPresence>,
     },
+    /// Whether the shell can hand the session messages while it is unavailable, which makes it take messages to
+    /// the user's bare address whatever presence it announced. For a SIP endpoint with a registered contact:
+    /// RFC 3428 routes a MESSAGE like any other request, by the registrar's bindings, so a phone that "appears
+    /// offline" (publishes `closed` and stays registered) still gets it. Watchers keep seeing the session's
+    /// presence; messages held for the user go to the session when it becomes reachable. XMPP shells never send
+    /// it: a bare-address message goes to available sessions with non-negative priority (RFC 6121 §8.5.2).
+    Reachable {
+        /// The session.
+        session: SessionId,
+        /// Whether it can take messages while unavailable.
+        reachable: bool,
+    },
     /// A subscription stanza from a session.
     Subscription {
         /// The sending session.

@@ -235,6 +235,24 @@ impl Engine {
         true
     }
 
+    /// The shell says whether it can hand the session messages while it is unavailable (`Input::Reachable`).
+    /// Only message routing changes: nothing is broadcast, watchers keep seeing the session's presence. A session
+    /// that becomes able to take bare-address messages this way gets those held for the user, as it would on
+    /// becoming available.
+    pub(super) fn set_reachable(&mut self, id: SessionId, reachable: bool) {
+        let Some(user) = self.sessions.get(&id).cloned() else {
+            return;
+        };
+        let Some(s) = self.users.get_mut(&user).and_then(|u| u.session_mut(id)) else {
+            return;
+        };
+        let took = s.takes_bare_messages();
+        s.reachable = reachable;
+        if !took && s.takes_bare_messages() {
+            self.flush_offline(&user, id);
+        }
+    }
+
     /// Hands every held message to a session that just became able to take them, oldest first, with its stamp.
     pub(super) fn flush_offline(&mut self, user: &BareJid, id: SessionId) {
         let Some(u) = self.users.get_mut(user) else {

@@ -408,6 +408,7 @@ impl Engine {
                 to,
                 presence,
             } => self.session_presence(session, to, presence),
+            Input::Reachable { session, reachable } => self.set_reachable(session, reachable),
             Input::Subscription {
                 session,
                 to,

@@ -2,11 +2,15 @@
 //! publication, a MESSAGE on its way), resource `sip`. Its presence is the newest publication, or plain
 //! "available" for a registered phone that publishes nothing; its priority is 0 while a contact is registered
 //! (it can take messages, forked to every binding) and -1 otherwise (RFC 6121 §4.7.2.3: never a bare-JID target),
-//! so a publish-only endpoint never swallows a message it could not deliver.
+//! so a publish-only endpoint never swallows a message it could not deliver. While a contact is registered the
+//! session is also reachable (`Input::Reachable`): RFC 3428 routes a MESSAGE by registration, not presence, so a
+//! phone that appears offline (publishes `closed`, stays registered) still gets the user's MESSAGEs.
 
 use std::time::Instant;
 
-use presence_core::compose::EndpointPresence;
+use presence_core::compose::{
+    CalendarState, ComposeSettings, EndpointPresence, LineState, Overlays, compose,
+};
 use presence_core::runtime::{Protocol, ToSession};
 use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza};
 use presence_core::store::Store;
@@ -16,6 +20,7 @@ use sip_codec::{Method, Request};
 
 use super::Service;
 use super::outgoing::PendingMessage;
+use crate::publications::SystemState;
 use crate::transport::Flow;
 
 /// The engine session of one SIP user.
@@ -27,6 +32,8 @@ pub(super) struct Endpoint {
     queued: Vec<Queued>,
     /// The presence last told to the engine (`None` = unavailable).
     sent: Option<EndpointPresence>,
+    /// Whether the engine was last told the session is reachable (a contact is registered).
+    reachable: bool,
     /// MESSAGEs still waiting for their outcome.
     in_flight: usize,
 }
@@ -53,6 +60,31 @@ impl Endpoint {
     pub(super) fn session(&self) -> SessionId {
         self.session
     }
+}
+
+/// Whether the line change goes to the engine before the calendar change when the trusted peers' state goes from
+/// `old` to `new`: so when the state shown between the two (new line, old calendar) is the old or the new one, as
+/// the engine composes them (DESIGN §2: out of office over on the phone over in a meeting); otherwise the calendar
+/// goes first, whose state between (old line, new calendar) then always is.
+fn line_first(old: SystemState, new: SystemState) -> bool {
+    let shown = |on_the_phone: bool, calendar: CalendarState| {
+        let mut overlays = Overlays {
+            calendar,
+            ..Overlays::default()
+        };
+        if on_the_phone {
+            overlays.set_line("trunk", LineState::OnThePhone);
+        }
+        compose(
+            [&EndpointPresence::default()],
+            &overlays,
+            ComposeSettings::default(),
+        )
+        .state
+    };
+    let between = shown(new.on_the_phone, old.calendar);
+    between == shown(old.on_the_phone, old.calendar)
+        || between == shown(new.on_the_phone, new.calendar)
 }
 
 /// The resource SIP endpoints bind.
@@ -91,6 +123,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 bound: false,
                 queued: Vec::new(),
                 sent: None,
+                reachable: false,
                 in_flight: 0,
             },
         );
@@ -110,23 +143,36 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
             return;
         }
+        let reachable = self.registrar.is_registered(user);
         let session = self.ensure_endpoint(user);
         let Some(e) = self.endpoints.get_mut(user) else {
             return;
         };
-        if e.sent == wanted {
-            return;
+        // At most two inputs, in this order: the presence, then the reachability.
+        let mut inputs: [Option<Input>; 2] = [None, None];
+        if e.sent != wanted {
+            e.sent = wanted.clone();
+            inputs[0] = Some(Input::Presence {
+                session,
+                to: None,
+                presence: wanted,
+            });
         }
-        e.sent = wanted.clone();
-        let input = Input::Presence {
-            session,
-            to: None,
-            presence: wanted,
-        };
+        if e.reachable != reachable {
+            e.reachable = reachable;
+            inputs[1] = Some(Input::Reachable { session, reachable });
+        }
         if e.bound {
-            self.submit(input);
+            for input in inputs.into_iter().flatten() {
+                self.submit(input);
+            }
         } else {
-            e.queued.push(Queued::Input(Box::new(input)));
+            e.queued.extend(
+                inputs
+                    .into_iter()
+                    .flatten()
+                    .map(|i| Queued::Input(Box::new(i))),
+            );
         }
     }
 
@@ -350,23 +396,38 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         }
     }
 
-    /// Tells the engine the user's phone line and calendar as the trusted peers publish them.
+    /// Tells the engine the user's phone line and calendar as the trusted peers publish them: both, always (the
+    /// engine's view never drifts), in the order that shows watchers no state between the old and the new one.
+    /// One document can change both (on the phone → in a meeting); line first would show the user plainly
+    /// available for a moment, every SIP watcher getting a NOTIFY for it.
     pub(super) fn apply_system(&mut self, user: &BareJid) {
-        let system = self.publications.system(user);
-        let state = if system.on_the_phone {
-            presence_core::compose::LineState::OnThePhone
+        let new = self.publications.system(user);
+        let old = if new == SystemState::default() {
+            self.system_sent.remove(user)
         } else {
-            presence_core::compose::LineState::Idle
-        };
-        self.submit(Input::PhoneLine {
+            self.system_sent.insert(user.clone(), new)
+        }
+        .unwrap_or_default();
+        let line = Input::PhoneLine {
             user: user.clone(),
             line: "trunk".into(),
-            state,
-        });
-        self.submit(Input::Calendar {
+            state: if new.on_the_phone {
+                LineState::OnThePhone
+            } else {
+                LineState::Idle
+            },
+        };
+        let calendar = Input::Calendar {
             user: user.clone(),
-            state: system.calendar,
-        });
+            state: new.calendar,
+        };
+        let (first, second) = if line_first(old, new) {
+            (line, calendar)
+        } else {
+            (calendar, line)
+        };
+        self.submit(first);
+        self.submit(second);
     }
 
     /// A MESSAGE the engine had no room for: `503` with Retry-After, and it no longer counts as in flight.
@@ -396,5 +457,79 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             Some(text) => req.make_response(480, &super::requests::reason_phrase(text)),
         };
         self.respond(now, &req, flow, resp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(s: SystemState) -> presence_core::compose::PresenceState {
+        let mut overlays = Overlays {
+            calendar: s.calendar,
+            ..Overlays::default()
+        };
+        if s.on_the_phone {
+            overlays.set_line("trunk", LineState::OnThePhone);
+        }
+        compose(
+            [&EndpointPresence::default()],
+            &overlays,
+            ComposeSettings::default(),
+        )
+        .state
+    }
+
+    #[test]
+    fn system_changes_go_in_an_order_that_shows_no_state_in_between() {
+        let calendars = [
+            CalendarState::Free,
+            CalendarState::Tentative,
+            CalendarState::Busy,
+            CalendarState::OutOfOffice,
+        ];
+        let all: Vec<SystemState> = [false, true]
+            .into_iter()
+            .flat_map(|on_the_phone| {
+                calendars.map(|calendar| SystemState {
+                    on_the_phone,
+                    calendar,
+                })
+            })
+            .collect();
+        for &old in &all {
+            for &new in &all {
+                let between = if line_first(old, new) {
+                    SystemState {
+                        on_the_phone: new.on_the_phone,
+                        calendar: old.calendar,
+                    }
+                } else {
+                    SystemState {
+                        on_the_phone: old.on_the_phone,
+                        calendar: new.calendar,
+                    }
+                };
+                assert!(
+                    [shown(old), shown(new)].contains(&shown(between)),
+                    "{old:?} -> {new:?} shows {:?} in between",
+                    shown(between)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn on_the_phone_to_meeting_books_the_calendar_first() {
+        let phone = SystemState {
+            on_the_phone: true,
+            calendar: CalendarState::Free,
+        };
+        let meeting = SystemState {
+            on_the_phone: false,
+            calendar: CalendarState::Busy,
+        };
+        assert!(!line_first(phone, meeting));
+        assert!(line_first(meeting, phone));
     }
 }

@@ -60,6 +60,8 @@ pub struct Service<S> {
     publications: Publications,
     endpoints: HashMap<BareJid, Endpoint>,
     by_session: HashMap<SessionId, BareJid>,
+    /// The line and calendar last told to the engine for users whose trusted peers publish any (`apply_system`).
+    system_sent: HashMap<BareJid, crate::publications::SystemState>,
     dialogs: HashMap<WatchId, Dialog>,
     dialog_keys: HashMap<(String, String), WatchId>,
     /// Subscription dialogs by expiry (fetches, which end with their first NOTIFY, are not in it).
@@ -117,6 +119,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             publications: Publications::default(),
             endpoints: HashMap::new(),
             by_session: HashMap::new(),
+            system_sent: HashMap::new(),
             dialogs: HashMap::new(),
             dialog_keys: HashMap::new(),
             dialog_expiry: BTreeSet::new(),

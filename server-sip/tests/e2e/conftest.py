@@ -48,6 +48,7 @@ pytest_runtest_logreport = _xmpp.pytest_runtest_logreport
 pytest_terminal_summary = _xmpp.pytest_terminal_summary
 pytest_sessionfinish = _xmpp.pytest_sessionfinish
 
+from pjsua import PjAgents  # noqa: E402
 from sipp import Sipp, sipp_path  # noqa: E402
 
 SIP_READY_TIMEOUT = 20.0  # seconds for the SIP port to answer OPTIONS (UDP) and accept TCP
@@ -218,3 +219,24 @@ def sipp(sipp_factory: SippFactory, server: SipServer) -> SippFactory:
     """Makes sipp runs against the default ``server``."""
     sipp_factory.port = server.sip_port
     return sipp_factory
+
+
+@pytest.fixture
+def pj_factory(tmp_path: Path):
+    """Makes pjsua2 softphone agents (pjsua.py) for one test, with their logs under the test's
+    tmp dir, and stops every one at teardown; set ``.port`` to the server's SIP port."""
+    factory = PjAgents(tmp_path / "pjsua", passwords=USERS)
+    try:
+        yield factory
+    finally:
+        factory.cleanup()
+
+
+@pytest.fixture
+def pj_agents(server: SipServer, pj_factory: PjAgents) -> PjAgents:
+    """Makes pjsua2 agents against the default ``server``: ``pj_agents("alice")`` is alice's
+    softphone, started, registered over UDP (``transport="tcp"|"tls"`` for the others)."""
+    # server comes first among the arguments so that it is set up first and stopped last: the
+    # agents unregister from a live server at teardown
+    pj_factory.port = server.sip_port
+    return pj_factory
