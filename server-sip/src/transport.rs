@@ -346,3 +346,26 @@ async fn stream_conn<R, W>(
     let _ = tx.send(Inbound::Closed { flow }).await;
     let _ = writer.await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_flows_are_reliable_secure_streams_with_their_via_token() {
+        let udp = Flow::Udp(SocketAddr::from(([127, 0, 0, 1], 5060)));
+        assert_eq!(
+            [udp, Flow::Tcp(1), Flow::Tls(2)].map(|f| (
+                f.reliable(),
+                f.secure(),
+                f.conn(),
+                f.transport()
+            )),
+            [
+                (false, false, None, "UDP"),
+                (true, false, Some(1), "TCP"),
+                (true, true, Some(2), "TLS"),
+            ]
+        );
+    }
+}
