@@ -203,6 +203,7 @@ tls_key = "$WORK/key.pem"
 
 [sip]
 bind = "127.0.0.1:$(free_port)"
+tls_bind = "off"
 
 [http]
 bind = "127.0.0.1:$(free_port)"

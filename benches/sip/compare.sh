@@ -187,6 +187,7 @@ c2s_tls_bind = "off"
 
 [sip]
 bind = "127.0.0.1:$PRESENCED_SIP"
+tls_bind = "off"
 
 [http]
 bind = "127.0.0.1:$((PRESENCED_SIP + 1))"

@@ -249,15 +249,28 @@ pub(crate) fn optional_duration<'de, D: serde::Deserializer<'de>>(
     duration(d).map(Some)
 }
 
-/// `[sip]`: the SIP listener.
+/// `[sip]`: the SIP listeners.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
-    /// Address the SIP listener binds.
+    /// Address the SIP listener binds (UDP and TCP).
     pub bind: SocketAddr,
+    /// Address of the SIP over TLS listener (`sips:`, RFC 3261 §26.2); `"off"` (or `""`) for none. It uses the
+    /// XMPP listeners' certificate (`xmpp.tls_cert`/`tls_key`, or the generated one) and the same connection
+    /// caps and rate as SIP over TCP.
+    #[serde(deserialize_with = "address_or_off")]
+    pub tls_bind: Option<SocketAddr>,
     /// Call-control peers (by IP address) whose PUBLISHes are accepted without digest authentication and carry
     /// a user's phone line and calendar state (DESIGN §7, a "PUBLISH trunk").
     pub trusted_peers: Vec<std::net::IpAddr>,
+    /// Call-control peers known by their TLS client certificate instead: a connection to `tls_bind` whose
+    /// certificate verifies against `client_ca_file` and names one of these (a DNS subject alternative name, or
+    /// the common name of a certificate without any) is trusted like an address in `trusted_peers`.
+    pub trusted_peer_subjects: Vec<String>,
+    /// PEM file of the CAs that issue call-control peers' client certificates. When given, TLS clients are
+    /// asked for a certificate; phones may present none, but a presented one that does not verify fails the
+    /// handshake.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// `[policy]`: the engine's switches (DESIGN §3-§4).
@@ -396,7 +409,10 @@ impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            tls_bind: Some(SocketAddr::from(([0, 0, 0, 0], 5061))),
             trusted_peers: Vec::new(),
+            trusted_peer_subjects: Vec::new(),
+            client_ca_file: None,
         }
     }
 }
@@ -536,6 +552,35 @@ impl Config {
                 "is the same address as xmpp.c2s_bind (the two listeners need their own ports)"
                     .into(),
             ));
+        }
+        let sip = &self.sip;
+        if sip
+            .tls_bind
+            .is_some_and(|t| t.port() == sip.bind.port() && t.ip() == sip.bind.ip())
+            && sip.bind.port() != 0
+        {
+            return Err(invalid(
+                "sip.tls_bind",
+                &sip.bind.to_string(),
+                "is the same address as sip.bind (TCP and TLS need their own ports)".into(),
+            ));
+        }
+        if !sip.trusted_peer_subjects.is_empty() {
+            if sip.client_ca_file.is_none() {
+                return Err(invalid(
+                    "sip.trusted_peer_subjects",
+                    &sip.trusted_peer_subjects.join(", "),
+                    "needs sip.client_ca_file (a client certificate is only believed once a CA verified it)"
+                        .into(),
+                ));
+            }
+            if sip.tls_bind.is_none() {
+                return Err(invalid(
+                    "sip.trusted_peer_subjects",
+                    &sip.trusted_peer_subjects.join(", "),
+                    "needs sip.tls_bind (client certificates come over TLS)".into(),
+                ));
+            }
         }
         if x.idle_timeout.is_zero() {
             return Err(invalid(
@@ -1135,6 +1180,54 @@ mod tests {
         ] {
             let msg = parse(text).expect_err(text).to_string();
             assert!(msg.contains(key), "{msg} should name {key}");
+        }
+    }
+
+    #[test]
+    fn sip_over_tls_defaults_to_5061_and_can_be_moved_or_off() {
+        let c = parse("").expect("defaults");
+        assert_eq!(c.sip.tls_bind, Some(SocketAddr::from(([0, 0, 0, 0], 5061))));
+        assert!(c.sip.trusted_peer_subjects.is_empty() && c.sip.client_ca_file.is_none());
+        let c = parse(
+            "[sip]\ntls_bind = \"127.0.0.1:15061\"\ntrusted_peer_subjects = [\"pbx.example.com\"]\nclient_ca_file = \"ca.pem\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.sip.tls_bind,
+            Some(SocketAddr::from(([127, 0, 0, 1], 15061)))
+        );
+        assert_eq!(c.sip.trusted_peer_subjects, ["pbx.example.com"]);
+        assert_eq!(c.sip.client_ca_file, Some(PathBuf::from("ca.pem")));
+        for off in ["off", ""] {
+            let c = parse(&format!("[sip]\ntls_bind = {off:?}\n")).expect(off);
+            assert_eq!(c.sip.tls_bind, None, "{off:?}");
+        }
+    }
+
+    #[test]
+    fn sip_tls_errors_name_the_problem() {
+        let cases = [
+            (
+                "[sip]\nbind = \"127.0.0.1:5060\"\ntls_bind = \"127.0.0.1:5060\"",
+                "sip.tls_bind",
+                "same address",
+            ),
+            (
+                "[sip]\ntrusted_peer_subjects = [\"pbx.example.com\"]",
+                "sip.trusted_peer_subjects",
+                "client_ca_file",
+            ),
+            (
+                "[sip]\ntls_bind = \"off\"\nclient_ca_file = \"ca.pem\"\ntrusted_peer_subjects = [\"pbx\"]",
+                "sip.trusted_peer_subjects",
+                "tls_bind",
+            ),
+            ("[sip]\ntls_bind = \"nowhere\"", "p.toml:2:", "neither"),
+        ];
+        for (text, key, problem) in cases {
+            let msg = parse(text).expect_err(text).to_string();
+            assert!(msg.contains(key), "{msg} should name {key}");
+            assert!(msg.contains(problem), "{msg} should say {problem}");
         }
     }
 

@@ -30,6 +30,10 @@ pub enum Error {
     Serve(#[from] server_xmpp::ServeError),
     #[error(transparent)]
     SipServe(#[from] server_sip::SipServeError),
+    #[error("SIP over TLS: {0}")]
+    SipTls(#[from] server_xmpp::TlsError),
+    #[error(transparent)]
+    SipClientCa(#[from] server_sip::tls::SipTlsError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
     #[error(transparent)]
@@ -135,7 +139,7 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         config.xmpp.c2s_bind,
         config.data_dir.join("tls"),
     );
-    settings.cert = cert;
+    settings.cert = cert.clone();
     settings.direct_tls_bind = config.xmpp.c2s_tls_bind;
     settings.ping_interval = config.xmpp.ping_every();
     settings.ping_timeout = config.xmpp.ping_timeout;
@@ -181,6 +185,22 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
     let mut sip_settings = server_sip::SipSettings::new(&config.domain, config.sip.bind);
     sip_settings.trusted_peers = config.sip.trusted_peers.clone();
     sip_settings.caps = config.sip_caps();
+    if let Some(bind) = config.sip.tls_bind {
+        // The XMPP listeners' certificate (configured, or generated into the data directory), built by the
+        // XMPP shell's own code; only the client certificate request is SIP's.
+        let tls = match &config.sip.client_ca_file {
+            Some(ca) => server_xmpp::tls::server_config_with_client_auth(
+                &cert,
+                server_sip::tls::client_verifier(ca)?,
+            ),
+            None => server_xmpp::tls::server_config(&cert),
+        }?;
+        sip_settings.tls = Some(server_sip::SipTls {
+            bind,
+            config: tls,
+            trusted_subjects: config.sip.trusted_peer_subjects.clone(),
+        });
+    }
     sip_settings.rate = Rate {
         per_second: limits.sip_rate,
         burst: limits.sip_burst,
@@ -280,6 +300,7 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             xmpp = %addr,
             xmpp_tls = %direct_tls.map_or_else(|| "off".to_owned(), |a| a.to_string()),
             sip = %sip.local_addr(),
+            sip_tls = %sip.tls_addr().map_or_else(|| "off".to_owned(), |a| a.to_string()),
             http = %config.http.bind,
             "presenced serving"
         );

@@ -123,7 +123,7 @@ fn serve_refuses_a_busy_port_with_one_line() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
     let port = busy.local_addr().expect("address").port();
     let dir = setup(&format!(
-        "domain = \"example.com\"\ndata_dir = \"db\"\n[xmpp]\nc2s_bind = \"127.0.0.1:{port}\"\nc2s_tls_bind = \"off\"\n[sip]\nbind = \"127.0.0.1:0\"\n"
+        "domain = \"example.com\"\ndata_dir = \"db\"\n[xmpp]\nc2s_bind = \"127.0.0.1:{port}\"\nc2s_tls_bind = \"off\"\n[sip]\nbind = \"127.0.0.1:0\"\ntls_bind = \"off\"\n"
     ));
     let o = presenced(dir.path(), &["--config", "presenced.toml", "serve"], "");
     assert_one_line_error(&o, &format!("cannot listen on 127.0.0.1:{port}"));
@@ -132,7 +132,7 @@ fn serve_refuses_a_busy_port_with_one_line() {
 #[test]
 fn serve_refuses_an_unreadable_certificate_with_one_line() {
     let dir = setup(
-        "domain = \"example.com\"\ndata_dir = \"db\"\n[xmpp]\nc2s_bind = \"127.0.0.1:0\"\nc2s_tls_bind = \"127.0.0.1:0\"\ntls_cert = \"missing.pem\"\ntls_key = \"missing-key.pem\"\n[sip]\nbind = \"127.0.0.1:0\"\n",
+        "domain = \"example.com\"\ndata_dir = \"db\"\n[xmpp]\nc2s_bind = \"127.0.0.1:0\"\nc2s_tls_bind = \"127.0.0.1:0\"\ntls_cert = \"missing.pem\"\ntls_key = \"missing-key.pem\"\n[sip]\nbind = \"127.0.0.1:0\"\ntls_bind = \"off\"\n",
     );
     let o = presenced(dir.path(), &["--config", "presenced.toml", "serve"], "");
     assert_one_line_error(&o, "cannot read the certificate from missing.pem");

@@ -1,4 +1,5 @@
-//! The SIP/SIMPLE shell: a thin tokio layer over `presence-core` and `sip-codec` on UDP and TCP (same port).
+//! The SIP/SIMPLE shell: a thin tokio layer over `presence-core` and `sip-codec` on UDP and TCP (same port) and
+//! TLS (its own port, RFC 3261 §26.2).
 //!
 //! What it serves (RFC 3261 registrar, RFC 3903 PUBLISH, RFC 6665/3856 SUBSCRIBE/NOTIFY with RFC 3857 watcher
 //! info, RFC 3428 MESSAGE) is translated into engine inputs: a SIP user is the same principal as the XMPP user of
@@ -18,10 +19,12 @@ pub mod presence_map;
 pub mod publications;
 pub mod registrar;
 mod service;
+pub mod tls;
 pub mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use presence_core::rate::Rate;
@@ -31,6 +34,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 pub use service::ExpiryBounds;
+pub use tls::SipTls;
 
 /// How the SIP service is set up.
 #[derive(Debug, Clone)]
@@ -57,6 +61,8 @@ pub struct SipSettings {
     pub inbound_queue: usize,
     /// What one user and one endpoint of theirs may hold: publications, subscriptions, bindings.
     pub caps: caps::StateCaps,
+    /// The TLS listener; `None`: no SIP over TLS.
+    pub tls: Option<SipTls>,
 }
 
 impl SipSettings {
@@ -80,6 +86,7 @@ impl SipSettings {
             },
             inbound_queue: 4096,
             caps: caps::StateCaps::default(),
+            tls: None,
         }
     }
 }
@@ -93,7 +100,7 @@ pub enum SipServeError {
     /// A socket could not be opened.
     #[error("cannot listen for SIP on {transport} {addr}: {source}")]
     Bind {
-        /// UDP or TCP.
+        /// UDP, TCP or TLS.
         transport: &'static str,
         /// The address.
         addr: SocketAddr,
@@ -109,6 +116,7 @@ pub struct SipServer<S> {
     hub: Handle,
     udp: Arc<UdpSocket>,
     tcp: TcpListener,
+    tls: Option<TcpListener>,
 }
 
 impl<S: Store + Send + Sync + 'static> SipServer<S> {
@@ -140,9 +148,31 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
                 addr,
                 source,
             })?;
-        let settings = SipSettings {
+        let mut settings = SipSettings {
             bind: addr,
             ..settings
+        };
+        let tls = match settings.tls.as_mut() {
+            Some(t) => {
+                let listener =
+                    TcpListener::bind(t.bind)
+                        .await
+                        .map_err(|source| SipServeError::Bind {
+                            transport: "TLS",
+                            addr: t.bind,
+                            source,
+                        })?;
+                // With port 0 the OS picked one; Via and Contact must name the real one.
+                t.bind = listener
+                    .local_addr()
+                    .map_err(|source| SipServeError::Bind {
+                        transport: "TLS",
+                        addr: t.bind,
+                        source,
+                    })?;
+                Some(listener)
+            }
+            None => None,
         };
         Ok(SipServer {
             settings,
@@ -150,12 +180,18 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
             hub,
             udp: Arc::new(udp),
             tcp,
+            tls,
         })
     }
 
-    /// The address both transports listen on.
+    /// The address UDP and TCP listen on.
     pub fn local_addr(&self) -> SocketAddr {
         self.settings.bind
+    }
+
+    /// The address TLS listens on, if it does.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.settings.tls.as_ref().map(|t| t.bind)
     }
 
     /// Serves until `stop` resolves, then ends every subscription with a final NOTIFY and stops.
@@ -167,12 +203,23 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
             rate: self.settings.rate,
             trusted: self.settings.trusted_peers.clone().into(),
             hub: self.hub.clone(),
+            next_conn: Arc::new(AtomicU64::new(1)),
         };
         let udp = tokio::spawn(transport::udp_loop(self.udp.clone(), intake.clone()));
+        let tls = match (self.tls, &self.settings.tls) {
+            (Some(listener), Some(t)) => Some(tokio::spawn(transport::tls_loop(
+                listener,
+                tokio_rustls::TlsAcceptor::from(t.config.clone()),
+                t.trusted_subjects.clone().into(),
+                intake.clone(),
+            ))),
+            _ => None,
+        };
         let tcp = tokio::spawn(transport::tcp_loop(self.tcp, intake));
         let (stop_tx, stop_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel::<()>();
         let addr = self.settings.bind;
+        let tls_addr = self.settings.tls.as_ref().map(|t| t.bind);
         let (settings, store, hub, socket) = (self.settings, self.store, self.hub, self.udp);
         std::thread::Builder::new()
             .name("sip-service".into())
@@ -187,7 +234,7 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
                 let _ = done_tx.send(());
             })
             .map_err(SipServeError::Thread)?;
-        tracing::info!(%addr, "SIP listener up");
+        tracing::info!(%addr, tls = ?tls_addr, "SIP listener up");
         let mut done_rx = done_rx;
         tokio::select! {
             () = stop => {
@@ -198,6 +245,9 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
         }
         udp.abort();
         tcp.abort();
+        if let Some(tls) = tls {
+            tls.abort();
+        }
         Ok(())
     }
 }

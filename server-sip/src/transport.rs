@@ -1,23 +1,28 @@
-//! Sockets: one UDP socket and a TCP listener on the same port, turned into [`Inbound`] events for the service
-//! task, and the [`Flow`]s the service answers and sends requests over.
+//! Sockets: one UDP socket and a TCP listener on the same port, and a TLS listener on its own, turned into
+//! [`Inbound`] events for the service task, and the [`Flow`]s the service answers and sends requests over.
 //!
-//! Requests towards an endpoint go back over the flow it last used (its UDP source address, or its TCP
+//! Requests towards an endpoint go back over the flow it last used (its UDP source address, or its TCP or TLS
 //! connection) rather than to the host in its Contact: that reaches phones behind NAT and needs no DNS, the idea
-//! of RFC 5626 flows without the Outbound extension.
+//! of RFC 5626 flows without the Outbound extension. Over TLS this is also what keeps our NOTIFYs and MESSAGEs
+//! encrypted: they leave over the connection the phone opened, whose server certificate it checked.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use presence_core::rate::{KeyedBuckets, Rate, TokenBucket};
 use presence_core::runtime::{Handle, Permit, Protocol};
 use sip_codec::{Frame, Framer, Limits, Message, ParseError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-/// What one TCP peer may have waiting to be written before it counts as not reading.
+/// How long a TLS handshake may take before the connection (and its place under the caps) is given up.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one TCP or TLS peer may have waiting to be written before it counts as not reading.
 const TCP_OUT_QUEUE: usize = 256;
 
 /// Source addresses whose UDP rate is tracked at once; past it, quiet ones are forgotten first.
@@ -36,6 +41,8 @@ pub struct Intake {
     pub trusted: Arc<[IpAddr]>,
     /// The engine's runtime: connection caps and metrics.
     pub hub: Handle,
+    /// Numbers for stream connections, shared by the TCP and TLS listeners so a number names one connection.
+    pub next_conn: Arc<AtomicU64>,
 }
 
 /// The way back to a peer.
@@ -45,12 +52,27 @@ pub enum Flow {
     Udp(SocketAddr),
     /// A TCP connection, by its number.
     Tcp(u64),
+    /// A TLS connection, by its number.
+    Tls(u64),
 }
 
 impl Flow {
     /// Whether the transport is reliable (no retransmissions, RFC 3261 §17).
     pub fn reliable(self) -> bool {
-        matches!(self, Flow::Tcp(_))
+        matches!(self, Flow::Tcp(_) | Flow::Tls(_))
+    }
+
+    /// Whether the hop is TLS, as a `sips:` URI requires (RFC 3261 §26.2.2).
+    pub fn secure(self) -> bool {
+        matches!(self, Flow::Tls(_))
+    }
+
+    /// The connection's number, for stream flows.
+    pub fn conn(self) -> Option<u64> {
+        match self {
+            Flow::Udp(_) => None,
+            Flow::Tcp(c) | Flow::Tls(c) => Some(c),
+        }
     }
 
     /// The Via transport token.
@@ -58,6 +80,7 @@ impl Flow {
         match self {
             Flow::Udp(_) => "UDP",
             Flow::Tcp(_) => "TCP",
+            Flow::Tls(_) => "TLS",
         }
     }
 }
@@ -76,19 +99,22 @@ pub enum Inbound {
         /// The bytes (a bounded prefix for TCP errors).
         raw: Vec<u8>,
     },
-    /// A TCP connection opened; bytes for it go to `tx`.
+    /// A TCP or TLS connection opened (for TLS: once its handshake is done); bytes for it go to `tx`.
     Opened {
-        /// Its number.
-        conn: u64,
+        /// The connection.
+        flow: Flow,
         /// The peer's address (trusted peers are recognised by it).
         peer: SocketAddr,
         /// Its writer (bounded: a peer that does not read loses the connection).
         tx: mpsc::Sender<Vec<u8>>,
+        /// The listed subject of the verified client certificate, when the peer presented one
+        /// ([`crate::tls::trusted_subject`]): the connection is a trusted call-control peer's.
+        trusted_subject: Option<String>,
     },
-    /// A TCP connection closed.
+    /// A TCP or TLS connection closed.
     Closed {
-        /// Its number.
-        conn: u64,
+        /// The connection.
+        flow: Flow,
     },
 }
 
@@ -138,7 +164,6 @@ pub async fn udp_loop(socket: Arc<UdpSocket>, intake: Intake) {
 
 /// Accepts TCP connections until the task is dropped, each under the process's connection caps.
 pub async fn tcp_loop(listener: TcpListener, intake: Intake) {
-    let mut next: u64 = 1;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -151,13 +176,73 @@ pub async fn tcp_loop(listener: TcpListener, intake: Intake) {
                         continue;
                     }
                 };
-                let conn = next;
-                next += 1;
-                tokio::spawn(tcp_conn(stream, conn, peer, intake.clone(), place));
+                let _ = stream.set_nodelay(true);
+                let flow = Flow::Tcp(intake.next_conn.fetch_add(1, Ordering::Relaxed));
+                tokio::spawn(stream_conn(
+                    stream.into_split(),
+                    flow,
+                    peer,
+                    None,
+                    intake.clone(),
+                    place,
+                ));
             }
             Err(e) => {
                 warn!(error = %e, "SIP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+        }
+    }
+}
+
+/// Accepts TLS connections until the task is dropped: under the same connection caps as TCP, each handshake
+/// bounded in time, then served like a TCP connection. A client certificate (verified by `acceptor`'s
+/// configuration) whose subject is in `trusted_subjects` makes the connection a trusted peer's.
+pub async fn tls_loop(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    trusted_subjects: Arc<[String]>,
+    intake: Intake,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let place = match intake.hub.admission().admit(peer.ip()) {
+                    Ok(p) => p,
+                    Err(refused) => {
+                        intake.hub.metrics().rejected(refused.rejection());
+                        debug!(%peer, %refused, "SIP TLS connection refused");
+                        drop(stream);
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let flow = Flow::Tls(intake.next_conn.fetch_add(1, Ordering::Relaxed));
+                let (acceptor, subjects, intake) =
+                    (acceptor.clone(), trusted_subjects.clone(), intake.clone());
+                tokio::spawn(async move {
+                    let tls =
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => {
+                                debug!(%peer, error = %e, "SIP TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                debug!(%peer, "SIP TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let subject =
+                        crate::tls::trusted_subject(tls.get_ref().1.peer_certificates(), &subjects);
+                    stream_conn(tokio::io::split(tls), flow, peer, subject, intake, place).await
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "SIP TLS accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await
             }
         }
     }
@@ -166,16 +251,29 @@ pub async fn tcp_loop(listener: TcpListener, intake: Intake) {
 /// The most of a broken message kept to answer it (the headers a response needs come first).
 const RAW_KEEP: usize = 8 * 1024;
 
-async fn tcp_conn(stream: TcpStream, conn: u64, peer: SocketAddr, intake: Intake, _place: Permit) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+/// Serves one TCP or TLS connection: frames its messages for the service and writes what the service sends.
+/// Takes the stream's halves: a TCP stream splits without a lock, a TLS one cannot.
+async fn stream_conn<R, W>(
+    (mut rd, mut wr): (R, W),
+    flow: Flow,
+    peer: SocketAddr,
+    trusted_subject: Option<String>,
+    intake: Intake,
+    _place: Permit,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(TCP_OUT_QUEUE);
     let tx = intake.tx.clone();
+    // A peer trusted by IP or by certificate sends for every user: it is exempt from the rate.
+    let exempt = intake.trusted.contains(&peer.ip()) || trusted_subject.is_some();
     if tx
         .send(Inbound::Opened {
-            conn,
+            flow,
             peer,
             tx: out_tx,
+            trusted_subject,
         })
         .await
         .is_err()
@@ -191,7 +289,6 @@ async fn tcp_conn(stream: TcpStream, conn: u64, peer: SocketAddr, intake: Intake
         let _ = wr.shutdown().await;
     });
     let limits = intake.limits;
-    let exempt = intake.trusted.contains(&peer.ip());
     let mut bucket = TokenBucket::new(
         if exempt { Rate::UNLIMITED } else { intake.rate },
         Instant::now(),
@@ -222,7 +319,7 @@ async fn tcp_conn(stream: TcpStream, conn: u64, peer: SocketAddr, intake: Intake
                 Ok(Frame::Complete(msg)) => {
                     since_frame.clear();
                     let ev = Inbound::Message {
-                        flow: Flow::Tcp(conn),
+                        flow,
                         parsed: Ok(msg),
                         raw: Vec::new(),
                     };
@@ -236,7 +333,7 @@ async fn tcp_conn(stream: TcpStream, conn: u64, peer: SocketAddr, intake: Intake
                     // service closes the writer once the answer is queued).
                     let _ = tx
                         .send(Inbound::Message {
-                            flow: Flow::Tcp(conn),
+                            flow,
                             parsed: Err(e),
                             raw: std::mem::take(&mut since_frame),
                         })
@@ -246,6 +343,29 @@ async fn tcp_conn(stream: TcpStream, conn: u64, peer: SocketAddr, intake: Intake
             }
         }
     }
-    let _ = tx.send(Inbound::Closed { conn }).await;
+    let _ = tx.send(Inbound::Closed { flow }).await;
     let _ = writer.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_flows_are_reliable_secure_streams_with_their_via_token() {
+        let udp = Flow::Udp(SocketAddr::from(([127, 0, 0, 1], 5060)));
+        assert_eq!(
+            [udp, Flow::Tcp(1), Flow::Tls(2)].map(|f| (
+                f.reliable(),
+                f.secure(),
+                f.conn(),
+                f.transport()
+            )),
+            [
+                (false, false, None, "UDP"),
+                (true, false, Some(1), "TCP"),
+                (true, true, Some(2), "TLS"),
+            ]
+        );
+    }
 }

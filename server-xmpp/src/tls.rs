@@ -55,6 +55,22 @@ pub enum CertSource {
 
 /// Builds the rustls server configuration.
 pub fn server_config(source: &CertSource) -> Result<Arc<ServerConfig>, TlsError> {
+    build(source, None)
+}
+
+/// The same identity and protocol versions, asking clients for a certificate that `verifier` checks (the SIP
+/// listener's trusted peers prove themselves with one; whether one is required is the verifier's choice).
+pub fn server_config_with_client_auth(
+    source: &CertSource,
+    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    build(source, Some(verifier))
+}
+
+fn build(
+    source: &CertSource,
+    verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let (cert, key) = match source {
         CertSource::Files { cert, key } => (cert.clone(), key.clone()),
         CertSource::SelfSigned { dir, domain } => ensure_self_signed(dir, domain)?,
@@ -79,10 +95,14 @@ pub fn server_config(source: &CertSource) -> Result<Arc<ServerConfig>, TlsError>
         detail: e.to_string(),
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Identity(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| TlsError::Identity(e.to_string()))?;
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Identity(e.to_string()))?;
     Ok(Arc::new(config))

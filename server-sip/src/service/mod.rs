@@ -51,8 +51,11 @@ pub struct Service<S> {
     hub: Handle,
     auth: Authenticator,
     udp: Arc<UdpSocket>,
+    /// Writers of stream connections (TCP and TLS), by connection number.
     tcp: HashMap<u64, mpsc::Sender<Vec<u8>>>,
     tcp_peers: HashMap<u64, std::net::SocketAddr>,
+    /// TLS connections whose client certificate names a trusted call-control peer.
+    trusted_conns: hashbrown::HashSet<u64>,
     timers: Timers,
     server_txs: HashMap<TransactionKey, (ServerNonInvite, Flow)>,
     client_txs: HashMap<String, ClientTx>,
@@ -112,6 +115,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             udp,
             tcp: HashMap::new(),
             tcp_peers: HashMap::new(),
+            trusted_conns: hashbrown::HashSet::new(),
             timers: Timers::default(),
             server_txs: HashMap::new(),
             client_txs: HashMap::new(),
@@ -179,14 +183,27 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
 
     fn inbound(&mut self, now: Instant, ev: Inbound) {
         match ev {
-            Inbound::Opened { conn, peer, tx } => {
+            Inbound::Opened {
+                flow,
+                peer,
+                tx,
+                trusted_subject,
+            } => {
+                let Some(conn) = flow.conn() else { return };
                 self.tcp.insert(conn, tx);
                 self.tcp_peers.insert(conn, peer);
+                if let Some(subject) = trusted_subject {
+                    tracing::info!(%peer, %subject, "trusted call-control peer by client certificate");
+                    self.trusted_conns.insert(conn);
+                }
             }
-            Inbound::Closed { conn } => {
-                self.tcp.remove(&conn);
-                self.tcp_peers.remove(&conn);
-                self.flow_closed(now, Flow::Tcp(conn));
+            Inbound::Closed { flow } => {
+                if let Some(conn) = flow.conn() {
+                    self.tcp.remove(&conn);
+                    self.tcp_peers.remove(&conn);
+                    self.trusted_conns.remove(&conn);
+                }
+                self.flow_closed(now, flow);
             }
             Inbound::Message {
                 flow,
@@ -196,7 +213,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 // Every request carries its peer and method, and the user once authenticated (requests.rs).
                 let peer = match flow {
                     Flow::Udp(addr) => Some(addr),
-                    Flow::Tcp(conn) => self.tcp_peers.get(&conn).copied(),
+                    Flow::Tcp(conn) | Flow::Tls(conn) => self.tcp_peers.get(&conn).copied(),
                 };
                 let span = tracing::info_span!(
                     "sip",
@@ -223,7 +240,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 {
                     self.transmit(flow, bytes);
                 }
-                if let Flow::Tcp(conn) = flow {
+                if let Some(conn) = flow.conn() {
                     // A stream cannot be resynchronised: the connection ends after the answer.
                     self.tcp.remove(&conn);
                 }
@@ -242,15 +259,17 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
             // A TCP peer that lets its writer queue fill is not reading: it loses the connection rather than
             // grow our memory (its writer ends when the sender is dropped).
-            Flow::Tcp(conn) => match self.tcp.get(&conn).map(|tx| tx.try_send(bytes)) {
-                Some(Ok(())) => true,
-                Some(Err(_)) => {
-                    tracing::warn!(conn, "SIP TCP peer is not reading: closing its connection");
-                    self.tcp.remove(&conn);
-                    false
+            Flow::Tcp(conn) | Flow::Tls(conn) => {
+                match self.tcp.get(&conn).map(|tx| tx.try_send(bytes)) {
+                    Some(Ok(())) => true,
+                    Some(Err(_)) => {
+                        tracing::warn!(conn, "SIP TCP peer is not reading: closing its connection");
+                        self.tcp.remove(&conn);
+                        false
+                    }
+                    None => false,
                 }
-                None => false,
-            },
+            }
         }
     }
 
@@ -406,8 +425,8 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         }
     }
 
-    /// A TCP connection went away: its bindings and subscriptions go with it. Both are looked for among all
-    /// bindings and dialogs: a cost per closed connection, not per request.
+    /// A TCP or TLS connection went away: its bindings and subscriptions go with it. Both are looked for among
+    /// all bindings and dialogs: a cost per closed connection, not per request.
     fn flow_closed(&mut self, now: Instant, flow: Flow) {
         for user in self.registrar.expire(now, Some(flow)) {
             self.update_endpoint(&user);

@@ -34,9 +34,20 @@ pub(super) struct PendingMessage {
 impl<S: Store + Send + Sync + 'static> Service<S> {
     /// Our address as peers should see it in Via and Contact.
     fn advertised(&self) -> String {
-        let addr: SocketAddr = self.settings.bind;
+        Self::advertise(self.settings.bind, &self.settings.domain)
+    }
+
+    /// Our address for a flow: over TLS, the TLS listener's.
+    pub(super) fn advertised_for(&self, flow: Flow) -> String {
+        match (&self.settings.tls, flow) {
+            (Some(t), Flow::Tls(_)) => Self::advertise(t.bind, &self.settings.domain),
+            _ => self.advertised(),
+        }
+    }
+
+    fn advertise(addr: SocketAddr, domain: &str) -> String {
         if addr.ip().is_unspecified() {
-            format!("{}:{}", self.settings.domain, addr.port())
+            format!("{domain}:{}", addr.port())
         } else {
             addr.to_string()
         }
@@ -52,13 +63,24 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         format!(
             "SIP/2.0/{} {};branch={branch};rport",
             flow.transport(),
-            self.advertised()
+            self.advertised_for(flow)
         )
     }
 
     /// Our Contact URI.
     pub(super) fn contact_uri(&self) -> String {
         format!("sip:{}", self.advertised())
+    }
+
+    /// Our Contact URI for a dialog over `flow`. Over TLS it names the TLS listener: as `sips:` when the peer's
+    /// side of the dialog is `sips:` (RFC 3261 §12.1.1: a SIPS request gets a SIPS Contact), otherwise as
+    /// `sip:` with `transport=tls`, so the peer's requests in the dialog stay on TLS either way.
+    pub(super) fn contact_for(&self, flow: Flow, sips: bool) -> String {
+        match flow {
+            Flow::Tls(_) if sips => format!("sips:{}", self.advertised_for(flow)),
+            Flow::Tls(_) => format!("sip:{};transport=tls", self.advertised_for(flow)),
+            _ => self.contact_uri(),
+        }
     }
 
     /// Starts a client transaction for `req` over `flow`.
@@ -153,11 +175,15 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
 
     /// Sends the NOTIFY for a dialog's current state, or its last one with `end`.
     pub(super) fn send_notify(&mut self, now: Instant, watch: WatchId, end: Option<EndReason>) {
-        let Some(flow) = self.dialogs.get(&watch).map(|d| d.flow) else {
+        let Some((flow, sips)) = self
+            .dialogs
+            .get(&watch)
+            .map(|d| (d.flow, is_sips(&d.remote_target)))
+        else {
             return;
         };
         let via = self.via(flow);
-        let contact = self.contact_uri();
+        let contact = self.contact_for(flow, sips);
         let domain = self.settings.domain.clone();
         let Some(d) = self.dialogs.get_mut(&watch) else {
             return;
@@ -167,4 +193,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         let notify_for = end.is_none().then_some(watch);
         self.start_client(now, req, flow, notify_for);
     }
+}
+
+/// Whether a URI is `sips:`.
+pub(super) fn is_sips(uri: &sip_codec::Uri) -> bool {
+    uri.as_sip().is_some_and(|u| u.secure)
 }

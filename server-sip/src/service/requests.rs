@@ -57,6 +57,13 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             let resp = req.make_response(e.status, &e.reason);
             return self.respond(now, &req, flow, resp);
         }
+        // A SIPS Request-URI asks for TLS on every hop (RFC 3261 §26.2.2, RFC 5630 §3.1): over a hop that is
+        // not TLS the request cannot be served as asked, and is refused as a scheme this hop does not support
+        // (RFC 3261 §8.2.2.1, 416) rather than quietly served in the clear.
+        if super::outgoing::is_sips(&req.uri) && !flow.secure() {
+            let resp = req.make_response(416, "SIPS Requires TLS");
+            return self.respond(now, &req, flow, resp);
+        }
         match req.method {
             Method::Options => {
                 let mut resp = req.make_response(200, "OK");
@@ -235,15 +242,20 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                             .unwrap_or(user)
                             .local()
                             .unwrap_or_default();
-                        // The endpoint keeps its transport: a TCP client told nothing would try UDP there.
-                        let transport = match flow {
-                            Flow::Tcp(_) => ";transport=tcp",
-                            Flow::Udp(_) => "",
+                        // The endpoint keeps its transport: a TCP client told nothing would try UDP there. A TLS
+                        // client is sent to the node's TLS port as `sips:` (the nodes of a cluster listen for
+                        // TLS on the same port; the cluster advertises only the UDP/TCP address).
+                        let contact = match (flow, &self.settings.tls) {
+                            (Flow::Tls(_), Some(tls)) => {
+                                let host = address
+                                    .rsplit_once(':')
+                                    .map_or(address.as_str(), |(h, _)| h);
+                                format!("<sips:{local}@{host}:{}>", tls.bind.port())
+                            }
+                            (Flow::Tcp(_), _) => format!("<sip:{local}@{address};transport=tcp>"),
+                            _ => format!("<sip:{local}@{address}>"),
                         };
-                        resp.headers.push(
-                            HeaderName::Contact,
-                            format!("<sip:{local}@{address}{transport}>"),
-                        );
+                        resp.headers.push(HeaderName::Contact, contact);
                         self.respond(now, req, flow, resp);
                     }
                     None => self.respond_temporary(now, req, flow, 503, "Service Unavailable"),
@@ -527,11 +539,14 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         self.apply_system(&user);
     }
 
-    /// Whether a flow comes from a trusted call-control peer.
+    /// Whether a flow comes from a trusted call-control peer: by its IP address, or over TLS by a verified
+    /// client certificate whose subject is listed.
     fn trusted(&self, flow: Flow) -> bool {
         let peer = match flow {
             Flow::Udp(a) => Some(a),
             Flow::Tcp(c) => self.tcp_peers.get(&c).copied(),
+            Flow::Tls(c) if self.trusted_conns.contains(&c) => return true,
+            Flow::Tls(c) => self.tcp_peers.get(&c).copied(),
         };
         peer.is_some_and(|a| self.settings.trusted_peers.contains(&a.ip()))
     }
@@ -611,7 +626,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             call_id: call_id.clone(),
             local_tag: local_tag.clone(),
             remote,
-            remote_target,
+            remote_target: remote_target.clone(),
             event_id,
             flow,
             cseq: 0,
@@ -636,8 +651,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             .set(HeaderName::To, format!("{to};tag={local_tag}"));
         resp.headers
             .push(HeaderName::Expires, lifetime.as_secs().to_string());
+        let contact = self.contact_for(flow, super::outgoing::is_sips(&remote_target));
         resp.headers
-            .push(HeaderName::Contact, format!("<{}>", self.contact_uri()));
+            .push(HeaderName::Contact, format!("<{contact}>"));
         self.respond(now, &req, flow, resp);
         // The first NOTIFY goes out when the engine reports the watch's state.
         self.submit(Input::Watch {
@@ -660,11 +676,16 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             let resp = req.make_response(481, "Subscription Does Not Exist");
             return self.respond(now, &req, flow, resp);
         };
+        let sips = self
+            .dialogs
+            .get(&watch)
+            .is_some_and(|d| super::outgoing::is_sips(&d.remote_target));
         let mut resp = req.make_response(200, "OK");
         resp.headers
             .push(HeaderName::Expires, lifetime.as_secs().to_string());
+        let contact = self.contact_for(flow, sips);
         resp.headers
-            .push(HeaderName::Contact, format!("<{}>", self.contact_uri()));
+            .push(HeaderName::Contact, format!("<{contact}>"));
         self.respond(now, &req, flow, resp);
         if let Some(d) = self.dialogs.get_mut(&watch) {
             d.flow = flow;

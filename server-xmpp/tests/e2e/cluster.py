@@ -69,6 +69,7 @@ def write_cluster_config(node: Node, url: str, nats: str, *, automatic_fallback:
         "",
         "[sip]",
         f'bind = "127.0.0.1:{node.sip_port}"',
+        'tls_bind = "off"',
         "",
         "[store]",
         'kind = "postgres"',

@@ -70,6 +70,8 @@ def write_config(
         "",
         "[sip]",
         f'bind = "127.0.0.1:{sip_port}"',
+        # SIP over TLS defaults to 0.0.0.0:5061, which parallel servers would share: off unless a test asks.
+        *(() if any(line.startswith("tls_bind") for line in sip) else ('tls_bind = "off"',)),
         *sip,
     ]
     if policy:
