@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod credentials;
+pub mod dialog_publications;
 pub mod dialogs;
 pub mod digest;
 pub mod presence_map;

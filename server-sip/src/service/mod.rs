@@ -3,6 +3,7 @@
 //! engine's deliveries and the engine's watch updates — plus its own timers. One task means no locks; the
 //! engine behind it is the same one the XMPP shell feeds.
 
+mod dialog_package;
 mod endpoints;
 mod outgoing;
 mod requests;
@@ -25,6 +26,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::SipSettings;
+use crate::dialog_publications::DialogPublications;
 use crate::dialogs::Dialog;
 use crate::digest::Authenticator;
 use crate::publications::Publications;
@@ -57,6 +59,7 @@ pub struct Service<S> {
     client_txs: HashMap<String, ClientTx>,
     registrar: Registrar,
     publications: Publications,
+    dialog_publications: DialogPublications,
     endpoints: HashMap<BareJid, Endpoint>,
     by_session: HashMap<SessionId, BareJid>,
     dialogs: HashMap<WatchId, Dialog>,
@@ -110,6 +113,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             client_txs: HashMap::new(),
             registrar: Registrar::default(),
             publications: Publications::default(),
+            dialog_publications: DialogPublications::default(),
             endpoints: HashMap::new(),
             by_session: HashMap::new(),
             dialogs: HashMap::new(),
@@ -361,13 +365,16 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         }
     }
 
-    /// Registrations and publications that lapsed.
+    /// Registrations and publications (presence and dialog) that lapsed.
     fn expire(&mut self, now: Instant) {
         let mut changed = self.registrar.expire(now, None);
         changed.extend(self.publications.expire(now));
         for user in changed {
             self.update_endpoint(&user);
             self.apply_system(&user);
+        }
+        for line in self.dialog_publications.expire(now) {
+            self.line_changed(line);
         }
     }
 
