@@ -30,6 +30,7 @@ from test_interop import (
     make_mutual,
     matcher,
     presence,
+    presences,
     sipp_ok,
     subscription,
     trusted_server,  # noqa: F401 (fixture)
@@ -48,16 +49,18 @@ def dialog(id_: str, state: str) -> str:
             f'<remote><identity>sip:customer@example.net</identity></remote></dialog>')
 
 
-def document_keys(version: int, state: str, *dialogs: str, ctype: str = DIALOG_INFO) -> dict:
-    return {"version": str(version), "state": state, "dialogs": "".join(dialogs), "ctype": ctype}
+def document_keys(version: int, state: str, *dialogs: str, ctype: str = DIALOG_INFO,
+                  expires: int = 600) -> dict:
+    return {"version": str(version), "state": state, "dialogs": "".join(dialogs), "ctype": ctype,
+            "expires": str(expires)}
 
 
 async def publish(sipp: SippFactory, user: str | None, target: str, version: int, state: str,
                   *dialogs: str, etag: str | None = None, ctype: str = DIALOG_INFO,
-                  expect: int = 200) -> SippResult:
+                  expires: int = 600, expect: int = 200) -> SippResult:
     """One dialog PUBLISH for ``target``: initial, or modifying ``etag``; as ``user`` (with
     credentials) or, with ``user`` None, as the trusted peer. Asserts the final status."""
-    keys = document_keys(version, state, *dialogs, ctype=ctype)
+    keys = document_keys(version, state, *dialogs, ctype=ctype, expires=expires)
     keys["user"] = target
     if etag is not None:
         keys["etag"] = etag
@@ -182,6 +185,35 @@ def test_trusted_call_controller_reports_lines_that_combine(trusted_server, sipp
             await remove(sipp, None, "alice", etag_of(line_b))
             await presence(bob, desk, "both lines idle: her client's own presence", show="",
                            status=status)
+
+    run(scenario)
+
+
+#: the shortest publication the server grants (the default Min-Expires, RFC 3903 §4.1)
+MIN_EXPIRES = 60
+
+
+def test_lapsed_dialog_publication_ends_the_call(server, sipp):
+    """alice's phone publishes a confirmed dialog for the shortest time allowed and then goes
+    silent (no refresh, no removal): bob (XMPP) sees alice on the phone, and when the publication
+    lapses her client's own presence again. Takes a minute: the expiry is the point."""
+
+    async def scenario() -> None:
+        async with clients(connect(server, "alice"), connect(server, "bob")) as (alice, bob):
+            await make_mutual(alice, bob)
+            status = unique("At my desk")
+            alice.xmpp.send_presence(pstatus=status)
+            desk = f"{ALICE}/e2e"
+            await presence(bob, desk, "alice's client available", show="", status=status)
+            call = await publish(sipp, "alice", "alice", 1, "full", dialog("d", "confirmed"),
+                                 expires=MIN_EXPIRES)
+            granted = [r for r in call.responses("PUBLISH") if r.status == 200][-1]
+            assert granted.header("expires") == str(MIN_EXPIRES), granted
+            started = time.monotonic()
+            await presence(bob, desk, "alice on the phone", show="away", status="On the phone")
+            await presences(bob, "the publication lapsed: her client's own presence",
+                            matcher(desk, show="", status=status), timeout=MIN_EXPIRES + 15)
+            assert time.monotonic() - started > MIN_EXPIRES - 5, "ended before the publication lapsed"
 
     run(scenario)
 
