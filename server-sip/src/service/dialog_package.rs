@@ -13,7 +13,7 @@ use sip_codec::dialog_info::{self, DialogInfo, DialogInfoError};
 use sip_codec::header::HeaderName;
 
 use super::{Service, Timer};
-use crate::dialog_publications::{LineChange, Refused};
+use crate::dialog_publications::LineChange;
 use crate::transport::Flow;
 
 impl<S: Store + Send + Sync + 'static> Service<S> {
@@ -100,7 +100,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                         Some(change)
                     }
                     // A refusal RFC 3903 leaves to policy: 403, final, so a runaway client stops.
-                    Err(e @ (Refused::TooManyPublications | Refused::TooManyDialogs)) => {
+                    Err(e) => {
                         tracing::info!(%user, error = %e, "dialog PUBLISH refused");
                         let resp =
                             req.make_response(403, &super::requests::reason_phrase(&e.to_string()));

@@ -189,6 +189,11 @@ def test_trusted_call_controller_reports_lines_that_combine(trusted_server, sipp
     run(scenario)
 
 
+#: dialogs one document may hold (sip_codec::dialog_info::DEFAULT_MAX_DIALOGS)
+MAX_DIALOGS = 64
+#: dialog publications one user may hold (server_sip::dialog_publications::DEFAULT_PER_USER)
+PER_USER = 16
+
 #: the shortest publication the server grants (the default Min-Expires, RFC 3903 §4.1)
 MIN_EXPIRES = 60
 
@@ -229,6 +234,10 @@ def test_dialog_publish_refusals_and_capabilities(server, sipp):
                     '<dialog id="x"><state>confirmed</state>',
                     '<dialog><state>confirmed</state></dialog>'):
             await publish(sipp, "alice", "alice", 1, "full", bad, expect=400)
+        # More dialogs in one document than the codec's limit (sip_codec::dialog_info, 64).
+        many = [dialog(f"m{i}", "early") for i in range(MAX_DIALOGS + 1)]
+        too_many = await publish(sipp, "alice", "alice", 1, "full", *many, expect=400)
+        assert too_many.responses("PUBLISH")[-1].start.endswith("Too many dialogs"), too_many
         refused = await publish(sipp, "alice", "alice", 1, "full", dialog("d", "confirmed"),
                                 ctype="application/pidf+xml", expect=415)
         (unsupported,) = [r for r in refused.responses("PUBLISH") if r.status == 415]
@@ -251,5 +260,21 @@ def test_dialog_publish_refusals_and_capabilities(server, sipp):
         assert {"presence", "presence.winfo", "dialog"} <= events, ok
         accept = {a.strip() for v in ok.header_all("accept") for a in v.split(",")}
         assert DIALOG_INFO in accept, ok
+
+    run(scenario)
+
+
+def test_dialog_publications_per_user_are_capped(server, sipp):
+    """A phone that keeps sending initial dialog PUBLISHes (a new entity tag each) gets 403 once
+    alice holds the most dialog publications a user may; removing one makes room again."""
+
+    async def scenario() -> None:
+        held = [await publish(sipp, "alice", "alice", 1, "full", dialog(f"c{i}", "early"))
+                for i in range(PER_USER)]
+        over = await publish(sipp, "alice", "alice", 1, "full", dialog("over", "early"),
+                             expect=403)
+        assert "too many" in over.responses("PUBLISH")[-1].start.lower(), over
+        await remove(sipp, "alice", "alice", etag_of(held[0]))
+        await publish(sipp, "alice", "alice", 1, "full", dialog("again", "early"))
 
     run(scenario)
