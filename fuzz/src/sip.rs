@@ -1,5 +1,6 @@
-//! Properties of the `sip_message` and `pidf` targets.
+//! Properties of the `sip_message`, `pidf` and `dialog_info` targets.
 
+use sip_codec::dialog_info::{DialogInfo, DialogInfoError};
 use sip_codec::pidf::Presence;
 use sip_codec::winfo::WatcherInfo;
 use sip_codec::{Frame, Framer, Limits, Message, Uri};
@@ -89,6 +90,19 @@ pub fn check_pidf(data: &[u8]) {
     }
 }
 
+/// `DialogInfo::parse` never panics and keeps its dialog limit; what it accepts writes back to XML
+/// that reads the same. Returns what the parser said, so tests can assert the outcome.
+pub fn check_dialog_info(data: &[u8]) -> Result<DialogInfo, DialogInfoError> {
+    let parsed = DialogInfo::parse(data);
+    if let Ok(d) = &parsed {
+        assert!(d.dialogs.len() <= sip_codec::dialog_info::DEFAULT_MAX_DIALOGS);
+        let xml = d.to_xml();
+        let again = DialogInfo::parse(xml.as_bytes()).expect("written dialog-info parses");
+        assert_eq!(&again, d);
+    }
+    parsed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +147,24 @@ mod tests {
         assert!(WatcherInfo::parse(winfo).is_ok());
         check_pidf(pidf);
         check_pidf(winfo);
+    }
+
+    #[test]
+    fn dialog_info_documents_round_trip_and_bad_ones_are_refused() {
+        let good = br#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" entity="sip:a@example.com"><dialog id="d" call-id="c" local-tag="l" direction="initiator"><state code="200">confirmed</state><local><identity display="A">sip:a@example.com</identity></local></dialog></dialog-info>"#;
+        let d = check_dialog_info(good).expect("valid");
+        assert_eq!(d.dialogs.len(), 1);
+        assert!(matches!(
+            check_dialog_info(b"<dialog-info"),
+            Err(DialogInfoError::Document(_))
+        ));
+        let many = format!(
+            r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" entity="e">{}</dialog-info>"#,
+            r#"<dialog id="d"><state>early</state></dialog>"#.repeat(65)
+        );
+        assert!(matches!(
+            check_dialog_info(many.as_bytes()),
+            Err(DialogInfoError::TooManyDialogs { .. })
+        ));
     }
 }

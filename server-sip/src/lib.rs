@@ -1,11 +1,11 @@
 //! The SIP/SIMPLE shell: a thin tokio layer over `presence-core` and `sip-codec` on UDP and TCP (same port) and
 //! TLS (its own port, RFC 3261 §26.2).
 //!
-//! What it serves (RFC 3261 registrar, RFC 3903 PUBLISH, RFC 6665/3856 SUBSCRIBE/NOTIFY with RFC 3857 watcher
-//! info, RFC 3428 MESSAGE) is translated into engine inputs: a SIP user is the same principal as the XMPP user of
-//! the same address, with one roster, one policy and one composed presence. The engine runs behind
-//! `presence_core::runtime`, shared with the other shells of the process; this crate never decides presence or
-//! policy itself.
+//! What it serves (RFC 3261 registrar, RFC 3903 PUBLISH of presence and of RFC 4235 dialog state, RFC 6665/3856
+//! SUBSCRIBE/NOTIFY with RFC 3857 watcher info, RFC 3428 MESSAGE) is translated into engine inputs: a SIP user is
+//! the same principal as the XMPP user of the same address, with one roster, one policy and one composed presence.
+//! The engine runs behind `presence_core::runtime`, shared with the other shells of the process; this crate never
+//! decides presence or policy itself.
 //!
 //! Threads: the sockets are read on the tokio I/O workers; the service (every piece of SIP state) runs on its own
 //! thread, because digest checks read the store and a store read must not hold up an I/O worker.
@@ -13,6 +13,7 @@
 
 pub mod caps;
 pub mod credentials;
+pub mod dialog_publications;
 pub mod dialogs;
 pub mod digest;
 pub mod presence_map;

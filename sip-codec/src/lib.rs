@@ -1,9 +1,10 @@
-//! SIP and SIMPLE codec: messages, URIs, typed headers, framing, validation, PIDF/RPID,
+//! SIP and SIMPLE codec: messages, URIs, typed headers, framing, validation, PIDF/RPID, dialog-info,
 //! watcher-info and digest helpers. Pure functions over bytes; no I/O, no clocks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod dialog_info;
 pub mod error;
 pub mod framing;
 mod grammar;

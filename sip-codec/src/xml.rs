@@ -1,4 +1,5 @@
-//! A small namespace-resolving event walk over quick-xml, shared by the PIDF and watcher-info codecs.
+//! A small namespace-resolving event walk over quick-xml, shared by the PIDF, watcher-info and
+//! dialog-info codecs.
 
 use quick_xml::NsReader;
 use quick_xml::escape::resolve_predefined_entity;
@@ -34,6 +35,7 @@ pub(crate) enum Ns {
     DataModel,
     Rpid,
     Watcherinfo,
+    DialogInfo,
     Other,
 }
 
@@ -41,6 +43,7 @@ pub(crate) const NS_PIDF: &str = "urn:ietf:params:xml:ns:pidf";
 pub(crate) const NS_DM: &str = "urn:ietf:params:xml:ns:pidf:data-model";
 pub(crate) const NS_RPID: &str = "urn:ietf:params:xml:ns:pidf:rpid";
 pub(crate) const NS_WINFO: &str = "urn:ietf:params:xml:ns:watcherinfo";
+pub(crate) const NS_DIALOG_INFO: &str = "urn:ietf:params:xml:ns:dialog-info";
 
 /// A simplified XML event: entity references already resolved, empty elements expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +90,7 @@ pub(crate) fn read_events(doc: &[u8], limit: usize) -> Result<Vec<XmlEvent>, Doc
                         b if b == NS_DM.as_bytes() => Ns::DataModel,
                         b if b == NS_RPID.as_bytes() => Ns::Rpid,
                         b if b == NS_WINFO.as_bytes() => Ns::Watcherinfo,
+                        b if b == NS_DIALOG_INFO.as_bytes() => Ns::DialogInfo,
                         _ => Ns::Other,
                     },
                     _ => Ns::Other,

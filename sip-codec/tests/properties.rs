@@ -2,6 +2,7 @@
 //! does not depend on how the stream is chunked.
 
 use proptest::prelude::*;
+use sip_codec::dialog_info::DialogInfo;
 use sip_codec::pidf::Presence;
 use sip_codec::winfo::WatcherInfo;
 use sip_codec::{Frame, Framer, HeaderName, Host, Message, Uri};
@@ -90,6 +91,45 @@ fn valid_message() -> impl Strategy<Value = (Vec<u8>, String)> {
         })
 }
 
+/// Documents assembled from dialog-info fragments, well-formed or not.
+fn dialog_info_like() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" entity="sip:a@b">"#.to_owned()),
+        Just(r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="7" state="partial" entity="x">"#.to_owned()),
+        Just("</dialog-info>".to_owned()),
+        "<dialog id=\"[a-z0-9&;<]{0,4}\"( call-id=\"c\")?( direction=\"(initiator|recipient|x)\")?>",
+        Just("</dialog>".to_owned()),
+        // Whole dialogs, so that balanced documents are common.
+        "<dialog id=\"[a-z0-9]{1,3}\"><state>(early|confirmed|terminated)</state></dialog>",
+        "<dialog id=\"[a-z&;]{1,3}\" local-tag=\"[ -~]{0,4}\"><state code=\"[1-6]00\">confirmed</state><local><identity display=\"[ -~]{0,4}\">[ -~]{0,6}</identity><target uri=\"[ -~]{0,4}\"/></local></dialog>",
+        "<state( event=\"[a-z-]{0,8}\")?( code=\"[0-9]{0,6}\")?>(trying|early|confirmed|terminated|bogus)</state>",
+        "<duration>[0-9a]{0,4}</duration>",
+        Just("<local>".to_owned()),
+        Just("</local>".to_owned()),
+        Just("<remote>".to_owned()),
+        Just("</remote>".to_owned()),
+        "<identity( display=\"[ -~]{0,6}\")?>[ -~]{0,8}</identity>",
+        "<target uri=\"[a-z:@]{0,6}\"/>",
+        Just("<x:ext xmlns:x=\"urn:x\"><state>confirmed</state></x:ext>".to_owned()),
+        "[ -~]{0,4}",
+    ];
+    let soup = prop::collection::vec(piece, 0..14).prop_map(|parts| parts.concat());
+    // Whole dialogs inside a root element, so that many are accepted and their round trip checked.
+    let whole = prop_oneof![
+        "<dialog id=\"[a-z0-9]{1,3}\"( direction=\"(initiator|recipient)\")?><state>(trying|proceeding|early|confirmed|terminated)</state>(<duration>[0-9]{1,3}</duration>)?</dialog>",
+        "<dialog id=\"[a-z&;]{1,3}\" local-tag=\"[ -~]{0,4}\"><state event=\"[a-z-]{1,8}\" code=\"[1-6]00\">confirmed</state><remote><identity display=\"[ -~]{0,4}\">[a-z:@ ]{0,6}</identity><target uri=\"[ -~]{0,4}\"/></remote></dialog>",
+        Just("<x:ext xmlns:x=\"urn:x\"><state>confirmed</state></x:ext>".to_owned()),
+        "[a-z \n]{0,4}",
+    ];
+    let documents = (prop::collection::vec(whole, 0..6), "(full|partial)").prop_map(|(dialogs, state)| {
+        format!(
+            r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="3" state="{state}" entity="e">{}</dialog-info>"#,
+            dialogs.concat()
+        )
+    });
+    prop_oneof![soup, documents].prop_map(String::into_bytes)
+}
+
 proptest! {
     #[test]
     fn parsing_never_panics(data in prop::collection::vec(any::<u8>(), 0..600)) {
@@ -101,6 +141,17 @@ proptest! {
         while let Ok(Frame::Complete(_) | Frame::KeepAlive) = f.next_frame() {}
         let _ = Presence::parse(&data);
         let _ = WatcherInfo::parse(&data);
+        let _ = DialogInfo::parse(&data);
+    }
+
+    #[test]
+    fn dialog_info_never_panics_and_round_trips(data in dialog_info_like()) {
+        // Shuffled fragments of valid documents: most are refused, none may panic, and whatever is
+        // accepted writes back to a document that reads the same.
+        if let Ok(d) = DialogInfo::parse(&data) {
+            let again = DialogInfo::parse(d.to_xml().as_bytes());
+            prop_assert_eq!(again, Ok(d));
+        }
     }
 
     #[test]
@@ -177,4 +228,22 @@ proptest! {
         let again: Uri = uri.to_string().parse().unwrap();
         prop_assert_eq!(again, uri);
     }
+}
+
+#[test]
+fn dialog_info_strategy_yields_accepted_documents() {
+    // The round-trip property above is only worth something if the strategy reaches valid documents.
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = dialog_info_like();
+    let accepted = (0..500)
+        .filter(|_| {
+            let doc = strategy.new_tree(&mut runner).expect("a value").current();
+            DialogInfo::parse(&doc).is_ok_and(|d| !d.dialogs.is_empty())
+        })
+        .count();
+    assert!(
+        accepted > 10,
+        "only {accepted} of 500 accepted with a dialog"
+    );
 }

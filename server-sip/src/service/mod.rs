@@ -3,6 +3,7 @@
 //! engine's deliveries and the engine's watch updates — plus its own timers. One task means no locks; the
 //! engine behind it is the same one the XMPP shell feeds.
 
+mod dialog_package;
 mod endpoints;
 mod outgoing;
 mod requests;
@@ -26,6 +27,7 @@ use tokio::sync::mpsc;
 
 use crate::SipSettings;
 use crate::caps::Holdings;
+use crate::dialog_publications::DialogPublications;
 use crate::dialogs::Dialog;
 use crate::digest::Authenticator;
 use crate::publications::Publications;
@@ -61,6 +63,7 @@ pub struct Service<S> {
     client_txs: HashMap<String, ClientTx>,
     registrar: Registrar,
     publications: Publications,
+    dialog_publications: DialogPublications,
     endpoints: HashMap<BareJid, Endpoint>,
     by_session: HashMap<SessionId, BareJid>,
     /// The line and calendar last told to the engine for users whose trusted peers publish any (`apply_system`).
@@ -107,6 +110,8 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             Instant::now(),
             settings.nonce_lifetime,
         );
+        // Each event package's publications are capped alike (`[limits] sip_publications_per_user`).
+        let dialog_cap = settings.caps.publications.per_user;
         let mut svc = Service {
             settings,
             store,
@@ -121,6 +126,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             client_txs: HashMap::new(),
             registrar: Registrar::default(),
             publications: Publications::default(),
+            dialog_publications: DialogPublications::new(dialog_cap),
             endpoints: HashMap::new(),
             by_session: HashMap::new(),
             system_sent: HashMap::new(),
@@ -406,13 +412,14 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             self.publications.next_expiry(),
             self.registrar.next_lapse(),
             self.dialog_expiry.first().map(|(at, _)| *at),
+            self.dialog_publications.next_expiry(),
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
-    /// Registrations and publications that lapsed.
+    /// Registrations and publications (presence and dialog) that lapsed.
     fn expire(&mut self, now: Instant) {
         let mut changed = self.registrar.expire(now, None);
         changed.extend(self.publications.expire(now));
@@ -422,6 +429,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         for user in changed {
             self.update_endpoint(&user);
             self.apply_system(&user);
+        }
+        for line in self.dialog_publications.expire(now) {
+            self.line_changed(line);
         }
     }
 

@@ -31,8 +31,10 @@ pub(super) const ALLOW: &str = "REGISTER, PUBLISH, SUBSCRIBE, NOTIFY, MESSAGE, O
 pub(super) const RETRY_AFTER: &str = "5";
 /// The reason phrase of a `500` for a store failure.
 pub(super) const STORE_UNAVAILABLE: &str = "Store Temporarily Unavailable";
-/// Event packages we serve.
+/// Event packages we serve to subscribers.
 const ALLOW_EVENTS: &str = "presence, presence.winfo";
+/// Event packages we take in one way or another (SUBSCRIBE or PUBLISH), for OPTIONS.
+const ALL_EVENTS: &str = "presence, presence.winfo, dialog";
 
 impl<S: Store + Send + Sync + 'static> Service<S> {
     pub(super) fn request(&mut self, now: Instant, req: Request, flow: Flow) {
@@ -68,10 +70,10 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             Method::Options => {
                 let mut resp = req.make_response(200, "OK");
                 resp.headers.push(HeaderName::Allow, ALLOW);
-                resp.headers.push(HeaderName::AllowEvents, ALLOW_EVENTS);
+                resp.headers.push(HeaderName::AllowEvents, ALL_EVENTS);
                 resp.headers.push(
                     HeaderName::Accept,
-                    "application/pidf+xml, application/watcherinfo+xml, text/plain",
+                    "application/pidf+xml, application/watcherinfo+xml, application/dialog-info+xml, text/plain",
                 );
                 self.respond(now, &req, flow, resp)
             }
@@ -416,18 +418,21 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     fn publish(&mut self, now: Instant, req: Request, flow: Flow, publisher: Publisher) {
-        match req.headers.event() {
-            Ok(Some(e)) if e.package.eq_ignore_ascii_case("presence") => {}
+        // RFC 4235 dialog state is taken by PUBLISH too (service/dialog_package.rs).
+        let dialog = match req.headers.event() {
+            Ok(Some(e)) if e.package.eq_ignore_ascii_case("presence") => false,
+            Ok(Some(e)) if e.package.eq_ignore_ascii_case("dialog") => true,
             Ok(_) => {
                 let mut resp = req.make_response(489, "Bad Event");
-                resp.headers.push(HeaderName::AllowEvents, "presence");
+                resp.headers
+                    .push(HeaderName::AllowEvents, "presence, dialog");
                 return self.respond(now, &req, flow, resp);
             }
             Err(_) => {
                 let resp = req.make_response(400, "Malformed Event header");
                 return self.respond(now, &req, flow, resp);
             }
-        }
+        };
         let Some(user) = self.aor(&req.uri) else {
             let resp = req.make_response(404, "Not Found");
             return self.respond(now, &req, flow, resp);
@@ -455,6 +460,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 return self.respond(now, &req, flow, resp);
             }
         };
+        if dialog {
+            return self.publish_dialog(now, req, flow, user, lifetime, if_match);
+        }
         if let Some(tag) = &if_match
             && self.publications.get(tag, &user).is_none()
         {
@@ -778,7 +786,7 @@ pub(super) fn reason_phrase(text: &str) -> String {
 /// The event packages a method accepts, for the methods that carry one.
 fn event_packages(method: &Method) -> Option<&'static [&'static str]> {
     match method {
-        Method::Publish => Some(&["presence"]),
+        Method::Publish => Some(&["presence", "dialog"]),
         Method::Subscribe => Some(&["presence", "presence.winfo"]),
         _ => None,
     }
