@@ -393,7 +393,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
         }
         let lapsed = |at: Option<Instant>| at.is_some_and(|at| at <= now);
-        if lapsed(self.publications.next_expiry()) || lapsed(self.registrar.next_lapse()) {
+        // Every index `next_wake` consults must be drained here, or a lapse that is due would wake the loop
+        // again at once, forever.
+        if lapsed(self.publications.next_expiry())
+            || lapsed(self.registrar.next_lapse())
+            || lapsed(self.dialog_publications.next_expiry())
+        {
             self.expire(now);
         }
         while let Some(&(at, watch)) = self.dialog_expiry.first() {
