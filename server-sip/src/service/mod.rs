@@ -393,7 +393,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
         }
         let lapsed = |at: Option<Instant>| at.is_some_and(|at| at <= now);
-        if lapsed(self.publications.next_expiry()) || lapsed(self.registrar.next_lapse()) {
+        // Dialog publications count too: `next_wake` wakes for them, and a wake that expires nothing would
+        // come again at once (a busy loop) while their lines stayed on the phone.
+        if lapsed(self.publications.next_expiry())
+            || lapsed(self.registrar.next_lapse())
+            || lapsed(self.dialog_publications.next_expiry())
+        {
             self.expire(now);
         }
         while let Some(&(at, watch)) = self.dialog_expiry.first() {
