@@ -672,3 +672,97 @@ fn a_lapsed_dialog_publication_ends_the_call() {
     // Nothing is left to wake for: no busy loop.
     assert_eq!(h.core.poll_timeout(), None);
 }
+
+#[test]
+fn a_request_waits_parked_for_its_lookup_and_its_retransmission_is_absorbed() {
+    let mut h = Harness::new();
+    let first = h.request(
+        flow(5071),
+        "REGISTER",
+        "sip:example.com",
+        "alice",
+        "p",
+        &[],
+        "",
+    );
+    let challenge = h.receive(flow(5071), first);
+    let value = challenge
+        .response()
+        .headers
+        .get(&HeaderName::WwwAuthenticate)
+        .expect("challenge")
+        .to_owned();
+    let www = DigestChallenge::from_header(&sip_codec::header::parse_auth(&value).expect("parses"))
+        .expect("digest");
+    let creds = sip_codec::auth::answer(
+        &www,
+        "alice",
+        "pw",
+        "REGISTER",
+        "sip:example.com",
+        "c",
+        1,
+        b"",
+    )
+    .to_header()
+    .to_string();
+    let second = h.request(
+        flow(5071),
+        "REGISTER",
+        "sip:example.com",
+        "alice",
+        "p",
+        &[format!("Authorization: {creds}")],
+        "",
+    );
+    // The driver has not answered the lookup yet (the store is slow): nothing is sent, nothing is asked again
+    // for the retransmission.
+    let event = |text: &str| Event::Message {
+        flow: flow(5071),
+        parsed: Message::parse_datagram(text.as_bytes(), &sip_codec::Limits::default()),
+        raw: text.as_bytes().to_vec(),
+        engine_busy: false,
+        received: Timestamp::from_millis(0),
+    };
+    h.core.handle(h.now, event(&second));
+    let lookup = match h.core.poll_output() {
+        Some(Output::LookupAccount { lookup, user }) => {
+            assert_eq!(user, jid("alice@example.com"));
+            lookup
+        }
+        other => panic!("a lookup expected: {other:?}"),
+    };
+    assert!(h.core.poll_output().is_none());
+    h.core.handle(h.now, event(&second));
+    assert!(
+        h.core.poll_output().is_none(),
+        "the retransmission waits too"
+    );
+    let account = h.accounts[0].clone();
+    let done = h.step(Event::Account {
+        lookup,
+        result: Ok(Some(account)),
+    });
+    assert_eq!(done.response().status, 200);
+    // A store failure is not "no such user": 500 with Retry-After.
+    let third = h.request(
+        flow(5072),
+        "REGISTER",
+        "sip:example.com",
+        "alice",
+        "p2",
+        &[format!("Authorization: {creds}")],
+        "",
+    );
+    h.core.handle(h.now, event(&third));
+    let Some(Output::LookupAccount { lookup, .. }) = h.core.poll_output() else {
+        panic!("a lookup expected");
+    };
+    let done = h.step(Event::Account {
+        lookup,
+        result: Err(presence_core::store::StoreError::Backend("down".into())),
+    });
+    let refused = done.response();
+    assert_eq!(refused.status, 500);
+    assert!(refused.headers.get(&HeaderName::RetryAfter).is_some());
+}
