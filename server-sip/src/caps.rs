@@ -18,7 +18,7 @@ use std::hash::Hash;
 use hashbrown::HashMap;
 use presence_core::BareJid;
 
-use crate::transport::Flow;
+use crate::core::Flow;
 
 /// How many of one kind of thing a user and each of their endpoints may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

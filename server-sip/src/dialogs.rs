@@ -2,12 +2,11 @@
 
 use std::time::Instant;
 
-use presence_core::{BareJid, WatchId, WatchKind, WatchState, WatchView, WatcherStatus};
+use presence_core::{BareJid, WatchId, WatchKind, WatchState, WatchView};
 use sip_codec::header::HeaderName;
 use sip_codec::{Method, Request, Uri};
 
-use crate::presence_map::pidf_from_composed;
-use crate::transport::Flow;
+use crate::core::Flow;
 
 /// One subscription, seen from the notifier.
 #[derive(Debug, Clone)]
@@ -76,10 +75,7 @@ impl EndReason {
 impl Dialog {
     /// The Event package name.
     pub fn package(&self) -> &'static str {
-        match self.kind {
-            WatchKind::Presence => "presence",
-            WatchKind::Watchers => "presence.winfo",
-        }
+        crate::core::packages::for_watch(self.kind).name()
     }
 
     /// The next NOTIFY in this dialog for its current state, or a terminating one with `end`. `via` and `contact`
@@ -129,13 +125,13 @@ impl Dialog {
                     (
                         EndReason::Timeout | EndReason::Unsubscribed,
                         Some(WatchState::Active(view)),
-                    ) => Some(self.document(view, &entity)),
+                    ) => self.document(view, &entity),
                     _ => None,
                 },
             ),
             (None, Some(WatchState::Active(view))) => (
                 format!("active;expires={left}"),
-                Some(self.document(view, &entity)),
+                self.document(view, &entity),
             ),
             (None, Some(WatchState::Terminated(_))) => ("terminated;reason=rejected".into(), None),
             (None, Some(WatchState::Pending) | None) => (format!("pending;expires={left}"), None),
@@ -148,45 +144,11 @@ impl Dialog {
         req
     }
 
-    fn document(&mut self, view: &WatchView, entity: &str) -> (&'static str, String) {
-        match view {
-            WatchView::Presence(composed) => (
-                sip_codec::pidf::CONTENT_TYPE,
-                pidf_from_composed(entity, composed).to_xml(),
-            ),
-            WatchView::Watchers(list) => {
-                use sip_codec::winfo::{
-                    State, Status, Watcher, WatcherEvent, WatcherInfo, WatcherList,
-                };
-                let doc = WatcherInfo {
-                    version: self.winfo_version,
-                    state: State::Full,
-                    lists: vec![WatcherList {
-                        resource: entity.to_owned(),
-                        package: "presence".into(),
-                        watchers: list
-                            .iter()
-                            .enumerate()
-                            .map(|(i, w)| Watcher {
-                                id: format!("w{i}"),
-                                status: match w.status {
-                                    WatcherStatus::Pending => Status::Pending,
-                                    WatcherStatus::Active => Status::Active,
-                                },
-                                event: match w.status {
-                                    WatcherStatus::Pending => WatcherEvent::Subscribe,
-                                    WatcherStatus::Active => WatcherEvent::Approved,
-                                },
-                                uri: format!("sip:{}", w.watcher),
-                                display_name: None,
-                                duration_subscribed: None,
-                            })
-                            .collect(),
-                    }],
-                };
-                self.winfo_version += 1;
-                (sip_codec::winfo::CONTENT_TYPE, doc.to_xml())
-            }
-        }
+    fn document(&mut self, view: &WatchView, entity: &str) -> Option<(&'static str, String)> {
+        crate::core::packages::for_watch(self.kind).notify_body(
+            view,
+            entity,
+            &mut self.winfo_version,
+        )
     }
 }

@@ -7,19 +7,23 @@
 //! The engine runs behind `presence_core::runtime`, shared with the other shells of the process; this crate never
 //! decides presence or policy itself.
 //!
-//! Threads: the sockets are read on the tokio I/O workers; the service (every piece of SIP state) runs on its own
+//! Layout: [`core`] is every piece of SIP state as a sans-IO state machine ([`SipPresence`]: events in, outputs
+//! out, time given); `driver` (private) runs it under tokio, and [`transport`] holds the sockets.
+//!
+//! Threads: the sockets are read on the tokio I/O workers; the service (the core and its driver) runs on its own
 //! thread, because digest checks read the store and a store read must not hold up an I/O worker.
 #![forbid(unsafe_code)]
 
 pub mod caps;
+pub mod core;
 pub mod credentials;
 pub mod dialog_publications;
 pub mod dialogs;
 pub mod digest;
+mod driver;
 pub mod presence_map;
 pub mod publications;
 pub mod registrar;
-mod service;
 pub mod tls;
 pub mod transport;
 
@@ -34,7 +38,7 @@ use presence_core::store::Store;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
-pub use service::ExpiryBounds;
+pub use crate::core::{ExpiryBounds, SipPresence};
 pub use tls::SipTls;
 
 /// How the SIP service is set up.
@@ -229,9 +233,7 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
                     .enable_all()
                     .build()
                     .expect("a current-thread runtime builds");
-                rt.block_on(service::Service::run(
-                    settings, store, hub, socket, rx, stop_rx,
-                ));
+                rt.block_on(driver::run(settings, store, hub, socket, rx, stop_rx));
                 let _ = done_tx.send(());
             })
             .map_err(SipServeError::Thread)?;
@@ -252,5 +254,3 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
         Ok(())
     }
 }
-
-pub(crate) use presence_core::runtime::{random_bytes, timestamp};

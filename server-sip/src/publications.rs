@@ -9,7 +9,7 @@ use presence_core::BareJid;
 use presence_core::compose::EndpointPresence;
 
 use crate::caps::{Cap, Holdings, Over};
-use crate::transport::Flow;
+use crate::core::Flow;
 
 /// One publication.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use hashbrown::HashMap;
 use presence_core::BareJid;
 
 use crate::caps::{Cap, Holdings, Over};
-use crate::transport::Flow;
+use crate::core::Flow;
 
 /// One contact binding.
 #[derive(Debug, Clone, PartialEq, Eq)]

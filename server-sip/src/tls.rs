@@ -179,7 +179,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!(
             "server-sip-ca-{}-{:x}.pem",
             std::process::id(),
-            u64::from_be_bytes(crate::random_bytes::<8>())
+            u64::from_be_bytes(presence_core::runtime::random_bytes::<8>())
         ));
         std::fs::write(&path, "not a certificate\n").expect("write");
         let err = client_verifier(&path).map(|_| ()).expect_err("refused");

@@ -45,45 +45,7 @@ pub struct Intake {
     pub next_conn: Arc<AtomicU64>,
 }
 
-/// The way back to a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Flow {
-    /// A UDP source address.
-    Udp(SocketAddr),
-    /// A TCP connection, by its number.
-    Tcp(u64),
-    /// A TLS connection, by its number.
-    Tls(u64),
-}
-
-impl Flow {
-    /// Whether the transport is reliable (no retransmissions, RFC 3261 §17).
-    pub fn reliable(self) -> bool {
-        matches!(self, Flow::Tcp(_) | Flow::Tls(_))
-    }
-
-    /// Whether the hop is TLS, as a `sips:` URI requires (RFC 3261 §26.2.2).
-    pub fn secure(self) -> bool {
-        matches!(self, Flow::Tls(_))
-    }
-
-    /// The connection's number, for stream flows.
-    pub fn conn(self) -> Option<u64> {
-        match self {
-            Flow::Udp(_) => None,
-            Flow::Tcp(c) | Flow::Tls(c) => Some(c),
-        }
-    }
-
-    /// The Via transport token.
-    pub fn transport(self) -> &'static str {
-        match self {
-            Flow::Udp(_) => "UDP",
-            Flow::Tcp(_) => "TCP",
-            Flow::Tls(_) => "TLS",
-        }
-    }
-}
+pub use crate::core::Flow;
 
 /// What the sockets tell the service.
 // Nearly every event is a message; boxing it would add an allocation per datagram to spare rare open/close events.
@@ -140,7 +102,7 @@ pub async fn udp_loop(socket: Arc<UdpSocket>, intake: Intake) {
             && rates.try_take(&from.ip(), Instant::now(), n).is_err()
         {
             metrics.rate_limited(Protocol::Sip);
-            if let Some(answer) = crate::service::refusal(bytes, 503, "Over Rate Limit") {
+            if let Some(answer) = crate::core::refusal(bytes, 503, "Over Rate Limit") {
                 let _ = socket.try_send_to(&answer, from);
             }
             continue;

@@ -13,15 +13,14 @@ use presence_core::compose::{
 };
 use presence_core::runtime::{Protocol, ToSession};
 use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza};
-use presence_core::store::Store;
 use presence_core::{BareJid, Input, SessionId, WatchId, WatchState};
 use sip_codec::header::HeaderName;
 use sip_codec::{Method, Request};
 
-use super::Service;
 use super::outgoing::PendingMessage;
+use super::{Output, SipPresence};
+use crate::core::Flow;
 use crate::publications::SystemState;
-use crate::transport::Flow;
 
 /// The engine session of one SIP user.
 #[derive(Debug)]
@@ -46,11 +45,11 @@ enum Queued {
     Message(Box<Input>, u64),
 }
 
-impl<S: Store + Send + Sync + 'static> Service<S> {
+impl SipPresence {
     /// Counts a bound endpoint session out of the metrics when it goes.
     pub(super) fn endpoint_gone(&self, e: &Endpoint) {
         if e.bound {
-            self.hub.metrics().session_closed(Protocol::Sip);
+            self.metrics.session_closed(Protocol::Sip);
         }
     }
 }
@@ -90,7 +89,7 @@ fn line_first(old: SystemState, new: SystemState) -> bool {
 /// The resource SIP endpoints bind.
 const RESOURCE: &str = "sip";
 
-impl<S: Store + Send + Sync + 'static> Service<S> {
+impl SipPresence {
     /// What the user's SIP side should tell the engine now.
     fn wanted_presence(&self, user: &BareJid) -> Option<EndpointPresence> {
         let registered = self.registrar.is_registered(user);
@@ -109,8 +108,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         if let Some(e) = self.endpoints.get(user) {
             return e.session;
         }
-        let session = self.hub.new_session();
-        let _ = self.hub.attach_shared(session, self.deliveries_tx.clone());
+        let session = self.runtime.new_session();
+        // The driver attaches the shared delivery sink before the OpenSession input that follows.
+        self.out(Output::OpenSession(session));
         self.submit(Input::OpenSession {
             session,
             user: user.clone(),
@@ -139,7 +139,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             if let Some(e) = self.endpoints.remove(user) {
                 self.endpoint_gone(&e);
                 self.by_session.remove(&e.session);
-                self.hub.close(e.session);
+                self.out(Output::CloseSession(e.session));
             }
             return;
         }
@@ -180,16 +180,13 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     /// (`requests.rs`), so a refusal here is a race with other shells filling the queue at the same moment:
     /// logged and counted, the SIP side carries on.
     pub(super) fn submit(&mut self, input: Input) {
-        if let Err(e) = self.hub.submit(input) {
-            tracing::warn!(error = %e, "an input from the SIP side was refused");
-        }
+        self.out(Output::Submit(input));
     }
 
     /// Sends `input` as coming from the user's SIP session (opening it if needed) and asks the hub to report
     /// when it has been handled, so the MESSAGE transaction can be answered with its outcome.
     pub(super) fn send_as(
         &mut self,
-        now: Instant,
         user: &BareJid,
         mut input: Input,
         token: u64,
@@ -218,9 +215,11 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         };
         e.in_flight += 1;
         if e.bound {
-            if self.hub.submit_and_flush(input, session, token).is_err() {
-                self.message_refused(now, user, token);
-            }
+            self.out(Output::SubmitAndFlush {
+                input: Box::new(input),
+                session,
+                token,
+            });
         } else {
             e.queued.push(Queued::Message(Box::new(input), token));
         }
@@ -237,13 +236,15 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                     return;
                 };
                 e.bound = true;
-                self.hub.metrics().session_opened(Protocol::Sip);
+                self.metrics.session_opened(Protocol::Sip);
                 for queued in std::mem::take(&mut e.queued) {
                     match queued {
                         Queued::Message(input, token) => {
-                            if self.hub.submit_and_flush(*input, session, token).is_err() {
-                                self.message_refused(now, &user, token);
-                            }
+                            self.out(Output::SubmitAndFlush {
+                                input,
+                                session,
+                                token,
+                            });
                         }
                         Queued::Input(input) => self.submit(*input),
                     }
@@ -431,8 +432,8 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     /// A MESSAGE the engine had no room for: `503` with Retry-After, and it no longer counts as in flight.
-    fn message_refused(&mut self, now: Instant, user: &BareJid, token: u64) {
-        self.hub.metrics().engine_busy();
+    pub(super) fn message_refused(&mut self, now: Instant, user: &BareJid, token: u64) {
+        self.metrics.engine_busy();
         if let Some(e) = self.endpoints.get_mut(user) {
             e.in_flight = e.in_flight.saturating_sub(1);
         }

@@ -1,29 +1,54 @@
-//! The SIP service: one task that owns every piece of SIP state (transactions, registrations, publications,
-//! subscription dialogs, the engine sessions of SIP users) and is driven by three queues — the sockets, the
-//! engine's deliveries and the engine's watch updates — plus its own timers. One task means no locks; the
-//! engine behind it is the same one the XMPP shell feeds.
+//! The SIP core: every piece of SIP state (transactions, registrations, publications, subscription dialogs, the
+//! engine sessions of SIP users) as a sans-IO state machine, like the engine and sip-codec's transactions:
+//! [`SipPresence::handle`] takes an [`Event`] at a time `now`, [`SipPresence::poll_output`] yields what to do
+//! ([`Output`]: bytes to send on a flow, engine inputs, account lookups), [`SipPresence::poll_timeout`] says when
+//! to hand it [`Event::Timeout`]. No sockets, no tokio, no clock reads, no store; randomness comes from a
+//! generator seeded at construction. The tokio side (`crate::driver`) only moves events in and carries
+//! outputs out.
+//!
+//! What it asks the outside, and how:
+//! - Whether the engine's queue is full: a value in each [`Event::Message`] (checked at intake, as before the
+//!   split; a request refused for it touches no state).
+//! - Where a user is served in a cluster, and a fresh session id: the [`Runtime`] trait, synchronous, because
+//!   both are reads of shared state that answer at once and cannot fail; an output with an answer would park a
+//!   request for nothing.
+//! - Accounts (digest checks, "does the target exist"): [`Output::LookupAccount`] answered by
+//!   [`Event::Account`]. The request waits parked (bounded: 503 with Retry-After past [`MAX_PARKED`]) and is
+//!   handled again from the start with the answers it has; every lookup happens before a request changes any
+//!   state or answers, so handling it again is safe. The driver answers on the service thread as before, so
+//!   the order of work is what it was.
+//! - Metrics: an `Arc<Metrics>` of atomic counters; counting is not I/O.
+//!
+//! Event packages are behind one trait ([`packages::EventPackage`]), registered in [`packages::PACKAGES`].
 
 mod dialog_package;
 mod endpoints;
+mod event;
+mod flow;
 mod outgoing;
+pub mod packages;
 mod requests;
+mod rng;
+#[cfg(test)]
+mod tests;
 
+pub use event::{Event, Output, Runtime};
+pub use flow::Flow;
 pub(crate) use requests::refusal;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
-use presence_core::runtime::{self, Handle, SharedSink};
-use presence_core::store::Store;
+use presence_core::runtime::Metrics;
+use presence_core::store::{Account, StoreError};
+use presence_core::time::Timestamp;
 use presence_core::{BareJid, SessionId, WatchId};
 use sip_codec::header::HeaderName;
 use sip_codec::transaction::{ServerNonInvite, Timers, TransactionKey};
 use sip_codec::{Message, Request, Response};
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 use crate::SipSettings;
 use crate::caps::Holdings;
@@ -32,9 +57,12 @@ use crate::dialogs::Dialog;
 use crate::digest::Authenticator;
 use crate::publications::Publications;
 use crate::registrar::Registrar;
-use crate::transport::{Flow, Inbound};
 use endpoints::Endpoint;
 use outgoing::{ClientTx, PendingMessage};
+use rng::Rng;
+
+/// Requests that may wait for account lookups at once; past it, 503 with Retry-After.
+pub const MAX_PARKED: usize = 4096;
 
 /// Something that must happen at a time; checked against the real state when it fires (stale entries are
 /// skipped), so nothing has to be removed from the heap. Lapses of registrations, publications and
@@ -46,15 +74,50 @@ enum Timer {
     Client(String),
 }
 
+/// What the request being handled brought with it: read by the handlers, reset for each request.
+#[derive(Debug, Default)]
+struct Intake {
+    engine_busy: bool,
+    received: Timestamp,
+    /// Accounts looked up for this request so far.
+    answers: Answers,
+    /// The account the handler found missing from `answers`: the request is to be parked for it.
+    needed: Option<BareJid>,
+}
+
+/// Accounts by user, for one request (one or two entries).
+#[derive(Debug, Default, Clone)]
+struct Answers(Vec<(BareJid, Result<Option<Account>, StoreError>)>);
+
+impl Answers {
+    fn get(&self, user: &BareJid) -> Option<&Result<Option<Account>, StoreError>> {
+        self.0.iter().find(|(u, _)| u == user).map(|(_, r)| r)
+    }
+}
+
+/// A request waiting for an account lookup.
+#[derive(Debug)]
+struct Parked {
+    req: Request,
+    flow: Flow,
+    key: Option<TransactionKey>,
+    engine_busy: bool,
+    received: Timestamp,
+    answers: Answers,
+    user: BareJid,
+}
+
 /// The state of the SIP side of the server.
-pub struct Service<S> {
+pub struct SipPresence {
     settings: SipSettings,
-    store: Arc<S>,
-    hub: Handle,
+    runtime: Box<dyn Runtime + Send>,
+    metrics: Arc<Metrics>,
+    rng: Rng,
     auth: Authenticator,
-    udp: Arc<UdpSocket>,
-    /// Writers of stream connections (TCP and TLS), by connection number.
-    tcp: HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    outputs: VecDeque<Output>,
+    intake: Intake,
+    parked: HashMap<u64, Parked>,
+    parked_keys: hashbrown::HashSet<TransactionKey>,
     tcp_peers: HashMap<u64, std::net::SocketAddr>,
     /// TLS connections whose client certificate names a trusted call-control peer.
     trusted_conns: hashbrown::HashSet<u64>,
@@ -75,50 +138,36 @@ pub struct Service<S> {
     /// Who holds each subscription dialog (the authenticated subscriber), over which flow: for the caps.
     subscriptions: Holdings<WatchId>,
     pending_messages: HashMap<u64, PendingMessage>,
-    deliveries_tx: SharedSink,
     /// Deadlines in order, each naming its timer in `wake_what` (timers need no ordering of their own).
     wake: BinaryHeap<Reverse<(Instant, u64)>>,
     wake_what: HashMap<u64, Timer>,
     next_id: u64,
 }
 
-/// Deliveries and watch updates that may wait for the service before the engine waits for it in turn.
-const ENGINE_CHANNEL: usize = 8192;
-
-/// How long a shutdown waits for the final NOTIFYs to leave.
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(200);
-
-impl<S: Store + Send + Sync + 'static> Service<S> {
-    /// Runs the service until the sockets' queue closes or `stop` resolves; on `stop` every subscription is
-    /// terminated with a NOTIFY first (RFC 6665 §4.2.2).
-    pub async fn run(
+impl SipPresence {
+    /// A core for `settings` at `now`. `secret` keys the digest nonces; `seed` seeds the generator of tags,
+    /// branches and entity tags (both from the operating system in the server, fixed in tests).
+    pub fn new(
         settings: SipSettings,
-        store: Arc<S>,
-        hub: Handle,
-        udp: Arc<UdpSocket>,
-        mut inbound: mpsc::Receiver<Inbound>,
-        stop: tokio::sync::oneshot::Receiver<()>,
-    ) {
-        let (deliveries_tx, mut deliveries) = runtime::shared_channel(ENGINE_CHANNEL);
-        let (watch_tx, mut watches) = runtime::watch_channel(ENGINE_CHANNEL);
-        if hub.watches(watch_tx).is_err() {
-            return;
-        }
-        let auth = Authenticator::new(
-            &settings.domain,
-            crate::random_bytes::<32>(),
-            Instant::now(),
-            settings.nonce_lifetime,
-        );
+        now: Instant,
+        runtime: Box<dyn Runtime + Send>,
+        metrics: Arc<Metrics>,
+        secret: [u8; 32],
+        seed: u64,
+    ) -> Self {
+        let auth = Authenticator::new(&settings.domain, secret, now, settings.nonce_lifetime);
         // Each event package's publications are capped alike (`[limits] sip_publications_per_user`).
         let dialog_cap = settings.caps.publications.per_user;
-        let mut svc = Service {
+        SipPresence {
             settings,
-            store,
-            hub,
+            runtime,
+            metrics,
+            rng: Rng::new(seed),
             auth,
-            udp,
-            tcp: HashMap::new(),
+            outputs: VecDeque::new(),
+            intake: Intake::default(),
+            parked: HashMap::new(),
+            parked_keys: hashbrown::HashSet::new(),
             tcp_peers: HashMap::new(),
             trusted_conns: hashbrown::HashSet::new(),
             timers: Timers::default(),
@@ -135,30 +184,84 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             dialog_expiry: BTreeSet::new(),
             subscriptions: Holdings::default(),
             pending_messages: HashMap::new(),
-            deliveries_tx,
             wake: BinaryHeap::new(),
             wake_what: HashMap::new(),
             next_id: 1,
-        };
-        tokio::pin!(stop);
-        loop {
-            let next = svc.next_wake();
-            tokio::select! {
-                ev = inbound.recv() => {
-                    let Some(ev) = ev else { break };
-                    svc.inbound(Instant::now(), ev);
-                }
-                Some((session, msg)) = deliveries.recv() => svc.delivery(Instant::now(), session, msg),
-                Some((watch, state)) = watches.recv() => svc.watch_update(Instant::now(), watch, state),
-                _ = sleep_until(next), if next.is_some() => svc.fire(Instant::now()),
-                _ = &mut stop => {
-                    svc.shut_down(Instant::now());
-                    // The NOTIFYs are queued on their flows; give TCP writers a moment to send them.
-                    tokio::time::sleep(SHUTDOWN_GRACE).await;
-                    break;
+        }
+    }
+
+    /// Takes in one event.
+    pub fn handle(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::Message {
+                flow,
+                parsed,
+                raw,
+                engine_busy,
+                received,
+            } => self.inbound(now, flow, parsed, raw, engine_busy, received),
+            Event::FlowOpened {
+                flow,
+                peer,
+                trusted_subject,
+            } => {
+                let Some(conn) = flow.conn() else { return };
+                self.tcp_peers.insert(conn, peer);
+                if let Some(subject) = trusted_subject {
+                    tracing::info!(%peer, %subject, "trusted call-control peer by client certificate");
+                    self.trusted_conns.insert(conn);
                 }
             }
+            Event::FlowClosed(flow) => {
+                if let Some(conn) = flow.conn() {
+                    self.tcp_peers.remove(&conn);
+                    self.trusted_conns.remove(&conn);
+                }
+                self.flow_closed(now, flow);
+            }
+            Event::TransmitFailed { client } => {
+                if let Some(branch) = client
+                    && let Some(c) = self.client_txs.get_mut(&branch)
+                {
+                    c.tx.handle(now, sip_codec::transaction::Input::TransportError);
+                    self.drive_client(&branch);
+                }
+            }
+            Event::Account { lookup, result } => self.account_answer(now, lookup, result),
+            Event::FlushRefused { session, token } => {
+                if let Some(user) = self.by_session.get(&session).cloned() {
+                    self.message_refused(now, &user, token);
+                }
+            }
+            Event::Delivery(session, msg) => self.delivery(now, session, msg),
+            Event::Watch(watch, state) => self.watch_update(now, watch, state),
+            Event::Timeout => self.fire(now),
+            Event::Shutdown => self.shut_down(now),
         }
+    }
+
+    /// The next thing to do, in the order the core decided them.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When the core must next be handed [`Event::Timeout`]: the earliest timer, registration, publication or
+    /// subscription lapse.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.wake.peek().map(|Reverse((at, _))| *at),
+            self.publications.next_expiry(),
+            self.registrar.next_lapse(),
+            self.dialog_expiry.first().map(|(at, _)| *at),
+            self.dialog_publications.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn out(&mut self, output: Output) {
+        self.outputs.push_back(output);
     }
 
     /// Ends every subscription with a final NOTIFY (`probation`: try again later, RFC 6665 §4.1.3) and every
@@ -172,7 +275,75 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         }
         for (_, e) in std::mem::take(&mut self.endpoints) {
             self.endpoint_gone(&e);
-            self.hub.close(e.session());
+            self.out(Output::CloseSession(e.session()));
+        }
+    }
+
+    /// A request the handlers left for an account lookup (`intake.needed`) is parked and the lookup asked for;
+    /// otherwise it has been answered and is dropped.
+    fn park_if_needed(&mut self, now: Instant, req: Request, flow: Flow) {
+        let Some(user) = self.intake.needed.take() else {
+            return;
+        };
+        if self.parked.len() >= MAX_PARKED {
+            tracing::warn!("too many SIP requests wait for the store: refused");
+            return self.respond_temporary(now, &req, flow, 503, "Service Unavailable");
+        }
+        let lookup = self.id();
+        let key = TransactionKey::for_server(&req);
+        if let Some(k) = &key {
+            self.parked_keys.insert(k.clone());
+        }
+        self.parked.insert(
+            lookup,
+            Parked {
+                req,
+                flow,
+                key,
+                engine_busy: self.intake.engine_busy,
+                received: self.intake.received,
+                answers: std::mem::take(&mut self.intake.answers),
+                user: user.clone(),
+            },
+        );
+        self.out(Output::LookupAccount { lookup, user });
+    }
+
+    /// An account lookup answered: its request is handled again with what is now known.
+    fn account_answer(
+        &mut self,
+        now: Instant,
+        lookup: u64,
+        result: Result<Option<Account>, StoreError>,
+    ) {
+        let Some(mut p) = self.parked.remove(&lookup) else {
+            return;
+        };
+        if let Some(k) = &p.key {
+            self.parked_keys.remove(k);
+        }
+        p.answers.0.push((p.user, result));
+        self.intake = Intake {
+            engine_busy: p.engine_busy,
+            received: p.received,
+            answers: p.answers,
+            needed: None,
+        };
+        let span = tracing::info_span!(
+            "sip",
+            peer = ?self.peer(p.flow),
+            method = %p.req.method,
+            user = tracing::field::Empty
+        );
+        let _entered = span.enter();
+        self.request(now, p.req, p.flow);
+        self.intake = Intake::default();
+    }
+
+    fn peer(&self, flow: Flow) -> Option<std::net::SocketAddr> {
+        match flow {
+            Flow::Udp(addr) => Some(addr),
+            Flow::Tcp(conn) | Flow::Tls(conn) => self.tcp_peers.get(&conn).copied(),
         }
     }
 
@@ -187,96 +358,58 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         self.wake.push(Reverse((at, id)));
     }
 
-    fn inbound(&mut self, now: Instant, ev: Inbound) {
-        match ev {
-            Inbound::Opened {
-                flow,
-                peer,
-                tx,
-                trusted_subject,
-            } => {
-                let Some(conn) = flow.conn() else { return };
-                self.tcp.insert(conn, tx);
-                self.tcp_peers.insert(conn, peer);
-                if let Some(subject) = trusted_subject {
-                    tracing::info!(%peer, %subject, "trusted call-control peer by client certificate");
-                    self.trusted_conns.insert(conn);
-                }
-            }
-            Inbound::Closed { flow } => {
-                if let Some(conn) = flow.conn() {
-                    self.tcp.remove(&conn);
-                    self.tcp_peers.remove(&conn);
-                    self.trusted_conns.remove(&conn);
-                }
-                self.flow_closed(now, flow);
-            }
-            Inbound::Message {
-                flow,
-                parsed: Ok(Message::Request(req)),
-                ..
-            } => {
+    fn inbound(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        parsed: Result<Message, sip_codec::ParseError>,
+        raw: Vec<u8>,
+        engine_busy: bool,
+        received: Timestamp,
+    ) {
+        match parsed {
+            Ok(Message::Request(req)) => {
                 // Every request carries its peer and method, and the user once authenticated (requests.rs).
-                let peer = match flow {
-                    Flow::Udp(addr) => Some(addr),
-                    Flow::Tcp(conn) | Flow::Tls(conn) => self.tcp_peers.get(&conn).copied(),
-                };
                 let span = tracing::info_span!(
                     "sip",
-                    peer = ?peer,
+                    peer = ?self.peer(flow),
                     method = %req.method,
                     user = tracing::field::Empty
                 );
                 let _entered = span.enter();
-                self.hub.metrics().sip_request_in(req.method.as_str());
-                self.request(now, req, flow)
+                self.metrics.sip_request_in(req.method.as_str());
+                self.intake = Intake {
+                    engine_busy,
+                    received,
+                    answers: Answers::default(),
+                    needed: None,
+                };
+                self.request(now, req, flow);
+                self.intake = Intake::default();
             }
-            Inbound::Message {
-                parsed: Ok(Message::Response(resp)),
-                ..
-            } => self.response(now, resp),
-            Inbound::Message {
-                flow,
-                parsed: Err(e),
-                raw,
-            } => {
+            Ok(Message::Response(resp)) => self.response(now, resp),
+            Err(e) => {
                 // RFC 3261 §16.3/§18: a request we cannot parse still gets an answer when its headers allow one.
                 if let Some(bytes) =
                     requests::fallback_response(&raw, e.status_code(), e.reason_phrase())
                 {
-                    self.transmit(flow, bytes);
+                    self.transmit(flow, bytes, None);
                 }
-                if let Some(conn) = flow.conn() {
+                if flow.conn().is_some() {
                     // A stream cannot be resynchronised: the connection ends after the answer.
-                    self.tcp.remove(&conn);
+                    self.out(Output::CloseFlow(flow));
                 }
             }
         }
     }
 
-    /// Sends bytes over a flow; a gone TCP connection is reported as a closed flow.
-    fn transmit(&mut self, flow: Flow, bytes: Vec<u8>) -> bool {
-        match flow {
-            Flow::Udp(addr) => {
-                self.udp.try_send_to(&bytes, addr).is_ok() || {
-                    // A full socket buffer is rare on loopback; a blocking send would stall every other peer.
-                    false
-                }
-            }
-            // A TCP peer that lets its writer queue fill is not reading: it loses the connection rather than
-            // grow our memory (its writer ends when the sender is dropped).
-            Flow::Tcp(conn) | Flow::Tls(conn) => {
-                match self.tcp.get(&conn).map(|tx| tx.try_send(bytes)) {
-                    Some(Ok(())) => true,
-                    Some(Err(_)) => {
-                        tracing::warn!(conn, "SIP TCP peer is not reading: closing its connection");
-                        self.tcp.remove(&conn);
-                        false
-                    }
-                    None => false,
-                }
-            }
-        }
+    /// Sends bytes over a flow (`client`: the client transaction they are a request of).
+    fn transmit(&mut self, flow: Flow, bytes: Vec<u8>, client: Option<String>) {
+        self.out(Output::Transmit {
+            flow,
+            bytes,
+            client,
+        });
     }
 
     /// Answers a request through its server transaction (which replays it to retransmissions).
@@ -285,7 +418,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         let Some(key) = TransactionKey::for_server(req) else {
             // RFC 2543 peers without a magic-cookie branch: answer without a transaction.
             let bytes = Message::Response(resp).to_bytes();
-            self.transmit(flow, bytes);
+            self.transmit(flow, bytes, None);
             return;
         };
         let (tx, _) = self
@@ -364,7 +497,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             self.server_txs.remove(key);
         }
         for b in sends {
-            self.transmit(flow, b);
+            self.transmit(flow, b, None);
         }
         if let Some(at) = wake.filter(|_| !done) {
             self.arm(at, Timer::Server(key.clone()));
@@ -393,8 +526,8 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
         }
         let lapsed = |at: Option<Instant>| at.is_some_and(|at| at <= now);
-        // Every index `next_wake` consults must be drained here, or a lapse that is due would wake the loop
-        // again at once, forever.
+        // Dialog publications count too: `poll_timeout` wakes for them, and a wake that expires nothing would
+        // come again at once (a busy loop) while their lines stayed on the phone.
         if lapsed(self.publications.next_expiry())
             || lapsed(self.registrar.next_lapse())
             || lapsed(self.dialog_publications.next_expiry())
@@ -408,20 +541,6 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             self.dialog_expiry.pop_first();
             self.dialog_timer(now, watch);
         }
-    }
-
-    /// When the service must next wake: the earliest timer, registration, publication or subscription lapse.
-    fn next_wake(&self) -> Option<Instant> {
-        [
-            self.wake.peek().map(|Reverse((at, _))| *at),
-            self.publications.next_expiry(),
-            self.registrar.next_lapse(),
-            self.dialog_expiry.first().map(|(at, _)| *at),
-            self.dialog_publications.next_expiry(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
     }
 
     /// Registrations and publications (presence and dialog) that lapsed.
@@ -455,13 +574,6 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         for watch in gone {
             self.drop_dialog(watch);
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 

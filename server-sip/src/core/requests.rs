@@ -4,18 +4,18 @@
 use std::time::{Duration, Instant};
 
 use presence_core::message::{Message as ImMessage, MessageKind};
-use presence_core::store::Store;
-use presence_core::{BareJid, Input, Jid, WatchId, WatchKind};
+use presence_core::{BareJid, Input, Jid, WatchId};
 use sip_codec::header::{Contacts, HeaderName};
 use sip_codec::transaction::TransactionKey;
 use sip_codec::{Method, Request, Uri};
 
-use super::{ExpiryBounds, Service};
+use super::packages::{self, EventPackage, PublishAs};
+use super::{ExpiryBounds, SipPresence};
 use crate::caps::Over;
+use crate::core::Flow;
 use crate::dialogs::Dialog;
 use crate::digest::Verdict;
 use crate::presence_map::{endpoint_from_pidf, system_from_pidf};
-use crate::transport::Flow;
 
 /// Who is publishing.
 enum Publisher {
@@ -31,12 +31,8 @@ pub(super) const ALLOW: &str = "REGISTER, PUBLISH, SUBSCRIBE, NOTIFY, MESSAGE, O
 pub(super) const RETRY_AFTER: &str = "5";
 /// The reason phrase of a `500` for a store failure.
 pub(super) const STORE_UNAVAILABLE: &str = "Store Temporarily Unavailable";
-/// Event packages we serve to subscribers.
-const ALLOW_EVENTS: &str = "presence, presence.winfo";
-/// Event packages we take in one way or another (SUBSCRIBE or PUBLISH), for OPTIONS.
-const ALL_EVENTS: &str = "presence, presence.winfo, dialog";
 
-impl<S: Store + Send + Sync + 'static> Service<S> {
+impl SipPresence {
     pub(super) fn request(&mut self, now: Instant, req: Request, flow: Flow) {
         if req.method == Method::Ack {
             return;
@@ -47,6 +43,12 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             // A retransmission: the transaction replays its answer (or stays quiet while we work on it).
             tx.handle(now, sip_codec::transaction::Input::Request(req));
             self.drive_server(&key);
+            return;
+        }
+        if let Some(key) = TransactionKey::for_server(&req)
+            && self.parked_keys.contains(&key)
+        {
+            // A retransmission of a request that waits for an account lookup: it is answered once, then.
             return;
         }
         // Validation is defined on messages; wrap and unwrap rather than copy the request.
@@ -70,26 +72,23 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             Method::Options => {
                 let mut resp = req.make_response(200, "OK");
                 resp.headers.push(HeaderName::Allow, ALLOW);
-                resp.headers.push(HeaderName::AllowEvents, ALL_EVENTS);
-                resp.headers.push(
-                    HeaderName::Accept,
-                    "application/pidf+xml, application/watcherinfo+xml, application/dialog-info+xml, text/plain",
-                );
+                resp.headers.push(HeaderName::AllowEvents, packages::all());
+                resp.headers.push(HeaderName::Accept, packages::accept());
                 self.respond(now, &req, flow, resp)
             }
             // A call-control peer on the trust list publishes for any user without credentials (DESIGN §7).
             Method::Publish
                 if req.headers.get(&HeaderName::Authorization).is_none()
                     && self.trusted(flow)
-                    && !self.hub.is_busy() =>
+                    && !self.intake.engine_busy =>
             {
                 self.publish(now, req, flow, Publisher::Trusted)
             }
             // Everything below feeds the engine: when its queue is full, refuse before touching any state.
             Method::Register | Method::Publish | Method::Subscribe | Method::Message
-                if self.hub.is_busy() =>
+                if self.intake.engine_busy =>
             {
-                self.hub.metrics().engine_busy();
+                self.metrics.engine_busy();
                 self.engine_busy(now, &req, flow)
             }
             Method::Register | Method::Publish | Method::Subscribe | Method::Message => {
@@ -98,15 +97,15 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 if let Some(allowed) = event_packages(&req.method)
                     && let Ok(event) = req.headers.event()
                     && !event
-                        .is_some_and(|e| allowed.iter().any(|a| e.package.eq_ignore_ascii_case(a)))
+                        .and_then(|e| packages::find(&e.package))
+                        .is_some_and(|p| allowed.0(p))
                 {
                     let mut resp = req.make_response(489, "Bad Event");
-                    resp.headers
-                        .push(HeaderName::AllowEvents, allowed.join(", "));
+                    resp.headers.push(HeaderName::AllowEvents, allowed.1());
                     return self.respond(now, &req, flow, resp);
                 }
                 let Some(user) = self.authenticate(now, &req, flow) else {
-                    return;
+                    return self.park_if_needed(now, req, flow);
                 };
                 // In a cluster, a request is served by the node of the user it is about: the watched user for
                 // a SUBSCRIBE, the sender for everything else.
@@ -117,7 +116,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 if let Some(about) = about
                     && self.send_home(now, &req, flow, &about)
                 {
-                    return;
+                    return self.park_if_needed(now, req, flow);
                 }
                 match req.method {
                     Method::Register => self.register(now, req, flow, user),
@@ -150,15 +149,25 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     /// The user a request is from, once its digest credentials check out and match its From; otherwise the
     /// request has been answered (401, 403 or 400) and `None` is returned.
     fn authenticate(&mut self, now: Instant, req: &Request, flow: Flow) -> Option<BareJid> {
-        let store = self.store.clone();
         let mut failed = None;
-        let verdict = self.auth.check(req, now, |user| match store.account(user) {
-            Ok(account) => account,
-            Err(e) => {
-                failed = Some(e);
+        let mut needed = None;
+        let answers = &self.intake.answers;
+        let verdict = self.auth.check(req, now, |user| match answers.get(user) {
+            Some(Ok(account)) => account.clone(),
+            Some(Err(e)) => {
+                failed = Some(e.clone());
+                None
+            }
+            None => {
+                needed = Some(user.clone());
                 None
             }
         });
+        if let Some(user) = needed {
+            // The account is not known yet: the request is parked by the caller and tried again with it.
+            self.intake.needed = Some(user);
+            return None;
+        }
         if let Some(e) = failed {
             self.store_failed(now, req, flow, &e);
             return None;
@@ -203,9 +212,14 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     /// Whether `user` has an account; otherwise the request has been answered: `404`, or `500` with
-    /// Retry-After when the store could not tell (a failure is never read as "no such user").
+    /// Retry-After when the store could not tell (a failure is never read as "no such user"), or the account
+    /// is not known yet and the lookup is noted in `intake.needed` for the caller to park the request.
     fn account_exists(&mut self, now: Instant, req: &Request, flow: Flow, user: &BareJid) -> bool {
-        match self.store.account(user) {
+        let Some(answer) = self.intake.answers.get(user).cloned() else {
+            self.intake.needed = Some(user.clone());
+            return false;
+        };
+        match answer {
             Ok(Some(_)) => true,
             Ok(None) => {
                 let resp = req.make_response(404, "Not Found");
@@ -232,7 +246,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     /// its sender, must still reach its recipient there. A Request-URI without a user (REGISTER) gets the
     /// routed user's.
     fn send_home(&mut self, now: Instant, req: &Request, flow: Flow, user: &BareJid) -> bool {
-        match self.hub.locate(user) {
+        match self.runtime.locate(user) {
             presence_core::runtime::Location::Here => false,
             presence_core::runtime::Location::Node(node) => {
                 match &node.sip {
@@ -308,11 +322,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     pub(super) fn tag(&mut self) -> String {
-        format!(
-            "{:x}{:08x}",
-            self.id(),
-            u32::from_be_bytes(crate::random_bytes::<4>())
-        )
+        format!("{:x}{:08x}", self.id(), self.rng.next_u32())
     }
 
     /// The expiry a request asks for within `bounds`; `Err` carries the 423 response to send.
@@ -418,14 +428,18 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     fn publish(&mut self, now: Instant, req: Request, flow: Flow, publisher: Publisher) {
-        // RFC 4235 dialog state is taken by PUBLISH too (service/dialog_package.rs).
-        let dialog = match req.headers.event() {
-            Ok(Some(e)) if e.package.eq_ignore_ascii_case("presence") => false,
-            Ok(Some(e)) if e.package.eq_ignore_ascii_case("dialog") => true,
-            Ok(_) => {
+        // RFC 4235 dialog state is taken by PUBLISH too (core/dialog_package.rs).
+        let dialog = match req
+            .headers
+            .event()
+            .map(|e| e.and_then(|e| packages::find(&e.package)?.publish()))
+        {
+            Ok(Some(PublishAs::Presence)) => false,
+            Ok(Some(PublishAs::Dialog)) => true,
+            Ok(None) => {
                 let mut resp = req.make_response(489, "Bad Event");
                 resp.headers
-                    .push(HeaderName::AllowEvents, "presence, dialog");
+                    .push(HeaderName::AllowEvents, packages::publishable());
                 return self.respond(now, &req, flow, resp);
             }
             Err(_) => {
@@ -438,14 +452,16 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             return self.respond(now, &req, flow, resp);
         };
         if matches!(publisher, Publisher::Trusted) && self.send_home(now, &req, flow, &user) {
-            return;
+            return self.park_if_needed(now, req, flow);
         }
         match &publisher {
             Publisher::User(me) if *me != user => {
                 let resp = req.make_response(403, "Cannot publish another user's presence");
                 return self.respond(now, &req, flow, resp);
             }
-            Publisher::Trusted if !self.account_exists(now, &req, flow, &user) => return,
+            Publisher::Trusted if !self.account_exists(now, &req, flow, &user) => {
+                return self.park_if_needed(now, req, flow);
+            }
             _ => {}
         }
         let trusted = matches!(publisher, Publisher::Trusted);
@@ -499,7 +515,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         {
             return self.over_cap(now, &req, flow, "publications", over);
         }
-        let new_tag = format!("{:016x}", u64::from_be_bytes(crate::random_bytes::<8>()));
+        let new_tag = format!("{:016x}", self.rng.next_u64());
         let mut resp = req.make_response(200, "OK");
         match (if_match, document, lifetime.is_zero()) {
             (Some(tag), _, true) => {
@@ -560,12 +576,16 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
     }
 
     fn subscribe(&mut self, now: Instant, req: Request, flow: Flow, user: BareJid) {
-        let kind = match req.headers.event() {
-            Ok(Some(e)) if e.package.eq_ignore_ascii_case("presence") => WatchKind::Presence,
-            Ok(Some(e)) if e.package.eq_ignore_ascii_case("presence.winfo") => WatchKind::Watchers,
-            Ok(_) => {
+        let kind = match req
+            .headers
+            .event()
+            .map(|e| e.and_then(|e| packages::find(&e.package)?.watch()))
+        {
+            Ok(Some(kind)) => kind,
+            Ok(None) => {
                 let mut resp = req.make_response(489, "Bad Event");
-                resp.headers.push(HeaderName::AllowEvents, ALLOW_EVENTS);
+                resp.headers
+                    .push(HeaderName::AllowEvents, packages::subscribable());
                 return self.respond(now, &req, flow, resp);
             }
             Err(_) => {
@@ -598,7 +618,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             return self.respond(now, &req, flow, resp);
         };
         if !self.account_exists(now, &req, flow, &target) {
-            return;
+            return self.park_if_needed(now, req, flow);
         }
         let remote_target = match req.headers.contact() {
             Ok(Some(Contacts::List(list))) if list.len() == 1 => list[0].uri.clone(),
@@ -758,14 +778,14 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             return self.respond(now, &req, flow, resp);
         };
         if !self.account_exists(now, &req, flow, &target) {
-            return;
+            return self.park_if_needed(now, req, flow);
         }
         let token = self.id();
         let message = ImMessage {
             id: Some(format!("sip-{token}")),
             kind: MessageKind::Chat,
             body: Some(body),
-            stamp: crate::timestamp(),
+            stamp: self.intake.received,
             ..ImMessage::default()
         };
         let input = Input::Message {
@@ -773,7 +793,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             to: Jid::Bare(target),
             message,
         };
-        self.send_as(now, &user, input, token, req, flow);
+        self.send_as(&user, input, token, req, flow);
     }
 }
 
@@ -783,11 +803,14 @@ pub(super) fn reason_phrase(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).collect()
 }
 
+/// Which packages a method takes and its Allow-Events, for the methods that carry an Event header.
+type Accepts = (fn(&dyn EventPackage) -> bool, fn() -> String);
+
 /// The event packages a method accepts, for the methods that carry one.
-fn event_packages(method: &Method) -> Option<&'static [&'static str]> {
+fn event_packages(method: &Method) -> Option<Accepts> {
     match method {
-        Method::Publish => Some(&["presence", "dialog"]),
-        Method::Subscribe => Some(&["presence", "presence.winfo"]),
+        Method::Publish => Some((|p| p.publish().is_some(), packages::publishable)),
+        Method::Subscribe => Some((|p| p.watch().is_some(), packages::subscribable)),
         _ => None,
     }
 }

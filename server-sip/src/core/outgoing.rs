@@ -5,17 +5,16 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use presence_core::WatchId;
-use presence_core::store::Store;
 use sip_codec::transaction::{ClientNonInvite, Event, Input, Output, TransactionKey};
 use sip_codec::{Request, Response};
 
-use super::{Service, Timer};
+use super::{SipPresence, Timer};
+use crate::core::Flow;
 use crate::dialogs::EndReason;
-use crate::transport::Flow;
 
 /// One request of ours waiting for its answer.
 pub(super) struct ClientTx {
-    tx: ClientNonInvite,
+    pub(super) tx: ClientNonInvite,
     flow: Flow,
     /// The subscription a NOTIFY belongs to (its failure ends the subscription, RFC 6665 §4.2.2).
     notify_for: Option<WatchId>,
@@ -31,7 +30,7 @@ pub(super) struct PendingMessage {
     pub(super) error: Option<(presence_core::stanza::ErrorCondition, String)>,
 }
 
-impl<S: Store + Send + Sync + 'static> Service<S> {
+impl SipPresence {
     /// Our address as peers should see it in Via and Contact.
     fn advertised(&self) -> String {
         Self::advertise(self.settings.bind, &self.settings.domain)
@@ -55,11 +54,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
 
     /// A Via for a new request of ours over `flow`.
     pub(super) fn via(&mut self, flow: Flow) -> String {
-        let branch = format!(
-            "z9hG4bK{:x}{:08x}",
-            self.id(),
-            u32::from_be_bytes(crate::random_bytes::<4>())
-        );
+        let branch = format!("z9hG4bK{:x}{:08x}", self.id(), self.rng.next_u32());
         format!(
             "SIP/2.0/{} {};branch={branch};rport",
             flow.transport(),
@@ -94,7 +89,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         let Some(key) = TransactionKey::for_outgoing(&req) else {
             return;
         };
-        self.hub.metrics().sip_request_out(req.method.as_str());
+        self.metrics.sip_request_out(req.method.as_str());
         let tx = ClientNonInvite::new(now, &req, flow.reliable(), self.timers);
         self.client_txs.insert(
             key.branch.clone(),
@@ -104,10 +99,10 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 notify_for,
             },
         );
-        self.drive_client(now, &key.branch);
+        self.drive_client(&key.branch);
     }
 
-    fn drive_client(&mut self, now: Instant, branch: &str) {
+    pub(super) fn drive_client(&mut self, branch: &str) {
         let Some(c) = self.client_txs.get_mut(branch) else {
             return;
         };
@@ -133,13 +128,9 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         } else if let Some(at) = wake {
             self.arm(at, Timer::Client(branch.to_owned()));
         }
+        // A send that fails comes back as `Event::TransmitFailed` naming this transaction.
         for b in sends {
-            if !self.transmit(flow, b)
-                && let Some(c) = self.client_txs.get_mut(branch)
-            {
-                c.tx.handle(now, Input::TransportError);
-                outcome = Some(Err(()));
-            }
+            self.transmit(flow, b, Some(branch.to_owned()));
         }
         // A NOTIFY that failed (no answer, 481, any error) ends the subscription (RFC 6665 §4.2.2).
         let failed = match outcome {
@@ -159,7 +150,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
             }
             c.tx.handle(now, Input::Timer);
         }
-        self.drive_client(now, branch);
+        self.drive_client(branch);
     }
 
     /// A response from a peer: to one of our client transactions, or stray (dropped, RFC 3261 §18.1.2).
@@ -169,7 +160,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
         };
         if let Some(c) = self.client_txs.get_mut(&key.branch) {
             c.tx.handle(now, Input::Response(resp));
-            self.drive_client(now, &key.branch);
+            self.drive_client(&key.branch);
         }
     }
 

@@ -6,17 +6,16 @@
 use std::time::{Duration, Instant};
 
 use presence_core::compose::LineState;
-use presence_core::store::Store;
 use presence_core::{BareJid, Input};
 use sip_codec::Request;
 use sip_codec::dialog_info::{self, DialogInfo, DialogInfoError};
 use sip_codec::header::HeaderName;
 
-use super::Service;
+use super::SipPresence;
+use crate::core::Flow;
 use crate::dialog_publications::LineChange;
-use crate::transport::Flow;
 
-impl<S: Store + Send + Sync + 'static> Service<S> {
+impl SipPresence {
     /// A PUBLISH with `Event: dialog` for `user`, once the request has been authorised and its expiry read.
     pub(super) fn publish_dialog(
         &mut self,
@@ -59,7 +58,7 @@ impl<S: Store + Send + Sync + 'static> Service<S> {
                 }
             }
         };
-        let new_tag = format!("{:016x}", u64::from_be_bytes(crate::random_bytes::<8>()));
+        let new_tag = format!("{:016x}", self.rng.next_u64());
         let mut resp = req.make_response(200, "OK");
         let change = match (if_match, document, lifetime.is_zero()) {
             (Some(tag), _, true) => {
