@@ -133,13 +133,11 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
         hub: Handle,
     ) -> Result<Self, SipServeError> {
         let addr = settings.bind;
-        let udp = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| SipServeError::Bind {
-                transport: "UDP",
-                addr,
-                source,
-            })?;
+        let udp = udp_socket(addr).map_err(|source| SipServeError::Bind {
+            transport: "UDP",
+            addr,
+            source,
+        })?;
         // With port 0 the OS picked the UDP port; TCP takes the same one.
         let addr = udp.local_addr().map_err(|source| SipServeError::Bind {
             transport: "UDP",
@@ -253,4 +251,26 @@ impl<S: Store + Send + Sync + 'static> SipServer<S> {
         }
         Ok(())
     }
+}
+
+/// What the UDP socket asks the kernel to buffer each way; the kernel caps it at `net.core.rmem_max` /
+/// `wmem_max`. One PUBLISH fans out into a NOTIFY per watcher and each is answered, so a burst of answers
+/// arrives at once: with the kernel's default (about 208 KiB) a burst of 20,000 NOTIFY answers per second
+/// overflowed the receive buffer (datagrams dropped, then retransmitted: more work, not less).
+const UDP_BUFFER: usize = 4 * 1024 * 1024;
+
+/// The SIP UDP socket, bound to `addr`, with [`UDP_BUFFER`] asked for.
+fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // A smaller buffer than asked for is still a working socket: the kernel's cap is the operator's choice.
+    if let Err(e) = socket.set_recv_buffer_size(UDP_BUFFER) {
+        tracing::debug!(error = %e, "SIP UDP receive buffer left at the kernel's default");
+    }
+    if let Err(e) = socket.set_send_buffer_size(UDP_BUFFER) {
+        tracing::debug!(error = %e, "SIP UDP send buffer left at the kernel's default");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
