@@ -108,10 +108,16 @@ pub async fn udp_loop(socket: Arc<UdpSocket>, intake: Intake) {
             continue;
         }
         let parsed = Message::parse_datagram(bytes, &intake.limits);
+        // The raw bytes are only read to answer a request that did not parse.
+        let raw = if parsed.is_err() {
+            bytes.to_vec()
+        } else {
+            Vec::new()
+        };
         let ev = Inbound::Message {
             flow: Flow::Udp(from),
             parsed,
-            raw: bytes.to_vec(),
+            raw,
         };
         match intake.tx.try_send(ev) {
             Ok(()) => {}
