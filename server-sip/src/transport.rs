@@ -15,7 +15,7 @@ use presence_core::rate::{KeyedBuckets, Rate, TokenBucket};
 use presence_core::runtime::{Handle, Permit, Protocol};
 use sip_codec::{Frame, Framer, Limits, Message, ParseError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -130,36 +130,46 @@ pub async fn udp_loop(socket: Arc<UdpSocket>, intake: Intake) {
     }
 }
 
-/// Accepts TCP connections until the task is dropped, each under the process's connection caps.
-pub async fn tcp_loop(listener: TcpListener, intake: Intake) {
+/// The next connection admitted under the process's connection caps (refused ones are closed and counted), with
+/// Nagle off: SIP messages are small and each is a whole request or answer.
+async fn admitted(
+    listener: &TcpListener,
+    intake: &Intake,
+    what: &str,
+) -> (TcpStream, SocketAddr, Permit) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                let place = match intake.hub.admission().admit(peer.ip()) {
-                    Ok(p) => p,
-                    Err(refused) => {
-                        intake.hub.metrics().rejected(refused.rejection());
-                        debug!(%peer, %refused, "SIP connection refused");
-                        drop(stream);
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let flow = Flow::Tcp(intake.next_conn.fetch_add(1, Ordering::Relaxed));
-                tokio::spawn(stream_conn(
-                    stream.into_split(),
-                    flow,
-                    peer,
-                    None,
-                    intake.clone(),
-                    place,
-                ));
-            }
+            Ok((stream, peer)) => match intake.hub.admission().admit(peer.ip()) {
+                Ok(place) => {
+                    let _ = stream.set_nodelay(true);
+                    return (stream, peer, place);
+                }
+                Err(refused) => {
+                    intake.hub.metrics().rejected(refused.rejection());
+                    debug!(%peer, %refused, "SIP {what} connection refused");
+                }
+            },
             Err(e) => {
-                warn!(error = %e, "SIP accept failed");
+                warn!(error = %e, "SIP {what} accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await
             }
         }
+    }
+}
+
+/// Accepts TCP connections until the task is dropped, each under the process's connection caps.
+pub async fn tcp_loop(listener: TcpListener, intake: Intake) {
+    loop {
+        let (stream, peer, place) = admitted(&listener, &intake, "TCP").await;
+        let flow = Flow::Tcp(intake.next_conn.fetch_add(1, Ordering::Relaxed));
+        tokio::spawn(stream_conn(
+            stream.into_split(),
+            flow,
+            peer,
+            None,
+            intake.clone(),
+            place,
+        ));
     }
 }
 
@@ -173,46 +183,27 @@ pub async fn tls_loop(
     intake: Intake,
 ) {
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let place = match intake.hub.admission().admit(peer.ip()) {
-                    Ok(p) => p,
-                    Err(refused) => {
-                        intake.hub.metrics().rejected(refused.rejection());
-                        debug!(%peer, %refused, "SIP TLS connection refused");
-                        drop(stream);
-                        continue;
+        let (stream, peer, place) = admitted(&listener, &intake, "TLS").await;
+        let flow = Flow::Tls(intake.next_conn.fetch_add(1, Ordering::Relaxed));
+        let (acceptor, subjects, intake) =
+            (acceptor.clone(), trusted_subjects.clone(), intake.clone());
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        debug!(%peer, error = %e, "SIP TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!(%peer, "SIP TLS handshake timed out");
+                        return;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let flow = Flow::Tls(intake.next_conn.fetch_add(1, Ordering::Relaxed));
-                let (acceptor, subjects, intake) =
-                    (acceptor.clone(), trusted_subjects.clone(), intake.clone());
-                tokio::spawn(async move {
-                    let tls =
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(tls)) => tls,
-                            Ok(Err(e)) => {
-                                debug!(%peer, error = %e, "SIP TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                debug!(%peer, "SIP TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    let subject =
-                        crate::tls::trusted_subject(tls.get_ref().1.peer_certificates(), &subjects);
-                    stream_conn(tokio::io::split(tls), flow, peer, subject, intake, place).await
-                });
-            }
-            Err(e) => {
-                warn!(error = %e, "SIP TLS accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-        }
+            let subject =
+                crate::tls::trusted_subject(tls.get_ref().1.peer_certificates(), &subjects);
+            stream_conn(tokio::io::split(tls), flow, peer, subject, intake, place).await
+        });
     }
 }
 

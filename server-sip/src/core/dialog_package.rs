@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use presence_core::compose::LineState;
 use presence_core::{BareJid, Input};
 use sip_codec::Request;
-use sip_codec::dialog_info::{self, DialogInfo, DialogInfoError};
-use sip_codec::header::HeaderName;
+use sip_codec::dialog_info::{DialogInfo, DialogInfoError};
 
 use super::SipPresence;
+use super::publish_step::{IfMatch, Media, Step, granted};
 use crate::core::Flow;
 use crate::dialog_publications::LineChange;
 
@@ -27,84 +27,56 @@ impl SipPresence {
         if_match: Option<String>,
     ) {
         // Entity tags of presence publications are unknown here: each package has its own (RFC 3903 §4).
-        if let Some(tag) = &if_match
-            && self.dialog_publications.get(tag, &user).is_none()
-        {
-            let resp = req.make_response(412, "Conditional Request Failed");
-            return self.respond(now, &req, flow, resp);
-        }
-        let document = if req.body.is_empty() {
-            None
-        } else {
-            match req.headers.content_type() {
-                Ok(Some(t)) if t.is("application", "dialog-info+xml") => {}
-                _ => {
-                    let mut resp = req.make_response(415, "Unsupported Media Type");
-                    resp.headers
-                        .push(HeaderName::Accept, dialog_info::CONTENT_TYPE);
-                    return self.respond(now, &req, flow, resp);
-                }
-            }
-            match DialogInfo::parse(&req.body) {
-                Ok(doc) => Some(doc),
-                Err(e) => {
+        let if_match = IfMatch::check(if_match, |t| {
+            self.dialog_publications.get(t, &user).is_some()
+        });
+        let media = Media {
+            kind: ("application", "dialog-info+xml"),
+            parse: |body| {
+                DialogInfo::parse(body).map_err(|e| {
                     tracing::debug!(error = %e, "dialog-info refused");
-                    let reason = match e {
+                    match e {
                         DialogInfoError::TooManyDialogs { .. } => "Too many dialogs",
                         DialogInfoError::Document(_) => "Malformed dialog-info document",
-                    };
-                    let resp = req.make_response(400, reason);
-                    return self.respond(now, &req, flow, resp);
-                }
-            }
+                    }
+                })
+            },
+        };
+        let Some(step) = self.publish_step(now, &req, flow, if_match, lifetime, media) else {
+            return;
         };
         let new_tag = format!("{:016x}", self.rng.next_u64());
         let mut resp = req.make_response(200, "OK");
-        let change = match (if_match, document, lifetime.is_zero()) {
-            (Some(tag), _, true) => {
-                resp.headers.push(HeaderName::Expires, "0");
-                resp.headers.push(HeaderName::SipETag, tag.clone());
+        let change = match step {
+            Step::Remove { tag } => {
+                granted(&mut resp, tag.clone(), Duration::ZERO);
                 self.dialog_publications.remove(&tag)
             }
-            (None, _, true) => {
-                let resp = req.make_response(400, "Expires: 0 needs SIP-If-Match");
-                return self.respond(now, &req, flow, resp);
-            }
-            (None, None, false) => {
-                let resp = req.make_response(400, "Initial PUBLISH needs a body");
-                return self.respond(now, &req, flow, resp);
-            }
-            (Some(tag), None, false) => {
+            Step::Refresh { tag } => {
                 self.dialog_publications
                     .refresh(&tag, new_tag.clone(), now + lifetime);
-                resp.headers.push(HeaderName::SipETag, new_tag);
-                resp.headers
-                    .push(HeaderName::Expires, lifetime.as_secs().to_string());
+                granted(&mut resp, new_tag, lifetime);
                 None
             }
-            (old, Some(doc), false) => {
-                match self.dialog_publications.publish(
-                    old.as_deref(),
-                    new_tag.clone(),
-                    &user,
-                    &doc,
-                    now + lifetime,
-                ) {
-                    Ok(change) => {
-                        resp.headers.push(HeaderName::SipETag, new_tag);
-                        resp.headers
-                            .push(HeaderName::Expires, lifetime.as_secs().to_string());
-                        Some(change)
-                    }
-                    // A refusal RFC 3903 leaves to policy: 403, final, so a runaway client stops.
-                    Err(e) => {
-                        tracing::info!(%user, error = %e, "dialog PUBLISH refused");
-                        let resp =
-                            req.make_response(403, &super::requests::reason_phrase(&e.to_string()));
-                        return self.respond(now, &req, flow, resp);
-                    }
+            Step::Put { old, document } => match self.dialog_publications.publish(
+                old.as_deref(),
+                new_tag.clone(),
+                &user,
+                &document,
+                now + lifetime,
+            ) {
+                Ok(change) => {
+                    granted(&mut resp, new_tag, lifetime);
+                    Some(change)
                 }
-            }
+                // A refusal RFC 3903 leaves to policy: 403, final, so a runaway client stops.
+                Err(e) => {
+                    tracing::info!(%user, error = %e, "dialog PUBLISH refused");
+                    let resp =
+                        req.make_response(403, &super::requests::reason_phrase(&e.to_string()));
+                    return self.respond(now, &req, flow, resp);
+                }
+            },
         };
         self.respond(now, &req, flow, resp);
         if let Some(change) = change {

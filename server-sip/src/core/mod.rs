@@ -27,6 +27,7 @@ mod event;
 mod flow;
 mod outgoing;
 pub mod packages;
+mod publish_step;
 mod requests;
 mod rng;
 #[cfg(test)]

@@ -10,6 +10,7 @@ use sip_codec::transaction::TransactionKey;
 use sip_codec::{Method, Request, Uri};
 
 use super::packages::{self, EventPackage, PublishAs};
+use super::publish_step::{IfMatch, Media, Step, granted};
 use super::{ExpiryBounds, SipPresence};
 use crate::caps::Over;
 use crate::core::Flow;
@@ -479,36 +480,18 @@ impl SipPresence {
         if dialog {
             return self.publish_dialog(now, req, flow, user, lifetime, if_match);
         }
-        if let Some(tag) = &if_match
-            && self.publications.get(tag, &user).is_none()
-        {
-            let resp = req.make_response(412, "Conditional Request Failed");
-            return self.respond(now, &req, flow, resp);
-        }
-        let document = if req.body.is_empty() {
-            None
-        } else {
-            match req.headers.content_type() {
-                Ok(Some(t)) if t.is("application", "pidf+xml") => {}
-                _ => {
-                    let mut resp = req.make_response(415, "Unsupported Media Type");
-                    resp.headers
-                        .push(HeaderName::Accept, "application/pidf+xml");
-                    return self.respond(now, &req, flow, resp);
-                }
-            }
-            match sip_codec::pidf::Presence::parse(&req.body) {
-                Ok(doc) => Some(doc),
-                Err(_) => {
-                    let resp = req.make_response(400, "Malformed PIDF document");
-                    return self.respond(now, &req, flow, resp);
-                }
-            }
+        let if_match = IfMatch::check(if_match, |t| self.publications.get(t, &user).is_some());
+        let media = Media {
+            kind: ("application", "pidf+xml"),
+            parse: |body| {
+                sip_codec::pidf::Presence::parse(body).map_err(|_| "Malformed PIDF document")
+            },
+        };
+        let Some(step) = self.publish_step(now, &req, flow, if_match, lifetime, media) else {
+            return;
         };
         // Only a new publication is capped: a refresh, modification or removal (SIP-If-Match) never is.
-        if if_match.is_none()
-            && document.is_some()
-            && !lifetime.is_zero()
+        if let Step::Put { old: None, .. } = &step
             && let Err(over) = self
                 .publications
                 .check(self.settings.caps.publications, &user, flow)
@@ -517,32 +500,21 @@ impl SipPresence {
         }
         let new_tag = format!("{:016x}", self.rng.next_u64());
         let mut resp = req.make_response(200, "OK");
-        match (if_match, document, lifetime.is_zero()) {
-            (Some(tag), _, true) => {
+        match step {
+            Step::Remove { tag } => {
                 self.publications.remove(&tag);
-                resp.headers.push(HeaderName::Expires, "0");
-                resp.headers.push(HeaderName::SipETag, tag);
+                granted(&mut resp, tag, Duration::ZERO);
             }
-            (None, _, true) => {
-                let resp = req.make_response(400, "Expires: 0 needs SIP-If-Match");
-                return self.respond(now, &req, flow, resp);
-            }
-            (None, None, false) => {
-                let resp = req.make_response(400, "Initial PUBLISH needs a body");
-                return self.respond(now, &req, flow, resp);
-            }
-            (Some(tag), None, false) => {
+            Step::Refresh { tag } => {
                 self.publications
                     .refresh(&tag, new_tag.clone(), flow, now + lifetime);
-                resp.headers.push(HeaderName::SipETag, new_tag);
-                resp.headers
-                    .push(HeaderName::Expires, lifetime.as_secs().to_string());
+                granted(&mut resp, new_tag, lifetime);
             }
-            (old, Some(doc), false) => {
+            Step::Put { old, document } => {
                 let (presence, system) = if trusted {
-                    (None, Some(system_from_pidf(&doc)))
+                    (None, Some(system_from_pidf(&document)))
                 } else {
-                    (endpoint_from_pidf(&doc, 0), None)
+                    (endpoint_from_pidf(&document, 0), None)
                 };
                 self.publications.put(
                     old.as_deref(),
@@ -553,9 +525,7 @@ impl SipPresence {
                     system,
                     now + lifetime,
                 );
-                resp.headers.push(HeaderName::SipETag, new_tag);
-                resp.headers
-                    .push(HeaderName::Expires, lifetime.as_secs().to_string());
+                granted(&mut resp, new_tag, lifetime);
             }
         }
         self.respond(now, &req, flow, resp);
