@@ -8,9 +8,7 @@
 
 use std::time::Instant;
 
-use presence_core::compose::{
-    CalendarState, ComposeSettings, EndpointPresence, LineState, Overlays, compose,
-};
+use presence_core::compose::{ComposeSettings, EndpointPresence, LineState, Overlays, compose};
 use presence_core::runtime::{Protocol, ToSession};
 use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza};
 use presence_core::{BareJid, Input, SessionId, WatchId, WatchState};
@@ -66,24 +64,29 @@ impl Endpoint {
 /// the engine composes them (DESIGN §2: out of office over on the phone over in a meeting); otherwise the calendar
 /// goes first, whose state between (old line, new calendar) then always is.
 fn line_first(old: SystemState, new: SystemState) -> bool {
-    let shown = |on_the_phone: bool, calendar: CalendarState| {
-        let mut overlays = Overlays {
-            calendar,
-            ..Overlays::default()
-        };
-        if on_the_phone {
-            overlays.set_line("trunk", LineState::OnThePhone);
-        }
-        compose(
-            [&EndpointPresence::default()],
-            &overlays,
-            ComposeSettings::default(),
-        )
-        .state
+    let between = shown(SystemState {
+        on_the_phone: new.on_the_phone,
+        calendar: old.calendar,
+    });
+    between == shown(old) || between == shown(new)
+}
+
+/// What watchers see of a user whose only other source is a plainly available endpoint, with the trusted peers'
+/// state `s`, as the engine composes it.
+fn shown(s: SystemState) -> presence_core::compose::PresenceState {
+    let mut overlays = Overlays {
+        calendar: s.calendar,
+        ..Overlays::default()
     };
-    let between = shown(new.on_the_phone, old.calendar);
-    between == shown(old.on_the_phone, old.calendar)
-        || between == shown(new.on_the_phone, new.calendar)
+    if s.on_the_phone {
+        overlays.set_line("trunk", LineState::OnThePhone);
+    }
+    compose(
+        [&EndpointPresence::default()],
+        &overlays,
+        ComposeSettings::default(),
+    )
+    .state
 }
 
 /// The resource SIP endpoints bind.
@@ -464,22 +467,7 @@ impl SipPresence {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn shown(s: SystemState) -> presence_core::compose::PresenceState {
-        let mut overlays = Overlays {
-            calendar: s.calendar,
-            ..Overlays::default()
-        };
-        if s.on_the_phone {
-            overlays.set_line("trunk", LineState::OnThePhone);
-        }
-        compose(
-            [&EndpointPresence::default()],
-            &overlays,
-            ComposeSettings::default(),
-        )
-        .state
-    }
+    use presence_core::compose::CalendarState;
 
     #[test]
     fn system_changes_go_in_an_order_that_shows_no_state_in_between() {
