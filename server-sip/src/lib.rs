@@ -10,8 +10,9 @@
 //! Layout: [`core`] is every piece of SIP state as a sans-IO state machine ([`SipPresence`]: events in, outputs
 //! out, time given); `driver` (private) runs it under tokio, and [`transport`] holds the sockets.
 //!
-//! Threads: the sockets are read on the tokio I/O workers; the service (the core and its driver) runs on its own
-//! thread, because digest checks read the store and a store read must not hold up an I/O worker.
+//! Threads: the service (the core and its driver) runs on its own thread, because digest checks read the store
+//! and a store read must not hold up an I/O worker; the UDP socket is read on that thread too (a datagram wakes
+//! one thread, not a worker and then the service). TCP and TLS connections are read on the tokio I/O workers.
 #![forbid(unsafe_code)]
 
 pub mod caps;
