@@ -142,3 +142,20 @@ pub(crate) fn read_events(doc: &[u8], limit: usize) -> Result<Vec<XmlEvent>, Doc
 pub(crate) fn esc(s: &str) -> std::borrow::Cow<'_, str> {
     quick_xml::escape::escape(s)
 }
+
+/// The value of attribute `name`, if the element has it.
+pub(crate) fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The value of attribute `name`, which the schema requires: `Invalid(what)` when it is missing.
+pub(crate) fn required<'a>(
+    attrs: &'a [(String, String)],
+    name: &str,
+    what: &'static str,
+) -> Result<&'a str, DocumentError> {
+    attr(attrs, name).ok_or(DocumentError::Invalid(what))
+}

@@ -2,22 +2,7 @@
 //! extensions add them); what the schema requires is checked, and the dialog count is bounded.
 
 use super::{Dialog, DialogInfo, DialogInfoError, DialogState, Direction, Participant, State};
-use crate::xml::{DocumentError, Ns, XmlEvent, read_events};
-
-fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
-fn required<'a>(
-    attrs: &'a [(String, String)],
-    name: &str,
-    what: &'static str,
-) -> Result<&'a str, DocumentError> {
-    attr(attrs, name).ok_or(DocumentError::Invalid(what))
-}
+use crate::xml::{DocumentError, Ns, XmlEvent, attr, read_events, required};
 
 /// A `<dialog>` being read: its `<state>` is required but comes as a child.
 struct Partial {

@@ -1,14 +1,7 @@
 //! Reading PIDF documents. Unknown elements and namespaces are skipped, as RFC 3863 §4.1 requires.
 
 use super::{Activity, Basic, Person, Presence, Tuple};
-use crate::xml::{DocumentError, Ns, XmlEvent, read_events};
-
-fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
+use crate::xml::{DocumentError, Ns, XmlEvent, attr, read_events};
 
 pub(crate) fn parse(doc: &[u8], limit: usize) -> Result<Presence, DocumentError> {
     let events = read_events(doc, limit)?;

@@ -1,22 +1,7 @@
 //! Reading watcher-info documents; unknown elements are skipped.
 
 use super::{State, Status, Watcher, WatcherEvent, WatcherInfo, WatcherList};
-use crate::xml::{DocumentError, Ns, XmlEvent, read_events};
-
-fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
-fn required<'a>(
-    attrs: &'a [(String, String)],
-    name: &str,
-    what: &'static str,
-) -> Result<&'a str, DocumentError> {
-    attr(attrs, name).ok_or(DocumentError::Invalid(what))
-}
+use crate::xml::{DocumentError, Ns, XmlEvent, attr, read_events, required};
 
 pub(crate) fn parse(doc: &[u8], limit: usize) -> Result<WatcherInfo, DocumentError> {
     let events = read_events(doc, limit)?;
