@@ -24,6 +24,7 @@ RATES="${RATES:-250 500 1000 2000 3000}"
 STEP_SECONDS="${STEP_SECONDS:-15}"
 DRAIN_MAX="${DRAIN_MAX:-15}"
 PERF_RATE="${PERF_RATE:-}"   # profile both servers with perf during the step at this rate
+PERF_ARGS="${PERF_ARGS:--e cpu-clock -F 499}" # perf record's options (e.g. add --call-graph dwarf for call chains)
 SIPP_BUFFER="${SIPP_BUFFER:-4194304}" # sipp's socket buffers (its default, 64 KiB, drops NOTIFY bursts)
 KAMAILIO_CHILDREN="${KAMAILIO_CHILDREN:-2}" # the best of 2, 4 and 8 in a trial on 2 cores
 KAMAILIO_SHM_MB="${KAMAILIO_SHM_MB:-512}"
@@ -284,9 +285,10 @@ run_step() { # server label(warmup:RATE | step:RATE | step:RATE:PASS)
         # shellcheck disable=SC2046
         c0=$(cpu_ticks $(server_pids "$srv")); w0=$(cpu_ticks "${WPID[$srv]}" "$pub_pid"); m0=$(machine_ticks); t0=$(now)
         if [[ -n "$PERF_RATE" && "$rate" == "$PERF_RATE" ]] && command -v perf > /dev/null; then
-            # A flat CPU profile of the server over the same window (PERF_RATE=N to ask for it).
+            # A CPU profile of the server over the same window (PERF_RATE=N to ask for it).
             # shellcheck disable=SC2046
-            perf record -q -e cpu-clock -F 499 -o "$RUN_DIR/$srv-$rate.perf.data" \
+            # shellcheck disable=SC2086
+            perf record -q $PERF_ARGS -o "$RUN_DIR/$srv-$rate.perf.data" \
                 -p "$(server_pids "$srv" | paste -sd,)" -- sleep $((secs - 2)) > /dev/null 2>&1 &
             PIDS+=("$!")
         fi

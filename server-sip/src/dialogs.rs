@@ -72,6 +72,21 @@ impl EndReason {
     }
 }
 
+/// The last presence document written, for the next NOTIFY of the same state: a presentity's change goes out
+/// to each of its watchers in a row, and the document is the same for all of them (the entity is the presentity).
+/// Watcher-info documents are numbered per dialog and are never shared.
+#[derive(Debug, Default)]
+pub struct LastDocument(Option<(String, WatchView, String)>);
+
+impl LastDocument {
+    fn get(&self, entity: &str, view: &WatchView) -> Option<&str> {
+        self.0
+            .as_ref()
+            .filter(|(e, v, _)| e == entity && v == view)
+            .map(|(_, _, doc)| doc.as_str())
+    }
+}
+
 impl Dialog {
     /// The Event package name.
     pub fn package(&self) -> &'static str {
@@ -87,6 +102,7 @@ impl Dialog {
         via: String,
         contact: &str,
         domain: &str,
+        last: &mut LastDocument,
     ) -> Request {
         self.cseq += 1;
         let mut req = Request::new(Method::Notify, self.remote_target.clone());
@@ -125,13 +141,13 @@ impl Dialog {
                     (
                         EndReason::Timeout | EndReason::Unsubscribed,
                         Some(WatchState::Active(view)),
-                    ) => self.document(view, &entity),
+                    ) => self.document(view, &entity, last),
                     _ => None,
                 },
             ),
             (None, Some(WatchState::Active(view))) => (
                 format!("active;expires={left}"),
-                self.document(view, &entity),
+                self.document(view, &entity, last),
             ),
             (None, Some(WatchState::Terminated(_))) => ("terminated;reason=rejected".into(), None),
             (None, Some(WatchState::Pending) | None) => (format!("pending;expires={left}"), None),
@@ -144,11 +160,45 @@ impl Dialog {
         req
     }
 
-    fn document(&mut self, view: &WatchView, entity: &str) -> Option<(&'static str, String)> {
-        crate::core::packages::for_watch(self.kind).notify_body(
-            view,
-            entity,
-            &mut self.winfo_version,
-        )
+    fn document(
+        &mut self,
+        view: &WatchView,
+        entity: &str,
+        last: &mut LastDocument,
+    ) -> Option<(&'static str, String)> {
+        let package = crate::core::packages::for_watch(self.kind);
+        if self.kind != WatchKind::Presence {
+            return package.notify_body(view, entity, &mut self.winfo_version);
+        }
+        if let Some(doc) = last.get(entity, view) {
+            return Some((package.content_type(), doc.to_owned()));
+        }
+        let (content_type, doc) = package.notify_body(view, entity, &mut self.winfo_version)?;
+        last.0 = Some((entity.to_owned(), view.clone(), doc.clone()));
+        Some((content_type, doc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use presence_core::compose::{Composed, PresenceState};
+
+    fn view(status: &str) -> WatchView {
+        WatchView::Presence(Composed {
+            state: PresenceState::Available,
+            status: Some(status.to_owned()),
+            overriding: false,
+        })
+    }
+
+    #[test]
+    fn the_last_document_serves_only_the_same_entity_and_state() {
+        let mut last = LastDocument::default();
+        assert_eq!(last.get("sip:bob@example.com", &view("x")), None);
+        last.0 = Some(("sip:bob@example.com".into(), view("x"), "<doc/>".into()));
+        assert_eq!(last.get("sip:bob@example.com", &view("x")), Some("<doc/>"));
+        assert_eq!(last.get("sip:bob@example.com", &view("y")), None);
+        assert_eq!(last.get("sip:carol@example.com", &view("x")), None);
     }
 }

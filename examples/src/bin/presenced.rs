@@ -16,6 +16,10 @@ use examples::config::{Config, ConfigError};
 use examples::logging::LoggingError;
 use examples::users::{UserError, parse_user};
 
+/// The allocator of the whole server (see the workspace Cargo.toml for the measurement behind it).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The bundled presence and IM server.
 #[derive(Debug, Parser)]
 #[command(name = "presenced", version)]

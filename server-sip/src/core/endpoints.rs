@@ -255,7 +255,9 @@ impl SipPresence {
             }
             ToSession::BindRefused(_) | ToSession::Closed(_) => {
                 // The session is gone (refused, or replaced by an XMPP client binding the same resource):
-                // answer what waited on it and forget it; the next SIP activity opens a new one.
+                // answer what waited on it and forget it; the next SIP activity opens a new one. The account
+                // is read again then: a removed account closes its sessions this way.
+                self.accounts.forget(&user);
                 if let Some(e) = self.endpoints.remove(&user) {
                     self.endpoint_gone(&e);
                     self.by_session.remove(&e.session);

@@ -21,6 +21,7 @@
 //!
 //! Event packages are behind one trait ([`packages::EventPackage`]), registered in [`packages::PACKAGES`].
 
+mod accounts;
 mod dialog_package;
 mod endpoints;
 mod event;
@@ -32,13 +33,13 @@ mod requests;
 mod rng;
 #[cfg(test)]
 mod tests;
+mod timer_lanes;
 
 pub use event::{Event, Output, Runtime};
 pub use flow::Flow;
 pub(crate) use requests::refusal;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,9 +59,11 @@ use crate::dialogs::Dialog;
 use crate::digest::Authenticator;
 use crate::publications::Publications;
 use crate::registrar::Registrar;
+use accounts::AccountCache;
 use endpoints::Endpoint;
 use outgoing::{ClientTx, PendingMessage};
 use rng::Rng;
+use timer_lanes::TimerLanes;
 
 /// Requests that may wait for account lookups at once; past it, 503 with Retry-After.
 pub const MAX_PARKED: usize = 4096;
@@ -130,6 +133,8 @@ pub struct SipPresence {
     dialog_publications: DialogPublications,
     endpoints: HashMap<BareJid, Endpoint>,
     by_session: HashMap<SessionId, BareJid>,
+    /// Digest secrets read lately (accounts.rs): most requests need no store read.
+    accounts: AccountCache,
     /// The line and calendar last told to the engine for users whose trusted peers publish any (`apply_system`).
     system_sent: HashMap<BareJid, crate::publications::SystemState>,
     dialogs: HashMap<WatchId, Dialog>,
@@ -139,9 +144,12 @@ pub struct SipPresence {
     /// Who holds each subscription dialog (the authenticated subscriber), over which flow: for the caps.
     subscriptions: Holdings<WatchId>,
     pending_messages: HashMap<u64, PendingMessage>,
-    /// Deadlines in order, each naming its timer in `wake_what` (timers need no ordering of their own).
-    wake: BinaryHeap<Reverse<(Instant, u64)>>,
-    wake_what: HashMap<u64, Timer>,
+    /// The last presence document a NOTIFY carried (dialogs.rs): a change fans out with one rendering.
+    last_document: crate::dialogs::LastDocument,
+    /// Our addresses for Via and Contact.
+    advertised: outgoing::Advertised,
+    /// Transaction timers by deadline (timer_lanes.rs).
+    wake: TimerLanes<Timer>,
     next_id: u64,
 }
 
@@ -159,6 +167,7 @@ impl SipPresence {
         let auth = Authenticator::new(&settings.domain, secret, now, settings.nonce_lifetime);
         // Each event package's publications are capped alike (`[limits] sip_publications_per_user`).
         let dialog_cap = settings.caps.publications.per_user;
+        let advertised = outgoing::Advertised::new(&settings);
         SipPresence {
             settings,
             runtime,
@@ -179,20 +188,23 @@ impl SipPresence {
             dialog_publications: DialogPublications::new(dialog_cap),
             endpoints: HashMap::new(),
             by_session: HashMap::new(),
+            accounts: AccountCache::default(),
             system_sent: HashMap::new(),
             dialogs: HashMap::new(),
             dialog_keys: HashMap::new(),
             dialog_expiry: BTreeSet::new(),
             subscriptions: Holdings::default(),
             pending_messages: HashMap::new(),
-            wake: BinaryHeap::new(),
-            wake_what: HashMap::new(),
+            advertised,
+            last_document: Default::default(),
+            wake: TimerLanes::new(now),
             next_id: 1,
         }
     }
 
     /// Takes in one event.
     pub fn handle(&mut self, now: Instant, event: Event) {
+        self.wake.advance(now);
         match event {
             Event::Message {
                 flow,
@@ -250,7 +262,7 @@ impl SipPresence {
     /// subscription lapse.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
-            self.wake.peek().map(|Reverse((at, _))| *at),
+            self.wake.next(),
             self.publications.next_expiry(),
             self.registrar.next_lapse(),
             self.dialog_expiry.first().map(|(at, _)| *at),
@@ -323,6 +335,10 @@ impl SipPresence {
         if let Some(k) = &p.key {
             self.parked_keys.remove(k);
         }
+        if let Ok(Some(account)) = &result {
+            self.accounts
+                .put(p.user.clone(), account.digest.clone(), now);
+        }
         p.answers.0.push((p.user, result));
         self.intake = Intake {
             engine_busy: p.engine_busy,
@@ -354,9 +370,7 @@ impl SipPresence {
     }
 
     fn arm(&mut self, at: Instant, timer: Timer) {
-        let id = self.id();
-        self.wake_what.insert(id, timer);
-        self.wake.push(Reverse((at, id)));
+        self.wake.arm(at, timer);
     }
 
     fn inbound(
@@ -506,16 +520,7 @@ impl SipPresence {
     }
 
     fn fire(&mut self, now: Instant) {
-        while let Some(Reverse((at, _))) = self.wake.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((_, id))) = self.wake.pop() else {
-                break;
-            };
-            let Some(timer) = self.wake_what.remove(&id) else {
-                continue;
-            };
+        while let Some(timer) = self.wake.pop_due(now) {
             match timer {
                 Timer::Server(key) => {
                     if let Some((tx, _)) = self.server_txs.get_mut(&key) {

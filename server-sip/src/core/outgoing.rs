@@ -31,24 +31,11 @@ pub(super) struct PendingMessage {
 }
 
 impl SipPresence {
-    /// Our address as peers should see it in Via and Contact.
-    fn advertised(&self) -> String {
-        Self::advertise(self.settings.bind, &self.settings.domain)
-    }
-
-    /// Our address for a flow: over TLS, the TLS listener's.
-    pub(super) fn advertised_for(&self, flow: Flow) -> String {
-        match (&self.settings.tls, flow) {
-            (Some(t), Flow::Tls(_)) => Self::advertise(t.bind, &self.settings.domain),
-            _ => self.advertised(),
-        }
-    }
-
-    fn advertise(addr: SocketAddr, domain: &str) -> String {
-        if addr.ip().is_unspecified() {
-            format!("{domain}:{}", addr.port())
-        } else {
-            addr.to_string()
+    /// Our address for a flow, as peers should see it in Via and Contact: over TLS, the TLS listener's.
+    pub(super) fn advertised_for(&self, flow: Flow) -> &str {
+        match flow {
+            Flow::Tls(_) => &self.advertised.tls,
+            _ => &self.advertised.plain,
         }
     }
 
@@ -64,7 +51,7 @@ impl SipPresence {
 
     /// Our Contact URI.
     pub(super) fn contact_uri(&self) -> String {
-        format!("sip:{}", self.advertised())
+        format!("sip:{}", self.advertised.plain)
     }
 
     /// Our Contact URI for a dialog over `flow`. Over TLS it names the TLS listener: as `sips:` when the peer's
@@ -180,11 +167,17 @@ impl SipPresence {
         };
         let via = self.via(flow);
         let contact = self.contact_for(flow, sips);
-        let domain = self.settings.domain.clone();
         let Some(d) = self.dialogs.get_mut(&watch) else {
             return;
         };
-        let req = d.notify(now, end, via, &contact, &domain);
+        let req = d.notify(
+            now,
+            end,
+            via,
+            &contact,
+            &self.settings.domain,
+            &mut self.last_document,
+        );
         // The final NOTIFY's fate no longer matters to a subscription that is already gone.
         let notify_for = end.is_none().then_some(watch);
         self.start_client(now, req, flow, notify_for);
@@ -194,4 +187,30 @@ impl SipPresence {
 /// Whether a URI is `sips:`.
 pub(super) fn is_sips(uri: &sip_codec::Uri) -> bool {
     uri.as_sip().is_some_and(|u| u.secure)
+}
+
+/// Our addresses as peers should see them, written once: every NOTIFY carries one in its Via and Contact.
+pub(super) struct Advertised {
+    plain: String,
+    tls: String,
+}
+
+impl Advertised {
+    pub(super) fn new(settings: &crate::SipSettings) -> Self {
+        let plain = advertise(settings.bind, &settings.domain);
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(|t| advertise(t.bind, &settings.domain))
+            .unwrap_or_else(|| plain.clone());
+        Advertised { plain, tls }
+    }
+}
+
+fn advertise(addr: SocketAddr, domain: &str) -> String {
+    if addr.ip().is_unspecified() {
+        format!("{domain}:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
 }

@@ -152,18 +152,31 @@ impl SipPresence {
     fn authenticate(&mut self, now: Instant, req: &Request, flow: Flow) -> Option<BareJid> {
         let mut failed = None;
         let mut needed = None;
+        let mut cached = None;
         let answers = &self.intake.answers;
+        let accounts = &self.accounts;
         let verdict = self.auth.check(req, now, |user| match answers.get(user) {
-            Some(Ok(account)) => account.clone(),
+            Some(Ok(account)) => account.as_ref().map(|a| a.digest.as_slice()),
             Some(Err(e)) => {
                 failed = Some(e.clone());
                 None
             }
-            None => {
-                needed = Some(user.clone());
-                None
-            }
+            None => match accounts.get(user, now) {
+                Some(secrets) => {
+                    cached = Some(user.clone());
+                    Some(secrets)
+                }
+                None => {
+                    needed = Some(user.clone());
+                    None
+                }
+            },
         });
+        if let (Verdict::Forbidden(_), Some(user)) = (&verdict, cached) {
+            // Checked against a kept copy, which may predate a password change: the store decides.
+            self.accounts.forget(&user);
+            needed = Some(user);
+        }
         if let Some(user) = needed {
             // The account is not known yet: the request is parked by the caller and tried again with it.
             self.intake.needed = Some(user);
@@ -216,6 +229,9 @@ impl SipPresence {
     /// Retry-After when the store could not tell (a failure is never read as "no such user"), or the account
     /// is not known yet and the lookup is noted in `intake.needed` for the caller to park the request.
     fn account_exists(&mut self, now: Instant, req: &Request, flow: Flow, user: &BareJid) -> bool {
+        if self.accounts.get(user, now).is_some() {
+            return true;
+        }
         let Some(answer) = self.intake.answers.get(user).cloned() else {
             self.intake.needed = Some(user.clone());
             return false;
@@ -530,7 +546,11 @@ impl SipPresence {
         }
         self.respond(now, &req, flow, resp);
         self.update_endpoint(&user);
-        self.apply_system(&user);
+        // Only a trusted peer's document carries line and calendar state (publications.rs `system`); any
+        // PUBLISH can still replace or remove one (SIP-If-Match names it), so a user with some is told too.
+        if trusted || self.system_sent.contains_key(&user) {
+            self.apply_system(&user);
+        }
     }
 
     /// Whether a flow comes from a trusted call-control peer: by its IP address, or over TLS by a verified

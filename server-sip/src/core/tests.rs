@@ -79,6 +79,8 @@ impl Done {
 struct Harness {
     core: SipPresence,
     now: Instant,
+    /// The password `authenticated` answers challenges with.
+    password: String,
     accounts: Vec<Account>,
     next: u32,
 }
@@ -134,6 +136,7 @@ impl Harness {
             core,
             now,
             accounts,
+            password: "pw".into(),
             next: 1,
         }
     }
@@ -251,7 +254,7 @@ impl Harness {
             })
             .find(|c| c.algorithm == Algorithm::Md5)
             .expect("MD5 offered");
-        let creds = sip_codec::auth::answer(&www, user, "pw", method, uri, "c", 1, b"")
+        let creds = sip_codec::auth::answer(&www, user, &self.password, method, uri, "c", 1, b"")
             .to_header()
             .to_string();
         let mut extra = extra.to_vec();
@@ -744,7 +747,22 @@ fn a_request_waits_parked_for_its_lookup_and_its_retransmission_is_absorbed() {
         result: Ok(Some(account)),
     });
     assert_eq!(done.response().status, 200);
-    // A store failure is not "no such user": 500 with Retry-After.
+    // The account is kept a while (core/accounts.rs): the next request needs no lookup.
+    let again = h.request(
+        flow(5073),
+        "REGISTER",
+        "sip:example.com",
+        "alice",
+        "p3",
+        &[format!("Authorization: {creds}")],
+        "",
+    );
+    let again = h.receive(flow(5073), again);
+    assert_eq!(again.response().status, 200);
+    assert!(again.lookups.is_empty(), "{:?}", again.lookups);
+    // Once it has aged out the store is asked again, and a store failure is not "no such user": 500 with
+    // Retry-After.
+    h.now += super::accounts::TTL;
     let third = h.request(
         flow(5072),
         "REGISTER",
@@ -765,4 +783,36 @@ fn a_request_waits_parked_for_its_lookup_and_its_retransmission_is_absorbed() {
     let refused = done.response();
     assert_eq!(refused.status, 500);
     assert!(refused.headers.get(&HeaderName::RetryAfter).is_some());
+}
+
+#[test]
+fn a_kept_account_spares_the_lookup_and_a_changed_password_is_read_again() {
+    let mut h = Harness::new();
+    let register = |h: &mut Harness, call: &str| {
+        h.authenticated(
+            flow(5071),
+            "REGISTER",
+            "sip:example.com",
+            "alice",
+            call,
+            &[],
+            "",
+        )
+    };
+    let first = register(&mut h, "r1");
+    assert_eq!(first.response().status, 200);
+    assert_eq!(first.lookups, vec![jid("alice@example.com")]);
+    let second = register(&mut h, "r2");
+    assert_eq!(second.response().status, 200);
+    assert!(second.lookups.is_empty(), "kept: {:?}", second.lookups);
+    // The password changes in the store: the new one works at once (the kept copy fails, the store is asked).
+    h.accounts[0].digest = digest_secrets(&jid("alice@example.com"), "new");
+    h.password = "new".into();
+    let third = register(&mut h, "r3");
+    assert_eq!(third.response().status, 200);
+    assert_eq!(third.lookups, vec![jid("alice@example.com")]);
+    // And the old one no longer does.
+    h.password = "pw".into();
+    let fourth = register(&mut h, "r4");
+    assert_eq!(fourth.response().status, 403);
 }
