@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use md5::Md5;
 use presence_core::BareJid;
-use presence_core::store::Account;
 use server_sip::credentials::digest_secrets;
 use server_sip::digest::{Authenticator, Verdict};
 use sha2::{Digest, Sha256};
@@ -243,12 +242,9 @@ pub fn check_sip_digest(data: &[u8]) -> DigestOutcome {
 
     let list = check_round_trips(&req.headers, &name);
     outcome.parsed = list.as_ref().map(Vec::len);
+    let secrets = digest_secrets(&alice(), PASSWORD);
     let verdict = auth.check(&req, now, |user| {
-        (*user == alice()).then(|| Account {
-            jid: alice(),
-            credentials: Vec::new(),
-            digest: digest_secrets(&alice(), PASSWORD),
-        })
+        (*user == alice()).then_some(secrets.as_slice())
     });
     if let Verdict::Authenticated(user) = &verdict {
         assert_eq!(*user, alice(), "authenticated as someone else");
