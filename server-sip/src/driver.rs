@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::SipSettings;
 use crate::core::{Event, Flow, Output, Runtime, SipPresence};
 use crate::transport::Inbound;
+use crate::udp_batch::UdpBatch;
 
 /// Deliveries and watch updates that may wait for the service before the engine waits for it in turn.
 const ENGINE_CHANNEL: usize = 8192;
@@ -47,6 +48,8 @@ struct Driver<S> {
     udp: Arc<UdpSocket>,
     /// Writers of stream connections (TCP and TLS), by connection number.
     tcp: HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    /// Datagrams gathered while a batch of events is handled, sent at its end.
+    udp_out: UdpBatch,
     deliveries_tx: SharedSink,
 }
 
@@ -79,6 +82,7 @@ pub async fn run<S: Store + Send + Sync + 'static>(
         hub,
         udp,
         tcp: HashMap::new(),
+        udp_out: UdpBatch::default(),
         deliveries_tx,
     };
     tokio::pin!(stop);
@@ -124,11 +128,13 @@ pub async fn run<S: Store + Send + Sync + 'static>(
             }
             _ = &mut stop => {
                 d.handle(Event::Shutdown);
+                d.flush_udp();
                 // The NOTIFYs are queued on their flows; give TCP writers a moment to send them.
                 tokio::time::sleep(SHUTDOWN_GRACE).await;
                 break;
             }
         }
+        d.flush_udp();
     }
 }
 
@@ -178,7 +184,7 @@ impl<S: Store + Send + Sync + 'static> Driver<S> {
                     bytes,
                     client,
                 } => {
-                    if !self.transmit(flow, bytes) {
+                    if !self.transmit(flow, bytes, &client) {
                         self.core.handle(now, Event::TransmitFailed { client });
                     }
                 }
@@ -215,11 +221,27 @@ impl<S: Store + Send + Sync + 'static> Driver<S> {
         }
     }
 
-    /// Sends bytes over a flow; whether they went.
-    fn transmit(&mut self, flow: Flow, bytes: Vec<u8>) -> bool {
+    /// Sends the datagrams the last batch of events produced; a request that could not go fails its
+    /// transaction, which may send more (and so on, until nothing is left).
+    fn flush_udp(&mut self) {
+        while !self.udp_out.is_empty() {
+            for client in self.udp_out.flush(&self.udp) {
+                self.handle(Event::TransmitFailed {
+                    client: Some(client),
+                });
+            }
+        }
+    }
+
+    /// Sends bytes over a flow; whether they went (a datagram is queued for the end of the batch, and its
+    /// failure reported then).
+    fn transmit(&mut self, flow: Flow, bytes: Vec<u8>, client: &Option<String>) -> bool {
         match flow {
             // A full socket buffer is rare on loopback; a blocking send would stall every other peer.
-            Flow::Udp(addr) => self.udp.try_send_to(&bytes, addr).is_ok(),
+            Flow::Udp(to) => {
+                self.udp_out.push(to, bytes, client.clone());
+                true
+            }
             // A TCP peer that lets its writer queue fill is not reading: it loses the connection rather than
             // grow our memory (its writer ends when the sender is dropped).
             Flow::Tcp(conn) | Flow::Tls(conn) => {

@@ -27,6 +27,7 @@ pub mod publications;
 pub mod registrar;
 pub mod tls;
 pub mod transport;
+mod udp_batch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
