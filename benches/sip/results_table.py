@@ -117,6 +117,19 @@ def report(info: dict, steps: list[dict]) -> str:
                  f"NOTIFYs/s {a['notify_per_s'] / max(b['notify_per_s'], 1e-9):.2f}, "
                  f"PUBLISH p99 {a['publish_p99_ms'] / max(b['publish_p99_ms'], 1e-9):.2f} (lower is better), "
                  f"CPU per PUBLISH {(a['server_cpu_pct'] / a['publish_per_s']) / max(b['server_cpu_pct'] / b['publish_per_s'], 1e-9):.2f} (lower is better).")
+        # The best steps compare each server at its own capacity, where per-message costs are amortised best;
+        # the same offered rate, where both kept up, is the other fair view, so both are printed.
+        same = []
+        for rate in sorted({s["offered"] for s in steps}):
+            pair = [next((s for s in steps if s["server"] == srv and s["offered"] == rate
+                          and s.get("failed_calls", 1) == 0 and s.get("delivered_pct", 0) >= 99.0
+                          and s["offered"] * 0.9 <= s["publish_per_s"]), None) for srv in servers]
+            if all(pair) and all(cpu_per_publish(s) for s in pair):
+                same.append(f"{fmt(rate)}/s {cpu_per_publish(pair[0]) / cpu_per_publish(pair[1]):.2f}")
+        if same:
+            L.append("")
+            L.append(f"CPU per PUBLISH {servers[0]} ÷ {servers[1]} at the same offered rate, where both kept up "
+                     f"(at least 90 % of it answered): " + ", ".join(same) + ".")
     L.append("")
     if info.get("notes"):
         L.append("## Notes\n")

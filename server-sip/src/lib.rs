@@ -28,6 +28,7 @@ pub mod registrar;
 pub mod tls;
 pub mod transport;
 mod udp_batch;
+mod udp_recv;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

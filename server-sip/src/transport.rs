@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use presence_core::rate::{KeyedBuckets, Rate, TokenBucket};
-use presence_core::runtime::{Handle, Permit, Protocol};
+use presence_core::runtime::{Handle, Metrics, Permit, Protocol};
 use sip_codec::{Frame, Framer, Limits, Message, ParseError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
+
+use crate::udp_recv::RecvBatch;
 
 /// How long a TLS handshake may take before the connection (and its place under the caps) is given up.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,49 +86,67 @@ pub enum Inbound {
 /// full the datagram is dropped (the peer retransmits, RFC 3261 §17.1.2), which is how UDP sheds load.
 pub async fn udp_loop(socket: Arc<UdpSocket>, intake: Intake) {
     // One byte more than the limit, so an over-size datagram is seen as one rather than silently truncated.
-    let mut buf = vec![0u8; intake.limits.max_message_size.max(65_535) + 1];
+    let mut batch = RecvBatch::new(intake.limits.max_message_size.max(65_535) + 1);
     let mut rates = KeyedBuckets::new(intake.rate, MAX_TRACKED_SOURCES);
     let metrics = intake.hub.metrics().clone();
     loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
-            Ok(r) => r,
+        let got = match batch.recv(&socket).await {
+            Ok(n) => n,
             // ICMP port unreachable from an earlier send surfaces here on some systems; keep serving.
             Err(_) => continue,
         };
-        let bytes = &buf[..n];
-        // Keep-alives (RFC 5626 §3.5.1 CRLF) and stray empty datagrams are not messages.
-        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | 0)) {
-            continue;
-        }
-        if !intake.trusted.contains(&from.ip())
-            && rates.try_take(&from.ip(), Instant::now(), n).is_err()
-        {
-            metrics.rate_limited(Protocol::Sip);
-            if let Some(answer) = crate::core::refusal(bytes, 503, "Over Rate Limit") {
-                let _ = socket.try_send_to(&answer, from);
+        let now = Instant::now();
+        for i in 0..got {
+            let (bytes, from) = batch.get(i);
+            if !take_datagram(&socket, &intake, &mut rates, &metrics, now, bytes, from) {
+                return;
             }
-            continue;
         }
-        let parsed = Message::parse_datagram(bytes, &intake.limits);
-        // The raw bytes are only read to answer a request that did not parse.
-        let raw = if parsed.is_err() {
-            bytes.to_vec()
-        } else {
-            Vec::new()
-        };
-        let ev = Inbound::Message {
-            flow: Flow::Udp(from),
-            parsed,
-            raw,
-        };
-        match intake.tx.try_send(ev) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics.engine_busy();
-                debug!(%from, "SIP service queue full: datagram dropped");
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
+    }
+}
+
+/// Handles one received datagram; false once the service has gone.
+fn take_datagram(
+    socket: &UdpSocket,
+    intake: &Intake,
+    rates: &mut KeyedBuckets<IpAddr>,
+    metrics: &Metrics,
+    now: Instant,
+    bytes: &[u8],
+    from: SocketAddr,
+) -> bool {
+    // Keep-alives (RFC 5626 §3.5.1 CRLF) and stray empty datagrams are not messages.
+    if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | 0)) {
+        return true;
+    }
+    if !intake.trusted.contains(&from.ip()) && rates.try_take(&from.ip(), now, bytes.len()).is_err()
+    {
+        metrics.rate_limited(Protocol::Sip);
+        if let Some(answer) = crate::core::refusal(bytes, 503, "Over Rate Limit") {
+            let _ = socket.try_send_to(&answer, from);
         }
+        return true;
+    }
+    let parsed = Message::parse_datagram(bytes, &intake.limits);
+    // The raw bytes are only read to answer a request that did not parse.
+    let raw = if parsed.is_err() {
+        bytes.to_vec()
+    } else {
+        Vec::new()
+    };
+    let ev = Inbound::Message {
+        flow: Flow::Udp(from),
+        parsed,
+        raw,
+    };
+    match intake.tx.try_send(ev) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            metrics.engine_busy();
+            debug!(%from, "SIP service queue full: datagram dropped");
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 

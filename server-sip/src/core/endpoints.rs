@@ -347,8 +347,9 @@ impl SipPresence {
             return;
         };
         let mut req = Request::new(Method::Message, uri);
+        let via = self.via(flow);
         let h = &mut req.headers;
-        h.push(HeaderName::Via, self.via(flow));
+        h.push(HeaderName::Via, via.header);
         h.push(HeaderName::MaxForwards, "70");
         let tag = self.tag();
         let h = &mut req.headers;
@@ -361,7 +362,7 @@ impl SipPresence {
         h.push(HeaderName::CSeq, "1 MESSAGE");
         h.push(HeaderName::ContentType, "text/plain;charset=UTF-8");
         req.body = body.as_bytes().to_vec();
-        self.start_client(now, req, flow, None);
+        self.start_client(now, req, via.branch, flow, None);
     }
 
     /// The engine's report on a watch.

@@ -39,14 +39,15 @@ impl SipPresence {
         }
     }
 
-    /// A Via for a new request of ours over `flow`.
-    pub(super) fn via(&mut self, flow: Flow) -> String {
+    /// A Via for a new request of ours over `flow`, with the branch that names its client transaction.
+    pub(super) fn via(&mut self, flow: Flow) -> OurVia {
         let branch = format!("z9hG4bK{:x}{:08x}", self.id(), self.rng.next_u32());
-        format!(
+        let header = format!(
             "SIP/2.0/{} {};branch={branch};rport",
             flow.transport(),
             self.advertised_for(flow)
-        )
+        );
+        OurVia { header, branch }
     }
 
     /// Our Contact URI.
@@ -66,27 +67,27 @@ impl SipPresence {
     }
 
     /// Starts a client transaction for `req` over `flow`.
+    /// Starts a client transaction for `req` over `flow`; `branch` is the one in the Via [`Self::via`] made for
+    /// it (known here, so the request's Via need not be parsed back).
     pub(super) fn start_client(
         &mut self,
         now: Instant,
         req: Request,
+        branch: String,
         flow: Flow,
         notify_for: Option<WatchId>,
     ) {
-        let Some(key) = TransactionKey::for_outgoing(&req) else {
-            return;
-        };
         self.metrics.sip_request_out(req.method.as_str());
         let tx = ClientNonInvite::new(now, &req, flow.reliable(), self.timers);
         self.client_txs.insert(
-            key.branch.clone(),
+            branch.clone(),
             ClientTx {
                 tx,
                 flow,
                 notify_for,
             },
         );
-        self.drive_client(&key.branch);
+        self.drive_client(&branch);
     }
 
     pub(super) fn drive_client(&mut self, branch: &str) {
@@ -165,7 +166,10 @@ impl SipPresence {
         else {
             return;
         };
-        let via = self.via(flow);
+        let OurVia {
+            header: via,
+            branch,
+        } = self.via(flow);
         let contact = self.contact_for(flow, sips);
         let Some(d) = self.dialogs.get_mut(&watch) else {
             return;
@@ -180,8 +184,16 @@ impl SipPresence {
         );
         // The final NOTIFY's fate no longer matters to a subscription that is already gone.
         let notify_for = end.is_none().then_some(watch);
-        self.start_client(now, req, flow, notify_for);
+        self.start_client(now, req, branch, flow, notify_for);
     }
+}
+
+/// The Via of a request we send, and its branch.
+pub(super) struct OurVia {
+    /// The header value.
+    pub(super) header: String,
+    /// Its branch parameter: the client transaction's name.
+    pub(super) branch: String,
 }
 
 /// Whether a URI is `sips:`.

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{Event, Input, Output, State, Timers};
-use crate::message::{Message, Request};
+use crate::message::Request;
 
 /// Sends one non-INVITE request, retransmits it over unreliable transports (Timer E),
 /// gives up after Timer F and absorbs response retransmissions for Timer K.
@@ -24,7 +24,9 @@ pub struct ClientNonInvite {
 impl ClientNonInvite {
     /// Starts the transaction at `now`: the request is queued for sending at once.
     pub fn new(now: Instant, request: &Request, reliable: bool, timers: Timers) -> Self {
-        let bytes = Message::Request(request.clone()).to_bytes();
+        // Written straight from the borrowed request: wrapping it in a `Message` would copy every header first.
+        let mut bytes = Vec::with_capacity(512 + request.body.len());
+        request.write_to(&mut bytes);
         let mut out = VecDeque::new();
         out.push_back(Output::Transmit(bytes.clone()));
         ClientNonInvite {
