@@ -247,3 +247,44 @@ fn dialog_info_strategy_yields_accepted_documents() {
         "only {accepted} of 500 accepted with a dialog"
     );
 }
+
+/// A Via entry built from parts: sent-by, then parameters whose values may be tokens or quoted strings holding
+/// the separators the fast branch reader must step over, with optional white space around `;` and `=`.
+fn via_entry() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        "[A-Za-z0-9.!%*_+`'~-]{1,10}",
+        "\"[ -!#-\\[\\]-~,;=]{0,12}\"".prop_map(|s| s),
+    ];
+    let name = prop_oneof![
+        Just("branch".to_owned()),
+        Just("BRANCH".to_owned()),
+        Just("branches".to_owned()),
+        Just("rport".to_owned()),
+        "[a-z]{1,8}",
+    ];
+    let param =
+        (name, prop::option::of(value), " {0,2}", " {0,2}").prop_map(|(n, v, a, b)| match v {
+            Some(v) => format!("{a};{b}{n}{a}={b}{v}"),
+            None => format!("{a};{b}{n}"),
+        });
+    (prop::collection::vec(param, 0..5), "[a-z]{1,8}")
+        .prop_map(|(params, host)| format!("SIP/2.0/UDP {host}{}", params.concat()))
+}
+
+proptest! {
+    /// The response fast path reads the same branch as the full Via parser, from the first of a list.
+    #[test]
+    fn top_branch_agrees_with_the_via_parser(first in via_entry(), second in prop::option::of(via_entry())) {
+        let value = match &second {
+            Some(s) => format!("{first}, {s}"),
+            None => first.clone(),
+        };
+        if let Ok(via) = sip_codec::header::parse_via(&first) {
+            let parsed = via.branch().filter(|b| !b.starts_with('"'));
+            let fast = sip_codec::header::top_branch(&value);
+            if parsed.is_some() || fast.is_some() {
+                prop_assert_eq!(fast, parsed, "{}", value);
+            }
+        }
+    }
+}

@@ -38,16 +38,17 @@ impl SipPresence {
         if req.method == Method::Ack {
             return;
         }
-        if let Some(key) = TransactionKey::for_server(&req)
-            && let Some((tx, _)) = self.server_txs.get_mut(&key)
+        let key = TransactionKey::for_server(&req);
+        if let Some(key) = &key
+            && let Some((tx, _)) = self.server_txs.get_mut(key)
         {
             // A retransmission: the transaction replays its answer (or stays quiet while we work on it).
             tx.handle(now, sip_codec::transaction::Input::Request(req));
-            self.drive_server(&key);
+            self.drive_server(key);
             return;
         }
-        if let Some(key) = TransactionKey::for_server(&req)
-            && self.parked_keys.contains(&key)
+        if let Some(key) = &key
+            && self.parked_keys.contains(key)
         {
             // A retransmission of a request that waits for an account lookup: it is answered once, then.
             return;

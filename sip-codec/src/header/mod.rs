@@ -16,7 +16,7 @@ pub use event::{Event, SubState, SubscriptionState, parse_event, parse_subscript
 pub use name::HeaderName;
 pub use name_addr::{Contacts, NameAddr, parse_contacts, parse_name_addr};
 pub use params::Params;
-pub use via::{Via, parse_via};
+pub use via::{Via, parse_via, top_branch};
 
 use crate::grammar::{is_token, is_word, parse_delta_seconds, parse_u32, split_list};
 

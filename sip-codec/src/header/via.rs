@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use nom::{IResult, Parser, bytes::complete::take_while1};
 
 use super::params::{Params, end, params};
-use crate::grammar::{is_ws, sep, sws, token};
+use crate::grammar::{is_token, is_ws, sep, sws, token};
 use crate::uri::{Host, parse_host_name};
 
 /// One Via entry.
@@ -130,6 +130,51 @@ pub fn parse_via(s: &str) -> Result<Via, &'static str> {
     via_parm(s).map(|(_, v)| v).map_err(|_| "malformed Via")
 }
 
+/// The branch of the first Via in a Via header value, read without building the [`Via`]: matching a response
+/// to one of our client transactions needs nothing else (RFC 3261 §17.1.3), and a response arrives for every
+/// NOTIFY we send. Quoted strings are stepped over, so a `,` or `;branch=` inside a quoted parameter value is
+/// not taken for a separator. Agrees with [`parse_via`] on every Via it accepts whose branch is a token.
+pub fn top_branch(value: &str) -> Option<&str> {
+    let b = value.as_bytes();
+    let mut i = 0;
+    let mut quoted = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b',' if !quoted => return None,
+            b';' if !quoted => {
+                // The first `branch` counts, as in [`Params::get`], even without a value.
+                if let Some(branch) = branch_param(&value[i + 1..]) {
+                    return branch;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether a `branch` parameter starts `s` (just after its `;`), and if so its value, when it has one.
+fn branch_param(s: &str) -> Option<Option<&str>> {
+    let s = s.trim_start_matches(is_lws);
+    let name_end = s.find(|c: char| !is_token(c)).unwrap_or(s.len());
+    if !s[..name_end].eq_ignore_ascii_case("branch") {
+        return None;
+    }
+    let Some(s) = s[name_end..].trim_start_matches(is_lws).strip_prefix('=') else {
+        return Some(None);
+    };
+    let s = s.trim_start_matches(is_lws);
+    let end = s.find(|c: char| !is_token(c)).unwrap_or(s.len());
+    Some((end > 0).then(|| &s[..end]))
+}
+
+fn is_lws(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -176,6 +221,33 @@ mod tests {
             v.to_string(),
             "SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;rport=5060"
         );
+    }
+
+    #[test]
+    fn the_top_branch_is_read_past_quotes_and_stops_at_the_first_via() {
+        for (value, branch) in [
+            ("SIP/2.0/UDP h;branch=z9hG4bKa", Some("z9hG4bKa")),
+            (
+                "SIP / 2.0 / TCP h:5060 ; rport ; BRANCH = z9hG4bKb ;x=1",
+                Some("z9hG4bKb"),
+            ),
+            (
+                "SIP/2.0/UDP h;x=\";branch=evil, y\";branch=real",
+                Some("real"),
+            ),
+            (
+                "SIP/2.0/UDP h;x=\"a\\\";branch=evil\";branch=real",
+                Some("real"),
+            ),
+            ("SIP/2.0/UDP h;branches=x;branch=y", Some("y")),
+            ("SIP/2.0/UDP h;rport, SIP/2.0/UDP g;branch=second", None),
+            ("SIP/2.0/UDP h", None),
+        ] {
+            assert_eq!(top_branch(value), branch, "{value}");
+            if let Ok(v) = parse_via(value) {
+                assert_eq!(v.branch(), branch, "{value}");
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Matching messages to transactions (RFC 3261 §17.1.3, §17.2.3).
 
+use crate::header::{HeaderName, top_branch};
 use crate::message::{Request, Response};
 use crate::method::Method;
 
@@ -37,12 +38,13 @@ impl TransactionKey {
         })
     }
 
-    /// The client transaction key of a response (branch and CSeq method).
+    /// The client transaction key of a response (branch and CSeq method). Only the top Via's branch is read:
+    /// a response that names no transaction of ours is dropped whatever the rest of its Via says.
     pub fn for_client(resp: &Response) -> Option<TransactionKey> {
-        let via = resp.headers.via().ok()?.into_iter().next()?;
+        let branch = top_branch(resp.headers.get(&HeaderName::Via)?)?;
         let cseq = resp.headers.cseq().ok()??;
         Some(TransactionKey {
-            branch: via.branch()?.to_owned(),
+            branch: branch.to_owned(),
             sent_by: String::new(),
             method: cseq.method,
         })
