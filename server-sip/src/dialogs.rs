@@ -110,14 +110,11 @@ impl Dialog {
         h.push(HeaderName::Via, via);
         h.push(HeaderName::MaxForwards, "70");
         let entity = format!("sip:{}", self.target);
-        let from_uri = match self.target.local() {
-            Some(_) => entity.clone(),
-            None => format!("sip:{domain}"),
+        let from = match self.target.local() {
+            Some(_) => format!("<{entity}>;tag={}", self.local_tag),
+            None => format!("<sip:{domain}>;tag={}", self.local_tag),
         };
-        h.push(
-            HeaderName::From,
-            format!("<{from_uri}>;tag={}", self.local_tag),
-        );
+        h.push(HeaderName::From, from);
         h.push(HeaderName::To, self.remote.clone());
         h.push(HeaderName::CallId, self.call_id.clone());
         h.push(HeaderName::CSeq, format!("{} NOTIFY", self.cseq));
@@ -128,7 +125,9 @@ impl Dialog {
         };
         h.push(HeaderName::Event, event);
         let left = self.expires.saturating_duration_since(now).as_secs();
-        let state = self.state.clone();
+        // Taken out while the document is written (which borrows the dialog) and put back below: cloning it
+        // would copy the status text once per watcher.
+        let state = self.state.take();
         let (sub_state, body) = match (end, &state) {
             (Some(reason), state) => (
                 match reason.as_str() {
@@ -152,6 +151,7 @@ impl Dialog {
             (None, Some(WatchState::Terminated(_))) => ("terminated;reason=rejected".into(), None),
             (None, Some(WatchState::Pending) | None) => (format!("pending;expires={left}"), None),
         };
+        self.state = state;
         h.push(HeaderName::SubscriptionState, sub_state);
         if let Some((content_type, body)) = body {
             h.push(HeaderName::ContentType, content_type);
