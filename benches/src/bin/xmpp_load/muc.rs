@@ -22,7 +22,11 @@ use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::task::JoinHandle;
 use xmpp_codec::{Element, Stanza, StreamEvent, StreamParser};
 
-use super::{Client, CpuMark, Error, Json, RunArgs, Tls, next_event, percentile, rss_kib};
+use crate::connect::{Tls, next_event};
+use crate::login::Client;
+use crate::report::{Json, percentile};
+use crate::sampling::{CpuMark, rss_kib};
+use crate::{Error, RunArgs};
 
 const NS_MUC: &str = "http://jabber.org/protocol/muc";
 const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
