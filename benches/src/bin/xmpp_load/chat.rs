@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
-
 use crate::accounts::DOMAIN;
 use crate::login::Client;
+use crate::outbox::Outbox;
 use crate::readers::{Split, split_all};
 use crate::report::{Json, percentile};
 use crate::sampling::CpuMark;
@@ -46,31 +45,43 @@ pub(crate) async fn chat(
         stop,
     } = split;
     let mut tasks = Vec::new();
-    for (i, mut wr) in writers {
+    let batch = a.batch;
+    for (i, wr) in writers {
         let (online, sent) = (online.clone(), sent.clone());
         tasks.push(tokio::spawn(async move {
+            let mut out = Outbox::new(wr);
             let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ ((i as u64 + 1) * 0x2545_F491);
             // Stagger the first send over one interval so clients do not send in lockstep.
             let offset = interval.mul_f64((xorshift(&mut rng) % 1000) as f64 / 1000.0);
+            let end = tokio::time::Instant::from_std(send_until);
             let mut next = tokio::time::Instant::from_std(chat_start) + offset;
-            while next.into_std() < send_until {
+            while next < end {
                 tokio::time::sleep_until(next).await;
-                next += interval;
-                let to = loop {
-                    let t = online[(xorshift(&mut rng) % online.len() as u64) as usize];
-                    if t != i || online.len() == 1 {
-                        break t;
-                    }
-                };
+                // Every message due by now (and, with --batch-ms, within the next few ms) goes out in one write:
+                // one wakeup, TLS record and syscall for all of them. Without --batch-ms that only happens when
+                // this task fell behind its schedule, so the offered load stays as even as before.
+                let horizon = tokio::time::Instant::now() + batch;
                 let t = run_start.elapsed().as_nanos();
-                let m =
-                    format!("<message to='u{to}@{DOMAIN}' type='chat'><body>{t}</body></message>");
-                if wr.write_all(m.as_bytes()).await.is_err() {
+                let mut n = 0;
+                while next <= horizon && next < end {
+                    next += interval;
+                    let to = loop {
+                        let t = online[(xorshift(&mut rng) % online.len() as u64) as usize];
+                        if t != i || online.len() == 1 {
+                            break t;
+                        }
+                    };
+                    out.push(format_args!(
+                        "<message to='u{to}@{DOMAIN}' type='chat'><body>{t}</body></message>"
+                    ));
+                    n += 1;
+                }
+                if out.flush().await.is_err() {
                     break;
                 }
-                sent.fetch_add(1, Ordering::Relaxed);
+                sent.fetch_add(n, Ordering::Relaxed);
             }
-            (i, wr)
+            (i, out.into_inner())
         }));
     }
     let mut writers = Vec::new();

@@ -11,6 +11,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) cmd: Cmd,
+    /// Worker threads of the tool's tokio runtime (default: one per core). On the machine the server runs on,
+    /// fewer leave it more of the cores.
+    #[arg(long, global = true)]
+    pub(crate) threads: Option<usize>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -104,6 +108,11 @@ pub(crate) enum Cmd {
         /// chat: aggregate messages per second offered; fanout: presence changes per second (0: all at once).
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
+        /// chat: also send, in the same write, the messages of a client that fall due within this many ms (one
+        /// TLS record and syscall for several; the schedule shifts earlier by at most this). 0: only those
+        /// already overdue are coalesced.
+        #[arg(long, default_value_t = 0)]
+        batch_ms: u64,
         /// Seconds of sending (chat, muc) or of holding the connections (idle).
         #[arg(long, alias = "secs", default_value_t = 10)]
         duration: u64,

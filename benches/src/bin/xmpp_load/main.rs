@@ -9,7 +9,7 @@
 //! `benches/README.md`.
 //!
 //! Layout: the shared parts are written once: `connect` (TCP, STARTTLS, TLS), `login` (SASL SCRAM-SHA-1, bind,
-//! roster, initial presence; many clients at once), `readers` (timing what arrives),
+//! roster, initial presence; many clients at once), `readers` (timing what arrives), `outbox` (batched writes),
 //! `sampling` (CPU and RSS from /proc), `report` (the JSON line). Each workload has its module: `login_storm`,
 //! `chat`, `fanout`, `idle`, `failover`, `mobile` (resume, relogin, mam) and `muc`. Setting up accounts:
 //! `accounts`, `provision`, `register`, `roster`, with `scram` and `scram_cache` for SCRAM-SHA-1.
@@ -25,6 +25,7 @@ mod login;
 mod login_storm;
 mod mobile;
 mod muc;
+mod outbox;
 mod provision;
 mod readers;
 mod register;
@@ -46,6 +47,17 @@ use crate::report::Json;
 use crate::sampling::{CpuMark, rss_kib};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The tokio runtime: `--threads` worker threads, or one per core (tokio's default). On a machine the server
+/// shares, fewer threads for the tool leave the server its cores and make the tool's CPU easier to bound.
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, Error> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all();
+    if let Some(n) = threads {
+        b.worker_threads(n.max(1));
+    }
+    Ok(b.build()?)
+}
 
 fn main() -> Result<(), Error> {
     let cli = Cli::parse();
@@ -79,7 +91,7 @@ fn main() -> Result<(), Error> {
             &scram_cache,
         ),
         Cmd::Register { conn, users } => {
-            let rt = tokio::runtime::Runtime::new()?;
+            let rt = runtime(cli.threads)?;
             rt.block_on(async {
                 let t = Target::new(&conn)?;
                 register::register_all(&t, users, conn.concurrency).await
@@ -91,7 +103,7 @@ fn main() -> Result<(), Error> {
             roster,
             timeout,
         } => {
-            let rt = tokio::runtime::Runtime::new()?;
+            let rt = runtime(cli.threads)?;
             rt.block_on(async {
                 let t = Target::new(&conn)?;
                 let r = roster::roster_all(&t, users, roster, conn.concurrency, timeout).await;
@@ -104,6 +116,7 @@ fn main() -> Result<(), Error> {
             users,
             workload,
             rate,
+            batch_ms,
             duration,
             roster,
             server_pid,
@@ -118,7 +131,7 @@ fn main() -> Result<(), Error> {
             occupants,
             muc_service,
         } => {
-            let rt = tokio::runtime::Runtime::new()?;
+            let rt = runtime(cli.threads)?;
             rt.block_on(async {
                 let t = Target::new(&conn)?;
                 let r = run(RunArgs {
@@ -126,6 +139,7 @@ fn main() -> Result<(), Error> {
                     users,
                     workload,
                     rate,
+                    batch: Duration::from_millis(batch_ms),
                     duration: Duration::from_secs(duration),
                     roster,
                     server_pid,
@@ -155,6 +169,8 @@ pub(crate) struct RunArgs {
     pub(crate) users: usize,
     pub(crate) workload: Workload,
     pub(crate) rate: f64,
+    /// chat: `--batch-ms`.
+    pub(crate) batch: Duration,
     pub(crate) duration: Duration,
     pub(crate) roster: usize,
     pub(crate) server_pid: Vec<u32>,
@@ -228,6 +244,7 @@ mod tests {
 
     use crate::accounts::{bare, contacts};
     use crate::login::resolve_redirect;
+    use crate::readers::timestamp;
     use crate::report::{Json, percentile};
     use crate::scram_cache::{hex, unhex20};
 
@@ -271,5 +288,14 @@ mod tests {
         assert!(resolve_redirect("10.0.0.1:5222").is_err());
         assert!(resolve_redirect("localhost").is_err());
         assert_eq!(unhex20(&hex(&[7u8; 20])), Some([7u8; 20]));
+        let mut el = xmpp_codec::Element::new("jabber:client", "body");
+        el.children.push(xmpp_codec::Node::Text("1234".into()));
+        assert_eq!(timestamp(&el), Some(1234));
+        el.children.push(xmpp_codec::Node::Text("x".into()));
+        assert_eq!(timestamp(&el), None);
+        assert_eq!(
+            timestamp(&xmpp_codec::Element::new("jabber:client", "body")),
+            None
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
-use xmpp_codec::{Stanza, StreamEvent, StreamParser};
+use xmpp_codec::{Element, Node, Stanza, StreamEvent, StreamParser};
 
 use crate::Error;
 use crate::accounts::{DOMAIN, bare};
@@ -29,6 +29,25 @@ pub(crate) struct Counters {
     pub(crate) last_ns: AtomicU64,
 }
 
+/// The send timestamp (ns) an element's text holds, read from its text nodes in place: every received message
+/// is timed, so this saves the String that `Element::text` would allocate for each one.
+pub(crate) fn timestamp(el: &Element) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut digits = 0;
+    for n in &el.children {
+        if let Node::Text(t) = n {
+            for b in t.bytes() {
+                if !b.is_ascii_digit() {
+                    return None;
+                }
+                v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+                digits += 1;
+            }
+        }
+    }
+    (digits > 0).then_some(v)
+}
+
 /// Reads one client's stream until it closes, fails or `stop` flips: message bodies and presence statuses that
 /// are send timestamps (ns since `run_start`) become latency samples.
 pub(crate) fn spawn_reader(
@@ -43,26 +62,27 @@ pub(crate) fn spawn_reader(
         let me = format!("u{me}@{DOMAIN}");
         let mut out = Samples::default();
         let mut buf = vec![0u8; 16 * 1024];
+        // One stop future for the reader's life, not one per event: each new `wait_for` would subscribe to the
+        // channel again, a cost paid on every received message.
+        let stopped = stop.wait_for(|s| *s);
+        tokio::pin!(stopped);
         loop {
             let ev = tokio::select! {
                 ev = next_event(&mut rd, &mut parser, &mut buf) => ev,
-                _ = stop.wait_for(|s| *s) => break,
+                _ = &mut stopped => break,
             };
             let Ok(ev) = ev else { break };
             let (stanza_ts, is_msg) = match &ev {
                 StreamEvent::Close => break,
-                StreamEvent::Stanza(Stanza::Message(el)) => (
-                    el.child("jabber:client", "body")
-                        .and_then(|b| b.text().parse::<u64>().ok()),
-                    true,
-                ),
+                StreamEvent::Stanza(Stanza::Message(el)) => {
+                    (el.child("jabber:client", "body").and_then(timestamp), true)
+                }
                 StreamEvent::Stanza(Stanza::Presence(el))
                     if el.attr("type").is_none()
                         && el.attr("from").is_some_and(|f| bare(f) != me) =>
                 {
                     (
-                        el.child("jabber:client", "status")
-                            .and_then(|b| b.text().parse::<u64>().ok()),
+                        el.child("jabber:client", "status").and_then(timestamp),
                         false,
                     )
                 }
