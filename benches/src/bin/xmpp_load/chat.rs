@@ -9,7 +9,7 @@ use crate::accounts::DOMAIN;
 use crate::login::Client;
 use crate::outbox::Outbox;
 use crate::readers::{Split, split_all};
-use crate::report::{Json, percentile};
+use crate::report::{Json, per_delivery, percentile};
 use crate::sampling::CpuMark;
 use crate::{Error, RunArgs};
 
@@ -123,13 +123,17 @@ pub(crate) async fn chat(
     j.num("phase_s", span);
     j.num("phase_server_cpu_s", server_cpu);
     j.num("phase_tool_cpu_s", tool_cpu);
+    per_delivery(j, server_cpu, tool_cpu, delivered);
     eprintln!(
         "[{}] chat: offered {:.0}/s, sent {sent_total} ({:.0}/s), delivered {delivered} ({:.0}/s over {span:.1} s), \
-p50 {p50:.2} ms, p99 {p99:.2} ms, server CPU {server_cpu:.1} s, tool CPU {tool_cpu:.1} s",
+p50 {p50:.2} ms, p99 {p99:.2} ms, server CPU {server_cpu:.1} s ({:.1} µs per delivery), tool CPU {tool_cpu:.1} s \
+({:.1} µs per delivery)",
         a.label,
         a.rate,
         sent_total as f64 / send_wall,
-        delivered as f64 / span
+        delivered as f64 / span,
+        server_cpu * 1e6 / delivered.max(1) as f64,
+        tool_cpu * 1e6 / delivered.max(1) as f64
     );
     Ok(())
 }

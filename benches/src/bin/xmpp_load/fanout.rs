@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use crate::accounts::contacts;
 use crate::login::Client;
 use crate::readers::{Split, split_all};
-use crate::report::{Json, percentile};
+use crate::report::{Json, per_delivery, percentile};
 use crate::sampling::CpuMark;
 use crate::{Error, RunArgs};
 
@@ -99,6 +99,7 @@ pub(crate) async fn fanout(
     j.num("phase_s", span);
     j.num("phase_server_cpu_s", server_cpu);
     j.num("phase_tool_cpu_s", tool_cpu);
+    per_delivery(j, server_cpu, tool_cpu, got);
     eprintln!(
         "[{}] fanout: {} presence changes, {got} of {expected} deliveries in {span:.2} s ({:.0}/s), \
 p50 {p50:.2} ms, p99 {p99:.2} ms, server CPU {server_cpu:.1} s, tool CPU {tool_cpu:.1} s",
