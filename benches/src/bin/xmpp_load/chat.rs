@@ -66,9 +66,9 @@ pub(crate) async fn chat(
                 while next <= horizon && next < end {
                     next += interval;
                     let to = loop {
-                        let t = online[(xorshift(&mut rng) % online.len() as u64) as usize];
-                        if t != i || online.len() == 1 {
-                            break t;
+                        let r = online[(xorshift(&mut rng) % online.len() as u64) as usize];
+                        if r != i || online.len() == 1 {
+                            break r;
                         }
                     };
                     out.push(format_args!(
