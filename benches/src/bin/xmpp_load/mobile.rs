@@ -9,9 +9,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use xmpp_codec::{Element, Stanza, StreamEvent};
 
-use super::{
-    Client, CpuMark, DOMAIN, Error, Json, RunArgs, Target, authenticated, login, next_event,
-};
+use crate::accounts::DOMAIN;
+use crate::connect::{Target, next_event};
+use crate::login::{Client, authenticated, login};
+use crate::report::Json;
+use crate::sampling::CpuMark;
+use crate::{Error, RunArgs};
 
 const NS_SM: &str = "urn:xmpp:sm:3";
 const NS_MAM: &str = "urn:xmpp:mam:2";

@@ -22,7 +22,11 @@ use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::task::JoinHandle;
 use xmpp_codec::{Element, Stanza, StreamEvent, StreamParser};
 
-use super::{Client, CpuMark, Error, Json, RunArgs, Tls, next_event, percentile, rss_kib};
+use crate::connect::{Tls, next_event};
+use crate::login::Client;
+use crate::report::{Json, percentile};
+use crate::sampling::{CpuMark, rss_kib};
+use crate::{Error, RunArgs};
 
 const NS_MUC: &str = "http://jabber.org/protocol/muc";
 const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
@@ -605,6 +609,11 @@ in {join_s:.2} s (server CPU {join_server_cpu:.2} s, tool CPU {join_tool_cpu:.2}
     j.num("phase_server_cpu_s", server_cpu);
     j.num("phase_tool_cpu_s", tool_cpu);
     j.num("server_cpu_us_per_delivery", per_delivery_us);
+    // The tool's share too, under the key chat and fan-out use (report::per_delivery).
+    j.num(
+        "tool_cpu_us_per_delivery",
+        tool_cpu * 1e6 / received.max(1) as f64,
+    );
     j.num("stanza_errors", stanza_errors as f64);
     j.num("disconnected", disconnected as f64);
     j.num("failed", failed as f64);
