@@ -67,10 +67,14 @@ pub(crate) fn parse_header(
     let el = builder.open(tag, &start)?;
     let ctx = builder.into_context();
     if el.name != "stream" {
-        return Err(StreamError::NotAStreamHeader { found: el.name });
+        return Err(StreamError::NotAStreamHeader {
+            found: el.name.into(),
+        });
     }
     if el.ns != ns::STREAMS {
-        return Err(StreamError::WrongStreamNamespace { found: el.ns });
+        return Err(StreamError::WrongStreamNamespace {
+            found: el.ns.into(),
+        });
     }
     if !ns::is_content_ns(&ctx.default_ns) {
         return Err(StreamError::UnsupportedContentNamespace {

@@ -11,6 +11,7 @@ use quick_xml::events::{BytesRef, BytesStart, Event};
 
 use crate::element::{Attribute, Element, Node};
 use crate::error::StreamError;
+use crate::name::Name;
 use crate::ns;
 
 /// Namespace bindings in force at stream level, taken from the stream header.
@@ -227,8 +228,8 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         check_name(qname, offset)?;
         let (prefix, local) = split_qname(qname);
         let ns = match prefix {
-            Some(p) => self.resolve_prefix(p)?.to_owned(),
-            None => self.current_default().to_owned(),
+            Some(p) => Name::new(self.resolve_prefix(p)?),
+            None => Name::new(self.current_default()),
         };
         let mut attrs: Vec<Attribute> = Vec::with_capacity(plain);
         if plain <= INLINE {
@@ -245,7 +246,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
             }
         }
         Ok(Element {
-            name: local.to_owned(),
+            name: Name::new(local),
             ns,
             attrs,
             children: Vec::new(),
@@ -264,7 +265,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         let value = unescape(raw, offset)?;
         let (prefix, local) = split_qname(key);
         let ans = match prefix {
-            Some(p) => Some(self.resolve_prefix(p)?.to_owned()),
+            Some(p) => Some(Name::new(self.resolve_prefix(p)?)),
             None => None,
         };
         if attrs.iter().any(|a| a.name == local && a.ns == ans) {
@@ -275,7 +276,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         }
         attrs.push(Attribute {
             ns: ans,
-            name: local.to_owned(),
+            name: Name::new(local),
             value: value.into_owned(),
         });
         Ok(())
@@ -301,26 +302,39 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         }
     }
 
-    /// Parses `src`, which must hold exactly one complete element.
-    pub(crate) fn build(mut self, src: &'s str) -> Result<Element, StreamError> {
+    /// Parses `src`, which must hold exactly one complete element. `scratch` is a reusable
+    /// buffer for text split by references (its contents on entry are ignored).
+    pub(crate) fn build(
+        mut self,
+        src: &'s str,
+        scratch: &mut String,
+    ) -> Result<Element, StreamError> {
         let offset = self.offset;
         let mut reader = Reader::from_str(src);
         reader.config_mut().check_end_names = true;
-        let mut stack: Vec<Element> = Vec::new();
+        let mut stack: Vec<Element> = Vec::with_capacity(4);
+        let mut text = TextRun {
+            one: None,
+            scratch,
+            many: false,
+        };
         loop {
             let event = reader.read_event().map_err(|e| xml_error(e, offset))?;
             let done = match event {
                 Event::Start(start) => {
+                    text.flush(&mut stack);
                     let el = self.open(src, &start)?;
                     stack.push(el);
                     None
                 }
                 Event::Empty(start) => {
+                    text.flush(&mut stack);
                     let el = self.open(src, &start)?;
                     self.close();
                     attach(&mut stack, el)
                 }
                 Event::End(_) => {
+                    text.flush(&mut stack);
                     self.close();
                     match stack.pop() {
                         Some(el) => attach(&mut stack, el),
@@ -332,20 +346,23 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
                         }
                     }
                 }
-                Event::Text(text) => {
-                    let text = normalize_eol(as_str(src, &text, offset)?);
-                    push_text(&mut stack, &text, offset)?;
+                Event::Text(t) => {
+                    let t = normalize_eol(as_str(src, &t, offset)?);
+                    check_placement(&stack, &t, offset)?;
+                    text.add(t);
                     None
                 }
                 Event::CData(cdata) => {
-                    let text = normalize_eol(as_str(src, &cdata, offset)?);
-                    push_text(&mut stack, &text, offset)?;
+                    let t = normalize_eol(as_str(src, &cdata, offset)?);
+                    check_placement(&stack, &t, offset)?;
+                    text.add(t);
                     None
                 }
                 Event::GeneralRef(reference) => {
                     let mut tmp = [0u8; 4];
-                    let text = resolve_reference(&reference, &mut tmp, offset)?;
-                    push_text(&mut stack, text, offset)?;
+                    let t = resolve_reference(&reference, &mut tmp, offset)?;
+                    check_placement(&stack, t, offset)?;
+                    text.add_str(t);
                     None
                 }
                 Event::Comment(_) => return Err(StreamError::Comment { offset }),
@@ -367,6 +384,61 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
     }
 }
 
+/// Character data collected between two tags, so text split by references becomes one node
+/// allocated once at its final size.
+struct TextRun<'s, 'b> {
+    /// The only piece so far, kept as it came (usually borrowed from the element text).
+    one: Option<Cow<'s, str>>,
+    /// Where pieces are joined once there is more than one.
+    scratch: &'b mut String,
+    /// Whether the run is in `scratch`.
+    many: bool,
+}
+
+impl<'s> TextRun<'s, '_> {
+    fn add(&mut self, piece: Cow<'s, str>) {
+        if piece.is_empty() {
+            return;
+        }
+        if self.many || self.one.is_some() {
+            self.add_str(&piece);
+        } else {
+            self.one = Some(piece);
+        }
+    }
+
+    fn add_str(&mut self, piece: &str) {
+        if !self.many {
+            self.scratch.clear();
+            if let Some(one) = self.one.take() {
+                self.scratch.push_str(&one);
+            }
+            self.many = true;
+        }
+        self.scratch.push_str(piece);
+    }
+
+    /// Appends the run, if any, to the innermost open element.
+    fn flush(&mut self, stack: &mut [Element]) {
+        let run = if self.many {
+            self.many = false;
+            (!self.scratch.is_empty()).then(|| self.scratch.as_str().to_owned())
+        } else {
+            self.one.take().map(Cow::into_owned)
+        };
+        if let (Some(run), Some(parent)) = (run, stack.last_mut()) {
+            if let Some(Node::Text(last)) = parent.children.last_mut() {
+                last.push_str(&run);
+            } else {
+                if parent.children.capacity() == 0 {
+                    parent.children.reserve_exact(1);
+                }
+                parent.children.push(Node::Text(run));
+            }
+        }
+    }
+}
+
 /// Puts a finished element under its parent, or returns it when it is the root.
 fn attach(stack: &mut [Element], el: Element) -> Option<Element> {
     match stack.last_mut() {
@@ -383,20 +455,16 @@ fn attach(stack: &mut [Element], el: Element) -> Option<Element> {
     }
 }
 
-fn push_text(stack: &mut [Element], text: &str, offset: u64) -> Result<(), StreamError> {
-    match stack.last_mut() {
-        Some(parent) => {
-            parent.push_text(text);
-            Ok(())
-        }
-        None if text
+/// Only whitespace may sit outside the element (it is then dropped).
+fn check_placement(stack: &[Element], text: &str, offset: u64) -> Result<(), StreamError> {
+    if stack.is_empty()
+        && !text
             .bytes()
-            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) =>
-        {
-            Ok(())
-        }
-        None => Err(StreamError::TextAtStreamLevel { offset }),
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        return Err(StreamError::TextAtStreamLevel { offset });
     }
+    Ok(())
 }
 
 /// Resolves `&name;` or `&#N;`, allowing only the five predefined entities.
