@@ -6,7 +6,7 @@ use crate::header::{OpenStream, StreamHeader, check_declaration, parse_header};
 use crate::limits::Limits;
 use crate::scanner::{Item, Scanner};
 use crate::stanza::Stanza;
-use crate::tree::TreeBuilder;
+use crate::tree::{Scratch, TreeBuilder};
 
 /// One complete item of the incoming stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +44,8 @@ pub struct StreamParser {
     error: Option<StreamError>,
     /// The header was self-closing, so a `Close` is owed right after `Open`.
     pending_close: bool,
-    /// Reused to join text that references split into pieces.
-    scratch: String,
+    /// Buffers reused from one element's tree to the next.
+    scratch: Scratch,
 }
 
 impl Default for StreamParser {
@@ -71,7 +71,7 @@ impl StreamParser {
             stream: None,
             error: None,
             pending_close: false,
-            scratch: String::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -189,10 +189,8 @@ impl StreamParser {
                     });
                 };
                 let el = TreeBuilder::new(&stream.ctx, offset).build(text, &mut self.scratch);
-                if self.scratch.capacity() > IDLE_KEEP {
-                    // A long text run does not pin memory on an idle stream.
-                    self.scratch = String::new();
-                }
+                // A long text run does not pin memory on an idle stream.
+                self.scratch.trim(IDLE_KEEP);
                 let el = el?;
                 self.consumed = range.end;
                 Ok(Some(

@@ -18,7 +18,7 @@ use crate::ns;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct NsContext {
     /// The default namespace.
-    pub(crate) default_ns: String,
+    pub(crate) default_ns: Name,
     /// Prefix → namespace bindings, in declaration order.
     pub(crate) prefixes: Vec<(String, String)>,
 }
@@ -133,6 +133,25 @@ fn xml_error(err: quick_xml::Error, offset: u64) -> StreamError {
     }
 }
 
+/// Buffers a stream's tree builders reuse, so building a stanza does not allocate them afresh.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scratch {
+    /// Joins text that references split into pieces.
+    text: String,
+    frames: Vec<(usize, usize)>,
+    defaults: Vec<Name>,
+    stack: Vec<Element>,
+}
+
+impl Scratch {
+    /// Drops a text buffer grown past `keep` bytes (the rest is bounded by the depth limit).
+    pub(crate) fn trim(&mut self, keep: usize) {
+        if self.text.capacity() > keep {
+            self.text = String::new();
+        }
+    }
+}
+
 /// Builds trees; one per element parsed, borrowing the element's text.
 pub(crate) struct TreeBuilder<'s, 'c> {
     ctx: &'c NsContext,
@@ -140,7 +159,7 @@ pub(crate) struct TreeBuilder<'s, 'c> {
     /// Prefix bindings declared inside the element being built.
     bindings: Vec<(&'s str, Cow<'s, str>)>,
     /// Default namespaces declared by open elements, innermost last.
-    defaults: Vec<Cow<'s, str>>,
+    defaults: Vec<Name>,
     /// Per open element: how many bindings and declared defaults existed before it.
     frames: Vec<(usize, usize)>,
 }
@@ -157,7 +176,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         }
     }
 
-    fn current_default(&self) -> &str {
+    fn current_default(&self) -> &Name {
         match self.defaults.last() {
             Some(d) => d,
             None => &self.ctx.default_ns,
@@ -214,7 +233,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
                 if value == ns::XML {
                     return Err(bad_decl());
                 }
-                self.defaults.push(value);
+                self.defaults.push(Name::from(value.as_ref()));
             } else {
                 check_name(prefix, offset)?;
                 let xml_mismatch = (prefix == "xml") != (value == ns::XML);
@@ -229,7 +248,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         let (prefix, local) = split_qname(qname);
         let ns = match prefix {
             Some(p) => Name::new(self.resolve_prefix(p)?),
-            None => Name::new(self.current_default()),
+            None => self.current_default().clone(),
         };
         let mut attrs: Vec<Attribute> = Vec::with_capacity(plain);
         if plain <= INLINE {
@@ -293,7 +312,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
     /// The declarations made on the outermost open tag (used for the stream header).
     pub(crate) fn into_context(self) -> NsContext {
         NsContext {
-            default_ns: self.current_default().to_owned(),
+            default_ns: self.current_default().clone(),
             prefixes: self
                 .bindings
                 .into_iter()
@@ -302,17 +321,35 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         }
     }
 
-    /// Parses `src`, which must hold exactly one complete element. `scratch` is a reusable
-    /// buffer for text split by references (its contents on entry are ignored).
+    /// Parses `src`, which must hold exactly one complete element, using (and handing back)
+    /// the buffers in `scratch`.
     pub(crate) fn build(
         mut self,
         src: &'s str,
+        scratch: &mut Scratch,
+    ) -> Result<Element, StreamError> {
+        self.frames = std::mem::take(&mut scratch.frames);
+        self.defaults = std::mem::take(&mut scratch.defaults);
+        let mut stack = std::mem::take(&mut scratch.stack);
+        let result = self.build_in(src, &mut scratch.text, &mut stack);
+        stack.clear();
+        self.frames.clear();
+        self.defaults.clear();
+        scratch.stack = stack;
+        scratch.frames = self.frames;
+        scratch.defaults = self.defaults;
+        result
+    }
+
+    fn build_in(
+        &mut self,
+        src: &'s str,
         scratch: &mut String,
+        stack: &mut Vec<Element>,
     ) -> Result<Element, StreamError> {
         let offset = self.offset;
         let mut reader = Reader::from_str(src);
         reader.config_mut().check_end_names = true;
-        let mut stack: Vec<Element> = Vec::with_capacity(4);
         let mut text = TextRun {
             one: None,
             scratch,
@@ -322,22 +359,22 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
             let event = reader.read_event().map_err(|e| xml_error(e, offset))?;
             let done = match event {
                 Event::Start(start) => {
-                    text.flush(&mut stack);
+                    text.flush(stack);
                     let el = self.open(src, &start)?;
                     stack.push(el);
                     None
                 }
                 Event::Empty(start) => {
-                    text.flush(&mut stack);
+                    text.flush(stack);
                     let el = self.open(src, &start)?;
                     self.close();
-                    attach(&mut stack, el)
+                    attach(stack, el)
                 }
                 Event::End(_) => {
-                    text.flush(&mut stack);
+                    text.flush(stack);
                     self.close();
                     match stack.pop() {
-                        Some(el) => attach(&mut stack, el),
+                        Some(el) => attach(stack, el),
                         None => {
                             return Err(StreamError::Syntax {
                                 offset,
@@ -348,20 +385,20 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
                 }
                 Event::Text(t) => {
                     let t = normalize_eol(as_str(src, &t, offset)?);
-                    check_placement(&stack, &t, offset)?;
+                    check_placement(stack, &t, offset)?;
                     text.add(t);
                     None
                 }
                 Event::CData(cdata) => {
                     let t = normalize_eol(as_str(src, &cdata, offset)?);
-                    check_placement(&stack, &t, offset)?;
+                    check_placement(stack, &t, offset)?;
                     text.add(t);
                     None
                 }
                 Event::GeneralRef(reference) => {
                     let mut tmp = [0u8; 4];
                     let t = resolve_reference(&reference, &mut tmp, offset)?;
-                    check_placement(&stack, t, offset)?;
+                    check_placement(stack, t, offset)?;
                     text.add_str(t);
                     None
                 }
