@@ -450,7 +450,7 @@ fn busy_reply(stanza: CoreStanza) -> Option<Element> {
 fn component_ns(mut el: Element) -> Element {
     fn walk(el: &mut Element) {
         if el.ns == ns::CLIENT {
-            el.ns = ns::COMPONENT_ACCEPT.to_owned();
+            el.ns = xmpp_codec::Name::from_static(ns::COMPONENT_ACCEPT);
         }
         for child in el.children.iter_mut() {
             if let xmpp_codec::Node::Element(c) = child {

@@ -1,14 +1,15 @@
 //! The generic element tree every top-level element is parsed into.
 
+use crate::name::Name;
 use crate::ns;
 
 /// One attribute, named by (namespace, local name); `xmlns` declarations are never attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
     /// Namespace of a prefixed attribute (`xml:lang` has [`ns::XML`]); `None` when unprefixed.
-    pub ns: Option<String>,
+    pub ns: Option<Name>,
     /// Local name, without any prefix.
-    pub name: String,
+    pub name: Name,
     /// Value with references resolved.
     pub value: String,
 }
@@ -26,9 +27,9 @@ pub enum Node {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
     /// Local name, without any prefix.
-    pub name: String,
+    pub name: Name,
     /// Namespace name; empty when the element is in no namespace.
-    pub ns: String,
+    pub ns: Name,
     /// Attributes in document order.
     pub attrs: Vec<Attribute>,
     /// Children in document order.
@@ -37,7 +38,7 @@ pub struct Element {
 
 impl Element {
     /// A childless, attribute-less element.
-    pub fn new(ns: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(ns: impl Into<Name>, name: impl Into<Name>) -> Self {
         Element {
             name: name.into(),
             ns: ns.into(),
@@ -47,7 +48,7 @@ impl Element {
     }
 
     /// Builder: adds or replaces an unprefixed attribute.
-    pub fn with_attr(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_attr(mut self, name: impl Into<Name>, value: impl Into<String>) -> Self {
         self.set_attr(name, value);
         self
     }
@@ -81,7 +82,7 @@ impl Element {
     pub fn attr_ns(&self, ns: &str, name: &str) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|a| a.ns.as_deref() == Some(ns) && a.name == name)
+            .find(|a| a.ns.as_deref() == Some(ns) && a.name == *name)
             .map(|a| a.value.as_str())
     }
 
@@ -91,7 +92,7 @@ impl Element {
     }
 
     /// Sets the unprefixed attribute `name`, replacing an existing value.
-    pub fn set_attr(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn set_attr(&mut self, name: impl Into<Name>, value: impl Into<String>) {
         let name = name.into();
         let value = value.into();
         match self

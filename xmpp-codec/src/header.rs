@@ -67,14 +67,18 @@ pub(crate) fn parse_header(
     let el = builder.open(tag, &start)?;
     let ctx = builder.into_context();
     if el.name != "stream" {
-        return Err(StreamError::NotAStreamHeader { found: el.name });
+        return Err(StreamError::NotAStreamHeader {
+            found: el.name.into(),
+        });
     }
     if el.ns != ns::STREAMS {
-        return Err(StreamError::WrongStreamNamespace { found: el.ns });
+        return Err(StreamError::WrongStreamNamespace {
+            found: el.ns.into(),
+        });
     }
     if !ns::is_content_ns(&ctx.default_ns) {
         return Err(StreamError::UnsupportedContentNamespace {
-            found: ctx.default_ns,
+            found: ctx.default_ns.into(),
         });
     }
     let qname = String::from_utf8_lossy(start.name().into_inner()).into_owned();
@@ -85,7 +89,7 @@ pub(crate) fn parse_header(
         id: attr("id"),
         version: attr("version"),
         lang: el.lang().map(str::to_owned),
-        content_ns: ctx.default_ns.clone(),
+        content_ns: ctx.default_ns.to_string(),
         prefixes: ctx
             .prefixes
             .iter()

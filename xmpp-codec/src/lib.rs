@@ -23,6 +23,7 @@ mod element;
 mod error;
 mod header;
 mod limits;
+mod name;
 mod nonza;
 pub mod ns;
 mod parser;
@@ -35,6 +36,7 @@ pub use element::{Attribute, Element, Node};
 pub use error::{Condition, StreamError};
 pub use header::StreamHeader;
 pub use limits::Limits;
+pub use name::Name;
 pub use nonza::Nonza;
 pub use parser::{StreamEvent, StreamParser};
 pub use serialize::{

@@ -6,7 +6,7 @@ use crate::header::{OpenStream, StreamHeader, check_declaration, parse_header};
 use crate::limits::Limits;
 use crate::scanner::{Item, Scanner};
 use crate::stanza::Stanza;
-use crate::tree::TreeBuilder;
+use crate::tree::{Scratch, TreeBuilder};
 
 /// One complete item of the incoming stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct StreamParser {
     error: Option<StreamError>,
     /// The header was self-closing, so a `Close` is owed right after `Open`.
     pending_close: bool,
+    /// Buffers reused from one element's tree to the next.
+    scratch: Scratch,
 }
 
 impl Default for StreamParser {
@@ -69,6 +71,7 @@ impl StreamParser {
             stream: None,
             error: None,
             pending_close: false,
+            scratch: Scratch::default(),
         }
     }
 
@@ -177,7 +180,7 @@ impl StreamParser {
             }
             Item::Element(range) => {
                 let offset = self.base + range.start as u64;
-                let text = self.text(range.clone())?;
+                let text = checked_text(&self.buf, self.base, range.clone())?;
                 let Some(stream) = &self.stream else {
                     // The scanner yields elements only after the header; stay panic-free regardless.
                     return Err(StreamError::Syntax {
@@ -185,7 +188,10 @@ impl StreamParser {
                         reason: "element before the stream header".into(),
                     });
                 };
-                let el = TreeBuilder::new(&stream.ctx, offset).build(text)?;
+                let el = TreeBuilder::new(&stream.ctx, offset).build(text, &mut self.scratch);
+                // A long text run does not pin memory on an idle stream.
+                self.scratch.trim(IDLE_KEEP);
+                let el = el?;
                 self.consumed = range.end;
                 Ok(Some(
                     match Stanza::from_element(el, &stream.ctx.default_ns) {
@@ -213,22 +219,7 @@ impl StreamParser {
 
     /// The buffer slice as UTF-8 holding only XML characters, or where it stops being that.
     fn text(&self, range: std::ops::Range<usize>) -> Result<&str, StreamError> {
-        let start = range.start;
-        let bytes = &self.buf[range];
-        let text = std::str::from_utf8(bytes).map_err(|e| StreamError::InvalidUtf8 {
-            offset: self.base + (start + e.valid_up_to()) as u64,
-        })?;
-        // The scanner rejects ASCII controls; the noncharacters U+FFFE/U+FFFF (EF BF BE/BF)
-        // need the decoded text. Checking for 0xEF first keeps the common case one fast pass.
-        if memchr::memchr(0xEF, bytes).is_some()
-            && let Some(at) = text.find(['\u{FFFE}', '\u{FFFF}'])
-        {
-            return Err(StreamError::IllegalChar {
-                code: text[at..].chars().next().map_or(0, u32::from),
-                offset: self.base + (start + at) as u64,
-            });
-        }
-        Ok(text)
+        checked_text(&self.buf, self.base, range)
     }
 
     /// Drops bytes already handed out.
@@ -249,4 +240,25 @@ impl StreamParser {
             self.buf.shrink_to(IDLE_KEEP);
         }
     }
+}
+
+/// `buf[range]` as UTF-8 holding only XML characters, or where it stops being that; `base` is the
+/// stream offset of `buf[0]`.
+fn checked_text(buf: &[u8], base: u64, range: std::ops::Range<usize>) -> Result<&str, StreamError> {
+    let start = range.start;
+    let bytes = &buf[range];
+    let text = std::str::from_utf8(bytes).map_err(|e| StreamError::InvalidUtf8 {
+        offset: base + (start + e.valid_up_to()) as u64,
+    })?;
+    // The scanner rejects ASCII controls; the noncharacters U+FFFE/U+FFFF (EF BF BE/BF)
+    // need the decoded text. Checking for 0xEF first keeps the common case one fast pass.
+    if memchr::memchr(0xEF, bytes).is_some()
+        && let Some(at) = text.find(['\u{FFFE}', '\u{FFFF}'])
+    {
+        return Err(StreamError::IllegalChar {
+            code: text[at..].chars().next().map_or(0, u32::from),
+            offset: base + (start + at) as u64,
+        });
+    }
+    Ok(text)
 }

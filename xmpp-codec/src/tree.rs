@@ -11,13 +11,14 @@ use quick_xml::events::{BytesRef, BytesStart, Event};
 
 use crate::element::{Attribute, Element, Node};
 use crate::error::StreamError;
+use crate::name::Name;
 use crate::ns;
 
 /// Namespace bindings in force at stream level, taken from the stream header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct NsContext {
     /// The default namespace.
-    pub(crate) default_ns: String,
+    pub(crate) default_ns: Name,
     /// Prefix → namespace bindings, in declaration order.
     pub(crate) prefixes: Vec<(String, String)>,
 }
@@ -132,6 +133,25 @@ fn xml_error(err: quick_xml::Error, offset: u64) -> StreamError {
     }
 }
 
+/// Buffers a stream's tree builders reuse, so building a stanza does not allocate them afresh.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scratch {
+    /// Joins text that references split into pieces.
+    text: String,
+    frames: Vec<(usize, usize)>,
+    defaults: Vec<Name>,
+    stack: Vec<Element>,
+}
+
+impl Scratch {
+    /// Drops a text buffer grown past `keep` bytes (the rest is bounded by the depth limit).
+    pub(crate) fn trim(&mut self, keep: usize) {
+        if self.text.capacity() > keep {
+            self.text = String::new();
+        }
+    }
+}
+
 /// Builds trees; one per element parsed, borrowing the element's text.
 pub(crate) struct TreeBuilder<'s, 'c> {
     ctx: &'c NsContext,
@@ -139,7 +159,7 @@ pub(crate) struct TreeBuilder<'s, 'c> {
     /// Prefix bindings declared inside the element being built.
     bindings: Vec<(&'s str, Cow<'s, str>)>,
     /// Default namespaces declared by open elements, innermost last.
-    defaults: Vec<Cow<'s, str>>,
+    defaults: Vec<Name>,
     /// Per open element: how many bindings and declared defaults existed before it.
     frames: Vec<(usize, usize)>,
 }
@@ -156,7 +176,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         }
     }
 
-    fn current_default(&self) -> &str {
+    fn current_default(&self) -> &Name {
         match self.defaults.last() {
             Some(d) => d,
             None => &self.ctx.default_ns,
@@ -213,7 +233,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
                 if value == ns::XML {
                     return Err(bad_decl());
                 }
-                self.defaults.push(value);
+                self.defaults.push(Name::from(value.as_ref()));
             } else {
                 check_name(prefix, offset)?;
                 let xml_mismatch = (prefix == "xml") != (value == ns::XML);
@@ -227,8 +247,8 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         check_name(qname, offset)?;
         let (prefix, local) = split_qname(qname);
         let ns = match prefix {
-            Some(p) => self.resolve_prefix(p)?.to_owned(),
-            None => self.current_default().to_owned(),
+            Some(p) => Name::new(self.resolve_prefix(p)?),
+            None => self.current_default().clone(),
         };
         let mut attrs: Vec<Attribute> = Vec::with_capacity(plain);
         if plain <= INLINE {
@@ -245,7 +265,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
             }
         }
         Ok(Element {
-            name: local.to_owned(),
+            name: Name::new(local),
             ns,
             attrs,
             children: Vec::new(),
@@ -264,7 +284,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         let value = unescape(raw, offset)?;
         let (prefix, local) = split_qname(key);
         let ans = match prefix {
-            Some(p) => Some(self.resolve_prefix(p)?.to_owned()),
+            Some(p) => Some(Name::new(self.resolve_prefix(p)?)),
             None => None,
         };
         if attrs.iter().any(|a| a.name == local && a.ns == ans) {
@@ -275,7 +295,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         }
         attrs.push(Attribute {
             ns: ans,
-            name: local.to_owned(),
+            name: Name::new(local),
             value: value.into_owned(),
         });
         Ok(())
@@ -292,7 +312,7 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
     /// The declarations made on the outermost open tag (used for the stream header).
     pub(crate) fn into_context(self) -> NsContext {
         NsContext {
-            default_ns: self.current_default().to_owned(),
+            default_ns: self.current_default().clone(),
             prefixes: self
                 .bindings
                 .into_iter()
@@ -301,29 +321,60 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
         }
     }
 
-    /// Parses `src`, which must hold exactly one complete element.
-    pub(crate) fn build(mut self, src: &'s str) -> Result<Element, StreamError> {
+    /// Parses `src`, which must hold exactly one complete element, using (and handing back)
+    /// the buffers in `scratch`.
+    pub(crate) fn build(
+        mut self,
+        src: &'s str,
+        scratch: &mut Scratch,
+    ) -> Result<Element, StreamError> {
+        self.frames = std::mem::take(&mut scratch.frames);
+        self.defaults = std::mem::take(&mut scratch.defaults);
+        let mut stack = std::mem::take(&mut scratch.stack);
+        let result = self.build_in(src, &mut scratch.text, &mut stack);
+        stack.clear();
+        self.frames.clear();
+        self.defaults.clear();
+        scratch.stack = stack;
+        scratch.frames = self.frames;
+        scratch.defaults = self.defaults;
+        result
+    }
+
+    fn build_in(
+        &mut self,
+        src: &'s str,
+        scratch: &mut String,
+        stack: &mut Vec<Element>,
+    ) -> Result<Element, StreamError> {
         let offset = self.offset;
         let mut reader = Reader::from_str(src);
         reader.config_mut().check_end_names = true;
-        let mut stack: Vec<Element> = Vec::new();
+        let mut text = TextRun {
+            one: None,
+            scratch,
+            many: false,
+        };
         loop {
             let event = reader.read_event().map_err(|e| xml_error(e, offset))?;
             let done = match event {
                 Event::Start(start) => {
+                    text.flush(stack);
                     let el = self.open(src, &start)?;
                     stack.push(el);
                     None
                 }
                 Event::Empty(start) => {
+                    text.flush(stack);
                     let el = self.open(src, &start)?;
                     self.close();
-                    attach(&mut stack, el)
+                    attach(stack, el)
                 }
                 Event::End(_) => {
+                    text.flush(stack);
                     self.close();
                     match stack.pop() {
-                        Some(el) => attach(&mut stack, el),
+                        Some(el) => attach(stack, el),
                         None => {
                             return Err(StreamError::Syntax {
                                 offset,
@@ -332,20 +383,23 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
                         }
                     }
                 }
-                Event::Text(text) => {
-                    let text = normalize_eol(as_str(src, &text, offset)?);
-                    push_text(&mut stack, &text, offset)?;
+                Event::Text(t) => {
+                    let t = normalize_eol(as_str(src, &t, offset)?);
+                    check_placement(stack, &t, offset)?;
+                    text.add(t);
                     None
                 }
                 Event::CData(cdata) => {
-                    let text = normalize_eol(as_str(src, &cdata, offset)?);
-                    push_text(&mut stack, &text, offset)?;
+                    let t = normalize_eol(as_str(src, &cdata, offset)?);
+                    check_placement(stack, &t, offset)?;
+                    text.add(t);
                     None
                 }
                 Event::GeneralRef(reference) => {
                     let mut tmp = [0u8; 4];
-                    let text = resolve_reference(&reference, &mut tmp, offset)?;
-                    push_text(&mut stack, text, offset)?;
+                    let t = resolve_reference(&reference, &mut tmp, offset)?;
+                    check_placement(stack, t, offset)?;
+                    text.add_str(t);
                     None
                 }
                 Event::Comment(_) => return Err(StreamError::Comment { offset }),
@@ -367,6 +421,61 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
     }
 }
 
+/// Character data collected between two tags, so text split by references becomes one node
+/// allocated once at its final size.
+struct TextRun<'s, 'b> {
+    /// The only piece so far, kept as it came (usually borrowed from the element text).
+    one: Option<Cow<'s, str>>,
+    /// Where pieces are joined once there is more than one.
+    scratch: &'b mut String,
+    /// Whether the run is in `scratch`.
+    many: bool,
+}
+
+impl<'s> TextRun<'s, '_> {
+    fn add(&mut self, piece: Cow<'s, str>) {
+        if piece.is_empty() {
+            return;
+        }
+        if self.many || self.one.is_some() {
+            self.add_str(&piece);
+        } else {
+            self.one = Some(piece);
+        }
+    }
+
+    fn add_str(&mut self, piece: &str) {
+        if !self.many {
+            self.scratch.clear();
+            if let Some(one) = self.one.take() {
+                self.scratch.push_str(&one);
+            }
+            self.many = true;
+        }
+        self.scratch.push_str(piece);
+    }
+
+    /// Appends the run, if any, to the innermost open element.
+    fn flush(&mut self, stack: &mut [Element]) {
+        let run = if self.many {
+            self.many = false;
+            (!self.scratch.is_empty()).then(|| self.scratch.as_str().to_owned())
+        } else {
+            self.one.take().map(Cow::into_owned)
+        };
+        if let (Some(run), Some(parent)) = (run, stack.last_mut()) {
+            if let Some(Node::Text(last)) = parent.children.last_mut() {
+                last.push_str(&run);
+            } else {
+                if parent.children.capacity() == 0 {
+                    parent.children.reserve_exact(1);
+                }
+                parent.children.push(Node::Text(run));
+            }
+        }
+    }
+}
+
 /// Puts a finished element under its parent, or returns it when it is the root.
 fn attach(stack: &mut [Element], el: Element) -> Option<Element> {
     match stack.last_mut() {
@@ -383,20 +492,16 @@ fn attach(stack: &mut [Element], el: Element) -> Option<Element> {
     }
 }
 
-fn push_text(stack: &mut [Element], text: &str, offset: u64) -> Result<(), StreamError> {
-    match stack.last_mut() {
-        Some(parent) => {
-            parent.push_text(text);
-            Ok(())
-        }
-        None if text
+/// Only whitespace may sit outside the element (it is then dropped).
+fn check_placement(stack: &[Element], text: &str, offset: u64) -> Result<(), StreamError> {
+    if stack.is_empty()
+        && !text
             .bytes()
-            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) =>
-        {
-            Ok(())
-        }
-        None => Err(StreamError::TextAtStreamLevel { offset }),
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        return Err(StreamError::TextAtStreamLevel { offset });
     }
+    Ok(())
 }
 
 /// Resolves `&name;` or `&#N;`, allowing only the five predefined entities.
@@ -419,12 +524,20 @@ fn resolve_reference<'r>(
         }
         return Ok(c.encode_utf8(tmp));
     }
-    let name = reference.decode().map_err(|e| syntax(e.to_string()))?;
-    match quick_xml::escape::resolve_predefined_entity(&name) {
-        Some(s) => Ok(s),
-        None => Err(StreamError::UndefinedEntity {
-            name: name.into_owned(),
-            offset,
-        }),
-    }
+    // Matched on the raw bytes: the element text is already known to be UTF-8, and decoding
+    // each of a message body's many references again showed up in profiles.
+    let raw: &[u8] = reference;
+    Ok(match raw {
+        b"lt" => "<",
+        b"gt" => ">",
+        b"amp" => "&",
+        b"apos" => "'",
+        b"quot" => "\"",
+        _ => {
+            return Err(StreamError::UndefinedEntity {
+                name: String::from_utf8_lossy(raw).into_owned(),
+                offset,
+            });
+        }
+    })
 }

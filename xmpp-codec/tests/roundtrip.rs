@@ -5,7 +5,7 @@ mod common;
 use common::parse_chunks;
 use proptest::prelude::*;
 use xmpp_codec::{
-    Attribute, Condition, Element, Limits, Node, StreamEvent, StreamHeader, StreamWriter, ns,
+    Attribute, Condition, Element, Limits, Name, Node, StreamEvent, StreamHeader, StreamWriter, ns,
     write_stream_close, write_stream_error,
 };
 
@@ -52,8 +52,13 @@ fn attrs() -> impl Strategy<Value = Vec<Attribute>> {
     .prop_map(|raw| {
         let mut out: Vec<Attribute> = Vec::new();
         for (ns, name, value) in raw {
+            let ns: Option<Name> = ns.map(Name::from);
             if !out.iter().any(|a| a.ns == ns && a.name == name) {
-                out.push(Attribute { ns, name, value });
+                out.push(Attribute {
+                    ns,
+                    name: name.into(),
+                    value,
+                });
             }
         }
         out
@@ -62,8 +67,8 @@ fn attrs() -> impl Strategy<Value = Vec<Attribute>> {
 
 fn element() -> impl Strategy<Value = Element> {
     let leaf = (element_ns(), name(), attrs()).prop_map(|(ns, name, attrs)| Element {
-        name,
-        ns,
+        name: name.into(),
+        ns: ns.into(),
         attrs,
         children: Vec::new(),
     });
@@ -79,8 +84,8 @@ fn element() -> impl Strategy<Value = Element> {
         )
             .prop_map(|(ns, name, attrs, kids)| {
                 let mut el = Element {
-                    name,
-                    ns,
+                    name: name.into(),
+                    ns: ns.into(),
                     attrs,
                     children: Vec::new(),
                 };

@@ -42,11 +42,11 @@ fn iq(iq: &Iq<'_>) -> Option<FromClient> {
     }
     let call = match iq.iq_type {
         IqType::Get => private::Call::Get {
-            namespace: child.ns.clone(),
-            element: child.name.clone(),
+            namespace: child.ns.to_string(),
+            element: child.name.to_string(),
         },
         _ => private::Call::Set {
-            namespace: child.ns.clone(),
+            namespace: child.ns.to_string(),
             xml: xml::to_text(child),
         },
     };
