@@ -261,7 +261,9 @@ async fn stream_conn<R, W>(
     }
     let writer = tokio::spawn(async move {
         while let Some(bytes) = out_rx.recv().await {
-            if wr.write_all(&bytes).await.is_err() {
+            // Flushed after every message: a TLS stream's write may leave records in rustls's buffer when the
+            // socket would block, and nothing else would push them out until the next message.
+            if wr.write_all(&bytes).await.is_err() || wr.flush().await.is_err() {
                 break;
             }
         }

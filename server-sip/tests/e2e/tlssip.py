@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import re
+import select
 import socket
 import ssl
 import threading
@@ -25,6 +26,8 @@ from pathlib import Path
 
 #: seconds a response, or an expected request from the server, may take
 WAIT = 10.0
+#: The longest the reader holds the connection for one read (seconds).
+READ_SLICE = 0.05
 #: most bytes one message may have here (the server's own limit is 32 KiB)
 MAX_MESSAGE = 64 * 1024
 
@@ -104,7 +107,10 @@ class TlsSip:
         self.user, self.password, self.domain = user, password, domain
         raw = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
         self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
-        self.sock.settimeout(None)
+        # OpenSSL objects must not be used by two threads at once, and a TLS 1.3 server's session tickets
+        # arrive just as the first request goes out: the reader and the writers take turns under
+        # ``_lock``, and the reader holds it only for a short bounded read, never while waiting.
+        self.sock.settimeout(READ_SLICE)
         self.version = self.sock.version()
         self.local = "127.0.0.1:%d" % self.sock.getsockname()[1]
         self.sent: list[Msg] = []
@@ -123,13 +129,25 @@ class TlsSip:
 
     def _write(self, data: bytes) -> None:
         with self._lock:
-            self.sock.sendall(data)
+            # Writes wait as long as any step of a test; the short timeout is the reader's.
+            self.sock.settimeout(WAIT)
+            try:
+                self.sock.sendall(data)
+            finally:
+                self.sock.settimeout(READ_SLICE)
 
     def _read(self) -> None:
         buf = b""
         try:
             while True:
-                chunk = self.sock.recv(65536)
+                readable, _, _ = select.select([self.sock], [], [], READ_SLICE)
+                if not readable and not self.sock.pending():
+                    continue
+                with self._lock:
+                    try:
+                        chunk = self.sock.recv(65536)
+                    except (TimeoutError, ssl.SSLWantReadError):
+                        continue  # a record only partly here, or one that carried no data
                 if not chunk:
                     break
                 buf += chunk
