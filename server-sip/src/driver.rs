@@ -184,7 +184,7 @@ impl<S: Store + Send + Sync + 'static> Driver<S> {
                     bytes,
                     client,
                 } => {
-                    if !self.transmit(flow, bytes, &client) {
+                    if let Err(client) = self.transmit(flow, bytes, client) {
                         self.core.handle(now, Event::TransmitFailed { client });
                     }
                 }
@@ -233,26 +233,31 @@ impl<S: Store + Send + Sync + 'static> Driver<S> {
         }
     }
 
-    /// Sends bytes over a flow; whether they went (a datagram is queued for the end of the batch, and its
-    /// failure reported then).
-    fn transmit(&mut self, flow: Flow, bytes: Vec<u8>, client: &Option<String>) -> bool {
+    /// Sends bytes over a flow; when they could not go, hands back `client` (the client transaction they are a
+    /// request of) to be failed. A datagram is queued for the end of the batch, and its failure reported then.
+    fn transmit(
+        &mut self,
+        flow: Flow,
+        bytes: Vec<u8>,
+        client: Option<String>,
+    ) -> Result<(), Option<String>> {
         match flow {
             // A full socket buffer is rare on loopback; a blocking send would stall every other peer.
             Flow::Udp(to) => {
-                self.udp_out.push(to, bytes, client.clone());
-                true
+                self.udp_out.push(to, bytes, client);
+                Ok(())
             }
             // A TCP peer that lets its writer queue fill is not reading: it loses the connection rather than
             // grow our memory (its writer ends when the sender is dropped).
             Flow::Tcp(conn) | Flow::Tls(conn) => {
                 match self.tcp.get(&conn).map(|tx| tx.try_send(bytes)) {
-                    Some(Ok(())) => true,
+                    Some(Ok(())) => Ok(()),
                     Some(Err(_)) => {
                         tracing::warn!(conn, "SIP TCP peer is not reading: closing its connection");
                         self.tcp.remove(&conn);
-                        false
+                        Err(client)
                     }
-                    None => false,
+                    None => Err(client),
                 }
             }
         }

@@ -66,7 +66,6 @@ impl SipPresence {
         }
     }
 
-    /// Starts a client transaction for `req` over `flow`.
     /// Starts a client transaction for `req` over `flow`; `branch` is the one in the Via [`Self::via`] made for
     /// it (known here, so the request's Via need not be parsed back).
     pub(super) fn start_client(

@@ -158,21 +158,17 @@ pub fn top_branch(value: &str) -> Option<&str> {
 
 /// Whether a `branch` parameter starts `s` (just after its `;`), and if so its value, when it has one.
 fn branch_param(s: &str) -> Option<Option<&str>> {
-    let s = s.trim_start_matches(is_lws);
+    let s = s.trim_start_matches(is_ws);
     let name_end = s.find(|c: char| !is_token(c)).unwrap_or(s.len());
     if !s[..name_end].eq_ignore_ascii_case("branch") {
         return None;
     }
-    let Some(s) = s[name_end..].trim_start_matches(is_lws).strip_prefix('=') else {
+    let Some(s) = s[name_end..].trim_start_matches(is_ws).strip_prefix('=') else {
         return Some(None);
     };
-    let s = s.trim_start_matches(is_lws);
+    let s = s.trim_start_matches(is_ws);
     let end = s.find(|c: char| !is_token(c)).unwrap_or(s.len());
     Some((end > 0).then(|| &s[..end]))
-}
-
-fn is_lws(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
 impl fmt::Display for Via {
