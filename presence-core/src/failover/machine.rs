@@ -407,6 +407,12 @@ impl FailoverNode {
             (Normal, RunningInFailedMode | Unknown) if !s.hosts_all_own_users => {
                 self.take_over(now, Reason::PeerDown);
             }
+            // The peer says its users are with us, and we are not serving them: it gave way to a
+            // move of ours that only took our own users back (a takeover race lost to a takeback),
+            // or we restarted without knowing we were its backup. Nobody else will host them.
+            (Normal, FailedOver | FailedOverCriticalServicesNotRunning | Idle) => {
+                self.take_over(now, s.reason);
+            }
             (FailingOver, RunningInBackupMode) => {
                 let to = match self.reason {
                     Reason::OnAdminRequest => Idle,

@@ -40,7 +40,7 @@
 //!     Initializing --> FailedMode: peer failed, or unhealthy alone
 //!     Initializing --> Unknown: pair misconfigured
 //!     Normal --> FailingOver: admin failover, service or database down
-//!     Normal --> TakingOver: peer down, rebooted, failing over or failed without users
+//!     Normal --> TakingOver: peer down, rebooted, failing over, failed without users, or failed over to us unserved
 //!     Normal --> FailedOver: users claimed across a partition
 //!     Normal --> FailedOverCSNR: users claimed while a service is down
 //!     Normal --> FailedMode: service down, peer cannot take over

@@ -33,7 +33,7 @@ pub const TRANSITIONS: &[(NodeState, NodeState, &str)] = &[
     (
         Normal,
         TakingOver,
-        "peer down, rebooted, failing over or failed without users",
+        "peer down, rebooted, failing over, failed without users, or failed over to us unserved",
     ),
     (Normal, FailedOver, "users claimed across a partition"),
     (

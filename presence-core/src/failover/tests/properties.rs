@@ -303,6 +303,21 @@ mod regressions {
     }
 
     #[test]
+    fn recovered_node_shuts_down_while_its_peer_holds_both_halves() {
+        replay(
+            &[
+                SignIn(0, 0, true),
+                Service(1, true),
+                Service(0, true),
+                Advance(90),
+                Admin(0, Recover),
+                Shutdown(0),
+            ],
+            false,
+        );
+    }
+
+    #[test]
     fn backup_fails_over_across_a_cut_after_a_takeover_race() {
         replay(&[Jump(120), Cut, Service(0, true), Settle], false);
     }
