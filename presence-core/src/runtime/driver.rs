@@ -118,6 +118,8 @@ struct Batch {
     /// The first commit group that failed.
     failed: Option<u32>,
     outputs: Vec<(Tag, Output)>,
+    /// Watch updates let out, sent after the batch's deliveries.
+    watch_updates: Vec<(WatchId, WatchState)>,
     flushes: Vec<(SessionId, u64)>,
     receipts: Vec<Receipt>,
     /// Errors for senders whose messages could not be stored.
@@ -130,6 +132,12 @@ impl Batch {
             group: self.group,
             after_write: !self.writes.is_empty() || !self.records.is_empty(),
         }
+    }
+
+    /// Whether an output tagged `tag` can go out now: no commit it could depend on is pending or failed,
+    /// and nothing emitted before it is still waiting (outputs leave in the order the engine emitted them).
+    fn settled(&self, tag: Tag) -> bool {
+        !tag.after_write && self.failed.is_none() && self.outputs.is_empty()
     }
 
     fn held_back(&self, tag: Tag) -> bool {
@@ -256,7 +264,14 @@ impl<S: Store> Driver<S> {
                     },
                     other => {
                         let tag = batch.tag();
-                        batch.outputs.push((tag, other));
+                        if batch.settled(tag) {
+                            // Nothing uncommitted comes before it: out at once, rather than kept (and moved,
+                            // and the batch's vector grown) until the batch ends. A presence fan-out is
+                            // tens of thousands of these in one batch.
+                            self.let_out(other, false, &mut batch.watch_updates);
+                        } else {
+                            batch.outputs.push((tag, other));
+                        }
                     }
                 }
             }
@@ -388,46 +403,10 @@ impl<S: Store> Driver<S> {
     /// Lets out what the batch's commits allow, in order: deliveries, then watch updates, then flushes.
     fn release(&mut self, mut batch: Batch) {
         let outputs = std::mem::take(&mut batch.outputs);
-        let mut watch_updates: Vec<(WatchId, WatchState)> = Vec::new();
+        let mut watch_updates = std::mem::take(&mut batch.watch_updates);
         for (tag, out) in outputs {
             let held = batch.held_back(tag);
-            match out {
-                Output::Deliver { session, stanza } => {
-                    if held {
-                        self.hold_back(Some(session), stanza);
-                    } else {
-                        self.deliver(session, ToSession::Stanza(stanza));
-                    }
-                }
-                Output::Bound { session, jid } => {
-                    if held {
-                        // The session exists in the engine but nothing it saw is durable: end it.
-                        self.end(session, Ended::StoreFailed);
-                    } else {
-                        self.dir.bound(session, jid.clone());
-                        self.deliver(session, ToSession::Bound(jid));
-                    }
-                }
-                Output::BindRefused { session, reason } => {
-                    self.deliver(session, ToSession::BindRefused(reason))
-                }
-                Output::Close { session, reason } => {
-                    self.deliver(session, ToSession::Closed(Ended::Engine(reason)))
-                }
-                Output::Route(stanza) => self.route(stanza, held),
-                Output::ToRoom(traffic) => self.send_to_room(traffic, held),
-                Output::Watch { watch, state } => watch_updates.push((watch, state)),
-                Output::ContactsAdded {
-                    user,
-                    added,
-                    refused,
-                } => {
-                    debug!(%user, added = added.len(), refused = refused.len(), "contacts added");
-                }
-                Output::Load(_) | Output::LoadRooms | Output::Store(_) | Output::Comply(_) => {
-                    unreachable!("loads, writes and compliance records are taken while draining")
-                }
-            }
+            self.let_out(out, held, &mut watch_updates);
         }
         if let Some(Complying::BestEffort(writer)) = &self.compliance {
             let records: Vec<Record> = std::mem::take(&mut batch.later)
@@ -456,6 +435,48 @@ impl<S: Store> Driver<S> {
         }
         for receipt in batch.receipts {
             receipt(durable);
+        }
+    }
+
+    /// Carries out one output of the engine; `held`: a commit it depended on failed. Watch updates are gathered
+    /// in `watch_updates`, to go out after the batch's deliveries.
+    fn let_out(&mut self, out: Output, held: bool, watch_updates: &mut Vec<(WatchId, WatchState)>) {
+        match out {
+            Output::Deliver { session, stanza } => {
+                if held {
+                    self.hold_back(Some(session), stanza);
+                } else {
+                    self.deliver(session, ToSession::Stanza(stanza));
+                }
+            }
+            Output::Bound { session, jid } => {
+                if held {
+                    // The session exists in the engine but nothing it saw is durable: end it.
+                    self.end(session, Ended::StoreFailed);
+                } else {
+                    self.dir.bound(session, jid.clone());
+                    self.deliver(session, ToSession::Bound(jid));
+                }
+            }
+            Output::BindRefused { session, reason } => {
+                self.deliver(session, ToSession::BindRefused(reason))
+            }
+            Output::Close { session, reason } => {
+                self.deliver(session, ToSession::Closed(Ended::Engine(reason)))
+            }
+            Output::Route(stanza) => self.route(stanza, held),
+            Output::ToRoom(traffic) => self.send_to_room(traffic, held),
+            Output::Watch { watch, state } => watch_updates.push((watch, state)),
+            Output::ContactsAdded {
+                user,
+                added,
+                refused,
+            } => {
+                debug!(%user, added = added.len(), refused = refused.len(), "contacts added");
+            }
+            Output::Load(_) | Output::LoadRooms | Output::Store(_) | Output::Comply(_) => {
+                unreachable!("loads, writes and compliance records are taken while draining")
+            }
         }
     }
 
