@@ -1,0 +1,117 @@
+//! XMPP for web clients, as routes of the process's one HTTP listener: RFC 7395 XMPP over WebSocket at
+//! `/xmpp-websocket` and XEP-0156 discovery at `/.well-known/host-meta` (XRD) and `/.well-known/host-meta.json`.
+//!
+//! A WebSocket client is an ordinary session: after the upgrade it runs through the same connection state
+//! machine as a TCP client ([`crate::connection::serve_framed`]), with the same SASL, binding, limits, rates,
+//! outbound queues and engine sessions. Only the transport differs: [`socket::MessageIo`] reads and writes the
+//! WebSocket's text messages, and the wire speaks RFC 7395 framing. Whether SASL may run at all is the
+//! listener's [`Security`]: TLS, or plain HTTP on a loopback address behind a TLS-terminating proxy, is
+//! [`Security::Encrypted`]; anything else gets no mechanisms and `<encryption-required/>`.
+//! BOSH (XEP-0206) is not served yet.
+
+pub mod host_meta;
+pub mod socket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use presence_core::store::Store;
+
+pub use crate::connection::Security;
+use crate::connection::{Shared, serve_framed};
+
+/// The WebSocket subprotocol of XMPP (RFC 7395 §3.1); an upgrade that does not ask for it is refused.
+pub const SUBPROTOCOL: &str = "xmpp";
+
+/// The path of the WebSocket endpoint.
+pub const WEBSOCKET_PATH: &str = "/xmpp-websocket";
+
+/// Slack over the codec's element limit for a message's XML declaration and white space.
+const MESSAGE_SLACK: usize = 1024;
+
+/// What the WebSocket route serves: the XMPP service's shared state and how secure its transport is.
+pub struct Endpoint<S> {
+    shared: Arc<Shared<S>>,
+    security: Security,
+}
+
+impl<S> Clone for Endpoint<S> {
+    fn clone(&self) -> Self {
+        Endpoint {
+            shared: self.shared.clone(),
+            security: self.security,
+        }
+    }
+}
+
+impl<S> Endpoint<S> {
+    pub(crate) fn new(shared: Arc<Shared<S>>, security: Security) -> Self {
+        Endpoint { shared, security }
+    }
+}
+
+/// The routes for web clients: `GET /xmpp-websocket`, and the XEP-0156 documents advertising `websocket_url`
+/// (the address clients reach the endpoint at, e.g. `wss://chat.example.com/xmpp-websocket`). Needs the
+/// listener to be served with connection info (`into_make_service_with_connect_info::<SocketAddr>`), for the
+/// per-address connection caps.
+pub fn routes<S: Store + Send + Sync + 'static>(
+    endpoint: Endpoint<S>,
+    websocket_url: &str,
+) -> Router {
+    Router::new()
+        .route(WEBSOCKET_PATH, get(upgrade::<S>))
+        .with_state(endpoint)
+        .merge(host_meta::routes(websocket_url))
+}
+
+/// The refusal of an upgrade without the `xmpp` subprotocol.
+const NO_SUBPROTOCOL: &str =
+    "XMPP over WebSocket needs the subprotocol `xmpp` (Sec-WebSocket-Protocol: xmpp, RFC 7395)\n";
+
+async fn upgrade<S: Store + Send + Sync + 'static>(
+    State(endpoint): State<Endpoint<S>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // RFC 7395 §3.1: without the subprotocol there is no XMPP connection; complete no handshake.
+    if !ws
+        .requested_protocols()
+        .any(|p| p.as_bytes() == SUBPROTOCOL.as_bytes())
+    {
+        tracing::debug!(%peer, "WebSocket upgrade without the xmpp subprotocol refused");
+        return (StatusCode::BAD_REQUEST, NO_SUBPROTOCOL).into_response();
+    }
+    let shared = endpoint.shared;
+    // The same caps as a TCP connection, counted from the upgrade on (behind a proxy the peer is the proxy).
+    let admitted = shared.hub.admission().admit(peer.ip());
+    if let Err(refused) = &admitted {
+        shared.hub.metrics().rejected(refused.rejection());
+    }
+    let max_message = shared
+        .limits
+        .max_stanza_size
+        .max(shared.limits.max_header_size)
+        + MESSAGE_SLACK;
+    let security = endpoint.security;
+    ws.protocols([SUBPROTOCOL])
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+        // tungstenite's defaults are 128 KiB for each buffer of every connection; a session is mostly idle.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| {
+            serve_framed(
+                socket::MessageIo::new(socket),
+                peer,
+                shared,
+                admitted,
+                security,
+            )
+        })
+}
