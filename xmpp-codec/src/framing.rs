@@ -150,7 +150,8 @@ mod tests {
         assert_eq!(h.version.as_deref(), Some("1.0"));
         assert_eq!(h.lang.as_deref(), Some("en"));
         assert_eq!(h.content_ns, ns::CLIENT);
-        let prefixed = "<?xml version='1.0'?> <f:close xmlns:f='urn:ietf:params:xml:ns:xmpp-framing'/>\n";
+        let prefixed =
+            "<?xml version='1.0'?> <f:close xmlns:f='urn:ietf:params:xml:ns:xmpp-framing'/>\n";
         assert_eq!(classify(prefixed), Frame::Close);
     }
 
