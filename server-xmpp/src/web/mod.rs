@@ -35,6 +35,11 @@ pub const WEBSOCKET_PATH: &str = "/xmpp-websocket";
 /// Slack over the codec's element limit for a message's XML declaration and white space.
 const MESSAGE_SLACK: usize = 1024;
 
+/// The largest WebSocket message taken, as a multiple of the codec's element limit: above that limit and below
+/// this the codec refuses the element with a stream error the client can read; beyond it the WebSocket layer
+/// drops the connection without reading the rest.
+const MESSAGE_FACTOR: usize = 2;
+
 /// What the WebSocket route serves: the XMPP service's shared state and how secure its transport is.
 pub struct Endpoint<S> {
     shared: Arc<Shared<S>>,
@@ -97,7 +102,8 @@ async fn upgrade<S: Store + Send + Sync + 'static>(
         .limits
         .max_stanza_size
         .max(shared.limits.max_header_size)
-        + MESSAGE_SLACK;
+        .saturating_mul(MESSAGE_FACTOR)
+        .saturating_add(MESSAGE_SLACK);
     let security = endpoint.security;
     ws.protocols([SUBPROTOCOL])
         .max_message_size(max_message)

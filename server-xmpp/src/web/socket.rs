@@ -2,6 +2,11 @@
 //! stream they stand for (RFC 7395 framing, translated by `xmpp_codec::framing`), and what the wire writes
 //! between two flushes leaves as one text message. A framed wire flushes after every element, so each stanza or
 //! nonza is a message of its own.
+//!
+//! Inbound, message boundaries are not enforced: the parser sees the messages' bytes one after the other, so a
+//! client that puts two elements in one message, or splits one over two, is served as Prosody serves it. What
+//! RFC 7395 requires of the server's own messages holds strictly; every inbound byte still passes the codec's
+//! limits, and a message larger than the element limit is refused by the WebSocket layer.
 
 use std::io;
 use std::pin::Pin;

@@ -286,6 +286,25 @@ def test_framing_is_one_element_per_message_and_a_malformed_one_ends_only_its_ow
     run(scenario)
 
 
+def test_an_oversized_message_gets_a_stream_error(server: Server) -> None:
+    async def scenario() -> None:
+        ws = await WsStream.open(ws_url(server))
+        try:
+            await sign_in(ws, server, "alice", "big")
+            # Above the codec's 256 KiB element limit (and within what the WebSocket layer takes).
+            body = "x" * (300 * 1024)
+            await ws.send(f"<message xmlns='jabber:client' to='{BOB}'><body>{body}</body></message>")
+            rest = await ws.wait_closed("the server to refuse the oversized message")
+            docs = [ET.fromstring(t) for t in rest]
+            errors = [stream_error_condition(d) for d in docs if d.tag == f"{{{NS_STREAM}}}error"]
+            assert errors == ["policy-violation"], rest
+            assert docs[-1].tag == f"{{{NS_FRAMING}}}close", rest
+        finally:
+            await ws.close()
+
+    run(scenario)
+
+
 def test_an_upgrade_without_the_xmpp_subprotocol_is_refused(server: Server) -> None:
     async def scenario() -> None:
         for protocols in ((), ("chat",)):
