@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use presence_core::store::Store;
@@ -79,11 +79,34 @@ pub fn routes<S: Store + Send + Sync + 'static>(
 const NO_SUBPROTOCOL: &str =
     "XMPP over WebSocket needs the subprotocol `xmpp` (Sec-WebSocket-Protocol: xmpp, RFC 7395)\n";
 
+/// The client's address: the TCP peer, or, when that peer is on loopback (the local TLS-terminating proxy this
+/// listener is meant to sit behind), the last address of its `X-Forwarded-For` (the one that proxy added), so
+/// the per-address connection caps and logs see web users rather than one proxy. Only a local proxy is trusted
+/// with the header: anyone else could claim any address with it.
+pub fn client_addr(peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+    if !peer.ip().is_loopback() {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .and_then(|last| last.trim().parse::<std::net::IpAddr>().ok());
+    match forwarded {
+        Some(ip) => SocketAddr::new(ip, 0),
+        None => peer,
+    }
+}
+
 async fn upgrade<S: Store + Send + Sync + 'static>(
     State(endpoint): State<Endpoint<S>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let peer = client_addr(peer, &headers);
     // RFC 7395 §3.1: without the subprotocol there is no XMPP connection; complete no handshake.
     if !ws
         .requested_protocols()
@@ -93,7 +116,7 @@ async fn upgrade<S: Store + Send + Sync + 'static>(
         return (StatusCode::BAD_REQUEST, NO_SUBPROTOCOL).into_response();
     }
     let shared = endpoint.shared;
-    // The same caps as a TCP connection, counted from the upgrade on (behind a proxy the peer is the proxy).
+    // The same caps as a TCP connection, counted from the upgrade on.
     let admitted = shared.hub.admission().admit(peer.ip());
     if let Err(refused) = &admitted {
         shared.hub.metrics().rejected(refused.rejection());
@@ -120,4 +143,30 @@ async fn upgrade<S: Store + Send + Sync + 'static>(
                 security,
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_loopback_peer_is_trusted_with_x_forwarded_for() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            "198.51.100.7, 203.0.113.9".parse().unwrap(),
+        );
+        let proxy: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let remote: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+        assert_eq!(client_addr(proxy, &headers).ip().to_string(), "203.0.113.9");
+        assert_eq!(client_addr(remote, &headers), remote);
+        assert_eq!(client_addr(proxy, &HeaderMap::new()), proxy);
+        let mut bad = HeaderMap::new();
+        bad.append("x-forwarded-for", "not an address".parse().unwrap());
+        assert_eq!(client_addr(proxy, &bad), proxy);
+        let mut two = HeaderMap::new();
+        two.append("x-forwarded-for", "198.51.100.7".parse().unwrap());
+        two.append("x-forwarded-for", "::1".parse().unwrap());
+        assert_eq!(client_addr(proxy, &two).ip().to_string(), "::1");
+    }
 }

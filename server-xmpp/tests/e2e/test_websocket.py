@@ -63,11 +63,15 @@ class WsStream:
         self.received: list[str] = []
 
     @classmethod
-    async def open(cls, url: str, protocols=("xmpp",), ssl_context=None) -> "WsStream":
+    async def open(
+        cls, url: str, protocols=("xmpp",), ssl_context=None, headers: dict | None = None
+    ) -> "WsStream":
         session = aiohttp.ClientSession()
         try:
             ws = await wait(
-                session.ws_connect(url, protocols=protocols, ssl=ssl_context or True, autoping=True),
+                session.ws_connect(
+                    url, protocols=protocols, ssl=ssl_context or True, autoping=True, headers=headers
+                ),
                 f"WebSocket upgrade at {url}",
             )
         except BaseException:
@@ -303,6 +307,42 @@ def test_an_oversized_message_gets_a_stream_error(server: Server) -> None:
             await ws.close()
 
     run(scenario)
+
+
+def test_the_per_address_cap_counts_the_address_a_local_proxy_forwards(server_files: Server) -> None:
+    restart_with(server_files, tables="[limits]\nmax_connections_per_ip = 1")
+    server = server_files
+
+    def forwarded(ip: str) -> dict:
+        return {"X-Forwarded-For": f"192.0.2.200, {ip}"}
+
+    async def scenario() -> None:
+        first = await WsStream.open(ws_url(server), headers=forwarded("198.51.100.1"))
+        try:
+            await first.start()
+            # Another web user behind the same (loopback) proxy is not refused for the proxy's address...
+            other = await WsStream.open(ws_url(server), headers=forwarded("198.51.100.2"))
+            try:
+                await other.start()
+            finally:
+                await other.close()
+            # ...but a second connection from the same forwarded address is, with a stream error.
+            again = await WsStream.open(ws_url(server), headers=forwarded("198.51.100.1"))
+            try:
+                # Refused at once: the server opens its side, says why and closes.
+                rest = await again.wait_closed("the refusal")
+                docs = [ET.fromstring(t) for t in rest]
+                errors = [stream_error_condition(d) for d in docs if d.tag == f"{{{NS_STREAM}}}error"]
+                assert errors == ["policy-violation"], rest
+            finally:
+                await again.close()
+        finally:
+            await first.close()
+
+    try:
+        run(scenario)
+    finally:
+        server.stop()
 
 
 def test_an_upgrade_without_the_xmpp_subprotocol_is_refused(server: Server) -> None:
