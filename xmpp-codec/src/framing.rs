@@ -171,6 +171,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends, classifying it neither panics nor turns a non-framing message into one.
+        #[test]
+        fn any_message_is_classified_without_panicking(
+            message in "(<open|<close|<message| xmlns='urn:ietf:params:xml:ns:xmpp-framing'| to='a'|/>|>|&amp;|&bad;|\\PC){0,12}"
+        ) {
+            let mut out = Vec::new();
+            message_to_stream(&message, &mut out);
+            if classify(&message) == Frame::Other {
+                proptest::prop_assert_eq!(out, message.as_bytes());
+            }
+        }
+    }
+
     #[test]
     fn translated_messages_parse_as_a_classic_stream() {
         let mut bytes = Vec::new();
