@@ -64,7 +64,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The operational log.
     pub log: LogConfig,
-    /// The HTTP listener (metrics; later WebSocket, BOSH and the status page).
+    /// The HTTP listener (metrics, XMPP over WebSocket and its XEP-0156 discovery; later BOSH and the status
+    /// page).
     pub http: HttpConfig,
     /// Where accounts, rosters and held messages live.
     pub store: StoreConfig,
@@ -136,7 +137,65 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Address the HTTP listener binds; loopback by default because `/metrics` is for the operator, not the world.
+    /// Plain HTTP on a loopback address counts as secure for XMPP over WebSocket (a TLS-terminating proxy in
+    /// front, as Prosody's `consider_websocket_secure`); on any other address without `tls`, WebSocket clients
+    /// cannot authenticate.
     pub bind: SocketAddr,
+    /// Serve HTTPS (and `wss:`) on `bind` with the XMPP listeners' certificate (`[xmpp] tls_cert`/`tls_key`, or
+    /// the generated one).
+    pub tls: bool,
+    /// The base URL web clients reach this listener at (`https://chat.example.com`, or with a path prefix a
+    /// proxy forwards), advertised in XEP-0156's host-meta as the WebSocket endpoint `wss://` (from `https://`)
+    /// or `ws://` (from `http://`) + the rest + `/xmpp-websocket`. Default: `ws://` (`wss://` with `tls`) and
+    /// `bind`, the domain standing in for an unspecified address.
+    pub public_url: Option<String>,
+}
+
+impl HttpConfig {
+    /// Whether XMPP may authenticate over this listener without TLS of its own: it has TLS, or it is on
+    /// loopback (only a local proxy, which terminates TLS, can reach it).
+    pub fn secure(&self) -> bool {
+        self.tls || self.bind.ip().is_loopback()
+    }
+
+    /// The WebSocket URL web clients are told about (XEP-0156): from `public_url`, else from `bind`.
+    pub fn websocket_url(&self, domain: &str) -> String {
+        const PATH: &str = "/xmpp-websocket";
+        match &self.public_url {
+            Some(url) => {
+                let url = url.trim_end_matches('/');
+                match url.split_once("://") {
+                    Some(("https", rest)) => format!("wss://{rest}{PATH}"),
+                    Some((_, rest)) => format!("ws://{rest}{PATH}"),
+                    None => format!("{url}{PATH}"),
+                }
+            }
+            None => {
+                let scheme = if self.tls { "wss" } else { "ws" };
+                if self.bind.ip().is_unspecified() {
+                    format!("{scheme}://{domain}:{}{PATH}", self.bind.port())
+                } else {
+                    format!("{scheme}://{}{PATH}", self.bind)
+                }
+            }
+        }
+    }
+
+    /// The first invalid key, its value and what is wrong with it.
+    fn problem(&self) -> Option<(&'static str, String, String)> {
+        let url = self.public_url.as_ref()?;
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        match rest {
+            Some(r) if !r.is_empty() && !r.starts_with('/') => None,
+            _ => Some((
+                "http.public_url",
+                url.clone(),
+                "is not an http:// or https:// URL with a host".into(),
+            )),
+        }
+    }
 }
 
 /// `[xmpp]`: the client-to-server listeners.
@@ -377,6 +436,8 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 5280)),
+            tls: false,
+            public_url: None,
         }
     }
 }
@@ -672,6 +733,9 @@ impl Config {
             }
         }
         if let Some((key, value, problem)) = self.upload.problem() {
+            return Err(invalid(key, &value, problem));
+        }
+        if let Some((key, value, problem)) = self.http.problem() {
             return Err(invalid(key, &value, problem));
         }
         if self.muc.enabled
@@ -983,6 +1047,46 @@ mod tests {
         ] {
             let e = parse(&format!("[limits]\n{key} = 0\n")).expect_err("0 refuses everything");
             assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_websocket_url_and_security_follow_the_http_section() {
+        let c = parse("").expect("valid");
+        assert!(c.http.secure() && !c.http.tls && c.http.public_url.is_none());
+        assert_eq!(
+            c.http.websocket_url("example.com"),
+            "ws://127.0.0.1:5280/xmpp-websocket"
+        );
+        let c = parse("[http]\nbind = \"0.0.0.0:5281\"\ntls = true").expect("valid");
+        assert!(c.http.secure());
+        assert_eq!(
+            c.http.websocket_url("example.com"),
+            "wss://example.com:5281/xmpp-websocket"
+        );
+        let c = parse("[http]\nbind = \"10.0.0.1:5280\"").expect("valid");
+        assert!(!c.http.secure(), "plain HTTP off loopback is not secure");
+        for (url, ws) in [
+            (
+                "https://chat.example.com/",
+                "wss://chat.example.com/xmpp-websocket",
+            ),
+            (
+                "http://chat.example.com:8080/x",
+                "ws://chat.example.com:8080/x/xmpp-websocket",
+            ),
+        ] {
+            let c = parse(&format!("[http]\npublic_url = \"{url}\"")).expect("valid");
+            assert_eq!(c.http.websocket_url("example.com"), ws);
+        }
+        for bad in [
+            "chat.example.com",
+            "https://",
+            "wss://chat.example.com",
+            "http:///x",
+        ] {
+            let e = parse(&format!("[http]\npublic_url = \"{bad}\"")).expect_err(bad);
+            assert!(e.to_string().contains("http.public_url"), "{e}");
         }
     }
 

@@ -1,8 +1,10 @@
-//! The one HTTP listener of the process (`[http] bind`). It serves `GET /metrics` in the Prometheus text format;
-//! WebSocket, BOSH and the status page join [`router`] as routes of the same listener, so the process never
-//! opens a second HTTP port.
+//! The one HTTP listener of the process (`[http] bind`, HTTPS with `[http] tls`). It serves `GET /metrics` in the
+//! Prometheus text format; XMPP over WebSocket and its XEP-0156 discovery documents (`server_xmpp::web`) join
+//! [`router`] as routes of the same listener, as will BOSH and the status page, so the process never opens a
+//! second HTTP port.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -10,6 +12,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
+
+use crate::http_tls::TlsListener;
 
 /// The content type of the Prometheus text exposition format, version 0.0.4, which every scraper reads.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -36,19 +41,33 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for the requests in
-/// flight to finish (graceful shutdown).
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` completes, then stops accepting and waits
+/// for the requests in flight to finish (graceful shutdown). Upgraded WebSocket connections are not requests in
+/// flight: they end with their XMPP sessions. Handlers see the peer's address (`ConnectInfo<SocketAddr>`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "HTTP listener ready");
+        tracing::info!(%addr, tls = tls.is_some(), "HTTP listener ready");
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            // `tap_io` only for axum's connect-info impl, which covers tapped listeners of any kind.
+            let listener = TlsListener::new(listener, tls)?.tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod credentials;
 pub mod extdisco;
 pub mod http;
+pub mod http_tls;
 pub mod logging;
 pub mod muc;
 pub mod registration;

@@ -30,7 +30,8 @@ pub enum Error {
     Serve(#[from] server_xmpp::ServeError),
     #[error(transparent)]
     SipServe(#[from] server_sip::SipServeError),
-    #[error("SIP over TLS: {0}")]
+    /// The certificate for SIP over TLS or HTTPS could not be loaded.
+    #[error("TLS: {0}")]
     SipTls(#[from] server_xmpp::TlsError),
     #[error(transparent)]
     SipClientCa(#[from] server_sip::tls::SipTlsError),
@@ -321,7 +322,34 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
                 tokio::spawn(crate::upload::sweep_forever(uploads.clone(), every));
             }
         }
-        let http_task = tokio::spawn(http::serve(http_listener, router, stopped(stop_rx.clone())));
+        // XMPP over WebSocket (RFC 7395) and XEP-0156 discovery, on this same listener.
+        let security = if config.http.secure() {
+            server_xmpp::web::Security::Encrypted
+        } else {
+            warn!(
+                bind = %config.http.bind,
+                "[http] is plain HTTP on a non-loopback address: WebSocket clients cannot authenticate \
+                 (set [http] tls = true, or bind loopback behind a TLS-terminating proxy)"
+            );
+            server_xmpp::web::Security::Plain
+        };
+        let websocket_url = config.http.websocket_url(&config.domain);
+        info!(url = %websocket_url, "XMPP over WebSocket");
+        router = router.merge(server_xmpp::web::routes(
+            xmpp.websocket(security),
+            &websocket_url,
+        ));
+        let http_tls = if config.http.tls {
+            Some(server_xmpp::tls::server_config(&cert)?)
+        } else {
+            None
+        };
+        let http_task = tokio::spawn(http::serve(
+            http_listener,
+            http_tls,
+            router,
+            stopped(stop_rx.clone()),
+        ));
         let admin_task = tokio::spawn(admin::serve(
             admin_listener,
             store.clone(),

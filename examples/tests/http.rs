@@ -83,7 +83,7 @@ async fn start_with(render_time: std::time::Duration) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, router(state), async move {
+    let task = tokio::spawn(serve(listener, None, router(state), async move {
         let _ = stopped.await;
     }));
     (addr, scrapes, stop, task)

@@ -2,7 +2,8 @@
 //!
 //! Each connection runs on the I/O workers: TCP, mandatory STARTTLS (rustls) or direct TLS on a second port
 //! (XEP-0368), SASL (SCRAM-SHA-256, SCRAM-SHA-1,
-//! PLAIN over TLS), resource binding, then stanzas translated to engine inputs. The engine runs behind
+//! PLAIN over TLS), resource binding, then stanzas translated to engine inputs. Web clients reach the same
+//! connection state machine over RFC 7395 WebSocket on the process's HTTP listener (`web`). The engine runs behind
 //! `presence_core::runtime`, shared with every other shell of the process. Nothing here decides behaviour:
 //! presence, rosters, forking and offline storage are the engine's.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod sasl;
 pub mod sm;
 pub mod tls;
 pub mod translate;
+pub mod web;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -184,6 +186,12 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The WebSocket endpoint of this service (RFC 7395), for the process's HTTP listener: its clients share
+    /// this listener's caps, limits and engine. `security` is that of the HTTP listener's transport.
+    pub fn websocket(&self, security: web::Security) -> web::Endpoint<S> {
+        web::Endpoint::new(self.shared.clone(), security)
     }
 
     /// The address the direct-TLS listener is bound to, if there is one.

@@ -1,8 +1,10 @@
 //! One side of an XMPP stream over any byte transport: read whole top-level items, write elements, fail with a
-//! stream error (RFC 6120 §4.9).
+//! stream error (RFC 6120 §4.9). A framed wire (XMPP over WebSocket, RFC 7395) writes `<open/>`/`<close/>`
+//! instead of the stream's tags and each element as a document of its own, flushing the transport after each
+//! one: the WebSocket transport (`web::socket`) sends what one flush carries as one message.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use xmpp_codec::{Element, StreamEvent, StreamHeader, StreamParser, StreamWriter, ns};
+use xmpp_codec::{Element, StreamEvent, StreamHeader, StreamParser, StreamWriter, framing, ns};
 
 use crate::translate::Outgoing;
 
@@ -44,6 +46,7 @@ impl Spare {
             out: self.out,
             writer: None,
             read_total: 0,
+            frames: None,
         }
     }
 }
@@ -57,6 +60,8 @@ pub struct Wire<T> {
     out: Vec<u8>,
     writer: Option<StreamWriter>,
     read_total: u64,
+    /// For a framed wire, where each queued element ends in `out` (one transport message each).
+    frames: Option<Vec<usize>>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
@@ -69,6 +74,38 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
             out: Vec::with_capacity(1024),
             writer: None,
             read_total: 0,
+            frames: None,
+        }
+    }
+
+    /// Wraps a message transport (XMPP over WebSocket, RFC 7395): `<open/>`/`<close/>` framing, one element per
+    /// flush of `io`.
+    pub fn framed(io: T, limits: xmpp_codec::Limits) -> Self {
+        Wire {
+            frames: Some(Vec::new()),
+            ..Wire::new(io, limits)
+        }
+    }
+
+    /// Whether this wire speaks RFC 7395 framing.
+    pub fn is_framed(&self) -> bool {
+        self.frames.is_some()
+    }
+
+    /// Ends the message being queued (a framed wire only).
+    fn end_frame(&mut self) {
+        if let Some(f) = self.frames.as_mut() {
+            f.push(self.out.len());
+        }
+    }
+
+    /// Queues the end of our side of the stream: `</stream:stream>` or `<close/>`.
+    fn queue_close(&mut self) {
+        if self.is_framed() {
+            framing::write_close(&mut self.out);
+            self.end_frame();
+        } else {
+            self.out.extend_from_slice(b"</stream:stream>");
         }
     }
 
@@ -140,9 +177,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         header.id = Some(id.to_owned());
         header.lang = lang.map(str::to_owned);
         self.out.clear();
-        self.out.extend_from_slice(b"<?xml version='1.0'?>");
-        header.write(&mut self.out);
-        self.writer = Some(StreamWriter::new(&header));
+        if let Some(f) = self.frames.as_mut() {
+            f.clear();
+            framing::write_open(&header, &mut self.out);
+            self.end_frame();
+            self.writer = Some(StreamWriter::framed());
+        } else {
+            self.out.extend_from_slice(b"<?xml version='1.0'?>");
+            header.write(&mut self.out);
+            self.writer = Some(StreamWriter::new(&header));
+        }
         self.flush_out().await
     }
 
@@ -157,12 +201,18 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
 
     /// Adds an element to the output without flushing.
     pub fn queue(&mut self, o: &Outgoing) {
-        let writer = self
-            .writer
-            .get_or_insert_with(|| StreamWriter::new(&StreamHeader::new(ns::CLIENT)));
+        let framed = self.is_framed();
+        let writer = self.writer.get_or_insert_with(|| {
+            if framed {
+                StreamWriter::framed()
+            } else {
+                StreamWriter::new(&StreamHeader::new(ns::CLIENT))
+            }
+        });
         let start = self.out.len();
         writer.write_element(&o.element, &mut self.out);
         if o.raw_children.is_empty() {
+            self.end_frame();
             return;
         }
         // Opaque payloads are already-serialized XML: splice them in before the closing tag.
@@ -181,17 +231,32 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         self.out.extend_from_slice(b"</");
         self.out.extend_from_slice(o.element.name.as_bytes());
         self.out.push(b'>');
+        self.end_frame();
     }
 
     /// Writes whatever was queued.
     pub async fn flush_out(&mut self) -> std::io::Result<()> {
-        if !self.out.is_empty() {
-            self.io.write_all(&self.out).await?;
-            self.out.clear();
-            // One big roster result must not pin its size for the rest of an idle session.
-            if self.out.capacity() > OUT_KEEP {
-                self.out.shrink_to(OUT_KEEP);
+        match self.frames.as_mut() {
+            // Framed: one write and flush per element, which the message transport sends as one message.
+            Some(frames) => {
+                let mut from = 0;
+                for &to in frames.iter() {
+                    self.io.write_all(&self.out[from..to]).await?;
+                    self.io.flush().await?;
+                    from = to;
+                }
+                frames.clear();
+                self.out.clear();
             }
+            None if !self.out.is_empty() => {
+                self.io.write_all(&self.out).await?;
+                self.out.clear();
+            }
+            None => {}
+        }
+        // One big roster result must not pin its size for the rest of an idle session.
+        if self.out.capacity() > OUT_KEEP {
+            self.out.shrink_to(OUT_KEEP);
         }
         self.io.flush().await
     }
@@ -207,7 +272,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
             err = err.with_child(Element::new(ns::STREAM_ERRORS, "text").with_text(t));
         }
         self.queue(&err.into());
-        self.out.extend_from_slice(b"</stream:stream>");
+        self.queue_close();
         let _ = self.flush_out().await;
         let _ = self.io.shutdown().await;
     }
@@ -221,15 +286,91 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         let err = Element::new(ns::STREAMS, "error")
             .with_child(Element::new(ns::STREAM_ERRORS, "see-other-host").with_text(address));
         self.queue(&err.into());
-        self.out.extend_from_slice(b"</stream:stream>");
+        self.queue_close();
         let _ = self.flush_out().await;
         let _ = self.io.shutdown().await;
     }
 
     /// Closes our side of the stream cleanly.
     pub async fn close(&mut self) {
-        self.out.extend_from_slice(b"</stream:stream>");
+        self.queue_close();
         let _ = self.flush_out().await;
         let _ = self.io.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::ReadBuf;
+
+    use super::*;
+
+    /// A message transport: what is written between two flushes is one message.
+    #[derive(Default)]
+    struct Messages {
+        sent: Vec<String>,
+        pending: Vec<u8>,
+    }
+
+    impl AsyncRead for Messages {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Messages {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.get_mut().pending.extend_from_slice(data);
+            Poll::Ready(Ok(data.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            let this = self.get_mut();
+            if !this.pending.is_empty() {
+                let text = String::from_utf8(std::mem::take(&mut this.pending)).expect("UTF-8");
+                this.sent.push(text);
+            }
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_framed_wire_sends_each_element_as_a_standalone_message() {
+        let mut wire = Wire::framed(Messages::default(), xmpp_codec::Limits::default());
+        wire.open("example.com", "s1", Some("en"))
+            .await
+            .expect("open");
+        wire.queue(&Element::new(ns::STREAMS, "features").into());
+        wire.queue(&Outgoing {
+            element: Element::new(ns::CLIENT, "message").with_attr("to", "a@example.com"),
+            raw_children: vec!["<body>hi</body>".into()],
+        });
+        wire.flush_out().await.expect("flush");
+        wire.fail("example.com", "not-well-formed", None).await;
+        assert_eq!(
+            wire.io.sent,
+            [
+                "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' from='example.com' id='s1' version='1.0' xml:lang='en'/>",
+                "<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>",
+                "<message xmlns='jabber:client' to='a@example.com'><body>hi</body></message>",
+                "<stream:error xmlns:stream='http://etherx.jabber.org/streams'><not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+                "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
+            ]
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! [`StreamParser`] takes bytes in chunks of any size and yields [`StreamEvent`]s once whole
 //! top-level elements have arrived. It enforces the restricted XML profile of RFC 6120 §11 and the
 //! [`Limits`], and every [`StreamError`] names the stream error [`Condition`] to send back.
-//! [`StreamWriter`] and [`StreamHeader::write`] serialize the same values.
+//! [`StreamWriter`] and [`StreamHeader::write`] serialize the same values. [`framing`] carries the same stream
+//! over WebSocket messages (RFC 7395).
 //!
 //! ```
 //! use xmpp_codec::{StreamEvent, StreamParser};
@@ -21,6 +22,7 @@
 
 mod element;
 mod error;
+pub mod framing;
 mod header;
 mod limits;
 mod name;

@@ -20,6 +20,8 @@ pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 pub const STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 /// Stanza error conditions inside `<error>`.
 pub const STANZA_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+/// The WebSocket framing elements `<open/>` and `<close/>` (RFC 7395).
+pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 /// XEP-0198 stream management.
 pub const SM: &str = "urn:xmpp:sm:3";
 

@@ -116,6 +116,9 @@ pub struct StreamWriter {
     default_ns: String,
     /// Prefix bindings the header made, the streams one always included.
     prefixes: Vec<(String, String)>,
+    /// Each element is a document of its own (RFC 7395): nothing is inherited from a header, and a top-level
+    /// element in the streams namespace declares the `stream` prefix itself.
+    framed: bool,
 }
 
 impl StreamWriter {
@@ -132,6 +135,17 @@ impl StreamWriter {
         StreamWriter {
             default_ns: header.content_ns.clone(),
             prefixes,
+            framed: false,
+        }
+    }
+
+    /// A writer for XMPP over WebSocket (RFC 7395), where every top-level element is a standalone document:
+    /// stanzas carry `xmlns='jabber:client'`, features and stream errors `xmlns:stream`.
+    pub fn framed() -> Self {
+        StreamWriter {
+            default_ns: String::new(),
+            prefixes: vec![("stream".to_owned(), ns::STREAMS.to_owned())],
+            framed: true,
         }
     }
 
@@ -142,7 +156,7 @@ impl StreamWriter {
 
     /// Appends a top-level element, using header prefixes (e.g. `stream:`) where they apply.
     pub fn write_element(&self, el: &Element, out: &mut Vec<u8>) {
-        self.write_in(el, &self.default_ns, out);
+        self.write_in(el, &self.default_ns, true, out);
     }
 
     fn prefix_for(&self, ns: &str) -> Option<&str> {
@@ -155,12 +169,16 @@ impl StreamWriter {
             .map(|(p, _)| p.as_str())
     }
 
-    fn write_in(&self, el: &Element, default_ns: &str, out: &mut Vec<u8>) {
+    fn write_in(&self, el: &Element, default_ns: &str, top: bool, out: &mut Vec<u8>) {
         out.push(b'<');
         let mut child_default = default_ns;
+        // A framed writer's `stream` prefix is declared by the top-level element that uses it, so only there.
+        let bound = self
+            .prefix_for(&el.ns)
+            .filter(|_| !el.ns.is_empty() && (top || !self.framed));
         let prefix = if el.ns == default_ns {
             None
-        } else if let Some(p) = self.prefix_for(&el.ns).filter(|_| !el.ns.is_empty()) {
+        } else if let Some(p) = bound {
             Some(p)
         } else {
             child_default = &el.ns;
@@ -173,6 +191,9 @@ impl StreamWriter {
         out.extend_from_slice(el.name.as_bytes());
         if child_default != default_ns {
             write_attr(out, None, "xmlns", &el.ns);
+        }
+        if let (true, Some(p)) = (self.framed && top, prefix) {
+            write_attr(out, Some("xmlns"), p, &el.ns);
         }
         // Namespaced attributes outside the header's bindings get prefixes declared here.
         let mut local: Vec<(String, &str)> = Vec::new();
@@ -202,7 +223,7 @@ impl StreamWriter {
         for child in &el.children {
             match child {
                 Node::Text(t) => escape_text(t, out),
-                Node::Element(c) => self.write_in(c, child_default, out),
+                Node::Element(c) => self.write_in(c, child_default, false, out),
             }
         }
         out.extend_from_slice(b"</");

@@ -1,5 +1,6 @@
 //! From the TCP accept to an authenticated stream: STARTTLS (or TLS from the first byte on the direct-TLS
-//! port), the stream header, in-band registration when it is on, and SASL.
+//! port), the stream header, in-band registration when it is on, and SASL. A WebSocket stream (RFC 7395) starts
+//! at SASL: its transport is as secure as the HTTP listener it came through, or authentication is refused.
 
 use super::*;
 
@@ -70,10 +71,42 @@ pub(super) async fn negotiate<S: Store + Send + Sync + 'static>(
     // A failed handshake (plaintext on the direct-TLS port, an ALPN other than xmpp-client) just closes.
     let tls = acceptor.accept(tcp).await.ok()?;
     let mut wire = spare.with_io(tls);
-    let user = authenticate(&mut wire, shared, ip).await?;
+    let user = authenticate(&mut wire, shared, ip, Security::Encrypted).await?;
     drop(permit);
     Some((wire, user))
 }
+
+/// Whether a stream's transport protects credentials, which decides whether SASL is offered at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// TLS, or plain HTTP on a loopback listener (behind a TLS-terminating proxy): every mechanism is offered.
+    Encrypted,
+    /// Plain text that may cross a network: no mechanism is offered and authentication is refused with
+    /// `<encryption-required/>` (RFC 6120 §6.4.5).
+    Plain,
+}
+
+/// A WebSocket stream (RFC 7395): no STARTTLS (the transport is what it is), straight to SASL. Returns the
+/// authenticated stream and user.
+pub(super) async fn negotiate_framed<S, T>(
+    mut wire: Wire<T>,
+    shared: &Shared<S>,
+    permit: OwnedSemaphorePermit,
+    security: Security,
+    ip: std::net::IpAddr,
+) -> Option<(Wire<T>, BareJid)>
+where
+    S: Store + Send + Sync + 'static,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let user = authenticate(&mut wire, shared, ip, security).await?;
+    drop(permit);
+    Some((wire, user))
+}
+
+/// What a client that tries to authenticate over an unprotected WebSocket is told.
+pub(super) const PLAIN_TEXT: &str = "authentication is refused over this unencrypted connection: connect with \
+    https/wss, or serve WebSocket through a TLS-terminating proxy on a loopback [http] bind";
 
 /// Answers a stream header: checks it is for us, then opens our side.
 pub(super) async fn open_stream<T: AsyncRead + AsyncWrite + Unpin>(
@@ -179,6 +212,7 @@ pub(super) async fn authenticate<
     wire: &mut Wire<T>,
     shared: &Shared<S>,
     ip: std::net::IpAddr,
+    security: Security,
 ) -> Option<BareJid> {
     let domain = shared.domain.as_str();
     let lookup = Arc::new(Accounts {
@@ -197,12 +231,18 @@ pub(super) async fn authenticate<
                 if !open_stream(wire, domain, &h).await {
                     return None;
                 }
+                let mut features = Element::new(ns::STREAMS, "features");
+                if security == Security::Plain {
+                    // Neither mechanisms nor registration: both would carry a password in the clear.
+                    wire.send(&features).await.ok()?;
+                    continue;
+                }
                 let mut mechs = Element::new(ns::SASL, "mechanisms");
                 for m in sasl::offered(true) {
                     mechs =
                         mechs.with_child(Element::new(ns::SASL, "mechanism").with_text(m.name()));
                 }
-                let mut features = Element::new(ns::STREAMS, "features").with_child(mechs);
+                features = features.with_child(mechs);
                 if shared.features.registration().is_some() {
                     use translate::features::register::NS_REGISTER_FEATURE;
                     features = features.with_child(Element::new(NS_REGISTER_FEATURE, "register"));
@@ -211,6 +251,16 @@ pub(super) async fn authenticate<
                 continue;
             }
             StreamEvent::Element(el) => match Nonza::classify(&el) {
+                Some(Nonza::SaslAuth { mechanism, .. }) if security == Security::Plain => {
+                    tracing::info!(%ip, mechanism, "authentication refused: plain-text WebSocket on a non-loopback [http] bind");
+                    let failure = Element::new(ns::SASL, "failure")
+                        .with_child(Element::new(ns::SASL, "encryption-required"))
+                        .with_child(Element::new(ns::SASL, "text").with_text(PLAIN_TEXT));
+                    wire.send(&failure).await.ok()?;
+                    wire.fail(domain, "policy-violation", Some(PLAIN_TEXT))
+                        .await;
+                    return None;
+                }
                 Some(Nonza::SaslAuth {
                     mechanism,
                     initial_response,
@@ -253,6 +303,7 @@ pub(super) async fn authenticate<
             StreamEvent::Stanza(stanza) => {
                 // In-band registration is the one thing a client may do before authenticating (XEP-0077 §3.1).
                 if let Some(registration) = shared.features.registration()
+                    && security == Security::Encrypted
                     && translate::features::register::is_request(&stanza)
                 {
                     let answer = translate::features::register::unauthenticated(

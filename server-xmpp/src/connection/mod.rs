@@ -4,6 +4,10 @@
 //! management (XEP-0198, see `sm.rs`) acknowledges stanzas and lets a client resume its session on a new
 //! connection; client state indication (XEP-0352, see `csi.rs`) holds presence back while the client is
 //! inactive. The entity capabilities of the client's presence become its PEP interests (see `caps.rs`).
+//!
+//! A WebSocket client (RFC 7395, see `web/`) runs through the same state machine with [`serve_framed`]: only
+//! the transport and the framing differ (no STARTTLS; `<open/>` and `<close/>` for the stream's tags), and it
+//! counts against the same connection caps, handshake timeout, rates and outbound queues.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +42,7 @@ mod handshake;
 mod liveness;
 
 use bind::*;
+pub use handshake::Security;
 use handshake::*;
 use liveness::*;
 
@@ -159,6 +164,58 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
         return;
     };
     // Binding is part of the handshake too; the permit was released at SASL success.
+    span.record("user", tracing::field::display(&user));
+    established(wire, &shared, user, &span).await;
+}
+
+/// Serves one WebSocket client (RFC 7395) to the end: `io` carries one element per message (see
+/// `web::socket`), `security` says whether SASL may run over it. `admitted` is its place under the connection
+/// caps (`Err`: refused with a stream error, closed).
+pub async fn serve_framed<S, T>(
+    io: T,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared<S>>,
+    admitted: Result<Permit, runtime::Refused>,
+    security: Security,
+) where
+    S: Store + Send + Sync + 'static,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let span = debug_span!("c2s", %peer, transport = "websocket", user = tracing::field::Empty);
+    let mut wire = Wire::framed(io, shared.limits);
+    let _place = match admitted {
+        Ok(p) => p,
+        Err(refused) => {
+            debug!(parent: &span, %refused, "connection refused");
+            fail_bounded(
+                &mut wire,
+                &shared.domain,
+                "policy-violation",
+                Some(&refused.to_string()),
+            )
+            .await;
+            return;
+        }
+    };
+    let Ok(permit) = shared.unauthenticated.clone().try_acquire_owned() else {
+        shared.hub.metrics().rejected(Rejection::Unauthenticated);
+        fail_bounded(
+            &mut wire,
+            &shared.domain,
+            "resource-constraint",
+            Some("too many connections are authenticating"),
+        )
+        .await;
+        return;
+    };
+    let handshake = tokio::time::timeout(
+        shared.handshake_timeout,
+        negotiate_framed(wire, &shared, permit, security, peer.ip()),
+    )
+    .await;
+    let Ok(Some((wire, user))) = handshake else {
+        return;
+    };
     span.record("user", tracing::field::display(&user));
     established(wire, &shared, user, &span).await;
 }

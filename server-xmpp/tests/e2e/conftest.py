@@ -47,14 +47,16 @@ def presenced_bin() -> Path:
 def write_config(
     path: Path, data_dir: Path, port: int, sip_port: int, *, sip: tuple[str, ...] = (),
     tables: str = "", http_port: int | None = None, tls_port: int | None = None,
-    xmpp: tuple[str, ...] = (), **policy: bool,
+    xmpp: tuple[str, ...] = (), http_host: str = "127.0.0.1", http: tuple[str, ...] = (),
+    **policy: bool,
 ) -> None:
     """The TOML config the tests use; only keys presenced knows (unknown keys are errors).
 
     The SIP listener gets its own free loopback port too, so it never needs the default 0.0.0.0:5060.
     The direct-TLS listener (XEP-0368) is on ``tls_port`` when given, else off, so it never needs the
     default 0.0.0.0:5223 either (parallel servers would collide there).
-    ``sip`` and ``xmpp`` add lines to those tables; ``tables`` is appended as further tables.
+    ``sip``, ``xmpp`` and ``http`` add lines to those tables; ``tables`` is appended as further tables.
+    The HTTP listener binds ``http_host`` (loopback unless a test needs another address).
     """
     lines = [
         f'domain = "{DOMAIN}"',
@@ -66,7 +68,8 @@ def write_config(
         *xmpp,
         "",
         "[http]",
-        f'bind = "127.0.0.1:{http_port or free_port()}"',
+        f'bind = "{http_host}:{http_port or free_port()}"',
+        *http,
         "",
         "[sip]",
         f'bind = "127.0.0.1:{sip_port}"',
