@@ -3,7 +3,9 @@
 //! instead of the stream's tags and each element as a document of its own, flushing the transport after each
 //! one: the WebSocket transport (`web::socket`) sends what one flush carries as one message.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::task::Poll;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use xmpp_codec::{Element, StreamEvent, StreamHeader, StreamParser, StreamWriter, framing, ns};
 
 use crate::translate::Outgoing;
@@ -22,17 +24,23 @@ pub enum Ended {
     Codec(#[from] xmpp_codec::StreamError),
 }
 
-/// The size of one socket read. Small, because every connection holds it while it waits, and rustls has
-/// already buffered the whole record: a bigger read only saves a few memcpy-sized loop turns.
-const READ_CHUNK: usize = 2 * 1024;
+/// The size of one socket read, into a buffer of the worker thread's rather than the connection's: a read
+/// buffer per connection was held through every idle minute (2 KiB of each idle client, issue 17's heap
+/// profile), while a read only needs one for the length of a poll. What a read brings goes straight into the
+/// parser, which keeps only an unfinished element.
+const READ_CHUNK: usize = 16 * 1024;
 
-/// The write buffer a connection keeps between flushes.
-const OUT_KEEP: usize = 4 * 1024;
+/// What a write buffer starts with: room for a typical burst of stanzas without regrowing.
+const OUT_START: usize = 512;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
 
 /// What a [`Wire`] keeps while its transport is being replaced.
 pub struct Spare {
     parser: StreamParser,
-    buf: Box<[u8]>,
     out: Vec<u8>,
 }
 
@@ -42,7 +50,6 @@ impl Spare {
         Wire {
             io,
             parser: self.parser,
-            buf: self.buf,
             out: self.out,
             writer: None,
             read_total: 0,
@@ -56,7 +63,7 @@ pub struct Wire<T> {
     /// The transport.
     pub io: T,
     parser: StreamParser,
-    buf: Box<[u8]>,
+    /// What is queued and not yet written; empty (and unallocated) between flushes.
     out: Vec<u8>,
     writer: Option<StreamWriter>,
     read_total: u64,
@@ -70,8 +77,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         Wire {
             io,
             parser: StreamParser::with_limits(limits),
-            buf: vec![0; READ_CHUNK].into_boxed_slice(),
-            out: Vec::with_capacity(1024),
+            out: Vec::new(),
             writer: None,
             read_total: 0,
             frames: None,
@@ -117,7 +123,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
             self.io,
             Spare {
                 parser,
-                buf: self.buf,
                 out: self.out,
             },
         )
@@ -135,12 +140,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
             if let Some(ev) = self.parser.next_event()? {
                 return Ok(ev);
             }
-            let n = self.io.read(&mut self.buf).await?;
+            let (io, parser) = (&mut self.io, &mut self.parser);
+            let n = std::future::poll_fn(|cx| {
+                SCRATCH.with_borrow_mut(|scratch| {
+                    let mut read = ReadBuf::new(scratch);
+                    let polled = std::pin::Pin::new(&mut *io).poll_read(cx, &mut read);
+                    if let Poll::Ready(Ok(())) = polled {
+                        parser.feed(read.filled());
+                    }
+                    polled.map_ok(|()| read.filled().len())
+                })
+            })
+            .await?;
             if n == 0 {
                 return Err(Ended::Eof);
             }
             self.read_total += n as u64;
-            self.parser.feed(&self.buf[..n]);
         }
     }
 
@@ -209,6 +224,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
                 StreamWriter::new(&StreamHeader::new(ns::CLIENT))
             }
         });
+        if self.out.capacity() == 0 {
+            self.out.reserve(OUT_START);
+        }
         let start = self.out.len();
         writer.write_element(&o.element, &mut self.out);
         if o.raw_children.is_empty() {
@@ -254,10 +272,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
             }
             None => {}
         }
-        // One big roster result must not pin its size for the rest of an idle session.
-        if self.out.capacity() > OUT_KEEP {
-            self.out.shrink_to(OUT_KEEP);
-        }
+        // Nothing is kept between flushes: most connections are idle most of the time, and a buffer kept for
+        // the next burst (a big roster result's, even) would be held all that time; allocating one per burst
+        // costs far less than the write itself.
+        self.out = Vec::new();
         self.io.flush().await
     }
 

@@ -98,6 +98,17 @@ const MAX_AUTH_ATTEMPTS: u32 = 3;
 /// How long writing to a client may stall before it counts as not reading (a slow consumer).
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Awaits a future from the heap: for paths a connection rarely takes, so that the state it keeps while it idles
+/// does not also keep room for theirs (an async fn's state is as large as its largest await). Built and boxed in
+/// a statement of its own, because a temporary of the statement that awaits keeps its room in the state even
+/// once moved into the box.
+macro_rules! boxed {
+    ($f:expr) => {{
+        let f = Box::pin($f);
+        f.await
+    }};
+}
+
 /// How a listener's connections begin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -132,12 +143,8 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
         Err(refused) => {
             debug!(parent: &span, %refused, "connection refused");
             if plain {
-                wire.fail(
-                    &shared.domain,
-                    "policy-violation",
-                    Some(&refused.to_string()),
-                )
-                .await;
+                let why = refused.to_string();
+                boxed!(wire.fail(&shared.domain, "policy-violation", Some(&why)));
             }
             return;
         }
@@ -145,27 +152,28 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
     let Ok(permit) = shared.unauthenticated.clone().try_acquire_owned() else {
         shared.hub.metrics().rejected(Rejection::Unauthenticated);
         if plain {
-            wire.fail(
+            boxed!(wire.fail(
                 &shared.domain,
                 "resource-constraint",
                 Some("too many connections are authenticating"),
-            )
-            .await;
+            ));
         }
         return;
     };
     // The TLS handshake of either port runs under the handshake timeout, so a peer that stalls it is cut off.
-    let handshake = tokio::time::timeout(
-        shared.handshake_timeout,
-        negotiate(wire, &shared, permit, transport, peer.ip()),
-    )
-    .await;
+    // The phases are boxed: an async fn's state holds every phase's locals at once (and copies of what is moved
+    // into an awaited call), so unboxed the task of an idle client kept 31 KiB, mostly of the handshake it had
+    // finished long ago (issue 17's heap profile). Boxed, the handshake's state is freed when it ends.
+    // Each boxed in a statement of its own (see `boxed!`).
+    let negotiating = Box::pin(negotiate(wire, &shared, permit, transport, peer.ip()));
+    let handshake = tokio::time::timeout(shared.handshake_timeout, negotiating).await;
     let Ok(Some((wire, user))) = handshake else {
         return;
     };
     // Binding is part of the handshake too; the permit was released at SASL success.
     span.record("user", tracing::field::display(&user));
-    established(wire, &shared, user, &span).await;
+    let session = Box::pin(established(wire, &shared, user, &span));
+    session.await;
 }
 
 /// Serves one WebSocket client (RFC 7395) to the end: `io` carries one element per message (see
@@ -208,16 +216,14 @@ pub async fn serve_framed<S, T>(
         .await;
         return;
     };
-    let handshake = tokio::time::timeout(
-        shared.handshake_timeout,
-        negotiate_framed(wire, &shared, permit, security, peer.ip()),
-    )
-    .await;
+    let negotiating = Box::pin(negotiate_framed(wire, &shared, permit, security, peer.ip()));
+    let handshake = tokio::time::timeout(shared.handshake_timeout, negotiating).await;
     let Ok(Some((wire, user))) = handshake else {
         return;
     };
     span.record("user", tracing::field::display(&user));
-    established(wire, &shared, user, &span).await;
+    let session = Box::pin(established(wire, &shared, user, &span));
+    session.await;
 }
 
 /// How the loop of a bound session ended, and so what becomes of the session.
@@ -295,13 +301,13 @@ async fn established<S, T>(
     let fresh = shared.hub.new_session();
     let (sink, rx) = runtime::session_channel(shared.outbound_queue, shared.outbound_bytes);
     let mut rx = rx;
-    let bound = tokio::time::timeout(
-        shared.handshake_timeout,
-        bind(&mut wire, shared, &user, fresh, sink, &mut rx),
-    )
-    .await
-    .ok()
-    .flatten();
+    // Boxed like the rarely taken paths below, so the session's state while it idles does not also keep room
+    // for theirs (see `serve`).
+    let binding = Box::pin(bind(&mut wire, shared, &user, fresh, sink, &mut rx));
+    let bound = tokio::time::timeout(shared.handshake_timeout, binding)
+        .await
+        .ok()
+        .flatten();
     let mut sm: Option<sm::Counters> = None;
     let mut claims: Option<tokio::sync::mpsc::Receiver<sm::Claim>> = None;
     let mut pushes = 0u64;
@@ -352,7 +358,7 @@ async fn established<S, T>(
                 let detach = detach_of(shared);
                 match claims {
                     Some(c) => sm::park(detach, parked, previd, c),
-                    None => sm::end(&detach.hub, parked, true).await,
+                    None => boxed!(sm::end(&detach.hub, parked, true)),
                 }
                 return;
             }
@@ -466,7 +472,7 @@ async fn established<S, T>(
                             FromClient::Nothing => {}
                             FromClient::Upload(request) => {
                                 let answer = match me.features.upload() {
-                                    Some(issuer) => translate::features::upload::answer(issuer.clone(), &jid, request).await,
+                                    Some(issuer) => boxed!(translate::features::upload::answer(issuer.clone(), &jid, request)),
                                     // Only offered while an issuer is configured.
                                     None => crate::translate::iq_error(Some(&request.id), &jid.to_string(), request.to.as_deref(), presence_core::stanza::ErrorCondition::ServiceUnavailable, None),
                                 };
@@ -481,7 +487,7 @@ async fn established<S, T>(
                                     unreachable!("register requests come only from the register feature, on only with a registration")
                                 };
                                 let removed = request.change == translate::features::register::Change::Remove;
-                                let answer = translate::features::register::change(registration, shared.store.clone(), &jid, request).await;
+                                let answer = boxed!(translate::features::register::change(registration, shared.store.clone(), &jid, request));
                                 let done = answer.attr("type") == Some("result");
                                 write_own(&mut wire, answer, &mut sm);
                                 if send_bounded(&mut wire).await.is_err() {
@@ -497,7 +503,7 @@ async fn established<S, T>(
                             }
                             FromClient::Archive(request) => {
                                 // Counted like any stanza sent, so stream management acknowledges them too.
-                                for el in crate::archive::answer(shared.store.clone(), &jid, request).await {
+                                for el in boxed!(crate::archive::answer(shared.store.clone(), &jid, request)) {
                                     write_own(&mut wire, el, &mut sm);
                                 }
                                 if send_bounded(&mut wire).await.is_err() {
@@ -536,7 +542,7 @@ async fn established<S, T>(
                                 }
                             }
                             _ => {
-                                wire.fail(domain, "unsupported-stanza-type", Some("that element is not supported here")).await;
+                                boxed!(wire.fail(domain, "unsupported-stanza-type", Some("that element is not supported here")));
                                 break End::Close;
                             }
                         }
@@ -545,15 +551,15 @@ async fn established<S, T>(
                         }
                     }
                     Ok(Ok(StreamEvent::Open(_))) => {
-                        wire.fail(domain, "not-authorized", Some("the stream cannot be restarted now")).await;
+                        boxed!(wire.fail(domain, "not-authorized", Some("the stream cannot be restarted now")));
                         break End::Close;
                     }
                     Ok(Ok(StreamEvent::Close)) => {
-                        wire.close().await;
+                        boxed!(wire.close());
                         break End::Close;
                     }
                     Ok(Err(Ended::Codec(e))) => {
-                        let _: Option<()> = end_with(&mut wire, domain, Ended::Codec(e)).await;
+                        let _: Option<()> = boxed!(end_with(&mut wire, domain, Ended::Codec(e)));
                         break End::Close;
                     }
                     Ok(Err(_)) => break End::Lost,
@@ -590,7 +596,7 @@ async fn established<S, T>(
                         }
                     }
                     for read in room_reads {
-                        for el in crate::archive::answer_room(shared.store.clone(), &jid, read).await {
+                        for el in boxed!(crate::archive::answer_room(shared.store.clone(), &jid, read)) {
                             write_own(&mut wire, el, &mut sm);
                         }
                     }
@@ -612,10 +618,10 @@ async fn established<S, T>(
                         Err(SendFailed::Io) => break End::Lost,
                     }
                     if let Some(msg) = after {
-                        break ended_by_runtime(&mut wire, shared, me.jid.bare(), msg).await;
+                        break boxed!(ended_by_runtime(&mut wire, shared, me.jid.bare(), msg));
                     }
                 }
-                Some(msg) => break ended_by_runtime(&mut wire, shared, me.jid.bare(), msg).await,
+                Some(msg) => break boxed!(ended_by_runtime(&mut wire, shared, me.jid.bare(), msg)),
                 None => {
                     fail_bounded(&mut wire, domain, "system-shutdown", None).await;
                     break End::EngineKnows;
@@ -642,7 +648,7 @@ async fn established<S, T>(
     match (end, parked.counters.id.clone(), claims) {
         (End::Handed(claim), _, _) => {
             if let Err(parked) = claim.send(parked) {
-                sm::end(&detach.hub, parked, true).await;
+                boxed!(sm::end(&detach.hub, parked, true));
             }
         }
         (End::Lost, Some(id), Some(claims)) => {
@@ -654,7 +660,11 @@ async fn established<S, T>(
                 detach.registry.forget(&id);
             }
             // XEP-0198 §4: what the client never acknowledged counts as not delivered.
-            sm::end(&detach.hub, parked, matches!(end, End::Close | End::Lost)).await;
+            boxed!(sm::end(
+                &detach.hub,
+                parked,
+                matches!(end, End::Close | End::Lost)
+            ));
         }
     }
 }
@@ -725,7 +735,9 @@ async fn fail_bounded<T: AsyncRead + AsyncWrite + Unpin>(
     condition: &str,
     text: Option<&str>,
 ) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), wire.fail(domain, condition, text)).await;
+    // Boxed: this runs once at the end of a stream, and inline it would widen the state of every await site.
+    let failing = Box::pin(wire.fail(domain, condition, text));
+    let _ = tokio::time::timeout(Duration::from_secs(2), failing).await;
 }
 
 async fn sleep_until(at: Option<Instant>) {
