@@ -226,6 +226,14 @@ pub async fn serve_framed<S, T>(
     session.await;
 }
 
+/// What the session loop does after handling what the client sent.
+enum Flow {
+    /// Go on.
+    Continue,
+    /// Leave the loop.
+    Break(End),
+}
+
 /// How the loop of a bound session ended, and so what becomes of the session.
 enum End {
     /// The stream ended (either side closed it, or the server ended it): the engine must close the session.
@@ -386,183 +394,191 @@ async fn established<S, T>(
         let read_from = wire.bytes_read();
         tokio::select! {
             read = live.next(&mut wire), if paused_until.is_none() => {
-                let spent = wire.bytes_read() - read_from;
-                let pause = bucket.charge(Instant::now(), usize::try_from(spent).unwrap_or(usize::MAX));
-                if !pause.is_zero() {
-                    metrics.rate_limited(Protocol::Xmpp);
-                    paused_until = Some(Instant::now() + pause);
-                }
-                // Ping answers are stanzas the client sent: they count as handled (XEP-0198).
-                let swallowed = std::mem::take(&mut live.swallowed);
-                if let Some(c) = sm.as_mut() {
-                    (0..swallowed).for_each(|_| c.handled());
-                }
-                match read {
-                    Err(Silence::PingDue) => {
-                        write_own(&mut wire, live.ping(domain, &jid), &mut sm);
-                        metrics.stanza_out(StanzaKind::Iq);
-                        if send_bounded(&mut wire).await.is_err() {
-                            break End::Lost;
-                        }
+                // Handled in a boxed block: its many paths (and their awaits) would otherwise all keep room in
+                // the state every idle session holds (see `boxed!`).
+                let flow = boxed!(async {
+                    let spent = wire.bytes_read() - read_from;
+                    let pause = bucket.charge(Instant::now(), usize::try_from(spent).unwrap_or(usize::MAX));
+                    if !pause.is_zero() {
+                        metrics.rate_limited(Protocol::Xmpp);
+                        paused_until = Some(Instant::now() + pause);
                     }
-                    Err(Silence::Dead) => {
-                        debug!(parent: span, "no answer to a ping: the connection is dead");
-                        fail_bounded(&mut wire, domain, "connection-timeout", Some("no answer to a ping")).await;
-                        break End::Lost;
+                    // Ping answers are stanzas the client sent: they count as handled (XEP-0198).
+                    let swallowed = std::mem::take(&mut live.swallowed);
+                    if let Some(c) = sm.as_mut() {
+                        (0..swallowed).for_each(|_| c.handled());
                     }
-                    Err(Silence::Idle) => {
-                        fail_bounded(&mut wire, domain, "connection-timeout", Some("idle for too long")).await;
-                        break End::Close;
-                    }
-                    Ok(Ok(StreamEvent::Stanza(stanza))) => {
-                        if let Some(kind) = StanzaKind::from_name(stanza.kind().as_str()) {
-                            metrics.stanza_in(kind);
-                        }
-                        if let Some(c) = sm.as_mut() {
-                            c.handled();
-                        }
-                        // The client's answer to the server's caps query is the server's, never a stanza to pass on.
-                        if caps.answers(&stanza, domain) {
-                            if let Some(notify) = caps.answer(&stanza, &shared.caps, clock()) {
-                                interests(shared, &mut caps, session, notify);
+                    match read {
+                        Err(Silence::PingDue) => {
+                            write_own(&mut wire, live.ping(domain, &jid), &mut sm);
+                            metrics.stanza_out(StanzaKind::Iq);
+                            if send_bounded(&mut wire).await.is_err() {
+                                return Flow::Break(End::Lost);
                             }
-                            continue;
                         }
-                        let seen = caps::Seen::of(&stanza);
-                        match translate::from_client(stanza, &me, runtime::timestamp()) {
-                            FromClient::Engine(input) => {
-                                match shared.hub.submit(input).map_err(|r| (r.error, r.input)) {
-                                    // Interests follow the presence that announced them, so the engine sees the
-                                    // session available first.
-                                    Ok(()) => match seen.map(|seen| caps.presence(seen, &shared.caps, domain, &jid, clock())) {
-                                        Some(caps::Step::Interests(notify)) => interests(shared, &mut caps, session, notify),
-                                        Some(caps::Step::Query(query)) => {
-                                            write_own(&mut wire, query, &mut sm);
-                                            metrics.stanza_out(StanzaKind::Iq);
-                                            if send_bounded(&mut wire).await.is_err() {
-                                                break End::Lost;
+                        Err(Silence::Dead) => {
+                            debug!(parent: span, "no answer to a ping: the connection is dead");
+                            fail_bounded(&mut wire, domain, "connection-timeout", Some("no answer to a ping")).await;
+                            return Flow::Break(End::Lost);
+                        }
+                        Err(Silence::Idle) => {
+                            fail_bounded(&mut wire, domain, "connection-timeout", Some("idle for too long")).await;
+                            return Flow::Break(End::Close);
+                        }
+                        Ok(Ok(StreamEvent::Stanza(stanza))) => {
+                            if let Some(kind) = StanzaKind::from_name(stanza.kind().as_str()) {
+                                metrics.stanza_in(kind);
+                            }
+                            if let Some(c) = sm.as_mut() {
+                                c.handled();
+                            }
+                            // The client's answer to the server's caps query is the server's, never a stanza to pass on.
+                            if caps.answers(&stanza, domain) {
+                                if let Some(notify) = caps.answer(&stanza, &shared.caps, clock()) {
+                                    interests(shared, &mut caps, session, notify);
+                                }
+                                return Flow::Continue;
+                            }
+                            let seen = caps::Seen::of(&stanza);
+                            match translate::from_client(stanza, &me, runtime::timestamp()) {
+                                FromClient::Engine(input) => {
+                                    match shared.hub.submit(input).map_err(|r| (r.error, r.input)) {
+                                        // Interests follow the presence that announced them, so the engine sees the
+                                        // session available first.
+                                        Ok(()) => match seen.map(|seen| caps.presence(seen, &shared.caps, domain, &jid, clock())) {
+                                            Some(caps::Step::Interests(notify)) => interests(shared, &mut caps, session, notify),
+                                            Some(caps::Step::Query(query)) => {
+                                                write_own(&mut wire, query, &mut sm);
+                                                metrics.stanza_out(StanzaKind::Iq);
+                                                if send_bounded(&mut wire).await.is_err() {
+                                                    return Flow::Break(End::Lost);
+                                                }
+                                            }
+                                            Some(caps::Step::Nothing) | None => {}
+                                        },
+                                        Err((SubmitError::Busy { .. }, input)) => {
+                                            // The engine is saturated: a temporary error, the stream stays up.
+                                            debug!(parent: span, "engine busy: stanza refused");
+                                            if let Some(answer) = busy_answer(&input, &jid).and_then(|e| {
+                                                translate::to_client(CoreStanza::Error(e), &jid, domain, String::new)
+                                            }) {
+                                                write_own(&mut wire, answer.element, &mut sm);
+                                                if send_bounded(&mut wire).await.is_err() {
+                                                    return Flow::Break(End::Lost);
+                                                }
                                             }
                                         }
-                                        Some(caps::Step::Nothing) | None => {}
-                                    },
-                                    Err((SubmitError::Busy { .. }, input)) => {
-                                        // The engine is saturated: a temporary error, the stream stays up.
-                                        debug!(parent: span, "engine busy: stanza refused");
-                                        if let Some(answer) = busy_answer(&input, &jid).and_then(|e| {
-                                            translate::to_client(CoreStanza::Error(e), &jid, domain, String::new)
-                                        }) {
-                                            write_own(&mut wire, answer.element, &mut sm);
-                                            if send_bounded(&mut wire).await.is_err() {
-                                                break End::Lost;
-                                            }
+                                        Err((SubmitError::Stopped, _)) => {
+                                            fail_bounded(&mut wire, domain, "system-shutdown", None).await;
+                                            return Flow::Break(End::EngineKnows);
                                         }
                                     }
-                                    Err((SubmitError::Stopped, _)) => {
-                                        fail_bounded(&mut wire, domain, "system-shutdown", None).await;
-                                        break End::EngineKnows;
-                                    }
                                 }
-                            }
-                            FromClient::Reply(el) => {
-                                write_own(&mut wire, el, &mut sm);
-                                if send_bounded(&mut wire).await.is_err() {
-                                    break End::Lost;
-                                }
-                            }
-                            FromClient::Nothing => {}
-                            FromClient::Upload(request) => {
-                                let answer = match me.features.upload() {
-                                    Some(issuer) => boxed!(translate::features::upload::answer(issuer.clone(), &jid, request)),
-                                    // Only offered while an issuer is configured.
-                                    None => crate::translate::iq_error(Some(&request.id), &jid.to_string(), request.to.as_deref(), presence_core::stanza::ErrorCondition::ServiceUnavailable, None),
-                                };
-                                write_own(&mut wire, answer, &mut sm);
-                                if send_bounded(&mut wire).await.is_err() {
-                                    break End::Lost;
-                                }
-                            }
-                            FromClient::Register(request) => {
-                                // Only produced while registration is on.
-                                let Some(registration) = me.features.registration().cloned() else {
-                                    unreachable!("register requests come only from the register feature, on only with a registration")
-                                };
-                                let removed = request.change == translate::features::register::Change::Remove;
-                                let answer = boxed!(translate::features::register::change(registration, shared.store.clone(), &jid, request));
-                                let done = answer.attr("type") == Some("result");
-                                write_own(&mut wire, answer, &mut sm);
-                                if send_bounded(&mut wire).await.is_err() {
-                                    break End::Lost;
-                                }
-                                // XEP-0077 §3.2: the account is gone, so is its stream.
-                                if removed && done {
-                                    // The user's other sessions end too, and the engine forgets the account.
-                                    let _ = shared.hub.submit(Input::AccountRemoved { user: jid.bare().clone() });
-                                    fail_bounded(&mut wire, domain, "not-authorized", Some("the account was removed")).await;
-                                    break End::Close;
-                                }
-                            }
-                            FromClient::Archive(request) => {
-                                // Counted like any stanza sent, so stream management acknowledges them too.
-                                for el in boxed!(crate::archive::answer(shared.store.clone(), &jid, request)) {
+                                FromClient::Reply(el) => {
                                     write_own(&mut wire, el, &mut sm);
+                                    if send_bounded(&mut wire).await.is_err() {
+                                        return Flow::Break(End::Lost);
+                                    }
                                 }
-                                if send_bounded(&mut wire).await.is_err() {
-                                    break End::Lost;
+                                FromClient::Nothing => {}
+                                FromClient::Upload(request) => {
+                                    let answer = match me.features.upload() {
+                                        Some(issuer) => boxed!(translate::features::upload::answer(issuer.clone(), &jid, request)),
+                                        // Only offered while an issuer is configured.
+                                        None => crate::translate::iq_error(Some(&request.id), &jid.to_string(), request.to.as_deref(), presence_core::stanza::ErrorCondition::ServiceUnavailable, None),
+                                    };
+                                    write_own(&mut wire, answer, &mut sm);
+                                    if send_bounded(&mut wire).await.is_err() {
+                                        return Flow::Break(End::Lost);
+                                    }
+                                }
+                                FromClient::Register(request) => {
+                                    // Only produced while registration is on.
+                                    let Some(registration) = me.features.registration().cloned() else {
+                                        unreachable!("register requests come only from the register feature, on only with a registration")
+                                    };
+                                    let removed = request.change == translate::features::register::Change::Remove;
+                                    let answer = boxed!(translate::features::register::change(registration, shared.store.clone(), &jid, request));
+                                    let done = answer.attr("type") == Some("result");
+                                    write_own(&mut wire, answer, &mut sm);
+                                    if send_bounded(&mut wire).await.is_err() {
+                                        return Flow::Break(End::Lost);
+                                    }
+                                    // XEP-0077 §3.2: the account is gone, so is its stream.
+                                    if removed && done {
+                                        // The user's other sessions end too, and the engine forgets the account.
+                                        let _ = shared.hub.submit(Input::AccountRemoved { user: jid.bare().clone() });
+                                        fail_bounded(&mut wire, domain, "not-authorized", Some("the account was removed")).await;
+                                        return Flow::Break(End::Close);
+                                    }
+                                }
+                                FromClient::Archive(request) => {
+                                    // Counted like any stanza sent, so stream management acknowledges them too.
+                                    for el in boxed!(crate::archive::answer(shared.store.clone(), &jid, request)) {
+                                        write_own(&mut wire, el, &mut sm);
+                                    }
+                                    if send_bounded(&mut wire).await.is_err() {
+                                        return Flow::Break(End::Lost);
+                                    }
                                 }
                             }
                         }
-                    }
-                    Ok(Ok(StreamEvent::Element(el))) => {
-                        match Nonza::classify(&el) {
-                            Some(Nonza::SmEnable { resume, .. }) if sm.is_none() => {
-                                let id = (resume && !shared.sm_resume_timeout.is_zero()).then(|| {
-                                    let (id, rx) = shared.sm.register(user.clone());
-                                    claims = Some(rx);
-                                    id
-                                });
-                                wire.queue(&sm::enabled(id.as_deref(), shared.sm_resume_timeout).into());
-                                sm = Some(sm::Counters::new(id));
-                            }
-                            Some(Nonza::SmEnable { .. }) => wire.queue(&sm::failed("unexpected-request").into()),
-                            Some(Nonza::SmRequest) => match &sm {
-                                Some(c) => wire.queue(&sm::ack(c.h()).into()),
-                                None => wire.queue(&sm::failed("unexpected-request").into()),
-                            },
-                            Some(Nonza::SmAck { h }) => {
-                                if let Some(Err(e)) = sm.as_mut().map(|c| c.ack(h)) {
-                                    fail_bounded(&mut wire, domain, "undefined-condition", Some(&e.to_string())).await;
-                                    break End::Close;
+                        Ok(Ok(StreamEvent::Element(el))) => {
+                            match Nonza::classify(&el) {
+                                Some(Nonza::SmEnable { resume, .. }) if sm.is_none() => {
+                                    let id = (resume && !shared.sm_resume_timeout.is_zero()).then(|| {
+                                        let (id, rx) = shared.sm.register(user.clone());
+                                        claims = Some(rx);
+                                        id
+                                    });
+                                    wire.queue(&sm::enabled(id.as_deref(), shared.sm_resume_timeout).into());
+                                    sm = Some(sm::Counters::new(id));
+                                }
+                                Some(Nonza::SmEnable { .. }) => wire.queue(&sm::failed("unexpected-request").into()),
+                                Some(Nonza::SmRequest) => match &sm {
+                                    Some(c) => wire.queue(&sm::ack(c.h()).into()),
+                                    None => wire.queue(&sm::failed("unexpected-request").into()),
+                                },
+                                Some(Nonza::SmAck { h }) => {
+                                    if let Some(Err(e)) = sm.as_mut().map(|c| c.ack(h)) {
+                                        fail_bounded(&mut wire, domain, "undefined-condition", Some(&e.to_string())).await;
+                                        return Flow::Break(End::Close);
+                                    }
+                                }
+                                None if el.ns == NS_CSI && el.name == "inactive" => csi.inactive(),
+                                None if el.ns == NS_CSI && el.name == "active" => {
+                                    let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
+                                    for stanza in csi.active() {
+                                        write_delivery(&mut wire, stanza, &mut out);
+                                    }
+                                }
+                                _ => {
+                                    boxed!(wire.fail(domain, "unsupported-stanza-type", Some("that element is not supported here")));
+                                    return Flow::Break(End::Close);
                                 }
                             }
-                            None if el.ns == NS_CSI && el.name == "inactive" => csi.inactive(),
-                            None if el.ns == NS_CSI && el.name == "active" => {
-                                let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
-                                for stanza in csi.active() {
-                                    write_delivery(&mut wire, stanza, &mut out);
-                                }
-                            }
-                            _ => {
-                                boxed!(wire.fail(domain, "unsupported-stanza-type", Some("that element is not supported here")));
-                                break End::Close;
+                            if send_bounded(&mut wire).await.is_err() {
+                                return Flow::Break(End::Lost);
                             }
                         }
-                        if send_bounded(&mut wire).await.is_err() {
-                            break End::Lost;
+                        Ok(Ok(StreamEvent::Open(_))) => {
+                            boxed!(wire.fail(domain, "not-authorized", Some("the stream cannot be restarted now")));
+                            return Flow::Break(End::Close);
                         }
+                        Ok(Ok(StreamEvent::Close)) => {
+                            boxed!(wire.close());
+                            return Flow::Break(End::Close);
+                        }
+                        Ok(Err(Ended::Codec(e))) => {
+                            let _: Option<()> = boxed!(end_with(&mut wire, domain, Ended::Codec(e)));
+                            return Flow::Break(End::Close);
+                        }
+                        Ok(Err(_)) => return Flow::Break(End::Lost),
                     }
-                    Ok(Ok(StreamEvent::Open(_))) => {
-                        boxed!(wire.fail(domain, "not-authorized", Some("the stream cannot be restarted now")));
-                        break End::Close;
-                    }
-                    Ok(Ok(StreamEvent::Close)) => {
-                        boxed!(wire.close());
-                        break End::Close;
-                    }
-                    Ok(Err(Ended::Codec(e))) => {
-                        let _: Option<()> = boxed!(end_with(&mut wire, domain, Ended::Codec(e)));
-                        break End::Close;
-                    }
-                    Ok(Err(_)) => break End::Lost,
+                    Flow::Continue
+                });
+                if let Flow::Break(end) = flow {
+                    break end;
                 }
             }
             _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
@@ -574,51 +590,58 @@ async fn established<S, T>(
             }
             msg = rx.recv() => match msg {
                 Some(ToSession::Stanza(stanza)) => {
-                    // Write everything already waiting in one go; a non-stanza message ends the batch and is
-                    // handled after the flush, never dropped.
-                    let mut next = Some(stanza);
-                    let mut after = None;
-                    // Room archive queries a room allowed: read from the store after the batch is written.
-                    let mut room_reads = Vec::new();
-                    let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
-                    while let Some(stanza) = next.take() {
-                        if let Some(read) = crate::archive::room_read(&stanza) {
-                            room_reads.push(read);
-                        } else {
-                            for stanza in csi.deliver(stanza) {
-                                write_delivery(&mut wire, stanza, &mut out);
+                    // Boxed like the read branch above.
+                    let flow = boxed!(async {
+                        // Write everything already waiting in one go; a non-stanza message ends the batch and is
+                        // handled after the flush, never dropped.
+                        let mut next = Some(stanza);
+                        let mut after = None;
+                        // Room archive queries a room allowed: read from the store after the batch is written.
+                        let mut room_reads = Vec::new();
+                        let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
+                        while let Some(stanza) = next.take() {
+                            if let Some(read) = crate::archive::room_read(&stanza) {
+                                room_reads.push(read);
+                            } else {
+                                for stanza in csi.deliver(stanza) {
+                                    write_delivery(&mut wire, stanza, &mut out);
+                                }
+                            }
+                            match rx.try_recv() {
+                                Some(ToSession::Stanza(s)) => next = Some(s),
+                                Some(other) => after = Some(other),
+                                None => {}
                             }
                         }
-                        match rx.try_recv() {
-                            Some(ToSession::Stanza(s)) => next = Some(s),
-                            Some(other) => after = Some(other),
-                            None => {}
+                        for read in room_reads {
+                            for el in boxed!(crate::archive::answer_room(shared.store.clone(), &jid, read)) {
+                                write_own(&mut wire, el, &mut sm);
+                            }
                         }
-                    }
-                    for read in room_reads {
-                        for el in boxed!(crate::archive::answer_room(shared.store.clone(), &jid, read)) {
-                            write_own(&mut wire, el, &mut sm);
+                        if let Some(c) = sm.as_mut() {
+                            if c.unacked() > shared.sm_max_unacked {
+                                fail_bounded(&mut wire, domain, "policy-violation", Some(UNACKED_TEXT)).await;
+                                return Flow::Break(End::Close);
+                            }
+                            if c.wants_request() {
+                                wire.queue(&sm::request().into());
+                            }
                         }
-                    }
-                    if let Some(c) = sm.as_mut() {
-                        if c.unacked() > shared.sm_max_unacked {
-                            fail_bounded(&mut wire, domain, "policy-violation", Some(UNACKED_TEXT)).await;
-                            break End::Close;
+                        match send_bounded(&mut wire).await {
+                            Ok(()) => {}
+                            Err(SendFailed::Stalled) => {
+                                fail_bounded(&mut wire, domain, "policy-violation", Some(SLOW_TEXT)).await;
+                                return Flow::Break(End::Close);
+                            }
+                            Err(SendFailed::Io) => return Flow::Break(End::Lost),
                         }
-                        if c.wants_request() {
-                            wire.queue(&sm::request().into());
+                        if let Some(msg) = after {
+                            return Flow::Break(boxed!(ended_by_runtime(&mut wire, shared, me.jid.bare(), msg)));
                         }
-                    }
-                    match send_bounded(&mut wire).await {
-                        Ok(()) => {}
-                        Err(SendFailed::Stalled) => {
-                            fail_bounded(&mut wire, domain, "policy-violation", Some(SLOW_TEXT)).await;
-                            break End::Close;
-                        }
-                        Err(SendFailed::Io) => break End::Lost,
-                    }
-                    if let Some(msg) = after {
-                        break boxed!(ended_by_runtime(&mut wire, shared, me.jid.bare(), msg));
+                        Flow::Continue
+                    });
+                    if let Flow::Break(end) = flow {
+                        break end;
                     }
                 }
                 Some(msg) => break boxed!(ended_by_runtime(&mut wire, shared, me.jid.bare(), msg)),
