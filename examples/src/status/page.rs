@@ -161,7 +161,7 @@ th{color:var(--muted);font-weight:500;width:160px}table.list th{width:auto}tr:la
 .badge.up,.badge.ok{background:var(--ok)}.badge.warn{background:var(--warn)}.badge.bad{background:var(--bad)}\
 p.bad{color:var(--bad)}.muted{color:var(--muted)}.nowrap{white-space:nowrap}code{font-size:13px}\
 svg{display:block;width:100%;height:90px}footer{text-align:center;color:var(--muted);font-size:13px;padding:8px 0 24px}\
-a{color:var(--accent)}";
+a{color:var(--accent)}p.caption{margin:6px 0 0;font-size:13px}";
 
 fn card(o: &mut String, id: &str, label: &str, value: &str) {
     let _ = write!(
@@ -192,9 +192,10 @@ fn chart(o: &mut String, series: &[u64]) {
             slot - 2.0
         );
     }
+    // The caption is HTML, not SVG text: the chart stretches to the page's width and would stretch it too.
     let _ = write!(
         o,
-        "<text x=\"596\" y=\"14\" text-anchor=\"end\" font-size=\"12\" fill=\"#687684\">peak {max}/s</text></svg>"
+        "</svg><p class=\"muted caption\">Oldest second on the left; peak {max}/s.</p>"
     );
 }
 
