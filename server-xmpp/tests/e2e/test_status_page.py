@@ -220,3 +220,25 @@ def test_a_cluster_node_shows_every_node_and_its_failover_state(binary: Path, tm
         assert "This node is <b>a</b>" in dom and "Normal" in dom
         out = status_cli(cluster.a)
         assert out.returncode == 0 and "cluster: node a in group" in out.stdout, out.stdout
+
+
+def test_systemd_hears_ready_once_serving_and_stopping_on_sigterm(server_files: Server, tmp_path: Path) -> None:
+    """With NOTIFY_SOCKET set (as systemd sets it for Type=notify), the server sends READY=1 when its
+    listeners are open (the status page already answers then) and STOPPING=1 when SIGTERM arrives."""
+    import socket
+
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(20)
+    try:
+        server_files.env["NOTIFY_SOCKET"] = path
+        server_files.start()
+        ready = sock.recv(4096).decode()
+        assert "READY=1" in ready.split("\n"), ready
+        assert get(server_files.http_port, "/status.json")[0] == 200
+        assert server_files.stop() == 0
+        stopping = sock.recv(4096).decode()
+        assert "STOPPING=1" in stopping.split("\n"), stopping
+    finally:
+        sock.close()
