@@ -15,6 +15,7 @@
 //! |-----------------------------------|-------------------------------------------|
 //! | `user add <jid>` + `<password>`   | `ok added <jid>`                          |
 //! | `user del <jid>`                  | `ok deleted <jid>`                        |
+//! | `user passwd <jid>` + `<password>`| `ok passwd <jid>`                         |
 //! | `user list`                       | `ok users <n>` then `n` lines, one `<jid>` each |
 //!
 //! The password is the whole second line (spaces included). A password can hold no line break: PRECIS
@@ -33,7 +34,7 @@ use presence_core::store::{AccountStore, Store};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use crate::credentials::prepare_password;
-use crate::users::{UserError, add_user, parse_user, remove_user};
+use crate::users::{UserError, add_user, parse_user, remove_user, set_password};
 
 /// The socket's file name inside the data directory.
 pub const SOCKET_FILE: &str = "presenced.sock";
@@ -64,6 +65,13 @@ pub enum AdminCommand {
     },
     /// List every account.
     UserList,
+    /// Replace an account's password.
+    UserPasswd {
+        /// The address.
+        jid: BareJid,
+        /// The new password; never logged or shown by `Debug`.
+        password: String,
+    },
 }
 
 impl std::fmt::Debug for AdminCommand {
@@ -76,6 +84,11 @@ impl std::fmt::Debug for AdminCommand {
                 .finish(),
             AdminCommand::UserDel { jid } => f.debug_struct("UserDel").field("jid", jid).finish(),
             AdminCommand::UserList => f.write_str("UserList"),
+            AdminCommand::UserPasswd { jid, .. } => f
+                .debug_struct("UserPasswd")
+                .field("jid", jid)
+                .field("password", &"<redacted>")
+                .finish(),
         }
     }
 }
@@ -89,6 +102,8 @@ pub enum AdminReply {
     Deleted(BareJid),
     /// Every account, sorted.
     Users(Vec<BareJid>),
+    /// The account's password was replaced.
+    PasswordSet(BareJid),
 }
 
 /// Why a request through the socket failed.
@@ -141,6 +156,10 @@ pub fn execute(store: &impl AccountStore, cmd: &AdminCommand) -> Result<AdminRep
             Ok(AdminReply::Deleted(jid.clone()))
         }
         AdminCommand::UserList => Ok(AdminReply::Users(store.list_accounts()?)),
+        AdminCommand::UserPasswd { jid, password } => {
+            set_password(store, jid.clone(), password)?;
+            Ok(AdminReply::PasswordSet(jid.clone()))
+        }
     }
 }
 
@@ -293,6 +312,7 @@ where
         AdminCommand::UserAdd { jid, .. } => format!("user add {jid}"),
         AdminCommand::UserDel { jid } => format!("user del {jid}"),
         AdminCommand::UserList => "user list".to_owned(),
+        AdminCommand::UserPasswd { jid, .. } => format!("user passwd {jid}"),
     };
     match tokio::task::spawn_blocking(move || execute(store.as_ref(), &cmd)).await {
         Ok(Ok(reply)) => {
@@ -357,6 +377,13 @@ async fn read_request(
         }
         ["user", "del", jid] => AdminCommand::UserDel { jid: user(jid)? },
         ["user", "list"] => AdminCommand::UserList,
+        ["user", "passwd", jid] => {
+            let jid = user(jid)?;
+            let password = read_line(read)
+                .await?
+                .ok_or_else(|| "user passwd without a password line".to_owned())?;
+            AdminCommand::UserPasswd { jid, password }
+        }
         _ => return Err(format!("unknown request {line:?}")),
     };
     Ok(Some(cmd))
@@ -377,6 +404,7 @@ fn encode_reply(reply: &Result<AdminReply, String>) -> String {
     match reply {
         Ok(AdminReply::Added(jid)) => format!("ok added {jid}\n"),
         Ok(AdminReply::Deleted(jid)) => format!("ok deleted {jid}\n"),
+        Ok(AdminReply::PasswordSet(jid)) => format!("ok passwd {jid}\n"),
         Ok(AdminReply::Users(jids)) => {
             let mut out = format!("ok users {}\n", jids.len());
             for jid in jids {
@@ -395,7 +423,8 @@ fn encode_reply(reply: &Result<AdminReply, String>) -> String {
 /// Sends `cmd` to the server listening on `socket` and waits for its reply. Blocking: this is the CLI's side.
 pub fn request(socket: &Path, cmd: &AdminCommand) -> Result<AdminReply, AdminError> {
     use std::io::ErrorKind;
-    if let AdminCommand::UserAdd { password, .. } = cmd {
+    if let AdminCommand::UserAdd { password, .. } | AdminCommand::UserPasswd { password, .. } = cmd
+    {
         // The server would refuse it with this same error; checking here also keeps line breaks, which
         // OpaqueString forbids, from ever reaching the line protocol.
         prepare_password(password).map_err(UserError::from)?;
@@ -419,6 +448,7 @@ pub fn request(socket: &Path, cmd: &AdminCommand) -> Result<AdminReply, AdminErr
         AdminCommand::UserAdd { jid, password } => format!("user add {jid}\n{password}\n"),
         AdminCommand::UserDel { jid } => format!("user del {jid}\n"),
         AdminCommand::UserList => "user list\n".to_owned(),
+        AdminCommand::UserPasswd { jid, password } => format!("user passwd {jid}\n{password}\n"),
     };
     stream.write_all(text.as_bytes()).map_err(io)?;
     let mut lines = BufReader::new(stream).lines();
@@ -444,6 +474,7 @@ pub fn request(socket: &Path, cmd: &AdminCommand) -> Result<AdminReply, AdminErr
     match words.as_slice() {
         ["ok", "added", j] => Ok(AdminReply::Added(jid(&first, j)?)),
         ["ok", "deleted", j] => Ok(AdminReply::Deleted(jid(&first, j)?)),
+        ["ok", "passwd", j] => Ok(AdminReply::PasswordSet(jid(&first, j)?)),
         ["ok", "users", n] => {
             let n: usize = n.parse().map_err(|_| protocol(&first))?;
             let mut users = Vec::new();

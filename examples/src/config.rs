@@ -149,6 +149,10 @@ pub struct HttpConfig {
     /// or `ws://` (from `http://`) + the rest + `/xmpp-websocket`. Default: `ws://` (`wss://` with `tls`) and
     /// `bind`, the domain standing in for an unspecified address.
     pub public_url: Option<String>,
+    /// The password of the status page (`/`, `/status.json`) for requests that do not come straight from
+    /// loopback: HTTP Basic authentication as user `admin`, accepted only on a `secure` listener. Without it the
+    /// page is served to loopback only.
+    pub admin_password: Option<String>,
 }
 
 impl HttpConfig {
@@ -438,6 +442,7 @@ impl Default for HttpConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 5280)),
             tls: false,
             public_url: None,
+            admin_password: None,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Shared helpers of the bundled binaries and examples.
 
 pub mod admin;
+pub mod bulk;
+pub mod check;
 pub mod cluster;
 pub mod compliance;
 pub mod config;
@@ -12,6 +14,8 @@ pub mod logging;
 pub mod muc;
 pub mod registration;
 pub mod server;
+pub mod status;
 pub mod store;
+pub mod systemd;
 pub mod upload;
 pub mod users;

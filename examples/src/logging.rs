@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use tracing::Dispatch;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -70,10 +71,12 @@ where
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
+    // Warnings and errors are also kept for the status page (`crate::status::errors`).
+    let recent = crate::status::errors::global().layer();
     Ok(match log.format {
-        LogFormat::Text => Dispatch::new(builder.with_ansi(ansi).finish()),
+        LogFormat::Text => Dispatch::new(builder.with_ansi(ansi).finish().with(recent)),
         // JSON is for collectors: no colour codes inside the strings, whatever the terminal.
-        LogFormat::Json => Dispatch::new(builder.json().with_ansi(false).finish()),
+        LogFormat::Json => Dispatch::new(builder.json().with_ansi(false).finish().with(recent)),
     })
 }
 

@@ -344,6 +344,8 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         } else {
             None
         };
+        // Operations: the status page and /status.json; systemd hears that the listeners are up.
+        router = router.merge(crate::status::start(config, hub.metrics().clone()));
         let http_task = tokio::spawn(http::serve(
             http_listener,
             http_tls,
@@ -386,8 +388,10 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             }
             result
         });
+        crate::systemd::notify(sd_notify::NotifyState::Ready);
         let signal = shutdown_signal().await;
         info!(signal, "shutting down");
+        crate::systemd::notify(sd_notify::NotifyState::Stopping);
         // The failover peer hears goodbye first and takes this node's users over while it stops.
         if let Some(node) = &node {
             node.leave().await;

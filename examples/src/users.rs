@@ -63,6 +63,19 @@ pub fn add_user(store: &impl AccountStore, jid: BareJid, password: &str) -> Resu
     Ok(())
 }
 
+/// Replaces the password of an existing account (new salts, SCRAM verifiers and SIP digest secrets).
+pub fn set_password(
+    store: &impl AccountStore,
+    jid: BareJid,
+    password: &str,
+) -> Result<(), UserError> {
+    if store.account(&jid)?.is_none() {
+        return Err(UserError::Unknown(jid));
+    }
+    store.put_account(&new_account(jid, password)?)?;
+    Ok(())
+}
+
 /// Deletes an account with everything stored for it.
 pub fn remove_user(store: &impl AccountStore, jid: BareJid) -> Result<(), UserError> {
     if store.remove_account(&jid)? {
@@ -100,7 +113,15 @@ mod tests {
             add_user(&s, alice.clone(), "pw"),
             Err(UserError::Exists(_))
         ));
+        let before = s.account(&alice).expect("read").expect("exists");
+        set_password(&s, alice.clone(), "new password").expect("passwd");
+        let after = s.account(&alice).expect("read").expect("exists");
+        assert_ne!(before.credentials, after.credentials, "new verifiers");
         remove_user(&s, alice.clone()).expect("del");
+        assert!(matches!(
+            set_password(&s, alice.clone(), "pw"),
+            Err(UserError::Unknown(_))
+        ));
         assert!(matches!(remove_user(&s, alice), Err(UserError::Unknown(_))));
     }
 }

@@ -3,7 +3,8 @@
 //! `presenced [serve]` runs the XMPP and SIP services over one engine on the configured store (`[store]`: the
 //! embedded one in the data directory by default, or PostgreSQL). `presenced user add|del|list` manages accounts
 //! in the same database: through the running server's admin socket when it runs (it holds the embedded database
-//! locked), else by opening the database itself.
+//! locked), else by opening the database itself. `presenced status` asks the running server how it is (through
+//! its HTTP listener); `presenced check-config` validates a configuration without starting.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -41,6 +42,14 @@ enum Command {
     /// Inspect and steer the cluster this node's config belongs to.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Ask the running server how it is (exit status 1 when it is down or unreachable).
+    Status {
+        /// Print the server's JSON status document instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the configuration (`--config FILE`) without starting: exit status 1 and one line per problem.
+    CheckConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +102,33 @@ enum UserCommand {
     },
     /// List every account.
     List,
+    /// Replace an account's password.
+    Passwd {
+        /// The address.
+        jid: String,
+        /// The new password (visible in the process list; prefer --password-stdin).
+        #[arg(
+            long,
+            required_unless_present = "password_stdin",
+            conflicts_with = "password_stdin"
+        )]
+        password: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Import contact lists (`UserID,UserDomain,ContactID,ContactDomain,Nickname,GroupName` rows) or, with
+    /// --accounts, accounts (`UserID,UserDomain,Password` rows), from a CSV file (`-` for standard input). The
+    /// server must be stopped. Exit status 0 when every row was imported, 2 when some were rejected.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// The file holds accounts, not contacts.
+        #[arg(long)]
+        accounts: bool,
+    },
+    /// Print every contact list as import rows (the server must be stopped).
+    Export,
 }
 
 /// Everything that can stop a command, each shown as one line.
@@ -120,6 +156,24 @@ enum Error {
     Logging(#[from] LoggingError),
     #[error(transparent)]
     Admin(#[from] AdminError),
+    #[error(transparent)]
+    Status(#[from] examples::status::client::StatusError),
+    #[error("{} has {} problem(s): {}", path.display(), problems.len(), problems.join("; "))]
+    BadConfig {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+    #[error("check-config needs --config FILE")]
+    NoConfigFile,
+    #[error("a server is running on {}: stop it first (import and export use the store directly)", .0.display())]
+    Running(PathBuf),
+    #[error("cannot read {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] presence_core::store::StoreError),
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
@@ -196,7 +250,102 @@ fn cluster_command(config: &Config, cmd: ClusterCommand) -> Result<ExitCode, Err
     Ok(ExitCode::SUCCESS)
 }
 
+/// `presenced status`: the running server's status, or an error (exit 1) when it is down.
+fn status_command(config: &Config, json: bool) -> Result<ExitCode, Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let snapshot = rt.block_on(examples::status::client::fetch(config))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&snapshot).unwrap_or_default()
+        );
+    } else {
+        print!(
+            "{}",
+            examples::status::client::describe(&snapshot, examples::status::client::target(config))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `presenced check-config --config FILE`.
+fn check_config(path: Option<&PathBuf>) -> Result<ExitCode, Error> {
+    let path = path.ok_or(Error::NoConfigFile)?;
+    let config = Config::load(path)?;
+    let problems = examples::check::problems(&config);
+    if !problems.is_empty() {
+        return Err(Error::BadConfig {
+            path: path.clone(),
+            problems,
+        });
+    }
+    println!("{}: ok", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the store for a bulk command, refusing while a server answers on the admin socket.
+fn store_for_bulk(config: &Config) -> Result<examples::store::OpenStore, Error> {
+    let socket = admin::socket_path(&config.data_dir);
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        return Err(Error::Running(socket));
+    }
+    Ok(examples::server::open_store(config)?)
+}
+
+/// `presenced user import|export`.
+fn bulk_command(config: &Config, cmd: UserCommand) -> Result<ExitCode, Error> {
+    use examples::bulk;
+    match cmd {
+        UserCommand::Import { file, accounts } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(Error::Stdin)?
+            } else {
+                std::fs::read_to_string(&file).map_err(|source| Error::ReadFile {
+                    path: file.clone(),
+                    source,
+                })?
+            };
+            let store = store_for_bulk(config)?;
+            let limit = |n: usize| (n > 0).then_some(n);
+            let report = if accounts {
+                bulk::import_accounts(&store, &config.domain, &text)?
+            } else {
+                let limits = bulk::ImportLimits {
+                    max_contacts: limit(config.limits.max_contacts),
+                    max_watchers: limit(config.limits.max_watchers),
+                };
+                bulk::import_contacts(&store, &config.domain, limits, &text)?
+            };
+            for (line, why) in &report.rejected {
+                println!("line {line}: rejected: {why}");
+            }
+            println!(
+                "imported {} {}, rejected {}",
+                report.imported,
+                if accounts { "accounts" } else { "contacts" },
+                report.rejected.len()
+            );
+            Ok(if report.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        _ => {
+            let store = store_for_bulk(config)?;
+            print!("{}", bulk::export_contacts(&store)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode, Error> {
+    if let Some(Command::CheckConfig) = cli.command {
+        return check_config(cli.config.as_ref());
+    }
     let config = load_config(cli.config.as_ref())?;
     let cmd = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -217,6 +366,23 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             AdminCommand::UserAdd { jid, password }
         }
         Command::Cluster(cmd) => return cluster_command(&config, cmd),
+        Command::Status { json } => return status_command(&config, json),
+        Command::CheckConfig => return check_config(cli.config.as_ref()),
+        Command::User(cmd @ (UserCommand::Import { .. } | UserCommand::Export)) => {
+            return bulk_command(&config, cmd);
+        }
+        Command::User(UserCommand::Passwd {
+            jid,
+            password,
+            password_stdin,
+        }) => {
+            let jid = parse_user(&jid, &config.domain)?;
+            let password = match password {
+                Some(p) if !password_stdin => p,
+                _ => password_from_stdin()?,
+            };
+            AdminCommand::UserPasswd { jid, password }
+        }
         Command::User(UserCommand::Del { jid }) => AdminCommand::UserDel {
             jid: parse_user(&jid, &config.domain)?,
         },
@@ -225,6 +391,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     match user_command(&config, &cmd)? {
         AdminReply::Added(jid) => println!("added {jid}"),
         AdminReply::Deleted(jid) => println!("deleted {jid}"),
+        AdminReply::PasswordSet(jid) => println!("password changed for {jid}"),
         AdminReply::Users(jids) => {
             for jid in jids {
                 println!("{jid}");

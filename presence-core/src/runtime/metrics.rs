@@ -365,6 +365,45 @@ impl Metrics {
     }
 }
 
+/// The operations `store_failed` is called with, summed by [`Metrics::store_failures_total`].
+const STORE_OPERATIONS: [&str; 3] = ["load", "commit", "rooms"];
+
+/// Point-in-time readings of the same series `encode` writes, for the status page and `presenced status`.
+impl Metrics {
+    /// Bound sessions of `protocol` now.
+    pub fn sessions(&self, protocol: Protocol) -> i64 {
+        self.sessions_by[protocol as usize].get()
+    }
+
+    /// Messages received so far: XMPP `<message/>` stanzas plus SIP MESSAGE requests.
+    pub fn messages_in(&self) -> u64 {
+        self.stanzas_in_by[StanzaKind::Message as usize].get()
+            + self.sip_in.get_or_create(&[("method", "MESSAGE")]).get()
+    }
+
+    /// Store operations that failed so far, every operation together.
+    pub fn store_failures_total(&self) -> u64 {
+        STORE_OPERATIONS
+            .iter()
+            .map(|op| {
+                self.store_failures
+                    .get_or_create(&[("operation", op)])
+                    .get()
+            })
+            .sum()
+    }
+
+    /// Messages held offline now.
+    pub fn offline_messages(&self) -> i64 {
+        self.offline_held.get()
+    }
+
+    /// Work items waiting for the engine now.
+    pub fn engine_queue_depth(&self) -> i64 {
+        self.engine_queue.get()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,5 +438,23 @@ mod tests {
         assert!(text.contains("presenced_store_commit_seconds_bucket"));
         assert!(text.contains("presenced_connections_rejected_total{reason=\"per_ip\"} 0"));
         assert!(text.contains("presenced_store_failures_total{operation=\"load\"} 0"));
+    }
+
+    #[test]
+    fn readings_follow_the_counters() {
+        let m = Metrics::new();
+        m.session_opened(Protocol::Xmpp);
+        m.session_opened(Protocol::Xmpp);
+        m.session_opened(Protocol::Sip);
+        m.stanza_in(StanzaKind::Message);
+        m.stanza_in(StanzaKind::Presence);
+        m.sip_request_in("message");
+        m.sip_request_in("PUBLISH");
+        m.store_failed("commit");
+        m.store_failed("load");
+        assert_eq!(m.sessions(Protocol::Xmpp), 2);
+        assert_eq!(m.sessions(Protocol::Sip), 1);
+        assert_eq!(m.messages_in(), 2);
+        assert_eq!(m.store_failures_total(), 2);
     }
 }
