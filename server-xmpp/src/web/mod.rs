@@ -42,10 +42,12 @@ const MESSAGE_SLACK: usize = 1024;
 /// drops the connection without reading the rest.
 const MESSAGE_FACTOR: usize = 2;
 
-/// What the WebSocket route serves: the XMPP service's shared state and how secure its transport is.
+/// What the web routes serve: the XMPP service's shared state, how secure its transport is, and the BOSH
+/// session settings.
 pub struct Endpoint<S> {
     shared: Arc<Shared<S>>,
     security: Security,
+    bosh: bosh::Settings,
 }
 
 impl<S> Clone for Endpoint<S> {
@@ -53,13 +55,24 @@ impl<S> Clone for Endpoint<S> {
         Endpoint {
             shared: self.shared.clone(),
             security: self.security,
+            bosh: self.bosh,
         }
     }
 }
 
 impl<S> Endpoint<S> {
     pub(crate) fn new(shared: Arc<Shared<S>>, security: Security) -> Self {
-        Endpoint { shared, security }
+        Endpoint {
+            shared,
+            security,
+            bosh: bosh::Settings::default(),
+        }
+    }
+
+    /// The same endpoint with BOSH sessions under `settings` (`[http] bosh_max_wait`, `bosh_inactivity`).
+    pub fn with_bosh(mut self, settings: bosh::Settings) -> Self {
+        self.bosh = settings;
+        self
     }
 }
 

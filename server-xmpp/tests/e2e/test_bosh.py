@@ -4,8 +4,9 @@ A raw BOSH client (aiohttp) checks the session protocol request by request: the 
 and CORS header, SASL and ``xmpp:restart``, binding, a held request answered by a slixmpp contact's message,
 a message out to that contact, requests out of order, ``wait``, ``pause``, ``terminate`` (the contact sees the
 session go offline), the terminal conditions (``bad-request``, ``item-not-found``, ``host-unknown``), the
-methods served, and the refusal to authenticate over plain HTTP on a non-loopback bind. Converse.js in
-headless Chromium over BOSH is in ``test_converse.py``.
+methods served, the refusal to authenticate over plain HTTP on a non-loopback bind, and the end of a session
+whose client vanished after ``[http] bosh_inactivity``. Converse.js in headless Chromium over BOSH is in
+``test_converse.py``.
 """
 
 from __future__ import annotations
@@ -330,6 +331,43 @@ def test_plain_http_on_a_non_loopback_bind_refuses_bosh_authentication(server_fi
             assert failure.find(f"{{{NS_SASL}}}encryption-required") is not None, ET.tostring(failure)
         finally:
             await b.close()
+
+    try:
+        run(scenario)
+    finally:
+        server.stop()
+
+
+def test_a_vanished_bosh_client_is_ended_after_inactivity(server_files: Server) -> None:
+    restart_with(server_files, http=('bosh_inactivity = "2s"', 'bosh_max_wait = "1s"'))
+    server = server_files
+
+    async def scenario() -> None:
+        async with clients(connect(server, "alice", "tcp"), connect(server, "bob", "setup")) as (a, b):
+            await make_mutual(a, b)
+        async with clients(connect(server, "bob", "tcp")) as (bob,):
+            b = Bosh(server)
+            try:
+                await sign_in(b, server, "alice", "gone")
+                # The configured settings are the session's: a client asking for 10 s gets [http] bosh_max_wait.
+                assert b.created.get("inactivity") == "2" and b.created.get("wait") == "1", b.created.attrib
+                await b.post("<presence xmlns='jabber:client'/>")
+                seen = await bob.presence_from(ALICE)
+                assert str(seen["from"]) == f"{ALICE}/gone", seen
+                # A last request, answered within its 1 s wait; then the client vanishes without terminate.
+                await b.post()
+                vanished = time.monotonic()
+                while True:
+                    pres = await wait(bob.presences.get(), "alice's vanished BOSH session to end")
+                    if str(pres["from"]) == f"{ALICE}/gone" and pres["type"] == "unavailable":
+                        break
+                took = time.monotonic() - vanished
+                assert 1.5 <= took <= 10, f"ended {took:.1f} s after the last request (inactivity is 2 s)"
+                gone = await b.post()
+                assert gone.get("type") == "terminate", ET.tostring(gone)
+                assert gone.get("condition") == "item-not-found", ET.tostring(gone)
+            finally:
+                await b.close()
 
     try:
         run(scenario)

@@ -44,17 +44,29 @@ use crate::connection::serve_framed;
 /// The path of the BOSH endpoint.
 pub const BOSH_PATH: &str = "/http-bind";
 
-/// The longest a request is held (`wait`); a client asking for more gets this.
-pub const MAX_WAIT: Duration = Duration::from_secs(60);
-
 /// The most requests held at once (`hold`); a client asking for more gets this.
 pub const MAX_HOLD: u64 = 1;
 
-/// How long a session may go without any request before it ends (`inactivity`).
-pub const INACTIVITY: Duration = Duration::from_secs(60);
+/// The BOSH session settings a deployment may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// The longest a request is held (`wait`); a client asking for more gets this. Default 60 s.
+    pub max_wait: Duration,
+    /// How long a session may go without a request held before it ends (`inactivity`). Default 60 s.
+    pub inactivity: Duration,
+    /// The longest `pause` a client may ask for (`maxpause`). Default 120 s.
+    pub max_pause: Duration,
+}
 
-/// The longest `pause` a client may ask for (`maxpause`).
-pub const MAX_PAUSE: Duration = Duration::from_secs(120);
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_wait: Duration::from_secs(60),
+            inactivity: Duration::from_secs(60),
+            max_pause: Duration::from_secs(120),
+        }
+    }
+}
 
 /// The shortest interval between a polling client's requests (`polling`), advertised to clients.
 pub const POLLING: Duration = Duration::from_secs(2);
@@ -169,13 +181,13 @@ async fn request<S: Store + Send + Sync + 'static>(
         }
         Err(mpsc::error::TrySendError::Closed(_)) => return refuse(Condition::ItemNotFound, false),
     }
-    wait_for(answer).await
+    wait_for(answer, &bosh.endpoint.bosh).await
 }
 
 /// The session's answer; an empty one if the session somehow kept it past `wait`, `item-not-found` if it
 /// ended without one.
-async fn wait_for(answer: oneshot::Receiver<Answer>) -> Response {
-    match tokio::time::timeout(MAX_WAIT + ANSWER_SLACK, answer).await {
+async fn wait_for(answer: oneshot::Receiver<Answer>, settings: &Settings) -> Response {
+    match tokio::time::timeout(settings.max_wait + ANSWER_SLACK, answer).await {
         Ok(Ok(a)) => respond(a),
         Ok(Err(_)) => refuse(Condition::ItemNotFound, false),
         Err(_) => respond(body::data(&[])),
@@ -190,6 +202,7 @@ async fn create<S: Store + Send + Sync + 'static>(
     request: Request,
 ) -> Response {
     let shared = bosh.endpoint.shared.clone();
+    let settings = bosh.endpoint.bosh;
     let legacy = request.ver.is_none();
     let to_us = request
         .to
@@ -210,8 +223,11 @@ async fn create<S: Store + Send + Sync + 'static>(
     let wait = request
         .wait
         .map(Duration::from_secs)
-        .unwrap_or(MAX_WAIT)
-        .clamp(Duration::from_secs(1), MAX_WAIT);
+        .unwrap_or(settings.max_wait)
+        .clamp(
+            Duration::from_secs(1),
+            settings.max_wait.max(Duration::from_secs(1)),
+        );
     let hold = request.hold.unwrap_or(1).min(MAX_HOLD);
     let requests = hold + 1;
     let sid: String = presence_core::runtime::random_bytes::<16>()
@@ -224,9 +240,9 @@ async fn create<S: Store + Send + Sync + 'static>(
         ("wait", wait.as_secs().to_string()),
         ("requests", requests.to_string()),
         ("hold", hold.to_string()),
-        ("inactivity", INACTIVITY.as_secs().to_string()),
+        ("inactivity", settings.inactivity.as_secs().to_string()),
         ("polling", POLLING.as_secs().to_string()),
-        ("maxpause", MAX_PAUSE.as_secs().to_string()),
+        ("maxpause", settings.max_pause.as_secs().to_string()),
         ("ver", version(request.ver.as_deref()).to_owned()),
         ("from", shared.domain.clone()),
         ("secure", (security == Security::Encrypted).to_string()),
@@ -242,8 +258,8 @@ async fn create<S: Store + Send + Sync + 'static>(
         wait,
         hold: usize::try_from(hold).unwrap_or(1),
         requests,
-        inactivity: INACTIVITY,
-        maxpause: MAX_PAUSE,
+        inactivity: settings.inactivity,
+        maxpause: settings.max_pause,
         legacy,
         lang: request.lang.clone(),
         outbox_bytes: OUTBOX_BYTES.max(shared.limits.max_stanza_size.saturating_mul(2)),
@@ -271,7 +287,7 @@ async fn create<S: Store + Send + Sync + 'static>(
         security,
         "bosh",
     ));
-    wait_for(answer).await
+    wait_for(answer, &settings).await
 }
 
 /// The protocol version to answer with: the client's if it is older than ours (XEP-0124 §7.1), else ours.
