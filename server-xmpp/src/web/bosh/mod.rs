@@ -15,6 +15,11 @@
 //! Answers carry `Access-Control-Allow-Origin: *` and `OPTIONS` is answered for CORS preflights, so pages of
 //! any origin can use the endpoint (BOSH needs no cookies; the `sid` is the session's secret). Only `POST` and
 //! `OPTIONS` are served; another method is 405.
+//!
+//! Not implemented: XEP-0124 acknowledgements (`ack`, §9: not offered, so clients do not use them; a resent
+//! request still gets its recent answer again), enforcing `polling` (advertised only; the rid window bounds
+//! a client's outstanding requests and the connection's inbound rate what they carry), multiple streams per
+//! session (§19), and `see-other-uri`/`host-gone` redirects.
 
 pub mod body;
 pub mod driver;
