@@ -153,6 +153,14 @@ pub struct HttpConfig {
     /// loopback: HTTP Basic authentication as user `admin`, accepted only on a `secure` listener. Without it the
     /// page is served to loopback only.
     pub admin_password: Option<String>,
+    /// The longest a BOSH request (XEP-0124 `wait`) is held at `/http-bind`; a client asking for more gets this.
+    /// A proxy in front needs a read timeout above it.
+    #[serde(deserialize_with = "duration")]
+    pub bosh_max_wait: Duration,
+    /// How long a BOSH session may go without a request before it ends (XEP-0124 `inactivity`), so a browser
+    /// that vanished leaves no session behind.
+    #[serde(deserialize_with = "duration")]
+    pub bosh_inactivity: Duration,
 }
 
 impl HttpConfig {
@@ -185,8 +193,30 @@ impl HttpConfig {
         }
     }
 
+    /// The BOSH session settings.
+    pub fn bosh(&self) -> server_xmpp::web::bosh::Settings {
+        server_xmpp::web::bosh::Settings {
+            max_wait: self.bosh_max_wait,
+            inactivity: self.bosh_inactivity,
+            ..Default::default()
+        }
+    }
+
     /// The first invalid key, its value and what is wrong with it.
     fn problem(&self) -> Option<(&'static str, String, String)> {
+        let second = Duration::from_secs(1);
+        for (key, value) in [
+            ("http.bosh_max_wait", self.bosh_max_wait),
+            ("http.bosh_inactivity", self.bosh_inactivity),
+        ] {
+            if value < second || value > Duration::from_secs(3600) {
+                return Some((
+                    key,
+                    format!("{value:?}"),
+                    "must be between 1s and 1h".into(),
+                ));
+            }
+        }
         let url = self.public_url.as_ref()?;
         let rest = url
             .strip_prefix("https://")
@@ -443,6 +473,8 @@ impl Default for HttpConfig {
             tls: false,
             public_url: None,
             admin_password: None,
+            bosh_max_wait: Duration::from_secs(60),
+            bosh_inactivity: Duration::from_secs(60),
         }
     }
 }
@@ -1052,6 +1084,22 @@ mod tests {
         ] {
             let e = parse(&format!("[limits]\n{key} = 0\n")).expect_err("0 refuses everything");
             assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn bosh_settings_default_to_a_minute_and_are_bounded() {
+        let c = parse("").expect("valid");
+        let b = c.http.bosh();
+        assert_eq!(b.max_wait, Duration::from_secs(60));
+        assert_eq!(b.inactivity, Duration::from_secs(60));
+        let c =
+            parse("[http]\nbosh_max_wait = \"30s\"\nbosh_inactivity = \"2min\"").expect("valid");
+        assert_eq!(c.http.bosh().max_wait, Duration::from_secs(30));
+        assert_eq!(c.http.bosh().inactivity, Duration::from_secs(120));
+        for bad in ["bosh_max_wait = \"0s\"", "bosh_inactivity = \"2h\""] {
+            let e = parse(&format!("[http]\n{bad}")).expect_err(bad);
+            assert!(e.to_string().contains("http.bosh_"), "{e}");
         }
     }
 

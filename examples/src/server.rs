@@ -336,7 +336,7 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         let websocket_url = config.http.websocket_url(&config.domain);
         info!(url = %websocket_url, "XMPP over WebSocket");
         router = router.merge(server_xmpp::web::routes(
-            xmpp.websocket(security),
+            xmpp.websocket(security).with_bosh(config.http.bosh()),
             &websocket_url,
         ));
         let http_tls = if config.http.tls {

@@ -5,9 +5,10 @@
 //! connection; client state indication (XEP-0352, see `csi.rs`) holds presence back while the client is
 //! inactive. The entity capabilities of the client's presence become its PEP interests (see `caps.rs`).
 //!
-//! A WebSocket client (RFC 7395, see `web/`) runs through the same state machine with [`serve_framed`]: only
-//! the transport and the framing differ (no STARTTLS; `<open/>` and `<close/>` for the stream's tags), and it
-//! counts against the same connection caps, handshake timeout, rates and outbound queues.
+//! A WebSocket client (RFC 7395) or a BOSH session (XEP-0206), see `web/`, runs through the same state machine
+//! with [`serve_framed`]: only the transport and the framing differ (no STARTTLS; `<open/>` and `<close/>` for
+//! the stream's tags), and it counts against the same connection caps, handshake timeout, rates and outbound
+//! queues.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,20 +177,21 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
     session.await;
 }
 
-/// Serves one WebSocket client (RFC 7395) to the end: `io` carries one element per message (see
-/// `web::socket`), `security` says whether SASL may run over it. `admitted` is its place under the connection
-/// caps (`Err`: refused with a stream error, closed).
+/// Serves one WebSocket (RFC 7395) or BOSH (XEP-0206) client to the end: `io` carries one element per message
+/// (see `web::socket` and `web::bosh::io`), `security` says whether SASL may run over it, `transport` names it
+/// in logs. `admitted` is its place under the connection caps (`Err`: refused with a stream error, closed).
 pub async fn serve_framed<S, T>(
     io: T,
     peer: std::net::SocketAddr,
     shared: Arc<Shared<S>>,
     admitted: Result<Permit, runtime::Refused>,
     security: Security,
+    transport: &'static str,
 ) where
     S: Store + Send + Sync + 'static,
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let span = debug_span!("c2s", %peer, transport = "websocket", user = tracing::field::Empty);
+    let span = debug_span!("c2s", %peer, transport, user = tracing::field::Empty);
     let mut wire = Wire::framed(io, shared.limits);
     let _place = match admitted {
         Ok(p) => p,

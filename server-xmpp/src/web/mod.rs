@@ -1,14 +1,16 @@
 //! XMPP for web clients, as routes of the process's one HTTP listener: RFC 7395 XMPP over WebSocket at
-//! `/xmpp-websocket` and XEP-0156 discovery at `/.well-known/host-meta` (XRD) and `/.well-known/host-meta.json`.
+//! `/xmpp-websocket`, XEP-0206 XMPP over BOSH at `/http-bind` (see [`bosh`]), and XEP-0156 discovery of both at
+//! `/.well-known/host-meta` (XRD) and `/.well-known/host-meta.json`.
 //!
-//! A WebSocket client is an ordinary session: after the upgrade it runs through the same connection state
+//! A WebSocket or BOSH client is an ordinary session: after the upgrade it runs through the same connection state
 //! machine as a TCP client ([`crate::connection::serve_framed`]), with the same SASL, binding, limits, rates,
 //! outbound queues and engine sessions. Only the transport differs: [`socket::MessageIo`] reads and writes the
 //! WebSocket's text messages, and the wire speaks RFC 7395 framing. Whether SASL may run at all is the
 //! listener's [`Security`]: TLS, or plain HTTP on a loopback address behind a TLS-terminating proxy, is
-//! [`Security::Encrypted`]; anything else gets no mechanisms and `<encryption-required/>`.
-//! BOSH (XEP-0206) is not served yet.
+//! [`Security::Encrypted`]; anything else gets no mechanisms and `<encryption-required/>`. A BOSH session is the
+//! same state machine again, over [`bosh::io::BoshIo`], a transport fed by the session's HTTP requests.
 
+pub mod bosh;
 pub mod host_meta;
 pub mod socket;
 
@@ -40,10 +42,12 @@ const MESSAGE_SLACK: usize = 1024;
 /// drops the connection without reading the rest.
 const MESSAGE_FACTOR: usize = 2;
 
-/// What the WebSocket route serves: the XMPP service's shared state and how secure its transport is.
+/// What the web routes serve: the XMPP service's shared state, how secure its transport is, and the BOSH
+/// session settings.
 pub struct Endpoint<S> {
     shared: Arc<Shared<S>>,
     security: Security,
+    bosh: bosh::Settings,
 }
 
 impl<S> Clone for Endpoint<S> {
@@ -51,28 +55,68 @@ impl<S> Clone for Endpoint<S> {
         Endpoint {
             shared: self.shared.clone(),
             security: self.security,
+            bosh: self.bosh,
         }
     }
 }
 
 impl<S> Endpoint<S> {
     pub(crate) fn new(shared: Arc<Shared<S>>, security: Security) -> Self {
-        Endpoint { shared, security }
+        Endpoint {
+            shared,
+            security,
+            bosh: bosh::Settings::default(),
+        }
+    }
+
+    /// The same endpoint with BOSH sessions under `settings` (`[http] bosh_max_wait`, `bosh_inactivity`).
+    pub fn with_bosh(mut self, settings: bosh::Settings) -> Self {
+        self.bosh = settings;
+        self
     }
 }
 
-/// The routes for web clients: `GET /xmpp-websocket`, and the XEP-0156 documents advertising `websocket_url`
-/// (the address clients reach the endpoint at, e.g. `wss://chat.example.com/xmpp-websocket`). Needs the
-/// listener to be served with connection info (`into_make_service_with_connect_info::<SocketAddr>`), for the
-/// per-address connection caps.
+/// The routes for web clients: `GET /xmpp-websocket`, `POST /http-bind` (BOSH), and the XEP-0156 documents
+/// advertising `websocket_url` (the address clients reach the endpoint at, e.g.
+/// `wss://chat.example.com/xmpp-websocket`) and the BOSH URL beside it ([`bosh_url`]). Needs the listener to be
+/// served with connection info (`into_make_service_with_connect_info::<SocketAddr>`), for the per-address
+/// connection caps.
 pub fn routes<S: Store + Send + Sync + 'static>(
     endpoint: Endpoint<S>,
     websocket_url: &str,
 ) -> Router {
     Router::new()
         .route(WEBSOCKET_PATH, get(upgrade::<S>))
-        .with_state(endpoint)
-        .merge(host_meta::routes(websocket_url))
+        .with_state(endpoint.clone())
+        .merge(bosh::routes(endpoint))
+        .merge(host_meta::routes(websocket_url, &bosh_url(websocket_url)))
+}
+
+/// The BOSH URL on the same listener as `websocket_url`: `wss://` becomes `https://`, `ws://` `http://`, and
+/// the path `/http-bind` replaces `/xmpp-websocket`.
+pub fn bosh_url(websocket_url: &str) -> String {
+    let (scheme, rest) = match websocket_url.split_once("://") {
+        Some(("wss", rest)) => ("https", rest),
+        Some((_, rest)) => ("http", rest),
+        None => ("http", websocket_url),
+    };
+    let base = rest.strip_suffix(WEBSOCKET_PATH).unwrap_or(rest);
+    format!(
+        "{scheme}://{}{}",
+        base.trim_end_matches('/'),
+        bosh::BOSH_PATH
+    )
+}
+
+/// The largest WebSocket message or BOSH request body taken: above the codec's element limit and below this
+/// the codec refuses the element with a stream error the client can read; beyond it the HTTP layer refuses
+/// without reading the rest.
+fn message_limit(limits: &xmpp_codec::Limits) -> usize {
+    limits
+        .max_stanza_size
+        .max(limits.max_header_size)
+        .saturating_mul(MESSAGE_FACTOR)
+        .saturating_add(MESSAGE_SLACK)
 }
 
 /// The refusal of an upgrade without the `xmpp` subprotocol.
@@ -121,12 +165,7 @@ async fn upgrade<S: Store + Send + Sync + 'static>(
     if let Err(refused) = &admitted {
         shared.hub.metrics().rejected(refused.rejection());
     }
-    let max_message = shared
-        .limits
-        .max_stanza_size
-        .max(shared.limits.max_header_size)
-        .saturating_mul(MESSAGE_FACTOR)
-        .saturating_add(MESSAGE_SLACK);
+    let max_message = message_limit(&shared.limits);
     let security = endpoint.security;
     ws.protocols([SUBPROTOCOL])
         .max_message_size(max_message)
@@ -141,6 +180,7 @@ async fn upgrade<S: Store + Send + Sync + 'static>(
                 shared,
                 admitted,
                 security,
+                "websocket",
             )
         })
 }
@@ -168,5 +208,21 @@ mod tests {
         two.append("x-forwarded-for", "198.51.100.7".parse().unwrap());
         two.append("x-forwarded-for", "::1".parse().unwrap());
         assert_eq!(client_addr(proxy, &two).ip().to_string(), "::1");
+    }
+
+    #[test]
+    fn the_bosh_url_sits_beside_the_websocket_url() {
+        assert_eq!(
+            bosh_url("wss://chat.example.com/xmpp-websocket"),
+            "https://chat.example.com/http-bind"
+        );
+        assert_eq!(
+            bosh_url("ws://127.0.0.1:5280/xmpp-websocket"),
+            "http://127.0.0.1:5280/http-bind"
+        );
+        assert_eq!(
+            bosh_url("wss://example.com/chat/xmpp-websocket"),
+            "https://example.com/chat/http-bind"
+        );
     }
 }

@@ -42,6 +42,7 @@ NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 XRD = "http://docs.oasis-open.org/ns/xri/xrd-1.0"
 REL_WEBSOCKET = "urn:xmpp:alt-connections:websocket"
+REL_BOSH = "urn:xmpp:alt-connections:xbosh"
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 
 
@@ -411,7 +412,10 @@ def test_https_listener_serves_wss_and_advertises_it(server_files: Server) -> No
             async with http.get(url, ssl=ctx) as resp:
                 assert resp.status == 200
                 links = (await resp.json(content_type=None))["links"]
-        assert links == [{"rel": REL_WEBSOCKET, "href": f"wss://{DOMAIN}:{server.http_port}/xmpp-websocket"}]
+        assert links == [
+            {"rel": REL_WEBSOCKET, "href": f"wss://{DOMAIN}:{server.http_port}/xmpp-websocket"},
+            {"rel": REL_BOSH, "href": f"https://{DOMAIN}:{server.http_port}/http-bind"},
+        ]
         ws = await WsStream.open(f"wss://{DOMAIN}:{server.http_port}/xmpp-websocket", ssl_context=ctx)
         try:
             # TLS on a non-loopback bind: every mechanism is offered, and a session binds.
@@ -442,8 +446,11 @@ def test_host_meta_documents_advertise_the_websocket_endpoint(server: Server) ->
         assert xrd.tag == f"{{{XRD}}}XRD"
         links = [(l.get("rel"), l.get("href")) for l in xrd.findall(f"{{{XRD}}}Link")]
         # Default: the listener's own address (loopback here).
-        assert links == [(REL_WEBSOCKET, ws_url(server))], links
-        assert doc == {"links": [{"rel": REL_WEBSOCKET, "href": ws_url(server)}]}, doc
+        bosh = f"http://127.0.0.1:{server.http_port}/http-bind"
+        assert links == [(REL_WEBSOCKET, ws_url(server)), (REL_BOSH, bosh)], links
+        assert doc == {
+            "links": [{"rel": REL_WEBSOCKET, "href": ws_url(server)}, {"rel": REL_BOSH, "href": bosh}]
+        }, doc
 
     run(scenario)
 
@@ -457,7 +464,12 @@ def test_host_meta_uses_the_configured_public_url(server_files: Server) -> None:
             url = f"http://127.0.0.1:{server.http_port}/.well-known/host-meta.json"
             async with http.get(url) as resp:
                 doc = await resp.json()
-        assert doc == {"links": [{"rel": REL_WEBSOCKET, "href": "wss://chat.example.com/xmpp-websocket"}]}
+        assert doc == {
+            "links": [
+                {"rel": REL_WEBSOCKET, "href": "wss://chat.example.com/xmpp-websocket"},
+                {"rel": REL_BOSH, "href": "https://chat.example.com/http-bind"},
+            ]
+        }
 
     try:
         run(scenario)
