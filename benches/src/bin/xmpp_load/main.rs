@@ -32,6 +32,7 @@ mod register;
 mod report;
 mod roster;
 mod sampling;
+mod scan;
 mod scram;
 mod scram_cache;
 
@@ -45,6 +46,10 @@ use crate::cli::{Cli, Cmd, Workload};
 use crate::connect::Target;
 use crate::report::Json;
 use crate::sampling::{CpuMark, rss_kib};
+
+/// The tool's allocator (see benches/Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use xmpp_codec::{Element, Node, Stanza, StreamEvent, StreamParser};
 
 use crate::Error;
 use crate::accounts::{DOMAIN, bare};
-use crate::connect::{Tls, next_event};
+use crate::connect::Tls;
 use crate::login::Client;
+use crate::scan::{Seen, StanzaScanner};
 
 /// What every reader collects: latencies (ns) of timestamped messages and of timestamped presences from others.
 #[derive(Default)]
@@ -49,7 +50,8 @@ pub(crate) fn timestamp(el: &Element) -> Option<u64> {
 }
 
 /// Reads one client's stream until it closes, fails or `stop` flips: message bodies and presence statuses that
-/// are send timestamps (ns since `run_start`) become latency samples.
+/// are send timestamps (ns since `run_start`) become latency samples. The bytes are read by a [`StanzaScanner`]
+/// once the login phase's parser has handed over.
 pub(crate) fn spawn_reader(
     mut rd: ReadHalf<Tls>,
     mut parser: StreamParser,
@@ -66,43 +68,77 @@ pub(crate) fn spawn_reader(
         // channel again, a cost paid on every received message.
         let stopped = stop.wait_for(|s| *s);
         tokio::pin!(stopped);
+        let mut record = |seen: Seen| {
+            let (lat, msg) = match seen {
+                Seen::Message(t) | Seen::Presence(t) => {
+                    let now = run_start.elapsed().as_nanos() as u64;
+                    counters.last_ns.fetch_max(now, Ordering::Relaxed);
+                    (now.saturating_sub(t), matches!(seen, Seen::Message(_)))
+                }
+                Seen::Close => return,
+            };
+            if msg {
+                out.msgs.push(lat);
+                counters.msgs.fetch_add(1, Ordering::Relaxed);
+            } else {
+                out.presences.push(lat);
+                counters.presences.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        // The login phase's parser may hold the start of an element: it reads on until it holds nothing, and
+        // the scanner, which must start at an element boundary, takes over from there.
+        let mut scanner: Option<StanzaScanner> = None;
         loop {
-            let ev = tokio::select! {
-                ev = next_event(&mut rd, &mut parser, &mut buf) => ev,
+            while scanner.is_none() {
+                match parser.next_event() {
+                    Ok(Some(ev)) => match seen_in(&ev, &me) {
+                        Some(Seen::Close) => return out,
+                        Some(s) => record(s),
+                        None => {}
+                    },
+                    Ok(None) if parser.buffered() == 0 => scanner = Some(StanzaScanner::new(&me)),
+                    Ok(None) => break,
+                    Err(_) => return out,
+                }
+            }
+            let n = tokio::select! {
+                n = rd.read(&mut buf) => n,
                 _ = &mut stopped => break,
             };
-            let Ok(ev) = ev else { break };
-            let (stanza_ts, is_msg) = match &ev {
-                StreamEvent::Close => break,
-                StreamEvent::Stanza(Stanza::Message(el)) => {
-                    (el.child("jabber:client", "body").and_then(timestamp), true)
-                }
-                StreamEvent::Stanza(Stanza::Presence(el))
-                    if el.attr("type").is_none()
-                        && el.attr("from").is_some_and(|f| bare(f) != me) =>
-                {
-                    (
-                        el.child("jabber:client", "status").and_then(timestamp),
-                        false,
-                    )
-                }
-                _ => (None, false),
-            };
-            if let Some(t) = stanza_ts {
-                let now = run_start.elapsed().as_nanos() as u64;
-                let lat = now.saturating_sub(t);
-                if is_msg {
-                    out.msgs.push(lat);
-                    counters.msgs.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    out.presences.push(lat);
-                    counters.presences.fetch_add(1, Ordering::Relaxed);
-                }
-                counters.last_ns.fetch_max(now, Ordering::Relaxed);
+            let Ok(n @ 1..) = n else { break };
+            let mut closed = false;
+            match scanner.as_mut() {
+                Some(s) => s.feed(&buf[..n], |seen| match seen {
+                    Seen::Close => closed = true,
+                    other => record(other),
+                }),
+                None => parser.feed(&buf[..n]),
+            }
+            if closed {
+                break;
             }
         }
         out
     })
+}
+
+/// What a stanza parsed by the login phase's parser says (see [`Seen`]).
+fn seen_in(ev: &StreamEvent, me: &str) -> Option<Seen> {
+    match ev {
+        StreamEvent::Close => Some(Seen::Close),
+        StreamEvent::Stanza(Stanza::Message(el)) => el
+            .child("jabber:client", "body")
+            .and_then(timestamp)
+            .map(Seen::Message),
+        StreamEvent::Stanza(Stanza::Presence(el))
+            if el.attr("type").is_none() && el.attr("from").is_some_and(|f| bare(f) != me) =>
+        {
+            el.child("jabber:client", "status")
+                .and_then(timestamp)
+                .map(Seen::Presence)
+        }
+        _ => None,
+    }
 }
 
 /// Online clients split into readers (collecting samples) and their write halves.
