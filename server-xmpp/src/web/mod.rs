@@ -13,6 +13,7 @@
 pub mod bosh;
 pub mod host_meta;
 pub mod socket;
+pub(crate) mod unread;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -16,17 +16,15 @@ use axum::extract::ws::{Message, WebSocket};
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The inbound buffer an idle connection keeps.
-const IDLE_KEEP: usize = 4 * 1024;
+use super::unread::Unread;
 
 /// A WebSocket read and written as bytes. It holds at most one inbound message (bounded by the upgrade's
 /// `max_message_size`) and one outbound message (the wire flushes after each element), so nothing queues up
 /// here: a client that does not read stalls the wire's flush, which the connection bounds in time.
 pub struct MessageIo {
     ws: WebSocket,
-    /// The stream bytes of the message being read, from `read_at` on.
-    inbound: Vec<u8>,
-    read_at: usize,
+    /// The stream bytes of the message being read.
+    inbound: Unread,
     /// What the wire wrote since its last flush.
     outbound: Vec<u8>,
     /// The client closed the WebSocket (or it ended).
@@ -38,8 +36,7 @@ impl MessageIo {
     pub fn new(ws: WebSocket) -> Self {
         MessageIo {
             ws,
-            inbound: Vec::new(),
-            read_at: 0,
+            inbound: Unread::default(),
             outbound: Vec::new(),
             eof: false,
         }
@@ -54,17 +51,7 @@ impl AsyncRead for MessageIo {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.read_at < this.inbound.len() {
-                let n = buf.remaining().min(this.inbound.len() - this.read_at);
-                buf.put_slice(&this.inbound[this.read_at..this.read_at + n]);
-                this.read_at += n;
-                if this.read_at == this.inbound.len() {
-                    this.inbound.clear();
-                    this.read_at = 0;
-                    if this.inbound.capacity() > IDLE_KEEP {
-                        this.inbound.shrink_to(IDLE_KEEP);
-                    }
-                }
+            if this.inbound.read_into(buf) {
                 return Poll::Ready(Ok(()));
             }
             if this.eof {
@@ -72,11 +59,11 @@ impl AsyncRead for MessageIo {
             }
             match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
                 Some(Ok(Message::Text(text))) => {
-                    xmpp_codec::framing::message_to_stream(text.as_str(), &mut this.inbound);
+                    xmpp_codec::framing::message_to_stream(text.as_str(), this.inbound.refill());
                 }
                 // RFC 7395 carries XML in text messages; a binary one is handed to the parser as it is, which
                 // rejects it with a stream error unless it happens to be well-formed UTF-8 XML.
-                Some(Ok(Message::Binary(bytes))) => this.inbound.extend_from_slice(&bytes),
+                Some(Ok(Message::Binary(bytes))) => this.inbound.refill().extend_from_slice(&bytes),
                 // The WebSocket layer answers pings itself.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | None => this.eof = true,

@@ -15,6 +15,8 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
+use crate::web::unread::Unread;
+
 /// Waiting for room in the outbound channel.
 type Reserve = Pin<
     Box<dyn Future<Output = Result<mpsc::OwnedPermit<String>, mpsc::error::SendError<()>>> + Send>,
@@ -23,9 +25,8 @@ type Reserve = Pin<
 /// The stream's side of a BOSH session.
 pub struct BoshIo {
     inbound: mpsc::Receiver<Vec<u8>>,
-    /// The bytes being read, from `read_at` on.
-    current: Vec<u8>,
-    read_at: usize,
+    /// The bytes being read.
+    current: Unread,
     outbound: mpsc::Sender<String>,
     /// What the wire wrote since its last flush.
     pending: Vec<u8>,
@@ -37,8 +38,7 @@ impl BoshIo {
     pub fn new(inbound: mpsc::Receiver<Vec<u8>>, outbound: mpsc::Sender<String>) -> Self {
         BoshIo {
             inbound,
-            current: Vec::new(),
-            read_at: 0,
+            current: Unread::default(),
             outbound,
             pending: Vec::new(),
             reserve: None,
@@ -54,18 +54,14 @@ impl AsyncRead for BoshIo {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.read_at < this.current.len() {
-                let n = buf.remaining().min(this.current.len() - this.read_at);
-                buf.put_slice(&this.current[this.read_at..this.read_at + n]);
-                this.read_at += n;
+            if this.current.read_into(buf) {
                 return Poll::Ready(Ok(()));
             }
             // The driver ended the session (or it is gone): end of stream.
             let Some(bytes) = ready!(this.inbound.poll_recv(cx)) else {
                 return Poll::Ready(Ok(()));
             };
-            this.current = bytes;
-            this.read_at = 0;
+            this.current.refill().extend_from_slice(&bytes);
         }
     }
 }
