@@ -78,22 +78,38 @@ enum ClusterCommand {
     Rebalance,
 }
 
+/// A password given on the command line or on standard input.
+#[derive(Debug, clap::Args)]
+struct PasswordArg {
+    /// The password (visible to other local users in the process list; prefer --password-stdin).
+    #[arg(
+        long,
+        required_unless_present = "password_stdin",
+        conflicts_with = "password_stdin"
+    )]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+impl PasswordArg {
+    fn read(self) -> Result<String, Error> {
+        match self.password {
+            Some(p) if !self.password_stdin => Ok(p),
+            _ => password_from_stdin(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum UserCommand {
     /// Create an account.
     Add {
         /// The address, `local@domain` on the configured domain.
         jid: String,
-        /// The password (visible to other local users in the process list; prefer --password-stdin).
-        #[arg(
-            long,
-            required_unless_present = "password_stdin",
-            conflicts_with = "password_stdin"
-        )]
-        password: Option<String>,
-        /// Read the password from the first line of standard input.
-        #[arg(long)]
-        password_stdin: bool,
+        #[command(flatten)]
+        password: PasswordArg,
     },
     /// Delete an account with its roster, policy and held messages.
     Del {
@@ -106,16 +122,8 @@ enum UserCommand {
     Passwd {
         /// The address.
         jid: String,
-        /// The new password (visible in the process list; prefer --password-stdin).
-        #[arg(
-            long,
-            required_unless_present = "password_stdin",
-            conflicts_with = "password_stdin"
-        )]
-        password: Option<String>,
-        /// Read the password from the first line of standard input.
-        #[arg(long)]
-        password_stdin: bool,
+        #[command(flatten)]
+        password: PasswordArg,
     },
     /// Import contact lists (`UserID,UserDomain,ContactID,ContactDomain,Nickname,GroupName` rows) or, with
     /// --accounts, accounts (`UserID,UserDomain,Password` rows), from a CSV file (`-` for standard input). The
@@ -353,36 +361,20 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             examples::logging::init(&config.log)?;
             return Ok(examples::server::serve(&config)?);
         }
-        Command::User(UserCommand::Add {
-            jid,
-            password,
-            password_stdin,
-        }) => {
-            let jid = parse_user(&jid, &config.domain)?;
-            let password = match password {
-                Some(p) if !password_stdin => p,
-                _ => password_from_stdin()?,
-            };
-            AdminCommand::UserAdd { jid, password }
-        }
+        Command::User(UserCommand::Add { jid, password }) => AdminCommand::UserAdd {
+            jid: parse_user(&jid, &config.domain)?,
+            password: password.read()?,
+        },
         Command::Cluster(cmd) => return cluster_command(&config, cmd),
         Command::Status { json } => return status_command(&config, json),
         Command::CheckConfig => return check_config(cli.config.as_ref()),
         Command::User(cmd @ (UserCommand::Import { .. } | UserCommand::Export)) => {
             return bulk_command(&config, cmd);
         }
-        Command::User(UserCommand::Passwd {
-            jid,
-            password,
-            password_stdin,
-        }) => {
-            let jid = parse_user(&jid, &config.domain)?;
-            let password = match password {
-                Some(p) if !password_stdin => p,
-                _ => password_from_stdin()?,
-            };
-            AdminCommand::UserPasswd { jid, password }
-        }
+        Command::User(UserCommand::Passwd { jid, password }) => AdminCommand::UserPasswd {
+            jid: parse_user(&jid, &config.domain)?,
+            password: password.read()?,
+        },
         Command::User(UserCommand::Del { jid }) => AdminCommand::UserDel {
             jid: parse_user(&jid, &config.domain)?,
         },
