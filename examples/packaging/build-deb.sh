@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Debian package of presenced from an already-built binary, with dpkg-deb (no cargo-deb to install):
+# Builds the Debian package of presenced from an already-built binary, with dpkg-deb (no cargo-deb to install);
+# the package is the one declared in examples/Cargo.toml's [package.metadata.deb] for `cargo deb`:
 #   bash examples/packaging/build-deb.sh [BINARY] [OUTDIR]
 # BINARY defaults to target/release/presenced (build it with `cargo build --release --bin presenced`), OUTDIR
 # to target/debian. Prints the path of the .deb. The package holds /usr/bin/presenced, the systemd unit, the
