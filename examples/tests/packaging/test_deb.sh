@@ -37,7 +37,10 @@ trap cleanup EXIT
 
 deb="$(PRESENCED_DEB_FAST=1 bash "$repo/examples/packaging/build-deb.sh" "$bin" "$target/debian")"
 echo "test_deb: built $deb"
-dpkg-deb --info "$deb" | grep -q "Package: presenced" || fail "no package name in $deb"
+# Read whole before matching: with pipefail, `grep -q` quitting at the first match fails the pipe when the writer
+# then meets a closed pipe (SIGPIPE), which made this check fail at random (a clean-clone CI run).
+info="$(dpkg-deb --info "$deb")"
+grep -q "Package: presenced" <<<"$info" || fail "no package name in $deb"
 DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >/dev/null
 
 # What the package put there.
@@ -48,7 +51,8 @@ grep -q '^Type=notify' /lib/systemd/system/presenced.service || fail "the unit i
 getent passwd presenced >/dev/null || fail "no presenced user"
 [ "$(stat -c %U /var/lib/presenced)" = presenced ] || fail "/var/lib/presenced is not the presenced user's"
 [ "$(stat -c '%G %a' "$conf")" = "presenced 640" ] || fail "$conf is not root:presenced 0640"
-/usr/bin/presenced --config "$conf" check-config | grep -q ": ok" || fail "the packaged config does not check"
+checked="$(/usr/bin/presenced --config "$conf" check-config)" || fail "the packaged config does not check: $checked"
+grep -q ": ok" <<<"$checked" || fail "the packaged config does not check: $checked"
 
 # Not running yet: status says down and fails.
 if /usr/bin/presenced --config "$conf" status >/dev/null 2>&1; then
