@@ -287,8 +287,8 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             };
             Some(server_xmpp::component::ComponentServer::bind(settings, hub.clone()).await?)
         };
-        let s2s = server_xmpp::s2s::S2sServer::bind(s2s_settings, hub.clone()).await?;
         let xmpp = server_xmpp::XmppServer::bind(settings, store.clone(), hub.clone()).await?;
+        let s2s = server_xmpp::s2s::S2sServer::bind(s2s_settings, hub.clone()).await?;
         let sip = server_sip::SipServer::bind(sip_settings, store.clone(), hub.clone()).await?;
         let http_listener = tokio::net::TcpListener::bind(config.http.bind)
             .await

@@ -15,7 +15,7 @@ import pytest
 from slixmpp import JID, ClientXMPP
 
 from conftest import Server, free_port, write_config
-from xmpp import Client, run, wait, wait_until
+from xmpp import NS_STREAM, Client, RawStream, run, stream_error_condition, wait, wait_until
 
 PASSWORD = "fed-secret-1"
 
@@ -142,6 +142,12 @@ def test_federated_users_subscribe_see_presence_and_chat_both_ways(domains):
             msg = await alice.next_message("bob's message")
             assert msg["body"] == "hello from b"
             assert msg["from"].bare == b.jid("bob")
+            # An IQ to a remote full address is carried and answered (bob's client answers pings).
+            pong = await wait(
+                alice.xmpp.plugin["xep_0199"].send_ping(bob.jid, timeout=10), "bob's answer to alice's ping"
+            )
+            assert pong["type"] == "result", pong
+            assert pong["from"] == bob.jid
         finally:
             await alice.disconnect()
             await bob.disconnect()
@@ -181,7 +187,7 @@ def test_a_denied_domain_is_neither_reached_nor_accepted(domains):
 
 async def ping(client: Client, domain: str) -> None:
     """A XEP-0199 ping to the client's own server, answered: a barrier for what was sent before it."""
-    iq = await wait(client.xmpp["xep_0199"].send_ping(JID(domain), timeout=10), f"ping result for {client.jid}")
+    iq = await wait(client.xmpp.plugin["xep_0199"].send_ping(JID(domain), timeout=10), f"ping result for {client.jid}")
     assert iq["type"] == "result", iq
 
 
@@ -211,6 +217,59 @@ def test_a_peer_killed_mid_conversation_bounces_the_next_message(domains):
             assert err["error"]["condition"] == "remote-server-timeout", err
             # Alice's own server is unharmed.
             await ping(alice, a.name)
+        finally:
+            await alice.disconnect()
+            await bob.disconnect()
+
+    run(scenario)
+
+
+S2S_HEADER = (
+    "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' "
+    f"xmlns:stream='{NS_STREAM}' from='{{frm}}' to='{{to}}' version='1.0'>"
+)
+
+
+def test_a_hostile_peer_gets_stream_errors_and_local_users_are_unharmed(domains):
+    a, b, _ = domains
+
+    async def scenario():
+        alice = await a.connect("alice")
+        bob = await a.connect("bob")
+        try:
+            # Garbage after the header: not-well-formed, and the connection closes.
+            raw = await RawStream.open(a.s2s_port)
+            await raw.send(S2S_HEADER.format(frm="evil.localhost", to=a.name).encode())
+            features = await raw.next_element("s2s stream features")
+            assert features.find(f"{{urn:ietf:params:xml:ns:xmpp-tls}}starttls") is not None
+            await raw.send(b"<<<not xml at all&&&")
+            err = await raw.next_element("the stream error for garbage")
+            assert stream_error_condition(err) == "not-well-formed", err
+            await raw.wait_closed("the server to close the garbage stream")
+            await raw.close()
+            # A stanza before any dialback: not-authorized (TLS is required first: policy-violation is fine
+            # too), and nothing reaches the local user.
+            raw = await RawStream.open(a.s2s_port)
+            await raw.send(S2S_HEADER.format(frm=b.name, to=a.name).encode())
+            await raw.next_element("s2s stream features")
+            await raw.send(
+                f"<message from='mallory@{b.name}/x' to='{a.jid('alice')}'><body>spoofed</body></message>".encode()
+            )
+            err = await raw.next_element("the stream error for an unauthenticated stanza")
+            assert stream_error_condition(err) in ("not-authorized", "policy-violation"), err
+            await raw.wait_closed("the server to close the unauthenticated stream")
+            await raw.close()
+            # A header for a domain not served here: host-unknown.
+            raw = await RawStream.open(a.s2s_port)
+            await raw.send(S2S_HEADER.format(frm=b.name, to="nowhere.localhost").encode())
+            err = await raw.next_element("the stream error for an unknown host")
+            assert stream_error_condition(err) == "host-unknown", err
+            await raw.close()
+            # Local users still talk.
+            alice.send_message(a.jid("bob"), "still here")
+            msg = await bob.next_message("alice's local message")
+            assert msg["body"] == "still here"
+            assert all(m["body"] != "spoofed" for m in drain_messages(alice))
         finally:
             await alice.disconnect()
             await bob.disconnect()
