@@ -89,9 +89,19 @@ pub(super) async fn serve(
     }
 }
 
-/// Reads the next item, ending the stream after `idle` of silence.
-async fn next(wire: &mut S2sWire, shared: &Shared) -> Result<StreamEvent, Refusal> {
-    match tokio::time::timeout(shared.settings.idle_timeout, wire.next()).await {
+/// Reads the next item, ending the stream after `idle_timeout` of silence, or `connect_timeout` while no domain
+/// is authenticated (a stalling stranger does not hold an inbound slot for long).
+async fn next(
+    wire: &mut S2sWire,
+    shared: &Shared,
+    authenticated: bool,
+) -> Result<StreamEvent, Refusal> {
+    let limit = if authenticated {
+        shared.settings.idle_timeout
+    } else {
+        shared.settings.connect_timeout
+    };
+    match tokio::time::timeout(limit, wire.next()).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(Refusal::Timeout),
     }
@@ -137,7 +147,7 @@ async fn session(
         features = features.with_child(Element::new(NS_DIALBACK_FEATURE, "dialback"));
         wire.send(&features).await.map_err(Ended::Io)?;
         loop {
-            match next(wire, shared).await? {
+            match next(wire, shared, !authenticated.is_empty()).await? {
                 StreamEvent::Element(el) if el.is(ns::TLS, "starttls") && !tls => {
                     wire.send(&Element::new(ns::TLS, "proceed"))
                         .await
@@ -145,7 +155,13 @@ async fn session(
                     let placeholder: S2sWire =
                         Wire::new(Box::new(tokio::io::empty()), shared.settings.limits);
                     let (io, spare) = std::mem::replace(wire, placeholder).into_io();
-                    let stream = shared.acceptor.accept(io).await.map_err(Refusal::Tls)?;
+                    let stream = tokio::time::timeout(
+                        shared.settings.connect_timeout,
+                        shared.acceptor.accept(io),
+                    )
+                    .await
+                    .map_err(|_| Refusal::Timeout)?
+                    .map_err(Refusal::Tls)?;
                     *wire = spare.with_io(Box::new(stream));
                     tls = true;
                     continue 'stream;
