@@ -188,6 +188,9 @@ tls_key = "$WORK/key.pem"
 bind = "127.0.0.1:$sip"
 tls_bind = "off"
 
+[s2s]
+bind = "off"
+
 [http]
 bind = "127.0.0.1:$(free_port)"
 

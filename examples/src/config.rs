@@ -77,6 +77,8 @@ pub struct Config {
     pub muc: crate::muc::MucConfig,
     /// Compliance archiving to PostgreSQL.
     pub compliance: crate::compliance::ComplianceConfig,
+    /// Federation with other XMPP domains.
+    pub s2s: crate::s2s::S2sConfig,
 }
 
 /// `[store]`: which store backs the server and the `user` commands.
@@ -316,7 +318,9 @@ impl XmppConfig {
 }
 
 /// An address, or `"off"`/`""` for a listener that is not opened.
-fn address_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+pub(crate) fn address_or_off<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
     let text = String::deserialize(d)?;
     match text.trim() {
         "" | "off" => Ok(None),
@@ -453,6 +457,7 @@ impl Default for Config {
             upload: crate::upload::UploadConfig::default(),
             muc: crate::muc::MucConfig::default(),
             compliance: crate::compliance::ComplianceConfig::default(),
+            s2s: crate::s2s::S2sConfig::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod http_tls;
 pub mod logging;
 pub mod muc;
 pub mod registration;
+pub mod s2s;
 pub mod server;
 pub mod status;
 pub mod store;

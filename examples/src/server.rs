@@ -43,6 +43,8 @@ pub enum Error {
     RoomKey(#[from] crate::muc::KeyError),
     #[error(transparent)]
     Compliance(#[from] crate::compliance::OpenError),
+    #[error(transparent)]
+    S2sSecret(#[from] crate::s2s::SecretError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     /// The HTTP listener could not be opened.
@@ -141,6 +143,9 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         config.data_dir.join("tls"),
     );
     settings.cert = cert.clone();
+    let s2s_settings = config
+        .s2s
+        .settings(&config.domain, &config.data_dir, cert.clone())?;
     settings.direct_tls_bind = config.xmpp.c2s_tls_bind;
     settings.ping_interval = config.xmpp.ping_every();
     settings.ping_timeout = config.xmpp.ping_timeout;
@@ -283,6 +288,7 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             Some(server_xmpp::component::ComponentServer::bind(settings, hub.clone()).await?)
         };
         let xmpp = server_xmpp::XmppServer::bind(settings, store.clone(), hub.clone()).await?;
+        let s2s = server_xmpp::s2s::S2sServer::bind(s2s_settings, hub.clone()).await?;
         let sip = server_sip::SipServer::bind(sip_settings, store.clone(), hub.clone()).await?;
         let http_listener = tokio::net::TcpListener::bind(config.http.bind)
             .await
@@ -372,6 +378,7 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
                     .store(true, std::sync::atomic::Ordering::Release);
             }
         });
+        tokio::spawn(s2s.run(stopped(stop_rx.clone())));
         if let Some(components) = components {
             info!(addr = ?components.local_addr().ok(), "XMPP components accepted");
             tokio::spawn(components.run(stopped(stop_rx.clone())));

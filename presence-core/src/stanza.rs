@@ -70,6 +70,8 @@ pub enum ErrorCondition {
     RecipientUnavailable,
     /// The recipient's domain cannot be reached.
     RemoteServerNotFound,
+    /// The recipient's domain was found but could not be reached in time (a federated peer that did not answer).
+    RemoteServerTimeout,
     /// A resource limit was reached.
     ResourceConstraint,
     /// Nobody can take it (also what a blocked sender is told).

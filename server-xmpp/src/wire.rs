@@ -191,6 +191,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         header.from = Some(domain.to_owned());
         header.id = Some(id.to_owned());
         header.lang = lang.map(str::to_owned);
+        self.open_header(header).await
+    }
+
+    /// Writes `header` as our stream header (a server-to-server stream names `to` and declares `db`).
+    pub async fn open_header(&mut self, header: StreamHeader) -> std::io::Result<()> {
         self.out.clear();
         if let Some(f) = self.frames.as_mut() {
             f.clear();

@@ -364,6 +364,7 @@ fn condition_tag(c: ErrorCondition) -> u8 {
         ErrorCondition::NotAuthorized => 13,
         ErrorCondition::RegistrationRequired => 14,
         ErrorCondition::FeatureNotImplemented => 15,
+        ErrorCondition::RemoteServerTimeout => 16,
     }
 }
 
@@ -481,6 +482,7 @@ impl Cursor<'_> {
             13 => Ok(ErrorCondition::NotAuthorized),
             14 => Ok(ErrorCondition::RegistrationRequired),
             15 => Ok(ErrorCondition::FeatureNotImplemented),
+            16 => Ok(ErrorCondition::RemoteServerTimeout),
             tag => Err(unknown("error condition", tag)),
         }
     }
@@ -640,6 +642,7 @@ mod tests {
             ErrorCondition::NotAuthorized,
             ErrorCondition::RegistrationRequired,
             ErrorCondition::FeatureNotImplemented,
+            ErrorCondition::RemoteServerTimeout,
         ])
     }
 

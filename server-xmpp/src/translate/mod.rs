@@ -45,6 +45,7 @@ fn condition_name(c: ErrorCondition) -> &'static str {
         ErrorCondition::PolicyViolation => "policy-violation",
         ErrorCondition::RecipientUnavailable => "recipient-unavailable",
         ErrorCondition::RemoteServerNotFound => "remote-server-not-found",
+        ErrorCondition::RemoteServerTimeout => "remote-server-timeout",
         ErrorCondition::ResourceConstraint => "resource-constraint",
         ErrorCondition::ServiceUnavailable => "service-unavailable",
         ErrorCondition::Forbidden => "forbidden",
@@ -69,6 +70,7 @@ fn error_type(c: ErrorCondition) -> &'static str {
         // `wait` rather than the `cancel` RFC 6120 §8.3.3.5 shows.
         ErrorCondition::RecipientUnavailable
         | ErrorCondition::ResourceConstraint
+        | ErrorCondition::RemoteServerTimeout
         | ErrorCondition::InternalServerError => "wait",
         _ => "cancel",
     }

@@ -71,6 +71,10 @@ def write_cluster_config(node: Node, url: str, nats: str, *, automatic_fallback:
         f'bind = "127.0.0.1:{node.sip_port}"',
         'tls_bind = "off"',
         "",
+        "[s2s]",
+        # Not the default 0.0.0.0:5269, which both nodes would share.
+        'bind = "off"',
+        "",
         "[store]",
         'kind = "postgres"',
         f'url = "{url}"',

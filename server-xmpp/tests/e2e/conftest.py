@@ -48,18 +48,19 @@ def write_config(
     path: Path, data_dir: Path, port: int, sip_port: int, *, sip: tuple[str, ...] = (),
     tables: str = "", http_port: int | None = None, tls_port: int | None = None,
     xmpp: tuple[str, ...] = (), http_host: str = "127.0.0.1", http: tuple[str, ...] = (),
-    **policy: bool,
+    s2s: tuple[str, ...] = (), domain: str = DOMAIN, **policy: bool,
 ) -> None:
     """The TOML config the tests use; only keys presenced knows (unknown keys are errors).
 
     The SIP listener gets its own free loopback port too, so it never needs the default 0.0.0.0:5060.
     The direct-TLS listener (XEP-0368) is on ``tls_port`` when given, else off, so it never needs the
     default 0.0.0.0:5223 either (parallel servers would collide there).
-    ``sip``, ``xmpp`` and ``http`` add lines to those tables; ``tables`` is appended as further tables.
+    Federation (``[s2s]``) listens only when ``s2s`` names a ``bind``: its default 0.0.0.0:5269 would be shared too.
+    ``sip``, ``xmpp``, ``http`` and ``s2s`` add lines to those tables; ``tables`` is appended as further tables.
     The HTTP listener binds ``http_host`` (loopback unless a test needs another address).
     """
     lines = [
-        f'domain = "{DOMAIN}"',
+        f'domain = "{domain}"',
         f'data_dir = "{data_dir}"',
         "",
         "[xmpp]",
@@ -76,6 +77,10 @@ def write_config(
         # SIP over TLS defaults to 0.0.0.0:5061, which parallel servers would share: off unless a test asks.
         *(() if any(line.startswith("tls_bind") for line in sip) else ('tls_bind = "off"',)),
         *sip,
+        "",
+        "[s2s]",
+        *(() if any(line.startswith("bind") for line in s2s) else ('bind = "off"',)),
+        *s2s,
     ]
     if policy:
         lines += ["", "[policy]"]

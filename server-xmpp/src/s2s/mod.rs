@@ -1,0 +1,208 @@
+//! Federation: XMPP server-to-server streams (RFC 6120, `jabber:server`) with other domains.
+//!
+//! Decisions:
+//! - **Finding peers.** Static routes only (`[s2s.routes]`): each routed domain is attached to the runtime's
+//!   domain table (`presence_core::runtime::domains`), so the engine's stanzas for it come here and a domain with
+//!   no route still bounces with `remote-server-not-found`. DNS SRV (`_xmpp-server._tcp`) is not done yet.
+//! - **Security.** STARTTLS (rustls) on every stream, required by default (`require_tls`); then the peer's
+//!   domain is authenticated with server dialback (XEP-0220, keys per XEP-0185). The peer's certificate is not
+//!   verified: dialback's call back to the peer's authoritative server is what proves the domain. SASL EXTERNAL
+//!   (certificate authentication) is not done yet.
+//! - **Outbound.** One connection per peer domain, opened on the first stanza and reused; stanzas wait in a
+//!   bounded queue while it is set up and bounce to their senders with `remote-server-timeout` when it cannot be
+//!   (`outbound`). An idle connection is closed.
+//! - **Inbound.** A peer's stanzas enter the engine as stanzas from another domain (`Input::FromRemote`), only
+//!   from a domain it authenticated and only to the served domain (`inbound`, `peer`).
+//! - **Policy.** `allow` (when not empty) and `deny` name whole peer domains; a denied domain is neither
+//!   connected to nor accepted.
+
+pub mod dialback;
+mod inbound;
+mod outbound;
+mod peer;
+mod stream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use presence_core::runtime::{Attached, Handle};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::{CertSource, ServeError};
+pub use dialback::Secret;
+
+/// How federation is set up.
+#[derive(Debug, Clone)]
+pub struct S2sSettings {
+    /// The served domain: what peers connect to and what our stanzas come from.
+    pub domain: String,
+    /// Where to listen for peers; `None`: outbound only.
+    pub bind: Option<SocketAddr>,
+    /// The certificate offered to peers (STARTTLS).
+    pub cert: CertSource,
+    /// Where each peer domain is reached (lower-case domain to address).
+    pub routes: HashMap<String, SocketAddr>,
+    /// When not empty, the only peer domains federated with.
+    pub allow: Vec<String>,
+    /// Peer domains never federated with.
+    pub deny: Vec<String>,
+    /// Whether a stream must be encrypted before dialback.
+    pub require_tls: bool,
+    /// The secret dialback keys are made from.
+    pub secret: Secret,
+    /// Codec limits per stream.
+    pub limits: xmpp_codec::Limits,
+    /// Time to open and authenticate a stream (either way).
+    pub connect_timeout: Duration,
+    /// Silence after which a stream (either way) is closed.
+    pub idle_timeout: Duration,
+    /// Stanzas that may wait for one peer.
+    pub outbound_queue: usize,
+    /// Inbound streams at once.
+    pub max_inbound: usize,
+}
+
+impl S2sSettings {
+    /// Defaults for `domain`, listening on `bind`.
+    pub fn new(domain: &str, bind: Option<SocketAddr>, cert: CertSource, secret: Secret) -> Self {
+        S2sSettings {
+            domain: domain.to_ascii_lowercase(),
+            bind,
+            cert,
+            routes: HashMap::new(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            require_tls: true,
+            secret,
+            limits: xmpp_codec::Limits::default(),
+            connect_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(300),
+            outbound_queue: 1000,
+            max_inbound: 1000,
+        }
+    }
+
+    /// Whether the policy lets us federate with `domain`.
+    pub fn permits(&self, domain: &str) -> bool {
+        let domain = domain.to_ascii_lowercase();
+        if domain == self.domain || self.deny.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
+            return false;
+        }
+        self.allow.is_empty() || self.allow.iter().any(|d| d.eq_ignore_ascii_case(&domain))
+    }
+}
+
+/// What the listener and the outbound connections share.
+pub(crate) struct Shared {
+    settings: S2sSettings,
+    hub: Handle,
+    acceptor: tokio_rustls::TlsAcceptor,
+    connector: tokio_rustls::TlsConnector,
+    inbound: Arc<Semaphore>,
+    /// Where outbound connections' tasks run (the sinks are called on the engine thread).
+    tasks: tokio::runtime::Handle,
+}
+
+/// A bound, not yet running federation service.
+pub struct S2sServer {
+    listener: Option<TcpListener>,
+    shared: Arc<Shared>,
+    /// The routed domains, attached to the runtime while this lives.
+    _routes: Vec<Attached>,
+}
+
+impl S2sServer {
+    /// Opens the listener (when configured) and attaches the routed domains; stanzas go to the engine behind
+    /// `hub`. Must be called on the tokio runtime.
+    pub async fn bind(settings: S2sSettings, hub: Handle) -> Result<Self, ServeError> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&settings.cert)?);
+        let connector = tokio_rustls::TlsConnector::from(stream::client_config());
+        let listener = match settings.bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            inbound: Arc::new(Semaphore::new(settings.max_inbound.max(1))),
+            settings,
+            hub,
+            acceptor,
+            connector,
+            tasks: tokio::runtime::Handle::current(),
+        });
+        let mut routes = Vec::new();
+        for (domain, addr) in &shared.settings.routes {
+            if !shared.settings.permits(domain) {
+                info!(%domain, "s2s route not attached: the domain is denied");
+                continue;
+            }
+            let sink = Arc::new(outbound::Peer::new(domain, *addr, shared.clone()));
+            match shared.hub.attach_domain(domain, sink) {
+                Ok(a) => routes.push(a),
+                Err(e) => warn!(%domain, error = %e, "s2s route not attached"),
+            }
+        }
+        Ok(S2sServer {
+            listener,
+            shared,
+            _routes: routes,
+        })
+    }
+
+    /// The address the listener is bound to, if there is one.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Accepts peers until `stop` resolves; the routes stay attached until then.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        info!(addr = ?self.local_addr(), routes = self.shared.settings.routes.len(), "XMPP s2s up");
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                accepted = crate::accept_on(self.listener.as_ref()) => match accepted {
+                    Ok((tcp, peer)) => match self.shared.inbound.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            tokio::spawn(inbound::serve(tcp, peer, self.shared.clone(), permit));
+                        }
+                        Err(_) => warn!(%peer, "s2s stream refused: too many inbound streams"),
+                    },
+                    Err(e) => {
+                        warn!(error = %e, "s2s accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                () = &mut stop => break,
+            }
+        }
+        info!("XMPP s2s closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_denies_listed_and_unlisted_domains() {
+        let cert = CertSource::SelfSigned {
+            dir: "/nonexistent".into(),
+            domain: "a.example".into(),
+        };
+        let mut s = S2sSettings::new("a.example", None, cert, Secret::new("x"));
+        assert!(s.permits("b.example"));
+        assert!(!s.permits("A.example"), "never with ourselves");
+        s.deny = vec!["evil.example".into()];
+        assert!(!s.permits("Evil.Example"));
+        s.allow = vec!["b.example".into()];
+        assert!(s.permits("b.example"));
+        assert!(!s.permits("c.example"));
+    }
+}

@@ -1,0 +1,203 @@
+//! What both directions of a server-to-server stream share: the transport, the stream header, the TLS client
+//! configuration, and opening an outbound stream up to the point where dialback can start.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use xmpp_codec::{Element, StreamEvent, StreamHeader, ns};
+
+use super::Shared;
+use super::dialback::{NS_DIALBACK, NS_DIALBACK_FEATURE};
+use crate::wire::{Ended, Wire};
+
+/// A stream's transport: TCP, then TLS over it.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A server-to-server stream.
+pub(crate) type S2sWire = Wire<Box<dyn Io>>;
+
+/// Why a server-to-server stream could not be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StreamFailure {
+    /// The peer could not be reached.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The stream broke.
+    #[error(transparent)]
+    Stream(#[from] Ended),
+    /// The TLS handshake failed.
+    #[error("TLS failed: {0}")]
+    Tls(std::io::Error),
+    /// The peer did something the protocol does not allow here.
+    #[error("protocol: {0}")]
+    Protocol(&'static str),
+    /// The peer refused us (dialback said invalid, or a stream error).
+    #[error("refused by the peer: {0}")]
+    Refused(String),
+    /// The peer does not offer TLS and TLS is required.
+    #[error("the peer offers no STARTTLS and TLS is required")]
+    NoTls,
+}
+
+impl From<std::io::Error> for StreamFailure {
+    fn from(e: std::io::Error) -> Self {
+        StreamFailure::Stream(Ended::Io(e))
+    }
+}
+
+/// Our stream header: `jabber:server` with the `db` prefix (XEP-0220 §2.1).
+pub(crate) fn header(from: &str, to: Option<&str>, id: Option<&str>) -> StreamHeader {
+    let mut h = StreamHeader::new(ns::SERVER);
+    h.from = Some(from.to_owned());
+    h.to = to.map(str::to_owned);
+    h.id = id.map(str::to_owned);
+    h.prefixes.push(("db".into(), NS_DIALBACK.into()));
+    h
+}
+
+/// The text of a stream error element, for logs.
+pub(crate) fn stream_error_text(el: &Element) -> String {
+    el.elements()
+        .map(|c| c.name.as_str().to_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Connects to `addr` and opens a stream from `shared`'s domain to `to`, upgrading it with STARTTLS when
+/// offered (and failing when it is not offered and TLS is required). Returns the stream, the stream id the
+/// peer gave its (last) header, and whether the peer offered dialback.
+pub(crate) async fn establish(
+    shared: &Shared,
+    to: &str,
+    addr: SocketAddr,
+) -> Result<(S2sWire, String, bool), StreamFailure> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|source| StreamFailure::Connect { addr, source })?;
+    let _ = tcp.set_nodelay(true);
+    let local = shared.settings.domain.as_str();
+    let mut wire: S2sWire = Wire::new(Box::new(tcp), shared.settings.limits);
+    let mut tls = false;
+    loop {
+        wire.open_header(header(local, Some(to), None)).await?;
+        let id = match wire.next().await? {
+            StreamEvent::Open(h) if h.content_ns == ns::SERVER => h.id.unwrap_or_default(),
+            StreamEvent::Open(_) => {
+                return Err(StreamFailure::Protocol("not a jabber:server stream"));
+            }
+            StreamEvent::Element(el) if el.is(ns::STREAMS, "error") => {
+                return Err(StreamFailure::Refused(stream_error_text(&el)));
+            }
+            _ => return Err(StreamFailure::Protocol("expected a stream header")),
+        };
+        let features = match wire.next().await? {
+            StreamEvent::Element(el) if el.is(ns::STREAMS, "features") => el,
+            StreamEvent::Element(el) if el.is(ns::STREAMS, "error") => {
+                return Err(StreamFailure::Refused(stream_error_text(&el)));
+            }
+            _ => return Err(StreamFailure::Protocol("expected stream features")),
+        };
+        let dialback = features.child(NS_DIALBACK_FEATURE, "dialback").is_some();
+        if tls {
+            return Ok((wire, id, dialback));
+        }
+        if features.child(ns::TLS, "starttls").is_none() {
+            if shared.settings.require_tls {
+                return Err(StreamFailure::NoTls);
+            }
+            return Ok((wire, id, dialback));
+        }
+        wire.send(&Element::new(ns::TLS, "starttls")).await?;
+        match wire.next().await? {
+            StreamEvent::Element(el) if el.is(ns::TLS, "proceed") => {}
+            _ => return Err(StreamFailure::Protocol("STARTTLS was not accepted")),
+        }
+        let (io, spare) = wire.into_io();
+        let name = ServerName::try_from(to.to_owned())
+            .map_err(|_| StreamFailure::Protocol("the peer's domain is not a DNS name"))?;
+        let stream = shared
+            .connector
+            .connect(name, io)
+            .await
+            .map_err(StreamFailure::Tls)?;
+        wire = spare.with_io(Box::new(stream));
+        tls = true;
+    }
+}
+
+/// The TLS client configuration for outbound streams: TLS 1.2 and 1.3, and any certificate the peer shows.
+///
+/// Certificates are not verified because peers are authenticated by dialback (XEP-0220), whose point is to
+/// work with self-signed and mismatched certificates; TLS here gives confidentiality, and SASL EXTERNAL with
+/// RFC 6125 checks (not done yet) would give certificate authentication.
+pub(crate) fn client_config() -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("ring supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(DialbackVerifier(provider)))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Accepts any certificate, checking only the handshake signatures (so the peer holds the key it shows).
+#[derive(Debug)]
+struct DialbackVerifier(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for DialbackVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
