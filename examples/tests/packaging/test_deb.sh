@@ -51,6 +51,12 @@ grep -q '^Type=notify' /lib/systemd/system/presenced.service || fail "the unit i
 getent passwd presenced >/dev/null || fail "no presenced user"
 [ "$(stat -c %U /var/lib/presenced)" = presenced ] || fail "/var/lib/presenced is not the presenced user's"
 [ "$(stat -c '%G %a' "$conf")" = "presenced 640" ] || fail "$conf is not root:presenced 0640"
+# As an operator would, set the listeners in the packaged file: tests bind to loopback only (the shipped defaults
+# listen on every interface).
+sed -i -e 's|^# c2s_bind = "0.0.0.0:|c2s_bind = "127.0.0.1:|' -e 's|^# c2s_tls_bind = "0.0.0.0:|c2s_tls_bind = "127.0.0.1:|' \
+    -e 's|^# bind = "0.0.0.0:5060"|bind = "127.0.0.1:5060"|' -e 's|^# tls_bind = "0.0.0.0:|tls_bind = "127.0.0.1:|' \
+    -e 's|^# bind = "0.0.0.0:5269"|bind = "127.0.0.1:5269"|' "$conf"
+[ "$(grep -c '^[a-z0-9_]*bind = "127.0.0.1:' "$conf")" = 5 ] || fail "the loopback binds were not set in $conf"
 checked="$(/usr/bin/presenced --config "$conf" check-config)" || fail "the packaged config does not check: $checked"
 grep -q ": ok" <<<"$checked" || fail "the packaged config does not check: $checked"
 
