@@ -1,5 +1,5 @@
 //! TLS for client connections (rustls, TLS 1.2 and 1.3): a configured certificate, or a self-signed one generated
-//! into the data directory on first start.
+//! into the data directory on first start; and the client side of our own outbound TLS ([`client_config`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -171,5 +171,87 @@ mod tests {
         // STARTTLS negotiates no ALPN: the stream is already XMPP when TLS starts.
         assert!(base.alpn_protocols.is_empty());
         let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Which certificate an outbound TLS connection of ours accepts from the server, where no CA vouches for it.
+#[derive(Debug)]
+pub enum Expected {
+    /// Any: the peer is authenticated another way (server dialback, XEP-0220, whose point is to work with
+    /// self-signed and mismatched certificates); TLS gives confidentiality.
+    Any,
+    /// Exactly this one, known in advance (`presenced status` reaching its own server's self-signed HTTPS).
+    Exactly(CertificateDer<'static>),
+}
+
+/// A client configuration (TLS 1.2 and 1.3, ring) accepting the server certificate `expected`. The handshake's
+/// signatures are checked either way, so the server holds the key of the certificate it shows.
+pub fn client_config(expected: Expected) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("ring supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ExpectedCert { expected, provider }))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// The verifier behind [`client_config`].
+#[derive(Debug)]
+struct ExpectedCert {
+    expected: Expected,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ExpectedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match &self.expected {
+            Expected::Exactly(cert) if end_entity.as_ref() != cert.as_ref() => Err(
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            ),
+            _ => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
