@@ -208,6 +208,10 @@ tls_bind = "off"
 [http]
 bind = "127.0.0.1:$(free_port)"
 
+# No federation in the benchmark (and nothing on all interfaces).
+[s2s]
+bind = "off"
+
 # Every load client connects from 127.0.0.1: the per-address connection cap is off, as Prosody and ejabberd have
 # none.
 [limits]

@@ -193,6 +193,10 @@ tls_bind = "off"
 [http]
 bind = "127.0.0.1:$((PRESENCED_SIP + 1))"
 
+# No federation in the benchmark (and nothing on all interfaces).
+[s2s]
+bind = "off"
+
 # sipp multiplexes every simulated phone over one source address, which the per-address rate limit (256 KiB/s by
 # default, meant for one phone or one NAT) would throttle; Kamailio runs without pike here too.
 [limits]
