@@ -24,21 +24,46 @@ START_TIMEOUT = 60.0  # seconds for a service to accept connections
 STOP_TIMEOUT = 20.0  # seconds for a stopped service to exit
 
 
-def free_port(udp_too: bool = False) -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (and for UDP too if ``udp_too``)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not udp_too:
-            return port
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands to outgoing connections (ip_local_port_range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Test ports come from below the ephemeral range, never from it. Why: a port the kernel picked for
+# `bind(0)` and we then released is fair game for the next *outgoing* connection's local port (every
+# client socket of every test draws from that range), so a server told to listen on it could find it
+# taken (EADDRINUSE) in between. Below the range only explicit binds compete, and this process hands
+# each port out once; the starting point differs per process so two suites side by side rarely meet.
+_PORT_LOW = 15000
+_PORT_HIGH = max(_PORT_LOW + 1000, min(_ephemeral_floor(), 32768))
+_next_port = _PORT_LOW + (os.getpid() * 7919) % (_PORT_HIGH - _PORT_LOW)
+
+
+def _bindable(port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-            return port
+            s.bind(("127.0.0.1", port))
         except OSError:
-            continue
-    raise RuntimeError("no free port found on 127.0.0.1")
+            return False
+    return True
+
+
+def free_port(udp_too: bool = False) -> int:
+    """A TCP port on 127.0.0.1 (and UDP too if ``udp_too``) that is free, outside the ephemeral range,
+    and not handed out before by this process."""
+    global _next_port
+    span = _PORT_HIGH - _PORT_LOW
+    for _ in range(span):
+        port = _next_port
+        _next_port = _PORT_LOW + (_next_port + 1 - _PORT_LOW) % span
+        if _bindable(port, socket.SOCK_STREAM) and (
+            not udp_too or _bindable(port, socket.SOCK_DGRAM)
+        ):
+            return port
+    raise RuntimeError(f"no free port on 127.0.0.1 in {_PORT_LOW}..{_PORT_HIGH}")
 
 
 def port_accepts(port: int) -> bool:
