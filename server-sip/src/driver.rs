@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use hashbrown::HashMap;
 use presence_core::runtime::{self, Handle, Location, SharedSink};
 use presence_core::store::Store;
@@ -47,7 +48,7 @@ struct Driver<S> {
     hub: Handle,
     udp: Arc<UdpSocket>,
     /// Writers of stream connections (TCP and TLS), by connection number.
-    tcp: HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    tcp: HashMap<u64, mpsc::Sender<Bytes>>,
     /// Datagrams gathered while a batch of events is handled, sent at its end.
     udp_out: UdpBatch,
     deliveries_tx: SharedSink,
@@ -238,7 +239,7 @@ impl<S: Store + Send + Sync + 'static> Driver<S> {
     fn transmit(
         &mut self,
         flow: Flow,
-        bytes: Vec<u8>,
+        bytes: Bytes,
         client: Option<String>,
     ) -> Result<(), Option<String>> {
         match flow {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use presence_core::rate::{KeyedBuckets, Rate, TokenBucket};
 use presence_core::runtime::{Handle, Metrics, Permit, Protocol};
 use sip_codec::{Frame, Framer, Limits, Message, ParseError};
@@ -70,7 +71,7 @@ pub enum Inbound {
         /// The peer's address (trusted peers are recognised by it).
         peer: SocketAddr,
         /// Its writer (bounded: a peer that does not read loses the connection).
-        tx: mpsc::Sender<Vec<u8>>,
+        tx: mpsc::Sender<Bytes>,
         /// The listed subject of the verified client certificate, when the peer presented one
         /// ([`crate::tls::trusted_subject`]): the connection is a trusted call-control peer's.
         trusted_subject: Option<String>,
@@ -243,7 +244,7 @@ async fn stream_conn<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(TCP_OUT_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(TCP_OUT_QUEUE);
     let tx = intake.tx.clone();
     // A peer trusted by IP or by certificate sends for every user: it is exempt from the rate.
     let exempt = intake.trusted.contains(&peer.ip()) || trusted_subject.is_some();

@@ -6,6 +6,8 @@
 //! cannot go is reported with its client transaction, exactly as a single send's failure was.
 
 use std::io::IoSlice;
+
+use bytes::Bytes;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
@@ -19,7 +21,7 @@ pub const MAX_BATCH: usize = 64;
 #[derive(Debug)]
 struct Outgoing {
     to: SocketAddr,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     client: Option<String>,
 }
 
@@ -31,7 +33,7 @@ pub struct UdpBatch {
 
 impl UdpBatch {
     /// Queues `bytes` for `to`; `client` names the client transaction they are a request of.
-    pub fn push(&mut self, to: SocketAddr, bytes: Vec<u8>, client: Option<String>) {
+    pub fn push(&mut self, to: SocketAddr, bytes: Bytes, client: Option<String>) {
         self.queued.push(Outgoing { to, bytes, client });
     }
 
@@ -100,7 +102,7 @@ mod tests {
         let addr = to.local_addr().expect("addr");
         let mut batch = UdpBatch::default();
         for i in 0..(MAX_BATCH + 5) {
-            batch.push(addr, format!("datagram {i}").into_bytes(), None);
+            batch.push(addr, format!("datagram {i}").into_bytes().into(), None);
         }
         assert!(batch.flush(&from).is_empty());
         assert!(batch.is_empty());
@@ -119,9 +121,9 @@ mod tests {
         let good = to.local_addr().expect("addr");
         let bad: SocketAddr = "[::1]:9".parse().expect("addr");
         let mut batch = UdpBatch::default();
-        batch.push(good, b"one".to_vec(), Some("z9hG4bK1".into()));
-        batch.push(bad, b"two".to_vec(), Some("z9hG4bK2".into()));
-        batch.push(good, b"three".to_vec(), None);
+        batch.push(good, b"one".to_vec().into(), Some("z9hG4bK1".into()));
+        batch.push(bad, b"two".to_vec().into(), Some("z9hG4bK2".into()));
+        batch.push(good, b"three".to_vec().into(), None);
         assert_eq!(batch.flush(&from), vec!["z9hG4bK2".to_owned()]);
         let mut buf = [0u8; 16];
         let (n, _) = to.recv_from(&mut buf).await.expect("recv");

@@ -77,8 +77,8 @@ pub enum Output {
     Transmit {
         /// Where.
         flow: Flow,
-        /// What.
-        bytes: Vec<u8>,
+        /// What (shared with a transaction's copy for retransmission).
+        bytes: bytes::Bytes,
         /// The client transaction these bytes are a request of (its failure ends the transaction).
         client: Option<String>,
     },

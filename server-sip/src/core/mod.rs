@@ -419,10 +419,10 @@ impl SipPresence {
     }
 
     /// Sends bytes over a flow (`client`: the client transaction they are a request of).
-    fn transmit(&mut self, flow: Flow, bytes: Vec<u8>, client: Option<String>) {
+    fn transmit(&mut self, flow: Flow, bytes: impl Into<bytes::Bytes>, client: Option<String>) {
         self.out(Output::Transmit {
             flow,
-            bytes,
+            bytes: bytes.into(),
             client,
         });
     }

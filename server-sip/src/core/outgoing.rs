@@ -78,6 +78,17 @@ impl SipPresence {
     ) {
         self.metrics.sip_request_out(req.method.as_str());
         let tx = ClientNonInvite::new(now, &req, flow.reliable(), self.timers);
+        self.run_client(tx, branch, flow, notify_for);
+    }
+
+    /// Keeps a new client transaction under its branch and sends its request.
+    fn run_client(
+        &mut self,
+        tx: ClientNonInvite,
+        branch: String,
+        flow: Flow,
+        notify_for: Option<WatchId>,
+    ) {
         self.client_txs.insert(
             branch.clone(),
             ClientTx {
@@ -173,17 +184,19 @@ impl SipPresence {
         let Some(d) = self.dialogs.get_mut(&watch) else {
             return;
         };
-        let req = d.notify(
+        let wire = d.notify(
             now,
             end,
-            via,
+            &via,
             &contact,
             &self.settings.domain,
             &mut self.last_document,
         );
         // The final NOTIFY's fate no longer matters to a subscription that is already gone.
         let notify_for = end.is_none().then_some(watch);
-        self.start_client(now, req, branch, flow, notify_for);
+        self.metrics.sip_request_out(sip_codec::Method::Notify.as_str());
+        let tx = ClientNonInvite::from_wire(now, wire.into(), flow.reliable(), self.timers);
+        self.run_client(tx, branch, flow, notify_for);
     }
 }
 

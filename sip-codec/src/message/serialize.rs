@@ -1,7 +1,8 @@
 //! Writing messages in canonical form: full header names, one header per line,
 //! and a Content-Length that always matches the body.
 
-use std::fmt::Write as _;
+// `io::Write` on the output vector: numbers and URIs are formatted straight into it, with no string between.
+use std::io::Write as _;
 
 use super::{Message, Request, Response};
 use crate::header::{HeaderName, Headers};
@@ -16,22 +17,19 @@ fn write_headers(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
         out.extend_from_slice(h.value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let mut cl = String::with_capacity(24);
-    let _ = write!(cl, "Content-Length: {}\r\n\r\n", body.len());
-    out.extend_from_slice(cl.as_bytes());
+    // Writing into a `Vec` cannot fail.
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     out.extend_from_slice(body);
 }
 
 impl Request {
     /// Appends the wire form to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        let mut line = String::with_capacity(64);
         let _ = write!(
-            line,
+            out,
             "{} {} SIP/{}.{}\r\n",
             self.method, self.uri, self.version.major, self.version.minor
         );
-        out.extend_from_slice(line.as_bytes());
         write_headers(out, &self.headers, &self.body);
     }
 }
@@ -39,13 +37,11 @@ impl Request {
 impl Response {
     /// Appends the wire form to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        let mut line = String::with_capacity(32);
         let _ = write!(
-            line,
+            out,
             "SIP/{}.{} {} {}\r\n",
             self.version.major, self.version.minor, self.status, self.reason
         );
-        out.extend_from_slice(line.as_bytes());
         write_headers(out, &self.headers, &self.body);
     }
 }

@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use super::{Event, Input, Output, State, Timers};
 use crate::message::Request;
 
@@ -13,7 +15,7 @@ pub struct ClientNonInvite {
     state: State,
     timers: Timers,
     reliable: bool,
-    request: Vec<u8>,
+    request: Bytes,
     interval: Duration,
     timer_e: Option<Instant>,
     timer_f: Option<Instant>,
@@ -27,6 +29,12 @@ impl ClientNonInvite {
         // Written straight from the borrowed request: wrapping it in a `Message` would copy every header first.
         let mut bytes = Vec::with_capacity(512 + request.body.len());
         request.write_to(&mut bytes);
+        Self::from_wire(now, bytes.into(), reliable, timers)
+    }
+
+    /// Starts the transaction at `now` for a request already in its wire form (a caller that writes its
+    /// requests directly, without a [`Request`] value).
+    pub fn from_wire(now: Instant, bytes: Bytes, reliable: bool, timers: Timers) -> Self {
         let mut out = VecDeque::new();
         out.push_back(Output::Transmit(bytes.clone()));
         ClientNonInvite {

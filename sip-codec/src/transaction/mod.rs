@@ -6,6 +6,7 @@ mod client;
 mod key;
 mod server;
 
+use bytes::Bytes;
 use std::time::Duration;
 
 pub use client::ClientNonInvite;
@@ -66,8 +67,9 @@ pub enum Input {
 /// What a transaction asks of the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Send these bytes to the peer (a request, a retransmission or a response).
-    Transmit(Vec<u8>),
+    /// Send these bytes to the peer (a request, a retransmission or a response). Shared with the copy the
+    /// transaction keeps for retransmission, so a send copies nothing.
+    Transmit(Bytes),
     /// Tell the transaction user something.
     Event(Event),
 }

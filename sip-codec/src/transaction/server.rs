@@ -3,8 +3,9 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::{Event, Input, Output, State, Timers};
-use crate::message::Message;
 
 /// Answers one received non-INVITE request: sends the TU's responses and replays the last one
 /// when the request is retransmitted, until Timer J ends the transaction.
@@ -13,7 +14,7 @@ pub struct ServerNonInvite {
     state: State,
     timers: Timers,
     reliable: bool,
-    last_response: Option<Vec<u8>>,
+    last_response: Option<Bytes>,
     timer_j: Option<Instant>,
     out: VecDeque<Output>,
 }
@@ -56,7 +57,10 @@ impl ServerNonInvite {
                 if !matches!(self.state, State::Trying | State::Proceeding) {
                     return;
                 }
-                let bytes = Message::Response(resp.clone()).to_bytes();
+                // Written from the borrowed response: wrapping it in a `Message` would copy every header.
+                let mut bytes = Vec::with_capacity(512 + resp.body.len());
+                resp.write_to(&mut bytes);
+                let bytes = Bytes::from(bytes);
                 self.out.push_back(Output::Transmit(bytes.clone()));
                 self.last_response = Some(bytes);
                 if resp.status < 200 {
