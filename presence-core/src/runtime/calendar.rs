@@ -103,7 +103,8 @@ impl CalendarEvent {
         if self.transparent {
             return CalendarState::Free;
         }
-        if self.status == EventStatus::Tentative || self.busy_status == Some(BusyStatus::Tentative) {
+        if self.status == EventStatus::Tentative || self.busy_status == Some(BusyStatus::Tentative)
+        {
             return CalendarState::Tentative;
         }
         CalendarState::Busy
@@ -301,7 +302,9 @@ async fn round<C: CalendarConnector>(
                     entry.sent = state;
                 }
                 // The engine is at its bound: this user is tried again next round.
-                Err(r) => debug!(user = %user, error = %r.error, "engine busy; calendar state next round"),
+                Err(r) => {
+                    debug!(user = %user, error = %r.error, "engine busy; calendar state next round")
+                }
             }
         }
         if entry.events.is_empty() && entry.sent == CalendarState::Free {
@@ -426,7 +429,10 @@ mod tests {
         };
         let now = at(1_000);
         assert_eq!(state_at(&[], now), CalendarState::Free);
-        assert_eq!(state_at(&[tentative.clone()], now), CalendarState::Tentative);
+        assert_eq!(
+            state_at(&[tentative.clone()], now),
+            CalendarState::Tentative
+        );
         assert_eq!(
             state_at(&[tentative.clone(), event("Sync")], now),
             CalendarState::Busy
@@ -443,8 +449,14 @@ mod tests {
             ends: Some(at(1_000)),
             ..event("Sync")
         };
-        assert_eq!(state_at(&[until_1000.clone()], at(999)), CalendarState::Busy);
-        assert_eq!(state_at(&[until_1000.clone()], at(1_000)), CalendarState::Free);
+        assert_eq!(
+            state_at(&[until_1000.clone()], at(999)),
+            CalendarState::Busy
+        );
+        assert_eq!(
+            state_at(&[until_1000.clone()], at(1_000)),
+            CalendarState::Free
+        );
         // An end the connector could not tell keeps the event until the next read says otherwise.
         let open = CalendarEvent {
             ends: None,
