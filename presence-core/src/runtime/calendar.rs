@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::task::{JoinHandle, JoinSet};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{Handle, Location};
 use crate::compose::CalendarState;
@@ -223,6 +223,7 @@ where
     let users = Arc::new(users);
     tokio::spawn(async move {
         let mut known: HashMap<BareJid, Known> = HashMap::new();
+        let mut failing = false;
         let mut ticks = tokio::time::interval(polling.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -243,7 +244,15 @@ where
                 .into_iter()
                 .filter(|u| matches!(handle.locate(u), Location::Here))
                 .collect();
-            round(&handle, &connector, &here, polling, &mut known).await;
+            round(
+                &handle,
+                &connector,
+                &here,
+                polling,
+                &mut known,
+                &mut failing,
+            )
+            .await;
         }
     })
 }
@@ -255,6 +264,7 @@ async fn round<C: CalendarConnector>(
     users: &[BareJid],
     polling: CalendarPolling,
     known: &mut HashMap<BareJid, Known>,
+    failing: &mut bool,
 ) {
     // Users no longer listed (deleted, moved to another node) are forgotten.
     let listed: HashSet<&BareJid> = users.iter().collect();
@@ -311,9 +321,19 @@ async fn round<C: CalendarConnector>(
             known.remove(&user);
         }
     }
-    // One line per round, only when something went wrong; each failure is at debug.
-    if let Some(e) = first_error {
-        warn!(failed, of = users.len(), error = %e, "calendar reads failed this round");
+    // A warning when reads start failing and a note when they work again; each failure, and each further
+    // failing round of an outage, is at debug, so a long outage does not flood the log.
+    match first_error {
+        Some(e) if !*failing => {
+            warn!(failed, of = users.len(), error = %e, "calendar reads failed; users keep the events last read");
+            *failing = true;
+        }
+        Some(e) => debug!(failed, of = users.len(), error = %e, "calendar reads still failing"),
+        None if *failing && !users.is_empty() => {
+            info!("calendar reads succeed again");
+            *failing = false;
+        }
+        None => {}
     }
 }
 
@@ -430,7 +450,7 @@ mod tests {
         let now = at(1_000);
         assert_eq!(state_at(&[], now), CalendarState::Free);
         assert_eq!(
-            state_at(&[tentative.clone()], now),
+            state_at(std::slice::from_ref(&tentative), now),
             CalendarState::Tentative
         );
         assert_eq!(
@@ -450,11 +470,11 @@ mod tests {
             ..event("Sync")
         };
         assert_eq!(
-            state_at(&[until_1000.clone()], at(999)),
+            state_at(std::slice::from_ref(&until_1000), at(999)),
             CalendarState::Busy
         );
         assert_eq!(
-            state_at(&[until_1000.clone()], at(1_000)),
+            state_at(std::slice::from_ref(&until_1000), at(1_000)),
             CalendarState::Free
         );
         // An end the connector could not tell keeps the event until the next read says otherwise.
