@@ -2,7 +2,8 @@
 user's CalDAV calendar shows their XMPP contacts "In a meeting" (``<show>away</show>``, the composition the
 trusted SIP peer's calendar state gives) while it lasts and the status returns when it ends; an all-day
 out-of-office event shows ``xa`` "Out of office" until removed; a calendar alone never makes an offline user
-available; Radicale going down mid-meeting disturbs nothing, the meeting still ends on time, and the service
+available; a weekly meeting written in local time is matched and expanded by the server and ends on time;
+Radicale going down mid-meeting disturbs nothing, the meeting still ends on time, and the service
 account's password never reaches the log, even at debug."""
 
 from __future__ import annotations
@@ -52,6 +53,26 @@ def out_of_office_today() -> str:
         f"DTSTART;VALUE=DATE:{day(today)}\r\nDTEND;VALUE=DATE:{day(today + dt.timedelta(days=1))}\r\n"
         "SUMMARY:Holiday\r\nTRANSP:TRANSPARENT\r\nX-MICROSOFT-CDO-BUSYSTATUS:OOF\r\n"
         "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def weekly_standup_in_kolkata(seconds: int) -> tuple[str, dt.datetime]:
+    """A weekly event in local time with a TZID (no UTC anywhere), whose first instance was a week ago and whose
+    instance of today began a moment ago and ends ``seconds`` from now; returns it and today's end."""
+    ist = dt.timezone(dt.timedelta(hours=5, minutes=30))  # Asia/Kolkata has no daylight saving time
+    now = dt.datetime.now(dt.timezone.utc)
+    local = lambda t: t.astimezone(ist).strftime("%Y%m%dT%H%M%S")  # noqa: E731
+    first = now - dt.timedelta(days=7)
+    end = now + dt.timedelta(seconds=seconds)
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//presenced e2e//EN\r\n"
+        "BEGIN:VTIMEZONE\r\nTZID:Asia/Kolkata\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+        "TZOFFSETFROM:+0530\r\nTZOFFSETTO:+0530\r\nTZNAME:IST\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uuid.uuid4().hex}\r\nDTSTAMP:{ical_time(now)}\r\n"
+        f"DTSTART;TZID=Asia/Kolkata:{local(first - dt.timedelta(seconds=5))}\r\n"
+        f"DTEND;TZID=Asia/Kolkata:{local(first + dt.timedelta(seconds=seconds))}\r\n"
+        "RRULE:FREQ=WEEKLY\r\nSUMMARY:Standup\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        end,
     )
 
 
@@ -229,3 +250,27 @@ def test_radicale_stopping_mid_meeting_disturbs_nothing_and_the_meeting_still_en
     assert "calendar reads failed" in log and "calendar reads succeed again" not in log, "the outage was not logged"
     token = base64.b64encode(f"{SERVICE}:{SERVICE_PASSWORD}".encode()).decode()
     assert SERVICE_PASSWORD not in log and token not in log, "the service account's password was logged"
+
+
+def test_a_weekly_meeting_in_local_time_is_expanded_by_the_server_and_ends_on_time(
+    binary: Path, tmp_path: Path, dav: Radicale
+) -> None:
+    cal = dav.make_calendar("alice", as_user=SERVICE)
+    srv = serve(binary, tmp_path, dav)
+    srv.start()
+    try:
+
+        async def scenario() -> None:
+            async with clients(connect(srv, "alice"), connect(srv, "bob")) as (alice, bob):
+                await make_mutual(alice, bob)
+                await presence_where(bob, f"alice@{DOMAIN}", "alice available", plainly_available)
+                event, end = weekly_standup_in_kolkata(MEETING_SECONDS)
+                dav.put_event(cal, "standup", event, as_user=SERVICE)
+                await presence_where(bob, f"alice@{DOMAIN}", "alice in today's standup", in_a_meeting)
+                await presence_where(bob, f"alice@{DOMAIN}", "alice back after the standup",
+                                     plainly_available, timeout=until(end))
+                assert dt.datetime.now(dt.timezone.utc) >= end - dt.timedelta(seconds=1)
+
+        run(scenario, timeout=120)
+    finally:
+        srv.stop()
