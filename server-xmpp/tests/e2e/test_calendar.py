@@ -2,7 +2,8 @@
 user's CalDAV calendar shows their XMPP contacts "In a meeting" (``<show>away</show>``, the composition the
 trusted SIP peer's calendar state gives) while it lasts and the status returns when it ends; an all-day
 out-of-office event shows ``xa`` "Out of office" until removed; a calendar alone never makes an offline user
-available; a weekly meeting written in local time is matched and expanded by the server and ends on time;
+available; a weekly meeting written in local time is matched and expanded by the server and ends on time (shown
+as do-not-disturb for a user who asked for that in meetings);
 Radicale going down mid-meeting disturbs nothing, the meeting still ends on time, and the service
 account's password never reaches the log, even at debug."""
 
@@ -12,6 +13,7 @@ import asyncio
 import base64
 import datetime as dt
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +23,7 @@ from conftest import Server, free_port, write_config
 from services import Radicale
 from xmpp import DOMAIN, WAIT, Client, clients, connect, make_mutual, run, wait
 
+NS_SETTINGS = "urn:presenced:presence-settings:0"  # the per-user presence settings (server-sip/tests/e2e/test_settings.py)
 SERVICE, SERVICE_PASSWORD = "presenced-svc", "svc-Pa55-never-logged"
 POLL = "1s"
 MEETING_SECONDS = 18
@@ -252,7 +255,7 @@ def test_radicale_stopping_mid_meeting_disturbs_nothing_and_the_meeting_still_en
     assert SERVICE_PASSWORD not in log and token not in log, "the service account's password was logged"
 
 
-def test_a_weekly_meeting_in_local_time_is_expanded_by_the_server_and_ends_on_time(
+def test_a_weekly_meeting_in_local_time_is_expanded_by_the_server_and_ends_on_time_dnd_as_the_user_asked(
     binary: Path, tmp_path: Path, dav: Radicale
 ) -> None:
     cal = dav.make_calendar("alice", as_user=SERVICE)
@@ -264,9 +267,14 @@ def test_a_weekly_meeting_in_local_time_is_expanded_by_the_server_and_ends_on_ti
             async with clients(connect(srv, "alice"), connect(srv, "bob")) as (alice, bob):
                 await make_mutual(alice, bob)
                 await presence_where(bob, f"alice@{DOMAIN}", "alice available", plainly_available)
+                # Alice asked for do-not-disturb in meetings: the calendar's meeting honours it.
+                ask = ET.Element(f"{{{NS_SETTINGS}}}settings", {"dnd-in-meeting": "true"})
+                result = await wait(alice.xmpp.make_iq_set(ask).send(timeout=WAIT), "dnd-in-meeting set")
+                assert result["type"] == "result", result
                 event, end = weekly_standup_in_kolkata(MEETING_SECONDS)
                 dav.put_event(cal, "standup", event, as_user=SERVICE)
-                await presence_where(bob, f"alice@{DOMAIN}", "alice in today's standup", in_a_meeting)
+                await presence_where(bob, f"alice@{DOMAIN}", "alice in today's standup, dnd",
+                                     lambda p: p["type"] == "dnd" and p["status"] == "In a meeting")
                 await presence_where(bob, f"alice@{DOMAIN}", "alice back after the standup",
                                      plainly_available, timeout=until(end))
                 assert dt.datetime.now(dt.timezone.utc) >= end - dt.timedelta(seconds=1)
