@@ -79,6 +79,8 @@ pub struct Config {
     pub compliance: crate::compliance::ComplianceConfig,
     /// Federation with other XMPP domains.
     pub s2s: crate::s2s::S2sConfig,
+    /// Calendar presence from a CalDAV server; absent, none.
+    pub calendar: Option<crate::calendar::CalendarConfig>,
 }
 
 /// `[store]`: which store backs the server and the `user` commands.
@@ -458,6 +460,7 @@ impl Default for Config {
             muc: crate::muc::MucConfig::default(),
             compliance: crate::compliance::ComplianceConfig::default(),
             s2s: crate::s2s::S2sConfig::default(),
+            calendar: None,
         }
     }
 }
@@ -788,6 +791,9 @@ impl Config {
         if let Some((key, value, problem)) = self.compliance.problem() {
             return Err(invalid(key, &value, problem));
         }
+        if let Some((key, value, problem)) = self.calendar.as_ref().and_then(|c| c.problem()) {
+            return Err(invalid(key, &value, problem));
+        }
         if self.store.pool == 0 {
             return Err(invalid(
                 "store.pool",
@@ -1006,6 +1012,31 @@ mod tests {
         assert!(parse("[compliance]\nmode = \"sometimes\"\n").is_err());
         assert!(parse("[compliance]\nenabled = true\nurl = \"postgresql://a@h:x/c\"\n").is_err());
         assert!(parse("[compliance]\npool = 0\n").is_err());
+    }
+
+    #[test]
+    fn calendar_is_off_by_default_and_checked_when_given() {
+        assert!(parse("").expect("empty").calendar.is_none());
+        let c = parse(
+            "[calendar]\nkind = \"caldav\"\nurl = \"https://mail.example.com/dav/{user}/calendar/\"\n\
+             username = \"svc\"\npassword = \"pw-not-in-debug\"\npoll_interval = \"2s\"\n",
+        )
+        .expect("valid");
+        let cal = c.calendar.expect("on");
+        assert_eq!(cal.poll_interval, Duration::from_secs(2));
+        assert_eq!((cal.timeout, cal.concurrency), (Duration::from_secs(10), 8));
+        assert!(!format!("{cal:?}").contains("pw-not-in-debug"));
+        let base = "kind = \"caldav\"\nusername = \"svc\"\npassword = \"p\"\n";
+        for bad in [
+            "url = \"https://mail.example.com/dav/calendar/\"\n",
+            "url = \"ftp://mail.example.com/{user}/\"\n",
+            "url = \"http://h/{user}/\"\npoll_interval = \"0s\"\n",
+            "url = \"http://h/{user}/\"\nconcurrency = 0\n",
+            "url = \"http://h/{user}/\"\nkind2 = 1\n",
+        ] {
+            assert!(parse(&format!("[calendar]\n{base}{bad}")).is_err(), "{bad}");
+        }
+        assert!(parse("[calendar]\nkind = \"exchange\"\nurl = \"http://h/{user}/\"\nusername = \"a\"\npassword = \"b\"\n").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bulk;
+pub mod calendar;
 pub mod check;
 pub mod cluster;
 pub mod compliance;

@@ -266,6 +266,11 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         if let Some(node) = &mut node {
             node.start(hub.clone()).await?;
         }
+        // Calendar presence enters the engine as a trusted peer's calendar state does; reads never block it.
+        let calendar_task = config
+            .calendar
+            .as_ref()
+            .map(|c| crate::calendar::start(c, hub.clone(), store.clone()));
         let components = if config.xmpp.components.is_empty() {
             None
         } else {
@@ -410,6 +415,9 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             Ok(Err(e)) => warn!(error = %e, "the SIP service ended with an error"),
             Err(e) => warn!(error = %e, "the SIP service task failed"),
             Ok(Ok(())) => {}
+        }
+        if let Some(task) = calendar_task {
+            task.abort();
         }
         // The engine commits what is pending and ends every session; connections write their goodbyes.
         engine.shutdown().await;

@@ -45,6 +45,7 @@
 //! ```
 
 mod admission;
+pub mod calendar;
 mod clock;
 pub mod cluster;
 pub mod compliance;
@@ -56,6 +57,7 @@ mod queue;
 pub mod sink;
 
 pub use admission::{Admission, Permit, Refused};
+pub use calendar::{CalendarConnector, CalendarPolling, spawn_calendar};
 pub use clock::{random_bytes, timestamp};
 pub use cluster::{Cluster, Location, NodeAddress};
 pub use compliance::{Compliance, ComplianceError, ComplianceHook, Mode as ComplianceMode};

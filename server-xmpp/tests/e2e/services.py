@@ -1,4 +1,4 @@
-"""Third-party services the end-to-end tests start for themselves: PostgreSQL and NATS.
+"""Third-party services the end-to-end tests start for themselves: PostgreSQL, NATS and Radicale (CalDAV).
 
 Each is a context manager that starts its server on a free loopback port in a temporary directory and
 stops it by its pid on the way out; every wait is bounded. As in the Rust harness
@@ -266,3 +266,134 @@ class Nats:
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+
+
+class Radicale:
+    """A throwaway Radicale CalDAV server (PyPI ``radicale``, from requirements.txt) with htpasswd ``plain``
+    auth, where every authenticated account may read and write every collection (``rights.type =
+    authenticated``), so one service account reads everyone's calendar:
+    ``with Radicale({"svc": "pw"}) as dav: dav.make_calendar("alice")``.
+
+    It creates neither a user's collection nor a calendar for someone who never logged in, so
+    :meth:`make_calendar` makes both with MKCOL/MKCALENDAR. ``stop()``/``start()`` take it down and back on the
+    same port and storage, for outage tests.
+    """
+
+    def __init__(self, accounts: dict[str, str]) -> None:
+        try:
+            import radicale  # noqa: F401  (only to fail early with a useful message)
+        except ImportError as e:
+            raise RuntimeError(
+                "radicale not installed: pip install -r server-xmpp/tests/e2e/requirements.txt "
+                "(scripts/test installs it)"
+            ) from e
+        self.accounts = dict(accounts)
+        self.port = free_port()
+        self.dir: Path | None = None
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        try:
+            return (self.dir / "radicale.log").read_text(errors="replace") if self.dir else ""
+        except OSError as e:
+            return f"<no log: {e}>"
+
+    def __enter__(self) -> "Radicale":
+        self.dir = Path(tempfile.mkdtemp(prefix="radicale"))
+        (self.dir / "users").write_text("".join(f"{u}:{p}\n" for u, p in self.accounts.items()))
+        (self.dir / "config").write_text(
+            "[server]\n"
+            f"hosts = 127.0.0.1:{self.port}\n"
+            "[auth]\n"
+            "type = htpasswd\n"
+            f"htpasswd_filename = {self.dir / 'users'}\n"
+            "htpasswd_encryption = plain\n"
+            # No delay after a failed login: the tests check that wrong credentials are refused.
+            "delay = 0\n"
+            "[rights]\n"
+            "type = authenticated\n"
+            "[storage]\n"
+            f"filesystem_folder = {self.dir / 'collections'}\n"
+            "[logging]\n"
+            "level = info\n"
+        )
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def start(self) -> None:
+        """Starts the server (again) and waits until it accepts connections."""
+        assert self.proc is None, "already running"
+        import sys
+
+        with open(self.dir / "radicale.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "radicale", "--config", str(self.dir / "config")],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not port_accepts(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log_text = self.log()
+                self.stop()
+                raise RuntimeError(f"radicale did not start on port {self.port}:\n{log_text}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stops the server by its pid; the storage stays for a later :meth:`start`."""
+        if self.proc is not None:
+            proc, self.proc = self.proc, None
+            _stop_pid(proc.pid, signal.SIGTERM, proc)
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def request(self, method: str, path: str, body: str = "", *, user: str, password: str | None = None,
+                content_type: str = "application/xml; charset=utf-8") -> tuple[int, str]:
+        """One HTTP request as ``user``; returns (status, body)."""
+        import base64
+        import http.client
+
+        password = self.accounts[user] if password is None else password
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            headers = {"Authorization": f"Basic {token}"}
+            if body:
+                headers["Content-Type"] = content_type
+            conn.request(method, path, body=body.encode() if body else None, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode(errors="replace")
+        finally:
+            conn.close()
+
+    def make_calendar(self, owner: str, *, as_user: str) -> str:
+        """Creates ``/<owner>/`` and the calendar ``/<owner>/calendar/`` as ``as_user``; returns its path."""
+        status, text = self.request("MKCOL", f"/{owner}/", user=as_user)
+        assert status in (201, 405), f"MKCOL /{owner}/: {status} {text}"
+        path = f"/{owner}/calendar/"
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            f"<D:set><D:prop><D:displayname>{owner}</D:displayname></D:prop></D:set></C:mkcalendar>"
+        )
+        status, text = self.request("MKCALENDAR", path, body, user=as_user)
+        assert status == 201, f"MKCALENDAR {path}: {status} {text}"
+        return path
+
+    def put_event(self, calendar: str, uid: str, ics: str, *, as_user: str) -> None:
+        """Stores one iCalendar object in ``calendar`` with PUT."""
+        status, text = self.request(
+            "PUT", f"{calendar}{uid}.ics", ics, user=as_user, content_type="text/calendar; charset=utf-8"
+        )
+        assert status in (201, 204), f"PUT {calendar}{uid}.ics: {status} {text}"
