@@ -4,8 +4,8 @@ use std::io::Write as _;
 use std::time::Instant;
 
 use presence_core::{BareJid, WatchId, WatchKind, WatchState, WatchView};
-use sip_codec::header::HeaderName;
 use sip_codec::Uri;
+use sip_codec::header::HeaderName;
 
 use crate::core::Flow;
 
@@ -118,7 +118,12 @@ impl Dialog {
         header(&mut out, HeaderName::MaxForwards, &["70"]);
         match self.target.local() {
             Some(_) => {
-                let _ = write!(out, "{}: <sip:{}>;tag=", HeaderName::From.as_str(), self.target);
+                let _ = write!(
+                    out,
+                    "{}: <sip:{}>;tag=",
+                    HeaderName::From.as_str(),
+                    self.target
+                );
                 out.extend_from_slice(self.local_tag.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
@@ -130,7 +135,12 @@ impl Dialog {
         }
         header(&mut out, HeaderName::To, &[&self.remote]);
         header(&mut out, HeaderName::CallId, &[&self.call_id]);
-        let _ = write!(out, "{}: {} NOTIFY\r\n", HeaderName::CSeq.as_str(), self.cseq);
+        let _ = write!(
+            out,
+            "{}: {} NOTIFY\r\n",
+            HeaderName::CSeq.as_str(),
+            self.cseq
+        );
         header(&mut out, HeaderName::Contact, &["<", contact, ">"]);
         match &self.event_id {
             Some(id) => header(&mut out, HeaderName::Event, &[self.package(), ";id=", id]),

@@ -18,6 +18,7 @@
 //! Phone lines and the calendar only colour a user who is signed in somewhere: with no available endpoint the user
 //! is unavailable whatever the phone says, so a desk phone alone never makes a user look reachable for IM.
 
+pub mod calendar;
 mod state;
 
 pub use state::{Basic, Colour, PresenceState, Show};

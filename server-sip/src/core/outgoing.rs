@@ -194,7 +194,8 @@ impl SipPresence {
         );
         // The final NOTIFY's fate no longer matters to a subscription that is already gone.
         let notify_for = end.is_none().then_some(watch);
-        self.metrics.sip_request_out(sip_codec::Method::Notify.as_str());
+        self.metrics
+            .sip_request_out(sip_codec::Method::Notify.as_str());
         let tx = ClientNonInvite::from_wire(now, wire.into(), flow.reliable(), self.timers);
         self.run_client(tx, branch, flow, notify_for);
     }
