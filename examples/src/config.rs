@@ -79,6 +79,8 @@ pub struct Config {
     pub compliance: crate::compliance::ComplianceConfig,
     /// Federation with other XMPP domains.
     pub s2s: crate::s2s::S2sConfig,
+    /// Users, passwords and contact search from an LDAP directory; absent: accounts are local only.
+    pub ldap: Option<crate::directory::LdapConfig>,
 }
 
 /// `[store]`: which store backs the server and the `user` commands.
@@ -458,6 +460,7 @@ impl Default for Config {
             muc: crate::muc::MucConfig::default(),
             compliance: crate::compliance::ComplianceConfig::default(),
             s2s: crate::s2s::S2sConfig::default(),
+            ldap: None,
         }
     }
 }
@@ -786,6 +789,9 @@ impl Config {
             return Err(invalid(key, &value, problem));
         }
         if let Some((key, value, problem)) = self.compliance.problem() {
+            return Err(invalid(key, &value, problem));
+        }
+        if let Some((key, value, problem)) = self.ldap.as_ref().and_then(|l| l.problem()) {
             return Err(invalid(key, &value, problem));
         }
         if self.store.pool == 0 {

@@ -29,6 +29,9 @@ pub struct DirectoryRecord {
     pub mail: Option<String>,
     /// The phone number.
     pub phone: Option<String>,
+    /// When the entry last changed, as the directory says (LDAP `modifyTimestamp`); a change may be a new
+    /// password, so the account's cached credentials are dropped (see [`Change::drops_credentials`]).
+    pub changed: Option<String>,
 }
 
 /// An account the server holds.
@@ -69,6 +72,20 @@ impl Change {
                     .then(|| (&user.jid, user.record.name.as_deref()))
             }
             _ => None,
+        }
+    }
+}
+
+impl Change {
+    /// Whether the account's cached credentials (verifiers and digest secrets made at the last login the
+    /// directory checked) must go: the entry changed since, perhaps its password, or a local account is taken
+    /// over, whose password is not the directory's.
+    pub fn drops_credentials(&self) -> bool {
+        match self {
+            Change::Update { user, before } => before
+                .as_ref()
+                .is_none_or(|b| b.changed != user.record.changed),
+            _ => false,
         }
     }
 }
@@ -174,6 +191,7 @@ mod tests {
             name: Some(name.to_uppercase()),
             mail: None,
             phone: None,
+            changed: None,
         }
     }
 
@@ -188,6 +206,7 @@ mod tests {
     fn creates_updates_and_removes_only_managed_accounts() {
         let mut renamed = rec("bob");
         renamed.name = Some("Robert".into());
+        renamed.changed = Some("20260101000000Z".into());
         let directory = vec![dir("alice", rec("alice")), dir("bob", renamed.clone())];
         let held = vec![
             HeldAccount {
@@ -217,6 +236,8 @@ mod tests {
         );
         assert_eq!(changes[1].renames(), Some((&j("bob@x"), Some("Robert"))));
         assert_eq!(changes[0].renames(), None);
+        assert!(changes[1].drops_credentials(), "the entry changed");
+        assert!(!changes[0].drops_credentials());
         assert_eq!(
             changes[1].to_string(),
             "update bob@x name \"BOB\" -> \"Robert\""
@@ -245,6 +266,10 @@ mod tests {
             }]
         );
         assert_eq!(changes[0].to_string(), "adopt bob@x (\"BOB\")");
+        assert!(
+            changes[0].drops_credentials(),
+            "a local password is not the directory's"
+        );
         // Taken over: from now on it is managed, and the next sync sees nothing to do.
         let held = vec![
             HeldAccount {

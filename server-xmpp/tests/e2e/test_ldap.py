@@ -1,0 +1,278 @@
+"""End-to-end `[ldap]` against a real OpenLDAP (Debian ``slapd``, started by the test on a loopback port with a
+generated tree of users and a group, see services.Slapd) and slixmpp clients:
+
+- directory passwords sign in (SASL PLAIN checked by a bind as the user), a wrong password or a user outside the
+  directory's filters is refused, SCRAM works once a PLAIN login cached the verifiers, and a local account made
+  with ``presenced user add`` keeps its own password;
+- ``presenced directory sync`` (through the running server's admin socket) creates, updates and removes
+  accounts: a new display name becomes the roster name in contacts' lists, a user who left the directory loses
+  their session and their roster items in others' lists, and ``--dry-run`` prints the changes and makes none;
+- XEP-0055 search with forms from slixmpp's xep_0055 plugin returns the matching users, at most
+  ``search_limit``, and the service is in the domain's disco#info;
+- with the directory down a cached user still signs in (and a wrong password is still refused), and a user with
+  nothing cached gets ``temporary-auth-failure``; when the directory is back, so is everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from conftest import Server, free_port, write_config
+from services import Slapd
+from xmpp import DOMAIN, Client, make_client, make_mutual, run, start, wait, wait_until
+
+PEOPLE = f"ou=people,{Slapd.SUFFIX}"
+GROUPS = f"ou=groups,{Slapd.SUFFIX}"
+
+#: uid -> (display name, password, mail, phone); every one is in the ``im`` group except ``outsider``.
+DIRECTORY = {
+    "alice": ("Alice Liddell", "alice-dir-pw", "alice@example.com", "+1 555 0101"),
+    "bob": ("Bob Builder", "bob-dir-pw", "bob@example.com", "+1 555 0102"),
+    "alfred": ("Alfred Pennyworth", "alfred-dir-pw", "alfred@example.com", None),
+    "outsider": ("Otto Outsider", "otto-dir-pw", "otto@example.com", None),
+}
+
+
+@pytest.fixture
+def directory():
+    with Slapd() as d:
+        dns = {}
+        for uid, (name, password, mail, phone) in DIRECTORY.items():
+            dns[uid] = d.add_user(uid, name, password, mail=mail, phone=phone)
+        d.add_group("im", [dn for uid, dn in dns.items() if uid != "outsider"])
+        yield d
+
+
+def ldap_server(binary: Path, tmp_path: Path, d: Slapd, *extra: str) -> Server:
+    srv = Server(binary=binary, root=tmp_path, port=free_port())
+    tables = "\n".join([
+        "[ldap]",
+        f'url = "{d.url}"',
+        f'bind_dn = "{Slapd.ROOT_DN}"',
+        f'bind_password = "{Slapd.ROOT_PASSWORD}"',
+        f'base_dn = "{PEOPLE}"',
+        'user_filter = "(objectClass=inetOrgPerson)"',
+        'uid_attribute = "uid"',
+        'name_attribute = "cn"',
+        'mail_attribute = "mail"',
+        'phone_attribute = "telephoneNumber"',
+        'group_filter = "(&(objectClass=groupOfNames)(cn=im))"',
+        f'group_base_dn = "{GROUPS}"',
+        # The tests sync through the CLI, so each step is seen when it happens.
+        'sync_interval = "0s"',
+        'timeout = "2s"',
+        *extra,
+    ])
+    write_config(srv.config, srv.data_dir, srv.port, free_port(udp_too=True), http_port=srv.http_port,
+                 tables=tables)
+    return srv
+
+
+@pytest.fixture
+def server(binary: Path, tmp_path: Path, directory: Slapd):
+    srv = ldap_server(binary, tmp_path, directory)
+    # A local account, made by hand: the directory never touches it.
+    srv.add_user("root", "local-root-pw")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+async def sign_in(server: Server, local: str, password: str, mechanism: str = "PLAIN") -> tuple[Client | None, list[str]]:
+    """Signs ``local`` in with ``password``: the connected client, or None and the SASL failure conditions."""
+    client = make_client(server, local, password=password, mechanism=mechanism)
+    failed: list[str] = []
+    client.xmpp.add_event_handler("failed_auth", lambda st: failed.append(st["condition"]))
+    await start(client, server)
+    done = [asyncio.ensure_future(e.wait()) for e in
+            (client.session_started, client.all_auth_failed, client.auth_failed, client.disconnected)]
+    try:
+        await wait(asyncio.wait(done, return_when=asyncio.FIRST_COMPLETED), f"{local}'s sign-in to end")
+    finally:
+        for f in done:
+            f.cancel()
+    if client.session_started.is_set():
+        return client, failed
+    await client.disconnect()
+    return None, failed
+
+
+def sync(server: Server, *args: str) -> list[str]:
+    return server.cli("directory", "sync", *args).stdout.splitlines()
+
+
+def test_directory_passwords_sign_in_and_wrong_ones_are_refused(server: Server) -> None:
+    async def scenario() -> None:
+        alice, failed = await sign_in(server, "alice", "alice-dir-pw")
+        assert alice is not None, f"alice's directory password was refused: {failed}"
+        await alice.disconnect()
+        # Cached by that login: SCRAM now works with the same password.
+        alice, failed = await sign_in(server, "alice", "alice-dir-pw", mechanism="SCRAM-SHA-256")
+        assert alice is not None, f"SCRAM after a directory login failed: {failed}"
+        await alice.disconnect()
+
+        for local, password in [("alice", "not-her-password"), ("outsider", "otto-dir-pw"),
+                                ("nobody", "whatever")]:
+            client, failed = await sign_in(server, local, password)
+            assert client is None, f"{local} signed in with {password!r}"
+            assert failed and set(failed) == {"not-authorized"}, (local, failed)
+
+        root, failed = await sign_in(server, "root", "local-root-pw")
+        assert root is not None, f"the local account's own password was refused: {failed}"
+        await root.disconnect()
+
+    run(scenario)
+    assert "alice@localhost" in server.list_users(), "a directory login makes the account"
+
+
+def test_sync_creates_updates_and_removes_accounts(server: Server, directory: Slapd) -> None:
+    before = server.list_users()
+    dry = sync(server, "--dry-run")
+    assert sorted(dry) == sorted([
+        'would create alfred@localhost ("Alfred Pennyworth")',
+        'would create alice@localhost ("Alice Liddell")',
+        'would create bob@localhost ("Bob Builder")',
+    ]), dry
+    assert server.list_users() == before, "a dry run changes nothing"
+
+    done = sync(server)
+    assert sorted(done) == sorted(line.removeprefix("would ") for line in dry), done
+    assert sorted(server.list_users()) == sorted(
+        ["alfred@localhost", "alice@localhost", "bob@localhost", "root@localhost"])
+    assert sync(server) == [], "an unchanged directory changes nothing"
+
+    async def scenario() -> None:
+        alice, failed = await sign_in(server, "alice", "alice-dir-pw")
+        bob, failed_bob = await sign_in(server, "bob", "bob-dir-pw")
+        assert alice and bob, (failed, failed_bob)
+        root, _ = await sign_in(server, "root", "local-root-pw")
+        assert root
+        try:
+            await make_mutual(alice, bob)
+            await make_mutual(root, bob)
+
+            # A new display name in the directory: a dry run says so and changes nothing ...
+            directory.modify(f"dn: uid=bob,{PEOPLE}\nchangetype: modify\nreplace: cn\ncn: Robert Builder\n")
+            dry = await asyncio.to_thread(sync, server, "--dry-run")
+            assert dry == ['would update bob@localhost name "Bob Builder" -> "Robert Builder"'], dry
+            assert (await alice.roster_items())[f"bob@{DOMAIN}"].get("name") in ("", None)
+
+            # ... the sync renames bob in every list, pushed to the online clients.
+            done = await asyncio.to_thread(sync, server)
+            assert done == ['update bob@localhost name "Bob Builder" -> "Robert Builder"'], done
+
+            async def renamed() -> bool:
+                names = [(await c.roster_items())[f"bob@{DOMAIN}"].get("name") for c in (alice, root)]
+                return names == ["Robert Builder", "Robert Builder"]
+
+            await wait_until(renamed, "bob's roster name to become his new display name")
+            assert (await alice.roster_items())[f"bob@{DOMAIN}"]["subscription"] == "both"
+
+            # Bob leaves the directory's group: his account goes, his session ends, and the items pointing at
+            # him go from alice's and root's lists; nothing else changes.
+            directory.modify(f"dn: cn=im,{GROUPS}\nchangetype: modify\ndelete: member\nmember: uid=bob,{PEOPLE}\n")
+            done = await asyncio.to_thread(sync, server)
+            assert done == ["remove bob@localhost"], done
+            await wait(bob.disconnected.wait(), "bob's session to end")
+
+            async def gone() -> bool:
+                rosters = [await c.roster_items() for c in (alice, root)]
+                return all(f"bob@{DOMAIN}" not in r for r in rosters)
+
+            await wait_until(gone, "the roster items pointing at bob to go")
+            users = await asyncio.to_thread(server.list_users)
+            assert sorted(users) == ["alfred@localhost", "alice@localhost", "root@localhost"], users
+            client, failed = await sign_in(server, "bob", "bob-dir-pw")
+            assert client is None and set(failed) == {"not-authorized"}, failed
+        finally:
+            for c in (alice, bob, root):
+                await c.disconnect()
+
+    run(scenario)
+
+
+def test_search_finds_colleagues_in_the_directory(binary: Path, tmp_path: Path, directory: Slapd) -> None:
+    server = ldap_server(binary, tmp_path, directory, "search_limit = 2")
+    server.start()
+    try:
+        async def scenario() -> None:
+            alice, failed = await sign_in(server, "alice", "alice-dir-pw")
+            assert alice, failed
+            alice.xmpp.register_plugin("xep_0004")
+            alice.xmpp.register_plugin("xep_0055", {"provide_search": False})
+            try:
+                info = await alice.xmpp.plugin["xep_0030"].get_info(jid=DOMAIN, timeout=10)
+                assert "jabber:iq:search" in info["disco_info"]["features"]
+
+                form_iq = alice.xmpp.make_iq_get(queryxmlns="jabber:iq:search", ito=DOMAIN)
+                form = await form_iq.send(timeout=10)
+                fields = form["search"]["form"]["fields"]
+                names = [f["var"] for f in fields] if isinstance(fields, list) else list(fields)
+                assert "search" in names, names
+
+                async def search(**values: str) -> list[dict]:
+                    iq = alice.xmpp.plugin["xep_0055"].make_search_iq(ito=DOMAIN)
+                    for var, value in values.items():
+                        iq["search"]["form"].add_field(var=var, value=value)
+                    res = await iq.send(timeout=10)
+                    return [dict(item) for item in res["search"]["form"]["items"]]
+
+                found = await search(search="bob")
+                assert [(i["jid"], i["name"], i["mail"]) for i in found] == [
+                    ("bob@localhost", "Bob Builder", "bob@example.com")], found
+                found = await search(name="liddell")
+                assert [i["jid"] for i in found] == ["alice@localhost"], found
+                assert [i["phone"] for i in found] == ["+1 555 0101"], found
+                # Outside the group: never found.
+                assert await search(search="otto") == []
+                # "al" matches alice and alfred (uid), and "example.com" every mail: the limit caps both.
+                assert sorted(i["jid"] for i in await search(search="al")) == [
+                    "alfred@localhost", "alice@localhost"]
+                assert len(await search(mail="example.com")) == 2
+            finally:
+                await alice.disconnect()
+
+        run(scenario)
+    finally:
+        server.stop()
+
+
+def test_directory_outage_keeps_cached_users_and_refuses_the_rest_temporarily(
+        server: Server, directory: Slapd) -> None:
+    async def scenario() -> None:
+        alice, failed = await sign_in(server, "alice", "alice-dir-pw")
+        assert alice, failed
+        await alice.disconnect()
+
+        directory.stop()
+        try:
+            alice, failed = await sign_in(server, "alice", "alice-dir-pw")
+            assert alice, f"a cached user was locked out by the outage: {failed}"
+            await alice.disconnect()
+            client, failed = await sign_in(server, "alice", "not-her-password")
+            assert client is None and set(failed) == {"not-authorized"}, failed
+            client, failed = await sign_in(server, "bob", "bob-dir-pw")
+            assert client is None and set(failed) == {"temporary-auth-failure"}, failed
+            root, failed = await sign_in(server, "root", "local-root-pw")
+            assert root, failed
+            await root.disconnect()
+            # A sync cannot read the directory: it fails and changes nothing.
+            done = await asyncio.to_thread(
+                __import__("subprocess").run,
+                [str(server.binary), "--config", str(server.config), "directory", "sync"],
+                capture_output=True, text=True, timeout=60)
+            assert done.returncode == 1 and "cannot be reached" in done.stderr, done
+            assert "alice@localhost" in await asyncio.to_thread(server.list_users)
+        finally:
+            directory.start()
+
+        bob, failed = await sign_in(server, "bob", "bob-dir-pw")
+        assert bob, f"bob was refused once the directory was back: {failed}"
+        await bob.disconnect()
+
+    run(scenario)
