@@ -69,7 +69,7 @@ impl Change {
             Change::Update { user, before } => {
                 let old = before.as_ref().and_then(|b| b.name.as_deref());
                 (old != user.record.name.as_deref())
-                    .then(|| (&user.jid, user.record.name.as_deref()))
+                    .then_some((&user.jid, user.record.name.as_deref()))
             }
             _ => None,
         }
