@@ -16,6 +16,10 @@ generated tree of users and a group, see services.Slapd) and slixmpp clients:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
+import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -67,9 +71,64 @@ def ldap_server(binary: Path, tmp_path: Path, d: Slapd, *extra: str, sync_interv
         'timeout = "2s"',
         *extra,
     ])
-    write_config(srv.config, srv.data_dir, srv.port, free_port(udp_too=True), http_port=srv.http_port,
-                 tables=tables)
+    srv.sip_port = free_port(udp_too=True)
+    write_config(srv.config, srv.data_dir, srv.port, srv.sip_port, http_port=srv.http_port, tables=tables)
     return srv
+
+
+def sip_register(server: Server, user: str, password: str) -> int:
+    """A SIP REGISTER over UDP for ``user`` with an MD5 digest of ``password`` (RFC 3261 §22, qop=auth when
+    offered); returns the final status code."""
+    realm_uri = f"sip:{DOMAIN}"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5.0)
+        port = sock.getsockname()[1]
+        call_id = uuid.uuid4().hex
+
+        def send(cseq: int, authorization: str | None) -> tuple[int, str]:
+            lines = [
+                f"REGISTER {realm_uri} SIP/2.0",
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{uuid.uuid4().hex};rport",
+                "Max-Forwards: 70",
+                f"From: <sip:{user}@{DOMAIN}>;tag={call_id[:8]}",
+                f"To: <sip:{user}@{DOMAIN}>",
+                f"Call-ID: {call_id}",
+                f"CSeq: {cseq} REGISTER",
+                f"Contact: <sip:{user}@127.0.0.1:{port}>",
+                "Expires: 60",
+            ]
+            if authorization:
+                lines.append(f"Authorization: {authorization}")
+            lines.append("Content-Length: 0")
+            sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), ("127.0.0.1", server.sip_port))
+            while True:
+                data = sock.recv(65535).decode(errors="replace")
+                status = int(data.split(" ", 2)[1])
+                if status >= 200:
+                    return status, data
+
+        status, answer = send(1, None)
+        if status != 401:
+            return status
+        challenges = [line.split(":", 1)[1].strip() for line in answer.split("\r\n")
+                      if line.lower().startswith("www-authenticate:")]
+        md5 = next(c for c in challenges if "algorithm=SHA-256" not in c)
+        params = dict(re.findall(r'(\w+)="?([^",]*)"?', md5))
+        h = lambda text: hashlib.md5(text.encode()).hexdigest()  # noqa: E731
+        ha1, ha2 = h(f"{user}:{params['realm']}:{password}"), h(f"REGISTER:{realm_uri}")
+        auth = (f'Digest username="{user}", realm="{params["realm"]}", nonce="{params["nonce"]}", '
+                f'uri="{realm_uri}", algorithm=MD5')
+        if "qop" in params:
+            cnonce = uuid.uuid4().hex[:16]
+            response = h(f"{ha1}:{params['nonce']}:00000001:{cnonce}:auth:{ha2}")
+            auth += f', qop=auth, nc=00000001, cnonce="{cnonce}"'
+        else:
+            response = h(f"{ha1}:{params['nonce']}:{ha2}")
+        auth += f', response="{response}"'
+        if "opaque" in params:
+            auth += f', opaque="{params["opaque"]}"'
+        return send(2, auth)[0]
 
 
 @pytest.fixture
@@ -132,8 +191,13 @@ def test_directory_passwords_sign_in_and_wrong_ones_are_refused(server: Server) 
         assert root is not None, f"the local account's own password was refused: {failed}"
         await root.disconnect()
 
+    # Bob never signed in over XMPP: his phone has no digest secret yet.
+    assert sip_register(server, "bob", "bob-dir-pw") != 200
     run(scenario)
     assert "alice@localhost" in server.list_users(), "a directory login makes the account"
+    # Alice's XMPP sign-in provisioned the digest secret of her directory password for her phone.
+    assert sip_register(server, "alice", "alice-dir-pw") == 200
+    assert sip_register(server, "alice", "not-her-password") == 403
 
 
 def test_sync_creates_updates_and_removes_accounts(server: Server, directory: Slapd) -> None:
