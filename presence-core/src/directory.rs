@@ -159,6 +159,33 @@ pub fn plan(directory: &[DirectoryUser], held: &[HeldAccount]) -> Vec<Change> {
     creates.into_iter().chain(updates).chain(removes).collect()
 }
 
+/// Why a sync's changes are not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum PlanRefusal {
+    /// The directory listed nobody while accounts came from it: far more likely a wrong `base_dn`, filter or
+    /// service account than a company without staff, and removing everyone cannot be undone.
+    #[error(
+        "the directory lists no users, which would remove all {managed} directory accounts: check the base DN, \
+         the filters and the service account"
+    )]
+    EmptyDirectory {
+        /// How many accounts the directory manages.
+        managed: usize,
+    },
+}
+
+/// [`plan`], refusing a sync that would empty the server because the directory answered with nobody.
+pub fn plan_checked(
+    directory: &[DirectoryUser],
+    held: &[HeldAccount],
+) -> Result<Vec<Change>, PlanRefusal> {
+    let managed = held.iter().filter(|a| a.record.is_some()).count();
+    if directory.is_empty() && managed > 0 {
+        return Err(PlanRefusal::EmptyDirectory { managed });
+    }
+    Ok(plan(directory, held))
+}
+
 /// An administrator's edit of one roster item, applied by the engine as if the user had made it (the item is
 /// pushed to the user's interested sessions and written to the store).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -297,5 +324,17 @@ mod tests {
             },
         ];
         assert_eq!(plan(&[], &held), vec![Change::Remove(j("alice@x"))]);
+        // ... which a sync refuses to do: an empty answer is a misconfiguration far more often than not.
+        assert_eq!(
+            plan_checked(&[], &held),
+            Err(PlanRefusal::EmptyDirectory { managed: 1 })
+        );
+        let one = vec![dir("bob", rec("bob"))];
+        assert_eq!(plan_checked(&one, &held), Ok(plan(&one, &held)));
+        let local_only = vec![HeldAccount {
+            jid: j("root@x"),
+            record: None,
+        }];
+        assert_eq!(plan_checked(&[], &local_only), Ok(vec![]));
     }
 }

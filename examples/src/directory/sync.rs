@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use presence_core::directory::{Change, ContactEdit, HeldAccount, plan};
+use presence_core::directory::{Change, ContactEdit, HeldAccount, PlanRefusal, plan_checked};
 use presence_core::roster::RosterEntry;
 use presence_core::runtime::Handle;
 use presence_core::store::{Account, Store, StoreError};
@@ -23,6 +23,9 @@ pub enum SyncError {
     /// The directory could not be read: nothing was changed.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// The directory's answer looks wrong: nothing was changed.
+    #[error(transparent)]
+    Refused(#[from] PlanRefusal),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -74,7 +77,7 @@ pub async fn run<S: Store + Send + Sync + 'static>(
         Ok((held, listed_by))
     })
     .await?;
-    let changes = plan(&directory, &held);
+    let changes = plan_checked(&directory, &held)?;
     let mut lines = Vec::new();
     for change in changes {
         if matches!(target, Target::DryRun) {

@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import re
 import socket
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def directory():
         yield d
 
 
-def ldap_server(binary: Path, tmp_path: Path, d: Slapd, *extra: str, sync_interval: str = "0s") -> Server:
+def ldap_server(binary: Path, tmp_path: Path, d: Slapd, *extra: str, sync_interval: str = "0s",
+                user_filter: str = "(objectClass=inetOrgPerson)") -> Server:
     """A server on ``d``; with the default ``sync_interval`` of 0 the tests sync through the CLI, so each step
     is seen when it happens."""
     srv = Server(binary=binary, root=tmp_path, port=free_port())
@@ -60,7 +62,7 @@ def ldap_server(binary: Path, tmp_path: Path, d: Slapd, *extra: str, sync_interv
         f'bind_dn = "{Slapd.ROOT_DN}"',
         f'bind_password = "{Slapd.ROOT_PASSWORD}"',
         f'base_dn = "{PEOPLE}"',
-        'user_filter = "(objectClass=inetOrgPerson)"',
+        f'user_filter = "{user_filter}"',
         'uid_attribute = "uid"',
         'name_attribute = "cn"',
         'mail_attribute = "mail"',
@@ -333,7 +335,7 @@ def test_directory_outage_keeps_cached_users_and_refuses_the_rest_temporarily(
             await root.disconnect()
             # A sync cannot read the directory: it fails and changes nothing.
             done = await asyncio.to_thread(
-                __import__("subprocess").run,
+                subprocess.run,
                 [str(server.binary), "--config", str(server.config), "directory", "sync"],
                 capture_output=True, text=True, timeout=60)
             assert done.returncode == 1 and "cannot be reached" in done.stderr, done
@@ -363,6 +365,13 @@ def test_sync_without_a_running_server_and_the_periodic_sync(
     assert len(sync(server)) == 3
     assert sorted(server.list_users()) == [
         "alfred@localhost", "alice@localhost", "bob@localhost", "root@localhost"]
+
+    # A filter that matches nobody (a typo, say) would remove every directory account: refused, nothing changes.
+    typo = ldap_server(binary, tmp_path, directory, user_filter="(objectClass=inetOrgPersn)")
+    done = subprocess.run([str(typo.binary), "--config", str(typo.config), "directory", "sync"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "lists no users" in done.stderr, done
+    assert len(server.list_users()) == 4
 
     # The same data directory, now served with a periodic sync.
     periodic = ldap_server(binary, tmp_path, directory, sync_interval="1s")
