@@ -333,6 +333,7 @@ pub(super) async fn authenticate<
                         }
                     }
                     Ok(initial) => {
+                        plain_pending = false;
                         match sasl_start(
                             lookup.clone(),
                             mechanism.to_owned(),
@@ -446,6 +447,7 @@ pub(super) async fn authenticate<
             }
             Step::Failure(f) => {
                 exchange = None;
+                plain_pending = false;
                 failures += 1;
                 let failure = Element::new(ns::SASL, "failure")
                     .with_child(Element::new(ns::SASL, f.condition()));

@@ -16,6 +16,7 @@ generated tree of users and a group, see services.Slapd) and slixmpp clients:
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import re
 import socket
@@ -200,6 +201,33 @@ def test_directory_passwords_sign_in_and_wrong_ones_are_refused(server: Server) 
     # Alice's XMPP sign-in provisioned the digest secret of her directory password for her phone.
     assert sip_register(server, "alice", "alice-dir-pw") == 200
     assert sip_register(server, "alice", "not-her-password") == 403
+
+
+def test_plain_without_an_initial_response_is_checked_by_the_directory(server: Server) -> None:
+    """RFC 6120 §6.4.2: ``<auth mechanism='PLAIN'/>`` empty gets an empty challenge, and the password in the
+    ``<response/>`` is the directory's to check; an abort in between leaves no PLAIN exchange behind."""
+    from test_ops import NS_SASL, TlsXmpp
+
+    def plain(local: str, password: str) -> str:
+        return base64.b64encode(f"\0{local}\0{password}".encode()).decode()
+
+    def name(el) -> str:
+        return el.tag.split("}")[-1]
+
+    t = TlsXmpp(server)
+    try:
+        t.starttls()
+        t.open_stream()
+        t.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'/>".encode())
+        assert name(t.next_element("the empty challenge")) == "challenge"
+        t.send(f"<abort xmlns='{NS_SASL}'/>".encode())
+        assert name(t.next_element("the abort's failure")) == "failure"
+        t.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'/>".encode())
+        assert name(t.next_element("the empty challenge")) == "challenge"
+        t.send(f"<response xmlns='{NS_SASL}'>{plain('alice', 'alice-dir-pw')}</response>".encode())
+        assert name(t.next_element("the SASL answer")) == "success"
+    finally:
+        t.close()
 
 
 def test_sync_creates_updates_and_removes_accounts(server: Server, directory: Slapd) -> None:
