@@ -237,3 +237,48 @@ pub async fn periodic<S: Store + Send + Sync + 'static>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use presence_core::roster::{ItemDetails, Link, Subscription};
+    use presence_core::store::{MemoryStore, RosterStore};
+
+    use super::*;
+
+    #[test]
+    fn stored_edits_rename_keeping_the_subscription_and_remove() {
+        let store = MemoryStore::new();
+        let (alice, bob) = (
+            BareJid::new("alice@x").expect("valid"),
+            BareJid::new("bob@x").expect("valid"),
+        );
+        let subscription = Subscription {
+            outbound: Link::On,
+            inbound: Link::On,
+        };
+        let listed = |name: &str| RosterEntry::Listed {
+            details: ItemDetails {
+                name: Some(name.into()),
+                groups: vec!["Team".into()],
+            },
+            subscription,
+        };
+        store
+            .put_roster_entry(&alice, &bob, &listed("Bob"))
+            .expect("put");
+        let rename = ContactEdit::Rename {
+            contact: bob.clone(),
+            name: Some("Robert".into()),
+        };
+        edit_stored(&store, &alice, &rename).expect("rename");
+        assert_eq!(
+            store.roster(&alice).expect("roster"),
+            vec![(bob.clone(), listed("Robert"))]
+        );
+        // A rename of an item the user does not have adds none.
+        edit_stored(&store, &bob, &rename).expect("rename");
+        assert!(store.roster(&bob).expect("roster").is_empty());
+        edit_stored(&store, &alice, &ContactEdit::Remove { contact: bob }).expect("remove");
+        assert!(store.roster(&alice).expect("roster").is_empty());
+    }
+}
