@@ -17,6 +17,7 @@
 //! | `user del <jid>`                  | `ok deleted <jid>`                        |
 //! | `user passwd <jid>` + `<password>`| `ok passwd <jid>`                         |
 //! | `user list`                       | `ok users <n>` then `n` lines, one `<jid>` each |
+//! | `directory sync [dry-run]`        | `ok changes <n>` then `n` lines, one change each |
 //!
 //! The password is the whole second line (spaces included). A password can hold no line break: PRECIS
 //! OpaqueString, which every password must pass, forbids control characters. Any failure is the single line
@@ -72,6 +73,11 @@ pub enum AdminCommand {
         /// The new password; never logged or shown by `Debug`.
         password: String,
     },
+    /// Sync accounts from the `[ldap]` directory now (or only list what would change).
+    DirectorySync {
+        /// Change nothing.
+        dry_run: bool,
+    },
 }
 
 impl std::fmt::Debug for AdminCommand {
@@ -84,6 +90,10 @@ impl std::fmt::Debug for AdminCommand {
                 .finish(),
             AdminCommand::UserDel { jid } => f.debug_struct("UserDel").field("jid", jid).finish(),
             AdminCommand::UserList => f.write_str("UserList"),
+            AdminCommand::DirectorySync { dry_run } => f
+                .debug_struct("DirectorySync")
+                .field("dry_run", dry_run)
+                .finish(),
             AdminCommand::UserPasswd { jid, .. } => f
                 .debug_struct("UserPasswd")
                 .field("jid", jid)
@@ -104,6 +114,8 @@ pub enum AdminReply {
     Users(Vec<BareJid>),
     /// The account's password was replaced.
     PasswordSet(BareJid),
+    /// A directory sync ran: its changes, one line each.
+    Synced(Vec<String>),
 }
 
 /// Why a request through the socket failed.
@@ -160,7 +172,40 @@ pub fn execute(store: &impl AccountStore, cmd: &AdminCommand) -> Result<AdminRep
             set_password(store, jid.clone(), password)?;
             Ok(AdminReply::PasswordSet(jid.clone()))
         }
+        // It reads the directory, which is asynchronous: see `sync_directory`.
+        AdminCommand::DirectorySync { .. } => Err(UserError::Unsupported(
+            "a directory sync runs on the server's runtime",
+        )),
     }
+}
+
+/// Runs a directory sync for the admin socket or the CLI: through the engine when `hub` is given.
+pub async fn sync_directory<S>(
+    store: Arc<S>,
+    domain: &str,
+    ldap: Option<&crate::directory::LdapConfig>,
+    hub: Option<presence_core::runtime::Handle>,
+    dry_run: bool,
+) -> Result<AdminReply, String>
+where
+    S: Store + Send + Sync + 'static,
+{
+    use crate::directory::sync::{Target, run};
+    let Some(ldap) = ldap else {
+        return Err("the configuration has no [ldap] section".to_owned());
+    };
+    let target = match (dry_run, hub) {
+        (true, _) => Target::DryRun,
+        (false, Some(hub)) => Target::Engine(hub),
+        (false, None) => Target::Store,
+    };
+    run(ldap, domain, store, target)
+        .await
+        .map(AdminReply::Synced)
+        .map_err(|e| {
+            tracing::warn!(error = %e, "directory sync failed");
+            e.to_string()
+        })
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -246,6 +291,7 @@ pub async fn serve<S>(
     store: Arc<S>,
     domain: String,
     hub: presence_core::runtime::Handle,
+    ldap: Option<Arc<crate::directory::LdapConfig>>,
 ) where
     S: Store + Send + Sync + 'static,
 {
@@ -253,7 +299,13 @@ pub async fn serve<S>(
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(handle(stream, store.clone(), domain.clone(), hub.clone()));
+                tokio::spawn(handle(
+                    stream,
+                    store.clone(),
+                    domain.clone(),
+                    hub.clone(),
+                    ldap.clone(),
+                ));
             }
             Err(e) => {
                 // Out of file descriptors, typically: back off instead of spinning on the same error.
@@ -270,6 +322,7 @@ async fn handle<S>(
     store: Arc<S>,
     domain: Arc<str>,
     hub: presence_core::runtime::Handle,
+    ldap: Option<Arc<crate::directory::LdapConfig>>,
 ) where
     S: Store + Send + Sync + 'static,
 {
@@ -289,6 +342,9 @@ async fn handle<S>(
         Err(message) => {
             tracing::debug!(%message, "malformed admin request");
             Err(message)
+        }
+        Ok(AdminCommand::DirectorySync { dry_run }) => {
+            sync_directory(store, &domain, ldap.as_deref(), Some(hub.clone()), dry_run).await
         }
         Ok(cmd) => run(store, cmd).await,
     };
@@ -313,6 +369,7 @@ where
         AdminCommand::UserDel { jid } => format!("user del {jid}"),
         AdminCommand::UserList => "user list".to_owned(),
         AdminCommand::UserPasswd { jid, .. } => format!("user passwd {jid}"),
+        AdminCommand::DirectorySync { .. } => "directory sync".to_owned(),
     };
     match tokio::task::spawn_blocking(move || execute(store.as_ref(), &cmd)).await {
         Ok(Ok(reply)) => {
@@ -377,6 +434,8 @@ async fn read_request(
         }
         ["user", "del", jid] => AdminCommand::UserDel { jid: user(jid)? },
         ["user", "list"] => AdminCommand::UserList,
+        ["directory", "sync"] => AdminCommand::DirectorySync { dry_run: false },
+        ["directory", "sync", "dry-run"] => AdminCommand::DirectorySync { dry_run: true },
         ["user", "passwd", jid] => {
             let jid = user(jid)?;
             let password = read_line(read)
@@ -409,6 +468,14 @@ fn encode_reply(reply: &Result<AdminReply, String>) -> String {
             let mut out = format!("ok users {}\n", jids.len());
             for jid in jids {
                 out.push_str(jid.as_str());
+                out.push('\n');
+            }
+            out
+        }
+        Ok(AdminReply::Synced(lines)) => {
+            let mut out = format!("ok changes {}\n", lines.len());
+            for line in lines {
+                out.push_str(&one_line(line));
                 out.push('\n');
             }
             out
@@ -449,6 +516,8 @@ pub fn request(socket: &Path, cmd: &AdminCommand) -> Result<AdminReply, AdminErr
         AdminCommand::UserDel { jid } => format!("user del {jid}\n"),
         AdminCommand::UserList => "user list\n".to_owned(),
         AdminCommand::UserPasswd { jid, password } => format!("user passwd {jid}\n{password}\n"),
+        AdminCommand::DirectorySync { dry_run: false } => "directory sync\n".to_owned(),
+        AdminCommand::DirectorySync { dry_run: true } => "directory sync dry-run\n".to_owned(),
     };
     stream.write_all(text.as_bytes()).map_err(io)?;
     let mut lines = BufReader::new(stream).lines();
@@ -483,6 +552,14 @@ pub fn request(socket: &Path, cmd: &AdminCommand) -> Result<AdminReply, AdminErr
                 users.push(jid(&line, &line)?);
             }
             Ok(AdminReply::Users(users))
+        }
+        ["ok", "changes", n] => {
+            let n: usize = n.parse().map_err(|_| protocol(&first))?;
+            let mut lines = Vec::new();
+            for _ in 0..n {
+                lines.push(next()?);
+            }
+            Ok(AdminReply::Synced(lines))
         }
         _ => Err(protocol(&first)),
     }

@@ -81,6 +81,8 @@ pub struct Config {
     pub s2s: crate::s2s::S2sConfig,
     /// Calendar presence from a CalDAV server; absent, none.
     pub calendar: Option<crate::calendar::CalendarConfig>,
+    /// Users, passwords and contact search from an LDAP directory; absent: accounts are local only.
+    pub ldap: Option<crate::directory::LdapConfig>,
 }
 
 /// `[store]`: which store backs the server and the `user` commands.
@@ -461,6 +463,7 @@ impl Default for Config {
             compliance: crate::compliance::ComplianceConfig::default(),
             s2s: crate::s2s::S2sConfig::default(),
             calendar: None,
+            ldap: None,
         }
     }
 }
@@ -792,6 +795,9 @@ impl Config {
             return Err(invalid(key, &value, problem));
         }
         if let Some((key, value, problem)) = self.calendar.as_ref().and_then(|c| c.problem()) {
+            return Err(invalid(key, &value, problem));
+        }
+        if let Some((key, value, problem)) = self.ldap.as_ref().and_then(|l| l.problem()) {
             return Err(invalid(key, &value, problem));
         }
         if self.store.pool == 0 {

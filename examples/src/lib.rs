@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod compliance;
 pub mod config;
 pub mod credentials;
+pub mod directory;
 pub mod extdisco;
 pub mod http;
 pub mod http_tls;

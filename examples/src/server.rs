@@ -188,6 +188,17 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
     } else {
         None
     };
+    let ldap = config.ldap.clone().map(Arc::new);
+    if let Some(ldap) = &ldap {
+        settings.features =
+            settings
+                .features
+                .with_directory(Arc::new(crate::directory::Ldap::new(
+                    ldap.clone(),
+                    config.domain.clone(),
+                    store.clone(),
+                )));
+    }
     let mut sip_settings = server_sip::SipSettings::new(&config.domain, config.sip.bind);
     sip_settings.trusted_peers = config.sip.trusted_peers.clone();
     sip_settings.caps = config.sip_caps();
@@ -368,7 +379,17 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             store.clone(),
             config.domain.clone(),
             hub.clone(),
+            ldap.clone(),
         ));
+        // Accounts from the directory: at start, then every sync_interval.
+        let directory_task = ldap.clone().map(|ldap| {
+            tokio::spawn(crate::directory::sync::periodic(
+                ldap,
+                config.domain.clone(),
+                store.clone(),
+                hub.clone(),
+            ))
+        });
         // A listener that ends before the stop is a critical service down for the failover manager.
         let health = node.as_ref().map(|n| n.health());
         let xmpp_run = xmpp.run(stopped(stop_rx.clone()));
@@ -417,6 +438,10 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             Ok(Ok(())) => {}
         }
         if let Some(task) = calendar_task {
+            task.abort();
+        }
+        // No sync may start against an engine that is stopping.
+        if let Some(task) = &directory_task {
             task.abort();
         }
         // The engine commits what is pending and ends every session; connections write their goodbyes.

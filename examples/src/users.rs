@@ -37,6 +37,9 @@ pub enum UserError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The request cannot be run this way (a directory sync without `[ldap]`, or on the synchronous path).
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// Parses `input` as `local@domain` on the served `domain`.

@@ -63,6 +63,7 @@ fn start_server(dir: &Path) -> Server {
         store.clone(),
         config.domain.clone(),
         engine.handle(),
+        None,
     ));
     Server {
         store,

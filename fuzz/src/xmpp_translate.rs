@@ -126,8 +126,9 @@ pub fn check_xmpp_translate(body: &[u8]) -> TranslateOutcome {
                 );
                 outcome.archive_queries += 1;
             }
-            // Upload slots and registration are off in the standard features, so nothing asks for them.
-            other @ (FromClient::Upload(_) | FromClient::Register(_)) => {
+            // Upload slots, registration and directory search are off in the standard features, so nothing
+            // asks for them.
+            other @ (FromClient::Upload(_) | FromClient::Register(_) | FromClient::Search(_)) => {
                 panic!("a feature that is off answered: {other:?}")
             }
         }

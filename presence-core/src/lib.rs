@@ -98,6 +98,7 @@ pub mod cluster;
 pub mod compliance;
 pub mod compose;
 pub mod config;
+pub mod directory;
 pub mod engine;
 pub mod failover;
 pub mod feature;

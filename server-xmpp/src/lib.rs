@@ -13,6 +13,7 @@ pub mod caps;
 pub mod component;
 pub mod connection;
 pub mod csi;
+pub mod directory;
 pub mod s2s;
 pub mod sasl;
 pub mod sm;

@@ -42,6 +42,9 @@ enum Command {
     /// Inspect and steer the cluster this node's config belongs to.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Accounts from the `[ldap]` directory.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
     /// Ask the running server how it is (exit status 1 when it is down or unreachable).
     Status {
         /// Print the server's JSON status document instead of the summary.
@@ -50,6 +53,17 @@ enum Command {
     },
     /// Check the configuration (`--config FILE`) without starting: exit status 1 and one line per problem.
     CheckConfig,
+}
+
+#[derive(Debug, Subcommand)]
+enum DirectoryCommand {
+    /// Create, update and remove accounts as the directory lists its users now, and print each change
+    /// (through the running server, which ends removed users' sessions; else on the store directly).
+    Sync {
+        /// Print what would change and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +231,35 @@ fn user_command(config: &Config, cmd: &AdminCommand) -> Result<AdminReply, Error
     }
 }
 
+/// Runs a directory sync through the running server's admin socket, or on the store directly when no server
+/// answers there.
+fn directory_sync(config: &Config, dry_run: bool) -> Result<Vec<String>, Error> {
+    let cmd = AdminCommand::DirectorySync { dry_run };
+    match admin::request(&admin::socket_path(&config.data_dir), &cmd) {
+        Err(AdminError::NotRunning { .. }) => {
+            let store = std::sync::Arc::new(examples::server::open_store(config)?);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(Error::Runtime)?;
+            let reply = rt.block_on(admin::sync_directory(
+                store,
+                &config.domain,
+                config.ldap.as_ref(),
+                None,
+                dry_run,
+            ));
+            match reply.map_err(Error::Refused)? {
+                AdminReply::Synced(lines) => Ok(lines),
+                _ => Err(Error::Refused("unexpected reply".into())),
+            }
+        }
+        Ok(AdminReply::Synced(lines)) => Ok(lines),
+        Ok(_) => Err(Error::Refused("unexpected reply".into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Runs a `cluster` command: `status` from the database, the others as requests to a node.
 fn cluster_command(config: &Config, cmd: ClusterCommand) -> Result<ExitCode, Error> {
     let Some(cluster) = &config.cluster else {
@@ -366,6 +409,12 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             password: password.read()?,
         },
         Command::Cluster(cmd) => return cluster_command(&config, cmd),
+        Command::Directory(DirectoryCommand::Sync { dry_run }) => {
+            for line in directory_sync(&config, dry_run)? {
+                println!("{line}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Status { json } => return status_command(&config, json),
         Command::CheckConfig => return check_config(cli.config.as_ref()),
         Command::User(cmd @ (UserCommand::Import { .. } | UserCommand::Export)) => {
@@ -384,6 +433,11 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         AdminReply::Added(jid) => println!("added {jid}"),
         AdminReply::Deleted(jid) => println!("deleted {jid}"),
         AdminReply::PasswordSet(jid) => println!("password changed for {jid}"),
+        AdminReply::Synced(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+        }
         AdminReply::Users(jids) => {
             for jid in jids {
                 println!("{jid}");

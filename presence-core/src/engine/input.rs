@@ -189,6 +189,15 @@ pub enum Input {
         /// The contacts in order.
         contacts: Vec<(BareJid, ItemDetails)>,
     },
+    /// An administrator's edits of a user's roster (a directory sync renaming or removing a contact), applied in
+    /// order as the user's own changes would be: written, and pushed to the user's interested sessions. Edits of
+    /// items the user does not have are skipped; nothing is answered.
+    EditContacts {
+        /// Whose roster.
+        user: BareJid,
+        /// The edits in order.
+        edits: Vec<crate::directory::ContactEdit>,
+    },
     /// Opens a watch (a SIP SUBSCRIBE dialog): `watcher` wants `target`'s composed presence or watcher list.
     /// Answered with `Output::Watch`; an id already in use replaces that watch.
     Watch {

@@ -1,6 +1,7 @@
 //! Roster management requests (RFC 6121 §2): get, set, remove, and the administrator's bulk add.
 
 use super::{AddRefusal, Engine, Output};
+use crate::directory::ContactEdit;
 use crate::feature::{Answer, roster};
 use crate::jid::{BareJid, Jid};
 use crate::roster::{ItemDetails, MAX_NAME_BYTES, SubscriptionAction};
@@ -149,6 +150,41 @@ impl Engine {
                 added,
                 refused,
             });
+        }
+        self.evict_if_idle(user);
+    }
+
+    /// Renames or removes items as an administrator (a directory sync): no subscription stanza is sent, because
+    /// a removed contact's account is gone and a rename changes no subscription.
+    pub(super) fn edit_contacts(&mut self, user: &BareJid, edits: Vec<ContactEdit>) {
+        for edit in edits {
+            let Some(u) = self.users.get_mut(user) else {
+                return;
+            };
+            let (contact, update) = match edit {
+                ContactEdit::Rename { contact, name } => {
+                    let Some(item) = u.roster.item(&contact) else {
+                        continue;
+                    };
+                    if item.details.name == name {
+                        continue;
+                    }
+                    let details = ItemDetails {
+                        name,
+                        groups: item.details.groups,
+                    };
+                    let update = u.roster.upsert(&contact, details);
+                    (contact, update)
+                }
+                ContactEdit::Remove { contact } => {
+                    if u.roster.item(&contact).is_none() {
+                        continue;
+                    }
+                    let update = u.roster.remove(&contact);
+                    (contact, update)
+                }
+            };
+            self.commit_roster_update(user, &contact, update);
         }
         self.evict_if_idle(user);
     }

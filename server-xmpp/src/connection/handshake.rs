@@ -204,6 +204,49 @@ pub(super) async fn sasl_step<S: Store + Send + Sync + 'static>(
     .unwrap_or((None, Step::Failure(sasl::Failure::TemporaryAuthFailure)))
 }
 
+/// PLAIN checked by the user directory: its verdict decides, except for accounts it does not manage, which are
+/// checked against their stored verifiers as without a directory.
+async fn directory_plain<S: Store + Send + Sync + 'static>(
+    directory: Arc<dyn crate::directory::Directory>,
+    domain: &str,
+    lookup: Arc<Accounts<S>>,
+    secret: [u8; 16],
+    message: Vec<u8>,
+) -> Step {
+    use crate::directory::PasswordVerdict;
+    let plain = match sasl::parse_plain(&message) {
+        Ok(p) => p,
+        Err(f) => return Step::Failure(f),
+    };
+    let user = sasl::normalise_username(&plain.authcid)
+        .and_then(|u| BareJid::from_parts(Some(&u), domain).ok().map(|j| (u, j)));
+    let Some((username, user)) = user else {
+        return Step::Failure(sasl::Failure::NotAuthorized);
+    };
+    match directory.check_password(&user, &plain.password).await {
+        PasswordVerdict::Accepted => Step::Success {
+            username,
+            authzid: (!plain.authzid.is_empty()).then_some(plain.authzid),
+            additional_data: Vec::new(),
+        },
+        PasswordVerdict::Refused => Step::Failure(sasl::Failure::NotAuthorized),
+        PasswordVerdict::Unavailable => Step::Failure(sasl::Failure::TemporaryAuthFailure),
+        PasswordVerdict::NotManaged => {
+            match sasl_start(
+                lookup,
+                sasl::Mechanism::Plain.name().to_owned(),
+                Some(message),
+                secret,
+            )
+            .await
+            {
+                Ok((_, step)) => step,
+                Err(f) => Step::Failure(f),
+            }
+        }
+    }
+}
+
 /// SASL over TLS (RFC 6120 §6). Returns the authenticated user, with the stream restarted.
 pub(super) async fn authenticate<
     S: Store + Send + Sync + 'static,
@@ -220,6 +263,8 @@ pub(super) async fn authenticate<
         domain: domain.to_owned(),
     });
     let mut exchange: Option<SaslServer> = None;
+    // A directory PLAIN exchange begun without an initial response waits for the password.
+    let mut plain_pending = false;
     let mut failures = 0;
     loop {
         let event = match wire.next().await {
@@ -265,7 +310,30 @@ pub(super) async fn authenticate<
                     mechanism,
                     initial_response,
                 }) => match decode(&initial_response) {
+                    // PLAIN for a configured directory: the directory checks the password.
+                    Ok(initial)
+                        if mechanism == sasl::Mechanism::Plain.name()
+                            && let Some(directory) = shared.features.directory() =>
+                    {
+                        exchange = None;
+                        match initial {
+                            // RFC 6120 §6.4.2: no initial response, an empty challenge; the password follows.
+                            None => {
+                                plain_pending = true;
+                                Ok(Step::Challenge(Vec::new()))
+                            }
+                            Some(bytes) => Ok(directory_plain(
+                                directory.clone(),
+                                domain,
+                                lookup.clone(),
+                                shared.secret,
+                                bytes,
+                            )
+                            .await),
+                        }
+                    }
                     Ok(initial) => {
+                        plain_pending = false;
                         match sasl_start(
                             lookup.clone(),
                             mechanism.to_owned(),
@@ -283,6 +351,22 @@ pub(super) async fn authenticate<
                     }
                     Err(()) => Err(()),
                 },
+                Some(Nonza::SaslResponse(data))
+                    if plain_pending && let Some(directory) = shared.features.directory() =>
+                {
+                    plain_pending = false;
+                    match decode(&data) {
+                        Ok(bytes) => Ok(directory_plain(
+                            directory.clone(),
+                            domain,
+                            lookup.clone(),
+                            shared.secret,
+                            bytes.unwrap_or_default(),
+                        )
+                        .await),
+                        Err(()) => Err(()),
+                    }
+                }
                 Some(Nonza::SaslResponse(data)) => match (exchange.take(), decode(&data)) {
                     (Some(server), Ok(bytes)) => {
                         let (server, step) =
@@ -363,6 +447,7 @@ pub(super) async fn authenticate<
             }
             Step::Failure(f) => {
                 exchange = None;
+                plain_pending = false;
                 failures += 1;
                 let failure = Element::new(ns::SASL, "failure")
                     .with_child(Element::new(ns::SASL, f.condition()));

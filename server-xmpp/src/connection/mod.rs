@@ -494,6 +494,17 @@ async fn established<S, T>(
                                         return Flow::Break(End::Lost);
                                     }
                                 }
+                                FromClient::Search(request) => {
+                                    let answer = match me.features.directory() {
+                                        Some(directory) => boxed!(translate::features::search::answer(directory.clone(), &jid, request)),
+                                        // Only produced while a directory is configured.
+                                        None => crate::translate::iq_error(Some(&request.id), &jid.to_string(), request.to.as_deref(), presence_core::stanza::ErrorCondition::ServiceUnavailable, None),
+                                    };
+                                    write_own(&mut wire, answer, &mut sm);
+                                    if send_bounded(&mut wire).await.is_err() {
+                                        return Flow::Break(End::Lost);
+                                    }
+                                }
                                 FromClient::Register(request) => {
                                     // Only produced while registration is on.
                                     let Some(registration) = me.features.registration().cloned() else {

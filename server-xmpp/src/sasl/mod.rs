@@ -12,6 +12,8 @@
 
 pub mod credentials;
 mod plain;
+
+pub use plain::{PlainMessage, parse as parse_plain};
 mod scram;
 
 use presence_core::store::{ScramCredentials, ScramHash, StoreError};
@@ -252,7 +254,7 @@ impl SaslServer {
 
 /// Normalises a SASL username as the localpart of a JID (RFC 7622 `UsernameCaseMapped`, which replaced SASLprep for
 /// XMPP usernames), so lookups use the same key as the account's JID; `None` if it cannot be a localpart.
-fn normalise_username(username: &str) -> Option<String> {
+pub fn normalise_username(username: &str) -> Option<String> {
     // The domain is a placeholder: only the localpart's rules are wanted, and they do not depend on it.
     let jid = presence_core::BareJid::from_parts(Some(username), "localhost").ok()?;
     jid.local().map(str::to_owned)

@@ -19,7 +19,29 @@ pub(super) fn verify(message: &[u8], lookup: &impl CredentialLookup) -> Step {
     }
 }
 
-fn check(message: &[u8], lookup: &impl CredentialLookup) -> Result<Step, Failure> {
+/// A PLAIN message's parts (RFC 4616 §2), as UTF-8.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlainMessage {
+    /// The authorization identity; empty when none was given.
+    pub authzid: String,
+    /// The authentication identity (the username as sent).
+    pub authcid: String,
+    /// The password as sent.
+    pub password: String,
+}
+
+impl std::fmt::Debug for PlainMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainMessage")
+            .field("authzid", &self.authzid)
+            .field("authcid", &self.authcid)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Splits `[authzid] NUL authcid NUL passwd`, enforcing the RFC's lengths and UTF-8.
+pub fn parse(message: &[u8]) -> Result<PlainMessage, Failure> {
     let parts: Vec<&[u8]> = message.split(|&b| b == 0).collect();
     let [authzid, authcid, password] = parts[..] else {
         return Err(Failure::MalformedRequest);
@@ -37,7 +59,19 @@ fn check(message: &[u8], lookup: &impl CredentialLookup) -> Result<Step, Failure
             .map(str::to_owned)
             .map_err(|_| Failure::MalformedRequest)
     };
-    let (authzid, authcid, password) = (text(authzid)?, text(authcid)?, text(password)?);
+    Ok(PlainMessage {
+        authzid: text(authzid)?,
+        authcid: text(authcid)?,
+        password: text(password)?,
+    })
+}
+
+fn check(message: &[u8], lookup: &impl CredentialLookup) -> Result<Step, Failure> {
+    let PlainMessage {
+        authzid,
+        authcid,
+        password,
+    } = parse(message)?;
 
     let username = normalise_username(&authcid);
     // Prefer the stronger verifier; either proves the same password.

@@ -28,6 +28,8 @@ pub enum FromClient {
     /// Ask the upload service for a slot (XEP-0363): issuing may read the disk, so the connection does it off
     /// the I/O workers.
     Upload(super::features::upload::SlotRequest),
+    /// Search the user directory (XEP-0055): a query the connection makes.
+    Search(super::features::search::SearchRequest),
     /// Change the user's password or remove the account (XEP-0077): store writes the connection makes.
     Register(super::features::register::ChangeRequest),
 }

@@ -1,4 +1,4 @@
-"""Third-party services the end-to-end tests start for themselves: PostgreSQL, NATS and Radicale (CalDAV).
+"""Third-party services the end-to-end tests start for themselves: PostgreSQL, NATS, Radicale (CalDAV) and OpenLDAP.
 
 Each is a context manager that starts its server on a free loopback port in a temporary directory and
 stops it by its pid on the way out; every wait is bounded. As in the Rust harness
@@ -397,3 +397,150 @@ class Radicale:
             "PUT", f"{calendar}{uid}.ics", ics, user=as_user, content_type="text/calendar; charset=utf-8"
         )
         assert status in (201, 204), f"PUT {calendar}{uid}.ics: {status} {text}"
+
+
+class Slapd:
+    """A throwaway OpenLDAP server (Debian ``slapd``, loaded with ``ldapadd`` from ``ldap-utils``):
+    ``with Slapd() as ldap: ldap.add(ldif)``.
+
+    Its tree is ``dc=example,dc=com`` with ``ou=people`` and ``ou=groups``; the root DN
+    (``cn=admin,dc=example,dc=com`` / ``ROOT_PASSWORD``) doubles as the service account, and users may bind as
+    themselves. It runs in the foreground on a free loopback port from a ``slapd.conf`` of its own, never
+    the packaged configuration or port 389; ``stop()``/``start()`` take it down and back up on the same port
+    with the same data (a directory outage).
+    """
+
+    SUFFIX = "dc=example,dc=com"
+    ROOT_DN = "cn=admin,dc=example,dc=com"
+    ROOT_PASSWORD = "directory-root-secret"
+
+    def __init__(self) -> None:
+        binary = "/usr/sbin/slapd"
+        if not os.access(binary, os.X_OK) or shutil.which("ldapadd") is None:
+            raise RuntimeError("slapd or ldapadd not found: install the Debian packages `slapd` and `ldap-utils` "
+                               "(scripts/test installs them)")
+        self.binary = binary
+        self.port = free_port()
+        self.dir: Path | None = None
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ldap://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        try:
+            return (self.dir / "slapd.log").read_text(errors="replace") if self.dir else ""
+        except OSError as e:
+            return f"<no log: {e}>"
+
+    def _write_conf(self) -> Path:
+        assert self.dir is not None
+        schema = "/etc/ldap/schema"
+        conf = self.dir / "slapd.conf"
+        (self.dir / "db").mkdir(exist_ok=True)
+        conf.write_text("\n".join([
+            f"include {schema}/core.schema",
+            f"include {schema}/cosine.schema",
+            f"include {schema}/inetorgperson.schema",
+            f"pidfile {self.dir}/slapd.pid",
+            "modulepath /usr/lib/ldap",
+            "moduleload back_mdb",
+            "database mdb",
+            f'suffix "{self.SUFFIX}"',
+            f'rootdn "{self.ROOT_DN}"',
+            f"rootpw {self.ROOT_PASSWORD}",
+            f"directory {self.dir}/db",
+            "maxsize 104857600",
+            # Users may check their own password (a bind) and read the tree; only the root DN writes.
+            "access to attrs=userPassword by self write by anonymous auth by * none",
+            "access to * by * read",
+            "",
+        ]))
+        return conf
+
+    def start(self) -> None:
+        assert self.dir is not None
+        conf = self.dir / "slapd.conf"
+        with open(self.dir / "slapd.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-f", str(conf), "-h", f"ldap://127.0.0.1:{self.port}/", "-d", "0"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not port_accepts(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log_text = self.log()
+                self.stop()
+                raise RuntimeError(f"slapd did not start on port {self.port}:\n{log_text}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            proc, self.proc = self.proc, None
+            _stop_pid(proc.pid, signal.SIGTERM, proc)
+
+    def __enter__(self) -> "Slapd":
+        self.dir = Path(tempfile.mkdtemp(prefix="slapd"))
+        self._write_conf()
+        self.start()
+        self.add(f"""dn: {self.SUFFIX}
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,{self.SUFFIX}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,{self.SUFFIX}
+objectClass: organizationalUnit
+ou: groups
+""")
+        return self
+
+    def _tool(self, program: str, ldif: str, *extra: str) -> None:
+        done = subprocess.run(
+            [program, "-x", "-H", self.url, "-D", self.ROOT_DN, "-w", self.ROOT_PASSWORD, *extra],
+            input=ldif, capture_output=True, text=True, timeout=30,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{program} failed ({done.returncode}): {done.stderr}\n{ldif}")
+
+    def add(self, ldif: str) -> None:
+        """Adds the entries of ``ldif``."""
+        self._tool("ldapadd", ldif)
+
+    def modify(self, ldif: str) -> None:
+        """Applies the changes of ``ldif`` (``changetype`` records)."""
+        self._tool("ldapmodify", ldif)
+
+    def delete(self, dn: str) -> None:
+        self._tool("ldapdelete", "", dn)
+
+    def add_user(self, uid: str, name: str, password: str, *, mail: str | None = None,
+                 phone: str | None = None) -> str:
+        """Adds an inetOrgPerson under ou=people; returns its DN."""
+        dn = f"uid={uid},ou=people,{self.SUFFIX}"
+        lines = [f"dn: {dn}", "objectClass: inetOrgPerson", f"uid: {uid}", f"cn: {name}",
+                 f"sn: {name.split()[-1]}", f"userPassword: {password}"]
+        if mail:
+            lines.append(f"mail: {mail}")
+        if phone:
+            lines.append(f"telephoneNumber: {phone}")
+        self.add("\n".join(lines) + "\n")
+        return dn
+
+    def add_group(self, cn: str, members: list[str]) -> str:
+        """Adds a groupOfNames under ou=groups with these member DNs; returns its DN."""
+        dn = f"cn={cn},ou=groups,{self.SUFFIX}"
+        self.add("\n".join([f"dn: {dn}", "objectClass: groupOfNames", f"cn: {cn}",
+                            *(f"member: {m}" for m in members)]) + "\n")
+        return dn
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None

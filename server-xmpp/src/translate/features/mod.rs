@@ -23,6 +23,7 @@ pub mod ping;
 pub mod private;
 pub mod register;
 pub mod roster;
+pub mod search;
 pub mod session;
 pub mod settings;
 pub mod upload;
@@ -64,6 +65,8 @@ pub struct Features {
     registration: Option<std::sync::Arc<register::Registration>>,
     /// The room service's domain, while [`muc`] is on.
     muc_domain: Option<std::sync::Arc<str>>,
+    /// The user directory: PLAIN passwords and contact search ([`search`]).
+    directory: Option<std::sync::Arc<dyn crate::directory::Directory>>,
 }
 
 /// Every feature, in the order IQs are offered to them.
@@ -86,6 +89,7 @@ const ALL: &[&Feature] = &[
     &register::FEATURE,
     &app_push::FEATURE,
     &muc::FEATURE,
+    &search::FEATURE,
 ];
 
 /// Features that need something from the configuration to work, so they are off until given it.
@@ -94,6 +98,7 @@ const CONFIGURED: &[&str] = &[
     extdisco::FEATURE.name,
     register::FEATURE.name,
     muc::FEATURE.name,
+    search::FEATURE.name,
 ];
 
 impl Features {
@@ -109,7 +114,24 @@ impl Features {
             external_services: std::sync::Arc::new([]),
             registration: None,
             muc_domain: None,
+            directory: None,
         }
+    }
+
+    /// These features with a user directory: it checks the PLAIN passwords of its users, and answers contact
+    /// searches (XEP-0055, switched on here).
+    pub fn with_directory(
+        mut self,
+        directory: std::sync::Arc<dyn crate::directory::Directory>,
+    ) -> Self {
+        self.directory = Some(directory);
+        self.switch_on(&search::FEATURE);
+        self
+    }
+
+    /// The user directory, if one is configured (password checks use it whether or not search is on).
+    pub fn directory(&self) -> Option<&std::sync::Arc<dyn crate::directory::Directory>> {
+        self.directory.as_ref()
     }
 
     /// These features with the group chat service (XEP-0045) at `domain`: stanzas to it go to the engine's rooms
