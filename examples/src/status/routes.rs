@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -21,10 +22,27 @@ struct StatusState {
 
 /// `GET /` and `GET /status.json` (and `HEAD`), for [`crate::http::router`] to merge.
 pub fn routes(board: Arc<StatusBoard>, access: AccessRule) -> Router {
+    let state = StatusState { board, access };
     Router::new()
         .route("/", get(html))
         .route("/status.json", get(json))
-        .with_state(StatusState { board, access })
+        // One access check in front of every status route, so no route can be added without it.
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Lets a request through to its status route only when [`AccessRule`] allows its peer and credentials.
+async fn guard(
+    State(state): State<StatusState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    match refusal(state.access.check(peer, &headers)) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    }
 }
 
 /// The refusal for a verdict other than `Allow`.
@@ -53,14 +71,7 @@ const NO_STORE: [(header::HeaderName, &str); 3] = [
     (header::X_FRAME_OPTIONS, "DENY"),
 ];
 
-async fn html(
-    State(state): State<StatusState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = refusal(state.access.check(peer, &headers)) {
-        return r;
-    }
+async fn html(State(state): State<StatusState>) -> Response {
     let body = page::render(&state.board.snapshot());
     (
         NO_STORE,
@@ -77,14 +88,7 @@ async fn html(
         .into_response()
 }
 
-async fn json(
-    State(state): State<StatusState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = refusal(state.access.check(peer, &headers)) {
-        return r;
-    }
+async fn json(State(state): State<StatusState>) -> Response {
     match serde_json::to_string(&state.board.snapshot()) {
         Ok(body) => (NO_STORE, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => {
