@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use presence_core::Input;
-use presence_core::runtime::DomainSink;
+use presence_core::runtime::{self, DomainSink};
 use presence_core::stanza::{ErrorCondition, Stanza as CoreStanza};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -208,7 +208,7 @@ fn queue(wire: &mut S2sWire, stanza: CoreStanza, local: &str) {
 
 /// Sends the error for a stanza that could not be carried to its local sender.
 pub(super) fn bounce(shared: &Shared, stanza: &CoreStanza, condition: ErrorCondition) {
-    if let Some(error) = peer::bounce(stanza, condition) {
+    if let Some(error) = runtime::undeliverable(stanza, condition) {
         debug!(to = %error.to, ?condition, "s2s stanza bounced");
         let _ = shared
             .hub
