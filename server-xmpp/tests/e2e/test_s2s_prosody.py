@@ -65,7 +65,7 @@ class Prosody:
     """A Prosody serving ``THEIRS`` on loopback ports, run as the prosody user (it refuses root), in a directory of
     its own under the system's temporary directory (pytest's is root's alone, which that user cannot enter)."""
 
-    def __init__(self, peer_s2s_port: int):
+    def __init__(self, peer_s2s_port: int, log_level: str = "debug"):
         root = Path(tempfile.mkdtemp(prefix="prosody-interop-"))
         self.root = root
         self.c2s_port = free_port()
@@ -104,7 +104,7 @@ s2s_secure_auth = false
 authentication = "internal_hashed"
 storage = "internal"
 s2s_static_routes = {{ ["{OURS}"] = {{ "127.0.0.1", {peer_s2s_port} }} }}
-log = {{ debug = "{self.log}" }}
+log = {{ {log_level} = "{self.log}" }}
 ssl = {{ certificate = "{root}/cert.pem", key = "{root}/key.pem" }}
 VirtualHost "{THEIRS}"
 """)
