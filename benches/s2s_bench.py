@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -126,35 +127,42 @@ async def run_pair(a: Server, peer_domain: str, peer_port: int, peer_cafile) -> 
 def main() -> None:
     which = sys.argv[1:] or ["presenced", "prosody"]
     root = Path(tempfile.mkdtemp(prefix="s2s-bench-"))
-    for peer in which:
-        a_s2s, b_s2s = free_port(), free_port()
-        if peer == "presenced":
-            a = presenced(root / f"{peer}-a", "a.localhost", a_s2s, {"b.localhost": b_s2s})
-            b = presenced(root / f"{peer}-b", "b.localhost", b_s2s, {"a.localhost": a_s2s})
-            servers = [a, b]
-            try:
-                for s in servers:
-                    s.start()
-                rows = asyncio.run(run_pair(a, "b.localhost", b.port, b.cert))
-            finally:
-                for s in servers:
-                    s.stop()
-        else:
-            p = Prosody(a_s2s, log_level="warn")
+    try:
+        for peer in which:
+            run_peer(peer, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_peer(peer: str, root: Path) -> None:
+    a_s2s, b_s2s = free_port(), free_port()
+    if peer == "presenced":
+        a = presenced(root / f"{peer}-a", "a.localhost", a_s2s, {"b.localhost": b_s2s})
+        b = presenced(root / f"{peer}-b", "b.localhost", b_s2s, {"a.localhost": a_s2s})
+        servers = [a, b]
+        try:
+            for s in servers:
+                s.start()
+            rows = asyncio.run(run_pair(a, "b.localhost", b.port, b.cert))
+        finally:
+            for s in servers:
+                s.stop()
+    else:
+        p = Prosody(a_s2s, log_level="warn")
+        a = presenced(root / f"{peer}-a", "a.localhost", a_s2s, {"p.localhost": p.s2s_port})
+        try:
             for i in range(PAIRS):
                 p.register(f"u{i}")
-            a = presenced(root / f"{peer}-a", "a.localhost", a_s2s, {"p.localhost": p.s2s_port})
-            try:
-                a.start()
-                p.start()
-                rows = asyncio.run(run_pair(a, "p.localhost", p.c2s_port, None))
-            finally:
-                p.stop()
-                a.stop()
-                p.remove()
-        for row in rows:
-            row.update(pairs=PAIRS, binary=str(BIN.name), at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-            print(json.dumps(row), flush=True)
+            a.start()
+            p.start()
+            rows = asyncio.run(run_pair(a, "p.localhost", p.c2s_port, None))
+        finally:
+            p.stop()
+            a.stop()
+            p.remove()
+    for row in rows:
+        row.update(pairs=PAIRS, binary=str(BIN.name), at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
