@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use server_xmpp::s2s::{S2sSettings, Secret};
+use server_xmpp::s2s::{Nameserver, S2sSettings, Secret};
 
 /// The file in `data_dir` holding the generated dialback secret.
 pub const SECRET_FILE: &str = "s2s_dialback_secret";
@@ -19,9 +19,13 @@ pub struct S2sConfig {
     /// Address peers connect to (STARTTLS); `"off"` for none (stanzas still go out over `routes`).
     #[serde(deserialize_with = "crate::config::address_or_off")]
     pub bind: Option<SocketAddr>,
-    /// Where each peer domain is reached: `"example.org" = "192.0.2.1:5269"`. A domain with no route is
-    /// unreachable (DNS SRV lookup is not done yet).
+    /// Where each peer domain is reached: `"example.org" = "192.0.2.1:5269"`, whatever DNS says. A domain with
+    /// no route is looked up in DNS (SRV `_xmpp-server._tcp`, then A/AAAA) unless `nameserver` is `"off"`.
     pub routes: BTreeMap<String, SocketAddr>,
+    /// Which DNS finds peers: `"system"` (resolv.conf, the default), `"off"` (static routes only) or the
+    /// `IP:port` of one nameserver.
+    #[serde(deserialize_with = "nameserver")]
+    pub nameserver: Nameserver,
     /// When not empty, the only peer domains this server federates with.
     pub allow: Vec<String>,
     /// Peer domains this server never federates with (neither connects to nor accepts).
@@ -46,6 +50,7 @@ impl std::fmt::Debug for S2sConfig {
         f.debug_struct("S2sConfig")
             .field("bind", &self.bind)
             .field("routes", &self.routes)
+            .field("nameserver", &self.nameserver)
             .field("allow", &self.allow)
             .field("deny", &self.deny)
             .field("require_tls", &self.require_tls)
@@ -58,6 +63,7 @@ impl Default for S2sConfig {
         S2sConfig {
             bind: Some(SocketAddr::from(([0, 0, 0, 0], 5269))),
             routes: BTreeMap::new(),
+            nameserver: Nameserver::System,
             allow: Vec::new(),
             deny: Vec::new(),
             require_tls: true,
@@ -97,6 +103,7 @@ impl S2sConfig {
             .iter()
             .map(|(d, a)| (d.to_ascii_lowercase(), *a))
             .collect();
+        s.nameserver = self.nameserver;
         s.allow = self.allow.iter().map(|d| d.to_ascii_lowercase()).collect();
         s.deny = self.deny.iter().map(|d| d.to_ascii_lowercase()).collect();
         s.require_tls = self.require_tls;
@@ -108,6 +115,20 @@ impl S2sConfig {
 }
 
 /// The secret in `path`, made (32 random bytes, hex, readable by the owner only) when the file is missing.
+/// Reads `nameserver`: "system", "off", or an `IP:port`.
+fn nameserver<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Nameserver, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.as_str() {
+        "system" => Ok(Nameserver::System),
+        "off" => Ok(Nameserver::Off),
+        addr => addr.parse().map(Nameserver::At).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "nameserver {addr:?} is not \"system\", \"off\" or an IP:port"
+            ))
+        }),
+    }
+}
+
 fn stored_secret(path: &Path) -> Result<String, SecretError> {
     let fail = |source| SecretError {
         path: path.to_owned(),
@@ -178,5 +199,18 @@ mod tests {
             Some(&"127.0.0.1:5270".parse().unwrap())
         );
         assert!(!s.permits("evil.example"));
+    }
+
+    #[test]
+    fn the_nameserver_is_the_systems_off_or_an_address() {
+        let read = |text: &str| toml::from_str::<S2sConfig>(text).map(|c| c.nameserver);
+        assert_eq!(read("").expect("default"), Nameserver::System);
+        assert_eq!(read("nameserver = \"off\"").expect("off"), Nameserver::Off);
+        assert_eq!(
+            read("nameserver = \"127.0.0.1:5353\"").expect("address"),
+            Nameserver::At("127.0.0.1:5353".parse().unwrap())
+        );
+        let err = read("nameserver = \"dns.example\"").expect_err("not an address");
+        assert!(err.to_string().contains("dns.example"), "{err}");
     }
 }

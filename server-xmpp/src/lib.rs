@@ -127,6 +127,9 @@ pub enum ServeError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Federation's DNS could not be set up.
+    #[error(transparent)]
+    Resolver(#[from] s2s::resolve::ResolverSetupError),
 }
 
 /// A bound, not yet running XMPP service.

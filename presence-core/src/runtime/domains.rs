@@ -2,8 +2,9 @@
 //! attached under its own domain today, federated servers later.
 //!
 //! The engine only says "route this" (`Output::Route`). For a recipient whose domain is neither local nor a user
-//! of the cluster, the driver looks the domain up here and hands the stanza to whoever attached it. A domain
-//! nobody attached is unreachable: what needs an answer bounces to its sender (`remote-server-not-found`).
+//! of the cluster, the driver looks the domain up here and hands the stanza to whoever attached it, else to
+//! whoever attached "every other domain" (federation finding peers by DNS). A domain nobody attached, with no
+//! one taking the others, is unreachable: what needs an answer bounces to its sender (`remote-server-not-found`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,9 @@ pub trait DomainSink: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the domain {0} is already attached")]
 pub struct DomainTaken(pub String);
+
+/// The key "every other domain" is attached under: no address has an empty domain, so none is looked up as it.
+const OTHERS: &str = "";
 
 /// The attached domains of one runtime, shared by its handles and its driver.
 #[derive(Default)]
@@ -59,6 +63,15 @@ impl Domains {
         })
     }
 
+    /// Attaches every domain not attached by name, until the returned guard is dropped: how federation takes the
+    /// stanzas for any other server it may find by DNS. One taker at a time, as for a named domain.
+    pub fn attach_others(
+        self: &Arc<Self>,
+        sink: Arc<dyn DomainSink>,
+    ) -> Result<Attached, DomainTaken> {
+        self.attach(OTHERS, sink)
+    }
+
     /// Whether `domain` is attached now.
     pub fn is_attached(&self, domain: &str) -> bool {
         self.attached
@@ -69,8 +82,12 @@ impl Domains {
     /// Hands `stanza` to the sink of its destination's domain, or gives it back when nobody attached that domain
     /// or the sink refused.
     pub(crate) fn send(&self, stanza: Stanza) -> Result<(), Box<Stanza>> {
-        let sink = destination_domain(&stanza)
-            .and_then(|domain| self.attached.read().get(domain).map(|a| a.sink.clone()));
+        let sink = destination_domain(&stanza).and_then(|domain| {
+            let map = self.attached.read();
+            map.get(domain)
+                .or_else(|| map.get(OTHERS))
+                .map(|a| a.sink.clone())
+        });
         match sink {
             Some(sink) => sink.send(stanza),
             None => Err(Box::new(stanza)),
@@ -168,5 +185,25 @@ mod tests {
         drop(guard);
         assert!(!domains.is_attached("push.x"));
         assert_eq!(domains.send(s.clone()), Err(Box::new(s)));
+    }
+
+    #[test]
+    fn the_other_domains_go_to_their_taker_and_a_named_domain_to_its_own() {
+        let domains = Arc::new(Domains::default());
+        let named = Arc::new(Collect(Mutex::new(Vec::new())));
+        let others = Arc::new(Collect(Mutex::new(Vec::new())));
+        let _named = domains.attach("push.x", named.clone()).unwrap();
+        let guard = domains.attach_others(others.clone()).unwrap();
+        assert!(
+            domains.attach_others(others.clone()).is_err(),
+            "one taker at a time"
+        );
+        let (to_named, to_other) = (presence_to("push.x"), presence_to("far.example"));
+        assert!(domains.send(to_named.clone()).is_ok());
+        assert!(domains.send(to_other.clone()).is_ok());
+        assert_eq!(named.0.lock().as_slice(), std::slice::from_ref(&to_named));
+        assert_eq!(others.0.lock().as_slice(), std::slice::from_ref(&to_other));
+        drop(guard);
+        assert_eq!(domains.send(to_other.clone()), Err(Box::new(to_other)));
     }
 }

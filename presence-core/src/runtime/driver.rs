@@ -492,7 +492,8 @@ impl<S: Store> Driver<S> {
             Some(cluster) if in_cluster => cluster.forward(stanza),
             _ => {
                 if let Err(stanza) = self.domains.send(stanza)
-                    && let Some(error) = unroutable(&stanza)
+                    && let Some(error) =
+                        undeliverable(&stanza, ErrorCondition::RemoteServerNotFound)
                 {
                     self.bounce_to_sender(error);
                 }
@@ -638,10 +639,13 @@ fn not_stored(to: &Jid, about: ErrorAbout) -> StanzaError {
     }
 }
 
-/// A domain no shell attached (federation is not served yet) is unreachable: a message for it bounces to its local
-/// sender, so it is never lost silently (RFC 6120 §8.3.3.17 `remote-server-not-found`). Presence and subscriptions for other domains are
-/// dropped, as a server whose peer is unreachable would.
-fn unroutable(stanza: &Stanza) -> Option<StanzaError> {
+/// The error bouncing a stanza that could not be carried to another domain back to its local sender with
+/// `condition`: `remote-server-not-found` for a domain no shell attached or no route reaches (RFC 6120 §8.3.3.17),
+/// `remote-server-timeout` for one whose server could not be reached in time (§8.3.3.16, from the federation
+/// shell). Only what needs an answer gets one, so nothing is lost silently: messages (never errors: no error
+/// loops) from a full address and IQ requests. Presence and subscriptions are dropped (`None`), as a server whose
+/// peer is unreachable would.
+pub fn undeliverable(stanza: &Stanza, condition: ErrorCondition) -> Option<StanzaError> {
     let (from, about) = match stanza {
         Stanza::Message {
             from: from @ Jid::Full(_),
@@ -664,10 +668,16 @@ fn unroutable(stanza: &Stanza) -> Option<StanzaError> {
         ),
         _ => return None,
     };
+    let text = match condition {
+        ErrorCondition::RemoteServerTimeout => {
+            "the recipient's server could not be reached in time"
+        }
+        _ => "the recipient's domain cannot be reached from this server",
+    };
     Some(StanzaError {
         to: from,
         about,
-        condition: ErrorCondition::RemoteServerNotFound,
-        text: Some("the recipient's domain cannot be reached from this server".into()),
+        condition,
+        text: Some(text.into()),
     })
 }

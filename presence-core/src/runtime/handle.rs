@@ -178,6 +178,15 @@ impl Handle {
         self.domains.attach(domain, sink)
     }
 
+    /// Carries stanzas for every domain that is neither local nor attached by name to `sink`, until the returned
+    /// guard drops: how federation takes what is for servers it finds by DNS.
+    pub fn attach_other_domains(
+        &self,
+        sink: Arc<dyn super::domains::DomainSink>,
+    ) -> Result<super::domains::Attached, super::domains::DomainTaken> {
+        self.domains.attach_others(sink)
+    }
+
     /// Where `user` is served: always [`Location::Here`] outside a cluster.
     pub fn locate(&self, user: &BareJid) -> Location {
         match &self.cluster {

@@ -62,6 +62,7 @@ pub use clock::{random_bytes, timestamp};
 pub use cluster::{Cluster, Location, NodeAddress};
 pub use compliance::{Compliance, ComplianceError, ComplianceHook, Mode as ComplianceMode};
 pub use domains::{Attached, DomainSink, DomainTaken};
+pub use driver::undeliverable;
 pub use handle::{Handle, Rejected};
 pub use metrics::{Metrics, Protocol, Rejection, StanzaKind};
 pub use queue::SubmitError;

@@ -242,17 +242,10 @@ async fn result(
         wire.send(&refuse("forbidden")).await.map_err(Ended::Io)?;
         return Ok(());
     }
-    let Some(&addr) = shared.settings.routes.get(&from) else {
-        info!(peer = %from, "s2s peer refused: no route to verify its key");
-        wire.send(&refuse("remote-server-not-found"))
-            .await
-            .map_err(Ended::Io)?;
-        return Ok(());
-    };
     let key = el.text();
     let checked = tokio::time::timeout(
         shared.settings.connect_timeout,
-        outbound::verify(shared, &from, addr, id, key.trim()),
+        outbound::verify(shared, &from, id, key.trim()),
     )
     .await
     .unwrap_or(Err(StreamFailure::Protocol("timed out")));
@@ -272,6 +265,13 @@ async fn result(
                 .await
                 .map_err(Ended::Io)?;
             Err(Refusal::InvalidKey(from))
+        }
+        Err(StreamFailure::NotFound(e)) => {
+            info!(peer = %from, error = %e, "s2s peer refused: its authoritative server cannot be found");
+            wire.send(&refuse("remote-server-not-found"))
+                .await
+                .map_err(Ended::Io)?;
+            Ok(())
         }
         Err(e) => {
             warn!(peer = %from, error = %e, "s2s dialback key could not be verified");

@@ -1,9 +1,11 @@
 //! Federation: XMPP server-to-server streams (RFC 6120, `jabber:server`) with other domains.
 //!
 //! Decisions:
-//! - **Finding peers.** Static routes only (`[s2s.routes]`): each routed domain is attached to the runtime's
-//!   domain table (`presence_core::runtime::domains`), so the engine's stanzas for it come here and a domain with
-//!   no route still bounces with `remote-server-not-found`. DNS SRV (`_xmpp-server._tcp`) is not done yet.
+//! - **Finding peers.** Static routes (`[s2s.routes]`) first: each routed domain is attached to the runtime's
+//!   domain table (`presence_core::runtime::domains`), so the engine's stanzas for it come here. Then, unless
+//!   DNS is off, every other domain is attached too (`found`), and its servers are looked up when a stream is
+//!   opened: DNS SRV `_xmpp-server._tcp`, then A/AAAA (`resolve`, hickory-resolver). A domain that cannot be
+//!   found bounces with `remote-server-not-found`.
 //! - **Security.** STARTTLS (rustls) on every stream, required by default (`require_tls`); then the peer's
 //!   domain is authenticated with server dialback (XEP-0220, keys per XEP-0185). The peer's certificate is not
 //!   verified: dialback's call back to the peer's authoritative server is what proves the domain. SASL EXTERNAL
@@ -17,9 +19,11 @@
 //!   connected to nor accepted.
 
 pub mod dialback;
+mod found;
 mod inbound;
 mod outbound;
 mod peer;
+pub mod resolve;
 mod stream;
 
 use std::collections::HashMap;
@@ -34,6 +38,7 @@ use tracing::{info, warn};
 
 use crate::{CertSource, ServeError};
 pub use dialback::Secret;
+pub use resolve::Nameserver;
 
 /// How federation is set up.
 #[derive(Debug, Clone)]
@@ -44,8 +49,10 @@ pub struct S2sSettings {
     pub bind: Option<SocketAddr>,
     /// The certificate offered to peers (STARTTLS).
     pub cert: CertSource,
-    /// Where each peer domain is reached (lower-case domain to address).
+    /// Where each peer domain is reached (lower-case domain to address), whatever DNS says.
     pub routes: HashMap<String, SocketAddr>,
+    /// The DNS asked for the other peer domains' servers.
+    pub nameserver: Nameserver,
     /// When not empty, the only peer domains federated with.
     pub allow: Vec<String>,
     /// Peer domains never federated with.
@@ -74,6 +81,7 @@ impl S2sSettings {
             bind,
             cert,
             routes: HashMap::new(),
+            nameserver: Nameserver::System,
             allow: Vec::new(),
             deny: Vec::new(),
             require_tls: true,
@@ -103,6 +111,8 @@ pub(crate) struct Shared {
     acceptor: tokio_rustls::TlsAcceptor,
     connector: tokio_rustls::TlsConnector,
     inbound: Arc<Semaphore>,
+    /// Where peer domains' servers are.
+    resolver: resolve::Resolver,
     /// Where outbound connections' tasks run (the sinks are called on the engine thread).
     tasks: tokio::runtime::Handle,
 }
@@ -111,7 +121,7 @@ pub(crate) struct Shared {
 pub struct S2sServer {
     listener: Option<TcpListener>,
     shared: Arc<Shared>,
-    /// The routed domains, attached to the runtime while this lives.
+    /// The routed domains (and with DNS, every other domain), attached to the runtime while this lives.
     _routes: Vec<Attached>,
 }
 
@@ -129,8 +139,10 @@ impl S2sServer {
             ),
             None => None,
         };
+        let resolver = resolve::Resolver::new(settings.routes.clone(), settings.nameserver)?;
         let shared = Arc::new(Shared {
             inbound: Arc::new(Semaphore::new(settings.max_inbound.max(1))),
+            resolver,
             settings,
             hub,
             acceptor,
@@ -138,15 +150,22 @@ impl S2sServer {
             tasks: tokio::runtime::Handle::current(),
         });
         let mut routes = Vec::new();
-        for (domain, addr) in &shared.settings.routes {
+        for domain in shared.settings.routes.keys() {
             if !shared.settings.permits(domain) {
                 info!(%domain, "s2s route not attached: the domain is denied");
                 continue;
             }
-            let sink = Arc::new(outbound::Peer::new(domain, *addr, shared.clone()));
+            let sink = Arc::new(outbound::Peer::new(domain, shared.clone()));
             match shared.hub.attach_domain(domain, sink) {
                 Ok(a) => routes.push(a),
                 Err(e) => warn!(%domain, error = %e, "s2s route not attached"),
+            }
+        }
+        if shared.resolver.has_dns() {
+            let sink = Arc::new(found::FoundPeers::new(shared.clone()));
+            match shared.hub.attach_other_domains(sink) {
+                Ok(a) => routes.push(a),
+                Err(e) => warn!(error = %e, "s2s: domains found by DNS not attached"),
             }
         }
         Ok(S2sServer {

@@ -2,11 +2,10 @@
 //! dialback, reused while it lives and closed when idle. Also the one-off stream a receiving server opens to
 //! verify a dialback key with the peer's authoritative server.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use presence_core::Input;
-use presence_core::runtime::DomainSink;
+use presence_core::runtime::{self, DomainSink};
 use presence_core::stanza::{ErrorCondition, Stanza as CoreStanza};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -21,20 +20,26 @@ use super::stream::{S2sWire, StreamFailure, establish, stream_error_text};
 /// there is none.
 pub(super) struct Peer {
     domain: String,
-    addr: SocketAddr,
     shared: Arc<Shared>,
     queue: Mutex<Option<mpsc::Sender<CoreStanza>>>,
 }
 
 impl Peer {
-    /// The route to `domain` at `addr`; nothing connects until a stanza comes.
-    pub(super) fn new(domain: &str, addr: SocketAddr, shared: Arc<Shared>) -> Self {
+    /// The route to `domain` (found when a stream is opened); nothing connects until a stanza comes.
+    pub(super) fn new(domain: &str, shared: Arc<Shared>) -> Self {
         Peer {
             domain: domain.to_owned(),
-            addr,
             shared,
             queue: Mutex::new(None),
         }
+    }
+}
+
+impl Peer {
+    /// Whether a stream task is open or opening for this peer.
+    pub(super) fn has_stream(&self) -> bool {
+        let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.as_ref().is_some_and(|q| !q.is_closed())
     }
 }
 
@@ -57,7 +62,7 @@ impl DomainSink for Peer {
         *queue = Some(tx);
         self.shared
             .tasks
-            .spawn(run(self.domain.clone(), self.addr, self.shared.clone(), rx));
+            .spawn(run(self.domain.clone(), self.shared.clone(), rx));
         sent.map_err(|e| match e {
             mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => {
                 Box::new(s)
@@ -68,29 +73,30 @@ impl DomainSink for Peer {
 
 /// Opens, authenticates and serves the stream to `domain` until it fails or idles; what is queued when it
 /// cannot be opened bounces with `remote-server-timeout`.
-async fn run(
-    domain: String,
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<CoreStanza>,
-) {
+async fn run(domain: String, shared: Arc<Shared>, mut rx: mpsc::Receiver<CoreStanza>) {
     let timeout = shared.settings.connect_timeout;
-    let opened = match tokio::time::timeout(timeout, open(&shared, &domain, addr)).await {
+    let opened = match tokio::time::timeout(timeout, open(&shared, &domain)).await {
         Ok(r) => r,
         Err(_) => Err(StreamFailure::Protocol("timed out")),
     };
     let mut wire = match opened {
         Ok(wire) => wire,
         Err(e) => {
-            warn!(%domain, %addr, error = %e, "s2s outbound stream failed");
+            warn!(%domain, error = %e, "s2s outbound stream failed");
+            // A domain with no server to find is not found (RFC 6120 §8.3.3.17); one that did not answer in
+            // time, timed out (§8.3.3.16).
+            let condition = match e {
+                StreamFailure::NotFound(_) => ErrorCondition::RemoteServerNotFound,
+                _ => ErrorCondition::RemoteServerTimeout,
+            };
             rx.close();
             while let Ok(stanza) = rx.try_recv() {
-                bounce(&shared, &stanza, ErrorCondition::RemoteServerTimeout);
+                bounce(&shared, &stanza, condition);
             }
             return;
         }
     };
-    info!(%domain, %addr, "s2s outbound stream authenticated");
+    info!(%domain, "s2s outbound stream authenticated");
     let local = shared.settings.domain.clone();
     let idle = shared.settings.idle_timeout;
     let ended: String = loop {
@@ -130,8 +136,8 @@ async fn run(
 }
 
 /// Opens the stream to `domain` and authenticates as our domain with dialback (XEP-0220 §2.1).
-async fn open(shared: &Shared, domain: &str, addr: SocketAddr) -> Result<S2sWire, StreamFailure> {
-    let (mut wire, id, _offered) = establish(shared, domain, addr).await?;
+async fn open(shared: &Shared, domain: &str) -> Result<S2sWire, StreamFailure> {
+    let (mut wire, id, _offered) = establish(shared, domain).await?;
     let local = shared.settings.domain.as_str();
     let key = shared.settings.secret.key(domain, local, &id);
     wire.send(
@@ -161,16 +167,15 @@ async fn open(shared: &Shared, domain: &str, addr: SocketAddr) -> Result<S2sWire
     }
 }
 
-/// Asks `domain`'s authoritative server (at `addr`) whether `key` is the one it gave for stream `id` to us
+/// Asks `domain`'s authoritative server whether `key` is the one it gave for stream `id` to us
 /// (XEP-0220 §2.3, the receiving server's side).
 pub(super) async fn verify(
     shared: &Shared,
     domain: &str,
-    addr: SocketAddr,
     id: &str,
     key: &str,
 ) -> Result<bool, StreamFailure> {
-    let (mut wire, _, _) = establish(shared, domain, addr).await?;
+    let (mut wire, _, _) = establish(shared, domain).await?;
     let local = shared.settings.domain.as_str();
     wire.send(
         &Element::new(NS_DIALBACK, "verify")
@@ -208,7 +213,7 @@ fn queue(wire: &mut S2sWire, stanza: CoreStanza, local: &str) {
 
 /// Sends the error for a stanza that could not be carried to its local sender.
 pub(super) fn bounce(shared: &Shared, stanza: &CoreStanza, condition: ErrorCondition) {
-    if let Some(error) = peer::bounce(stanza, condition) {
+    if let Some(error) = runtime::undeliverable(stanza, condition) {
         debug!(to = %error.to, ?condition, "s2s stanza bounced");
         let _ = shared
             .hub

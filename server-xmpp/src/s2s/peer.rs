@@ -1,17 +1,12 @@
 //! Stanzas between the engine and a federated peer: the engine's stanzas rendered for `jabber:server`, a peer's
-//! stanzas read into the engine's, and the error a stanza that could not be carried bounces with.
+//! stanzas read into the engine's.
 
 use presence_core::compose::Show;
-use presence_core::message::MessageKind;
-use presence_core::stanza::{
-    ErrorAbout, ErrorCondition, PresenceKind, PresenceView, Stanza as CoreStanza, StanzaError,
-};
+use presence_core::stanza::{PresenceKind, PresenceView, Stanza as CoreStanza};
 use presence_core::{Jid, runtime};
 use xmpp_codec::{Element, Name, Node, Stanza, ns};
 
-use crate::translate::features::avatar;
-use crate::translate::features::xml::Texts;
-use crate::translate::{Outgoing, inbound, to_peer};
+use crate::translate::{Outgoing, inbound, presence, to_peer};
 
 /// Renders an engine stanza for a peer in `jabber:server`, with a `from` on every stanza (RFC 6120 §4.7.1:
 /// a server stream's stanzas always name their sender). `None` for what never leaves a node.
@@ -29,63 +24,25 @@ pub(super) fn render(stanza: CoreStanza, local: &str) -> Option<Outgoing> {
             .into(),
         stanza => to_peer(stanza, local, crate::random_id)?,
     };
-    to_server_ns(&mut out.element);
+    rename_ns(&mut out.element, ns::CLIENT, ns::SERVER);
     if out.element.attr("from").is_none() {
         out.element.set_attr("from", local);
     }
     Some(out)
 }
 
-/// Moves the stanza and its children from `jabber:client` to `jabber:server`.
-fn to_server_ns(el: &mut Element) {
-    if el.ns == ns::CLIENT {
-        el.ns = Name::from_static(ns::SERVER);
+/// Moves the stanza and its children from the content namespace `from` to `to`: `jabber:client` to
+/// `jabber:server` on the way out, and back on the way in, where a peer's `<error/>` (or any other child in its
+/// stream's default namespace) would otherwise reach a client as an element it does not know.
+fn rename_ns(el: &mut Element, from: &'static str, to: &'static str) {
+    if el.ns == from {
+        el.ns = Name::from_static(to);
     }
     for child in el.children.iter_mut() {
         if let Node::Element(c) = child {
-            to_server_ns(c);
+            rename_ns(c, from, to);
         }
     }
-}
-
-/// The error bouncing `stanza` back to its local sender with `condition`, for what needs an answer: messages
-/// (not errors) from a full address and IQ requests. Presence and subscriptions are dropped, as for an
-/// unreachable domain.
-pub(super) fn bounce(stanza: &CoreStanza, condition: ErrorCondition) -> Option<StanzaError> {
-    let (to, about) = match stanza {
-        CoreStanza::Message {
-            from: from @ Jid::Full(_),
-            to,
-            message,
-            ..
-        } if message.kind != MessageKind::Error => (
-            from.clone(),
-            ErrorAbout::Message {
-                id: message.id.clone(),
-                to: to.clone(),
-            },
-        ),
-        CoreStanza::Iq { from, iq } if iq.kind.is_request() => (
-            from.clone(),
-            ErrorAbout::Iq {
-                id: iq.id.clone(),
-                to: iq.to.clone(),
-            },
-        ),
-        _ => return None,
-    };
-    let text = match condition {
-        ErrorCondition::RemoteServerTimeout => {
-            "the recipient's server could not be reached in time"
-        }
-        _ => "the recipient's domain cannot be reached from this server",
-    };
-    Some(StanzaError {
-        to,
-        about,
-        condition,
-        text: Some(text.into()),
-    })
 }
 
 /// Why a peer's stanza was not taken.
@@ -102,10 +59,11 @@ pub(super) enum Refused {
 /// Reads a peer's stanza into the engine's, checking its sender against `authenticated` and its recipient
 /// against `local`.
 pub(super) fn read(
-    s: Stanza,
+    mut s: Stanza,
     local: &str,
     authenticated: &[String],
 ) -> Result<CoreStanza, Refused> {
+    rename_ns(s.element_mut(), ns::SERVER, ns::CLIENT);
     let from = s
         .from()
         .and_then(|f| Jid::new(f).ok())
@@ -166,30 +124,15 @@ fn available(el: &Element) -> PresenceView {
         Some("dnd") => Show::Dnd,
         _ => Show::Available,
     };
-    let status = el.child(content, "status").map(|s| s.text());
-    let priority = el
-        .child(content, "priority")
-        .and_then(|p| p.text().trim().parse::<i32>().ok())
-        .map_or(0, |p| p.clamp(-128, 127) as i8);
-    let photo = el.elements().find_map(avatar::photo_update);
-    let texts = Texts::new();
-    let extensions: Vec<String> = el
-        .elements()
-        .filter(|c| {
-            let standard =
-                c.ns == content && matches!(c.name.as_str(), "show" | "status" | "priority");
-            let read = photo.is_some() && c.is(avatar::NS_VCARD_UPDATE, "x");
-            !(standard || read)
-        })
-        .map(|c| texts.text(c))
-        .collect();
+    // A peer's <delay/> is kept: it is the peer's server that stamped it.
+    let body = presence::read_body(el, |_| false);
     PresenceView {
         show,
-        status,
-        priority,
+        status: body.status,
+        priority: body.priority,
         composed: show.state(),
-        extensions: extensions.into(),
-        avatar: photo,
+        extensions: body.extensions.into(),
+        avatar: body.avatar,
     }
 }
 
@@ -254,6 +197,26 @@ mod tests {
             read(stanza(sub), "a.example", &ok),
             Ok(CoreStanza::Subscription { .. })
         ));
+    }
+
+    #[test]
+    fn a_peers_error_is_read_in_the_client_namespace() {
+        // As Prosody sends it: the <error/> in the server stream's default namespace.
+        let ok = vec!["b.example".to_owned()];
+        let err = "<message from='nobody@b.example' to='alice@a.example/r' type='error' id='m1'>\
+                   <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>\
+                   </message>";
+        let CoreStanza::Message { message, .. } =
+            read(stanza(err), "a.example", &ok).expect("taken")
+        else {
+            panic!("a message expected");
+        };
+        assert_eq!(message.kind, presence_core::message::MessageKind::Error);
+        let [error] = &message.extensions[..] else {
+            panic!("one extension expected: {:?}", message.extensions);
+        };
+        let error = crate::translate::features::xml::from_text(error).expect("an element");
+        assert!(error.is(ns::CLIENT, "error"), "{error:?}");
     }
 
     #[test]

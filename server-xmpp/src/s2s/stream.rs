@@ -24,6 +24,9 @@ pub(crate) type S2sWire = Wire<Box<dyn Io>>;
 /// Why a server-to-server stream could not be used.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StreamFailure {
+    /// No address was found for the peer domain.
+    #[error(transparent)]
+    NotFound(#[from] super::resolve::ResolveError),
     /// The peer could not be reached.
     #[error("cannot connect to {addr}: {source}")]
     Connect {
@@ -73,17 +76,27 @@ pub(crate) fn stream_error_text(el: &Element) -> String {
         .join(" ")
 }
 
-/// Connects to `addr` and opens a stream from `shared`'s domain to `to`, upgrading it with STARTTLS when
+/// Connects to the first of `to`'s addresses (its static route, else DNS) that accepts, in order.
+async fn connect(shared: &Shared, to: &str) -> Result<TcpStream, StreamFailure> {
+    let mut failed = None;
+    for addr in shared.resolver.addresses(to).await? {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(source) => failed = Some(StreamFailure::Connect { addr, source }),
+        }
+    }
+    // `addresses` is never empty when it succeeds.
+    Err(failed.unwrap_or(StreamFailure::Protocol("no address to connect to")))
+}
+
+/// Connects to `to` and opens a stream from `shared`'s domain to it, upgrading it with STARTTLS when
 /// offered (and failing when it is not offered and TLS is required). Returns the stream, the stream id the
 /// peer gave its (last) header, and whether the peer offered dialback.
 pub(crate) async fn establish(
     shared: &Shared,
     to: &str,
-    addr: SocketAddr,
 ) -> Result<(S2sWire, String, bool), StreamFailure> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|source| StreamFailure::Connect { addr, source })?;
+    let tcp = connect(shared, to).await?;
     let _ = tcp.set_nodelay(true);
     let local = shared.settings.domain.as_str();
     let mut wire: S2sWire = Wire::new(Box::new(tcp), shared.settings.limits);

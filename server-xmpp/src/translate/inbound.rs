@@ -8,10 +8,10 @@ use presence_core::time::Timestamp;
 use presence_core::{FullJid, Input, Jid, SessionId};
 use xmpp_codec::{Element, IqType, Stanza, StanzaKind};
 
-use super::features::avatar;
 use super::features::offline::NS_DELAY;
 use super::features::xml::Texts;
 use super::features::{Features, Iq};
+use super::presence;
 use super::{iq_error, stanza_error};
 
 /// What a client's stanza turns into.
@@ -166,37 +166,17 @@ fn presence(stanza: &Stanza, me: &Me<'_>, to: Option<Jid>) -> FromClient {
             }
         },
     };
-    let status = el.child(content, "status").map(|s| s.text());
-    let priority = el
-        .child(content, "priority")
-        .and_then(|p| p.text().trim().parse::<i32>().ok())
-        .map_or(0, |p| p.clamp(-128, 127) as i8);
-    // Everything but the three standard children travels on to whoever sees this presence: entity capabilities
-    // (XEP-0115), avatar hashes (XEP-0153), idle time (XEP-0319), a nickname (XEP-0172). A client's own <delay/> is
-    // not trusted, as on messages.
-    // The avatar hash (XEP-0153) is read out, typed, for the engine to replace with the account's (XEP-0398); it
-    // goes out rendered from that, so it is not kept among the extensions too.
-    let avatar = el.elements().find_map(avatar::photo_update);
-    let texts = Texts::new();
-    let extensions: Vec<String> = el
-        .elements()
-        .filter(|c| {
-            let standard =
-                c.ns == content && matches!(c.name.as_str(), "show" | "status" | "priority");
-            let read = avatar.is_some() && c.is(avatar::NS_VCARD_UPDATE, "x");
-            !(standard || read || c.is(NS_DELAY, "delay"))
-        })
-        .map(|c| texts.text(c))
-        .collect();
+    // A client's own <delay/> is not trusted, as on messages.
+    let body = presence::read_body(el, |c| c.is(NS_DELAY, "delay"));
     FromClient::Engine(Input::Presence {
         session: me.session,
         to,
         presence: Some(EndpointPresence {
             show,
-            status,
-            priority,
-            extensions: extensions.into(),
-            avatar,
+            status: body.status,
+            priority: body.priority,
+            extensions: body.extensions.into(),
+            avatar: body.avatar,
             ..EndpointPresence::default()
         }),
     })

@@ -2,6 +2,7 @@
 
 pub mod features;
 pub mod inbound;
+pub(crate) mod presence;
 mod stamp;
 
 use presence_core::compose::Show;

@@ -55,7 +55,8 @@ def write_config(
     The SIP listener gets its own free loopback port too, so it never needs the default 0.0.0.0:5060.
     The direct-TLS listener (XEP-0368) is on ``tls_port`` when given, else off, so it never needs the
     default 0.0.0.0:5223 either (parallel servers would collide there).
-    Federation (``[s2s]``) listens only when ``s2s`` names a ``bind``: its default 0.0.0.0:5269 would be shared too.
+    Federation (``[s2s]``) listens only when ``s2s`` names a ``bind``: its default 0.0.0.0:5269 would be shared too;
+    and it looks peers up in DNS only when ``s2s`` names a ``nameserver`` (the default is the system's).
     ``sip``, ``xmpp``, ``http`` and ``s2s`` add lines to those tables; ``tables`` is appended as further tables.
     The HTTP listener binds ``http_host`` (loopback unless a test needs another address).
     """
@@ -80,6 +81,8 @@ def write_config(
         "",
         "[s2s]",
         *(() if any(line.startswith("bind") for line in s2s) else ('bind = "off"',)),
+        # Federation finds peers by DNS by default (the system's resolv.conf): tests ask no DNS but their own.
+        *(() if any(line.startswith("nameserver") for line in s2s) else ('nameserver = "off"',)),
         *s2s,
     ]
     if policy:
