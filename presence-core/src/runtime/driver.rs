@@ -96,6 +96,17 @@ pub(crate) struct Driver<S> {
     domains: Arc<super::domains::Domains>,
     /// Where compliance records go, if anywhere.
     compliance: Option<Complying>,
+    /// With several shards: this shard's link to the others (also its `cluster`).
+    shard: Option<Arc<super::shards::ShardLink>>,
+    /// What this driver last added to the process's gauges, which every shard adds to.
+    reported: Reported,
+}
+
+/// A driver's share of the process-wide gauges.
+#[derive(Default)]
+struct Reported {
+    queue_depth: i64,
+    offline_held: i64,
 }
 
 /// The compliance sink as the driver uses it.
@@ -154,6 +165,7 @@ impl<S: Store> Driver<S> {
         cluster: Option<Arc<dyn Cluster>>,
         domains: Arc<super::domains::Domains>,
         compliance: Option<ComplianceHook>,
+        shard: Option<Arc<super::shards::ShardLink>>,
     ) -> std::io::Result<Self> {
         let compliance = match compliance {
             None => None,
@@ -170,6 +182,8 @@ impl<S: Store> Driver<S> {
             )?)),
         };
         Ok(Driver {
+            shard,
+            reported: Reported::default(),
             compliance,
             cluster,
             domains,
@@ -192,7 +206,10 @@ impl<S: Store> Driver<S> {
                 Some(Instant::now())
             };
             let (popped, depth) = queue.pop(wake, max_batch, &mut msgs);
-            self.metrics.engine_queue.set(depth as i64);
+            let depth = i64::try_from(depth).unwrap_or(i64::MAX);
+            self.metrics
+                .engine_queue
+                .inc_by(depth - std::mem::replace(&mut self.reported.queue_depth, depth));
             let now = Instant::now();
             let mut batch = Batch::default();
             let mut stop = popped == Popped::Closed;
@@ -207,6 +224,12 @@ impl<S: Store> Driver<S> {
                     Msg::Watches(sink) => self.dir.watches = Some(sink),
                     Msg::Flush(session, token) => batch.flushes.push((session, token)),
                     Msg::Receipt(receipt) => batch.receipts.push(receipt),
+                    Msg::Joined(session, token, durable) => {
+                        if let Some(link) = &self.shard {
+                            link.joined();
+                        }
+                        self.deliver(session, ToSession::Flushed { token, durable });
+                    }
                     Msg::Input(input) => {
                         // The connection is gone: nothing more is delivered to it, whatever the engine says on
                         // its way out.
@@ -302,9 +325,10 @@ impl<S: Store> Driver<S> {
             }
         }
         self.commit(batch);
+        let held = i64::try_from(self.engine.offline_total()).unwrap_or(i64::MAX);
         self.metrics
             .offline_held
-            .set(i64::try_from(self.engine.offline_total()).unwrap_or(i64::MAX));
+            .inc_by(held - std::mem::replace(&mut self.reported.offline_held, held));
     }
 
     /// Reads the persistent rooms again for an engine that started serving another node's rooms (or its own
@@ -431,7 +455,11 @@ impl<S: Store> Driver<S> {
         }
         let durable = batch.failed.is_none();
         for (session, token) in batch.flushes {
-            self.deliver(session, ToSession::Flushed { token, durable });
+            match &self.shard {
+                // Something went to other shards that they may not have committed yet: answered once they have.
+                Some(link) if link.must_join() => link.join(session, token, durable),
+                _ => self.deliver(session, ToSession::Flushed { token, durable }),
+            }
         }
         for receipt in batch.receipts {
             receipt(durable);
@@ -486,8 +514,11 @@ impl<S: Store> Driver<S> {
         if held {
             return self.hold_back(None, stanza);
         }
-        let in_cluster = cluster::recipient(&stanza)
-            .is_some_and(|to| self.engine.config().is_local_domain(to.domain()));
+        let to = match &self.shard {
+            Some(_) => super::shards::recipient(&stanza),
+            None => cluster::recipient(&stanza),
+        };
+        let in_cluster = to.is_some_and(|to| self.engine.config().is_local_domain(to.domain()));
         match &self.cluster {
             Some(cluster) if in_cluster => cluster.forward(stanza),
             _ => {
