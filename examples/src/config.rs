@@ -1626,6 +1626,32 @@ mod tests {
     }
 
     #[test]
+    fn runtime_shards_are_read_bounded_and_one_on_a_cluster_node() {
+        assert_eq!(parse("").expect("defaults").runtime.shards, 1);
+        let c = parse("[runtime]\nshards = 4").expect("four shards");
+        assert_eq!((c.runtime.shards, c.runtime.shard_count()), (4, 4));
+        let per_core = parse("[runtime]\nshards = 0").expect("one per core");
+        assert!(per_core.runtime.shard_count() >= 1);
+        let msg = parse("[runtime]\nshards = 65")
+            .expect_err("too many")
+            .to_string();
+        assert!(
+            msg.contains("runtime.shards") && msg.contains("at most 64"),
+            "{msg}"
+        );
+        let node = "[store]\nkind = \"postgres\"\nurl = \"postgresql://p@127.0.0.1:5432/p\"\n\
+                    [cluster]\nnode = \"a\"\ngroup = \"g1\"\nnats = \"nats://127.0.0.1:4222\"\n";
+        let msg = parse(&format!("{node}[runtime]\nshards = 2\n"))
+            .expect_err("shards on a cluster node")
+            .to_string();
+        assert!(
+            msg.contains("runtime.shards") && msg.contains("cluster"),
+            "{msg}"
+        );
+        assert_eq!(parse(node).expect("a cluster node").runtime.shards, 1);
+    }
+
+    #[test]
     fn a_cluster_needs_the_shared_store_and_valid_failover_timers() {
         let cluster = "[cluster]\nnode = \"a\"\ngroup = \"g1\"\nnats = \"nats://127.0.0.1:4222\"\n";
         let msg = parse(cluster).expect_err("embedded store").to_string();
