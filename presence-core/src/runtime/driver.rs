@@ -254,6 +254,9 @@ impl<S: Store> Driver<S> {
             self.drain(&mut batch);
             self.release(batch);
             if stop {
+                if let Some(link) = self.shard.clone() {
+                    self.farewells(&link, queue);
+                }
                 queue.close();
                 self.finish(queue);
                 return;
@@ -595,11 +598,17 @@ impl<S: Store> Driver<S> {
         }
     }
 
-    /// Sends an error to the local session it is addressed to, if there is one.
+    /// Sends an error to the local session it is addressed to, if there is one, or to the shard serving its
+    /// addressee (a message from a user of another shard that could not be stored or archived here).
     fn bounce_to_sender(&mut self, error: StanzaError) {
         let Jid::Full(to) = &error.to else { return };
         if let Some(&session) = self.dir.by_jid.get(to) {
             self.deliver(session, ToSession::Stanza(Stanza::Error(error)));
+        } else if let Some(link) = &self.shard
+            && self.engine.config().is_local_domain(to.bare().domain())
+            && !self.engine.serves(to.bare())
+        {
+            link.forward(Stanza::Error(error));
         }
     }
 
@@ -643,6 +652,35 @@ impl<S: Store> Driver<S> {
         // Delivering `Closed` forgets the session's sink.
         self.deliver(session, ToSession::Closed(why));
         self.to_close.push(session);
+    }
+
+    /// Shutdown with several shards: once every shard has said its goodbyes (rooms tell their occupants why
+    /// they leave, and occupants of other shards hear it through their own shard), what the others sent here
+    /// is delivered before this shard ends its sessions.
+    fn farewells(&mut self, link: &super::shards::ShardLink, queue: &Queue) {
+        link.said_goodbye();
+        let mut rest = Vec::new();
+        let _ = queue.pop(Some(Instant::now()), usize::MAX, &mut rest);
+        let now = Instant::now();
+        let mut batch = Batch::default();
+        for msg in rest {
+            match msg {
+                Msg::Input(input @ (Input::FromRemote(_) | Input::CloseSession { .. })) => {
+                    if let Input::CloseSession { session } = &input {
+                        self.dir.forget(*session);
+                    }
+                    self.engine.handle(now, input);
+                }
+                Msg::Receipt(receipt) => batch.receipts.push(receipt),
+                Msg::Joined(session, token, durable) => {
+                    self.deliver(session, ToSession::Flushed { token, durable })
+                }
+                // New work after a shutdown is not taken, as with one engine.
+                _ => {}
+            }
+        }
+        self.drain(&mut batch);
+        self.release(batch);
     }
 
     /// Shutdown: commit what is pending (done by the last batch), tell every session, stop.

@@ -62,6 +62,9 @@ use crate::session::SessionId;
 use crate::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
 use crate::watch::WatchId;
 
+/// How long a stopping shard waits for the others to say their goodbyes.
+const FAREWELL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The most shards a node runs (the dirty set of a link is a 64-bit mask).
 pub const MAX_SHARDS: usize = 64;
 
@@ -92,12 +95,15 @@ pub(crate) fn recipient(stanza: &Stanza) -> Option<&BareJid> {
 pub(crate) struct Siblings {
     pub(crate) queues: Arc<[Arc<Queue>]>,
     pub(crate) names: Arc<[String]>,
+    /// Shards that have not said their goodbyes yet at shutdown.
+    farewell: Arc<(Mutex<usize>, parking_lot::Condvar)>,
 }
 
 impl Siblings {
     pub(crate) fn new(queues: Vec<Arc<Queue>>) -> Self {
         let names = names(queues.len());
         Siblings {
+            farewell: Arc::new((Mutex::new(queues.len()), parking_lot::Condvar::new())),
             queues: queues.into(),
             names: names.into(),
         }
@@ -161,6 +167,26 @@ impl ShardLink {
             if let Err((_, [Msg::Receipt(receipt)])) = queue.push_control(receipt) {
                 // That shard has stopped: what was routed there is not known to be committed.
                 receipt(false);
+            }
+        }
+    }
+
+    /// At shutdown, after this shard's last batch (its rooms' goodbyes routed): waits until every shard is
+    /// there too, so that what they route here is in this shard's queue before it ends its sessions. Bounded:
+    /// a shard that never comes (its thread died) does not keep the others from stopping.
+    pub(crate) fn said_goodbye(&self) {
+        let (left, all_there) = &*self.siblings.farewell;
+        let mut left = left.lock();
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            all_there.notify_all();
+            return;
+        }
+        let deadline = std::time::Instant::now() + FAREWELL_WAIT;
+        while *left > 0 {
+            if all_there.wait_until(&mut left, deadline).timed_out() {
+                warn!("a shard did not reach shutdown in time; stopping without its goodbyes");
+                return;
             }
         }
     }
