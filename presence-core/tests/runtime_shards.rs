@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use presence_core::cluster::shard_of;
@@ -13,8 +14,12 @@ use presence_core::roster::{ItemDetails, Link, RosterEntry, Subscription};
 use presence_core::runtime::{
     self, Handle, Hooks, Runtime, RuntimeConfig, SessionReceiver, ToSession,
 };
+use presence_core::stanza::{ErrorAbout, ErrorCondition};
 use presence_core::stanza::{PresenceKind, Stanza};
-use presence_core::store::{Account, AccountStore, MemoryStore, OfflineStore, RosterStore};
+use presence_core::store::{
+    Account, AccountStore, Layer, MemoryStore, OfflineStore, RosterStore, Store, StoreError,
+    StoreWrite,
+};
 use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, SessionId};
 use proptest::prelude::*;
 
@@ -55,13 +60,21 @@ fn store(users: usize) -> Arc<MemoryStore> {
     store
 }
 
-fn start(store: Arc<MemoryStore>, shards: usize) -> Runtime {
+fn start<S: Store + Send + Sync + 'static>(store: Arc<S>, shards: usize) -> Runtime {
+    start_with(store, shards, EngineConfig::for_domain("example.com"))
+}
+
+fn start_with<S: Store + Send + Sync + 'static>(
+    store: Arc<S>,
+    shards: usize,
+    engine: EngineConfig,
+) -> Runtime {
     let config = RuntimeConfig {
         shards,
         ..RuntimeConfig::default()
     };
     runtime::spawn_sharded(
-        |_| Engine::new(EngineConfig::for_domain("example.com")),
+        |_| Engine::new(engine.clone()),
         store,
         config,
         Hooks::default(),
@@ -382,5 +395,85 @@ async fn a_watch_on_a_user_of_another_shard_follows_that_users_presence() {
     .await
     .expect("the watch reports within 10 s");
     assert!(seen, "the watcher saw b's presence");
+    rt.shutdown().await;
+}
+
+/// A store whose commits fail while told to.
+struct Failing {
+    inner: Arc<MemoryStore>,
+    fail: AtomicBool,
+}
+
+impl Layer for Failing {
+    type Inner = MemoryStore;
+
+    fn inner(&self) -> &MemoryStore {
+        &self.inner
+    }
+
+    fn commit(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("injected fault".into()));
+        }
+        self.inner.apply(writes)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_another_shard_could_not_store_bounces_to_its_sender_and_the_flush_says_not_durable()
+ {
+    let memory = store(USERS);
+    let failing = Arc::new(Failing {
+        inner: memory.clone(),
+        fail: AtomicBool::new(false),
+    });
+    // No archive: the sender's shard writes nothing, so only the recipient's shard can fail.
+    let mut config = EngineConfig::for_domain("example.com");
+    config.limits.max_archive_per_user = 0;
+    let rt = start_with(failing.clone(), 4, config);
+    let hub = rt.handle();
+    let (a, b) = on_different_shards(4);
+    let session = hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(4096, 1 << 24);
+    hub.attach(session, sink).expect("attached");
+    hub.submit(Input::OpenSession {
+        session,
+        user: user(a),
+        resource: Some("r".into()),
+    })
+    .expect("queued");
+    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    failing.fail.store(true, Ordering::SeqCst);
+    let to_offline = Input::Message {
+        session,
+        to: Jid::Bare(user(b)),
+        message: Message {
+            id: Some("m1".into()),
+            kind: MessageKind::Chat,
+            body: Some("are you there?".into()),
+            ..Message::default()
+        },
+    };
+    hub.submit_and_flush(to_offline, session, 7)
+        .expect("queued");
+    let mut bounced = false;
+    loop {
+        match next(&mut rx).await {
+            ToSession::Stanza(Stanza::Error(e)) => {
+                assert_eq!(e.condition, ErrorCondition::InternalServerError);
+                assert!(
+                    matches!(e.about, ErrorAbout::Message { id: Some(ref id), .. } if id == "m1")
+                );
+                bounced = true;
+            }
+            ToSession::Flushed { token: 7, durable } => {
+                assert!(bounced, "the bounce comes before the flush");
+                assert!(!durable, "the other shard's commit failed");
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(memory.offline(&user(b)).expect("offline").is_empty());
     rt.shutdown().await;
 }

@@ -132,6 +132,8 @@ struct Batch {
     /// Watch updates let out, sent after the batch's deliveries.
     watch_updates: Vec<(WatchId, WatchState)>,
     flushes: Vec<(SessionId, u64)>,
+    /// Flushes that waited for other shards, answered now (see `shards.rs`).
+    joined: Vec<(SessionId, u64, bool)>,
     receipts: Vec<Receipt>,
     /// Errors for senders whose messages could not be stored.
     bounces: Vec<StanzaError>,
@@ -224,11 +226,10 @@ impl<S: Store> Driver<S> {
                     Msg::Watches(sink) => self.dir.watches = Some(sink),
                     Msg::Flush(session, token) => batch.flushes.push((session, token)),
                     Msg::Receipt(receipt) => batch.receipts.push(receipt),
+                    // Answered with the batch's own flushes: what the other shards sent before their receipts
+                    // (a bounce) is in this batch and goes out first.
                     Msg::Joined(session, token, durable) => {
-                        if let Some(link) = &self.shard {
-                            link.joined();
-                        }
-                        self.deliver(session, ToSession::Flushed { token, durable });
+                        batch.joined.push((session, token, durable))
                     }
                     Msg::Input(input) => {
                         // The connection is gone: nothing more is delivered to it, whatever the engine says on
@@ -456,6 +457,12 @@ impl<S: Store> Driver<S> {
                 }
             }
         }
+        for (session, token, durable) in batch.joined {
+            if let Some(link) = &self.shard {
+                link.joined();
+            }
+            self.deliver(session, ToSession::Flushed { token, durable });
+        }
         let durable = batch.failed.is_none();
         for (session, token) in batch.flushes {
             match &self.shard {
@@ -673,7 +680,7 @@ impl<S: Store> Driver<S> {
                 }
                 Msg::Receipt(receipt) => batch.receipts.push(receipt),
                 Msg::Joined(session, token, durable) => {
-                    self.deliver(session, ToSession::Flushed { token, durable })
+                    batch.joined.push((session, token, durable))
                 }
                 // New work after a shutdown is not taken, as with one engine.
                 _ => {}
