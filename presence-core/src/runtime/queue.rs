@@ -121,6 +121,8 @@ impl Queue {
     /// under way (a shell's input was taken and depends on it), so it may fill the queue to twice the bound
     /// shells are held to: a shard finishes what was started before it takes new work, and a burst of
     /// cross-shard fan-out does not turn into losses while shells are being refused.
+    // The refused message comes back by value, as from `push_control`: this is every cross-shard stanza's path.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn push_routed(&self, msg: Msg) -> Result<(), (SubmitError, Msg)> {
         let mut st = self.state.lock();
         if st.closed {

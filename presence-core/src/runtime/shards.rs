@@ -308,8 +308,8 @@ pub(crate) struct Router {
 
 /// Where a session is.
 enum Place {
-    /// Not opened yet: its sink, to attach on its shard when it is.
-    Pending(Msg),
+    /// Not opened yet: its sink, to attach on its shard when it is (boxed: one per connection, briefly).
+    Pending(Box<Msg>),
     /// Served by this shard.
     Shard(usize),
 }
@@ -360,16 +360,19 @@ impl Router {
 
     /// Holds or places a session's sink: on its shard once it is open, held until then.
     pub(crate) fn attach(&self, session: SessionId, msg: Msg) -> Result<(), SubmitError> {
-        let held = self.sessions.with(&session, |map| match map.get(&session) {
-            Some(Place::Shard(s)) => Err((*s, msg)),
+        let mut msg = Some(msg);
+        let open = self.sessions.with(&session, |map| match map.get(&session) {
+            Some(Place::Shard(s)) => Some(*s),
             _ => {
-                map.insert(session, Place::Pending(msg));
-                Ok(())
+                if let Some(msg) = msg.take() {
+                    map.insert(session, Place::Pending(Box::new(msg)));
+                }
+                None
             }
         });
-        match held {
-            Ok(()) => Ok(()),
-            Err((shard, msg)) => self.queue(shard).push_control(msg).map_err(|(e, _)| e),
+        match (open, msg) {
+            (Some(shard), Some(msg)) => self.queue(shard).push_control(msg).map_err(|(e, _)| e),
+            _ => Ok(()),
         }
     }
 
@@ -381,7 +384,7 @@ impl Router {
                 let shard = self.siblings.user_shard(user);
                 let before = self.sessions.with(session, |map| {
                     match map.insert(*session, Place::Shard(shard)) {
-                        Some(Place::Pending(attach)) => vec![attach],
+                        Some(Place::Pending(attach)) => vec![*attach],
                         _ => Vec::new(),
                     }
                 });
