@@ -38,6 +38,13 @@
 //! shard puts a receipt on every other shard's queue (behind what it routed there) and answers when all are
 //! called (`Msg::Joined`), durable only if every commit was.
 //!
+//! **Known gaps** (those of a cluster, found by running the e2e suites at 4 shards; why the product's default
+//! stays one shard): a request that reads another user's data (a vCard, an avatar, PEP items) is answered by
+//! the requester's engine, which does not hold a user of another shard (`service-unavailable`); PEP events do
+//! not reach contacts on other shards; a watch whose watcher is not subscribed yet to a target of another shard
+//! is rejected, since the engine asks on a watcher's behalf only when it serves both; the room service's
+//! disco#items lists the rooms of the asker's shard.
+//!
 //! **At the bound.** Routed work may fill a shard's queue to twice the shells' bound (see
 //! `Queue::push_routed`). Past that, a message comes back to its sender as a `wait`-type
 //! `<resource-constraint/>` error, room traffic is answered by the driver as for an unreachable node, and
