@@ -44,7 +44,21 @@ pub enum ConfigError {
         /// Why it was refused.
         problem: String,
     },
+    /// An environment variable that overrides a key holds something the key cannot.
+    #[error("{var} = {value:?} {problem}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it was refused.
+        problem: String,
+    },
 }
+
+/// Overrides `runtime.shards` for a node outside a cluster (so a test suite can run the server at any shard
+/// count without rewriting its configuration files).
+pub const SHARDS_ENV: &str = "PRESENCED_SHARDS";
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -83,6 +97,35 @@ pub struct Config {
     pub calendar: Option<crate::calendar::CalendarConfig>,
     /// Users, passwords and contact search from an LDAP directory; absent: accounts are local only.
     pub ldap: Option<crate::directory::LdapConfig>,
+    /// How the engine runs.
+    pub runtime: RuntimeSection,
+}
+
+/// `[runtime]`: how the engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSection {
+    /// Engine shards: users are hashed over this many engines, each on its own thread (0 = one per core).
+    /// A node of a cluster runs one.
+    pub shards: usize,
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        RuntimeSection { shards: 1 }
+    }
+}
+
+impl RuntimeSection {
+    /// The shard count to run: `shards`, with 0 read as the number of cores.
+    pub fn shard_count(&self) -> usize {
+        match self.shards {
+            0 => std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .min(presence_core::runtime::MAX_SHARDS),
+            n => n,
+        }
+    }
 }
 
 /// `[store]`: which store backs the server and the `user` commands.
@@ -464,6 +507,7 @@ impl Default for Config {
             s2s: crate::s2s::S2sConfig::default(),
             calendar: None,
             ldap: None,
+            runtime: RuntimeSection::default(),
         }
     }
 }
@@ -593,7 +637,26 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(path, &text)
+        let mut config = Self::parse(path, &text)?;
+        if let Ok(value) = std::env::var(SHARDS_ENV)
+            && config.cluster.is_none()
+        {
+            let shards = value.trim().parse::<usize>().ok();
+            match shards {
+                Some(n) if n <= presence_core::runtime::MAX_SHARDS => config.runtime.shards = n,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: SHARDS_ENV,
+                        value,
+                        problem: format!(
+                            "is not a shard count (0 for one per core, or 1 to {})",
+                            presence_core::runtime::MAX_SHARDS
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// Parses and validates `text`, naming `path` in errors.
@@ -690,6 +753,24 @@ impl Config {
                     "needs sip.tls_bind (client certificates come over TLS)".into(),
                 ));
             }
+        }
+        if self.runtime.shards > presence_core::runtime::MAX_SHARDS {
+            return Err(invalid(
+                "runtime.shards",
+                &self.runtime.shards.to_string(),
+                format!(
+                    "is more shards than a node runs (at most {})",
+                    presence_core::runtime::MAX_SHARDS
+                ),
+            ));
+        }
+        if self.cluster.is_some() && self.runtime.shards != 1 {
+            return Err(invalid(
+                "runtime.shards",
+                &self.runtime.shards.to_string(),
+                "must be 1 on a node of a cluster (shards within cluster nodes are not supported yet)"
+                    .into(),
+            ));
         }
         if x.idle_timeout.is_zero() {
             return Err(invalid(
@@ -1579,6 +1660,32 @@ mod tests {
             assert!(msg.contains(starts), "{msg} should contain {starts}");
             assert!(msg.contains(mentions), "{msg} should mention {mentions}");
         }
+    }
+
+    #[test]
+    fn runtime_shards_are_read_bounded_and_one_on_a_cluster_node() {
+        assert_eq!(parse("").expect("defaults").runtime.shards, 1);
+        let c = parse("[runtime]\nshards = 4").expect("four shards");
+        assert_eq!((c.runtime.shards, c.runtime.shard_count()), (4, 4));
+        let per_core = parse("[runtime]\nshards = 0").expect("one per core");
+        assert!(per_core.runtime.shard_count() >= 1);
+        let msg = parse("[runtime]\nshards = 65")
+            .expect_err("too many")
+            .to_string();
+        assert!(
+            msg.contains("runtime.shards") && msg.contains("at most 64"),
+            "{msg}"
+        );
+        let node = "[store]\nkind = \"postgres\"\nurl = \"postgresql://p@127.0.0.1:5432/p\"\n\
+                    [cluster]\nnode = \"a\"\ngroup = \"g1\"\nnats = \"nats://127.0.0.1:4222\"\n";
+        let msg = parse(&format!("{node}[runtime]\nshards = 2\n"))
+            .expect_err("shards on a cluster node")
+            .to_string();
+        assert!(
+            msg.contains("runtime.shards") && msg.contains("cluster"),
+            "{msg}"
+        );
+        assert_eq!(parse(node).expect("a cluster node").runtime.shards, 1);
     }
 
     #[test]

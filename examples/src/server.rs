@@ -243,11 +243,14 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         .build()
         .map_err(Error::Runtime)?;
     tokio_rt.block_on(async {
-        // One engine for both protocols (DESIGN §1): both shells feed the same runtime. In a cluster it serves
-        // the users placed on this node, and stanzas for the others go over the cluster's link.
-        let engine = Engine::new(engine_config)
-            .with_offline_total(held)
-            .with_rooms(rooms);
+        // One engine for both protocols (DESIGN §1), or one per shard, each serving the users that hash to it.
+        // In a cluster it serves the users placed on this node, and stanzas for the others go over the
+        // cluster's link.
+        let shards = config.runtime.shard_count();
+        let runtime_config = RuntimeConfig {
+            shards,
+            ..runtime_config
+        };
         let mut node = match &config.cluster {
             Some(cluster) => Some(
                 crate::cluster::Node::join(
@@ -260,19 +263,36 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             ),
             None => None,
         };
-        let (engine, cluster) = match &node {
-            Some(node) => {
-                let placement: Arc<dyn runtime::Cluster> = node.placement();
-                (engine.serving_only(node.hosted()), Some(placement))
-            }
-            None => (engine, None),
-        };
+        let cluster = node.as_ref().map(|node| {
+            let placement: Arc<dyn runtime::Cluster> = node.placement();
+            (node.hosted(), placement)
+        });
         let hooks = runtime::Hooks {
-            cluster,
+            cluster: cluster.as_ref().map(|(_, placement)| placement.clone()),
             compliance,
         };
-        let engine = runtime::spawn_with(engine, store.clone(), runtime_config, hooks)
-            .map_err(Error::Runtime)?;
+        let mut hosted = cluster.map(|(hosted, _)| hosted);
+        let engine = runtime::spawn_sharded(
+            |shard| {
+                let mut engine_config = engine_config.clone();
+                // The node's cap on held messages is shared evenly by its shards, as are the messages held
+                // now (users hash evenly); a shard counts only what it holds and releases itself.
+                engine_config.limits.offline_per_node =
+                    engine_config.limits.offline_per_node.div_ceil(shards);
+                let share = held / shards as u64 + u64::from((shard as u64) < held % shards as u64);
+                let engine = Engine::new(engine_config)
+                    .with_offline_total(share)
+                    .with_rooms(rooms.clone());
+                match hosted.take() {
+                    Some(users) => engine.serving_only(users),
+                    None => engine,
+                }
+            },
+            store.clone(),
+            runtime_config,
+            hooks,
+        )
+        .map_err(Error::Runtime)?;
         let hub = engine.handle();
         if let Some(node) = &mut node {
             node.start(hub.clone()).await?;
@@ -325,6 +345,7 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
             sip = %sip.local_addr(),
             sip_tls = %sip.tls_addr().map_or_else(|| "off".to_owned(), |a| a.to_string()),
             http = %config.http.bind,
+            shards,
             "presenced serving"
         );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

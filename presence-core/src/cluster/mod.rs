@@ -8,10 +8,12 @@ mod error;
 mod group;
 mod node;
 mod room_home;
+mod shard;
 mod topology;
 
 pub use error::TopologyError;
 pub use group::{GroupMembers, HighAvailability, RedundancyGroup};
 pub use node::{GroupId, NodeId, Slot};
 pub use room_home::room_home;
+pub use shard::shard_of;
 pub use topology::{MAX_GROUPS, MAX_NODES, Topology};

@@ -26,6 +26,14 @@ pub(super) enum Hosting {
     Everyone,
     /// Only these (a node of a cluster).
     Only(HashSet<BareJid>),
+    /// The users that hash to shard `index` of `count` (one engine shard of a node, see
+    /// [`crate::cluster::shard_of`]): a rule, not a set, since every user of the domains belongs to one shard.
+    Shard {
+        /// This shard.
+        index: usize,
+        /// How many there are.
+        count: usize,
+    },
 }
 
 impl Hosting {
@@ -33,6 +41,7 @@ impl Hosting {
         match self {
             Hosting::Everyone => true,
             Hosting::Only(set) => set.contains(user),
+            Hosting::Shard { index, count } => crate::cluster::shard_of(user, *count) == *index,
         }
     }
 }
@@ -54,6 +63,17 @@ impl Engine {
         self
     }
 
+    /// Serves only the users of the local domains that hash to shard `index` of `count`: this engine is one
+    /// shard of a node (the runtime's `RuntimeConfig::shards`), and stanzas for users of the other shards go to
+    /// the router, exactly as between the nodes of a cluster. `Input::Rehome` does not apply to it.
+    pub fn serving_shard(mut self, index: usize, count: usize) -> Self {
+        self.hosting = Hosting::Shard {
+            index,
+            count: count.max(1),
+        };
+        self
+    }
+
     /// Whether `user` is served by this engine: a user of a local domain placed here.
     pub(super) fn is_here(&self, user: &BareJid) -> bool {
         self.is_local(user) && self.hosting.serves(user)
@@ -66,7 +86,7 @@ impl Engine {
 
     pub(super) fn rehome(&mut self, users: Vec<BareJid>, here: bool) {
         let Hosting::Only(set) = &mut self.hosting else {
-            // A single node serves everyone; nobody can leave it.
+            // A single node serves everyone and a shard's users follow from the hash; nobody can leave them.
             return;
         };
         if here {

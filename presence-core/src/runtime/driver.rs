@@ -96,6 +96,17 @@ pub(crate) struct Driver<S> {
     domains: Arc<super::domains::Domains>,
     /// Where compliance records go, if anywhere.
     compliance: Option<Complying>,
+    /// With several shards: this shard's link to the others (also its `cluster`).
+    shard: Option<Arc<super::shards::ShardLink>>,
+    /// What this driver last added to the process's gauges, which every shard adds to.
+    reported: Reported,
+}
+
+/// A driver's share of the process-wide gauges.
+#[derive(Default)]
+struct Reported {
+    queue_depth: i64,
+    offline_held: i64,
 }
 
 /// The compliance sink as the driver uses it.
@@ -121,6 +132,8 @@ struct Batch {
     /// Watch updates let out, sent after the batch's deliveries.
     watch_updates: Vec<(WatchId, WatchState)>,
     flushes: Vec<(SessionId, u64)>,
+    /// Flushes that waited for other shards, answered now (see `shards.rs`).
+    joined: Vec<(SessionId, u64, bool)>,
     receipts: Vec<Receipt>,
     /// Errors for senders whose messages could not be stored.
     bounces: Vec<StanzaError>,
@@ -154,6 +167,7 @@ impl<S: Store> Driver<S> {
         cluster: Option<Arc<dyn Cluster>>,
         domains: Arc<super::domains::Domains>,
         compliance: Option<ComplianceHook>,
+        shard: Option<Arc<super::shards::ShardLink>>,
     ) -> std::io::Result<Self> {
         let compliance = match compliance {
             None => None,
@@ -170,6 +184,8 @@ impl<S: Store> Driver<S> {
             )?)),
         };
         Ok(Driver {
+            shard,
+            reported: Reported::default(),
             compliance,
             cluster,
             domains,
@@ -192,7 +208,10 @@ impl<S: Store> Driver<S> {
                 Some(Instant::now())
             };
             let (popped, depth) = queue.pop(wake, max_batch, &mut msgs);
-            self.metrics.engine_queue.set(depth as i64);
+            let depth = i64::try_from(depth).unwrap_or(i64::MAX);
+            self.metrics
+                .engine_queue
+                .inc_by(depth - std::mem::replace(&mut self.reported.queue_depth, depth));
             let now = Instant::now();
             let mut batch = Batch::default();
             let mut stop = popped == Popped::Closed;
@@ -207,6 +226,11 @@ impl<S: Store> Driver<S> {
                     Msg::Watches(sink) => self.dir.watches = Some(sink),
                     Msg::Flush(session, token) => batch.flushes.push((session, token)),
                     Msg::Receipt(receipt) => batch.receipts.push(receipt),
+                    // Answered with the batch's own flushes: what the other shards sent before their receipts
+                    // (a bounce) is in this batch and goes out first.
+                    Msg::Joined(session, token, durable) => {
+                        batch.joined.push((session, token, durable))
+                    }
                     Msg::Input(input) => {
                         // The connection is gone: nothing more is delivered to it, whatever the engine says on
                         // its way out.
@@ -231,6 +255,9 @@ impl<S: Store> Driver<S> {
             self.drain(&mut batch);
             self.release(batch);
             if stop {
+                if let Some(link) = self.shard.clone() {
+                    self.farewells(&link, queue);
+                }
                 queue.close();
                 self.finish(queue);
                 return;
@@ -302,9 +329,10 @@ impl<S: Store> Driver<S> {
             }
         }
         self.commit(batch);
+        let held = i64::try_from(self.engine.offline_total()).unwrap_or(i64::MAX);
         self.metrics
             .offline_held
-            .set(i64::try_from(self.engine.offline_total()).unwrap_or(i64::MAX));
+            .inc_by(held - std::mem::replace(&mut self.reported.offline_held, held));
     }
 
     /// Reads the persistent rooms again for an engine that started serving another node's rooms (or its own
@@ -429,9 +457,19 @@ impl<S: Store> Driver<S> {
                 }
             }
         }
+        for (session, token, durable) in batch.joined {
+            if let Some(link) = &self.shard {
+                link.joined();
+            }
+            self.deliver(session, ToSession::Flushed { token, durable });
+        }
         let durable = batch.failed.is_none();
         for (session, token) in batch.flushes {
-            self.deliver(session, ToSession::Flushed { token, durable });
+            match &self.shard {
+                // Something went to other shards that they may not have committed yet: answered once they have.
+                Some(link) if link.must_join() => link.join(session, token, durable),
+                _ => self.deliver(session, ToSession::Flushed { token, durable }),
+            }
         }
         for receipt in batch.receipts {
             receipt(durable);
@@ -486,8 +524,11 @@ impl<S: Store> Driver<S> {
         if held {
             return self.hold_back(None, stanza);
         }
-        let in_cluster = cluster::recipient(&stanza)
-            .is_some_and(|to| self.engine.config().is_local_domain(to.domain()));
+        let to = match &self.shard {
+            Some(_) => super::shards::recipient(&stanza),
+            None => cluster::recipient(&stanza),
+        };
+        let in_cluster = to.is_some_and(|to| self.engine.config().is_local_domain(to.domain()));
         match &self.cluster {
             Some(cluster) if in_cluster => cluster.forward(stanza),
             _ => {
@@ -565,11 +606,17 @@ impl<S: Store> Driver<S> {
         }
     }
 
-    /// Sends an error to the local session it is addressed to, if there is one.
+    /// Sends an error to the local session it is addressed to, if there is one, or to the shard serving its
+    /// addressee (a message from a user of another shard that could not be stored or archived here).
     fn bounce_to_sender(&mut self, error: StanzaError) {
         let Jid::Full(to) = &error.to else { return };
         if let Some(&session) = self.dir.by_jid.get(to) {
             self.deliver(session, ToSession::Stanza(Stanza::Error(error)));
+        } else if let Some(link) = &self.shard
+            && self.engine.config().is_local_domain(to.bare().domain())
+            && !self.engine.serves(to.bare())
+        {
+            link.forward(Stanza::Error(error));
         }
     }
 
@@ -613,6 +660,35 @@ impl<S: Store> Driver<S> {
         // Delivering `Closed` forgets the session's sink.
         self.deliver(session, ToSession::Closed(why));
         self.to_close.push(session);
+    }
+
+    /// Shutdown with several shards: once every shard has said its goodbyes (rooms tell their occupants why
+    /// they leave, and occupants of other shards hear it through their own shard), what the others sent here
+    /// is delivered before this shard ends its sessions.
+    fn farewells(&mut self, link: &super::shards::ShardLink, queue: &Queue) {
+        link.said_goodbye();
+        let mut rest = Vec::new();
+        let _ = queue.pop(Some(Instant::now()), usize::MAX, &mut rest);
+        let now = Instant::now();
+        let mut batch = Batch::default();
+        for msg in rest {
+            match msg {
+                Msg::Input(input @ (Input::FromRemote(_) | Input::CloseSession { .. })) => {
+                    if let Input::CloseSession { session } = &input {
+                        self.dir.forget(*session);
+                    }
+                    self.engine.handle(now, input);
+                }
+                Msg::Receipt(receipt) => batch.receipts.push(receipt),
+                Msg::Joined(session, token, durable) => {
+                    batch.joined.push((session, token, durable))
+                }
+                // New work after a shutdown is not taken, as with one engine.
+                _ => {}
+            }
+        }
+        self.drain(&mut batch);
+        self.release(batch);
     }
 
     /// Shutdown: commit what is pending (done by the last batch), tell every session, stop.

@@ -7,6 +7,7 @@ use super::admission::Admission;
 use super::cluster::{Cluster, Location};
 use super::metrics::Metrics;
 use super::queue::{Msg, Queue, SubmitError};
+use super::shards::{Dest, Router};
 use super::sink::{SessionSink, SharedSink, WatchSink};
 use crate::Input;
 use crate::jid::BareJid;
@@ -23,20 +24,25 @@ pub struct Rejected {
     pub input: Box<Input>,
 }
 
-/// Closes the queue when the last handle is dropped, so the engine thread ends with its users.
+/// Closes the queues when the last handle is dropped, so the engine threads end with their users.
 #[derive(Debug)]
-struct Alive(Arc<Queue>);
+struct Alive(Vec<Arc<Queue>>);
 
 impl Drop for Alive {
     fn drop(&mut self) {
-        self.0.close();
+        for queue in &self.0 {
+            queue.close();
+        }
     }
 }
 
 /// A shell's way into a running engine. Cloning is cheap; the engine stops when every clone is gone.
 #[derive(Clone)]
 pub struct Handle {
+    /// The engine's queue (shard 0's when there are several).
     queue: Arc<Queue>,
+    /// With several shards: which one each input goes to (see `shards.rs`).
+    router: Option<Arc<Router>>,
     _alive: Arc<Alive>,
     next_session: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
@@ -60,15 +66,21 @@ impl std::fmt::Debug for Queue {
 impl Handle {
     pub(crate) fn new(
         queue: Arc<Queue>,
+        router: Option<Arc<Router>>,
         metrics: Arc<Metrics>,
         admission: Arc<Admission>,
         cluster: Option<Arc<dyn Cluster>>,
         domains: Arc<super::domains::Domains>,
     ) -> Self {
+        let queues = match &router {
+            Some(r) => r.queues().to_vec(),
+            None => vec![queue.clone()],
+        };
         Handle {
             cluster,
             domains,
-            _alive: Arc::new(Alive(queue.clone())),
+            _alive: Arc::new(Alive(queues)),
+            router,
             queue,
             next_session: Arc::new(AtomicU64::new(1)),
             metrics,
@@ -85,11 +97,33 @@ impl Handle {
     /// the engine runs; everything else is refused with [`SubmitError::Busy`] when the queue is at its bound,
     /// and handed back so the shell can answer it (the answer is only built then, never on the hot path).
     pub fn submit(&self, input: Input) -> Result<(), Rejected> {
+        let Some(router) = &self.router else {
+            return self.submit_to(&self.queue, input);
+        };
+        match router.dest(&input) {
+            Dest::Nowhere => Ok(()),
+            Dest::All => {
+                for queue in router.queues() {
+                    let _ = queue.push_control(Msg::Input(input.clone()));
+                }
+                Ok(())
+            }
+            Dest::Shard(shard, before) => {
+                let queue = router.queue(shard);
+                for msg in before {
+                    let _ = queue.push_control(msg);
+                }
+                self.submit_to(queue, input)
+            }
+        }
+    }
+
+    fn submit_to(&self, queue: &Queue, input: Input) -> Result<(), Rejected> {
         let result = match input {
             Input::CloseSession { .. } | Input::Unwatch { .. } => {
-                self.queue.push_control(Msg::Input(input))
+                queue.push_control(Msg::Input(input))
             }
-            _ => self.queue.push_work([Msg::Input(input)]),
+            _ => queue.push_work([Msg::Input(input)]),
         };
         self.count_busy(result).map_err(|(error, msg)| {
             let [Msg::Input(input)] = msg else {
@@ -111,9 +145,23 @@ impl Handle {
         session: SessionId,
         token: u64,
     ) -> Result<(), SubmitError> {
-        let result = self
-            .queue
-            .push_work([Msg::Input(input), Msg::Flush(session, token)]);
+        let queue = match &self.router {
+            None => &self.queue,
+            Some(router) => {
+                let shard = match router.dest(&input) {
+                    Dest::Shard(shard, before) => {
+                        for msg in before {
+                            let _ = router.queue(shard).push_control(msg);
+                        }
+                        shard
+                    }
+                    // Not an input of one shard: the flush goes where the session's deliveries go.
+                    Dest::All | Dest::Nowhere => router.session_shard(session).unwrap_or(0),
+                };
+                router.queue(shard)
+            }
+        };
+        let result = queue.push_work([Msg::Input(input), Msg::Flush(session, token)]);
         self.count_busy(result).map_err(|(e, _)| e)
     }
 
@@ -132,7 +180,11 @@ impl Handle {
         stanza: Stanza,
         receipt: impl FnOnce(bool) + Send + 'static,
     ) -> Result<(), SubmitError> {
-        let result = self.queue.push_work([
+        let queue = match &self.router {
+            None => &self.queue,
+            Some(router) => router.stanza_queue(&stanza),
+        };
+        let result = queue.push_work([
             Msg::Input(Input::FromRemote(stanza)),
             Msg::Receipt(Box::new(receipt)),
         ]);
@@ -146,7 +198,11 @@ impl Handle {
         traffic: crate::engine::RoomTraffic,
         receipt: impl FnOnce(bool) + Send + 'static,
     ) -> Result<(), SubmitError> {
-        let result = self.queue.push_work([
+        let queue = match &self.router {
+            None => &self.queue,
+            Some(router) => router.room_queue(traffic.room()),
+        };
+        let result = queue.push_work([
             Msg::Input(Input::FromRemoteRoom(Box::new(traffic))),
             Msg::Receipt(Box::new(receipt)),
         ]);
@@ -156,16 +212,36 @@ impl Handle {
     /// Queues a change of room placement (`Input::RoomPlacement`); never refused while the engine runs, as it
     /// releases state.
     pub fn room_placement(&self, nodes: Vec<String>, served: Vec<String>) {
-        let _ = self
-            .queue
-            .push_control(Msg::Input(Input::RoomPlacement { nodes, served }));
+        self.to_every_shard(|| {
+            Msg::Input(Input::RoomPlacement {
+                nodes: nodes.clone(),
+                served: served.clone(),
+            })
+        });
+    }
+
+    /// Queues a control message on every shard's queue (the one engine's, without shards).
+    fn to_every_shard(&self, msg: impl Fn() -> Msg) {
+        match &self.router {
+            None => {
+                let _ = self.queue.push_control(msg());
+            }
+            Some(router) => {
+                for queue in router.queues() {
+                    let _ = queue.push_control(msg());
+                }
+            }
+        }
     }
 
     /// Queues a placement change (`Input::Rehome`); never refused while the engine runs, as it releases state.
     pub fn rehome(&self, users: Vec<BareJid>, here: bool) {
-        let _ = self
-            .queue
-            .push_control(Msg::Input(Input::Rehome { users, here }));
+        self.to_every_shard(|| {
+            Msg::Input(Input::Rehome {
+                users: users.clone(),
+                here,
+            })
+        });
     }
 
     /// Carries stanzas for `domain` (not a local one) to `sink` until the returned guard drops: how an XMPP
@@ -197,6 +273,9 @@ impl Handle {
 
     /// Deliveries for `session` go to `sink` (attach before opening the session).
     pub fn attach(&self, session: SessionId, sink: SessionSink) -> Result<(), SubmitError> {
+        if let Some(router) = &self.router {
+            return router.attach(session, Msg::Attach(session, sink));
+        }
         self.queue
             .push_control(Msg::Attach(session, sink))
             .map_err(|(e, _)| e)
@@ -204,13 +283,24 @@ impl Handle {
 
     /// Deliveries for `session` go to a sink shared with other sessions of the same shell.
     pub fn attach_shared(&self, session: SessionId, sink: SharedSink) -> Result<(), SubmitError> {
+        if let Some(router) = &self.router {
+            return router.attach(session, Msg::AttachShared(session, sink));
+        }
         self.queue
             .push_control(Msg::AttachShared(session, sink))
             .map_err(|(e, _)| e)
     }
 
-    /// Watch updates go to `sink` (one per engine: the shell that owns watches).
+    /// Watch updates go to `sink` (one per engine: the shell that owns watches; every shard gets a clone).
     pub fn watches(&self, sink: WatchSink) -> Result<(), SubmitError> {
+        if let Some(router) = &self.router {
+            for queue in router.queues() {
+                queue
+                    .push_control(Msg::Watches(sink.clone()))
+                    .map_err(|(e, _)| e)?;
+            }
+            return Ok(());
+        }
         self.queue
             .push_control(Msg::Watches(sink))
             .map_err(|(e, _)| e)
@@ -223,7 +313,7 @@ impl Handle {
 
     /// Asks the engine to finish what is queued, commit, end every session and stop.
     pub fn shutdown(&self) {
-        let _ = self.queue.push_control(Msg::Shutdown);
+        self.to_every_shard(|| Msg::Shutdown);
     }
 
     /// The process's metrics.
@@ -239,6 +329,9 @@ impl Handle {
     /// Whether the engine's queue holds as much work as it may (a shell can refuse a request before starting
     /// work that would need several inputs).
     pub fn is_busy(&self) -> bool {
-        self.queue.is_full()
+        match &self.router {
+            None => self.queue.is_full(),
+            Some(router) => router.queues().iter().any(|q| q.is_full()),
+        }
     }
 }

@@ -4,7 +4,10 @@
 //! That is this module, shared by every shell of a process (XMPP, SIP, an embedder's own transport):
 //!
 //! - **one engine thread** ([`spawn`]): store calls block, so the engine and its store run on their own OS
-//!   thread, never on the I/O workers; timers fire there too;
+//!   thread, never on the I/O workers; timers fire there too; or **one per shard** ([`spawn_sharded`],
+//!   [`RuntimeConfig::shards`]): users hashed over several engines, each with its own thread, queue and group
+//!   commit, stanzas between them routed as between the nodes of a cluster (see `shards.rs` for who owns
+//!   which input);
 //! - **group commit, failing closed**: everything queued when the engine wakes is one batch whose writes are
 //!   committed in one transaction before anything that depended on them goes out; when the commit fails, those
 //!   deliveries and acknowledgements become errors (see `driver.rs` for the exact rules), and a failed load
@@ -54,6 +57,7 @@ mod driver;
 mod handle;
 mod metrics;
 mod queue;
+mod shards;
 pub mod sink;
 
 pub use admission::{Admission, Permit, Refused};
@@ -66,6 +70,7 @@ pub use driver::undeliverable;
 pub use handle::{Handle, Rejected};
 pub use metrics::{Metrics, Protocol, Rejection, StanzaKind};
 pub use queue::SubmitError;
+pub use shards::MAX_SHARDS;
 pub use sink::{
     Ended, SessionReceiver, SessionSink, SharedSink, ToSession, WatchSink, session_channel,
     shared_channel, watch_channel,
@@ -87,6 +92,9 @@ pub struct RuntimeConfig {
     pub max_connections: usize,
     /// Connections from one address (0: no cap).
     pub max_connections_per_ip: usize,
+    /// Engine shards, each an engine on its own thread serving the users that hash to it (1 to
+    /// [`MAX_SHARDS`]; see [`spawn_sharded`]). `engine_queue` bounds each shard's queue.
+    pub shards: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -96,6 +104,7 @@ impl Default for RuntimeConfig {
             batch: 512,
             max_connections: 65_536,
             max_connections_per_ip: 1024,
+            shards: 1,
         }
     }
 }
@@ -104,7 +113,7 @@ impl Default for RuntimeConfig {
 #[derive(Debug)]
 pub struct Runtime {
     handle: Handle,
-    thread: std::thread::JoinHandle<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// What an embedder may plug into the runtime besides its store; [`Hooks::default`] plugs nothing.
@@ -150,13 +159,24 @@ pub fn spawn_node<S: Store + Send + Sync + 'static>(
     spawn_with(engine, store, config, hooks)
 }
 
-/// Starts the engine thread over `store` with what `hooks` plugs in (a cluster, a compliance sink).
+/// Starts the engine thread over `store` with what `hooks` plugs in (a cluster, a compliance sink). One engine
+/// serves every shard's users: asking for more shards here is an error (build one engine per shard with
+/// [`spawn_sharded`]).
 pub fn spawn_with<S: Store + Send + Sync + 'static>(
     engine: Engine,
     store: Arc<S>,
     config: RuntimeConfig,
     hooks: Hooks,
 ) -> std::io::Result<Runtime> {
+    if config.shards > 1 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "runtime.shards = {}: one engine was given; spawn_sharded builds one per shard",
+                config.shards
+            ),
+        ));
+    }
     let Hooks {
         cluster,
         compliance,
@@ -167,17 +187,93 @@ pub fn spawn_with<S: Store + Send + Sync + 'static>(
     let domains = Arc::new(domains::Domains::default());
     let handle = Handle::new(
         queue.clone(),
+        None,
         metrics.clone(),
         admission,
         cluster.clone(),
         domains.clone(),
     );
     let batch = config.batch.max(1);
-    let driver = driver::Driver::new(engine, store, metrics, cluster, domains, compliance)?;
+    let driver = driver::Driver::new(engine, store, metrics, cluster, domains, compliance, None)?;
     let thread = std::thread::Builder::new()
         .name("presence-engine".into())
         .spawn(move || driver.run(&queue, batch))?;
-    Ok(Runtime { handle, thread })
+    Ok(Runtime {
+        handle,
+        threads: vec![thread],
+    })
+}
+
+/// Starts [`RuntimeConfig::shards`] engines over `store`, each on its own thread serving the users that hash
+/// to it; `engine(i)` builds shard `i`'s engine (the runtime makes it serve only its shard and tells it which
+/// rooms are its). Shells use the one [`Handle`] as with a single engine. With one shard this is
+/// [`spawn_with`]. A node of a cluster (`hooks.cluster`) runs one shard: more is refused.
+pub fn spawn_sharded<S: Store + Send + Sync + 'static>(
+    mut engine: impl FnMut(usize) -> Engine,
+    store: Arc<S>,
+    config: RuntimeConfig,
+    hooks: Hooks,
+) -> std::io::Result<Runtime> {
+    let count = config.shards.max(1);
+    if count == 1 {
+        return spawn_with(engine(0), store, config, hooks);
+    }
+    let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
+    if count > MAX_SHARDS {
+        return Err(invalid(format!(
+            "runtime.shards = {count}: at most {MAX_SHARDS} shards"
+        )));
+    }
+    if hooks.cluster.is_some() {
+        return Err(invalid(format!(
+            "runtime.shards = {count}: a node of a cluster runs one shard"
+        )));
+    }
+    let queues: Vec<Arc<queue::Queue>> = (0..count)
+        .map(|_| Arc::new(queue::Queue::new(config.engine_queue)))
+        .collect();
+    let siblings = shards::Siblings::new(queues.clone());
+    let metrics = Arc::new(Metrics::new());
+    let domains = Arc::new(domains::Domains::default());
+    let handle = Handle::new(
+        queues[0].clone(),
+        Some(Arc::new(shards::Router::new(siblings.clone()))),
+        metrics.clone(),
+        Admission::new(config.max_connections, config.max_connections_per_ip),
+        None,
+        domains.clone(),
+    );
+    let batch = config.batch.max(1);
+    let names = shards::names(count);
+    let mut threads = Vec::with_capacity(count);
+    for (i, queue) in queues.into_iter().enumerate() {
+        let link = Arc::new(shards::ShardLink::new(i, siblings.clone(), metrics.clone()));
+        // First in its queue, so no room work reaches the engine before it knows which rooms are its.
+        let _ = queue.push_control(queue::Msg::Input(crate::Input::RoomPlacement {
+            nodes: names.clone(),
+            served: vec![names[i].clone()],
+        }));
+        let driver = driver::Driver::new(
+            engine(i).serving_shard(i, count),
+            store.clone(),
+            metrics.clone(),
+            Some(link.clone() as Arc<dyn Cluster>),
+            domains.clone(),
+            hooks.compliance.clone(),
+            Some(link),
+        )?;
+        let thread = std::thread::Builder::new()
+            .name(format!("presence-engine-{i}"))
+            .spawn(move || driver.run(&queue, batch));
+        match thread {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                handle.shutdown();
+                return Err(e);
+            }
+        }
+    }
+    Ok(Runtime { handle, threads })
 }
 
 impl Runtime {
@@ -187,12 +283,17 @@ impl Runtime {
     }
 
     /// Asks the engine to finish what is queued, commit it, end every session ([`Ended::Shutdown`]) and stop;
-    /// resolves once the engine thread has ended.
+    /// resolves once the engine thread (every shard's) has ended.
     pub async fn shutdown(self) {
         self.handle.shutdown();
-        let thread = self.thread;
+        let threads = self.threads;
         // Joining blocks; the I/O workers must not.
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
     }
 }
 

@@ -33,6 +33,8 @@ pub(crate) enum Msg {
     Flush(SessionId, u64),
     /// Call this with the outcome of the commit of everything before it (`true`: durable).
     Receipt(Receipt),
+    /// A flush that waited for other shards (see `shards.rs`): answer `token` to `session` with `durable`.
+    Joined(SessionId, u64, bool),
     /// Finish what is queued, commit, end every session, stop.
     Shutdown,
 }
@@ -111,6 +113,31 @@ impl Queue {
         st.work += 1;
         st.items
             .extend(msgs.into_iter().enumerate().map(|(i, m)| (m, i == 0)));
+        self.wake(st);
+        Ok(())
+    }
+
+    /// Queues a stanza another shard of this node routed here, as one unit of work. Such work is already
+    /// under way (a shell's input was taken and depends on it), so it may fill the queue to twice the bound
+    /// shells are held to: a shard finishes what was started before it takes new work, and a burst of
+    /// cross-shard fan-out does not turn into losses while shells are being refused.
+    // The refused message comes back by value, as from `push_control`: this is every cross-shard stanza's path.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn push_routed(&self, msg: Msg) -> Result<(), (SubmitError, Msg)> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err((SubmitError::Stopped, msg));
+        }
+        if st.work >= self.capacity.saturating_mul(2) {
+            return Err((
+                SubmitError::Busy {
+                    limit: self.capacity.saturating_mul(2),
+                },
+                msg,
+            ));
+        }
+        st.work += 1;
+        st.items.push_back((msg, true));
         self.wake(st);
         Ok(())
     }

@@ -1,0 +1,489 @@
+//! Engine shards (issue 17): a node's users hashed over N engines, each on its own thread with its own driver,
+//! queue and group commit, all over the one store.
+//!
+//! A shard is an engine that serves only the users hashing to it ([`crate::Engine::serving_shard`], with
+//! [`crate::cluster::shard_of`]); to it, a user of another shard is a user served by another node. So stanzas
+//! between shards travel exactly as between the nodes of a cluster: the engine says `Output::Route` (or
+//! `Output::ToRoom`), and the shard's [`ShardLink`], a [`Cluster`] that lives in the process, puts the stanza
+//! on the input queue of the shard that serves its recipient, as `Input::FromRemote` (`Input::FromRemoteRoom`).
+//! Each shard takes its queue in order and each link pushes in the order its engine emitted, so what one shard
+//! sends another arrives in order: FIFO per pair of shards, hence per sender → recipient pair.
+//!
+//! **Who owns which input** (the [`Router`] behind the one `Handle` shells hold):
+//! - a session's inputs (open, close, presence, messages, IQs, requests, room requests, XEP-0198 detach and
+//!   reattach): its user's shard, learnt at `OpenSession`; an `Attach` that comes before is held until then;
+//! - inputs about a user (policy, manual status, phone line, calendar, bulk contact add, account removal,
+//!   held-back undelivered messages): that user's shard; admin commands are such inputs;
+//! - a watch (SIP SUBSCRIBE): its target's shard, whose roster and policy decide it and whose composition it
+//!   follows; `Unwatch` goes where the watch went; every shard gets a clone of the one watch sink;
+//! - a stanza from another server or node (`FromRemote`, `submit_remote`): its recipient's shard; one without
+//!   a local recipient goes to shard 0, whose engine answers it as a single engine would;
+//! - rooms: every room has a home shard, [`crate::cluster::room_home`] over the shards' names, told to each
+//!   engine as `Input::RoomPlacement` before anything else; room traffic from sessions of other shards comes
+//!   in as `FromRemoteRoom` and occupants of other shards are proxy sessions, as across nodes;
+//! - timers: each engine's own (its users' and rooms' deadlines), fired on its thread;
+//! - compliance: each shard writes the records of its own commit groups through the shared hook (each starts
+//!   its own background writer in `best_effort` mode);
+//! - metrics: one set for the process; the gauges a driver owns (queue depth, messages held offline) are
+//!   added to by each shard rather than set, so they read as the node's sum;
+//! - the offline cap: the node's cap is split evenly over the shards by whoever builds the engines (users hash
+//!   evenly); the product binary does so;
+//! - cluster inputs and failover (`Rehome`, `RoomPlacement` from a cluster): a node of a cluster runs one shard
+//!   ([`super::spawn_with`] refuses a cluster with more), since room homes and user placement would have to be
+//!   composed of nodes and shards; that is left for later.
+//!
+//! **Durability of a flush.** A flush (`submit_and_flush`) promises that everything before it is committed and
+//! delivered. A message to a user of another shard is committed there, so a flush after the shard routed
+//! anything elsewhere is answered only once every other shard has committed what was routed to it before: the
+//! shard puts a receipt on every other shard's queue (behind what it routed there) and answers when all are
+//! called (`Msg::Joined`), durable only if every commit was.
+//!
+//! **Known gaps** (those of a cluster, found by running the e2e suites at 4 shards; why the product's default
+//! stays one shard): a request that reads another user's data (a vCard, an avatar, PEP items) is answered by
+//! the requester's engine, which does not hold a user of another shard (`service-unavailable`); PEP events do
+//! not reach contacts on other shards; a watch whose watcher is not subscribed yet to a target of another shard
+//! is rejected, since the engine asks on a watcher's behalf only when it serves both; the room service's
+//! disco#items lists the rooms of the asker's shard.
+//!
+//! **At the bound.** Routed work may fill a shard's queue to twice the shells' bound (see
+//! `Queue::push_routed`). Past that, a message comes back to its sender as a `wait`-type
+//! `<resource-constraint/>` error, room traffic is answered by the driver as for an unreachable node, and
+//! presence or other stanzas that acknowledge nothing are dropped and counted as engine busy.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use hashbrown::HashMap;
+use parking_lot::Mutex;
+use tracing::warn;
+
+use super::cluster::{self, Cluster, Location};
+use super::metrics::Metrics;
+use super::queue::{Msg, Queue, SubmitError};
+use crate::Input;
+use crate::cluster::{room_home, shard_of};
+use crate::engine::RoomTraffic;
+use crate::jid::{BareJid, Jid};
+use crate::message::MessageKind;
+use crate::session::SessionId;
+use crate::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
+use crate::watch::WatchId;
+
+/// How long a stopping shard waits for the others to say their goodbyes.
+const FAREWELL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The most shards a node runs (the dirty set of a link is a 64-bit mask).
+pub const MAX_SHARDS: usize = 64;
+
+/// The name of shard `index` among room homes.
+pub(crate) fn names(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("shard-{i}")).collect()
+}
+
+/// The shard whose engine serves `room`.
+fn room_shard(room: &BareJid, names: &[String]) -> usize {
+    room_home(room, names)
+        .and_then(|home| names.iter().position(|n| n == home))
+        .unwrap_or(0)
+}
+
+/// Whose stanza this is among the users of a node: [`cluster::recipient`], and the addressee of an IQ (two
+/// users of one node exchange IQs, e.g. pings and file offers, which a cluster does not carry yet).
+pub(crate) fn recipient(stanza: &Stanza) -> Option<&BareJid> {
+    match stanza {
+        // Only a user's: an IQ to a domain is not any shard's user, and goes where a single engine sends it.
+        Stanza::Iq { iq, .. } => Some(iq.to.bare()).filter(|to| to.local().is_some()),
+        other => cluster::recipient(other),
+    }
+}
+
+/// The queues of every shard of the node, in shard order, and the shards' names as room homes.
+#[derive(Clone)]
+pub(crate) struct Siblings {
+    pub(crate) queues: Arc<[Arc<Queue>]>,
+    pub(crate) names: Arc<[String]>,
+    /// Shards that have not said their goodbyes yet at shutdown.
+    farewell: Arc<(Mutex<usize>, parking_lot::Condvar)>,
+}
+
+impl Siblings {
+    pub(crate) fn new(queues: Vec<Arc<Queue>>) -> Self {
+        let names = names(queues.len());
+        Siblings {
+            farewell: Arc::new((Mutex::new(queues.len()), parking_lot::Condvar::new())),
+            queues: queues.into(),
+            names: names.into(),
+        }
+    }
+
+    fn user_shard(&self, user: &BareJid) -> usize {
+        shard_of(user, self.queues.len())
+    }
+
+    fn stanza_shard(&self, stanza: &Stanza) -> usize {
+        recipient(stanza).map_or(0, |to| self.user_shard(to))
+    }
+}
+
+/// One shard's way to its siblings: the in-process [`Cluster`] its driver routes through.
+pub(crate) struct ShardLink {
+    me: usize,
+    siblings: Siblings,
+    metrics: Arc<Metrics>,
+    /// Shards this one routed to since it last asked them for receipts (bit per shard).
+    dirty: AtomicU64,
+    /// Flushes waiting for other shards' receipts.
+    outstanding: AtomicUsize,
+}
+
+impl ShardLink {
+    pub(crate) fn new(me: usize, siblings: Siblings, metrics: Arc<Metrics>) -> Self {
+        ShardLink {
+            me,
+            siblings,
+            metrics,
+            dirty: AtomicU64::new(0),
+            outstanding: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether a flush must wait for other shards: something was routed to them that may not be committed yet.
+    pub(crate) fn must_join(&self) -> bool {
+        self.dirty.load(Ordering::Relaxed) != 0 || self.outstanding.load(Ordering::Relaxed) != 0
+    }
+
+    /// Answers `token` to `session` (through this shard's own queue, `Msg::Joined`) once every other shard has
+    /// committed what it had been sent before now; `durable` is this shard's own outcome.
+    pub(crate) fn join(&self, session: SessionId, token: u64, durable: bool) {
+        self.dirty.store(0, Ordering::Relaxed);
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        let others = self.siblings.queues.len() - 1;
+        let join = Arc::new(Join {
+            remaining: AtomicUsize::new(others),
+            durable: AtomicBool::new(durable),
+            session,
+            token,
+            home: self.siblings.queues[self.me].clone(),
+        });
+        for (i, queue) in self.siblings.queues.iter().enumerate() {
+            if i == self.me {
+                continue;
+            }
+            let part = join.clone();
+            let receipt = Msg::Receipt(Box::new(move |ok| part.arrived(ok)));
+            if let Err((_, [Msg::Receipt(receipt)])) = queue.push_control(receipt) {
+                // That shard has stopped: what was routed there is not known to be committed.
+                receipt(false);
+            }
+        }
+    }
+
+    /// At shutdown, after this shard's last batch (its rooms' goodbyes routed): waits until every shard is
+    /// there too, so that what they route here is in this shard's queue before it ends its sessions. Bounded:
+    /// a shard that never comes (its thread died) does not keep the others from stopping.
+    pub(crate) fn said_goodbye(&self) {
+        let (left, all_there) = &*self.siblings.farewell;
+        let mut left = left.lock();
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            all_there.notify_all();
+            return;
+        }
+        let deadline = std::time::Instant::now() + FAREWELL_WAIT;
+        while *left > 0 {
+            if all_there.wait_until(&mut left, deadline).timed_out() {
+                warn!("a shard did not reach shutdown in time; stopping without its goodbyes");
+                return;
+            }
+        }
+    }
+
+    /// A joined flush was answered.
+    pub(crate) fn joined(&self) {
+        self.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn routed_to(&self, shard: usize) {
+        self.dirty.fetch_or(1 << shard, Ordering::Relaxed);
+    }
+
+    /// A stanza the target shard could not take: a message goes back to its sender, the rest is dropped.
+    fn refused(&self, stanza: Stanza, error: SubmitError) {
+        if let SubmitError::Stopped = error {
+            return; // shutting down: nobody is left to answer
+        }
+        self.metrics.engine_busy();
+        match stanza {
+            Stanza::Message {
+                from: from @ Jid::Full(_),
+                to,
+                message,
+                ..
+            } if message.kind != MessageKind::Error => {
+                let bounce = StanzaError {
+                    to: from,
+                    about: ErrorAbout::Message { id: message.id, to },
+                    condition: ErrorCondition::ResourceConstraint,
+                    text: Some("the server is too busy to take this now; try again later".into()),
+                };
+                // Its sender is a user of this shard; a control message is never refused while it runs.
+                let _ = self.siblings.queues[self.me]
+                    .push_control(Msg::Input(Input::FromRemote(Stanza::Error(bounce))));
+            }
+            other => warn!(
+                kind = stanza_kind(&other),
+                "a shard's queue is full: a stanza for one of its users is dropped"
+            ),
+        }
+    }
+}
+
+fn stanza_kind(stanza: &Stanza) -> &'static str {
+    match stanza {
+        Stanza::Presence { .. } => "presence",
+        Stanza::Subscription { .. } => "subscription",
+        Stanza::Room(_) => "room",
+        Stanza::Iq { .. } => "iq",
+        Stanza::Error(_) => "error",
+        _ => "other",
+    }
+}
+
+impl Cluster for ShardLink {
+    fn locate(&self, _user: &BareJid) -> Location {
+        Location::Here
+    }
+
+    fn forward(&self, stanza: Stanza) {
+        let shard = self.siblings.stanza_shard(&stanza);
+        self.routed_to(shard);
+        if let Err((error, Msg::Input(Input::FromRemote(stanza)))) =
+            self.siblings.queues[shard].push_routed(Msg::Input(Input::FromRemote(stanza)))
+        {
+            self.refused(stanza, error);
+        }
+    }
+
+    fn forward_room(&self, traffic: RoomTraffic) -> Result<(), Box<RoomTraffic>> {
+        let shard = room_shard(traffic.room(), &self.siblings.names);
+        self.routed_to(shard);
+        match self.siblings.queues[shard]
+            .push_routed(Msg::Input(Input::FromRemoteRoom(Box::new(traffic))))
+        {
+            Ok(()) => Ok(()),
+            Err((error, Msg::Input(Input::FromRemoteRoom(traffic)))) => {
+                if let SubmitError::Busy { .. } = error {
+                    self.metrics.engine_busy();
+                }
+                Err(traffic)
+            }
+            Err(_) => unreachable!("what was pushed comes back"),
+        }
+    }
+}
+
+/// A flush waiting for the other shards' receipts.
+struct Join {
+    remaining: AtomicUsize,
+    durable: AtomicBool,
+    session: SessionId,
+    token: u64,
+    home: Arc<Queue>,
+}
+
+impl Join {
+    /// One shard's receipt (called on that shard's thread).
+    fn arrived(&self, ok: bool) {
+        if !ok {
+            self.durable.store(false, Ordering::Relaxed);
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let durable = self.durable.load(Ordering::Relaxed);
+            let _ = self
+                .home
+                .push_control(Msg::Joined(self.session, self.token, durable));
+        }
+    }
+}
+
+/// Where a shell's inputs go: which shard serves each session and each watch.
+pub(crate) struct Router {
+    siblings: Siblings,
+    sessions: Stripes<SessionId, Place>,
+    watches: Stripes<WatchId, usize>,
+}
+
+/// Where a session is.
+enum Place {
+    /// Not opened yet: its sink, to attach on its shard when it is (boxed: one per connection, briefly).
+    Pending(Box<Msg>),
+    /// Served by this shard.
+    Shard(usize),
+}
+
+/// Where an input goes.
+pub(crate) enum Dest {
+    /// To one shard's queue, after these control messages (a held attach, a replaced watch's end).
+    Shard(usize, Vec<Msg>),
+    /// To every shard's queue.
+    All,
+    /// Nowhere: it concerns a session or watch no shard holds.
+    Nowhere,
+}
+
+impl Router {
+    pub(crate) fn new(siblings: Siblings) -> Self {
+        Router {
+            siblings,
+            sessions: Stripes::default(),
+            watches: Stripes::default(),
+        }
+    }
+
+    pub(crate) fn queue(&self, shard: usize) -> &Arc<Queue> {
+        &self.siblings.queues[shard]
+    }
+
+    pub(crate) fn queues(&self) -> &[Arc<Queue>] {
+        &self.siblings.queues
+    }
+
+    /// The queue of the shard serving a stanza's recipient.
+    pub(crate) fn stanza_queue(&self, stanza: &Stanza) -> &Arc<Queue> {
+        self.queue(self.siblings.stanza_shard(stanza))
+    }
+
+    /// The queue of the shard serving a room.
+    pub(crate) fn room_queue(&self, room: &BareJid) -> &Arc<Queue> {
+        self.queue(room_shard(room, &self.siblings.names))
+    }
+
+    pub(crate) fn session_shard(&self, session: SessionId) -> Option<usize> {
+        self.sessions.with(&session, |map| match map.get(&session) {
+            Some(Place::Shard(s)) => Some(*s),
+            _ => None,
+        })
+    }
+
+    /// Holds or places a session's sink: on its shard once it is open, held until then.
+    pub(crate) fn attach(&self, session: SessionId, msg: Msg) -> Result<(), SubmitError> {
+        let mut msg = Some(msg);
+        let open = self.sessions.with(&session, |map| match map.get(&session) {
+            Some(Place::Shard(s)) => Some(*s),
+            _ => {
+                if let Some(msg) = msg.take() {
+                    map.insert(session, Place::Pending(Box::new(msg)));
+                }
+                None
+            }
+        });
+        match (open, msg) {
+            (Some(shard), Some(msg)) => self.queue(shard).push_control(msg).map_err(|(e, _)| e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Where `input` goes, recording what it opens and forgetting what it closes.
+    pub(crate) fn dest(&self, input: &Input) -> Dest {
+        let one = |s| Dest::Shard(s, Vec::new());
+        match input {
+            Input::OpenSession { session, user, .. } => {
+                let shard = self.siblings.user_shard(user);
+                let before = self.sessions.with(session, |map| {
+                    match map.insert(*session, Place::Shard(shard)) {
+                        Some(Place::Pending(attach)) => vec![*attach],
+                        _ => Vec::new(),
+                    }
+                });
+                Dest::Shard(shard, before)
+            }
+            Input::CloseSession { session } => {
+                match self.sessions.with(session, |map| map.remove(session)) {
+                    Some(Place::Shard(s)) => one(s),
+                    // Never opened: dropping its held sink is all there is to do.
+                    Some(Place::Pending(_)) | None => Dest::Nowhere,
+                }
+            }
+            Input::Presence { session, .. }
+            | Input::Reachable { session, .. }
+            | Input::Subscription { session, .. }
+            | Input::Message { session, .. }
+            | Input::Iq { session, .. }
+            | Input::Request { session, .. }
+            | Input::Interests { session, .. }
+            | Input::Room { session, .. }
+            | Input::Detached { session, .. }
+            | Input::Reattached { session } => match self.session_shard(*session) {
+                Some(s) => one(s),
+                // The engine answers a session it does not know as a single engine would (by ignoring it).
+                None => one(0),
+            },
+            Input::SetPolicy { user, .. }
+            | Input::SetManualStatus { user, .. }
+            | Input::PhoneLine { user, .. }
+            | Input::Calendar { user, .. }
+            | Input::AddContacts { user, .. }
+            | Input::EditContacts { user, .. }
+            | Input::AccountRemoved { user }
+            | Input::HoldUndelivered { user, .. }
+            | Input::Loaded { user, .. }
+            | Input::LoadFailed { user } => one(self.siblings.user_shard(user)),
+            Input::Watch { watch, target, .. } => {
+                let shard = self.siblings.user_shard(target);
+                let old = self.watches.with(watch, |map| map.insert(*watch, shard));
+                if let Some(old) = old.filter(|o| *o != shard) {
+                    // The id now names a watch on another shard: the old one ends there (never refused).
+                    let _ = self
+                        .queue(old)
+                        .push_control(Msg::Input(Input::Unwatch { watch: *watch }));
+                }
+                one(shard)
+            }
+            Input::Unwatch { watch } => match self.watches.with(watch, |map| map.remove(watch)) {
+                Some(s) => one(s),
+                None => Dest::Nowhere,
+            },
+            Input::FromRemote(stanza) => one(self.siblings.stanza_shard(stanza)),
+            Input::FromRemoteRoom(traffic) => one(room_shard(traffic.room(), &self.siblings.names)),
+            Input::Rehome { .. }
+            | Input::RoomPlacement { .. }
+            | Input::RoomsLoaded(_)
+            | Input::RoomsLoadFailed => Dest::All,
+        }
+    }
+}
+
+/// A map split over locks so that connection tasks on different workers rarely meet on one.
+struct Stripes<K, V> {
+    stripes: [Mutex<HashMap<K, V>>; 16],
+}
+
+impl<K, V> Default for Stripes<K, V> {
+    fn default() -> Self {
+        Stripes {
+            stripes: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+trait StripeKey {
+    fn stripe(&self) -> usize;
+}
+
+impl StripeKey for SessionId {
+    fn stripe(&self) -> usize {
+        (self.0 % 16) as usize
+    }
+}
+
+impl StripeKey for WatchId {
+    fn stripe(&self) -> usize {
+        (self.0 % 16) as usize
+    }
+}
+
+impl<K: StripeKey, V> Stripes<K, V> {
+    fn with<T>(&self, key: &K, f: impl FnOnce(&mut HashMap<K, V>) -> T) -> T {
+        f(&mut self.stripes[key.stripe()].lock())
+    }
+}

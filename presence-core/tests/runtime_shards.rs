@@ -1,0 +1,479 @@
+//! Engine shards through the runtime's public surface: whatever the shard count, every message and presence
+//! update between users reaches its recipient exactly once and in the order its sender sent it, and a flush
+//! after a message to a user of another shard means that shard has made it durable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use presence_core::cluster::shard_of;
+use presence_core::compose::EndpointPresence;
+use presence_core::message::{Message, MessageKind};
+use presence_core::roster::{ItemDetails, Link, RosterEntry, Subscription};
+use presence_core::runtime::{
+    self, Handle, Hooks, Runtime, RuntimeConfig, SessionReceiver, ToSession,
+};
+use presence_core::stanza::{ErrorAbout, ErrorCondition};
+use presence_core::stanza::{PresenceKind, Stanza};
+use presence_core::store::{
+    Account, AccountStore, Layer, MemoryStore, OfflineStore, RosterStore, Store, StoreError,
+    StoreWrite,
+};
+use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, SessionId};
+use proptest::prelude::*;
+
+const USERS: usize = 6;
+
+fn user(i: usize) -> BareJid {
+    BareJid::new(&format!("u{i}@example.com")).expect("valid address")
+}
+
+fn full(i: usize) -> Jid {
+    Jid::new(&format!("u{i}@example.com/r")).expect("valid address")
+}
+
+/// A store where every user has an account and every two users are subscribed to each other both ways.
+fn store(users: usize) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    for i in 0..users {
+        store
+            .put_account(&Account {
+                jid: user(i),
+                credentials: vec![],
+                digest: vec![],
+            })
+            .expect("account");
+        for j in (0..users).filter(|j| *j != i) {
+            let both = RosterEntry::Listed {
+                details: ItemDetails::default(),
+                subscription: Subscription {
+                    outbound: Link::On,
+                    inbound: Link::On,
+                },
+            };
+            store
+                .put_roster_entry(&user(i), &user(j), &both)
+                .expect("roster");
+        }
+    }
+    store
+}
+
+fn start<S: Store + Send + Sync + 'static>(store: Arc<S>, shards: usize) -> Runtime {
+    start_with(store, shards, EngineConfig::for_domain("example.com"))
+}
+
+fn start_with<S: Store + Send + Sync + 'static>(
+    store: Arc<S>,
+    shards: usize,
+    engine: EngineConfig,
+) -> Runtime {
+    let config = RuntimeConfig {
+        shards,
+        ..RuntimeConfig::default()
+    };
+    runtime::spawn_sharded(
+        |_| Engine::new(engine.clone()),
+        store,
+        config,
+        Hooks::default(),
+    )
+    .expect("the engine threads start")
+}
+
+async fn next(rx: &mut SessionReceiver) -> ToSession {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the runtime answers within 10 s")
+        .expect("the channel is open")
+}
+
+fn presence(session: SessionId, to: Option<Jid>, status: Option<String>) -> Input {
+    Input::Presence {
+        session,
+        to,
+        presence: Some(EndpointPresence {
+            status,
+            ..EndpointPresence::default()
+        }),
+    }
+}
+
+fn message(session: SessionId, to: usize, body: String) -> Input {
+    Input::Message {
+        session,
+        to: full(to),
+        message: Message {
+            id: Some(body.clone()),
+            kind: MessageKind::Chat,
+            body: Some(body),
+            ..Message::default()
+        },
+    }
+}
+
+/// What a session was given, as the test's tokens: (sender's index, token) for messages and for presence with
+/// a status; everything else (pushes, the status-less presence of signing in) is no token.
+fn token(msg: &ToSession) -> Option<(usize, String)> {
+    let sender = |from: &Jid| {
+        from.bare()
+            .local()
+            .and_then(|l| l.strip_prefix('u'))
+            .and_then(|n| n.parse().ok())
+    };
+    match msg {
+        ToSession::Stanza(Stanza::Message { from, message, .. }) => {
+            Some((sender(from)?, message.body.clone()?))
+        }
+        ToSession::Stanza(Stanza::Presence {
+            from,
+            kind: PresenceKind::Available(view),
+            ..
+        }) => Some((sender(from)?, view.status.clone()?)),
+        _ => None,
+    }
+}
+
+/// One user's session, with what it was given so far (by sender).
+struct Client {
+    session: SessionId,
+    rx: SessionReceiver,
+    got: HashMap<usize, Vec<String>>,
+    available_from: Vec<bool>,
+}
+
+impl Client {
+    async fn take(&mut self) {
+        let msg = next(&mut self.rx).await;
+        if let ToSession::Stanza(Stanza::Presence {
+            from,
+            kind: PresenceKind::Available(_),
+            ..
+        }) = &msg
+            && let Some(i) = from
+                .bare()
+                .local()
+                .and_then(|l| l.strip_prefix('u'))
+                .and_then(|n| n.parse::<usize>().ok())
+        {
+            self.available_from[i] = true;
+        }
+        if let Some((from, token)) = token(&msg) {
+            self.got.entry(from).or_default().push(token);
+        }
+    }
+}
+
+/// Every user signed in with one available session, and every session has seen every other user available
+/// (so no probe is still being answered when the test starts: an answer would repeat a presence legitimately).
+async fn sign_in_all(hub: &Handle, users: usize) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for i in 0..users {
+        let session = hub.new_session();
+        let (sink, mut rx) = runtime::session_channel(4096, 1 << 24);
+        hub.attach(session, sink).expect("attached");
+        hub.submit(Input::OpenSession {
+            session,
+            user: user(i),
+            resource: Some("r".into()),
+        })
+        .expect("queued");
+        assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+        clients.push(Client {
+            session,
+            rx,
+            got: HashMap::new(),
+            available_from: vec![false; users],
+        });
+    }
+    for c in &clients {
+        hub.submit(presence(c.session, None, None)).expect("queued");
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        while (0..users).any(|j| j != i && !c.available_from[j]) {
+            c.take().await;
+        }
+    }
+    clients
+}
+
+/// What the test does: a message to a user, a directed presence to a user, or a broadcast presence.
+#[derive(Debug, Clone)]
+enum Op {
+    Say { from: usize, to: usize },
+    Direct { from: usize, to: usize },
+    Broadcast { from: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let pair = (0..USERS, 1..USERS).prop_map(|(from, d)| (from, (from + d) % USERS));
+    prop_oneof![
+        pair.clone().prop_map(|(from, to)| Op::Say { from, to }),
+        pair.prop_map(|(from, to)| Op::Direct { from, to }),
+        (0..USERS).prop_map(|from| Op::Broadcast { from }),
+    ]
+}
+
+/// Runs `ops` against a runtime of `shards` shards; what each recipient got from each sender must be exactly
+/// what was sent to it, in order.
+async fn check(ops: Vec<Op>, shards: usize) {
+    let rt = start(store(USERS), shards);
+    let hub = rt.handle();
+    let mut clients = sign_in_all(&hub, USERS).await;
+    let mut expected: HashMap<(usize, usize), Vec<String>> = HashMap::new();
+    for (n, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Say { from, to } => {
+                let body = format!("m{n}");
+                hub.submit(message(clients[from].session, to, body.clone()))
+                    .expect("queued");
+                expected.entry((from, to)).or_default().push(body);
+            }
+            Op::Direct { from, to } => {
+                let status = format!("d{n}");
+                hub.submit(presence(
+                    clients[from].session,
+                    Some(full(to)),
+                    Some(status.clone()),
+                ))
+                .expect("queued");
+                expected.entry((from, to)).or_default().push(status);
+            }
+            Op::Broadcast { from } => {
+                let status = format!("b{n}");
+                hub.submit(presence(clients[from].session, None, Some(status.clone())))
+                    .expect("queued");
+                for to in (0..USERS).filter(|to| *to != from) {
+                    expected.entry((from, to)).or_default().push(status.clone());
+                }
+            }
+        }
+    }
+    // Last, a message from every user to every other: each pair's is its last, so once every recipient has all
+    // of them, anything lost is missing and anything duplicated came before.
+    for (from, sender) in clients.iter().enumerate() {
+        for to in (0..USERS).filter(|to| *to != from) {
+            hub.submit(message(sender.session, to, "end".into()))
+                .expect("queued");
+            expected.entry((from, to)).or_default().push("end".into());
+        }
+    }
+    for (to, c) in clients.iter_mut().enumerate() {
+        let done = |c: &Client| {
+            (0..USERS).filter(|from| *from != to).all(|from| {
+                c.got
+                    .get(&from)
+                    .and_then(|g| g.last())
+                    .is_some_and(|t| t == "end")
+            })
+        };
+        while !done(c) {
+            c.take().await;
+        }
+        for from in (0..USERS).filter(|from| *from != to) {
+            let got = c.got.remove(&from).unwrap_or_default();
+            assert_eq!(
+                got,
+                expected[&(from, to)],
+                "u{from} -> u{to} with {shards} shards: got (left) is not what was sent (right)"
+            );
+        }
+    }
+    rt.shutdown().await;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn nothing_between_users_is_lost_duplicated_or_reordered_across_shards(
+        ops in proptest::collection::vec(op(), 1..60),
+        shards in prop_oneof![Just(1usize), Just(2), Just(4)],
+    ) {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(check(ops, shards));
+    }
+}
+
+/// Two users of different shards among `0..USERS`.
+fn on_different_shards(shards: usize) -> (usize, usize) {
+    let a = 0;
+    let b = (1..USERS)
+        .find(|b| shard_of(&user(*b), shards) != shard_of(&user(a), shards))
+        .expect("the users spread over the shards");
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flush_after_a_message_to_another_shard_comes_once_that_shard_has_stored_it() {
+    let store = store(USERS);
+    let rt = start(store.clone(), 4);
+    let hub = rt.handle();
+    let (a, b) = on_different_shards(4);
+    let session = hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(4096, 1 << 24);
+    hub.attach(session, sink).expect("attached");
+    hub.submit(Input::OpenSession {
+        session,
+        user: user(a),
+        resource: Some("r".into()),
+    })
+    .expect("queued");
+    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    // b is offline: the message is held by b's shard, which must have committed it before the flush answers.
+    for token in 1..=20u64 {
+        let to_bare = Input::Message {
+            session,
+            to: Jid::Bare(user(b)),
+            message: Message {
+                id: Some(format!("m{token}")),
+                kind: MessageKind::Chat,
+                body: Some(format!("held {token}")),
+                ..Message::default()
+            },
+        };
+        hub.submit_and_flush(to_bare, session, token)
+            .expect("queued");
+        loop {
+            if let ToSession::Flushed { token: t, durable } = next(&mut rx).await
+                && t == token
+            {
+                assert!(durable);
+                break;
+            }
+        }
+        let held = store.offline(&user(b)).expect("offline");
+        assert_eq!(
+            held.len(),
+            token as usize,
+            "held when flush {token} answered"
+        );
+    }
+    rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_on_a_user_of_another_shard_follows_that_users_presence() {
+    let rt = start(store(USERS), 4);
+    let hub = rt.handle();
+    let (a, b) = on_different_shards(4);
+    let (watch_sink, mut watches) = runtime::watch_channel(64);
+    hub.watches(watch_sink).expect("watch sink");
+    let watch = presence_core::WatchId(1);
+    hub.submit(Input::Watch {
+        watch,
+        watcher: user(a),
+        target: user(b),
+        kind: presence_core::WatchKind::Presence,
+    })
+    .expect("queued");
+    let session = hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(64, 1 << 20);
+    hub.attach(session, sink).expect("attached");
+    hub.submit(Input::OpenSession {
+        session,
+        user: user(b),
+        resource: Some("r".into()),
+    })
+    .expect("queued");
+    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    hub.submit(presence(session, None, Some("here".into())))
+        .expect("queued");
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some((id, state)) = watches.recv().await {
+            if id == watch && format!("{state:?}").contains("here") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the watch reports within 10 s");
+    assert!(seen, "the watcher saw b's presence");
+    rt.shutdown().await;
+}
+
+/// A store whose commits fail while told to.
+struct Failing {
+    inner: Arc<MemoryStore>,
+    fail: AtomicBool,
+}
+
+impl Layer for Failing {
+    type Inner = MemoryStore;
+
+    fn inner(&self) -> &MemoryStore {
+        &self.inner
+    }
+
+    fn commit(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("injected fault".into()));
+        }
+        self.inner.apply(writes)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_another_shard_could_not_store_bounces_to_its_sender_and_the_flush_says_not_durable()
+ {
+    let memory = store(USERS);
+    let failing = Arc::new(Failing {
+        inner: memory.clone(),
+        fail: AtomicBool::new(false),
+    });
+    // No archive: the sender's shard writes nothing, so only the recipient's shard can fail.
+    let mut config = EngineConfig::for_domain("example.com");
+    config.limits.max_archive_per_user = 0;
+    let rt = start_with(failing.clone(), 4, config);
+    let hub = rt.handle();
+    let (a, b) = on_different_shards(4);
+    let session = hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(4096, 1 << 24);
+    hub.attach(session, sink).expect("attached");
+    hub.submit(Input::OpenSession {
+        session,
+        user: user(a),
+        resource: Some("r".into()),
+    })
+    .expect("queued");
+    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    failing.fail.store(true, Ordering::SeqCst);
+    let to_offline = Input::Message {
+        session,
+        to: Jid::Bare(user(b)),
+        message: Message {
+            id: Some("m1".into()),
+            kind: MessageKind::Chat,
+            body: Some("are you there?".into()),
+            ..Message::default()
+        },
+    };
+    hub.submit_and_flush(to_offline, session, 7)
+        .expect("queued");
+    let mut bounced = false;
+    loop {
+        match next(&mut rx).await {
+            ToSession::Stanza(Stanza::Error(e)) => {
+                assert_eq!(e.condition, ErrorCondition::InternalServerError);
+                assert!(
+                    matches!(e.about, ErrorAbout::Message { id: Some(ref id), .. } if id == "m1")
+                );
+                bounced = true;
+            }
+            ToSession::Flushed { token: 7, durable } => {
+                assert!(bounced, "the bounce comes before the flush");
+                assert!(!durable, "the other shard's commit failed");
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(memory.offline(&user(b)).expect("offline").is_empty());
+    rt.shutdown().await;
+}
