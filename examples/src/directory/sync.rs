@@ -100,22 +100,20 @@ async fn apply<S: Store + Send + Sync + 'static>(
 ) -> Result<(), SyncError> {
     let s = store.clone();
     let c = change.clone();
+    // An account without cached credentials: the next login, checked by the directory, caches them.
+    let uncached = |jid: &BareJid| Account {
+        jid: jid.clone(),
+        credentials: Vec::new(),
+        digest: Vec::new(),
+    };
     blocking(move || match &c {
         Change::Create(user) => {
-            s.put_account(&Account {
-                jid: user.jid.clone(),
-                credentials: Vec::new(),
-                digest: Vec::new(),
-            })?;
+            s.put_account(&uncached(&user.jid))?;
             record::write(s.as_ref(), &user.jid, &user.record)
         }
         Change::Update { user, .. } => {
             if c.drops_credentials() {
-                s.put_account(&Account {
-                    jid: user.jid.clone(),
-                    credentials: Vec::new(),
-                    digest: Vec::new(),
-                })?;
+                s.put_account(&uncached(&user.jid))?;
             }
             record::write(s.as_ref(), &user.jid, &user.record)
         }
