@@ -398,6 +398,91 @@ async fn a_watch_on_a_user_of_another_shard_follows_that_users_presence() {
     rt.shutdown().await;
 }
 
+/// Accounts `0..users` with empty rosters: nobody is subscribed to anybody.
+fn strangers(users: usize) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    for i in 0..users {
+        store
+            .put_account(&Account {
+                jid: user(i),
+                credentials: vec![],
+                digest: vec![],
+            })
+            .expect("account");
+    }
+    store
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_without_a_subscription_asks_for_one_from_the_watchers_shard_and_follows_once_approved()
+ {
+    // As one engine does for a SIP SUBSCRIBE, the watcher asks the target for a subscription; the target's
+    // shard cannot (the watcher's roster is on another shard), so the watcher's shard asks, and the watch
+    // waits instead of being refused. Local requests are approved automatically by default.
+    let memory = strangers(USERS);
+    let rt = start(memory.clone(), 4);
+    let hub = rt.handle();
+    let (a, b) = on_different_shards(4);
+    let (watch_sink, mut watches) = runtime::watch_channel(64);
+    hub.watches(watch_sink).expect("watch sink");
+    let watch = presence_core::WatchId(7);
+    hub.submit(Input::Watch {
+        watch,
+        watcher: user(a),
+        target: user(b),
+        kind: presence_core::WatchKind::Presence,
+    })
+    .expect("queued");
+    let session = hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(64, 1 << 20);
+    hub.attach(session, sink).expect("attached");
+    hub.submit(Input::OpenSession {
+        session,
+        user: user(b),
+        resource: Some("r".into()),
+    })
+    .expect("queued");
+    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    hub.submit(presence(session, None, Some("here".into())))
+        .expect("queued");
+    let states = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut seen = Vec::new();
+        while let Some((id, state)) = watches.recv().await {
+            if id != watch {
+                continue;
+            }
+            let text = format!("{state:?}");
+            seen.push(text.clone());
+            if text.contains("here") || text.contains("Terminated") {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .expect("the watch reports within 10 s");
+    assert!(
+        states.last().is_some_and(|s| s.contains("here")),
+        "the watch follows b once the subscription is approved, never refused: {states:?}"
+    );
+    rt.shutdown().await;
+    let link = |owner: usize, contact: usize| {
+        let roster = memory.roster(&user(owner)).expect("roster");
+        roster.iter().find_map(|(jid, entry)| match entry {
+            RosterEntry::Listed { subscription, .. } if *jid == user(contact) => {
+                Some(*subscription)
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(
+        link(a, b).map(|s| s.outbound),
+        Some(Link::On),
+        "the watcher's own roster holds the subscription it asked for"
+    );
+    assert_eq!(link(b, a).map(|s| s.inbound), Some(Link::On));
+}
+
 /// A store whose commits fail while told to.
 struct Failing {
     inner: Arc<MemoryStore>,

@@ -198,6 +198,16 @@ pub enum Input {
         /// The edits in order.
         edits: Vec<crate::directory::ContactEdit>,
     },
+    /// `watcher` asks `target` for a presence subscription, as the watcher's own client would, unless it has
+    /// one or asked already. The engine that opens a watch asks on the watcher's behalf when it serves both
+    /// users; when they live on different engine shards, the runtime's router sends this to the watcher's shard
+    /// beside the `Watch` it sends to the target's, whose watch waits (`Pending`) for the answer.
+    SubscribeFor {
+        /// Who asks (served by this engine).
+        watcher: BareJid,
+        /// Whose presence.
+        target: BareJid,
+    },
     /// Opens a watch (a SIP SUBSCRIBE dialog): `watcher` wants `target`'s composed presence or watcher list.
     /// Answered with `Output::Watch`; an id already in use replaces that watch.
     Watch {

@@ -259,7 +259,8 @@ impl Engine {
             Work::Input(Input::OpenSession { user, .. })
             | Work::Input(Input::SetPolicy { user, .. })
             | Work::Input(Input::AddContacts { user, .. })
-            | Work::Input(Input::EditContacts { user, .. }) => Some(user.clone()),
+            | Work::Input(Input::EditContacts { user, .. })
+            | Work::Input(Input::SubscribeFor { watcher: user, .. }) => Some(user.clone()),
             Work::Input(Input::Request { call, .. }) => call.needs().cloned(),
             Work::Input(Input::FromRemote(s)) | Work::Inbound(s) => match s {
                 // Presence for a user who is not loaded is for an offline user: nothing to deliver, no load.
@@ -353,8 +354,10 @@ impl Engine {
             // Nothing to answer: a policy change has no reply, and a reciprocal add has no requester to tell; its
             // user's request stays pending, as one to a contact that never answers does.
             // An edit that cannot be made now is made by the next sync, which finds the item still there.
+            // A watcher that cannot be loaded asks nothing; the watch on the other shard stays pending.
             Work::Input(Input::SetPolicy { .. })
             | Work::Input(Input::EditContacts { .. })
+            | Work::Input(Input::SubscribeFor { .. })
             | Work::Reciprocal { .. } => {}
             // A request that needed another user (someone's vCard) is answered with a temporary error.
             Work::Input(Input::Request {
@@ -479,6 +482,7 @@ impl Engine {
             }
             Input::AddContacts { user, contacts } => self.add_contacts(&user, contacts),
             Input::EditContacts { user, edits } => self.edit_contacts(&user, edits),
+            Input::SubscribeFor { watcher, target } => self.subscribe_for(&watcher, &target),
             Input::HoldUndelivered { user, messages } => self.hold_undelivered(user, messages),
             Input::Detached { session, unacked } => self.detached(session, unacked),
             Input::Reattached { session } => self.reattached(session),

@@ -27,6 +27,9 @@ pub(super) struct Watch {
     /// The state last reported; `None` until the first report, which waits for the subscription request (if
     /// any) to be decided so the shell does not see a `Pending` that is over at once.
     sent: Option<WatchState>,
+    /// The watcher lives on another engine shard, whose engine asks for the subscription
+    /// (`Input::SubscribeFor`): until the target's roster says otherwise, the watch waits rather than fails.
+    asked_elsewhere: bool,
 }
 
 /// Which of a target's watches a change can affect.
@@ -88,6 +91,7 @@ fn verdict<'a>(target: Option<&'a User>, w: &Watch) -> Verdict<'a> {
                 // Polite blocking (DESIGN §3): a hidden watcher sees "unavailable", never a refusal or a wait.
                 (Link::On | Link::Pending, false) => Verdict::Presence(&UNAVAILABLE),
                 (Link::Pending, true) => Verdict::Pending,
+                (Link::Off | Link::PreApproved, _) if w.asked_elsewhere => Verdict::Pending,
                 (Link::Off | Link::PreApproved, _) => Verdict::End(WatchEnd::Rejected),
             }
         }
@@ -125,6 +129,13 @@ impl Engine {
         self.forget_watch(watch);
         self.watch_serial += 1;
         let serial = self.watch_serial;
+        // On a shard, a watcher of our domains served elsewhere is a sibling shard's user, for whom the router
+        // sent that shard `Input::SubscribeFor` (a cluster node does not: its watches stay as the roster says).
+        let asked_elsewhere = kind == WatchKind::Presence
+            && watcher != target
+            && matches!(self.hosting, super::hosting::Hosting::Shard { .. })
+            && self.is_local(&watcher)
+            && !self.is_here(&watcher);
         self.watches_on
             .entry(target.clone())
             .or_default()
@@ -137,6 +148,7 @@ impl Engine {
                 kind,
                 serial,
                 sent: None,
+                asked_elsewhere,
             },
         );
         self.submit(Work::Watch {
@@ -190,6 +202,17 @@ impl Engine {
             return;
         }
         self.report_first(watch);
+    }
+
+    /// `Input::SubscribeFor`, with the watcher loaded: the request a watch on another shard waits for, unless
+    /// the watcher already has the subscription or asked for it.
+    pub(super) fn subscribe_for(&mut self, watcher: &BareJid, target: &BareJid) {
+        let Some(u) = self.users.get(watcher) else {
+            return;
+        };
+        if watcher != target && u.roster.subscription(target).outbound == Link::Off {
+            self.outbound_subscription(watcher, None, target, SubscriptionAction::Subscribe);
+        }
     }
 
     /// Sends the subscription request on the watcher's behalf, with the watcher loaded (or known not to exist).

@@ -15,7 +15,9 @@
 //! - inputs about a user (policy, manual status, phone line, calendar, bulk contact add, account removal,
 //!   held-back undelivered messages): that user's shard; admin commands are such inputs;
 //! - a watch (SIP SUBSCRIBE): its target's shard, whose roster and policy decide it and whose composition it
-//!   follows; `Unwatch` goes where the watch went; every shard gets a clone of the one watch sink;
+//!   follows; when the watcher lives on another shard, that shard is sent `Input::SubscribeFor` first, to ask
+//!   for the subscription on the watcher's behalf as a single engine would (the watch waits as pending);
+//!   `Unwatch` goes where the watch went; every shard gets a clone of the one watch sink;
 //! - a stanza from another server or node (`FromRemote`, `submit_remote`): its recipient's shard; one without
 //!   a local recipient goes to shard 0, whose engine answers it as a single engine would;
 //! - rooms: every room has a home shard, [`crate::cluster::room_home`] over the shards' names, told to each
@@ -41,9 +43,9 @@
 //! **Known gaps** (those of a cluster, found by running the e2e suites at 4 shards; why the product's default
 //! stays one shard): a request that reads another user's data (a vCard, an avatar, PEP items) is answered by
 //! the requester's engine, which does not hold a user of another shard (`service-unavailable`); PEP events do
-//! not reach contacts on other shards; a watch whose watcher is not subscribed yet to a target of another shard
-//! is rejected, since the engine asks on a watcher's behalf only when it serves both; the room service's
-//! disco#items lists the rooms of the asker's shard.
+//! not reach contacts on other shards; the room service's disco#items lists the rooms of the asker's shard. A
+//! watch whose watcher is not subscribed yet to a target of another shard first reports `Pending` (the target's
+//! engine cannot wait for the request the watcher's shard sends), then the decision.
 //!
 //! **At the bound.** Routed work may fill a shard's queue to twice the shells' bound (see
 //! `Queue::push_routed`). Past that, a message comes back to its sender as a `wait`-type
@@ -67,7 +69,7 @@ use crate::jid::{BareJid, Jid};
 use crate::message::MessageKind;
 use crate::session::SessionId;
 use crate::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
-use crate::watch::WatchId;
+use crate::watch::{WatchId, WatchKind};
 
 /// How long a stopping shard waits for the others to say their goodbyes.
 const FAREWELL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -424,12 +426,29 @@ impl Router {
             | Input::Calendar { user, .. }
             | Input::AddContacts { user, .. }
             | Input::EditContacts { user, .. }
+            | Input::SubscribeFor { watcher: user, .. }
             | Input::AccountRemoved { user }
             | Input::HoldUndelivered { user, .. }
             | Input::Loaded { user, .. }
             | Input::LoadFailed { user } => one(self.siblings.user_shard(user)),
-            Input::Watch { watch, target, .. } => {
+            Input::Watch {
+                watch,
+                watcher,
+                target,
+                kind,
+            } => {
                 let shard = self.siblings.user_shard(target);
+                let watcher_shard = self.siblings.user_shard(watcher);
+                if *kind == WatchKind::Presence && watcher_shard != shard {
+                    // The target's engine cannot ask on the watcher's behalf (the watcher's roster is not
+                    // there): the watcher's shard asks, and the watch waits for the answer.
+                    let _ =
+                        self.queue(watcher_shard)
+                            .push_control(Msg::Input(Input::SubscribeFor {
+                                watcher: watcher.clone(),
+                                target: target.clone(),
+                            }));
+                }
                 let old = self.watches.with(watch, |map| map.insert(*watch, shard));
                 if let Some(old) = old.filter(|o| *o != shard) {
                     // The id now names a watch on another shard: the old one ends there (never refused).
