@@ -32,6 +32,10 @@ pub struct S2sConfig {
     pub deny: Vec<String>,
     /// Whether a stream must be encrypted (STARTTLS) before dialback.
     pub require_tls: bool,
+    /// The CA certificates (PEM) trusted to prove peer domains: a peer whose certificate chains to one of them
+    /// and names its domain is authenticated with SASL EXTERNAL. Not set: no certificate is trusted, every peer
+    /// uses dialback.
+    pub ca_file: Option<PathBuf>,
     /// The secret dialback keys are made from; generated into `data_dir` when not set. Nodes serving one
     /// domain must share it.
     pub dialback_secret: Option<String>,
@@ -54,6 +58,7 @@ impl std::fmt::Debug for S2sConfig {
             .field("allow", &self.allow)
             .field("deny", &self.deny)
             .field("require_tls", &self.require_tls)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +72,7 @@ impl Default for S2sConfig {
             allow: Vec::new(),
             deny: Vec::new(),
             require_tls: true,
+            ca_file: None,
             dialback_secret: None,
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(300),
@@ -107,6 +113,7 @@ impl S2sConfig {
         s.allow = self.allow.iter().map(|d| d.to_ascii_lowercase()).collect();
         s.deny = self.deny.iter().map(|d| d.to_ascii_lowercase()).collect();
         s.require_tls = self.require_tls;
+        s.ca_file = self.ca_file.clone();
         s.connect_timeout = self.connect_timeout;
         s.idle_timeout = self.idle_timeout;
         s.outbound_queue = self.outbound_queue;
@@ -199,6 +206,30 @@ mod tests {
             Some(&"127.0.0.1:5270".parse().unwrap())
         );
         assert!(!s.permits("evil.example"));
+    }
+
+    #[test]
+    fn the_trust_store_is_unset_by_default_and_passed_on_when_set() {
+        let cert = || server_xmpp::CertSource::SelfSigned {
+            dir: "/nonexistent".into(),
+            domain: "a.example".into(),
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut c: S2sConfig = toml::from_str("").expect("parses");
+        c.dialback_secret = Some("s".into());
+        let s = c
+            .settings("a.example", dir.path(), cert())
+            .expect("settings");
+        assert_eq!(s.ca_file, None);
+        let mut c: S2sConfig = toml::from_str("ca_file = \"/etc/ca.pem\"").expect("parses");
+        c.dialback_secret = Some("s".into());
+        let s = c
+            .settings("a.example", dir.path(), cert())
+            .expect("settings");
+        assert_eq!(
+            s.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Inbound streams: a peer connects, we offer STARTTLS and dialback, verify the keys it presents with its
+//! Inbound streams: a peer connects, we offer STARTTLS, then SASL EXTERNAL when its certificate proves the
+//! domain its stream names (`trust`) and dialback, accept EXTERNAL for that domain, verify the keys it presents with its
 //! authoritative server (XEP-0220 §2.3), answer key checks for the streams we opened elsewhere (§2.4), and carry
 //! its stanzas from the domains it authenticated into the engine.
 
@@ -7,6 +8,7 @@ use std::sync::Arc;
 
 use presence_core::Input;
 use presence_core::runtime::SubmitError;
+use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
@@ -115,6 +117,9 @@ async fn session(
 ) -> Result<String, Refusal> {
     let local = shared.settings.domain.as_str();
     let mut tls = false;
+    // The certificate the peer showed in the TLS handshake, if any.
+    let mut certs: Vec<CertificateDer<'static>> = Vec::new();
+    let mut sasl_done = false;
     'stream: loop {
         let opening = match tokio::time::timeout(shared.settings.connect_timeout, wire.next()).await
         {
@@ -144,6 +149,21 @@ async fn session(
             }
             features = features.with_child(starttls);
         }
+        // EXTERNAL only for the domain the certificate proves (RFC 6120 §13.7.1.2.1), offered once per stream.
+        let external_for = match h.from.as_deref() {
+            Some(from)
+                if tls
+                    && !sasl_done
+                    && shared.settings.permits(from)
+                    && shared.trust.vouches_for(&certs, from) =>
+            {
+                let mechanisms = Element::new(ns::SASL, "mechanisms")
+                    .with_child(Element::new(ns::SASL, "mechanism").with_text("EXTERNAL"));
+                features = features.with_child(mechanisms);
+                Some(from.to_ascii_lowercase())
+            }
+            _ => None,
+        };
         features = features.with_child(Element::new(NS_DIALBACK_FEATURE, "dialback"));
         wire.send(&features).await.map_err(Ended::Io)?;
         loop {
@@ -162,9 +182,41 @@ async fn session(
                     .await
                     .map_err(|_| Refusal::Timeout)?
                     .map_err(Refusal::Tls)?;
+                    certs = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                        .unwrap_or_default();
                     *wire = spare.with_io(Box::new(stream));
                     tls = true;
                     continue 'stream;
+                }
+                StreamEvent::Element(el) if el.is(ns::SASL, "auth") => {
+                    match external(&el, external_for.as_deref()) {
+                        Ok(domain) => {
+                            wire.send(&Element::new(ns::SASL, "success"))
+                                .await
+                                .map_err(Ended::Io)?;
+                            info!(peer = %domain, "s2s inbound stream authenticated (SASL EXTERNAL)");
+                            if !authenticated.contains(&domain) {
+                                authenticated.push(domain);
+                            }
+                            sasl_done = true;
+                            // The peer starts a new stream on the same transport (RFC 6120 §6.4.6).
+                            wire.restart();
+                            continue 'stream;
+                        }
+                        Err(condition) => {
+                            info!(%condition, "s2s SASL EXTERNAL refused");
+                            wire.send(
+                                &Element::new(ns::SASL, "failure")
+                                    .with_child(Element::new(ns::SASL, condition)),
+                            )
+                            .await
+                            .map_err(Ended::Io)?;
+                        }
+                    }
                 }
                 StreamEvent::Element(el) if el.is(NS_DIALBACK, "result") => {
                     if shared.settings.require_tls && !tls {
@@ -210,6 +262,31 @@ async fn session(
                 StreamEvent::Open(_) => return Err(Refusal::Namespace),
             }
         }
+    }
+}
+
+/// A peer's SASL `<auth/>`: the domain it authenticates as, when it asks for EXTERNAL, we offered EXTERNAL for
+/// `offered` (its certificate proves that domain) and its authzid is empty or that domain (XEP-0178 §2); else
+/// the SASL failure condition.
+fn external(auth: &Element, offered: Option<&str>) -> Result<String, &'static str> {
+    use base64::Engine as _;
+    if auth.attr("mechanism") != Some("EXTERNAL") {
+        return Err("invalid-mechanism");
+    }
+    let Some(domain) = offered else {
+        return Err("not-authorized");
+    };
+    let text = auth.text();
+    let text = text.trim();
+    if text.is_empty() || text == "=" {
+        return Ok(domain.to_owned());
+    }
+    let authzid = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| "incorrect-encoding")?;
+    match std::str::from_utf8(&authzid) {
+        Ok(a) if a.eq_ignore_ascii_case(domain) => Ok(domain.to_owned()),
+        _ => Err("invalid-authzid"),
     }
 }
 

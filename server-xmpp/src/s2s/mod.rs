@@ -7,9 +7,12 @@
 //!   opened: DNS SRV `_xmpp-server._tcp`, then A/AAAA (`resolve`, hickory-resolver). A domain that cannot be
 //!   found bounces with `remote-server-not-found`.
 //! - **Security.** STARTTLS (rustls) on every stream, required by default (`require_tls`); then the peer's
-//!   domain is authenticated with server dialback (XEP-0220, keys per XEP-0185). The peer's certificate is not
-//!   verified: dialback's call back to the peer's authoritative server is what proves the domain. SASL EXTERNAL
-//!   (certificate authentication) is not done yet.
+//!   domain is authenticated with SASL EXTERNAL when its certificate proves it (RFC 6120 §13.7.1.2: chains to
+//!   the configured trust store `ca_file` and names the domain, RFC 6125 DNS-ID, checked by webpki; `trust`),
+//!   else with server dialback (XEP-0220, keys per XEP-0185), whose call back to the peer's authoritative server
+//!   proves the domain whatever certificate it shows. Without `ca_file` no certificate is trusted: dialback only.
+//!   Outbound, our certificate is shown as the TLS client certificate, and EXTERNAL is used when the peer offers
+//!   it (a peer offers it only when our certificate satisfied it); a refused EXTERNAL falls back to dialback.
 //! - **Outbound.** One connection per peer domain, opened on the first stanza and reused; stanzas wait in a
 //!   bounded queue while it is set up and bounce to their senders with `remote-server-timeout` when it cannot be
 //!   (`outbound`). An idle connection is closed.
@@ -25,6 +28,7 @@ mod outbound;
 mod peer;
 pub mod resolve;
 mod stream;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,6 +43,7 @@ use tracing::{info, warn};
 use crate::{CertSource, ServeError};
 pub use dialback::Secret;
 pub use resolve::Nameserver;
+pub use trust::{TrustError, TrustStore};
 
 /// How federation is set up.
 #[derive(Debug, Clone)]
@@ -59,6 +64,8 @@ pub struct S2sSettings {
     pub deny: Vec<String>,
     /// Whether a stream must be encrypted before dialback.
     pub require_tls: bool,
+    /// The CAs (PEM) whose certificates prove a peer's domain (SASL EXTERNAL); `None`: dialback only.
+    pub ca_file: Option<std::path::PathBuf>,
     /// The secret dialback keys are made from.
     pub secret: Secret,
     /// Codec limits per stream.
@@ -85,6 +92,7 @@ impl S2sSettings {
             allow: Vec::new(),
             deny: Vec::new(),
             require_tls: true,
+            ca_file: None,
             secret,
             limits: xmpp_codec::Limits::default(),
             connect_timeout: Duration::from_secs(15),
@@ -110,6 +118,8 @@ pub(crate) struct Shared {
     hub: Handle,
     acceptor: tokio_rustls::TlsAcceptor,
     connector: tokio_rustls::TlsConnector,
+    /// Which certificates prove a peer's domain.
+    trust: TrustStore,
     inbound: Arc<Semaphore>,
     /// Where peer domains' servers are.
     resolver: resolve::Resolver,
@@ -129,8 +139,18 @@ impl S2sServer {
     /// Opens the listener (when configured) and attaches the routed domains; stanzas go to the engine behind
     /// `hub`. Must be called on the tokio runtime.
     pub async fn bind(settings: S2sSettings, hub: Handle) -> Result<Self, ServeError> {
-        let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&settings.cert)?);
-        let connector = tokio_rustls::TlsConnector::from(stream::client_config());
+        let trust = match &settings.ca_file {
+            Some(path) => TrustStore::load(path)?,
+            None => TrustStore::none(),
+        };
+        // Peers are asked for a certificate only when one could prove anything.
+        let server_config = if trust.is_empty() {
+            crate::tls::server_config(&settings.cert)?
+        } else {
+            crate::tls::server_config_with_client_auth(&settings.cert, trust::AnyPeerCert::new())?
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
+        let connector = tokio_rustls::TlsConnector::from(stream::client_config(&settings.cert)?);
         let listener = match settings.bind {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -147,6 +167,7 @@ impl S2sServer {
             hub,
             acceptor,
             connector,
+            trust,
             tasks: tokio::runtime::Handle::current(),
         });
         let mut routes = Vec::new();
