@@ -18,7 +18,7 @@ use super::Shared;
 use super::dialback::{NS_DIALBACK, NS_DIALBACK_FEATURE};
 use super::outbound;
 use super::peer::{self, Refused};
-use super::stream::{S2sWire, StreamFailure, header};
+use super::stream::{Io, S2sWire, StreamFailure, header};
 use crate::wire::{Ended, Wire};
 
 /// Why an inbound stream was ended by us.
@@ -60,18 +60,44 @@ impl Refusal {
     }
 }
 
-/// Serves one inbound stream until it ends; `_permit` counts it against the inbound cap.
+/// Serves one inbound stream until it ends; `_permit` counts it against the inbound cap. On the direct-TLS port
+/// (XEP-0368) the TLS handshake comes first.
 pub(super) async fn serve(
     tcp: TcpStream,
     addr: SocketAddr,
     shared: Arc<Shared>,
     _permit: OwnedSemaphorePermit,
+    direct_tls: bool,
 ) {
     let _ = tcp.set_nodelay(true);
-    let mut wire: S2sWire = Wire::new(Box::new(tcp), shared.settings.limits);
+    let mut certs = None;
+    let io: Box<dyn Io> = if direct_tls {
+        let handshake = tokio::time::timeout(
+            shared.settings.connect_timeout,
+            shared.direct_acceptor.accept(tcp),
+        )
+        .await;
+        match handshake {
+            Ok(Ok(tls)) => {
+                certs = Some(peer_certificates(tls.get_ref().1));
+                Box::new(tls)
+            }
+            Ok(Err(e)) => {
+                info!(%addr, error = %e, "s2s direct TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                info!(%addr, "s2s direct TLS handshake timed out");
+                return;
+            }
+        }
+    } else {
+        Box::new(tcp)
+    };
+    let mut wire: S2sWire = Wire::new(io, shared.settings.limits);
     let mut authenticated = Vec::new();
     let local = shared.settings.domain.clone();
-    match session(&mut wire, &shared, &mut authenticated).await {
+    match session(&mut wire, &shared, &mut authenticated, certs).await {
         Ok(reason) => {
             info!(%addr, peers = ?authenticated, %reason, "s2s inbound stream closed");
             wire.close().await;
@@ -109,16 +135,25 @@ async fn next(
     }
 }
 
-/// The stream and its restarts; `authenticated` collects the peer domains dialback proved.
+/// The certificate chain a TLS peer showed (empty: none).
+fn peer_certificates(conn: &rustls::ServerConnection) -> Vec<CertificateDer<'static>> {
+    conn.peer_certificates()
+        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// The stream and its restarts; `authenticated` collects the peer domains EXTERNAL or dialback proved. `tls`:
+/// the peer's certificates when the transport is encrypted already (direct TLS).
 async fn session(
     wire: &mut S2sWire,
     shared: &Shared,
     authenticated: &mut Vec<String>,
+    tls: Option<Vec<CertificateDer<'static>>>,
 ) -> Result<String, Refusal> {
     let local = shared.settings.domain.as_str();
-    let mut tls = false;
+    let mut encrypted = tls.is_some();
     // The certificate the peer showed in the TLS handshake, if any.
-    let mut certs: Vec<CertificateDer<'static>> = Vec::new();
+    let mut certs: Vec<CertificateDer<'static>> = tls.unwrap_or_default();
     let mut sasl_done = false;
     'stream: loop {
         let opening = match tokio::time::timeout(shared.settings.connect_timeout, wire.next()).await
@@ -142,7 +177,7 @@ async fn session(
             return Err(Refusal::HostUnknown(to.to_owned()));
         }
         let mut features = Element::new(ns::STREAMS, "features");
-        if !tls {
+        if !encrypted {
             let mut starttls = Element::new(ns::TLS, "starttls");
             if shared.settings.require_tls {
                 starttls = starttls.with_child(Element::new(ns::TLS, "required"));
@@ -152,7 +187,7 @@ async fn session(
         // EXTERNAL only for the domain the certificate proves (RFC 6120 §13.7.1.2.1), offered once per stream.
         let external_for = match h.from.as_deref() {
             Some(from)
-                if tls
+                if encrypted
                     && !sasl_done
                     && shared.settings.permits(from)
                     && shared.trust.vouches_for(&certs, from) =>
@@ -168,7 +203,7 @@ async fn session(
         wire.send(&features).await.map_err(Ended::Io)?;
         loop {
             match next(wire, shared, !authenticated.is_empty()).await? {
-                StreamEvent::Element(el) if el.is(ns::TLS, "starttls") && !tls => {
+                StreamEvent::Element(el) if el.is(ns::TLS, "starttls") && !encrypted => {
                     wire.send(&Element::new(ns::TLS, "proceed"))
                         .await
                         .map_err(Ended::Io)?;
@@ -182,14 +217,9 @@ async fn session(
                     .await
                     .map_err(|_| Refusal::Timeout)?
                     .map_err(Refusal::Tls)?;
-                    certs = stream
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-                        .unwrap_or_default();
+                    certs = peer_certificates(stream.get_ref().1);
                     *wire = spare.with_io(Box::new(stream));
-                    tls = true;
+                    encrypted = true;
                     continue 'stream;
                 }
                 StreamEvent::Element(el) if el.is(ns::SASL, "auth") => {
@@ -219,7 +249,7 @@ async fn session(
                     }
                 }
                 StreamEvent::Element(el) if el.is(NS_DIALBACK, "result") => {
-                    if shared.settings.require_tls && !tls {
+                    if shared.settings.require_tls && !encrypted {
                         return Err(Refusal::TlsRequired);
                     }
                     result(wire, shared, &el, &id, authenticated).await?;

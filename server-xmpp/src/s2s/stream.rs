@@ -76,6 +76,12 @@ pub(crate) fn stream_error_text(el: &Element) -> String {
         .join(" ")
 }
 
+/// The peer's domain as a TLS server name (SNI).
+fn server_name(to: &str) -> Result<ServerName<'static>, StreamFailure> {
+    ServerName::try_from(to.to_owned())
+        .map_err(|_| StreamFailure::Protocol("the peer's domain is not a DNS name"))
+}
+
 /// Reads the peer's stream features.
 pub(crate) async fn features(wire: &mut S2sWire) -> Result<Element, StreamFailure> {
     match wire.next().await? {
@@ -95,13 +101,28 @@ pub(crate) fn offers_external(features: &Element) -> bool {
     })
 }
 
-/// Connects to the first of `to`'s addresses (its static route, else DNS) that accepts, in order.
-async fn connect(shared: &Shared, to: &str) -> Result<TcpStream, StreamFailure> {
+/// Connects to the first of `to`'s addresses (its static route, else DNS) that accepts, in order, with TLS
+/// from the first byte when the address is a direct-TLS one (XEP-0368); returns the transport and whether it is
+/// encrypted already.
+async fn connect(shared: &Shared, to: &str) -> Result<(Box<dyn Io>, bool), StreamFailure> {
     let mut failed = None;
-    for addr in shared.resolver.addresses(to).await? {
-        match TcpStream::connect(addr).await {
-            Ok(tcp) => return Ok(tcp),
-            Err(source) => failed = Some(StreamFailure::Connect { addr, source }),
+    for target in shared.resolver.addresses(to).await? {
+        let addr = target.addr;
+        let tcp = match TcpStream::connect(addr).await {
+            Ok(tcp) => tcp,
+            Err(source) => {
+                failed = Some(StreamFailure::Connect { addr, source });
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        if !target.direct_tls {
+            return Ok((Box::new(tcp), false));
+        }
+        // A direct-TLS address that does not complete the handshake leaves the next address to try.
+        match shared.direct_connector.connect(server_name(to)?, tcp).await {
+            Ok(tls) => return Ok((Box::new(tls), true)),
+            Err(e) => failed = Some(StreamFailure::Tls(e)),
         }
     }
     // `addresses` is never empty when it succeeds.
@@ -115,11 +136,9 @@ pub(crate) async fn establish(
     shared: &Shared,
     to: &str,
 ) -> Result<(S2sWire, String, Element), StreamFailure> {
-    let tcp = connect(shared, to).await?;
-    let _ = tcp.set_nodelay(true);
+    let (io, mut tls) = connect(shared, to).await?;
     let local = shared.settings.domain.as_str();
-    let mut wire: S2sWire = Wire::new(Box::new(tcp), shared.settings.limits);
-    let mut tls = false;
+    let mut wire: S2sWire = Wire::new(io, shared.settings.limits);
     loop {
         wire.open_header(header(local, Some(to), None)).await?;
         let id = match wire.next().await? {
@@ -148,11 +167,9 @@ pub(crate) async fn establish(
             _ => return Err(StreamFailure::Protocol("STARTTLS was not accepted")),
         }
         let (io, spare) = wire.into_io();
-        let name = ServerName::try_from(to.to_owned())
-            .map_err(|_| StreamFailure::Protocol("the peer's domain is not a DNS name"))?;
         let stream = shared
             .connector
-            .connect(name, io)
+            .connect(server_name(to)?, io)
             .await
             .map_err(StreamFailure::Tls)?;
         wire = spare.with_io(Box::new(stream));
