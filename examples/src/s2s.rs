@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use server_xmpp::s2s::{Nameserver, S2sSettings, Secret};
+use server_xmpp::s2s::{Nameserver, S2sSettings, Secret, Target};
 
 /// The file in `data_dir` holding the generated dialback secret.
 pub const SECRET_FILE: &str = "s2s_dialback_secret";
@@ -19,9 +19,15 @@ pub struct S2sConfig {
     /// Address peers connect to (STARTTLS); `"off"` for none (stanzas still go out over `routes`).
     #[serde(deserialize_with = "crate::config::address_or_off")]
     pub bind: Option<SocketAddr>,
-    /// Where each peer domain is reached: `"example.org" = "192.0.2.1:5269"`, whatever DNS says. A domain with
-    /// no route is looked up in DNS (SRV `_xmpp-server._tcp`, then A/AAAA) unless `nameserver` is `"off"`.
-    pub routes: BTreeMap<String, SocketAddr>,
+    /// Address peers connect to with TLS from the first byte (XEP-0368, ALPN `xmpp-server`); `"off"` (the
+    /// default) for none.
+    #[serde(deserialize_with = "crate::config::address_or_off")]
+    pub tls_bind: Option<SocketAddr>,
+    /// Where each peer domain is reached: `"example.org" = "192.0.2.1:5269"` (STARTTLS) or
+    /// `"tls://192.0.2.1:5270"` (direct TLS), whatever DNS says. A domain with no route is looked up in DNS (SRV
+    /// `_xmpps-server._tcp` and `_xmpp-server._tcp`, then A/AAAA) unless `nameserver` is `"off"`.
+    #[serde(deserialize_with = "routes")]
+    pub routes: BTreeMap<String, Target>,
     /// Which DNS finds peers: `"system"` (resolv.conf, the default), `"off"` (static routes only) or the
     /// `IP:port` of one nameserver.
     #[serde(deserialize_with = "nameserver")]
@@ -32,6 +38,10 @@ pub struct S2sConfig {
     pub deny: Vec<String>,
     /// Whether a stream must be encrypted (STARTTLS) before dialback.
     pub require_tls: bool,
+    /// The CA certificates (PEM) trusted to prove peer domains: a peer whose certificate chains to one of them
+    /// and names its domain is authenticated with SASL EXTERNAL. Not set: no certificate is trusted, every peer
+    /// uses dialback.
+    pub ca_file: Option<PathBuf>,
     /// The secret dialback keys are made from; generated into `data_dir` when not set. Nodes serving one
     /// domain must share it.
     pub dialback_secret: Option<String>,
@@ -49,11 +59,13 @@ impl std::fmt::Debug for S2sConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S2sConfig")
             .field("bind", &self.bind)
+            .field("tls_bind", &self.tls_bind)
             .field("routes", &self.routes)
             .field("nameserver", &self.nameserver)
             .field("allow", &self.allow)
             .field("deny", &self.deny)
             .field("require_tls", &self.require_tls)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -62,11 +74,13 @@ impl Default for S2sConfig {
     fn default() -> Self {
         S2sConfig {
             bind: Some(SocketAddr::from(([0, 0, 0, 0], 5269))),
+            tls_bind: None,
             routes: BTreeMap::new(),
             nameserver: Nameserver::System,
             allow: Vec::new(),
             deny: Vec::new(),
             require_tls: true,
+            ca_file: None,
             dialback_secret: None,
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(300),
@@ -98,6 +112,7 @@ impl S2sConfig {
             None => Secret::new(&stored_secret(&data_dir.join(SECRET_FILE))?),
         };
         let mut s = S2sSettings::new(domain, self.bind, cert, secret);
+        s.tls_bind = self.tls_bind;
         s.routes = self
             .routes
             .iter()
@@ -107,11 +122,31 @@ impl S2sConfig {
         s.allow = self.allow.iter().map(|d| d.to_ascii_lowercase()).collect();
         s.deny = self.deny.iter().map(|d| d.to_ascii_lowercase()).collect();
         s.require_tls = self.require_tls;
+        s.ca_file = self.ca_file.clone();
         s.connect_timeout = self.connect_timeout;
         s.idle_timeout = self.idle_timeout;
         s.outbound_queue = self.outbound_queue;
         Ok(s)
     }
+}
+
+/// Reads `[s2s.routes]`: each value an `IP:port` (STARTTLS) or `tls://IP:port` (direct TLS, XEP-0368).
+fn routes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Target>, D::Error> {
+    BTreeMap::<String, String>::deserialize(d)?
+        .into_iter()
+        .map(|(domain, text)| {
+            let (direct_tls, addr) = match text.strip_prefix("tls://") {
+                Some(addr) => (true, addr),
+                None => (false, text.as_str()),
+            };
+            let addr: SocketAddr = addr.parse().map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "route {text:?} for {domain} is not an IP:port or tls://IP:port"
+                ))
+            })?;
+            Ok((domain, Target { addr, direct_tls }))
+        })
+        .collect()
 }
 
 /// The secret in `path`, made (32 random bytes, hex, readable by the owner only) when the file is missing.
@@ -196,9 +231,53 @@ mod tests {
         let s = c.settings("a.example", dir.path(), cert).expect("settings");
         assert_eq!(
             s.routes.get("b.example"),
-            Some(&"127.0.0.1:5270".parse().unwrap())
+            Some(&Target::starttls("127.0.0.1:5270".parse().unwrap()))
         );
         assert!(!s.permits("evil.example"));
+    }
+
+    #[test]
+    fn a_tls_route_is_direct_tls_and_tls_bind_is_off_by_default() {
+        let c: S2sConfig = toml::from_str(
+            "[routes]\n\"b.example\" = \"tls://127.0.0.1:5270\"\n\"c.example\" = \"127.0.0.1:5269\"\n",
+        )
+        .expect("parses");
+        assert_eq!(c.tls_bind, None);
+        assert!(c.routes["b.example"].direct_tls);
+        assert!(!c.routes["c.example"].direct_tls);
+        assert_eq!(
+            c.routes["b.example"].addr,
+            "127.0.0.1:5270".parse().unwrap()
+        );
+        let err = toml::from_str::<S2sConfig>("[routes]\n\"b.example\" = \"tcp://127.0.0.1:1\"\n")
+            .expect_err("not a route");
+        assert!(err.to_string().contains("tcp://127.0.0.1:1"), "{err}");
+        let c: S2sConfig = toml::from_str("tls_bind = \"127.0.0.1:5270\"").expect("parses");
+        assert_eq!(c.tls_bind, Some("127.0.0.1:5270".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_trust_store_is_unset_by_default_and_passed_on_when_set() {
+        let cert = || server_xmpp::CertSource::SelfSigned {
+            dir: "/nonexistent".into(),
+            domain: "a.example".into(),
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut c: S2sConfig = toml::from_str("").expect("parses");
+        c.dialback_secret = Some("s".into());
+        let s = c
+            .settings("a.example", dir.path(), cert())
+            .expect("settings");
+        assert_eq!(s.ca_file, None);
+        let mut c: S2sConfig = toml::from_str("ca_file = \"/etc/ca.pem\"").expect("parses");
+        c.dialback_secret = Some("s".into());
+        let s = c
+            .settings("a.example", dir.path(), cert())
+            .expect("settings");
+        assert_eq!(
+            s.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
     }
 
     #[test]

@@ -130,6 +130,9 @@ pub enum ServeError {
     /// Federation's DNS could not be set up.
     #[error(transparent)]
     Resolver(#[from] s2s::resolve::ResolverSetupError),
+    /// Federation's trust store could not be read.
+    #[error(transparent)]
+    Trust(#[from] s2s::TrustError),
 }
 
 /// A bound, not yet running XMPP service.

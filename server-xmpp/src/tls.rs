@@ -71,6 +71,25 @@ fn build(
     source: &CertSource,
     verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    let (certs, key) = identity(source)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Identity(e.to_string()))?;
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Identity(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// The certificate chain and private key `source` names (generating the self-signed one when missing).
+pub fn identity(
+    source: &CertSource,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     let (cert, key) = match source {
         CertSource::Files { cert, key } => (cert.clone(), key.clone()),
         CertSource::SelfSigned { dir, domain } => ensure_self_signed(dir, domain)?,
@@ -94,18 +113,7 @@ fn build(
         path: key.clone(),
         detail: e.to_string(),
     })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Identity(e.to_string()))?;
-    let builder = match verifier {
-        Some(v) => builder.with_client_cert_verifier(v),
-        None => builder.with_no_client_auth(),
-    };
-    let config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Identity(e.to_string()))?;
-    Ok(Arc::new(config))
+    Ok((certs, key))
 }
 
 /// The ALPN protocol name XEP-0368 gives client-to-server XMPP over direct TLS.
@@ -195,6 +203,24 @@ pub fn client_config(expected: Expected) -> Arc<rustls::ClientConfig> {
         .with_custom_certificate_verifier(Arc::new(ExpectedCert { expected, provider }))
         .with_no_client_auth();
     Arc::new(config)
+}
+
+/// The same, presenting `source`'s certificate when the server asks for one (a federating server proves its
+/// domain with it: SASL EXTERNAL, RFC 6120 §13.7).
+pub fn client_config_presenting(
+    expected: Expected,
+    source: &CertSource,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let (certs, key) = identity(source)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Identity(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ExpectedCert { expected, provider }))
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| TlsError::Identity(e.to_string()))?;
+    Ok(Arc::new(config))
 }
 
 /// The verifier behind [`client_config`].

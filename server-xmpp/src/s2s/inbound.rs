@@ -1,4 +1,5 @@
-//! Inbound streams: a peer connects, we offer STARTTLS and dialback, verify the keys it presents with its
+//! Inbound streams: a peer connects, we offer STARTTLS, then SASL EXTERNAL when its certificate proves the
+//! domain its stream names (`trust`) and dialback, accept EXTERNAL for that domain, verify the keys it presents with its
 //! authoritative server (XEP-0220 §2.3), answer key checks for the streams we opened elsewhere (§2.4), and carry
 //! its stanzas from the domains it authenticated into the engine.
 
@@ -7,6 +8,7 @@ use std::sync::Arc;
 
 use presence_core::Input;
 use presence_core::runtime::SubmitError;
+use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
@@ -16,7 +18,7 @@ use super::Shared;
 use super::dialback::{NS_DIALBACK, NS_DIALBACK_FEATURE};
 use super::outbound;
 use super::peer::{self, Refused};
-use super::stream::{S2sWire, StreamFailure, header};
+use super::stream::{Io, S2sWire, StreamFailure, header};
 use crate::wire::{Ended, Wire};
 
 /// Why an inbound stream was ended by us.
@@ -58,18 +60,44 @@ impl Refusal {
     }
 }
 
-/// Serves one inbound stream until it ends; `_permit` counts it against the inbound cap.
+/// Serves one inbound stream until it ends; `_permit` counts it against the inbound cap. On the direct-TLS port
+/// (XEP-0368) the TLS handshake comes first.
 pub(super) async fn serve(
     tcp: TcpStream,
     addr: SocketAddr,
     shared: Arc<Shared>,
     _permit: OwnedSemaphorePermit,
+    direct_tls: bool,
 ) {
     let _ = tcp.set_nodelay(true);
-    let mut wire: S2sWire = Wire::new(Box::new(tcp), shared.settings.limits);
+    let mut certs = None;
+    let io: Box<dyn Io> = if direct_tls {
+        let handshake = tokio::time::timeout(
+            shared.settings.connect_timeout,
+            shared.direct_acceptor.accept(tcp),
+        )
+        .await;
+        match handshake {
+            Ok(Ok(tls)) => {
+                certs = Some(peer_certificates(tls.get_ref().1));
+                Box::new(tls)
+            }
+            Ok(Err(e)) => {
+                info!(%addr, error = %e, "s2s direct TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                info!(%addr, "s2s direct TLS handshake timed out");
+                return;
+            }
+        }
+    } else {
+        Box::new(tcp)
+    };
+    let mut wire: S2sWire = Wire::new(io, shared.settings.limits);
     let mut authenticated = Vec::new();
     let local = shared.settings.domain.clone();
-    match session(&mut wire, &shared, &mut authenticated).await {
+    match session(&mut wire, &shared, &mut authenticated, certs).await {
         Ok(reason) => {
             info!(%addr, peers = ?authenticated, %reason, "s2s inbound stream closed");
             wire.close().await;
@@ -107,14 +135,26 @@ async fn next(
     }
 }
 
-/// The stream and its restarts; `authenticated` collects the peer domains dialback proved.
+/// The certificate chain a TLS peer showed (empty: none).
+fn peer_certificates(conn: &rustls::ServerConnection) -> Vec<CertificateDer<'static>> {
+    conn.peer_certificates()
+        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// The stream and its restarts; `authenticated` collects the peer domains EXTERNAL or dialback proved. `tls`:
+/// the peer's certificates when the transport is encrypted already (direct TLS).
 async fn session(
     wire: &mut S2sWire,
     shared: &Shared,
     authenticated: &mut Vec<String>,
+    tls: Option<Vec<CertificateDer<'static>>>,
 ) -> Result<String, Refusal> {
     let local = shared.settings.domain.as_str();
-    let mut tls = false;
+    let mut encrypted = tls.is_some();
+    // The certificate the peer showed in the TLS handshake, if any.
+    let mut certs: Vec<CertificateDer<'static>> = tls.unwrap_or_default();
+    let mut sasl_done = false;
     'stream: loop {
         let opening = match tokio::time::timeout(shared.settings.connect_timeout, wire.next()).await
         {
@@ -137,18 +177,33 @@ async fn session(
             return Err(Refusal::HostUnknown(to.to_owned()));
         }
         let mut features = Element::new(ns::STREAMS, "features");
-        if !tls {
+        if !encrypted {
             let mut starttls = Element::new(ns::TLS, "starttls");
             if shared.settings.require_tls {
                 starttls = starttls.with_child(Element::new(ns::TLS, "required"));
             }
             features = features.with_child(starttls);
         }
+        // EXTERNAL only for the domain the certificate proves (RFC 6120 §13.7.1.2.1), offered once per stream.
+        let external_for = match h.from.as_deref() {
+            Some(from)
+                if encrypted
+                    && !sasl_done
+                    && shared.settings.permits(from)
+                    && shared.trust.vouches_for(&certs, from) =>
+            {
+                let mechanisms = Element::new(ns::SASL, "mechanisms")
+                    .with_child(Element::new(ns::SASL, "mechanism").with_text("EXTERNAL"));
+                features = features.with_child(mechanisms);
+                Some(from.to_ascii_lowercase())
+            }
+            _ => None,
+        };
         features = features.with_child(Element::new(NS_DIALBACK_FEATURE, "dialback"));
         wire.send(&features).await.map_err(Ended::Io)?;
         loop {
             match next(wire, shared, !authenticated.is_empty()).await? {
-                StreamEvent::Element(el) if el.is(ns::TLS, "starttls") && !tls => {
+                StreamEvent::Element(el) if el.is(ns::TLS, "starttls") && !encrypted => {
                     wire.send(&Element::new(ns::TLS, "proceed"))
                         .await
                         .map_err(Ended::Io)?;
@@ -162,12 +217,39 @@ async fn session(
                     .await
                     .map_err(|_| Refusal::Timeout)?
                     .map_err(Refusal::Tls)?;
+                    certs = peer_certificates(stream.get_ref().1);
                     *wire = spare.with_io(Box::new(stream));
-                    tls = true;
+                    encrypted = true;
                     continue 'stream;
                 }
+                StreamEvent::Element(el) if el.is(ns::SASL, "auth") => {
+                    match external(&el, external_for.as_deref()) {
+                        Ok(domain) => {
+                            wire.send(&Element::new(ns::SASL, "success"))
+                                .await
+                                .map_err(Ended::Io)?;
+                            info!(peer = %domain, "s2s inbound stream authenticated (SASL EXTERNAL)");
+                            if !authenticated.contains(&domain) {
+                                authenticated.push(domain);
+                            }
+                            sasl_done = true;
+                            // The peer starts a new stream on the same transport (RFC 6120 §6.4.6).
+                            wire.restart();
+                            continue 'stream;
+                        }
+                        Err(condition) => {
+                            info!(%condition, "s2s SASL EXTERNAL refused");
+                            wire.send(
+                                &Element::new(ns::SASL, "failure")
+                                    .with_child(Element::new(ns::SASL, condition)),
+                            )
+                            .await
+                            .map_err(Ended::Io)?;
+                        }
+                    }
+                }
                 StreamEvent::Element(el) if el.is(NS_DIALBACK, "result") => {
-                    if shared.settings.require_tls && !tls {
+                    if shared.settings.require_tls && !encrypted {
                         return Err(Refusal::TlsRequired);
                     }
                     result(wire, shared, &el, &id, authenticated).await?;
@@ -210,6 +292,31 @@ async fn session(
                 StreamEvent::Open(_) => return Err(Refusal::Namespace),
             }
         }
+    }
+}
+
+/// A peer's SASL `<auth/>`: the domain it authenticates as, when it asks for EXTERNAL, we offered EXTERNAL for
+/// `offered` (its certificate proves that domain) and its authzid is empty or that domain (XEP-0178 §2); else
+/// the SASL failure condition.
+fn external(auth: &Element, offered: Option<&str>) -> Result<String, &'static str> {
+    use base64::Engine as _;
+    if auth.attr("mechanism") != Some("EXTERNAL") {
+        return Err("invalid-mechanism");
+    }
+    let Some(domain) = offered else {
+        return Err("not-authorized");
+    };
+    let text = auth.text();
+    let text = text.trim();
+    if text.is_empty() || text == "=" {
+        return Ok(domain.to_owned());
+    }
+    let authzid = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| "incorrect-encoding")?;
+    match std::str::from_utf8(&authzid) {
+        Ok(a) if a.eq_ignore_ascii_case(domain) => Ok(domain.to_owned()),
+        _ => Err("invalid-authzid"),
     }
 }
 

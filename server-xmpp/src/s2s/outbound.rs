@@ -14,7 +14,9 @@ use xmpp_codec::{Element, StreamEvent, ns};
 use super::Shared;
 use super::dialback::NS_DIALBACK;
 use super::peer;
-use super::stream::{S2sWire, StreamFailure, establish, stream_error_text};
+use super::stream::{
+    S2sWire, StreamFailure, establish, features, header, offers_external, stream_error_text,
+};
 
 /// The route to one peer domain: the engine's stanzas for it go to the task holding its stream, started when
 /// there is none.
@@ -79,8 +81,8 @@ async fn run(domain: String, shared: Arc<Shared>, mut rx: mpsc::Receiver<CoreSta
         Ok(r) => r,
         Err(_) => Err(StreamFailure::Protocol("timed out")),
     };
-    let mut wire = match opened {
-        Ok(wire) => wire,
+    let (mut wire, method) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             warn!(%domain, error = %e, "s2s outbound stream failed");
             // A domain with no server to find is not found (RFC 6120 §8.3.3.17); one that did not answer in
@@ -96,7 +98,7 @@ async fn run(domain: String, shared: Arc<Shared>, mut rx: mpsc::Receiver<CoreSta
             return;
         }
     };
-    info!(%domain, "s2s outbound stream authenticated");
+    info!(%domain, %method, "s2s outbound stream authenticated");
     let local = shared.settings.domain.clone();
     let idle = shared.settings.idle_timeout;
     let ended: String = loop {
@@ -135,10 +137,20 @@ async fn run(domain: String, shared: Arc<Shared>, mut rx: mpsc::Receiver<CoreSta
     wire.close().await;
 }
 
-/// Opens the stream to `domain` and authenticates as our domain with dialback (XEP-0220 §2.1).
-async fn open(shared: &Shared, domain: &str) -> Result<S2sWire, StreamFailure> {
-    let (mut wire, id, _offered) = establish(shared, domain).await?;
+/// Opens the stream to `domain` and authenticates as our domain: with SASL EXTERNAL when the peer offers it
+/// (RFC 6120 §6.4, XEP-0178), else, or when it refuses, with dialback (XEP-0220 §2.1). Returns the stream and
+/// the method used.
+async fn open(shared: &Shared, domain: &str) -> Result<(S2sWire, &'static str), StreamFailure> {
+    let (mut wire, id, features) = establish(shared, domain).await?;
     let local = shared.settings.domain.as_str();
+    if offers_external(&features) {
+        match external(&mut wire, local, domain).await? {
+            true => return Ok((wire, "SASL EXTERNAL")),
+            false => {
+                info!(%domain, "s2s SASL EXTERNAL refused by the peer: falling back to dialback")
+            }
+        }
+    }
     let key = shared.settings.secret.key(domain, local, &id);
     wire.send(
         &Element::new(NS_DIALBACK, "result")
@@ -151,7 +163,7 @@ async fn open(shared: &Shared, domain: &str) -> Result<S2sWire, StreamFailure> {
         match wire.next().await? {
             StreamEvent::Element(el) if el.is(NS_DIALBACK, "result") => {
                 return match el.attr("type") {
-                    Some("valid") => Ok(wire),
+                    Some("valid") => Ok((wire, "dialback")),
                     t => Err(StreamFailure::Refused(format!(
                         "dialback result {}",
                         t.unwrap_or("without type")
@@ -165,6 +177,43 @@ async fn open(shared: &Shared, domain: &str) -> Result<S2sWire, StreamFailure> {
             _ => {}
         }
     }
+}
+
+/// Authenticates as `local` with SASL EXTERNAL (authzid: our domain, XEP-0178 §2) and restarts the stream on
+/// success; `false` when the peer refused (the stream is still usable for dialback).
+async fn external(wire: &mut S2sWire, local: &str, domain: &str) -> Result<bool, StreamFailure> {
+    use base64::Engine as _;
+    let authzid = base64::engine::general_purpose::STANDARD.encode(local);
+    wire.send(
+        &Element::new(ns::SASL, "auth")
+            .with_attr("mechanism", "EXTERNAL")
+            .with_text(authzid),
+    )
+    .await?;
+    loop {
+        match wire.next().await? {
+            StreamEvent::Element(el) if el.is(ns::SASL, "success") => break,
+            StreamEvent::Element(el) if el.is(ns::SASL, "failure") => return Ok(false),
+            StreamEvent::Element(el) if el.is(ns::STREAMS, "error") => {
+                return Err(StreamFailure::Refused(stream_error_text(&el)));
+            }
+            StreamEvent::Close => return Err(StreamFailure::Refused("closed".into())),
+            _ => {}
+        }
+    }
+    // After SASL the stream starts over (RFC 6120 §6.4.6).
+    wire.restart();
+    wire.open_header(header(local, Some(domain), None)).await?;
+    match wire.next().await? {
+        StreamEvent::Open(h) if h.content_ns == ns::SERVER => {}
+        _ => {
+            return Err(StreamFailure::Protocol(
+                "expected a stream header after SASL",
+            ));
+        }
+    }
+    features(wire).await?;
+    Ok(true)
 }
 
 /// Asks `domain`'s authoritative server whether `key` is the one it gave for stream `id` to us

@@ -1,6 +1,7 @@
 //! Where a peer domain's servers are (RFC 6120 §3.2.1): its static route when one is configured, else DNS SRV
-//! `_xmpp-server._tcp.<domain>` (each target's A/AAAA, on the record's port), else, when the domain publishes no
-//! such record, the domain's own A/AAAA on 5269. DNS is hickory-resolver's, over the system's resolv.conf or one
+//! `_xmpps-server._tcp.<domain>` (XEP-0368 direct TLS) and `_xmpp-server._tcp.<domain>` (STARTTLS), together in
+//! priority order (each target's A/AAAA, on the record's port), else, when the domain publishes neither, the
+//! domain's own A/AAAA on 5269 (STARTTLS). DNS is hickory-resolver's, over the system's resolv.conf or one
 //! configured nameserver.
 
 use std::collections::HashMap;
@@ -14,6 +15,25 @@ use hickory_resolver::proto::rr::RData;
 
 /// The port of a domain that publishes no SRV record (RFC 6120 §3.2.2, the fallback process).
 const DEFAULT_PORT: u16 = 5269;
+
+/// One place to reach a peer's server, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// Where.
+    pub addr: SocketAddr,
+    /// TLS from the first byte (XEP-0368, ALPN `xmpp-server`) rather than STARTTLS.
+    pub direct_tls: bool,
+}
+
+impl Target {
+    /// A STARTTLS server at `addr`.
+    pub fn starttls(addr: SocketAddr) -> Self {
+        Target {
+            addr,
+            direct_tls: false,
+        }
+    }
+}
 
 /// Which DNS federation asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,13 +69,13 @@ pub struct ResolverSetupError {
 
 /// Static routes first, then DNS when there is a nameserver.
 pub(crate) struct Resolver {
-    routes: HashMap<String, SocketAddr>,
+    routes: HashMap<String, Target>,
     dns: Option<TokioResolver>,
 }
 
 impl Resolver {
     pub(crate) fn new(
-        routes: HashMap<String, SocketAddr>,
+        routes: HashMap<String, Target>,
         nameserver: Nameserver,
     ) -> Result<Self, ResolverSetupError> {
         let fail = |source| ResolverSetupError { nameserver, source };
@@ -90,56 +110,48 @@ impl Resolver {
     }
 
     /// The addresses to try for `domain`, in order.
-    pub(crate) async fn addresses(&self, domain: &str) -> Result<Vec<SocketAddr>, ResolveError> {
-        if let Some(addr) = self.routes.get(domain) {
-            return Ok(vec![*addr]);
+    pub(crate) async fn addresses(&self, domain: &str) -> Result<Vec<Target>, ResolveError> {
+        if let Some(target) = self.routes.get(domain) {
+            return Ok(vec![*target]);
         }
         let Some(dns) = &self.dns else {
             return Err(ResolveError::NoRoute {
                 domain: domain.to_owned(),
             });
         };
-        // Fully qualified, so no search domain of resolv.conf is appended.
-        let srv_name = format!("_xmpp-server._tcp.{domain}.");
-        let targets = match dns.srv_lookup(srv_name.as_str()).await {
-            Ok(lookup) => {
-                let mut srv: Vec<_> = lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::SRV(s) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                // RFC 6120 §3.2.1 / RFC 2782: a single target '.' says there is no service.
-                if srv.len() == 1 && srv[0].target.is_root() {
-                    return Err(ResolveError::NoService {
-                        domain: domain.to_owned(),
-                    });
-                }
-                // Lowest priority first; among equals, the heavier first (a deterministic reading of the
-                // weighting, which only spreads load).
-                srv.sort_by_key(|s| (s.priority, std::cmp::Reverse(s.weight)));
-                srv.into_iter()
-                    .filter(|s| !s.target.is_root())
-                    .map(|s| (s.target.to_ascii(), s.port))
-                    .collect()
+        // XEP-0368 §3: both services' records are merged and tried by priority; a direct-TLS answer that fails
+        // leaves the STARTTLS ones (and the other way round).
+        let direct = srv(dns, domain, "_xmpps-server._tcp", true).await;
+        let starttls = srv(dns, domain, "_xmpp-server._tcp", false).await;
+        let mut srv = match (direct, starttls) {
+            (Ok(Some(mut d)), Ok(Some(s))) => {
+                d.extend(s);
+                d
             }
-            Err(e) if e.is_no_records_found() || e.is_nx_domain() => {
-                vec![(format!("{domain}."), DEFAULT_PORT)]
-            }
-            Err(source) => {
-                return Err(ResolveError::Dns {
-                    name: srv_name,
-                    source,
-                });
-            }
+            (Ok(Some(d)), Ok(None) | Err(_)) => d,
+            (Ok(None) | Err(_), Ok(Some(s))) => s,
+            // Neither publishes: the domain itself on 5269 (RFC 6120 §3.2.2).
+            (Ok(None), Ok(None)) => vec![(0, 0, format!("{domain}."), DEFAULT_PORT, false)],
+            (_, Err(e)) => return Err(e),
+            (Err(e), Ok(None)) => return Err(e),
         };
+        // RFC 6120 §3.2.1 / RFC 2782: only targets '.' say there is no service.
+        if srv.iter().all(|s| s.2 == ".") {
+            return Err(ResolveError::NoService {
+                domain: domain.to_owned(),
+            });
+        }
+        // Lowest priority first; among equals, the heavier first (a deterministic reading of the weighting,
+        // which only spreads load).
+        srv.sort_by_key(|s| (s.0, std::cmp::Reverse(s.1)));
         let mut out = Vec::new();
         let mut last_error = None;
-        for (host, port) in targets {
+        for (_, _, host, port, direct_tls) in srv.into_iter().filter(|s| s.2 != ".") {
             match dns.lookup_ip(host.as_str()).await {
-                Ok(ips) => out.extend(ips.iter().map(|ip| SocketAddr::new(ip, port))),
+                Ok(ips) => out.extend(ips.iter().map(|ip| Target {
+                    addr: SocketAddr::new(ip, port),
+                    direct_tls,
+                })),
                 Err(source) => last_error = Some((host, source)),
             }
         }
@@ -157,6 +169,42 @@ impl Resolver {
     }
 }
 
+/// The SRV records of `service` for `domain` as (priority, weight, target, port, direct TLS); `None` when there
+/// are none.
+async fn srv(
+    dns: &TokioResolver,
+    domain: &str,
+    service: &str,
+    direct_tls: bool,
+) -> Result<Option<Vec<(u16, u16, String, u16, bool)>>, ResolveError> {
+    // Fully qualified, so no search domain of resolv.conf is appended.
+    let name = format!("{service}.{domain}.");
+    match dns.srv_lookup(name.as_str()).await {
+        Ok(lookup) => Ok(Some(
+            lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::SRV(s) => Some((
+                        s.priority,
+                        s.weight,
+                        if s.target.is_root() {
+                            ".".to_owned()
+                        } else {
+                            s.target.to_ascii()
+                        },
+                        s.port,
+                        direct_tls,
+                    )),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(None),
+        Err(source) => Err(ResolveError::Dns { name, source }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,11 +214,11 @@ mod tests {
         let route: SocketAddr = "127.0.0.1:5270".parse().unwrap();
         // A nameserver nothing answers at: asking it would fail, so an answer proves it was not asked.
         let silent = Nameserver::At("127.0.0.1:9".parse().unwrap());
-        let routes = HashMap::from([("b.example".to_owned(), route)]);
+        let routes = HashMap::from([("b.example".to_owned(), Target::starttls(route))]);
         let resolver = Resolver::new(routes, silent).expect("set up");
         assert_eq!(
             resolver.addresses("b.example").await.expect("routed"),
-            vec![route]
+            vec![Target::starttls(route)]
         );
     }
 

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use xmpp_codec::{Element, StreamEvent, StreamHeader, ns};
 
 use super::Shared;
-use super::dialback::{NS_DIALBACK, NS_DIALBACK_FEATURE};
+use super::dialback::NS_DIALBACK;
 use crate::wire::{Ended, Wire};
 
 /// A stream's transport: TCP, then TLS over it.
@@ -76,13 +76,53 @@ pub(crate) fn stream_error_text(el: &Element) -> String {
         .join(" ")
 }
 
-/// Connects to the first of `to`'s addresses (its static route, else DNS) that accepts, in order.
-async fn connect(shared: &Shared, to: &str) -> Result<TcpStream, StreamFailure> {
+/// The peer's domain as a TLS server name (SNI).
+fn server_name(to: &str) -> Result<ServerName<'static>, StreamFailure> {
+    ServerName::try_from(to.to_owned())
+        .map_err(|_| StreamFailure::Protocol("the peer's domain is not a DNS name"))
+}
+
+/// Reads the peer's stream features.
+pub(crate) async fn features(wire: &mut S2sWire) -> Result<Element, StreamFailure> {
+    match wire.next().await? {
+        StreamEvent::Element(el) if el.is(ns::STREAMS, "features") => Ok(el),
+        StreamEvent::Element(el) if el.is(ns::STREAMS, "error") => {
+            Err(StreamFailure::Refused(stream_error_text(&el)))
+        }
+        _ => Err(StreamFailure::Protocol("expected stream features")),
+    }
+}
+
+/// Whether `features` offer SASL EXTERNAL.
+pub(crate) fn offers_external(features: &Element) -> bool {
+    features.child(ns::SASL, "mechanisms").is_some_and(|m| {
+        m.elements()
+            .any(|c| c.is(ns::SASL, "mechanism") && c.text().trim() == "EXTERNAL")
+    })
+}
+
+/// Connects to the first of `to`'s addresses (its static route, else DNS) that accepts, in order, with TLS
+/// from the first byte when the address is a direct-TLS one (XEP-0368); returns the transport and whether it is
+/// encrypted already.
+async fn connect(shared: &Shared, to: &str) -> Result<(Box<dyn Io>, bool), StreamFailure> {
     let mut failed = None;
-    for addr in shared.resolver.addresses(to).await? {
-        match TcpStream::connect(addr).await {
-            Ok(tcp) => return Ok(tcp),
-            Err(source) => failed = Some(StreamFailure::Connect { addr, source }),
+    for target in shared.resolver.addresses(to).await? {
+        let addr = target.addr;
+        let tcp = match TcpStream::connect(addr).await {
+            Ok(tcp) => tcp,
+            Err(source) => {
+                failed = Some(StreamFailure::Connect { addr, source });
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        if !target.direct_tls {
+            return Ok((Box::new(tcp), false));
+        }
+        // A direct-TLS address that does not complete the handshake leaves the next address to try.
+        match shared.direct_connector.connect(server_name(to)?, tcp).await {
+            Ok(tls) => return Ok((Box::new(tls), true)),
+            Err(e) => failed = Some(StreamFailure::Tls(e)),
         }
     }
     // `addresses` is never empty when it succeeds.
@@ -91,16 +131,14 @@ async fn connect(shared: &Shared, to: &str) -> Result<TcpStream, StreamFailure> 
 
 /// Connects to `to` and opens a stream from `shared`'s domain to it, upgrading it with STARTTLS when
 /// offered (and failing when it is not offered and TLS is required). Returns the stream, the stream id the
-/// peer gave its (last) header, and whether the peer offered dialback.
+/// peer gave its (last) header, and the features it offered there.
 pub(crate) async fn establish(
     shared: &Shared,
     to: &str,
-) -> Result<(S2sWire, String, bool), StreamFailure> {
-    let tcp = connect(shared, to).await?;
-    let _ = tcp.set_nodelay(true);
+) -> Result<(S2sWire, String, Element), StreamFailure> {
+    let (io, mut tls) = connect(shared, to).await?;
     let local = shared.settings.domain.as_str();
-    let mut wire: S2sWire = Wire::new(Box::new(tcp), shared.settings.limits);
-    let mut tls = false;
+    let mut wire: S2sWire = Wire::new(io, shared.settings.limits);
     loop {
         wire.open_header(header(local, Some(to), None)).await?;
         let id = match wire.next().await? {
@@ -113,22 +151,15 @@ pub(crate) async fn establish(
             }
             _ => return Err(StreamFailure::Protocol("expected a stream header")),
         };
-        let features = match wire.next().await? {
-            StreamEvent::Element(el) if el.is(ns::STREAMS, "features") => el,
-            StreamEvent::Element(el) if el.is(ns::STREAMS, "error") => {
-                return Err(StreamFailure::Refused(stream_error_text(&el)));
-            }
-            _ => return Err(StreamFailure::Protocol("expected stream features")),
-        };
-        let dialback = features.child(NS_DIALBACK_FEATURE, "dialback").is_some();
+        let features = features(&mut wire).await?;
         if tls {
-            return Ok((wire, id, dialback));
+            return Ok((wire, id, features));
         }
         if features.child(ns::TLS, "starttls").is_none() {
             if shared.settings.require_tls {
                 return Err(StreamFailure::NoTls);
             }
-            return Ok((wire, id, dialback));
+            return Ok((wire, id, features));
         }
         wire.send(&Element::new(ns::TLS, "starttls")).await?;
         match wire.next().await? {
@@ -136,11 +167,9 @@ pub(crate) async fn establish(
             _ => return Err(StreamFailure::Protocol("STARTTLS was not accepted")),
         }
         let (io, spare) = wire.into_io();
-        let name = ServerName::try_from(to.to_owned())
-            .map_err(|_| StreamFailure::Protocol("the peer's domain is not a DNS name"))?;
         let stream = shared
             .connector
-            .connect(name, io)
+            .connect(server_name(to)?, io)
             .await
             .map_err(StreamFailure::Tls)?;
         wire = spare.with_io(Box::new(stream));
@@ -148,11 +177,13 @@ pub(crate) async fn establish(
     }
 }
 
-/// The TLS client configuration for outbound streams: any certificate the peer shows.
+/// The TLS client configuration for outbound streams: any certificate the peer shows, and ours shown to it.
 ///
-/// Certificates are not verified because peers are authenticated by dialback (XEP-0220), whose point is to
-/// work with self-signed and mismatched certificates; TLS here gives confidentiality, and SASL EXTERNAL with
-/// RFC 6125 checks (not done yet) would give certificate authentication.
-pub(crate) fn client_config() -> Arc<ClientConfig> {
-    crate::tls::client_config(crate::tls::Expected::Any)
+/// The peer's certificate is not verified because the receiving peer is reached through our own static route
+/// or DNS, and dialback (XEP-0220) is built to work with self-signed and mismatched certificates; TLS gives
+/// confidentiality. Ours is shown so that a peer trusting its CA can authenticate us with SASL EXTERNAL.
+pub(crate) fn client_config(
+    cert: &crate::CertSource,
+) -> Result<Arc<ClientConfig>, crate::TlsError> {
+    crate::tls::client_config_presenting(crate::tls::Expected::Any, cert)
 }

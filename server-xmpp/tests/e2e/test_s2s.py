@@ -2,7 +2,8 @@
 loopback, each with static ``[s2s.routes]`` to the others, and a slixmpp user on each side.
 
 Every stream in these tests is authenticated with server dialback (XEP-0220, keys per XEP-0185) over STARTTLS
-with the servers' self-signed certificates; no test uses SASL EXTERNAL (not implemented).
+with the servers' self-signed certificates (no ``ca_file``: no certificate is trusted); SASL EXTERNAL is tested in
+test_s2s_external.py.
 """
 
 from __future__ import annotations
@@ -46,11 +47,14 @@ class Domain:
     def jid(self, local: str) -> str:
         return f"{local}@{self.name}"
 
+    def client_tls(self) -> ssl.SSLContext:
+        """What this domain's users trust: exactly its server's certificate."""
+        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.server.cert))
+
     async def connect(self, local: str) -> Client:
         """A slixmpp user of this domain with initial presence, trusting exactly this server's certificate."""
         xmpp = ClientXMPP(f"{local}@{self.name}/fed", PASSWORD)
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.server.cert))
-        xmpp.ssl_context = ctx
+        xmpp.ssl_context = self.client_tls()
         xmpp.enable_starttls = True
         xmpp.enable_direct_tls = False
         xmpp.enable_plaintext = False
