@@ -33,8 +33,8 @@ fn full(i: usize) -> Jid {
     Jid::new(&format!("u{i}@example.com/r")).expect("valid address")
 }
 
-/// A store where every user has an account and every two users are subscribed to each other both ways.
-fn store(users: usize) -> Arc<MemoryStore> {
+/// Accounts `0..users` with empty rosters: nobody is subscribed to anybody.
+fn strangers(users: usize) -> Arc<MemoryStore> {
     let store = Arc::new(MemoryStore::new());
     for i in 0..users {
         store
@@ -44,6 +44,14 @@ fn store(users: usize) -> Arc<MemoryStore> {
                 digest: vec![],
             })
             .expect("account");
+    }
+    store
+}
+
+/// A store where every user has an account and every two users are subscribed to each other both ways.
+fn store(users: usize) -> Arc<MemoryStore> {
+    let store = strangers(users);
+    for i in 0..users {
         for j in (0..users).filter(|j| *j != i) {
             let both = RosterEntry::Listed {
                 details: ItemDetails::default(),
@@ -309,6 +317,49 @@ fn on_different_shards(shards: usize) -> (usize, usize) {
     (a, b)
 }
 
+/// Watches `b`'s presence for `a`, then signs `b` in with the status "here"; the watch's reports, as text, up to
+/// the first that shows "here" or ends the watch.
+async fn watch_while_target_signs_in(hub: &Handle, a: usize, b: usize) -> Vec<String> {
+    let (watch_sink, mut watches) = runtime::watch_channel(64);
+    hub.watches(watch_sink).expect("watch sink");
+    let watch = presence_core::WatchId(1);
+    hub.submit(Input::Watch {
+        watch,
+        watcher: user(a),
+        target: user(b),
+        kind: presence_core::WatchKind::Presence,
+    })
+    .expect("queued");
+    let session = hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(64, 1 << 20);
+    hub.attach(session, sink).expect("attached");
+    hub.submit(Input::OpenSession {
+        session,
+        user: user(b),
+        resource: Some("r".into()),
+    })
+    .expect("queued");
+    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    hub.submit(presence(session, None, Some("here".into())))
+        .expect("queued");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut seen = Vec::new();
+        while let Some((id, state)) = watches.recv().await {
+            if id != watch {
+                continue;
+            }
+            let text = format!("{state:?}");
+            seen.push(text.clone());
+            if text.contains("here") || text.contains("Terminated") {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .expect("the watch reports within 10 s")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flush_after_a_message_to_another_shard_comes_once_that_shard_has_stored_it() {
     let store = store(USERS);
@@ -362,55 +413,12 @@ async fn a_watch_on_a_user_of_another_shard_follows_that_users_presence() {
     let rt = start(store(USERS), 4);
     let hub = rt.handle();
     let (a, b) = on_different_shards(4);
-    let (watch_sink, mut watches) = runtime::watch_channel(64);
-    hub.watches(watch_sink).expect("watch sink");
-    let watch = presence_core::WatchId(1);
-    hub.submit(Input::Watch {
-        watch,
-        watcher: user(a),
-        target: user(b),
-        kind: presence_core::WatchKind::Presence,
-    })
-    .expect("queued");
-    let session = hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(64, 1 << 20);
-    hub.attach(session, sink).expect("attached");
-    hub.submit(Input::OpenSession {
-        session,
-        user: user(b),
-        resource: Some("r".into()),
-    })
-    .expect("queued");
-    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
-    hub.submit(presence(session, None, Some("here".into())))
-        .expect("queued");
-    let seen = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some((id, state)) = watches.recv().await {
-            if id == watch && format!("{state:?}").contains("here") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .expect("the watch reports within 10 s");
-    assert!(seen, "the watcher saw b's presence");
+    let states = watch_while_target_signs_in(&hub, a, b).await;
+    assert!(
+        states.last().is_some_and(|s| s.contains("here")),
+        "the watcher saw b's presence: {states:?}"
+    );
     rt.shutdown().await;
-}
-
-/// Accounts `0..users` with empty rosters: nobody is subscribed to anybody.
-fn strangers(users: usize) -> Arc<MemoryStore> {
-    let store = Arc::new(MemoryStore::new());
-    for i in 0..users {
-        store
-            .put_account(&Account {
-                jid: user(i),
-                credentials: vec![],
-                digest: vec![],
-            })
-            .expect("account");
-    }
-    store
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -423,44 +431,7 @@ async fn a_watch_without_a_subscription_asks_for_one_from_the_watchers_shard_and
     let rt = start(memory.clone(), 4);
     let hub = rt.handle();
     let (a, b) = on_different_shards(4);
-    let (watch_sink, mut watches) = runtime::watch_channel(64);
-    hub.watches(watch_sink).expect("watch sink");
-    let watch = presence_core::WatchId(7);
-    hub.submit(Input::Watch {
-        watch,
-        watcher: user(a),
-        target: user(b),
-        kind: presence_core::WatchKind::Presence,
-    })
-    .expect("queued");
-    let session = hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(64, 1 << 20);
-    hub.attach(session, sink).expect("attached");
-    hub.submit(Input::OpenSession {
-        session,
-        user: user(b),
-        resource: Some("r".into()),
-    })
-    .expect("queued");
-    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
-    hub.submit(presence(session, None, Some("here".into())))
-        .expect("queued");
-    let states = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut seen = Vec::new();
-        while let Some((id, state)) = watches.recv().await {
-            if id != watch {
-                continue;
-            }
-            let text = format!("{state:?}");
-            seen.push(text.clone());
-            if text.contains("here") || text.contains("Terminated") {
-                break;
-            }
-        }
-        seen
-    })
-    .await
-    .expect("the watch reports within 10 s");
+    let states = watch_while_target_signs_in(&hub, a, b).await;
     assert!(
         states.last().is_some_and(|s| s.contains("here")),
         "the watch follows b once the subscription is approved, never refused: {states:?}"
