@@ -85,6 +85,8 @@ struct Tag {
 
 pub(crate) struct Driver<S> {
     engine: Engine,
+    /// How many batches' commits have failed (see [`super::queue::Receipt`]).
+    failed_commits: u64,
     store: Arc<S>,
     dir: Directory,
     metrics: Arc<Metrics>,
@@ -184,6 +186,7 @@ impl<S: Store> Driver<S> {
             )?)),
         };
         Ok(Driver {
+            failed_commits: 0,
             shard,
             reported: Reported::default(),
             compliance,
@@ -464,6 +467,9 @@ impl<S: Store> Driver<S> {
             self.deliver(session, ToSession::Flushed { token, durable });
         }
         let durable = batch.failed.is_none();
+        if !durable {
+            self.failed_commits += 1;
+        }
         for (session, token) in batch.flushes {
             match &self.shard {
                 // Something went to other shards that they may not have committed yet: answered once they have.
@@ -472,7 +478,7 @@ impl<S: Store> Driver<S> {
             }
         }
         for receipt in batch.receipts {
-            receipt(durable);
+            receipt(durable, self.failed_commits);
         }
     }
 

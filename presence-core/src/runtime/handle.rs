@@ -186,7 +186,8 @@ impl Handle {
         };
         let result = queue.push_work([
             Msg::Input(Input::FromRemote(stanza)),
-            Msg::Receipt(Box::new(receipt)),
+            // Queued with its stanza in one push and so answered in the same batch: the batch's outcome is its.
+            Msg::Receipt(Box::new(move |durable, _| receipt(durable))),
         ]);
         self.count_busy(result).map_err(|(e, _)| e)
     }
@@ -204,7 +205,8 @@ impl Handle {
         };
         let result = queue.push_work([
             Msg::Input(Input::FromRemoteRoom(Box::new(traffic))),
-            Msg::Receipt(Box::new(receipt)),
+            // Queued with its stanza in one push and so answered in the same batch: the batch's outcome is its.
+            Msg::Receipt(Box::new(move |durable, _| receipt(durable))),
         ]);
         self.count_busy(result).map_err(|(e, _)| e)
     }

@@ -17,8 +17,11 @@ use crate::session::SessionId;
 /// A message to the engine thread.
 // Nearly every message is an input; boxing it would add an allocation per stanza to spare a rare attach.
 #[allow(clippy::large_enum_variant)]
-/// Told whether the work queued before it was committed.
-pub(crate) type Receipt = Box<dyn FnOnce(bool) + Send>;
+/// Told whether the commit of the batch it was answered in succeeded, and how many of this engine's commits have
+/// failed so far: work queued before a receipt may have been committed in an earlier batch than the receipt's
+/// (the queue was popped between them), so a sender that compares the count with the one its previous receipt
+/// saw knows whether anything it sent since could have been lost.
+pub(crate) type Receipt = Box<dyn FnOnce(bool, u64) + Send>;
 
 pub(crate) enum Msg {
     /// Deliveries for `session` go to its own sink.
@@ -31,7 +34,7 @@ pub(crate) enum Msg {
     Input(Input),
     /// Answer `token` to `session` once everything before has been committed and delivered.
     Flush(SessionId, u64),
-    /// Call this with the outcome of the commit of everything before it (`true`: durable).
+    /// Call this with the outcome of its batch's commit (`true`: durable) and the count of failed commits.
     Receipt(Receipt),
     /// A flush that waited for other shards (see `shards.rs`): answer `token` to `session` with `durable`.
     Joined(SessionId, u64, bool),

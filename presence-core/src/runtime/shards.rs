@@ -136,16 +136,21 @@ pub(crate) struct ShardLink {
     dirty: AtomicU64,
     /// Flushes waiting for other shards' receipts.
     outstanding: AtomicUsize,
+    /// Per shard, its count of failed commits as this shard's last receipt from it said: a higher count on the
+    /// next receipt means a commit there failed since, perhaps of what was routed there (so not durable).
+    failures_seen: Arc<[AtomicU64]>,
 }
 
 impl ShardLink {
     pub(crate) fn new(me: usize, siblings: Siblings, metrics: Arc<Metrics>) -> Self {
+        let failures_seen = siblings.queues.iter().map(|_| AtomicU64::new(0)).collect();
         ShardLink {
             me,
             siblings,
             metrics,
             dirty: AtomicU64::new(0),
             outstanding: AtomicUsize::new(0),
+            failures_seen,
         }
     }
 
@@ -172,10 +177,15 @@ impl ShardLink {
                 continue;
             }
             let part = join.clone();
-            let receipt = Msg::Receipt(Box::new(move |ok| part.arrived(ok)));
+            let seen = self.failures_seen.clone();
+            let receipt = Msg::Receipt(Box::new(move |ok, failures| {
+                // Receipts from one shard are answered in queue order on its thread, so this swap sees them in turn.
+                let before = seen[i].swap(failures, Ordering::Relaxed);
+                part.arrived(ok && before == failures)
+            }));
             if let Err((_, [Msg::Receipt(receipt)])) = queue.push_control(receipt) {
                 // That shard has stopped: what was routed there is not known to be committed.
-                receipt(false);
+                receipt(false, u64::MAX);
             }
         }
     }
