@@ -186,7 +186,9 @@ impl Handle {
         };
         let result = queue.push_work([
             Msg::Input(Input::FromRemote(stanza)),
-            // Queued with its stanza in one push and so answered in the same batch: the batch's outcome is its.
+            // Answered with the outcome of the batch it lands in. Its stanza is pushed with it, but a batch limit
+            // can part the two: then a failure of the stanza's commit goes unseen here (unlike shard receipts,
+            // which compare failure counts), a gap left open for the cluster.
             Msg::Receipt(Box::new(move |durable, _| receipt(durable))),
         ]);
         self.count_busy(result).map_err(|(e, _)| e)
@@ -205,7 +207,9 @@ impl Handle {
         };
         let result = queue.push_work([
             Msg::Input(Input::FromRemoteRoom(Box::new(traffic))),
-            // Queued with its stanza in one push and so answered in the same batch: the batch's outcome is its.
+            // Answered with the outcome of the batch it lands in. Its stanza is pushed with it, but a batch limit
+            // can part the two: then a failure of the stanza's commit goes unseen here (unlike shard receipts,
+            // which compare failure counts), a gap left open for the cluster.
             Msg::Receipt(Box::new(move |durable, _| receipt(durable))),
         ]);
         self.count_busy(result).map_err(|(e, _)| e)
