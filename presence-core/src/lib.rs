@@ -86,6 +86,7 @@
 //! - [`watch`]: watches of a user's composed presence or watcher list that are not XMPP sessions (SIP).
 //! - [`store`]: storage traits, an in-memory store and the conformance suite.
 //! - [`cluster`], [`assignment`], [`failover`]: nodes, user assignment and the redundancy-group failover machine.
+//! - [`query`]: requests and PEP notifications between engines (shards or nodes) for users served elsewhere.
 //! - [`rate`]: token buckets for inbound rate limits, with time as an argument.
 //! - `runtime` (feature `tokio`): the engine thread, group commit, bounded sinks and metrics that drive an engine
 //!   for tokio shells; the rest of the crate stays sans-IO without it.
@@ -105,6 +106,7 @@ pub mod feature;
 pub mod jid;
 pub mod message;
 pub mod policy;
+pub mod query;
 pub mod rate;
 pub mod rooms;
 pub mod roster;

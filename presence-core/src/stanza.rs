@@ -202,6 +202,12 @@ pub enum Stanza {
     /// it for a one-to-one message (a SIP shell ignores it).
     /// Boxed: an occupant presence is far larger than the other stanzas, and every queue holds stanzas.
     Room(Box<crate::rooms::RoomStanza>),
+    /// A session's request about a user served by another engine or node (`crate::query`), routed there.
+    Query(Box<crate::query::Query>),
+    /// The answer to a [`Stanza::Query`], routed back to the asking session's engine.
+    Reply(Box<crate::query::Reply>),
+    /// A PEP notification for sessions of a user served by another engine or node than the node owner's.
+    Notification(Box<crate::query::Notification>),
     /// An IQ between two entities, only routed.
     Iq {
         /// The sender: a client's full address, or a component's or server's domain.
@@ -209,4 +215,47 @@ pub enum Stanza {
         /// The IQ.
         iq: RoutedIq,
     },
+}
+
+impl Stanza {
+    /// The error that tells this stanza's sender it could not be carried to its recipient, for the stanzas whose
+    /// sender waits for an answer: a message (not an error message, and from a session's full address), an IQ
+    /// request, or a session's query about another user. Other stanzas acknowledge nothing: `None`.
+    pub fn undelivered(&self, condition: ErrorCondition, text: &str) -> Option<StanzaError> {
+        let (to, about) = match self {
+            Stanza::Message {
+                from: from @ Jid::Full(_),
+                to,
+                message,
+                ..
+            } if message.kind != crate::message::MessageKind::Error => (
+                from.clone(),
+                ErrorAbout::Message {
+                    id: message.id.clone(),
+                    to: to.clone(),
+                },
+            ),
+            Stanza::Iq { from, iq } if iq.kind.is_request() => (
+                from.clone(),
+                ErrorAbout::Iq {
+                    id: iq.id.clone(),
+                    to: iq.to.clone(),
+                },
+            ),
+            Stanza::Query(query) => match &query.ask {
+                crate::query::Ask::Request { request, .. } => (
+                    Jid::Full(query.from.clone()),
+                    ErrorAbout::Request(request.clone()),
+                ),
+                crate::query::Ask::LastItems { .. } => return None,
+            },
+            _ => return None,
+        };
+        Some(StanzaError {
+            to,
+            about,
+            condition,
+            text: Some(text.into()),
+        })
+    }
 }

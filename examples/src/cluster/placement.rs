@@ -17,9 +17,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
-use presence_core::message::MessageKind;
 use presence_core::runtime::{Cluster, Handle, Location, NodeAddress};
-use presence_core::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
+use presence_core::stanza::{ErrorCondition, Stanza};
 use presence_core::{BareJid, Input};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -290,35 +289,14 @@ impl Placement {
         }
     }
 
-    /// Tells the sender of a message or an IQ request that it could not be carried (it is never dropped
-    /// silently). Other stanzas acknowledge nothing and are only logged.
+    /// Tells the sender of a message, an IQ request or a query that it could not be carried (it is never
+    /// dropped silently). Other stanzas acknowledge nothing and are only logged.
     pub fn bounce(&self, stanza: Stanza, condition: ErrorCondition, text: &str) {
-        let (to, about) = match stanza {
-            Stanza::Message {
-                from, to, message, ..
-            } if message.kind != MessageKind::Error => {
-                debug!(%from, %to, ?condition, text, "a message for another node comes back to its sender");
-                (from, ErrorAbout::Message { id: message.id, to })
-            }
-            // An IQ request gets its answer too, or its sender waits for one forever.
-            Stanza::Iq { from, iq } if iq.kind.is_request() => (
-                from,
-                ErrorAbout::Iq {
-                    id: iq.id,
-                    to: iq.to,
-                },
-            ),
-            stanza => {
-                debug!(?stanza, "a stanza for another node could not be carried");
-                return;
-            }
+        let Some(error) = stanza.undelivered(condition, text) else {
+            debug!(?stanza, "a stanza for another node could not be carried");
+            return;
         };
-        let error = StanzaError {
-            to,
-            about,
-            condition,
-            text: Some(text.into()),
-        };
+        debug!(to = %error.to, ?condition, text, "a stanza for another node comes back to its sender");
         let Some(handle) = self.handle.get() else {
             return;
         };

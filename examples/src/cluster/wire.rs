@@ -27,9 +27,11 @@ use crate::store::codec::{Reader, Writer, read_message, write_message};
 /// The frame format written today; readers reject any other. 3: an available presence carries its avatar hash
 /// (XEP-0153/0398) after the extensions, and a routed IQ's sender is any address (a component's domain).
 /// 4: rooms cross the cluster (issue 15): room stanzas toward occupants, room requests and session ends toward
-/// the node serving a room (see [`rooms`]).
-pub const VERSION: u8 = 4;
+/// the node serving a room (see [`rooms`]). 5: requests about users of other nodes, their answers and PEP
+/// notifications cross the cluster (see [`queries`]).
+pub const VERSION: u8 = 5;
 
+mod queries;
 mod rooms;
 
 /// What one frame carries: a stanza for a user served by the receiving node, or room traffic for a room it
@@ -144,8 +146,11 @@ pub fn encode(stanza: &Stanza) -> Result<Vec<u8>, WireError> {
             jid(&mut w, from);
             write_iq(&mut w, iq);
         }
-        // An answer or a push goes to a session of this node and is never routed (the engine routes only
-        // presence, subscriptions, messages and errors), so the wire has no form for them.
+        Stanza::Query(_) | Stanza::Reply(_) | Stanza::Notification(_) => {
+            queries::write(&mut w, stanza)?
+        }
+        // An answer or a push goes to a session of this node and is never routed (answers to sessions of other
+        // nodes travel as replies), so the wire has no form for them.
         Stanza::Answer { .. } => return Err(WireError::NotRoutable("answer")),
         Stanza::Push(_) => return Err(WireError::NotRoutable("push")),
         // A room served by one node speaks to an occupant whose session lives on another.
@@ -225,6 +230,7 @@ pub fn decode_frame(frame: &[u8]) -> Result<Frame, WireError> {
             from: r.jid()?,
             iq: read_iq(&mut r)?,
         },
+        tag @ 14..=16 => queries::read(tag, &mut r)?,
         tag @ 11..=13 => {
             let frame = rooms::read_room(tag, &mut r)?;
             r.0.end().map_err(malformed)?;
@@ -711,6 +717,85 @@ mod tests {
         ]
     }
 
+    fn pep_items() -> impl Strategy<Value = Vec<presence_core::feature::pep::Item>> {
+        prop::collection::vec(
+            (text(), text())
+                .prop_map(|(id, payload)| presence_core::feature::pep::Item { id, payload }),
+            0..3,
+        )
+    }
+
+    fn query_stanza() -> impl Strategy<Value = Stanza> {
+        use presence_core::feature::pep::{self, Change, Event};
+        use presence_core::feature::vcard::{self, CardPhoto};
+        use presence_core::feature::{Answer, avatar::MimeType};
+        use presence_core::query::{Ask, Audience, Notification, Query, Read, Reply};
+        let read = prop_oneof![
+            Just(Read::VCard),
+            (
+                text(),
+                prop::collection::vec(text(), 0..3),
+                proptest::option::of(0usize..1000)
+            )
+                .prop_map(|(node, ids, max)| Read::Items { node, ids, max }),
+            (text(), any::<bool>()).prop_map(|(node, on)| Read::Subscribe { node, on }),
+        ];
+        let ask = prop_oneof![
+            (request(), read).prop_map(|(request, read)| Ask::Request { request, read }),
+            prop::collection::vec(text(), 0..3).prop_map(|nodes| Ask::LastItems { nodes }),
+        ];
+        let photo = prop_oneof![
+            Just(CardPhoto::AsStored),
+            Just(CardPhoto::Without),
+            text().prop_map(|data| CardPhoto::Image {
+                mime: MimeType::parse("image/png").expect("a valid type"),
+                data
+            }),
+        ];
+        let answer = prop_oneof![
+            Just(Answer::Done),
+            (bare_jid(), opt_text(), photo)
+                .prop_map(|(of, xml, photo)| Answer::VCard(vcard::Answer { of, xml, photo })),
+            (bare_jid(), text(), pep_items()).prop_map(|(owner, node, items)| Answer::Pep(
+                pep::Answer::Items { owner, node, items }
+            )),
+            (bare_jid(), text(), bare_jid()).prop_map(|(owner, node, jid)| Answer::Pep(
+                pep::Answer::Subscribed { owner, node, jid }
+            )),
+        ];
+        let audience = prop_oneof![
+            full_jid().prop_map(Audience::Session),
+            bare_jid().prop_map(Audience::Subscriber),
+            bare_jid().prop_map(Audience::Interested),
+        ];
+        let change = prop_oneof![
+            pep_items().prop_map(Change::Items),
+            prop::collection::vec(text(), 0..3).prop_map(Change::Retracted),
+            Just(Change::Deleted),
+        ];
+        prop_oneof![
+            (full_jid(), bare_jid(), ask)
+                .prop_map(|(from, to, ask)| Stanza::Query(Box::new(Query { from, to, ask }))),
+            (full_jid(), request(), answer).prop_map(|(to, request, answer)| Stanza::Reply(
+                Box::new(Reply {
+                    to,
+                    request,
+                    answer
+                })
+            )),
+            (audience, bare_jid(), text(), change).prop_map(|(audience, owner, node, change)| {
+                Stanza::Notification(Box::new(Notification {
+                    audience,
+                    event: Event {
+                        owner,
+                        node,
+                        change,
+                    },
+                }))
+            }),
+        ]
+    }
+
     fn full_jid() -> impl Strategy<Value = FullJid> {
         (bare_jid(), "[a-c0-9]{1,3}")
             .prop_map(|(bare, r)| bare.with_resource(&r).expect("valid resource"))
@@ -839,6 +924,12 @@ mod tests {
             let frame = encode_room(&t);
             prop_assert_eq!(frame[0], VERSION);
             prop_assert_eq!(decode_frame(&frame).expect("decodes"), Frame::Room(t));
+        }
+
+        #[test]
+        fn queries_replies_and_notifications_survive_the_round_trip(s in query_stanza()) {
+            let frame = encode(&s).expect("a query stanza crosses the wire");
+            prop_assert_eq!(decode(&frame).expect("decodes"), s);
         }
 
         #[test]

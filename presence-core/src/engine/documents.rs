@@ -52,8 +52,8 @@ impl Engine {
             vcard::Call::Get { of } => {
                 let of = of.unwrap_or_else(|| user.clone());
                 if !self.is_here(&of) {
-                    // A user of another domain or node: their server answers (once federation and cluster
-                    // forwarding of requests exist); until then nobody here can.
+                    // A user of another domain: their server answers, once federation forwards requests (a
+                    // user of another engine of this node or cluster is asked in `queries.rs` before this).
                     return self.request_error(
                         id,
                         &user,
@@ -62,31 +62,29 @@ impl Engine {
                         "that user's vCard is not kept on this server",
                     );
                 }
-                let Some(target) = self.users.get(&of) else {
-                    return self.request_error(
-                        id,
-                        &user,
-                        request,
-                        ErrorCondition::ItemNotFound,
-                        "no such user",
-                    );
-                };
-                let xml = target.documents.get(&vcard::key()).cloned();
-                let photo = super::avatar::card_photo(target);
-                self.answer(
-                    id,
-                    request,
-                    Answer::VCard(vcard::Answer {
-                        of: of.clone(),
-                        xml,
-                        photo,
-                    }),
-                );
+                match self.card_of(&of) {
+                    Ok(card) => self.answer(id, request, Answer::VCard(card)),
+                    Err((condition, text)) => {
+                        self.request_error(id, &user, request, condition, &text)
+                    }
+                }
                 // Looking at someone's card does not keep them in memory.
                 self.released.push(of);
             }
             vcard::Call::Set { xml, photo } => self.vcard_set(id, &user, request, xml, photo),
         }
+    }
+
+    /// The vCard of `of`, a user served here (loaded, if they have an account).
+    pub(super) fn card_of(&self, of: &BareJid) -> Result<vcard::Answer, (ErrorCondition, String)> {
+        let Some(target) = self.users.get(of) else {
+            return Err((ErrorCondition::ItemNotFound, "no such user".to_owned()));
+        };
+        Ok(vcard::Answer {
+            of: of.clone(),
+            xml: target.documents.get(&vcard::key()).cloned(),
+            photo: super::avatar::card_photo(target),
+        })
     }
 
     /// Stores a document of `user` for a session's request, within the limits, and answers it.

@@ -7,6 +7,9 @@ use crate::stanza::{RequestId, Stanza};
 
 impl Engine {
     pub(super) fn request(&mut self, session: SessionId, request: RequestId, call: Call) {
+        let Some((request, call)) = self.ask_elsewhere(session, request, call) else {
+            return;
+        };
         match call {
             Call::Roster(roster::Call::Get { known }) => self.roster_get(session, request, known),
             Call::Roster(roster::Call::Set { jid, details }) => {

@@ -11,11 +11,12 @@
 //!   last item of that node of its own account and of every contact whose presence it receives (`to`/`both` on
 //!   its user's side) that would notify it, as Prosody does when a contact comes online.
 //!
-//! Only users loaded on this engine are reached, both ways: a contact that is offline (not in memory), served by
-//! another node of a cluster, or on another domain is neither notified nor read for last items (loading every
-//! contact of a roster at each sign-in would cost a store read per contact; federation is a later issue). Such a
-//! contact's client reads the items itself when it needs them, and a loaded contact's next publish reaches the
-//! session.
+//! Only users in memory are reached, both ways: a contact that is offline (not in memory) or on another domain
+//! is neither notified nor read for last items (loading every contact of a roster at each sign-in would cost a
+//! store read per contact; federation does not carry PEP yet). Such a contact's client reads the items itself
+//! when it needs them, and a loaded contact's next publish reaches the session. A contact served by another
+//! engine (a shard of this node, another node) is reached through it (`queries.rs`): notifications are routed
+//! there, and last items are asked of it; that engine answers from memory too.
 
 use super::Engine;
 use super::pep::may_read;
@@ -73,6 +74,23 @@ impl Engine {
                     .cloned(),
             )
             .collect();
+        // Contacts served by other engines of the node or cluster are asked there (`queries.rs`).
+        let elsewhere: Vec<BareJid> = u
+            .roster
+            .watched()
+            .filter(|c| *c != user && self.is_local(c) && !self.is_here(c))
+            .cloned()
+            .collect();
+        if !elsewhere.is_empty()
+            && let Some((_, from)) = self.session_address(id)
+        {
+            for owner in elsewhere {
+                let ask = crate::query::Ask::LastItems {
+                    nodes: nodes.to_vec(),
+                };
+                self.ask(from.clone(), owner, ask);
+            }
+        }
         let mut events = Vec::new();
         for owner in owners {
             let Some(o) = self.users.get(&owner) else {
@@ -121,7 +139,12 @@ impl Engine {
 /// Whether the owner's node configured `config` notifies contact `who` by interest: `who` receives the owner's
 /// presence (XEP-0163 §4.3.3 notifies contacts, not strangers, whatever the access model), is not blocked, and the
 /// access model lets them read the node.
-fn admits_interest(o: &User, owner: &BareJid, config: &NodeConfig, who: &BareJid) -> bool {
+pub(super) fn admits_interest(
+    o: &User,
+    owner: &BareJid,
+    config: &NodeConfig,
+    who: &BareJid,
+) -> bool {
     o.roster.subscription(who).shares_to_contact()
         && o.policy.listing(who) != crate::policy::Listing::Blocked
         && may_read(o, owner, config, who)

@@ -22,6 +22,7 @@ mod messaging;
 mod output;
 mod pep;
 mod presence;
+mod queries;
 mod resumption;
 mod room_proxies;
 mod rooms;
@@ -266,6 +267,11 @@ impl Engine {
                 // Presence for a user who is not loaded is for an offline user: nothing to deliver, no load.
                 Stanza::Subscription { to, .. } => Some(to.clone()),
                 Stanza::Message { to, .. } => Some(to.bare().clone()),
+                // A request about a user reads them from the store if they are not in memory; last items
+                // are read only from users in memory (see `crate::query::Ask::LastItems`).
+                Stanza::Query(q) if matches!(q.ask, crate::query::Ask::Request { .. }) => {
+                    Some(q.to.clone())
+                }
                 _ => None,
             },
             Work::Reciprocal { to, .. } => Some(to.clone()),
@@ -345,7 +351,8 @@ impl Engine {
                     from, to, message, ..
                 } => self.fail_message(from, to, message),
                 Stanza::Subscription { from, to, .. } => self.fail_subscription(&to, &from),
-                // Only messages and subscription stanzas wait for their recipient (see `needs`).
+                Stanza::Query(query) => self.fail_query(*query),
+                // Only messages, subscription stanzas and queries wait for their recipient (see `needs`).
                 _ => {}
             },
             Work::Watch { watch, serial, .. } | Work::WatchSubscribe { watch, serial, .. } => {
@@ -509,6 +516,10 @@ impl Engine {
             Stanza::Iq { from, iq } => self.inbound_iq(from, iq),
             // A room served by another node speaks to a session of this one.
             Stanza::Room(stanza) => self.room_stanza_from_remote(*stanza),
+            // Another engine asks about a user served here, answers a session's query, or notifies sessions.
+            Stanza::Query(query) => self.answer_query(*query),
+            Stanza::Reply(reply) => self.take_reply(*reply),
+            Stanza::Notification(n) => self.take_notification(*n),
             // An error from another node or domain about something a local session sent.
             Stanza::Error(error) => {
                 let to = error.to.clone();

@@ -6,8 +6,9 @@
 //! address that subscribed with XEP-0060 `<subscribe/>`, kept with the node) that the node's access model admits
 //! at the time of the change, and every available session of the owner's contacts whose client asked for the node
 //! (its `+notify` interest, see `interests.rs`). A session that qualifies more than once hears it once.
-//! Subscribers and contacts not loaded on this engine (offline, or served by another node or domain) are not
-//! notified; they read the items when they come back.
+//! Subscribers and contacts not in memory (offline) or of another domain are not notified; they read the items
+//! when they come back. Those served by another engine (a shard of this node, another node) are notified through
+//! it (`queries.rs`), and their requests for this owner's items and subscriptions reach this engine the same way.
 
 use super::Engine;
 use super::user::User;
@@ -77,7 +78,8 @@ impl Engine {
         if let Some(owner) = &foreign
             && !self.is_here(owner)
         {
-            // Another domain's or node's user: their server answers, once requests are forwarded there.
+            // Another domain's user: their server answers, once federation forwards requests (a user of another
+            // engine of this node or cluster is asked in `queries.rs` before this).
             return self.request_error(
                 id,
                 &user,
@@ -128,6 +130,32 @@ impl Engine {
         if let Some(owner) = foreign {
             self.released.push(owner);
         }
+    }
+
+    /// Answers a read (`ids`, else the newest `max`) of `owner`'s node asked by `asker` from another engine
+    /// (`crate::query`).
+    pub(super) fn pep_items_for(
+        &mut self,
+        asker: &BareJid,
+        owner: BareJid,
+        node: String,
+        ids: Vec<String>,
+        max: Option<usize>,
+    ) -> Result<Answer, Refusal> {
+        Ok(self.pep_items(asker, owner, node, ids, max)?.answer)
+    }
+
+    /// Subscribes (or unsubscribes) `asker` of another engine to `owner`'s node (`crate::query`): the answer,
+    /// and the event for the asking session after it (a new subscriber's last item).
+    pub(super) fn pep_subscribe_for(
+        &mut self,
+        asker: &BareJid,
+        owner: BareJid,
+        node: String,
+        on: bool,
+    ) -> Result<(Answer, Option<Event>), Refusal> {
+        let outcome = self.pep_subscribe(asker, owner, node, on)?;
+        Ok((outcome.answer, outcome.to_caller))
     }
 
     fn pep_publish(
@@ -475,6 +503,9 @@ impl Engine {
             subscribers,
             config,
         } = notice;
+        for audience in self.audiences_elsewhere(&event.owner, &config, &subscribers) {
+            self.notify_elsewhere(audience, event.clone());
+        }
         let Some(o) = self.users.get(&event.owner) else {
             return;
         };

@@ -61,6 +61,9 @@ pub fn recipient(stanza: &Stanza) -> Option<&BareJid> {
         Stanza::Error(e) => Some(e.to.bare()),
         // A room served by one node speaks to an occupant whose session lives on another.
         Stanza::Room(room) => Some(room.addressee()),
+        Stanza::Query(query) => Some(&query.to),
+        Stanza::Reply(reply) => Some(reply.to.bare()),
+        Stanza::Notification(n) => Some(n.audience.user()),
         _ => None,
     }
 }

@@ -130,10 +130,15 @@ pub fn destination(stanza: &Stanza) -> Option<&Jid> {
         Stanza::Error(e) => Some(&e.to),
         Stanza::Iq { iq, .. } => Some(&iq.to),
         Stanza::AppPush(n) => Some(&n.service),
-        // Room traffic is delivered to local sessions only; it is never routed (see `rooms`).
-        Stanza::Subscription { .. } | Stanza::Answer { .. } | Stanza::Push(_) | Stanza::Room(_) => {
-            None
-        }
+        // Room traffic is delivered to local sessions only; it is never routed (see `rooms`). Queries and
+        // their answers stay between the engines of one cluster (`crate::query`): no domain takes them.
+        Stanza::Subscription { .. }
+        | Stanza::Answer { .. }
+        | Stanza::Push(_)
+        | Stanza::Room(_)
+        | Stanza::Query(_)
+        | Stanza::Reply(_)
+        | Stanza::Notification(_) => None,
     }
 }
 

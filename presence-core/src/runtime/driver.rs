@@ -728,38 +728,11 @@ fn not_stored(to: &Jid, about: ErrorAbout) -> StanzaError {
 /// loops) from a full address and IQ requests. Presence and subscriptions are dropped (`None`), as a server whose
 /// peer is unreachable would.
 pub fn undeliverable(stanza: &Stanza, condition: ErrorCondition) -> Option<StanzaError> {
-    let (from, about) = match stanza {
-        Stanza::Message {
-            from: from @ Jid::Full(_),
-            to,
-            message,
-            ..
-        } if message.kind != MessageKind::Error => (
-            from.clone(),
-            ErrorAbout::Message {
-                id: message.id.clone(),
-                to: to.clone(),
-            },
-        ),
-        Stanza::Iq { from, iq } if iq.kind.is_request() => (
-            from.clone(),
-            ErrorAbout::Iq {
-                id: iq.id.clone(),
-                to: iq.to.clone(),
-            },
-        ),
-        _ => return None,
-    };
     let text = match condition {
         ErrorCondition::RemoteServerTimeout => {
             "the recipient's server could not be reached in time"
         }
         _ => "the recipient's domain cannot be reached from this server",
     };
-    Some(StanzaError {
-        to: from,
-        about,
-        condition,
-        text: Some(text.into()),
-    })
+    stanza.undelivered(condition, text)
 }

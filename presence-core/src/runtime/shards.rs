@@ -65,10 +65,9 @@ use super::queue::{Msg, Queue, SubmitError};
 use crate::Input;
 use crate::cluster::{room_home, shard_of};
 use crate::engine::RoomTraffic;
-use crate::jid::{BareJid, Jid};
-use crate::message::MessageKind;
+use crate::jid::BareJid;
 use crate::session::SessionId;
-use crate::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
+use crate::stanza::{ErrorCondition, Stanza};
 use crate::watch::{WatchId, WatchKind};
 
 /// How long a stopping shard waits for the others to say their goodbyes.
@@ -219,31 +218,22 @@ impl ShardLink {
         self.dirty.fetch_or(1 << shard, Ordering::Relaxed);
     }
 
-    /// A stanza the target shard could not take: a message goes back to its sender, the rest is dropped.
+    /// A stanza the target shard could not take: what its sender waits for an answer to (a message, an IQ
+    /// request, a query) comes back as an error, the rest is dropped.
     fn refused(&self, stanza: Stanza, error: SubmitError) {
         if let SubmitError::Stopped = error {
             return; // shutting down: nobody is left to answer
         }
         self.metrics.engine_busy();
-        match stanza {
-            Stanza::Message {
-                from: from @ Jid::Full(_),
-                to,
-                message,
-                ..
-            } if message.kind != MessageKind::Error => {
-                let bounce = StanzaError {
-                    to: from,
-                    about: ErrorAbout::Message { id: message.id, to },
-                    condition: ErrorCondition::ResourceConstraint,
-                    text: Some("the server is too busy to take this now; try again later".into()),
-                };
+        const BUSY: &str = "the server is too busy to take this now; try again later";
+        match stanza.undelivered(ErrorCondition::ResourceConstraint, BUSY) {
+            Some(bounce) => {
                 // Its sender is a user of this shard; a control message is never refused while it runs.
                 let _ = self.siblings.queues[self.me]
                     .push_control(Msg::Input(Input::FromRemote(Stanza::Error(bounce))));
             }
-            other => warn!(
-                kind = stanza_kind(&other),
+            None => warn!(
+                kind = stanza_kind(&stanza),
                 "a shard's queue is full: a stanza for one of its users is dropped"
             ),
         }
@@ -257,6 +247,7 @@ fn stanza_kind(stanza: &Stanza) -> &'static str {
         Stanza::Room(_) => "room",
         Stanza::Iq { .. } => "iq",
         Stanza::Error(_) => "error",
+        Stanza::Notification(_) => "pep notification",
         _ => "other",
     }
 }

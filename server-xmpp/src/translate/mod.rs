@@ -234,10 +234,14 @@ pub(crate) fn addressed(stanza: CoreStanza, to: &str, domain: &str) -> Option<Ou
             message,
             delayed,
         } => message_stanza(&from, &to, message, delayed, domain),
+        // Queries, replies and PEP notifications between engines are never handed to a session or a peer.
         CoreStanza::Answer { .. }
         | CoreStanza::Push(_)
         | CoreStanza::AppPush(_)
-        | CoreStanza::Room(_) => return None,
+        | CoreStanza::Room(_)
+        | CoreStanza::Query(_)
+        | CoreStanza::Reply(_)
+        | CoreStanza::Notification(_) => return None,
         CoreStanza::Error(StanzaError {
             about,
             condition,
