@@ -186,9 +186,8 @@ impl Handle {
         };
         let result = queue.push_work([
             Msg::Input(Input::FromRemote(stanza)),
-            // Answered with the outcome of the batch it lands in. Its stanza is pushed with it, but a batch limit
-            // can part the two: then a failure of the stanza's commit goes unseen here (unlike shard receipts,
-            // which compare failure counts), a gap left open for the cluster.
+            // Answered with the outcome of the batch it lands in, which is its stanza's: a batch never ends
+            // between the two (`Queue::pop`).
             Msg::Receipt(Box::new(move |durable, _| receipt(durable))),
         ]);
         self.count_busy(result).map_err(|(e, _)| e)
@@ -207,9 +206,8 @@ impl Handle {
         };
         let result = queue.push_work([
             Msg::Input(Input::FromRemoteRoom(Box::new(traffic))),
-            // Answered with the outcome of the batch it lands in. Its stanza is pushed with it, but a batch limit
-            // can part the two: then a failure of the stanza's commit goes unseen here (unlike shard receipts,
-            // which compare failure counts), a gap left open for the cluster.
+            // Answered with the outcome of the batch it lands in, which is its stanza's: a batch never ends
+            // between the two (`Queue::pop`).
             Msg::Receipt(Box::new(move |durable, _| receipt(durable))),
         ]);
         self.count_busy(result).map_err(|(e, _)| e)

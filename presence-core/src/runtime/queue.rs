@@ -179,7 +179,9 @@ impl Queue {
         self.ready.notify_one();
     }
 
-    /// Takes up to `max` messages into `out`, waiting for the first until `deadline` (forever with `None`).
+    /// Takes up to `max` messages into `out`, waiting for the first until `deadline` (forever with `None`), and
+    /// past `max` any receipts right behind the last one taken: a receipt is answered with the outcome of the
+    /// batch it lands in, so it must land in the batch of what was pushed with it (`push_work`).
     /// Returns the depth left behind with the outcome.
     pub(crate) fn pop(
         &self,
@@ -203,7 +205,10 @@ impl Queue {
                 None => self.ready.wait(&mut st),
             }
         }
-        let n = st.items.len().min(max);
+        let mut n = st.items.len().min(max);
+        while n < st.items.len() && matches!(st.items[n].0, Msg::Receipt(_)) {
+            n += 1;
+        }
         let mut taken_work = 0;
         for (msg, work) in st.items.drain(..n) {
             taken_work += usize::from(work);
@@ -211,5 +216,36 @@ impl Queue {
         }
         st.work -= taken_work;
         (Popped::Open, st.work)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Input;
+
+    fn tick() -> Msg {
+        Msg::Input(Input::RoomsLoadFailed)
+    }
+
+    #[test]
+    fn a_batch_never_parts_a_receipt_from_what_was_pushed_with_it() {
+        let queue = Queue::new(16);
+        assert!(queue.push_work([tick()]).is_ok());
+        assert!(
+            queue
+                .push_work([tick(), Msg::Receipt(Box::new(|_, _| {}))])
+                .is_ok()
+        );
+        assert!(queue.push_work([tick()]).is_ok());
+        let mut out = Vec::new();
+        // A limit of two would end the batch between the second input and its receipt.
+        let (_, left) = queue.pop(None, 2, &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(matches!(out[2], Msg::Receipt(_)));
+        assert_eq!(
+            left, 1,
+            "the input behind the receipt waits for the next batch"
+        );
     }
 }
