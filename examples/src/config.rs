@@ -102,28 +102,22 @@ pub struct Config {
 }
 
 /// `[runtime]`: how the engine runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeSection {
-    /// Engine shards: users are hashed over this many engines, each on its own thread (0 = one per core).
-    /// A node of a cluster runs one.
-    pub shards: usize,
-}
-
-impl Default for RuntimeSection {
-    fn default() -> Self {
-        RuntimeSection { shards: 1 }
-    }
+    /// Engine shards: users are hashed over this many engines, each on its own thread; 0 or unset: one per
+    /// core. A node of a cluster runs one (unset reads as 1 there).
+    pub shards: Option<usize>,
 }
 
 impl RuntimeSection {
-    /// The shard count to run: `shards`, with 0 read as the number of cores.
+    /// The shard count to run: `shards`, with 0 or unset read as the number of cores.
     pub fn shard_count(&self) -> usize {
         match self.shards {
-            0 => std::thread::available_parallelism()
+            None | Some(0) => std::thread::available_parallelism()
                 .map_or(1, std::num::NonZeroUsize::get)
                 .min(presence_core::runtime::MAX_SHARDS),
-            n => n,
+            Some(n) => n,
         }
     }
 }
@@ -643,7 +637,9 @@ impl Config {
         {
             let shards = value.trim().parse::<usize>().ok();
             match shards {
-                Some(n) if n <= presence_core::runtime::MAX_SHARDS => config.runtime.shards = n,
+                Some(n) if n <= presence_core::runtime::MAX_SHARDS => {
+                    config.runtime.shards = Some(n)
+                }
                 _ => {
                     return Err(ConfigError::Env {
                         var: SHARDS_ENV,
@@ -754,23 +750,31 @@ impl Config {
                 ));
             }
         }
-        if self.runtime.shards > presence_core::runtime::MAX_SHARDS {
+        if let Some(n) = self.runtime.shards
+            && n > presence_core::runtime::MAX_SHARDS
+        {
             return Err(invalid(
                 "runtime.shards",
-                &self.runtime.shards.to_string(),
+                &n.to_string(),
                 format!(
                     "is more shards than a node runs (at most {})",
                     presence_core::runtime::MAX_SHARDS
                 ),
             ));
         }
-        if self.cluster.is_some() && self.runtime.shards != 1 {
-            return Err(invalid(
-                "runtime.shards",
-                &self.runtime.shards.to_string(),
-                "must be 1 on a node of a cluster (shards within cluster nodes are not supported yet)"
-                    .into(),
-            ));
+        if self.cluster.is_some() {
+            match self.runtime.shards {
+                None => self.runtime.shards = Some(1),
+                Some(1) => {}
+                Some(n) => {
+                    return Err(invalid(
+                        "runtime.shards",
+                        &n.to_string(),
+                        "must be 1 on a node of a cluster (shards within cluster nodes are not supported yet)"
+                            .into(),
+                    ));
+                }
+            }
         }
         if x.idle_timeout.is_zero() {
             return Err(invalid(
@@ -1664,9 +1668,12 @@ mod tests {
 
     #[test]
     fn runtime_shards_are_read_bounded_and_one_on_a_cluster_node() {
-        assert_eq!(parse("").expect("defaults").runtime.shards, 1);
+        let default = parse("").expect("defaults").runtime;
+        assert_eq!(default.shards, None);
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(default.shard_count(), cores.min(64), "one per core");
         let c = parse("[runtime]\nshards = 4").expect("four shards");
-        assert_eq!((c.runtime.shards, c.runtime.shard_count()), (4, 4));
+        assert_eq!((c.runtime.shards, c.runtime.shard_count()), (Some(4), 4));
         let per_core = parse("[runtime]\nshards = 0").expect("one per core");
         assert!(per_core.runtime.shard_count() >= 1);
         let msg = parse("[runtime]\nshards = 65")
@@ -1685,7 +1692,8 @@ mod tests {
             msg.contains("runtime.shards") && msg.contains("cluster"),
             "{msg}"
         );
-        assert_eq!(parse(node).expect("a cluster node").runtime.shards, 1);
+        let node = parse(node).expect("a cluster node").runtime;
+        assert_eq!((node.shards, node.shard_count()), (Some(1), 1));
     }
 
     #[test]
