@@ -207,6 +207,8 @@ bind = "off"
 max_contacts = 0
 max_watchers = 0
 max_connections_per_ip = 0
+# No archiving, as for Prosody and ejabberd here (presenced archives every chat message by default).
+max_archive_per_user = 0
 
 [runtime]
 shards = $SHARDS

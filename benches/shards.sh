@@ -74,6 +74,8 @@ bind = "off"
 max_contacts = 0
 max_watchers = 0
 max_connections_per_ip = 0
+# No archiving, as for Prosody and ejabberd here (presenced archives every chat message by default).
+max_archive_per_user = 0
 EOF
 log "provisioning $CHAT_USERS users"
 "$LOAD" provision --data-dir "$WORK/data" --users "$CHAT_USERS" --roster 0 --roster-users 0 >/dev/null
