@@ -41,6 +41,10 @@ pub(super) struct Liveness {
     interval: Option<Duration>,
     timeout: Duration,
     idle: Duration,
+    /// The connection's one timer, armed no later than the deadline. Traffic moves the deadline on without
+    /// touching it (a timer reset per read cost a timer-wheel insert and removal per stanza): when it fires
+    /// early it is re-armed at the deadline, so a busy connection re-arms it once per interval.
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Liveness {
@@ -51,7 +55,8 @@ impl Liveness {
         now: Instant,
         bytes: u64,
     ) -> Self {
-        Liveness {
+        let interval = interval.filter(|d| !d.is_zero());
+        let mut live = Liveness {
             heard_at: now,
             heard_bytes: bytes,
             pinged_at: None,
@@ -59,10 +64,14 @@ impl Liveness {
             pings: 0,
             swallowed: 0,
             // A zero interval would ping again the moment each answer arrives: it means no pings.
-            interval: interval.filter(|d| !d.is_zero()),
+            interval,
             timeout,
             idle,
-        }
+            timer: Box::pin(tokio::time::sleep_until(now.into())),
+        };
+        let (at, _) = live.deadline();
+        live.timer.as_mut().reset(at.into());
+        live
     }
 
     /// When the silence so far runs out, and what happens then.
@@ -94,7 +103,17 @@ impl Liveness {
     ) -> Result<Result<StreamEvent, Ended>, Silence> {
         loop {
             let (at, why) = self.deadline();
-            match tokio::time::timeout_at(at.into(), wire.next()).await {
+            // A deadline earlier than the timer (a ping sent: its timeout is shorter than the interval) re-arms
+            // it now; a later one waits for the timer to fire.
+            if at < self.timer.deadline().into_std() {
+                self.timer.as_mut().reset(at.into());
+            }
+            let read = tokio::select! {
+                biased;
+                event = wire.next() => Ok(event),
+                () = self.timer.as_mut() => Err(()),
+            };
+            match read {
                 Ok(event) => {
                     self.heard(clock(), wire.bytes_read());
                     if let Ok(StreamEvent::Stanza(stanza)) = &event
@@ -107,12 +126,26 @@ impl Liveness {
                     return Ok(event);
                 }
                 // Bytes that did not make a whole event yet (whitespace, a stanza still arriving) are traffic.
-                Err(_) if wire.bytes_read() != self.heard_bytes => {
+                Err(()) if wire.bytes_read() != self.heard_bytes => {
                     self.heard(clock(), wire.bytes_read());
+                    self.rearm();
                 }
-                Err(_) => return Err(why),
+                // Traffic since the timer was armed moved the deadline on: wait for that one.
+                Err(()) if clock() < at => self.rearm(),
+                Err(()) => {
+                    // What follows (a ping, a close) sets the next deadline; until then the timer must not
+                    // fire again at once.
+                    self.rearm();
+                    return Err(why);
+                }
             }
         }
+    }
+
+    /// Arms the timer at the deadline.
+    fn rearm(&mut self) {
+        let (at, _) = self.deadline();
+        self.timer.as_mut().reset(at.into());
     }
 
     /// Whether `stanza` is the client's answer to our last ping: a result, or an error from a client that does
@@ -150,8 +183,9 @@ mod tests {
         FullJid::new("alice@example.com/phone").expect("a full JID")
     }
 
-    #[test]
-    fn silence_brings_a_ping_then_death_and_traffic_starts_over() {
+    // A runtime: the timer of `Liveness` belongs to one.
+    #[tokio::test]
+    async fn silence_brings_a_ping_then_death_and_traffic_starts_over() {
         let t0 = Instant::now();
         let mut live = Liveness::new(Some(60 * S), 30 * S, 600 * S, t0, 0);
         assert_eq!(live.deadline(), (t0 + 60 * S, Silence::PingDue));
@@ -170,8 +204,9 @@ mod tests {
         assert_eq!(live.deadline(), (later + 60 * S, Silence::PingDue));
     }
 
-    #[test]
-    fn idle_comes_first_when_it_is_shorter_and_is_all_there_is_without_pings() {
+    // A runtime: the timer of `Liveness` belongs to one.
+    #[tokio::test]
+    async fn idle_comes_first_when_it_is_shorter_and_is_all_there_is_without_pings() {
         let t0 = Instant::now();
         let live = Liveness::new(Some(60 * S), 30 * S, 45 * S, t0, 0);
         assert_eq!(live.deadline(), (t0 + 45 * S, Silence::Idle));
@@ -181,8 +216,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_a_result_or_error_with_the_last_ping_id_is_taken_as_the_answer() {
+    // A runtime: the timer of `Liveness` belongs to one.
+    #[tokio::test]
+    async fn only_a_result_or_error_with_the_last_ping_id_is_taken_as_the_answer() {
         let stanza = |xml: &str| {
             let mut p = xmpp_codec::StreamParser::with_limits(xmpp_codec::Limits::default());
             p.feed(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>");
