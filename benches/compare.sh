@@ -13,7 +13,7 @@
 # Sizes can be changed through the environment (defaults are the issue's):
 #   LOGIN_USERS=5000 CHAT_USERS=2000 CHAT_RATE=20000 CHAT_RATE2=2000 CHAT_SECS=20 FAN_USERS=500 FAN_ROSTER=200
 #   IDLE_USERS=10000 SERVERS="presenced prosody ejabberd" OUT=benches/RESULTS.md
-#   SHARDS=1 (presenced's engine shards, [runtime] shards; 0 = one per core; benches/shards.sh compares counts)
+#   SHARDS=0 (presenced's engine shards, [runtime] shards; 0 = one per core, the product's default; benches/shards.sh compares counts)
 # Every process this script starts is stopped by it, by pid, on exit (also on error or Ctrl-C).
 set -euo pipefail
 
@@ -31,7 +31,7 @@ IDLE_USERS=${IDLE_USERS:-10000}
 IDLE_SECS=${IDLE_SECS:-5}
 SERVERS=${SERVERS:-"presenced prosody ejabberd"}
 OUT=${OUT:-$REPO/benches/RESULTS.md}
-SHARDS=${SHARDS:-1}
+SHARDS=${SHARDS:-0}
 JSONL=$(dirname "$OUT")/results.jsonl
 
 log() { printf '[compare %s] %s\n' "$(date +%T)" "$*" >&2; }
