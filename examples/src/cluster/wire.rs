@@ -225,7 +225,7 @@ pub fn decode_frame(frame: &[u8]) -> Result<Frame, WireError> {
             from: r.jid()?,
             iq: read_iq(&mut r)?,
         },
-        tag @ 11..=13 => {
+        tag @ (11..=13 | rooms::LISTED) => {
             let frame = rooms::read_room(tag, &mut r)?;
             r.0.end().map_err(malformed)?;
             return Ok(frame);
@@ -765,6 +765,8 @@ mod tests {
                     }
                 ),
             (full_jid(), bare_jid()).prop_map(|(from, room)| RoomTraffic::Left { from, room }),
+            ("[a-c]{1,3}", bare_jid(), opt_text())
+                .prop_map(|(home, room, name)| RoomTraffic::Listed { home, room, name }),
         ]
     }
 

@@ -22,7 +22,11 @@
 //!   a local recipient goes to shard 0, whose engine answers it as a single engine would;
 //! - rooms: every room has a home shard, [`crate::cluster::room_home`] over the shards' names, told to each
 //!   engine as `Input::RoomPlacement` before anything else; room traffic from sessions of other shards comes
-//!   in as `FromRemoteRoom` and occupants of other shards are proxy sessions, as across nodes;
+//!   in as `FromRemoteRoom` and occupants of other shards are proxy sessions, as across nodes; the room
+//!   service itself (disco#items of `conference.<domain>`) is answered by the asker's shard, which lists its
+//!   own public rooms and those the other shards announced to it (`RoomTraffic::Listed`, routed to the shard
+//!   of the home it names; `rooms::directory` says why a directory rather than asking every shard per
+//!   request, and how it stays bounded);
 //! - timers: each engine's own (its users' and rooms' deadlines), fired on its thread;
 //! - compliance: each shard writes the records of its own commit groups through the shared hook (each starts
 //!   its own background writer in `best_effort` mode);
@@ -43,7 +47,7 @@
 //! **Known gaps** (those of a cluster, found by running the e2e suites at 4 shards; why the product's default
 //! stays one shard): a request that reads another user's data (a vCard, an avatar, PEP items) is answered by
 //! the requester's engine, which does not hold a user of another shard (`service-unavailable`); PEP events do
-//! not reach contacts on other shards; the room service's disco#items lists the rooms of the asker's shard. A
+//! not reach contacts on other shards. A
 //! watch whose watcher is not subscribed yet to a target of another shard first reports `Pending` (the target's
 //! engine cannot wait for the request the watcher's shard sends), then the decision.
 //!
@@ -87,6 +91,15 @@ fn room_shard(room: &BareJid, names: &[String]) -> usize {
     room_home(room, names)
         .and_then(|home| names.iter().position(|n| n == home))
         .unwrap_or(0)
+}
+
+/// The shard room traffic is for: the one serving the home it names (a listing, see `rooms::directory`),
+/// else the one serving its room.
+fn traffic_shard(traffic: &RoomTraffic, names: &[String]) -> usize {
+    match traffic.home() {
+        Some(home) => names.iter().position(|n| n == home).unwrap_or(0),
+        None => room_shard(traffic.room(), names),
+    }
 }
 
 /// Whose stanza this is among the users of a node: [`cluster::recipient`], and the addressee of an IQ (two
@@ -277,7 +290,7 @@ impl Cluster for ShardLink {
     }
 
     fn forward_room(&self, traffic: RoomTraffic) -> Result<(), Box<RoomTraffic>> {
-        let shard = room_shard(traffic.room(), &self.siblings.names);
+        let shard = traffic_shard(&traffic, &self.siblings.names);
         self.routed_to(shard);
         match self.siblings.queues[shard]
             .push_routed(Msg::Input(Input::FromRemoteRoom(Box::new(traffic))))
@@ -473,7 +486,7 @@ impl Router {
                 None => Dest::Nowhere,
             },
             Input::FromRemote(stanza) => one(self.siblings.stanza_shard(stanza)),
-            Input::FromRemoteRoom(traffic) => one(room_shard(traffic.room(), &self.siblings.names)),
+            Input::FromRemoteRoom(traffic) => one(traffic_shard(traffic, &self.siblings.names)),
             Input::Rehome { .. }
             | Input::RoomPlacement { .. }
             | Input::RoomsLoaded(_)
