@@ -339,7 +339,7 @@ async fn stored_persistent_rooms_are_listed_by_every_shard_from_the_start() {
     let rt = start(store, records);
     let hub = rt.handle();
     // One user on every shard asks.
-    let mut seen = vec![false; SHARDS];
+    let mut seen = [false; SHARDS];
     for i in 0..SHARDS * 8 {
         let shard = shard_of(&user(i), SHARDS);
         if seen[shard] {

@@ -169,7 +169,13 @@ impl Rooms {
         let mut out = Vec::new();
         let mut sent = Vec::new();
         let was_persistent = self.rooms.get(&room).is_some_and(|r| r.config().persistent);
-        let listed = self.listing(&room);
+        // Only entering or leaving (which creates or empties a room) and the owner's calls to the room itself
+        // can change how it is listed: messages, the busiest path, are spared the name's copy.
+        let relists = matches!(
+            request,
+            RoomRequest::Presence { .. } | RoomRequest::Iq { nick: None, .. }
+        );
+        let listed = if relists { self.listing(&room) } else { None };
         let (addressed, about) = address_of(&room, &request);
         let result = if room.local().is_none() {
             self.service_request(from, &room, request)
@@ -202,9 +208,11 @@ impl Rooms {
         // Ahead of the answer: the engine sends what comes first first, so by the time the asker hears that
         // its configuration (or destruction) is done, every other engine has the listing queued before
         // anything the asker sends next (a disco#items right after creating a room lists it).
-        let mut relisted = Vec::new();
-        self.relist(&room, listed, &mut relisted);
-        effects.splice(0..0, relisted);
+        if relists {
+            let mut relisted = Vec::new();
+            self.relist(&room, listed, &mut relisted);
+            effects.splice(0..0, relisted);
+        }
         effects
     }
 
