@@ -17,7 +17,6 @@
 //!   occupants with status 332 (their clients rejoin, XEP-0410, and reach the new serving node); when it starts
 //!   serving one it asks for the persistent rooms again (`Output::LoadRooms`), since the store may have changed
 //!   since it last read them. Ad hoc rooms live in memory only and are lost with a node that dies.
-//!
 //! - **The service's listing** (issue 17). The service itself (disco#items, disco#info of
 //!   `conference.<domain>`) is answered by the requester's own engine, which lists the public rooms it serves
 //!   and those its directory says other engines serve (`rooms::directory`, which says why): each change of a
@@ -27,7 +26,9 @@
 //! Known limits, as decided for issue 15:
 //! - A node killed outright tells nobody: its remote occupants learn the room went by XEP-0410 self-ping
 //!   (answered `not-acceptable` by the new serving node) and rejoin. An orderly stop or a failover releases the
-//!   rooms with 332 if the node still runs when the placement changes.
+//!   rooms with 332 if the node still runs when the placement changes. Nor does it say its ad hoc rooms are
+//!   gone: the node taking its rooms over stops listing them (it lists what it serves), but a third node lists
+//!   them until each changes again (entering one creates it anew).
 //! - XEP-0421 occupant ids are keyed per node (the key file in each node's data directory), so they change
 //!   when a room moves to the peer; a cluster-wide key would keep them stable.
 //! - Proxy sessions exist while seated (one that only asked something is forgotten at once); a remote

@@ -15,9 +15,11 @@
 //!
 //! **Consistency.** Announcements from one engine to another arrive in the order they were made (FIFO per
 //! pair of shards, per pair of nodes), so an entry is the home's last word on its room. An announcement that
-//! is lost (the receiving shard's queue was full past its bound, or a cluster link dropped it) leaves an entry
-//! stale until the room's next change; a node that starts after a peer created ad hoc public rooms learns of
-//! them at their next change. The entries are a listing only: joining a room always goes to its home.
+//! is lost (the receiving shard's queue was full past its bound, or a cluster link dropped it or the node was
+//! gone) leaves an entry stale until the room's next change; a node that starts after a peer created ad hoc
+//! public rooms learns of them at their next change; the ad hoc rooms of a node killed outright stay listed by
+//! nodes other than the one taking its rooms over (which forgets every entry of a room it now serves). The
+//! entries are a listing only: entering a listed room always goes to its home (and creates it if it is gone).
 //!
 //! **Bounded.** At most [`Directory::cap`] entries (each home holds at most `max_rooms` rooms; the engine
 //! sets the cap to that times the number of homes). At the bound a newly announced room is not entered (and

@@ -53,8 +53,9 @@
 //!
 //! **At the bound.** Routed work may fill a shard's queue to twice the shells' bound (see
 //! `Queue::push_routed`). Past that, a message comes back to its sender as a `wait`-type
-//! `<resource-constraint/>` error, room traffic is answered by the driver as for an unreachable node, and
-//! presence or other stanzas that acknowledge nothing are dropped and counted as engine busy.
+//! `<resource-constraint/>` error, room traffic is answered by the driver as for an unreachable node (a room's
+//! listing is dropped: that shard lists the room as it last heard of it until its next change), and presence
+//! or other stanzas that acknowledge nothing are dropped and counted as engine busy.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
