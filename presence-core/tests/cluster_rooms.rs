@@ -73,7 +73,11 @@ fn pump_with(a: &mut Harness, b: &mut Harness, served: [&[&str]; 2]) {
             a.input(Input::FromRemote(s));
         }
         for t in traffic {
-            let home = room_home(t.room(), &NODES).expect("a home");
+            // A listing goes to the node serving the home it names, the rest to the one serving the room.
+            let home = t
+                .home()
+                .or_else(|| room_home(t.room(), &NODES))
+                .expect("a home");
             if served[0].contains(&home) {
                 a.input(Input::FromRemoteRoom(Box::new(t)));
             } else {
@@ -277,6 +281,50 @@ fn a_remote_occupant_who_leaves_and_comes_back_is_seen_both_times() {
     );
 }
 
+/// What disco#items of the service lists, asked by `s` on node `h`.
+fn service_items(h: &mut Harness, s: SessionId) -> Vec<BareJid> {
+    iq(h, s, &j("conference.x"), RoomCall::Items);
+    match room_stanzas(h, s).iter().find_map(|r| match r {
+        RoomStanza::Answer { answer, .. } => Some(answer.clone()),
+        _ => None,
+    }) {
+        Some(RoomAnswer::Rooms(rooms)) => rooms.into_iter().map(|(r, _)| r).collect(),
+        other => panic!("disco#items answered {other:?}"),
+    }
+}
+
+#[test]
+fn the_service_of_each_node_lists_the_public_rooms_the_other_serves() {
+    let (on_a, on_b) = (room_on("a"), room_on("b"));
+    let (mut a, mut b) = pair();
+    let sa = a.login("alice@x", "pc");
+    let sb = b.login("bob@x", "phone");
+    for (h, s, room) in [(&mut a, sa, &on_a), (&mut b, sb, &on_b)] {
+        join(h, s, room, "Owner");
+        iq(h, s, room, RoomCall::SetConfig(ConfigChange::default()));
+    }
+    pump(&mut a, &mut b);
+    let mut both = vec![on_a.clone(), on_b.clone()];
+    both.sort();
+    a.clear();
+    b.clear();
+    assert_eq!(service_items(&mut a, sa), both);
+    assert_eq!(service_items(&mut b, sb), both);
+    // Bob leaves his ad hoc room: it vanishes, and a stops listing it.
+    send(
+        &mut b,
+        sb,
+        &on_b,
+        RoomRequest::Presence {
+            nick: "Owner".into(),
+            presence: None,
+            join: Default::default(),
+        },
+    );
+    pump(&mut a, &mut b);
+    assert_eq!(service_items(&mut a, sa), vec![on_a.clone()]);
+}
+
 #[test]
 fn a_room_homed_on_the_users_node_is_served_there_and_others_reach_it() {
     // The mirror case: the room is homed on b, created by bob, joined by alice from a.
@@ -291,7 +339,13 @@ fn a_room_homed_on_the_users_node_is_served_there_and_others_reach_it() {
         &room,
         RoomCall::SetConfig(ConfigChange::default()),
     );
-    assert!(b.to_room.is_empty(), "b serves its own rooms");
+    assert!(
+        b.to_room
+            .iter()
+            .all(|t| matches!(t, RoomTraffic::Listed { home, .. } if home == "a")),
+        "b serves its own rooms (it only tells a that the room is listed): {:?}",
+        b.to_room
+    );
     join(&mut a, sa, &room, "Alice");
     pump(&mut a, &mut b);
     b.clear();

@@ -334,7 +334,10 @@ fn a_message_is_one_append_and_the_archive_is_trimmed_in_steps() {
                 }
                 RoomEffect::ArchiveTrim { below, .. } => trims.push((n, below)),
                 RoomEffect::Put(_) => panic!("message {n} rewrote the room's record"),
-                RoomEffect::Deliver(_) | RoomEffect::Remove(_) | RoomEffect::Send(_) => {}
+                RoomEffect::Deliver(_)
+                | RoomEffect::Remove(_)
+                | RoomEffect::Send(_)
+                | RoomEffect::Listed { .. } => {}
             }
         }
         assert_eq!(appends, 1, "message {n}");

@@ -121,7 +121,7 @@ async fn send(
             };
             placement.locate(to)
         }
-        Frame::Room(traffic) => placement.locate_room(traffic.room()),
+        Frame::Room(traffic) => placement.locate_traffic(traffic),
     };
     match location {
         // Placement changed since the engine routed it: it is ours now.
@@ -218,7 +218,7 @@ pub async fn receive(
             Ok(Frame::Room(traffic)) => {
                 // The room must be served here; a sender with a stale view hears "not taken" and its request
                 // is answered with an error, so the client tries again.
-                let here = matches!(placement.locate_room(traffic.room()), Location::Here);
+                let here = matches!(placement.locate_traffic(&traffic), Location::Here);
                 match placement.handle() {
                     Some(handle) if here => {
                         if handle.submit_remote_room(traffic, answer.clone()).is_err() {

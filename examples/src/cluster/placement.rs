@@ -226,6 +226,15 @@ impl Placement {
             .collect()
     }
 
+    /// Where room traffic goes: to the host of the home it names (a listing, issue 17), else to where its
+    /// room is served.
+    pub fn locate_traffic(&self, traffic: &RoomTraffic) -> Location {
+        match traffic.home() {
+            Some(home) => self.locate_home(home),
+            None => self.locate_room(traffic.room()),
+        }
+    }
+
     /// Where `room` is served: its home node's rooms' host.
     pub fn locate_room(&self, room: &BareJid) -> Location {
         let names = self.node_names();
@@ -233,6 +242,11 @@ impl Placement {
             // No node known yet (not joined): the room is ours.
             return Location::Here;
         };
+        self.locate_home(home)
+    }
+
+    /// Where the rooms of home node `home` are served.
+    fn locate_home(&self, home: &str) -> Location {
         // Read from what the last placement change computed: this runs for every room request.
         let host = self
             .hosts

@@ -28,7 +28,7 @@ use crate::store::codec::{Reader, Writer, read_message, write_message};
 /// (XEP-0153/0398) after the extensions, and a routed IQ's sender is any address (a component's domain).
 /// 4: rooms cross the cluster (issue 15): room stanzas toward occupants, room requests and session ends toward
 /// the node serving a room (see [`rooms`]). 5: requests about users of other nodes, their answers and PEP
-/// notifications cross the cluster (see [`queries`]).
+/// notifications cross the cluster (see [`queries`]), and so do room listings (tag 20, see [`rooms`]).
 pub const VERSION: u8 = 5;
 
 mod queries;
@@ -231,7 +231,7 @@ pub fn decode_frame(frame: &[u8]) -> Result<Frame, WireError> {
             iq: read_iq(&mut r)?,
         },
         tag @ 14..=16 => queries::read(tag, &mut r)?,
-        tag @ 11..=13 => {
+        tag @ (11..=13 | rooms::LISTED) => {
             let frame = rooms::read_room(tag, &mut r)?;
             r.0.end().map_err(malformed)?;
             return Ok(frame);
@@ -850,6 +850,8 @@ mod tests {
                     }
                 ),
             (full_jid(), bare_jid()).prop_map(|(from, room)| RoomTraffic::Left { from, room }),
+            ("[a-c]{1,3}", bare_jid(), opt_text())
+                .prop_map(|(home, room, name)| RoomTraffic::Listed { home, room, name }),
         ]
     }
 

@@ -17,13 +17,18 @@
 //!   occupants with status 332 (their clients rejoin, XEP-0410, and reach the new serving node); when it starts
 //!   serving one it asks for the persistent rooms again (`Output::LoadRooms`), since the store may have changed
 //!   since it last read them. Ad hoc rooms live in memory only and are lost with a node that dies.
+//! - **The service's listing** (issue 17). The service itself (disco#items, disco#info of
+//!   `conference.<domain>`) is answered by the requester's own engine, which lists the public rooms it serves
+//!   and those its directory says other engines serve (`rooms::directory`, which says why): each change of a
+//!   room's listing goes to every other home as `RoomTraffic::Listed`, addressed to the home rather than to
+//!   a room ([`RoomTraffic::home`]).
 //!
 //! Known limits, as decided for issue 15:
-//! - The service itself (disco#items, disco#info of `conference.<domain>`) is answered by the requester's own
-//!   node: disco#items lists the public rooms *this* node serves, not the cluster's.
 //! - A node killed outright tells nobody: its remote occupants learn the room went by XEP-0410 self-ping
 //!   (answered `not-acceptable` by the new serving node) and rejoin. An orderly stop or a failover releases the
-//!   rooms with 332 if the node still runs when the placement changes.
+//!   rooms with 332 if the node still runs when the placement changes. Nor does it say its ad hoc rooms are
+//!   gone: the node taking its rooms over stops listing them (it lists what it serves), but a third node lists
+//!   them until each changes again (entering one creates it anew).
 //! - XEP-0421 occupant ids are keyed per node (the key file in each node's data directory), so they change
 //!   when a room moves to the peer; a cluster-wide key would keep them stable.
 //! - Proxy sessions exist while seated (one that only asked something is forgotten at once); a remote
@@ -69,13 +74,34 @@ pub enum RoomTraffic {
         /// A room it entered there (the node routes by it).
         room: BareJid,
     },
+    /// The engine serving `room` tells the one serving `home` how the service's disco#items lists the room
+    /// now (see `rooms::directory`). Carried to `home`'s engine, not to the room's.
+    Listed {
+        /// The home whose engine is told.
+        home: String,
+        /// The room.
+        room: BareJid,
+        /// Its name when it is public and unlocked; `None` when it is not listed (or is gone).
+        name: Option<String>,
+    },
 }
 
 impl RoomTraffic {
     /// The room it is for: where it must be carried.
     pub fn room(&self) -> &BareJid {
         match self {
-            RoomTraffic::Request { room, .. } | RoomTraffic::Left { room, .. } => room,
+            RoomTraffic::Request { room, .. }
+            | RoomTraffic::Left { room, .. }
+            | RoomTraffic::Listed { room, .. } => room,
+        }
+    }
+
+    /// The home whose engine it is for, when it is addressed to a home rather than to the engine serving
+    /// [`RoomTraffic::room`].
+    pub fn home(&self) -> Option<&str> {
+        match self {
+            RoomTraffic::Listed { home, .. } => Some(home),
+            RoomTraffic::Request { .. } | RoomTraffic::Left { .. } => None,
         }
     }
 
@@ -305,6 +331,37 @@ impl Engine {
                     self.leave_rooms(proxy);
                 }
             }
+            RoomTraffic::Listed { room, name, .. } => {
+                // A room served here is listed from the room itself: an announcement about it is stale (the
+                // room moved here since) or this engine's own, carried back.
+                if self.room_elsewhere(&room)
+                    && let Some(rooms) = self.rooms.as_mut()
+                    && rooms.domain() == room.domain()
+                {
+                    rooms.note_elsewhere(room, name);
+                }
+            }
+        }
+    }
+
+    /// A room served here changed how the service lists it: every other home's engine hears so (none when
+    /// every room is local).
+    pub(super) fn announce_listing(&mut self, room: BareJid, name: Option<String>) {
+        let Some(p) = &self.room_net.placement else {
+            return;
+        };
+        let homes: Vec<String> = p
+            .nodes
+            .iter()
+            .filter(|home| !p.served.contains(*home))
+            .cloned()
+            .collect();
+        for home in homes {
+            self.out(Output::ToRoom(RoomTraffic::Listed {
+                home,
+                room: room.clone(),
+                name: name.clone(),
+            }));
         }
     }
 
@@ -362,11 +419,13 @@ impl Engine {
             None => !next.served.is_empty(),
             Some(p) => next.served.iter().any(|h| !p.served.contains(h)) || p.nodes != next.nodes,
         };
+        let homes = next.nodes.len();
         self.room_net.placement = Some(next);
         let stamp = self.room_stamp;
         let net = &self.room_net;
         if let Some(rooms) = self.rooms.as_mut() {
             let effects = rooms.release(stamp, |room| net.serves(room));
+            rooms.homes_changed(homes, |room| !net.serves(room));
             self.room_effects(effects);
         }
         if gained && self.rooms.is_some() {
@@ -421,8 +480,10 @@ impl Engine {
                     self.deliver(session, Stanza::Room(Box::new(RoomStanza::Error(error))));
                 }
                 Input::FromRemoteRoom(traffic) => match *traffic {
-                    // A leave needs no stored room: it runs.
-                    left @ RoomTraffic::Left { .. } => self.remote_room(left),
+                    // A leave or a listing needs no stored room: it runs.
+                    other @ (RoomTraffic::Left { .. } | RoomTraffic::Listed { .. }) => {
+                        self.remote_room(other)
+                    }
                     request => {
                         if let Some(Stanza::Room(stanza)) =
                             request.bounce(ErrorCondition::InternalServerError, TEXT)
@@ -442,7 +503,8 @@ impl Engine {
         let net = &self.room_net;
         let stored: Vec<RoomRecord> = stored.into_iter().filter(|r| net.serves(&r.jid)).collect();
         if let Some(rooms) = self.rooms.as_mut() {
-            rooms.adopt(stored);
+            let effects = rooms.adopt(stored);
+            self.room_effects(effects);
         }
         if let RoomLoad::Loading(queue) = std::mem::take(&mut self.room_net.load) {
             for input in queue {

@@ -144,6 +144,7 @@ impl Engine {
                 RoomEffect::Remove(room) => {
                     self.out(Output::Store(StoreWrite::RoomRemove { room }))
                 }
+                RoomEffect::Listed { room, name } => self.announce_listing(room, name),
                 RoomEffect::Archive { room, entry } => {
                     self.out(Output::Store(StoreWrite::RoomArchivePut { room, entry }))
                 }

@@ -11,6 +11,7 @@
 //! - [`invite`]: the messages a room sends users outside it (mediated invitations and declines).
 //! - [`record`]: what the store keeps of a persistent room; [`occupant_id`]: XEP-0421 ids.
 //! - [`archive`]: a room's message archive (XEP-0313 on rooms), which is also where its history lives.
+//! - [`directory`]: the public rooms other engines (shards, nodes) serve, for the service's disco#items.
 //!
 //! The engine routes by domain: a shell hands it `Input::Room` for anything addressed to the service's domain,
 //! and the engine answers with `Stanza::Room` deliveries and `StoreWrite::RoomPut`/`RoomRemove` for persistent
@@ -20,6 +21,7 @@
 pub mod affiliation;
 pub mod archive;
 pub mod config;
+pub mod directory;
 pub mod forward;
 pub mod history;
 pub mod invite;

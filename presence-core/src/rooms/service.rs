@@ -5,6 +5,7 @@ use hashbrown::{HashMap, HashSet};
 
 use super::RoomsConfig;
 use super::archive::{ArchivedMessage, TRIM_STEP};
+use super::directory::Directory;
 use super::invite::Outbound;
 use super::record::RoomRecord;
 use super::request::{Mediated, RoomCall, RoomRequest};
@@ -45,6 +46,15 @@ pub enum RoomEffect {
     /// Send a message from the room to an address outside it (an invitation, a decline), routed like any
     /// user's message: to the user's sessions, held offline, or out to another domain.
     Send(Outbound),
+    /// A room's listing in the service's disco#items changed: its name when it is now public and unlocked,
+    /// `None` when it is no longer listed (made private, destroyed, vanished). Other engines are told, so
+    /// that the service lists it whichever engine answers (see [`super::directory`]).
+    Listed {
+        /// The room.
+        room: BareJid,
+        /// Its name, if listed.
+        name: Option<String>,
+    },
 }
 
 /// Who sends a request: the session and its real address.
@@ -64,6 +74,8 @@ pub struct Rooms {
     /// The rooms each session entered (possibly since left: leaving through the room is not tracked here, and a
     /// room that no longer seats the session ignores it).
     joined: HashMap<SessionId, HashSet<BareJid>>,
+    /// The public rooms other engines serve, as they announced them.
+    elsewhere: Directory,
 }
 
 impl Rooms {
@@ -73,10 +85,12 @@ impl Rooms {
             .into_iter()
             .map(|r| (r.jid.clone(), Room::from_record(r)))
             .collect();
+        let cap = config.limits.max_rooms;
         Rooms {
             config,
             rooms,
             joined: HashMap::new(),
+            elsewhere: Directory::new(cap),
         }
     }
 
@@ -100,6 +114,43 @@ impl Rooms {
         self.rooms.is_empty()
     }
 
+    /// How `room` is listed in the service's disco#items: by name when it is here, public and unlocked.
+    fn listing(&self, room: &BareJid) -> Option<String> {
+        self.rooms
+            .get(room)
+            .filter(|r| r.config().public && !r.is_locked())
+            .map(|r| r.config().name.clone())
+    }
+
+    /// Tells the engine when `room`'s listing is no longer `before`.
+    fn relist(&self, room: &BareJid, before: Option<String>, effects: &mut Vec<RoomEffect>) {
+        let after = self.listing(room);
+        if after != before {
+            effects.push(RoomEffect::Listed {
+                room: room.clone(),
+                name: after,
+            });
+        }
+    }
+
+    /// The public rooms other engines serve, as this one knows them.
+    pub fn elsewhere(&self) -> &Directory {
+        &self.elsewhere
+    }
+
+    /// Another engine's word on a room it serves (`name`: listed under it; `None`: not listed).
+    pub fn note_elsewhere(&mut self, room: BareJid, name: Option<String>) {
+        self.elsewhere.note(room, name);
+    }
+
+    /// The engine learnt how many homes rooms are spread over: the directory holds at most `max_rooms` for
+    /// each, and forgets the rooms `elsewhere` refuses (they are served here now).
+    pub fn homes_changed(&mut self, homes: usize, elsewhere: impl Fn(&BareJid) -> bool) {
+        self.elsewhere
+            .set_cap(self.config.limits.max_rooms.saturating_mul(homes.max(1)));
+        self.elsewhere.retain(elsewhere);
+    }
+
     fn persistent_count(&self) -> usize {
         self.rooms
             .values()
@@ -118,6 +169,13 @@ impl Rooms {
         let mut out = Vec::new();
         let mut sent = Vec::new();
         let was_persistent = self.rooms.get(&room).is_some_and(|r| r.config().persistent);
+        // Only entering or leaving (which creates or empties a room) and the owner's calls to the room itself
+        // can change how it is listed: messages, the busiest path, are spared the name's copy.
+        let relists = matches!(
+            request,
+            RoomRequest::Presence { .. } | RoomRequest::Iq { nick: None, .. }
+        );
+        let listed = if relists { self.listing(&room) } else { None };
         let (addressed, about) = address_of(&room, &request);
         let result = if room.local().is_none() {
             self.service_request(from, &room, request)
@@ -147,6 +205,14 @@ impl Rooms {
             }
         }
         self.settle(&room, was_persistent, &mut effects);
+        // Ahead of the answer: the engine sends what comes first first, so by the time the asker hears that
+        // its configuration (or destruction) is done, every other engine has the listing queued before
+        // anything the asker sends next (a disco#items right after creating a room lists it).
+        if relists {
+            let mut relisted = Vec::new();
+            self.relist(&room, listed, &mut relisted);
+            effects.splice(0..0, relisted);
+        }
         effects
     }
 
@@ -155,6 +221,7 @@ impl Rooms {
         let mut effects = Vec::new();
         for room in self.joined.remove(&session).unwrap_or_default() {
             let was_persistent = self.rooms.get(&room).is_some_and(|r| r.config().persistent);
+            let listed = self.listing(&room);
             let mut out = Vec::new();
             if let Some(r) = self.rooms.get_mut(&room) {
                 let mut ctx = Ctx {
@@ -167,17 +234,28 @@ impl Rooms {
             }
             effects.extend(out.into_iter().map(RoomEffect::Deliver));
             self.settle(&room, was_persistent, &mut effects);
+            self.relist(&room, listed, &mut effects);
         }
         effects
     }
 
     /// The service stops (the node shuts down): every occupant is told it was removed because of a system
-    /// shutdown (XEP-0045 status 332), ad hoc rooms vanish, persistent ones stay stored as they are.
+    /// shutdown (XEP-0045 status 332), ad hoc rooms vanish (other engines hear that those they list are
+    /// gone), persistent ones stay stored as they are.
     pub fn shutdown(&mut self, now: Timestamp) -> Vec<RoomEffect> {
         let mut out = Vec::new();
         let mut names: Vec<BareJid> = self.rooms.keys().cloned().collect();
         // In a stable order, so that what sessions get does not depend on the map's.
         names.sort();
+        let vanishing: Vec<BareJid> = names
+            .iter()
+            .filter(|n| {
+                self.rooms
+                    .get(*n)
+                    .is_some_and(|r| !r.config().persistent && self.listing(n).is_some())
+            })
+            .cloned()
+            .collect();
         for name in names {
             let Some(r) = self.rooms.get_mut(&name) else {
                 continue;
@@ -192,7 +270,13 @@ impl Rooms {
         }
         self.rooms.retain(|_, r| r.config().persistent);
         self.joined.clear();
-        out.into_iter().map(RoomEffect::Deliver).collect()
+        let mut effects: Vec<RoomEffect> = out.into_iter().map(RoomEffect::Deliver).collect();
+        effects.extend(
+            vanishing
+                .into_iter()
+                .map(|room| RoomEffect::Listed { room, name: None }),
+        );
+        effects
     }
 
     /// Whether `session` is an occupant of any room.
@@ -207,23 +291,43 @@ impl Rooms {
     }
 
     /// Takes in stored persistent rooms that are not in memory (this node starts serving them: a takeover, or
-    /// a failback to it). A room already here is kept as it is: it is the live one.
-    pub fn adopt(&mut self, stored: Vec<RoomRecord>) {
+    /// a failback to it). A room already here is kept as it is: it is the live one. Each room taken in that
+    /// is listed is announced (other engines list it, and forget whoever served it before).
+    pub fn adopt(&mut self, stored: Vec<RoomRecord>) -> Vec<RoomEffect> {
+        let mut effects = Vec::new();
         for record in stored {
             if !self.rooms.contains_key(&record.jid) {
-                self.rooms
-                    .insert(record.jid.clone(), Room::from_record(record));
+                let jid = record.jid.clone();
+                self.elsewhere.note(jid.clone(), None);
+                self.rooms.insert(jid.clone(), Room::from_record(record));
+                self.relist(&jid, None, &mut effects);
             }
         }
+        effects
     }
 
     /// Drops every room `keep` refuses (another node serves it now): its occupants are told the room went
     /// away for a system shutdown (332), so their clients rejoin where it is served. Nothing is written: a
-    /// persistent room stays in the store for the node that serves it now.
+    /// persistent room stays in the store for the node that serves it now, and in this service's directory
+    /// of rooms served elsewhere if it is listed (this is how every engine learns of the stored rooms of the
+    /// others at start: it is given them all, and releases those it does not serve); a listed ad hoc room is
+    /// gone for good, and other engines hear so.
     pub fn release(&mut self, now: Timestamp, keep: impl Fn(&BareJid) -> bool) -> Vec<RoomEffect> {
-        let gone: Vec<BareJid> = self.rooms.keys().filter(|j| !keep(j)).cloned().collect();
+        let mut gone: Vec<BareJid> = self.rooms.keys().filter(|j| !keep(j)).cloned().collect();
+        gone.sort();
         let mut out = Vec::new();
+        let mut unlisted = Vec::new();
         for jid in gone {
+            if let Some(name) = self.listing(&jid) {
+                if self.rooms.get(&jid).is_some_and(|r| r.config().persistent) {
+                    self.elsewhere.note(jid.clone(), Some(name));
+                } else {
+                    unlisted.push(RoomEffect::Listed {
+                        room: jid.clone(),
+                        name: None,
+                    });
+                }
+            }
             if let Some(mut r) = self.rooms.remove(&jid) {
                 let mut ctx = Ctx {
                     now,
@@ -238,7 +342,9 @@ impl Rooms {
             }
         }
         self.joined.retain(|_, set| !set.is_empty());
-        out.into_iter().map(RoomEffect::Deliver).collect()
+        let mut effects: Vec<RoomEffect> = out.into_iter().map(RoomEffect::Deliver).collect();
+        effects.extend(unlisted);
+        effects
     }
 
     /// After a request: an ad hoc room with nobody left vanishes, a persistent room's changes are stored, and a
@@ -305,6 +411,14 @@ impl Rooms {
                     .filter(|r| r.config().public && !r.is_locked())
                     .map(|r| (r.jid().clone(), r.config().name.clone()))
                     .collect();
+                // Rooms other engines serve; one served here too (an announcement not yet heard after a
+                // move) is listed as this engine has it.
+                rooms.extend(
+                    self.elsewhere
+                        .iter()
+                        .filter(|(room, _)| !self.rooms.contains_key(*room))
+                        .map(|(room, name)| (room.clone(), name.clone())),
+                );
                 rooms.sort();
                 Ok(Some(RoomAnswer::Rooms(rooms)))
             }

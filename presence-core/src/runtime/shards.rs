@@ -22,7 +22,11 @@
 //!   a local recipient goes to shard 0, whose engine answers it as a single engine would;
 //! - rooms: every room has a home shard, [`crate::cluster::room_home`] over the shards' names, told to each
 //!   engine as `Input::RoomPlacement` before anything else; room traffic from sessions of other shards comes
-//!   in as `FromRemoteRoom` and occupants of other shards are proxy sessions, as across nodes;
+//!   in as `FromRemoteRoom` and occupants of other shards are proxy sessions, as across nodes; the room
+//!   service itself (disco#items of `conference.<domain>`) is answered by the asker's shard, which lists its
+//!   own public rooms and those the other shards announced to it (`RoomTraffic::Listed`, routed to the shard
+//!   of the home it names; `rooms::directory` says why a directory rather than asking every shard per
+//!   request, and how it stays bounded);
 //! - timers: each engine's own (its users' and rooms' deadlines), fired on its thread;
 //! - compliance: each shard writes the records of its own commit groups through the shared hook (each starts
 //!   its own background writer in `best_effort` mode);
@@ -40,17 +44,19 @@
 //! shard puts a receipt on every other shard's queue (behind what it routed there) and answers when all are
 //! called (`Msg::Joined`), durable only if every commit was.
 //!
-//! **Known gaps** (those of a cluster, found by running the e2e suites at 4 shards; why the product's default
-//! stays one shard): a request that reads another user's data (a vCard, an avatar, PEP items) is answered by
-//! the requester's engine, which does not hold a user of another shard (`service-unavailable`); PEP events do
-//! not reach contacts on other shards; the room service's disco#items lists the rooms of the asker's shard. A
-//! watch whose watcher is not subscribed yet to a target of another shard first reports `Pending` (the target's
+//! **Requests between shards.** A session's request about a user of another shard (a vCard, PEP items, a PEP
+//! subscription) travels to that user's shard as a routed `Stanza::Query` and comes back as a `Stanza::Reply`
+//! or an error, and PEP notifications for users of other shards as `Stanza::Notification`s (`crate::query`),
+//! exactly as between nodes.
+//!
+//! **Known gaps**: a watch whose watcher is not subscribed yet to a target of another shard first reports `Pending` (the target's
 //! engine cannot wait for the request the watcher's shard sends), then the decision.
 //!
 //! **At the bound.** Routed work may fill a shard's queue to twice the shells' bound (see
 //! `Queue::push_routed`). Past that, a message comes back to its sender as a `wait`-type
-//! `<resource-constraint/>` error, room traffic is answered by the driver as for an unreachable node, and
-//! presence or other stanzas that acknowledge nothing are dropped and counted as engine busy.
+//! `<resource-constraint/>` error, room traffic is answered by the driver as for an unreachable node (a room's
+//! listing is dropped: that shard lists the room as it last heard of it until its next change), and presence
+//! or other stanzas that acknowledge nothing are dropped and counted as engine busy.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -86,6 +92,15 @@ fn room_shard(room: &BareJid, names: &[String]) -> usize {
     room_home(room, names)
         .and_then(|home| names.iter().position(|n| n == home))
         .unwrap_or(0)
+}
+
+/// The shard room traffic is for: the one serving the home it names (a listing, see `rooms::directory`),
+/// else the one serving its room.
+fn traffic_shard(traffic: &RoomTraffic, names: &[String]) -> usize {
+    match traffic.home() {
+        Some(home) => names.iter().position(|n| n == home).unwrap_or(0),
+        None => room_shard(traffic.room(), names),
+    }
 }
 
 /// Whose stanza this is among the users of a node: [`cluster::recipient`], and the addressee of an IQ (two
@@ -268,7 +283,7 @@ impl Cluster for ShardLink {
     }
 
     fn forward_room(&self, traffic: RoomTraffic) -> Result<(), Box<RoomTraffic>> {
-        let shard = room_shard(traffic.room(), &self.siblings.names);
+        let shard = traffic_shard(&traffic, &self.siblings.names);
         self.routed_to(shard);
         match self.siblings.queues[shard]
             .push_routed(Msg::Input(Input::FromRemoteRoom(Box::new(traffic))))
@@ -464,7 +479,7 @@ impl Router {
                 None => Dest::Nowhere,
             },
             Input::FromRemote(stanza) => one(self.siblings.stanza_shard(stanza)),
-            Input::FromRemoteRoom(traffic) => one(room_shard(traffic.room(), &self.siblings.names)),
+            Input::FromRemoteRoom(traffic) => one(traffic_shard(traffic, &self.siblings.names)),
             Input::Rehome { .. }
             | Input::RoomPlacement { .. }
             | Input::RoomsLoaded(_)

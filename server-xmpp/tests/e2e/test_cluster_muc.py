@@ -1,8 +1,8 @@
 """Group chat in a two-node cluster (issue 15), with real PostgreSQL, NATS and slixmpp: a room lives on its home
 node (rendezvous hashing of its address over the node names, computed here as the server does), users of the
-other node join it through their own node and talk both ways, and a persistent room is served, configuration
-intact, by the peer of its home node once that node has stopped (its occupants find out by XEP-0410 self-ping
-and rejoin through their own node)."""
+other node join it through their own node and talk both ways, the room service of either node lists it (issue
+17), and a persistent room is served, configuration intact, by the peer of its home node once that node has
+stopped (its occupants find out by XEP-0410 self-ping and rejoin through their own node)."""
 
 from __future__ import annotations
 
@@ -88,6 +88,13 @@ def test_users_on_two_nodes_share_a_room_homed_on_one_of_them(binary: Path, tmp_
                     disco = second.xmpp.plugin["xep_0030"]
                     info = await wait(disco.get_info(jid=room, local=False, timeout=WAIT), "room info")
                     assert ("conference", "text") in {(c, t) for c, t, _, _ in info["disco_info"]["identities"]}
+                    # So does the service's disco#items: each node lists the room, whichever node serves it (the
+                    # home told the other node before the messages above, on the same NATS subject).
+                    for c in (alice, bob):
+                        items = await wait(c.xmpp.plugin["xep_0030"].get_items(jid=JID(SERVICE), local=False,
+                                                                               timeout=WAIT), "the service's rooms")
+                        listed = {(str(j), name) for j, _node, name in items["disco_items"]["items"]}
+                        assert (str(room), "Team") in listed, (c.jid, items)
 
             run(scenario)
 

@@ -2,7 +2,8 @@
 configuring a room, joining with the occupant list and self-presence (110), messages to everyone, history with
 its delay on join, the subject, nickname conflicts and changes (303), private messages, kick (307) and ban (301),
 password-protected and members-only refusals, destruction with an alternate venue, a persistent room that
-survives a restart, XEP-0410 self-ping, XEP-0421 occupant ids, and the service in the server's disco#items."""
+survives a restart, XEP-0410 self-ping, XEP-0421 occupant ids, the service in the server's disco#items, and the
+service's own disco#items listing every public room whichever engine shard serves it (PRESENCED_SHARDS)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ async def create(owner: Client, room: JID = ROOM, **fields: str) -> None:
     """Joins as the first occupant (201) and submits the configuration form with `fields` set."""
     pres, _subject, _occupants, _history = await join(owner, "owner", room)
     assert codes(pres) >= {110, 201}, pres
+    await configure(owner, room, **fields)
+
+
+async def configure(owner: Client, room: JID = ROOM, **fields: str) -> None:
+    """Submits the room's configuration form with `fields` set."""
     form = await wait(muc(owner).get_room_config(room, timeout=WAIT), "the configuration form")
     for var, value in fields.items():
         form.set_values({**form.get_values(), f"muc#roomconfig_{var}": value})
@@ -55,6 +61,45 @@ def test_service_is_listed_and_describes_itself(server: Server) -> None:
             info = await wait(disco.get_info(jid=JID(SERVICE), local=False, timeout=WAIT), "service info")
             assert ("conference", "text") in {(c, t) for c, t, _, _ in info["disco_info"]["identities"]}
             assert "http://jabber.org/protocol/muc" in info["disco_info"]["features"]
+
+    run(scenario)
+
+
+def test_the_service_lists_every_public_room_to_every_user(server: Server) -> None:
+    """Rooms created by users on different shards (with several, the rooms' homes spread over them) are all
+    listed, by name, to every user, whichever shard answers; a hidden room and a room still locked are not,
+    and a room made private or destroyed leaves the listing."""
+
+    def room(name: str) -> JID:
+        return JID(f"{name}@{SERVICE}")
+
+    async def listed(client: Client) -> dict[str, str]:
+        items = await wait(client.xmpp.plugin["xep_0030"].get_items(jid=JID(SERVICE), local=False, timeout=WAIT),
+                           "the service's rooms")
+        return {str(jid): name for jid, _node, name in items["disco_items"]["items"]}
+
+    async def scenario() -> None:
+        users = ("alice", "bob", "carol", "dave")
+        async with muc_clients(*(connect(server, u) for u in users)) as everyone:
+            expected = {}
+            for n, owner in enumerate(everyone):
+                for k in range(2):
+                    name = f"{users[n]}-{k}"
+                    await create(owner, room(name), roomname=f"Room of {users[n]} {k}")
+                    expected[str(room(name))] = f"Room of {users[n]} {k}"
+            await create(everyone[0], room("hidden"), publicroom="0")
+            # Entered but never configured: it stays locked (slixmpp's join waits for a subject that a locked room
+            # does not send, so the presence goes out without waiting).
+            muc(everyone[1]).join_muc(room("locked"), "owner")
+            for client in everyone:
+                assert await listed(client) == expected
+            # Made private by its owner, then destroyed by another: every user's listing follows.
+            await configure(everyone[2], room("carol-0"), publicroom="0")
+            del expected[str(room("carol-0"))]
+            await wait(muc(everyone[3]).destroy(room("dave-1"), timeout=WAIT), "destroy")
+            del expected[str(room("dave-1"))]
+            for client in everyone:
+                assert await listed(client) == expected
 
     run(scenario)
 

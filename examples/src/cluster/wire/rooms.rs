@@ -1,7 +1,8 @@
 //! The room frames of the wire (format [`super::VERSION`] 4): a room's stanza toward an occupant on another
-//! node (tag 11, a `Stanza::Room`), a request toward a room served by another node (tag 12) and a session's end
-//! toward a room it entered (tag 13), as `RoomTraffic`. Laid out like the rest of the wire: fields in a fixed
-//! order, every enum behind an explicit tag (affiliations and roles by their XEP-0045 names, status codes by
+//! node (tag 11, a `Stanza::Room`), a request toward a room served by another node (tag 12), a session's end
+//! toward a room it entered (tag 13) and a room's listing in the service's disco#items toward the node serving
+//! another home (tag 20, issue 17; a node of an older build refuses it as an unknown tag), as `RoomTraffic`.
+//! Laid out like the rest of the wire: fields in a fixed order, every enum behind an explicit tag (affiliations and roles by their XEP-0045 names, status codes by
 //! their numbers), messages in the held-message layout.
 
 use presence_core::archive::Query;
@@ -133,10 +134,19 @@ pub(super) fn write_traffic(w: &mut Writer, traffic: &RoomTraffic) {
             w.str(&from.to_string());
             w.str(room.as_str());
         }
+        RoomTraffic::Listed { home, room, name } => {
+            w.u8(LISTED);
+            w.str(home);
+            w.str(room.as_str());
+            w.opt_str(name.as_deref());
+        }
     }
 }
 
-/// Reads the frame body after a room tag (11, 12 or 13).
+/// The tag of a room's listing toward another home's node (issue 17), apart from the tags stanzas may take.
+pub(super) const LISTED: u8 = 20;
+
+/// Reads the frame body after a room tag (11, 12, 13 or [`LISTED`]).
 pub(super) fn read_room(tag: u8, r: &mut super::Cursor<'_>) -> Result<Frame, WireError> {
     Ok(match tag {
         11 => Frame::Stanza(presence_core::stanza::Stanza::Room(Box::new(
@@ -151,6 +161,11 @@ pub(super) fn read_room(tag: u8, r: &mut super::Cursor<'_>) -> Result<Frame, Wir
         13 => Frame::Room(RoomTraffic::Left {
             from: r.full_jid()?,
             room: r.bare_jid()?,
+        }),
+        LISTED => Frame::Room(RoomTraffic::Listed {
+            home: r.str()?,
+            room: r.bare_jid()?,
+            name: r.opt_str()?,
         }),
         tag => return Err(unknown("stanza", tag)),
     })
