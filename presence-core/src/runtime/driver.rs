@@ -459,7 +459,9 @@ impl<S: Store> Driver<S> {
         // request the inputs before it sent there (see `shards.rs`).
         for (to, then, input) in std::mem::take(&mut batch.relays) {
             let Some(link) = &self.shard else { break };
-            if let Err(Input::Watch { watch, .. }) = link.relay(to, then, input) {
+            if let Err(refused) = link.relay(to, then, input)
+                && let Input::Watch { watch, .. } = *refused
+            {
                 // That shard is at its bound: the watch ends as one the store could not serve now, which a
                 // shell answers with "come back later" (SIP `probation`).
                 warn!(

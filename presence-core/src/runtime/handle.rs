@@ -127,7 +127,7 @@ impl Handle {
         router: &Router,
         vias: Vec<usize>,
         shard: usize,
-        ask: Option<(usize, Input)>,
+        ask: Option<(usize, Box<Input>)>,
         input: Input,
     ) -> Result<(), Rejected> {
         let first = vias[0];
@@ -140,13 +140,13 @@ impl Handle {
         let queue = router.queue(first);
         let result = match ask {
             Some((asker, ask)) if asker == first => queue
-                .push_work([Msg::Input(ask), relay])
+                .push_work([Msg::Input(*ask), relay])
                 .map_err(|(e, [_, relay])| (e, relay)),
             other => {
                 // A replacement taking the way of the watch it replaces: the asking shard is further along it,
                 // so its request is queued now, before the relay can reach it.
                 if let Some((asker, ask)) = other {
-                    let _ = router.queue(asker).push_control(Msg::Input(ask));
+                    let _ = router.queue(asker).push_control(Msg::Input(*ask));
                 }
                 if control {
                     queue.push_control(relay).map_err(|(e, [relay])| (e, relay))

@@ -233,8 +233,13 @@ impl ShardLink {
 
     /// Passes a relayed watch input on (see the module docs): to the next shard of its way, or to the shard it
     /// is for. An `Unwatch` is never refused while that shard runs; a `Watch` is routed work, and at the bound
-    /// it comes back (`Err`) for the driver to end the watch.
-    pub(crate) fn relay(&self, to: usize, mut then: Vec<usize>, input: Input) -> Result<(), Input> {
+    /// it comes back (`Err`, boxed: it is rare) for the driver to end the watch.
+    pub(crate) fn relay(
+        &self,
+        to: usize,
+        mut then: Vec<usize>,
+        input: Input,
+    ) -> Result<(), Box<Input>> {
         let control = matches!(input, Input::Unwatch { .. });
         let (next, msg) = if then.is_empty() {
             (to, Msg::Input(input))
@@ -255,7 +260,7 @@ impl ShardLink {
             Err((SubmitError::Stopped, _)) => Ok(()),
             Err((SubmitError::Busy { .. }, Msg::Input(input) | Msg::Relay { input, .. })) => {
                 self.metrics.engine_busy();
-                Err(input)
+                Err(Box::new(input))
             }
             Err(_) => unreachable!("what was pushed comes back"),
         }
@@ -399,7 +404,8 @@ pub(crate) enum Dest {
     Via {
         vias: Vec<usize>,
         shard: usize,
-        ask: Option<(usize, Input)>,
+        // Boxed: one per cross-shard watch, while every other input's `Dest` stays small.
+        ask: Option<(usize, Box<Input>)>,
     },
 }
 
@@ -559,10 +565,10 @@ impl Router {
                 let ask = asks.then(|| {
                     (
                         watcher_shard,
-                        Input::SubscribeFor {
+                        Box::new(Input::SubscribeFor {
                             watcher: watcher.clone(),
                             target: target.clone(),
-                        },
+                        }),
                     )
                 });
                 Dest::Via { vias, shard, ask }
