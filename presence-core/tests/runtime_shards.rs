@@ -317,19 +317,36 @@ fn on_different_shards(shards: usize) -> (usize, usize) {
     (a, b)
 }
 
-/// Watches `b`'s presence for `a`, then signs `b` in with the status "here"; the watch's reports, as text, up to
-/// the first that shows "here" or ends the watch.
-async fn watch_while_target_signs_in(hub: &Handle, a: usize, b: usize) -> Vec<String> {
-    let (watch_sink, mut watches) = runtime::watch_channel(64);
-    hub.watches(watch_sink).expect("watch sink");
-    let watch = presence_core::WatchId(1);
+/// Watches `b`'s presence for `a` as `watch` on `hub`, whose watch reports arrive on `watches`.
+fn watch(hub: &Handle, watch: u64, a: usize, b: usize) {
     hub.submit(Input::Watch {
-        watch,
+        watch: presence_core::WatchId(watch),
         watcher: user(a),
         target: user(b),
         kind: presence_core::WatchKind::Presence,
     })
     .expect("queued");
+}
+
+/// The next report on `watch`, as text.
+async fn next_report(
+    watches: &mut tokio::sync::mpsc::Receiver<(presence_core::WatchId, presence_core::WatchState)>,
+    watch: u64,
+) -> String {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (id, state) = watches.recv().await.expect("the watch channel is open");
+            if id == presence_core::WatchId(watch) {
+                return format!("{state:?}");
+            }
+        }
+    })
+    .await
+    .expect("the watch reports within 10 s")
+}
+
+/// Signs `b` in with the status "here": its session, open while its receiver lives.
+async fn sign_in_here(hub: &Handle, b: usize) -> (SessionId, SessionReceiver) {
     let session = hub.new_session();
     let (sink, mut rx) = runtime::session_channel(64, 1 << 20);
     hub.attach(session, sink).expect("attached");
@@ -342,22 +359,37 @@ async fn watch_while_target_signs_in(hub: &Handle, a: usize, b: usize) -> Vec<St
     assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
     hub.submit(presence(session, None, Some("here".into())))
         .expect("queued");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        let mut seen = Vec::new();
-        while let Some((id, state)) = watches.recv().await {
-            if id != watch {
-                continue;
-            }
-            let text = format!("{state:?}");
-            seen.push(text.clone());
-            if text.contains("here") || text.contains("Terminated") {
-                break;
-            }
+    (session, rx)
+}
+
+/// Watches `b`'s presence for `a`, then signs `b` in with the status "here"; the watch's reports, as text, up to
+/// the first that shows "here" or ends the watch.
+async fn watch_while_target_signs_in(hub: &Handle, a: usize, b: usize) -> Vec<String> {
+    let (watch_sink, mut watches) = runtime::watch_channel(64);
+    hub.watches(watch_sink).expect("watch sink");
+    watch(hub, 1, a, b);
+    let _b = sign_in_here(hub, b).await;
+    let mut seen = Vec::new();
+    loop {
+        let text = next_report(&mut watches, 1).await;
+        seen.push(text.clone());
+        if text.contains("here") || text.contains("Terminated") {
+            return seen;
         }
-        seen
-    })
-    .await
-    .expect("the watch reports within 10 s")
+    }
+}
+
+/// The first report of a watch of `b`'s presence for `a` (b offline), with `shards` shards over `store`.
+async fn first_report(store: Arc<MemoryStore>, shards: usize, engine: EngineConfig) -> String {
+    let rt = start_with(store, shards, engine);
+    let hub = rt.handle();
+    let (a, b) = on_different_shards(4);
+    let (watch_sink, mut watches) = runtime::watch_channel(64);
+    hub.watches(watch_sink).expect("watch sink");
+    watch(&hub, 1, a, b);
+    let first = next_report(&mut watches, 1).await;
+    rt.shutdown().await;
+    first
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -415,6 +447,10 @@ async fn a_watch_on_a_user_of_another_shard_follows_that_users_presence() {
     let (a, b) = on_different_shards(4);
     let states = watch_while_target_signs_in(&hub, a, b).await;
     assert!(
+        states.iter().all(|s| s.starts_with("Active")),
+        "a subscribed watcher's watch is active from its first report: {states:?}"
+    );
+    assert!(
         states.last().is_some_and(|s| s.contains("here")),
         "the watcher saw b's presence: {states:?}"
     );
@@ -422,19 +458,24 @@ async fn a_watch_on_a_user_of_another_shard_follows_that_users_presence() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_watch_without_a_subscription_asks_for_one_from_the_watchers_shard_and_follows_once_approved()
+async fn a_watch_without_a_subscription_is_active_first_once_the_watchers_shard_asked_and_the_target_approved()
  {
     // As one engine does for a SIP SUBSCRIBE, the watcher asks the target for a subscription; the target's
     // shard cannot (the watcher's roster is on another shard), so the watcher's shard asks, and the watch
-    // waits instead of being refused. Local requests are approved automatically by default.
+    // reaches the target's shard behind the request. Local requests are approved automatically by default, so
+    // the first report is the approved watch, as with one engine: never `Pending`, never refused.
     let memory = strangers(USERS);
     let rt = start(memory.clone(), 4);
     let hub = rt.handle();
     let (a, b) = on_different_shards(4);
     let states = watch_while_target_signs_in(&hub, a, b).await;
     assert!(
+        states.iter().all(|s| s.starts_with("Active")),
+        "the first report is the approved watch, and it follows b: {states:?}"
+    );
+    assert!(
         states.last().is_some_and(|s| s.contains("here")),
-        "the watch follows b once the subscription is approved, never refused: {states:?}"
+        "{states:?}"
     );
     rt.shutdown().await;
     let link = |owner: usize, contact: usize| {
@@ -452,6 +493,116 @@ async fn a_watch_without_a_subscription_asks_for_one_from_the_watchers_shard_and
         "the watcher's own roster holds the subscription it asked for"
     );
     assert_eq!(link(b, a).map(|s| s.inbound), Some(Link::On));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cross_shard_watch_reports_first_what_one_engine_reports_first() {
+    // Approved automatically: active (b is offline, so it shows unavailable), with one engine and with four.
+    for shards in [1, 4] {
+        let first = first_report(
+            strangers(USERS),
+            shards,
+            EngineConfig::for_domain("example.com"),
+        )
+        .await;
+        assert!(
+            first.starts_with("Active"),
+            "{shards} shards, auto-approved: {first}"
+        );
+    }
+    // Without automatic authorization the target is asked and has not answered: pending, with both.
+    let mut asking = EngineConfig::for_domain("example.com");
+    asking.auto_authorize = false;
+    for shards in [1, 4] {
+        let first = first_report(strangers(USERS), shards, asking.clone()).await;
+        assert_eq!(first, "Pending", "{shards} shards, target asked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cross_shard_watch_the_target_asked_about_stays_pending_until_approved() {
+    let mut asking = EngineConfig::for_domain("example.com");
+    asking.auto_authorize = false;
+    let rt = start_with(strangers(USERS), 4, asking);
+    let hub = rt.handle();
+    let (a, b) = on_different_shards(4);
+    let (watch_sink, mut watches) = runtime::watch_channel(64);
+    hub.watches(watch_sink).expect("watch sink");
+    watch(&hub, 1, a, b);
+    assert_eq!(next_report(&mut watches, 1).await, "Pending");
+    // b's shard holds the request (the report says so): b approves it from its own client, and the watch turns
+    // active with b's presence.
+    let (b_session, _b_rx) = sign_in_here(&hub, b).await;
+    hub.submit(Input::Subscription {
+        session: b_session,
+        to: user(a),
+        action: presence_core::roster::SubscriptionAction::Subscribed,
+    })
+    .expect("queued");
+    let mut after = next_report(&mut watches, 1).await;
+    while !after.contains("here") {
+        assert!(after.starts_with("Active"), "after approval: {after}");
+        after = next_report(&mut watches, 1).await;
+    }
+    rt.shutdown().await;
+}
+
+/// Takes every watch's reports into `reports` until `watch` reports something containing `text`.
+async fn reports_until(
+    watches: &mut tokio::sync::mpsc::Receiver<(presence_core::WatchId, presence_core::WatchState)>,
+    reports: &mut Vec<(u64, String)>,
+    watch: u64,
+    text: &str,
+) {
+    loop {
+        let (id, state) = tokio::time::timeout(Duration::from_secs(10), watches.recv())
+            .await
+            .expect("the watch reports within 10 s")
+            .expect("the watch channel is open");
+        let report = format!("{state:?}");
+        reports.push((id.0, report.clone()));
+        if id.0 == watch && report.contains(text) {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwatch_follows_its_watch_across_shards() {
+    // Watch 1 is ended right away; watch 2, opened after it, follows b. All three inputs go the same way to b's
+    // shard, so by the time watch 2 shows a status b set after both watches were handed in, watch 1 is gone
+    // from b's shard: it may have made its first report, but it never shows that later status.
+    let rt = start(strangers(USERS), 4);
+    let hub = rt.handle();
+    let (a, b) = on_different_shards(4);
+    let (watch_sink, mut watches) = runtime::watch_channel(64);
+    hub.watches(watch_sink).expect("watch sink");
+    watch(&hub, 1, a, b);
+    hub.submit(Input::Unwatch {
+        watch: presence_core::WatchId(1),
+    })
+    .expect("queued");
+    watch(&hub, 2, a, b);
+    let (b_session, _b_rx) = sign_in_here(&hub, b).await;
+    let mut reports = Vec::new();
+    reports_until(&mut watches, &mut reports, 2, "here").await;
+    hub.submit(presence(b_session, None, Some("away now".into())))
+        .expect("queued");
+    reports_until(&mut watches, &mut reports, 2, "away now").await;
+    while let Ok((id, state)) = watches.try_recv() {
+        reports.push((id.0, format!("{state:?}")));
+    }
+    assert!(
+        !reports
+            .iter()
+            .any(|(id, s)| *id == 1 && s.contains("away now")),
+        "the ended watch showed nothing after its end: {reports:?}"
+    );
+    assert!(
+        reports.iter().filter(|(id, _)| *id == 1).count() <= 1,
+        "at most the ended watch's first report: {reports:?}"
+    );
+    rt.shutdown().await;
 }
 
 /// A store whose commits fail while told to.

@@ -200,8 +200,8 @@ pub enum Input {
     },
     /// `watcher` asks `target` for a presence subscription, as the watcher's own client would, unless it has
     /// one or asked already. The engine that opens a watch asks on the watcher's behalf when it serves both
-    /// users; when they live on different engine shards, the runtime's router sends this to the watcher's shard
-    /// beside the `Watch` it sends to the target's, whose watch waits (`Pending`) for the answer.
+    /// users; when they live on different engine shards, the runtime's router sends this to the watcher's shard,
+    /// and the `Watch` reaches the target's only after what this emitted has been handled there.
     SubscribeFor {
         /// Who asks (served by this engine).
         watcher: BareJid,

@@ -361,7 +361,7 @@ impl Engine {
             // Nothing to answer: a policy change has no reply, and a reciprocal add has no requester to tell; its
             // user's request stays pending, as one to a contact that never answers does.
             // An edit that cannot be made now is made by the next sync, which finds the item still there.
-            // A watcher that cannot be loaded asks nothing; the watch on the other shard stays pending.
+            // A watcher that cannot be loaded asks nothing; the watch on the other shard is decided without it.
             Work::Input(Input::SetPolicy { .. })
             | Work::Input(Input::EditContacts { .. })
             | Work::Input(Input::SubscribeFor { .. })

@@ -27,9 +27,6 @@ pub(super) struct Watch {
     /// The state last reported; `None` until the first report, which waits for the subscription request (if
     /// any) to be decided so the shell does not see a `Pending` that is over at once.
     sent: Option<WatchState>,
-    /// The watcher lives on another engine shard, whose engine asks for the subscription
-    /// (`Input::SubscribeFor`): until the target's roster says otherwise, the watch waits rather than fails.
-    asked_elsewhere: bool,
 }
 
 /// Which of a target's watches a change can affect.
@@ -91,7 +88,6 @@ fn verdict<'a>(target: Option<&'a User>, w: &Watch) -> Verdict<'a> {
                 // Polite blocking (DESIGN §3): a hidden watcher sees "unavailable", never a refusal or a wait.
                 (Link::On | Link::Pending, false) => Verdict::Presence(&UNAVAILABLE),
                 (Link::Pending, true) => Verdict::Pending,
-                (Link::Off | Link::PreApproved, _) if w.asked_elsewhere => Verdict::Pending,
                 (Link::Off | Link::PreApproved, _) => Verdict::End(WatchEnd::Rejected),
             }
         }
@@ -129,13 +125,6 @@ impl Engine {
         self.forget_watch(watch);
         self.watch_serial += 1;
         let serial = self.watch_serial;
-        // On a shard, a watcher of our domains served elsewhere is a sibling shard's user, for whom the router
-        // sent that shard `Input::SubscribeFor` (a cluster node does not: its watches stay as the roster says).
-        let asked_elsewhere = kind == WatchKind::Presence
-            && watcher != target
-            && matches!(self.hosting, super::hosting::Hosting::Shard { .. })
-            && self.is_local(&watcher)
-            && !self.is_here(&watcher);
         self.watches_on
             .entry(target.clone())
             .or_default()
@@ -148,7 +137,6 @@ impl Engine {
                 kind,
                 serial,
                 sent: None,
-                asked_elsewhere,
             },
         );
         self.submit(Work::Watch {
@@ -184,7 +172,9 @@ impl Engine {
             return;
         };
         // A remote watcher cannot be subscribed for through our machinery (no federation yet); its watch is
-        // decided by what the target's roster already says.
+        // decided by what the target's roster already says. Nor can a watcher of another engine shard from here:
+        // its shard asked (`Input::SubscribeFor`), and the runtime hands this watch in only once that request
+        // has been handled here, so the roster already holds the decision.
         let must_ask = w.kind == WatchKind::Presence
             && w.watcher != w.target
             && self.is_here(&w.watcher)

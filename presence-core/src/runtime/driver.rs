@@ -41,7 +41,7 @@ use crate::message::MessageKind;
 use crate::session::SessionId;
 use crate::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
 use crate::store::{Store, StoreWrite};
-use crate::watch::{WatchId, WatchState};
+use crate::watch::{WatchEnd, WatchId, WatchState};
 use crate::{Engine, Input};
 
 /// Where one session's deliveries go.
@@ -137,6 +137,8 @@ struct Batch {
     /// Flushes that waited for other shards, answered now (see `shards.rs`).
     joined: Vec<(SessionId, u64, bool)>,
     receipts: Vec<Receipt>,
+    /// Watch inputs to pass on to other shards once what came before them is let out: (to, then, input).
+    relays: Vec<(usize, Vec<usize>, Input)>,
     /// Errors for senders whose messages could not be stored.
     bounces: Vec<StanzaError>,
 }
@@ -229,6 +231,7 @@ impl<S: Store> Driver<S> {
                     Msg::Watches(sink) => self.dir.watches = Some(sink),
                     Msg::Flush(session, token) => batch.flushes.push((session, token)),
                     Msg::Receipt(receipt) => batch.receipts.push(receipt),
+                    Msg::Relay { to, then, input } => batch.relays.push((to, then, input)),
                     // Answered with the batch's own flushes: what the other shards sent before their receipts
                     // (a bounce) is in this batch and goes out first.
                     Msg::Joined(session, token, durable) => {
@@ -451,6 +454,22 @@ impl<S: Store> Driver<S> {
         }
         for error in std::mem::take(&mut batch.bounces) {
             self.bounce_to_sender(error);
+        }
+        // Behind everything this batch routed: a watch reaches its target's shard after the subscription
+        // request the inputs before it sent there (see `shards.rs`).
+        for (to, then, input) in std::mem::take(&mut batch.relays) {
+            let Some(link) = &self.shard else { break };
+            if let Err(refused) = link.relay(to, then, input)
+                && let Input::Watch { watch, .. } = *refused
+            {
+                // That shard is at its bound: the watch ends as one the store could not serve now, which a
+                // shell answers with "come back later" (SIP `probation`).
+                warn!(
+                    ?watch,
+                    "a shard's queue is full: a watch on one of its users is ended"
+                );
+                watch_updates.push((watch, WatchState::Terminated(WatchEnd::StoreUnavailable)));
+            }
         }
         if let Some(sink) = &self.dir.watches {
             for (watch, state) in watch_updates {

@@ -115,7 +115,55 @@ impl Handle {
                 }
                 self.submit_to(queue, input)
             }
+            Dest::Via { vias, shard, ask } => self.submit_via(router, vias, shard, ask, input),
         }
+    }
+
+    /// Queues a watch's input to be relayed to `shard` through the shards in `vias` (see `shards.rs`), behind
+    /// `ask` on the shard given with it: the relay and the request it follows are one unit of work when the
+    /// first shard of the way is the one that asks.
+    fn submit_via(
+        &self,
+        router: &Router,
+        vias: Vec<usize>,
+        shard: usize,
+        ask: Option<(usize, Box<Input>)>,
+        input: Input,
+    ) -> Result<(), Rejected> {
+        let first = vias[0];
+        let control = matches!(input, Input::Unwatch { .. });
+        let relay = Msg::Relay {
+            to: shard,
+            then: vias[1..].to_vec(),
+            input,
+        };
+        let queue = router.queue(first);
+        let result = match ask {
+            Some((asker, ask)) if asker == first => queue
+                .push_work([Msg::Input(*ask), relay])
+                .map_err(|(e, [_, relay])| (e, relay)),
+            other => {
+                // A replacement taking the way of the watch it replaces: the asking shard is further along it,
+                // so its request is queued now, before the relay can reach it.
+                if let Some((asker, ask)) = other {
+                    let _ = router.queue(asker).push_control(Msg::Input(*ask));
+                }
+                if control {
+                    queue.push_control(relay).map_err(|(e, [relay])| (e, relay))
+                } else {
+                    queue.push_work([relay]).map_err(|(e, [relay])| (e, relay))
+                }
+            }
+        };
+        self.count_busy(result).map_err(|(error, msg)| {
+            let Msg::Relay { input, .. } = msg else {
+                unreachable!("what was pushed comes back")
+            };
+            Rejected {
+                error,
+                input: Box::new(input),
+            }
+        })
     }
 
     fn submit_to(&self, queue: &Queue, input: Input) -> Result<(), Rejected> {
@@ -157,6 +205,18 @@ impl Handle {
                     }
                     // Not an input of one shard: the flush goes where the session's deliveries go.
                     Dest::All | Dest::Nowhere => router.session_shard(session).unwrap_or(0),
+                    // A relayed watch input: the flush follows it onto the first shard of its way, which
+                    // joins the shards it relays to before answering. Queued as a control message once the
+                    // relay was taken, so both are queued or neither.
+                    Dest::Via { vias, shard, ask } => {
+                        let first = vias[0];
+                        self.submit_via(router, vias, shard, ask, input)
+                            .map_err(|r| r.error)?;
+                        return router
+                            .queue(first)
+                            .push_control(Msg::Flush(session, token))
+                            .map_err(|(e, _)| e);
+                    }
                 };
                 router.queue(shard)
             }

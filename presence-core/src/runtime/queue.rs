@@ -38,6 +38,17 @@ pub(crate) enum Msg {
     Receipt(Receipt),
     /// A flush that waited for other shards (see `shards.rs`): answer `token` to `session` with `durable`.
     Joined(SessionId, u64, bool),
+    /// A watch's input on its way to shard `to` through the shards in `then` (see `shards.rs`): pushed onto
+    /// the next one's queue once this shard has let out what the inputs before it emitted, so that it arrives
+    /// behind them.
+    Relay {
+        /// The shard the input is for.
+        to: usize,
+        /// The shards it passes through before, in order.
+        then: Vec<usize>,
+        /// A `Watch` or an `Unwatch`.
+        input: Input,
+    },
     /// Finish what is queued, commit, end every session, stop.
     Shutdown,
 }

@@ -15,9 +15,7 @@
 //! - inputs about a user (policy, manual status, phone line, calendar, bulk contact add, account removal,
 //!   held-back undelivered messages): that user's shard; admin commands are such inputs;
 //! - a watch (SIP SUBSCRIBE): its target's shard, whose roster and policy decide it and whose composition it
-//!   follows; when the watcher lives on another shard, that shard is sent `Input::SubscribeFor` first, to ask
-//!   for the subscription on the watcher's behalf as a single engine would (the watch waits as pending);
-//!   `Unwatch` goes where the watch went; every shard gets a clone of the one watch sink;
+//!   follows (see "A watch across shards" below); every shard gets a clone of the one watch sink;
 //! - a stanza from another server or node (`FromRemote`, `submit_remote`): its recipient's shard; one without
 //!   a local recipient goes to shard 0, whose engine answers it as a single engine would;
 //! - rooms: every room has a home shard, [`crate::cluster::room_home`] over the shards' names, told to each
@@ -38,6 +36,26 @@
 //!   ([`super::spawn_with`] refuses a cluster with more), since room homes and user placement would have to be
 //!   composed of nodes and shards; that is left for later.
 //!
+//! **A watch across shards** reports first what a single engine reports first: the decision taken after the
+//! watcher's subscription request (if one is needed) has been handled. A single engine asks on the watcher's
+//! behalf and then looks; here the watcher's roster is on the watcher's shard and the target's on the target's,
+//! so the router sends a presence watch whose users live on different shards the long way: to the watcher's
+//! shard as `Input::SubscribeFor` with the watch behind it in one unit of work (`Msg::Relay`, refused together
+//! at the shells' bound). That shard handles the request (asking only if the watcher has not asked already)
+//! and, once its batch has let out what it routed (the `subscribe` stanza, on the target's queue), pushes the
+//! watch onto the target's queue behind it. FIFO per pair of shards then has the target's engine handle the
+//! request (auto-approving it or not) before it first looks at the watch, which its roster decides as a single
+//! engine's would: `Active` when approved, `Pending` when the target was asked, `Rejected` when refused.
+//! - Every input of one watch takes the way its `Watch` took (the router keeps it by watch id): `Unwatch` is
+//!   relayed through the same shards, so it can neither overtake the watch nor miss it. A replacement of an id
+//!   on the same target shard first takes the way of the watch it replaces (which may still be on its way).
+//! - A relayed `Watch` is routed work on the target's queue (`Queue::push_routed`); past that bound the
+//!   relaying shard ends the watch as `Terminated(StoreUnavailable)`, which a SIP shell answers with
+//!   `probation` (subscribe again later). A relayed `Unwatch` is a control message, never refused.
+//! - A flush behind a relayed watch input is answered by the first shard of its way, joined with the others.
+//! - A watcher whose data cannot be loaded asks nothing, and the watch is decided without the request
+//!   (`Rejected` where a single engine would report `StoreUnavailable`).
+//!
 //! **Durability of a flush.** A flush (`submit_and_flush`) promises that everything before it is committed and
 //! delivered. A message to a user of another shard is committed there, so a flush after the shard routed
 //! anything elsewhere is answered only once every other shard has committed what was routed to it before: the
@@ -48,9 +66,6 @@
 //! subscription) travels to that user's shard as a routed `Stanza::Query` and comes back as a `Stanza::Reply`
 //! or an error, and PEP notifications for users of other shards as `Stanza::Notification`s (`crate::query`),
 //! exactly as between nodes.
-//!
-//! **Known gaps**: a watch whose watcher is not subscribed yet to a target of another shard first reports `Pending` (the target's
-//! engine cannot wait for the request the watcher's shard sends), then the decision.
 //!
 //! **At the bound.** Routed work may fill a shard's queue to twice the shells' bound (see
 //! `Queue::push_routed`). Past that, a message comes back to its sender as a `wait`-type
@@ -229,6 +244,41 @@ impl ShardLink {
         self.outstanding.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Passes a relayed watch input on (see the module docs): to the next shard of its way, or to the shard it
+    /// is for. An `Unwatch` is never refused while that shard runs; a `Watch` is routed work, and at the bound
+    /// it comes back (`Err`, boxed: it is rare) for the driver to end the watch.
+    pub(crate) fn relay(
+        &self,
+        to: usize,
+        mut then: Vec<usize>,
+        input: Input,
+    ) -> Result<(), Box<Input>> {
+        let control = matches!(input, Input::Unwatch { .. });
+        let (next, msg) = if then.is_empty() {
+            (to, Msg::Input(input))
+        } else {
+            let next = then.remove(0);
+            (next, Msg::Relay { to, then, input })
+        };
+        self.routed_to(next);
+        let queue = &self.siblings.queues[next];
+        let result = if control {
+            queue.push_control(msg).map_err(|(e, [msg])| (e, msg))
+        } else {
+            queue.push_routed(msg)
+        };
+        match result {
+            Ok(()) => Ok(()),
+            // Shutting down: nobody is left to answer.
+            Err((SubmitError::Stopped, _)) => Ok(()),
+            Err((SubmitError::Busy { .. }, Msg::Input(input) | Msg::Relay { input, .. })) => {
+                self.metrics.engine_busy();
+                Err(Box::new(input))
+            }
+            Err(_) => unreachable!("what was pushed comes back"),
+        }
+    }
+
     fn routed_to(&self, shard: usize) {
         self.dirty.fetch_or(1 << shard, Ordering::Relaxed);
     }
@@ -328,7 +378,14 @@ impl Join {
 pub(crate) struct Router {
     siblings: Siblings,
     sessions: Stripes<SessionId, Place>,
-    watches: Stripes<WatchId, usize>,
+    watches: Stripes<WatchId, Path>,
+}
+
+/// Which way a watch's inputs go: to the target's shard, through the shards in `vias` first (relayed, see the
+/// module docs). Every input of one watch takes the same way, so none overtakes another.
+struct Path {
+    shard: usize,
+    vias: Vec<usize>,
 }
 
 /// Where a session is.
@@ -347,6 +404,14 @@ pub(crate) enum Dest {
     All,
     /// Nowhere: it concerns a session or watch no shard holds.
     Nowhere,
+    /// To shard `shard`, relayed through the shards in `vias` in order (a watch's input, see the module docs),
+    /// after `ask` (an `Input::SubscribeFor`) is queued on the shard given with it.
+    Via {
+        vias: Vec<usize>,
+        shard: usize,
+        // Boxed: one per cross-shard watch, while every other input's `Dest` stays small.
+        ask: Option<(usize, Box<Input>)>,
+    },
 }
 
 impl Router {
@@ -374,6 +439,23 @@ impl Router {
     /// The queue of the shard serving a room.
     pub(crate) fn room_queue(&self, room: &BareJid) -> &Arc<Queue> {
         self.queue(room_shard(room, &self.siblings.names))
+    }
+
+    /// Ends a replaced watch on the shard it went to, by the way it went there (never refused).
+    fn unwatch_at(&self, watch: WatchId, path: Path) {
+        let unwatch = Input::Unwatch { watch };
+        let (first, msg) = match path.vias.split_first() {
+            None => (path.shard, Msg::Input(unwatch)),
+            Some((first, then)) => (
+                *first,
+                Msg::Relay {
+                    to: path.shard,
+                    then: then.to_vec(),
+                    input: unwatch,
+                },
+            ),
+        };
+        let _ = self.queue(first).push_control(msg);
     }
 
     pub(crate) fn session_shard(&self, session: SessionId) -> Option<usize> {
@@ -455,27 +537,54 @@ impl Router {
             } => {
                 let shard = self.siblings.user_shard(target);
                 let watcher_shard = self.siblings.user_shard(watcher);
-                if *kind == WatchKind::Presence && watcher_shard != shard {
-                    // The target's engine cannot ask on the watcher's behalf (the watcher's roster is not
-                    // there): the watcher's shard asks, and the watch waits for the answer.
-                    let _ =
-                        self.queue(watcher_shard)
-                            .push_control(Msg::Input(Input::SubscribeFor {
-                                watcher: watcher.clone(),
-                                target: target.clone(),
-                            }));
+                // The target's engine cannot ask on the watcher's behalf (the watcher's roster is not there):
+                // the watcher's shard asks, and the watch follows its request (see the module docs).
+                let asks = *kind == WatchKind::Presence && watcher_shard != shard;
+                let (vias, old) = self.watches.with(watch, |map| {
+                    let old = map.remove(watch);
+                    // A replacement on the same shard must not overtake the registration it replaces, which may
+                    // still be on its way through other shards: it takes the same way first.
+                    let mut vias = match &old {
+                        Some(old) if old.shard == shard => old.vias.clone(),
+                        _ => Vec::new(),
+                    };
+                    if asks && vias.last() != Some(&watcher_shard) {
+                        vias.push(watcher_shard);
+                    }
+                    map.insert(
+                        *watch,
+                        Path {
+                            shard,
+                            vias: vias.clone(),
+                        },
+                    );
+                    (vias, old)
+                });
+                if let Some(old) = old.filter(|o| o.shard != shard) {
+                    // The id now names a watch on another shard: the old one ends there, by the way it went.
+                    self.unwatch_at(*watch, old);
                 }
-                let old = self.watches.with(watch, |map| map.insert(*watch, shard));
-                if let Some(old) = old.filter(|o| *o != shard) {
-                    // The id now names a watch on another shard: the old one ends there (never refused).
-                    let _ = self
-                        .queue(old)
-                        .push_control(Msg::Input(Input::Unwatch { watch: *watch }));
+                if vias.is_empty() {
+                    return one(shard);
                 }
-                one(shard)
+                let ask = asks.then(|| {
+                    (
+                        watcher_shard,
+                        Box::new(Input::SubscribeFor {
+                            watcher: watcher.clone(),
+                            target: target.clone(),
+                        }),
+                    )
+                });
+                Dest::Via { vias, shard, ask }
             }
             Input::Unwatch { watch } => match self.watches.with(watch, |map| map.remove(watch)) {
-                Some(s) => one(s),
+                Some(Path { shard, vias }) if vias.is_empty() => one(shard),
+                Some(Path { shard, vias }) => Dest::Via {
+                    vias,
+                    shard,
+                    ask: None,
+                },
                 None => Dest::Nowhere,
             },
             Input::FromRemote(stanza) => one(self.siblings.stanza_shard(stanza)),
