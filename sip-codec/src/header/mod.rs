@@ -20,13 +20,18 @@ pub use via::{Via, parse_via, top_branch};
 
 use crate::grammar::{is_token, is_word, parse_delta_seconds, parse_u32, split_list};
 
+/// A header value: an immutable UTF-8 string that derefs to `&str`. A parsed message's values
+/// are views into one shared copy of its head, so parsing allocates once per message rather
+/// than once per header; values built by hand (`String`, `&str`) convert with `into()`.
+pub type HeaderValue = bytestring::ByteString;
+
 /// One header field; `value` is unfolded (continuation lines joined by one space) and trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// The name.
     pub name: HeaderName,
     /// The value as received, unfolded.
-    pub value: String,
+    pub value: HeaderValue,
 }
 
 /// A header value that does not match its grammar; `Display` is suitable as a reason phrase.
@@ -59,7 +64,7 @@ impl Headers {
     }
 
     /// Appends a header.
-    pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
+    pub fn push(&mut self, name: HeaderName, value: impl Into<HeaderValue>) {
         self.0.push(Header {
             name,
             value: value.into(),
@@ -67,7 +72,7 @@ impl Headers {
     }
 
     /// Replaces every header of this name with one value (appended at the end if absent).
-    pub fn set(&mut self, name: HeaderName, value: impl Into<String>) {
+    pub fn set(&mut self, name: HeaderName, value: impl Into<HeaderValue>) {
         let value = value.into();
         match self.0.iter().position(|h| h.name == name) {
             Some(pos) => {
@@ -92,7 +97,7 @@ impl Headers {
         self.0
             .iter()
             .find(|h| &h.name == name)
-            .map(|h| h.value.as_str())
+            .map(|h| &*h.value)
     }
 
     /// All values of a header, in order (each may itself be a comma-separated list).
@@ -101,7 +106,7 @@ impl Headers {
         self.0
             .iter()
             .filter(move |h| h.name == name)
-            .map(|h| h.value.as_str())
+            .map(|h| &*h.value)
     }
 
     /// How many header lines carry this name.
