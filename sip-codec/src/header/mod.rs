@@ -94,10 +94,7 @@ impl Headers {
 
     /// The first value of a header.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|h| &h.name == name)
-            .map(|h| &*h.value)
+        self.0.iter().find(|h| &h.name == name).map(|h| &*h.value)
     }
 
     /// All values of a header, in order (each may itself be a comma-separated list).
