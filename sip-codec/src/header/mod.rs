@@ -7,6 +7,7 @@ mod event;
 mod name;
 mod name_addr;
 mod params;
+mod value;
 mod via;
 
 pub use auth::{AuthHeader, AuthParam, parse_auth};
@@ -16,14 +17,10 @@ pub use event::{Event, SubState, SubscriptionState, parse_event, parse_subscript
 pub use name::HeaderName;
 pub use name_addr::{Contacts, NameAddr, parse_contacts, parse_name_addr};
 pub use params::Params;
+pub use value::HeaderValue;
 pub use via::{Via, parse_via, top_branch};
 
 use crate::grammar::{is_token, is_word, parse_delta_seconds, parse_u32, split_list};
-
-/// A header value: an immutable UTF-8 string that derefs to `&str`. A parsed message's values
-/// are views into one shared copy of its head, so parsing allocates once per message rather
-/// than once per header; values built by hand (`String`, `&str`) convert with `into()`.
-pub type HeaderValue = bytestring::ByteString;
 
 /// One header field; `value` is unfolded (continuation lines joined by one space) and trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
