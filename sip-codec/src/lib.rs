@@ -21,7 +21,7 @@ mod xml;
 
 pub use error::{ErrorLayer, ParseError};
 pub use framing::{Frame, Framer};
-pub use header::{Header, HeaderError, HeaderName, Headers};
+pub use header::{Header, HeaderError, HeaderName, HeaderValue, Headers};
 pub use limits::Limits;
 pub use message::{Message, Request, Response, Version};
 pub use method::Method;

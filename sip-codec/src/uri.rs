@@ -261,8 +261,14 @@ fn is_header_char(b: u8) -> bool {
 /// %-decodes `s`, allowing only `allowed` characters unescaped; the result must be UTF-8.
 fn decode(s: &str, allowed: fn(u8) -> bool) -> Result<String, UriError> {
     let b = s.as_bytes();
+    // Most parts hold no escape: then the text is the value, copied in one go.
+    let plain = b.iter().position(|&c| !allowed(c)).unwrap_or(b.len());
+    if plain == b.len() {
+        return Ok(s.to_owned());
+    }
     let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
+    out.extend_from_slice(&b[..plain]);
+    let mut i = plain;
     while i < b.len() {
         if b[i] == b'%' {
             let hex = b.get(i + 1..i + 3).ok_or(UriError("truncated %-escape"))?;

@@ -318,3 +318,40 @@ fn validation_statuses() {
     );
     assert!(check("OPTIONS sip:a@b SIP/2.0", "CSeq: 1 OPTIONS\r\n").is_ok());
 }
+
+#[test]
+fn folded_values_are_joined_and_plain_values_kept_as_received() {
+    // concat! because a `\` line continuation would eat the folding white space.
+    let raw = concat!(
+        "OPTIONS sip:a@example.com SIP/2.0\r\n",
+        "Subject: first\r\n \t second  \r\n\t\r\n   third\r\n",
+        "Call-ID:   abc@host \t\r\n",
+        "X-Empty:\r\n",
+        "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n",
+        " , SIP/2.0/TCP g;branch=z9hG4bK2\r\n",
+        "Content-Length: 0\r\n\r\n",
+    )
+    .as_bytes();
+    let m = Message::parse(raw).unwrap();
+    let h = m.headers();
+    assert_eq!(h.get(&HeaderName::Subject), Some("first second third"));
+    assert_eq!(h.get(&HeaderName::CallId), Some("abc@host"));
+    assert_eq!(h.get(&HeaderName::Other("X-Empty".into())), Some(""));
+    assert_eq!(h.via().unwrap().len(), 2);
+    // A clone of the message owns nothing more than the original: values stay equal.
+    let copy = m.clone();
+    drop(m);
+    assert_eq!(
+        copy.headers().get(&HeaderName::Subject),
+        Some("first second third")
+    );
+    let mut edited = copy.clone();
+    edited
+        .headers_mut()
+        .set(HeaderName::Subject, String::from("changed"));
+    assert_eq!(edited.headers().get(&HeaderName::Subject), Some("changed"));
+    assert_eq!(
+        copy.headers().get(&HeaderName::Subject),
+        Some("first second third")
+    );
+}

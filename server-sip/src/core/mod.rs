@@ -473,7 +473,7 @@ impl SipPresence {
         // Only the first value of the first Via line is ours to stamp.
         let (first, rest) = match top.value.split_once(',') {
             Some((f, r)) => (f.to_owned(), Some(r.to_owned())),
-            None => (top.value.clone(), None),
+            None => (top.value.to_string(), None),
         };
         let Ok(mut via) = sip_codec::header::parse_via(&first) else {
             return;
@@ -487,7 +487,8 @@ impl SipPresence {
         top.value = match rest {
             Some(r) => format!("{via},{r}"),
             None => via.to_string(),
-        };
+        }
+        .into();
     }
 
     fn drive_server(&mut self, key: &TransactionKey) {

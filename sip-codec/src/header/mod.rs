@@ -7,6 +7,7 @@ mod event;
 mod name;
 mod name_addr;
 mod params;
+mod value;
 mod via;
 
 pub use auth::{AuthHeader, AuthParam, parse_auth};
@@ -16,6 +17,7 @@ pub use event::{Event, SubState, SubscriptionState, parse_event, parse_subscript
 pub use name::HeaderName;
 pub use name_addr::{Contacts, NameAddr, parse_contacts, parse_name_addr};
 pub use params::Params;
+pub use value::HeaderValue;
 pub use via::{Via, parse_via, top_branch};
 
 use crate::grammar::{is_token, is_word, parse_delta_seconds, parse_u32, split_list};
@@ -26,7 +28,7 @@ pub struct Header {
     /// The name.
     pub name: HeaderName,
     /// The value as received, unfolded.
-    pub value: String,
+    pub value: HeaderValue,
 }
 
 /// A header value that does not match its grammar; `Display` is suitable as a reason phrase.
@@ -59,7 +61,7 @@ impl Headers {
     }
 
     /// Appends a header.
-    pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
+    pub fn push(&mut self, name: HeaderName, value: impl Into<HeaderValue>) {
         self.0.push(Header {
             name,
             value: value.into(),
@@ -67,7 +69,7 @@ impl Headers {
     }
 
     /// Replaces every header of this name with one value (appended at the end if absent).
-    pub fn set(&mut self, name: HeaderName, value: impl Into<String>) {
+    pub fn set(&mut self, name: HeaderName, value: impl Into<HeaderValue>) {
         let value = value.into();
         match self.0.iter().position(|h| h.name == name) {
             Some(pos) => {
@@ -89,10 +91,7 @@ impl Headers {
 
     /// The first value of a header.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|h| &h.name == name)
-            .map(|h| h.value.as_str())
+        self.0.iter().find(|h| &h.name == name).map(|h| &*h.value)
     }
 
     /// All values of a header, in order (each may itself be a comma-separated list).
@@ -101,7 +100,7 @@ impl Headers {
         self.0
             .iter()
             .filter(move |h| h.name == name)
-            .map(|h| h.value.as_str())
+            .map(|h| &*h.value)
     }
 
     /// How many header lines carry this name.

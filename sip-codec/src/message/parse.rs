@@ -9,7 +9,7 @@ use nom::{
 
 use super::{StartLine, Version};
 use crate::error::ParseError;
-use crate::header::{Header, HeaderName, Headers};
+use crate::header::{Header, HeaderName, HeaderValue, Headers};
 use crate::limits::Limits;
 use crate::method::Method;
 use crate::uri::Uri;
@@ -141,8 +141,20 @@ fn split_header_line(line: &str) -> Option<(&str, &str)> {
     Some((&line[..name_end], &line[i + 1..]))
 }
 
+/// `s` without leading and trailing SP and HTAB. Bytewise: `trim_matches` with a char set
+/// showed in the profile.
 fn trim_ws(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
+    let b = s.as_bytes();
+    let start = b
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(start, |e| e + 1);
+    // Both ends border ASCII white space or the ends of `s`, so they are char boundaries.
+    &s[start..end]
 }
 
 /// Parses the start line and header lines of `head` (everything before the empty line;
@@ -159,7 +171,15 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Hea
     // One UTF-8 check for the whole header section is cheaper than one per value.
     let rest =
         std::str::from_utf8(rest).map_err(|_| ParseError::header("Header section is not UTF-8"))?;
-    let mut headers: Vec<Header> = Vec::with_capacity(16);
+    // Long values that need no unfolding become views into one copy of the header section,
+    // made when the first of them is met; short ones are stored inline (see `HeaderValue`).
+    let mut shared = None;
+    let text = rest;
+    // Enough for typical messages; a count of the lines first cost more than a rare regrowth.
+    let mut headers: Vec<Header> = Vec::with_capacity(16.min(limits.max_headers + 1));
+    // The unfolded value of the last header while continuation lines are being joined; it
+    // replaces that header's view when the next header starts or the head ends.
+    let mut folded: Option<String> = None;
     // Both limits count what the canonical form (`message::serialize`) will hold, so that
     // whatever is accepted here is accepted again when written out and re-parsed: that form
     // writes every field on its own line as `Full-Name: value`, drops every Content-Length
@@ -167,58 +187,77 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Hea
     // their canonical form (129 fields) was refused, and so was a compact `v:` line just under
     // the length limit once written as `Via: `.
     let mut content_length_seen = false;
-    for line in rest.split('\n') {
+    let mut pos = 0;
+    while pos < text.len() {
+        let end = memchr::memchr(b'\n', &text.as_bytes()[pos..]).map_or(text.len(), |e| pos + e);
+        // `\n` is ASCII, so both ends are char boundaries.
+        let line = &text[pos..end];
+        pos = end + 1;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
-            // split() yields one empty piece after the final newline.
+            // Only a stray empty line (the head ends before the blank one) gets here.
             continue;
         }
         if line.starts_with([' ', '\t']) {
-            let Some(last) = headers.last_mut() else {
+            let Some(last) = headers.last() else {
                 return Err(ParseError::header("Continuation line without a header"));
             };
+            let value = folded.get_or_insert_with(|| String::from(&*last.value));
             let cont = trim_ws(line);
             if !cont.is_empty() {
-                if !last.value.is_empty() {
-                    last.value.push(' ');
+                if !value.is_empty() {
+                    value.push(' ');
                 }
-                last.value.push_str(cont);
+                value.push_str(cont);
             }
-            if canonical_line_len(last) > limits.max_header_line {
+            if canonical_line_len(&last.name, value) > limits.max_header_line {
                 return Err(ParseError::limit("Header line too long"));
             }
             continue;
         }
+        finish_fold(&mut headers, &mut folded);
         // The raw line can be longer than its canonical form (spaces around the colon), but
-        // checking it first keeps a huge line from being copied before it is refused.
+        // checking it first keeps a huge line from being classified before it is refused.
         if line.len() > limits.max_header_line {
             return Err(ParseError::limit("Header line too long"));
         }
         let (name, value) =
             split_header_line(line).ok_or_else(|| ParseError::header("Malformed header line"))?;
-        let header = Header {
-            name: HeaderName::parse(name),
-            value: trim_ws(value).to_owned(),
-        };
-        content_length_seen |= header.name == HeaderName::ContentLength;
+        let name = HeaderName::parse(name);
+        let value = trim_ws(value);
+        content_length_seen |= name == HeaderName::ContentLength;
         // The fields written out: these, plus a Content-Length if none was received.
         if headers.len() + 1 + usize::from(!content_length_seen) > limits.max_headers {
             return Err(ParseError::limit("Too many headers"));
         }
-        if canonical_line_len(&header) > limits.max_header_line {
+        if canonical_line_len(&name, value) > limits.max_header_line {
             return Err(ParseError::limit("Header line too long"));
         }
-        headers.push(header);
+        // `value` is a subslice of `text`: its offset is the distance between their starts.
+        let offset = value.as_ptr() as usize - text.as_ptr() as usize;
+        headers.push(Header {
+            name,
+            value: HeaderValue::from_head(text, &mut shared, offset, value),
+        });
     }
+    finish_fold(&mut headers, &mut folded);
     if headers.len() + usize::from(!content_length_seen) > limits.max_headers {
         return Err(ParseError::limit("Too many headers"));
     }
     Ok((start, Headers(headers)))
 }
 
-/// The length of `Full-Name: value`, the line the canonical form writes for `h`.
-fn canonical_line_len(h: &Header) -> usize {
-    h.name.as_str().len() + 2 + h.value.len()
+/// Gives the last header its unfolded value, if continuation lines were joined to it.
+#[inline]
+fn finish_fold(headers: &mut [Header], folded: &mut Option<String>) {
+    if let (Some(value), Some(last)) = (folded.take(), headers.last_mut()) {
+        last.value = value.into();
+    }
+}
+
+/// The length of `Full-Name: value`, the line the canonical form writes for a header.
+fn canonical_line_len(name: &HeaderName, value: &str) -> usize {
+    name.as_str().len() + 2 + value.len()
 }
 
 #[cfg(test)]
