@@ -18,6 +18,7 @@ pub mod s2s;
 pub mod sasl;
 pub mod sm;
 pub mod tls;
+pub mod tls_stream;
 pub mod translate;
 pub mod web;
 pub mod wire;

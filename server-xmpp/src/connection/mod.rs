@@ -174,6 +174,8 @@ pub async fn serve<S: Store + Send + Sync + 'static>(
     // Binding is part of the handshake too; the permit was released at SASL success.
     span.record("user", tracing::field::display(&user));
     let session = Box::pin(established(wire, &shared, user, &span));
+    // What each bound client keeps for its session's state, whatever it does (issue 17's idle measurements).
+    debug!(parent: &span, bytes = std::mem::size_of_val(&*session), "session state");
     session.await;
 }
 
