@@ -9,7 +9,8 @@
 # self-signed ECDSA P-256 certificate, STARTTLS, SCRAM-SHA-1), a work directory on tmpfs, and every process it
 # starts stopped by pid on exit. Environment: USERS (10000), ROSTER_USERS (500), ROSTER (200), SECS (5, how long
 # the clients idle before the RSS is read), PRESENCED and LOAD (binaries; default: release builds of this tree,
-# built if missing), HEAPTRACK (1: run the server under heaptrack), OUT_DIR (where heaptrack's file goes: /tmp).
+# built if missing), HEAPTRACK (1: run the server under heaptrack), OUT_DIR (where heaptrack's file and the server's
+# log, presenced-idle.log, go: /tmp); RUST_LOG reaches the server.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +41,7 @@ cleanup() {
         for _ in $(seq 200); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$SERVER" 2>/dev/null || true
     fi
+    [ -s "$WORK/server.log" ] && cp "$WORK/server.log" "$OUT_DIR/presenced-idle.log"
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -105,11 +107,25 @@ for _ in $(seq 600); do
     sleep 0.1
 done
 log "idle: $USERS clients for ${SECS}s (server pid $SERVER)"
-"$LOAD" run --addr "127.0.0.1:$PORT" --ca "$WORK/cert.pem" --scram-cache "$WORK/keys" \
-    --server-pid "$SERVER" --label presenced --workload idle --users "$USERS" --duration "$SECS"
-if [ "$HEAPTRACK" = 1 ]; then
-    kill -TERM "$SERVER"
-    for _ in $(seq 300); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
-    wait || true
-    log "heaptrack profile: $(ls -t "$OUT_DIR"/presenced-idle-"$USERS"*.zst "$OUT_DIR"/presenced-idle-"$USERS"*.gz 2>/dev/null | head -1)"
+if [ "$HEAPTRACK" != 1 ]; then
+    "$LOAD" run --addr "127.0.0.1:$PORT" --ca "$WORK/cert.pem" --scram-cache "$WORK/keys" \
+        --server-pid "$SERVER" --label presenced --workload idle --users "$USERS" --duration "$SECS"
+    exit 0
 fi
+# Under heaptrack the server is killed while every client is still connected and idle: what heaptrack then
+# reports as leaked is exactly what the idle clients hold (heaptrack_print --print-leaks, or -F with
+# --flamegraph-cost-type leaked), with none of the logins' transient peaks.
+"$LOAD" run --addr "127.0.0.1:$PORT" --ca "$WORK/cert.pem" --scram-cache "$WORK/keys" \
+    --server-pid "$SERVER" --label presenced --workload idle --users "$USERS" --duration "$((SECS + 30))" \
+    2>"$WORK/load.err" &
+LOADER=$!
+until grep -q "logins in" "$WORK/load.err" 2>/dev/null; do
+    kill -0 "$LOADER" 2>/dev/null || { cat "$WORK/load.err" >&2; exit 1; }
+    sleep 0.5
+done
+sleep "$SECS"
+log "killing the server with $USERS idle clients connected: $(grep VmRSS /proc/"$SERVER"/status)"
+kill -KILL "$SERVER"
+kill -TERM "$LOADER" 2>/dev/null || true
+wait || true
+log "heaptrack profile: $(ls -t "$OUT_DIR"/presenced-idle-"$USERS"*.zst "$OUT_DIR"/presenced-idle-"$USERS"*.gz 2>/dev/null | head -1)"

@@ -73,7 +73,10 @@ async fn every_byte_arrives_both_ways_in_order() {
     let (mut read_half, mut write_half) = tokio::io::split(client);
     let writer = tokio::spawn(async move {
         let mut at = 0;
-        for size in [1, 10, 100, 1000, 16_384, 16_385, 40_000, 70_000].iter().cycle() {
+        for size in [1, 10, 100, 1000, 16_384, 16_385, 40_000, 70_000]
+            .iter()
+            .cycle()
+        {
             if at == writer_data.len() {
                 break;
             }
@@ -93,7 +96,11 @@ async fn every_byte_arrives_both_ways_in_order() {
 
 #[tokio::test]
 async fn a_key_update_from_the_client_keeps_the_stream_going() {
-    let (server, client) = pair(server_config("keyupdate"), tls::client_config(Expected::Any)).await;
+    let (server, client) = pair(
+        server_config("keyupdate"),
+        tls::client_config(Expected::Any),
+    )
+    .await;
     let (mut server, mut client) = (server.unwrap(), client.unwrap());
     client.write_all(b"before").await.unwrap();
     client.flush().await.unwrap();
@@ -139,7 +146,10 @@ async fn a_handshake_rustls_refuses_fails() {
     let mut client = (*tls::client_config(Expected::Any)).clone();
     client.alpn_protocols = vec![b"h2".to_vec()];
     let (server, _client) = pair(direct, Arc::new(client)).await;
-    assert!(server.is_err(), "a handshake without a common protocol was accepted");
+    assert!(
+        server.is_err(),
+        "a handshake without a common protocol was accepted"
+    );
 }
 
 #[tokio::test]
