@@ -53,7 +53,7 @@ async fn pair(
 #[tokio::test]
 async fn every_byte_arrives_both_ways_in_order() {
     let (server, client) = pair(server_config("echo"), tls::client_config(Expected::Any)).await;
-    let (mut server, mut client) = (server.unwrap(), client.unwrap());
+    let (mut server, client) = (server.unwrap(), client.unwrap());
     // Writes of many sizes, the largest spanning several records; the server echoes what it reads, in reads of
     // whatever size the stream gives.
     let sent = pattern(300_000, 7);
