@@ -200,6 +200,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 ConnectionState::PeerClosed => self.eof = true,
                 ConnectionState::Closed => {
                     self.eof = true;
+                    if let Action::Encrypt(_) = action {
+                        // Both sides have closed: nothing more can be sent, and saying it was would lose it.
+                        return Err(io::ErrorKind::BrokenPipe.into());
+                    }
                     stop = true;
                 }
                 // Early data is never accepted (the configuration does not enable it).
@@ -220,6 +224,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         cx: &mut Context<'_>,
         sink: Option<&mut ReadBuf<'_>>,
     ) -> Poll<io::Result<()>> {
+        // What an earlier read queued and the transport did not take then (a key update's answer) goes first.
+        if self.out_at < self.outgoing.len()
+            && let Poll::Ready(Err(e)) = self.poll_write_out(cx)
+        {
+            return Poll::Ready(Err(e));
+        }
         let held = self.incoming.len();
         if held >= MAX_PENDING {
             return Poll::Ready(Err(io::Error::new(
