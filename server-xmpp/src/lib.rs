@@ -18,6 +18,7 @@ pub mod s2s;
 pub mod sasl;
 pub mod sm;
 pub mod tls;
+pub mod tls_stream;
 pub mod translate;
 pub mod web;
 pub mod wire;
@@ -243,13 +244,14 @@ impl<S: Store + Send + Sync + 'static> XmppServer<S> {
                 if let Err(refused) = &admitted {
                     self.shared.hub.metrics().rejected(refused.rejection());
                 }
-                tokio::spawn(connection::serve(
-                    tcp,
-                    peer,
-                    self.shared.clone(),
-                    admitted,
-                    transport,
-                ));
+                let connection =
+                    connection::serve(tcp, peer, self.shared.clone(), admitted, transport);
+                // What each client's task keeps, whatever it does (issue 17's idle measurements).
+                tracing::debug!(
+                    bytes = std::mem::size_of_val(&connection),
+                    "connection task state"
+                );
+                tokio::spawn(connection);
             }
             Err(e) => {
                 // Out of descriptors or similar: back off instead of spinning.

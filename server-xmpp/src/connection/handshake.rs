@@ -12,7 +12,7 @@ pub(super) async fn negotiate<S: Store + Send + Sync + 'static>(
     permit: OwnedSemaphorePermit,
     transport: Transport,
     ip: std::net::IpAddr,
-) -> Option<(Wire<tokio_rustls::server::TlsStream<TcpStream>>, BareJid)> {
+) -> Option<(Wire<crate::tls_stream::TlsStream<TcpStream>>, BareJid)> {
     let domain = shared.domain.as_str();
     loop {
         // On the direct-TLS port there is no plaintext stream at all; once TLS is up both ports offer the
@@ -68,8 +68,11 @@ pub(super) async fn negotiate<S: Store + Send + Sync + 'static>(
         Transport::StartTls => &shared.tls,
         Transport::DirectTls => &shared.direct_tls,
     };
-    // A failed handshake (plaintext on the direct-TLS port, an ALPN other than xmpp-client) just closes.
-    let tls = acceptor.accept(tcp).await.ok()?;
+    // A failed handshake (plaintext on the direct-TLS port, an ALPN other than xmpp-client) just closes. rustls's
+    // unbuffered API, so that an idle client holds no TLS buffers (see `tls_stream`).
+    let tls = crate::tls_stream::accept(acceptor.config().clone(), tcp)
+        .await
+        .ok()?;
     let mut wire = spare.with_io(tls);
     let user = authenticate(&mut wire, shared, ip, Security::Encrypted).await?;
     drop(permit);
