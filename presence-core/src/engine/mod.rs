@@ -87,6 +87,9 @@ enum Timer {
     Sticky { user: BareJid, peer: BareJid },
 }
 
+/// How many outputs' room the queue keeps once drained (see `Engine::poll_output`).
+const OUTPUTS_KEPT: usize = 1024;
+
 /// The sans-IO presence and messaging engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -188,7 +191,13 @@ impl Engine {
 
     /// The next effect to carry out, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let next = self.outputs.pop_front();
+        if next.is_none() && self.outputs.capacity() > OUTPUTS_KEPT {
+            // A burst (thousands of sign-ins broadcasting presence at once) grows the queue to megabytes that
+            // would otherwise stay allocated for the engine's life; the next burst grows it again.
+            self.outputs.shrink_to(OUTPUTS_KEPT);
+        }
+        next
     }
 
     /// When the engine next needs [`Engine::handle_timeout`], if ever.
