@@ -67,6 +67,9 @@ pub enum SubmitError {
     Stopped,
 }
 
+/// How many messages' room a queue keeps once drained (see `Queue::pop`).
+const ITEMS_KEPT: usize = 1024;
+
 struct State {
     /// Each message with whether it counts as work.
     items: VecDeque<(Msg, bool)>,
@@ -226,6 +229,11 @@ impl Queue {
             out.push(msg);
         }
         st.work -= taken_work;
+        if st.items.is_empty() && st.items.capacity() > ITEMS_KEPT {
+            // A burst (sign-ins broadcasting presence across shards) grows the queue to megabytes that would
+            // otherwise stay allocated for good; the next burst grows it again.
+            st.items.shrink_to(ITEMS_KEPT);
+        }
         (Popped::Open, st.work)
     }
 }
