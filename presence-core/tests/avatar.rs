@@ -8,9 +8,9 @@ use presence_core::compose::{EndpointPresence, Show};
 use presence_core::feature::avatar::{
     AvatarHash, DATA_NODE, Image, METADATA_NODE, Metadata, MimeType, PhotoUpdate,
 };
-use presence_core::feature::pep::{self, Change, Event, Options};
+use presence_core::feature::pep::{self, Change, Options};
 use presence_core::feature::vcard::{self, CardPhoto, SetPhoto};
-use presence_core::feature::{Answer, Call, Push};
+use presence_core::feature::{Answer, Call};
 use presence_core::stanza::{ErrorCondition, PresenceKind, Stanza};
 use presence_core::store::DocumentStore;
 use presence_core::{EngineConfig, Input, SessionId};
@@ -138,16 +138,6 @@ fn items_of(h: &mut Harness, asker: SessionId, owner: &str, node: &str) -> Vec<p
         } => items.clone(),
         other => panic!("not items: {other:?}"),
     }
-}
-
-fn pep_events(stanzas: &[Stanza]) -> Vec<Event> {
-    stanzas
-        .iter()
-        .filter_map(|s| match s {
-            Stanza::Push(Push::Pep(e)) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

@@ -2,52 +2,12 @@
 //! domain served elsewhere is reached through the router like a user of another domain, but is not federated.
 mod common;
 
-use std::sync::Arc;
-
+use common::nodes::{mutual, pair, pump};
 use common::*;
 use presence_core::engine::{BindError, CloseReason};
-use presence_core::roster::SubscriptionAction;
 use presence_core::stanza::{ErrorCondition, Stanza};
-use presence_core::store::{MemoryStore, OfflineStore};
-use presence_core::{EngineConfig, Input, Output, SessionId};
-
-/// Two nodes, `a` serving alice and `b` serving bob, over one store; stanzas routed between them by hand.
-fn pair() -> (Harness, Harness) {
-    let store = Arc::new(MemoryStore::new());
-    let a = Harness::node(EngineConfig::for_domain("x"), store.clone(), &["alice@x"]);
-    a.account("alice@x");
-    a.account("bob@x");
-    let b = Harness::node(EngineConfig::for_domain("x"), store, &["bob@x"]);
-    (a, b)
-}
-
-/// Carries routed stanzas to the node serving their recipient until nothing moves.
-fn pump(a: &mut Harness, b: &mut Harness) {
-    loop {
-        let from_a = std::mem::take(&mut a.routed);
-        let from_b = std::mem::take(&mut b.routed);
-        if from_a.is_empty() && from_b.is_empty() {
-            return;
-        }
-        for s in from_a {
-            b.input(Input::FromRemote(s));
-        }
-        for s in from_b {
-            a.input(Input::FromRemote(s));
-        }
-    }
-}
-
-fn mutual(a: &mut Harness, b: &mut Harness, sa: SessionId, sb: SessionId) {
-    a.subscribe(sa, "bob@x", SubscriptionAction::Subscribe);
-    pump(a, b);
-    b.subscribe(sb, "alice@x", SubscriptionAction::Subscribed);
-    pump(a, b);
-    b.subscribe(sb, "alice@x", SubscriptionAction::Subscribe);
-    pump(a, b);
-    a.subscribe(sa, "bob@x", SubscriptionAction::Subscribed);
-    pump(a, b);
-}
+use presence_core::store::OfflineStore;
+use presence_core::{Input, Output};
 
 #[test]
 fn users_on_two_nodes_subscribe_see_presence_and_chat() {

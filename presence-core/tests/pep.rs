@@ -7,7 +7,7 @@ use common::*;
 use presence_core::feature::pep::{
     self, AccessModel, Change, Event, Item, MaxItems, NodeConfig, Options,
 };
-use presence_core::feature::{Answer, Call, Push};
+use presence_core::feature::{Answer, Call};
 use presence_core::stanza::{ErrorCondition, Stanza};
 use presence_core::store::DocumentStore;
 use presence_core::{EngineConfig, Input, SessionId};
@@ -66,16 +66,6 @@ fn item_ids(s: &Stanza) -> Vec<String> {
         } => items.iter().map(|i| i.id.clone()).collect(),
         other => panic!("not items: {other:?}"),
     }
-}
-
-fn events(stanzas: &[Stanza]) -> Vec<Event> {
-    stanzas
-        .iter()
-        .filter_map(|s| match s {
-            Stanza::Push(Push::Pep(e)) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn published(id: &str, node: &str, item: &str) -> Stanza {
@@ -360,7 +350,7 @@ fn the_owner_and_admitted_subscribers_are_notified() {
         ),
         "{got:?}"
     );
-    assert_eq!(events(&got).len(), 1, "the last item follows: {got:?}");
+    assert_eq!(pep_events(&got).len(), 1, "the last item follows: {got:?}");
     assert_eq!(
         error_of(&ask(&mut h, c, "s", sub("alice@x"))),
         ErrorCondition::Forbidden
@@ -387,12 +377,12 @@ fn the_owner_and_admitted_subscribers_are_notified() {
         }]),
     };
     assert_eq!(
-        events(&h.take(a2)),
+        pep_events(&h.take(a2)),
         std::slice::from_ref(&expected),
         "the owner's other session"
     );
-    assert_eq!(events(&h.take(b)), [expected], "the subscriber");
-    assert!(events(&h.take(c)).is_empty(), "not a subscriber");
+    assert_eq!(pep_events(&h.take(b)), [expected], "the subscriber");
+    assert!(pep_events(&h.take(c)).is_empty(), "not a subscriber");
 
     // Retract with notify, then delete: both reach the subscriber.
     ask(
@@ -406,11 +396,11 @@ fn the_owner_and_admitted_subscribers_are_notified() {
         },
     );
     assert_eq!(
-        events(&h.take(b))[0].change,
+        pep_events(&h.take(b))[0].change,
         Change::Retracted(vec!["h2".into()])
     );
     ask(&mut h, a, "4", pep::Call::Delete { node: meta.into() });
-    assert_eq!(events(&h.take(b))[0].change, Change::Deleted);
+    assert_eq!(pep_events(&h.take(b))[0].change, Change::Deleted);
     // (The roster's version is kept among the user's documents too; it is not PEP's.)
     assert!(
         h.store
@@ -451,7 +441,7 @@ fn the_owner_and_admitted_subscribers_are_notified() {
             Options::default(),
         ),
     );
-    assert!(events(&h.take(b)).is_empty());
+    assert!(pep_events(&h.take(b)).is_empty());
 }
 
 #[test]
@@ -531,7 +521,7 @@ fn a_node_that_does_not_persist_only_notifies() {
         "1",
         publish("tune", "t", "<tune xmlns='t'/>", transient),
     );
-    assert_eq!(events(&h.take(a2)).len(), 1);
+    assert_eq!(pep_events(&h.take(a2)).len(), 1);
     assert!(item_ids(&ask(&mut h, a, "g", items(None, "tune"))).is_empty());
 }
 
@@ -579,15 +569,18 @@ fn contacts_whose_clients_asked_for_a_node_are_notified() {
             payload: list.into(),
         }]),
     };
-    assert_eq!(events(&h.take(b)), std::slice::from_ref(&expected));
+    assert_eq!(pep_events(&h.take(b)), std::slice::from_ref(&expected));
     assert!(
-        events(&h.take(b2)).is_empty(),
+        pep_events(&h.take(b2)).is_empty(),
         "bob's other client did not ask"
     );
-    assert!(events(&h.take(c)).is_empty(), "carol's client did not ask");
-    assert!(events(&h.take(d)).is_empty(), "dave is no contact");
+    assert!(
+        pep_events(&h.take(c)).is_empty(),
+        "carol's client did not ask"
+    );
+    assert!(pep_events(&h.take(d)).is_empty(), "dave is no contact");
     assert_eq!(
-        events(&h.take(a2)),
+        pep_events(&h.take(a2)),
         [expected],
         "the owner's session, interested too, hears it once"
     );
@@ -599,9 +592,9 @@ fn contacts_whose_clients_asked_for_a_node_are_notified() {
         "2",
         publish(MOOD, "m", "<mood xmlns='m'/>", open()),
     );
-    assert_eq!(events(&h.take(b)).len(), 1);
+    assert_eq!(pep_events(&h.take(b)).len(), 1);
     assert!(
-        events(&h.take(d)).is_empty(),
+        pep_events(&h.take(d)).is_empty(),
         "open, but dave is no contact"
     );
     h.clear();
@@ -619,8 +612,8 @@ fn contacts_whose_clients_asked_for_a_node_are_notified() {
         },
     );
     ask(&mut h, a, "4", publish(DEVICES, "current", list, whitelist));
-    assert!(events(&h.take(b)).is_empty(), "whitelist");
-    assert_eq!(events(&h.take(a2)).len(), 1);
+    assert!(pep_events(&h.take(b)).is_empty(), "whitelist");
+    assert_eq!(pep_events(&h.take(a2)).len(), 1);
 
     // A session that is both a subscriber and interested hears a change once; retract and delete reach it too.
     ask(
@@ -645,9 +638,9 @@ fn contacts_whose_clients_asked_for_a_node_are_notified() {
         "7",
         publish(MOOD, "m3", "<mood xmlns='m'/>", open()),
     );
-    let got = events(&h.take(b));
+    let got = pep_events(&h.take(b));
     assert_eq!(got.len(), 1, "once: {got:?}");
-    assert_eq!(events(&h.take(b2)).len(), 1, "as a subscriber");
+    assert_eq!(pep_events(&h.take(b2)).len(), 1, "as a subscriber");
     ask(
         &mut h,
         a,
@@ -659,7 +652,7 @@ fn contacts_whose_clients_asked_for_a_node_are_notified() {
         },
     );
     assert_eq!(
-        events(&h.take(b))
+        pep_events(&h.take(b))
             .into_iter()
             .map(|e| e.change)
             .collect::<Vec<_>>(),
@@ -667,7 +660,7 @@ fn contacts_whose_clients_asked_for_a_node_are_notified() {
     );
     ask(&mut h, a, "9", pep::Call::Delete { node: MOOD.into() });
     assert_eq!(
-        events(&h.take(b))
+        pep_events(&h.take(b))
             .into_iter()
             .map(|e| e.change)
             .collect::<Vec<_>>(),
@@ -692,7 +685,7 @@ fn contacts_whose_clients_asked_for_a_node_are_notified() {
         "11",
         publish(MOOD, "m4", "<mood xmlns='m'/>", open()),
     );
-    assert!(events(&h.take(b)).is_empty());
+    assert!(pep_events(&h.take(b)).is_empty());
 }
 
 #[test]
@@ -737,7 +730,7 @@ fn a_new_interest_brings_the_last_items_of_contacts_and_of_the_own_account() {
     let b = h.login("bob@x", "phone");
     h.clear();
     interests(&mut h, b, &[DEVICES]);
-    let got: Vec<(String, String)> = events(&h.take(b))
+    let got: Vec<(String, String)> = pep_events(&h.take(b))
         .into_iter()
         .map(|e| match e.change {
             Change::Items(items) => (e.owner.to_string(), items[0].id.clone()),
@@ -753,20 +746,20 @@ fn a_new_interest_brings_the_last_items_of_contacts_and_of_the_own_account() {
     );
     // The same interests again bring nothing; a new one brings that node's items only.
     interests(&mut h, b, &[DEVICES]);
-    assert!(events(&h.take(b)).is_empty());
+    assert!(pep_events(&h.take(b)).is_empty());
     interests(&mut h, b, &[DEVICES, MOOD, "urn:nothing"]);
-    let got = events(&h.take(b));
+    let got = pep_events(&h.take(b));
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].node, MOOD);
 
     // Carol is no contact: nothing of alice's.
     interests(&mut h, c, &[DEVICES, MOOD]);
-    assert!(events(&h.take(c)).is_empty());
+    assert!(pep_events(&h.take(c)).is_empty());
 
     // A session that has not sent available presence keeps no interests.
     let quiet = h.bind("bob@x", "quiet");
     interests(&mut h, quiet, &[DEVICES]);
-    assert!(events(&h.take(quiet)).is_empty());
+    assert!(pep_events(&h.take(quiet)).is_empty());
     h.presence(quiet, presence_core::compose::Show::Available, 0);
     h.clear();
     ask(
@@ -775,15 +768,15 @@ fn a_new_interest_brings_the_last_items_of_contacts_and_of_the_own_account() {
         "4",
         publish(DEVICES, "current", list, Options::default()),
     );
-    assert!(events(&h.take(quiet)).is_empty());
-    assert_eq!(events(&h.take(b)).len(), 1);
+    assert!(pep_events(&h.take(quiet)).is_empty());
+    assert_eq!(pep_events(&h.take(b)).len(), 1);
 
     // A contact that is not loaded (offline) is not read: alice goes away, bob's new session gets only his own.
     h.logout(a);
     let b3 = h.login("bob@x", "laptop");
     h.clear();
     interests(&mut h, b3, &[DEVICES]);
-    let got = events(&h.take(b3));
+    let got = pep_events(&h.take(b3));
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].owner, j("bob@x"));
 }

@@ -3,55 +3,15 @@
 //! notifications reach contacts and subscribers served elsewhere.
 mod common;
 
-use std::sync::Arc;
-
+use common::nodes::{mutual, pair, pump};
 use common::*;
 use presence_core::feature::pep::{self, AccessModel, Change, Event, Options};
 use presence_core::feature::{Answer, Call, Push, vcard};
 use presence_core::roster::SubscriptionAction;
 use presence_core::stanza::{ErrorCondition, Stanza};
-use presence_core::store::MemoryStore;
-use presence_core::{EngineConfig, Input, SessionId};
+use presence_core::{Input, SessionId};
 
 const MOOD: &str = "http://jabber.org/protocol/mood";
-
-/// Two engines over one store, `a` serving alice and `b` serving bob.
-fn pair() -> (Harness, Harness) {
-    let store = Arc::new(MemoryStore::new());
-    let a = Harness::node(EngineConfig::for_domain("x"), store.clone(), &["alice@x"]);
-    a.account("alice@x");
-    a.account("bob@x");
-    let b = Harness::node(EngineConfig::for_domain("x"), store, &["bob@x"]);
-    (a, b)
-}
-
-/// Carries routed stanzas to the other engine until nothing moves.
-fn pump(a: &mut Harness, b: &mut Harness) {
-    loop {
-        let from_a = std::mem::take(&mut a.routed);
-        let from_b = std::mem::take(&mut b.routed);
-        if from_a.is_empty() && from_b.is_empty() {
-            return;
-        }
-        for s in from_a {
-            b.input(Input::FromRemote(s));
-        }
-        for s in from_b {
-            a.input(Input::FromRemote(s));
-        }
-    }
-}
-
-fn mutual(a: &mut Harness, b: &mut Harness, sa: SessionId, sb: SessionId) {
-    a.subscribe(sa, "bob@x", SubscriptionAction::Subscribe);
-    pump(a, b);
-    b.subscribe(sb, "alice@x", SubscriptionAction::Subscribed);
-    pump(a, b);
-    b.subscribe(sb, "alice@x", SubscriptionAction::Subscribe);
-    pump(a, b);
-    a.subscribe(sa, "bob@x", SubscriptionAction::Subscribed);
-    pump(a, b);
-}
 
 /// Sends a request of `session` on `h` and carries what it causes between the engines.
 fn request(
@@ -91,16 +51,6 @@ fn items_of(owner: &str, node: &str) -> Call {
         ids: Vec::new(),
         max: None,
     })
-}
-
-fn events(stanzas: &[Stanza]) -> Vec<Event> {
-    stanzas
-        .iter()
-        .filter_map(|s| match s {
-            Stanza::Push(Push::Pep(e)) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn item_ids(event: &Event) -> Vec<String> {
@@ -241,7 +191,7 @@ fn a_subscriber_on_another_engine_gets_the_last_item_then_every_publish() {
         matches!((answered, evented), (Some(x), Some(y)) if x < y),
         "the answer, then the last item: {got:?}"
     );
-    assert_eq!(item_ids(&events(&got)[0]), ["n1"]);
+    assert_eq!(item_ids(&pep_events(&got)[0]), ["n1"]);
 
     request(
         &mut a,
@@ -250,7 +200,7 @@ fn a_subscriber_on_another_engine_gets_the_last_item_then_every_publish() {
         "p2",
         publish("news", "n2", "<n>2</n>", AccessModel::Open),
     );
-    let heard = events(&b.take(sb));
+    let heard = pep_events(&b.take(sb));
     assert_eq!(heard.len(), 1, "{heard:?}");
     assert_eq!(heard[0].owner, j("alice@x"));
     assert_eq!(item_ids(&heard[0]), ["n2"]);
@@ -274,7 +224,7 @@ fn a_subscriber_on_another_engine_gets_the_last_item_then_every_publish() {
         "p3",
         publish("news", "n3", "<n>3</n>", AccessModel::Open),
     );
-    assert!(events(&b.take(sb)).is_empty(), "unsubscribed");
+    assert!(pep_events(&b.take(sb)).is_empty(), "unsubscribed");
 }
 
 #[test]
@@ -301,7 +251,7 @@ fn a_contact_on_another_engine_hears_of_the_nodes_its_client_asked_for() {
         notify: vec![MOOD.into()],
     });
     pump(&mut b, &mut a);
-    let got = events(&b.take(sb));
+    let got = pep_events(&b.take(sb));
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].owner, j("alice@x"));
     assert_eq!(item_ids(&got[0]), ["m1"]);
@@ -314,10 +264,10 @@ fn a_contact_on_another_engine_hears_of_the_nodes_its_client_asked_for() {
         "p2",
         publish(MOOD, "m2", mood, AccessModel::Presence),
     );
-    let got = events(&b.take(sb));
+    let got = pep_events(&b.take(sb));
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(item_ids(&got[0]), ["m2"]);
-    assert!(events(&b.take(sb2)).is_empty(), "the desk did not ask");
+    assert!(pep_events(&b.take(sb2)).is_empty(), "the desk did not ask");
 
     // Once bob stops receiving her presence, he hears nothing more.
     a.subscribe(sa, "bob@x", SubscriptionAction::Unsubscribed);
@@ -330,5 +280,5 @@ fn a_contact_on_another_engine_hears_of_the_nodes_its_client_asked_for() {
         "p3",
         publish(MOOD, "m3", mood, AccessModel::Presence),
     );
-    assert!(events(&b.take(sb)).is_empty());
+    assert!(pep_events(&b.take(sb)).is_empty());
 }

@@ -22,11 +22,11 @@
 //! entries are a listing only: entering a listed room always goes to its home (and creates it if it is gone).
 //!
 //! **Bounded.** At most [`Directory::cap`] entries (each home holds at most `max_rooms` rooms; the engine
-//! sets the cap to that times the number of homes). At the bound a newly announced room is not entered (and
-//! is logged): it is missing from this engine's listing until an entry is freed and it is announced again.
+//! sets the cap to that times the number of homes). At the bound a newly announced room is not entered, and
+//! nothing is logged (this crate is sans-IO; the bound is reached only when the homes' `max_rooms` differ): it
+//! is missing from this engine's listing until an entry is freed and it is announced again.
 
 use hashbrown::HashMap;
-use tracing::warn;
 
 use crate::jid::BareJid;
 
@@ -64,7 +64,6 @@ impl Directory {
             }
             Some(name) => {
                 if self.listed.len() >= self.cap && !self.listed.contains_key(&room) {
-                    warn!(%room, cap = self.cap, "the directory of rooms served elsewhere is full: not listed here");
                     return;
                 }
                 self.listed.insert(room, name);

@@ -11,6 +11,7 @@ use presence_core::stanza::{PresenceKind, RequestId, Stanza};
 use presence_core::store::{Account, AccountStore, MemoryStore, RosterStore, Store};
 use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, Output, SessionId};
 
+pub mod nodes;
 pub mod rooms;
 
 pub fn j(s: &str) -> BareJid {
@@ -277,4 +278,15 @@ pub fn saw_unavailable(stanzas: &[Stanza], from: &str) -> bool {
     presences(stanzas)
         .iter()
         .any(|(f, k)| f == from && *k == PresenceKind::Unavailable)
+}
+
+/// The PEP notifications among `stanzas`, in order.
+pub fn pep_events(stanzas: &[Stanza]) -> Vec<presence_core::feature::pep::Event> {
+    stanzas
+        .iter()
+        .filter_map(|s| match s {
+            Stanza::Push(presence_core::feature::Push::Pep(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
 }
