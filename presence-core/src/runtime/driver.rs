@@ -471,6 +471,13 @@ impl<S: Store> Driver<S> {
                 watch_updates.push((watch, WatchState::Terminated(WatchEnd::StoreUnavailable)));
             }
         }
+        if let Some(link) = &self.shard {
+            for (watch, state) in &watch_updates {
+                if let WatchState::Terminated(_) = state {
+                    link.watch_ended(*watch);
+                }
+            }
+        }
         if let Some(sink) = &self.dir.watches {
             for (watch, state) in watch_updates {
                 if !sink.send(watch, state) {

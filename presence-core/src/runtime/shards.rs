@@ -135,6 +135,12 @@ pub(crate) struct Siblings {
     pub(crate) names: Arc<[String]>,
     /// Shards that have not said their goodbyes yet at shutdown.
     farewell: Arc<(Mutex<usize>, parking_lot::Condvar)>,
+    /// The way each live watch's inputs take (kept by the router, see [`Router`]); a watch's entry goes with its
+    /// `Unwatch`, or when its shard reports it ended (the engine forgot it then, and the shell sends no
+    /// `Unwatch` for it), so the map holds live watches only. (A shell that replaced a watch under the same id
+    /// just as the engine ended the old one could lose the replacement's way here; the SIP shell never reuses
+    /// an id.)
+    watches: Arc<Stripes<WatchId, Path>>,
 }
 
 impl Siblings {
@@ -142,6 +148,7 @@ impl Siblings {
         let names = names(queues.len());
         Siblings {
             farewell: Arc::new((Mutex::new(queues.len()), parking_lot::Condvar::new())),
+            watches: Arc::default(),
             queues: queues.into(),
             names: names.into(),
         }
@@ -237,6 +244,11 @@ impl ShardLink {
                 return;
             }
         }
+    }
+
+    /// A watch ended by an engine (reported `Terminated` to the shell): the router forgets its way.
+    pub(crate) fn watch_ended(&self, watch: WatchId) {
+        self.siblings.watches.with(&watch, |map| map.remove(&watch));
     }
 
     /// A joined flush was answered.
@@ -378,7 +390,6 @@ impl Join {
 pub(crate) struct Router {
     siblings: Siblings,
     sessions: Stripes<SessionId, Place>,
-    watches: Stripes<WatchId, Path>,
 }
 
 /// Which way a watch's inputs go: to the target's shard, through the shards in `vias` first (relayed, see the
@@ -419,7 +430,6 @@ impl Router {
         Router {
             siblings,
             sessions: Stripes::default(),
-            watches: Stripes::default(),
         }
     }
 
@@ -540,7 +550,7 @@ impl Router {
                 // The target's engine cannot ask on the watcher's behalf (the watcher's roster is not there):
                 // the watcher's shard asks, and the watch follows its request (see the module docs).
                 let asks = *kind == WatchKind::Presence && watcher_shard != shard;
-                let (vias, old) = self.watches.with(watch, |map| {
+                let (vias, old) = self.siblings.watches.with(watch, |map| {
                     let old = map.remove(watch);
                     // A replacement on the same shard must not overtake the registration it replaces, which may
                     // still be on its way through other shards: it takes the same way first.
@@ -578,15 +588,17 @@ impl Router {
                 });
                 Dest::Via { vias, shard, ask }
             }
-            Input::Unwatch { watch } => match self.watches.with(watch, |map| map.remove(watch)) {
-                Some(Path { shard, vias }) if vias.is_empty() => one(shard),
-                Some(Path { shard, vias }) => Dest::Via {
-                    vias,
-                    shard,
-                    ask: None,
-                },
-                None => Dest::Nowhere,
-            },
+            Input::Unwatch { watch } => {
+                match self.siblings.watches.with(watch, |map| map.remove(watch)) {
+                    Some(Path { shard, vias }) if vias.is_empty() => one(shard),
+                    Some(Path { shard, vias }) => Dest::Via {
+                        vias,
+                        shard,
+                        ask: None,
+                    },
+                    None => Dest::Nowhere,
+                }
+            }
             Input::FromRemote(stanza) => one(self.siblings.stanza_shard(stanza)),
             Input::FromRemoteRoom(traffic) => one(traffic_shard(traffic, &self.siblings.names)),
             Input::Rehome { .. }
@@ -629,5 +641,41 @@ impl StripeKey for WatchId {
 impl<K: StripeKey, V> Stripes<K, V> {
     fn with<T>(&self, key: &K, f: impl FnOnce(&mut HashMap<K, V>) -> T) -> T {
         f(&mut self.stripes[key.stripe()].lock())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_on(shard: usize, of: usize) -> BareJid {
+        (0..)
+            .map(|i| BareJid::new(&format!("u{i}@x")).expect("a user"))
+            .find(|u| shard_of(u, of) == shard)
+            .expect("some user hashes to every shard")
+    }
+
+    #[test]
+    fn a_watch_the_engine_ended_leaves_no_way_behind_in_the_router() {
+        let siblings = Siblings::new((0..2).map(|_| Arc::new(Queue::new(8))).collect());
+        let router = Router::new(siblings.clone());
+        let link = ShardLink::new(1, siblings.clone(), Arc::new(Metrics::default()));
+        let watch = WatchId(7);
+        let input = Input::Watch {
+            watch,
+            watcher: user_on(0, 2),
+            target: user_on(1, 2),
+            kind: WatchKind::Presence,
+        };
+        assert!(matches!(router.dest(&input), Dest::Via { .. }));
+        let kept = |w: WatchId| siblings.watches.with(&w, |map| map.contains_key(&w));
+        assert!(kept(watch), "the router keeps the way of a live watch");
+        // Its shard reported it ended: the shell sends no Unwatch, and the way goes.
+        link.watch_ended(watch);
+        assert!(!kept(watch));
+        assert!(matches!(
+            router.dest(&Input::Unwatch { watch }),
+            Dest::Nowhere
+        ));
     }
 }
