@@ -3,7 +3,6 @@
 //! answers, and follows each room's listing as it is configured, hidden, destroyed or emptied.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use presence_core::cluster::{room_home, shard_of};
 use presence_core::rooms::{
@@ -14,16 +13,15 @@ use presence_core::runtime::{
     self, Handle, Hooks, Runtime, RuntimeConfig, SessionReceiver, ToSession,
 };
 use presence_core::stanza::Stanza;
-use presence_core::store::{Account, AccountStore, MemoryStore, Store, StoreWrite};
+use presence_core::store::{MemoryStore, Store, StoreWrite};
 use presence_core::time::Timestamp;
 use presence_core::{BareJid, Engine, EngineConfig, Input, SessionId};
 
+mod common;
+use common::shards::{next, on_different_shards, strangers, user};
+
 const SHARDS: usize = 4;
 const SERVICE: &str = "conference.example.com";
-
-fn user(i: usize) -> BareJid {
-    BareJid::new(&format!("u{i}@example.com")).expect("valid address")
-}
 
 fn room(name: &str) -> BareJid {
     BareJid::new(&format!("{name}@{SERVICE}")).expect("valid address")
@@ -34,20 +32,6 @@ fn home_shard(room: &BareJid) -> usize {
     let names: Vec<String> = (0..SHARDS).map(|i| format!("shard-{i}")).collect();
     let home = room_home(room, &names).expect("homes are known");
     names.iter().position(|n| n == home).expect("one of them")
-}
-
-fn store(users: usize) -> Arc<MemoryStore> {
-    let store = Arc::new(MemoryStore::new());
-    for i in 0..users {
-        store
-            .put_account(&Account {
-                jid: user(i),
-                credentials: vec![],
-                digest: vec![],
-            })
-            .expect("account");
-    }
-    store
 }
 
 fn start(store: Arc<MemoryStore>, stored: Vec<RoomRecord>) -> Runtime {
@@ -168,13 +152,6 @@ impl Client {
     }
 }
 
-async fn next(rx: &mut SessionReceiver) -> ToSession {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv())
-        .await
-        .expect("the runtime answers within 10 s")
-        .expect("the channel is open")
-}
-
 fn named(name: &str) -> ConfigChange {
     ConfigChange {
         name: Some(name.into()),
@@ -196,19 +173,10 @@ fn rooms_on_every_shard(asker: usize) -> Vec<BareJid> {
         .collect()
 }
 
-/// Two users on different shards.
-fn on_different_shards() -> (usize, usize) {
-    let a = 0;
-    let b = (1..64)
-        .find(|b| shard_of(&user(*b), SHARDS) != shard_of(&user(a), SHARDS))
-        .expect("users spread over shards");
-    (a, b)
-}
-
 #[tokio::test]
 async fn every_shard_lists_the_public_rooms_of_every_home_as_they_change() {
-    let (a, b) = on_different_shards();
-    let rt = start(store(b + 1), Vec::new());
+    let (a, b) = on_different_shards(64, SHARDS);
+    let rt = start(strangers(b + 1), Vec::new());
     let hub = rt.handle();
     let mut owner = Client::sign_in(&hub, a).await;
     let mut other = Client::sign_in(&hub, b).await;
@@ -307,7 +275,7 @@ async fn every_shard_lists_the_public_rooms_of_every_home_as_they_change() {
 
 #[tokio::test]
 async fn stored_persistent_rooms_are_listed_by_every_shard_from_the_start() {
-    let store = store(SHARDS * 8);
+    let store = strangers(SHARDS * 8);
     let limits = RoomLimits::default();
     let records: Vec<RoomRecord> = rooms_on_every_shard(0)
         .into_iter()

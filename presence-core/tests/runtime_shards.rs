@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use presence_core::cluster::shard_of;
 use presence_core::compose::EndpointPresence;
 use presence_core::message::{Message, MessageKind};
 use presence_core::roster::{ItemDetails, Link, RosterEntry, Subscription};
@@ -17,35 +16,18 @@ use presence_core::runtime::{
 use presence_core::stanza::{ErrorAbout, ErrorCondition};
 use presence_core::stanza::{PresenceKind, Stanza};
 use presence_core::store::{
-    Account, AccountStore, Layer, MemoryStore, OfflineStore, RosterStore, Store, StoreError,
-    StoreWrite,
+    Layer, MemoryStore, OfflineStore, RosterStore, Store, StoreError, StoreWrite,
 };
-use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, SessionId};
+use presence_core::{Engine, EngineConfig, Input, Jid, SessionId};
 use proptest::prelude::*;
+
+mod common;
+use common::shards::{next, on_different_shards, strangers, user};
 
 const USERS: usize = 6;
 
-fn user(i: usize) -> BareJid {
-    BareJid::new(&format!("u{i}@example.com")).expect("valid address")
-}
-
 fn full(i: usize) -> Jid {
     Jid::new(&format!("u{i}@example.com/r")).expect("valid address")
-}
-
-/// Accounts `0..users` with empty rosters: nobody is subscribed to anybody.
-fn strangers(users: usize) -> Arc<MemoryStore> {
-    let store = Arc::new(MemoryStore::new());
-    for i in 0..users {
-        store
-            .put_account(&Account {
-                jid: user(i),
-                credentials: vec![],
-                digest: vec![],
-            })
-            .expect("account");
-    }
-    store
 }
 
 /// A store where every user has an account and every two users are subscribed to each other both ways.
@@ -88,13 +70,6 @@ fn start_with<S: Store + Send + Sync + 'static>(
         Hooks::default(),
     )
     .expect("the engine threads start")
-}
-
-async fn next(rx: &mut SessionReceiver) -> ToSession {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv())
-        .await
-        .expect("the runtime answers within 10 s")
-        .expect("the channel is open")
 }
 
 fn presence(session: SessionId, to: Option<Jid>, status: Option<String>) -> Input {
@@ -308,15 +283,6 @@ proptest! {
     }
 }
 
-/// Two users of different shards among `0..USERS`.
-fn on_different_shards(shards: usize) -> (usize, usize) {
-    let a = 0;
-    let b = (1..USERS)
-        .find(|b| shard_of(&user(*b), shards) != shard_of(&user(a), shards))
-        .expect("the users spread over the shards");
-    (a, b)
-}
-
 /// Watches `b`'s presence for `a` as `watch` on `hub`, whose watch reports arrive on `watches`.
 fn watch(hub: &Handle, watch: u64, a: usize, b: usize) {
     hub.submit(Input::Watch {
@@ -383,7 +349,7 @@ async fn watch_while_target_signs_in(hub: &Handle, a: usize, b: usize) -> Vec<St
 async fn first_report(store: Arc<MemoryStore>, shards: usize, engine: EngineConfig) -> String {
     let rt = start_with(store, shards, engine);
     let hub = rt.handle();
-    let (a, b) = on_different_shards(4);
+    let (a, b) = on_different_shards(USERS, 4);
     let (watch_sink, mut watches) = runtime::watch_channel(64);
     hub.watches(watch_sink).expect("watch sink");
     watch(&hub, 1, a, b);
@@ -397,7 +363,7 @@ async fn a_flush_after_a_message_to_another_shard_comes_once_that_shard_has_stor
     let store = store(USERS);
     let rt = start(store.clone(), 4);
     let hub = rt.handle();
-    let (a, b) = on_different_shards(4);
+    let (a, b) = on_different_shards(USERS, 4);
     let session = hub.new_session();
     let (sink, mut rx) = runtime::session_channel(4096, 1 << 24);
     hub.attach(session, sink).expect("attached");
@@ -444,7 +410,7 @@ async fn a_flush_after_a_message_to_another_shard_comes_once_that_shard_has_stor
 async fn a_watch_on_a_user_of_another_shard_follows_that_users_presence() {
     let rt = start(store(USERS), 4);
     let hub = rt.handle();
-    let (a, b) = on_different_shards(4);
+    let (a, b) = on_different_shards(USERS, 4);
     let states = watch_while_target_signs_in(&hub, a, b).await;
     assert!(
         states.iter().all(|s| s.starts_with("Active")),
@@ -467,7 +433,7 @@ async fn a_watch_without_a_subscription_is_active_first_once_the_watchers_shard_
     let memory = strangers(USERS);
     let rt = start(memory.clone(), 4);
     let hub = rt.handle();
-    let (a, b) = on_different_shards(4);
+    let (a, b) = on_different_shards(USERS, 4);
     let states = watch_while_target_signs_in(&hub, a, b).await;
     assert!(
         states.iter().all(|s| s.starts_with("Active")),
@@ -525,7 +491,7 @@ async fn a_cross_shard_watch_the_target_asked_about_stays_pending_until_approved
     asking.auto_authorize = false;
     let rt = start_with(strangers(USERS), 4, asking);
     let hub = rt.handle();
-    let (a, b) = on_different_shards(4);
+    let (a, b) = on_different_shards(USERS, 4);
     let (watch_sink, mut watches) = runtime::watch_channel(64);
     hub.watches(watch_sink).expect("watch sink");
     watch(&hub, 1, a, b);
@@ -574,7 +540,7 @@ async fn an_unwatch_follows_its_watch_across_shards() {
     // from b's shard: it may have made its first report, but it never shows that later status.
     let rt = start(strangers(USERS), 4);
     let hub = rt.handle();
-    let (a, b) = on_different_shards(4);
+    let (a, b) = on_different_shards(USERS, 4);
     let (watch_sink, mut watches) = runtime::watch_channel(64);
     hub.watches(watch_sink).expect("watch sink");
     watch(&hub, 1, a, b);
@@ -639,7 +605,7 @@ async fn a_message_another_shard_could_not_store_bounces_to_its_sender_and_the_f
     config.limits.max_archive_per_user = 0;
     let rt = start_with(failing.clone(), 4, config);
     let hub = rt.handle();
-    let (a, b) = on_different_shards(4);
+    let (a, b) = on_different_shards(USERS, 4);
     let session = hub.new_session();
     let (sink, mut rx) = runtime::session_channel(4096, 1 << 24);
     hub.attach(session, sink).expect("attached");

@@ -13,6 +13,8 @@ use presence_core::{BareJid, Engine, EngineConfig, Input, Jid, Output, SessionId
 
 pub mod nodes;
 pub mod rooms;
+#[cfg(feature = "tokio")]
+pub mod shards;
 
 pub fn j(s: &str) -> BareJid {
     BareJid::new(s).unwrap()

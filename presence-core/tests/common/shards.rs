@@ -1,0 +1,45 @@
+//! What the runtime's shard tests share: numbered users of `example.com`, a store of their accounts, two of
+//! them on different shards, and the next thing a session is told.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use presence_core::BareJid;
+use presence_core::cluster::shard_of;
+use presence_core::runtime::{SessionReceiver, ToSession};
+use presence_core::store::{Account, AccountStore, MemoryStore};
+
+pub fn user(i: usize) -> BareJid {
+    BareJid::new(&format!("u{i}@example.com")).expect("valid address")
+}
+
+/// Accounts `0..users` with empty rosters: nobody is subscribed to anybody.
+pub fn strangers(users: usize) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    for i in 0..users {
+        store
+            .put_account(&Account {
+                jid: user(i),
+                credentials: vec![],
+                digest: vec![],
+            })
+            .expect("account");
+    }
+    store
+}
+
+/// User 0 and the first user among `1..users` that `shards` shards serve elsewhere.
+pub fn on_different_shards(users: usize, shards: usize) -> (usize, usize) {
+    let a = 0;
+    let b = (1..users)
+        .find(|b| shard_of(&user(*b), shards) != shard_of(&user(a), shards))
+        .expect("the users spread over the shards");
+    (a, b)
+}
+
+pub async fn next(rx: &mut SessionReceiver) -> ToSession {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the runtime answers within 10 s")
+        .expect("the channel is open")
+}
