@@ -50,6 +50,10 @@ fn version(i: &[u8]) -> IResult<&[u8], VersionDigits<'_>> {
 }
 
 fn to_version(major: &[u8], minor: &[u8]) -> Result<Version, ParseError> {
+    // Nearly every message: skip the number parsing.
+    if major == b"2" && minor == b"0" {
+        return Ok(Version::SIP_2_0);
+    }
     let num = |d: &[u8]| {
         std::str::from_utf8(d)
             .ok()
