@@ -2,9 +2,9 @@
 //! §18.3, with RFC 5626 CRLF keep-alives) and one-message-per-datagram parsing.
 
 use crate::error::ParseError;
-use crate::header::{HeaderName, Headers};
+use crate::header::Headers;
 use crate::limits::Limits;
-use crate::message::{Message, StartLine, parse_head};
+use crate::message::{Message, StartLine, find_head_end, parse_head};
 
 /// What [`Framer::next_frame`] found in the buffered bytes.
 // Returned by value once per message; boxing would cost an allocation for no gain.
@@ -81,13 +81,14 @@ impl Framer {
                 }
                 return Ok(Frame::Partial);
             };
-            let (start, headers) = parse_head(&data[..head_end], &self.limits)?;
+            // The end is found first here: a stream's head is parsed once, when it is whole.
+            let head = parse_head(&data[..head_end], &self.limits)?;
             // Stream transports must carry Content-Length; a missing one is read as 0.
-            let len = content_length(&headers)?.unwrap_or(0);
+            let len = content_length(&head.headers, head.content_lengths)?.unwrap_or(0);
             if body_start.saturating_add(len) > self.limits.max_message_size {
                 return Err(ParseError::limit("Message too large"));
             }
-            self.head = Some((start, headers, body_start, len));
+            self.head = Some((head.start, head.headers, body_start, len));
         }
         let Some((_, _, body_start, len)) = &self.head else {
             return Ok(Frame::Partial);
@@ -111,22 +112,13 @@ impl Default for Framer {
     }
 }
 
-/// Finds the empty line ending the head: returns (end of the last header line, start of body).
-fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
-    for p in memchr::memchr_iter(b'\n', data) {
-        match data.get(p + 1..) {
-            Some([b'\n', ..]) => return Some((p + 1, p + 2)),
-            Some([b'\r', b'\n', ..]) => return Some((p + 1, p + 3)),
-            _ => {}
-        }
-    }
-    None
-}
-
 /// The single Content-Length value, if any.
-fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
-    if headers.count(&HeaderName::ContentLength) > 1 {
-        return Err(ParseError::framing("Multiple Content-Length headers"));
+/// `count` is how many Content-Length fields the head parser met.
+fn content_length(headers: &Headers, count: usize) -> Result<Option<usize>, ParseError> {
+    match count {
+        0 => return Ok(None),
+        1 => {}
+        _ => return Err(ParseError::framing("Multiple Content-Length headers")),
     }
     headers
         .content_length()
@@ -146,23 +138,17 @@ pub(crate) fn parse_datagram(bytes: &[u8], limits: &Limits) -> Result<Message, P
     if data.is_empty() {
         return Err(ParseError::framing("Empty message"));
     }
-    let (head_end, body_start) = match find_head_end(data) {
-        Some(found) => found,
-        // A datagram is self-delimiting: a head whose last line is complete but lacks the
-        // empty line still ends with the datagram (seen in the RFC 5118 examples).
-        None if data.ends_with(b"\n") => (data.len(), data.len()),
-        None => return Err(ParseError::framing("Header section not terminated")),
-    };
-    let (start, headers) = parse_head(&data[..head_end], limits)?;
-    let rest = &data[body_start..];
-    let body = match content_length(&headers)? {
+    // One pass finds the end of the head and parses it (see `parse_head`).
+    let head = parse_head(data, limits)?;
+    let rest = data.get(head.body_start..).unwrap_or_default();
+    let body = match content_length(&head.headers, head.content_lengths)? {
         Some(n) if n > rest.len() => {
             return Err(ParseError::framing("Content-Length larger than message"));
         }
         Some(n) => rest[..n].to_vec(),
         None => rest.to_vec(),
     };
-    Ok(Message::from_parts(start, headers, body))
+    Ok(Message::from_parts(head.start, head.headers, body))
 }
 
 #[cfg(test)]

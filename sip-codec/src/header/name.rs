@@ -15,24 +15,51 @@ macro_rules! header_names {
             Other(String),
         }
 
+        /// Every well-known name in lower case, and every compact form of one, with its variant.
+        const KNOWN: &[(&[u8], HeaderName)] = &[
+            $(
+                ($lower, HeaderName::$variant),
+                $( ($compact, HeaderName::$variant), )?
+            )*
+        ];
+
         impl HeaderName {
             /// Parses a name case-insensitively, expanding compact forms (`i` → Call-ID, `v` → Via …).
             pub fn parse(s: &str) -> HeaderName {
-                // Lower-case into a stack buffer once, then one `match` (length + memcmp)
-                // instead of a case-insensitive comparison against every known name.
-                let mut buf = [0u8; 24];
-                if s.len() <= buf.len() {
-                    for (d, b) in buf.iter_mut().zip(s.bytes()) {
-                        *d = b.to_ascii_lowercase();
-                    }
-                    match &buf[..s.len()] {
-                        $( $lower $(| $compact)? => return HeaderName::$variant, )*
-                        _ => {}
+                // The lookup expects token characters; of the others only CR could pass for
+                // one (it reads as `-`), so such a name is never a well-known one.
+                if s.as_bytes().contains(&b'\r') {
+                    return HeaderName::Other(s.to_owned());
+                }
+                HeaderName::parse_token(s.as_bytes())
+            }
+
+            /// [`HeaderName::parse`] of a name given as bytes (the header parser has checked
+            /// they are token characters, so ASCII; anything else is kept lossily).
+            // Inlined into the header loop: returned through memory, the name was written in
+            // narrow stores and read back wide, which stalled.
+            #[inline]
+            pub(crate) fn parse_token(b: &[u8]) -> HeaderName {
+                // One table lookup on (length, first byte, last byte) and one case-insensitive
+                // comparison, without lower-casing a copy first: this runs once per header line.
+                if let (Some(&first), Some(&last)) = (b.first(), b.last()) {
+                    let k = SLOTS[slot(b.len(), first, last)];
+                    if let Some((known, name)) = KNOWN.get(usize::from(k).wrapping_sub(1)) {
+                        if eq_lower(known, b) {
+                            return name.clone();
+                        }
                     }
                 }
-                match compact_only(s) {
+                HeaderName::other(b)
+            }
+
+            /// A name that is no variant: the full form of a compact one, or as spelled.
+            #[inline(never)]
+            fn other(b: &[u8]) -> HeaderName {
+                let s = String::from_utf8_lossy(b);
+                match compact_only(&s) {
                     Some(full) => HeaderName::Other(full.to_owned()),
-                    None => HeaderName::Other(s.to_owned()),
+                    None => HeaderName::Other(s.into_owned()),
                 }
             }
 
@@ -106,6 +133,58 @@ fn compact_only(s: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// `known` (lower-case letters and `-`) equals `b` ignoring ASCII case, for a `b` of token
+/// characters. Setting bit 5 lower-cases a letter and keeps `-`, and no other token character
+/// becomes a letter or `-` by it. Without an early exit, so the loop vectorises:
+/// `eq_ignore_ascii_case`'s byte-by-byte compare was most of the lookup's time.
+fn eq_lower(known: &[u8], b: &[u8]) -> bool {
+    known.len() == b.len()
+        && known
+            .iter()
+            .zip(b)
+            .fold(0, |acc, (k, c)| acc | (k ^ (c | 0x20)))
+            == 0
+}
+
+/// Size of [`SLOTS`], a power of two.
+const SLOT_COUNT: usize = 256;
+
+/// Where a name of this length, first and last byte (either case) sits in [`SLOTS`].
+const fn slot(len: usize, first: u8, last: u8) -> usize {
+    // Coefficients found by a search for a collision-free table over the names below.
+    ((first | 0x20) as usize)
+        .wrapping_add(((last | 0x20) as usize).wrapping_mul(3))
+        .wrapping_add(len.wrapping_mul(20))
+        & (SLOT_COUNT - 1)
+}
+
+/// `KNOWN` index + 1 per slot (0: no known name). Built at compile time; two known names in
+/// one slot stop the build, so a lookup never needs more than one comparison.
+const SLOTS: [u8; SLOT_COUNT] = {
+    let mut t = [0u8; SLOT_COUNT];
+    let mut i = 0;
+    while i < KNOWN.len() {
+        let n = KNOWN[i].0;
+        let mut j = 0;
+        while j < n.len() {
+            assert!(
+                n[j].is_ascii_lowercase() || n[j] == b'-',
+                "`eq_lower` needs a-z and -"
+            );
+            j += 1;
+        }
+        let s = slot(n.len(), n[0], n[n.len() - 1]);
+        assert!(
+            t[s] == 0,
+            "two known header names share a slot: change `slot`"
+        );
+        assert!(i < 255);
+        t[s] = (i + 1) as u8;
+        i += 1;
+    }
+    t
+};
 
 impl HeaderName {
     /// True for headers that may appear at most once with a single value (RFC 3261 §7.3).

@@ -3,7 +3,7 @@
 mod parse;
 mod serialize;
 
-pub(crate) use parse::parse_head;
+pub(crate) use parse::{find_head_end, parse_head};
 
 use crate::error::ParseError;
 use crate::header::{HeaderName, Headers};

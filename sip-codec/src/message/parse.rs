@@ -50,6 +50,10 @@ fn version(i: &[u8]) -> IResult<&[u8], VersionDigits<'_>> {
 }
 
 fn to_version(major: &[u8], minor: &[u8]) -> Result<Version, ParseError> {
+    // Nearly every message: skip the number parsing.
+    if major == b"2" && minor == b"0" {
+        return Ok(Version::SIP_2_0);
+    }
     let num = |d: &[u8]| {
         std::str::from_utf8(d)
             .ok()
@@ -123,62 +127,134 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, ParseError> {
     })
 }
 
-/// Splits `field-name HCOLON value` into name and untrimmed value. Hand-written rather than
-/// nom because it runs once per header line and dominates parse time.
-fn split_header_line(line: &str) -> Option<(&str, &str)> {
-    let b = line.as_bytes();
-    let name_end = b.iter().position(|&c| !is_token_byte(c)).unwrap_or(b.len());
+/// Splits `field-name HCOLON value` into the name and where the untrimmed value starts.
+/// Hand-written rather than nom because it runs once per header line.
+fn split_header_line(line: &[u8]) -> Option<(&[u8], usize)> {
+    let name_end = line
+        .iter()
+        .position(|&c| !is_token_byte(c))
+        .unwrap_or(line.len());
     if name_end == 0 {
         return None;
     }
     let mut i = name_end;
-    while matches!(b.get(i), Some(b' ' | b'\t')) {
+    while matches!(line.get(i), Some(b' ' | b'\t')) {
         i += 1;
     }
-    if b.get(i) != Some(&b':') {
+    if line.get(i) != Some(&b':') {
         return None;
     }
-    Some((&line[..name_end], &line[i + 1..]))
+    Some((&line[..name_end], i + 1))
 }
 
 /// `s` without leading and trailing SP and HTAB. Bytewise: `trim_matches` with a char set
 /// showed in the profile.
-fn trim_ws(s: &str) -> &str {
-    let b = s.as_bytes();
-    let start = b
+fn trim_ws(s: &[u8]) -> &[u8] {
+    let start = s
         .iter()
         .position(|&c| c != b' ' && c != b'\t')
-        .unwrap_or(b.len());
-    let end = b
+        .unwrap_or(s.len());
+    let end = s
         .iter()
         .rposition(|&c| c != b' ' && c != b'\t')
         .map_or(start, |e| e + 1);
-    // Both ends border ASCII white space or the ends of `s`, so they are char boundaries.
     &s[start..end]
 }
 
-/// Parses the start line and header lines of `head` (everything before the empty line;
-/// lines end in CRLF or, leniently, a bare LF).
-pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Headers), ParseError> {
-    let first_end = memchr::memchr(b'\n', head).unwrap_or(head.len());
-    let first = &head[..first_end];
+/// A parsed head and where the message's body starts in the input.
+pub(crate) struct Head {
+    pub(crate) start: StartLine,
+    pub(crate) headers: Headers,
+    /// Offset of the body: just after the empty line, or the end of the input when the head's
+    /// last line is complete but no empty line follows.
+    pub(crate) body_start: usize,
+    /// How many Content-Length fields were received (framing refuses more than one).
+    pub(crate) content_lengths: usize,
+}
+
+/// Where the one-pass parse stopped with an error; decides which error the caller sees (see
+/// [`parse_head`]).
+enum Stage {
+    StartLine,
+    Headers,
+    Unterminated,
+}
+
+/// Parses the start line and header lines at the beginning of `data`, up to the first empty
+/// line (lines end in CRLF or, leniently, a bare LF). Without an empty line, the head is all of
+/// `data` if its last line is complete (a datagram is self-delimiting: seen in the RFC 5118
+/// examples); otherwise the head is not terminated.
+///
+/// One pass over the bytes finds the line ends, the end of the head and the header fields
+/// together (finding the end first and then splitting lines scanned every line twice). Errors
+/// are reported as if checked in this order: head not terminated, start line, header section
+/// not UTF-8, header lines.
+pub(crate) fn parse_head(data: &[u8], limits: &Limits) -> Result<Head, ParseError> {
+    match parse_head_once(data, limits) {
+        Ok(head) => Ok(head),
+        Err((stage, e)) => Err(first_error(data, stage, e)),
+    }
+}
+
+/// The error a check in the documented order would have met first. Only on the error path:
+/// the one pass stops at the first problem it meets, which may lie before a later reason
+/// that ranks higher (a missing empty line, a non-UTF-8 byte).
+#[cold]
+fn first_error(data: &[u8], stage: Stage, e: ParseError) -> ParseError {
+    let Some((head_end, _)) = find_head_end(data).or_else(|| {
+        // A complete last line ends a head that lacks the empty line.
+        data.ends_with(b"\n").then_some((data.len(), data.len()))
+    }) else {
+        return ParseError::framing("Header section not terminated");
+    };
+    match stage {
+        Stage::Unterminated => ParseError::framing("Header section not terminated"),
+        Stage::StartLine => e,
+        Stage::Headers => {
+            let first_end = memchr::memchr(b'\n', data).map_or(data.len(), |p| p + 1);
+            let section = data.get(first_end..head_end).unwrap_or_default();
+            if std::str::from_utf8(section).is_err() {
+                return not_utf8();
+            }
+            e
+        }
+    }
+}
+
+fn not_utf8() -> ParseError {
+    ParseError::header("Header section is not UTF-8")
+}
+
+/// Finds the empty line ending a head: returns (start of that line, start of body).
+pub(crate) fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
+    for p in memchr::memchr_iter(b'\n', data) {
+        match data.get(p + 1..) {
+            Some([b'\n', ..]) => return Some((p + 1, p + 2)),
+            Some([b'\r', b'\n', ..]) => return Some((p + 1, p + 3)),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn parse_head_once(data: &[u8], limits: &Limits) -> Result<Head, (Stage, ParseError)> {
+    let hdr = |e| (Stage::Headers, e);
+    let Some(first_end) = memchr::memchr(b'\n', data) else {
+        return Err((Stage::Unterminated, ParseError::framing("")));
+    };
+    let first = &data[..first_end];
     let first = first.strip_suffix(b"\r").unwrap_or(first);
     if first.len() > limits.max_header_line {
-        return Err(ParseError::limit("Start line too long"));
+        return Err((Stage::StartLine, ParseError::limit("Start line too long")));
     }
-    let start = parse_start_line(first)?;
-    let rest = head.get(first_end + 1..).unwrap_or_default();
-    // One UTF-8 check for the whole header section is cheaper than one per value.
-    let rest =
-        std::str::from_utf8(rest).map_err(|_| ParseError::header("Header section is not UTF-8"))?;
-    // Long values that need no unfolding become views into one copy of the header section,
-    // made when the first of them is met; short ones are stored inline (see `HeaderValue`).
-    let mut shared = None;
-    let text = rest;
+    let start = parse_start_line(first).map_err(|e| (Stage::StartLine, e))?;
+    // The header section: values are first recorded as ranges into it, then built once its
+    // end is known and it has passed one UTF-8 check (cheaper than one check per value).
+    let section_start = first_end + 1;
     // Enough for typical messages; a count of the lines first cost more than a rare regrowth.
     let mut headers: Vec<Header> = Vec::with_capacity(16.min(limits.max_headers + 1));
     // The unfolded value of the last header while continuation lines are being joined; it
-    // replaces that header's view when the next header starts or the head ends.
+    // replaces that header's value when the next header starts or the head ends.
     let mut folded: Option<String> = None;
     // Both limits count what the canonical form (`message::serialize`) will hold, so that
     // whatever is accepted here is accepted again when written out and re-parsed: that form
@@ -186,32 +262,51 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Hea
     // field and adds exactly one. Without this, 128 fields and no Content-Length passed and
     // their canonical form (129 fields) was refused, and so was a compact `v:` line just under
     // the length limit once written as `Via: `.
-    let mut content_length_seen = false;
-    let mut pos = 0;
-    while pos < text.len() {
-        let end = memchr::memchr(b'\n', &text.as_bytes()[pos..]).map_or(text.len(), |e| pos + e);
-        // `\n` is ASCII, so both ends are char boundaries.
-        let line = &text[pos..end];
-        pos = end + 1;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
-            // Only a stray empty line (the head ends before the blank one) gets here.
-            continue;
+    let mut content_lengths = 0;
+    let mut pos = section_start;
+    let (section_end, body_start) = loop {
+        if pos >= data.len() {
+            // The last line was complete (it ended in LF) and no empty line followed.
+            break (data.len(), data.len());
         }
-        if line.starts_with([' ', '\t']) {
+        let Some(nl) = memchr::memchr(b'\n', &data[pos..]) else {
+            return Err((Stage::Unterminated, ParseError::framing("")));
+        };
+        let line_start = pos;
+        let line = &data[pos..pos + nl];
+        pos += nl + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break (line_start, pos);
+        }
+        if matches!(line[0], b' ' | b'\t') {
             let Some(last) = headers.last() else {
-                return Err(ParseError::header("Continuation line without a header"));
+                return Err(hdr(ParseError::header(
+                    "Continuation line without a header",
+                )));
             };
-            let value = folded.get_or_insert_with(|| String::from(&*last.value));
-            let cont = trim_ws(line);
+            let value = match &mut folded {
+                Some(v) => v,
+                None => {
+                    let first = match last.value.pending() {
+                        Some((off, len)) => data
+                            .get(section_start + off..section_start + off + len)
+                            .and_then(|b| std::str::from_utf8(b).ok())
+                            .ok_or_else(|| hdr(not_utf8()))?,
+                        None => &*last.value,
+                    };
+                    folded.insert(first.to_owned())
+                }
+            };
+            let cont = std::str::from_utf8(trim_ws(line)).map_err(|_| hdr(not_utf8()))?;
             if !cont.is_empty() {
                 if !value.is_empty() {
                     value.push(' ');
                 }
                 value.push_str(cont);
             }
-            if canonical_line_len(&last.name, value) > limits.max_header_line {
-                return Err(ParseError::limit("Header line too long"));
+            if canonical_line_len(&last.name, value.len()) > limits.max_header_line {
+                return Err(hdr(ParseError::limit("Header line too long")));
             }
             continue;
         }
@@ -219,32 +314,54 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Hea
         // The raw line can be longer than its canonical form (spaces around the colon), but
         // checking it first keeps a huge line from being classified before it is refused.
         if line.len() > limits.max_header_line {
-            return Err(ParseError::limit("Header line too long"));
+            return Err(hdr(ParseError::limit("Header line too long")));
         }
-        let (name, value) =
-            split_header_line(line).ok_or_else(|| ParseError::header("Malformed header line"))?;
-        let name = HeaderName::parse(name);
-        let value = trim_ws(value);
-        content_length_seen |= name == HeaderName::ContentLength;
+        let (name, value_at) = split_header_line(line)
+            .ok_or_else(|| hdr(ParseError::header("Malformed header line")))?;
+        let name = HeaderName::parse_token(name);
+        let value = trim_ws(&line[value_at..]);
+        if name == HeaderName::ContentLength {
+            content_lengths += 1;
+        }
         // The fields written out: these, plus a Content-Length if none was received.
-        if headers.len() + 1 + usize::from(!content_length_seen) > limits.max_headers {
-            return Err(ParseError::limit("Too many headers"));
+        if headers.len() + 1 + usize::from(content_lengths == 0) > limits.max_headers {
+            return Err(hdr(ParseError::limit("Too many headers")));
         }
-        if canonical_line_len(&name, value) > limits.max_header_line {
-            return Err(ParseError::limit("Header line too long"));
+        if canonical_line_len(&name, value.len()) > limits.max_header_line {
+            return Err(hdr(ParseError::limit("Header line too long")));
         }
-        // `value` is a subslice of `text`: its offset is the distance between their starts.
-        let offset = value.as_ptr() as usize - text.as_ptr() as usize;
+        // `value` lies in `line`, which lies in `data`: its offset is the distance of the starts.
+        let offset = value.as_ptr() as usize - data.as_ptr() as usize - section_start;
         headers.push(Header {
             name,
-            value: HeaderValue::from_head(text, &mut shared, offset, value),
+            value: HeaderValue::pending_at(offset, value.len()),
         });
-    }
+    };
     finish_fold(&mut headers, &mut folded);
-    if headers.len() + usize::from(!content_length_seen) > limits.max_headers {
-        return Err(ParseError::limit("Too many headers"));
+    if headers.len() + usize::from(content_lengths == 0) > limits.max_headers {
+        return Err(hdr(ParseError::limit("Too many headers")));
     }
-    Ok((start, Headers(headers)))
+    let section = data.get(section_start..section_end).unwrap_or_default();
+    let section = std::str::from_utf8(section).map_err(|_| hdr(not_utf8()))?;
+    // Long values become views into one copy of the header section, made when the first of
+    // them is met; short ones are stored inline (see `HeaderValue`).
+    let mut shared = None;
+    for h in &mut headers {
+        if let Some((offset, len)) = h.value.pending() {
+            // The range was cut at ASCII bytes (colon, white space, line ends), so it lies on
+            // char boundaries of the checked section.
+            let part = section
+                .get(offset..offset + len)
+                .ok_or_else(|| hdr(not_utf8()))?;
+            h.value.set_from_head(section, &mut shared, offset, part);
+        }
+    }
+    Ok(Head {
+        start,
+        headers: Headers(headers),
+        body_start,
+        content_lengths,
+    })
 }
 
 /// Gives the last header its unfolded value, if continuation lines were joined to it.
@@ -256,8 +373,8 @@ fn finish_fold(headers: &mut [Header], folded: &mut Option<String>) {
 }
 
 /// The length of `Full-Name: value`, the line the canonical form writes for a header.
-fn canonical_line_len(name: &HeaderName, value: &str) -> usize {
-    name.as_str().len() + 2 + value.len()
+fn canonical_line_len(name: &HeaderName, value_len: usize) -> usize {
+    name.as_str().len() + 2 + value_len
 }
 
 #[cfg(test)]
@@ -285,11 +402,12 @@ mod tests {
 
     #[test]
     fn folding_and_compact_names() {
-        let (_, h) = parse_head(
+        let h = parse_head(
             b"OPTIONS sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP a\r\n ;branch=z9hG4bKx\r\nl :0\r\n",
             &Limits::default(),
         )
-        .unwrap();
+        .unwrap()
+        .headers;
         assert_eq!(h.0[0].name, HeaderName::Via);
         assert_eq!(h.0[0].value, "SIP/2.0/UDP a ;branch=z9hG4bKx");
         assert_eq!(h.content_length().unwrap(), Some(0));
