@@ -15,6 +15,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/benches/lib.sh"
 BASE_REV=${1:-b7a023b}
 CHAT_USERS=${CHAT_USERS:-2000}
 CHAT_RATE=${CHAT_RATE:-20000}
@@ -48,10 +49,7 @@ TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 declare -A BIN=([before]=$REPO/target/chat-ab-base/release/presenced [after]=$TARGET/release/presenced)
 LOAD=$TARGET/release/xmpp_load
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bench_cert "$WORK"
 
 for build in before after; do
     d=$WORK/$build

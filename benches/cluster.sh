@@ -20,6 +20,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/benches/lib.sh"
 FAIL_USERS=${FAIL_USERS:-10000}
 FAIL_BATCH=${FAIL_BATCH:-10000}
 FAIL_USERS_SLOW=${FAIL_USERS_SLOW:-500}
@@ -85,9 +86,6 @@ child() {
     CHILD=""
     return "$rc"
 }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 wait_port() {
     local port=$1 what=$2 pid=$3
     for _ in $(seq 600); do
@@ -123,9 +121,7 @@ else
 fi
 chmod 755 "$WORK"
 # One certificate for localhost, served by both nodes: a client sent on by <see-other-host/> checks the same one.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+bench_cert "$WORK"
 
 PGPORT=$(free_port)
 mkdir "$WORK/pg"

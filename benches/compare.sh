@@ -18,6 +18,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/benches/lib.sh"
 LOGIN_USERS=${LOGIN_USERS:-5000}
 CHAT_USERS=${CHAT_USERS:-2000}
 CHAT_RATE=${CHAT_RATE:-20000}
@@ -124,10 +125,6 @@ wait_port() {
     die "$what did not listen on 127.0.0.1:$port within 60 s"
 }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # --- install --------------------------------------------------------------------------------------------------
 need=()
 command -v prosody >/dev/null || need+=(prosody)
@@ -164,9 +161,7 @@ else
     WORK=$(mktemp -d /tmp/presence-bench.XXXXXX)
 fi
 chmod 755 "$WORK"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+bench_cert "$WORK"
 cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/combined.pem"
 chmod 644 "$WORK"/*.pem
 : >"$JSONL.tmp"
@@ -181,25 +176,7 @@ presenced_setup() {
     mkdir -p "$d"
     PORT=$(free_port)
     cat >"$d/presenced.toml" <<EOF
-domain = "localhost"
-data_dir = "$d/data"
-
-[xmpp]
-c2s_bind = "127.0.0.1:$PORT"
-c2s_tls_bind = "off"
-tls_cert = "$WORK/cert.pem"
-tls_key = "$WORK/key.pem"
-
-[sip]
-bind = "127.0.0.1:$(free_port)"
-tls_bind = "off"
-
-[http]
-bind = "127.0.0.1:$(free_port)"
-
-# No federation in the benchmark (and nothing on all interfaces).
-[s2s]
-bind = "off"
+$(presenced_listeners "$d/data" "$PORT" "$WORK")
 
 # Every load client connects from 127.0.0.1: the per-address connection cap (meant for one host or NAT) is off,
 # as Prosody and ejabberd have none. The per-connection inbound rate stays at its default.

@@ -22,6 +22,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/benches/lib.sh"
 # Each size runs at each of its rates (messages/s per room), every run on a freshly started server. The defaults
 # offer 1,000 deliveries/s (every server keeps up: latency and CPU per delivery compare like with like) and
 # 40,000 deliveries/s (more than Prosody and ejabberd deliver on this machine: their ceiling).
@@ -133,10 +134,6 @@ wait_port() {
     return 1
 }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # --- install --------------------------------------------------------------------------------------------------
 need=()
 command -v prosody >/dev/null || need+=(prosody)
@@ -173,9 +170,7 @@ else
     WORK=$(mktemp -d /tmp/presence-muc.XXXXXX)
 fi
 chmod 755 "$WORK"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+bench_cert "$WORK"
 cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/combined.pem"
 chmod 644 "$WORK"/*.pem
 : >"$JSONL.tmp"
@@ -192,25 +187,7 @@ presenced_setup() {
     # The MUC service is at conference.localhost by default; PRESENCED_MUC adds settings to [muc] (say, limits
     # once they exist). A presenced without MUC rejects the section and does not start: that is recorded.
     cat >"$d/presenced.toml" <<EOC
-domain = "localhost"
-data_dir = "$d/data"
-
-[xmpp]
-c2s_bind = "127.0.0.1:$PORT"
-c2s_tls_bind = "off"
-tls_cert = "$WORK/cert.pem"
-tls_key = "$WORK/key.pem"
-
-[sip]
-bind = "127.0.0.1:$(free_port)"
-tls_bind = "off"
-
-[http]
-bind = "127.0.0.1:$(free_port)"
-
-# No federation in the benchmark (and nothing on all interfaces).
-[s2s]
-bind = "off"
+$(presenced_listeners "$d/data" "$PORT" "$WORK")
 
 # Every load client connects from 127.0.0.1: the per-address connection cap is off, as Prosody and ejabberd have
 # none.

@@ -15,6 +15,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/benches/lib.sh"
 SHARDS_LIST=${SHARDS_LIST:-"1 2"}
 CHAT_USERS=${CHAT_USERS:-2000}
 CHAT_RATE=${CHAT_RATE:-20000}
@@ -44,31 +45,11 @@ TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 BIN=$TARGET/release/presenced
 LOAD=$TARGET/release/xmpp_load
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bench_cert "$WORK"
 
 PORT=$(free_port)
 cat >"$WORK/presenced.toml" <<EOF
-domain = "localhost"
-data_dir = "$WORK/data"
-
-[xmpp]
-c2s_bind = "127.0.0.1:$PORT"
-c2s_tls_bind = "off"
-tls_cert = "$WORK/cert.pem"
-tls_key = "$WORK/key.pem"
-
-[sip]
-bind = "127.0.0.1:$(free_port)"
-tls_bind = "off"
-
-[http]
-bind = "127.0.0.1:$(free_port)"
-
-[s2s]
-bind = "off"
+$(presenced_listeners "$WORK/data" "$PORT" "$WORK")
 
 [limits]
 max_contacts = 0
