@@ -200,7 +200,9 @@ struct Pending {
 pub struct SessionCaps {
     /// The caps of the last available presence: resolved, or being asked about.
     current: Option<Offer>,
-    pending: Option<Pending>,
+    /// Boxed: a query is outstanding only for a moment after a new offer, and inline every session's state
+    /// kept 112 bytes for it (issue 17).
+    pending: Option<Box<Pending>>,
     queries: u64,
 }
 
@@ -248,11 +250,11 @@ impl SessionCaps {
                 Element::new(NS_DISCO_INFO, "query")
                     .with_attr("node", format!("{}#{}", offer.node, offer.ver)),
             );
-        self.pending = Some(Pending {
+        self.pending = Some(Box::new(Pending {
             id,
             offer,
             sent: now,
-        });
+        }));
         Step::Query(query)
     }
 

@@ -303,11 +303,7 @@ fn write_delivery<T: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Writes a stanza the shell itself makes (a reply, a ping), counted like any other.
-fn write_own<T: AsyncRead + AsyncWrite + Unpin>(
-    wire: &mut Wire<T>,
-    el: Element,
-    sm: &mut Option<sm::Counters>,
-) {
+fn write_own<T: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wire<T>, el: Element, sm: &mut Managed) {
     let o = el.into();
     wire.queue(&o);
     if let Some(c) = sm.as_mut() {
@@ -315,13 +311,16 @@ fn write_own<T: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// A stream's XEP-0198 counters once the client enabled stream management.
+type Managed = Option<Box<sm::Counters>>;
+
 /// What writing to the client needs.
 struct Outbound<'a> {
     jid: &'a FullJid,
     domain: &'a str,
     pushes: &'a mut u64,
     metrics: &'a runtime::Metrics,
-    sm: &'a mut Option<sm::Counters>,
+    sm: &'a mut Managed,
 }
 
 /// XEP-0352's namespace.
@@ -351,7 +350,8 @@ async fn established<S, T>(
         .await
         .ok()
         .flatten();
-    let mut sm: Option<sm::Counters> = None;
+    // Boxed, like the other state only some sessions have: inline, every session's state kept room for it.
+    let mut sm: Managed = None;
     let mut claims: Option<tokio::sync::mpsc::Receiver<sm::Claim>> = None;
     let mut pushes = 0u64;
     let mut csi = Csi::new(shared.csi_max_queued);
@@ -379,7 +379,7 @@ async fn established<S, T>(
             for o in counters.resend() {
                 wire.queue(o);
             }
-            sm = Some(counters);
+            sm = Some(Box::new(counters));
             let mut out = Outbound {
                 jid: &jid,
                 domain,
@@ -395,7 +395,7 @@ async fn established<S, T>(
                     session,
                     jid,
                     rx,
-                    counters: sm.take().expect("set above"),
+                    counters: *sm.take().expect("set above"),
                     pending: Default::default(),
                 };
                 let detach = detach_of(shared);
@@ -416,8 +416,10 @@ async fn established<S, T>(
         features: &shared.features,
     };
     let mut bucket = TokenBucket::new(shared.rate, Instant::now());
-    // While the client is over its inbound rate, reading pauses until then (deliveries keep flowing).
-    let mut paused_until: Option<Instant> = None;
+    // While the client is over its inbound rate, reading pauses until this timer fires (deliveries keep
+    // flowing). Boxed and made only when a client goes over: inline, every idle session kept room for a timer
+    // it almost never arms (issue 17).
+    let mut paused: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut live = Liveness::new(
         shared.ping_interval,
         shared.ping_timeout,
@@ -428,7 +430,7 @@ async fn established<S, T>(
     let end = loop {
         let read_from = wire.bytes_read();
         tokio::select! {
-            read = live.next(&mut wire), if paused_until.is_none() => {
+            read = live.next(&mut wire), if paused.is_none() => {
                 // Handled in a boxed block: its many paths (and their awaits) would otherwise all keep room in
                 // the state every idle session holds (see `boxed!`).
                 let flow = boxed!(async {
@@ -436,7 +438,7 @@ async fn established<S, T>(
                     let pause = bucket.charge(Instant::now(), usize::try_from(spent).unwrap_or(usize::MAX));
                     if !pause.is_zero() {
                         metrics.rate_limited(Protocol::Xmpp);
-                        paused_until = Some(Instant::now() + pause);
+                        paused = Some(Box::pin(tokio::time::sleep(pause)));
                     }
                     // Ping answers are stanzas the client sent: they count as handled (XEP-0198).
                     let swallowed = std::mem::take(&mut live.swallowed);
@@ -578,7 +580,7 @@ async fn established<S, T>(
                                         id
                                     });
                                     wire.queue(&sm::enabled(id.as_deref(), shared.sm_resume_timeout).into());
-                                    sm = Some(sm::Counters::new(id));
+                                    sm = Some(Box::new(sm::Counters::new(id)));
                                 }
                                 Some(Nonza::SmEnable { .. }) => wire.queue(&sm::failed("unexpected-request").into()),
                                 Some(Nonza::SmRequest) => match &sm {
@@ -627,7 +629,7 @@ async fn established<S, T>(
                     break end;
                 }
             }
-            _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
+            () = paused_for(&mut paused), if paused.is_some() => paused = None,
             Some(claim) = next_claim(&mut claims) => {
                 // The client came back on another connection before this one was found dead.
                 debug!(parent: span, "session resumed on another connection");
@@ -711,7 +713,7 @@ async fn established<S, T>(
         jid,
         rx,
         pending: csi.take().into(),
-        counters,
+        counters: *counters,
     };
     let detach = detach_of(shared);
     match (end, parked.counters.id.clone(), claims) {
@@ -809,9 +811,10 @@ async fn fail_bounded<T: AsyncRead + AsyncWrite + Unpin>(
     let _ = tokio::time::timeout(Duration::from_secs(2), failing).await;
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
+/// Waits out a pause of reading, or forever when there is none.
+async fn paused_for(paused: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match paused {
+        Some(sleep) => sleep.as_mut().await,
         None => std::future::pending().await,
     }
 }
