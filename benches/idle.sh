@@ -14,6 +14,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/benches/lib.sh"
 USERS=${USERS:-10000}
 ROSTER_USERS=${ROSTER_USERS:-500}
 ROSTER=${ROSTER:-200}
@@ -48,33 +49,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+bench_cert "$WORK"
 PORT=$(free_port)
 cat >"$WORK/presenced.toml" <<EOF
-domain = "localhost"
-data_dir = "$WORK/data"
-
-[xmpp]
-c2s_bind = "127.0.0.1:$PORT"
-c2s_tls_bind = "off"
-tls_cert = "$WORK/cert.pem"
-tls_key = "$WORK/key.pem"
-
-[sip]
-bind = "127.0.0.1:$(free_port)"
-tls_bind = "off"
-
-[http]
-bind = "127.0.0.1:$(free_port)"
-
-[s2s]
-bind = "off"
+$(presenced_listeners "$WORK/data" "$PORT" "$WORK")
 
 [log]
 level = "warn"
