@@ -18,7 +18,7 @@ use presence_core::time::Timestamp;
 use presence_core::{BareJid, Engine, EngineConfig, Input, SessionId};
 
 mod common;
-use common::shards::{next, on_different_shards, strangers, user};
+use common::shards::{next, on_different_shards, sign_in, strangers, user};
 
 const SHARDS: usize = 4;
 const SERVICE: &str = "conference.example.com";
@@ -60,20 +60,7 @@ struct Client {
 
 impl Client {
     async fn sign_in(hub: &Handle, i: usize) -> Client {
-        let session = hub.new_session();
-        let (sink, mut rx) = runtime::session_channel(4096, 1 << 24);
-        hub.attach(session, sink).expect("attached");
-        hub.submit(Input::OpenSession {
-            session,
-            user: user(i),
-            resource: Some("r".into()),
-        })
-        .expect("queued");
-        loop {
-            if let ToSession::Bound(_) = next(&mut rx).await {
-                break;
-            }
-        }
+        let (session, rx) = sign_in(hub, i).await;
         Client { session, rx }
     }
 

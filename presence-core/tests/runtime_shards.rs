@@ -22,7 +22,7 @@ use presence_core::{Engine, EngineConfig, Input, Jid, SessionId};
 use proptest::prelude::*;
 
 mod common;
-use common::shards::{next, on_different_shards, strangers, user};
+use common::shards::{next, on_different_shards, sign_in, strangers, user};
 
 const USERS: usize = 6;
 
@@ -153,16 +153,7 @@ impl Client {
 async fn sign_in_all(hub: &Handle, users: usize) -> Vec<Client> {
     let mut clients = Vec::new();
     for i in 0..users {
-        let session = hub.new_session();
-        let (sink, mut rx) = runtime::session_channel(4096, 1 << 24);
-        hub.attach(session, sink).expect("attached");
-        hub.submit(Input::OpenSession {
-            session,
-            user: user(i),
-            resource: Some("r".into()),
-        })
-        .expect("queued");
-        assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+        let (session, rx) = sign_in(hub, i).await;
         clients.push(Client {
             session,
             rx,
@@ -313,16 +304,7 @@ async fn next_report(
 
 /// Signs `b` in with the status "here": its session, open while its receiver lives.
 async fn sign_in_here(hub: &Handle, b: usize) -> (SessionId, SessionReceiver) {
-    let session = hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(64, 1 << 20);
-    hub.attach(session, sink).expect("attached");
-    hub.submit(Input::OpenSession {
-        session,
-        user: user(b),
-        resource: Some("r".into()),
-    })
-    .expect("queued");
-    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    let (session, rx) = sign_in(hub, b).await;
     hub.submit(presence(session, None, Some("here".into())))
         .expect("queued");
     (session, rx)
@@ -364,16 +346,7 @@ async fn a_flush_after_a_message_to_another_shard_comes_once_that_shard_has_stor
     let rt = start(store.clone(), 4);
     let hub = rt.handle();
     let (a, b) = on_different_shards(USERS, 4);
-    let session = hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(4096, 1 << 24);
-    hub.attach(session, sink).expect("attached");
-    hub.submit(Input::OpenSession {
-        session,
-        user: user(a),
-        resource: Some("r".into()),
-    })
-    .expect("queued");
-    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    let (session, mut rx) = sign_in(&hub, a).await;
     // b is offline: the message is held by b's shard, which must have committed it before the flush answers.
     for token in 1..=20u64 {
         let to_bare = Input::Message {
@@ -606,16 +579,7 @@ async fn a_message_another_shard_could_not_store_bounces_to_its_sender_and_the_f
     let rt = start_with(failing.clone(), 4, config);
     let hub = rt.handle();
     let (a, b) = on_different_shards(USERS, 4);
-    let session = hub.new_session();
-    let (sink, mut rx) = runtime::session_channel(4096, 1 << 24);
-    hub.attach(session, sink).expect("attached");
-    hub.submit(Input::OpenSession {
-        session,
-        user: user(a),
-        resource: Some("r".into()),
-    })
-    .expect("queued");
-    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    let (session, mut rx) = sign_in(&hub, a).await;
     failing.fail.store(true, Ordering::SeqCst);
     let to_offline = Input::Message {
         session,

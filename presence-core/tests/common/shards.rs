@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use presence_core::BareJid;
 use presence_core::cluster::shard_of;
-use presence_core::runtime::{SessionReceiver, ToSession};
+use presence_core::runtime::{self, Handle, SessionReceiver, ToSession};
 use presence_core::store::{Account, AccountStore, MemoryStore};
+use presence_core::{BareJid, Input, SessionId};
 
 pub fn user(i: usize) -> BareJid {
     BareJid::new(&format!("u{i}@example.com")).expect("valid address")
@@ -42,4 +42,19 @@ pub async fn next(rx: &mut SessionReceiver) -> ToSession {
         .await
         .expect("the runtime answers within 10 s")
         .expect("the channel is open")
+}
+
+/// Signs user `i` in with resource `r` on `hub`; returns once the session is bound.
+pub async fn sign_in(hub: &Handle, i: usize) -> (SessionId, SessionReceiver) {
+    let session = hub.new_session();
+    let (sink, mut rx) = runtime::session_channel(4096, 1 << 24);
+    hub.attach(session, sink).expect("attached");
+    hub.submit(Input::OpenSession {
+        session,
+        user: user(i),
+        resource: Some("r".into()),
+    })
+    .expect("queued");
+    assert!(matches!(next(&mut rx).await, ToSession::Bound(_)));
+    (session, rx)
 }
