@@ -257,6 +257,35 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         self.end_frame();
     }
 
+    /// Appends a client stanza that `render` writes straight to bytes (see `translate::render`), telling it
+    /// whether the stanza must declare `jabber:client` itself (a framed stream's standalone documents do).
+    /// `None`, with nothing written, on a stream whose content namespace is another (a server's or a
+    /// component's): render through an element there. Otherwise what `render` says: whether it wrote.
+    pub fn queue_client(
+        &mut self,
+        render: impl FnOnce(&mut Vec<u8>, bool) -> bool,
+    ) -> Option<bool> {
+        let framed = self.is_framed();
+        let writer = self.writer.get_or_insert_with(|| {
+            if framed {
+                StreamWriter::framed()
+            } else {
+                StreamWriter::new(&StreamHeader::new(ns::CLIENT))
+            }
+        });
+        if !framed && writer.content_ns() != ns::CLIENT {
+            return None;
+        }
+        if self.out.capacity() == 0 {
+            self.out.reserve(OUT_START);
+        }
+        let wrote = render(&mut self.out, framed);
+        if wrote {
+            self.end_frame();
+        }
+        Some(wrote)
+    }
+
     /// Writes whatever was queued.
     pub async fn flush_out(&mut self) -> std::io::Result<()> {
         match self.frames.as_mut() {

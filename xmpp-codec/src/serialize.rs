@@ -149,6 +149,11 @@ impl StreamWriter {
         }
     }
 
+    /// The stream's content namespace, which top-level elements in it need not declare (empty when framed).
+    pub fn content_ns(&self) -> &str {
+        &self.default_ns
+    }
+
     /// Appends a stanza; its `xmlns` is omitted when it equals the stream's content namespace.
     pub fn write_stanza(&self, stanza: &Stanza, out: &mut Vec<u8>) {
         self.write_element(stanza.element(), out);

@@ -286,6 +286,23 @@ fn write_delivery<T: AsyncRead + AsyncWrite + Unpin>(
     stanza: CoreStanza,
     out: &mut Outbound<'_>,
 ) {
+    // Presence, most of what a busy server writes, goes straight to bytes (see `translate::render`); with
+    // stream management on, each stanza is also kept as an element until acknowledged, so it takes the
+    // element path there.
+    if out.sm.is_none()
+        && let CoreStanza::Presence { from, kind, .. } = &stanza
+    {
+        match wire
+            .queue_client(|buf, xmlns| translate::render::presence(from, out.jid, kind, xmlns, buf))
+        {
+            Some(true) => {
+                out.metrics.stanza_out(StanzaKind::Presence);
+                return;
+            }
+            Some(false) => return,
+            None => {}
+        }
+    }
     let message = out.sm.as_ref().and_then(|_| sm::message_of(&stanza));
     let pushes = &mut *out.pushes;
     if let Some(o) = translate::to_client(stanza, out.jid, out.domain, || {
@@ -299,6 +316,24 @@ fn write_delivery<T: AsyncRead + AsyncWrite + Unpin>(
         if let Some(c) = out.sm.as_mut() {
             c.sent(o, message);
         }
+    }
+}
+
+/// Writes one engine delivery, or holds it back while the client is inactive (XEP-0352).
+fn deliver<T: AsyncRead + AsyncWrite + Unpin>(
+    csi: &mut Csi,
+    wire: &mut Wire<T>,
+    stanza: CoreStanza,
+    out: &mut Outbound<'_>,
+) {
+    // An active client holds nothing back: written straight, without the list `Csi::deliver` returns (an
+    // allocation per delivery).
+    if !csi.is_inactive() {
+        write_delivery(wire, stanza, out);
+        return;
+    }
+    for stanza in csi.deliver(stanza) {
+        write_delivery(wire, stanza, out);
     }
 }
 
@@ -651,9 +686,7 @@ async fn established<S, T>(
                             if let Some(read) = crate::archive::room_read(&stanza) {
                                 room_reads.push(read);
                             } else {
-                                for stanza in csi.deliver(stanza) {
-                                    write_delivery(&mut wire, stanza, &mut out);
-                                }
+                                deliver(&mut csi, &mut wire, stanza, &mut out);
                             }
                             match rx.try_recv() {
                                 Some(ToSession::Stanza(s)) => next = Some(s),

@@ -3,6 +3,7 @@
 pub mod features;
 pub mod inbound;
 pub(crate) mod presence;
+pub(crate) mod render;
 mod stamp;
 
 use presence_core::compose::Show;
