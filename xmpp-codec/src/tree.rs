@@ -292,6 +292,7 @@ pub(crate) fn read_start_tag(
     if qname.is_empty() {
         return Err(syntax("start tag without a name"));
     }
+    check_name(slice(src, qname.clone(), offset)?, offset)?;
     loop {
         let after_ws = skip_ws(i);
         let spaced = after_ws > i;
@@ -322,6 +323,17 @@ pub(crate) fn read_start_tag(
             return Err(syntax("attribute without a name"));
         }
         let key = i..key_end;
+        // Names must be unique as written (namespace declarations too); `push_attr` also refuses two
+        // prefixes that resolve to the same expanded name.
+        if attrs.iter().any(|(k, _)| b[k.clone()] == b[key.clone()]) {
+            return Err(StreamError::Syntax {
+                offset,
+                reason: format!(
+                    "attribute `{}` appears twice",
+                    String::from_utf8_lossy(&b[key])
+                ),
+            });
+        }
         i = skip_ws(key_end);
         if b.get(i) != Some(&b'=') {
             return Err(syntax("attribute without `=` and a value"));
@@ -441,8 +453,8 @@ impl<'s, 'c> TreeBuilder<'s, 'c> {
                 self.bindings.push((prefix, value));
             }
         }
+        // `read_start_tag` checked the name.
         let qname = slice(src, tag.qname.clone(), offset)?;
-        check_name(qname, offset)?;
         let (prefix, local) = split_qname(qname);
         let ns = match prefix {
             Some(p) => Name::new(self.resolve_prefix(p)?),
@@ -779,6 +791,9 @@ mod tests {
     fn malformed_markup_is_refused() {
         for bad in [
             "<a x='1'y='2'/>",
+            "<a x='1' x='1'/>",
+            "<a xmlns:p='u' xmlns:p='u'/>",
+            "<a xmlns='u' xmlns='u'/>",
             "<a x/>",
             "<a x=1/>",
             "<a x='1/>",
