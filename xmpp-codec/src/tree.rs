@@ -217,7 +217,7 @@ fn resolve_reference<'t>(
     })
 }
 
-/// Buffers a stream's tree builders reuse, so building a stanza does not allocate them afresh.
+/// Buffers the tree builders of one thread reuse, so building a stanza does not allocate them afresh.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Scratch {
     /// Joins text that references or CDATA sections split into pieces.
