@@ -5,7 +5,7 @@ use quick_xml::events::Event;
 
 use crate::error::StreamError;
 use crate::ns;
-use crate::tree::{NsContext, TreeBuilder};
+use crate::tree::{NsContext, TreeBuilder, read_start_tag};
 
 /// The attributes and namespace bindings of a stream header (RFC 6120 §4.7).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,16 +55,17 @@ pub(crate) fn parse_header(
     tag: &str,
     offset: u64,
 ) -> Result<(StreamHeader, OpenStream), StreamError> {
-    let syntax = |reason: String| StreamError::Syntax { offset, reason };
-    let mut reader = Reader::from_str(tag);
-    let start = match reader.read_event() {
-        Ok(Event::Start(s)) | Ok(Event::Empty(s)) => s,
-        Ok(other) => return Err(syntax(format!("expected a start tag, found {other:?}"))),
-        Err(e) => return Err(syntax(e.to_string())),
-    };
+    let mut spans = Vec::new();
+    let start = read_start_tag(tag, 0, &mut spans, offset)?;
+    if start.end != tag.len() {
+        return Err(StreamError::Syntax {
+            offset,
+            reason: "content after the stream header's start tag".into(),
+        });
+    }
     let empty = NsContext::default();
     let mut builder = TreeBuilder::new(&empty, offset);
-    let el = builder.open(tag, &start)?;
+    let el = builder.open(tag, &start, &spans)?;
     let ctx = builder.into_context();
     if el.name != "stream" {
         return Err(StreamError::NotAStreamHeader {
@@ -81,7 +82,7 @@ pub(crate) fn parse_header(
             found: ctx.default_ns.into(),
         });
     }
-    let qname = String::from_utf8_lossy(start.name().into_inner()).into_owned();
+    let qname = tag.get(start.qname).unwrap_or_default().to_owned();
     let attr = |name: &str| el.attr(name).map(str::to_owned);
     let header = StreamHeader {
         to: attr("to"),

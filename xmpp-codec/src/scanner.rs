@@ -127,6 +127,13 @@ impl Scanner {
         }
     }
 
+    /// Frees the open-element list while no item is in progress, so an idle stream holds no capacity.
+    pub(crate) fn release(&mut self) {
+        if self.open.is_empty() {
+            self.open = Vec::new();
+        }
+    }
+
     /// Whether the stream close tag has been seen.
     pub(crate) fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
