@@ -219,19 +219,30 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         self.flush_out().await
     }
 
-    /// Adds an element to the output without flushing.
-    pub fn queue(&mut self, o: &Outgoing) {
-        let framed = self.is_framed();
-        let writer = self.writer.get_or_insert_with(|| {
+    /// The stream's writer (made on first use: framed, or a `jabber:client` stream), with the output buffer
+    /// given its starting capacity when it has none.
+    /// Takes the two fields rather than `self`, so the caller can write into `out` with the writer it returns.
+    fn writer_for_output<'a>(
+        writer: &'a mut Option<StreamWriter>,
+        out: &mut Vec<u8>,
+        framed: bool,
+    ) -> &'a mut StreamWriter {
+        if out.capacity() == 0 {
+            out.reserve(OUT_START);
+        }
+        writer.get_or_insert_with(|| {
             if framed {
                 StreamWriter::framed()
             } else {
                 StreamWriter::new(&StreamHeader::new(ns::CLIENT))
             }
-        });
-        if self.out.capacity() == 0 {
-            self.out.reserve(OUT_START);
-        }
+        })
+    }
+
+    /// Adds an element to the output without flushing.
+    pub fn queue(&mut self, o: &Outgoing) {
+        let framed = self.is_framed();
+        let writer = Self::writer_for_output(&mut self.writer, &mut self.out, framed);
         let start = self.out.len();
         writer.write_element(&o.element, &mut self.out);
         if o.raw_children.is_empty() {
@@ -266,18 +277,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
         render: impl FnOnce(&mut Vec<u8>, bool) -> bool,
     ) -> Option<bool> {
         let framed = self.is_framed();
-        let writer = self.writer.get_or_insert_with(|| {
-            if framed {
-                StreamWriter::framed()
-            } else {
-                StreamWriter::new(&StreamHeader::new(ns::CLIENT))
-            }
-        });
+        let writer = Self::writer_for_output(&mut self.writer, &mut self.out, framed);
         if !framed && writer.content_ns() != ns::CLIENT {
             return None;
-        }
-        if self.out.capacity() == 0 {
-            self.out.reserve(OUT_START);
         }
         let wrote = render(&mut self.out, framed);
         if wrote {

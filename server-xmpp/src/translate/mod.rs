@@ -186,14 +186,7 @@ pub(crate) fn addressed(stanza: CoreStanza, to: &str, domain: &str) -> Option<Ou
             match kind {
                 PresenceKind::Available(v) => {
                     let mut el = el;
-                    let show = match v.show {
-                        Show::Available => None,
-                        Show::Chat => Some("chat"),
-                        Show::Away => Some("away"),
-                        Show::Xa => Some("xa"),
-                        Show::Dnd => Some("dnd"),
-                    };
-                    if let Some(s) = show {
+                    if let Some(s) = show_text(v.show) {
                         el = el.with_child(Element::new(ns::CLIENT, "show").with_text(s));
                     }
                     if let Some(s) = &v.status {
@@ -380,6 +373,17 @@ pub const NS_STANZA_ID: &str = "urn:xmpp:sid:0";
 
 fn jid_str(j: &Jid) -> String {
     j.to_string()
+}
+
+/// The `<show/>` text of a show value (RFC 6121 §4.7.2.1); none for plain available.
+pub(crate) fn show_text(show: Show) -> Option<&'static str> {
+    match show {
+        Show::Available => None,
+        Show::Chat => Some("chat"),
+        Show::Away => Some("away"),
+        Show::Xa => Some("xa"),
+        Show::Dnd => Some("dnd"),
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //!
 //! [`Element`]: xmpp_codec::Element
 
-use presence_core::compose::Show;
 use presence_core::stanza::{PresenceKind, PresenceView};
 use presence_core::{FullJid, Jid};
 use xmpp_codec::{escape_attr, escape_text};
@@ -63,13 +62,7 @@ fn full(j: &FullJid, out: &mut Vec<u8>) {
 
 /// The rest of an available presence, from just after its last attribute.
 fn available(v: &PresenceView, out: &mut Vec<u8>) {
-    let show = match v.show {
-        Show::Available => None,
-        Show::Chat => Some("chat"),
-        Show::Away => Some("away"),
-        Show::Xa => Some("xa"),
-        Show::Dnd => Some("dnd"),
-    };
+    let show = super::show_text(v.show);
     if show.is_none()
         && v.status.is_none()
         && v.priority == 0
@@ -128,7 +121,7 @@ fn text_child(name: &str, text: &str, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use presence_core::compose::PresenceState;
+    use presence_core::compose::{PresenceState, Show};
     use presence_core::feature::avatar::{AvatarHash, PhotoUpdate};
     use xmpp_codec::{StreamHeader, StreamWriter, ns};
 
