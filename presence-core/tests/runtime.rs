@@ -27,6 +27,8 @@ struct FaultyStore {
     fail_loads: AtomicBool,
     fail_commits: AtomicBool,
     commits: AtomicUsize,
+    /// The name of the thread each successful commit ran on, in order.
+    commit_threads: Mutex<Vec<String>>,
     gate: Gate,
 }
 
@@ -72,6 +74,8 @@ impl Layer for FaultyStore {
             return Err(injected());
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
+        let thread = std::thread::current().name().unwrap_or("").to_owned();
+        self.commit_threads.lock().unwrap().push(thread);
         self.inner.apply(writes)
     }
 
@@ -727,4 +731,94 @@ async fn a_node_answers_room_requests_it_cannot_carry_and_reads_rooms_it_takes_o
         "{answer:?}"
     );
     rt.shutdown().await;
+}
+
+/// Submits `count` messages from `alice` to offline bob with `submit_here` from a thread named `service` (as the
+/// SIP service submits), pausing between them so the engine is idle for most; returns when all were submitted.
+fn submit_here_from_service_thread(hub: &Handle, alice: SessionId, ids: std::ops::Range<usize>) {
+    let hub = hub.clone();
+    std::thread::Builder::new()
+        .name("service".into())
+        .spawn(move || {
+            for i in ids {
+                hub.submit_here(say(alice, "bob@example.com", &format!("m{i}"), "hello"))
+                    .expect("taken");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+        .expect("thread starts")
+        .join()
+        .expect("the submitting thread ends");
+}
+
+fn offline_ids(store: &FaultyStore) -> Vec<String> {
+    store
+        .offline(&jid("bob@example.com"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.message.id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_here_runs_an_idle_engine_on_the_calling_thread_in_order() {
+    let rig = rig(RuntimeConfig::default());
+    let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
+    rig.hub
+        .submit_and_flush(available(alice), alice, 1)
+        .unwrap();
+    assert!(flushed(&mut rx, 1).await);
+    submit_here_from_service_thread(&rig.hub, alice, 0..20);
+    // Everything submitted is handled (on one thread or the other) before a later flush is answered.
+    rig.hub
+        .submit_and_flush(available(alice), alice, 2)
+        .unwrap();
+    assert!(flushed(&mut rx, 2).await);
+    let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    assert_eq!(
+        offline_ids(&rig.store),
+        expected,
+        "none lost, none reordered"
+    );
+    let threads = rig.store.commit_threads.lock().unwrap().clone();
+    assert!(
+        threads.iter().any(|t| t == "service"),
+        "an idle engine took an input on the submitting thread: commits ran on {threads:?}"
+    );
+    rig.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_here_never_waits_for_a_busy_engine_nor_passes_what_it_queued() {
+    let rig = rig(RuntimeConfig::default());
+    let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
+    submit_here_from_service_thread(&rig.hub, alice, 0..3);
+    // The engine thread is kept inside a load: submit_here neither runs the engine nor waits for it.
+    rig.store.gate.close();
+    let (_carol, mut carol_rx) = open(&rig.hub, "carol@example.com", 8, 1 << 20);
+    while rig.store.gate.waiting.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = rig.store.commit_threads.lock().unwrap().len();
+    submit_here_from_service_thread(&rig.hub, alice, 3..6);
+    assert_eq!(
+        rig.store.commit_threads.lock().unwrap().len(),
+        before,
+        "nothing was committed while the engine was held"
+    );
+    rig.store.gate.open();
+    assert!(matches!(next(&mut carol_rx).await, ToSession::Bound(_)));
+    // Queued behind the load, then taken on the calling thread again once the engine is idle.
+    submit_here_from_service_thread(&rig.hub, alice, 6..9);
+    rig.hub
+        .submit_and_flush(available(alice), alice, 1)
+        .unwrap();
+    assert!(flushed(&mut rx, 1).await);
+    let expected: Vec<String> = (0..9).map(|i| format!("m{i}")).collect();
+    assert_eq!(
+        offline_ids(&rig.store),
+        expected,
+        "none lost, none reordered"
+    );
+    rig.runtime.shutdown().await;
 }

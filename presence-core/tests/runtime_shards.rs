@@ -287,7 +287,7 @@ fn watch(hub: &Handle, watch: u64, a: usize, b: usize) {
 
 /// The next report on `watch`, as text.
 async fn next_report(
-    watches: &mut tokio::sync::mpsc::Receiver<(presence_core::WatchId, presence_core::WatchState)>,
+    watches: &mut runtime::ServiceReceiver<(presence_core::WatchId, presence_core::WatchState)>,
     watch: u64,
 ) -> String {
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -488,7 +488,7 @@ async fn a_cross_shard_watch_the_target_asked_about_stays_pending_until_approved
 
 /// Takes every watch's reports into `reports` until `watch` reports something containing `text`.
 async fn reports_until(
-    watches: &mut tokio::sync::mpsc::Receiver<(presence_core::WatchId, presence_core::WatchState)>,
+    watches: &mut runtime::ServiceReceiver<(presence_core::WatchId, presence_core::WatchState)>,
     reports: &mut Vec<(u64, String)>,
     watch: u64,
     text: &str,
@@ -528,7 +528,7 @@ async fn an_unwatch_follows_its_watch_across_shards() {
     hub.submit(presence(b_session, None, Some("away now".into())))
         .expect("queued");
     reports_until(&mut watches, &mut reports, 2, "away now").await;
-    while let Ok((id, state)) = watches.try_recv() {
+    while let Some((id, state)) = watches.try_recv() {
         reports.push((id.0, format!("{state:?}")));
     }
     assert!(

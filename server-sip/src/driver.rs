@@ -199,7 +199,7 @@ impl<S: Store + Send + Sync + 'static> Driver<S> {
                     let _ = self.hub.attach_shared(session, self.deliveries_tx.clone());
                 }
                 Output::Submit(input) => {
-                    if let Err(e) = self.hub.submit(input) {
+                    if let Err(e) = self.hub.submit_here(input) {
                         tracing::warn!(error = %e, "an input from the SIP side was refused");
                     }
                 }

@@ -13,6 +13,9 @@
 //! Threads: the service (the core and its driver) runs on its own thread, because digest checks read the store
 //! and a store read must not hold up an I/O worker; the UDP socket is read on that thread too (a datagram wakes
 //! one thread, not a worker and then the service). TCP and TLS connections are read on the tokio I/O workers.
+//! The service hands its inputs to the engine with `Handle::submit_here`: when the engine has nothing queued, the
+//! service thread runs it for that input, so a PUBLISH's NOTIFYs come back without waking the engine's thread and
+//! then this one (PUBLISH→NOTIFY p99 at 1,000 PUBLISH/s 9.9 → 2.9 ms, benches/sip).
 #![forbid(unsafe_code)]
 
 pub mod caps;

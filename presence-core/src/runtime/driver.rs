@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hashbrown::HashMap;
+use parking_lot::Mutex;
 use tracing::{debug, error, warn};
 
 use super::cluster::{self, Cluster};
@@ -202,73 +203,87 @@ impl<S: Store> Driver<S> {
         })
     }
 
-    /// Runs until shutdown or until every handle is gone.
-    pub(crate) fn run(mut self, queue: &Queue, max_batch: usize) {
+    /// Runs until shutdown or until every handle is gone. The engine is held only while a batch is handled, so
+    /// that a service thread may take an input on its own thread while this one waits ([`Inline`]).
+    pub(crate) fn run(this: &Mutex<Self>, queue: &Queue, max_batch: usize) {
         let mut msgs = Vec::with_capacity(max_batch);
         loop {
-            // Sessions the runtime ended must reach the engine now, not whenever the next message arrives.
-            let wake = if self.to_close.is_empty() {
-                self.engine.poll_timeout()
-            } else {
-                Some(Instant::now())
-            };
-            let (popped, depth) = queue.pop(wake, max_batch, &mut msgs);
-            let depth = i64::try_from(depth).unwrap_or(i64::MAX);
-            self.metrics
-                .engine_queue
-                .inc_by(depth - std::mem::replace(&mut self.reported.queue_depth, depth));
-            let now = Instant::now();
-            let mut batch = Batch::default();
-            let mut stop = popped == Popped::Closed;
-            for msg in msgs.drain(..) {
-                match msg {
-                    Msg::Attach(session, sink) => {
-                        self.dir.sinks.insert(session, Sink::Own(sink));
-                    }
-                    Msg::AttachShared(session, sink) => {
-                        self.dir.sinks.insert(session, Sink::Shared(sink));
-                    }
-                    Msg::Watches(sink) => self.dir.watches = Some(sink),
-                    Msg::Flush(session, token) => batch.flushes.push((session, token)),
-                    Msg::Receipt(receipt) => batch.receipts.push(receipt),
-                    Msg::Relay { to, then, input } => batch.relays.push((to, then, input)),
-                    // Answered with the batch's own flushes: what the other shards sent before their receipts
-                    // (a bounce) is in this batch and goes out first.
-                    Msg::Joined(session, token, durable) => {
-                        batch.joined.push((session, token, durable))
-                    }
-                    Msg::Input(input) => {
-                        // The connection is gone: nothing more is delivered to it, whatever the engine says on
-                        // its way out.
-                        if let Input::CloseSession { session } = &input {
-                            self.dir.forget(*session);
-                        }
-                        self.engine.handle(now, input);
-                    }
-                    Msg::Shutdown => stop = true,
-                }
-            }
-            for session in std::mem::take(&mut self.to_close) {
-                self.engine.handle(now, Input::CloseSession { session });
-            }
-            if wake.is_some_and(|at| at <= now) {
-                self.engine.handle_timeout(now);
-            }
-            if stop {
-                // Occupants hear why they leave their rooms (332) before their sessions close.
-                self.engine.shutdown_rooms();
-            }
-            self.drain(&mut batch);
-            self.release(batch);
-            if stop {
-                if let Some(link) = self.shard.clone() {
-                    self.farewells(&link, queue);
+            let wake = this.lock().next_wake();
+            queue.wait(wake);
+            let mut driver = this.lock();
+            let (popped, depth) = queue.take(max_batch, &mut msgs);
+            if driver.step(&mut msgs, popped == Popped::Closed, depth) {
+                if let Some(link) = driver.shard.clone() {
+                    driver.farewells(&link, queue);
                 }
                 queue.close();
-                self.finish(queue);
+                driver.finish(queue);
                 return;
             }
         }
+    }
+
+    /// When the engine must next run without a message: its own deadline, or now when sessions the runtime
+    /// ended must still reach it.
+    fn next_wake(&mut self) -> Option<Instant> {
+        if self.to_close.is_empty() {
+            self.engine.poll_timeout()
+        } else {
+            Some(Instant::now())
+        }
+    }
+
+    /// Handles one batch of messages (`closed`: the queue closed behind them) and whatever timers are due,
+    /// commits, and lets out what the commits allow. Returns whether this was the last batch (shutdown).
+    fn step(&mut self, msgs: &mut Vec<Msg>, closed: bool, depth: usize) -> bool {
+        let depth = i64::try_from(depth).unwrap_or(i64::MAX);
+        self.metrics
+            .engine_queue
+            .inc_by(depth - std::mem::replace(&mut self.reported.queue_depth, depth));
+        let now = Instant::now();
+        let mut batch = Batch::default();
+        let mut stop = closed;
+        for msg in msgs.drain(..) {
+            match msg {
+                Msg::Attach(session, sink) => {
+                    self.dir.sinks.insert(session, Sink::Own(sink));
+                }
+                Msg::AttachShared(session, sink) => {
+                    self.dir.sinks.insert(session, Sink::Shared(sink));
+                }
+                Msg::Watches(sink) => self.dir.watches = Some(sink),
+                Msg::Flush(session, token) => batch.flushes.push((session, token)),
+                Msg::Receipt(receipt) => batch.receipts.push(receipt),
+                Msg::Relay { to, then, input } => batch.relays.push((to, then, input)),
+                // Answered with the batch's own flushes: what the other shards sent before their receipts
+                // (a bounce) is in this batch and goes out first.
+                Msg::Joined(session, token, durable) => {
+                    batch.joined.push((session, token, durable))
+                }
+                Msg::Input(input) => {
+                    // The connection is gone: nothing more is delivered to it, whatever the engine says on
+                    // its way out.
+                    if let Input::CloseSession { session } = &input {
+                        self.dir.forget(*session);
+                    }
+                    self.engine.handle(now, input);
+                }
+                Msg::Shutdown => stop = true,
+            }
+        }
+        for session in std::mem::take(&mut self.to_close) {
+            self.engine.handle(now, Input::CloseSession { session });
+        }
+        if self.engine.poll_timeout().is_some_and(|at| at <= now) {
+            self.engine.handle_timeout(now);
+        }
+        if stop {
+            // Occupants hear why they leave their rooms (332) before their sessions close.
+            self.engine.shutdown_rooms();
+        }
+        self.drain(&mut batch);
+        self.release(batch);
+        stop
     }
 
     /// Carries out everything the engine asked for: loads at once (after committing what came before, which
@@ -700,7 +715,7 @@ impl<S: Store> Driver<S> {
     fn farewells(&mut self, link: &super::shards::ShardLink, queue: &Queue) {
         link.said_goodbye();
         let mut rest = Vec::new();
-        let _ = queue.pop(Some(Instant::now()), usize::MAX, &mut rest);
+        let _ = queue.take(usize::MAX, &mut rest);
         let now = Instant::now();
         let mut batch = Batch::default();
         for msg in rest {
@@ -727,13 +742,45 @@ impl<S: Store> Driver<S> {
     fn finish(&mut self, queue: &Queue) {
         // Anything queued after the shutdown message is not taken; only control messages can still be there.
         let mut rest = Vec::new();
-        let _ = queue.pop(Some(Instant::now()), usize::MAX, &mut rest);
+        let _ = queue.take(usize::MAX, &mut rest);
         let sessions: Vec<SessionId> = self.dir.sinks.keys().copied().collect();
         for session in sessions {
             self.deliver(session, ToSession::Closed(Ended::Shutdown));
         }
         self.dir.watches = None;
         debug!("engine stopped");
+    }
+}
+
+/// An engine that a service thread may run an input on, on its own thread, while the engine's thread has
+/// nothing to do: the input's effects (a SIP PUBLISH's NOTIFYs) then come back to the submitting thread without
+/// waking the engine's thread and then the submitter's again, two of the three thread wake-ups a PUBLISH cost.
+/// The submitting thread then also carries out the input's commit, so only a thread that may block on the store
+/// asks for this (never an I/O worker).
+pub(crate) trait Inline: Send + Sync {
+    /// Handles `input` on the calling thread when the engine is free and nothing is queued before it (so it
+    /// passes nothing submitted earlier); hands it back otherwise, to be queued.
+    // Handed back by value, as `Queue`'s pushes do: boxing it would allocate on every SIP PUBLISH's path.
+    #[allow(clippy::result_large_err)]
+    fn run_here(&self, queue: &Queue, input: Input) -> Result<(), Input>;
+}
+
+impl<S: Store + Send + Sync> Inline for Mutex<Driver<S>> {
+    #[allow(clippy::result_large_err)]
+    fn run_here(&self, queue: &Queue, input: Input) -> Result<(), Input> {
+        let Some(mut driver) = self.try_lock() else {
+            return Err(input);
+        };
+        // Checked while the engine is held: the engine thread takes messages only while it holds it, so what
+        // is queued now is what was submitted before this input and not yet handled.
+        if !queue.is_idle() {
+            return Err(input);
+        }
+        let mut msgs = vec![Msg::Input(input)];
+        driver.step(&mut msgs, false, 0);
+        // The engine's thread waits for a deadline it read before this ran.
+        queue.rearm(driver.next_wake());
+        Ok(())
     }
 }
 

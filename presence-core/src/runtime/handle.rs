@@ -1,10 +1,11 @@
 //! What a shell holds to reach the engine. No method blocks or awaits: work is queued or refused at once.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use super::admission::Admission;
 use super::cluster::{Cluster, Location};
+use super::driver::Inline;
 use super::metrics::Metrics;
 use super::queue::{Msg, Queue, SubmitError};
 use super::shards::{Dest, Router};
@@ -43,6 +44,8 @@ pub struct Handle {
     queue: Arc<Queue>,
     /// With several shards: which one each input goes to (see `shards.rs`).
     router: Option<Arc<Router>>,
+    /// Each shard's engine, to run an input on the submitting thread ([`Handle::submit_here`]).
+    inline: Arc<[Weak<dyn Inline>]>,
     _alive: Arc<Alive>,
     next_session: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
@@ -67,6 +70,7 @@ impl Handle {
     pub(crate) fn new(
         queue: Arc<Queue>,
         router: Option<Arc<Router>>,
+        inline: Vec<Weak<dyn Inline>>,
         metrics: Arc<Metrics>,
         admission: Arc<Admission>,
         cluster: Option<Arc<dyn Cluster>>,
@@ -81,6 +85,7 @@ impl Handle {
             domains,
             _alive: Arc::new(Alive(queues)),
             router,
+            inline: inline.into(),
             queue,
             next_session: Arc::new(AtomicU64::new(1)),
             metrics,
@@ -97,8 +102,21 @@ impl Handle {
     /// the engine runs; everything else is refused with [`SubmitError::Busy`] when the queue is at its bound,
     /// and handed back so the shell can answer it (the answer is only built then, never on the hot path).
     pub fn submit(&self, input: Input) -> Result<(), Rejected> {
+        self.submit_on(input, false)
+    }
+
+    /// As [`Handle::submit`], but when the engine that serves `input` has nothing queued and is not running,
+    /// the input is handled on the calling thread (and committed there: this may block on the store), and
+    /// what it emits is let out from here too, without waking the engine's thread. For a shell's own service
+    /// thread whose inputs mostly come back to it (the SIP service: a PUBLISH's NOTIFYs), never for an I/O
+    /// worker. Ordering is as with `submit`: nothing this thread submitted before is passed.
+    pub fn submit_here(&self, input: Input) -> Result<(), Rejected> {
+        self.submit_on(input, true)
+    }
+
+    fn submit_on(&self, input: Input, here: bool) -> Result<(), Rejected> {
         let Some(router) = &self.router else {
-            return self.submit_to(&self.queue, input);
+            return self.submit_to(0, &self.queue, input, here);
         };
         match router.dest(&input) {
             Dest::Nowhere => Ok(()),
@@ -110,10 +128,11 @@ impl Handle {
             }
             Dest::Shard(shard, before) => {
                 let queue = router.queue(shard);
+                let here = here && before.is_empty();
                 for msg in before {
                     let _ = queue.push_control(msg);
                 }
-                self.submit_to(queue, input)
+                self.submit_to(shard, queue, input, here)
             }
             Dest::Via { vias, shard, ask } => self.submit_via(router, vias, shard, ask, input),
         }
@@ -166,7 +185,21 @@ impl Handle {
         })
     }
 
-    fn submit_to(&self, queue: &Queue, input: Input) -> Result<(), Rejected> {
+    fn submit_to(
+        &self,
+        shard: usize,
+        queue: &Queue,
+        input: Input,
+        here: bool,
+    ) -> Result<(), Rejected> {
+        let engine = here.then(|| self.inline.get(shard).and_then(Weak::upgrade));
+        let input = match engine.flatten() {
+            Some(engine) => match engine.run_here(queue, input) {
+                Ok(()) => return Ok(()),
+                Err(input) => input,
+            },
+            None => input,
+        };
         let result = match input {
             Input::CloseSession { .. } | Input::Unwatch { .. } => {
                 queue.push_control(Msg::Input(input))

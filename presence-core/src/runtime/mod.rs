@@ -7,7 +7,9 @@
 //!   thread, never on the I/O workers; timers fire there too; or **one per shard** ([`spawn_sharded`],
 //!   [`RuntimeConfig::shards`]): users hashed over several engines, each with its own thread, queue and group
 //!   commit, stanzas between them routed as between the nodes of a cluster (see `shards.rs` for who owns
-//!   which input);
+//!   which input); a shell's own service thread may run an idle engine itself for its inputs
+//!   ([`Handle::submit_here`]: the engine is held by whichever thread runs it, one at a time, and the order of
+//!   what each thread submits is kept);
 //! - **group commit, failing closed**: everything queued when the engine wakes is one batch whose writes are
 //!   committed in one transaction before anything that depended on them goes out; when the commit fails, those
 //!   deliveries and acknowledgements become errors (see `driver.rs` for the exact rules), and a failed load
@@ -57,6 +59,7 @@ mod driver;
 mod handle;
 mod metrics;
 mod queue;
+mod service_channel;
 mod shards;
 pub mod sink;
 
@@ -70,13 +73,16 @@ pub use driver::undeliverable;
 pub use handle::{Handle, Rejected};
 pub use metrics::{Metrics, Protocol, Rejection, StanzaKind};
 pub use queue::SubmitError;
+pub use service_channel::ServiceReceiver;
 pub use shards::MAX_SHARDS;
 pub use sink::{
     Ended, SessionReceiver, SessionSink, SharedSink, ToSession, WatchSink, session_channel,
     shared_channel, watch_channel,
 };
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 
 use crate::Engine;
 use crate::store::{Store, StoreError};
@@ -185,19 +191,28 @@ pub fn spawn_with<S: Store + Send + Sync + 'static>(
     let metrics = Arc::new(Metrics::new());
     let admission = Admission::new(config.max_connections, config.max_connections_per_ip);
     let domains = Arc::new(domains::Domains::default());
+    let batch = config.batch.max(1);
+    let driver = Arc::new(Mutex::new(driver::Driver::new(
+        engine,
+        store,
+        metrics.clone(),
+        cluster.clone(),
+        domains.clone(),
+        compliance,
+        None,
+    )?));
     let handle = Handle::new(
         queue.clone(),
         None,
-        metrics.clone(),
+        vec![inline(&driver)],
+        metrics,
         admission,
-        cluster.clone(),
-        domains.clone(),
+        cluster,
+        domains,
     );
-    let batch = config.batch.max(1);
-    let driver = driver::Driver::new(engine, store, metrics, cluster, domains, compliance, None)?;
     let thread = std::thread::Builder::new()
         .name("presence-engine".into())
-        .spawn(move || driver.run(&queue, batch))?;
+        .spawn(move || driver::Driver::run(&driver, &queue, batch))?;
     Ok(Runtime {
         handle,
         threads: vec![thread],
@@ -235,25 +250,17 @@ pub fn spawn_sharded<S: Store + Send + Sync + 'static>(
     let siblings = shards::Siblings::new(queues.clone());
     let metrics = Arc::new(Metrics::new());
     let domains = Arc::new(domains::Domains::default());
-    let handle = Handle::new(
-        queues[0].clone(),
-        Some(Arc::new(shards::Router::new(siblings.clone()))),
-        metrics.clone(),
-        Admission::new(config.max_connections, config.max_connections_per_ip),
-        None,
-        domains.clone(),
-    );
     let batch = config.batch.max(1);
     let names = shards::names(count);
-    let mut threads = Vec::with_capacity(count);
-    for (i, queue) in queues.into_iter().enumerate() {
+    let mut drivers = Vec::with_capacity(count);
+    for (i, queue) in queues.iter().enumerate() {
         let link = Arc::new(shards::ShardLink::new(i, siblings.clone(), metrics.clone()));
         // First in its queue, so no room work reaches the engine before it knows which rooms are its.
         let _ = queue.push_control(queue::Msg::Input(crate::Input::RoomPlacement {
             nodes: names.clone(),
             served: vec![names[i].clone()],
         }));
-        let driver = driver::Driver::new(
+        drivers.push(Arc::new(Mutex::new(driver::Driver::new(
             engine(i).serving_shard(i, count),
             store.clone(),
             metrics.clone(),
@@ -261,10 +268,22 @@ pub fn spawn_sharded<S: Store + Send + Sync + 'static>(
             domains.clone(),
             hooks.compliance.clone(),
             Some(link),
-        )?;
+        )?)));
+    }
+    let handle = Handle::new(
+        queues[0].clone(),
+        Some(Arc::new(shards::Router::new(siblings.clone()))),
+        drivers.iter().map(inline).collect(),
+        metrics.clone(),
+        Admission::new(config.max_connections, config.max_connections_per_ip),
+        None,
+        domains.clone(),
+    );
+    let mut threads = Vec::with_capacity(count);
+    for (i, (queue, driver)) in queues.into_iter().zip(drivers).enumerate() {
         let thread = std::thread::Builder::new()
             .name(format!("presence-engine-{i}"))
-            .spawn(move || driver.run(&queue, batch));
+            .spawn(move || driver::Driver::run(&driver, &queue, batch));
         match thread {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -295,6 +314,15 @@ impl Runtime {
         })
         .await;
     }
+}
+
+/// How a handle reaches an engine to run an input on the submitting thread: weakly, so the engine ends with its
+/// thread whatever handles remain.
+fn inline<S: Store + Send + Sync + 'static>(
+    driver: &Arc<Mutex<driver::Driver<S>>>,
+) -> Weak<dyn driver::Inline> {
+    let strong: Arc<dyn driver::Inline> = driver.clone();
+    Arc::downgrade(&strong)
 }
 
 /// Runs a blocking store lookup off the I/O workers (SASL verifiers, digest secrets, account checks).

@@ -79,6 +79,10 @@ struct State {
     closed: bool,
     /// The engine thread is waiting for the condvar (only then is a wake-up worth a syscall).
     sleeping: bool,
+    /// Until when it waits (`None`: until a message comes).
+    sleeping_until: Option<Instant>,
+    /// The engine ran on another thread (see `driver::Inline`) and its next deadline must be looked at again.
+    rearm: bool,
 }
 
 pub(crate) struct Queue {
@@ -90,7 +94,7 @@ pub(crate) struct Queue {
 /// What [`Queue::pop`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Popped {
-    /// Messages were taken (or the deadline passed with none).
+    /// Messages were taken, or none were queued.
     Open,
     /// The queue is closed and empty.
     Closed,
@@ -104,6 +108,8 @@ impl Queue {
                 work: 0,
                 closed: false,
                 sleeping: false,
+                sleeping_until: None,
+                rearm: false,
             }),
             ready: Condvar::new(),
             capacity: capacity.max(1),
@@ -193,31 +199,58 @@ impl Queue {
         self.ready.notify_one();
     }
 
-    /// Takes up to `max` messages into `out`, waiting for the first until `deadline` (forever with `None`), and
-    /// past `max` any receipts right behind the last one taken: a receipt is answered with the outcome of the
-    /// batch it lands in, so it must land in the batch of what was pushed with it (`push_work`).
-    /// Returns the depth left behind with the outcome.
-    pub(crate) fn pop(
-        &self,
-        deadline: Option<Instant>,
-        max: usize,
-        out: &mut Vec<Msg>,
-    ) -> (Popped, usize) {
+    /// Whether nothing is queued and messages are still taken: the engine may then take an input on the
+    /// submitting thread without passing anything queued before it (see `driver::Inline`).
+    pub(crate) fn is_idle(&self) -> bool {
+        let st = self.state.lock();
+        st.items.is_empty() && !st.closed
+    }
+
+    /// The engine ran on another thread and its next deadline is now `at` (`None`: no deadline): the engine
+    /// thread looks at it again if it waits for a later one (or is about to wait).
+    pub(crate) fn rearm(&self, at: Option<Instant>) {
+        let Some(at) = at else { return };
         let mut st = self.state.lock();
-        while st.items.is_empty() {
-            if st.closed {
-                return (Popped::Closed, 0);
-            }
+        if st.sleeping && st.sleeping_until.is_some_and(|until| until <= at) {
+            return;
+        }
+        st.rearm = true;
+        self.wake(st);
+    }
+
+    /// Waits until a message is queued, the queue closes, `deadline` passes (never with `None`) or the
+    /// engine's deadline moved ([`Queue::rearm`]). Takes nothing: the engine thread takes the batch once it
+    /// holds the engine ([`Queue::take`]).
+    pub(crate) fn wait(&self, deadline: Option<Instant>) {
+        let mut st = self.state.lock();
+        while st.items.is_empty() && !st.closed && !st.rearm {
             st.sleeping = true;
+            st.sleeping_until = deadline;
             match deadline {
                 Some(at) => {
                     if self.ready.wait_until(&mut st, at).timed_out() {
                         st.sleeping = false;
-                        return (Popped::Open, st.work);
+                        break;
                     }
                 }
                 None => self.ready.wait(&mut st),
             }
+        }
+        st.rearm = false;
+    }
+
+    /// Takes up to `max` messages into `out` without waiting, and past `max` any receipts right behind the
+    /// last one taken: a receipt is answered with the outcome of the batch it lands in, so it must land in the
+    /// batch of what was pushed with it (`push_work`). Returns the depth left behind with the outcome.
+    pub(crate) fn take(&self, max: usize, out: &mut Vec<Msg>) -> (Popped, usize) {
+        let mut st = self.state.lock();
+        if st.items.is_empty() {
+            let popped = if st.closed {
+                Popped::Closed
+            } else {
+                Popped::Open
+            };
+            return (popped, st.work);
         }
         let mut n = st.items.len().min(max);
         while n < st.items.len() && matches!(st.items[n].0, Msg::Receipt(_)) {
@@ -240,6 +273,8 @@ impl Queue {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::Input;
 
@@ -259,12 +294,64 @@ mod tests {
         assert!(queue.push_work([tick()]).is_ok());
         let mut out = Vec::new();
         // A limit of two would end the batch between the second input and its receipt.
-        let (_, left) = queue.pop(None, 2, &mut out);
+        queue.wait(None);
+        let (_, left) = queue.take(2, &mut out);
         assert_eq!(out.len(), 3);
         assert!(matches!(out[2], Msg::Receipt(_)));
         assert_eq!(
             left, 1,
             "the input behind the receipt waits for the next batch"
         );
+    }
+
+    #[test]
+    fn a_deadline_moved_by_another_thread_ends_the_wait() {
+        let queue = Arc::new(Queue::new(16));
+        // Moved before the engine thread waits: it does not wait at all.
+        queue.rearm(Some(Instant::now()));
+        queue.wait(None);
+        // Moved while it waits for nothing: it wakes to look at the new deadline.
+        let waiter = {
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.wait(None))
+        };
+        while !queue.state.lock().sleeping {
+            std::thread::yield_now();
+        }
+        queue.rearm(Some(Instant::now()));
+        waiter.join().expect("the wait ends");
+    }
+
+    #[test]
+    fn a_later_deadline_does_not_wake_a_waiting_engine() {
+        let queue = Arc::new(Queue::new(16));
+        let soon = Instant::now() + std::time::Duration::from_millis(50);
+        let waiter = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                queue.wait(Some(soon));
+                Instant::now()
+            })
+        };
+        while !queue.state.lock().sleeping {
+            std::thread::yield_now();
+        }
+        queue.rearm(Some(soon + std::time::Duration::from_secs(60)));
+        assert!(!queue.state.lock().rearm, "nothing to look at again");
+        assert!(waiter.join().expect("the wait ends") >= soon);
+    }
+
+    #[test]
+    fn a_queue_with_messages_or_closed_is_not_idle() {
+        let queue = Queue::new(16);
+        assert!(queue.is_idle());
+        assert!(queue.push_work([tick()]).is_ok());
+        assert!(!queue.is_idle());
+        let mut out = Vec::new();
+        assert_eq!(queue.take(16, &mut out), (Popped::Open, 0));
+        assert!(queue.is_idle());
+        queue.close();
+        assert!(!queue.is_idle());
+        assert_eq!(queue.take(16, &mut out).0, Popped::Closed);
     }
 }

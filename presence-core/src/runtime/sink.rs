@@ -8,14 +8,17 @@
 //! - A sink shared by many sessions of one shell ([`shared_channel`], the SIP service) and the watch sink: these
 //!   are the shell's own task, not a remote client, so at the bound the engine thread waits for it (back-pressure
 //!   into the engine's input queue, which then refuses new work with a temporary error). The shell must never
-//!   wait on the engine in turn; [`super::Handle`]'s methods never block.
+//!   wait on the engine in turn; [`super::Handle`]'s methods never block. When the shell's thread runs the
+//!   engine itself ([`super::Handle::submit_here`]), its own sinks take what that input emits past the bound
+//!   (see `service_channel.rs`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::task::{Poll, Waker};
 
-use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TryRecvError;
+use parking_lot::Mutex;
 
+use super::service_channel::{self, ServiceReceiver, ServiceSender};
 use crate::engine::{BindError, CloseReason};
 use crate::jid::FullJid;
 use crate::session::SessionId;
@@ -56,55 +59,70 @@ pub enum Ended {
     Shutdown,
 }
 
-const ENDED_SHUTDOWN: u8 = 0;
-const ENDED_SLOW: u8 = 1;
-
-/// One queued message and its weight, boxed: tokio's channel allocates its slots 32 at a time, so an unboxed
-/// `ToSession` (240 bytes) cost every session 8 KiB of slots from its first message on, idle or not — a
-/// quarter of an idle connection's memory (heap profile, issue 17). Boxed, the slots take 256 bytes, and each
-/// message one small allocation.
+/// One queued message and its weight, boxed so that the queue's slots are a pointer each: a session's queue
+/// keeps a few slots of capacity between messages, and unboxed (240 bytes each) they would cost an idle
+/// session a kilobyte.
 #[derive(Debug)]
 struct Queued {
     msg: ToSession,
     weight: usize,
 }
 
+/// Slots a drained queue may keep; a burst's larger capacity is given back once it has been read.
+const SLOTS_KEPT: usize = 16;
+
+/// One session's queue, shared by its two ends. A lock and a deque rather than tokio's channel: that one
+/// allocates its cache-padded state and a first block of 32 slots for every session, about a kilobyte per idle
+/// connection (heap profile, issue 17), while this holds under a hundred bytes until messages wait.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<QueueState>,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    items: VecDeque<Box<Queued>>,
+    /// The weight of what is queued, against the sink's `max_bytes`.
+    weight: usize,
+    /// The sink overflowed: the session is a slow consumer.
+    slow: bool,
+    /// The sink was dropped: after what is queued, the receiver is told the session ended.
+    sink_gone: bool,
+    /// The receiver was dropped: nothing more is queued.
+    receiver_gone: bool,
+    /// The receiving task, while it waits.
+    waker: Option<Waker>,
+}
+
 /// The engine's end of one session's channel.
 #[derive(Debug)]
 pub struct SessionSink {
-    tx: mpsc::Sender<Box<Queued>>,
-    ended: Arc<AtomicU8>,
-    /// The weight of what is queued, against `max_bytes`.
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+    capacity: usize,
     max_bytes: usize,
 }
 
 /// The connection's end of its channel.
 #[derive(Debug)]
 pub struct SessionReceiver {
-    rx: mpsc::Receiver<Box<Queued>>,
-    ended: Arc<AtomicU8>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     told: bool,
 }
 
 /// A channel for one session that holds at most `capacity` undelivered messages weighing at most `max_bytes`
 /// together (one message is always let through, however heavy, so a large roster never ends a session alone).
 pub fn session_channel(capacity: usize, max_bytes: usize) -> (SessionSink, SessionReceiver) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let ended = Arc::new(AtomicU8::new(ENDED_SHUTDOWN));
-    let queued = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Shared {
+        state: Mutex::new(QueueState::default()),
+    });
     (
         SessionSink {
-            tx,
-            ended: ended.clone(),
-            queued: queued.clone(),
+            shared: shared.clone(),
+            capacity: capacity.max(1),
             max_bytes,
         },
         SessionReceiver {
-            rx,
-            ended,
-            queued,
+            shared,
             told: false,
         },
     )
@@ -150,23 +168,42 @@ pub(crate) enum Sent {
 impl SessionSink {
     pub(crate) fn send(&self, msg: ToSession) -> Sent {
         let w = weight(&msg);
-        let queued = self.queued.load(Ordering::Acquire);
-        if queued > 0 && queued + w > self.max_bytes {
-            self.ended.store(ENDED_SLOW, Ordering::Release);
+        let mut st = self.shared.state.lock();
+        if st.receiver_gone {
+            return Sent::Gone;
+        }
+        if st.items.len() >= self.capacity || (st.weight > 0 && st.weight + w > self.max_bytes) {
+            st.slow = true;
             return Sent::Overflow;
         }
-        match self.tx.try_send(Box::new(Queued { msg, weight: w })) {
-            Ok(()) => {
-                self.queued.fetch_add(w, Ordering::AcqRel);
-                Sent::Ok
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Sent::Gone,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.ended.store(ENDED_SLOW, Ordering::Release);
-                Sent::Overflow
-            }
+        st.items.push_back(Box::new(Queued { msg, weight: w }));
+        st.weight += w;
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Sent::Ok
+    }
+}
+
+impl Drop for SessionSink {
+    fn drop(&mut self) {
+        let mut st = self.shared.state.lock();
+        st.sink_gone = true;
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
+}
+
+/// What the receiver found.
+enum Took {
+    Message(Box<Queued>),
+    Empty,
+    Ended,
 }
 
 impl SessionReceiver {
@@ -175,70 +212,100 @@ impl SessionReceiver {
             return None;
         }
         self.told = true;
-        Some(ToSession::Closed(
-            match self.ended.load(Ordering::Acquire) {
-                ENDED_SLOW => Ended::SlowConsumer,
-                _ => Ended::Shutdown,
-            },
-        ))
+        let slow = self.shared.state.lock().slow;
+        Some(ToSession::Closed(if slow {
+            Ended::SlowConsumer
+        } else {
+            Ended::Shutdown
+        }))
     }
 
-    fn took(&self, queued: Box<Queued>) -> ToSession {
-        self.queued.fetch_sub(queued.weight, Ordering::AcqRel);
-        queued.msg
+    /// Takes the next message; with `waker`, registers it to be woken when the queue is empty.
+    fn take(&mut self, waker: Option<&Waker>) -> Took {
+        let mut st = self.shared.state.lock();
+        if let Some(queued) = st.items.pop_front() {
+            st.weight -= queued.weight;
+            if st.items.is_empty() && st.items.capacity() > SLOTS_KEPT {
+                st.items = VecDeque::new();
+            }
+            return Took::Message(queued);
+        }
+        if st.sink_gone {
+            return Took::Ended;
+        }
+        if let Some(waker) = waker
+            && !st.waker.as_ref().is_some_and(|w| w.will_wake(waker))
+        {
+            st.waker = Some(waker.clone());
+        }
+        Took::Empty
     }
 
     /// The next message; once the runtime drops the sink, a final [`ToSession::Closed`] says why, then `None`.
     pub async fn recv(&mut self) -> Option<ToSession> {
-        match self.rx.recv().await {
-            Some(m) => Some(self.took(m)),
-            None => self.end(),
+        let took = std::future::poll_fn(|cx| match self.take(Some(cx.waker())) {
+            Took::Empty => Poll::Pending,
+            other => Poll::Ready(other),
+        })
+        .await;
+        match took {
+            Took::Message(m) => Some(m.msg),
+            _ => self.end(),
         }
     }
 
     /// Like [`SessionReceiver::recv`] without waiting: `None` when nothing is queued right now.
     pub fn try_recv(&mut self) -> Option<ToSession> {
-        match self.rx.try_recv() {
-            Ok(m) => Some(self.took(m)),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => self.end(),
+        match self.take(None) {
+            Took::Message(m) => Some(m.msg),
+            Took::Empty => None,
+            Took::Ended => self.end(),
         }
+    }
+}
+
+impl Drop for SessionReceiver {
+    fn drop(&mut self) {
+        let mut st = self.shared.state.lock();
+        st.receiver_gone = true;
+        st.items = VecDeque::new();
+        st.waker = None;
     }
 }
 
 /// The engine's end of a channel shared by many sessions (deliveries arrive tagged with their session).
 #[derive(Debug, Clone)]
 pub struct SharedSink {
-    tx: mpsc::Sender<(SessionId, ToSession)>,
+    tx: ServiceSender<(SessionId, ToSession)>,
 }
 
 /// A channel for many sessions of one shell, bounded at `capacity`; see the module docs for the bound.
-pub fn shared_channel(capacity: usize) -> (SharedSink, mpsc::Receiver<(SessionId, ToSession)>) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
+pub fn shared_channel(capacity: usize) -> (SharedSink, ServiceReceiver<(SessionId, ToSession)>) {
+    let (tx, rx) = service_channel::channel(capacity);
     (SharedSink { tx }, rx)
 }
 
 impl SharedSink {
     /// Waits for room (the engine thread is not a tokio worker); `false` when the receiver is gone.
     pub(crate) fn send(&self, session: SessionId, msg: ToSession) -> bool {
-        self.tx.blocking_send((session, msg)).is_ok()
+        self.tx.send((session, msg))
     }
 }
 
 /// The engine's end of the watch-update channel.
 #[derive(Debug, Clone)]
 pub struct WatchSink {
-    tx: mpsc::Sender<(WatchId, WatchState)>,
+    tx: ServiceSender<(WatchId, WatchState)>,
 }
 
 /// The channel watch updates go to, bounded at `capacity`; see the module docs for the bound.
-pub fn watch_channel(capacity: usize) -> (WatchSink, mpsc::Receiver<(WatchId, WatchState)>) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
+pub fn watch_channel(capacity: usize) -> (WatchSink, ServiceReceiver<(WatchId, WatchState)>) {
+    let (tx, rx) = service_channel::channel(capacity);
     (WatchSink { tx }, rx)
 }
 
 impl WatchSink {
     pub(crate) fn send(&self, watch: WatchId, state: WatchState) -> bool {
-        self.tx.blocking_send((watch, state)).is_ok()
+        self.tx.send((watch, state))
     }
 }
