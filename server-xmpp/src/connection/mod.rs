@@ -268,6 +268,21 @@ enum Flow {
     Break(End),
 }
 
+/// What woke a bound session's loop.
+// Lives only until it is moved, whole, into the boxed block that handles it: boxing the delivery would add an
+// allocation per delivery to spare nothing.
+#[allow(clippy::large_enum_variant)]
+enum Event<R> {
+    /// The client sent something, or went silent for too long.
+    Read(R),
+    /// The inbound rate's pause is over.
+    Unpaused,
+    /// The session was resumed on another connection.
+    Claim(sm::Claim),
+    /// The engine delivered something (`None`: it stopped).
+    Delivery(Option<ToSession>),
+}
+
 /// How the loop of a bound session ended, and so what becomes of the session.
 enum End {
     /// The stream ended (either side closed it, or the server ended it): the engine must close the session.
@@ -381,66 +396,44 @@ async fn established<S, T>(
     // Boxed like the rarely taken paths below, so the session's state while it idles does not also keep room
     // for theirs (see `serve`).
     let binding = Box::pin(bind(&mut wire, shared, &user, fresh, sink, &mut rx));
-    let bound = tokio::time::timeout(shared.handshake_timeout, binding)
-        .await
-        .ok()
-        .flatten();
     // Boxed, like the other state only some sessions have: inline, every session's state kept room for it.
     let mut sm: Managed = None;
     let mut claims: Option<tokio::sync::mpsc::Receiver<sm::Claim>> = None;
     let mut pushes = 0u64;
     let mut csi = Csi::new(shared.csi_max_queued);
     let mut caps = SessionCaps::default();
-    let (session, jid) = match bound {
-        None => {
-            // The engine may have bound the session after all (the client left mid-bind): release it.
-            shared.hub.close(fresh);
-            return;
-        }
-        Some(Bound::Fresh(jid)) => (fresh, jid),
-        Some(Bound::Resumed { parked, previd }) => {
-            // The fresh session was never bound; the resumed one carries on with its address and deliveries.
-            shared.hub.close(fresh);
-            let sm::Parked {
-                session,
-                jid,
-                rx: resumed_rx,
-                counters,
-                pending,
-            } = parked;
-            rx = resumed_rx;
-            claims = Some(shared.sm.register_as(&previd, user.clone()));
-            // Exactly what the client had not acknowledged, in order, then what arrived meanwhile.
-            for o in counters.resend() {
-                wire.queue(o);
-            }
-            sm = Some(Box::new(counters));
-            let mut out = Outbound {
-                jid: &jid,
-                domain,
-                pushes: &mut pushes,
-                metrics: &metrics,
-                sm: &mut sm,
-            };
-            for stanza in pending {
-                write_delivery(&mut wire, stanza, &mut out);
-            }
-            if send_bounded(&mut wire).await.is_err() {
-                let parked = sm::Parked {
-                    session,
-                    jid,
-                    rx,
-                    counters: *sm.take().expect("set above"),
-                    pending: Default::default(),
-                };
-                let detach = detach_of(shared);
-                match claims {
-                    Some(c) => sm::park(detach, parked, previd, c),
-                    None => boxed!(sm::end(&detach.hub, parked, true)),
-                }
+    // The bind's outcome lives in this block only: its `match` moves it out in parts, and a partly moved local
+    // keeps its room in the session's state until its scope ends (208 bytes of every idle session, issue 17).
+    let (session, jid) = {
+        let bound = tokio::time::timeout(shared.handshake_timeout, binding)
+            .await
+            .ok()
+            .flatten();
+        match bound {
+            None => {
+                // The engine may have bound the session after all (the client left mid-bind): release it.
+                shared.hub.close(fresh);
                 return;
             }
-            (session, jid)
+            Some(Bound::Fresh(jid)) => (fresh, jid),
+            Some(Bound::Resumed { parked, previd }) => {
+                // The fresh session was never bound; the resumed one carries on with its address and deliveries.
+                shared.hub.close(fresh);
+                // Boxed: inline, its locals (the parked session, the counters) kept room in every session's state.
+                let resuming = Box::pin(resume(
+                    &mut wire,
+                    shared,
+                    &user,
+                    parked,
+                    previd,
+                    (&mut claims, &mut sm, &mut pushes),
+                ));
+                let Some((session, jid, resumed_rx)) = resuming.await else {
+                    return;
+                };
+                rx = resumed_rx;
+                (session, jid)
+            }
         }
     };
     metrics.session_opened(Protocol::Xmpp);
@@ -464,13 +457,21 @@ async fn established<S, T>(
     );
     let end = loop {
         let read_from = wire.bytes_read();
-        tokio::select! {
-            read = live.next(&mut wire), if paused.is_none() => {
-                // Handled in a boxed block: its many paths (and their awaits) would otherwise all keep room in
-                // the state every idle session holds (see `boxed!`).
-                let flow = boxed!(async {
+        let event = tokio::select! {
+            read = live.next(&mut wire), if paused.is_none() => Event::Read(read),
+            () = paused_for(&mut paused), if paused.is_some() => Event::Unpaused,
+            Some(claim) = next_claim(&mut claims) => Event::Claim(claim),
+            msg = rx.recv() => Event::Delivery(msg),
+        };
+        // Handled in one boxed block that takes the event whole: its many paths (and their awaits) would
+        // otherwise all keep room in the state every idle session holds (see `boxed!`), and so would an event
+        // matched here, partly moved (a delivery is 240 bytes), across the awaits of its handling.
+        let flow = boxed!(async {
+            match event {
+                Event::Read(read) => {
                     let spent = wire.bytes_read() - read_from;
-                    let pause = bucket.charge(Instant::now(), usize::try_from(spent).unwrap_or(usize::MAX));
+                    let pause =
+                        bucket.charge(Instant::now(), usize::try_from(spent).unwrap_or(usize::MAX));
                     if !pause.is_zero() {
                         metrics.rate_limited(Protocol::Xmpp);
                         paused = Some(Box::pin(tokio::time::sleep(pause)));
@@ -490,11 +491,23 @@ async fn established<S, T>(
                         }
                         Err(Silence::Dead) => {
                             debug!(parent: span, "no answer to a ping: the connection is dead");
-                            fail_bounded(&mut wire, domain, "connection-timeout", Some("no answer to a ping")).await;
+                            fail_bounded(
+                                &mut wire,
+                                domain,
+                                "connection-timeout",
+                                Some("no answer to a ping"),
+                            )
+                            .await;
                             return Flow::Break(End::Lost);
                         }
                         Err(Silence::Idle) => {
-                            fail_bounded(&mut wire, domain, "connection-timeout", Some("idle for too long")).await;
+                            fail_bounded(
+                                &mut wire,
+                                domain,
+                                "connection-timeout",
+                                Some("idle for too long"),
+                            )
+                            .await;
                             return Flow::Break(End::Close);
                         }
                         Ok(Ok(StreamEvent::Stanza(stanza))) => {
@@ -517,8 +530,12 @@ async fn established<S, T>(
                                     match shared.hub.submit(input).map_err(|r| (r.error, r.input)) {
                                         // Interests follow the presence that announced them, so the engine sees the
                                         // session available first.
-                                        Ok(()) => match seen.map(|seen| caps.presence(seen, &shared.caps, domain, &jid, clock())) {
-                                            Some(caps::Step::Interests(notify)) => interests(shared, &mut caps, session, notify),
+                                        Ok(()) => match seen.map(|seen| {
+                                            caps.presence(seen, &shared.caps, domain, &jid, clock())
+                                        }) {
+                                            Some(caps::Step::Interests(notify)) => {
+                                                interests(shared, &mut caps, session, notify)
+                                            }
                                             Some(caps::Step::Query(query)) => {
                                                 write_own(&mut wire, query, &mut sm);
                                                 metrics.stanza_out(StanzaKind::Iq);
@@ -531,9 +548,16 @@ async fn established<S, T>(
                                         Err((SubmitError::Busy { .. }, input)) => {
                                             // The engine is saturated: a temporary error, the stream stays up.
                                             debug!(parent: span, "engine busy: stanza refused");
-                                            if let Some(answer) = busy_answer(&input, &jid).and_then(|e| {
-                                                translate::to_client(CoreStanza::Error(e), &jid, domain, String::new)
-                                            }) {
+                                            if let Some(answer) = busy_answer(&input, &jid)
+                                                .and_then(|e| {
+                                                    translate::to_client(
+                                                        CoreStanza::Error(e),
+                                                        &jid,
+                                                        domain,
+                                                        String::new,
+                                                    )
+                                                })
+                                            {
                                                 write_own(&mut wire, answer.element, &mut sm);
                                                 if send_bounded(&mut wire).await.is_err() {
                                                     return Flow::Break(End::Lost);
@@ -541,7 +565,13 @@ async fn established<S, T>(
                                             }
                                         }
                                         Err((SubmitError::Stopped, _)) => {
-                                            fail_bounded(&mut wire, domain, "system-shutdown", None).await;
+                                            fail_bounded(
+                                                &mut wire,
+                                                domain,
+                                                "system-shutdown",
+                                                None,
+                                            )
+                                            .await;
                                             return Flow::Break(End::EngineKnows);
                                         }
                                     }
@@ -577,11 +607,20 @@ async fn established<S, T>(
                                 }
                                 FromClient::Register(request) => {
                                     // Only produced while registration is on.
-                                    let Some(registration) = me.features.registration().cloned() else {
-                                        unreachable!("register requests come only from the register feature, on only with a registration")
+                                    let Some(registration) = me.features.registration().cloned()
+                                    else {
+                                        unreachable!(
+                                            "register requests come only from the register feature, on only with a registration"
+                                        )
                                     };
-                                    let removed = request.change == translate::features::register::Change::Remove;
-                                    let answer = boxed!(translate::features::register::change(registration, shared.store.clone(), &jid, request));
+                                    let removed = request.change
+                                        == translate::features::register::Change::Remove;
+                                    let answer = boxed!(translate::features::register::change(
+                                        registration,
+                                        shared.store.clone(),
+                                        &jid,
+                                        request
+                                    ));
                                     let done = answer.attr("type") == Some("result");
                                     write_own(&mut wire, answer, &mut sm);
                                     if send_bounded(&mut wire).await.is_err() {
@@ -590,14 +629,26 @@ async fn established<S, T>(
                                     // XEP-0077 §3.2: the account is gone, so is its stream.
                                     if removed && done {
                                         // The user's other sessions end too, and the engine forgets the account.
-                                        let _ = shared.hub.submit(Input::AccountRemoved { user: jid.bare().clone() });
-                                        fail_bounded(&mut wire, domain, "not-authorized", Some("the account was removed")).await;
+                                        let _ = shared.hub.submit(Input::AccountRemoved {
+                                            user: jid.bare().clone(),
+                                        });
+                                        fail_bounded(
+                                            &mut wire,
+                                            domain,
+                                            "not-authorized",
+                                            Some("the account was removed"),
+                                        )
+                                        .await;
                                         return Flow::Break(End::Close);
                                     }
                                 }
                                 FromClient::Archive(request) => {
                                     // Counted like any stanza sent, so stream management acknowledges them too.
-                                    for el in boxed!(crate::archive::answer(shared.store.clone(), &jid, request)) {
+                                    for el in boxed!(crate::archive::answer(
+                                        shared.store.clone(),
+                                        &jid,
+                                        request
+                                    )) {
                                         write_own(&mut wire, el, &mut sm);
                                     }
                                     if send_bounded(&mut wire).await.is_err() {
@@ -609,34 +660,57 @@ async fn established<S, T>(
                         Ok(Ok(StreamEvent::Element(el))) => {
                             match Nonza::classify(&el) {
                                 Some(Nonza::SmEnable { resume, .. }) if sm.is_none() => {
-                                    let id = (resume && !shared.sm_resume_timeout.is_zero()).then(|| {
-                                        let (id, rx) = shared.sm.register(user.clone());
-                                        claims = Some(rx);
-                                        id
-                                    });
-                                    wire.queue(&sm::enabled(id.as_deref(), shared.sm_resume_timeout).into());
+                                    let id = (resume && !shared.sm_resume_timeout.is_zero()).then(
+                                        || {
+                                            let (id, rx) = shared.sm.register(user.clone());
+                                            claims = Some(rx);
+                                            id
+                                        },
+                                    );
+                                    wire.queue(
+                                        &sm::enabled(id.as_deref(), shared.sm_resume_timeout)
+                                            .into(),
+                                    );
                                     sm = Some(Box::new(sm::Counters::new(id)));
                                 }
-                                Some(Nonza::SmEnable { .. }) => wire.queue(&sm::failed("unexpected-request").into()),
+                                Some(Nonza::SmEnable { .. }) => {
+                                    wire.queue(&sm::failed("unexpected-request").into())
+                                }
                                 Some(Nonza::SmRequest) => match &sm {
                                     Some(c) => wire.queue(&sm::ack(c.h()).into()),
                                     None => wire.queue(&sm::failed("unexpected-request").into()),
                                 },
                                 Some(Nonza::SmAck { h }) => {
                                     if let Some(Err(e)) = sm.as_mut().map(|c| c.ack(h)) {
-                                        fail_bounded(&mut wire, domain, "undefined-condition", Some(&e.to_string())).await;
+                                        fail_bounded(
+                                            &mut wire,
+                                            domain,
+                                            "undefined-condition",
+                                            Some(&e.to_string()),
+                                        )
+                                        .await;
                                         return Flow::Break(End::Close);
                                     }
                                 }
                                 None if el.ns == NS_CSI && el.name == "inactive" => csi.inactive(),
                                 None if el.ns == NS_CSI && el.name == "active" => {
-                                    let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
+                                    let mut out = Outbound {
+                                        jid: &jid,
+                                        domain,
+                                        pushes: &mut pushes,
+                                        metrics: &metrics,
+                                        sm: &mut sm,
+                                    };
                                     for stanza in csi.active() {
                                         write_delivery(&mut wire, stanza, &mut out);
                                     }
                                 }
                                 _ => {
-                                    boxed!(wire.fail(domain, "unsupported-stanza-type", Some("that element is not supported here")));
+                                    boxed!(wire.fail(
+                                        domain,
+                                        "unsupported-stanza-type",
+                                        Some("that element is not supported here")
+                                    ));
                                     return Flow::Break(End::Close);
                                 }
                             }
@@ -645,7 +719,11 @@ async fn established<S, T>(
                             }
                         }
                         Ok(Ok(StreamEvent::Open(_))) => {
-                            boxed!(wire.fail(domain, "not-authorized", Some("the stream cannot be restarted now")));
+                            boxed!(wire.fail(
+                                domain,
+                                "not-authorized",
+                                Some("the stream cannot be restarted now")
+                            ));
                             return Flow::Break(End::Close);
                         }
                         Ok(Ok(StreamEvent::Close)) => {
@@ -653,35 +731,45 @@ async fn established<S, T>(
                             return Flow::Break(End::Close);
                         }
                         Ok(Err(Ended::Codec(e))) => {
-                            let _: Option<()> = boxed!(end_with(&mut wire, domain, Ended::Codec(e)));
+                            let _: Option<()> =
+                                boxed!(end_with(&mut wire, domain, Ended::Codec(e)));
                             return Flow::Break(End::Close);
                         }
                         Ok(Err(_)) => return Flow::Break(End::Lost),
                     }
                     Flow::Continue
-                });
-                if let Flow::Break(end) = flow {
-                    break end;
                 }
-            }
-            () = paused_for(&mut paused), if paused.is_some() => paused = None,
-            Some(claim) = next_claim(&mut claims) => {
-                // The client came back on another connection before this one was found dead.
-                debug!(parent: span, "session resumed on another connection");
-                fail_bounded(&mut wire, domain, "conflict", Some("the session was resumed on another connection")).await;
-                break End::Handed(claim);
-            }
-            msg = rx.recv() => match msg {
-                Some(ToSession::Stanza(stanza)) => {
-                    // Boxed like the read branch above.
-                    let flow = boxed!(async {
+                Event::Unpaused => {
+                    paused = None;
+                    Flow::Continue
+                }
+                Event::Claim(claim) => {
+                    // The client came back on another connection before this one was found dead.
+                    debug!(parent: span, "session resumed on another connection");
+                    fail_bounded(
+                        &mut wire,
+                        domain,
+                        "conflict",
+                        Some("the session was resumed on another connection"),
+                    )
+                    .await;
+                    Flow::Break(End::Handed(claim))
+                }
+                Event::Delivery(msg) => match msg {
+                    Some(ToSession::Stanza(stanza)) => {
                         // Write everything already waiting in one go; a non-stanza message ends the batch and is
                         // handled after the flush, never dropped.
                         let mut next = Some(stanza);
                         let mut after = None;
                         // Room archive queries a room allowed: read from the store after the batch is written.
                         let mut room_reads = Vec::new();
-                        let mut out = Outbound { jid: &jid, domain, pushes: &mut pushes, metrics: &metrics, sm: &mut sm };
+                        let mut out = Outbound {
+                            jid: &jid,
+                            domain,
+                            pushes: &mut pushes,
+                            metrics: &metrics,
+                            sm: &mut sm,
+                        };
                         while let Some(stanza) = next.take() {
                             if let Some(read) = crate::archive::room_read(&stanza) {
                                 room_reads.push(read);
@@ -695,13 +783,23 @@ async fn established<S, T>(
                             }
                         }
                         for read in room_reads {
-                            for el in boxed!(crate::archive::answer_room(shared.store.clone(), &jid, read)) {
+                            for el in boxed!(crate::archive::answer_room(
+                                shared.store.clone(),
+                                &jid,
+                                read
+                            )) {
                                 write_own(&mut wire, el, &mut sm);
                             }
                         }
                         if let Some(c) = sm.as_mut() {
                             if c.unacked() > shared.sm_max_unacked {
-                                fail_bounded(&mut wire, domain, "policy-violation", Some(UNACKED_TEXT)).await;
+                                fail_bounded(
+                                    &mut wire,
+                                    domain,
+                                    "policy-violation",
+                                    Some(UNACKED_TEXT),
+                                )
+                                .await;
                                 return Flow::Break(End::Close);
                             }
                             if c.wants_request() {
@@ -711,26 +809,42 @@ async fn established<S, T>(
                         match send_bounded(&mut wire).await {
                             Ok(()) => {}
                             Err(SendFailed::Stalled) => {
-                                fail_bounded(&mut wire, domain, "policy-violation", Some(SLOW_TEXT)).await;
+                                fail_bounded(
+                                    &mut wire,
+                                    domain,
+                                    "policy-violation",
+                                    Some(SLOW_TEXT),
+                                )
+                                .await;
                                 return Flow::Break(End::Close);
                             }
                             Err(SendFailed::Io) => return Flow::Break(End::Lost),
                         }
                         if let Some(msg) = after {
-                            return Flow::Break(boxed!(ended_by_runtime(&mut wire, shared, me.jid.bare(), msg)));
+                            return Flow::Break(boxed!(ended_by_runtime(
+                                &mut wire,
+                                shared,
+                                me.jid.bare(),
+                                msg
+                            )));
                         }
                         Flow::Continue
-                    });
-                    if let Flow::Break(end) = flow {
-                        break end;
                     }
-                }
-                Some(msg) => break boxed!(ended_by_runtime(&mut wire, shared, me.jid.bare(), msg)),
-                None => {
-                    fail_bounded(&mut wire, domain, "system-shutdown", None).await;
-                    break End::EngineKnows;
-                }
-            },
+                    Some(msg) => Flow::Break(boxed!(ended_by_runtime(
+                        &mut wire,
+                        shared,
+                        me.jid.bare(),
+                        msg
+                    ))),
+                    None => {
+                        fail_bounded(&mut wire, domain, "system-shutdown", None).await;
+                        Flow::Break(End::EngineKnows)
+                    }
+                },
+            }
+        });
+        if let Flow::Break(end) = flow {
+            break end;
         }
     };
     metrics.session_closed(Protocol::Xmpp);
@@ -771,6 +885,66 @@ async fn established<S, T>(
             ));
         }
     }
+}
+
+/// Takes over a session resumed on this connection (XEP-0198): sends again exactly what its client had not
+/// acknowledged, in order, then what arrived meanwhile. Returns the session, its address and its deliveries, or
+/// `None` when the connection failed meanwhile (the session is then parked again, or ended).
+async fn resume<S, T>(
+    wire: &mut Wire<T>,
+    shared: &Shared<S>,
+    user: &BareJid,
+    parked: sm::Parked,
+    previd: String,
+    (claims, sm, pushes): (
+        &mut Option<tokio::sync::mpsc::Receiver<sm::Claim>>,
+        &mut Managed,
+        &mut u64,
+    ),
+) -> Option<(SessionId, FullJid, SessionReceiver)>
+where
+    S: Store + Send + Sync + 'static,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let sm::Parked {
+        session,
+        jid,
+        rx,
+        counters,
+        pending,
+    } = parked;
+    *claims = Some(shared.sm.register_as(&previd, user.clone()));
+    for o in counters.resend() {
+        wire.queue(o);
+    }
+    *sm = Some(Box::new(counters));
+    let metrics = shared.hub.metrics();
+    let mut out = Outbound {
+        jid: &jid,
+        domain: shared.domain.as_str(),
+        pushes,
+        metrics,
+        sm,
+    };
+    for stanza in pending {
+        write_delivery(wire, stanza, &mut out);
+    }
+    if send_bounded(wire).await.is_ok() {
+        return Some((session, jid, rx));
+    }
+    let parked = sm::Parked {
+        session,
+        jid,
+        rx,
+        counters: *sm.take().expect("set above"),
+        pending: Default::default(),
+    };
+    let detach = detach_of(shared);
+    match claims.take() {
+        Some(c) => sm::park(detach, parked, previd, c),
+        None => boxed!(sm::end(&detach.hub, parked, true)),
+    }
+    None
 }
 
 /// Tells the engine a session's PEP interests. Refused as busy, they are forgotten with the caps, so the
