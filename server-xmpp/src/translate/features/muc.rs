@@ -270,7 +270,7 @@ pub fn render(stanza: RoomStanza, domain: &str) -> Option<Outgoing> {
             match &presence {
                 None => el = el.with_attr("type", "unavailable"),
                 Some(p) => {
-                    if let Some(show) = show_name(p.show) {
+                    if let Some(show) = crate::translate::show_text(p.show) {
                         el = el.with_child(Element::new(ns::CLIENT, "show").with_text(show));
                     }
                     if let Some(s) = &p.status {
@@ -351,16 +351,6 @@ pub fn render(stanza: RoomStanza, domain: &str) -> Option<Outgoing> {
             out
         }
     })
-}
-
-fn show_name(show: Show) -> Option<&'static str> {
-    match show {
-        Show::Available => None,
-        Show::Chat => Some("chat"),
-        Show::Away => Some("away"),
-        Show::Xa => Some("xa"),
-        Show::Dnd => Some("dnd"),
-    }
 }
 
 /// What a room message's children are made of: the same for every recipient of one broadcast.
