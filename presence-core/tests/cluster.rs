@@ -157,3 +157,56 @@ fn a_watch_on_a_user_who_moves_away_ends_as_moved() {
         }
     )));
 }
+
+/// What `h` said about its users' availability since last asked, in order.
+fn availability(h: &mut common::Harness) -> Vec<(String, bool)> {
+    let (said, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut h.other)
+        .into_iter()
+        .partition(|o| matches!(o, Output::Available { .. }));
+    h.other = rest;
+    said.into_iter()
+        .map(|o| match o {
+            Output::Available { user, available } => (user.to_string(), available),
+            _ => unreachable!("partitioned"),
+        })
+        .collect()
+}
+
+#[test]
+fn an_engine_serving_some_users_says_when_a_user_first_becomes_available_and_when_the_last_session_goes()
+ {
+    let (mut a, _b) = pair();
+    // A bound session without presence is not available: a broadcast to alice would reach no one yet.
+    let pc = a.bind("alice@x", "pc");
+    assert_eq!(availability(&mut a), []);
+    a.presence(pc, presence_core::compose::Show::Available, 0);
+    assert_eq!(availability(&mut a), [("alice@x".to_owned(), true)]);
+    // A second session and a change of presence say nothing new.
+    let phone = a.login("alice@x", "phone");
+    a.presence(pc, presence_core::compose::Show::Away, 0);
+    assert_eq!(availability(&mut a), []);
+    // Unavailable presence from one session, then the other's connection gone: the last one says it.
+    a.input(Input::Presence {
+        session: pc,
+        to: None,
+        presence: None,
+    });
+    assert_eq!(availability(&mut a), []);
+    a.logout(phone);
+    assert_eq!(availability(&mut a), [("alice@x".to_owned(), false)]);
+    // And again on the next sign-in.
+    a.presence(pc, presence_core::compose::Show::Available, 0);
+    assert_eq!(availability(&mut a), [("alice@x".to_owned(), true)]);
+}
+
+#[test]
+fn a_single_engine_says_nothing_about_availability() {
+    let mut h =
+        common::Harness::with_users(presence_core::EngineConfig::for_domain("x"), &["alice@x"]);
+    let s = h.login("alice@x", "pc");
+    h.logout(s);
+    assert!(
+        availability(&mut h).is_empty(),
+        "nobody routes presence to it"
+    );
+}

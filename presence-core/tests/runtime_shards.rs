@@ -614,3 +614,46 @@ async fn a_message_another_shard_could_not_store_bounces_to_its_sender_and_the_f
     assert!(memory.offline(&user(b)).expect("offline").is_empty());
     rt.shutdown().await;
 }
+
+/// A shard does not carry broadcast presence to a user of another shard who has no available session (it would
+/// reach no one there). Whatever the interleaving of a contact's changes with that user's sign-in, the signed-in
+/// session must still end up seeing the contact's latest presence: a change left behind because the user was not
+/// available yet is one the answer to the sign-in's probe already carries.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contact_signing_in_on_another_shard_sees_the_latest_presence_whatever_the_race() {
+    let rt = start(store(USERS), 2);
+    let hub = rt.handle();
+    let (a, b) = on_different_shards(USERS, 2);
+    let (sa, _rx_a) = sign_in(&hub, a).await;
+    for round in 0..40 {
+        let last = format!("r{round}-19");
+        let changes = {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    hub.submit(presence(sa, None, Some(format!("r{round}-{i}"))))
+                        .expect("queued");
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let (sb, mut rx_b) = sign_in(&hub, b).await;
+        hub.submit(presence(sb, None, None)).expect("queued");
+        changes.await.expect("the changes were all submitted");
+        let mut seen = None;
+        while seen.as_deref() != Some(last.as_str()) {
+            if let ToSession::Stanza(Stanza::Presence {
+                from,
+                kind: PresenceKind::Available(view),
+                ..
+            }) = next(&mut rx_b).await
+                && from.bare() == &user(a)
+            {
+                seen = view.status.clone();
+            }
+        }
+        hub.submit(Input::CloseSession { session: sb })
+            .expect("queued");
+    }
+    rt.shutdown().await;
+}

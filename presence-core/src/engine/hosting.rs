@@ -79,6 +79,20 @@ impl Engine {
         self.is_local(user) && self.hosting.serves(user)
     }
 
+    /// Tells the router that `user` now has an available session (their first) or none (their last went).
+    /// Only an engine that is one of several says it: the others route presence to its users, and presence
+    /// broadcast to a user without an available session reaches no one (`send_presence` delivers it to
+    /// available sessions only), so a router that knows may leave it where it is. Said before anything the
+    /// sign-in routes: another engine that learns of the sign-in through its probe then sees the user available.
+    pub(super) fn tell_available(&mut self, user: &BareJid, available: bool) {
+        if !matches!(self.hosting, Hosting::Everyone) {
+            self.out(Output::Available {
+                user: user.clone(),
+                available,
+            });
+        }
+    }
+
     /// Whether this engine serves `user` (the shells ask before binding a session).
     pub fn serves(&self, user: &BareJid) -> bool {
         self.is_here(user)

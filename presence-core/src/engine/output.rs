@@ -75,6 +75,15 @@ pub enum Output {
     },
     /// Hand a stanza to the router: its recipient is not hosted here.
     Route(Stanza),
+    /// A user served here has an available session now (`available`: their first) or none (their last went).
+    /// Said only by an engine that serves some of its domains' users, for the router: presence broadcast to a
+    /// user without an available session reaches no one, so it need not be carried to this engine.
+    Available {
+        /// The user.
+        user: BareJid,
+        /// Whether they have an available session.
+        available: bool,
+    },
     /// Carry room traffic to the node of the cluster that serves its room (see `engine/room_proxies.rs`); when
     /// that cannot be done, its sender is answered with [`super::RoomTraffic::bounce`].
     ToRoom(super::RoomTraffic),

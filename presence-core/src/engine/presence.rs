@@ -86,13 +86,14 @@ impl Engine {
             return;
         };
         let Some(s) = u.session_mut(id) else { return };
-        s.presence = None;
+        let was_available = s.presence.take().is_some();
         // Interests are an available client's (its shell tells them again with its next available presence).
         s.interests.clear();
         let was_seen = s.last_broadcast.take().is_some();
         let directed: Vec<Jid> = s.directed.drain().collect();
         let from = Jid::Full(s.jid.clone());
         let u = &self.users[user];
+        let user_gone = was_available && u.available_sessions().next().is_none();
         let mut targets: Vec<Jid> = directed;
         if was_seen {
             targets.extend(visible_watchers(&u.roster, &u.policy).map(Jid::Bare));
@@ -121,6 +122,9 @@ impl Engine {
                 }
             }
         }
+        if user_gone {
+            self.tell_available(user, false);
+        }
     }
 
     /// Presence from a session: broadcast (`to: None`) or directed.
@@ -143,12 +147,20 @@ impl Engine {
             self.refresh_presence(&user);
             return;
         };
-        let Some(s) = self.users.get_mut(&user).and_then(|u| u.session_mut(id)) else {
+        let Some(u) = self.users.get_mut(&user) else {
+            return;
+        };
+        let user_was_available = u.available_sessions().next().is_some();
+        let Some(s) = u.session_mut(id) else {
             return;
         };
         let initial = s.presence.is_none();
         let takes_messages = presence.priority >= 0;
         s.presence = Some(presence);
+        if !user_was_available {
+            // Before anything this sign-in routes (its probes): see `tell_available`.
+            self.tell_available(&user, true);
+        }
         self.refresh_presence(&user);
         if initial {
             self.sign_in(&user, id);

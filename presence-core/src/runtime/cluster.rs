@@ -51,6 +51,11 @@ pub trait Cluster: Send + Sync + 'static {
     fn forward_room(&self, traffic: RoomTraffic) -> Result<(), Box<RoomTraffic>> {
         Err(Box::new(traffic))
     }
+    /// A user served by this node has an available session now (their first) or none (their last went), as
+    /// its engine says (`Output::Available`), told in order with what the engine routes. A cluster that shares
+    /// this with the other nodes may leave broadcast presence for a user without one where it is: it would
+    /// reach no one. The default shares nothing.
+    fn user_available(&self, _user: &BareJid, _available: bool) {}
 }
 
 /// Whose stanza this is: the bare address of its recipient.

@@ -550,6 +550,12 @@ impl<S: Store> Driver<S> {
                 self.deliver(session, ToSession::Closed(Ended::Engine(reason)))
             }
             Output::Route(stanza) => self.route(stanza, held),
+            // The engine's state, whether or not its batch committed: the sessions are there either way.
+            Output::Available { user, available } => {
+                if let Some(cluster) = &self.cluster {
+                    cluster.user_available(&user, available);
+                }
+            }
             Output::ToRoom(traffic) => self.send_to_room(traffic, held),
             Output::Watch { watch, state } => watch_updates.push((watch, state)),
             Output::ContactsAdded {

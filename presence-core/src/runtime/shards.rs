@@ -76,7 +76,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use parking_lot::Mutex;
 use tracing::warn;
 
@@ -87,8 +87,9 @@ use crate::Input;
 use crate::cluster::{room_home, shard_of};
 use crate::engine::RoomTraffic;
 use crate::jid::BareJid;
+use crate::jid::Jid;
 use crate::session::SessionId;
-use crate::stanza::{ErrorCondition, Stanza};
+use crate::stanza::{ErrorCondition, PresenceKind, Stanza};
 use crate::watch::{WatchId, WatchKind};
 
 /// How long a stopping shard waits for the others to say their goodbyes.
@@ -141,6 +142,10 @@ pub(crate) struct Siblings {
     /// just as the engine ended the old one could lose the replacement's way here; the SIP shell never reuses
     /// an id.)
     watches: Arc<Stripes<WatchId, Path>>,
+    /// Per shard, its users with an available session (written by that shard's link only, in order with what
+    /// its engine routes): broadcast presence for any other user of that shard reaches no one and is not
+    /// carried there (see [`ShardLink::forward`]).
+    available: Arc<[Mutex<HashSet<BareJid>>]>,
 }
 
 impl Siblings {
@@ -149,6 +154,7 @@ impl Siblings {
         Siblings {
             farewell: Arc::new((Mutex::new(queues.len()), parking_lot::Condvar::new())),
             watches: Arc::default(),
+            available: queues.iter().map(|_| Mutex::default()).collect(),
             queues: queues.into(),
             names: names.into(),
         }
@@ -334,8 +340,31 @@ impl Cluster for ShardLink {
         Location::Here
     }
 
+    fn user_available(&self, user: &BareJid, available: bool) {
+        let mut here = self.siblings.available[self.me].lock();
+        if available {
+            here.insert(user.clone());
+        } else {
+            here.remove(user);
+        }
+    }
+
     fn forward(&self, stanza: Stanza) {
         let shard = self.siblings.stanza_shard(&stanza);
+        // Presence broadcast to a user with no available session would be delivered to no one there: leaving it
+        // here saves that shard a wake-up per presence change of each of its users' contacts (issue 16: a SIP
+        // PUBLISH reaches every watcher's roster item, and watchers that only subscribe are never available).
+        // Safe against a sign-in racing it: the user's shard marks them available before it routes the
+        // sign-in's probes, so a change this shard drops is one it made before it answers that probe.
+        if let Stanza::Presence {
+            to: Jid::Bare(to),
+            kind: PresenceKind::Available(_) | PresenceKind::Unavailable,
+            ..
+        } = &stanza
+            && !self.siblings.available[shard].lock().contains(to)
+        {
+            return;
+        }
         self.routed_to(shard);
         if let Err((error, Msg::Input(Input::FromRemote(stanza)))) =
             self.siblings.queues[shard].push_routed(Msg::Input(Input::FromRemote(stanza)))
