@@ -84,6 +84,10 @@ struct Tag {
     after_write: bool,
 }
 
+/// The most watch updates' room a driver keeps between batches (a fan-out to every watcher of a popular user
+/// would otherwise keep its room for good).
+const WATCH_UPDATES_KEPT: usize = 256;
+
 pub(crate) struct Driver<S> {
     engine: Engine,
     /// How many batches' commits have failed (see [`super::queue::Receipt`]).
@@ -93,6 +97,11 @@ pub(crate) struct Driver<S> {
     metrics: Arc<Metrics>,
     /// Sessions the runtime ended (slow consumers, failed binds) that the engine must still be told about.
     to_close: Vec<SessionId>,
+    /// The watch updates of the last batch, emptied: each batch takes them, so that a presence change with its
+    /// watchers' updates allocates no list of its own.
+    watch_updates: Vec<(WatchId, WatchState)>,
+    /// The one message of an inline run ([`Inline::run_here`]), kept so that a run allocates no batch of its own.
+    inline: Vec<Msg>,
     /// The cluster this engine is a node of, if any.
     cluster: Option<Arc<dyn Cluster>>,
     /// Domains attached by shells (components).
@@ -200,6 +209,8 @@ impl<S: Store> Driver<S> {
             dir: Directory::default(),
             metrics,
             to_close: Vec::new(),
+            inline: Vec::with_capacity(1),
+            watch_updates: Vec::new(),
         })
     }
 
@@ -241,7 +252,10 @@ impl<S: Store> Driver<S> {
             .engine_queue
             .inc_by(depth - std::mem::replace(&mut self.reported.queue_depth, depth));
         let now = Instant::now();
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            watch_updates: std::mem::take(&mut self.watch_updates),
+            ..Batch::default()
+        };
         let mut stop = closed;
         for msg in msgs.drain(..) {
             match msg {
@@ -494,12 +508,16 @@ impl<S: Store> Driver<S> {
             }
         }
         if let Some(sink) = &self.dir.watches {
-            for (watch, state) in watch_updates {
+            for (watch, state) in watch_updates.drain(..) {
                 if !sink.send(watch, state) {
                     // The watching shell is gone (shutdown): nobody is left to tell.
                     break;
                 }
             }
+        }
+        watch_updates.clear();
+        if watch_updates.capacity() <= WATCH_UPDATES_KEPT {
+            self.watch_updates = watch_updates;
         }
         for (session, token, durable) in batch.joined {
             if let Some(link) = &self.shard {
@@ -723,7 +741,10 @@ impl<S: Store> Driver<S> {
         let mut rest = Vec::new();
         let _ = queue.take(usize::MAX, &mut rest);
         let now = Instant::now();
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            watch_updates: std::mem::take(&mut self.watch_updates),
+            ..Batch::default()
+        };
         for msg in rest {
             match msg {
                 Msg::Input(input @ (Input::FromRemote(_) | Input::CloseSession { .. })) => {
@@ -782,8 +803,10 @@ impl<S: Store + Send + Sync> Inline for Mutex<Driver<S>> {
         if !queue.is_idle() {
             return Err(input);
         }
-        let mut msgs = vec![Msg::Input(input)];
+        let mut msgs = std::mem::take(&mut driver.inline);
+        msgs.push(Msg::Input(input));
         driver.step(&mut msgs, false, 0);
+        driver.inline = msgs;
         // The engine's thread waits for a deadline it read before this ran.
         queue.rearm(driver.next_wake());
         Ok(())

@@ -132,8 +132,8 @@ impl<T> ServiceReceiver<T> {
         loop {
             // A notification given between the look below and the wait is kept as a permit by `Notify`.
             let notified = self.shared.ready.notified();
-            let n = self.take(out, max);
-            if n > 0 || self.is_closed() {
+            let (n, closed) = self.take(out, max);
+            if n > 0 || closed {
                 return n;
             }
             notified.await;
@@ -165,7 +165,9 @@ impl<T> ServiceReceiver<T> {
         self.shared.state.lock().items.is_empty()
     }
 
-    fn take(&self, out: &mut Vec<T>, max: usize) -> usize {
+    /// Moves up to `max` items into `out`: how many, and whether the channel is closed (every sender gone and
+    /// nothing left), both read under the one lock.
+    fn take(&self, out: &mut Vec<T>, max: usize) -> (usize, bool) {
         let mut st = self.shared.state.lock();
         st.receiving_thread = Some(std::thread::current().id());
         let n = st.items.len().min(max);
@@ -174,11 +176,12 @@ impl<T> ServiceReceiver<T> {
             // A burst (a fan-out to every watcher) would otherwise keep its room for good.
             st.items.shrink_to(SLOTS_KEPT);
         }
+        let closed = st.senders == 0 && st.items.is_empty();
         if n > 0 && std::mem::take(&mut st.waiting) {
             drop(st);
             self.shared.room.notify_all();
         }
-        n
+        (n, closed)
     }
 }
 
