@@ -236,6 +236,15 @@ impl Node {
             self.events.clone(),
             self.paired.clone(),
         ));
+        // `subscribe` only queues the SUB: until it is written, a broadcast another node makes is not delivered
+        // here, and a user placed on this node meanwhile is unknown to it until the next reload (its client is
+        // told "no node serves this user"). Written before this node opens its listeners. (CI saw this once,
+        // under load: the first login after the accounts were placed was turned away.)
+        shared
+            .client
+            .flush()
+            .await
+            .map_err(|e| shared.nats_error(e))?;
         Ok(())
     }
 
