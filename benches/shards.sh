@@ -11,7 +11,8 @@
 # benches/shards.jsonl and a Markdown table (medians per count) to benches/SHARDS.md. The figure that does not
 # depend on the load tool keeping up is server CPU per delivered message.
 #
-# Environment: SHARDS_LIST="1 2" CHAT_USERS=2000 CHAT_RATE=20000 CHAT_SECS=20 ROUNDS=2
+# Environment: SHARDS_LIST="1 2" CHAT_USERS=2000 CHAT_RATE=20000 CHAT_SECS=20 ROUNDS=2; PRESENCED_BIN (another
+# build of presenced, for an A/B), JSONL and OUT (where the results go).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,8 +22,8 @@ CHAT_USERS=${CHAT_USERS:-2000}
 CHAT_RATE=${CHAT_RATE:-20000}
 CHAT_SECS=${CHAT_SECS:-20}
 ROUNDS=${ROUNDS:-2}
-JSONL=$REPO/benches/shards.jsonl
-OUT=$REPO/benches/SHARDS.md
+JSONL=${JSONL:-$REPO/benches/shards.jsonl}
+OUT=${OUT:-$REPO/benches/SHARDS.md}
 
 log() { printf '[shards %s] %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -42,7 +43,7 @@ trap cleanup EXIT
 log "building presenced and xmpp_load (release)"
 (cd "$REPO" && cargo build --release -q -p examples --bin presenced -p benches --bin xmpp_load)
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
-BIN=$TARGET/release/presenced
+BIN=${PRESENCED_BIN:-$TARGET/release/presenced}
 LOAD=$TARGET/release/xmpp_load
 
 bench_cert "$WORK"
