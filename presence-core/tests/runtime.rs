@@ -483,6 +483,12 @@ async fn deliveries_and_the_queue_show_in_the_metrics() {
     assert!(deliveries >= 1, "{text}");
     assert!(text.contains("presenced_engine_queue_depth"));
     assert!(text.contains("presenced_store_commit_seconds_count"));
+    let steps: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("presenced_engine_step_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the engine's step histogram is exported");
+    assert!(steps >= 1, "the message was handled in a step: {text}");
     rig.runtime.shutdown().await;
 }
 

@@ -297,6 +297,9 @@ impl<S: Store> Driver<S> {
         }
         self.drain(&mut batch);
         self.release(batch);
+        self.metrics
+            .step_seconds
+            .observe(now.elapsed().as_secs_f64());
         stop
     }
 

@@ -128,6 +128,7 @@ pub struct Metrics {
     pub(crate) deliveries: Counter,
     pub(crate) offline_held: Gauge,
     pub(crate) commit_seconds: Histogram,
+    pub(crate) step_seconds: Histogram,
     pub(crate) engine_queue: Gauge,
     slow_consumers: Counter,
     engine_busy: Counter,
@@ -167,6 +168,8 @@ impl Metrics {
             offline_held: Gauge::default(),
             // 100 µs to about 3 s: an fsync on a good disk is near the bottom, a struggling one near the top.
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            // 25 µs (one input on an idle engine) to about 0.8 s: a stall shows as a count in the upper buckets.
+            step_seconds: Histogram::new(exponential_buckets(0.000025, 2.0, 16)),
             engine_queue: Gauge::default(),
             slow_consumers: Counter::default(),
             engine_busy: Counter::default(),
@@ -207,6 +210,11 @@ impl Metrics {
             "store_commit_seconds",
             "Time to make one group of writes durable",
             m.commit_seconds.clone(),
+        );
+        registry.register(
+            "engine_step_seconds",
+            "Time an engine took for one batch of inputs: handling, commit and letting out what it emitted",
+            m.step_seconds.clone(),
         );
         registry.register(
             "engine_queue_depth",

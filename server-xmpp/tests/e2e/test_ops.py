@@ -429,6 +429,9 @@ def test_metrics_count_sessions_stanzas_deliveries_and_commits(server: Server) -
         assert deliveries >= sent_ab + sent_ba, deliveries
         commits = check_histogram(after, "presenced_store_commit_seconds")
         assert commits >= check_histogram(before, "presenced_store_commit_seconds") + 1, commits
+        # Every message was handled in some engine step (several may share one batch).
+        steps = check_histogram(after, "presenced_engine_step_seconds")
+        assert steps >= check_histogram(before, "presenced_engine_step_seconds") + 1, steps
         # The families this scenario used are declared with their types.
         for family, kind in (("presenced_sessions", "gauge"), ("presenced_stanzas_in", "counter"),
                              ("presenced_stanzas_out", "counter"), ("presenced_deliveries", "counter"),
