@@ -475,19 +475,18 @@ async fn deliveries_and_the_queue_show_in_the_metrics() {
         ToSession::Stanza(Stanza::Message { .. })
     ));
     let text = rig.hub.metrics().encode();
-    let deliveries: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("presenced_deliveries_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the deliveries counter is exported");
+    // The value of the unlabelled series `name` in the exposition.
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} is exported: {text}"))
+    };
+    let deliveries = value("presenced_deliveries_total");
     assert!(deliveries >= 1, "{text}");
     assert!(text.contains("presenced_engine_queue_depth"));
     assert!(text.contains("presenced_store_commit_seconds_count"));
-    let steps: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("presenced_engine_step_seconds_count "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the engine's step histogram is exported");
+    let steps = value("presenced_engine_step_seconds_count");
     assert!(steps >= 1, "the message was handled in a step: {text}");
     rig.runtime.shutdown().await;
 }
