@@ -252,10 +252,7 @@ impl<S: Store> Driver<S> {
             .engine_queue
             .inc_by(depth - std::mem::replace(&mut self.reported.queue_depth, depth));
         let now = Instant::now();
-        let mut batch = Batch {
-            watch_updates: std::mem::take(&mut self.watch_updates),
-            ..Batch::default()
-        };
+        let mut batch = self.new_batch();
         let mut stop = closed;
         for msg in msgs.drain(..) {
             match msg {
@@ -301,6 +298,14 @@ impl<S: Store> Driver<S> {
             .step_seconds
             .observe(now.elapsed().as_secs_f64());
         stop
+    }
+
+    /// An empty batch, with the room for watch updates the last batch gave back (see `watch_updates`).
+    fn new_batch(&mut self) -> Batch {
+        Batch {
+            watch_updates: std::mem::take(&mut self.watch_updates),
+            ..Batch::default()
+        }
     }
 
     /// Carries out everything the engine asked for: loads at once (after committing what came before, which
@@ -744,10 +749,7 @@ impl<S: Store> Driver<S> {
         let mut rest = Vec::new();
         let _ = queue.take(usize::MAX, &mut rest);
         let now = Instant::now();
-        let mut batch = Batch {
-            watch_updates: std::mem::take(&mut self.watch_updates),
-            ..Batch::default()
-        };
+        let mut batch = self.new_batch();
         for msg in rest {
             match msg {
                 Msg::Input(input @ (Input::FromRemote(_) | Input::CloseSession { .. })) => {
