@@ -446,10 +446,6 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         let signal = shutdown_signal().await;
         info!(signal, "shutting down");
         crate::systemd::notify(sd_notify::NotifyState::Stopping);
-        // The failover peer hears goodbye first and takes this node's users over while it stops.
-        if let Some(node) = &node {
-            node.leave().await;
-        }
         let _ = stop_tx.send(true);
         // The listeners stop accepting and the SIP service sends its final NOTIFYs before the engine goes.
         let _ = xmpp_task.await;
@@ -467,6 +463,12 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         }
         // The engine commits what is pending and ends every session; connections write their goodbyes.
         engine.shutdown().await;
+        // Only now does the failover peer hear goodbye and take this node's users over: had it loaded one of
+        // them while this engine still served them, it would miss what this engine held for them after that.
+        // Messages for them meanwhile are refused here and sent again by their senders (`cluster::link`).
+        if let Some(node) = &node {
+            node.stop().await;
+        }
         let deadline = tokio::time::Instant::now() + DRAIN;
         while hub.admission().held() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

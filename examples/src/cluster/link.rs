@@ -12,7 +12,7 @@
 //! Everything for one node leaves through one task in the order the engine emitted it, and NATS keeps the
 //! order of one connection's publications, so per sender and recipient the order holds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use presence_core::engine::RoomTraffic;
 
 /// How long a node has to acknowledge a message before its sender is told it was not delivered.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
-/// Messages awaiting acknowledgement at most; past it, new ones bounce at once.
+/// Messages awaiting acknowledgement or a retry at most; past it, new ones bounce at once.
 const MAX_PENDING: usize = 65_536;
 /// Stanzas waiting for the forwarder (the engine never blocks on the link).
 pub const OUTBOUND_QUEUE: usize = 65_536;
@@ -45,6 +45,13 @@ pub fn node_subject(name: &str) -> String {
 pub const PLACEMENT_SUBJECT: &str = "presenced.placement";
 
 /// Sends what the engine routes to other nodes; runs until the engine's side of `outbound` is gone.
+///
+/// A message the receiving node refused for sure (it answered `-`, or NATS says nobody listens on its subject)
+/// was not taken there, so sending it again cannot duplicate it. It goes again where its recipient is served
+/// then: at once when the placement has changed since (the user moved), else after [`RETRY_AFTER`], as while
+/// a stopping node has ended its engine and its peer has not yet taken its users over. Only when that has
+/// not worked within [`RETRY_WINDOW`] of its first sending does it bounce. A message that was not answered in
+/// time may have been taken, so it bounces at once.
 pub async fn forward(
     client: async_nats::Client,
     placement: Arc<Placement>,
@@ -57,46 +64,69 @@ pub async fn forward(
             warn!(error = %e, "cannot subscribe to acknowledgements: cross-node messages will bounce");
             while let Some(frame) = outbound.recv().await {
                 placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NOT_CARRIED);
+                placement.settled();
             }
             return;
         }
     };
-    let mut pending: HashMap<u64, (Instant, Frame)> = HashMap::new();
-    let mut next_id = 0u64;
-    let mut sweep = tokio::time::interval(Duration::from_millis(250));
+    let mut link = Link {
+        client,
+        placement,
+        inbox,
+        pending: HashMap::new(),
+        retries: VecDeque::new(),
+        next_id: 0,
+    };
+    let mut sweep = tokio::time::interval(RETRY_AFTER);
     loop {
         tokio::select! {
             frame = outbound.recv() => {
                 let Some(frame) = frame else { return };
-                next_id += 1;
-                send(&client, &placement, &inbox, next_id, frame, &mut pending).await;
+                link.send(frame, Instant::now()).await;
             }
             Some(ack) = acks.next() => {
                 let id = ack.subject.rsplit('.').next().and_then(|s| s.parse::<u64>().ok());
-                let Some((_, frame)) = id.and_then(|id| pending.remove(&id)) else { continue };
+                let Some(sent) = id.and_then(|id| link.pending.remove(&id)) else { continue };
                 debug!(status = ?ack.status, payload = ?ack.payload, "acknowledgement");
-                if ack.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
-                    placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NODE_GONE);
+                let refusal = if ack.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+                    Some(NODE_GONE)
                 } else if ack.payload.as_ref() != b"+" {
-                    placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NOT_TAKEN);
+                    Some(NOT_TAKEN)
+                } else {
+                    None
+                };
+                match refusal {
+                    None => link.placement.settled(),
+                    Some(text) => link.refused(sent, text).await,
                 }
             }
             _ = sweep.tick() => {
                 let now = Instant::now();
-                let expired: Vec<u64> = pending
+                while link.retries.front().is_some_and(|(due, _)| *due <= now) {
+                    let (_, sent) = link.retries.pop_front().expect("checked");
+                    link.send(sent.frame, sent.since).await;
+                }
+                let expired: Vec<u64> = link
+                    .pending
                     .iter()
-                    .filter(|(_, (at, _))| now.duration_since(*at) >= ACK_TIMEOUT)
+                    .filter(|(_, sent)| now.duration_since(sent.at) >= ACK_TIMEOUT)
                     .map(|(id, _)| *id)
                     .collect();
                 for id in expired {
-                    if let Some((_, frame)) = pending.remove(&id) {
-                        placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NO_ANSWER);
+                    if let Some(sent) = link.pending.remove(&id) {
+                        link.placement.bounce_frame(sent.frame, ErrorCondition::RecipientUnavailable, NO_ANSWER);
+                        link.placement.settled();
                     }
                 }
             }
         }
     }
 }
+
+/// How long after a refusal a message whose recipient has not moved goes again.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+/// How long after its first sending a refused message may still go again.
+const RETRY_WINDOW: Duration = ACK_TIMEOUT;
 
 const NOT_CARRIED: &str = "the recipient's node cannot be reached; try again later";
 const NODE_GONE: &str = "the recipient's node is not running; try again shortly";
@@ -105,133 +135,201 @@ const NO_ANSWER: &str =
     "the recipient's node did not confirm the message; it may not have been delivered";
 const NOBODY: &str = "no node serves the recipient right now; try again shortly";
 
-async fn send(
-    client: &async_nats::Client,
-    placement: &Arc<Placement>,
-    inbox: &str,
-    id: u64,
+/// A message waiting for its node's answer.
+struct Sent {
+    at: Instant,
     frame: Frame,
-    pending: &mut HashMap<u64, (Instant, Frame)>,
-) {
-    use presence_core::runtime::Cluster;
-    let location = match &frame {
-        Frame::Stanza(stanza) => {
-            let Some(to) = presence_core::runtime::cluster::recipient(stanza) else {
-                return;
-            };
-            placement.locate(to)
-        }
-        Frame::Room(traffic) => placement.locate_traffic(traffic),
-    };
-    match location {
-        // Placement changed since the engine routed it: it is ours now.
-        Location::Here => {
-            let Some(handle) = placement.handle() else {
-                return;
-            };
-            let taken = match &frame {
-                Frame::Stanza(stanza) => handle.submit_remote(stanza.clone(), |_| ()),
-                Frame::Room(traffic) => handle.submit_remote_room(traffic.clone(), |_| ()),
-            };
-            if let Err(e) = taken {
-                debug!(error = %e, "engine busy for a stanza that came back");
-                placement.bounce_frame(frame, ErrorCondition::ResourceConstraint, NOT_TAKEN);
+    /// The node it went to.
+    node: String,
+    /// When it was first sent.
+    since: Instant,
+}
+
+/// The forwarder's state: its NATS client, where answers come back, and what waits for one.
+struct Link {
+    client: async_nats::Client,
+    placement: Arc<Placement>,
+    inbox: String,
+    pending: HashMap<u64, Sent>,
+    /// Refused messages to send again, by when (in that order: each waits the same time).
+    retries: VecDeque<(Instant, Sent)>,
+    next_id: u64,
+}
+
+impl Link {
+    /// Where the frame's recipient (or room) is served now.
+    fn locate(&self, frame: &Frame) -> Option<Location> {
+        use presence_core::runtime::Cluster;
+        match frame {
+            Frame::Stanza(stanza) => {
+                let to = presence_core::runtime::cluster::recipient(stanza)?;
+                Some(self.placement.locate(to))
             }
+            Frame::Room(traffic) => Some(self.placement.locate_traffic(traffic)),
         }
-        Location::Nowhere => {
-            placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NOBODY)
+    }
+
+    /// A node refused `sent` for sure: send it where its recipient is served now, or bounce it.
+    async fn refused(&mut self, sent: Sent, text: &'static str) {
+        let now = Instant::now();
+        if now.duration_since(sent.since) >= RETRY_WINDOW {
+            self.placement
+                .bounce_frame(sent.frame, ErrorCondition::RecipientUnavailable, text);
+            return self.placement.settled();
         }
-        Location::Node(node) => {
-            let subject = node_subject(&node.name);
-            let payload = match &frame {
-                Frame::Stanza(stanza) => match wire::encode(stanza) {
-                    Ok(frame) => Bytes::from(frame),
-                    Err(e) => {
-                        return debug!(error = %e, "a stanza that stays on its node was routed");
+        let moved = match self.locate(&sent.frame) {
+            Some(Location::Node(node)) => node.name != sent.node,
+            Some(Location::Here) | None => true,
+            // Between placements (a user being taken over): it is served again shortly.
+            Some(Location::Nowhere) => false,
+        };
+        if moved {
+            debug!(from = %sent.node, "a refused message goes where its recipient moved");
+            return self.send(sent.frame, sent.since).await;
+        }
+        self.retries.push_back((now + RETRY_AFTER, sent));
+    }
+
+    /// Sends one frame, first sent at `since`, where its recipient is served. Settles it unless it now waits
+    /// for an answer.
+    async fn send(&mut self, frame: Frame, since: Instant) {
+        let placement = self.placement.clone();
+        let Some(location) = self.locate(&frame) else {
+            return placement.settled();
+        };
+        match location {
+            // Placement changed since the engine routed it: it is ours now.
+            Location::Here => {
+                if let Some(handle) = placement.handle() {
+                    let taken = match &frame {
+                        Frame::Stanza(stanza) => handle.submit_remote(stanza.clone(), |_| ()),
+                        Frame::Room(traffic) => handle.submit_remote_room(traffic.clone(), |_| ()),
+                    };
+                    if let Err(e) = taken {
+                        debug!(error = %e, "engine busy for a stanza that came back");
+                        placement.bounce_frame(
+                            frame,
+                            ErrorCondition::ResourceConstraint,
+                            NOT_TAKEN,
+                        );
                     }
-                },
-                Frame::Room(traffic) => Bytes::from(wire::encode_room(traffic)),
-            };
-            // Messages and room requests are acknowledged, so they never vanish and an IQ never hangs; presence,
-            // subscriptions, errors and room stanzas toward occupants acknowledge nothing.
-            let acknowledged = match &frame {
-                Frame::Stanza(Stanza::Message { message, .. }) => {
-                    message.kind != MessageKind::Error
                 }
-                Frame::Room(RoomTraffic::Request { .. }) => true,
-                _ => false,
-            };
-            if !acknowledged {
-                if let Err(e) = client.publish(subject, payload).await {
-                    debug!(error = %e, "a stanza for another node was not sent");
-                }
-                return;
+                placement.settled();
             }
-            if pending.len() >= MAX_PENDING {
-                return placement.bounce_frame(
-                    frame,
-                    ErrorCondition::ResourceConstraint,
-                    NOT_TAKEN,
+            Location::Nowhere => {
+                placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NOBODY);
+                placement.settled();
+            }
+            Location::Node(node) => {
+                self.send_to(&node.name, frame, since).await;
+            }
+        }
+    }
+
+    async fn send_to(&mut self, node: &str, frame: Frame, since: Instant) {
+        let placement = self.placement.clone();
+        let subject = node_subject(node);
+        let payload = match &frame {
+            Frame::Stanza(stanza) => match wire::encode(stanza) {
+                Ok(frame) => Bytes::from(frame),
+                Err(e) => {
+                    debug!(error = %e, "a stanza that stays on its node was routed");
+                    return placement.settled();
+                }
+            },
+            Frame::Room(traffic) => Bytes::from(wire::encode_room(traffic)),
+        };
+        // Messages and room requests are acknowledged, so they never vanish and an IQ never hangs; presence,
+        // subscriptions, errors and room stanzas toward occupants acknowledge nothing.
+        let acknowledged = match &frame {
+            Frame::Stanza(Stanza::Message { message, .. }) => message.kind != MessageKind::Error,
+            Frame::Room(RoomTraffic::Request { .. }) => true,
+            _ => false,
+        };
+        if !acknowledged {
+            if let Err(e) = self.client.publish(subject, payload).await {
+                debug!(error = %e, "a stanza for another node was not sent");
+            }
+            return placement.settled();
+        }
+        if self.pending.len() + self.retries.len() >= MAX_PENDING {
+            placement.bounce_frame(frame, ErrorCondition::ResourceConstraint, NOT_TAKEN);
+            return placement.settled();
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        match self
+            .client
+            .publish_with_reply(subject, format!("{}.{id}", self.inbox), payload)
+            .await
+        {
+            Ok(()) => {
+                self.pending.insert(
+                    id,
+                    Sent {
+                        at: Instant::now(),
+                        frame,
+                        node: node.to_owned(),
+                        since,
+                    },
                 );
             }
-            match client
-                .publish_with_reply(subject, format!("{inbox}.{id}"), payload)
-                .await
-            {
-                Ok(()) => {
-                    pending.insert(id, (Instant::now(), frame));
-                }
-                Err(e) => {
-                    debug!(error = %e, "a message for another node was not sent");
-                    placement.bounce_frame(
-                        frame,
-                        ErrorCondition::RecipientUnavailable,
-                        NOT_CARRIED,
-                    );
-                }
+            Err(e) => {
+                debug!(error = %e, "a message for another node was not sent");
+                placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NOT_CARRIED);
+                placement.settled();
             }
         }
     }
 }
 
 /// Takes the stanzas other nodes send to this one into the engine, acknowledging messages after their commit.
+/// When `stop` is notified, the subscription is drained: what NATS already delivered is still answered (the
+/// engine has stopped by then, so it is refused) and the task ends when nothing more can come.
 pub async fn receive(
     client: async_nats::Client,
     placement: Arc<Placement>,
     mut sub: async_nats::Subscriber,
+    stop: Arc<tokio::sync::Notify>,
 ) {
     let rt = tokio::runtime::Handle::current();
-    while let Some(msg) = sub.next().await {
-        let reply = msg.reply.clone();
-        let (client2, rt2) = (client.clone(), rt.clone());
-        let answer = move |ok: bool| {
-            if let Some(reply) = reply.clone() {
-                let client = client2.clone();
-                rt2.spawn(async move {
-                    let body: &'static [u8] = if ok { b"+" } else { b"-" };
-                    let _ = client.publish(reply, Bytes::from_static(body)).await;
-                });
+    let mut stopping = false;
+    loop {
+        let msg = tokio::select! {
+            msg = sub.next() => msg,
+            _ = stop.notified(), if !stopping => {
+                stopping = true;
+                if let Err(e) = sub.drain().await {
+                    return warn!(error = %e, "cannot stop taking stanzas from other nodes");
+                }
+                continue;
             }
+        };
+        let Some(msg) = msg else { return };
+        let reply = Reply {
+            to: msg.reply.clone(),
+            client: client.clone(),
+            placement: placement.clone(),
+            rt: rt.clone(),
         };
         let stanza = match wire::decode_frame(&msg.payload) {
             Ok(Frame::Stanza(s)) => s,
             Ok(Frame::Room(traffic)) => {
-                // The room must be served here; a sender with a stale view hears "not taken" and its request
-                // is answered with an error, so the client tries again.
+                // The room must be served here; a sender with a stale view hears "not taken" and sends the
+                // request again where the room is now.
                 let here = matches!(placement.locate_traffic(&traffic), Location::Here);
                 match placement.handle() {
                     Some(handle) if here => {
-                        if handle.submit_remote_room(traffic, answer.clone()).is_err() {
-                            answer(false);
-                        }
+                        // Refused when the engine is busy or stopped: the dropped receipt answers `-`.
+                        let _ = handle.submit_remote_room(traffic, move |ok| reply.send(ok));
                     }
-                    _ => answer(false),
+                    _ => reply.send(false),
                 }
                 continue;
             }
             Err(e) => {
                 warn!(error = %e, "an unreadable frame from another node");
-                answer(false);
+                reply.send(false);
                 continue;
             }
         };
@@ -242,17 +340,50 @@ pub async fn receive(
             )
         });
         if !here {
-            // The sender's view is stale (the user moved on); it bounces and its sender tries again.
-            answer(false);
+            // The sender's view is stale (the user moved on): it sends the stanza again where the user is now.
+            reply.send(false);
             continue;
         }
         let Some(handle) = placement.handle() else {
-            answer(false);
+            reply.send(false);
             continue;
         };
-        if handle.submit_remote(stanza, answer.clone()).is_err() {
-            answer(false);
-        }
+        let _ = handle.submit_remote(stanza, move |ok| reply.send(ok));
+    }
+}
+
+/// The answer a stanza from another node is owed, if its sender asked for one: `+` once committed here, `-`
+/// when not taken. Dropped unsent (the engine refused the stanza or stopped before its batch), it says `-`:
+/// only a commit says `+`, so a `-` never hides a stanza that was taken.
+struct Reply {
+    to: Option<async_nats::Subject>,
+    client: async_nats::Client,
+    placement: Arc<Placement>,
+    rt: tokio::runtime::Handle,
+}
+
+impl Reply {
+    fn send(mut self, ok: bool) {
+        self.answer(ok);
+    }
+
+    /// Written from a task of its own (a receipt runs on the engine's thread); counted in flight until
+    /// written, so an orderly stop waits for it.
+    fn answer(&mut self, ok: bool) {
+        let Some(to) = self.to.take() else { return };
+        let (client, placement) = (self.client.clone(), self.placement.clone());
+        placement.sending();
+        self.rt.spawn(async move {
+            let body: &'static [u8] = if ok { b"+" } else { b"-" };
+            let _ = client.publish(to, Bytes::from_static(body)).await;
+            placement.settled();
+        });
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        self.answer(false);
     }
 }
 

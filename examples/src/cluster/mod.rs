@@ -115,6 +115,10 @@ pub struct Node {
     events_rx: Option<mpsc::Receiver<failover::Event>>,
     /// Whether the failover manager runs (this node has a peer); until then nobody answers `events`.
     paired: Arc<AtomicBool>,
+    /// Tells the task taking stanzas from other nodes to stop (see [`Node::stop`]).
+    stop_receiving: Arc<tokio::sync::Notify>,
+    /// That task, until it is stopped.
+    receiving: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
     health: Arc<failover::Health>,
 }
 
@@ -165,6 +169,8 @@ impl Node {
             events,
             events_rx: Some(events_rx),
             paired: Arc::new(AtomicBool::new(false)),
+            stop_receiving: Arc::default(),
+            receiving: parking_lot::Mutex::new(None),
             health: Arc::default(),
         })
     }
@@ -201,11 +207,12 @@ impl Node {
             .subscribe(link::node_subject(&shared.config.node))
             .await
             .map_err(|e| shared.nats_error(e))?;
-        tokio::spawn(link::receive(
+        *self.receiving.lock() = Some(tokio::spawn(link::receive(
             shared.client.clone(),
             shared.placement.clone(),
             inbound,
-        ));
+            self.stop_receiving.clone(),
+        )));
         // A pair's failover manager needs its peer's row; the first node of a group waits for the second.
         tokio::spawn(start_failover_when_paired(
             shared.clone(),
@@ -248,8 +255,30 @@ impl Node {
         Ok(())
     }
 
-    /// An orderly stop: the peer hears goodbye and takes this node's users over at once.
-    pub async fn leave(&self) {
+    /// An orderly stop, once the engine has stopped (so nothing this node held for its users changes after its
+    /// peer loads them):
+    /// 1. it stops taking stanzas from other nodes: its subscription is drained, what was already delivered
+    ///    is refused (`-`), and later senders hear NATS's "no responders"; either way they send again where
+    ///    the user is served next (`link::forward`);
+    /// 2. the failover peer hears goodbye and takes this node's users over at once;
+    /// 3. it waits until every stanza its engine routed to other nodes is sent and every message among them
+    ///    answered, and every answer it owes is written (at most the acknowledgement timeout and a second).
+    ///
+    /// Without 1 a message published as this process ends is delivered to it and never answered, and its
+    /// sender can only bounce it as "maybe not delivered"; without 3 a message this node was routing on would
+    /// end with the process after it had acknowledged it to its sender.
+    pub async fn stop(&self) {
+        self.stop_receiving.notify_one();
+        let receiving = self.receiving.lock().take();
+        if let Some(task) = receiving
+            && tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+        {
+            warn!(
+                "stanzas from other nodes were still arriving when this node stopped taking them"
+            );
+        }
         if self.paired.load(Ordering::Acquire) {
             let (tx, rx) = oneshot::channel();
             if self
@@ -260,6 +289,17 @@ impl Node {
             {
                 let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
             }
+        }
+        let deadline = tokio::time::Instant::now() + link::ACK_TIMEOUT + Duration::from_secs(1);
+        while self.shared.placement.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = self.shared.placement.in_flight();
+        if left > 0 {
+            warn!(
+                left,
+                "stopping with stanzas for other nodes not yet answered"
+            );
         }
         let _ = self.shared.client.flush().await;
     }

@@ -14,6 +14,7 @@
 //! (`Input::RoomPlacement`), whenever that changes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
@@ -50,6 +51,10 @@ pub struct Placement {
     /// Stanzas and room traffic for other nodes, to the link's forwarder (bounded: a full link bounces
     /// messages and room requests).
     outbound: mpsc::Sender<Frame>,
+    /// Frames given to `outbound` and not yet settled by the forwarder (sent unacknowledged, acknowledged,
+    /// or bounced), and acknowledgements not yet written, so an orderly stop can wait for them: a message a
+    /// stopping node routes on, or the answer it owes, is otherwise lost with its process.
+    in_flight: AtomicUsize,
     /// The engine, for bounces; set once the runtime runs.
     handle: OnceLock<Handle>,
 }
@@ -65,7 +70,34 @@ impl Placement {
             told: parking_lot::Mutex::new(None),
             nodes: RwLock::new(HashMap::new()),
             outbound,
+            in_flight: AtomicUsize::new(0),
             handle: OnceLock::new(),
+        }
+    }
+
+    /// Frames routed to other nodes and not yet sent or answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// One more frame (or acknowledgement) on its way to another node (see `in_flight`).
+    pub(super) fn sending(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The link is done with one frame or acknowledgement (see `in_flight`).
+    pub(super) fn settled(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Hands a frame to the forwarder; a full or closed link bounces it.
+    fn send_out(&self, frame: Frame) {
+        self.sending();
+        if let Err(e) = self.outbound.try_send(frame) {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            let (mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame)) =
+                e;
+            self.bounce_frame(frame, ErrorCondition::ResourceConstraint, LINK_FULL);
         }
     }
 
@@ -354,19 +386,11 @@ impl Cluster for Placement {
     }
 
     fn forward(&self, stanza: Stanza) {
-        if let Err(e) = self.outbound.try_send(Frame::Stanza(stanza)) {
-            let (mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame)) =
-                e;
-            self.bounce_frame(frame, ErrorCondition::ResourceConstraint, LINK_FULL);
-        }
+        self.send_out(Frame::Stanza(stanza));
     }
 
     fn forward_room(&self, traffic: RoomTraffic) -> Result<(), Box<RoomTraffic>> {
-        if let Err(e) = self.outbound.try_send(Frame::Room(traffic)) {
-            let (mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame)) =
-                e;
-            self.bounce_frame(frame, ErrorCondition::ResourceConstraint, LINK_FULL);
-        }
+        self.send_out(Frame::Room(traffic));
         Ok(())
     }
 }
