@@ -25,6 +25,7 @@ STEP_SECONDS="${STEP_SECONDS:-15}"
 DRAIN_MAX="${DRAIN_MAX:-15}"
 PERF_RATE="${PERF_RATE:-}"   # profile both servers with perf during the step at this rate
 PERF_ARGS="${PERF_ARGS:--e cpu-clock -F 499}" # perf record's options (e.g. add --call-graph dwarf for call chains)
+CAPTURE_RATE="${CAPTURE_RATE:-}" # capture the server's SIP port at this rate: PUBLISH→NOTIFY on the wire (tcpdump)
 SIPP_BUFFER="${SIPP_BUFFER:-4194304}" # sipp's socket buffers (its default, 64 KiB, drops NOTIFY bursts)
 KAMAILIO_CHILDREN="${KAMAILIO_CHILDREN:-2}" # the best of 2, 4 and 8 in a trial on 2 cores
 KAMAILIO_SHM_MB="${KAMAILIO_SHM_MB:-512}"
@@ -78,7 +79,9 @@ trap 'exit 130' INT TERM
 
 # -- install and build -----------------------------------------------------------------------
 need=()
-for pkg in kamailio kamailio-presence-modules kamailio-sqlite-modules sip-tester sqlite3; do
+PKGS=(kamailio kamailio-presence-modules kamailio-sqlite-modules sip-tester sqlite3)
+[[ -n "$CAPTURE_RATE" ]] && PKGS+=(tcpdump)
+for pkg in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -275,6 +278,15 @@ run_step() { # server label(warmup:RATE | step:RATE | step:RATE:PASS)
     pub_dir="$dir/pub-${label//:/-}"
     mkdir -p "$pub_dir"
     d0=$(udp_drops "$srv")
+    local cap_pid="" pcap="$RUN_DIR/$srv-$rate.pcap"
+    if [[ -n "$CAPTURE_RATE" && "$rate" == "$CAPTURE_RATE" && $label != warmup:* ]]; then
+        # Everything to and from the server's SIP port while the step runs, to split the server's part of
+        # PUBLISH→NOTIFY from the load tools' (sipbench.py wire).
+        tcpdump -i lo -s 0 -B 131072 -w "$pcap" "udp port ${SPORT[$srv]}" > "$pcap.log" 2>&1 &
+        cap_pid=$!
+        PIDS+=("$cap_pid")
+        sleep 1
+    fi
     (cd "$pub_dir" && exec sipp "127.0.0.1:${SPORT[$srv]}" \
         -sf "$HERE/scenarios/publisher.xml" -inf "$RUN_DIR/publishers.csv" \
         -m "$PRESENTITIES" -l "$PRESENTITIES" -r "$PRESENTITIES" -rp 100 -d "$pause" \
@@ -304,6 +316,10 @@ run_step() { # server label(warmup:RATE | step:RATE | step:RATE:PASS)
     unset 'PIDS[-1]'
     drain "$wlog"
     d1=$(udp_drops "$srv")
+    if [[ -n "$cap_pid" ]]; then
+        kill -INT "$cap_pid"
+        wait "$cap_pid" || true
+    fi
     [[ $label == warmup:* ]] && { log "$srv: warm-up done"; return 0; }
     failed=$(awk -F'|' '/Failed call/ {gsub(/ /, "", $3); print $3}' "$pub_dir/stdout.txt" | tail -1)
     # shellcheck disable=SC2046
@@ -330,6 +346,12 @@ PY
 )
     local out="$RUN_DIR/steps/$(printf '%06d' "$rate")-${label//:/-}-$srv.json"
     python3 "$HERE/sipbench.py" step "$out" "$(ls "$pub_dir"/publisher_*_logs.log)" "$wlog" "$FANOUT" "$meta"
+    if [[ -n "$cap_pid" ]]; then
+        python3 "$HERE/sipbench.py" wire "$out" "$pcap" "${SPORT[$srv]}" \
+            "$(awk '/dropped by kernel/ {print $1}' "$pcap.log")"
+        python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  {server} on the wire: server PUBLISH->NOTIFY p50 {wire_server_notify_p50_ms:.2f} p99 {wire_server_notify_p99_ms:.2f} ms, publisher lag p99 {wire_publisher_lag_p99_ms:.2f} ms, {wire_notifies} NOTIFYs, capture drops {wire_capture_drops}".format(**s))' "$out" >&2
+        [[ -n "${KEEP_PCAP:-}" ]] || rm -f "$pcap"
+    fi
     python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  {server} offered {offered}: {publish_per_s:.0f} PUBLISH/s, {notify_per_s:.0f} NOTIFY/s, delivered {delivered_pct:.1f} %, failed {failed_calls}, cpu {server_cpu_pct:.0f} %, sipp {sipp_cpu_pct:.0f} %, others {others_cpu_pct:.0f} %".format(**s))' \
         "$out" >&2
 }

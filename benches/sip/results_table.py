@@ -91,6 +91,22 @@ def report(info: dict, steps: list[dict]) -> str:
                 f"{fmt(s.get('server_pss_mib'), 1)} | {fmt(s.get('sipp_cpu_pct'))} % | "
                 f"{fmt(s.get('others_cpu_pct'))} % | {fmt(s.get('udp_drops_server'))} / {fmt(s.get('udp_drops_sipp'))} |")
     L.append("")
+    wired = [s for s in steps if s.get("wire_notifies")]
+    if wired:
+        L.append("## On the wire\n")
+        L.append("A capture of the server's SIP port on loopback during the step (`CAPTURE_RATE`, tcpdump): the "
+                 "time from each timed PUBLISH reaching the server to each NOTIFY for it leaving the server, "
+                 "which is the server's own part of PUBLISH→NOTIFY (the column above adds both sipp's delays "
+                 "in reading and sending), and how late the publisher sipp sent its PUBLISHes after the time "
+                 "written in them.\n")
+        L.append("| server | offered PUBLISH/s | server PUBLISH→NOTIFY p50 / p99 / max ms | publisher lag p99 ms | NOTIFYs | capture drops |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        for s in wired:
+            L.append(f"| {s['server']} | {s['offered']:,} | {fmt(s.get('wire_server_notify_p50_ms'), 2)} / "
+                     f"{fmt(s.get('wire_server_notify_p99_ms'), 2)} / {fmt(s.get('wire_server_notify_max_ms'), 2)} | "
+                     f"{fmt(s.get('wire_publisher_lag_p99_ms'), 2)} | {fmt(s.get('wire_notifies'))} | "
+                     f"{fmt(s.get('wire_capture_drops'))} |")
+        L.append("")
     # Summary: the best step per server that kept up (no failed calls, >= 99 % delivered).
     L.append("## Summary\n")
     L.append("Best sustained step per server: the highest PUBLISH/s among the steps with no failed "

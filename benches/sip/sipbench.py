@@ -4,6 +4,7 @@
   sipbench.py options PORT [TIMEOUT]   wait until 127.0.0.1:PORT answers a SIP OPTIONS over UDP
   sipbench.py count-notify LOG         number of NOTIFYs a watcher sipp logged so far
   sipbench.py step OUT.json ...        measure one load step from the sipp logs (see step())
+  sipbench.py wire OUT.json PCAP PORT  add to a step what the wire saw (see wire())
   sipbench.py jsonl RUN_DIR OUT.jsonl  write the run's raw measurements (RUN_DIR/info.json and
                                        RUN_DIR/steps/*.json) as JSON lines, for results_table.py
 
@@ -22,6 +23,7 @@ import json
 import os
 import re
 import socket
+import struct
 import sys
 import time
 import uuid
@@ -134,6 +136,77 @@ def step(out: str, pub_log: str, watch_log: str, fanout: int, meta_json: str) ->
     json.dump(res, open(out, "w"), indent=1)
 
 
+WIRE_NOTE = re.compile(rb"note[^>]*>t ([^\s<]+) ([^\s<]+)<")
+CALL_ID = re.compile(rb"\r\n(?:Call-ID|i):\s*([^\r]+)", re.IGNORECASE)
+# The presentity: a PUBLISH's To, a NOTIFY's From (sipp's clock gives several PUBLISHes the same note).
+TO_USER = re.compile(rb"\r\n(?:To|t):[^\r]*?sip:([^@;>\r]+)@", re.IGNORECASE)
+FROM_USER = re.compile(rb"\r\n(?:From|f):[^\r]*?sip:([^@;>\r]+)@", re.IGNORECASE)
+
+
+def _udp(path: str):
+    """(time, source port, destination port, payload) of each IPv4 UDP packet of a pcap file."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+        if len(head) < 24:
+            return
+        nano = struct.unpack("<I", head[:4])[0] == 0xA1B23C4D
+        link = struct.unpack("<I", head[20:24])[0]
+        skip = {1: 14, 113: 16, 0: 4, 12: 0}.get(link, 14)  # Ethernet (lo), Linux cooked, BSD loop, raw
+        while True:
+            rec = f.read(16)
+            if len(rec) < 16:
+                return
+            sec, frac, incl, _ = struct.unpack("<IIII", rec)
+            data = f.read(incl)
+            ip = data[skip:]
+            if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
+                continue
+            ihl = (ip[0] & 15) * 4
+            sport, dport = struct.unpack(">HH", ip[ihl:ihl + 4])
+            yield sec + frac / (1e9 if nano else 1e6), sport, dport, ip[ihl + 8:]
+
+
+def wire(out: str, pcap: str, port: int, drops: str) -> None:
+    """Adds to step OUT what a capture of the server's SIP port on loopback saw: the time from each timed
+    PUBLISH reaching the server to each NOTIFY for it leaving the server (the server's part of
+    PUBLISH→NOTIFY, without either sipp's), and how late the publisher sipp sent its PUBLISHes."""
+    published: dict[bytes, float] = {}
+    publisher_lag, server = [], []
+    seen: set[tuple[bytes, bytes]] = set()
+    for t, sport, dport, payload in _udp(pcap):
+        m = WIRE_NOTE.search(payload)
+        if not m:
+            continue
+        if dport == port and payload.startswith(b"PUBLISH "):
+            user = TO_USER.search(payload)
+        elif sport == port and payload.startswith(b"NOTIFY "):
+            user = FROM_USER.search(payload)
+        else:
+            continue
+        note = (user.group(1) if user else b"") + b" " + m.group(1) + b" " + m.group(2)
+        if payload.startswith(b"PUBLISH ") and note not in published:
+            published[note] = t
+            publisher_lag.append((t - _t(m.group(1).decode(), m.group(2).decode())) * 1000.0)
+        elif payload.startswith(b"NOTIFY ") and note in published:
+            call = CALL_ID.search(payload)
+            key = (call.group(1) if call else b"", note)
+            if key in seen:  # a retransmission
+                continue
+            seen.add(key)
+            server.append((t - published[note]) * 1000.0)
+    res = json.load(open(out))
+    res.update(
+        wire_publications=len(published),
+        wire_notifies=len(server),
+        wire_capture_drops=int(drops or 0),
+        wire_publisher_lag_p99_ms=pct(publisher_lag, 99),
+        wire_server_notify_p50_ms=pct(server, 50),
+        wire_server_notify_p99_ms=pct(server, 99),
+        wire_server_notify_max_ms=max(server) if server else None,
+    )
+    json.dump(res, open(out, "w"), indent=1)
+
+
 def jsonl(run_dir: str, out: str) -> None:
     """Writes the raw measurements of a run as JSON lines: the run's info, then one line per step
     (what results_table.py turns into RESULTS.md)."""
@@ -153,6 +226,8 @@ if __name__ == "__main__":
         print(count_notify(sys.argv[2]))
     elif cmd == "step":
         step(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6])
+    elif cmd == "wire":
+        wire(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] if len(sys.argv) > 5 else "0")
     elif cmd == "jsonl":
         jsonl(sys.argv[2], sys.argv[3])
     else:
