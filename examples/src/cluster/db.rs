@@ -157,9 +157,13 @@ impl Db {
         .await
     }
 
-    /// Gives every account without a home one by the assignment mode, served at that home. Returns how many.
-    /// One transaction under an advisory lock, so nodes starting together do not assign twice.
-    pub async fn assign_unplaced(&self, mode: AssignmentMode) -> Result<usize, DbError> {
+    /// Gives every account without a home one by the assignment mode, served at that home. Returns them, with
+    /// their node's name. One transaction under an advisory lock, so nodes starting together do not assign
+    /// twice.
+    pub async fn assign_unplaced(
+        &self,
+        mode: AssignmentMode,
+    ) -> Result<Vec<(String, String)>, DbError> {
         let nodes = self.nodes().await?;
         self.with(async |c| {
             let tx = c.transaction().await?;
@@ -185,7 +189,7 @@ impl Db {
                 .await?;
             let t = model::topology(&nodes);
             let mut a = model::assignments(mode, &nodes, &placed);
-            let mut n = 0;
+            let mut placed = Vec::new();
             for r in unplaced {
                 let jid: String = r.get(0);
                 let Ok(user) = UserId::new(jid.clone()) else {
@@ -205,10 +209,10 @@ impl Db {
                     &[&jid, &home.name],
                 )
                 .await?;
-                n += 1;
+                placed.push((jid, home.name.clone()));
             }
             tx.commit().await?;
-            Ok(n)
+            Ok(placed)
         })
         .await
     }

@@ -15,6 +15,7 @@ pub mod peer;
 pub mod placement;
 pub mod wire;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -146,7 +147,7 @@ impl Node {
         let client = connect_nats(&config.nats, failover.connect_timeout).await?;
         let (tx, rx) = mpsc::channel(link::OUTBOUND_QUEUE);
         let placement = Arc::new(Placement::new(&config.node, tx));
-        let placed = db.assign_unplaced(mode).await?;
+        let placed = db.assign_unplaced(mode).await?.len();
         if placed > 0 {
             info!(users = placed, "placed accounts that had no home");
         }
@@ -368,9 +369,12 @@ async fn reload(shared: Shared, events: mpsc::Sender<failover::Event>) {
     let mut tick = tokio::time::interval(reload_period(&shared.failover));
     loop {
         tick.tick().await;
-        if let Err(e) = shared.db.assign_unplaced(shared.mode).await {
-            warn!(error = %e, "placing new accounts failed");
-            continue;
+        match shared.db.assign_unplaced(shared.mode).await {
+            Ok(placed) => announce(&shared.client, placed).await,
+            Err(e) => {
+                warn!(error = %e, "placing new accounts failed");
+                continue;
+            }
         }
         let _guard = shared.lock.lock().await;
         let (rows, nodes) = match (shared.db.placement().await, shared.db.nodes().await) {
@@ -398,6 +402,21 @@ async fn reload(shared: Shared, events: mpsc::Sender<failover::Event>) {
         if !diff.left.is_empty() {
             let _ = events.try_send(failover::Event::Claimed(diff.left));
         }
+    }
+}
+
+/// Tells every node where new accounts were placed, so their node serves them at once rather than from its
+/// next reload (a client signing in between was told that no node serves it).
+async fn announce(client: &async_nats::Client, placed: Vec<(String, String)>) {
+    let mut by_node: HashMap<String, Vec<BareJid>> = HashMap::new();
+    for (jid, node) in placed {
+        if let Ok(jid) = BareJid::new(&jid) {
+            by_node.entry(node).or_default().push(jid);
+        }
+    }
+    for (node, users) in by_node {
+        info!(users = users.len(), %node, "placed new accounts");
+        link::broadcast(client, &users, &node, link::Move::Rehome).await;
     }
 }
 
