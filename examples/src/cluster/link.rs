@@ -63,8 +63,11 @@ pub async fn forward(
         Err(e) => {
             warn!(error = %e, "cannot subscribe to acknowledgements: cross-node messages will bounce");
             while let Some(frame) = outbound.recv().await {
-                placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NOT_CARRIED);
-                placement.settled();
+                placement.bounce_and_settle(
+                    frame,
+                    ErrorCondition::RecipientUnavailable,
+                    NOT_CARRIED,
+                );
             }
             return;
         }
@@ -114,8 +117,7 @@ pub async fn forward(
                     .collect();
                 for id in expired {
                     if let Some(sent) = link.pending.remove(&id) {
-                        link.placement.bounce_frame(sent.frame, ErrorCondition::RecipientUnavailable, NO_ANSWER);
-                        link.placement.settled();
+                        link.placement.bounce_and_settle(sent.frame, ErrorCondition::RecipientUnavailable, NO_ANSWER);
                     }
                 }
             }
@@ -173,9 +175,11 @@ impl Link {
     async fn refused(&mut self, sent: Sent, text: &'static str) {
         let now = Instant::now();
         if now.duration_since(sent.since) >= RETRY_WINDOW {
-            self.placement
-                .bounce_frame(sent.frame, ErrorCondition::RecipientUnavailable, text);
-            return self.placement.settled();
+            return self.placement.bounce_and_settle(
+                sent.frame,
+                ErrorCondition::RecipientUnavailable,
+                text,
+            );
         }
         let moved = match self.locate(&sent.frame) {
             Some(Location::Node(node)) => node.name != sent.node,
@@ -217,8 +221,7 @@ impl Link {
                 placement.settled();
             }
             Location::Nowhere => {
-                placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NOBODY);
-                placement.settled();
+                placement.bounce_and_settle(frame, ErrorCondition::RecipientUnavailable, NOBODY);
             }
             Location::Node(node) => {
                 self.send_to(&node.name, frame, since).await;
@@ -253,8 +256,11 @@ impl Link {
             return placement.settled();
         }
         if self.pending.len() + self.retries.len() >= MAX_PENDING {
-            placement.bounce_frame(frame, ErrorCondition::ResourceConstraint, NOT_TAKEN);
-            return placement.settled();
+            return placement.bounce_and_settle(
+                frame,
+                ErrorCondition::ResourceConstraint,
+                NOT_TAKEN,
+            );
         }
         self.next_id += 1;
         let id = self.next_id;
@@ -276,8 +282,11 @@ impl Link {
             }
             Err(e) => {
                 debug!(error = %e, "a message for another node was not sent");
-                placement.bounce_frame(frame, ErrorCondition::RecipientUnavailable, NOT_CARRIED);
-                placement.settled();
+                placement.bounce_and_settle(
+                    frame,
+                    ErrorCondition::RecipientUnavailable,
+                    NOT_CARRIED,
+                );
             }
         }
     }

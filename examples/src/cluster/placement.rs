@@ -90,14 +90,19 @@ impl Placement {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// The link gives a frame back to its sender: bounced, and settled (see `in_flight`).
+    pub(super) fn bounce_and_settle(&self, frame: Frame, condition: ErrorCondition, text: &str) {
+        self.bounce_frame(frame, condition, text);
+        self.settled();
+    }
+
     /// Hands a frame to the forwarder; a full or closed link bounces it.
     fn send_out(&self, frame: Frame) {
         self.sending();
         if let Err(e) = self.outbound.try_send(frame) {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
             let (mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame)) =
                 e;
-            self.bounce_frame(frame, ErrorCondition::ResourceConstraint, LINK_FULL);
+            self.bounce_and_settle(frame, ErrorCondition::ResourceConstraint, LINK_FULL);
         }
     }
 
