@@ -132,6 +132,8 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// How many PostgreSQL connections this process keeps open at most.
     pub pool: usize,
+    /// How many MiB of the embedded database file are kept in memory (`embedded` only).
+    pub cache_mib: usize,
 }
 
 /// `[store] kind`.
@@ -150,6 +152,7 @@ impl Default for StoreConfig {
             kind: StoreKind::Embedded,
             url: None,
             pool: 4,
+            cache_mib: crate::store::DEFAULT_CACHE_BYTES >> 20,
         }
     }
 }
@@ -1577,6 +1580,12 @@ mod tests {
         let c = parse("[store]\nkind = \"postgres\"\nurl = \"postgresql://u@h/d\"\npool = 9\n")
             .expect("valid");
         assert_eq!(c.store.pool, 9);
+        assert_eq!(
+            c.store.cache_mib, 4,
+            "the embedded store's cache defaults to 4 MiB"
+        );
+        let c = parse("[store]\ncache_mib = 64\n").expect("valid");
+        assert_eq!((c.store.kind, c.store.cache_mib), (StoreKind::Embedded, 64));
         // Switching back to the embedded store does not need the URL removed.
         let c =
             parse("[store]\nkind = \"embedded\"\nurl = \"postgresql://u@h/d\"\n").expect("valid");

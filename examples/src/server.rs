@@ -73,6 +73,16 @@ fn create_data_dir(config: &Config) -> Result<(), Error> {
     })
 }
 
+/// How many threads tokio may start for blocking work: store lookups and SASL steps at login, directory and
+/// upload calls. Its default is 512, and a 10,000-client login storm started 32, each keeping its stack and its
+/// allocator pages while the clients idle (0.5 KiB per idle client, benches/IDLE.md round 5). The work is short
+/// store reads and hashing, so twice the cores, and at least 8 (more than the PostgreSQL pool's connections, which
+/// bound the store's concurrency anyway), keep every core busy.
+fn blocking_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (2 * cores).max(8)
+}
+
 /// Opens the configured store: the embedded one in the data directory (creating the directory), or the
 /// PostgreSQL database of `[store] url`, with its schema brought up to date.
 pub fn open_store(config: &Config) -> Result<OpenStore, Error> {
@@ -80,7 +90,10 @@ pub fn open_store(config: &Config) -> Result<OpenStore, Error> {
     match config.store.kind {
         StoreKind::Embedded => {
             create_data_dir(config)?;
-            Ok(OpenStore::Embedded(RedbStore::open(config.store_path())?))
+            Ok(OpenStore::Embedded(RedbStore::open_with_cache(
+                config.store_path(),
+                config.store.cache_mib << 20,
+            )?))
         }
         StoreKind::Postgres => {
             // Config validation guarantees the URL; an empty one fails to connect with a clear message.
@@ -239,6 +252,7 @@ pub fn serve(config: &Config) -> Result<ExitCode, Error> {
         _ => None,
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(blocking_threads())
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;

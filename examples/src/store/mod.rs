@@ -54,6 +54,14 @@ fn backend(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Backend(format!("redb: {}", e.into()))
 }
 
+/// How much of the database file the embedded store keeps in memory unless configured (`[store] cache_mib`).
+///
+/// redb's own default is 1 GiB, filled by every page ever read: at 10,000 signed-in users its cache held 1.5 KiB
+/// per user (benches/IDLE.md, round 5) of pages the engine already keeps in its own form while the user is
+/// online. 4 MiB holds the tables' upper levels, which every lookup walks; a miss is a read from the operating
+/// system's page cache, and logins cost the same server CPU with either size.
+pub const DEFAULT_CACHE_BYTES: usize = 4 << 20;
+
 /// A [`Store`] in a redb database file.
 pub struct RedbStore {
     db: Database,
@@ -66,12 +74,22 @@ impl std::fmt::Debug for RedbStore {
 }
 
 impl RedbStore {
-    /// Opens the database at `path`, creating the file and its tables if they do not exist.
+    /// Opens the database at `path` with the default page cache ([`DEFAULT_CACHE_BYTES`]), creating the file and
+    /// its tables if they do not exist.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens the database at `path` keeping at most `cache_bytes` of its pages in memory, creating the file and
+    /// its tables if they do not exist.
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Self, StoreError> {
         let path = path.as_ref();
-        let db = Database::create(path).map_err(|e| {
-            StoreError::Backend(format!("cannot open database {}: {e}", path.display()))
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| {
+                StoreError::Backend(format!("cannot open database {}: {e}", path.display()))
+            })?;
         let store = RedbStore { db };
         // Creating every table up front lets read transactions open them without a "does not exist" case.
         store.write(|tx| {

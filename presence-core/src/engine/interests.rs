@@ -128,7 +128,7 @@ impl Engine {
         o.roster
             .watchers()
             .filter(|c| *c != owner && admits_interest(o, owner, config, c))
-            .filter_map(|c| self.users.get(c))
+            .filter_map(|c| self.users.get(c).map(|u| &**u))
             .flat_map(User::available_sessions)
             .filter(|s| s.wants(node))
             .map(|s| s.id)

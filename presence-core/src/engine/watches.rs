@@ -242,7 +242,7 @@ impl Engine {
             return;
         };
         let target = if self.is_here(&w.target) {
-            self.users.get(&w.target)
+            self.users.get(&w.target).map(|u| &**u)
         } else {
             None
         };

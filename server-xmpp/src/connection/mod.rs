@@ -862,11 +862,24 @@ async fn established<S, T>(
         pending: csi.take().into(),
         counters: *counters,
     };
-    let detach = detach_of(shared);
+    // Boxed: inline, the parked session and what it is handed to (live across the end's awaits) kept their room
+    // in every session's state, idle ones too (about 300 bytes, issue 17).
+    boxed!(hand_over(detach_of(shared), span, end, parked, claims));
+}
+
+/// What becomes of a session with stream management whose connection ended (XEP-0198): handed to the connection
+/// that resumed it, parked for its client to resume, or ended.
+async fn hand_over(
+    detach: sm::Detach,
+    span: &tracing::Span,
+    end: End,
+    parked: sm::Parked,
+    claims: Option<tokio::sync::mpsc::Receiver<sm::Claim>>,
+) {
     match (end, parked.counters.id.clone(), claims) {
         (End::Handed(claim), _, _) => {
             if let Err(parked) = claim.send(parked) {
-                boxed!(sm::end(&detach.hub, parked, true));
+                sm::end(&detach.hub, parked, true).await;
             }
         }
         (End::Lost, Some(id), Some(claims)) => {
@@ -878,11 +891,7 @@ async fn established<S, T>(
                 detach.registry.forget(&id);
             }
             // XEP-0198 §4: what the client never acknowledged counts as not delivered.
-            boxed!(sm::end(
-                &detach.hub,
-                parked,
-                matches!(end, End::Close | End::Lost)
-            ));
+            sm::end(&detach.hub, parked, matches!(end, End::Close | End::Lost)).await;
         }
     }
 }
