@@ -56,7 +56,7 @@ pub(super) fn metadata_of(call: &pep::Call) -> Option<Metadata> {
 
 /// The PHOTO of `user`'s card as read back.
 pub(super) fn card_photo(user: &User) -> CardPhoto {
-    match &user.avatar {
+    match user.avatar.as_deref() {
         None => CardPhoto::AsStored,
         Some(Known::NoAvatar) => CardPhoto::Without,
         Some(Known::Avatar(info)) => match data_item(user, &info.hash) {
@@ -122,7 +122,8 @@ impl Engine {
     fn avatar_from_vcard(&mut self, user: &BareJid, image: Image) -> Result<(), Refusal> {
         let info = image.info();
         let current = self.users.get(user).is_some_and(|u| {
-            u.avatar == Some(Known::Avatar(info.clone())) && data_item(u, &info.hash).is_some()
+            u.avatar.as_deref() == Some(&Known::Avatar(info.clone()))
+                && data_item(u, &info.hash).is_some()
         });
         if !current {
             let id = info.hash.as_str().to_owned();
@@ -149,13 +150,16 @@ impl Engine {
     /// A card without a photo: the user has no avatar. Empty metadata tells those who follow the metadata node,
     /// if there was an avatar to take back (one the server knew of, or one published before it converted any).
     fn no_avatar_from_vcard(&mut self, user: &BareJid) -> Result<(), Refusal> {
-        let had = self.users.get(user).is_some_and(|u| match &u.avatar {
-            Some(Known::Avatar(_)) => true,
-            Some(Known::NoAvatar) => false,
-            None => pep::node_key(METADATA_NODE)
-                .and_then(|k| u.documents.get(&k))
-                .is_some_and(|d| !Node::from_document(d).items.is_empty()),
-        });
+        let had = self
+            .users
+            .get(user)
+            .is_some_and(|u| match u.avatar.as_deref() {
+                Some(Known::Avatar(_)) => true,
+                Some(Known::NoAvatar) => false,
+                None => pep::node_key(METADATA_NODE)
+                    .and_then(|k| u.documents.get(&k))
+                    .is_some_and(|d| !Node::from_document(d).items.is_empty()),
+            });
         if had {
             self.pep_publish_as_owner(
                 user,
@@ -192,10 +196,10 @@ impl Engine {
         let Some(u) = self.users.get_mut(user) else {
             return;
         };
-        if u.avatar == known {
+        if u.avatar.as_deref() == known.as_ref() {
             return;
         }
-        u.avatar = known.clone();
+        u.avatar = known.clone().map(Box::new);
         let write = match known {
             Some(k) => StoreWrite::DocumentPut {
                 user: user.clone(),

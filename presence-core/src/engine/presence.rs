@@ -32,7 +32,7 @@ impl Engine {
                 priority: p.priority,
                 composed: composed.state,
                 extensions: p.extensions.clone(),
-                avatar: Known::presence(u.avatar.as_ref(), p.avatar.as_ref()),
+                avatar: Known::presence(u.avatar.as_deref(), p.avatar.as_ref()),
             };
             if s.last_broadcast.as_ref() != Some(&view) {
                 s.last_broadcast = Some(view);
@@ -90,7 +90,10 @@ impl Engine {
         // Interests are an available client's (its shell tells them again with its next available presence).
         s.interests.clear();
         let was_seen = s.last_broadcast.take().is_some();
-        let directed: Vec<Jid> = s.directed.drain().collect();
+        let directed: Vec<Jid> = s
+            .directed
+            .take()
+            .map_or_else(Vec::new, |d| d.into_iter().collect());
         let from = Jid::Full(s.jid.clone());
         let u = &self.users[user];
         let user_gone = was_available && u.available_sessions().next().is_none();
@@ -250,7 +253,7 @@ impl Engine {
             Some(p) => {
                 // Subscribers hear about the session's unavailability anyway; only others need remembering.
                 if !subscribed {
-                    s.directed.insert(target.clone());
+                    s.directed.get_or_insert_default().insert(target.clone());
                 }
                 let (show, status) = composed.apply_to(&p);
                 PresenceKind::Available(PresenceView {
@@ -263,11 +266,16 @@ impl Engine {
                         p.show.state()
                     },
                     extensions: p.extensions.clone(),
-                    avatar: Known::presence(known.as_ref(), p.avatar.as_ref()),
+                    avatar: Known::presence(known.as_deref(), p.avatar.as_ref()),
                 })
             }
             None => {
-                s.directed.remove(&target);
+                if let Some(d) = &mut s.directed {
+                    d.remove(&target);
+                    if d.is_empty() {
+                        s.directed = None;
+                    }
+                }
                 PresenceKind::Unavailable
             }
         };
