@@ -246,6 +246,12 @@ impl SaslServer {
         step
     }
 
+    /// Whether the next [`SaslServer::step`] may read the store (SCRAM's first message and PLAIN look the account
+    /// up; SCRAM's final message is checked against what the first one read).
+    pub fn step_reads_store(&self) -> bool {
+        matches!(self.state, State::ScramFirst { .. } | State::Plain)
+    }
+
     /// Whether the exchange is over (success or failure was returned).
     pub fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
