@@ -349,7 +349,8 @@ PY
     if [[ -n "$cap_pid" ]]; then
         python3 "$HERE/sipbench.py" wire "$out" "$pcap" "${SPORT[$srv]}" \
             "$(awk '/dropped by kernel/ {print $1}' "$pcap.log")"
-        python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  {server} on the wire: server PUBLISH->NOTIFY p50 {wire_server_notify_p50_ms:.2f} p99 {wire_server_notify_p99_ms:.2f} ms, publisher lag p99 {wire_publisher_lag_p99_ms:.2f} ms, {wire_notifies} NOTIFYs, capture drops {wire_capture_drops}".format(**s))' "$out" >&2
+        # A capture that matched no NOTIFY leaves the figures null: said so rather than failing the run.
+        python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); f=lambda k: "–" if s.get(k) is None else "%.2f" % s[k]; print("  %s on the wire: server PUBLISH->NOTIFY p50 %s p99 %s ms, publisher lag p99 %s ms, %s NOTIFYs, capture drops %s" % (s["server"], f("wire_server_notify_p50_ms"), f("wire_server_notify_p99_ms"), f("wire_publisher_lag_p99_ms"), s.get("wire_notifies"), s.get("wire_capture_drops")))' "$out" >&2
         [[ -n "${KEEP_PCAP:-}" ]] || rm -f "$pcap"
     fi
     python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  {server} offered {offered}: {publish_per_s:.0f} PUBLISH/s, {notify_per_s:.0f} NOTIFY/s, delivered {delivered_pct:.1f} %, failed {failed_calls}, cpu {server_cpu_pct:.0f} %, sipp {sipp_cpu_pct:.0f} %, others {others_cpu_pct:.0f} %".format(**s))' \

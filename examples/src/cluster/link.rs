@@ -12,7 +12,7 @@
 //! Everything for one node leaves through one task in the order the engine emitted it, and NATS keeps the
 //! order of one connection's publications, so per sender and recipient the order holds.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,7 +76,7 @@ pub async fn forward(
         client,
         placement,
         inbox,
-        pending: HashMap::new(),
+        pending: BTreeMap::new(),
         retries: VecDeque::new(),
         next_id: 0,
     };
@@ -109,16 +109,14 @@ pub async fn forward(
                     let (_, sent) = link.retries.pop_front().expect("checked");
                     link.send(sent.frame, sent.since).await;
                 }
-                let expired: Vec<u64> = link
-                    .pending
-                    .iter()
-                    .filter(|(_, sent)| now.duration_since(sent.at) >= ACK_TIMEOUT)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in expired {
-                    if let Some(sent) = link.pending.remove(&id) {
-                        link.placement.bounce_and_settle(sent.frame, ErrorCondition::RecipientUnavailable, NO_ANSWER);
+                // Ids grow with sending time, so the unanswered past their time are the first ones: the sweep
+                // reads only those, not every pending message ten times a second.
+                while let Some(oldest) = link.pending.first_entry() {
+                    if now.duration_since(oldest.get().at) < ACK_TIMEOUT {
+                        break;
                     }
+                    let sent = oldest.remove();
+                    link.placement.bounce_and_settle(sent.frame, ErrorCondition::RecipientUnavailable, NO_ANSWER);
                 }
             }
         }
@@ -152,7 +150,8 @@ struct Link {
     client: async_nats::Client,
     placement: Arc<Placement>,
     inbox: String,
-    pending: HashMap<u64, Sent>,
+    /// By id: ids are given in sending order, so the first is the one waiting longest.
+    pending: BTreeMap<u64, Sent>,
     /// Refused messages to send again, by when (in that order: each waits the same time).
     retries: VecDeque<(Instant, Sent)>,
     next_id: u64,
