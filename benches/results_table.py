@@ -87,6 +87,11 @@ def main() -> None:
         cpu, d = get(server, workload, f"phase_{who}_cpu_s"), get(server, workload, "delivered")
         return None if cpu is None or not d else 1e6 * cpu / d
 
+    def login_cpu_ms(server):
+        # Server CPU over the storm ÷ logins that succeeded: the TLS handshake, SASL, bind, roster and presence.
+        cpu, ok = get(server, "login", "login_server_cpu_s"), get(server, "login", "logins_ok")
+        return None if cpu is None or not ok else 1e3 * cpu / ok
+
     def completeness(server, workload):
         d = get(server, workload, "delivered")
         e = get(server, workload, "expected") or get(server, workload, "sent")
@@ -101,6 +106,7 @@ def main() -> None:
          lambda s: pct(s, "login", "login_server_cpu_s", "login_s"), 0, "–"),
         ("(1) load tool CPU during the storm, % of one core", "login",
          lambda s: pct(s, "login", "login_tool_cpu_s", "login_s"), 0, "–"),
+        ("(1) server CPU per login, ms", "login", lambda s: login_cpu_ms(s), 3, "lower"),
     ]
     for n, rate in (("2", env("CHAT_RATE")), ("2b", env("CHAT_RATE2"))):
         c = f"chat@{rate}"
@@ -185,6 +191,22 @@ def main() -> None:
         w(goal(f"idle memory per session ≤ ½ of the smaller (now {p_idle:.1f} KiB vs "
                f"{min(pr_idle, ej_idle):.1f} KiB: {p_idle / min(pr_idle, ej_idle):.2f}×)",
                p_idle <= 0.5 * min(pr_idle, ej_idle)))
+    w("")
+    w("## Against the goals of issue 17\n")
+    hi = f"chat@{env('CHAT_RATE')}"
+    p_cpu, pr_cpu, ej_cpu = (per_delivery(s, hi, "server") for s in SERVERS)
+    if None not in (p_cpu, pr_cpu, ej_cpu):
+        w(goal(f"server CPU per message ≤ ½ of ejabberd's and ≤ ⅓ of Prosody's at {env('CHAT_RATE')}/s offered "
+               f"(now {p_cpu / ej_cpu:.2f}× and {p_cpu / pr_cpu:.2f}×)", p_cpu <= 0.5 * ej_cpu and p_cpu <= pr_cpu / 3))
+    p_lcpu = login_cpu_ms("presenced")
+    if p_lcpu is not None:
+        w(goal(f"server CPU per TLS login ≤ 0.4 ms (now {p_lcpu:.3f} ms)", p_lcpu <= 0.4))
+    p_fan = get("presenced", "fanout", "delivered_per_s")
+    if p_fan is not None:
+        w(goal(f"presence fan-out ≥ 1,000,000 deliveries/s (now {p_fan:,.0f}/s)", p_fan >= 1_000_000))
+    p_growth = get("presenced", "idle", "rss_growth_per_client_kib")
+    if p_growth is not None:
+        w(goal(f"RSS growth per idle TLS client ≤ 10 KiB (now {p_growth:.1f} KiB)", p_growth <= 10))
     w("")
     w("## How these were measured\n")
     w("- Every workload ran against a freshly started server; the same accounts (u0..u{N-1}@localhost) and rosters "
