@@ -106,7 +106,7 @@ def main() -> None:
          lambda s: pct(s, "login", "login_server_cpu_s", "login_s"), 0, "–"),
         ("(1) load tool CPU during the storm, % of one core", "login",
          lambda s: pct(s, "login", "login_tool_cpu_s", "login_s"), 0, "–"),
-        ("(1) server CPU per login, ms", "login", lambda s: login_cpu_ms(s), 3, "lower"),
+        ("(1) server CPU per login, ms", "login", login_cpu_ms, 3, "lower"),
     ]
     for n, rate in (("2", env("CHAT_RATE")), ("2b", env("CHAT_RATE2"))):
         c = f"chat@{rate}"

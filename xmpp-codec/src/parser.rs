@@ -40,8 +40,9 @@ pub struct StreamParser {
     /// Stream offset of `buf[0]`.
     base: u64,
     scanner: Scanner,
-    /// Boxed, like `error`: both are rarely touched, and inline they kept a 72 and a 40 byte slot in every
-    /// connection's parser (issue 17: the c2s wire's 1,632 bytes fell in the allocator's 1,792-byte class).
+    /// Boxed, like `error`: each is set once (the header when the stream opens, an error when it fails), and
+    /// inline they kept a 72 and a 40 byte slot in every connection's parser (issue 17: the c2s wire's 1,632
+    /// bytes fell in the allocator's 1,792-byte class).
     stream: Option<Box<OpenStream>>,
     error: Option<Box<StreamError>>,
     /// The header was self-closing, so a `Close` is owed right after `Open`.

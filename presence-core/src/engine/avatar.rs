@@ -122,7 +122,7 @@ impl Engine {
     fn avatar_from_vcard(&mut self, user: &BareJid, image: Image) -> Result<(), Refusal> {
         let info = image.info();
         let current = self.users.get(user).is_some_and(|u| {
-            u.avatar.as_deref() == Some(&Known::Avatar(info.clone()))
+            matches!(u.avatar.as_deref(), Some(Known::Avatar(known)) if *known == info)
                 && data_item(u, &info.hash).is_some()
         });
         if !current {

@@ -207,16 +207,17 @@ pub(super) async fn sasl_step<S: Store + Send + Sync + 'static>(
 ) -> (Option<SaslServer>, Step) {
     // SCRAM's final message only checks the proof against what its first message read: a few hashes, done here.
     // A trip to the blocking pool and back costs more (two thread wake-ups, about 5 % of a login's CPU).
-    if !server.step_reads_store() {
-        let step = server.step(&response, lookup.as_ref());
-        return (Some(server), step);
-    }
-    tokio::task::spawn_blocking(move || {
+    let reads_store = server.step_reads_store();
+    let step = move || {
         let step = server.step(&response, lookup.as_ref());
         (Some(server), step)
-    })
-    .await
-    .unwrap_or((None, Step::Failure(sasl::Failure::TemporaryAuthFailure)))
+    };
+    if !reads_store {
+        return step();
+    }
+    tokio::task::spawn_blocking(step)
+        .await
+        .unwrap_or((None, Step::Failure(sasl::Failure::TemporaryAuthFailure)))
 }
 
 /// PLAIN checked by the user directory: its verdict decides, except for accounts it does not manage, which are
