@@ -793,6 +793,61 @@ async fn submit_here_runs_an_idle_engine_on_the_calling_thread_in_order() {
     rig.runtime.shutdown().await;
 }
 
+/// An I/O worker that runs the engine inline steps aside before the store: with a single worker, held inside
+/// a load its input needed, other tasks still run; the input is then handled and committed in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn submit_here_on_an_io_worker_steps_aside_while_the_store_blocks() {
+    let rig = rig(RuntimeConfig::default());
+    let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
+    rig.hub
+        .submit_and_flush(available(alice), alice, 1)
+        .unwrap();
+    assert!(flushed(&mut rx, 1).await);
+    // bob is not loaded: his message needs a load, which the gate holds.
+    rig.store.gate.close();
+    let hub = rig.hub.clone();
+    let inline = tokio::spawn(async move {
+        hub.submit_here(say(alice, "bob@example.com", "w1", "hello"))
+            .expect("taken");
+        std::thread::current().name().unwrap_or("").to_owned()
+    });
+    // Waited for on this thread (not a worker, and without tokio's timers, which the worker drives), so that
+    // a worker that did not step aside fails the test rather than hangs it.
+    while rig.store.gate.waiting.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The one worker is inside the store call; another task still runs because it stepped aside.
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let _other = tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ran.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ran_while_held = ran.load(Ordering::SeqCst);
+    rig.store.gate.open();
+    assert!(
+        ran_while_held,
+        "a task ran while the worker was held by the store"
+    );
+    let worker = inline.await.expect("the submitting task ends");
+    rig.hub
+        .submit_and_flush(available(alice), alice, 2)
+        .unwrap();
+    assert!(flushed(&mut rx, 2).await);
+    assert_eq!(
+        offline_ids(&rig.store),
+        vec!["w1".to_owned()],
+        "the message is held"
+    );
+    let threads = rig.store.commit_threads.lock().unwrap().clone();
+    assert!(
+        threads.contains(&worker),
+        "the idle engine ran on the worker ({worker}): commits ran on {threads:?}"
+    );
+    rig.runtime.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn submit_here_never_waits_for_a_busy_engine_nor_passes_what_it_queued() {
     let rig = rig(RuntimeConfig::default());

@@ -1,9 +1,9 @@
 //! The engine thread: takes what the shells queued, feeds the engine, answers its loads, makes its writes durable
 //! in groups, and only then lets out what depended on them.
 //!
-//! Store calls block, so the engine runs on its own OS thread, not on the I/O workers. Everything taken from the
-//! queue in one go is one batch: its writes are committed in one transaction (group commit) before any delivery
-//! of the batch goes out.
+//! Store calls block, so the engine runs on its own OS thread (an I/O worker that runs it inline steps aside
+//! before each, see [`Inline`]). Everything taken from the queue in one go is one batch: its writes are
+//! committed in one transaction (group commit) before any delivery of the batch goes out.
 //!
 //! **Failing closed.** A delivery depends on every write the engine emitted before it. When a commit fails:
 //! - a message that would have been delivered is not; its local sender gets a `wait`-type
@@ -35,6 +35,7 @@ use super::compliance::{Background, Compliance, ComplianceHook, Mode};
 use super::metrics::Metrics;
 use super::queue::{Msg, Popped, Queue, Receipt};
 use super::sink::{Ended, Sent, SessionSink, SharedSink, ToSession, WatchSink};
+use super::step_aside::may_block;
 use crate::compliance::Record;
 use crate::engine::Output;
 use crate::jid::{FullJid, Jid};
@@ -353,7 +354,7 @@ impl<S: Store> Driver<S> {
             if std::mem::take(&mut load_rooms) {
                 self.load_rooms();
             }
-            let mut results = self.store.load_users(&loads).into_iter();
+            let mut results = may_block(|| self.store.load_users(&loads)).into_iter();
             let now = Instant::now();
             for user in loads.drain(..) {
                 let result = results.next().unwrap_or_else(|| {
@@ -384,7 +385,7 @@ impl<S: Store> Driver<S> {
     fn load_rooms(&mut self) {
         // With each room's archive head and history, as at start: a room moved here keeps numbering its archive
         // where its last node stopped.
-        match crate::store::load_rooms(self.store.as_ref()) {
+        match may_block(|| crate::store::load_rooms(self.store.as_ref())) {
             Ok(stored) => {
                 debug!(
                     rooms = stored.len(),
@@ -423,7 +424,7 @@ impl<S: Store> Driver<S> {
         if batch.records.is_empty() {
             return true;
         }
-        match sink.write(&batch.records) {
+        match may_block(|| sink.write(&batch.records)) {
             Ok(()) => {
                 self.metrics.compliance_written(batch.records.len());
                 true
@@ -441,7 +442,7 @@ impl<S: Store> Driver<S> {
             return;
         }
         let started = Instant::now();
-        let result = self.store.apply(&batch.writes);
+        let result = may_block(|| self.store.apply(&batch.writes));
         self.metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -784,11 +785,11 @@ impl<S: Store> Driver<S> {
     }
 }
 
-/// An engine that a service thread may run an input on, on its own thread, while the engine's thread has
-/// nothing to do: the input's effects (a SIP PUBLISH's NOTIFYs) then come back to the submitting thread without
-/// waking the engine's thread and then the submitter's again, two of the three thread wake-ups a PUBLISH cost.
-/// The submitting thread then also carries out the input's commit, so only a thread that may block on the store
-/// asks for this (never an I/O worker).
+/// An engine that a submitting thread may run an input on, on its own thread, while the engine's thread has
+/// nothing to do: the input's effects (a SIP PUBLISH's NOTIFYs, a chat message's delivery) then go out from the
+/// submitting thread without waking the engine's thread and then the recipient's, two of the three thread
+/// wake-ups such an input cost. The submitting thread then also carries out the input's commit; on an I/O worker
+/// that and every other call that may block step aside first (`step_aside.rs`).
 pub(crate) trait Inline: Send + Sync {
     /// Handles `input` on the calling thread when the engine is free and nothing is queued before it (so it
     /// passes nothing submitted earlier); hands it back otherwise, to be queued.

@@ -106,10 +106,17 @@ impl Handle {
     }
 
     /// As [`Handle::submit`], but when the engine that serves `input` has nothing queued and is not running,
-    /// the input is handled on the calling thread (and committed there: this may block on the store), and
-    /// what it emits is let out from here too, without waking the engine's thread. For a shell's own service
-    /// thread whose inputs mostly come back to it (the SIP service: a PUBLISH's NOTIFYs), never for an I/O
-    /// worker. Ordering is as with `submit`: nothing this thread submitted before is passed.
+    /// the input is handled on the calling thread (and committed there), and what it emits is let out from here
+    /// too, without waking the engine's thread and then the recipients' worker. Ordering is as with `submit`:
+    /// nothing this thread submitted before is passed.
+    ///
+    /// Whatever may block in that run (a store call, a shell's full sink) steps off the thread first when it is
+    /// a worker of a multi-threaded tokio runtime (`block_in_place`), so an I/O worker may call this: a client's
+    /// stanza that needs no store is then read, handled, delivered and written on one thread. On any other
+    /// thread (a shell's service thread, such as the SIP service's) the run blocks in place.
+    ///
+    /// Inputs that usually load or write (opening a session) are better queued with `submit`: the engine's
+    /// thread takes many of them in one batch, one store round trip for all.
     pub fn submit_here(&self, input: Input) -> Result<(), Rejected> {
         self.submit_on(input, true)
     }

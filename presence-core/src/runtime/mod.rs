@@ -4,12 +4,12 @@
 //! That is this module, shared by every shell of a process (XMPP, SIP, an embedder's own transport):
 //!
 //! - **one engine thread** ([`spawn`]): store calls block, so the engine and its store run on their own OS
-//!   thread, never on the I/O workers; timers fire there too; or **one per shard** ([`spawn_sharded`],
+//!   thread, not as a task of the I/O workers; timers fire there too; or **one per shard** ([`spawn_sharded`],
 //!   [`RuntimeConfig::shards`]): users hashed over several engines, each with its own thread, queue and group
 //!   commit, stanzas between them routed as between the nodes of a cluster (see `shards.rs` for who owns
-//!   which input); a shell's own service thread may run an idle engine itself for its inputs
-//!   ([`Handle::submit_here`]: the engine is held by whichever thread runs it, one at a time, and the order of
-//!   what each thread submits is kept);
+//!   which input); a shell's I/O worker or service thread may run an idle engine itself for its inputs
+//!   ([`Handle::submit_here`]: the engine is held by whichever thread runs it, one at a time, the order of
+//!   what each thread submits is kept, and a worker steps aside before anything that may block);
 //! - **group commit, failing closed**: everything queued when the engine wakes is one batch whose writes are
 //!   committed in one transaction before anything that depended on them goes out; when the commit fails, those
 //!   deliveries and acknowledgements become errors (see `driver.rs` for the exact rules), and a failed load
@@ -62,6 +62,7 @@ mod queue;
 mod service_channel;
 mod shards;
 pub mod sink;
+mod step_aside;
 
 pub use admission::{Admission, Permit, Refused};
 pub use calendar::{CalendarConnector, CalendarPolling, spawn_calendar};
@@ -270,6 +271,7 @@ pub fn spawn_sharded<S: Store + Send + Sync + 'static>(
             Some(link),
         )?)));
     }
+    siblings.set_engines(drivers.iter().map(inline).collect());
     let handle = Handle::new(
         queues[0].clone(),
         Some(Arc::new(shards::Router::new(siblings.clone()))),

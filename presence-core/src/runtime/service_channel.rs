@@ -14,6 +14,8 @@ use std::thread::ThreadId;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
+use super::step_aside::may_block;
+
 /// Room a drained channel keeps.
 const SLOTS_KEPT: usize = 1024;
 
@@ -90,9 +92,15 @@ impl<T> ServiceSender<T> {
     pub(crate) fn send(&self, item: T) -> bool {
         let mut st = self.shared.state.lock();
         let here = st.receiving_thread == Some(std::thread::current().id());
-        while !here && !st.receiver_gone && st.items.len() >= self.shared.capacity {
-            st.waiting = true;
-            self.shared.room.wait(&mut st);
+        if !here && !st.receiver_gone && st.items.len() >= self.shared.capacity {
+            // An I/O worker running the engine inline steps aside before it waits.
+            st = may_block(|| {
+                while !st.receiver_gone && st.items.len() >= self.shared.capacity {
+                    st.waiting = true;
+                    self.shared.room.wait(&mut st);
+                }
+                st
+            });
         }
         if st.receiver_gone {
             return false;

@@ -73,14 +73,16 @@
 //! listing is dropped: that shard lists the room as it last heard of it until its next change), and presence
 //! or other stanzas that acknowledge nothing are dropped and counted as engine busy.
 
-use std::sync::Arc;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use hashbrown::{HashMap, HashSet};
 use parking_lot::Mutex;
 use tracing::warn;
 
 use super::cluster::{self, Cluster, Location};
+use super::driver::Inline;
 use super::metrics::Metrics;
 use super::queue::{Msg, Queue, SubmitError};
 use crate::Input;
@@ -145,6 +147,18 @@ pub(crate) struct Siblings {
     /// its engine routes): broadcast presence for any other user of that shard reaches no one and is not
     /// carried there (see [`ShardLink::forward`]).
     available: Arc<[Mutex<HashSet<BareJid>>]>,
+    /// Each shard's engine, to run a routed message on the routing thread ([`Siblings::run_here`]); set once
+    /// the drivers exist.
+    engines: Arc<OnceLock<Engines>>,
+}
+
+/// Each shard's engine, in shard order, held weakly (it ends with its thread).
+type Engines = Box<[Weak<dyn Inline>]>;
+
+thread_local! {
+    /// This thread is running a shard's engine for another shard's routed message: it routes no further
+    /// message inline, so a thread holds at most two engines at once.
+    static ROUTING_INLINE: Cell<bool> = const { Cell::new(false) };
 }
 
 impl Siblings {
@@ -156,7 +170,31 @@ impl Siblings {
             available: queues.iter().map(|_| Mutex::default()).collect(),
             queues: queues.into(),
             names: names.into(),
+            engines: Arc::default(),
         }
+    }
+
+    /// Gives the siblings each shard's engine (once), for [`Siblings::run_here`].
+    pub(crate) fn set_engines(&self, engines: Engines) {
+        let _ = self.engines.set(engines);
+    }
+
+    /// Handles `input` on this thread with shard `shard`'s engine if it is idle (see `driver::Inline`), so
+    /// that a message between users of two shards wakes neither shard's thread; hands it back otherwise, and
+    /// when this thread already runs a routed input, to be queued.
+    #[allow(clippy::result_large_err)]
+    fn run_here(&self, shard: usize, input: Input) -> Result<(), Input> {
+        let engine = self.engines.get().and_then(|e| e.get(shard)?.upgrade());
+        let Some(engine) = engine else {
+            return Err(input);
+        };
+        if ROUTING_INLINE.get() {
+            return Err(input);
+        }
+        ROUTING_INLINE.set(true);
+        let result = engine.run_here(&self.queues[shard], input);
+        ROUTING_INLINE.set(false);
+        result
     }
 
     fn user_shard(&self, user: &BareJid) -> usize {
@@ -365,8 +403,20 @@ impl Cluster for ShardLink {
             return;
         }
         self.routed_to(shard);
+        // A message is carried on this thread when that shard is idle: a chat message between users of two
+        // shards then wakes no engine thread. A broadcast (many stanzas from one batch) is queued instead, for
+        // the other shard to take in one batch of its own.
+        let input = match stanza {
+            Stanza::Message { .. } => {
+                match self.siblings.run_here(shard, Input::FromRemote(stanza)) {
+                    Ok(()) => return,
+                    Err(input) => input,
+                }
+            }
+            stanza => Input::FromRemote(stanza),
+        };
         if let Err((error, Msg::Input(Input::FromRemote(stanza)))) =
-            self.siblings.queues[shard].push_routed(Msg::Input(Input::FromRemote(stanza)))
+            self.siblings.queues[shard].push_routed(Msg::Input(input))
         {
             self.refused(stanza, error);
         }

@@ -527,7 +527,13 @@ async fn established<S, T>(
                             let seen = caps::Seen::of(&stanza);
                             match translate::from_client(stanza, &me, runtime::timestamp()) {
                                 FromClient::Engine(input) => {
-                                    match shared.hub.submit(input).map_err(|r| (r.error, r.input)) {
+                                    // Run on this worker when the engine is idle: a message between online
+                                    // users is then delivered without waking another thread (issue 17).
+                                    match shared
+                                        .hub
+                                        .submit_here(input)
+                                        .map_err(|r| (r.error, r.input))
+                                    {
                                         // Interests follow the presence that announced them, so the engine sees the
                                         // session available first.
                                         Ok(()) => match seen.map(|seen| {
