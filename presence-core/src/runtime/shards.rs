@@ -7,7 +7,10 @@
 //! `Output::ToRoom`), and the shard's [`ShardLink`], a [`Cluster`] that lives in the process, puts the stanza
 //! on the input queue of the shard that serves its recipient, as `Input::FromRemote` (`Input::FromRemoteRoom`).
 //! Each shard takes its queue in order and each link pushes in the order its engine emitted, so what one shard
-//! sends another arrives in order: FIFO per pair of shards, hence per sender → recipient pair.
+//! sends another arrives in order: FIFO per pair of shards, hence per sender → recipient pair. A routed
+//! message finding its shard idle (nothing queued, no batch running) is handled at once on the routing thread
+//! instead ([`Siblings::run_here`], as `driver::Inline` does for shells), which passes nothing either: one
+//! level deep, messages only, so a broadcast still reaches the other shard as one batch.
 //!
 //! **Who owns which input** (the [`Router`] behind the one `Handle` shells hold):
 //! - a session's inputs (open, close, presence, messages, IQs, requests, room requests, XEP-0198 detach and
