@@ -152,6 +152,10 @@ struct Batch {
     relays: Vec<(usize, Vec<usize>, Input)>,
     /// Errors for senders whose messages could not be stored.
     bounces: Vec<StanzaError>,
+    /// Users the engine asked to have loaded, answered together (see [`Driver::drain`]).
+    loads: Vec<crate::jid::BareJid>,
+    /// The engine asked for the persistent rooms.
+    load_rooms: bool,
 }
 
 impl Batch {
@@ -279,6 +283,7 @@ impl<S: Store> Driver<S> {
                         self.dir.forget(*session);
                     }
                     self.engine.handle(now, input);
+                    self.take_outputs(&mut batch);
                 }
                 Msg::Shutdown => stop = true,
             }
@@ -312,48 +317,22 @@ impl<S: Store> Driver<S> {
     /// Carries out everything the engine asked for: loads at once (after committing what came before, which
     /// the engine relies on), writes in groups, the rest kept for [`Driver::release`].
     ///
-    /// Loads are gathered: every load the engine asks for while its outputs are drained is answered in one
-    /// store call, so a login storm costs a round trip per round rather than per user. That is safe because the
-    /// engine runs nothing for a user whose load is outstanding, so no write drained after a load concerns it.
+    /// Loads are gathered: every load the engine asks for while its outputs are taken (after each input of the
+    /// batch, see [`Driver::take_outputs`], and here) is answered in one store call, so a login storm costs a
+    /// round trip per round rather than per user. That is safe because the engine runs nothing for a user whose
+    /// load is outstanding, so no write taken after a load concerns it.
     fn drain(&mut self, batch: &mut Batch) {
-        let mut loads: Vec<crate::jid::BareJid> = Vec::new();
-        let mut load_rooms = false;
         loop {
-            while let Some(out) = self.engine.poll_output() {
-                match out {
-                    Output::Load(user) => loads.push(user),
-                    Output::LoadRooms => load_rooms = true,
-                    Output::Store(w) => batch.writes.push(w),
-                    Output::Comply(record) => match &self.compliance {
-                        Some(Complying::Required(_)) => batch.records.push(record),
-                        Some(Complying::BestEffort(_)) => {
-                            let tag = batch.tag();
-                            batch.later.push((tag, record));
-                        }
-                        // The engine archives but the embedder gave the runtime nowhere to write: nothing to do.
-                        None => {}
-                    },
-                    other => {
-                        let tag = batch.tag();
-                        if batch.settled(tag) {
-                            // Nothing uncommitted comes before it: out at once, rather than kept (and moved,
-                            // and the batch's vector grown) until the batch ends. A presence fan-out is
-                            // tens of thousands of these in one batch.
-                            self.let_out(other, false, &mut batch.watch_updates);
-                        } else {
-                            batch.outputs.push((tag, other));
-                        }
-                    }
-                }
-            }
-            if loads.is_empty() && !load_rooms {
+            self.take_outputs(batch);
+            if batch.loads.is_empty() && !batch.load_rooms {
                 break;
             }
             // What the loads must see is what the engine emitted before them.
             self.commit(batch);
-            if std::mem::take(&mut load_rooms) {
+            if std::mem::take(&mut batch.load_rooms) {
                 self.load_rooms();
             }
+            let mut loads = std::mem::take(&mut batch.loads);
             let mut results = may_block(|| self.store.load_users(&loads)).into_iter();
             let now = Instant::now();
             for user in loads.drain(..) {
@@ -371,12 +350,48 @@ impl<S: Store> Driver<S> {
                     }
                 }
             }
+            batch.loads = loads;
         }
         self.commit(batch);
         let held = i64::try_from(self.engine.offline_total()).unwrap_or(i64::MAX);
         self.metrics
             .offline_held
             .inc_by(held - std::mem::replace(&mut self.reported.offline_held, held));
+    }
+
+    /// Takes what the engine emitted so far: writes and loads into the batch, the rest out at once when nothing
+    /// uncommitted comes before it, else kept. Called after each input of a batch, so that the engine's output
+    /// queue holds one input's outputs rather than a whole batch's (a batch of presence changes is hundreds of
+    /// thousands of deliveries, whose queue cost page faults and copies as it grew), and deliveries leave as
+    /// soon as they may.
+    fn take_outputs(&mut self, batch: &mut Batch) {
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Load(user) => batch.loads.push(user),
+                Output::LoadRooms => batch.load_rooms = true,
+                Output::Store(w) => batch.writes.push(w),
+                Output::Comply(record) => match &self.compliance {
+                    Some(Complying::Required(_)) => batch.records.push(record),
+                    Some(Complying::BestEffort(_)) => {
+                        let tag = batch.tag();
+                        batch.later.push((tag, record));
+                    }
+                    // The engine archives but the embedder gave the runtime nowhere to write: nothing to do.
+                    None => {}
+                },
+                other => {
+                    let tag = batch.tag();
+                    if batch.settled(tag) {
+                        // Nothing uncommitted comes before it: out at once, rather than kept (and moved,
+                        // and the batch's vector grown) until the batch ends. A presence fan-out is
+                        // tens of thousands of these in one batch.
+                        self.let_out(other, false, &mut batch.watch_updates);
+                    } else {
+                        batch.outputs.push((tag, other));
+                    }
+                }
+            }
+        }
     }
 
     /// Reads the persistent rooms again for an engine that started serving another node's rooms (or its own
