@@ -168,3 +168,24 @@ async fn plaintext_is_not_a_handshake() {
     let err = server.await.unwrap().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
 }
+
+#[tokio::test]
+async fn the_server_picks_aes_128_gcm_whatever_the_client_lists_first() {
+    let client = tls::client_config(Expected::Any);
+    // rustls's client, like most, lists AES-256-GCM first.
+    let offered: Vec<_> = client
+        .crypto_provider()
+        .cipher_suites
+        .iter()
+        .map(|s| s.suite())
+        .collect();
+    assert_eq!(offered[0], rustls::CipherSuite::TLS13_AES_256_GCM_SHA384);
+    let (server, client) = pair(server_config("suites"), client).await;
+    let (server, client) = (server.unwrap(), client.unwrap());
+    let (_, session) = client.get_ref();
+    assert_eq!(
+        session.negotiated_cipher_suite().map(|s| s.suite()),
+        Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+    );
+    drop(server);
+}
