@@ -765,14 +765,18 @@ fn offline_ids(store: &FaultyStore) -> Vec<String> {
         .collect()
 }
 
+/// alice signed in and available, her flush (token 1) answered.
+async fn alice_available(hub: &Handle) -> (SessionId, SessionReceiver) {
+    let (alice, mut rx) = online(hub, "alice@example.com", 64).await;
+    hub.submit_and_flush(available(alice), alice, 1).unwrap();
+    assert!(flushed(&mut rx, 1).await);
+    (alice, rx)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn submit_here_runs_an_idle_engine_on_the_calling_thread_in_order() {
     let rig = rig(RuntimeConfig::default());
-    let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
-    rig.hub
-        .submit_and_flush(available(alice), alice, 1)
-        .unwrap();
-    assert!(flushed(&mut rx, 1).await);
+    let (alice, mut rx) = alice_available(&rig.hub).await;
     submit_here_from_service_thread(&rig.hub, alice, 0..20);
     // Everything submitted is handled (on one thread or the other) before a later flush is answered.
     rig.hub
@@ -798,11 +802,7 @@ async fn submit_here_runs_an_idle_engine_on_the_calling_thread_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn submit_here_on_an_io_worker_steps_aside_while_the_store_blocks() {
     let rig = rig(RuntimeConfig::default());
-    let (alice, mut rx) = online(&rig.hub, "alice@example.com", 64).await;
-    rig.hub
-        .submit_and_flush(available(alice), alice, 1)
-        .unwrap();
-    assert!(flushed(&mut rx, 1).await);
+    let (alice, mut rx) = alice_available(&rig.hub).await;
     // bob is not loaded: his message needs a load, which the gate holds.
     rig.store.gate.close();
     let hub = rig.hub.clone();
