@@ -70,7 +70,7 @@ impl Handle {
     pub(crate) fn new(
         queue: Arc<Queue>,
         router: Option<Arc<Router>>,
-        inline: Vec<Weak<dyn Inline>>,
+        inline: Arc<[Weak<dyn Inline>]>,
         metrics: Arc<Metrics>,
         admission: Arc<Admission>,
         cluster: Option<Arc<dyn Cluster>>,
@@ -85,7 +85,7 @@ impl Handle {
             domains,
             _alive: Arc::new(Alive(queues)),
             router,
-            inline: inline.into(),
+            inline,
             queue,
             next_session: Arc::new(AtomicU64::new(1)),
             metrics,

@@ -205,7 +205,7 @@ pub fn spawn_with<S: Store + Send + Sync + 'static>(
     let handle = Handle::new(
         queue.clone(),
         None,
-        vec![inline(&driver)],
+        Arc::new([inline(&driver)]),
         metrics,
         admission,
         cluster,
@@ -271,11 +271,13 @@ pub fn spawn_sharded<S: Store + Send + Sync + 'static>(
             Some(link),
         )?)));
     }
-    siblings.set_engines(drivers.iter().map(inline).collect());
+    // One list of the engines, for the handle's inline runs and the shards' routed messages.
+    let engines: Arc<[_]> = drivers.iter().map(inline).collect();
+    siblings.set_engines(engines.clone());
     let handle = Handle::new(
         queues[0].clone(),
         Some(Arc::new(shards::Router::new(siblings.clone()))),
-        drivers.iter().map(inline).collect(),
+        engines,
         metrics.clone(),
         Admission::new(config.max_connections, config.max_connections_per_ip),
         None,

@@ -156,7 +156,7 @@ pub(crate) struct Siblings {
 }
 
 /// Each shard's engine, in shard order, held weakly (it ends with its thread).
-type Engines = Box<[Weak<dyn Inline>]>;
+type Engines = Arc<[Weak<dyn Inline>]>;
 
 thread_local! {
     /// This thread is running a shard's engine for another shard's routed message: it routes no further
