@@ -33,7 +33,7 @@ pub struct Session {
     /// 272 bytes, a size class above 256 (issue 17).
     pub directed: Option<Box<HashSet<Jid>>>,
     /// What watchers were last told about this session, to broadcast only real changes.
-    pub last_broadcast: Option<PresenceView>,
+    pub last_broadcast: Option<std::sync::Arc<PresenceView>>,
     /// Whether the shell can hand the session messages while it is unavailable (`Input::Reachable`): a SIP
     /// endpoint with a registered contact, since RFC 3428 routes MESSAGE by registration, not by presence. Only
     /// message routing reads it; watchers see the session's presence. Never set for XMPP (RFC 6121 §8.5.2).

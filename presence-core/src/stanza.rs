@@ -33,12 +33,40 @@ pub struct PresenceView {
 /// The kinds of presence stanza that carry availability.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PresenceKind {
-    /// Available, with what to show.
-    Available(PresenceView),
+    /// Available, with what to show. Shared: one presence change is delivered to every watching session, and
+    /// each delivery holding its own copy cost an allocation (the status) per recipient; a shell may also
+    /// render the view once for all of them (issue 17).
+    Available(std::sync::Arc<PresenceView>),
     /// Gone (or blocked: polite blocking looks the same).
     Unavailable,
     /// A request for the current presence (RFC 6121 §4.3).
     Probe,
+}
+
+/// One presence for several users another engine serves: a presence change's watchers that are served
+/// elsewhere, carried there as one rather than as a stanza per watcher (issue 17: routed one by one, a change
+/// for a hundred watchers on another shard was a hundred queue entries, each moved, woken and taken apart).
+/// The receiving engine takes it as the presence stanza of `from` to each of `to` in turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broadcast {
+    /// Whose presence.
+    pub from: Jid,
+    /// What it says (never a probe: a probe asks one contact).
+    pub kind: PresenceKind,
+    /// The recipients, each addressed by bare JID (every available session of each).
+    pub to: Vec<BareJid>,
+}
+
+impl Broadcast {
+    /// The presence stanzas it stands for, one per recipient, in order.
+    pub fn into_stanzas(self) -> impl Iterator<Item = Stanza> {
+        let Broadcast { from, kind, to } = self;
+        to.into_iter().map(move |to| Stanza::Presence {
+            from: from.clone(),
+            to: Jid::Bare(to),
+            kind: kind.clone(),
+        })
+    }
 }
 
 /// Why a stanza could not be handled (the RFC 6120 §8.3.3 conditions the engine uses).

@@ -114,7 +114,7 @@ fn avatar_seen(stanzas: &[Stanza], from: &str) -> Option<Option<PhotoUpdate>> {
         .into_iter()
         .rev()
         .find_map(|(f, k)| match k {
-            PresenceKind::Available(v) if f == from => Some(v.avatar),
+            PresenceKind::Available(v) if f == from => Some(v.avatar.clone()),
             _ => None,
         })
 }

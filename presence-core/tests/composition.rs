@@ -14,7 +14,7 @@ fn last_view(stanzas: &[Stanza], from: &str) -> Option<PresenceView> {
         .into_iter()
         .rev()
         .find_map(|(f, k)| match k {
-            PresenceKind::Available(v) if f == from => Some(v),
+            PresenceKind::Available(v) if f == from => Some((*v).clone()),
             _ => None,
         })
 }

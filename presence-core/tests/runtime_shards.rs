@@ -657,3 +657,38 @@ async fn a_contact_signing_in_on_another_shard_sees_the_latest_presence_whatever
     }
     rt.shutdown().await;
 }
+
+/// A presence for several users that another node hands in as one (`Input::FromRemoteBroadcast`) reaches each
+/// of them once, whichever shard serves them, and before what the same sender sends them next.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broadcast_handed_in_reaches_each_recipient_on_every_shard_once() {
+    use presence_core::stanza::{Broadcast, PresenceView};
+    let rt = start(store(USERS), 4);
+    let hub = rt.handle();
+    let mut clients = sign_in_all(&hub, USERS).await;
+    let view = PresenceView {
+        show: presence_core::compose::Show::Away,
+        status: Some("from afar".into()),
+        priority: 0,
+        composed: presence_core::compose::PresenceState::Idle,
+        extensions: Default::default(),
+        avatar: None,
+    };
+    hub.submit(Input::FromRemoteBroadcast(Broadcast {
+        from: full(0),
+        kind: PresenceKind::Available(Arc::new(view)),
+        to: (1..USERS).map(user).collect(),
+    }))
+    .expect("queued");
+    for to in 1..USERS {
+        hub.submit(message(clients[0].session, to, "end".into()))
+            .expect("queued");
+    }
+    for c in clients.iter_mut().skip(1) {
+        while c.got.get(&0).and_then(|g| g.last()).map(String::as_str) != Some("end") {
+            c.take().await;
+        }
+        assert_eq!(c.got[&0], ["from afar", "end"]);
+    }
+    rt.shutdown().await;
+}

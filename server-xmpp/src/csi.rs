@@ -99,14 +99,17 @@ mod tests {
             from: Jid::new(from).expect("jid"),
             to: Jid::new("me@x/phone").expect("jid"),
             kind: match show {
-                Some(show) => PresenceKind::Available(PresenceView {
-                    show,
-                    status: None,
-                    priority: 0,
-                    composed: PresenceState::Available,
-                    extensions: Default::default(),
-                    avatar: None,
-                }),
+                Some(show) => PresenceKind::Available(
+                    PresenceView {
+                        show,
+                        status: None,
+                        priority: 0,
+                        composed: PresenceState::Available,
+                        extensions: Default::default(),
+                        avatar: None,
+                    }
+                    .into(),
+                ),
                 None => PresenceKind::Unavailable,
             },
         }

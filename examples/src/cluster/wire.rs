@@ -189,14 +189,14 @@ pub fn decode_frame(frame: &[u8]) -> Result<Frame, WireError> {
             let from = r.jid()?;
             let to = r.jid()?;
             let kind = match r.u8()? {
-                0 => PresenceKind::Available(PresenceView {
+                0 => PresenceKind::Available(std::sync::Arc::new(PresenceView {
                     show: r.show()?,
                     status: r.opt_str()?,
                     priority: r.i8()?,
                     composed: r.state()?,
                     extensions: r.0.strs().map_err(malformed)?.into(),
                     avatar: r.avatar()?,
-                }),
+                })),
                 1 => PresenceKind::Unavailable,
                 2 => PresenceKind::Probe,
                 tag => return Err(unknown("presence kind", tag)),
@@ -505,6 +505,7 @@ mod tests {
         WhoIs,
     };
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     fn bare_jid() -> impl Strategy<Value = BareJid> {
         (
@@ -576,14 +577,14 @@ mod tests {
                 ],
             )
                 .prop_map(|(show, status, priority, composed, extensions, avatar)| {
-                    PresenceKind::Available(PresenceView {
+                    PresenceKind::Available(Arc::new(PresenceView {
                         show,
                         status,
                         priority,
                         composed,
                         extensions: extensions.into(),
                         avatar,
-                    })
+                    }))
                 }),
             Just(PresenceKind::Unavailable),
             Just(PresenceKind::Probe),
@@ -1262,14 +1263,14 @@ mod tests {
             Stanza::Presence {
                 from: jid("alice@example.com/phone"),
                 to: jid("bob@example.org"),
-                kind: PresenceKind::Available(PresenceView {
+                kind: PresenceKind::Available(Arc::new(PresenceView {
                     show: Show::Dnd,
                     status: Some("In a meeting".into()),
                     priority: -5,
                     composed: PresenceState::InAMeeting,
                     extensions: Default::default(),
                     avatar: Some(PhotoUpdate::Hash(AvatarHash::of(b"picture"))),
-                }),
+                })),
             },
             Stanza::Message {
                 from: jid("alice@example.com/phone"),

@@ -111,6 +111,9 @@ pub enum Input {
     },
     /// A stanza from another domain or node for a local address (presence, probe, subscription or message).
     FromRemote(Stanza),
+    /// A presence from another node or shard for several local users (`Output::RouteBroadcast` there), taken
+    /// as `FromRemote` of each of its stanzas.
+    FromRemoteBroadcast(crate::stanza::Broadcast),
     /// Room traffic another node of the cluster sent here (see `engine/room_proxies.rs`): a request of one of
     /// its sessions to a room served here, or the end of such a session.
     FromRemoteRoom(Box<super::RoomTraffic>),

@@ -2,7 +2,7 @@
 
 use crate::jid::{BareJid, FullJid};
 use crate::session::SessionId;
-use crate::stanza::Stanza;
+use crate::stanza::{Broadcast, Stanza};
 use crate::store::StoreWrite;
 use crate::watch::{WatchId, WatchState};
 
@@ -75,6 +75,10 @@ pub enum Output {
     },
     /// Hand a stanza to the router: its recipient is not hosted here.
     Route(Stanza),
+    /// Hand a presence for several users not hosted here to the router (a presence change's watchers served
+    /// elsewhere, all at once); a router that cannot carry it as one sends [`Broadcast::into_stanzas`] as
+    /// `Route` would.
+    RouteBroadcast(Broadcast),
     /// A user served here has an available session now (`available`: their first) or none (their last went).
     /// Said only by an engine that serves some of its domains' users, for the router: presence broadcast to a
     /// user without an available session reaches no one, so it need not be carried to this engine.

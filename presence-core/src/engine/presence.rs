@@ -1,13 +1,15 @@
 //! Presence: composition on every change, broadcast to watchers and the user's own sessions, probes at sign-in,
 //! directed presence, polite blocking (RFC 6121 §4, DESIGN §2).
 
+use std::sync::Arc;
+
 use super::{Engine, Output};
 use crate::compose::{EndpointPresence, compose};
 use crate::feature::avatar::Known;
 use crate::jid::{BareJid, FullJid, Jid};
 use crate::policy::UserPolicy;
 use crate::session::SessionId;
-use crate::stanza::{PresenceKind, PresenceView, Stanza};
+use crate::stanza::{Broadcast, PresenceKind, PresenceView, Stanza};
 
 impl Engine {
     /// Recomposes a user's presence and tells watchers about every session whose view changed.
@@ -34,8 +36,8 @@ impl Engine {
                 extensions: p.extensions.clone(),
                 avatar: Known::presence(u.avatar.as_deref(), p.avatar.as_ref()),
             };
-            if s.last_broadcast.as_ref() != Some(&view) {
-                s.last_broadcast = Some(view);
+            if s.last_broadcast.as_deref() != Some(&view) {
+                s.last_broadcast = Some(Arc::new(view));
                 changed.push(s.id);
             }
         }
@@ -61,13 +63,7 @@ impl Engine {
             .available_sessions()
             .map(|s| (s.id, s.jid.clone()))
             .collect();
-        for w in watchers {
-            self.send_presence(
-                from.clone(),
-                Jid::Bare(w),
-                PresenceKind::Available(view.clone()),
-            );
-        }
+        self.send_to_watchers(&from, PresenceKind::Available(view.clone()), watchers);
         for (sid, jid) in own {
             self.deliver(
                 sid,
@@ -97,10 +93,11 @@ impl Engine {
         let from = Jid::Full(s.jid.clone());
         let u = &self.users[user];
         let user_gone = was_available && u.available_sessions().next().is_none();
-        let mut targets: Vec<Jid> = directed;
-        if was_seen {
-            targets.extend(visible_watchers(&u.roster, &u.policy).map(Jid::Bare));
-        }
+        let watchers: Vec<BareJid> = if was_seen {
+            visible_watchers(&u.roster, &u.policy).collect()
+        } else {
+            Vec::new()
+        };
         // The session itself hears it too while it is still connected (RFC 6121 §4.5.2).
         let own: Vec<(SessionId, FullJid)> = u
             .sessions
@@ -108,9 +105,10 @@ impl Engine {
             .filter(|o| o.is_available() || o.id == id)
             .map(|o| (o.id, o.jid.clone()))
             .collect();
-        for t in targets {
+        for t in directed {
             self.send_presence(from.clone(), t, PresenceKind::Unavailable);
         }
+        self.send_to_watchers(&from, PresenceKind::Unavailable, watchers);
         if was_seen {
             for (sid, jid) in own {
                 if self.sessions.contains_key(&sid) {
@@ -256,7 +254,7 @@ impl Engine {
                     s.directed.get_or_insert_default().insert(target.clone());
                 }
                 let (show, status) = composed.apply_to(&p);
-                PresenceKind::Available(PresenceView {
+                PresenceKind::Available(Arc::new(PresenceView {
                     show,
                     status,
                     priority: p.priority,
@@ -267,7 +265,7 @@ impl Engine {
                     },
                     extensions: p.extensions.clone(),
                     avatar: Known::presence(known.as_deref(), p.avatar.as_ref()),
-                })
+                }))
             }
             None => {
                 if let Some(d) = &mut s.directed {
@@ -282,12 +280,38 @@ impl Engine {
         self.send_presence(from, target, kind);
     }
 
+    /// Sends a presence change to the watchers allowed to see it: to those served here at once, and to the
+    /// others through the router as one broadcast (each is one delivery either way, in watcher order per engine).
+    fn send_to_watchers(&mut self, from: &Jid, kind: PresenceKind, watchers: Vec<BareJid>) {
+        let mut elsewhere = Vec::new();
+        for w in watchers {
+            if self.is_here(&w) {
+                self.present_here(from.clone(), Jid::Bare(w), kind.clone());
+            } else {
+                elsewhere.push(w);
+            }
+        }
+        if !elsewhere.is_empty() {
+            self.out(Output::RouteBroadcast(Broadcast {
+                from: from.clone(),
+                kind,
+                to: elsewhere,
+            }));
+        }
+    }
+
     /// Delivers presence to a local address (every available session for a bare one) or hands it to the router.
     pub(super) fn send_presence(&mut self, from: Jid, to: Jid, kind: PresenceKind) {
         if !self.is_here(to.bare()) {
             self.out(Output::Route(Stanza::Presence { from, to, kind }));
             return;
         }
+        self.present_here(from, to, kind);
+    }
+
+    /// Delivers presence to an address served here: the session of a full one, every available session of a
+    /// bare one.
+    fn present_here(&mut self, from: Jid, to: Jid, kind: PresenceKind) {
         let Some(u) = self.users.get(to.bare()) else {
             return;
         };
@@ -330,7 +354,7 @@ impl Engine {
             PresenceKind::Probe => {
                 let allowed = u.roster.subscription(from.bare()).shares_to_contact()
                     && u.policy.shows_presence_to(from.bare());
-                let views: Vec<(Jid, PresenceView)> = if allowed {
+                let views: Vec<(Jid, Arc<PresenceView>)> = if allowed {
                     u.available_sessions()
                         .filter_map(|s| {
                             s.last_broadcast
@@ -357,7 +381,8 @@ impl Engine {
                 let wanted = matches!(to, Jid::Full(_))
                     || u.roster.subscription(from.bare()).receives_from_contact();
                 if wanted {
-                    self.send_presence(from, to, kind);
+                    // `to` is loaded here, so served here.
+                    self.present_here(from, to, kind);
                 }
             }
         }
@@ -371,7 +396,7 @@ impl Engine {
         let before: Vec<BareJid> = visible_watchers(&u.roster, &u.policy).collect();
         u.policy = policy.clone();
         let after: Vec<BareJid> = visible_watchers(&u.roster, &u.policy).collect();
-        let sessions: Vec<(Jid, Option<PresenceView>)> = u
+        let sessions: Vec<(Jid, Option<Arc<PresenceView>>)> = u
             .available_sessions()
             .map(|s| (Jid::Full(s.jid.clone()), s.last_broadcast.clone()))
             .collect();
@@ -412,7 +437,7 @@ impl Engine {
         if !u.policy.shows_presence_to(watcher) {
             return;
         }
-        let views: Vec<(Jid, PresenceView)> = u
+        let views: Vec<(Jid, Arc<PresenceView>)> = u
             .available_sessions()
             .filter_map(|s| {
                 s.last_broadcast

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::engine::RoomTraffic;
 use crate::jid::BareJid;
-use crate::stanza::Stanza;
+use crate::stanza::{Broadcast, Stanza};
 
 /// How clients reach a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,15 @@ pub trait Cluster: Send + Sync + 'static {
     /// cannot: a message that is neither delivered nor held there must come back to its sender as an error
     /// (submitted to this node as `Input::FromRemote(Stanza::Error(..))`), never vanish.
     fn forward(&self, stanza: Stanza);
+    /// Carries a presence for several users served by other nodes (`Output::RouteBroadcast`) there; every
+    /// recipient is a user of the cluster's domains. The default carries it as [`Cluster::forward`] carries
+    /// each of its stanzas; a cluster may instead send each node its recipients' part as one
+    /// (`Input::FromRemoteBroadcast` there).
+    fn forward_broadcast(&self, broadcast: Broadcast) {
+        for stanza in broadcast.into_stanzas() {
+            self.forward(stanza);
+        }
+    }
     /// Carries room traffic to the node that serves its room (`cluster::room_home` of the room, or the node
     /// serving that home's users while it is failed over). Handing it back says it cannot go: the runtime then
     /// answers its sender. Traffic that fails later (the node died meanwhile) must be answered the same way,

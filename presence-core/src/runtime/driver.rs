@@ -38,10 +38,10 @@ use super::sink::{Ended, Sent, SessionSink, SharedSink, ToSession, WatchSink};
 use super::step_aside::may_block;
 use crate::compliance::Record;
 use crate::engine::Output;
-use crate::jid::{FullJid, Jid};
+use crate::jid::{BareJid, FullJid, Jid};
 use crate::message::MessageKind;
 use crate::session::SessionId;
-use crate::stanza::{ErrorAbout, ErrorCondition, Stanza, StanzaError};
+use crate::stanza::{Broadcast, ErrorAbout, ErrorCondition, Stanza, StanzaError};
 use crate::store::{Store, StoreWrite};
 use crate::watch::{WatchEnd, WatchId, WatchState};
 use crate::{Engine, Input};
@@ -592,6 +592,7 @@ impl<S: Store> Driver<S> {
                 self.deliver(session, ToSession::Closed(Ended::Engine(reason)))
             }
             Output::Route(stanza) => self.route(stanza, held),
+            Output::RouteBroadcast(b) => self.route_broadcast(b, held),
             // The engine's state, whether or not its batch committed: the sessions are there either way.
             Output::Available { user, available } => {
                 if let Some(cluster) = &self.cluster {
@@ -635,6 +636,38 @@ impl<S: Store> Driver<S> {
                 }
             }
         }
+    }
+
+    /// Hands a presence for several users served elsewhere to the cluster as one, and its recipients of other
+    /// domains to them one by one. Presence acknowledges nothing: a failed batch's is dropped (`hold_back`).
+    fn route_broadcast(&mut self, b: Broadcast, held: bool) {
+        if held {
+            return;
+        }
+        let Some(cluster) = &self.cluster else {
+            return b.into_stanzas().for_each(|s| self.route(s, false));
+        };
+        let config = self.engine.config();
+        if b.to.iter().all(|to| config.is_local_domain(to.domain())) {
+            return cluster.forward_broadcast(b);
+        }
+        let Broadcast { from, kind, to } = b;
+        let (inside, outside): (Vec<BareJid>, Vec<BareJid>) = to
+            .into_iter()
+            .partition(|to| config.is_local_domain(to.domain()));
+        if !inside.is_empty() {
+            cluster.forward_broadcast(Broadcast {
+                from: from.clone(),
+                kind: kind.clone(),
+                to: inside,
+            });
+        }
+        let outside = Broadcast {
+            from,
+            kind,
+            to: outside,
+        };
+        outside.into_stanzas().for_each(|s| self.route(s, false));
     }
 
     /// Hands room traffic to the cluster, which carries it to the node serving its room; what cannot go (no

@@ -125,6 +125,20 @@ impl Handle {
         let Some(router) = &self.router else {
             return self.submit_to(0, &self.queue, input, here);
         };
+        let input = match input {
+            // Each shard takes its own users' part; a part refused is handed back (the last, if several are).
+            Input::FromRemoteBroadcast(b) => {
+                let mut result = Ok(());
+                for (shard, part) in router.split(b) {
+                    let part = Input::FromRemoteBroadcast(part);
+                    if let Err(e) = self.submit_to(shard, router.queue(shard), part, here) {
+                        result = Err(e);
+                    }
+                }
+                return result;
+            }
+            input => input,
+        };
         match router.dest(&input) {
             Dest::Nowhere => Ok(()),
             Dest::All => {

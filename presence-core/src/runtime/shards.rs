@@ -93,7 +93,7 @@ use crate::cluster::{room_home, shard_of};
 use crate::engine::RoomTraffic;
 use crate::jid::{BareJid, Jid};
 use crate::session::SessionId;
-use crate::stanza::{ErrorCondition, PresenceKind, Stanza};
+use crate::stanza::{Broadcast, ErrorCondition, PresenceKind, Stanza};
 use crate::watch::{WatchId, WatchKind};
 
 /// How long a stopping shard waits for the others to say their goodbyes.
@@ -206,6 +206,29 @@ impl Siblings {
 
     fn stanza_shard(&self, stanza: &Stanza) -> usize {
         recipient(stanza).map_or(0, |to| self.user_shard(to))
+    }
+
+    /// A broadcast's recipients split by the shard serving each, in order within each shard.
+    pub(crate) fn split(&self, b: Broadcast) -> impl Iterator<Item = (usize, Broadcast)> {
+        let Broadcast { from, kind, to } = b;
+        let mut parts: Vec<Vec<BareJid>> = vec![Vec::new(); self.queues.len()];
+        for to in to {
+            parts[self.user_shard(&to)].push(to);
+        }
+        parts
+            .into_iter()
+            .enumerate()
+            .filter(|(_, to)| !to.is_empty())
+            .map(move |(shard, to)| {
+                (
+                    shard,
+                    Broadcast {
+                        from: from.clone(),
+                        kind: kind.clone(),
+                        to,
+                    },
+                )
+            })
     }
 }
 
@@ -425,6 +448,29 @@ impl Cluster for ShardLink {
         }
     }
 
+    /// One queue entry per shard for a presence change's watchers there, not one per watcher.
+    fn forward_broadcast(&self, broadcast: Broadcast) {
+        for (shard, mut b) in self.siblings.split(broadcast) {
+            // As in `forward`: presence for a user with no available session there reaches no one.
+            {
+                let available = self.siblings.available[shard].lock();
+                b.to.retain(|to| available.contains(to));
+            }
+            if b.to.is_empty() {
+                continue;
+            }
+            self.routed_to(shard);
+            if let Err((error, _)) =
+                self.siblings.queues[shard].push_routed(Msg::Input(Input::FromRemoteBroadcast(b)))
+                && !matches!(error, SubmitError::Stopped)
+            {
+                // Presence answers nothing: dropped, as a refused presence stanza is.
+                self.metrics.engine_busy();
+                warn!("a shard's queue is full: a presence for some of its users is dropped");
+            }
+        }
+    }
+
     fn forward_room(&self, traffic: RoomTraffic) -> Result<(), Box<RoomTraffic>> {
         let shard = traffic_shard(&traffic, &self.siblings.names);
         self.routed_to(shard);
@@ -516,6 +562,11 @@ impl Router {
 
     pub(crate) fn queue(&self, shard: usize) -> &Arc<Queue> {
         &self.siblings.queues[shard]
+    }
+
+    /// A broadcast's recipients split by the shard serving each.
+    pub(crate) fn split(&self, b: Broadcast) -> impl Iterator<Item = (usize, Broadcast)> {
+        self.siblings.split(b)
     }
 
     pub(crate) fn queues(&self) -> &[Arc<Queue>] {
@@ -681,6 +732,11 @@ impl Router {
                 }
             }
             Input::FromRemote(stanza) => one(self.siblings.stanza_shard(stanza)),
+            // Split by shard before it gets here (`Handle::submit`); one whose recipients all share a shard.
+            Input::FromRemoteBroadcast(b) => {
+                b.to.first()
+                    .map_or(Dest::Nowhere, |to| one(self.siblings.user_shard(to)))
+            }
             Input::FromRemoteRoom(traffic) => one(traffic_shard(traffic, &self.siblings.names)),
             Input::Rehome { .. }
             | Input::RoomPlacement { .. }

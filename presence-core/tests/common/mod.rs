@@ -101,6 +101,7 @@ impl Harness {
                 Output::Store(w) => self.store.apply(&[w]).unwrap(),
                 Output::Deliver { session, stanza } => self.delivered.push((session, stanza)),
                 Output::Route(s) => self.routed.push(s),
+                Output::RouteBroadcast(b) => self.routed.extend(b.into_stanzas()),
                 Output::ToRoom(t) => self.to_room.push(t),
                 Output::LoadRooms => {
                     let stored = presence_core::store::RoomStore::rooms(&*self.store).unwrap();

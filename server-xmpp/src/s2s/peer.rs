@@ -101,7 +101,7 @@ pub(super) fn read(
             let kind = match s.stanza_type() {
                 Some("probe") => PresenceKind::Probe,
                 Some("unavailable") => PresenceKind::Unavailable,
-                None => PresenceKind::Available(available(s.element())),
+                None => PresenceKind::Available(std::sync::Arc::new(available(s.element()))),
                 _ => return Err(Refused::Ignored),
             };
             CoreStanza::Presence { from, to, kind }

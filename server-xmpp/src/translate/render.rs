@@ -186,11 +186,13 @@ mod tests {
         let hash = AvatarHash::parse("0123456789abcdef0123456789abcdef01234567").expect("hash");
         let mut kinds = vec![
             PresenceKind::Unavailable,
-            PresenceKind::Available(view(Show::Available, None, 0)),
-            PresenceKind::Available(view(Show::Away, Some("<out> & 'about' \"now\"\r\n]]>"), 0)),
-            PresenceKind::Available(view(Show::Dnd, Some(""), -5)),
-            PresenceKind::Available(view(Show::Chat, None, 127)),
-            PresenceKind::Available(view(Show::Xa, Some("é 😀 \u{1}"), -128)),
+            PresenceKind::Available(view(Show::Available, None, 0).into()),
+            PresenceKind::Available(
+                view(Show::Away, Some("<out> & 'about' \"now\"\r\n]]>"), 0).into(),
+            ),
+            PresenceKind::Available(view(Show::Dnd, Some(""), -5).into()),
+            PresenceKind::Available(view(Show::Chat, None, 127).into()),
+            PresenceKind::Available(view(Show::Xa, Some("é 😀 \u{1}"), -128).into()),
         ];
         for avatar in [
             PhotoUpdate::NotReady,
@@ -199,20 +201,20 @@ mod tests {
         ] {
             let mut v = view(Show::Available, Some("s"), 1);
             v.avatar = Some(avatar);
-            kinds.push(PresenceKind::Available(v));
+            kinds.push(PresenceKind::Available(v.into()));
         }
         let caps =
             "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/>".to_owned();
         let mut v = view(Show::Available, None, 0);
         v.extensions = vec![caps.clone()].into();
-        kinds.push(PresenceKind::Available(v));
+        kinds.push(PresenceKind::Available(v.into()));
         let mut v = view(Show::Away, Some("x"), 0);
         v.extensions = vec![
             caps,
             "<nick xmlns='http://jabber.org/protocol/nick'>A</nick>".into(),
         ]
         .into();
-        kinds.push(PresenceKind::Available(v));
+        kinds.push(PresenceKind::Available(v.into()));
 
         let client = StreamWriter::new(&StreamHeader::new(ns::CLIENT));
         let framed = StreamWriter::framed();
