@@ -46,6 +46,12 @@ impl Hosting {
     }
 }
 
+/// Whether an engine with `config` and `hosting` serves `user` (`Engine::is_here`, over the fields, for code that
+/// holds others of the engine's fields at the same time).
+pub(super) fn serves(config: &crate::EngineConfig, hosting: &Hosting, user: &BareJid) -> bool {
+    config.is_local_domain(user.domain()) && hosting.serves(user)
+}
+
 /// Why an engine forgets a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dropped {
@@ -76,7 +82,7 @@ impl Engine {
 
     /// Whether `user` is served by this engine: a user of a local domain placed here.
     pub(super) fn is_here(&self, user: &BareJid) -> bool {
-        self.is_local(user) && self.hosting.serves(user)
+        serves(&self.config, &self.hosting, user)
     }
 
     /// Tells the router that `user` now has an available session (their first) or none (their last went).

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::hosting::serves;
 use super::{Engine, Output};
 use crate::compose::{EndpointPresence, compose};
 use crate::feature::avatar::Known;
@@ -58,12 +59,11 @@ impl Engine {
             return;
         };
         let from = Jid::Full(s.jid.clone());
-        let watchers: Vec<BareJid> = visible_watchers(&u.roster, &u.policy).collect();
         let own: Vec<(SessionId, FullJid)> = u
             .available_sessions()
             .map(|s| (s.id, s.jid.clone()))
             .collect();
-        self.send_to_watchers(&from, PresenceKind::Available(view.clone()), watchers);
+        self.send_to_watchers(user, &from, PresenceKind::Available(view.clone()));
         for (sid, jid) in own {
             self.deliver(
                 sid,
@@ -93,11 +93,6 @@ impl Engine {
         let from = Jid::Full(s.jid.clone());
         let u = &self.users[user];
         let user_gone = was_available && u.available_sessions().next().is_none();
-        let watchers: Vec<BareJid> = if was_seen {
-            visible_watchers(&u.roster, &u.policy).collect()
-        } else {
-            Vec::new()
-        };
         // The session itself hears it too while it is still connected (RFC 6121 §4.5.2).
         let own: Vec<(SessionId, FullJid)> = u
             .sessions
@@ -108,7 +103,9 @@ impl Engine {
         for t in directed {
             self.send_presence(from.clone(), t, PresenceKind::Unavailable);
         }
-        self.send_to_watchers(&from, PresenceKind::Unavailable, watchers);
+        if was_seen {
+            self.send_to_watchers(user, &from, PresenceKind::Unavailable);
+        }
         if was_seen {
             for (sid, jid) in own {
                 if self.sessions.contains_key(&sid) {
@@ -280,15 +277,23 @@ impl Engine {
         self.send_presence(from, target, kind);
     }
 
-    /// Sends a presence change to the watchers allowed to see it: to those served here at once, and to the
-    /// others through the router as one broadcast (each is one delivery either way, in watcher order per engine).
-    fn send_to_watchers(&mut self, from: &Jid, kind: PresenceKind, watchers: Vec<BareJid>) {
+    /// Sends a presence change of `user`'s to the watchers allowed to see it: to those served here at once,
+    /// and to the others through the router as one broadcast (each is one delivery either way, in roster order
+    /// per engine). Walks the roster by reference: a watcher served here costs no copy of its address.
+    fn send_to_watchers(&mut self, user: &BareJid, from: &Jid, kind: PresenceKind) {
+        let Some(u) = self.users.get(user) else {
+            return;
+        };
         let mut elsewhere = Vec::new();
-        for w in watchers {
-            if self.is_here(&w) {
-                self.present_here(from.clone(), Jid::Bare(w), kind.clone());
+        for w in u
+            .roster
+            .watchers()
+            .filter(|w| u.policy.shows_presence_to(w))
+        {
+            if serves(&self.config, &self.hosting, w) {
+                present(&self.users, &mut self.outputs, from, w, None, &kind);
             } else {
-                elsewhere.push(w);
+                elsewhere.push(w.clone());
             }
         }
         if !elsewhere.is_empty() {
@@ -306,35 +311,18 @@ impl Engine {
             self.out(Output::Route(Stanza::Presence { from, to, kind }));
             return;
         }
-        self.present_here(from, to, kind);
-    }
-
-    /// Delivers presence to an address served here: the session of a full one, every available session of a
-    /// bare one.
-    fn present_here(&mut self, from: Jid, to: Jid, kind: PresenceKind) {
-        let Some(u) = self.users.get(to.bare()) else {
-            return;
+        let resource = match &to {
+            Jid::Full(f) => Some(f.resource()),
+            Jid::Bare(_) => None,
         };
-        // Written straight into the output queue (a field disjoint from `users`): this runs once per watcher of
-        // every presence change, so it allocates nothing of its own.
-        let outputs = &mut self.outputs;
-        let mut push = |s: &crate::session::Session| {
-            outputs.push_back(Output::Deliver {
-                session: s.id,
-                stanza: Stanza::Presence {
-                    from: from.clone(),
-                    to: Jid::Full(s.jid.clone()),
-                    kind: kind.clone(),
-                },
-            });
-        };
-        match &to {
-            Jid::Full(f) => u
-                .session_by_resource(f.resource())
-                .into_iter()
-                .for_each(&mut push),
-            Jid::Bare(_) => u.available_sessions().for_each(&mut push),
-        }
+        present(
+            &self.users,
+            &mut self.outputs,
+            &from,
+            to.bare(),
+            resource,
+            &kind,
+        );
     }
 
     /// Presence from another domain for a local user.
@@ -381,8 +369,7 @@ impl Engine {
                 let wanted = matches!(to, Jid::Full(_))
                     || u.roster.subscription(from.bare()).receives_from_contact();
                 if wanted {
-                    // `to` is loaded here, so served here.
-                    self.present_here(from, to, kind);
+                    self.send_presence(from, to, kind);
                 }
             }
         }
@@ -470,6 +457,36 @@ impl Engine {
 }
 
 /// Watchers that are shown real presence (subscribed, not blocked, sharing on).
+/// Delivers presence to a user served here: the session with `resource`, or every available one. Over the
+/// engine's fields rather than `&mut self`, so that a broadcast can walk the sender's roster while it pushes;
+/// written straight into the output queue, as this runs once per watcher of every presence change.
+fn present(
+    users: &hashbrown::HashMap<BareJid, Box<super::user::User>>,
+    outputs: &mut std::collections::VecDeque<Output>,
+    from: &Jid,
+    to: &BareJid,
+    resource: Option<&str>,
+    kind: &PresenceKind,
+) {
+    let Some(u) = users.get(to) else {
+        return;
+    };
+    let mut push = |s: &crate::session::Session| {
+        outputs.push_back(Output::Deliver {
+            session: s.id,
+            stanza: Stanza::Presence {
+                from: from.clone(),
+                to: Jid::Full(s.jid.clone()),
+                kind: kind.clone(),
+            },
+        });
+    };
+    match resource {
+        Some(r) => u.session_by_resource(r).into_iter().for_each(&mut push),
+        None => u.available_sessions().for_each(&mut push),
+    }
+}
+
 fn visible_watchers<'a>(
     roster: &'a crate::roster::Roster,
     policy: &'a UserPolicy,
