@@ -455,11 +455,7 @@ impl Engine {
                 call,
             } => self.request(session, request, call),
             Input::FromRemote(stanza) => self.inbound(stanza),
-            Input::FromRemoteBroadcast(b) => {
-                for to in b.to {
-                    self.inbound_presence(b.from.clone(), Jid::Bare(to), b.kind.clone());
-                }
-            }
+            Input::FromRemoteBroadcast(b) => self.inbound_broadcast(b),
             Input::FromRemoteRoom(traffic) => self.remote_room(*traffic),
             Input::Iq { session, iq } => self.iq_from_session(session, iq),
             Input::Interests { session, notify } => self.set_interests(session, notify),

@@ -325,6 +325,20 @@ impl Engine {
         );
     }
 
+    /// A presence from another engine for several users served here: to each, as `inbound_presence` takes a
+    /// broadcast presence (the recipient's roster must say it receives the sender's presence), without a
+    /// stanza per recipient.
+    pub(super) fn inbound_broadcast(&mut self, b: Broadcast) {
+        for to in &b.to {
+            let Some(u) = self.users.get(to) else {
+                continue;
+            };
+            if u.roster.subscription(b.from.bare()).receives_from_contact() {
+                present_to(u, &mut self.outputs, &b.from, None, &b.kind);
+            }
+        }
+    }
+
     /// Presence from another domain for a local user.
     pub(super) fn inbound_presence(&mut self, from: Jid, to: Jid, kind: PresenceKind) {
         let Some(u) = self.users.get(to.bare()) else {
@@ -468,9 +482,19 @@ fn present(
     resource: Option<&str>,
     kind: &PresenceKind,
 ) {
-    let Some(u) = users.get(to) else {
-        return;
-    };
+    if let Some(u) = users.get(to) {
+        present_to(u, outputs, from, resource, kind);
+    }
+}
+
+/// Delivers presence to `u`: the session with `resource`, or every available one.
+fn present_to(
+    u: &super::user::User,
+    outputs: &mut std::collections::VecDeque<Output>,
+    from: &Jid,
+    resource: Option<&str>,
+    kind: &PresenceKind,
+) {
     let mut push = |s: &crate::session::Session| {
         outputs.push_back(Output::Deliver {
             session: s.id,
