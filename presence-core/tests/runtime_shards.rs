@@ -659,7 +659,8 @@ async fn a_contact_signing_in_on_another_shard_sees_the_latest_presence_whatever
 }
 
 /// A presence for several users that another node hands in as one (`Input::FromRemoteBroadcast`) reaches each
-/// of them once, whichever shard serves them, and before what the same sender sends them next.
+/// of them once, whichever shard serves them, and before what the same sender sends them next; with a flush
+/// behind it too.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broadcast_handed_in_reaches_each_recipient_on_every_shard_once() {
     use presence_core::stanza::{Broadcast, PresenceView};
@@ -674,12 +675,19 @@ async fn a_broadcast_handed_in_reaches_each_recipient_on_every_shard_once() {
         extensions: Default::default(),
         avatar: None,
     };
-    hub.submit(Input::FromRemoteBroadcast(Broadcast {
-        from: full(0),
-        kind: PresenceKind::Available(Arc::new(view)),
-        to: (1..USERS).map(user).collect(),
-    }))
-    .expect("queued");
+    let broadcast = |status: &str| {
+        let mut view = view.clone();
+        view.status = Some(status.into());
+        Input::FromRemoteBroadcast(Broadcast {
+            from: full(0),
+            kind: PresenceKind::Available(Arc::new(view)),
+            to: (1..USERS).map(user).collect(),
+        })
+    };
+    hub.submit(broadcast("from afar")).expect("queued");
+    // With a flush behind it, each shard takes it whole and delivers to its own users.
+    hub.submit_and_flush(broadcast("and again"), clients[0].session, 7)
+        .expect("queued");
     for to in 1..USERS {
         hub.submit(message(clients[0].session, to, "end".into()))
             .expect("queued");
@@ -688,7 +696,7 @@ async fn a_broadcast_handed_in_reaches_each_recipient_on_every_shard_once() {
         while c.got.get(&0).and_then(|g| g.last()).map(String::as_str) != Some("end") {
             c.take().await;
         }
-        assert_eq!(c.got[&0], ["from afar", "end"]);
+        assert_eq!(c.got[&0], ["from afar", "and again", "end"]);
     }
     rt.shutdown().await;
 }

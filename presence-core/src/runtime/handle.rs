@@ -13,7 +13,7 @@ use super::sink::{SessionSink, SharedSink, WatchSink};
 use crate::Input;
 use crate::jid::BareJid;
 use crate::session::SessionId;
-use crate::stanza::Stanza;
+use crate::stanza::{Broadcast, Stanza};
 
 /// Work the engine did not take: why, and the input itself, handed back.
 #[derive(Debug, thiserror::Error)]
@@ -126,17 +126,7 @@ impl Handle {
             return self.submit_to(0, &self.queue, input, here);
         };
         let input = match input {
-            // Each shard takes its own users' part; a part refused is handed back (the last, if several are).
-            Input::FromRemoteBroadcast(b) => {
-                let mut result = Ok(());
-                for (shard, part) in router.split(b) {
-                    let part = Input::FromRemoteBroadcast(part);
-                    if let Err(e) = self.submit_to(shard, router.queue(shard), part, here) {
-                        result = Err(e);
-                    }
-                }
-                return result;
-            }
+            Input::FromRemoteBroadcast(b) => return self.submit_broadcast(router, b, here),
             input => input,
         };
         match router.dest(&input) {
@@ -157,6 +147,19 @@ impl Handle {
             }
             Dest::Via { vias, shard, ask } => self.submit_via(router, vias, shard, ask, input),
         }
+    }
+
+    /// Queues each shard's part of a broadcast (its own users) on that shard; a part refused is handed back (the
+    /// last, if several are).
+    fn submit_broadcast(&self, router: &Router, b: Broadcast, here: bool) -> Result<(), Rejected> {
+        let mut result = Ok(());
+        for (shard, part) in router.split(b) {
+            let part = Input::FromRemoteBroadcast(part);
+            if let Err(e) = self.submit_to(shard, router.queue(shard), part, here) {
+                result = Err(e);
+            }
+        }
+        result
     }
 
     /// Queues a watch's input to be relayed to `shard` through the shards in `vias` (see `shards.rs`), behind
@@ -247,6 +250,19 @@ impl Handle {
         session: SessionId,
         token: u64,
     ) -> Result<(), SubmitError> {
+        let input = match (input, &self.router) {
+            // Split by shard as `submit` does; the flush then covers what the session's shard took.
+            (Input::FromRemoteBroadcast(b), Some(router)) => {
+                self.submit_broadcast(router, b, false)
+                    .map_err(|r| r.error)?;
+                let shard = router.session_shard(session).unwrap_or(0);
+                return router
+                    .queue(shard)
+                    .push_control(Msg::Flush(session, token))
+                    .map_err(|(e, _)| e);
+            }
+            (input, _) => input,
+        };
         let queue = match &self.router {
             None => &self.queue,
             Some(router) => {

@@ -732,11 +732,9 @@ impl Router {
                 }
             }
             Input::FromRemote(stanza) => one(self.siblings.stanza_shard(stanza)),
-            // Split by shard before it gets here (`Handle::submit`); one whose recipients all share a shard.
-            Input::FromRemoteBroadcast(b) => {
-                b.to.first()
-                    .map_or(Dest::Nowhere, |to| one(self.siblings.user_shard(to)))
-            }
+            // The handle splits it by shard before it would get here; whole, every shard would deliver to the
+            // recipients it serves (no other is loaded there).
+            Input::FromRemoteBroadcast(_) => Dest::All,
             Input::FromRemoteRoom(traffic) => one(traffic_shard(traffic, &self.siblings.names)),
             Input::Rehome { .. }
             | Input::RoomPlacement { .. }
