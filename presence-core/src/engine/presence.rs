@@ -105,8 +105,6 @@ impl Engine {
         }
         if was_seen {
             self.send_to_watchers(user, &from, PresenceKind::Unavailable);
-        }
-        if was_seen {
             for (sid, jid) in own {
                 if self.sessions.contains_key(&sid) {
                     self.deliver(
