@@ -34,8 +34,7 @@ pub struct PresenceView {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PresenceKind {
     /// Available, with what to show. Shared: one presence change is delivered to every watching session, and
-    /// each delivery holding its own copy cost an allocation (the status) per recipient; a shell may also
-    /// render the view once for all of them (issue 17).
+    /// each delivery holding its own copy cost an allocation (the status) per recipient (issue 17).
     Available(std::sync::Arc<PresenceView>),
     /// Gone (or blocked: polite blocking looks the same).
     Unavailable,

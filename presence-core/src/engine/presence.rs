@@ -283,11 +283,7 @@ impl Engine {
             return;
         };
         let mut elsewhere = Vec::new();
-        for w in u
-            .roster
-            .watchers()
-            .filter(|w| u.policy.shows_presence_to(w))
-        {
+        for w in visible_watchers(&u.roster, &u.policy) {
             if serves(&self.config, &self.hosting, w) {
                 present(&self.users, &mut self.outputs, from, w, None, &kind);
             } else {
@@ -392,9 +388,9 @@ impl Engine {
         let Some(u) = self.users.get_mut(user) else {
             return;
         };
-        let before: Vec<BareJid> = visible_watchers(&u.roster, &u.policy).collect();
+        let before: Vec<BareJid> = visible_watchers(&u.roster, &u.policy).cloned().collect();
         u.policy = policy.clone();
-        let after: Vec<BareJid> = visible_watchers(&u.roster, &u.policy).collect();
+        let after: Vec<BareJid> = visible_watchers(&u.roster, &u.policy).cloned().collect();
         let sessions: Vec<(Jid, Option<Arc<PresenceView>>)> = u
             .available_sessions()
             .map(|s| (Jid::Full(s.jid.clone()), s.last_broadcast.clone()))
@@ -468,7 +464,6 @@ impl Engine {
     }
 }
 
-/// Watchers that are shown real presence (subscribed, not blocked, sharing on).
 /// Delivers presence to a user served here: the session with `resource`, or every available one. Over the
 /// engine's fields rather than `&mut self`, so that a broadcast can walk the sender's roster while it pushes;
 /// written straight into the output queue, as this runs once per watcher of every presence change.
@@ -509,12 +504,10 @@ fn present_to(
     }
 }
 
+/// Watchers that are shown real presence (subscribed, not blocked, sharing on).
 fn visible_watchers<'a>(
     roster: &'a crate::roster::Roster,
     policy: &'a UserPolicy,
-) -> impl Iterator<Item = BareJid> + 'a {
-    roster
-        .watchers()
-        .filter(|w| policy.shows_presence_to(w))
-        .cloned()
+) -> impl Iterator<Item = &'a BareJid> + 'a {
+    roster.watchers().filter(|w| policy.shows_presence_to(w))
 }
